@@ -1,0 +1,1 @@
+"""The ``ams`` command line."""

@@ -1,0 +1,56 @@
+"""What the command groups share: loading keystores and policies, reading and writing data."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+from ams.keys import Keystore
+from ams.policy import PolicyStore
+from ams.protect import Protector
+
+
+def add_keys_options(parser: argparse.ArgumentParser, *, policies: bool = True) -> None:
+    if policies:
+        parser.add_argument("--policies", required=True, type=Path, help="policy directory (*.spl files)")
+    parser.add_argument(
+        "--keystore-conf",
+        type=Path,
+        default=None,
+        help="keystore.conf (default: $MQS_KEYSTORE_CONF, else ~/.mqs/keystore.conf)",
+    )
+
+
+def add_io_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-i", "--input", type=Path, default=None, help="input file (default: standard input)")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="output file (default: standard output)")
+
+
+def parse_time(text: str) -> datetime.datetime:
+    value = datetime.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+
+
+def read_input(path: Path | None) -> bytes:
+    return sys.stdin.buffer.read() if path is None else path.read_bytes()
+
+
+def write_output(path: Path | None, data: bytes) -> None:
+    if path is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        path.write_bytes(data)
+
+
+def protector(args: argparse.Namespace) -> Protector:
+    keystore = Keystore.from_conf(args.keystore_conf)
+    policies = PolicyStore.from_directory(args.policies)
+    return Protector(
+        keystore,
+        policies,
+        allow_deprecated=getattr(args, "allow_deprecated", False),
+        at=getattr(args, "at", None),
+    )

@@ -1,0 +1,40 @@
+"""``ams``: the command line entry point."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ams import __version__
+from ams.cli import demo, inspect, pki, protect
+from ams.errors import AmsError, SecurityError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ams", description="IBM MQ Advanced Message Security in Python")
+    parser.add_argument("--version", action="version", version=f"ams {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in (protect, inspect, pki, demo):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.run(args)
+        return result
+    except SecurityError as error:
+        print(f"ams: refused (MQRC {error.reason}): {error}", file=sys.stderr)
+        return 3
+    except AmsError as error:
+        print(f"ams: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"ams: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

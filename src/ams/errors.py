@@ -1,0 +1,186 @@
+"""One exception tree for the whole library.
+
+Two branches, as h11 separates local and remote protocol errors:
+
+* :class:`UsageError` and :class:`ConfigurationError`: the caller, a policy or a keystore is
+  wrong. Fix the call or the configuration.
+* :class:`SecurityError`: the message or its sender is bad. The message goes to the error
+  queue; the application sees MQ reason 2063.
+
+Every error carries the MQ reason code AMS reports (``reason``), a stable machine-readable
+``code`` and a message that says what was expected, what was found and what to do next.
+"""
+
+from __future__ import annotations
+
+MQRC_SECURITY_ERROR = 2063
+
+
+class AmsError(Exception):
+    """Base of every error this library raises."""
+
+    code: str = "ams_error"
+    reason: int = MQRC_SECURITY_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+# -- the caller or the configuration is wrong -------------------------------------------------
+
+
+class UsageError(AmsError, ValueError):
+    """The library was called wrongly (a programming error)."""
+
+    code = "usage"
+
+
+class DeprecatedAlgorithmError(UsageError):
+    """Writing a deprecated algorithm was asked for without the explicit opt-in."""
+
+    code = "deprecated_algorithm"
+
+
+class ConfigurationError(AmsError):
+    """A policy, keystore or certificate set-up cannot work."""
+
+    code = "configuration"
+
+
+class PolicyError(ConfigurationError):
+    """A policy breaks one of IBM's setmqspl / SET POLICY rules."""
+
+    code = "policy"
+
+
+class DistinguishedNameError(PolicyError):
+    """A distinguished name cannot be parsed."""
+
+    code = "bad_dn"
+
+
+class KeystoreError(ConfigurationError):
+    """A keystore.conf, PKCS#12 or PEM keystore cannot be used."""
+
+    code = "keystore"
+
+
+class RecipientNotFoundError(KeystoreError):
+    """A policy names a recipient whose certificate is not in the sender's keystore."""
+
+    code = "recipient_not_found"
+
+
+class KeyTooWeakError(ConfigurationError):
+    """The identity's key is too small for the policy's algorithm."""
+
+    code = "key_too_weak"
+
+
+# -- the message or its sender is bad ---------------------------------------------------------
+
+
+class SecurityError(AmsError):
+    """A protected message failed a check; it must not be delivered."""
+
+    code = "security"
+
+
+class MalformedMessageError(SecurityError):
+    """The PDMQ header, the MQ header chain or the CMS blob cannot be parsed."""
+
+    code = "malformed"
+
+
+class HeaderContentMismatchError(SecurityError):
+    """The PDMQ header's protection type disagrees with the CMS content it carries."""
+
+    code = "header_content_mismatch"
+
+
+class NotProtectedError(SecurityError):
+    """A policy requires protection but the message is not protected."""
+
+    code = "not_protected"
+
+
+class QopMismatchError(SecurityError):
+    """The message's quality of protection is not acceptable under the queue's policy."""
+
+    code = "qop_mismatch"
+
+
+class SizeMismatchError(SecurityError):
+    """The unprotected payload's length differs from the header's origSize."""
+
+    code = "size_mismatch"
+
+
+class EmptyFlagError(SecurityError):
+    """The empty-message flag contradicts the protected content."""
+
+    code = "empty_flag_mismatch"
+
+
+class AlgorithmTooWeakError(SecurityError):
+    """The message uses a weaker digest or cipher than the policy requires."""
+
+    code = "algorithm_too_weak"
+
+
+class UnsupportedAlgorithmError(SecurityError):
+    """The message uses an algorithm AMS does not define."""
+
+    code = "unsupported_algorithm"
+
+
+class SignerCertificateError(SecurityError):
+    """The SignedData does not carry exactly one usable signer certificate."""
+
+    code = "signer_certificate"
+
+
+class UntrustedSignerError(SecurityError):
+    """The signer's certificate does not chain to a trust anchor of the receiver."""
+
+    code = "untrusted_signer"
+
+
+class CertificateValidityError(SecurityError):
+    """A certificate is expired or not yet valid at the validation time."""
+
+    code = "certificate_validity"
+
+
+class CertificateUsageError(SecurityError):
+    """A certificate's keyUsage, extendedKeyUsage or basicConstraints forbid this use."""
+
+    code = "certificate_usage"
+
+
+class BadSignatureError(SecurityError):
+    """The signature or the message digest does not verify."""
+
+    code = "bad_signature"
+
+
+class UnauthorisedSignerError(SecurityError):
+    """The signer is valid but is not one of the policy's authorised signers."""
+
+    code = "unauthorised_signer"
+
+
+class NotARecipientError(SecurityError):
+    """The message was not encrypted for this identity."""
+
+    code = "not_a_recipient"
+
+
+class DecryptionError(SecurityError):
+    """The content could not be decrypted (wrong key, bad padding, tampered ciphertext)."""
+
+    code = "decryption_failed"

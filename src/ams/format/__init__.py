@@ -1,0 +1,1 @@
+"""The wire format: MQ header chain, PDMQ header and the CMS structures AMS uses."""

@@ -1,0 +1,113 @@
+"""The chain of MQ headers that AMS leaves in the clear (AMS-FORMAT section 1).
+
+A message body may start with headers such as an MQRFH2, each naming the Format of what
+follows. AMS protects only the bytes after the last recognised header, blanks the last Format
+and keeps the original in the PDMQ header. This module walks that chain without copying.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import attrs
+
+from ams.errors import MalformedMessageError
+
+MQFMT_NONE = " " * 8
+MQENC_NATIVE = 546  # what Python writers on x86 and IBM's Java on Linux use
+MQCCSI_UTF8 = 1208
+
+# Format name -> accepted StrucIds (ASCII).
+CLEAR_HEADERS: dict[str, tuple[bytes, ...]] = {
+    "MQHRF2": (b"RFH ",),
+    "MQHRF": (b"RFH ",),
+    "MQHMDE": (b"MDE ",),
+    "MQHWIH": (b"WIH ",),
+    "MQHREF": (b"RMH ",),
+    "MQIMS": (b"IIH ",),
+    "MQCICS": (b"CIH ",),
+    "MQHDIST": (b"DH  ",),
+    "MQDEAD": (b"DLH ",),
+    "MQHEPCF": (b"EPH ",),
+}
+MQDLH_LENGTH = 172
+# Offsets of Encoding, CodedCharSetId and Format: the common layout, and MQDLH's own.
+_COMMON_OFFSETS = (12, 16, 20)
+_DLH_OFFSETS = (100, 104, 108)
+
+
+def integer_order(encoding: int) -> str:
+    """struct byte order for an MQ Encoding: MQENC_INTEGER_REVERSED (2) is little-endian."""
+    return "<" if encoding & 0x0F == 2 else ">"
+
+
+def decode_format(raw: bytes) -> tuple[str, str]:
+    """A Format field as text, with the charset it was written in (``ascii`` or ``cp500``)."""
+    if raw != b"\x40" * 8 and all(0x20 <= b < 0x7F for b in raw):
+        return raw.decode("ascii"), "ascii"
+    return raw.decode("cp500"), "cp500"
+
+
+def encode_format(name: str, charset: str) -> bytes:
+    return name.ljust(8)[:8].encode(charset)
+
+
+@attrs.frozen
+class HeaderChain:
+    """Where the clear headers end and what the last Format field says.
+
+    ``format_offset`` is the offset in the body of the last header's Format field, or None when
+    the last Format is the MQMD's own.
+    """
+
+    payload_offset: int
+    last_format: str
+    format_charset: str
+    format_offset: int | None
+    encoding: int
+    ccsid: int
+    headers: tuple[str, ...]
+
+
+def walk(
+    body: bytes | memoryview, mqmd_format: str, encoding: int = MQENC_NATIVE, ccsid: int = MQCCSI_UTF8
+) -> HeaderChain:
+    """Follow the Format chain from the MQMD through every recognised clear header."""
+    fmt = mqmd_format.ljust(8)[:8]
+    charset = "ascii"
+    format_offset: int | None = None
+    offset = 0
+    names: list[str] = []
+    while fmt.rstrip() in CLEAR_HEADERS:
+        name = fmt.rstrip()
+        if len(body) - offset < 36:
+            raise MalformedMessageError(
+                f"{name} header at offset {offset} is truncated: {len(body) - offset} bytes left"
+            )
+        struc_id = bytes(body[offset : offset + 4])
+        expected = CLEAR_HEADERS[name]
+        if struc_id not in expected and struc_id.decode("cp500", "replace").encode("ascii", "replace") not in expected:
+            raise MalformedMessageError(
+                f"Format {name} at offset {offset} should start a header with StrucId "
+                f"{expected[0]!r}, found {struc_id!r}"
+            )
+        order = integer_order(encoding)
+        if name == "MQDEAD":
+            length = MQDLH_LENGTH
+            enc_off, ccsid_off, fmt_off = _DLH_OFFSETS
+        else:
+            (length,) = struct.unpack_from(order + "i", body, offset + 8)
+            enc_off, ccsid_off, fmt_off = _COMMON_OFFSETS
+        if length < fmt_off + 8 or offset + length > len(body):
+            raise MalformedMessageError(
+                f"{name} header at offset {offset} has StrucLength {length}; expected at least "
+                f"{fmt_off + 8} and at most {len(body) - offset} (the bytes left)"
+            )
+        encoding, ccsid = struct.unpack_from(order + "ii", body, offset + enc_off)
+        # ccsid_off follows enc_off by 4 in both layouts
+        del ccsid_off
+        format_offset = offset + fmt_off
+        fmt, charset = decode_format(bytes(body[format_offset : format_offset + 8]))
+        names.append(name)
+        offset += length
+    return HeaderChain(offset, fmt, charset, format_offset, encoding, ccsid, tuple(names))

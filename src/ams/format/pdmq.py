@@ -1,0 +1,175 @@
+"""The PDMQ header that precedes every AMS-protected payload (AMS-FORMAT section 2)."""
+
+from __future__ import annotations
+
+import struct
+
+import attrs
+
+from ams.algorithms import QualityOfProtection
+from ams.errors import MalformedMessageError
+
+STRUC_ID = b"PDMQ"
+V2_SIZE = 104
+V3_SIZE = 112
+KEY_REUSE_FLAG = 0x20
+HEADER_CCSID = 1208
+ENCODING_NORMAL = 1
+ENCODING_REVERSED = 2
+NAME_SIZE = 48
+
+_COMMON = "4sBBBBiiiiii8s8s8s48s"
+_V3_TAIL = "hhi"
+
+
+@attrs.frozen
+class PdmqHeader:
+    """The fields of a PDMQ header; ``qop`` and ``key_reuse`` are decoded from protType."""
+
+    qop: QualityOfProtection
+    orig_size: int
+    orig_format: str
+    name: str
+    key_reuse: bool = False
+    empty: bool = False
+    encoding: int = ENCODING_NORMAL
+    key_block_size: int = 0
+    iv_block_size: int = 0
+    tag_block_size: int = 0
+    enc_block_size: int = 0
+    dynamic_queue_info: int = 0
+
+    @property
+    def version(self) -> int:
+        return 3 if self.qop is QualityOfProtection.CONFIDENTIALITY else 2
+
+    @property
+    def size(self) -> int:
+        return V3_SIZE if self.version == 3 else V2_SIZE
+
+    @property
+    def prot_type(self) -> int:
+        return self.qop.value | (KEY_REUSE_FLAG if self.key_reuse else 0)
+
+    def pack(self) -> bytes:
+        order = "<" if self.encoding == ENCODING_REVERSED else ">"
+        name = self.name.encode("utf-8")[:NAME_SIZE]
+        fmt = self.orig_format.encode("utf-8")[:8].ljust(8, b" ")
+        flag = (b"\x01" if self.empty else b"\x00").ljust(8, b"\x00")
+        head = struct.pack(
+            order + _COMMON,
+            STRUC_ID,
+            self.version,
+            0,
+            self.encoding,
+            self.dynamic_queue_info,
+            self.size,
+            self.size,
+            self.prot_type,
+            HEADER_CCSID,
+            self.orig_size,
+            self.key_block_size if self.version == 3 else 0,
+            fmt,
+            flag,
+            b"\x00" * 8,
+            name.ljust(NAME_SIZE, b"\x00"),
+        )
+        if self.version == 3:
+            head += struct.pack(order + _V3_TAIL, self.iv_block_size, self.tag_block_size, self.enc_block_size)
+        return head
+
+    @classmethod
+    def unpack(cls, data: bytes | memoryview) -> PdmqHeader:
+        """Parse and check a header; every malformed field is a MalformedMessageError."""
+        if len(data) < V2_SIZE:
+            raise MalformedMessageError(f"PDMQ header truncated: expected at least {V2_SIZE} bytes, found {len(data)}")
+        if bytes(data[:4]) != STRUC_ID:
+            raise MalformedMessageError(f"PDMQ header StrucId: expected b'PDMQ', found {bytes(data[:4])!r}")
+        encoding = data[6]
+        if encoding not in (ENCODING_NORMAL, ENCODING_REVERSED):
+            raise MalformedMessageError(
+                f"PDMQ headerEncoding: expected 1 (big-endian) or 2 (reversed), found {encoding}"
+            )
+        order = "<" if encoding == ENCODING_REVERSED else ">"
+        (
+            _,
+            major,
+            minor,
+            _,
+            dynamic,
+            header_size,
+            data_offset,
+            prot_type,
+            ccsid,
+            orig_size,
+            reserved1,
+            orig_format,
+            flag,
+            _,
+            name,
+        ) = struct.unpack_from(order + _COMMON, data, 0)
+        if major not in (2, 3) or minor != 0:
+            raise MalformedMessageError(
+                f"PDMQ version: expected 2.0 (integrity, privacy) or 3.0 (confidentiality), found {major}.{minor}"
+            )
+        expected_size = V3_SIZE if major == 3 else V2_SIZE
+        if header_size != expected_size or data_offset != expected_size:
+            raise MalformedMessageError(
+                f"PDMQ v{major} headerSize/dataOffset: expected {expected_size}/{expected_size}, "
+                f"found {header_size}/{data_offset}"
+            )
+        if len(data) < expected_size:
+            raise MalformedMessageError(
+                f"PDMQ v{major} header truncated: expected {expected_size} bytes, found {len(data)}"
+            )
+        base = prot_type & ~KEY_REUSE_FLAG
+        expected_qop = {
+            2: (QualityOfProtection.INTEGRITY, QualityOfProtection.PRIVACY),
+            3: (QualityOfProtection.CONFIDENTIALITY,),
+        }[major]
+        qop = next((q for q in expected_qop if q.value == base), None)
+        reuse = bool(prot_type & KEY_REUSE_FLAG)
+        if qop is None or (reuse and major != 3):
+            allowed = " or ".join(f"{q.value} ({q})" for q in expected_qop)
+            raise MalformedMessageError(
+                f"PDMQ v{major} protType: expected {allowed}{' (with 0x20 for key reuse)' if major == 3 else ''}, "
+                f"found {prot_type:#x}"
+            )
+        if ccsid != HEADER_CCSID:
+            raise MalformedMessageError(f"PDMQ headerCCSID: expected {HEADER_CCSID}, found {ccsid}")
+        if orig_size < 1:
+            raise MalformedMessageError(f"PDMQ origSize: expected at least 1, found {orig_size}")
+        try:
+            fmt = orig_format.decode("ascii")
+            queue = name.rstrip(b"\x00").decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedMessageError(
+                f"PDMQ origFormat/name are not text in CCSID 1208: {orig_format!r}, {name!r}"
+            ) from None
+        iv_size = tag_size = enc_size = 0
+        if major == 3:
+            iv_size, tag_size, enc_size = struct.unpack_from(order + _V3_TAIL, data, V2_SIZE)
+            if iv_size not in (8, 16) or tag_size != 0 or reserved1 <= 0 or enc_size <= 0:
+                raise MalformedMessageError(
+                    "PDMQ v3 block sizes: expected keyBlockSize > 0, IVBlockSize 8 or 16, "
+                    f"tagBlockSize 0, EncBlockSize > 0; found {reserved1}, {iv_size}, {tag_size}, {enc_size}"
+                )
+        return cls(
+            qop=qop,
+            orig_size=orig_size,
+            orig_format=fmt,
+            name=queue,
+            key_reuse=reuse,
+            empty=flag[0] == 1,
+            encoding=encoding,
+            key_block_size=reserved1 if major == 3 else 0,
+            iv_block_size=iv_size,
+            tag_block_size=tag_size,
+            enc_block_size=enc_size,
+            dynamic_queue_info=dynamic,
+        )
+
+
+def looks_protected(payload: bytes | memoryview) -> bool:
+    """AMS's test on get: the payload starts with PDMQ and is long enough for a header."""
+    return len(payload) >= V2_SIZE and bytes(payload[:4]) == STRUC_ID

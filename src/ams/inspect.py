@@ -1,0 +1,134 @@
+"""Describe a protected message without unprotecting it: header, QoP, algorithms, signer, recipients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography import x509
+
+from ams.algorithms import QualityOfProtection
+from ams.dn import DistinguishedName
+from ams.errors import MalformedMessageError
+from ams.format import mqheaders
+from ams.format.enveloped import EnvelopedContent, parse_enveloped_data
+from ams.format.oids import ID_SIGNING_TIME
+from ams.format.pdmq import PdmqHeader, looks_protected
+from ams.format.signed import parse_signed_data
+from ams.keys import Keystore
+
+
+def _certificate(certificate: x509.Certificate) -> dict[str, Any]:
+    return {
+        "subject": str(DistinguishedName.from_x509(certificate.subject)),
+        "issuer": str(DistinguishedName.from_x509(certificate.issuer)),
+        "serial": f"{certificate.serial_number:#x}",
+        "not_before": certificate.not_valid_before_utc.isoformat(),
+        "not_after": certificate.not_valid_after_utc.isoformat(),
+    }
+
+
+def _recipients(envelope: EnvelopedContent, keystore: Keystore | None) -> list[dict[str, Any]]:
+    out = []
+    for ref in envelope.recipient_refs():
+        entry: dict[str, Any] = {"id": ref.describe()}
+        if keystore is not None:
+            known = next((c for c in keystore.certificates if ref.matches(c)), None)
+            if known is not None:
+                entry["dn"] = str(DistinguishedName.from_x509(known.subject))
+        out.append(entry)
+    return out
+
+
+def inspect_message(
+    data: bytes,
+    format: str = mqheaders.MQFMT_NONE,
+    *,
+    keystore: Keystore | None = None,
+    encoding: int = mqheaders.MQENC_NATIVE,
+    ccsid: int = mqheaders.MQCCSI_UTF8,
+) -> dict[str, Any]:
+    """A JSON-ready description of a (possibly) protected message."""
+    view = memoryview(data)
+    chain = mqheaders.walk(view, format, encoding, ccsid)
+    payload = view[chain.payload_offset :]
+    report: dict[str, Any] = {
+        "size": len(data),
+        "clear_headers": list(chain.headers),
+        "payload_offset": chain.payload_offset,
+    }
+    if chain.last_format != mqheaders.MQFMT_NONE or not looks_protected(payload):
+        report["protected"] = False
+        report["format"] = chain.last_format.strip()
+        return report
+    header = PdmqHeader.unpack(payload)
+    blob = bytes(payload[header.size :])
+    report.update(
+        {
+            "protected": True,
+            "qop": header.qop.name,
+            "header": {
+                "version": header.version,
+                "encoding": "big-endian" if header.encoding == 1 else "reversed",
+                "size": header.size,
+                "prot_type": f"{header.prot_type:#x}",
+                "key_reuse_flag": header.key_reuse,
+                "orig_size": header.orig_size,
+                "orig_format": header.orig_format.strip(),
+                "empty_flag": header.empty,
+                "name": header.name,
+            },
+            "blob_size": len(blob),
+        }
+    )
+    if header.qop is QualityOfProtection.INTEGRITY:
+        signed = parse_signed_data(blob, wrapped=True)
+        report["signature_algorithm"] = signed.digest_algorithm.label
+        report["certificates"] = len(signed.certificates)
+        if signed.certificates:
+            report["signer"] = _certificate(x509.load_der_x509_certificate(signed.certificates[0]))
+        infos = signed.signed["signer_infos"]
+        if len(infos):
+            for attribute in infos[0]["signed_attrs"]:
+                if attribute["type"].dotted == ID_SIGNING_TIME:
+                    report["signing_time"] = attribute["values"][0].native.isoformat()
+        report["content_size"] = len(signed.content)
+    elif header.qop is QualityOfProtection.PRIVACY:
+        envelope = parse_enveloped_data(blob)
+        report["encryption_algorithm"] = envelope.algorithm.label
+        report["recipients"] = _recipients(envelope, keystore)
+        report["ciphertext_size"] = len(envelope.ciphertext)
+        report["signature_algorithm"] = "(inside the encrypted content)"
+    else:
+        if header.key_block_size > len(blob):
+            raise MalformedMessageError(
+                f"keyBlockSize {header.key_block_size} is larger than the {len(blob)}-byte blob"
+            )
+        envelope = parse_enveloped_data(blob[: header.key_block_size])
+        report["encryption_algorithm"] = envelope.algorithm.label
+        report["recipients"] = _recipients(envelope, keystore)
+        report["key_block_size"] = header.key_block_size
+        report["iv_size"] = header.iv_block_size
+        report["ciphertext_size"] = header.enc_block_size
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as aligned text lines."""
+    lines: list[str] = []
+
+    def emit(key: str, value: Any, indent: int = 0) -> None:
+        pad = " " * indent
+        if isinstance(value, dict):
+            lines.append(f"{pad}{key}:")
+            for k, v in value.items():
+                emit(k, v, indent + 2)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            lines.append(f"{pad}{key}:")
+            for item in value:
+                lines.append(f"{pad}  - " + ", ".join(f"{k}: {v}" for k, v in item.items()))
+        else:
+            lines.append(f"{pad}{key + ':':<22}{value}")
+
+    for key, value in report.items():
+        emit(key, value)
+    return "\n".join(lines)

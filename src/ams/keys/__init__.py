@@ -1,0 +1,6 @@
+"""Keystores, identities and certificate trust."""
+
+from ams.keys.keystore import Identity, Keystore, read_keystore_conf
+from ams.keys.trust import TrustValidator
+
+__all__ = ["Identity", "Keystore", "TrustValidator", "read_keystore_conf"]

@@ -1,0 +1,289 @@
+"""Keystores: this identity's key and certificate, plus trust anchors and recipients' certificates.
+
+Loaded from IBM's ``keystore.conf`` (``pkcs12.*`` or ``pem.*`` keys), a PKCS#12 file, or PEM files.
+Recipients' certificates are found by DN, as AMS finds them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from ams.dn import DistinguishedName
+from ams.errors import KeystoreError, RecipientNotFoundError
+
+
+def describe(certificate: x509.Certificate) -> str:
+    """Subject, issuer, serial and validity of a certificate, for error messages."""
+    return (
+        f"subject {DistinguishedName.from_x509(certificate.subject)}, issuer "
+        f"{DistinguishedName.from_x509(certificate.issuer)}, serial {certificate.serial_number:#x}, "
+        f"valid {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%S} to "
+        f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"
+    )
+
+
+def fingerprint(certificate: x509.Certificate) -> bytes:
+    return certificate.fingerprint(hashes.SHA256())
+
+
+@attrs.frozen
+class Identity:
+    """The local user: an RSA private key and its certificate."""
+
+    certificate: x509.Certificate
+    private_key: rsa.RSAPrivateKey = attrs.field(repr=False)
+
+    @property
+    def dn(self) -> DistinguishedName:
+        return DistinguishedName.from_x509(self.certificate.subject)
+
+    @property
+    def key_size(self) -> int:
+        return self.private_key.key_size
+
+
+def _rsa_identity(key: object, certificate: x509.Certificate, source: str) -> Identity:
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise KeystoreError(
+            f"{source}: the private key for {DistinguishedName.from_x509(certificate.subject)} is "
+            f"{type(key).__name__.lstrip('_')}, but AMS supports RSA keys only: issue an RSA "
+            "certificate (2048 bits or more) for this identity"
+        )
+    public = certificate.public_key()
+    if not isinstance(public, rsa.RSAPublicKey) or public.public_numbers() != key.public_key().public_numbers():
+        raise KeystoreError(
+            f"{source}: the private key does not belong to the certificate "
+            f"{DistinguishedName.from_x509(certificate.subject)}: check that the key and certificate "
+            "files are a pair"
+        )
+    return Identity(certificate, key)
+
+
+class Keystore:
+    """An identity (optional: a sender of confidentiality-only messages needs none) and the
+    certificates it trusts or sends to."""
+
+    def __init__(
+        self,
+        identity: Identity | None,
+        certificates: Iterable[x509.Certificate] = (),
+        *,
+        source: str = "keystore",
+    ) -> None:
+        self.identity = identity
+        self.source = source
+        unique: dict[bytes, x509.Certificate] = {}
+        if identity is not None:
+            unique[fingerprint(identity.certificate)] = identity.certificate
+        for certificate in certificates:
+            unique.setdefault(fingerprint(certificate), certificate)
+        self.certificates: tuple[x509.Certificate, ...] = tuple(unique.values())
+        self._fingerprints = frozenset(unique)
+        self._by_subject: dict[bytes, list[x509.Certificate]] = {}
+        for certificate in self.certificates:
+            self._by_subject.setdefault(certificate.subject.public_bytes(), []).append(certificate)
+
+    def __repr__(self) -> str:
+        who = self.identity.dn if self.identity else "no identity"
+        return f"Keystore({self.source}: {who}, {len(self.certificates)} certificates)"
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pkcs12(cls, path: str | Path, password: str | bytes | None, *, certificate: str | None = None) -> Keystore:
+        """A PKCS#12 file with one private key, its certificate and other certificates."""
+        source = str(path)
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise KeystoreError(f"cannot read PKCS#12 keystore {source!r}: {error.strerror}") from None
+        secret = password.encode() if isinstance(password, str) else password
+        try:
+            bundle = pkcs12.load_pkcs12(data, secret)
+        except ValueError:
+            raise KeystoreError(
+                f"cannot open PKCS#12 keystore {source!r}: wrong password (pkcs12.keystore_pass) or not a PKCS#12 file"
+            ) from None
+        if bundle.key is None or bundle.cert is None:
+            raise KeystoreError(
+                f"PKCS#12 keystore {source!r} holds no private key with its certificate: export the "
+                "identity with its key (for example openssl pkcs12 -export -inkey KEY -in CERT)"
+            )
+        names = [c.friendly_name.decode("utf-8", "replace") for c in [bundle.cert] if c.friendly_name]
+        if certificate is not None and certificate not in names:
+            found = ", ".join(repr(n) for n in names) or "no friendly name"
+            raise KeystoreError(
+                f"PKCS#12 keystore {source!r} has no private key labelled {certificate!r} "
+                f"(pkcs12.certificate); its key is labelled {found}"
+            )
+        identity = _rsa_identity(bundle.key, bundle.cert.certificate, source)
+        return cls(identity, [c.certificate for c in bundle.additional_certs], source=source)
+
+    @classmethod
+    def from_pem(
+        cls,
+        *,
+        private: str | Path | None,
+        public: str | Path | None,
+        password: str | bytes | None = None,
+        certificates: Sequence[str | Path] = (),
+    ) -> Keystore:
+        """PEM files: a private key, its certificate, and bundles or directories of others."""
+        identity = None
+        if private is not None or public is not None:
+            if private is None or public is None:
+                raise KeystoreError("PEM keystore needs both pem.private (the key) and pem.public (its certificate)")
+            secret = password.encode() if isinstance(password, str) else password
+            try:
+                key = serialization.load_pem_private_key(Path(private).read_bytes(), secret)
+            except OSError as error:
+                raise KeystoreError(f"cannot read private key {str(private)!r}: {error.strerror}") from None
+            except (ValueError, TypeError) as error:
+                raise KeystoreError(f"cannot load private key {str(private)!r}: {error} (check pem.password)") from None
+            own = load_certificates(public)
+            if not own:
+                raise KeystoreError(f"no certificate in {str(public)!r} (pem.public)")
+            identity = _rsa_identity(key, own[0], str(private))
+            extra = own[1:]
+        else:
+            extra = []
+        others = list(extra)
+        for location in certificates:
+            others.extend(load_certificates(location))
+        return cls(identity, others, source=str(private or (certificates[0] if certificates else "pem")))
+
+    @classmethod
+    def from_conf(cls, path: str | Path | None = None) -> Keystore:
+        """IBM's keystore.conf (default ``$MQS_KEYSTORE_CONF``, else ``~/.mqs/keystore.conf``)."""
+        conf_path = Path(path) if path is not None else default_conf_path()
+        settings = read_keystore_conf(conf_path)
+        base = conf_path.parent
+
+        def resolve(value: str) -> Path:
+            candidate = Path(os.path.expanduser(value))
+            return candidate if candidate.is_absolute() else base / candidate
+
+        if "pkcs12.keystore" in settings:
+            return cls.from_pkcs12(
+                resolve(settings["pkcs12.keystore"]),
+                _password(settings, "pkcs12.keystore_pass", conf_path),
+                certificate=settings.get("pkcs12.certificate"),
+            )
+        if "pem.private" in settings or "pem.public" in settings or "pem.certificates" in settings:
+            return cls.from_pem(
+                private=resolve(settings["pem.private"]) if "pem.private" in settings else None,
+                public=resolve(settings["pem.public"]) if "pem.public" in settings else None,
+                password=_password(settings, "pem.password", conf_path),
+                certificates=[resolve(v.strip()) for v in settings.get("pem.certificates", "").split(",") if v.strip()],
+            )
+        if "cms.keystore" in settings:
+            raise KeystoreError(
+                f"{conf_path}: cms.keystore (a GSKit .kdb) cannot be read here: export the identity and "
+                "certificates to PKCS#12 with runmqakm -cert -export -db KEY.kdb -stashed -label LABEL "
+                "-target KEY.p12 -target_type pkcs12 -target_pw PASSWORD, then use pkcs12.keystore"
+            )
+        raise KeystoreError(f"{conf_path}: no keystore configured: expected pkcs12.keystore or pem.private/pem.public")
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def contains(self, certificate: x509.Certificate) -> bool:
+        return fingerprint(certificate) in self._fingerprints
+
+    def by_subject(self, name: x509.Name) -> list[x509.Certificate]:
+        return list(self._by_subject.get(name.public_bytes(), ()))
+
+    def find(self, dn: DistinguishedName, *, strict: bool = False) -> list[x509.Certificate]:
+        return [c for c in self.certificates if DistinguishedName.from_x509(c.subject).matches(dn, strict=strict)]
+
+    def recipient(self, dn: DistinguishedName) -> x509.Certificate:
+        """The certificate a policy's recipient DN names; a clear error with near misses if none."""
+        found = self.find(dn)
+        if found:
+            return found[0]
+        near = []
+        for certificate in self.certificates:
+            subject = DistinguishedName.from_x509(certificate.subject)
+            reasons = subject.differences(dn)
+            if len(reasons) <= 2:
+                near.append(f"{subject} ({'; '.join(reasons)})")
+        hint = f"; nearest: {', '.join(near)}" if near else ""
+        raise RecipientNotFoundError(
+            f"no certificate for recipient {dn} in {self.source} ({len(self.certificates)} "
+            f"certificates){hint}: add the recipient's certificate to this keystore or fix the DN "
+            "in the policy"
+        )
+
+    def by_issuer_serial(self, issuer: x509.Name, serial: int) -> x509.Certificate | None:
+        for certificate in self.certificates:
+            if certificate.serial_number == serial and certificate.issuer == issuer:
+                return certificate
+        return None
+
+
+def default_conf_path() -> Path:
+    override = os.environ.get("MQS_KEYSTORE_CONF")
+    if override:
+        return Path(override)
+    return Path.home() / ".mqs" / "keystore.conf"
+
+
+def read_keystore_conf(path: Path) -> dict[str, str]:
+    """``key = value`` lines; prefixes case-insensitive; a duplicate key is an error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise KeystoreError(f"cannot read keystore.conf {str(path)!r}: {error.strerror}") from None
+    settings: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, equals, value = line.partition("=")
+        if not equals:
+            raise KeystoreError(f"{path}:{number}: expected 'key = value', found {line!r}")
+        key = key.strip()
+        prefix, dot, rest = key.partition(".")
+        key = f"{prefix.lower()}{dot}{rest}" if dot else key.lower()
+        if key in settings:
+            raise KeystoreError(f"{path}:{number}: duplicate key {key!r}: IBM treats this as an error; keep one")
+        settings[key] = value.strip()
+    return settings
+
+
+def _password(settings: dict[str, str], key: str, path: Path) -> str | None:
+    value = settings.get(key)
+    if value is not None and value.startswith("<AMS>"):
+        raise KeystoreError(
+            f"{path}: {key} is an <AMS>-protected password, which only IBM's runtime can read: "
+            "put the password in plain text in a file only this user can read (chmod 600)"
+        )
+    return value
+
+
+def load_certificates(location: str | Path) -> list[x509.Certificate]:
+    """Certificates from a PEM bundle, a DER file, or every such file in a directory."""
+    path = Path(location)
+    if path.is_dir():
+        found: list[x509.Certificate] = []
+        for child in sorted(path.iterdir()):
+            if child.is_file() and child.suffix.lower() in (".pem", ".crt", ".cer", ".der"):
+                found.extend(load_certificates(child))
+        return found
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise KeystoreError(f"cannot read certificates from {str(path)!r}: {error.strerror}") from None
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data) if b"CERTIFICATE-----" in data else []
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as error:
+        raise KeystoreError(f"cannot parse certificates in {str(path)!r}: {error}") from None

@@ -1,0 +1,44 @@
+"""The values that protect() and unprotect() hand back."""
+
+from __future__ import annotations
+
+import attrs
+from cryptography import x509
+
+from ams.algorithms import EncryptionAlgorithm, QualityOfProtection, SignatureAlgorithm
+from ams.dn import DistinguishedName
+from ams.format.pdmq import PdmqHeader
+
+
+@attrs.frozen
+class Protected:
+    """A protected message body and the Format its MQMD must carry."""
+
+    body: bytes
+    format: str
+    qop: QualityOfProtection
+
+
+@attrs.frozen
+class Unprotected:
+    """What a receiver gets: the original body and Format, and how the message was protected.
+
+    ``qop`` is the message's protection as received (NONE when it arrived unprotected and the
+    policy tolerates that, or the queue has no policy).
+    """
+
+    body: bytes
+    format: str
+    qop: QualityOfProtection
+    signer: x509.Certificate | None = None
+    signature_algorithm: SignatureAlgorithm | None = None
+    encryption_algorithm: EncryptionAlgorithm | None = None
+    header: PdmqHeader | None = None
+
+    @property
+    def signer_dn(self) -> DistinguishedName | None:
+        return DistinguishedName.from_x509(self.signer.subject) if self.signer else None
+
+    @property
+    def protected(self) -> bool:
+        return self.header is not None

@@ -1,0 +1,151 @@
+"""The policy value: one queue's AMS protection settings, with IBM's validation rules."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import attrs
+
+from ams.algorithms import (
+    KEYREUSE_DISABLED,
+    KEYREUSE_MAX,
+    KEYREUSE_UNLIMITED,
+    EncryptionAlgorithm,
+    QualityOfProtection,
+    SignatureAlgorithm,
+)
+from ams.dn import DistinguishedName
+from ams.errors import PolicyError
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9._/%]{1,48}$")
+
+
+def key_reuse_label(value: int) -> str:
+    if value == KEYREUSE_DISABLED:
+        return "DISABLED"
+    if value == KEYREUSE_UNLIMITED:
+        return "UNLIMITED"
+    return str(value)
+
+
+@attrs.frozen
+class Policy:
+    """One queue's protection, as ``setmqspl`` or ``SET POLICY`` define it.
+
+    ``recipients`` are ``-r`` / RECIP (who can decrypt); ``signers`` are ``-a`` / SIGNER (whose
+    signatures are accepted; empty means any trusted signer). ``key_reuse`` is 0 (DISABLED),
+    -1 (UNLIMITED) or 1..9999999.
+    """
+
+    name: str
+    signature_algorithm: SignatureAlgorithm = SignatureAlgorithm.NONE
+    encryption_algorithm: EncryptionAlgorithm = EncryptionAlgorithm.NONE
+    recipients: tuple[DistinguishedName, ...] = ()
+    signers: tuple[DistinguishedName, ...] = ()
+    tolerate: bool = False
+    key_reuse: int = KEYREUSE_DISABLED
+
+    def __attrs_post_init__(self) -> None:
+        self.validate()
+
+    @classmethod
+    def from_setmqspl(cls, line: str) -> Policy:
+        """The policy a ``setmqspl`` command line sets (``-remove`` is refused here)."""
+        from ams.policy.setmqspl import parse_setmqspl
+
+        command = parse_setmqspl(line)
+        if command.policy is None:
+            raise PolicyError(f"{line!r} removes policy {command.name}; it does not define one")
+        return command.policy
+
+    @property
+    def qop(self) -> QualityOfProtection:
+        signs = self.signature_algorithm is not SignatureAlgorithm.NONE
+        encrypts = self.encryption_algorithm is not EncryptionAlgorithm.NONE
+        if signs and encrypts:
+            return QualityOfProtection.PRIVACY
+        if signs:
+            return QualityOfProtection.INTEGRITY
+        if encrypts:
+            return QualityOfProtection.CONFIDENTIALITY
+        return QualityOfProtection.NONE
+
+    def validate(self) -> None:
+        """Apply IBM's rules; each error names the rule and the offending value."""
+        if not _NAME_RE.match(self.name):
+            raise PolicyError(
+                f"policy name {self.name!r} is not a valid queue name: expected 1 to 48 characters "
+                "from A-Z a-z 0-9 . / _ %"
+            )
+        signs = self.signature_algorithm is not SignatureAlgorithm.NONE
+        encrypts = self.encryption_algorithm is not EncryptionAlgorithm.NONE
+        check_swapped(self)
+        if encrypts and not self.recipients:
+            raise PolicyError(
+                f"policy {self.name}: encryption algorithm {self.encryption_algorithm} needs at least "
+                "one recipient: add -r DN (RECIP) for each identity that must read the queue"
+            )
+        if self.recipients and not encrypts:
+            raise PolicyError(
+                f"policy {self.name}: recipients (-r/RECIP) are given but the encryption algorithm is "
+                "NONE: choose -e AES256 (or another cipher), or remove the -r options"
+            )
+        if self.signers and not signs:
+            raise PolicyError(
+                f"policy {self.name}: authorised signers (-a/SIGNER) are given but the signature "
+                "algorithm is NONE: choose -s SHA256 (or another digest), or remove the -a options"
+            )
+        if self.key_reuse != KEYREUSE_DISABLED:
+            if self.qop is not QualityOfProtection.CONFIDENTIALITY:
+                raise PolicyError(
+                    f"policy {self.name}: key reuse (-c/KEYREUSE) {key_reuse_label(self.key_reuse)} "
+                    f"applies only to confidentiality (-s NONE with -e set); this policy's quality of "
+                    f"protection is {self.qop}: use -c 0"
+                )
+            if not (self.key_reuse == KEYREUSE_UNLIMITED or 1 <= self.key_reuse <= KEYREUSE_MAX):
+                raise PolicyError(
+                    f"policy {self.name}: key reuse {self.key_reuse} is out of range: expected 0 "
+                    f"(DISABLED), * (UNLIMITED) or 1 to {KEYREUSE_MAX}"
+                )
+
+    def to_setmqspl(self, qmgr: str) -> str:
+        """One ``setmqspl`` command with every flag explicit (as ``dspmqspl -export``)."""
+        words = ["setmqspl", "-m", qmgr, "-p", self.name]
+        words += ["-s", self.signature_algorithm.label, "-e", self.encryption_algorithm.label]
+        for dn in self.signers:
+            words += ["-a", str(dn)]
+        for dn in self.recipients:
+            words += ["-r", str(dn)]
+        reuse = "*" if self.key_reuse == KEYREUSE_UNLIMITED else str(self.key_reuse)
+        words += ["-c", reuse, "-t", "1" if self.tolerate else "0"]
+        return shlex.join(words)
+
+
+def check_swapped(policy: Policy, qmgr: str = "QMGR") -> None:
+    """Refuse a policy whose -r and -a look exchanged, and show the corrected command."""
+    encrypts = policy.encryption_algorithm is not EncryptionAlgorithm.NONE
+    signs = policy.signature_algorithm is not SignatureAlgorithm.NONE
+    if encrypts and not policy.recipients and policy.signers:
+        what = (
+            f"encryption algorithm {policy.encryption_algorithm} needs at least one recipient (-r), "
+            f"but the policy names {len(policy.signers)} authorised signer(s) (-a) and no recipient"
+        )
+    elif not encrypts and signs and policy.recipients and not policy.signers:
+        what = (
+            f"recipients (-r) need an encryption algorithm, but -e is NONE while -s is "
+            f"{policy.signature_algorithm} and no authorised signer (-a) is given"
+        )
+    else:
+        return
+    words = ["setmqspl", "-m", qmgr, "-p", policy.name]
+    words += ["-s", policy.signature_algorithm.label, "-e", policy.encryption_algorithm.label]
+    for dn in policy.recipients:
+        words += ["-a", str(dn)]
+    for dn in policy.signers:
+        words += ["-r", str(dn)]
+    raise PolicyError(
+        f"policy {policy.name}: {what}. This looks like -r and -a swapped: in setmqspl -r "
+        "(RECIP) names the recipients who can decrypt and -a (SIGNER) names the authorised "
+        f"signers whose signatures are accepted. Did you mean: {shlex.join(words)}"
+    )

@@ -1,0 +1,543 @@
+"""The Protector: protect() and unprotect() for one open queue handle.
+
+All of AMS's rules live here, in the order IBM's Java client applies them (AMS-FORMAT
+section 6). The Protector does no I/O: bytes in, bytes out. It holds what AMS ties to a queue
+handle: the sender's reusable (key, keyBlock) and the receiver's cached keys, plus caches of
+parsed and validated certificates.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import warnings
+from collections.abc import Mapping
+
+import attrs
+from cryptography import x509
+
+from ams.algorithms import (
+    KEYREUSE_DISABLED,
+    KEYREUSE_UNLIMITED,
+    EncryptionAlgorithm,
+    QualityOfProtection,
+    SignatureAlgorithm,
+)
+from ams.dn import DistinguishedName
+from ams.errors import (
+    AlgorithmTooWeakError,
+    DecryptionError,
+    DeprecatedAlgorithmError,
+    EmptyFlagError,
+    HeaderContentMismatchError,
+    KeystoreError,
+    KeyTooWeakError,
+    MalformedMessageError,
+    NotProtectedError,
+    QopMismatchError,
+    SizeMismatchError,
+    UnauthorisedSignerError,
+)
+from ams.format import der, mqheaders
+from ams.format.enveloped import (
+    EnvelopedContent,
+    RecipientRef,
+    build_enveloped_data,
+    cbc_encrypt,
+    parse_enveloped_data,
+)
+from ams.format.oids import ID_DATA, ID_ENVELOPED_DATA, ID_SIGNED_DATA
+from ams.format.pdmq import PdmqHeader, looks_protected
+from ams.format.signed import SignedContent, SignedDataWriter, parse_signed_data, signed_data_from_content_octets
+from ams.keys.keystore import Identity, Keystore
+from ams.keys.trust import TrustValidator, check_recipient_usage
+from ams.message import Protected, Unprotected
+from ams.policy.model import Policy
+
+MQFMT_STRING = "MQSTR   "
+MQFMT_NONE = mqheaders.MQFMT_NONE
+
+# Which message QoPs each policy QoP accepts (AMS-FORMAT section 6).
+_ACCEPTS: dict[QualityOfProtection, tuple[QualityOfProtection, ...]] = {
+    QualityOfProtection.INTEGRITY: (QualityOfProtection.INTEGRITY, QualityOfProtection.PRIVACY),
+    QualityOfProtection.PRIVACY: (QualityOfProtection.PRIVACY,),
+    QualityOfProtection.CONFIDENTIALITY: (QualityOfProtection.CONFIDENTIALITY,),
+}
+_MIN_KEY_BITS_FOR_LONG_DIGESTS = 769
+_CERTIFICATE_CACHE_SIZE = 256
+
+
+class AmsDeprecationWarning(UserWarning):
+    """A deprecated algorithm (MD5, SHA1, RC2, DES, 3DES) was used to write a message."""
+
+
+@attrs.define
+class ProtectorStats:
+    """Counts of the expensive operations, so tests and benchmarks can see the work done."""
+
+    rsa_private_operations: int = 0
+    key_reuse_hits: int = 0
+    messages_protected: int = 0
+    messages_unprotected: int = 0
+
+
+@attrs.define
+class _SenderKey:
+    algorithm: EncryptionAlgorithm
+    recipients: tuple[x509.Certificate, ...]
+    key: bytes
+    key_block: bytes
+    uses: int = 0
+
+
+class Protector:
+    """Protects and unprotects messages for one open queue handle.
+
+    ``policies`` maps queue names to policies (a :class:`~ams.policy.PolicyStore` or any
+    mapping); queues without a policy pass through untouched. ``allow_deprecated`` opts in to
+    writing MD5, SHA1, RC2, DES and 3DES. ``at`` fixes the validation time (default: now).
+    """
+
+    def __init__(
+        self,
+        keystore: Keystore,
+        policies: Mapping[str, Policy],
+        *,
+        allow_deprecated: bool = False,
+        at: datetime.datetime | None = None,
+        clock_skew: datetime.timedelta = datetime.timedelta(minutes=5),
+    ) -> None:
+        self.keystore = keystore
+        self.policies = policies
+        self.allow_deprecated = allow_deprecated
+        self.at = at
+        self.stats = ProtectorStats()
+        self.trust = TrustValidator(keystore, skew=clock_skew)
+        self._writers: dict[SignatureAlgorithm, SignedDataWriter] = {}
+        self._recipients: dict[Policy, tuple[x509.Certificate, ...]] = {}
+        self._sender_keys: dict[str, _SenderKey] = {}
+        self._receiver_keys: dict[str, tuple[bytes, bytes]] = {}
+        self._certificates: dict[bytes, x509.Certificate] = {}
+
+    def __repr__(self) -> str:
+        return f"Protector({self.keystore!r}, {len(self.policies)} policies)"
+
+    # -- protect ------------------------------------------------------------------------------
+
+    def protect(
+        self,
+        queue: str,
+        body: bytes,
+        format: str = MQFMT_STRING,
+        *,
+        encoding: int = mqheaders.MQENC_NATIVE,
+        ccsid: int = mqheaders.MQCCSI_UTF8,
+        one_shot: bool = False,
+    ) -> bytes:
+        """Protect ``body`` (the message data after the MQMD) for ``queue``.
+
+        When the body has no clear MQ headers the MQMD Format must become MQFMT_NONE (blanks):
+        :meth:`protect_message` returns it alongside the bytes.
+        """
+        return self.protect_message(queue, body, format, encoding=encoding, ccsid=ccsid, one_shot=one_shot).body
+
+    def protect_message(
+        self,
+        queue: str,
+        body: bytes,
+        format: str = MQFMT_STRING,
+        *,
+        encoding: int = mqheaders.MQENC_NATIVE,
+        ccsid: int = mqheaders.MQCCSI_UTF8,
+        one_shot: bool = False,
+    ) -> Protected:
+        """Protect a message; ``one_shot`` is MQPUT1, which never reuses a key."""
+        policy = self.policies.get(queue)
+        if policy is None or policy.qop is QualityOfProtection.NONE:
+            return Protected(bytes(body), format, QualityOfProtection.NONE)
+        self._check_write_algorithms(policy)
+        view = memoryview(body)
+        chain = mqheaders.walk(view, format, encoding, ccsid)
+        payload: bytes | memoryview = view[chain.payload_offset :]
+        empty = len(payload) == 0
+        if empty:
+            payload = b"\x00"
+        qop = policy.qop
+        key_reuse = False
+        key_block_size = iv_size = enc_size = 0
+        if qop is QualityOfProtection.INTEGRITY:
+            blob_parts: list[bytes | memoryview] = [self._writer(policy).content_info(payload)]
+        elif qop is QualityOfProtection.PRIVACY:
+            parts = self._writer(policy).content_parts(payload)
+            blob, _ = build_enveloped_data(
+                self._recipient_certificates(policy), policy.encryption_algorithm, ID_SIGNED_DATA, parts
+            )
+            blob_parts = [blob]
+        else:
+            key, key_block = self._confidentiality_key(queue, policy, one_shot)
+            key_reuse = policy.key_reuse != KEYREUSE_DISABLED
+            spec = policy.encryption_algorithm.spec
+            iv = os.urandom(spec.block_size)
+            ciphertext = cbc_encrypt(policy.encryption_algorithm, key, iv, [payload])
+            key_block_size, iv_size, enc_size = len(key_block), len(iv), len(ciphertext)
+            blob_parts = [key_block, iv, ciphertext]
+        header = PdmqHeader(
+            qop=qop,
+            orig_size=len(payload),
+            orig_format=chain.last_format,
+            name=queue,
+            key_reuse=key_reuse,
+            empty=empty,
+            key_block_size=key_block_size,
+            iv_block_size=iv_size,
+            enc_block_size=enc_size,
+        ).pack()
+        self.stats.messages_protected += 1
+        if chain.format_offset is None:
+            return Protected(b"".join([header, *blob_parts]), MQFMT_NONE, qop)
+        blank = mqheaders.encode_format(MQFMT_NONE, chain.format_charset)
+        out = b"".join(
+            [
+                view[: chain.format_offset],
+                blank,
+                view[chain.format_offset + 8 : chain.payload_offset],
+                header,
+                *blob_parts,
+            ]
+        )
+        return Protected(out, format, qop)
+
+    def _check_write_algorithms(self, policy: Policy) -> None:
+        for algorithm in (policy.signature_algorithm, policy.encryption_algorithm):
+            if algorithm.deprecated:
+                if not self.allow_deprecated:
+                    raise DeprecatedAlgorithmError(
+                        f"policy {policy.name} asks for {algorithm}, which is deprecated; writing it "
+                        "needs an explicit opt-in (Protector(..., allow_deprecated=True) or "
+                        "--allow-deprecated). Prefer SHA256 or stronger and AES128/AES256"
+                    )
+                warnings.warn(
+                    f"writing deprecated algorithm {algorithm} for policy {policy.name}",
+                    AmsDeprecationWarning,
+                    stacklevel=4,
+                )
+
+    def _identity(self, why: str) -> Identity:
+        identity = self.keystore.identity
+        if identity is None:
+            raise KeystoreError(f"{why} needs a private key, but {self.keystore.source} has no identity")
+        return identity
+
+    def _writer(self, policy: Policy) -> SignedDataWriter:
+        algorithm = policy.signature_algorithm
+        writer = self._writers.get(algorithm)
+        if writer is None:
+            identity = self._identity(f"signing for policy {policy.name}")
+            if (
+                algorithm in (SignatureAlgorithm.SHA384, SignatureAlgorithm.SHA512)
+                and identity.key_size < _MIN_KEY_BITS_FOR_LONG_DIGESTS
+            ):
+                raise KeyTooWeakError(
+                    f"policy {policy.name} signs with {algorithm}, which needs an RSA key longer than "
+                    f"768 bits; {identity.dn} has {identity.key_size} bits: use SHA256 or a longer key"
+                )
+            writer = SignedDataWriter(identity, algorithm)
+            self._writers[algorithm] = writer
+        return writer
+
+    def _recipient_certificates(self, policy: Policy) -> tuple[x509.Certificate, ...]:
+        certificates = self._recipients.get(policy)
+        if certificates is None:
+            found = []
+            for dn in policy.recipients:
+                certificate = self.keystore.recipient(dn)
+                check_recipient_usage(certificate)
+                found.append(certificate)
+            certificates = tuple(found)
+            self._recipients[policy] = certificates
+        return certificates
+
+    def _confidentiality_key(self, queue: str, policy: Policy, one_shot: bool) -> tuple[bytes, bytes]:
+        recipients = self._recipient_certificates(policy)
+        algorithm = policy.encryption_algorithm
+        reusable = not one_shot and policy.key_reuse != KEYREUSE_DISABLED
+        state = self._sender_keys.get(queue) if reusable else None
+        if state is not None and (
+            state.algorithm is not algorithm
+            or state.recipients != recipients
+            or (policy.key_reuse != KEYREUSE_UNLIMITED and state.uses >= policy.key_reuse)
+        ):
+            state = None
+        if state is None:
+            key = os.urandom(algorithm.spec.key_size)
+            key_block, _ = build_enveloped_data(recipients, algorithm, ID_DATA, [key])
+            state = _SenderKey(algorithm, recipients, key, key_block)
+            if reusable:
+                self._sender_keys[queue] = state
+        state.uses += 1
+        return state.key, state.key_block
+
+    # -- unprotect ----------------------------------------------------------------------------
+
+    def unprotect(
+        self,
+        queue: str,
+        data: bytes,
+        format: str = MQFMT_NONE,
+        *,
+        encoding: int = mqheaders.MQENC_NATIVE,
+        ccsid: int = mqheaders.MQCCSI_UTF8,
+        at: datetime.datetime | None = None,
+    ) -> Unprotected:
+        """Check and unprotect a message got from ``queue``; any failure raises SecurityError.
+
+        ``format``, ``encoding`` and ``ccsid`` are the MQMD's. No plaintext is returned from a
+        message that failed any check.
+        """
+        policy = self.policies.get(queue)
+        view = memoryview(data)
+        chain = mqheaders.walk(view, format, encoding, ccsid)
+        payload = view[chain.payload_offset :]
+        is_protected = chain.last_format == MQFMT_NONE and looks_protected(payload)
+        if policy is None or policy.qop is QualityOfProtection.NONE:
+            return Unprotected(bytes(data), format, QualityOfProtection.NONE)
+        if not is_protected:
+            if policy.tolerate:
+                return Unprotected(bytes(data), format, QualityOfProtection.NONE)
+            found = (
+                "a blank Format but no PDMQ header"
+                if chain.last_format == MQFMT_NONE
+                else f"Format {chain.last_format.strip()!r}"
+            )
+            raise NotProtectedError(
+                f"queue {queue} requires {policy.qop} (policy: -s {policy.signature_algorithm} "
+                f"-e {policy.encryption_algorithm}) but the message is not protected: expected "
+                f"a blank Format followed by a PDMQ header, found {found}. "
+                "Check that the sender has AMS (and this policy) enabled, or set -t 1 to tolerate"
+            )
+        header = PdmqHeader.unpack(payload)
+        if header.qop not in _ACCEPTS[policy.qop]:
+            raise QopMismatchError(
+                f"queue {queue}'s policy requires {policy.qop} but the message is protected with "
+                f"{header.qop}: the sender's policy for {header.name or queue} differs from the receiver's; "
+                "make both sides use the same setmqspl policy"
+            )
+        blob = payload[header.size :]
+        when = at or self.at or datetime.datetime.now(datetime.UTC)
+        signer: x509.Certificate | None = None
+        signed: SignedContent | None = None
+        content: bytes | memoryview
+        encryption: EncryptionAlgorithm | None = None
+        if header.qop is QualityOfProtection.INTEGRITY:
+            self._expect_content(blob, ID_SIGNED_DATA, header, whole=True)
+            signed = parse_signed_data(bytes(blob), wrapped=True)
+        elif header.qop is QualityOfProtection.PRIVACY:
+            self._expect_content(blob, ID_ENVELOPED_DATA, header, whole=True)
+            envelope = parse_enveloped_data(bytes(blob))
+            if envelope.content_type != ID_SIGNED_DATA:
+                raise HeaderContentMismatchError(
+                    f"PDMQ header says PRIVACY, so the envelope must hold signedData ({ID_SIGNED_DATA}); "
+                    f"it holds {envelope.content_type}"
+                )
+            encryption = envelope.algorithm
+            self._check_cipher_strength(policy, envelope.algorithm)
+            identity = self._identity("decrypting a privacy message")
+            key = self._unwrap(envelope, identity)
+            plaintext = envelope.decrypt(key, what="privacy content")
+            signed = _parse_privacy_plaintext(plaintext)
+        else:
+            content, encryption = self._open_confidential(queue, policy, header, blob)
+        if signed is not None:
+            self._check_digest_strength(policy, signed.digest_algorithm)
+            signer = self._check_signer(policy, signed, when)
+            content = signed.content
+        if len(content) != header.orig_size:
+            raise SizeMismatchError(
+                f"unprotected payload is {len(content)} bytes but the PDMQ header's origSize says "
+                f"{header.orig_size}: the header or the message was changed"
+            )
+        if header.empty:
+            if bytes(content) != b"\x00":
+                raise EmptyFlagError(
+                    "the PDMQ empty-message flag is set, so the content must be the single byte 0x00; "
+                    f"found {len(content)} byte(s) starting {bytes(content[:8]).hex()}"
+                )
+            content = b""
+        self.stats.messages_unprotected += 1
+        restored = self._restore(view, chain, header, content, format)
+        return Unprotected(
+            body=restored[1],
+            format=restored[0],
+            qop=header.qop,
+            signer=signer,
+            signature_algorithm=signed.digest_algorithm if signed is not None else None,
+            encryption_algorithm=encryption,
+            header=header,
+        )
+
+    @staticmethod
+    def _restore(
+        view: memoryview, chain: mqheaders.HeaderChain, header: PdmqHeader, content: bytes | memoryview, format: str
+    ) -> tuple[str, bytes]:
+        if chain.format_offset is None:
+            return header.orig_format, bytes(content)
+        original = mqheaders.encode_format(header.orig_format, chain.format_charset)
+        body = b"".join(
+            [
+                view[: chain.format_offset],
+                original,
+                view[chain.format_offset + 8 : chain.payload_offset],
+                content,
+            ]
+        )
+        return format, body
+
+    @staticmethod
+    def _expect_content(blob: memoryview, expected: str, header: PdmqHeader, *, whole: bool) -> int:
+        try:
+            found, length = der.content_type(blob)
+        except ValueError as error:
+            raise MalformedMessageError(
+                f"the {header.qop} blob after the PDMQ header is not a DER ContentInfo: {error}"
+            ) from None
+        if found != expected:
+            raise HeaderContentMismatchError(
+                f"PDMQ header says {header.qop}, which carries a ContentInfo of type {expected}, "
+                f"but the blob holds {found}"
+            )
+        if whole and length != len(blob):
+            raise MalformedMessageError(
+                f"{len(blob) - length} unexpected bytes after the {header.qop} ContentInfo ({length} bytes)"
+            )
+        return length
+
+    def _check_digest_strength(self, policy: Policy, found: SignatureAlgorithm) -> None:
+        required = policy.signature_algorithm
+        if found.value < required.value:
+            raise AlgorithmTooWeakError(
+                f"the message is signed with {found}, weaker than the policy's {required} for queue "
+                f"{policy.name} (strength MD5 < SHA1 < SHA256 < SHA384 < SHA512): the sender must use "
+                f"{required} or stronger"
+            )
+
+    def _check_cipher_strength(self, policy: Policy, found: EncryptionAlgorithm) -> None:
+        required = policy.encryption_algorithm
+        if found.value < required.value:
+            raise AlgorithmTooWeakError(
+                f"the message is encrypted with {found}, weaker than the policy's {required} for queue "
+                f"{policy.name} (strength RC2 < DES < 3DES < AES128 < AES256): the sender must use "
+                f"{required} or stronger"
+            )
+
+    def _describe_recipient(self, ref: RecipientRef) -> str:
+        if ref.issuer is not None and ref.serial is not None:
+            for certificate in self.keystore.certificates:
+                if ref.matches(certificate):
+                    return f"{DistinguishedName.from_x509(certificate.subject)} ({ref.describe()})"
+        return ref.describe()
+
+    def _unwrap(self, envelope: EnvelopedContent, identity: Identity) -> bytes:
+        def count() -> None:
+            self.stats.rsa_private_operations += 1
+
+        return envelope.unwrap_key(
+            identity.certificate,
+            identity.private_key,
+            describe_recipient=self._describe_recipient,
+            on_rsa=count,
+        )
+
+    def _open_confidential(
+        self, queue: str, policy: Policy, header: PdmqHeader, blob: memoryview
+    ) -> tuple[memoryview, EncryptionAlgorithm]:
+        expected = header.key_block_size + header.iv_block_size + header.enc_block_size
+        if expected != len(blob):
+            raise MalformedMessageError(
+                f"PDMQ v3 sizes keyBlock {header.key_block_size} + IV {header.iv_block_size} + "
+                f"ciphertext {header.enc_block_size} = {expected} bytes, but {len(blob)} follow the header"
+            )
+        key_block = bytes(blob[: header.key_block_size])
+        self._expect_content(memoryview(key_block), ID_ENVELOPED_DATA, header, whole=True)
+        envelope = parse_enveloped_data(key_block)
+        if envelope.content_type != ID_DATA:
+            raise HeaderContentMismatchError(
+                f"the CONFIDENTIALITY key block must hold id-data ({ID_DATA}), found {envelope.content_type}"
+            )
+        algorithm = envelope.algorithm
+        self._check_cipher_strength(policy, algorithm)
+        if header.iv_block_size != algorithm.spec.block_size:
+            raise MalformedMessageError(
+                f"PDMQ IVBlockSize {header.iv_block_size} does not match {algorithm}'s block size "
+                f"{algorithm.spec.block_size}"
+            )
+        cached = self._receiver_keys.get(queue) if header.key_reuse else None
+        if cached is not None and cached[0] == key_block:
+            key = cached[1]
+            self.stats.key_reuse_hits += 1
+        else:
+            identity = self._identity("decrypting a confidentiality message")
+            content_key = self._unwrap(envelope, identity)
+            key = bytes(envelope.decrypt(content_key, what="confidentiality key block"))
+            if len(key) != algorithm.spec.key_size:
+                raise DecryptionError(
+                    f"the key block holds a {len(key)}-byte key; {algorithm} needs {algorithm.spec.key_size}"
+                )
+            if header.key_reuse:
+                self._receiver_keys[queue] = (key_block, key)
+        iv_start = header.key_block_size
+        iv = bytes(blob[iv_start : iv_start + header.iv_block_size])
+        ciphertext = blob[iv_start + header.iv_block_size :]
+        from ams.format.enveloped import cbc_decrypt
+
+        content = cbc_decrypt(algorithm, key, iv, ciphertext, what="confidentiality payload")
+        return content, algorithm
+
+    def _certificate(self, encoded: bytes) -> x509.Certificate:
+        certificate = self._certificates.get(encoded)
+        if certificate is None:
+            try:
+                certificate = x509.load_der_x509_certificate(encoded)
+            except ValueError as error:
+                raise MalformedMessageError(f"the signer certificate cannot be parsed: {error}") from None
+            if len(self._certificates) >= _CERTIFICATE_CACHE_SIZE:
+                self._certificates.clear()
+            self._certificates[encoded] = certificate
+        return certificate
+
+    def _check_signer(self, policy: Policy, signed: SignedContent, when: datetime.datetime) -> x509.Certificate:
+        certificate = signed.signer_certificate(self._certificate)
+        self.trust.validate(certificate, when)
+        signed.verify(certificate)
+        if policy.signers:
+            subject = DistinguishedName.from_x509(certificate.subject)
+            if not any(subject.matches(allowed) for allowed in policy.signers):
+                near = [f"{allowed} ({'; '.join(subject.differences(allowed))})" for allowed in policy.signers]
+                raise UnauthorisedSignerError(
+                    f"the message is signed by {subject} (issuer "
+                    f"{DistinguishedName.from_x509(certificate.issuer)}), who is not an authorised "
+                    f"signer (-a) for queue {policy.name}; the policy allows: {', '.join(near)}. Add "
+                    "the signer's DN with -a if it should be accepted"
+                )
+        return certificate
+
+
+def _parse_privacy_plaintext(plaintext: memoryview) -> SignedContent:
+    """The decrypted privacy content: SignedData content octets (what AMS writes).
+
+    Also accepted, because some CMS libraries encrypt them: a whole SignedData SEQUENCE or a
+    whole ContentInfo(signedData).
+    """
+    if len(plaintext) and plaintext[0] == der.INTEGER:
+        return parse_signed_data(signed_data_from_content_octets(bytes(plaintext)), wrapped=False)
+    if len(plaintext) and plaintext[0] == der.SEQUENCE:
+        data = bytes(plaintext)
+        try:
+            found, _ = der.content_type(data)
+        except ValueError:
+            found = ""
+        if found == ID_SIGNED_DATA:
+            return parse_signed_data(data, wrapped=True)
+        return parse_signed_data(data, wrapped=False)
+    raise MalformedMessageError(
+        "the decrypted privacy content is not SignedData: the content key is wrong or the ciphertext was changed"
+    )

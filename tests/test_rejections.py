@@ -1,0 +1,323 @@
+"""Every accepted case has its rejected twin: each check of AMS-FORMAT section 6."""
+
+from __future__ import annotations
+
+import datetime
+import struct
+from pathlib import Path
+
+import pytest
+from asn1crypto import cms as asn1_cms
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+import ams
+from ams.pki import Issued
+from tests.conftest import Pki, store
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def policies(pki: Pki) -> ams.PolicyStore:
+    return store(
+        f'setmqspl -m QM -p INT.Q -s SHA256 -a "{pki.dn("alice")}"',
+        "setmqspl -m QM -p ANYSIGNER.Q -s SHA256",
+        f'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "{pki.dn("bob")}" -a "{pki.dn("alice")}"',
+        f'setmqspl -m QM -p CONF.Q -e AES256 -r "{pki.dn("bob")}"',
+        "setmqspl -m QM -p TOL.Q -s SHA256 -t 1",
+    )
+
+
+def _protector(pki: Pki, name: str, policies: ams.PolicyStore, **options: object) -> ams.Protector:
+    return ams.Protector(pki.keystore(name), policies, **options)  # type: ignore[arg-type]
+
+
+def test_unauthorised_signer_is_refused_and_authorised_one_accepted(pki: Pki, policies: ams.PolicyStore) -> None:
+    bob = _protector(pki, "bob", policies)
+    accepted = bob.unprotect("INT.Q", _protector(pki, "alice", policies).protect("INT.Q", b"hi"))
+    assert accepted.body == b"hi"
+    with pytest.raises(ams.UnauthorisedSignerError) as caught:
+        bob.unprotect("INT.Q", _protector(pki, "carol", policies).protect("INT.Q", b"hi"))
+    assert pki.dn("carol") in str(caught.value) and pki.dn("alice") in str(caught.value)
+    assert caught.value.reason == 2063
+    assert caught.value.code == "unauthorised_signer"
+
+
+def test_signer_dn_matches_case_and_space_insensitively(pki: Pki) -> None:
+    relaxed = store('setmqspl -m QM -p INT.Q -s SHA256 -a "cn=ALICE, o=ams,  c=gb"')
+    data = _protector(pki, "alice", relaxed).protect("INT.Q", b"hi")
+    assert _protector(pki, "bob", relaxed).unprotect("INT.Q", data).body == b"hi"
+    reordered = store('setmqspl -m QM -p INT.Q -s SHA256 -a "C=GB,O=AMS,CN=alice"')
+    with pytest.raises(ams.UnauthorisedSignerError, match="different order"):
+        _protector(pki, "bob", reordered).unprotect("INT.Q", data)
+
+
+@pytest.mark.parametrize("queue", ["PRIV.Q", "CONF.Q"])
+def test_reader_not_a_recipient_is_told_who_is(pki: Pki, policies: ams.PolicyStore, queue: str) -> None:
+    data = _protector(pki, "alice", policies).protect(queue, b"for bob")
+    assert _protector(pki, "bob", policies).unprotect(queue, data).body == b"for bob"
+    with pytest.raises(ams.NotARecipientError) as caught:
+        _protector(pki, "carol", policies).unprotect(queue, data)
+    text = str(caught.value)
+    assert pki.dn("bob") in text and pki.dn("carol") in text
+
+
+QOP_QUEUES = {
+    ams.QoP.INTEGRITY: "setmqspl -m QM -p Q -s SHA256",
+    ams.QoP.PRIVACY: 'setmqspl -m QM -p Q -s SHA256 -e AES256 -r "{bob}"',
+    ams.QoP.CONFIDENTIALITY: 'setmqspl -m QM -p Q -e AES256 -r "{bob}"',
+}
+ACCEPTS = {
+    (ams.QoP.INTEGRITY, ams.QoP.INTEGRITY),
+    (ams.QoP.INTEGRITY, ams.QoP.PRIVACY),
+    (ams.QoP.PRIVACY, ams.QoP.PRIVACY),
+    (ams.QoP.CONFIDENTIALITY, ams.QoP.CONFIDENTIALITY),
+}
+
+
+@pytest.mark.parametrize("policy_qop", list(QOP_QUEUES))
+@pytest.mark.parametrize("message_qop", list(QOP_QUEUES))
+def test_qop_matrix(pki: Pki, policy_qop: ams.QoP, message_qop: ams.QoP) -> None:
+    sender = store(QOP_QUEUES[message_qop].format(bob=pki.dn("bob")))
+    receiver = store(QOP_QUEUES[policy_qop].format(bob=pki.dn("bob")))
+    data = _protector(pki, "alice", sender).protect("Q", b"matrix")
+    bob = _protector(pki, "bob", receiver)
+    if (policy_qop, message_qop) in ACCEPTS:
+        assert bob.unprotect("Q", data).body == b"matrix"
+    else:
+        with pytest.raises(ams.QopMismatchError) as caught:
+            bob.unprotect("Q", data)
+        assert policy_qop.name in str(caught.value) and message_qop.name in str(caught.value)
+
+
+def test_no_policy_returns_protected_message_as_is(pki: Pki, policies: ams.PolicyStore) -> None:
+    data = _protector(pki, "alice", policies).protect("PRIV.Q", b"x")
+    message = _protector(pki, "bob", ams.PolicyStore()).unprotect("PRIV.Q", data)
+    assert message.body == data and message.qop is ams.QoP.NONE
+
+
+def test_unprotected_message_refused_unless_tolerated(pki: Pki, policies: ams.PolicyStore) -> None:
+    bob = _protector(pki, "bob", policies)
+    with pytest.raises(ams.NotProtectedError, match="not protected"):
+        bob.unprotect("ANYSIGNER.Q", b"plain", "MQSTR")
+    tolerated = bob.unprotect("TOL.Q", b"plain", "MQSTR")
+    assert (tolerated.body, tolerated.format, tolerated.qop) == (b"plain", "MQSTR", ams.QoP.NONE)
+    # a protected message on a tolerating queue is still checked
+    signed = _protector(pki, "alice", policies).protect("TOL.Q", b"signed")
+    assert bob.unprotect("TOL.Q", signed).body == b"signed"
+    with pytest.raises(ams.SecurityError):
+        bob.unprotect("TOL.Q", signed[:-1] + bytes([signed[-1] ^ 1]))
+
+
+def test_weaker_digest_refused_stronger_accepted(pki: Pki) -> None:
+    receiver = store("setmqspl -m QM -p Q -s SHA256")
+    bob = _protector(pki, "bob", receiver)
+    strong = _protector(pki, "alice", store("setmqspl -m QM -p Q -s SHA512")).protect("Q", b"x")
+    assert bob.unprotect("Q", strong).signature_algorithm is ams.SignatureAlgorithm.SHA512
+    weak = _protector(pki, "alice", store("setmqspl -m QM -p Q -s SHA1"), allow_deprecated=True).protect("Q", b"x")
+    with pytest.raises(ams.AlgorithmTooWeakError, match="SHA1, weaker than the policy's SHA256"):
+        bob.unprotect("Q", weak)
+
+
+@pytest.mark.parametrize("queue_line", ["-s SHA256 -e {cipher}", "-e {cipher}"])
+def test_weaker_cipher_refused_stronger_accepted(pki: Pki, queue_line: str) -> None:
+    bob_dn = pki.dn("bob")
+
+    def policies(cipher: str) -> ams.PolicyStore:
+        return store(f'setmqspl -m QM -p Q {queue_line.format(cipher=cipher)} -r "{bob_dn}"')
+
+    bob = _protector(pki, "bob", policies("AES128"))
+    strong = _protector(pki, "alice", policies("AES256")).protect("Q", b"x")
+    assert bob.unprotect("Q", strong).encryption_algorithm is ams.EncryptionAlgorithm.AES256
+    weak = _protector(pki, "alice", policies("3DES"), allow_deprecated=True).protect("Q", b"x")
+    with pytest.raises(ams.AlgorithmTooWeakError, match="3DES, weaker than the policy's AES128"):
+        bob.unprotect("Q", weak)
+
+
+def test_untrusted_signer_refused_until_its_ca_is_trusted(pki: Pki, policies: ams.PolicyStore) -> None:
+    mallory = ams.Protector(
+        ams.Keystore(ams.Identity(pki.mallory.certificate, pki.mallory.key), [pki.foreign_ca.certificate]), policies
+    )
+    data = mallory.protect("ANYSIGNER.Q", b"from abroad")
+    with pytest.raises(ams.UntrustedSignerError) as caught:
+        _protector(pki, "bob", policies).unprotect("ANYSIGNER.Q", data)
+    assert "CN=mallory,O=ELSEWHERE,C=US" in str(caught.value) and "CN=Test CA" in str(caught.value)
+    trusting = ams.Protector(pki.keystore("bob", extra=(pki.foreign_ca,)), policies)
+    assert trusting.unprotect("ANYSIGNER.Q", data).body == b"from abroad"
+
+
+def test_self_signed_signer_trusted_only_when_in_keystore(pki: Pki, policies: ams.PolicyStore) -> None:
+    from ams.pki import make_ca, new_key
+
+    key = new_key()
+    own = make_ca("CN=selfie,O=AMS,C=GB", key=key)
+    # make an end-entity self-signed certificate: issue() with itself as the CA
+    from ams.pki import issue
+
+    selfie = issue(Issued(key, own.certificate), "CN=selfie,O=AMS,C=GB", key=key)
+    sender = ams.Protector(ams.Keystore(ams.Identity(selfie.certificate, key)), policies)
+    data = sender.protect("ANYSIGNER.Q", b"me")
+    with pytest.raises(ams.UntrustedSignerError):
+        _protector(pki, "bob", policies).unprotect("ANYSIGNER.Q", data)
+    bob = ams.Protector(ams.Keystore(pki.keystore("bob").identity, [pki.ca.certificate, selfie.certificate]), policies)
+    assert bob.unprotect("ANYSIGNER.Q", data).body == b"me"
+
+
+def _sender_with(pki: Pki, issued: Issued, policies: ams.PolicyStore) -> ams.Protector:
+    return ams.Protector(ams.Keystore(ams.Identity(issued.certificate, issued.key), [pki.ca.certificate]), policies)
+
+
+def test_expired_and_not_yet_valid_signers(pki: Pki, policies: ams.PolicyStore, make_issued: object) -> None:
+    start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    old = make_issued("CN=old,O=AMS,C=GB", not_before=start, days=30)  # type: ignore[operator]
+    data = _sender_with(pki, old, policies).protect("ANYSIGNER.Q", b"old news")
+    bob = _protector(pki, "bob", policies)
+    with pytest.raises(ams.CertificateValidityError, match="expired") as caught:
+        bob.unprotect("ANYSIGNER.Q", data)
+    assert "CN=old,O=AMS,C=GB" in str(caught.value) and "2020-01-31" in str(caught.value)
+    assert bob.unprotect("ANYSIGNER.Q", data, at=start + datetime.timedelta(days=10)).body == b"old news"
+    with pytest.raises(ams.CertificateValidityError, match="not yet valid"):
+        bob.unprotect("ANYSIGNER.Q", data, at=start - datetime.timedelta(days=10))
+
+
+def test_signer_key_usage_and_ca_flag(pki: Pki, policies: ams.PolicyStore, make_issued: object) -> None:
+    encipher_only = x509.KeyUsage(
+        digital_signature=False,
+        content_commitment=False,
+        key_encipherment=True,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    bad_usage = make_issued("CN=noSign,O=AMS,C=GB", key_usage=encipher_only)  # type: ignore[operator]
+    a_ca = make_issued("CN=subCA,O=AMS,C=GB", ca_flag=True)  # type: ignore[operator]
+    no_email = make_issued(  # type: ignore[operator]
+        "CN=tls,O=AMS,C=GB", extended_key_usage=[x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]
+    )
+    bob = _protector(pki, "bob", policies)
+    with pytest.raises(ams.CertificateUsageError, match="digitalSignature or nonRepudiation"):
+        bob.unprotect("ANYSIGNER.Q", _sender_with(pki, bad_usage, policies).protect("ANYSIGNER.Q", b"x"))
+    with pytest.raises(ams.CertificateUsageError, match="CA certificate"):
+        bob.unprotect("ANYSIGNER.Q", _sender_with(pki, a_ca, policies).protect("ANYSIGNER.Q", b"x"))
+    with pytest.raises(ams.CertificateUsageError, match="emailProtection"):
+        bob.unprotect("ANYSIGNER.Q", _sender_with(pki, no_email, policies).protect("ANYSIGNER.Q", b"x"))
+
+
+def test_recipient_without_key_encipherment_is_refused_at_protect(pki: Pki, make_issued: object) -> None:
+    sign_only = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    frank = make_issued("CN=frank,O=AMS,C=GB", key_usage=sign_only)  # type: ignore[operator]
+    policies = store('setmqspl -m QM -p Q -e AES256 -r "CN=frank,O=AMS,C=GB"')
+    alice = ams.Protector(pki.keystore("alice", extra=(frank,)), policies)
+    with pytest.raises(ams.CertificateUsageError, match="keyEncipherment"):
+        alice.protect("Q", b"x")
+
+
+def test_two_certificates_in_signed_data_are_refused(pki: Pki, policies: ams.PolicyStore) -> None:
+    data = _protector(pki, "alice", policies).protect("ANYSIGNER.Q", b"x")
+    info = asn1_cms.ContentInfo.load(data[104:])
+    from asn1crypto import x509 as asn1_x509
+
+    ca = asn1_x509.Certificate.load(pki.ca.certificate.public_bytes(serialization.Encoding.DER))
+    info["content"]["certificates"].append(asn1_cms.CertificateChoices(name="certificate", value=ca))
+    blob = info.dump(force=True)
+    header = bytearray(data[:104])
+    with pytest.raises(ams.SignerCertificateError, match=r"exactly one certificate.*found 2"):
+        _protector(pki, "bob", policies).unprotect("ANYSIGNER.Q", bytes(header) + blob)
+
+
+def test_wrong_orig_size(pki: Pki, policies: ams.PolicyStore) -> None:
+    for queue in ("INT.Q", "PRIV.Q", "CONF.Q"):
+        data = bytearray(_protector(pki, "alice", policies).protect(queue, b"twelve bytes"))
+        assert _protector(pki, "bob", policies).unprotect(queue, bytes(data)).body == b"twelve bytes"
+        struct.pack_into(">i", data, 24, 11)
+        with pytest.raises(ams.SizeMismatchError, match="12 bytes but the PDMQ header's origSize says 11"):
+            _protector(pki, "bob", policies).unprotect(queue, bytes(data))
+
+
+def test_empty_flag_contradicting_content(pki: Pki, policies: ams.PolicyStore) -> None:
+    alice = _protector(pki, "alice", policies)
+    bob = _protector(pki, "bob", policies)
+    empty = alice.protect("INT.Q", b"")
+    assert empty[40] == 1 and struct.unpack(">i", empty[24:28])[0] == 1
+    assert bob.unprotect("INT.Q", empty).body == b""
+    one = bytearray(alice.protect("INT.Q", b"Z"))
+    assert bob.unprotect("INT.Q", bytes(one)).body == b"Z"
+    one[40] = 1
+    with pytest.raises(ams.EmptyFlagError, match="empty-message flag"):
+        bob.unprotect("INT.Q", bytes(one))
+
+
+@pytest.mark.parametrize("queue", ["INT.Q", "PRIV.Q", "CONF.Q"])
+def test_truncated_input_is_refused_at_every_length(pki: Pki, policies: ams.PolicyStore, queue: str) -> None:
+    data = _protector(pki, "alice", policies).protect(queue, b"truncate me")
+    bob = _protector(pki, "bob", policies)
+    for cut in [*range(104, len(data), 7), len(data) - 1]:
+        with pytest.raises(ams.SecurityError):
+            bob.unprotect(queue, data[:cut])
+    with pytest.raises(ams.NotProtectedError):
+        bob.unprotect(queue, data[:103])
+
+
+@pytest.mark.parametrize("queue", ["INT.Q", "PRIV.Q", "CONF.Q"])
+def test_garbage_after_a_valid_header_is_refused(pki: Pki, policies: ams.PolicyStore, queue: str) -> None:
+    import os
+
+    data = _protector(pki, "alice", policies).protect(queue, b"x")
+    size = 112 if queue == "CONF.Q" else 104
+    for _ in range(20):
+        with pytest.raises(ams.SecurityError):
+            _protector(pki, "bob", policies).unprotect(queue, data[:size] + os.urandom(len(data) - size))
+    with pytest.raises(ams.MalformedMessageError):
+        _protector(pki, "bob", policies).unprotect(queue, b"PDMQ" + os.urandom(300))
+
+
+def test_header_says_privacy_but_blob_is_signed_data(pki: Pki, policies: ams.PolicyStore) -> None:
+    data = bytearray(_protector(pki, "alice", policies).protect("ANYSIGNER.Q", b"x"))
+    struct.pack_into(">i", data, 16, 8)
+    relaxed = store("setmqspl -m QM -p ANYSIGNER.Q -s SHA256")
+    with pytest.raises(ams.HeaderContentMismatchError, match="PRIVACY"):
+        _protector(pki, "bob", relaxed).unprotect("ANYSIGNER.Q", bytes(data))
+
+
+def test_deprecated_algorithms_need_opt_in_and_warn(pki: Pki) -> None:
+    policies = store("setmqspl -m QM -p Q -s SHA1")
+    with pytest.raises(ams.DeprecatedAlgorithmError, match=r"SHA1.*opt-in"):
+        _protector(pki, "alice", policies).protect("Q", b"x")
+    with pytest.warns(ams.AmsDeprecationWarning, match="SHA1"):
+        data = _protector(pki, "alice", policies, allow_deprecated=True).protect("Q", b"x")
+    assert _protector(pki, "bob", policies).unprotect("Q", data).signature_algorithm is ams.SignatureAlgorithm.SHA1
+
+
+def test_long_digest_needs_key_over_768_bits(pki: Pki) -> None:
+    key = serialization.load_pem_private_key((HERE / "data" / "rsa768.key.pem").read_bytes(), None)
+    from ams.pki import issue
+
+    small = issue(pki.ca, "CN=small,O=AMS,C=GB", key=key)  # type: ignore[arg-type]
+    sender = ams.Keystore(ams.Identity(small.certificate, small.key), [pki.ca.certificate])
+    with pytest.raises(ams.KeyTooWeakError, match="768 bits"):
+        ams.Protector(sender, store("setmqspl -m QM -p Q -s SHA512")).protect("Q", b"x")
+    data = ams.Protector(sender, store("setmqspl -m QM -p Q -s SHA256")).protect("Q", b"x")
+    assert _protector(pki, "bob", store("setmqspl -m QM -p Q -s SHA256")).unprotect("Q", data).body == b"x"
+
+
+def test_missing_recipient_certificate_names_the_dn_and_near_misses(pki: Pki) -> None:
+    policies = store('setmqspl -m QM -p Q -e AES256 -r "CN=bobby,O=AMS,C=GB"')
+    with pytest.raises(ams.RecipientNotFoundError, match="CN=bobby,O=AMS,C=GB"):
+        _protector(pki, "alice", policies).protect("Q", b"x")
+    reordered = store('setmqspl -m QM -p Q -e AES256 -r "C=GB,O=AMS,CN=bob"')
+    with pytest.raises(ams.RecipientNotFoundError, match="different order"):
+        _protector(pki, "alice", reordered).protect("Q", b"x")
