@@ -14,7 +14,9 @@ import warnings
 from collections.abc import Mapping
 
 import attrs
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from ams.algorithms import (
     KEYREUSE_DISABLED,
@@ -497,8 +499,15 @@ class Protector:
         if certificate is None:
             try:
                 certificate = x509.load_der_x509_certificate(encoded)
-            except ValueError as error:
+                # parse lazily-decoded parts now, so a damaged certificate fails here, typed
+                certificate.public_key()
+                _ = certificate.extensions, certificate.signature_hash_algorithm
+                unused_bits = asn1_x509.Certificate.load(encoded)["signature_value"].contents[:1]
+            except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm) as error:
                 raise MalformedMessageError(f"the signer certificate cannot be parsed: {error}") from None
+            if unused_bits != b"\x00":
+                # an RSA signature is whole octets; cryptography would ignore the padding bits
+                raise MalformedMessageError("the signer certificate's signature BIT STRING has unused bits")
             if len(self._certificates) >= _CERTIFICATE_CACHE_SIZE:
                 self._certificates.clear()
             self._certificates[encoded] = certificate

@@ -88,3 +88,51 @@ def content_type(blob: bytes | memoryview) -> tuple[str, int]:
         raise ValueError(f"expected the contentType OID (tag 0x06), found tag {oid_tag:#04x}")
     dotted = ObjectIdentifier.load(bytes(blob[start : oid_start + oid_size])).dotted
     return str(dotted), start + size
+
+
+def check_strict(data: bytes | memoryview, offset: int = 0, end: int | None = None, depth: int = 0) -> None:
+    """Refuse BER leniencies in the structure (not the primitive contents) of ``data``.
+
+    AMS writes DER. Parsers accept non-minimal lengths, empty INTEGERs and the like, which
+    would let a changed bit in an unsigned field (a version, a length) go unnoticed; walking
+    the headers once is cheap, because primitive contents such as the payload are skipped.
+    """
+    stop = len(data) if end is None else end
+    if depth > 32:
+        raise ValueError("DER nested more than 32 levels")
+    while offset < stop:
+        if offset + 2 > stop:
+            raise ValueError(f"truncated DER header at offset {offset}")
+        tag = data[offset]
+        if tag & 0x1F == 0x1F:
+            raise ValueError(f"high tag number at offset {offset}: AMS structures use none")
+        first = data[offset + 1]
+        start = offset + 2
+        if first < 0x80:
+            size = first
+        elif first == 0x80:
+            raise ValueError(f"indefinite length at offset {offset}: AMS writes DER")
+        else:
+            count = first & 0x7F
+            if count > 4 or start + count > stop:
+                raise ValueError(f"bad length at offset {offset}")
+            raw = bytes(data[start : start + count])
+            size = int.from_bytes(raw, "big")
+            if raw[0] == 0 or size < 0x80:
+                raise ValueError(f"non-minimal length encoding at offset {offset}")
+            start += count
+        if start + size > stop:
+            raise ValueError(f"value at offset {offset} runs {start + size - stop} bytes past its container")
+        if tag & 0x20:
+            check_strict(data, start, start + size, depth + 1)
+        elif tag == INTEGER:
+            if size == 0 or (
+                size > 1
+                and ((data[start] == 0 and data[start + 1] < 0x80) or (data[start] == 0xFF and data[start + 1] >= 0x80))
+            ):
+                raise ValueError(f"non-minimal INTEGER at offset {offset}")
+        elif tag == 0x05 and size != 0:
+            raise ValueError(f"NULL with content at offset {offset}")
+        elif tag == 0x01 and (size != 1 or data[start] not in (0, 0xFF)):
+            raise ValueError(f"non-DER BOOLEAN at offset {offset}")
+        offset = start + size

@@ -21,7 +21,7 @@ from ams.dn import DistinguishedName
 from ams.errors import DecryptionError, MalformedMessageError, NotARecipientError, UnsupportedAlgorithmError
 from ams.format import der
 from ams.format.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
-from ams.format.signed import Chunk, issuer_and_serial
+from ams.format.signed import Chunk, check_null_parameters, check_version, issuer_and_serial
 
 _RSA_ALGORITHM = der.algorithm_identifier(RSA_ENCRYPTION)
 
@@ -127,9 +127,8 @@ class RecipientRef:
         if self.issuer is not None:
             if certificate.serial_number != self.serial:
                 return False
-            if certificate.issuer.public_bytes() == self.issuer:
-                return True
-            return DistinguishedName.from_x509(certificate.issuer).matches(DistinguishedName.from_der(self.issuer))
+            # byte-exact: the RecipientInfo is not signed, so no loose matching here
+            return certificate.issuer.public_bytes() == self.issuer
         try:
             ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
         except x509.ExtensionNotFound:
@@ -167,7 +166,13 @@ class EnvelopedContent:
         for ref, wrapped in self.recipients:
             if ref.matches(certificate):
                 on_rsa()
-                key = private_key.decrypt(wrapped, padding.PKCS1v15())
+                try:
+                    key = private_key.decrypt(wrapped, padding.PKCS1v15())
+                except ValueError:
+                    raise DecryptionError(
+                        f"the wrapped content key ({len(wrapped)} bytes) cannot be decrypted with the "
+                        f"{private_key.key_size}-bit key of {DistinguishedName.from_x509(certificate.subject)}"
+                    ) from None
                 # With implicit rejection a wrong key yields random bytes: check the length here
                 # and rely on the signature or size checks for the rest.
                 if len(key) != self.algorithm.spec.key_size:
@@ -191,6 +196,7 @@ class EnvelopedContent:
 def parse_enveloped_data(encoded: bytes) -> EnvelopedContent:
     """Parse a ContentInfo(envelopedData) with key-transport recipients."""
     try:
+        der.check_strict(encoded)
         info = asn1_cms.ContentInfo.load(encoded, strict=True)
         if info["content_type"].dotted != ID_ENVELOPED_DATA:
             raise MalformedMessageError(
@@ -206,6 +212,7 @@ def parse_enveloped_data(encoded: bytes) -> EnvelopedContent:
         if encrypted.native is None:
             raise MalformedMessageError("the EnvelopedData has no encryptedContent")
         ciphertext = bytes(encrypted)
+        _ = enveloped["recipient_infos"].native, algorithm_id.native  # damage fails here, typed
         refs: list[tuple[RecipientRef, bytes]] = []
         for choice in enveloped["recipient_infos"]:
             if choice.name != "ktri":
@@ -219,15 +226,20 @@ def parse_enveloped_data(encoded: bytes) -> EnvelopedContent:
                     f"AMS uses rsaEncryption ({RSA_ENCRYPTION}, PKCS#1 v1.5)"
                 )
             rid = ktri["rid"]
+            check_version(ktri["version"], 0 if rid.name == "issuer_and_serial_number" else 2, "KeyTransRecipientInfo")
+            check_null_parameters(ktri["key_encryption_algorithm"])
             if rid.name == "issuer_and_serial_number":
                 ref = RecipientRef(rid.chosen["issuer"].dump(), rid.chosen["serial_number"].native, None)
             else:
                 ref = RecipientRef(None, None, rid.chosen.native)
             refs.append((ref, ktri["encrypted_key"].native))
         parameters = algorithm_id["parameters"]
+        all_v0 = all(choice.chosen["version"].native == "v0" for choice in enveloped["recipient_infos"])
+        plain = all_v0 and enveloped["originator_info"].native is None and enveloped["unprotected_attrs"].native is None
+        check_version(enveloped["version"], 0 if plain else 2, "EnvelopedData")
     except (MalformedMessageError, UnsupportedAlgorithmError):
         raise
-    except (ValueError, TypeError, KeyError, IndexError) as error:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         raise MalformedMessageError(f"cannot parse the EnvelopedData: {error}") from None
     algorithm = EncryptionAlgorithm.from_oid(oid)
     if algorithm is None:

@@ -137,6 +137,8 @@ class PdmqHeader:
             )
         if ccsid != HEADER_CCSID:
             raise MalformedMessageError(f"PDMQ headerCCSID: expected {HEADER_CCSID}, found {ccsid}")
+        if flag[0] not in (0, 1):
+            raise MalformedMessageError(f"PDMQ flag[0] (empty message): expected 0 or 1, found {flag[0]}")
         if orig_size < 1:
             raise MalformedMessageError(f"PDMQ origSize: expected at least 1, found {orig_size}")
         try:

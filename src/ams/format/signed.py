@@ -139,12 +139,29 @@ class SignedContent:
 
     def verify(self, certificate: x509.Certificate) -> None:
         """Check that ``certificate`` made the one SignerInfo's signature over this content."""
+        try:
+            self._verify(certificate)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise MalformedMessageError(f"cannot parse the SignerInfo: {error}") from None
+
+    def _verify(self, certificate: x509.Certificate) -> None:
         infos = self.signed["signer_infos"]
         if len(infos) != 1:
             raise SignerCertificateError(f"expected exactly one SignerInfo, found {len(infos)}")
         info = infos[0]
         _check_sid(info["sid"], certificate)
+        expected_version = 1 if info["sid"].name == "issuer_and_serial_number" else 3
+        check_version(info["version"], expected_version, "SignerInfo")
+        # RFC 5652 5.1: v3 when the SignerInfo is v3 (subjectKeyIdentifier), else v1 for id-data
+        check_version(self.signed["version"], expected_version, "SignedData")
         algorithm = self.digest_algorithm
+        listed = [d["algorithm"].dotted for d in self.signed["digest_algorithms"]]
+        if listed != [algorithm.oid]:
+            raise MalformedMessageError(
+                f"SignedData digestAlgorithms {listed}: expected exactly the signer's {algorithm} ({algorithm.oid})"
+            )
+        for identifier in (*self.signed["digest_algorithms"], info["digest_algorithm"], info["signature_algorithm"]):
+            check_null_parameters(identifier)
         signature_oid = info["signature_algorithm"]["algorithm"].dotted
         if signature_oid != RSA_ENCRYPTION and RSA_WITH_DIGEST.get(signature_oid) is not algorithm:
             raise UnsupportedAlgorithmError(
@@ -192,6 +209,21 @@ class SignedContent:
             ) from None
 
 
+def check_version(value: Any, expected: int, what: str) -> None:
+    """A CMS version field: a universal INTEGER with the value RFC 5652 prescribes here."""
+    if value.class_ != 0 or value.tag != 2 or value.native != f"v{expected}":
+        raise MalformedMessageError(f"{what} version {value.native!r}: expected v{expected}")
+
+
+def check_null_parameters(identifier: Any) -> None:
+    """Digest and RSA algorithm identifiers carry NULL or no parameters; anything else is damage."""
+    encoded = identifier["parameters"].dump()
+    if encoded not in (b"", der.NULL):
+        raise MalformedMessageError(
+            f"algorithm {identifier['algorithm'].dotted} has parameters {encoded.hex()}; expected NULL or none"
+        )
+
+
 def _attribute_value(attributes: asn1_cms.CMSAttributes, oid: str) -> Any:
     for attribute in attributes:
         if attribute["type"].dotted == oid:
@@ -224,6 +256,7 @@ def _check_sid(sid: asn1_cms.SignerIdentifier, certificate: x509.Certificate) ->
 def parse_signed_data(encoded: bytes, *, wrapped: bool) -> SignedContent:
     """Parse a ContentInfo(signedData) (``wrapped``) or a bare SignedData SEQUENCE."""
     try:
+        der.check_strict(encoded)
         if wrapped:
             info = asn1_cms.ContentInfo.load(encoded, strict=True)
             if info["content_type"].dotted != ID_SIGNED_DATA:
@@ -240,11 +273,12 @@ def parse_signed_data(encoded: bytes, *, wrapped: bool) -> SignedContent:
         certificates = signed["certificates"]
         certificate_ders = tuple(c.chosen.dump() for c in certificates) if certificates.native is not None else ()
         infos = signed["signer_infos"]
+        _ = infos.native, digests.native  # parse the small structures fully now: damage fails here
         info_digest = infos[0]["digest_algorithm"]["algorithm"].dotted if len(infos) else None
         body = bytes(content) if content.native is not None else b""
     except MalformedMessageError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError) as error:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         raise MalformedMessageError(f"cannot parse the SignedData: {error}") from None
     if econtent_type != ID_DATA:
         raise MalformedMessageError(f"expected eContentType id-data ({ID_DATA}), found {econtent_type}")
