@@ -221,7 +221,7 @@ class Protector:
                 warnings.warn(
                     f"writing deprecated algorithm {algorithm} for policy {policy.name}",
                     AmsDeprecationWarning,
-                    stacklevel=4,
+                    stacklevel=3,
                 )
 
     def _identity(self, why: str) -> Identity:
