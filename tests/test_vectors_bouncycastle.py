@@ -39,7 +39,7 @@ def test_local_copy_matches_shared() -> None:
     if not SHARED_VECTORS.is_dir():
         pytest.skip("../shared/vectors/bouncycastle is not beside this checkout")
     names = sorted(p.name for p in SHARED_VECTORS.iterdir() if p.is_file())
-    match, mismatch, errors = filecmp.cmpfiles(SHARED_VECTORS, LOCAL, names, shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(SHARED_VECTORS, LOCAL, names, shallow=False)
     assert (mismatch, errors) == ([], []), "refresh tests/vectors/bouncycastle from ../shared"
 
 
