@@ -92,7 +92,8 @@ def main() -> int:
         ("confidentiality-rc2", "GOLD.RC2", f'-e RC2 -r "{bob}"', "bob", PAYLOAD, "MQSTR", False),
         ("confidentiality-des-empty", "GOLD.DES", f'-e DES -r "{bob}"', "bob", b"", "MYFORMAT", True),
     ]
-    manifest = {"validate_at": now.isoformat(), "payload": "payload.txt", "messages": []}
+    messages: list[dict[str, str]] = []
+    manifest = {"validate_at": now.isoformat(), "payload": "payload.txt", "messages": messages}
     handles: dict[str, ams.Protector] = {}
     for name, queue, flags, reader, body, fmt, one_shot in cases:
         line = f"setmqspl -m GOLDQM -p {queue} {flags}"
@@ -102,7 +103,7 @@ def main() -> int:
         protected = handle.protect_message(queue, body, fmt, one_shot=one_shot)
         (OUT / f"{name}.bin").write_bytes(protected.body)
         (OUT / f"{name}.expected").write_bytes(body)
-        manifest["messages"].append(  # type: ignore[union-attr]
+        messages.append(
             {
                 "file": f"{name}.bin",
                 "expected": f"{name}.expected",

@@ -33,7 +33,7 @@ CLEAR_HEADERS: dict[str, tuple[bytes, ...]] = {
 MQDLH_LENGTH = 172
 # Offsets of Encoding, CodedCharSetId and Format: the common layout, and MQDLH's own.
 _COMMON_OFFSETS = (12, 16, 20)
-_DLH_OFFSETS = (100, 104, 108)
+_DLH_OFFSETS = (108, 112, 116)  # after StrucId, Version, Reason, DestQName, DestQMgrName
 
 
 def integer_order(encoding: int) -> str:
@@ -45,7 +45,10 @@ def decode_format(raw: bytes) -> tuple[str, str]:
     """A Format field as text, with the charset it was written in (``ascii`` or ``cp500``)."""
     if raw != b"\x40" * 8 and all(0x20 <= b < 0x7F for b in raw):
         return raw.decode("ascii"), "ascii"
-    return raw.decode("cp500"), "cp500"
+    text = raw.decode("cp500")
+    if not all(" " <= c < "\x7f" for c in text):
+        raise MalformedMessageError(f"Format field {raw!r} is neither ASCII nor EBCDIC text")
+    return text, "cp500"
 
 
 def encode_format(name: str, charset: str) -> bytes:

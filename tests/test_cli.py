@@ -1,0 +1,140 @@
+"""The `ams` command line: pki init, protect, unprotect, inspect, demo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ams.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["pki", "init", str(root / "pki"), "--users", "alice,bob,carol"]) == 0
+    policies = root / "policies"
+    policies.mkdir()
+    (policies / "q.spl").write_text(
+        'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "CN=bob,O=AMS,C=GB" -a "CN=alice,O=AMS,C=GB"\n'
+        "setmqspl -m QM -p INT.Q -s SHA512\n"
+        'setmqspl -m QM -p CONF.Q -e AES128 -r "CN=bob,O=AMS,C=GB" -r "CN=carol,O=AMS,C=GB" -c 10\n'
+        "setmqspl -m QM -p OLD.Q -s SHA1\n",
+        encoding="utf-8",
+    )
+    (root / "in.txt").write_bytes(b"hello from the command line\n")
+    return root
+
+
+def _run(workspace: Path, user: str, *args: str) -> int:
+    return main(
+        [
+            *args,
+            "--policies",
+            str(workspace / "policies"),
+            "--keystore-conf",
+            str(workspace / "pki" / user / "keystore.conf"),
+        ]
+    )
+
+
+def test_pki_init_prints_each_dn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pki", "init", str(tmp_path), "--users", "dave,erin", "--organisation", "ACME"]) == 0
+    out = capsys.readouterr().out
+    assert "CN=dave,O=ACME,C=GB" in out and "CN=erin,O=ACME,C=GB" in out and "CN=AMS Test CA,O=ACME,C=GB" in out
+    assert (tmp_path / "dave" / "keystore.conf").is_file() and (tmp_path / "ca" / "ca.key.pem").is_file()
+
+
+@pytest.mark.parametrize("queue", ["PRIV.Q", "INT.Q", "CONF.Q"])
+def test_protect_then_unprotect(workspace: Path, queue: str, capsys: pytest.CaptureFixture[str]) -> None:
+    protected, plain = workspace / f"{queue}.ams", workspace / f"{queue}.out"
+    assert _run(workspace, "alice", "protect", "-p", queue, "-i", str(workspace / "in.txt"), "-o", str(protected)) == 0
+    assert protected.read_bytes()[:4] == b"PDMQ"
+    assert _run(workspace, "bob", "unprotect", "-p", queue, "-i", str(protected), "-o", str(plain)) == 0
+    assert plain.read_bytes() == (workspace / "in.txt").read_bytes()
+    assert f"unprotected from {queue}" in capsys.readouterr().err
+
+
+def test_refusal_writes_nothing_and_explains(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    protected, plain = workspace / "carol.ams", workspace / "carol.out"
+    assert (
+        _run(workspace, "alice", "protect", "-p", "PRIV.Q", "-i", str(workspace / "in.txt"), "-o", str(protected)) == 0
+    )
+    capsys.readouterr()
+    assert _run(workspace, "carol", "unprotect", "-p", "PRIV.Q", "-i", str(protected), "-o", str(plain)) == 3
+    assert not plain.exists()
+    err = capsys.readouterr().err
+    assert "MQRC 2063" in err and "not_a_recipient" in err and "CN=bob,O=AMS,C=GB" in err
+
+
+def test_configuration_errors_exit_2(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        _run(
+            workspace,
+            "alice",
+            "protect",
+            "-p",
+            "OLD.Q",
+            "-i",
+            str(workspace / "in.txt"),
+            "-o",
+            str(workspace / "old.ams"),
+        )
+        == 2
+    )
+    assert "deprecated" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "protect",
+                "-p",
+                "Q",
+                "--policies",
+                str(workspace / "nope"),
+                "--keystore-conf",
+                str(workspace / "pki" / "alice" / "keystore.conf"),
+            ]
+        )
+        == 2
+    )
+
+
+def test_inspect_json_and_text(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    protected = workspace / "inspect.ams"
+    _run(workspace, "alice", "protect", "-p", "CONF.Q", "-i", str(workspace / "in.txt"), "-o", str(protected))
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "inspect",
+                "-i",
+                str(protected),
+                "--json",
+                "--keystore-conf",
+                str(workspace / "pki" / "alice" / "keystore.conf"),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["qop"] == "CONFIDENTIALITY" and report["encryption_algorithm"] == "AES128"
+    assert report["header"]["key_reuse_flag"] is True and report["header"]["orig_size"] == 28
+    assert sorted(r["dn"] for r in report["recipients"]) == ["CN=bob,O=AMS,C=GB", "CN=carol,O=AMS,C=GB"]
+    signed = workspace / "inspect-int.ams"
+    _run(workspace, "alice", "protect", "-p", "INT.Q", "-i", str(workspace / "in.txt"), "-o", str(signed))
+    capsys.readouterr()
+    assert main(["inspect", "-i", str(signed)]) == 0
+    text = capsys.readouterr().out
+    assert "SHA512" in text and "CN=alice,O=AMS,C=GB" in text and "signing_time" in text
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    ams_command = shutil.which("ams") or str(Path(sys.executable).parent / "ams")
+    result = subprocess.run([ams_command, "demo"], capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "NotARecipientError" in result.stdout and "BadSignatureError" in result.stdout
+    assert "UNEXPECTEDLY" not in result.stdout

@@ -1,0 +1,135 @@
+"""Keystores: keystore.conf, PKCS#12 and PEM, recipient lookup by DN, RSA only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+import ams
+from ams.pki import init_pki, issue, write_user_keystore
+from tests.conftest import Pki
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("pki")
+    return root, init_pki(root, ["alice", "bob"])
+
+
+def test_pki_init_writes_a_working_keystore_conf(made: tuple[Path, object]) -> None:
+    root, _ = made
+    keystore = ams.Keystore.from_conf(root / "alice" / "keystore.conf")
+    assert keystore.identity is not None and str(keystore.identity.dn) == "CN=alice,O=AMS,C=GB"
+    assert (
+        str(
+            ams.DistinguishedName.from_x509(
+                keystore.recipient(ams.DistinguishedName.parse("cn=BOB,o=ams,c=gb")).subject
+            )
+        )
+        == "CN=bob,O=AMS,C=GB"
+    )
+    assert (root / "ca" / "ca.pem").is_file() and (root / "ca" / "ca.key.pem").is_file()
+    assert os.stat(root / "alice" / "alice.p12").st_mode & 0o077 == 0
+    assert "keystore_pass" not in repr(keystore) and "pass" not in repr(keystore.identity)
+
+
+def test_environment_variable_names_the_default(made: tuple[Path, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    root, _ = made
+    monkeypatch.setenv("MQS_KEYSTORE_CONF", str(root / "bob" / "keystore.conf"))
+    assert str(ams.Keystore.from_conf().identity.dn) == "CN=bob,O=AMS,C=GB"  # type: ignore[union-attr]
+    monkeypatch.delenv("MQS_KEYSTORE_CONF")
+    monkeypatch.setenv("HOME", str(root / "nowhere"))
+    with pytest.raises(ams.KeystoreError, match=r"\.mqs/keystore\.conf"):
+        ams.Keystore.from_conf()
+
+
+def _conf(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_conf_rules(made: tuple[Path, object], tmp_path: Path) -> None:
+    root, _ = made
+    store = root / "alice" / "alice.p12"
+    password = next(
+        line.split("=", 1)[1].strip()
+        for line in (root / "alice" / "keystore.conf").read_text().splitlines()
+        if line.startswith("pkcs12.keystore_pass")
+    )
+    ok = _conf(tmp_path / "ok.conf", f"PKCS12.keystore = {store}\nPkcs12.keystore_pass = {password}\n")
+    assert ams.Keystore.from_conf(ok).identity is not None
+    duplicate = _conf(tmp_path / "dup.conf", f"pkcs12.keystore = {store}\nPKCS12.keystore = {store}\n")
+    with pytest.raises(ams.KeystoreError, match=r"dup\.conf:2: duplicate key 'pkcs12.keystore'"):
+        ams.Keystore.from_conf(duplicate)
+    with pytest.raises(ams.KeystoreError, match="wrong password"):
+        ams.Keystore.from_conf(_conf(tmp_path / "pw.conf", f"pkcs12.keystore = {store}\npkcs12.keystore_pass = nope\n"))
+    with pytest.raises(ams.KeystoreError, match="runmqakm"):
+        ams.Keystore.from_conf(_conf(tmp_path / "cms.conf", "cms.keystore = /var/mqm/key\n"))
+    with pytest.raises(ams.KeystoreError, match="<AMS>-protected"):
+        ams.Keystore.from_conf(
+            _conf(tmp_path / "ams.conf", f"pkcs12.keystore = {store}\npkcs12.keystore_pass = <AMS>xyz\n")
+        )
+    with pytest.raises(ams.KeystoreError, match="expected 'key = value'"):
+        ams.Keystore.from_conf(_conf(tmp_path / "junk.conf", "just words\n"))
+    with pytest.raises(ams.KeystoreError, match="labelled 'bob'"):
+        ams.Keystore.from_conf(
+            _conf(
+                tmp_path / "label.conf",
+                f"pkcs12.keystore = {store}\npkcs12.keystore_pass = {password}\npkcs12.certificate = bob\n",
+            )
+        )
+    with pytest.raises(ams.KeystoreError, match="no keystore configured"):
+        ams.Keystore.from_conf(_conf(tmp_path / "empty.conf", "# nothing\n"))
+
+
+def test_pem_keystore(pki: Pki, tmp_path: Path) -> None:
+    alice = pki.users["alice"]
+    (tmp_path / "alice.pem").write_bytes(alice.certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "alice.key.pem").write_bytes(
+        alice.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+    )
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    (trusted / "ca.pem").write_bytes(pki.ca.certificate.public_bytes(serialization.Encoding.PEM))
+    (trusted / "bob.crt").write_bytes(pki.users["bob"].certificate.public_bytes(serialization.Encoding.DER))
+    conf = _conf(
+        tmp_path / "keystore.conf",
+        "pem.private = alice.key.pem\npem.public = alice.pem\npem.password = s3cret\npem.certificates = trusted\n",
+    )
+    keystore = ams.Keystore.from_conf(conf)
+    assert len(keystore.certificates) == 3
+    policies = ams.PolicyStore.of(
+        ams.Policy.from_setmqspl(f'setmqspl -m QM -p Q -s SHA256 -e AES256 -r "{pki.dn("bob")}"')
+    )
+    data = ams.Protector(keystore, policies).protect("Q", b"pem")
+    assert ams.Protector(pki.keystore("bob"), policies).unprotect("Q", data).body == b"pem"
+    with pytest.raises(ams.KeystoreError, match=r"pem\.password"):
+        ams.Keystore.from_conf(_conf(tmp_path / "nopw.conf", "pem.private = alice.key.pem\npem.public = alice.pem\n"))
+    with pytest.raises(ams.KeystoreError, match=r"does not belong"):
+        (tmp_path / "bob.pem").write_bytes(pki.users["bob"].certificate.public_bytes(serialization.Encoding.PEM))
+        ams.Keystore.from_conf(
+            _conf(tmp_path / "mix.conf", "pem.private = alice.key.pem\npem.public = bob.pem\npem.password = s3cret\n")
+        )
+
+
+def test_non_rsa_identity_is_refused_by_name(pki: Pki, tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    issued = issue(pki.ca, "CN=ecuser,O=AMS,C=GB", key=key)  # type: ignore[arg-type]
+    conf = write_user_keystore(tmp_path, "ecuser", issued, [pki.ca.certificate])
+    with pytest.raises(ams.KeystoreError, match=r"CN=ecuser,O=AMS,C=GB.*RSA keys only"):
+        ams.Keystore.from_conf(conf)
+
+
+def test_recipient_lookup_reports_near_misses(pki: Pki) -> None:
+    keystore = pki.keystore("alice")
+    with pytest.raises(ams.RecipientNotFoundError) as caught:
+        keystore.recipient(ams.DistinguishedName.parse("CN=bob,O=AMZ,C=GB"))
+    assert "CN=bob,O=AMS,C=GB" in str(caught.value) and "add the recipient's certificate" in str(caught.value)
