@@ -111,3 +111,15 @@ def test_policy_directory_errors_name_file_and_line(tmp_path: Path) -> None:
 def test_repository_example_policies_load() -> None:
     store = ams.PolicyStore.from_directory(Path(__file__).parents[1] / "policies")
     assert {"DEMO.INTEGRITY", "DEMO.PRIVACY", "DEMO.CONFIDENTIAL"} <= set(store)
+
+
+def test_deprecated_algorithms_are_accepted_with_a_warning() -> None:
+    import warnings
+
+    with pytest.warns(ams.AmsDeprecationWarning, match="MD5"):
+        ams.Policy.from_setmqspl("setmqspl -m QM -p Q -s MD5")
+    with pytest.warns(ams.AmsDeprecationWarning, match="RC2"):
+        ams.Policy.from_setmqspl("setmqspl -m QM -p Q -e RC2 -r CN=x")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ams.Policy.from_setmqspl("setmqspl -m QM -p Q -s SHA256 -e AES128 -r CN=x")

@@ -321,3 +321,13 @@ def test_missing_recipient_certificate_names_the_dn_and_near_misses(pki: Pki) ->
     reordered = store('setmqspl -m QM -p Q -e AES256 -r "C=GB,O=AMS,CN=bob"')
     with pytest.raises(ams.RecipientNotFoundError, match="different order"):
         _protector(pki, "alice", reordered).protect("Q", b"x")
+
+
+def test_strict_dn_matching_compares_exactly(pki: Pki) -> None:
+    relaxed = store('setmqspl -m QM -p Q -s SHA256 -e AES256 -r "cn=BOB,o=ams,c=gb" -a "cn=ALICE,o=ams,c=gb"')
+    data = ams.Protector(pki.keystore("alice"), relaxed).protect("Q", b"x")
+    assert ams.Protector(pki.keystore("bob"), relaxed).unprotect("Q", data).body == b"x"
+    with pytest.raises(ams.RecipientNotFoundError, match="case or spacing"):
+        ams.Protector(pki.keystore("alice"), relaxed, strict_dn=True).protect("Q", b"x")
+    with pytest.raises(ams.UnauthorisedSignerError, match="case or spacing"):
+        ams.Protector(pki.keystore("bob"), relaxed, strict_dn=True).unprotect("Q", data)

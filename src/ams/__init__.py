@@ -15,6 +15,7 @@ from ams.algorithms import (
 from ams.dn import DistinguishedName
 from ams.errors import (
     AlgorithmTooWeakError,
+    AmsDeprecationWarning,
     AmsError,
     BadSignatureError,
     CertificateUsageError,
@@ -45,7 +46,7 @@ from ams.format.pdmq import PdmqHeader
 from ams.keys import Identity, Keystore, TrustValidator
 from ams.message import Protected, Unprotected
 from ams.policy import Policy, PolicyStore, parse_setmqspl
-from ams.protect import MQFMT_NONE, MQFMT_STRING, AmsDeprecationWarning, Protector, ProtectorStats
+from ams.protect import MQFMT_NONE, MQFMT_STRING, Protector, ProtectorStats
 
 __version__ = "0.1.0"
 

@@ -109,7 +109,7 @@ class Attribute:
         return short_name(self.oid)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class DistinguishedName:
     """A DN as a tuple of RDNs, most specific first (``CN=...`` before ``C=...``)."""
 
@@ -169,6 +169,9 @@ class DistinguishedName:
                 for rdn in reversed(self.rdns)
             ]
         )
+
+    def __repr__(self) -> str:
+        return f"DistinguishedName({str(self)!r})"
 
     def __str__(self) -> str:
         return ",".join("+".join(f"{a.name}={_escape(a.value)}" for a in rdn) for rdn in self.rdns)

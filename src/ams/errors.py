@@ -184,3 +184,7 @@ class DecryptionError(SecurityError):
     """The content could not be decrypted (wrong key, bad padding, tampered ciphertext)."""
 
     code = "decryption_failed"
+
+
+class AmsDeprecationWarning(UserWarning):
+    """A deprecated algorithm (MD5, SHA1, RC2, DES, 3DES) is named by a policy or used to write."""

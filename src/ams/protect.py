@@ -28,6 +28,7 @@ from ams.algorithms import (
 from ams.dn import DistinguishedName
 from ams.errors import (
     AlgorithmTooWeakError,
+    AmsDeprecationWarning,
     DecryptionError,
     DeprecatedAlgorithmError,
     EmptyFlagError,
@@ -45,6 +46,7 @@ from ams.format.enveloped import (
     EnvelopedContent,
     RecipientRef,
     build_enveloped_data,
+    cbc_decrypt,
     cbc_encrypt,
     parse_enveloped_data,
 )
@@ -67,10 +69,6 @@ _ACCEPTS: dict[QualityOfProtection, tuple[QualityOfProtection, ...]] = {
 }
 _MIN_KEY_BITS_FOR_LONG_DIGESTS = 769
 _CERTIFICATE_CACHE_SIZE = 256
-
-
-class AmsDeprecationWarning(UserWarning):
-    """A deprecated algorithm (MD5, SHA1, RC2, DES, 3DES) was used to write a message."""
 
 
 @attrs.define
@@ -98,6 +96,8 @@ class Protector:
     ``policies`` maps queue names to policies (a :class:`~ams.policy.PolicyStore` or any
     mapping); queues without a policy pass through untouched. ``allow_deprecated`` opts in to
     writing MD5, SHA1, RC2, DES and 3DES. ``at`` fixes the validation time (default: now).
+    ``strict_dn`` compares DNs exactly, as IBM's documentation says, instead of the way IBM's
+    Java client does (case- and whitespace-insensitively).
     """
 
     def __init__(
@@ -108,8 +108,10 @@ class Protector:
         allow_deprecated: bool = False,
         at: datetime.datetime | None = None,
         clock_skew: datetime.timedelta = datetime.timedelta(minutes=5),
+        strict_dn: bool = False,
     ) -> None:
         self.keystore = keystore
+        self.strict_dn = strict_dn
         self.policies = policies
         self.allow_deprecated = allow_deprecated
         self.at = at
@@ -252,7 +254,7 @@ class Protector:
         if certificates is None:
             found = []
             for dn in policy.recipients:
-                certificate = self.keystore.recipient(dn)
+                certificate = self.keystore.recipient(dn, strict=self.strict_dn)
                 check_recipient_usage(certificate)
                 found.append(certificate)
             certificates = tuple(found)
@@ -489,8 +491,6 @@ class Protector:
         iv_start = header.key_block_size
         iv = bytes(blob[iv_start : iv_start + header.iv_block_size])
         ciphertext = blob[iv_start + header.iv_block_size :]
-        from ams.format.enveloped import cbc_decrypt
-
         content = cbc_decrypt(algorithm, key, iv, ciphertext, what="confidentiality payload")
         return content, algorithm
 
@@ -519,7 +519,7 @@ class Protector:
         signed.verify(certificate)
         if policy.signers:
             subject = DistinguishedName.from_x509(certificate.subject)
-            if not any(subject.matches(allowed) for allowed in policy.signers):
+            if not any(subject.matches(allowed, strict=self.strict_dn) for allowed in policy.signers):
                 near = [f"{allowed} ({'; '.join(subject.differences(allowed))})" for allowed in policy.signers]
                 raise UnauthorisedSignerError(
                     f"the message is signed by {subject} (issuer "

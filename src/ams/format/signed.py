@@ -39,6 +39,7 @@ from ams.format.oids import (
 from ams.keys.keystore import Identity
 
 Chunk = bytes | memoryview
+_DER = serialization.Encoding.DER
 
 
 def issuer_and_serial(certificate: x509.Certificate) -> bytes:
@@ -115,9 +116,6 @@ class SignedDataWriter:
         explicit = der.header(der.CONTEXT_0_CONSTRUCTED, len(signed_header) + inner)
         outer = der.header(der.SEQUENCE, len(oid) + len(explicit) + len(signed_header) + inner)
         return b"".join([outer, oid, explicit, signed_header, *parts])
-
-
-_DER = serialization.Encoding.DER
 
 
 @attrs.frozen

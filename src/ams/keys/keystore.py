@@ -203,9 +203,9 @@ class Keystore:
     def find(self, dn: DistinguishedName, *, strict: bool = False) -> list[x509.Certificate]:
         return [c for c in self.certificates if DistinguishedName.from_x509(c.subject).matches(dn, strict=strict)]
 
-    def recipient(self, dn: DistinguishedName) -> x509.Certificate:
+    def recipient(self, dn: DistinguishedName, *, strict: bool = False) -> x509.Certificate:
         """The certificate a policy's recipient DN names; a clear error with near misses if none."""
-        found = self.find(dn)
+        found = self.find(dn, strict=strict)
         if found:
             return found[0]
         near = []

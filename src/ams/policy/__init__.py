@@ -1,7 +1,24 @@
-"""AMS policies: the model, setmqspl command lines and policy stores."""
+"""AMS policies: the model, setmqspl and MQSC commands, dspmqspl output, PCF records, stores."""
 
+from ams.policy.dspmqspl import parse_dspmqspl, render_dspmqspl
 from ams.policy.model import Policy, key_reuse_label
+from ams.policy.mqsc import MqscCommand, parse_mqsc, to_mqsc
+from ams.policy.pcf import PcfMessage, decode_policy_queue, encode_policy_queue
 from ams.policy.setmqspl import SetmqsplCommand, parse_setmqspl
 from ams.policy.store import PolicyStore
 
-__all__ = ["Policy", "PolicyStore", "SetmqsplCommand", "key_reuse_label", "parse_setmqspl"]
+__all__ = [
+    "MqscCommand",
+    "PcfMessage",
+    "Policy",
+    "PolicyStore",
+    "SetmqsplCommand",
+    "decode_policy_queue",
+    "encode_policy_queue",
+    "key_reuse_label",
+    "parse_dspmqspl",
+    "parse_mqsc",
+    "parse_setmqspl",
+    "render_dspmqspl",
+    "to_mqsc",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import warnings
 
 import attrs
 
@@ -16,7 +17,7 @@ from ams.algorithms import (
     SignatureAlgorithm,
 )
 from ams.dn import DistinguishedName
-from ams.errors import PolicyError
+from ams.errors import AmsDeprecationWarning, PolicyError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9._/%]{1,48}$")
 
@@ -48,6 +49,14 @@ class Policy:
 
     def __attrs_post_init__(self) -> None:
         self.validate()
+        for algorithm in (self.signature_algorithm, self.encryption_algorithm):
+            if algorithm.deprecated:
+                warnings.warn(
+                    f"policy {self.name} uses {algorithm}, which IBM MQ deprecates: prefer SHA256 or stronger "
+                    "and AES128/AES256",
+                    AmsDeprecationWarning,
+                    stacklevel=3,
+                )
 
     @classmethod
     def from_setmqspl(cls, line: str) -> Policy:

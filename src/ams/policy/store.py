@@ -1,13 +1,39 @@
-"""A policy store: the policies of one queue manager, usually a directory of files."""
+"""A policy store: the policies of one queue manager, usually a directory of files.
+
+``*.spl`` files hold setmqspl command lines, ``*.mqsc`` files hold MQSC SET POLICY and DELETE
+POLICY commands. Files are processed whole, in name order, so a later file can change or
+remove what an earlier one set; errors name the file and line.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+import attrs
+
 from ams.errors import PolicyError
 from ams.policy.model import Policy
+from ams.policy.mqsc import parse_mqsc_collecting
 from ams.policy.setmqspl import parse_setmqspl
+
+
+@attrs.frozen
+class Origin:
+    """Where a policy was last set: file and line."""
+
+    path: Path
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+def _located(path: Path, message: str) -> str:
+    """``file:line: message`` from an MQSC error that starts ``line N: ``."""
+    match = re.match(r"line (\d+): (.*)", message, re.DOTALL)
+    return f"{path}:{match.group(1)}: {match.group(2)}" if match else f"{path}: {message}"
 
 
 class PolicyStore(Mapping[str, Policy]):
@@ -15,6 +41,7 @@ class PolicyStore(Mapping[str, Policy]):
 
     def __init__(self, policies: Iterable[Policy] = ()) -> None:
         self._policies: dict[str, Policy] = {}
+        self.origins: dict[str, Origin] = {}
         for policy in policies:
             self._policies[policy.name] = policy
 
@@ -24,28 +51,69 @@ class PolicyStore(Mapping[str, Policy]):
 
     @classmethod
     def from_directory(cls, directory: str | Path) -> PolicyStore:
-        """Load every ``*.spl`` file (setmqspl lines) in name order, each processed whole."""
+        """Load every ``*.spl`` and ``*.mqsc`` file in name order; the first error is raised."""
+        store, errors = cls.check_directory(directory)
+        if errors:
+            raise errors[0]
+        return store
+
+    @classmethod
+    def check_directory(cls, directory: str | Path) -> tuple[PolicyStore, list[PolicyError]]:
+        """Load what loads, and every error (for ``ams policy check``)."""
         root = Path(directory)
         if not root.is_dir():
             raise PolicyError(f"policy directory {str(root)!r} does not exist or is not a directory")
         store = cls()
-        for path in sorted(root.glob("*.spl")):
-            store._load_spl(path)
-        return store
+        errors: list[PolicyError] = []
+        for path in sorted(p for p in root.iterdir() if p.suffix in (".spl", ".mqsc") and p.is_file()):
+            errors.extend(store.load_file(path))
+        return store, errors
 
-    def _load_spl(self, path: Path) -> None:
-        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    def load_file(self, path: Path) -> list[PolicyError]:
+        """Apply one file; returns the errors (each naming file and line) instead of stopping."""
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".mqsc":
+            return self._load_mqsc(path, text)
+        errors = []
+        for number, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
             try:
                 command = parse_setmqspl(line)
             except PolicyError as error:
-                raise type(error)(f"{path}:{number}: {error.message}") from None
+                errors.append(type(error)(f"{path}:{number}: {error.message}"))
+                continue
             if command.remove:
                 self._policies.pop(command.name, None)
+                self.origins.pop(command.name, None)
             elif command.policy is not None:
                 self._policies[command.name] = command.policy
+                self.origins[command.name] = Origin(path, number)
+        return errors
+
+    def _load_mqsc(self, path: Path, text: str) -> list[PolicyError]:
+        commands, parse_errors = parse_mqsc_collecting(text)
+        errors = [type(error)(_located(path, error.message)) for error in parse_errors]
+        for command in commands:
+            try:
+                policy = command.apply(self._policies)
+            except PolicyError as error:
+                errors.append(type(error)(f"{path}:{command.line}: {error.message}"))
+                continue
+            if policy is None:
+                self._policies.pop(command.name, None)
+                self.origins.pop(command.name, None)
+            else:
+                self._policies[command.name] = policy
+                self.origins[command.name] = Origin(path, command.line)
+        return errors
+
+    def with_policy(self, policy: Policy) -> PolicyStore:
+        store = PolicyStore(self._policies.values())
+        store.origins = dict(self.origins)
+        store._policies[policy.name] = policy
+        return store
 
     def __getitem__(self, name: str) -> Policy:
         return self._policies[name]

@@ -1,0 +1,143 @@
+"""`ams policy`: set, show, remove, export, check, apply and diff over a policy directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ams.cli.main import main
+
+
+def run(*args: str) -> int:
+    return main(["policy", *args])
+
+
+def test_set_show_export_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "store")
+    assert (
+        run(
+            "set",
+            "--policies",
+            store,
+            "-m",
+            "QM1",
+            "-p",
+            "PAY.Q",
+            "-s",
+            "SHA256",
+            "-e",
+            "AES256",
+            "-r",
+            "CN=bob, O=AMS, C=GB",
+            "-a",
+            "CN=alice,O=AMS,C=GB",
+        )
+        == 0
+    )
+    assert (tmp_path / "store" / "PAY.Q.spl").read_text().startswith("setmqspl -m QM1 -p PAY.Q -s SHA256")
+    capsys.readouterr()
+    assert run("show", "--policies", store) == 0
+    shown = capsys.readouterr().out
+    assert "Policy name: PAY.Q\nQuality of protection: PRIVACY" in shown and "CN=bob, O=AMS, C=GB" in shown
+    assert run("export", "--policies", store, "-m", "QM2") == 0
+    assert capsys.readouterr().out.strip() == (
+        "setmqspl -m QM2 -p PAY.Q -s SHA256 -e AES256 -a CN=alice,O=AMS,C=GB -r CN=bob,O=AMS,C=GB -c 0 -t 0"
+    )
+    assert run("export", "--policies", store, "-m", "QM2", "--mqsc") == 0
+    assert capsys.readouterr().out.startswith("SET POLICY('PAY.Q') SIGNALG(SHA256) ENCALG(AES256)")
+    assert run("remove", "--policies", store, "-p", "PAY.Q") == 0
+    assert not (tmp_path / "store" / "PAY.Q.spl").exists()
+    assert run("remove", "--policies", store, "-p", "PAY.Q") == 2
+
+
+def test_set_refuses_a_swapped_policy_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "store"
+    assert (
+        run(
+            "set",
+            "--policies",
+            str(store),
+            "-m",
+            "PRODA",
+            "-p",
+            "SENDQUEUE",
+            "-s",
+            "SHA256",
+            "-e",
+            "AES128",
+            "-a",
+            "CN=X, O=YOURORG",
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "swapped" in err and "-r CN=X,O=YOURORG" in err
+    assert not store.exists()
+
+
+def test_set_refuses_a_policy_owned_by_another_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "all.spl").write_text("setmqspl -m QM -p Q -s SHA256\n", encoding="utf-8")
+    assert run("set", "--policies", str(tmp_path), "-p", "Q", "-s", "SHA512") == 2
+    assert "all.spl:1" in capsys.readouterr().err
+
+
+def test_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "good.spl").write_text("setmqspl -m QM -p A -s SHA256\n", encoding="utf-8")
+    assert run("check", "--policies", str(tmp_path)) == 0
+    (tmp_path / "bad.mqsc").write_text(
+        "SET POLICY('B') ENCALG(AES256)\nSET POLICY('C') SIGNALG(sha)\n", encoding="utf-8"
+    )
+    capsys.readouterr()
+    assert run("check", "--policies", str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert "bad.mqsc:1:" in err and "bad.mqsc:2:" in err and "2 error(s)" in err
+
+
+def test_repository_policies_pass_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("check", "--policies", str(Path(__file__).parents[1] / "policies")) == 0
+
+
+DUMP = """Policy Details:
+Policy name: A
+Quality of protection: INTEGRITY
+Signature algorithm: SHA256
+Encryption algorithm: NONE
+Signer DNs: -
+Recipient DNs: -
+Toleration: 0
+Key Reuse Count: 0
+- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -
+Policy Details:
+Policy name: OLD
+Quality of protection: INTEGRITY
+Signature algorithm: SHA1
+Encryption algorithm: NONE
+Signer DNs: -
+Recipient DNs: -
+Toleration: 0
+Key Reuse Count: 0
+"""
+
+
+def test_diff_and_apply_against_a_dump(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "a.spl").write_text('setmqspl -m QM -p A -s SHA512 -a "CN=s,O=X"\nsetmqspl -m QM -p NEW -s SHA256\n')
+    dump = tmp_path / "dump.txt"
+    dump.write_text(DUMP)
+    assert run("diff", "--policies", str(store), "--from", str(dump)) == 1
+    out = capsys.readouterr().out
+    assert "~ A\n    signature algorithm: SHA256 -> SHA512\n    + signer CN=s,O=X" in out
+    assert "+ NEW" in out and "- OLD" in out
+    assert run("apply", "--policies", str(store), "-m", "QM1", "-m", "QM2", "--from", str(dump)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "setmqspl -m QM1 -p OLD -remove" in lines and "setmqspl -m QM2 -p OLD -remove" in lines
+    assert "setmqspl -m QM2 -p NEW -s SHA256 -e NONE -c 0 -t 0" in lines
+    assert run("apply", "--policies", str(store), "-m", "QM1", "--mqsc") == 0
+    out = capsys.readouterr().out
+    assert "SET POLICY('NEW')" in out and "DELETE" not in out
+    (store / "a.spl").write_text("setmqspl -m QM -p A -s SHA256\nsetmqspl -m QM -p OLD -s SHA1\n")
+    capsys.readouterr()
+    assert run("diff", "--policies", str(store), "--from", str(dump)) == 0
+    assert "matches" in capsys.readouterr().out

@@ -1,0 +1,75 @@
+"""The worked example in policies/: partner -> EXTERNAL_IN -> gateway -> INTERNAL_IN -> staff,
+and PAYMENTS.OUT back to the partner, with a certificate for every DN the policies name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import ams
+from ams.pki import Issued, issue, make_ca
+
+POLICIES = ams.PolicyStore.from_directory(Path(__file__).parents[1] / "policies")
+NAMES = {
+    "orders": "CN=orders,OU=Systems,O=PARTNER,C=US",
+    "invoices": "CN=invoices,OU=Systems,O=PARTNER,C=US",
+    "receiver": "CN=receiver,OU=Systems,O=PARTNER,C=US",
+    "intruder": "CN=intruder,OU=Systems,O=PARTNER,C=US",
+    "gateway": "CN=gateway,OU=Integration,O=AMS,C=GB",
+    "alice": "CN=alice,OU=Finance,O=AMS,C=GB",
+    "bob": "CN=bob,OU=Finance,O=AMS,C=GB",
+    "payments": "CN=payments,OU=Finance,O=AMS,C=GB",
+}
+
+
+@pytest.fixture(scope="module")
+def people() -> dict[str, Issued]:
+    partner_ca = make_ca("CN=Partner CA,O=PARTNER,C=US")
+    our_ca = make_ca("CN=AMS CA,O=AMS,C=GB")
+    out = {name: issue(partner_ca if "PARTNER" in dn else our_ca, dn) for name, dn in NAMES.items()}
+    out["partner-ca"], out["our-ca"] = partner_ca, our_ca
+    return out
+
+
+def handle(people: dict[str, Issued], name: str) -> ams.Protector:
+    me = people[name]
+    others = [p.certificate for n, p in people.items() if n != name]
+    return ams.Protector(
+        ams.Keystore(ams.Identity(me.certificate, me.key), others, source=f"{name}'s keystore"), POLICIES
+    )
+
+
+def test_partner_to_staff_through_the_gateway(people: dict[str, Issued]) -> None:
+    order = b"<order id='42'>100 widgets</order>"
+    incoming = handle(people, "orders").protect("EXTERNAL_IN", order)
+    gateway = handle(people, "gateway")
+    received = gateway.unprotect("EXTERNAL_IN", incoming)
+    assert received.body == order and str(received.signer_dn) == NAMES["orders"]
+    internal = gateway.protect("INTERNAL_IN", received.body)
+    for staff in ("alice", "bob"):  # bob was added with ACTION(ADD) in INTERNAL_IN.mqsc
+        message = handle(people, staff).unprotect("INTERNAL_IN", internal)
+        assert message.body == order and str(message.signer_dn) == NAMES["gateway"]
+
+
+def test_only_the_partners_systems_may_write_to_external_in(people: dict[str, Issued]) -> None:
+    forged = handle(people, "intruder").protect("EXTERNAL_IN", b"pay me")
+    with pytest.raises(ams.UnauthorisedSignerError, match="CN=intruder"):
+        handle(people, "gateway").unprotect("EXTERNAL_IN", forged)
+    with pytest.raises(ams.NotARecipientError):
+        handle(people, "alice").unprotect("EXTERNAL_IN", handle(people, "orders").protect("EXTERNAL_IN", b"x"))
+
+
+def test_staff_cannot_bypass_the_gateway(people: dict[str, Issued]) -> None:
+    direct = handle(people, "alice").protect("INTERNAL_IN", b"self-approved")
+    with pytest.raises(ams.UnauthorisedSignerError, match="CN=alice,OU=Finance"):
+        handle(people, "bob").unprotect("INTERNAL_IN", direct)
+
+
+def test_payments_leave_signed_by_the_department(people: dict[str, Issued]) -> None:
+    payment = handle(people, "payments").protect("PAYMENTS.OUT", b"pay 100 to PARTNER")
+    message = handle(people, "receiver").unprotect("PAYMENTS.OUT", payment)
+    assert message.signature_algorithm is ams.SignatureAlgorithm.SHA512
+    assert str(message.signer_dn) == NAMES["payments"]
+    with pytest.raises(ams.UnauthorisedSignerError):
+        handle(people, "receiver").unprotect("PAYMENTS.OUT", handle(people, "alice").protect("PAYMENTS.OUT", b"x"))
