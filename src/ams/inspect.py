@@ -11,9 +11,8 @@ from ams.dn import DistinguishedName
 from ams.errors import MalformedMessageError
 from ams.format import mqheaders
 from ams.format.enveloped import EnvelopedContent, parse_enveloped_data
-from ams.format.oids import ID_SIGNING_TIME
 from ams.format.pdmq import PdmqHeader, looks_protected
-from ams.format.signed import parse_signed_data
+from ams.format.signed import parse_signed_data, signing_time
 from ams.keys import Keystore
 
 
@@ -86,11 +85,9 @@ def inspect_message(
         report["certificates"] = len(signed.certificates)
         if signed.certificates:
             report["signer"] = _certificate(x509.load_der_x509_certificate(signed.certificates[0]))
-        infos = signed.signed["signer_infos"]
-        if len(infos):
-            for attribute in infos[0]["signed_attrs"]:
-                if attribute["type"].dotted == ID_SIGNING_TIME:
-                    report["signing_time"] = attribute["values"][0].native.isoformat()
+        when = signing_time(signed.signer_infos[0]) if signed.signer_infos else None
+        if when is not None:
+            report["signing_time"] = when.isoformat()
         report["content_size"] = len(signed.content)
     elif header.qop is QualityOfProtection.PRIVACY:
         envelope = parse_enveloped_data(blob)

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 import attrs
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 
 from ams.algorithms import (
     KEYREUSE_DISABLED,
@@ -52,7 +51,7 @@ from ams.format.enveloped import (
 )
 from ams.format.oids import ID_DATA, ID_ENVELOPED_DATA, ID_SIGNED_DATA
 from ams.format.pdmq import PdmqHeader, looks_protected
-from ams.format.signed import SignedContent, SignedDataWriter, parse_signed_data, signed_data_from_content_octets
+from ams.format.signed import SignedContent, SignedDataWriter, parse_signed_data, subject_dn
 from ams.keys.keystore import Identity, Keystore
 from ams.keys.trust import TrustValidator, check_recipient_usage
 from ams.message import Protected, Unprotected
@@ -69,6 +68,7 @@ _ACCEPTS: dict[QualityOfProtection, tuple[QualityOfProtection, ...]] = {
 }
 _MIN_KEY_BITS_FOR_LONG_DIGESTS = 769
 _CERTIFICATE_CACHE_SIZE = 256
+_SEQUENCE_HEADROOM = 6  # room for a SEQUENCE tag and a length of up to 4 bytes
 
 
 @attrs.define
@@ -120,7 +120,7 @@ class Protector:
         self._writers: dict[SignatureAlgorithm, SignedDataWriter] = {}
         self._recipients: dict[Policy, tuple[x509.Certificate, ...]] = {}
         self._sender_keys: dict[str, _SenderKey] = {}
-        self._receiver_keys: dict[str, tuple[bytes, bytes]] = {}
+        self._receiver_keys: dict[str, tuple[bytes, bytes, EncryptionAlgorithm]] = {}
         self._certificates: dict[bytes, x509.Certificate] = {}
 
     def __repr__(self) -> str:
@@ -170,13 +170,12 @@ class Protector:
         key_reuse = False
         key_block_size = iv_size = enc_size = 0
         if qop is QualityOfProtection.INTEGRITY:
-            blob_parts: list[bytes | memoryview] = [self._writer(policy).content_info(payload)]
+            blob_parts: list[bytes | memoryview] = self._writer(policy).content_info(payload)
         elif qop is QualityOfProtection.PRIVACY:
             parts = self._writer(policy).content_parts(payload)
-            blob, _ = build_enveloped_data(
+            blob_parts, _ = build_enveloped_data(
                 self._recipient_certificates(policy), policy.encryption_algorithm, ID_SIGNED_DATA, parts
             )
-            blob_parts = [blob]
         else:
             key, key_block = self._confidentiality_key(queue, policy, one_shot)
             key_reuse = policy.key_reuse != KEYREUSE_DISABLED
@@ -274,7 +273,8 @@ class Protector:
             state = None
         if state is None:
             key = os.urandom(algorithm.spec.key_size)
-            key_block, _ = build_enveloped_data(recipients, algorithm, ID_DATA, [key])
+            key_block_parts, _ = build_enveloped_data(recipients, algorithm, ID_DATA, [key])
+            key_block = b"".join(key_block_parts)
             state = _SenderKey(algorithm, recipients, key, key_block)
             if reusable:
                 self._sender_keys[queue] = state
@@ -334,10 +334,10 @@ class Protector:
         encryption: EncryptionAlgorithm | None = None
         if header.qop is QualityOfProtection.INTEGRITY:
             self._expect_content(blob, ID_SIGNED_DATA, header, whole=True)
-            signed = parse_signed_data(bytes(blob), wrapped=True)
+            signed = parse_signed_data(blob, wrapped=True)
         elif header.qop is QualityOfProtection.PRIVACY:
             self._expect_content(blob, ID_ENVELOPED_DATA, header, whole=True)
-            envelope = parse_enveloped_data(bytes(blob))
+            envelope = parse_enveloped_data(blob)
             if envelope.content_type != ID_SIGNED_DATA:
                 raise HeaderContentMismatchError(
                     f"PDMQ header says PRIVACY, so the envelope must hold signedData ({ID_SIGNED_DATA}); "
@@ -347,7 +347,7 @@ class Protector:
             self._check_cipher_strength(policy, envelope.algorithm)
             identity = self._identity("decrypting a privacy message")
             key = self._unwrap(envelope, identity)
-            plaintext = envelope.decrypt(key, what="privacy content")
+            plaintext = envelope.decrypt(key, what="privacy content", headroom=_SEQUENCE_HEADROOM)
             signed = _parse_privacy_plaintext(plaintext)
         else:
             content, encryption = self._open_confidential(queue, policy, header, blob)
@@ -460,25 +460,24 @@ class Protector:
                 f"PDMQ v3 sizes keyBlock {header.key_block_size} + IV {header.iv_block_size} + "
                 f"ciphertext {header.enc_block_size} = {expected} bytes, but {len(blob)} follow the header"
             )
-        key_block = bytes(blob[: header.key_block_size])
-        self._expect_content(memoryview(key_block), ID_ENVELOPED_DATA, header, whole=True)
-        envelope = parse_enveloped_data(key_block)
-        if envelope.content_type != ID_DATA:
-            raise HeaderContentMismatchError(
-                f"the CONFIDENTIALITY key block must hold id-data ({ID_DATA}), found {envelope.content_type}"
-            )
-        algorithm = envelope.algorithm
-        self._check_cipher_strength(policy, algorithm)
-        if header.iv_block_size != algorithm.spec.block_size:
-            raise MalformedMessageError(
-                f"PDMQ IVBlockSize {header.iv_block_size} does not match {algorithm}'s block size "
-                f"{algorithm.spec.block_size}"
-            )
+        key_block = blob[: header.key_block_size]
         cached = self._receiver_keys.get(queue) if header.key_reuse else None
         if cached is not None and cached[0] == key_block:
-            key = cached[1]
+            # the same key block as before on this handle: no parsing, no RSA (AMS's key reuse)
+            _, key, algorithm = cached
             self.stats.key_reuse_hits += 1
+            self._check_cipher_strength(policy, algorithm)
+            self._check_iv_size(header, algorithm)
         else:
+            self._expect_content(key_block, ID_ENVELOPED_DATA, header, whole=True)
+            envelope = parse_enveloped_data(key_block)
+            if envelope.content_type != ID_DATA:
+                raise HeaderContentMismatchError(
+                    f"the CONFIDENTIALITY key block must hold id-data ({ID_DATA}), found {envelope.content_type}"
+                )
+            algorithm = envelope.algorithm
+            self._check_cipher_strength(policy, algorithm)
+            self._check_iv_size(header, algorithm)
             identity = self._identity("decrypting a confidentiality message")
             content_key = self._unwrap(envelope, identity)
             key = bytes(envelope.decrypt(content_key, what="confidentiality key block"))
@@ -487,12 +486,20 @@ class Protector:
                     f"the key block holds a {len(key)}-byte key; {algorithm} needs {algorithm.spec.key_size}"
                 )
             if header.key_reuse:
-                self._receiver_keys[queue] = (key_block, key)
+                self._receiver_keys[queue] = (bytes(key_block), key, algorithm)
         iv_start = header.key_block_size
         iv = bytes(blob[iv_start : iv_start + header.iv_block_size])
         ciphertext = blob[iv_start + header.iv_block_size :]
         content = cbc_decrypt(algorithm, key, iv, ciphertext, what="confidentiality payload")
         return content, algorithm
+
+    @staticmethod
+    def _check_iv_size(header: PdmqHeader, algorithm: EncryptionAlgorithm) -> None:
+        if header.iv_block_size != algorithm.spec.block_size:
+            raise MalformedMessageError(
+                f"PDMQ IVBlockSize {header.iv_block_size} does not match {algorithm}'s block size "
+                f"{algorithm.spec.block_size}"
+            )
 
     def _certificate(self, encoded: bytes) -> x509.Certificate:
         certificate = self._certificates.get(encoded)
@@ -501,9 +508,10 @@ class Protector:
                 certificate = x509.load_der_x509_certificate(encoded)
                 # parse lazily-decoded parts now, so a damaged certificate fails here, typed
                 certificate.public_key()
-                _ = certificate.extensions, certificate.signature_hash_algorithm
+                _ = certificate.extensions, certificate.signature_hash_algorithm, certificate.serial_number
+                _ = certificate.issuer, certificate.subject, certificate.not_valid_after_utc
                 unused_bits = asn1_x509.Certificate.load(encoded)["signature_value"].contents[:1]
-            except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm) as error:
+            except Exception as error:
                 raise MalformedMessageError(f"the signer certificate cannot be parsed: {error}") from None
             if unused_bits != b"\x00":
                 # an RSA signature is whole octets; cryptography would ignore the padding bits
@@ -518,7 +526,7 @@ class Protector:
         self.trust.validate(certificate, when)
         signed.verify(certificate)
         if policy.signers:
-            subject = DistinguishedName.from_x509(certificate.subject)
+            subject = subject_dn(certificate)
             if not any(subject.matches(allowed, strict=self.strict_dn) for allowed in policy.signers):
                 near = [f"{allowed} ({'; '.join(subject.differences(allowed))})" for allowed in policy.signers]
                 raise UnauthorisedSignerError(
@@ -533,20 +541,28 @@ class Protector:
 def _parse_privacy_plaintext(plaintext: memoryview) -> SignedContent:
     """The decrypted privacy content: SignedData content octets (what AMS writes).
 
-    Also accepted, because some CMS libraries encrypt them: a whole SignedData SEQUENCE or a
-    whole ContentInfo(signedData).
+    The SEQUENCE header goes into the headroom the decryption left, so the plaintext is not
+    copied. Also accepted, because some CMS libraries encrypt them: a whole SignedData SEQUENCE
+    or a whole ContentInfo(signedData).
     """
-    if len(plaintext) and plaintext[0] == der.INTEGER:
-        return parse_signed_data(signed_data_from_content_octets(bytes(plaintext)), wrapped=False)
-    if len(plaintext) and plaintext[0] == der.SEQUENCE:
-        data = bytes(plaintext)
-        try:
-            found, _ = der.content_type(data)
-        except ValueError:
-            found = ""
-        if found == ID_SIGNED_DATA:
-            return parse_signed_data(data, wrapped=True)
-        return parse_signed_data(data, wrapped=False)
-    raise MalformedMessageError(
+    try:
+        if len(plaintext) and plaintext[0] == der.INTEGER:
+            head = der.header(der.SEQUENCE, len(plaintext))
+            buffer = memoryview(plaintext.obj)
+            start = _SEQUENCE_HEADROOM - len(head)
+            buffer[start:_SEQUENCE_HEADROOM] = head
+            return parse_signed_data(buffer[start : _SEQUENCE_HEADROOM + len(plaintext)], wrapped=False)
+        if len(plaintext) and plaintext[0] == der.SEQUENCE:
+            try:
+                found, _ = der.content_type(plaintext)
+            except ValueError:
+                found = ""
+            return parse_signed_data(plaintext, wrapped=found == ID_SIGNED_DATA)
+    except MalformedMessageError as error:
+        raise DecryptionError(
+            f"the decrypted privacy content is not a valid SignedData ({error.message}): the content key is "
+            "wrong or the ciphertext was changed"
+        ) from None
+    raise DecryptionError(
         "the decrypted privacy content is not SignedData: the content key is wrong or the ciphertext was changed"
     )

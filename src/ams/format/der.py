@@ -6,6 +6,8 @@ here with length prefixes so that a 100 MB payload is never copied by a generic 
 
 from __future__ import annotations
 
+import functools
+
 SEQUENCE = 0x30
 SET = 0x31
 INTEGER = 0x02
@@ -31,6 +33,7 @@ def tlv(tag: int, content: bytes) -> bytes:
     return header(tag, len(content)) + content
 
 
+@functools.lru_cache(maxsize=256)
 def oid(dotted: str) -> bytes:
     parts = [int(p) for p in dotted.split(".")]
     body = bytearray()
@@ -54,85 +57,193 @@ def algorithm_identifier(dotted: str, parameters: bytes | None = NULL) -> bytes:
     return tlv(SEQUENCE, oid(dotted) + (parameters or b""))
 
 
-def read_header(data: bytes | memoryview, offset: int = 0) -> tuple[int, int, int]:
-    """(tag, content offset, content length) of the definite-length TLV at ``offset``."""
-    if offset + 2 > len(data):
-        raise ValueError("truncated DER header")
+class DerError(ValueError):
+    """The bytes are not the strict DER this reader expects."""
+
+
+def read_header(data: bytes | memoryview, offset: int = 0, end: int | None = None) -> tuple[int, int, int]:
+    """(tag, content offset, content length) of the DER TLV at ``offset``.
+
+    Strict: definite, minimal lengths and single-byte tags only, so that no bit of a header
+    can change without the change being noticed.
+    """
+    stop = len(data) if end is None else end
+    if offset + 2 > stop:
+        raise DerError(f"truncated DER header at offset {offset}")
     tag = data[offset]
+    if tag & 0x1F == 0x1F:
+        raise DerError(f"high tag number at offset {offset}: AMS structures use none")
     first = data[offset + 1]
-    offset += 2
+    start = offset + 2
     if first < 0x80:
         size = first
     elif first == 0x80:
-        raise ValueError("indefinite length where definite length is required")
+        raise DerError(f"indefinite length at offset {offset}: AMS writes DER")
     else:
         count = first & 0x7F
-        if count > 8 or offset + count > len(data):
-            raise ValueError("bad DER length")
-        size = int.from_bytes(bytes(data[offset : offset + count]), "big")
-        offset += count
-    if offset + size > len(data):
-        raise ValueError(f"DER value of {size} bytes runs past the end ({len(data) - offset} left)")
-    return tag, offset, size
+        if count > 4 or start + count > stop:
+            raise DerError(f"bad length at offset {offset}")
+        size = int.from_bytes(data[start : start + count], "big")
+        if data[start] == 0 or size < 0x80:
+            raise DerError(f"non-minimal length encoding at offset {offset}")
+        start += count
+    if start + size > stop:
+        raise DerError(f"DER value at offset {offset} runs {start + size - stop} bytes past its container")
+    return tag, start, size
+
+
+class Element:
+    """One TLV inside a buffer: its tag, and views of its content and whole encoding (made on demand)."""
+
+    __slots__ = ("_data", "_end", "_header", "_start", "tag")
+
+    def __init__(self, tag: int, data: memoryview, header: int, start: int, end: int) -> None:
+        self.tag = tag
+        self._data = data
+        self._header = header
+        self._start = start
+        self._end = end
+
+    @property
+    def content(self) -> memoryview:
+        return self._data[self._start : self._end]
+
+    @property
+    def encoded(self) -> memoryview:
+        return self._data[self._header : self._end]
+
+    @property
+    def size(self) -> int:
+        return self._end - self._start
+
+    def children(self, what: str) -> Reader:
+        if not self.tag & 0x20:
+            raise DerError(f"{what}: expected a constructed value, found primitive tag {self.tag:#04x}")
+        return Reader(self._data, what, self._start, self._end)
+
+    def integer(self, what: str) -> int:
+        expect_tag(self, INTEGER, what)
+        data = self.content
+        if len(data) == 0 or (
+            len(data) > 1 and ((data[0] == 0 and data[1] < 0x80) or (data[0] == 0xFF and data[1] >= 0x80))
+        ):
+            raise DerError(f"{what}: not a minimal DER INTEGER")
+        return int.from_bytes(data, "big", signed=True)
+
+    def oid(self, what: str) -> str:
+        expect_tag(self, OID, what)
+        return decode_oid(bytes(self.content))
+
+    def octets(self, what: str) -> memoryview:
+        expect_tag(self, OCTET_STRING, what)
+        return self.content
+
+
+def expect_tag(element: Element, tag: int, what: str) -> None:
+    if element.tag != tag:
+        raise DerError(f"{what}: expected tag {tag:#04x}, found {element.tag:#04x}")
+
+
+class Reader:
+    """Reads consecutive TLVs from part of a buffer; every read is checked, the end must be reached."""
+
+    __slots__ = ("data", "offset", "stop", "what")
+
+    def __init__(self, data: bytes | memoryview, what: str, start: int = 0, stop: int | None = None) -> None:
+        self.data = data if isinstance(data, memoryview) else memoryview(data)
+        self.offset = start
+        self.stop = len(self.data) if stop is None else stop
+        self.what = what
+
+    def peek(self) -> int | None:
+        return self.data[self.offset] if self.offset < self.stop else None
+
+    def read(self, what: str, tag: int | None = None) -> Element:
+        if self.offset >= self.stop:
+            raise DerError(f"{self.what}: {what} is missing")
+        found, start, size = read_header(self.data, self.offset, self.stop)
+        if tag is not None and found != tag:
+            raise DerError(f"{self.what}: {what} should have tag {tag:#04x}, found {found:#04x}")
+        element = Element(found, self.data, self.offset, start, start + size)
+        self.offset = start + size
+        return element
+
+    def optional(self, tag: int, what: str) -> Element | None:
+        return self.read(what, tag) if self.peek() == tag else None
+
+    def end(self) -> None:
+        if self.offset != self.stop:
+            raise DerError(f"{self.what}: {self.stop - self.offset} unexpected bytes after its last field")
+
+    def all(self, what: str, tag: int | None = None) -> list[Element]:
+        out = []
+        while self.offset < self.stop:
+            out.append(self.read(what, tag))
+        return out
+
+
+_OID_CACHE: dict[bytes, str] = {}
+
+
+def decode_oid(content: bytes) -> str:
+    cached = _OID_CACHE.get(content)
+    if cached is not None:
+        return cached
+    if not content or content[-1] & 0x80 or content[0] == 0x80:
+        raise DerError(f"malformed OBJECT IDENTIFIER {content.hex()}")
+    values = []
+    value = 0
+    for index, byte in enumerate(content):
+        if value == 0 and byte == 0x80 and (index == 0 or not content[index - 1] & 0x80):
+            raise DerError(f"non-minimal OBJECT IDENTIFIER {content.hex()}")
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            values.append(value)
+            value = 0
+    first = values[0]
+    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
+    dotted = ".".join(str(v) for v in head + values[1:])
+    if len(_OID_CACHE) < 1024:
+        _OID_CACHE[content] = dotted
+    return dotted
+
+
+def algorithm(element: Element, what: str) -> tuple[str, Element | None]:
+    """An AlgorithmIdentifier: its OID and its parameters element (None when absent)."""
+    expect_tag(element, SEQUENCE, what)
+    fields = element.children(what)
+    oid_value = fields.read("algorithm", OID).oid(what)
+    parameters = fields.read("parameters") if fields.peek() is not None else None
+    fields.end()
+    return oid_value, parameters
+
+
+def null_or_absent(parameters: Element | None, what: str) -> None:
+    if parameters is not None and (parameters.tag != 0x05 or len(parameters.content) != 0):
+        raise DerError(f"{what}: parameters must be NULL or absent, found tag {parameters.tag:#04x}")
+
+
+def content_info(blob: bytes | memoryview, what: str) -> tuple[str, Element]:
+    """The contentType and the [0] EXPLICIT content of a ContentInfo that fills ``blob``."""
+    outer = Reader(blob, what)
+    info = outer.read("ContentInfo", SEQUENCE)
+    outer.end()
+    fields = info.children("ContentInfo")
+    content_type_oid = fields.read("contentType", OID).oid("contentType")
+    explicit = fields.read("content", CONTEXT_0_CONSTRUCTED)
+    fields.end()
+    inner = explicit.children("ContentInfo content")
+    content = inner.read("content")
+    inner.end()
+    return content_type_oid, content
 
 
 def content_type(blob: bytes | memoryview) -> tuple[str, int]:
-    """The contentType OID of a ContentInfo and the ContentInfo's total encoded length."""
-    from asn1crypto.core import ObjectIdentifier
-
-    tag, start, size = read_header(blob, 0)
-    if tag != SEQUENCE:
-        raise ValueError(f"expected a ContentInfo SEQUENCE (tag 0x30), found tag {tag:#04x}")
-    oid_tag, oid_start, oid_size = read_header(blob, start)
+    """The contentType OID of the ContentInfo at the start of ``blob`` and its encoded length."""
+    _, start, size = read_header(blob, 0)
+    if blob[0] != SEQUENCE:
+        raise DerError(f"expected a ContentInfo SEQUENCE (tag 0x30), found tag {blob[0]:#04x}")
+    oid_tag, oid_start, oid_size = read_header(blob, start, start + size)
     if oid_tag != OID:
-        raise ValueError(f"expected the contentType OID (tag 0x06), found tag {oid_tag:#04x}")
-    dotted = ObjectIdentifier.load(bytes(blob[start : oid_start + oid_size])).dotted
-    return str(dotted), start + size
-
-
-def check_strict(data: bytes | memoryview, offset: int = 0, end: int | None = None, depth: int = 0) -> None:
-    """Refuse BER leniencies in the structure (not the primitive contents) of ``data``.
-
-    AMS writes DER. Parsers accept non-minimal lengths, empty INTEGERs and the like, which
-    would let a changed bit in an unsigned field (a version, a length) go unnoticed; walking
-    the headers once is cheap, because primitive contents such as the payload are skipped.
-    """
-    stop = len(data) if end is None else end
-    if depth > 32:
-        raise ValueError("DER nested more than 32 levels")
-    while offset < stop:
-        if offset + 2 > stop:
-            raise ValueError(f"truncated DER header at offset {offset}")
-        tag = data[offset]
-        if tag & 0x1F == 0x1F:
-            raise ValueError(f"high tag number at offset {offset}: AMS structures use none")
-        first = data[offset + 1]
-        start = offset + 2
-        if first < 0x80:
-            size = first
-        elif first == 0x80:
-            raise ValueError(f"indefinite length at offset {offset}: AMS writes DER")
-        else:
-            count = first & 0x7F
-            if count > 4 or start + count > stop:
-                raise ValueError(f"bad length at offset {offset}")
-            raw = bytes(data[start : start + count])
-            size = int.from_bytes(raw, "big")
-            if raw[0] == 0 or size < 0x80:
-                raise ValueError(f"non-minimal length encoding at offset {offset}")
-            start += count
-        if start + size > stop:
-            raise ValueError(f"value at offset {offset} runs {start + size - stop} bytes past its container")
-        if tag & 0x20:
-            check_strict(data, start, start + size, depth + 1)
-        elif tag == INTEGER:
-            if size == 0 or (
-                size > 1
-                and ((data[start] == 0 and data[start + 1] < 0x80) or (data[start] == 0xFF and data[start + 1] >= 0x80))
-            ):
-                raise ValueError(f"non-minimal INTEGER at offset {offset}")
-        elif tag == 0x05 and size != 0:
-            raise ValueError(f"NULL with content at offset {offset}")
-        elif tag == 0x01 and (size != 1 or data[start] not in (0, 0xFF)):
-            raise ValueError(f"non-DER BOOLEAN at offset {offset}")
-        offset = start + size
+        raise DerError(f"expected the contentType OID (tag 0x06), found tag {oid_tag:#04x}")
+    return decode_oid(bytes(blob[oid_start : oid_start + oid_size])), start + size

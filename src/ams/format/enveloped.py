@@ -11,17 +11,22 @@ import os
 from collections.abc import Callable, Sequence
 
 import attrs
-from asn1crypto import cms as asn1_cms
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from ams.algorithms import EncryptionAlgorithm
 from ams.dn import DistinguishedName
-from ams.errors import DecryptionError, MalformedMessageError, NotARecipientError, UnsupportedAlgorithmError
+from ams.errors import (
+    DecryptionError,
+    DistinguishedNameError,
+    MalformedMessageError,
+    NotARecipientError,
+    UnsupportedAlgorithmError,
+)
 from ams.format import der
 from ams.format.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
-from ams.format.signed import Chunk, check_null_parameters, check_version, issuer_and_serial
+from ams.format.signed import Chunk, issuer_and_serial, issuer_bytes
 
 _RSA_ALGORITHM = der.algorithm_identifier(RSA_ENCRYPTION)
 
@@ -50,8 +55,14 @@ def cbc_encrypt(algorithm: EncryptionAlgorithm, key: bytes, iv: bytes, parts: Se
     return view[:size]
 
 
-def cbc_decrypt(algorithm: EncryptionAlgorithm, key: bytes, iv: bytes, ciphertext: Chunk, *, what: str) -> memoryview:
-    """Decrypt and strip PKCS#7 padding; bad length or padding is a DecryptionError."""
+def cbc_decrypt(
+    algorithm: EncryptionAlgorithm, key: bytes, iv: bytes, ciphertext: Chunk, *, what: str, headroom: int = 0
+) -> memoryview:
+    """Decrypt and strip PKCS#7 padding; bad length or padding is a DecryptionError.
+
+    The result is a view into a fresh buffer that has ``headroom`` spare bytes before it, so a
+    caller can put a DER header in front without copying the plaintext.
+    """
     spec = algorithm.spec
     if len(ciphertext) == 0 or len(ciphertext) % spec.block_size:
         raise DecryptionError(
@@ -60,13 +71,13 @@ def cbc_decrypt(algorithm: EncryptionAlgorithm, key: bytes, iv: bytes, ciphertex
         )
     if len(iv) != spec.block_size:
         raise DecryptionError(f"{what}: {algorithm} IV must be {spec.block_size} bytes, found {len(iv)}")
-    buffer = bytearray(len(ciphertext) + spec.block_size)
-    view = memoryview(buffer)
+    buffer = bytearray(headroom + len(ciphertext) + spec.block_size)
+    view = memoryview(buffer)[headroom:]
     decryptor = Cipher(spec.factory(key), modes.CBC(iv)).decryptor()
     size = decryptor.update_into(ciphertext, view)
     decryptor.finalize()
-    pad = buffer[size - 1] if size else 0
-    if not 1 <= pad <= spec.block_size or size < pad or any(b != pad for b in buffer[size - pad : size]):
+    pad = view[size - 1] if size else 0
+    if not 1 <= pad <= spec.block_size or size < pad or any(b != pad for b in view[size - pad : size]):
         raise DecryptionError(
             f"{what}: bad {algorithm} padding after decryption: the content key is wrong or the ciphertext was changed"
         )
@@ -93,8 +104,8 @@ def build_enveloped_data(
     plaintext: Sequence[Chunk],
     *,
     key: bytes | None = None,
-) -> tuple[bytes, bytes]:
-    """A DER ContentInfo(envelopedData) and the content key it was encrypted with."""
+) -> tuple[list[Chunk], bytes]:
+    """A DER ContentInfo(envelopedData), as chunks to join once, and its content key."""
     spec = algorithm.spec
     content_key = key if key is not None else os.urandom(spec.key_size)
     iv = os.urandom(spec.block_size)
@@ -111,8 +122,7 @@ def build_enveloped_data(
     outer = der.header(
         der.SEQUENCE, len(type_oid) + len(explicit_header) + len(enveloped_header) + len(before) + len(ciphertext)
     )
-    blob = b"".join([outer, type_oid, explicit_header, enveloped_header, before, ciphertext])
-    return blob, content_key
+    return [outer + type_oid + explicit_header + enveloped_header + before, ciphertext], content_key
 
 
 @attrs.frozen
@@ -128,7 +138,7 @@ class RecipientRef:
             if certificate.serial_number != self.serial:
                 return False
             # byte-exact: the RecipientInfo is not signed, so no loose matching here
-            return certificate.issuer.public_bytes() == self.issuer
+            return issuer_bytes(certificate) == self.issuer
         try:
             ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
         except x509.ExtensionNotFound:
@@ -137,7 +147,11 @@ class RecipientRef:
 
     def describe(self) -> str:
         if self.issuer is not None:
-            return f"issuer {DistinguishedName.from_der(self.issuer)} serial {self.serial:#x}"
+            try:
+                issuer = str(DistinguishedName.from_der(self.issuer))
+            except DistinguishedNameError:
+                issuer = f"(unparseable Name {self.issuer.hex()})"
+            return f"issuer {issuer} serial {self.serial:#x}"
         return f"subjectKeyIdentifier {self.key_identifier.hex() if self.key_identifier else '?'}"
 
 
@@ -149,7 +163,7 @@ class EnvelopedContent:
     content_type: str
     iv: bytes
     recipients: tuple[tuple[RecipientRef, bytes], ...]
-    ciphertext: bytes
+    ciphertext: memoryview
 
     def recipient_refs(self) -> list[RecipientRef]:
         return [ref for ref, _ in self.recipients]
@@ -189,57 +203,47 @@ class EnvelopedContent:
             "Add this identity's DN to the sender's policy recipients (-r), or read with a recipient's keystore"
         )
 
-    def decrypt(self, key: bytes, *, what: str) -> memoryview:
-        return cbc_decrypt(self.algorithm, key, self.iv, self.ciphertext, what=what)
+    def decrypt(self, key: bytes, *, what: str, headroom: int = 0) -> memoryview:
+        return cbc_decrypt(self.algorithm, key, self.iv, self.ciphertext, what=what, headroom=headroom)
 
 
-def parse_enveloped_data(encoded: bytes) -> EnvelopedContent:
-    """Parse a ContentInfo(envelopedData) with key-transport recipients."""
+def parse_enveloped_data(encoded: bytes | memoryview) -> EnvelopedContent:
+    """Parse a ContentInfo(envelopedData) with key-transport recipients, strictly, without copies."""
     try:
-        der.check_strict(encoded)
-        info = asn1_cms.ContentInfo.load(encoded, strict=True)
-        if info["content_type"].dotted != ID_ENVELOPED_DATA:
+        content_type, enveloped = der.content_info(encoded, "the EnvelopedData ContentInfo")
+        if content_type != ID_ENVELOPED_DATA:
             raise MalformedMessageError(
-                f"expected a ContentInfo of type envelopedData ({ID_ENVELOPED_DATA}), found "
-                f"{info['content_type'].dotted}"
+                f"expected a ContentInfo of type envelopedData ({ID_ENVELOPED_DATA}), found {content_type}"
             )
-        enveloped = info["content"]
-        eci = enveloped["encrypted_content_info"]
-        content_type = eci["content_type"].dotted
-        algorithm_id = eci["content_encryption_algorithm"]
-        oid = algorithm_id["algorithm"].dotted
-        encrypted = eci["encrypted_content"]
-        if encrypted.native is None:
-            raise MalformedMessageError("the EnvelopedData has no encryptedContent")
-        ciphertext = bytes(encrypted)
-        _ = enveloped["recipient_infos"].native, algorithm_id.native  # damage fails here, typed
+        der.expect_tag(enveloped, der.SEQUENCE, "EnvelopedData")
+        fields = enveloped.children("EnvelopedData")
+        version = fields.read("version", der.INTEGER).integer("EnvelopedData version")
+        if fields.peek() == der.CONTEXT_0_CONSTRUCTED:
+            raise der.DerError("EnvelopedData has originatorInfo, which AMS does not write")
         refs: list[tuple[RecipientRef, bytes]] = []
-        for choice in enveloped["recipient_infos"]:
-            if choice.name != "ktri":
+        all_v0 = True
+        for choice in fields.read("recipientInfos", der.SET).children("recipientInfos").all("RecipientInfo"):
+            if choice.tag != der.SEQUENCE:
                 raise UnsupportedAlgorithmError(
-                    f"RecipientInfo of kind {choice.name}: AMS uses key transport (RSA) only"
+                    f"RecipientInfo with tag {choice.tag:#04x}: AMS uses key transport (RSA) only"
                 )
-            ktri = choice.chosen
-            if ktri["key_encryption_algorithm"]["algorithm"].dotted != RSA_ENCRYPTION:
-                raise UnsupportedAlgorithmError(
-                    f"key encryption algorithm {ktri['key_encryption_algorithm']['algorithm'].dotted}: "
-                    f"AMS uses rsaEncryption ({RSA_ENCRYPTION}, PKCS#1 v1.5)"
-                )
-            rid = ktri["rid"]
-            check_version(ktri["version"], 0 if rid.name == "issuer_and_serial_number" else 2, "KeyTransRecipientInfo")
-            check_null_parameters(ktri["key_encryption_algorithm"])
-            if rid.name == "issuer_and_serial_number":
-                ref = RecipientRef(rid.chosen["issuer"].dump(), rid.chosen["serial_number"].native, None)
-            else:
-                ref = RecipientRef(None, None, rid.chosen.native)
-            refs.append((ref, ktri["encrypted_key"].native))
-        parameters = algorithm_id["parameters"]
-        all_v0 = all(choice.chosen["version"].native == "v0" for choice in enveloped["recipient_infos"])
-        plain = all_v0 and enveloped["originator_info"].native is None and enveloped["unprotected_attrs"].native is None
-        check_version(enveloped["version"], 0 if plain else 2, "EnvelopedData")
-    except (MalformedMessageError, UnsupportedAlgorithmError):
-        raise
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            ref, wrapped, ktri_version = _key_trans(choice)
+            all_v0 = all_v0 and ktri_version == 0
+            refs.append((ref, wrapped))
+        eci = fields.read("encryptedContentInfo", der.SEQUENCE).children("encryptedContentInfo")
+        inner_type = eci.read("contentType", der.OID).oid("contentType")
+        oid, parameters = der.algorithm(eci.read("contentEncryptionAlgorithm", der.SEQUENCE), "cipher")
+        encrypted = eci.optional(der.CONTEXT_0_PRIMITIVE, "encryptedContent")
+        eci.end()
+        if encrypted is None:
+            raise MalformedMessageError("the EnvelopedData has no encryptedContent (primitive [0])")
+        if fields.peek() is not None:
+            raise der.DerError("EnvelopedData has unprotectedAttrs, which AMS does not write")
+        # RFC 5652 6.1: version 0 when every RecipientInfo is v0 and there are no extras, else 2
+        expected_version = 0 if all_v0 else 2
+        if version != expected_version:
+            raise MalformedMessageError(f"EnvelopedData version {version}: expected {expected_version}")
+    except der.DerError as error:
         raise MalformedMessageError(f"cannot parse the EnvelopedData: {error}") from None
     algorithm = EncryptionAlgorithm.from_oid(oid)
     if algorithm is None:
@@ -247,28 +251,60 @@ def parse_enveloped_data(encoded: bytes) -> EnvelopedContent:
             f"content encryption algorithm {oid} is not one AMS defines (RC2, DES, 3DES, AES128, AES256)"
         )
     iv = _iv(algorithm, parameters)
-    return EnvelopedContent(algorithm, content_type, iv, tuple(refs), ciphertext)
+    return EnvelopedContent(algorithm, inner_type, iv, tuple(refs), encrypted.content)
 
 
-def _iv(algorithm: EncryptionAlgorithm, parameters: object) -> bytes:
+def _key_trans(choice: der.Element) -> tuple[RecipientRef, bytes, int]:
+    fields = choice.children("KeyTransRecipientInfo")
+    version = fields.read("version", der.INTEGER).integer("KeyTransRecipientInfo version")
+    rid = fields.read("rid")
+    if rid.tag == der.SEQUENCE:
+        parts = rid.children("issuerAndSerialNumber")
+        ref = RecipientRef(
+            bytes(parts.read("issuer", der.SEQUENCE).encoded),
+            parts.read("serialNumber", der.INTEGER).integer("serialNumber"),
+            None,
+        )
+        parts.end()
+        expected = 0
+    elif rid.tag == der.CONTEXT_0_PRIMITIVE:
+        ref, expected = RecipientRef(None, None, bytes(rid.content)), 2
+    else:
+        raise der.DerError(f"KeyTransRecipientInfo rid has tag {rid.tag:#04x}")
+    if version != expected:
+        raise der.DerError(f"KeyTransRecipientInfo version {version}: expected {expected} for its rid")
+    oid, parameters = der.algorithm(fields.read("keyEncryptionAlgorithm", der.SEQUENCE), "keyEncryptionAlgorithm")
+    if oid != RSA_ENCRYPTION:
+        raise UnsupportedAlgorithmError(
+            f"key encryption algorithm {oid}: AMS uses rsaEncryption ({RSA_ENCRYPTION}, PKCS#1 v1.5)"
+        )
+    der.null_or_absent(parameters, "keyEncryptionAlgorithm")
+    wrapped = bytes(fields.read("encryptedKey", der.OCTET_STRING).content)
+    fields.end()
+    return ref, wrapped, version
+
+
+def _iv(algorithm: EncryptionAlgorithm, parameters: der.Element | None) -> bytes:
+    what = f"{algorithm} parameters"
     try:
-        if algorithm is EncryptionAlgorithm.RC2:
-            native = getattr(parameters, "native", None)
-            if isinstance(native, dict):
-                version = native.get("rc2_parameter_version")
-                if version not in (None, RC2_PARAMETER_VERSION_128):
+        if parameters is None:
+            raise der.DerError("absent")
+        if algorithm is EncryptionAlgorithm.RC2 and parameters.tag == der.SEQUENCE:
+            fields = parameters.children(what)
+            if fields.peek() == der.INTEGER:
+                version = fields.read("rc2ParameterVersion").integer(what)
+                if version != RC2_PARAMETER_VERSION_128:
                     raise UnsupportedAlgorithmError(
                         f"RC2 parameter version {version}: only 128-bit RC2 (version 58) is supported"
                     )
-                iv = native["iv"]
-            else:
-                iv = native
+            iv = bytes(fields.read("iv", der.OCTET_STRING).content)
+            fields.end()
         else:
-            iv = getattr(parameters, "native", None)
-    except (ValueError, TypeError, KeyError) as error:
-        raise MalformedMessageError(f"cannot read the {algorithm} parameters: {error}") from None
-    if not isinstance(iv, bytes) or len(iv) != algorithm.spec.block_size:
+            iv = bytes(parameters.octets(what))
+    except der.DerError as error:
+        raise MalformedMessageError(f"cannot read the {what}: {error}") from None
+    if len(iv) != algorithm.spec.block_size:
         raise MalformedMessageError(
-            f"{algorithm} IV: expected {algorithm.spec.block_size} bytes in the algorithm parameters, found {iv!r}"
+            f"{algorithm} IV: expected {algorithm.spec.block_size} bytes in the algorithm parameters, found {len(iv)}"
         )
     return iv

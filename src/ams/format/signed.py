@@ -2,18 +2,18 @@
 
 Writing frames the payload with hand-built DER so that it is hashed once and copied once; the
 small structures (signed attributes, SignerInfo) are built once per identity where possible.
-Reading uses asn1crypto, which keeps the original bytes so that the signed attributes are
-verified exactly as they were sent.
+Reading uses the strict DER reader in ``der``: every field AMS defines is checked, nothing is
+copied (the payload is a view into the message), and the signed attributes are verified exactly
+as they were sent.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable
 
 import attrs
-from asn1crypto import cms as asn1_cms
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -42,8 +42,21 @@ Chunk = bytes | memoryview
 _DER = serialization.Encoding.DER
 
 
+@functools.lru_cache(maxsize=512)
+def subject_dn(certificate: x509.Certificate) -> DistinguishedName:
+    """A certificate's subject as a DN (cached: certificates are immutable)."""
+    return DistinguishedName.from_x509(certificate.subject)
+
+
+@functools.lru_cache(maxsize=512)
+def issuer_bytes(certificate: x509.Certificate) -> bytes:
+    """The DER of a certificate's issuer Name (cached: certificates are immutable)."""
+    return certificate.issuer.public_bytes()
+
+
+@functools.lru_cache(maxsize=512)
 def issuer_and_serial(certificate: x509.Certificate) -> bytes:
-    return der.tlv(der.SEQUENCE, certificate.issuer.public_bytes() + der.integer(certificate.serial_number))
+    return der.tlv(der.SEQUENCE, issuer_bytes(certificate) + der.integer(certificate.serial_number))
 
 
 def _signing_time(now: datetime.datetime) -> bytes:
@@ -107,25 +120,41 @@ class SignedDataWriter:
             tail,
         ]
 
-    def content_info(self, payload: Chunk, now: datetime.datetime | None = None) -> bytes:
-        """A complete DER ContentInfo of type signedData (the Integrity blob)."""
+    def content_info(self, payload: Chunk, now: datetime.datetime | None = None) -> list[Chunk]:
+        """A complete DER ContentInfo of type signedData (the Integrity blob), as chunks."""
         parts = self.content_parts(payload, now)
         inner = sum(len(p) for p in parts)
         signed_header = der.header(der.SEQUENCE, inner)
         oid = der.oid(ID_SIGNED_DATA)
         explicit = der.header(der.CONTEXT_0_CONSTRUCTED, len(signed_header) + inner)
         outer = der.header(der.SEQUENCE, len(oid) + len(explicit) + len(signed_header) + inner)
-        return b"".join([outer, oid, explicit, signed_header, *parts])
+        return [outer + oid + explicit + signed_header + parts[0], *parts[1:]]
+
+
+@attrs.frozen
+class SignerInfo:
+    """The one SignerInfo AMS writes, read strictly."""
+
+    version: int
+    issuer: bytes | None  # DER of the issuer Name (issuerAndSerialNumber), or None
+    serial: int | None
+    key_identifier: bytes | None  # subjectKeyIdentifier, or None
+    digest_oid: str
+    signed_attributes: memoryview | None  # the content octets of [0] IMPLICIT signedAttrs
+    signature_oid: str
+    signature: bytes
 
 
 @attrs.frozen
 class SignedContent:
     """A parsed SignedData: what the receiver checks, in the order it checks it."""
 
+    version: int
     digest_algorithm: SignatureAlgorithm
+    digest_oids: tuple[str, ...]
     certificates: tuple[bytes, ...]
-    content: bytes
-    signed: asn1_cms.SignedData = attrs.field(repr=False)
+    content: memoryview
+    signer_infos: tuple[SignerInfo, ...]
 
     def signer_certificate(self, load: Callable[[bytes], x509.Certificate]) -> x509.Certificate:
         if len(self.certificates) != 1:
@@ -137,161 +166,193 @@ class SignedContent:
 
     def verify(self, certificate: x509.Certificate) -> None:
         """Check that ``certificate`` made the one SignerInfo's signature over this content."""
-        try:
-            self._verify(certificate)
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
-            raise MalformedMessageError(f"cannot parse the SignerInfo: {error}") from None
-
-    def _verify(self, certificate: x509.Certificate) -> None:
-        infos = self.signed["signer_infos"]
-        if len(infos) != 1:
-            raise SignerCertificateError(f"expected exactly one SignerInfo, found {len(infos)}")
-        info = infos[0]
-        _check_sid(info["sid"], certificate)
-        expected_version = 1 if info["sid"].name == "issuer_and_serial_number" else 3
-        check_version(info["version"], expected_version, "SignerInfo")
-        # RFC 5652 5.1: v3 when the SignerInfo is v3 (subjectKeyIdentifier), else v1 for id-data
-        check_version(self.signed["version"], expected_version, "SignedData")
-        algorithm = self.digest_algorithm
-        listed = [d["algorithm"].dotted for d in self.signed["digest_algorithms"]]
-        if listed != [algorithm.oid]:
+        if len(self.signer_infos) != 1:
+            raise SignerCertificateError(f"expected exactly one SignerInfo, found {len(self.signer_infos)}")
+        info = self.signer_infos[0]
+        _check_sid(info, certificate)
+        # RFC 5652 5.1/5.3: v1 with issuerAndSerialNumber, v3 with subjectKeyIdentifier
+        expected_version = 1 if info.issuer is not None else 3
+        if info.version != expected_version or self.version != expected_version:
             raise MalformedMessageError(
-                f"SignedData digestAlgorithms {listed}: expected exactly the signer's {algorithm} ({algorithm.oid})"
+                f"SignedData/SignerInfo versions {self.version}/{info.version}: expected "
+                f"{expected_version}/{expected_version} for this signer identifier"
             )
-        for identifier in (*self.signed["digest_algorithms"], info["digest_algorithm"], info["signature_algorithm"]):
-            check_null_parameters(identifier)
-        signature_oid = info["signature_algorithm"]["algorithm"].dotted
-        if signature_oid != RSA_ENCRYPTION and RSA_WITH_DIGEST.get(signature_oid) is not algorithm:
+        algorithm = self.digest_algorithm
+        if self.digest_oids != (algorithm.oid,):
+            raise MalformedMessageError(
+                f"SignedData digestAlgorithms {list(self.digest_oids)}: expected exactly the signer's "
+                f"{algorithm} ({algorithm.oid})"
+            )
+        if info.signature_oid != RSA_ENCRYPTION and RSA_WITH_DIGEST.get(info.signature_oid) is not algorithm:
             raise UnsupportedAlgorithmError(
-                f"signature algorithm {signature_oid}: expected rsaEncryption ({RSA_ENCRYPTION}) with "
+                f"signature algorithm {info.signature_oid}: expected rsaEncryption ({RSA_ENCRYPTION}) with "
                 f"digest {algorithm}, as AMS writes"
-            )
-        info_digest = SignatureAlgorithm.from_oid(info["digest_algorithm"]["algorithm"].dotted)
-        if info_digest is not algorithm:
-            raise UnsupportedAlgorithmError(
-                f"SignerInfo digest algorithm {info['digest_algorithm']['algorithm'].dotted} differs "
-                f"from the SignedData's {algorithm}"
             )
         public_key = certificate.public_key()
         if not isinstance(public_key, rsa.RSAPublicKey):
             raise SignerCertificateError("the signer's certificate does not hold an RSA key")
-        signature = info["signature"].native
-        attributes = info["signed_attrs"]
-        content_type = self.signed["encap_content_info"]["content_type"].dotted
         try:
-            if attributes.native is None or len(attributes) == 0:
-                public_key.verify(signature, self.content, padding.PKCS1v15(), algorithm.hash())
+            if info.signed_attributes is None:
+                public_key.verify(info.signature, bytes(self.content), padding.PKCS1v15(), algorithm.hash())
                 return
-            found_type = _attribute_value(attributes, ID_CONTENT_TYPE)
-            found_digest = _attribute_value(attributes, ID_MESSAGE_DIGEST)
-            if found_type is None or found_digest is None:
-                raise BadSignatureError("signed attributes lack contentType or messageDigest, which CMS requires")
-            if found_type.dotted != content_type:
-                raise BadSignatureError(
-                    f"signed contentType {found_type.dotted} differs from the content's {content_type}"
-                )
+            content_type, digest_value = _signed_attributes(info.signed_attributes)
+            if content_type != ID_DATA:
+                raise BadSignatureError(f"signed contentType {content_type} differs from the content's {ID_DATA}")
             digest = hashes.Hash(algorithm.hash())
             digest.update(self.content)
-            if digest.finalize() != found_digest.native:
+            if digest.finalize() != digest_value:
                 raise BadSignatureError(
-                    f"message digest mismatch: the content was changed after "
-                    f"{DistinguishedName.from_x509(certificate.subject)} signed it"
+                    f"message digest mismatch: the content was changed after {subject_dn(certificate)} signed it"
                 )
-            signed_bytes = der.tlv(der.SET, attributes.contents)
-            public_key.verify(signature, signed_bytes, padding.PKCS1v15(), algorithm.hash())
+            signed_bytes = der.header(der.SET, len(info.signed_attributes)) + info.signed_attributes
+            public_key.verify(info.signature, signed_bytes, padding.PKCS1v15(), algorithm.hash())
         except InvalidSignature:
             raise BadSignatureError(
-                f"the signature does not verify with the certificate of "
-                f"{DistinguishedName.from_x509(certificate.subject)} (serial "
+                f"the signature does not verify with the certificate of {subject_dn(certificate)} (serial "
                 f"{certificate.serial_number:#x}): the message or its signed attributes were changed"
             ) from None
 
 
-def check_version(value: Any, expected: int, what: str) -> None:
-    """A CMS version field: a universal INTEGER with the value RFC 5652 prescribes here."""
-    if value.class_ != 0 or value.tag != 2 or value.native != f"v{expected}":
-        raise MalformedMessageError(f"{what} version {value.native!r}: expected v{expected}")
-
-
-def check_null_parameters(identifier: Any) -> None:
-    """Digest and RSA algorithm identifiers carry NULL or no parameters; anything else is damage."""
-    encoded = identifier["parameters"].dump()
-    if encoded not in (b"", der.NULL):
-        raise MalformedMessageError(
-            f"algorithm {identifier['algorithm'].dotted} has parameters {encoded.hex()}; expected NULL or none"
-        )
-
-
-def _attribute_value(attributes: asn1_cms.CMSAttributes, oid: str) -> Any:
-    for attribute in attributes:
-        if attribute["type"].dotted == oid:
-            values = attribute["values"]
-            if len(values) != 1:
-                raise BadSignatureError(f"signed attribute {oid} must have exactly one value, found {len(values)}")
-            return values[0]
+def signing_time(info: SignerInfo) -> datetime.datetime | None:
+    """The signingTime signed attribute, when present (for ``ams inspect``)."""
+    if info.signed_attributes is None:
+        return None
+    for attribute in der.Reader(info.signed_attributes, "signedAttrs").all("attribute"):
+        fields = attribute.children("attribute")
+        if fields.read("attrType", der.OID).oid("attrType") == ID_SIGNING_TIME:
+            value = fields.read("attrValues", der.SET).children("attrValues").read("time")
+            text = bytes(value.content).decode("ascii")
+            if value.tag == 0x17:
+                text = ("19" if int(text[:2]) >= 50 else "20") + text
+            return datetime.datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=datetime.UTC)
     return None
 
 
-def _check_sid(sid: asn1_cms.SignerIdentifier, certificate: x509.Certificate) -> None:
-    if sid.name == "issuer_and_serial_number":
-        issuer = sid.chosen["issuer"].dump()
-        serial = sid.chosen["serial_number"].native
-        if issuer == certificate.issuer.public_bytes() and serial == certificate.serial_number:
+def _signed_attributes(content: memoryview) -> tuple[str, bytes]:
+    """contentType and messageDigest from the signed attributes (each exactly once, one value)."""
+    found: dict[str, der.Element] = {}
+    try:
+        for attribute in der.Reader(content, "signedAttrs").all("attribute", der.SEQUENCE):
+            fields = attribute.children("attribute")
+            oid = fields.read("attrType", der.OID).oid("attrType")
+            values = fields.read("attrValues", der.SET).children("attrValues").all("value")
+            fields.end()
+            if oid in (ID_CONTENT_TYPE, ID_MESSAGE_DIGEST):
+                if oid in found or len(values) != 1:
+                    raise BadSignatureError(f"signed attribute {oid} must appear once with one value")
+                found[oid] = values[0]
+        if ID_CONTENT_TYPE not in found or ID_MESSAGE_DIGEST not in found:
+            raise BadSignatureError("signed attributes lack contentType or messageDigest, which CMS requires")
+        return found[ID_CONTENT_TYPE].oid("contentType"), bytes(found[ID_MESSAGE_DIGEST].octets("messageDigest"))
+    except der.DerError as error:
+        raise BadSignatureError(f"cannot read the signed attributes: {error}") from None
+
+
+def _check_sid(info: SignerInfo, certificate: x509.Certificate) -> None:
+    if info.issuer is not None:
+        if info.issuer == issuer_bytes(certificate) and info.serial == certificate.serial_number:
             return
         raise SignerCertificateError(
-            f"the SignerInfo names serial {serial:#x} but the certificate carried is "
+            f"the SignerInfo names serial {info.serial:#x} but the certificate carried is "
             f"{DistinguishedName.from_x509(certificate.subject)} serial {certificate.serial_number:#x}"
         )
     try:
         ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     except x509.ExtensionNotFound:
         ski = None
-    if ski is not None and sid.chosen.native == ski:
-        return
-    raise SignerCertificateError("the SignerInfo's subjectKeyIdentifier does not match the certificate carried")
+    if ski is None or info.key_identifier != ski:
+        raise SignerCertificateError("the SignerInfo's subjectKeyIdentifier does not match the certificate carried")
 
 
-def parse_signed_data(encoded: bytes, *, wrapped: bool) -> SignedContent:
-    """Parse a ContentInfo(signedData) (``wrapped``) or a bare SignedData SEQUENCE."""
+def _signer_info(element: der.Element) -> SignerInfo:
+    fields = element.children("SignerInfo")
+    version = fields.read("version", der.INTEGER).integer("SignerInfo version")
+    sid = fields.read("sid")
+    issuer = serial = key_identifier = None
+    if sid.tag == der.SEQUENCE:
+        parts = sid.children("issuerAndSerialNumber")
+        issuer = bytes(parts.read("issuer", der.SEQUENCE).encoded)
+        serial = parts.read("serialNumber", der.INTEGER).integer("serialNumber")
+        parts.end()
+    elif sid.tag == der.CONTEXT_0_PRIMITIVE:
+        key_identifier = bytes(sid.content)
+    else:
+        raise der.DerError(f"SignerInfo sid has tag {sid.tag:#04x}; expected issuerAndSerialNumber or [0]")
+    digest_oid, digest_parameters = der.algorithm(fields.read("digestAlgorithm", der.SEQUENCE), "digestAlgorithm")
+    der.null_or_absent(digest_parameters, "digestAlgorithm")
+    attributes = fields.optional(der.CONTEXT_0_CONSTRUCTED, "signedAttrs")
+    signature_oid, signature_parameters = der.algorithm(
+        fields.read("signatureAlgorithm", der.SEQUENCE), "signatureAlgorithm"
+    )
+    der.null_or_absent(signature_parameters, "signatureAlgorithm")
+    signature = bytes(fields.read("signature", der.OCTET_STRING).content)
+    if fields.peek() is not None:
+        raise der.DerError("SignerInfo has unsignedAttrs, which AMS does not write")
+    return SignerInfo(
+        version,
+        issuer,
+        serial,
+        key_identifier,
+        digest_oid,
+        attributes.content if attributes is not None else None,
+        signature_oid,
+        signature,
+    )
+
+
+def parse_signed_data(encoded: bytes | memoryview, *, wrapped: bool) -> SignedContent:
+    """Parse a ContentInfo(signedData) (``wrapped``) or a bare SignedData SEQUENCE, strictly.
+
+    The payload is not copied: ``content`` is a view into ``encoded``.
+    """
     try:
-        der.check_strict(encoded)
         if wrapped:
-            info = asn1_cms.ContentInfo.load(encoded, strict=True)
-            if info["content_type"].dotted != ID_SIGNED_DATA:
+            content_type, signed = der.content_info(encoded, "the SignedData ContentInfo")
+            if content_type != ID_SIGNED_DATA:
                 raise MalformedMessageError(
-                    f"expected a ContentInfo of type signedData ({ID_SIGNED_DATA}), found {info['content_type'].dotted}"
+                    f"expected a ContentInfo of type signedData ({ID_SIGNED_DATA}), found {content_type}"
                 )
-            signed = info["content"]
         else:
-            signed = asn1_cms.SignedData.load(encoded, strict=True)
-        digests = signed["digest_algorithms"]
-        encap = signed["encap_content_info"]
-        econtent_type = encap["content_type"].dotted
-        content = encap["content"]
-        certificates = signed["certificates"]
-        certificate_ders = tuple(c.chosen.dump() for c in certificates) if certificates.native is not None else ()
-        infos = signed["signer_infos"]
-        _ = infos.native, digests.native  # parse the small structures fully now: damage fails here
-        info_digest = infos[0]["digest_algorithm"]["algorithm"].dotted if len(infos) else None
-        body = bytes(content) if content.native is not None else b""
-    except MalformedMessageError:
-        raise
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            outer = der.Reader(encoded, "SignedData")
+            signed = outer.read("SignedData", der.SEQUENCE)
+            outer.end()
+        der.expect_tag(signed, der.SEQUENCE, "SignedData")
+        fields = signed.children("SignedData")
+        version = fields.read("version", der.INTEGER).integer("SignedData version")
+        digest_oids = []
+        for identifier in fields.read("digestAlgorithms", der.SET).children("digestAlgorithms").all("digest"):
+            oid, parameters = der.algorithm(identifier, "digestAlgorithms")
+            der.null_or_absent(parameters, "digestAlgorithms")
+            digest_oids.append(oid)
+        encap = fields.read("encapContentInfo", der.SEQUENCE).children("encapContentInfo")
+        econtent_type = encap.read("eContentType", der.OID).oid("eContentType")
+        explicit = encap.optional(der.CONTEXT_0_CONSTRUCTED, "eContent")
+        encap.end()
+        if explicit is None:
+            raise MalformedMessageError("the SignedData is detached (no eContent); AMS attaches the payload")
+        inner = explicit.children("eContent")
+        content = inner.read("eContent", der.OCTET_STRING).content
+        inner.end()
+        certificates = fields.optional(der.CONTEXT_0_CONSTRUCTED, "certificates")
+        certificate_ders = tuple(
+            bytes(c.encoded)
+            for c in (certificates.children("certificates").all("certificate", der.SEQUENCE) if certificates else [])
+        )
+        if fields.peek() == 0xA1:
+            fields.read("crls")  # revocation data in the message is not used: trust comes from the receiver
+        infos = tuple(
+            _signer_info(e)
+            for e in fields.read("signerInfos", der.SET).children("signerInfos").all("SignerInfo", der.SEQUENCE)
+        )
+        fields.end()
+    except der.DerError as error:
         raise MalformedMessageError(f"cannot parse the SignedData: {error}") from None
     if econtent_type != ID_DATA:
         raise MalformedMessageError(f"expected eContentType id-data ({ID_DATA}), found {econtent_type}")
-    if content.native is None:
-        raise MalformedMessageError("the SignedData is detached (no eContent); AMS attaches the payload")
-    oid = info_digest or (digests[0]["algorithm"].dotted if len(digests) else "none")
+    oid = infos[0].digest_oid if infos else (digest_oids[0] if digest_oids else "none")
     algorithm = SignatureAlgorithm.from_oid(oid)
     if algorithm is None:
         raise UnsupportedAlgorithmError(
             f"digest algorithm {oid} is not one AMS defines (MD5, SHA1, SHA256, SHA384, SHA512)"
         )
-    return SignedContent(algorithm, certificate_ders, body, signed)
-
-
-def signed_data_from_content_octets(plaintext: Sequence[Chunk] | bytes) -> bytes:
-    """Put the SEQUENCE tag and length back in front of SignedData content octets."""
-    data = plaintext if isinstance(plaintext, bytes) else b"".join(plaintext)
-    return der.header(der.SEQUENCE, len(data)) + data
+    return SignedContent(version, algorithm, tuple(digest_oids), certificate_ders, content, infos)

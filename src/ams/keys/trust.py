@@ -22,7 +22,7 @@ from ams.errors import (
     SignerCertificateError,
     UntrustedSignerError,
 )
-from ams.keys.keystore import Keystore, describe, fingerprint
+from ams.keys.keystore import Keystore, describe
 
 MAX_CHAIN_LENGTH = 8
 
@@ -126,22 +126,27 @@ class TrustValidator:
     def __init__(self, keystore: Keystore, *, skew: datetime.timedelta = datetime.timedelta(minutes=5)) -> None:
         self.keystore = keystore
         self.skew = skew
-        self._chains: dict[bytes, tuple[x509.Certificate, ...]] = {}
+        # chains by certificate, with each link's validity window (read once: the properties are slow)
+        self._chains: dict[
+            x509.Certificate, tuple[tuple[x509.Certificate, datetime.datetime, datetime.datetime], ...]
+        ] = {}
 
     def validate(
         self, certificate: x509.Certificate, at: datetime.datetime | None = None
     ) -> Sequence[x509.Certificate]:
         """Return the chain from ``certificate`` to an anchor, or raise a SecurityError."""
         when = at or datetime.datetime.now(datetime.UTC)
-        key = fingerprint(certificate)
-        chain = self._chains.get(key)
+        chain = self._chains.get(certificate)
         if chain is None:
             check_signer_usage(certificate)
-            chain = self._build(certificate)
-            self._chains[key] = chain
-        for index, link in enumerate(chain):
-            check_validity(link, when, self.skew, "signer" if index == 0 else "issuing CA")
-        return chain
+            chain = tuple((c, c.not_valid_before_utc, c.not_valid_after_utc) for c in self._build(certificate))
+            if len(self._chains) >= 1024:
+                self._chains.clear()
+            self._chains[certificate] = chain
+        for index, (link, not_before, not_after) in enumerate(chain):
+            if not not_before - self.skew <= when <= not_after + self.skew:
+                check_validity(link, when, self.skew, "signer" if index == 0 else "issuing CA")
+        return [link for link, _, _ in chain]
 
     def _build(self, certificate: x509.Certificate) -> tuple[x509.Certificate, ...]:
         chain = [certificate]

@@ -1,0 +1,184 @@
+"""``python -m benchmarks``: every case, as ratios against the raw primitives and the peer.
+
+python -m benchmarks --quick            # under a minute
+python -m benchmarks --json out.json    # the full run, under fifteen minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cryptography
+
+from benchmarks.cases import CASES, Case, Peer, Primitives
+from benchmarks.memory import measure
+from benchmarks.setup import World, load_handle
+from benchmarks.timing import rate
+from benchmarks.workers import protect_for
+
+KIB, MIB = 1024, 1024 * 1024
+FULL_SIZES = [256, 2 * KIB, 64 * KIB, MIB, 16 * MIB]
+QUICK_SIZES = [2 * KIB, MIB]
+
+
+def _label(size: int) -> str:
+    return f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB" if size >= KIB else f"{size} B"
+
+
+def run_cases(world: World, sizes: list[int], seconds: float, repeats: int) -> list[dict[str, Any]]:
+    sender, receiver = world.sender(), world.receiver()
+    records = []
+    for size in sizes:
+        primitives = Primitives(world, size)
+        peer = Peer(world, size, primitives.payload)
+        for case in CASES:
+            protected = sender.protect(case.queue, primitives.payload)
+            for op in ("protect", "unprotect"):
+                ours = rate(
+                    _ours(world, sender, receiver, case, op, primitives.payload), seconds=seconds, repeats=repeats
+                )
+                bound = rate(primitives.bound(case, op), seconds=seconds, repeats=repeats)
+                peer_op = peer.operation(case, op)
+                peer_rate = rate(peer_op, seconds=seconds, repeats=repeats) if peer_op else None
+                records.append(
+                    {
+                        "case": case.name,
+                        "op": op,
+                        "qop": case.qop,
+                        "size": size,
+                        "recipients": case.recipients,
+                        "key_reuse": case.key_reuse,
+                        "rate": round(ours, 1),
+                        "mb_per_s": round(ours * size / 1e6, 2),
+                        "bound_rate": round(bound, 1),
+                        "bound_ratio": round(ours / bound, 3),
+                        "peer_rate": round(peer_rate, 1) if peer_rate else None,
+                        "peer_ratio": round(ours / peer_rate, 3) if peer_rate else None,
+                        "protected_size": len(protected),
+                    }
+                )
+                _print_row(records[-1])
+    return records
+
+
+def _ours(world: World, sender: Any, receiver: Any, case: Case, op: str, payload: bytes) -> Callable[[], object]:
+    if op == "protect":
+        return lambda: sender.protect(case.queue, payload)
+    # a fresh handle per case keeps key-reuse caches to what this case's sender made
+    handle = world.receiver() if case.qop == "confidentiality" else receiver
+    stream = _stream(sender, case, payload)
+    return lambda: handle.unprotect(case.queue, next(stream))
+
+
+def _stream(sender: Any, case: Case, payload: bytes) -> Any:
+    """Messages as one sender handle makes them, so key reuse behaves as on a real queue."""
+    pool = [sender.protect(case.queue, payload) for _ in range(64 if len(payload) <= 64 * KIB else 4)]
+
+    def cycle() -> Any:
+        while True:
+            yield from pool
+
+    return cycle()
+
+
+def _print_row(record: dict[str, Any]) -> None:
+    peer = f"{record['peer_ratio']:>6.2f}" if record["peer_ratio"] is not None else "     -"
+    print(
+        f"{record['case']:<32} {record['op']:<9} {_label(record['size']):>7} {record['rate']:>10.1f}/s "
+        f"{record['mb_per_s']:>9.2f} MB/s  bound {record['bound_ratio']:>5.2f}  peer {peer}",
+        flush=True,
+    )
+
+
+def run_memory(world: World, sizes: list[int]) -> list[dict[str, Any]]:
+    root = world.save()
+    sender = load_handle(root, "sender")
+    out = []
+    for size in sizes:
+        payload = os.urandom(size)
+        for case in [c for c in CASES if c.name in ("integrity", "privacy-1", "confidentiality-reuse-disabled")]:
+            with tempfile.TemporaryDirectory() as scratch:
+                plain, protected = Path(scratch) / "plain", Path(scratch) / "protected"
+                plain.write_bytes(payload)
+                protected.write_bytes(sender.protect(case.queue, payload))
+                for op, path in (("protect", plain), ("unprotect", protected)):
+                    extra = measure(root, case.queue, op, path)
+                    record = {
+                        "case": case.name,
+                        "op": op,
+                        "size": size,
+                        "extra_peak_bytes": extra,
+                        "peak_ratio": round(extra / size, 2),
+                    }
+                    out.append(record)
+                    print(
+                        f"memory {case.name:<32} {op:<9} {_label(size):>7} extra peak "
+                        f"{extra / MIB:8.1f} MiB = {record['peak_ratio']:.2f} x payload",
+                        flush=True,
+                    )
+    return out
+
+
+def run_scaling(world: World, seconds: float) -> list[dict[str, Any]]:
+    """Throughput with one and two worker processes (each with its own handle, as MQ applications have)."""
+    root = world.save()
+    out = []
+    for workers in (1, 2):
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            rates = pool.map(protect_for, [(str(root), "PRIVACY.1", 2 * KIB, seconds)] * workers)
+        total = sum(rates)
+        out.append({"case": "privacy-1 protect 2 KiB", "workers": workers, "rate": round(total, 1)})
+        print(f"scaling privacy-1 protect 2 KiB with {workers} worker(s): {total:10.1f}/s", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="2 KiB and 1 MiB only, short runs (under a minute)")
+    parser.add_argument("--big", action="store_true", help="add 100 MiB payloads")
+    parser.add_argument("--json", type=Path, default=None, help="write the records as JSON here")
+    args = parser.parse_args(argv)
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES + ([100 * MIB] if args.big else [])
+    seconds, repeats = (0.08, 2) if args.quick else (0.4, 3)
+    started = time.time()
+    world = World()
+    print(
+        f"ams benchmarks on {platform.machine()} ({os.cpu_count()} cores), Python {platform.python_version()}, "
+        f"cryptography {cryptography.__version__}"
+    )
+    records = run_cases(world, sizes, seconds, repeats)
+    memory = run_memory(world, [MIB] if args.quick else [MIB, 16 * MIB] + ([100 * MIB] if args.big else []))
+    scaling = run_scaling(world, 1.0 if args.quick else 3.0)
+    report = {
+        "machine": {
+            "arch": platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "cryptography": cryptography.__version__,
+            "date": time.strftime("%Y-%m-%d"),
+        },
+        "records": records,
+        "memory": memory,
+        "scaling": scaling,
+        "seconds": round(time.time() - started, 1),
+    }
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"finished in {report['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
