@@ -126,6 +126,25 @@ class Protector:
     def __repr__(self) -> str:
         return f"Protector({self.keystore!r}, {len(self.policies)} policies)"
 
+    def prepare(self, queue: str, *, sending: bool, receiving: bool) -> Policy | None:
+        """What an MQOPEN does under AMS: check now what this handle will need for ``queue``.
+
+        Sending looks up every recipient's certificate (a missing one fails with its DN) and checks
+        the signing key; receiving checks that there is a private key when the policy encrypts.
+        """
+        policy = self.policies.get(queue)
+        if policy is None or policy.qop is QualityOfProtection.NONE:
+            return policy
+        if sending:
+            self._check_write_algorithms(policy)
+            if policy.encryption_algorithm is not EncryptionAlgorithm.NONE:
+                self._recipient_certificates(policy)
+            if policy.signature_algorithm is not SignatureAlgorithm.NONE:
+                self._writer(policy)
+        if receiving and policy.encryption_algorithm is not EncryptionAlgorithm.NONE:
+            self._identity(f"reading {queue}, whose policy encrypts,")
+        return policy
+
     # -- protect ------------------------------------------------------------------------------
 
     def protect(

@@ -1,0 +1,245 @@
+"""``ams put``, ``ams get``, ``ams browse`` (in the spirit of amqsput/amqsget) and ``ams errors``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ams.errors import AmsError, SecurityError
+from ams.keys import Keystore
+from ams.keys.keystore import default_conf_path
+from ams.mq import connect
+from ams.mq.errors_queue import explain, read_error_queue
+from ams.mq.mqmd import MQMD
+from ams.mq.protected import ERROR_QUEUE, ProtectedQueueManager, policies_from_queue_manager
+from ams.mq.transport import NoMessageAvailable, QueueManager
+from ams.policy import Policy, PolicyStore
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--qm",
+        default=None,
+        help="embedded queue manager file (default $AMS_QM or ./ams-qm.sqlite) or mq://host(port)/QM",
+    )
+    parser.add_argument("--keystore-conf", type=Path, default=None, help="keystore.conf (default as IBM's)")
+    parser.add_argument(
+        "--policies",
+        type=Path,
+        default=None,
+        help="policy directory (default: the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE)",
+    )
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    put = commands.add_parser("put", help="put messages (one per line of standard input, or one per --file)")
+    put.add_argument("queue")
+    _common(put)
+    put.add_argument("--file", action="append", type=Path, default=[], help="put this file as one message (repeat)")
+    put.add_argument("--format", default="MQSTR")
+    put.add_argument("--one-shot", action="store_true", help="MQPUT1 each message (never reuses a key)")
+    put.set_defaults(run=run_put)
+
+    get = commands.add_parser("get", help="get messages until the queue is empty (or --wait ends)")
+    get.add_argument("queue")
+    _common(get)
+    get.add_argument("--wait", type=float, default=0.0, help="wait this many seconds for each next message")
+    get.set_defaults(run=run_get)
+
+    browse = commands.add_parser("browse", help="browse messages without removing them")
+    browse.add_argument("queue")
+    _common(browse)
+    browse.set_defaults(run=run_browse)
+
+    errors = commands.add_parser("errors", help="read SYSTEM.PROTECTION.ERROR.QUEUE")
+    actions = errors.add_subparsers(dest="errors_command", required=True)
+    for name, help_text in (
+        ("list", "one line per failed message"),
+        ("show", "the MQDLH and the message"),
+        ("explain", "why this identity could not read it"),
+    ):
+        action = actions.add_parser(name, help=help_text)
+        if name != "list":
+            action.add_argument("index", type=int, help="the number `ams errors list` shows")
+            action.add_argument("--remove", action="store_true", help="remove it from the error queue")
+            action.add_argument(
+                "--requeue",
+                action="store_true",
+                help="put it back on its queue (after a fix) and remove it from the error queue",
+            )
+        _common(action)
+        action.add_argument("--json", action="store_true")
+        action.set_defaults(run=run_errors)
+
+
+def _keystore(args: argparse.Namespace) -> Keystore:
+    path = args.keystore_conf or default_conf_path()
+    if args.keystore_conf is None and not path.exists():
+        return Keystore(None, source="no keystore.conf")
+    return Keystore.from_conf(path)
+
+
+def _policies(args: argparse.Namespace, qm: QueueManager) -> dict[str, Policy]:
+    if args.policies is not None:
+        return dict(PolicyStore.from_directory(args.policies))
+    return policies_from_queue_manager(qm)
+
+
+def _manager(args: argparse.Namespace) -> ProtectedQueueManager:
+    qm = connect(args.qm, appl_name="ams")
+    return ProtectedQueueManager(qm, _keystore(args), _policies(args, qm))
+
+
+def run_put(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    bodies = (
+        [f.read_bytes() for f in args.file]
+        if args.file
+        else [line.rstrip(b"\r\n") for line in sys.stdin.buffer if line.strip()]
+    )
+    md = MQMD(format=args.format.ljust(8))
+    try:
+        if args.one_shot:
+            for body in bodies:
+                manager.put1(args.queue, md, body)
+        else:
+            queue = manager.open(args.queue, output=True)
+            for body in bodies:
+                queue.put(md, body)
+            queue.close()
+    finally:
+        manager.close()
+    print(f"put {len(bodies)} message(s) to {args.queue}", file=sys.stderr)
+    return 0
+
+
+def _emit(body: bytes) -> None:
+    sys.stdout.buffer.write(body + b"\n")
+    sys.stdout.buffer.flush()
+
+
+def run_get(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    failed = got = 0
+    try:
+        queue = manager.open(args.queue, input=True)
+        while True:
+            try:
+                message = queue.get(wait=args.wait)
+            except NoMessageAvailable:
+                break
+            except SecurityError as error:
+                failed += 1
+                print(f"ams: message refused (MQRC {error.reason}): {error}", file=sys.stderr)
+                for note in getattr(error, "__notes__", []):
+                    print(f"     {note}", file=sys.stderr)
+                continue
+            got += 1
+            _emit(message.body)
+    finally:
+        manager.close()
+    print(f"got {got} message(s) from {args.queue}" + (f", {failed} refused" if failed else ""), file=sys.stderr)
+    return 3 if failed else 0
+
+
+def run_browse(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    failed = 0
+    try:
+        queue = manager.open(args.queue, browse=True)
+        step = queue.browse_first
+        while True:
+            try:
+                message = step()
+                _emit(message.body)
+            except NoMessageAvailable:
+                break
+            except SecurityError as error:
+                failed += 1
+                print(f"ams: message refused (MQRC {error.reason}), left on the queue: {error}", file=sys.stderr)
+            step = queue.browse_next
+    finally:
+        manager.close()
+    return 3 if failed else 0
+
+
+def run_errors(args: argparse.Namespace) -> int:
+    qm = connect(args.qm, appl_name="ams")
+    try:
+        failed = read_error_queue(qm)
+        if args.errors_command == "list":
+            rows = [_summary(f) for f in failed]
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            for row in rows if not args.json else []:
+                print(f"{row['index']:>3}  {row['queue']:<24} {row['put']:<20} {row['qop']:<16} {row['size']:>8} bytes")
+            if not rows and not args.json:
+                print(f"{ERROR_QUEUE} is empty")
+            return 0
+        chosen = next((f for f in failed if f.index == args.index), None)
+        if chosen is None:
+            raise AmsError(f"no message {args.index} on {ERROR_QUEUE} (it holds {len(failed)})")
+        if args.errors_command == "show":
+            report: dict[str, Any] = {"dlh": attrs.asdict(chosen.dlh), **_summary(chosen)}
+            from ams.inspect import inspect_message
+
+            md = chosen.original_md
+            report["message"] = inspect_message(chosen.body, md.format, encoding=md.encoding, ccsid=md.ccsid)
+        else:
+            report = explain(chosen, _keystore(args), _policies(args, qm))
+        _print_report(report, args.json)
+        if args.remove or args.requeue:
+            _take(qm, chosen, requeue=args.requeue)
+        return 0
+    finally:
+        qm.close()
+
+
+def _summary(failed: Any) -> dict[str, Any]:
+    from ams.inspect import inspect_message
+
+    md = failed.original_md
+    try:
+        qop = inspect_message(failed.body, md.format, encoding=md.encoding, ccsid=md.ccsid).get("qop", "unprotected")
+    except AmsError:
+        qop = "unreadable"
+    return {
+        "index": failed.index,
+        "queue": failed.dlh.dest_q_name,
+        "reason": failed.dlh.reason,
+        "put": f"{failed.dlh.put_date} {failed.dlh.put_time}",
+        "qop": qop,
+        "size": len(failed.body),
+    }
+
+
+def _print_report(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    from ams.inspect import render
+
+    print(render(report))
+
+
+def _take(qm: QueueManager, failed: Any, *, requeue: bool) -> None:
+    handle = qm.open(ERROR_QUEUE, input=True)
+    try:
+        handle.get(syncpoint=True, msg_id=failed.md.msg_id)
+        if requeue:
+            qm.put1(
+                failed.dlh.dest_q_name, attrs.evolve(failed.original_md, msg_id=bytes(24)), failed.body, syncpoint=True
+            )
+        qm.commit()
+    except BaseException:
+        qm.backout()
+        raise
+    finally:
+        handle.close()
+    action = f"put back on {failed.dlh.dest_q_name}" if requeue else "removed"
+    print(f"message {failed.index} {action}", file=sys.stderr)

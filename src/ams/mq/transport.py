@@ -1,0 +1,88 @@
+"""The narrow queue-manager interface the rest of the library uses.
+
+Two implementations: the embedded queue manager (``ams.mq.embedded``) and the pymqi/ibmmq
+adapter (``ams.mq.pymqi_adapter``). Protected queues, the error queue, the proxy and the CLI
+use only what is here.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+
+from ams.errors import AmsError
+from ams.mq.mqmd import MQMD, MQRC_NO_MSG_AVAILABLE
+
+
+class MQError(AmsError):
+    """A queue-manager call failed; ``reason`` is the MQ reason code."""
+
+    code = "mq"
+
+    def __init__(self, message: str, reason: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NoMessageAvailable(MQError):
+    """MQRC 2033: the queue is empty (or nothing arrived within the wait)."""
+
+    code = "no_message"
+
+    def __init__(self, queue: str, waited: float) -> None:
+        super().__init__(f"no message on {queue} (waited {waited:g} s)", MQRC_NO_MSG_AVAILABLE)
+
+
+@attrs.frozen
+class Message:
+    """A message as got from a queue: its descriptor and its body."""
+
+    md: MQMD
+    body: bytes
+
+
+class QueueHandle(Protocol):
+    """An open queue. Opened for output (put), input (get) and/or browse."""
+
+    name: str
+
+    def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
+        """Put a message; returns the descriptor as the queue manager completed it."""
+        ...
+
+    def get(self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None) -> Message:
+        """Destructive get (the message with ``msg_id``, if given); NoMessageAvailable after ``wait`` s."""
+        ...
+
+    def browse_first(self) -> Message: ...
+
+    def browse_next(self) -> Message: ...
+
+    def close(self) -> None: ...
+
+
+class QueueManager(Protocol):
+    """A connection to a queue manager; units of work are per connection."""
+
+    name: str
+
+    def open(self, queue: str, *, output: bool = False, input: bool = False, browse: bool = False) -> QueueHandle: ...
+
+    def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
+        """Open, put one message and close (MQPUT1)."""
+        ...
+
+    def commit(self) -> None: ...
+
+    def backout(self) -> None: ...
+
+    def depth(self, queue: str) -> int:
+        """Committed messages on the queue (MQINQ CURDEPTH)."""
+        ...
+
+    def resolve(self, queue: str) -> str:
+        """The local queue an alias resolves to (the name itself for a local queue)."""
+        ...
+
+    def close(self) -> None: ...
