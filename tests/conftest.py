@@ -70,3 +70,6 @@ def store(*lines: str) -> ams.PolicyStore:
 NOW = datetime.datetime.now(datetime.UTC)
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command line is not installed")
+
+
+from tests.mq_transports import connections as connections  # noqa: E402 - the transport fixture, shared

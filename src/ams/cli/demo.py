@@ -1,4 +1,5 @@
-"""``ams demo``: a throwaway PKI and the three qualities of protection, end to end."""
+"""``ams demo``: a throwaway PKI, the three qualities of protection, and an embedded queue manager
+where a refused message lands on the error queue and ``ams errors explain`` says why."""
 
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ams-demo-") as scratch:
         root = args.keep or Path(scratch)
         return _demo(root, args.policies)
+
+
+def _policy_dir(policies: PolicyStore, root: Path) -> Path:
+    origins = {o.path.parent for o in policies.origins.values()}
+    return origins.pop() if len(origins) == 1 else root / "policies"
 
 
 def _policies(root: Path, requested: Path) -> PolicyStore:
@@ -111,5 +117,46 @@ def _demo(root: Path, requested: Path) -> int:
         f"  10 more messages: {len(blocks)} distinct key block(s), bob's RSA private-key operations: "
         f"{bob.stats.rsa_private_operations - before}, key-reuse cache hits so far: {bob.stats.key_reuse_hits}"
     )
+    _queues(root, pki.keystores, policies)
     print("\ndemo finished: every accepted case round-tripped and every rejected case was refused")
     return 0
+
+
+def _queues(root: Path, keystores: dict[str, Path], policies: PolicyStore) -> None:
+    from ams.cli.main import main
+    from ams.mq import MQMD, EmbeddedQueueManager, ProtectedQueueManager
+    from ams.mq.protected import ERROR_QUEUE
+
+    path = root / "demo-qm.sqlite"
+    print(f"\n== on a queue manager (embedded, {path.name})")
+    qm = EmbeddedQueueManager(path, name="DEMOQM")
+
+    def connect(user: str) -> ProtectedQueueManager:
+        return ProtectedQueueManager(qm.connect(user), Keystore.from_conf(keystores[user]), policies)
+
+    alice, bob, carol = connect("alice"), connect("bob"), connect("carol")
+    out = alice.open("DEMO.PRIVACY", output=True)
+    for text in (b"invoice 1 for bob", b"invoice 2 for bob"):
+        out.put(MQMD(), text)
+    print("  alice put 2 messages to DEMO.PRIVACY")
+    message = bob.open("DEMO.PRIVACY", input=True).get()
+    print(f"  bob got {message.body!r} ({message.qop.name}, signed by alice)")
+    try:
+        carol.open("DEMO.PRIVACY", input=True).get()
+    except SecurityError as error:
+        print(f"  carol's get failed with MQRC {error.reason} ({type(error).__name__})")
+    spy = qm.connect("operator")
+    print(f"  {ERROR_QUEUE} now holds {spy.depth(ERROR_QUEUE)} message; `ams errors explain 1` as carol says:")
+    main(
+        [
+            "errors",
+            "explain",
+            "1",
+            "--qm",
+            str(path),
+            "--keystore-conf",
+            str(keystores["carol"]),
+            "--policies",
+            str(_policy_dir(policies, root)),
+        ]
+    )

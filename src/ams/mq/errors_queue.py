@@ -74,14 +74,6 @@ def explain(failed: FailedMessage, keystore: Keystore, policies: Mapping[str, Po
         "put": f"{failed.dlh.put_date} {failed.dlh.put_time} by {failed.dlh.put_appl_name or '?'}",
         "identity": str(keystore.identity.dn) if keystore.identity else "(no private key)",
     }
-    policy = policies.get(queue)
-    report["policy"] = policy.to_setmqspl(failed.dlh.dest_qmgr_name or "QM") if policy else "(none)"
-    try:
-        report["message"] = inspect_message(
-            failed.body, md.format, keystore=keystore, encoding=md.encoding, ccsid=md.ccsid
-        )
-    except AmsError as error:
-        report["message"] = {"unreadable": str(error)}
     try:
         result = Protector(keystore, policies).unprotect(
             queue, failed.body, md.format, encoding=md.encoding, ccsid=md.ccsid
@@ -96,4 +88,12 @@ def explain(failed: FailedMessage, keystore: Keystore, policies: Mapping[str, Po
             f"this identity can read it now ({result.qop}{signer}): the cause was elsewhere (another identity, a "
             "policy or certificate since changed); --requeue puts it back"
         )
+    policy = policies.get(queue)
+    report["policy"] = policy.to_setmqspl(failed.dlh.dest_qmgr_name or "QM") if policy else "(none)"
+    try:
+        report["message"] = inspect_message(
+            failed.body, md.format, keystore=keystore, encoding=md.encoding, ccsid=md.ccsid
+        )
+    except AmsError as error:
+        report["message"] = {"unreadable": str(error)}
     return report

@@ -1,0 +1,93 @@
+"""`ams put`, `ams get`, `ams browse` and `ams errors` on an embedded queue manager file."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from ams.cli.main import main
+from ams.mq import MQMD, EmbeddedQueueManager
+from ams.mq.protected import ERROR_QUEUE
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("mqcli")
+    assert main(["pki", "init", str(root / "pki"), "--users", "alice,bob,carol"]) == 0
+    return root
+
+
+def as_user(world: Path, user: str, *args: str) -> list[str]:
+    return [
+        *args,
+        "--qm",
+        str(world / "qm.sqlite"),
+        "--keystore-conf",
+        str(world / "pki" / user / "keystore.conf"),
+        "--policies",
+        str(Path(__file__).parents[1] / "policies"),
+    ]
+
+
+def feed(monkeypatch: pytest.MonkeyPatch, text: bytes) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text)))
+
+
+def test_put_get_browse_and_errors(
+    world: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    feed(monkeypatch, b"first line\nsecond line\n\nthird line\n")
+    assert main(as_user(world, "alice", "put", "DEMO.PRIVACY")) == 0
+    assert b"put 3 message(s)" in capsysbinary.readouterr().err
+    assert main(as_user(world, "bob", "browse", "DEMO.PRIVACY")) == 0
+    assert capsysbinary.readouterr().out == b"first line\nsecond line\nthird line\n"
+    assert main(as_user(world, "bob", "get", "DEMO.PRIVACY")) == 0
+    assert capsysbinary.readouterr().out == b"first line\nsecond line\nthird line\n"
+
+    feed(monkeypatch, b"secret for bob\n")
+    main(as_user(world, "alice", "put", "DEMO.PRIVACY", "--one-shot"))
+    capsysbinary.readouterr()
+    assert main(as_user(world, "carol", "get", "DEMO.PRIVACY")) == 3
+    err = capsysbinary.readouterr().err.decode()
+    assert "MQRC 2063" in err and "not_a_recipient" in err and ERROR_QUEUE in err
+
+    assert main(as_user(world, "carol", "errors", "list", "--json")) == 0
+    rows = json.loads(capsysbinary.readouterr().out)
+    assert [(r["index"], r["queue"], r["qop"], r["reason"]) for r in rows] == [(1, "DEMO.PRIVACY", "PRIVACY", 2063)]
+    assert main(as_user(world, "carol", "errors", "show", "1", "--json")) == 0
+    shown = json.loads(capsysbinary.readouterr().out)
+    assert shown["dlh"]["dest_q_name"] == "DEMO.PRIVACY" and shown["dlh"]["put_appl_name"] == "ams"
+    assert main(as_user(world, "carol", "errors", "explain", "1", "--json")) == 0
+    explained = json.loads(capsysbinary.readouterr().out)
+    assert explained["identity"] == "CN=carol,O=AMS,C=GB"
+    assert "NotARecipientError" in explained["verdict"] and "CN=bob,O=AMS,C=GB" in explained["verdict"]
+    assert explained["message"]["recipients"][0]["dn"] == "CN=bob,O=AMS,C=GB"
+
+    assert main(as_user(world, "bob", "errors", "explain", "1", "--requeue")) == 0
+    assert "can read it now" in capsysbinary.readouterr().out.decode()
+    qm = EmbeddedQueueManager(world / "qm.sqlite").connect()
+    assert qm.depth(ERROR_QUEUE) == 0 and qm.depth("DEMO.PRIVACY") == 1
+    assert main(as_user(world, "bob", "get", "DEMO.PRIVACY")) == 0
+    assert capsysbinary.readouterr().out == b"secret for bob\n"
+
+
+def test_errors_remove_and_missing_index(world: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    qm = EmbeddedQueueManager(world / "qm.sqlite").connect()
+    qm.put1("DEMO.INTEGRITY", MQMD(), b"not protected")  # a sender without AMS
+    assert main(as_user(world, "bob", "get", "DEMO.INTEGRITY")) == 3
+    capsysbinary.readouterr()
+    assert qm.depth(ERROR_QUEUE) == 1
+    assert main(as_user(world, "bob", "errors", "show", "7")) == 2
+    assert b"no message 7" in capsysbinary.readouterr().err
+    assert main(as_user(world, "bob", "errors", "show", "1", "--remove")) == 0
+    assert qm.depth(ERROR_QUEUE) == 0
+
+
+def test_get_waits_and_put_reads_files(world: Path, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    (tmp_path / "a.bin").write_bytes(b"\x00binary\xff")
+    assert main(as_user(world, "alice", "put", "DEMO.CONFIDENTIAL", "--file", str(tmp_path / "a.bin"))) == 0
+    assert main(as_user(world, "bob", "get", "DEMO.CONFIDENTIAL", "--wait", "0.1")) == 0
+    assert capsysbinary.readouterr().out == b"\x00binary\xff\n"

@@ -1,0 +1,185 @@
+"""The embedded queue manager: syncpoint, backout counts, browse cursors, get-wait, aliases, files."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable
+from tests.mq_transports import Factory
+
+MD = MQMD()
+
+
+def drain(factory: Factory, queue: str) -> list[bytes]:
+    handle = factory("drain").open(queue, input=True)
+    out = []
+    while True:
+        try:
+            out.append(handle.get().body)
+        except NoMessageAvailable:
+            return out
+
+
+def test_fifo_and_empty(connections: Factory) -> None:
+    qm = connections("app")
+    out = qm.open("T.FIFO", output=True)
+    for i in range(5):
+        stamped = out.put(MD, b"m%d" % i)
+        assert stamped.put_date and stamped.put_appl_name == "app" and any(stamped.msg_id)
+    assert qm.depth("T.FIFO") == 5
+    assert drain(connections, "T.FIFO") == [b"m%d" % i for i in range(5)]
+    with pytest.raises(NoMessageAvailable) as caught:
+        qm.open("T.FIFO", input=True).get()
+    assert caught.value.reason == 2033
+
+
+def test_uncommitted_puts_are_invisible_until_commit(connections: Factory) -> None:
+    writer, reader = connections("writer"), connections("reader")
+    writer.open("T.UOW", output=True).put(MD, b"pending", syncpoint=True)
+    with pytest.raises(NoMessageAvailable):
+        reader.open("T.UOW", input=True).get()
+    writer.commit()
+    assert reader.open("T.UOW", input=True).get().body == b"pending"
+
+
+def test_backout_restores_gets_and_counts(connections: Factory) -> None:
+    qm = connections("app")
+    qm.put1("T.BACKOUT", MD, b"retry me")
+    handle = qm.open("T.BACKOUT", input=True)
+    first = handle.get(syncpoint=True)
+    assert first.md.backout_count == 0
+    with pytest.raises(NoMessageAvailable):
+        connections("other").open("T.BACKOUT", input=True).get()
+    qm.backout()
+    again = handle.get(syncpoint=True)
+    assert again.body == b"retry me" and again.md.backout_count == 1
+    qm.commit()
+    assert qm.depth("T.BACKOUT") == 0
+
+
+def test_backout_discards_uncommitted_puts(connections: Factory) -> None:
+    qm = connections("app")
+    qm.open("T.DISCARD", output=True).put(MD, b"never", syncpoint=True)
+    qm.backout()
+    assert drain(connections, "T.DISCARD") == []
+
+
+def test_browse_cursors_do_not_remove(connections: Factory) -> None:
+    qm = connections("app")
+    for body in (b"a", b"b"):
+        qm.put1("T.BROWSE", MD, body)
+    browser = qm.open("T.BROWSE", browse=True)
+    assert [browser.browse_first().body, browser.browse_next().body] == [b"a", b"b"]
+    with pytest.raises(NoMessageAvailable):
+        browser.browse_next()
+    assert browser.browse_first().body == b"a"
+    assert qm.depth("T.BROWSE") == 2
+
+
+def test_get_by_message_id(connections: Factory) -> None:
+    qm = connections("app")
+    first = qm.put1("T.MSGID", MD, b"first")
+    second = qm.put1("T.MSGID", MD, b"second")
+    handle = qm.open("T.MSGID", input=True)
+    assert handle.get(msg_id=second.msg_id).body == b"second"
+    assert handle.get(msg_id=first.msg_id).body == b"first"
+
+
+def test_get_wait_returns_when_a_message_arrives(connections: Factory) -> None:
+    qm = connections("app")
+    handle = qm.open("T.WAIT", input=True)
+    start = time.monotonic()
+    with pytest.raises(NoMessageAvailable):
+        handle.get(wait=0.2)
+    assert time.monotonic() - start >= 0.19
+    later = connections("later")
+    timer = threading.Timer(0.2, lambda: later.put1("T.WAIT", MD, b"late"))
+    timer.start()
+    assert handle.get(wait=5).body == b"late"
+    timer.join()
+
+
+def test_open_modes_are_enforced(connections: Factory) -> None:
+    qm = connections("app")
+    with pytest.raises(MQError):
+        qm.open("T.MODES", output=True).get()
+    with pytest.raises(MQError):
+        qm.open("T.MODES", input=True).put(MD, b"x")
+
+
+def test_alias_queues_resolve(tmp_path: Path) -> None:
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite")
+    manager.define_alias("MY.ERRORS", "SYSTEM.PROTECTION.ERROR.QUEUE")
+    qm = manager.connect()
+    qm.put1("MY.ERRORS", MD, b"via alias")
+    assert qm.depth("SYSTEM.PROTECTION.ERROR.QUEUE") == 1 and qm.resolve("MY.ERRORS") == "SYSTEM.PROTECTION.ERROR.QUEUE"
+
+
+def _producer(path: str, start: int, count: int) -> None:
+    qm = EmbeddedQueueManager(path).connect(f"producer{start}")
+    out = qm.open("T.SHARED", output=True)
+    for i in range(start, start + count):
+        out.put(MD, b"%06d" % i, syncpoint=i % 3 == 0)
+        if i % 3 == 0:
+            qm.commit()
+
+
+def _consumer(path: str, results: multiprocessing.Queue[list[bytes]]) -> None:
+    qm = EmbeddedQueueManager(path).connect("consumer")
+    handle = qm.open("T.SHARED", input=True)
+    got = []
+    while True:
+        try:
+            message = handle.get(wait=2.0, syncpoint=True)
+        except NoMessageAvailable:
+            break
+        got.append(message.body)
+        qm.commit()
+    results.put(got)
+
+
+def test_two_processes_share_a_file_without_loss_or_duplicates(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    EmbeddedQueueManager(path).close()
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[list[bytes]] = context.Queue()
+    processes = [
+        context.Process(target=_producer, args=(path, 0, 150)),
+        context.Process(target=_producer, args=(path, 1000, 150)),
+        context.Process(target=_consumer, args=(path, results)),
+        context.Process(target=_consumer, args=(path, results)),
+    ]
+    for process in processes:
+        process.start()
+    got = results.get(timeout=60) + results.get(timeout=60)
+    for process in processes:
+        process.join(timeout=60)
+    expected = sorted([b"%06d" % i for i in range(150)] + [b"%06d" % i for i in range(1000, 1150)])
+    assert sorted(got) == expected  # nothing lost, nothing twice
+
+
+def _die_holding_work(path: str) -> None:
+    import os
+
+    qm = EmbeddedQueueManager(path).connect("doomed")
+    qm.open("T.CRASH", input=True).get(syncpoint=True)
+    qm.open("T.CRASH", output=True).put(MD, b"uncommitted", syncpoint=True)
+    os._exit(1)  # no disconnect: as if the process crashed
+
+
+def test_work_of_a_crashed_process_is_backed_out(tmp_path: Path) -> None:
+    path = str(tmp_path / "crash.sqlite")
+    EmbeddedQueueManager(path).connect().put1("T.CRASH", MD, b"survivor")
+    process = multiprocessing.get_context("spawn").Process(target=_die_holding_work, args=(path,))
+    process.start()
+    process.join(timeout=60)
+    assert process.exitcode == 1
+    qm = EmbeddedQueueManager(path).connect("after")
+    message = qm.open("T.CRASH", input=True).get()
+    assert message.body == b"survivor" and message.md.backout_count == 1
+    assert qm.depth("T.CRASH") == 0
