@@ -132,9 +132,14 @@ def test_inspect_json_and_text(workspace: Path, capsys: pytest.CaptureFixture[st
     assert "SHA512" in text and "CN=alice,O=AMS,C=GB" in text and "signing_time" in text
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["repository", "elsewhere"])
+def test_demo_runs_end_to_end(tmp_path: Path, where: str) -> None:
     ams_command = shutil.which("ams") or str(Path(sys.executable).parent / "ams")
-    result = subprocess.run([ams_command, "demo"], capture_output=True, text=True, cwd=tmp_path, check=False)
+    cwd = Path(__file__).parents[1] if where == "repository" else tmp_path
+    result = subprocess.run([ams_command, "demo"], capture_output=True, text=True, cwd=cwd, check=False)
     assert result.returncode == 0, result.stderr
     assert "NotARecipientError" in result.stdout and "BadSignatureError" in result.stdout
+    assert "carol's get failed with MQRC 2063" in result.stdout and "verdict:" in result.stdout
     assert "UNEXPECTEDLY" not in result.stdout
+    # from the repository the demo uses policies/, including the worked example; elsewhere, built-in copies
+    assert ("alice (finance) read" in result.stdout) is (where == "repository")

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ams.errors import SecurityError
-from ams.keys import Keystore
-from ams.pki import init_pki
+from ams.keys import Identity, Keystore
+from ams.pki import Issued, init_pki, issue
 from ams.policy import PolicyStore
 from ams.protect import Protector
 
@@ -39,6 +39,38 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ams-demo-") as scratch:
         root = args.keep or Path(scratch)
         return _demo(root, args.policies)
+
+
+def _worked_example(ca: Issued, policies: PolicyStore) -> None:
+    """The partner -> gateway -> staff flow of policies/README.md, with identities from the demo CA."""
+    if not {"EXTERNAL_IN", "INTERNAL_IN"} <= set(policies):
+        return
+    print("\n== the worked example in policies/: partner -> EXTERNAL_IN -> gateway -> INTERNAL_IN -> staff")
+    people = {
+        name: issue(ca, dn)
+        for name, dn in {
+            "orders": "CN=orders,OU=Systems,O=PARTNER,C=US",
+            "intruder": "CN=intruder,OU=Systems,O=PARTNER,C=US",
+            "gateway": "CN=gateway,OU=Integration,O=AMS,C=GB",
+            "alice": "CN=alice,OU=Finance,O=AMS,C=GB",
+            "bob": "CN=bob,OU=Finance,O=AMS,C=GB",
+        }.items()
+    }
+
+    def handle(name: str) -> Protector:
+        others = [ca.certificate] + [p.certificate for n, p in people.items() if n != name]
+        me = people[name]
+        return Protector(Keystore(Identity(me.certificate, me.key), others, source=name), policies)
+
+    gateway = handle("gateway")
+    received = gateway.unprotect("EXTERNAL_IN", handle("orders").protect("EXTERNAL_IN", b"order 42: 100 widgets"))
+    print(f"  the gateway read {received.body!r} from {received.signer_dn} and re-protected it for staff")
+    staff = handle("alice").unprotect("INTERNAL_IN", gateway.protect("INTERNAL_IN", received.body))
+    print(f"  alice (finance) read {staff.body!r}, signed by {staff.signer_dn}")
+    try:
+        gateway.unprotect("EXTERNAL_IN", handle("intruder").protect("EXTERNAL_IN", b"pay me"))
+    except SecurityError as error:
+        print(f"  a message signed by another partner system was refused: {type(error).__name__}")
 
 
 def _policy_dir(policies: PolicyStore, root: Path) -> Path:
@@ -118,6 +150,7 @@ def _demo(root: Path, requested: Path) -> int:
         f"{bob.stats.rsa_private_operations - before}, key-reuse cache hits so far: {bob.stats.key_reuse_hits}"
     )
     _queues(root, pki.keystores, policies)
+    _worked_example(pki.ca, policies)
     print("\ndemo finished: every accepted case round-tripped and every rejected case was refused")
     return 0
 

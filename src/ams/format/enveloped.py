@@ -162,7 +162,7 @@ class EnvelopedContent:
     algorithm: EncryptionAlgorithm
     content_type: str
     iv: bytes
-    recipients: tuple[tuple[RecipientRef, bytes], ...]
+    recipients: tuple[tuple[RecipientRef, der.Reader], ...]  # each ref, and a reader at its remaining fields
     ciphertext: memoryview
 
     def recipient_refs(self) -> list[RecipientRef]:
@@ -177,8 +177,10 @@ class EnvelopedContent:
         on_rsa: Callable[[], None] = lambda: None,
     ) -> bytes:
         """The content key, unwrapped for this identity; NotARecipientError when it is not one."""
-        for ref, wrapped in self.recipients:
+        for ref, rest in self.recipients:
             if ref.matches(certificate):
+                # only this identity's RecipientInfo is read in full: the others are never used
+                wrapped = _wrapped_key(der.Reader(rest.data, rest.what, rest.offset, rest.stop))
                 on_rsa()
                 try:
                     key = private_key.decrypt(wrapped, padding.PKCS1v15())
@@ -220,16 +222,16 @@ def parse_enveloped_data(encoded: bytes | memoryview) -> EnvelopedContent:
         version = fields.read("version", der.INTEGER).integer("EnvelopedData version")
         if fields.peek() == der.CONTEXT_0_CONSTRUCTED:
             raise der.DerError("EnvelopedData has originatorInfo, which AMS does not write")
-        refs: list[tuple[RecipientRef, bytes]] = []
+        refs: list[tuple[RecipientRef, der.Reader]] = []
         all_v0 = True
         for choice in fields.read("recipientInfos", der.SET).children("recipientInfos").all("RecipientInfo"):
             if choice.tag != der.SEQUENCE:
                 raise UnsupportedAlgorithmError(
                     f"RecipientInfo with tag {choice.tag:#04x}: AMS uses key transport (RSA) only"
                 )
-            ref, wrapped, ktri_version = _key_trans(choice)
+            ref, rest, ktri_version = _key_trans(choice)
             all_v0 = all_v0 and ktri_version == 0
-            refs.append((ref, wrapped))
+            refs.append((ref, rest))
         eci = fields.read("encryptedContentInfo", der.SEQUENCE).children("encryptedContentInfo")
         inner_type = eci.read("contentType", der.OID).oid("contentType")
         oid, parameters = der.algorithm(eci.read("contentEncryptionAlgorithm", der.SEQUENCE), "cipher")
@@ -254,7 +256,8 @@ def parse_enveloped_data(encoded: bytes | memoryview) -> EnvelopedContent:
     return EnvelopedContent(algorithm, inner_type, iv, tuple(refs), encrypted.content)
 
 
-def _key_trans(choice: der.Element) -> tuple[RecipientRef, bytes, int]:
+def _key_trans(choice: der.Element) -> tuple[RecipientRef, der.Reader, int]:
+    """The recipient identifier and version of a KeyTransRecipientInfo; the rest is read on use."""
     fields = choice.children("KeyTransRecipientInfo")
     version = fields.read("version", der.INTEGER).integer("KeyTransRecipientInfo version")
     rid = fields.read("rid")
@@ -273,15 +276,23 @@ def _key_trans(choice: der.Element) -> tuple[RecipientRef, bytes, int]:
         raise der.DerError(f"KeyTransRecipientInfo rid has tag {rid.tag:#04x}")
     if version != expected:
         raise der.DerError(f"KeyTransRecipientInfo version {version}: expected {expected} for its rid")
-    oid, parameters = der.algorithm(fields.read("keyEncryptionAlgorithm", der.SEQUENCE), "keyEncryptionAlgorithm")
-    if oid != RSA_ENCRYPTION:
-        raise UnsupportedAlgorithmError(
-            f"key encryption algorithm {oid}: AMS uses rsaEncryption ({RSA_ENCRYPTION}, PKCS#1 v1.5)"
-        )
-    der.null_or_absent(parameters, "keyEncryptionAlgorithm")
-    wrapped = bytes(fields.read("encryptedKey", der.OCTET_STRING).content)
-    fields.end()
-    return ref, wrapped, version
+    return ref, fields, version
+
+
+def _wrapped_key(fields: der.Reader) -> bytes:
+    """keyEncryptionAlgorithm (rsaEncryption, NULL) and the encryptedKey of a KeyTransRecipientInfo."""
+    try:
+        oid, parameters = der.algorithm(fields.read("keyEncryptionAlgorithm", der.SEQUENCE), "keyEncryptionAlgorithm")
+        if oid != RSA_ENCRYPTION:
+            raise UnsupportedAlgorithmError(
+                f"key encryption algorithm {oid}: AMS uses rsaEncryption ({RSA_ENCRYPTION}, PKCS#1 v1.5)"
+            )
+        der.null_or_absent(parameters, "keyEncryptionAlgorithm")
+        wrapped = bytes(fields.read("encryptedKey", der.OCTET_STRING).content)
+        fields.end()
+    except der.DerError as error:
+        raise MalformedMessageError(f"cannot parse the KeyTransRecipientInfo: {error}") from None
+    return wrapped
 
 
 def _iv(algorithm: EncryptionAlgorithm, parameters: der.Element | None) -> bytes:
