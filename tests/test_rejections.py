@@ -331,3 +331,58 @@ def test_strict_dn_matching_compares_exactly(pki: Pki) -> None:
         ams.Protector(pki.keystore("alice"), relaxed, strict_dn=True).protect("Q", b"x")
     with pytest.raises(ams.UnauthorisedSignerError, match="case or spacing"):
         ams.Protector(pki.keystore("bob"), relaxed, strict_dn=True).unprotect("Q", data)
+
+
+def test_chain_through_an_intermediate(pki: Pki, policies: ams.PolicyStore) -> None:
+    from ams.pki import issue
+
+    intermediate = issue(pki.ca, "CN=Issuing CA,O=AMS,C=GB", ca_flag=True, extended_key_usage=None)
+    leaf = issue(intermediate, "CN=frank,O=AMS,C=GB")
+    data = _sender_with(pki, leaf, policies).protect("ANYSIGNER.Q", b"via intermediate")
+    with_intermediate = ams.Protector(pki.keystore("bob", extra=(intermediate,)), policies)
+    assert with_intermediate.unprotect("ANYSIGNER.Q", data).body == b"via intermediate"
+    with pytest.raises(ams.UntrustedSignerError, match=r"CN=frank.*issued by CN=Issuing CA"):
+        _protector(pki, "bob", policies).unprotect("ANYSIGNER.Q", data)
+    not_a_ca = issue(pki.ca, "CN=Fake CA,O=AMS,C=GB")  # an end entity posing as issuer
+    fake_leaf = issue(not_a_ca, "CN=grace,O=AMS,C=GB")
+    fake = _sender_with(pki, fake_leaf, policies).protect("ANYSIGNER.Q", b"x")
+    with pytest.raises(ams.UntrustedSignerError, match="not a CA"):
+        ams.Protector(pki.keystore("bob", extra=(not_a_ca,)), policies).unprotect("ANYSIGNER.Q", fake)
+
+
+def test_ec_signer_certificates_are_refused(pki: Pki, policies: ams.PolicyStore) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ams.pki import issue
+
+    ec_cert = issue(pki.ca, "CN=ecsigner,O=AMS,C=GB", key=ec.generate_private_key(ec.SECP256R1()))  # type: ignore[arg-type]
+    rsa_data = _protector(pki, "alice", policies).protect("ANYSIGNER.Q", b"x")
+    info = asn1_cms.ContentInfo.load(rsa_data[104:])
+    from asn1crypto import x509 as asn1_x509
+
+    info["content"]["certificates"] = [
+        asn1_cms.CertificateChoices(
+            name="certificate",
+            value=asn1_x509.Certificate.load(ec_cert.certificate.public_bytes(serialization.Encoding.DER)),
+        )
+    ]
+    with pytest.raises(ams.SecurityError, match=r"CN=ecsigner.*RSA signers only"):
+        _protector(pki, "bob", policies).unprotect("ANYSIGNER.Q", rsa_data[:104] + info.dump(force=True))
+
+
+def test_confidentiality_recipient_without_data_encipherment_warns(pki: Pki, make_issued: object) -> None:
+    key_only = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=True,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    henry = make_issued("CN=henry,O=AMS,C=GB", key_usage=key_only)  # type: ignore[operator]
+    policies = store('setmqspl -m QM -p Q -e AES256 -r "CN=henry,O=AMS,C=GB"')
+    with pytest.warns(ams.AmsSecurityWarning, match="dataEncipherment"):
+        ams.Protector(pki.keystore("alice", extra=(henry,)), policies).protect("Q", b"x")

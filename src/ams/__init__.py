@@ -17,7 +17,9 @@ from ams.errors import (
     AlgorithmTooWeakError,
     AmsDeprecationWarning,
     AmsError,
+    AmsSecurityWarning,
     BadSignatureError,
+    CertificateRevokedError,
     CertificateUsageError,
     CertificateValidityError,
     ConfigurationError,
@@ -34,6 +36,7 @@ from ams.errors import (
     PolicyError,
     QopMismatchError,
     RecipientNotFoundError,
+    RevocationUnknownError,
     SecurityError,
     SignerCertificateError,
     SizeMismatchError,
@@ -43,7 +46,7 @@ from ams.errors import (
     UsageError,
 )
 from ams.format.pdmq import PdmqHeader
-from ams.keys import Identity, Keystore, TrustValidator
+from ams.keys import Identity, Keystore, RevocationSettings, TrustValidator
 from ams.message import Protected, Unprotected
 from ams.policy import Policy, PolicyStore, parse_setmqspl
 from ams.protect import MQFMT_NONE, MQFMT_STRING, Protector, ProtectorStats
@@ -58,7 +61,9 @@ __all__ = [
     "AlgorithmTooWeakError",
     "AmsDeprecationWarning",
     "AmsError",
+    "AmsSecurityWarning",
     "BadSignatureError",
+    "CertificateRevokedError",
     "CertificateUsageError",
     "CertificateValidityError",
     "ConfigurationError",
@@ -87,6 +92,8 @@ __all__ = [
     "QopMismatchError",
     "QualityOfProtection",
     "RecipientNotFoundError",
+    "RevocationSettings",
+    "RevocationUnknownError",
     "SecurityError",
     "SignatureAlgorithm",
     "SignerCertificateError",

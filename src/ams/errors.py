@@ -188,3 +188,20 @@ class DecryptionError(SecurityError):
 
 class AmsDeprecationWarning(UserWarning):
     """A deprecated algorithm (MD5, SHA1, RC2, DES, 3DES) is named by a policy or used to write."""
+
+
+class AmsSecurityWarning(UserWarning):
+    """A set-up works but is weaker than it should be (an unprotected key file, a revocation check
+    that could not be made in soft-fail mode, a recipient certificate without dataEncipherment)."""
+
+
+class CertificateRevokedError(SecurityError):
+    """A certificate in the signer's chain is revoked (by CRL or OCSP)."""
+
+    code = "certificate_revoked"
+
+
+class RevocationUnknownError(SecurityError):
+    """Revocation status could not be established and the check is configured to hard-fail."""
+
+    code = "revocation_unknown"

@@ -95,6 +95,7 @@ def issue(
     extended_key_usage: Sequence[x509.ObjectIdentifier] | None = (ExtendedKeyUsageOID.EMAIL_PROTECTION,),
     ca_flag: bool = False,
     serial: int | None = None,
+    ocsp_url: str | None = None,
 ) -> Issued:
     """An end-entity certificate for ``dn`` with AMS's key usages (all overridable for tests)."""
     key = key or new_key()
@@ -125,6 +126,11 @@ def issue(
     )
     if extended_key_usage:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False)
+    if ocsp_url:
+        access = x509.AccessDescription(
+            x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
+        )
+        builder = builder.add_extension(x509.AuthorityInformationAccess([access]), critical=False)
     return Issued(key, builder.sign(ca.key, hashes.SHA256()))
 
 

@@ -28,6 +28,7 @@ from ams.dn import DistinguishedName
 from ams.errors import (
     AlgorithmTooWeakError,
     AmsDeprecationWarning,
+    AmsSecurityWarning,
     DecryptionError,
     DeprecatedAlgorithmError,
     EmptyFlagError,
@@ -53,6 +54,7 @@ from ams.format.oids import ID_DATA, ID_ENVELOPED_DATA, ID_SIGNED_DATA
 from ams.format.pdmq import PdmqHeader, looks_protected
 from ams.format.signed import SignedContent, SignedDataWriter, parse_signed_data, subject_dn
 from ams.keys.keystore import Identity, Keystore
+from ams.keys.revocation import RevocationChecker, RevocationSettings
 from ams.keys.trust import TrustValidator, check_recipient_usage
 from ams.message import Protected, Unprotected
 from ams.policy.model import Policy
@@ -96,7 +98,8 @@ class Protector:
     ``policies`` maps queue names to policies (a :class:`~ams.policy.PolicyStore` or any
     mapping); queues without a policy pass through untouched. ``allow_deprecated`` opts in to
     writing MD5, SHA1, RC2, DES and 3DES. ``at`` fixes the validation time (default: now).
-    ``strict_dn`` compares DNs exactly, as IBM's documentation says, instead of the way IBM's
+    ``revocation`` (default: what the keystore.conf configures) checks the signer's chain against
+    CRLs and OCSP. ``strict_dn`` compares DNs exactly, as IBM's documentation says, instead of the way IBM's
     Java client does (case- and whitespace-insensitively).
     """
 
@@ -109,6 +112,7 @@ class Protector:
         at: datetime.datetime | None = None,
         clock_skew: datetime.timedelta = datetime.timedelta(minutes=5),
         strict_dn: bool = False,
+        revocation: RevocationSettings | None = None,
     ) -> None:
         self.keystore = keystore
         self.strict_dn = strict_dn
@@ -116,7 +120,9 @@ class Protector:
         self.allow_deprecated = allow_deprecated
         self.at = at
         self.stats = ProtectorStats()
-        self.trust = TrustValidator(keystore, skew=clock_skew)
+        settings = revocation if revocation is not None else keystore.revocation
+        checker = RevocationChecker(settings) if settings is not None and settings.enabled else None
+        self.trust = TrustValidator(keystore, skew=clock_skew, revocation=checker)
         self._writers: dict[SignatureAlgorithm, SignedDataWriter] = {}
         self._recipients: dict[Policy, tuple[x509.Certificate, ...]] = {}
         self._sender_keys: dict[str, _SenderKey] = {}
@@ -274,6 +280,13 @@ class Protector:
             for dn in policy.recipients:
                 certificate = self.keystore.recipient(dn, strict=self.strict_dn)
                 check_recipient_usage(certificate)
+                if policy.qop is QualityOfProtection.CONFIDENTIALITY and not _data_encipherment(certificate):
+                    warnings.warn(
+                        f"confidentiality recipient {dn} has keyUsage without dataEncipherment, which IBM's "
+                        "documentation names for confidentiality: issue its certificates with it",
+                        AmsSecurityWarning,
+                        stacklevel=4,
+                    )
                 found.append(certificate)
             certificates = tuple(found)
             self._recipients[policy] = certificates
@@ -555,6 +568,13 @@ class Protector:
                     "the signer's DN with -a if it should be accepted"
                 )
         return certificate
+
+
+def _data_encipherment(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.KeyUsage).value.data_encipherment)
+    except x509.ExtensionNotFound:
+        return True
 
 
 def _parse_privacy_plaintext(plaintext: memoryview) -> SignedContent:

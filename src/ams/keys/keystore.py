@@ -7,7 +7,7 @@ Recipients' certificates are found by DN, as AMS finds them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import attrs
@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ams.dn import DistinguishedName
 from ams.errors import KeystoreError, RecipientNotFoundError
+from ams.keys import hygiene
+from ams.keys.revocation import RevocationSettings
 
 
 def describe(certificate: x509.Certificate) -> str:
@@ -80,6 +82,9 @@ class Keystore:
     ) -> None:
         self.identity = identity
         self.source = source
+        self.findings: list[str] = []  # key-hygiene findings made while loading (never secrets)
+        self.settings: dict[str, str] = {}  # keystore.conf settings other than passwords
+        self.revocation: RevocationSettings | None = None  # what keystore.conf configures
         unique: dict[bytes, x509.Certificate] = {}
         if identity is not None:
             unique[fingerprint(identity.certificate)] = identity.certificate
@@ -161,8 +166,12 @@ class Keystore:
         return cls(identity, others, source=str(private or (certificates[0] if certificates else "pem")))
 
     @classmethod
-    def from_conf(cls, path: str | Path | None = None) -> Keystore:
-        """IBM's keystore.conf (default ``$MQS_KEYSTORE_CONF``, else ``~/.mqs/keystore.conf``)."""
+    def from_conf(cls, path: str | Path | None = None, *, strict: bool = False) -> Keystore:
+        """IBM's keystore.conf (default ``$MQS_KEYSTORE_CONF``, else ``~/.mqs/keystore.conf``).
+
+        Unencrypted or group/world-readable key files and a readable plain-text password warn
+        (``AmsSecurityWarning``); ``strict`` refuses them.
+        """
         conf_path = Path(path) if path is not None else default_conf_path()
         settings = read_keystore_conf(conf_path)
         base = conf_path.parent
@@ -171,15 +180,45 @@ class Keystore:
             candidate = Path(os.path.expanduser(value))
             return candidate if candidate.is_absolute() else base / candidate
 
-        if "pkcs12.keystore" in settings:
-            return cls.from_pkcs12(
-                resolve(settings["pkcs12.keystore"]),
-                _password(settings, "pkcs12.keystore_pass", conf_path),
-                certificate=settings.get("pkcs12.certificate"),
-            )
+        has_password = any(k.endswith(("_pass", ".password", "token_pin")) for k in settings)
+        findings = hygiene.check_conf_file(conf_path, has_password, strict=strict)
+        keystore = cls._from_settings(settings, conf_path, resolve, strict, findings)
+        keystore.findings = findings
+        keystore.settings = {k: v for k, v in settings.items() if not k.endswith(("_pass", "password", "pin"))}
+        keystore.revocation = RevocationSettings.from_conf(settings, base)
+        return keystore
+
+    @classmethod
+    def _from_settings(
+        cls,
+        settings: dict[str, str],
+        conf_path: Path,
+        resolve: Callable[[str], Path],
+        strict: bool,
+        findings: list[str],
+    ) -> Keystore:
+        for prefix in ("pkcs12", "jks", "jceks"):
+            if f"{prefix}.keystore" in settings:
+                store = resolve(settings[f"{prefix}.keystore"])
+                password = _password(settings, f"{prefix}.keystore_pass", conf_path)
+                if prefix != "pkcs12":
+                    _refuse_java_keystore(store, prefix)
+                    key_pass = _password(settings, f"{prefix}.key_pass", conf_path)
+                    if key_pass is not None and key_pass != password:
+                        raise KeystoreError(
+                            f"{conf_path}: {prefix}.key_pass differs from {prefix}.keystore_pass; a PKCS#12 keystore "
+                            "has one password here: re-export it with the key and the store under the same password"
+                        )
+                findings += hygiene.check_key_file(store, encrypted=bool(password), strict=strict)
+                return cls.from_pkcs12(store, password, certificate=settings.get(f"{prefix}.certificate"))
         if "pem.private" in settings or "pem.public" in settings or "pem.certificates" in settings:
+            private = resolve(settings["pem.private"]) if "pem.private" in settings else None
+            if private is not None and private.is_file():
+                findings += hygiene.check_key_file(
+                    private, encrypted=hygiene.pem_key_is_encrypted(private.read_bytes()), strict=strict
+                )
             return cls.from_pem(
-                private=resolve(settings["pem.private"]) if "pem.private" in settings else None,
+                private=private,
                 public=resolve(settings["pem.public"]) if "pem.public" in settings else None,
                 password=_password(settings, "pem.password", conf_path),
                 certificates=[resolve(v.strip()) for v in settings.get("pem.certificates", "").split(",") if v.strip()],
@@ -226,6 +265,20 @@ class Keystore:
             if certificate.serial_number == serial and certificate.issuer == issuer:
                 return certificate
         return None
+
+
+def _refuse_java_keystore(path: Path, kind: str) -> None:
+    """jks./jceks. keystores are read when the file is really PKCS#12 (keytool's default since Java 9)."""
+    try:
+        magic = path.read_bytes()[:4]
+    except OSError as error:
+        raise KeystoreError(f"cannot read {kind} keystore {str(path)!r}: {error.strerror}") from None
+    if magic in (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"):
+        raise KeystoreError(
+            f"{path} is a genuine {'JKS' if magic[0] == 0xFE else 'JCEKS'} keystore, which Python cannot read: convert "
+            f"it with keytool -importkeystore -srckeystore {path} -srcstoretype {kind} -destkeystore "
+            f"{path.with_suffix('.p12')} -deststoretype pkcs12, then point {kind}.keystore (or pkcs12.keystore) at it"
+        )
 
 
 def default_conf_path() -> Path:

@@ -8,6 +8,7 @@ Chains are cached by certificate fingerprint; dates are checked on every message
 from __future__ import annotations
 
 import datetime
+import itertools
 from collections.abc import Sequence
 
 from cryptography import x509
@@ -23,6 +24,7 @@ from ams.errors import (
     UntrustedSignerError,
 )
 from ams.keys.keystore import Keystore, describe
+from ams.keys.revocation import RevocationChecker
 
 MAX_CHAIN_LENGTH = 8
 
@@ -123,9 +125,16 @@ def check_recipient_usage(certificate: x509.Certificate) -> None:
 class TrustValidator:
     """Validates signer certificates against one keystore's trust anchors, with a cache."""
 
-    def __init__(self, keystore: Keystore, *, skew: datetime.timedelta = datetime.timedelta(minutes=5)) -> None:
+    def __init__(
+        self,
+        keystore: Keystore,
+        *,
+        skew: datetime.timedelta = datetime.timedelta(minutes=5),
+        revocation: RevocationChecker | None = None,
+    ) -> None:
         self.keystore = keystore
         self.skew = skew
+        self.revocation = revocation
         # chains by certificate, with each link's validity window (read once: the properties are slow)
         self._chains: dict[
             x509.Certificate, tuple[tuple[x509.Certificate, datetime.datetime, datetime.datetime], ...]
@@ -146,7 +155,11 @@ class TrustValidator:
         for index, (link, not_before, not_after) in enumerate(chain):
             if not not_before - self.skew <= when <= not_after + self.skew:
                 check_validity(link, when, self.skew, "signer" if index == 0 else "issuing CA")
-        return [link for link, _, _ in chain]
+        links = [link for link, _, _ in chain]
+        if self.revocation is not None:
+            for child, issuer in itertools.pairwise(links):
+                self.revocation.check(child, issuer, when)
+        return links
 
     def _build(self, certificate: x509.Certificate) -> tuple[x509.Certificate, ...]:
         chain = [certificate]

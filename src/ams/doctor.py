@@ -1,0 +1,283 @@
+"""``ams doctor``: check a keystore and its policies before anything runs, with a fix for each finding."""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ams.algorithms import EncryptionAlgorithm, QualityOfProtection, SignatureAlgorithm
+from ams.dn import DistinguishedName
+from ams.errors import AmsError, SecurityError
+from ams.keys import Keystore, TrustValidator
+from ams.keys.keystore import describe
+from ams.keys.trust import check_recipient_usage, check_signer_usage, is_ca, is_self_signed
+from ams.policy.model import Policy
+
+EXPIRY_WARNING = datetime.timedelta(days=30)
+
+
+@attrs.frozen
+class Finding:
+    level: str  # "error" or "warning"
+    subject: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.level.upper():<7} {self.subject}: {self.problem}\n        fix: {self.fix}"
+
+
+def _key_usage(certificate: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def diagnose(
+    conf: Path | None,
+    policies: Mapping[str, Policy],
+    *,
+    queue: str | None = None,
+    at: datetime.datetime | None = None,
+) -> list[Finding]:
+    now = at or datetime.datetime.now(datetime.UTC)
+    findings: list[Finding] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            keystore = Keystore.from_conf(conf)
+        except AmsError as error:
+            return [Finding("error", "keystore", error.message, "correct keystore.conf as the message says")]
+    for warning in caught:
+        findings.append(Finding("warning", "key hygiene", str(warning.message), "see the problem; --strict refuses"))
+    if any(k for k in keystore.settings if k.startswith(("pkcs12.", "jks.", "jceks.", "pem."))) and conf is not None:
+        text = conf.read_text(encoding="utf-8")
+        if any(line.split("=", 1)[0].strip().endswith(("_pass", "password")) for line in text.splitlines()):
+            findings.append(
+                Finding(
+                    "warning",
+                    str(conf),
+                    "holds a plain-text password",
+                    f"keep it readable by its owner only (chmod 600 {conf}) on a disk only this user can read",
+                )
+            )
+    chosen = {n: p for n, p in policies.items() if queue is None or n == queue}
+    if queue is not None and queue not in policies:
+        findings.append(
+            Finding(
+                "warning",
+                queue,
+                "has no policy: messages on it are not protected",
+                f"add one, e.g. ams policy set -p {queue} -s SHA256 -e AES256 -r DN",
+            )
+        )
+    trust = TrustValidator(keystore)
+    findings += _own_certificate(keystore, trust, chosen, now)
+    findings += _recipients(keystore, chosen, now)
+    findings += _signers(keystore, trust, chosen, now)
+    findings += _duplicates(keystore)
+    return findings
+
+
+def _own_certificate(
+    keystore: Keystore, trust: TrustValidator, policies: Mapping[str, Policy], now: datetime.datetime
+) -> list[Finding]:
+    out: list[Finding] = []
+    identity = keystore.identity
+    signs = [p for p in policies.values() if p.signature_algorithm is not SignatureAlgorithm.NONE]
+    if identity is None:
+        if signs or any(p.encryption_algorithm is not EncryptionAlgorithm.NONE for p in policies.values()):
+            out.append(
+                Finding(
+                    "error",
+                    "identity",
+                    "the keystore has no private key, but policies sign or encrypt",
+                    "add this user's key and certificate to the keystore",
+                )
+            )
+        return out
+    certificate, me = identity.certificate, str(identity.dn)
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        out.append(Finding("error", me, "the key is not RSA", "issue an RSA certificate (2048 bits or more)"))
+        return out
+    long_digests = [
+        p.name for p in signs if p.signature_algorithm in (SignatureAlgorithm.SHA384, SignatureAlgorithm.SHA512)
+    ]
+    if long_digests and key.key_size <= 768:
+        out.append(
+            Finding(
+                "error",
+                me,
+                f"{key.key_size}-bit key, but {', '.join(long_digests)} sign with SHA384/SHA512",
+                "use a key longer than 768 bits (2048 or more) or SHA256",
+            )
+        )
+    if key.key_size < 2048:
+        out.append(Finding("warning", me, f"{key.key_size}-bit RSA key", "issue a 2048-bit or longer key"))
+    if signs:
+        try:
+            check_signer_usage(certificate)
+        except SecurityError as error:
+            out.append(
+                Finding(
+                    "error",
+                    me,
+                    f"cannot sign for {', '.join(p.name for p in signs)}: {error.message}",
+                    "issue a certificate with keyUsage digitalSignature or nonRepudiation",
+                )
+            )
+    reads = [p for p in policies.values() if any(identity.dn.matches(r) for r in p.recipients)]
+    if reads:
+        try:
+            check_recipient_usage(certificate)
+        except SecurityError as error:
+            out.append(
+                Finding(
+                    "error",
+                    me,
+                    f"cannot receive {', '.join(p.name for p in reads)}: {error.message}",
+                    "issue a certificate with keyUsage keyEncipherment",
+                )
+            )
+    out += _dates(me, certificate, now)
+    try:
+        trust.validate(certificate, now)
+    except SecurityError as error:
+        out.append(
+            Finding(
+                "error",
+                me,
+                f"does not validate here: {error.message}",
+                "add the issuing CA to the keystore; receivers need it too",
+            )
+        )
+    return out
+
+
+def _dates(who: str, certificate: x509.Certificate, now: datetime.datetime) -> list[Finding]:
+    if certificate.not_valid_after_utc < now:
+        return [
+            Finding("error", who, f"expired on {certificate.not_valid_after_utc:%Y-%m-%d}", "renew the certificate")
+        ]
+    if certificate.not_valid_before_utc > now:
+        return [
+            Finding(
+                "error", who, f"not valid until {certificate.not_valid_before_utc:%Y-%m-%d}", "check the clock, or wait"
+            )
+        ]
+    if certificate.not_valid_after_utc - now < EXPIRY_WARNING:
+        return [
+            Finding(
+                "warning",
+                who,
+                f"expires on {certificate.not_valid_after_utc:%Y-%m-%d}, within 30 days",
+                "renew it now and distribute the new certificate to senders and receivers",
+            )
+        ]
+    return []
+
+
+def _recipients(keystore: Keystore, policies: Mapping[str, Policy], now: datetime.datetime) -> list[Finding]:
+    out: list[Finding] = []
+    for policy in policies.values():
+        for dn in policy.recipients:
+            try:
+                certificate = keystore.recipient(dn)
+            except AmsError as error:
+                out.append(
+                    Finding(
+                        "error",
+                        f"{policy.name} recipient {dn}",
+                        error.message,
+                        "import the recipient's certificate, or correct the DN in the policy",
+                    )
+                )
+                continue
+            who = f"{policy.name} recipient {dn}"
+            try:
+                check_recipient_usage(certificate)
+            except SecurityError as error:
+                out.append(
+                    Finding("error", who, error.message, "the recipient needs a certificate with keyEncipherment")
+                )
+            usage = _key_usage(certificate)
+            if policy.qop is QualityOfProtection.CONFIDENTIALITY and usage is not None and not usage.data_encipherment:
+                out.append(
+                    Finding(
+                        "warning",
+                        who,
+                        "keyUsage lacks dataEncipherment, which IBM's documentation names for confidentiality",
+                        "issue recipient certificates with dataEncipherment too",
+                    )
+                )
+            out += _dates(who, certificate, now)
+    return out
+
+
+def _signers(
+    keystore: Keystore, trust: TrustValidator, policies: Mapping[str, Policy], now: datetime.datetime
+) -> list[Finding]:
+    out: list[Finding] = []
+    anchors = [c for c in keystore.certificates if is_ca(c) or is_self_signed(c)]
+    for policy in policies.values():
+        for dn in policy.signers:
+            who = f"{policy.name} authorised signer {dn}"
+            if not anchors:
+                out.append(
+                    Finding(
+                        "error",
+                        who,
+                        "this keystore has no trust anchor, so no signer can ever validate",
+                        "add the signers' CA certificates to the keystore",
+                    )
+                )
+                continue
+            known = keystore.find(dn)
+            if not known:
+                names = ", ".join(str(DistinguishedName.from_x509(a.subject)) for a in anchors)
+                out.append(
+                    Finding(
+                        "warning",
+                        who,
+                        f"no certificate for this signer here, so its issuer cannot be checked; anchors here: {names}",
+                        "make sure the signer's CA is one of them (import the signer's certificate to check)",
+                    )
+                )
+                continue
+            try:
+                trust.validate(known[0], now)
+            except SecurityError as error:
+                out.append(
+                    Finding(
+                        "error",
+                        who,
+                        f"would never validate here: {error.message}",
+                        "add the signer's issuing CA to this keystore",
+                    )
+                )
+    return out
+
+
+def _duplicates(keystore: Keystore) -> list[Finding]:
+    seen: dict[tuple[object, ...], list[x509.Certificate]] = {}
+    for certificate in keystore.certificates:
+        seen.setdefault(DistinguishedName.from_x509(certificate.subject).match_key, []).append(certificate)
+    return [
+        Finding(
+            "warning",
+            str(DistinguishedName.from_x509(found[0].subject)),
+            f"{len(found)} certificates share this DN ({'; '.join(describe(c) for c in found)}); IBM calls "
+            "the choice between them undefined",
+            "keep one certificate per DN in the keystore",
+        )
+        for found in seen.values()
+        if len(found) > 1
+    ]

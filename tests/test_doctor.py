@@ -1,0 +1,153 @@
+"""`ams doctor` and key hygiene: each finding has its clean twin."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+import ams
+from ams.cli.main import main
+from ams.doctor import Finding, diagnose
+from ams.pki import TestPki, init_pki, issue, write_user_keystore
+from tests.conftest import store
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> TestPki:
+    return init_pki(tmp_path / "pki", ["alice", "bob"])
+
+
+PLAIN_PASSWORD = ("warning", "holds a plain-text password")  # every test keystore.conf has one, as IBM's do
+
+
+def levels(findings: list[Finding]) -> list[tuple[str, str]]:
+    """The findings other than the plain-text password every test keystore.conf holds."""
+    return [(f.level, f.problem) for f in findings if (f.level, f.problem) != PLAIN_PASSWORD]
+
+
+def test_a_clean_keystore_and_policies_have_no_findings(made: TestPki) -> None:
+    policies = store('setmqspl -m QM -p Q -s SHA512 -e AES256 -r "CN=bob,O=AMS,C=GB" -a "CN=alice,O=AMS,C=GB"')
+    findings = diagnose(made.keystores["alice"], policies)
+    assert [(f.level, f.problem) for f in findings] == [PLAIN_PASSWORD]
+    assert "chmod 600" in findings[0].fix
+
+
+def test_missing_recipient_with_near_miss(made: TestPki, capsys: pytest.CaptureFixture[str]) -> None:
+    policies = made.keystores["alice"].parent.parent / "policies"
+    policies.mkdir()
+    (policies / "q.spl").write_text('setmqspl -m QM -p Q -s SHA256 -e AES256 -r "CN=bob,O=AMS,C=US"\n')
+    assert main(["doctor", "--keystore-conf", str(made.keystores["alice"]), "--policies", str(policies)]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR   Q recipient CN=bob,O=AMS,C=US" in out and "nearest: CN=bob,O=AMS,C=GB" in out
+    assert "fix: import the recipient's certificate" in out and "1 error(s)" in out
+
+
+def test_own_certificate_expiring_weak_usage_and_untrusted(tmp_path: Path, made: TestPki) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    soon = issue(
+        made.ca,
+        "CN=soon,O=AMS,C=GB",
+        not_before=now - datetime.timedelta(days=300),
+        not_after=now + datetime.timedelta(days=10),
+    )
+    conf = write_user_keystore(tmp_path / "soon", "soon", soon, [made.ca.certificate])
+    found = levels(diagnose(conf, store("setmqspl -m QM -p Q -s SHA256")))
+    assert found == [("warning", f"expires on {soon.certificate.not_valid_after_utc:%Y-%m-%d}, within 30 days")]
+    sign_only = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
+    no_encipher = issue(made.ca, "CN=signer,O=AMS,C=GB", key_usage=sign_only)
+    conf = write_user_keystore(tmp_path / "signer", "signer", no_encipher, [made.ca.certificate])
+    found = levels(diagnose(conf, store('setmqspl -m QM -p Q -e AES256 -r "CN=signer,O=AMS,C=GB"')))
+    assert found and found[0][0] == "error" and "keyEncipherment" in found[0][1]
+    foreign = ams.pki.make_ca("CN=Elsewhere CA,O=X,C=US")
+    stray = issue(foreign, "CN=stray,O=AMS,C=GB")
+    conf = write_user_keystore(tmp_path / "stray", "stray", stray, [made.ca.certificate])
+    found = levels(diagnose(conf, store("setmqspl -m QM -p Q -s SHA256")))
+    assert any(level == "error" and "does not validate here" in problem for level, problem in found)
+
+
+def test_signers_no_anchor_could_validate(tmp_path: Path, made: TestPki) -> None:
+    foreign = ams.pki.make_ca("CN=Partner CA,O=P,C=US")
+    partner = issue(foreign, "CN=partner,O=P,C=US")
+    alice = made.users["alice"]
+    conf = write_user_keystore(tmp_path / "a", "alice", alice, [made.ca.certificate, partner.certificate])
+    found = levels(diagnose(conf, store('setmqspl -m QM -p Q -s SHA256 -a "CN=partner,O=P,C=US"')))
+    assert any(level == "error" and "would never validate here" in problem for level, problem in found)
+    conf = write_user_keystore(
+        tmp_path / "b", "alice", alice, [made.ca.certificate, partner.certificate, foreign.certificate]
+    )
+    assert levels(diagnose(conf, store('setmqspl -m QM -p Q -s SHA256 -a "CN=partner,O=P,C=US"'))) == []
+
+
+def test_duplicate_dns_and_a_queue_without_policy(tmp_path: Path, made: TestPki) -> None:
+    twin = issue(made.ca, "CN=bob,O=AMS,C=GB")
+    conf = write_user_keystore(
+        tmp_path, "alice", made.users["alice"], [made.ca.certificate, made.users["bob"].certificate, twin.certificate]
+    )
+    found = levels(diagnose(conf, store(), queue="NOPOLICY.Q"))
+    assert ("warning", "has no policy: messages on it are not protected") in found
+    assert any("2 certificates share this DN" in problem for _, problem in found)
+
+
+def test_key_hygiene_warns_and_strict_refuses(tmp_path: Path, made: TestPki) -> None:
+    bob = made.users["bob"]
+    (tmp_path / "bob.pem").write_bytes(bob.certificate.public_bytes(serialization.Encoding.PEM))
+    key = tmp_path / "bob.key.pem"
+    key.write_bytes(
+        bob.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    os.chmod(key, 0o644)
+    conf = tmp_path / "keystore.conf"
+    conf.write_text("pem.private = bob.key.pem\npem.public = bob.pem\n")
+    with pytest.warns(ams.AmsSecurityWarning) as caught:
+        keystore = ams.Keystore.from_conf(conf)
+    messages = [str(w.message) for w in caught]
+    assert any("readable by group or others (mode 0644)" in m for m in messages)
+    assert any("is not encrypted" in m for m in messages) and len(keystore.findings) == 2
+    with pytest.raises(ams.KeystoreError, match="strict key hygiene"):
+        ams.Keystore.from_conf(conf, strict=True)
+    key.write_bytes(
+        bob.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")
+        )
+    )
+    os.chmod(key, 0o600)
+    conf.write_text("pem.private = bob.key.pem\npem.public = bob.pem\npem.password = pw\n")
+    os.chmod(conf, 0o600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ams.Keystore.from_conf(conf, strict=True).findings == []
+    os.chmod(conf, 0o644)
+    with pytest.raises(ams.KeystoreError, match="plain-text password and is readable"):
+        ams.Keystore.from_conf(conf, strict=True)
+    assert "pw" not in repr(ams.Keystore.from_conf(conf)) and "password" not in str(
+        ams.Keystore.from_conf(conf).settings
+    )
+
+
+def test_java_keystores(tmp_path: Path, made: TestPki) -> None:
+    p12 = made.keystores["alice"].parent / "alice.p12"
+    password = next(
+        line.split("=", 1)[1].strip()
+        for line in made.keystores["alice"].read_text().splitlines()
+        if line.startswith("pkcs12.keystore_pass")
+    )
+    conf = tmp_path / "jks.conf"
+    conf.write_text(f"jks.keystore = {p12}\njks.keystore_pass = {password}\njks.certificate = alice\n")
+    os.chmod(conf, 0o600)
+    assert str(ams.Keystore.from_conf(conf).identity.dn) == "CN=alice,O=AMS,C=GB"  # type: ignore[union-attr]
+    real_jks = tmp_path / "real.jks"
+    real_jks.write_bytes(b"\xfe\xed\xfe\xed" + bytes(60))
+    conf.write_text(f"jks.keystore = {real_jks}\njks.keystore_pass = x\n")
+    with pytest.raises(ams.KeystoreError, match="keytool -importkeystore"):
+        ams.Keystore.from_conf(conf)
+    conf.write_text(f"jceks.keystore = {p12}\njceks.keystore_pass = {password}\njceks.key_pass = other\n")
+    with pytest.raises(ams.KeystoreError, match="key_pass differs"):
+        ams.Keystore.from_conf(conf)

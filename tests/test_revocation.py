@@ -1,0 +1,216 @@
+"""Revocation against real peers: CRLs made with `openssl ca`, and an `openssl ocsp` responder on
+loopback. Every accepted case has its refused twin, in hard-fail and soft-fail modes."""
+
+from __future__ import annotations
+
+import datetime
+import selectors
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+import ams
+from ams.keys.revocation import RevocationSettings, _http_post
+from ams.pki import Issued, issue, make_ca
+from tests.conftest import needs_openssl, store
+
+pytestmark = needs_openssl
+POLICIES = store("setmqspl -m QM -p Q -s SHA256")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Authority:
+    """A CA with an `openssl ca` database, its CRL and an OCSP responder on loopback."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ca = make_ca("CN=Revocation CA,O=AMS,C=GB")
+        (root / "ca.pem").write_bytes(self.ca.certificate.public_bytes(serialization.Encoding.PEM))
+        (root / "ca.key.pem").write_bytes(
+            self.ca.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        (root / "index.txt").write_text("")
+        (root / "crlnumber").write_text("01\n")
+        (root / "ca.cnf").write_text(
+            f"[ca]\ndefault_ca = own\n[own]\ndatabase = {root}/index.txt\ncertificate = {root}/ca.pem\n"
+            f"private_key = {root}/ca.key.pem\ndefault_md = sha256\ndefault_crl_days = 30\n"
+            f"crlnumber = {root}/crlnumber\n"
+        )
+        self.good = self.issue("CN=good,O=AMS,C=GB", state="valid")
+        self.revoked = self.issue("CN=revoked,O=AMS,C=GB", state="revoked")
+        self.stranger = self.issue("CN=stranger,O=AMS,C=GB", state=None)  # unknown to the CA's database
+        self.openssl("ca", "-config", root / "ca.cnf", "-gencrl", "-out", root / "crl.pem")
+        self.openssl("crl", "-in", root / "crl.pem", "-outform", "DER", "-out", root / "crl.der")
+        self.responder: subprocess.Popen[bytes] | None = None
+
+    def openssl(self, *args: object) -> None:
+        result = subprocess.run(["openssl", *map(str, args)], capture_output=True, check=False)
+        assert result.returncode == 0, result.stderr.decode()
+
+    def issue(self, dn: str, *, state: str | None) -> Issued:
+        issued = issue(self.ca, dn, ocsp_url=self.url)
+        path = self.root / f"{issued.certificate.serial_number:x}.pem"
+        path.write_bytes(issued.certificate.public_bytes(serialization.Encoding.PEM))
+        if state == "valid":
+            self.openssl("ca", "-config", self.root / "ca.cnf", "-valid", path)
+        elif state == "revoked":
+            self.openssl("ca", "-config", self.root / "ca.cnf", "-revoke", path, "-crl_reason", "keyCompromise")
+        return issued
+
+    def start_responder(self) -> None:
+        self.responder = subprocess.Popen(
+            [
+                "openssl",
+                "ocsp",
+                "-index",
+                str(self.root / "index.txt"),
+                "-port",
+                str(self.port),
+                "-rsigner",
+                str(self.root / "ca.pem"),
+                "-rkey",
+                str(self.root / "ca.key.pem"),
+                "-CA",
+                str(self.root / "ca.pem"),
+                "-ignore_err",
+                "-ndays",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        # openssl prints "ACCEPT ..." once it listens; a probing connection would block its single thread
+        assert self.responder.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.responder.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout=10):
+                raise RuntimeError("the openssl OCSP responder did not start")
+        assert self.responder.stdout.readline().startswith(b"ACCEPT")
+
+    def stop(self) -> None:
+        if self.responder is not None:
+            self.responder.terminate()
+            self.responder.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authority]:
+    made = Authority(tmp_path_factory.mktemp("ca"))
+    made.start_responder()
+    yield made
+    made.stop()
+
+
+def message_from(authority: Authority, who: Issued) -> bytes:
+    sender = ams.Keystore(ams.Identity(who.certificate, who.key), [authority.ca.certificate])
+    return ams.Protector(sender, POLICIES).protect("Q", b"signed")
+
+
+def reader(authority: Authority, settings: RevocationSettings) -> ams.Protector:
+    bob = issue(authority.ca, "CN=bob,O=AMS,C=GB")
+    keystore = ams.Keystore(ams.Identity(bob.certificate, bob.key), [authority.ca.certificate])
+    return ams.Protector(keystore, POLICIES, revocation=settings)
+
+
+@pytest.mark.parametrize("crl", ["crl.pem", "crl.der"])
+def test_crl_refuses_the_revoked_signer_and_accepts_the_good_one(authority: Authority, crl: str) -> None:
+    protector = reader(authority, RevocationSettings(crl_files=(authority.root / crl,)))
+    assert protector.unprotect("Q", message_from(authority, authority.good)).body == b"signed"
+    with pytest.raises(ams.CertificateRevokedError, match=r"CN=revoked.*revoked on .*key_compromise.*CRL"):
+        protector.unprotect("Q", message_from(authority, authority.revoked))
+
+
+def test_crl_from_another_ca_or_out_of_date_is_no_answer(authority: Authority, tmp_path: Path) -> None:
+    impostor = make_ca("CN=Revocation CA,O=AMS,C=GB")  # same name, other key: its CRL must not count
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    now = datetime.datetime.now(datetime.UTC)
+    forged = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(impostor.certificate.subject)
+        .last_update(now - datetime.timedelta(days=1))
+        .next_update(now + datetime.timedelta(days=1))
+        .sign(impostor.key, hashes.SHA256())
+    )
+    (tmp_path / "forged.pem").write_bytes(forged.public_bytes(serialization.Encoding.PEM))
+    hard = reader(authority, RevocationSettings(crl_files=(tmp_path / "forged.pem",)))
+    with pytest.raises(ams.RevocationUnknownError, match="bad signature"):
+        hard.unprotect("Q", message_from(authority, authority.revoked))
+    stale = reader(authority, RevocationSettings(crl_files=(authority.root / "crl.pem",)))
+    with pytest.raises(ams.RevocationUnknownError, match="get a fresh CRL"):
+        stale.unprotect("Q", message_from(authority, authority.good), at=now + datetime.timedelta(days=60))
+
+
+def test_ocsp_good_revoked_and_unknown(authority: Authority) -> None:
+    protector = reader(authority, RevocationSettings(ocsp=True))  # the responder comes from the AIA
+    assert protector.unprotect("Q", message_from(authority, authority.good)).body == b"signed"
+    with pytest.raises(ams.CertificateRevokedError, match=r"CN=revoked.*OCSP responder http://127\.0\.0\.1"):
+        protector.unprotect("Q", message_from(authority, authority.revoked))
+    with pytest.raises(ams.RevocationUnknownError, match="does not know serial"):
+        protector.unprotect("Q", message_from(authority, authority.stranger))
+
+
+def test_soft_fail_accepts_unknown_with_a_warning_but_never_a_revoked_signer(authority: Authority) -> None:
+    soft = reader(authority, RevocationSettings(ocsp=True, hard_fail=False))
+    with pytest.warns(ams.AmsSecurityWarning, match="soft-fail"):
+        assert soft.unprotect("Q", message_from(authority, authority.stranger)).body == b"signed"
+    with pytest.raises(ams.CertificateRevokedError):
+        soft.unprotect("Q", message_from(authority, authority.revoked))
+
+
+def test_responder_down_hard_and_soft(authority: Authority) -> None:
+    dead = f"http://127.0.0.1:{_free_port()}"
+    hard = reader(authority, RevocationSettings(ocsp=True, ocsp_url=dead, timeout=2))
+    with pytest.raises(ams.RevocationUnknownError, match="did not answer"):
+        hard.unprotect("Q", message_from(authority, authority.good))
+    soft = reader(authority, RevocationSettings(ocsp=True, ocsp_url=dead, timeout=2, hard_fail=False))
+    with pytest.warns(ams.AmsSecurityWarning):
+        soft.unprotect("Q", message_from(authority, authority.good))
+
+
+def test_answers_are_cached_until_next_update(authority: Authority) -> None:
+    calls: list[str] = []
+
+    def counting(url: str, body: bytes, timeout: float) -> bytes:
+        calls.append(url)
+        return _http_post(url, body, timeout)
+
+    protector = reader(authority, RevocationSettings(ocsp=True))
+    assert protector.trust.revocation is not None
+    protector.trust.revocation.fetch = counting
+    data = message_from(authority, authority.good)
+    for _ in range(3):
+        protector.unprotect("Q", data)
+    assert len(calls) == 1  # the responder's answer holds until its nextUpdate (-ndays 1)
+
+
+def test_keystore_conf_configures_revocation(authority: Authority, tmp_path: Path) -> None:
+    bob = issue(authority.ca, "CN=bob,O=AMS,C=GB")
+    from ams.pki import write_user_keystore
+
+    conf = write_user_keystore(tmp_path, "bob", bob, [authority.ca.certificate])
+    with conf.open("a") as handle:
+        handle.write(f"crl.file = {authority.root / 'crl.pem'}\nrevocation.fail = soft\nocsp.enable = false\n")
+    keystore = ams.Keystore.from_conf(conf)
+    assert keystore.revocation is not None and keystore.revocation.crl_files == (authority.root / "crl.pem",)
+    assert not keystore.revocation.hard_fail and not keystore.revocation.ocsp
+    with pytest.raises(ams.CertificateRevokedError):
+        ams.Protector(keystore, POLICIES).unprotect("Q", message_from(authority, authority.revoked))
+    with conf.open("a") as handle:
+        handle.write("ocsp.nonce = maybe\n")
+    with pytest.raises(ams.KeystoreError, match="expected true or false"):
+        ams.Keystore.from_conf(conf)
