@@ -96,6 +96,18 @@ class Keystore:
         for certificate in self.certificates:
             self._by_subject.setdefault(certificate.subject.public_bytes(), []).append(certificate)
 
+    def close(self) -> None:
+        """Release what the keystore holds open (a PKCS#11 token session); harmless otherwise."""
+        close = getattr(self.identity.private_key, "close", None) if self.identity else None
+        if callable(close):
+            close()
+
+    def __enter__(self) -> Keystore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         who = self.identity.dn if self.identity else "no identity"
         return f"Keystore({self.source}: {who}, {len(self.certificates)} certificates)"
@@ -223,6 +235,23 @@ class Keystore:
                 password=_password(settings, "pem.password", conf_path),
                 certificates=[resolve(v.strip()) for v in settings.get("pem.certificates", "").split(",") if v.strip()],
             )
+        if "pkcs11.library" in settings:
+            from ams.keys.pkcs11 import open_token
+
+            for required in ("pkcs11.token",):
+                if required not in settings:
+                    raise KeystoreError(f"{conf_path}: {required} is needed with pkcs11.library")
+            key, certificate, on_token = open_token(
+                settings["pkcs11.library"],
+                settings["pkcs11.token"],
+                _password(settings, "pkcs11.token_pin", conf_path),
+                settings.get("pkcs11.certificate"),
+            )
+            others = list(on_token)
+            for location in settings.get("pkcs11.secondary_keystore", "").split(","):
+                if location.strip():
+                    others.extend(load_certificates(resolve(location.strip())))
+            return cls(Identity(certificate, key), others, source=f"PKCS#11 token {settings['pkcs11.token']}")
         if "cms.keystore" in settings:
             raise KeystoreError(
                 f"{conf_path}: cms.keystore (a GSKit .kdb) cannot be read here: export the identity and "

@@ -1,0 +1,137 @@
+"""PKCS#11 identities: the private key stays on the token; AMS signs and unwraps through it.
+
+keystore.conf keys (IBM's): ``pkcs11.library`` (the module's .so), ``pkcs11.token`` (token label),
+``pkcs11.token_pin``, ``pkcs11.certificate`` (label of the key and certificate on the token), and
+``pkcs11.secondary_keystore`` (a PEM bundle or directory with trust anchors and recipients'
+certificates; certificates stored on the token are read too). Needs the ``pkcs11`` extra
+(python-pkcs11), imported only when a keystore.conf names a token.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any, NoReturn
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from ams.errors import KeystoreError
+
+
+def _library() -> ModuleType:
+    try:
+        return importlib.import_module("pkcs11")
+    except ImportError:
+        raise KeystoreError(
+            "keystore.conf names a PKCS#11 token, which needs python-pkcs11: pip install 'ams[pkcs11]'"
+        ) from None
+
+
+_SIGN_MECHANISMS = {"md5": "MD5_RSA_PKCS", "sha1": "SHA1_RSA_PKCS", "sha256": "SHA256_RSA_PKCS",
+                    "sha384": "SHA384_RSA_PKCS", "sha512": "SHA512_RSA_PKCS"}
+
+
+class TokenRsaPrivateKey(rsa.RSAPrivateKey):
+    """An RSA private key on a PKCS#11 token: sign (PKCS#1 v1.5) and decrypt run on the token."""
+
+    def __init__(self, library: ModuleType, session: Any, key: Any, public: rsa.RSAPublicKey, label: str) -> None:
+        self._library = library
+        self._session = session  # kept open for the key's lifetime
+        self._key = key
+        self._public = public
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"TokenRsaPrivateKey({self.label!r}, {self.key_size} bits, on the token)"
+
+    def close(self) -> None:
+        """End the token session (the last one closed logs the user out)."""
+        self._session.close()
+
+    def sign(self, data: bytes, padding: padding.AsymmetricPadding, algorithm: Any) -> bytes:
+        if not isinstance(padding, _PKCS1v15) or isinstance(algorithm, Prehashed):
+            raise KeystoreError("a PKCS#11 AMS key signs with RSA PKCS#1 v1.5 over the data only")
+        mechanism = getattr(self._library.Mechanism, _SIGN_MECHANISMS[algorithm.name])
+        return bytes(self._key.sign(bytes(data), mechanism=mechanism))
+
+    def decrypt(self, ciphertext: bytes, padding: padding.AsymmetricPadding) -> bytes:
+        if not isinstance(padding, _PKCS1v15):
+            raise KeystoreError("a PKCS#11 AMS key decrypts with RSA PKCS#1 v1.5 only")
+        try:
+            return bytes(self._key.decrypt(bytes(ciphertext), mechanism=self._library.Mechanism.RSA_PKCS))
+        except self._library.PKCS11Error as error:
+            raise ValueError(f"the token could not decrypt: {type(error).__name__}") from None
+
+    @property
+    def key_size(self) -> int:
+        return self._public.key_size
+
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self._public
+
+    def private_numbers(self) -> NoReturn:
+        raise KeystoreError(f"the private key {self.label!r} never leaves its PKCS#11 token")
+
+    def private_bytes(self, *args: object, **kwargs: object) -> NoReturn:
+        raise KeystoreError(f"the private key {self.label!r} never leaves its PKCS#11 token")
+
+    def __copy__(self) -> TokenRsaPrivateKey:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> TokenRsaPrivateKey:
+        return self
+
+
+_PKCS1v15 = padding.PKCS1v15
+
+
+def open_token(
+    library_path: str, token_label: str, pin: str | None, label: str | None
+) -> tuple[TokenRsaPrivateKey, x509.Certificate, list[x509.Certificate]]:
+    """The private key and certificate labelled ``label`` on the token, and the token's other certificates."""
+    p11 = _library()
+    try:
+        library = p11.lib(library_path)
+        token = library.get_token(token_label=token_label)
+        try:
+            session = token.open(user_pin=pin)
+        except p11.UserAlreadyLoggedIn:
+            # another session of this process is logged in already: the login is per application
+            session = token.open()
+    except p11.NoSuchToken:
+        raise KeystoreError(f"no PKCS#11 token labelled {token_label!r} in {library_path} (pkcs11.token)") from None
+    except p11.PinIncorrect:
+        raise KeystoreError(f"PKCS#11 token {token_label!r}: wrong PIN (pkcs11.token_pin)") from None
+    except (OSError, RuntimeError, p11.PKCS11Error) as error:
+        raise KeystoreError(f"cannot open PKCS#11 token {token_label!r} with {library_path}: {error}") from None
+    certificates = []
+    for item in session.get_objects({p11.Attribute.CLASS: p11.ObjectClass.CERTIFICATE}):
+        certificates.append((item[p11.Attribute.LABEL], x509.load_der_x509_certificate(bytes(item[p11.Attribute.VALUE]))))
+    keys = [k[p11.Attribute.LABEL] for k in session.get_objects({p11.Attribute.CLASS: p11.ObjectClass.PRIVATE_KEY})]
+    chosen = label if label is not None else (keys[0] if len(keys) == 1 else None)
+    if chosen is None or chosen not in keys:
+        found = ", ".join(repr(k) for k in keys) or "none"
+        raise KeystoreError(
+            f"PKCS#11 token {token_label!r} has no private key labelled {label!r} (pkcs11.certificate); "
+            f"its keys: {found}"
+        )
+    own = [c for lbl, c in certificates if lbl == chosen]
+    if not own:
+        raise KeystoreError(f"PKCS#11 token {token_label!r} has no certificate labelled {chosen!r} for its key")
+    certificate = own[0]
+    public = certificate.public_key()
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise KeystoreError(f"the certificate {chosen!r} on token {token_label!r} is not RSA; AMS uses RSA keys only")
+    key = session.get_key(object_class=p11.ObjectClass.PRIVATE_KEY, label=chosen)
+    modulus = int.from_bytes(bytes(key[p11.Attribute.MODULUS]), "big")
+    if modulus != public.public_numbers().n:
+        raise KeystoreError(
+            f"the key {chosen!r} on token {token_label!r} does not belong to the certificate with the same label"
+        )
+    others = [c for lbl, c in certificates if lbl != chosen]
+    return TokenRsaPrivateKey(p11, session, key, public, chosen), certificate, others
+
+
+__all__ = ["TokenRsaPrivateKey", "open_token"]
