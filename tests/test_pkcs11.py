@@ -33,12 +33,19 @@ def token(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (root / "softhsm2.conf").write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n")
     previous = os.environ.get("SOFTHSM2_CONF")
     os.environ["SOFTHSM2_CONF"] = str(root / "softhsm2.conf")
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "ams-token", "--pin", PIN, "--so-pin", "8765"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", "ams-token", "--pin", PIN, "--so-pin", "8765"],
+        check=True,
+        capture_output=True,
+    )
     library = pkcs11.lib(LIBRARY)
     with library.get_token(token_label="ams-token").open(user_pin=PIN, rw=True) as session:
         public, _private = session.generate_keypair(
-            pkcs11.KeyType.RSA, 2048, label="hsm-user", id=b"\x01", store=True,
+            pkcs11.KeyType.RSA,
+            2048,
+            label="hsm-user",
+            id=b"\x01",
+            store=True,
             private_template={pkcs11.Attribute.SENSITIVE: True, pkcs11.Attribute.EXTRACTABLE: False},
         )
         numbers = rsa.RSAPublicNumbers(
@@ -48,22 +55,30 @@ def token(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         # a certificate for the token's key, signed by the test CA: only the public key leaves the token
         holder = _PublicOnly(numbers.public_key())
         certificate = issue(pki.ca, "CN=hsm-user,O=AMS,C=GB", key=holder).certificate  # type: ignore[arg-type]
-        session.create_object({
-            pkcs11.Attribute.CLASS: pkcs11.ObjectClass.CERTIFICATE,
-            pkcs11.Attribute.CERTIFICATE_TYPE: pkcs11.CertificateType.X_509,
-            pkcs11.Attribute.LABEL: "hsm-user",
-            pkcs11.Attribute.ID: b"\x01",
-            pkcs11.Attribute.TOKEN: True,
-            pkcs11.Attribute.VALUE: certificate.public_bytes(serialization.Encoding.DER),
-            pkcs11.Attribute.SUBJECT: certificate.subject.public_bytes(),
-            pkcs11.Attribute.ISSUER: certificate.issuer.public_bytes(),
-        })
+        session.create_object(
+            {
+                pkcs11.Attribute.CLASS: pkcs11.ObjectClass.CERTIFICATE,
+                pkcs11.Attribute.CERTIFICATE_TYPE: pkcs11.CertificateType.X_509,
+                pkcs11.Attribute.LABEL: "hsm-user",
+                pkcs11.Attribute.ID: b"\x01",
+                pkcs11.Attribute.TOKEN: True,
+                pkcs11.Attribute.VALUE: certificate.public_bytes(serialization.Encoding.DER),
+                pkcs11.Attribute.SUBJECT: certificate.subject.public_bytes(),
+                pkcs11.Attribute.ISSUER: certificate.issuer.public_bytes(),
+            }
+        )
     others = root / "others.pem"
-    others.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM)
-                                for c in [pki.ca.certificate, *(u.certificate for u in pki.users.values())]))
+    others.write_bytes(
+        b"".join(
+            c.public_bytes(serialization.Encoding.PEM)
+            for c in [pki.ca.certificate, *(u.certificate for u in pki.users.values())]
+        )
+    )
     conf = root / "keystore.conf"
-    conf.write_text(f"pkcs11.library = {LIBRARY}\npkcs11.token = ams-token\npkcs11.token_pin = {PIN}\n"
-                    f"pkcs11.certificate = hsm-user\npkcs11.secondary_keystore = {others}\n")
+    conf.write_text(
+        f"pkcs11.library = {LIBRARY}\npkcs11.token = ams-token\npkcs11.token_pin = {PIN}\n"
+        f"pkcs11.certificate = hsm-user\npkcs11.secondary_keystore = {others}\n"
+    )
     os.chmod(conf, 0o600)
     yield conf
     if previous is None:

@@ -29,8 +29,13 @@ def _library() -> ModuleType:
         ) from None
 
 
-_SIGN_MECHANISMS = {"md5": "MD5_RSA_PKCS", "sha1": "SHA1_RSA_PKCS", "sha256": "SHA256_RSA_PKCS",
-                    "sha384": "SHA384_RSA_PKCS", "sha512": "SHA512_RSA_PKCS"}
+_SIGN_MECHANISMS = {
+    "md5": "MD5_RSA_PKCS",
+    "sha1": "SHA1_RSA_PKCS",
+    "sha256": "SHA256_RSA_PKCS",
+    "sha384": "SHA384_RSA_PKCS",
+    "sha512": "SHA512_RSA_PKCS",
+}
 
 
 class TokenRsaPrivateKey(rsa.RSAPrivateKey):
@@ -108,7 +113,9 @@ def open_token(
         raise KeystoreError(f"cannot open PKCS#11 token {token_label!r} with {library_path}: {error}") from None
     certificates = []
     for item in session.get_objects({p11.Attribute.CLASS: p11.ObjectClass.CERTIFICATE}):
-        certificates.append((item[p11.Attribute.LABEL], x509.load_der_x509_certificate(bytes(item[p11.Attribute.VALUE]))))
+        certificates.append(
+            (item[p11.Attribute.LABEL], x509.load_der_x509_certificate(bytes(item[p11.Attribute.VALUE])))
+        )
     keys = [k[p11.Attribute.LABEL] for k in session.get_objects({p11.Attribute.CLASS: p11.ObjectClass.PRIVATE_KEY})]
     chosen = label if label is not None else (keys[0] if len(keys) == 1 else None)
     if chosen is None or chosen not in keys:
