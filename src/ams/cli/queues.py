@@ -11,10 +11,11 @@ from typing import Any
 import attrs
 
 from ams.errors import AmsError, SecurityError
+from ams.inspect import inspect_message, render
 from ams.keys import Keystore
 from ams.keys.keystore import default_conf_path
 from ams.mq import connect
-from ams.mq.errors_queue import explain, read_error_queue
+from ams.mq.errors_queue import FailedMessage, explain, read_error_queue, take
 from ams.mq.mqmd import MQMD
 from ams.mq.protected import ERROR_QUEUE, ProtectedQueueManager, policies_from_queue_manager
 from ams.mq.transport import NoMessageAvailable, QueueManager
@@ -186,23 +187,21 @@ def run_errors(args: argparse.Namespace) -> int:
             raise AmsError(f"no message {args.index} on {ERROR_QUEUE} (it holds {len(failed)})")
         if args.errors_command == "show":
             report: dict[str, Any] = {"dlh": attrs.asdict(chosen.dlh), **_summary(chosen)}
-            from ams.inspect import inspect_message
-
             md = chosen.original_md
             report["message"] = inspect_message(chosen.body, md.format, encoding=md.encoding, ccsid=md.ccsid)
         else:
             report = explain(chosen, _keystore(args), _policies(args, qm))
         _print_report(report, args.json)
         if args.remove or args.requeue:
-            _take(qm, chosen, requeue=args.requeue)
+            take(qm, chosen, requeue=args.requeue)
+            action = f"put back on {chosen.dlh.dest_q_name}" if args.requeue else "removed"
+            print(f"message {chosen.index} {action}", file=sys.stderr)
         return 0
     finally:
         qm.close()
 
 
-def _summary(failed: Any) -> dict[str, Any]:
-    from ams.inspect import inspect_message
-
+def _summary(failed: FailedMessage) -> dict[str, Any]:
     md = failed.original_md
     try:
         qop = inspect_message(failed.body, md.format, encoding=md.encoding, ccsid=md.ccsid).get("qop", "unprotected")
@@ -219,27 +218,4 @@ def _summary(failed: Any) -> dict[str, Any]:
 
 
 def _print_report(report: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(report, indent=2, default=str))
-        return
-    from ams.inspect import render
-
-    print(render(report))
-
-
-def _take(qm: QueueManager, failed: Any, *, requeue: bool) -> None:
-    handle = qm.open(ERROR_QUEUE, input=True)
-    try:
-        handle.get(syncpoint=True, msg_id=failed.md.msg_id)
-        if requeue:
-            qm.put1(
-                failed.dlh.dest_q_name, attrs.evolve(failed.original_md, msg_id=bytes(24)), failed.body, syncpoint=True
-            )
-        qm.commit()
-    except BaseException:
-        qm.backout()
-        raise
-    finally:
-        handle.close()
-    action = f"put back on {failed.dlh.dest_q_name}" if requeue else "removed"
-    print(f"message {failed.index} {action}", file=sys.stderr)
+    print(json.dumps(report, indent=2, default=str) if as_json else render(report))

@@ -13,7 +13,7 @@ from ams.keys import Keystore
 from ams.mq.dlh import MQDLH, MQDLH_LENGTH
 from ams.mq.mqmd import MQMD
 from ams.mq.protected import ERROR_QUEUE
-from ams.mq.transport import Message, NoMessageAvailable, QueueManager
+from ams.mq.transport import Message, NoMessageAvailable, QueueManager, unit_of_work
 from ams.policy.model import Policy
 from ams.protect import Protector
 
@@ -97,3 +97,16 @@ def explain(failed: FailedMessage, keystore: Keystore, policies: Mapping[str, Po
     except AmsError as error:
         report["message"] = {"unreadable": str(error)}
     return report
+
+
+def take(qm: QueueManager, failed: FailedMessage, *, requeue: bool, queue: str = ERROR_QUEUE) -> None:
+    """Remove ``failed`` from the error queue; with ``requeue`` put it back on its queue (one unit of work)."""
+    handle = qm.open(queue, input=True)
+    try:
+        with unit_of_work(qm):
+            handle.get(syncpoint=True, msg_id=failed.md.msg_id)
+            if requeue:
+                original = attrs.evolve(failed.original_md, msg_id=bytes(24))
+                qm.put1(failed.dlh.dest_q_name, original, failed.body, syncpoint=True)
+    finally:
+        handle.close()

@@ -8,6 +8,7 @@ a message. The caller's MQMD is never changed.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import attrs
@@ -18,7 +19,7 @@ from ams.errors import SecurityError
 from ams.keys import Keystore
 from ams.mq.dlh import MQDLH
 from ams.mq.mqmd import MQFMT_DEAD_LETTER_HEADER, MQMD, MQPER_PERSISTENT, MQRC_SECURITY_ERROR
-from ams.mq.transport import Message, QueueHandle, QueueManager
+from ams.mq.transport import Message, NoMessageAvailable, QueueHandle, QueueManager, unit_of_work
 from ams.policy.model import Policy
 from ams.policy.pcf import PcfMessage, decode_policy_queue
 from ams.protect import Protector
@@ -34,8 +35,6 @@ def never_protected(queue: str) -> bool:
 
 def policies_from_queue_manager(qm: QueueManager) -> dict[str, Policy]:
     """The policies in the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE (browsed, not removed)."""
-    from ams.mq.transport import NoMessageAvailable
-
     handle = qm.open(POLICY_QUEUE, browse=True)
     messages = []
     try:
@@ -53,26 +52,17 @@ def policies_from_queue_manager(qm: QueueManager) -> dict[str, Policy]:
 
 def write_policies_to_queue_manager(qm: QueueManager, policies: Mapping[str, Policy]) -> int:
     """Replace the policy queue's contents with ``policies`` (as setmqspl would leave it)."""
-    from ams.mq.transport import NoMessageAvailable
     from ams.policy.pcf import encode_policy_queue
 
     handle = qm.open(POLICY_QUEUE, input=True, output=True)
     try:
-        while True:
-            try:
-                handle.get(syncpoint=True)
-            except NoMessageAvailable:
-                break
-        for message in encode_policy_queue(policies.values()):
-            handle.put(
-                MQMD(format="MQADMIN ", correl_id=message.correl_id, persistence=MQPER_PERSISTENT),
-                message.body,
-                syncpoint=True,
-            )
-        qm.commit()
-    except BaseException:
-        qm.backout()
-        raise
+        with unit_of_work(qm):
+            with contextlib.suppress(NoMessageAvailable):
+                while True:
+                    handle.get(syncpoint=True)
+            for message in encode_policy_queue(policies.values()):
+                md = MQMD(format="MQADMIN ", correl_id=message.correl_id, persistence=MQPER_PERSISTENT)
+                handle.put(md, message.body, syncpoint=True)
     finally:
         handle.close()
     return len(policies)

@@ -7,6 +7,8 @@ use only what is here.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Protocol
 
 import attrs
@@ -86,3 +88,14 @@ class QueueManager(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def unit_of_work(qm: QueueManager) -> Iterator[QueueManager]:
+    """Commit what the block did under syncpoint, or back it all out if it raised."""
+    try:
+        yield qm
+    except BaseException:
+        qm.backout()
+        raise
+    qm.commit()
