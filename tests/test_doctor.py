@@ -14,12 +14,12 @@ from cryptography.hazmat.primitives import serialization
 import ams
 from ams.cli.main import main
 from ams.doctor import Finding, diagnose
-from ams.pki import TestPki, init_pki, issue, write_user_keystore
+from ams.pki import GeneratedPki, init_pki, issue, write_user_keystore
 from tests.conftest import store
 
 
 @pytest.fixture
-def made(tmp_path: Path) -> TestPki:
+def made(tmp_path: Path) -> GeneratedPki:
     return init_pki(tmp_path / "pki", ["alice", "bob"])
 
 
@@ -31,14 +31,14 @@ def levels(findings: list[Finding]) -> list[tuple[str, str]]:
     return [(f.level, f.problem) for f in findings if (f.level, f.problem) != PLAIN_PASSWORD]
 
 
-def test_a_clean_keystore_and_policies_have_no_findings(made: TestPki) -> None:
+def test_a_clean_keystore_and_policies_have_no_findings(made: GeneratedPki) -> None:
     policies = store('setmqspl -m QM -p Q -s SHA512 -e AES256 -r "CN=bob,O=AMS,C=GB" -a "CN=alice,O=AMS,C=GB"')
     findings = diagnose(made.keystores["alice"], policies)
     assert [(f.level, f.problem) for f in findings] == [PLAIN_PASSWORD]
     assert "chmod 600" in findings[0].fix
 
 
-def test_missing_recipient_with_near_miss(made: TestPki, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_recipient_with_near_miss(made: GeneratedPki, capsys: pytest.CaptureFixture[str]) -> None:
     policies = made.keystores["alice"].parent.parent / "policies"
     policies.mkdir()
     (policies / "q.spl").write_text('setmqspl -m QM -p Q -s SHA256 -e AES256 -r "CN=bob,O=AMS,C=US"\n')
@@ -48,7 +48,7 @@ def test_missing_recipient_with_near_miss(made: TestPki, capsys: pytest.CaptureF
     assert "fix: import the recipient's certificate" in out and "1 error(s)" in out
 
 
-def test_own_certificate_expiring_weak_usage_and_untrusted(tmp_path: Path, made: TestPki) -> None:
+def test_own_certificate_expiring_weak_usage_and_untrusted(tmp_path: Path, made: GeneratedPki) -> None:
     now = datetime.datetime.now(datetime.UTC)
     soon = issue(
         made.ca,
@@ -71,7 +71,7 @@ def test_own_certificate_expiring_weak_usage_and_untrusted(tmp_path: Path, made:
     assert any(level == "error" and "does not validate here" in problem for level, problem in found)
 
 
-def test_signers_no_anchor_could_validate(tmp_path: Path, made: TestPki) -> None:
+def test_signers_no_anchor_could_validate(tmp_path: Path, made: GeneratedPki) -> None:
     foreign = ams.pki.make_ca("CN=Partner CA,O=P,C=US")
     partner = issue(foreign, "CN=partner,O=P,C=US")
     alice = made.users["alice"]
@@ -84,7 +84,7 @@ def test_signers_no_anchor_could_validate(tmp_path: Path, made: TestPki) -> None
     assert levels(diagnose(conf, store('setmqspl -m QM -p Q -s SHA256 -a "CN=partner,O=P,C=US"'))) == []
 
 
-def test_duplicate_dns_and_a_queue_without_policy(tmp_path: Path, made: TestPki) -> None:
+def test_duplicate_dns_and_a_queue_without_policy(tmp_path: Path, made: GeneratedPki) -> None:
     twin = issue(made.ca, "CN=bob,O=AMS,C=GB")
     conf = write_user_keystore(
         tmp_path, "alice", made.users["alice"], [made.ca.certificate, made.users["bob"].certificate, twin.certificate]
@@ -94,7 +94,7 @@ def test_duplicate_dns_and_a_queue_without_policy(tmp_path: Path, made: TestPki)
     assert any("2 certificates share this DN" in problem for _, problem in found)
 
 
-def test_key_hygiene_warns_and_strict_refuses(tmp_path: Path, made: TestPki) -> None:
+def test_key_hygiene_warns_and_strict_refuses(tmp_path: Path, made: GeneratedPki) -> None:
     bob = made.users["bob"]
     (tmp_path / "bob.pem").write_bytes(bob.certificate.public_bytes(serialization.Encoding.PEM))
     key = tmp_path / "bob.key.pem"
@@ -127,12 +127,12 @@ def test_key_hygiene_warns_and_strict_refuses(tmp_path: Path, made: TestPki) -> 
     os.chmod(conf, 0o644)
     with pytest.raises(ams.KeystoreError, match="plain-text password and is readable"):
         ams.Keystore.from_conf(conf, strict=True)
-    assert "pw" not in repr(ams.Keystore.from_conf(conf)) and "password" not in str(
-        ams.Keystore.from_conf(conf).settings
-    )
+    with pytest.warns(ams.AmsSecurityWarning):
+        readable = ams.Keystore.from_conf(conf)
+    assert "pw" not in repr(readable) and "password" not in str(readable.settings)
 
 
-def test_java_keystores(tmp_path: Path, made: TestPki) -> None:
+def test_java_keystores(tmp_path: Path, made: GeneratedPki) -> None:
     p12 = made.keystores["alice"].parent / "alice.p12"
     password = next(
         line.split("=", 1)[1].strip()

@@ -49,6 +49,7 @@ def test_environment_variable_names_the_default(made: tuple[Path, object], monke
 
 def _conf(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
+    os.chmod(path, 0o600)  # a keystore.conf with a password is for its owner only
     return path
 
 
@@ -96,6 +97,7 @@ def test_pem_keystore(pki: Pki, tmp_path: Path) -> None:
             serialization.BestAvailableEncryption(b"s3cret"),
         )
     )
+    os.chmod(tmp_path / "alice.key.pem", 0o600)
     trusted = tmp_path / "trusted"
     trusted.mkdir()
     (trusted / "ca.pem").write_bytes(pki.ca.certificate.public_bytes(serialization.Encoding.PEM))
@@ -115,6 +117,7 @@ def test_pem_keystore(pki: Pki, tmp_path: Path) -> None:
         ams.Keystore.from_conf(_conf(tmp_path / "nopw.conf", "pem.private = alice.key.pem\npem.public = alice.pem\n"))
     with pytest.raises(ams.KeystoreError, match=r"does not belong"):
         (tmp_path / "bob.pem").write_bytes(pki.users["bob"].certificate.public_bytes(serialization.Encoding.PEM))
+        (tmp_path / "alice.key.pem").chmod(0o600)
         ams.Keystore.from_conf(
             _conf(tmp_path / "mix.conf", "pem.private = alice.key.pem\npem.public = bob.pem\npem.password = s3cret\n")
         )

@@ -180,7 +180,7 @@ def write_user_keystore(
 
 
 @attrs.frozen
-class TestPki:
+class GeneratedPki:
     """What :func:`init_pki` made: the CA and each user's certificate and keystore.conf."""
 
     ca: Issued
@@ -188,7 +188,7 @@ class TestPki:
     keystores: dict[str, Path]
 
 
-def init_pki(directory: str | Path, users: Sequence[str], *, organisation: str = "AMS") -> TestPki:
+def init_pki(directory: str | Path, users: Sequence[str], *, organisation: str = "AMS") -> GeneratedPki:
     """``DIR/ca/ca.pem`` and ``ca.key.pem``; per user ``DIR/<user>/keystore.conf`` and a PKCS#12."""
     root = Path(directory)
     (root / "ca").mkdir(parents=True, exist_ok=True)
@@ -199,4 +199,4 @@ def init_pki(directory: str | Path, users: Sequence[str], *, organisation: str =
     for user, mine in issued.items():
         others = [ca.certificate] + [o.certificate for u, o in issued.items() if u != user]
         keystores[user] = write_user_keystore(root / user, user, mine, others)
-    return TestPki(ca, issued, keystores)
+    return GeneratedPki(ca, issued, keystores)
