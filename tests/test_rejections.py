@@ -164,6 +164,22 @@ def test_self_signed_signer_trusted_only_when_in_keystore(pki: Pki, policies: am
     assert bob.unprotect("ANYSIGNER.Q", data).body == b"me"
 
 
+def _usage(**flags: bool) -> x509.KeyUsage:
+    """A keyUsage with only the named bits set."""
+    names = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    )
+    return x509.KeyUsage(**{name: flags.get(name, False) for name in names})
+
+
 def _sender_with(pki: Pki, issued: Issued, policies: ams.PolicyStore) -> ams.Protector:
     return ams.Protector(ams.Keystore(ams.Identity(issued.certificate, issued.key), [pki.ca.certificate]), policies)
 
@@ -182,17 +198,7 @@ def test_expired_and_not_yet_valid_signers(pki: Pki, policies: ams.PolicyStore, 
 
 
 def test_signer_key_usage_and_ca_flag(pki: Pki, policies: ams.PolicyStore, make_issued: object) -> None:
-    encipher_only = x509.KeyUsage(
-        digital_signature=False,
-        content_commitment=False,
-        key_encipherment=True,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    encipher_only = _usage(key_encipherment=True)
     bad_usage = make_issued("CN=noSign,O=AMS,C=GB", key_usage=encipher_only)  # type: ignore[operator]
     a_ca = make_issued("CN=subCA,O=AMS,C=GB", ca_flag=True)  # type: ignore[operator]
     no_email = make_issued(  # type: ignore[operator]
@@ -208,17 +214,7 @@ def test_signer_key_usage_and_ca_flag(pki: Pki, policies: ams.PolicyStore, make_
 
 
 def test_recipient_without_key_encipherment_is_refused_at_protect(pki: Pki, make_issued: object) -> None:
-    sign_only = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    sign_only = _usage(digital_signature=True)
     frank = make_issued("CN=frank,O=AMS,C=GB", key_usage=sign_only)  # type: ignore[operator]
     policies = store('setmqspl -m QM -p Q -e AES256 -r "CN=frank,O=AMS,C=GB"')
     alice = ams.Protector(pki.keystore("alice", extra=(frank,)), policies)
@@ -371,17 +367,7 @@ def test_ec_signer_certificates_are_refused(pki: Pki, policies: ams.PolicyStore)
 
 
 def test_confidentiality_recipient_without_data_encipherment_warns(pki: Pki, make_issued: object) -> None:
-    key_only = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=True,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    key_only = _usage(digital_signature=True, key_encipherment=True)
     henry = make_issued("CN=henry,O=AMS,C=GB", key_usage=key_only)  # type: ignore[operator]
     policies = store('setmqspl -m QM -p Q -e AES256 -r "CN=henry,O=AMS,C=GB"')
     with pytest.warns(ams.AmsSecurityWarning, match="dataEncipherment"):

@@ -14,8 +14,8 @@ import warnings
 from collections.abc import Mapping
 
 import attrs
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 
 from ams.algorithms import (
     KEYREUSE_DISABLED,
@@ -537,17 +537,27 @@ class Protector:
         certificate = self._certificates.get(encoded)
         if certificate is None:
             try:
-                certificate = x509.load_der_x509_certificate(encoded)
-                # parse lazily-decoded parts now, so a damaged certificate fails here, typed
-                certificate.public_key()
-                _ = certificate.extensions, certificate.signature_hash_algorithm, certificate.serial_number
-                _ = certificate.issuer, certificate.subject, certificate.not_valid_after_utc
-                unused_bits = asn1_x509.Certificate.load(encoded)["signature_value"].contents[:1]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", CryptographyDeprecationWarning)  # refused below instead
+                    certificate = x509.load_der_x509_certificate(encoded)
+                    # parse lazily-decoded parts now, so a damaged certificate fails here, typed
+                    certificate.public_key()
+                    _ = certificate.extensions, certificate.signature_hash_algorithm
+                    _ = certificate.issuer, certificate.subject, certificate.not_valid_after_utc
+                    serial = certificate.serial_number
+                fields = der.Reader(encoded, "Certificate").read("Certificate", der.SEQUENCE).children("Certificate")
+                fields.read("tbsCertificate", der.SEQUENCE)
+                fields.read("signatureAlgorithm", der.SEQUENCE)
+                unused_bits = bytes(fields.read("signatureValue", 0x03).content[:1])
             except Exception as error:
                 raise MalformedMessageError(f"the signer certificate cannot be parsed: {error}") from None
             if unused_bits != b"\x00":
                 # an RSA signature is whole octets; cryptography would ignore the padding bits
                 raise MalformedMessageError("the signer certificate's signature BIT STRING has unused bits")
+            if serial <= 0:
+                raise MalformedMessageError(
+                    f"the signer certificate's serial number {serial} is not positive (RFC 5280)"
+                )
             if len(self._certificates) >= _CERTIFICATE_CACHE_SIZE:
                 self._certificates.clear()
             self._certificates[encoded] = certificate
