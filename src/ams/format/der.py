@@ -159,12 +159,18 @@ class Reader:
         return self.data[self.offset] if self.offset < self.stop else None
 
     def read(self, what: str, tag: int | None = None) -> Element:
-        if self.offset >= self.stop:
+        offset, data = self.offset, self.data
+        if offset >= self.stop:
             raise DerError(f"{self.what}: {what} is missing")
-        found, start, size = read_header(self.data, self.offset, self.stop)
+        first = data[offset + 1] if offset + 1 < self.stop else 0x80
+        found = data[offset]
+        if first < 0x80 and found & 0x1F != 0x1F and offset + 2 + first <= self.stop:
+            start, size = offset + 2, first  # the common short form, inline: this loop is the hot path
+        else:
+            found, start, size = read_header(data, offset, self.stop)
         if tag is not None and found != tag:
             raise DerError(f"{self.what}: {what} should have tag {tag:#04x}, found {found:#04x}")
-        element = Element(found, self.data, self.offset, start, start + size)
+        element = Element(found, data, offset, start, start + size)
         self.offset = start + size
         return element
 
