@@ -212,5 +212,5 @@ def test_keystore_conf_configures_revocation(authority: Authority, tmp_path: Pat
         ams.Protector(keystore, POLICIES).unprotect("Q", message_from(authority, authority.revoked))
     with conf.open("a") as handle:
         handle.write("ocsp.nonce = maybe\n")
-    with pytest.raises(ams.KeystoreError, match="expected true or false"):
+    with pytest.raises(ams.KeystoreError, match=r"keystore\.conf:\d+: ocsp\.nonce = 'maybe': expected true or false"):
         ams.Keystore.from_conf(conf)

@@ -197,7 +197,11 @@ class Keystore:
         keystore = cls._from_settings(settings, conf_path, resolve, strict, findings)
         keystore.findings = findings
         keystore.settings = {k: v for k, v in settings.items() if not k.endswith(("_pass", "password", "pin"))}
-        keystore.revocation = RevocationSettings.from_conf(settings, base)
+        try:
+            keystore.revocation = RevocationSettings.from_conf(settings, base)
+        except KeystoreError as error:
+            key = error.message.split(" ", 1)[0]
+            raise KeystoreError(f"{settings.where(key)}: {error.message}") from None
         return keystore
 
     @classmethod
@@ -317,26 +321,40 @@ def default_conf_path() -> Path:
     return Path.home() / ".mqs" / "keystore.conf"
 
 
-def read_keystore_conf(path: Path) -> dict[str, str]:
+class ConfSettings(dict[str, str]):
+    """keystore.conf settings, with the line each came from (for errors that name file and line)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.lines: dict[str, int] = {}
+
+    def where(self, key: str) -> str:
+        return f"{self.path}:{self.lines[key]}" if key in self.lines else str(self.path)
+
+
+def read_keystore_conf(path: Path) -> ConfSettings:
     """``key = value`` lines; prefixes case-insensitive; a duplicate key is an error."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise KeystoreError(f"cannot read keystore.conf {str(path)!r}: {error.strerror}") from None
-    settings: dict[str, str] = {}
+    settings = ConfSettings(path)
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         key, equals, value = line.partition("=")
         if not equals:
-            raise KeystoreError(f"{path}:{number}: expected 'key = value', found {line!r}")
+            # the line is not echoed: it may hold a password written with the wrong separator
+            raise KeystoreError(f"{path}:{number}: expected 'key = value', found a line without '='")
         key = key.strip()
         prefix, dot, rest = key.partition(".")
         key = f"{prefix.lower()}{dot}{rest}" if dot else key.lower()
         if key in settings:
             raise KeystoreError(f"{path}:{number}: duplicate key {key!r}: IBM treats this as an error; keep one")
         settings[key] = value.strip()
+        settings.lines[key] = number
     return settings
 
 
