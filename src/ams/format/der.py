@@ -37,8 +37,7 @@ def tlv(tag: int, content: bytes) -> bytes:
 def oid(dotted: str) -> bytes:
     parts = [int(p) for p in dotted.split(".")]
     body = bytearray()
-    for index, value in enumerate([parts[0] * 40 + parts[1], *parts[2:]]):
-        del index
+    for value in [parts[0] * 40 + parts[1], *parts[2:]]:
         chunk = [value & 0x7F]
         value >>= 7
         while value:

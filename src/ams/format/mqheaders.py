@@ -31,9 +31,9 @@ CLEAR_HEADERS: dict[str, tuple[bytes, ...]] = {
     "MQHEPCF": (b"EPH ",),
 }
 MQDLH_LENGTH = 172
-# Offsets of Encoding, CodedCharSetId and Format: the common layout, and MQDLH's own.
-_COMMON_OFFSETS = (12, 16, 20)
-_DLH_OFFSETS = (108, 112, 116)  # after StrucId, Version, Reason, DestQName, DestQMgrName
+# Offsets of Encoding (CodedCharSetId follows it) and Format: the common layout, and MQDLH's own.
+_COMMON_OFFSETS = (12, 20)
+_DLH_OFFSETS = (108, 116)  # after StrucId, Version, Reason, DestQName, DestQMgrName
 
 
 def integer_order(encoding: int) -> str:
@@ -97,18 +97,16 @@ def walk(
         order = integer_order(encoding)
         if name == "MQDEAD":
             length = MQDLH_LENGTH
-            enc_off, ccsid_off, fmt_off = _DLH_OFFSETS
+            enc_off, fmt_off = _DLH_OFFSETS
         else:
             (length,) = struct.unpack_from(order + "i", body, offset + 8)
-            enc_off, ccsid_off, fmt_off = _COMMON_OFFSETS
+            enc_off, fmt_off = _COMMON_OFFSETS
         if length < fmt_off + 8 or offset + length > len(body):
             raise MalformedMessageError(
                 f"{name} header at offset {offset} has StrucLength {length}; expected at least "
                 f"{fmt_off + 8} and at most {len(body) - offset} (the bytes left)"
             )
         encoding, ccsid = struct.unpack_from(order + "ii", body, offset + enc_off)
-        # ccsid_off follows enc_off by 4 in both layouts
-        del ccsid_off
         format_offset = offset + fmt_off
         fmt, charset = decode_format(bytes(body[format_offset : format_offset + 8]))
         names.append(name)
