@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from ams.mq import EmbeddedQueueManager, QueueManager, connect
 
 Factory = Callable[[str], QueueManager]
 
-TRANSPORTS = ["embedded-memory", "embedded-file", "ibm-mq"]
+TRANSPORTS = ["embedded-memory", "embedded-file", "pymqi-adapter", "ibm-mq"]
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -30,6 +31,18 @@ def connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
 
         def factory(appl: str) -> QueueManager:
             connection = connect(target, appl_name=appl)
+            opened.append(connection)
+            return connection
+    elif kind == "pymqi-adapter":
+        # the adapter's own code over a pymqi stand-in (IBM MQ cannot run here): tests/fake_pymqi.py
+        from tests import fake_pymqi
+
+        fake_pymqi.MANAGERS["TESTQM"] = EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM")
+        request.getfixturevalue("monkeypatch").setitem(sys.modules, "pymqi", fake_pymqi)
+        request.getfixturevalue("monkeypatch").setitem(sys.modules, "ibmmq", None)
+
+        def factory(appl: str) -> QueueManager:
+            connection = connect("mq://127.0.0.1(1414)/TESTQM?channel=TEST.SVRCONN", appl_name=appl)
             opened.append(connection)
             return connection
     else:

@@ -7,6 +7,7 @@ Imported lazily, only by ``ams.mq.connect`` for ``mq://`` targets and by the tes
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 from typing import Any
 
@@ -182,9 +183,16 @@ def connect_client(
     password: str | None = None,
 ) -> PymqiConnection:
     mq = _client()
+    # MQ 9.1.2 and later take the application name (PutApplName, DISPLAY CONN) from MQAPPLNAME at connect
+    previous = os.environ.get("MQAPPLNAME")
+    os.environ["MQAPPLNAME"] = appl_name[:28]
     try:
         manager = mq.connect(qmgr, channel, f"{host}({port})", user, password)
     except mq.MQMIError as error:
         raise MQError(f"cannot connect to {qmgr} at {host}({port}) on {channel}: {error}", _reason(error)) from None
-    del appl_name
+    finally:
+        if previous is None:
+            os.environ.pop("MQAPPLNAME", None)
+        else:
+            os.environ["MQAPPLNAME"] = previous
     return PymqiConnection(mq, manager, qmgr)
