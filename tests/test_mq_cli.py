@@ -91,3 +91,20 @@ def test_get_waits_and_put_reads_files(world: Path, tmp_path: Path, capsysbinary
     assert main(as_user(world, "alice", "put", "DEMO.CONFIDENTIAL", "--file", str(tmp_path / "a.bin"))) == 0
     assert main(as_user(world, "bob", "get", "DEMO.CONFIDENTIAL", "--wait", "0.1")) == 0
     assert capsysbinary.readouterr().out == b"\x00binary\xff\n"
+
+
+def test_policies_applied_to_the_queue_manager_serve_put_and_get(
+    tmp_path: Path, world: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    qm = str(tmp_path / "own.sqlite")
+    policies = str(Path(__file__).parents[1] / "policies")
+    assert main(["policy", "apply", "--policies", policies, "--qm", qm]) == 0
+    assert b"wrote 6 policies" in capsysbinary.readouterr().out
+    keystores = {user: str(world / "pki" / user / "keystore.conf") for user in ("alice", "bob")}
+    feed(monkeypatch, b"policy from the queue manager\n")
+    assert main(["put", "DEMO.PRIVACY", "--qm", qm, "--keystore-conf", keystores["alice"]]) == 0
+    raw = EmbeddedQueueManager(qm).connect().open("DEMO.PRIVACY", browse=True).browse_first()
+    assert raw.body[:4] == b"PDMQ"  # protected by the policy read from SYSTEM.PROTECTION.POLICY.QUEUE
+    assert main(["get", "DEMO.PRIVACY", "--qm", qm, "--keystore-conf", keystores["bob"]]) == 0
+    assert capsysbinary.readouterr().out == b"policy from the queue manager\n"
+    assert main(["policy", "apply", "--policies", policies]) == 2

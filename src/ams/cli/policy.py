@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ams.errors import PolicyError
+from ams.errors import PolicyError, UsageError
 from ams.policy import Policy, PolicyStore, parse_dspmqspl, parse_setmqspl, render_dspmqspl
 from ams.policy.diff import commands_for, diff_policies
 
@@ -48,8 +48,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     check = with_store("check", "validate every file; exit non-zero on any error")
     check.set_defaults(run=run_check)
 
-    apply = with_store("apply", "print the commands that make each queue manager match the store")
-    apply.add_argument("-m", dest="qmgrs", action="append", required=True, metavar="QMGR")
+    apply = with_store("apply", "print the commands that make each queue manager match the store (or write them)")
+    apply.add_argument("-m", dest="qmgrs", action="append", default=[], metavar="QMGR")
+    apply.add_argument(
+        "--qm",
+        dest="write_to",
+        default=None,
+        help="write the store into this queue manager's SYSTEM.PROTECTION.POLICY.QUEUE instead "
+        "(an embedded queue manager file or mq://...)",
+    )
     apply.add_argument("--mqsc", action="store_true", help="print MQSC instead of setmqspl")
     apply.add_argument(
         "--from",
@@ -140,6 +147,18 @@ def _dump(path: Path) -> dict[str, Policy]:
 
 def run_apply(args: argparse.Namespace) -> int:
     store = PolicyStore.from_directory(args.policies)
+    if args.write_to is not None:
+        from ams.mq import connect, write_policies_to_queue_manager
+
+        qm = connect(args.write_to, appl_name="ams policy")
+        try:
+            count = write_policies_to_queue_manager(qm, store)
+        finally:
+            qm.close()
+        print(f"wrote {count} policies to {qm.name}'s SYSTEM.PROTECTION.POLICY.QUEUE")
+        return 0
+    if not args.qmgrs:
+        raise UsageError("ams policy apply needs -m QMGR (to print commands) or --qm (to write the policy queue)")
     current: dict[str, Policy] = _dump(args.dump) if args.dump else {}
     changes = diff_policies(current, store)
     if args.dump is None:
