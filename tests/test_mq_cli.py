@@ -108,3 +108,16 @@ def test_policies_applied_to_the_queue_manager_serve_put_and_get(
     assert main(["get", "DEMO.PRIVACY", "--qm", qm, "--keystore-conf", keystores["bob"]]) == 0
     assert capsysbinary.readouterr().out == b"policy from the queue manager\n"
     assert main(["policy", "apply", "--policies", policies]) == 2
+
+
+def test_proxy_command(
+    tmp_path: Path, world: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    qm = ["--qm", str(tmp_path / "proxy.sqlite"), "--policies", str(Path(__file__).parents[1] / "policies")]
+    feed(monkeypatch, b"one\ntwo\n")
+    main(["put", "DEMO.PRIVACY", *qm, "--keystore-conf", str(world / "pki" / "alice" / "keystore.conf")])
+    bob = ["--keystore-conf", str(world / "pki" / "bob" / "keystore.conf")]
+    assert main(["proxy", "--from", "DEMO.PRIVACY", "--to", "DEMO.CONFIDENTIAL", *qm, *bob]) == 0
+    assert b"moved 2 message(s) from DEMO.PRIVACY to DEMO.CONFIDENTIAL, refused 0" in capsysbinary.readouterr().err
+    assert main(["get", "DEMO.CONFIDENTIAL", *qm, *bob]) == 0
+    assert capsysbinary.readouterr().out == b"one\ntwo\n"

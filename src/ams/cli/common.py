@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 from ams.keys import Keystore
-from ams.policy import PolicyStore
+from ams.keys.keystore import default_conf_path
+from ams.mq.protected import policies_from_queue_manager
+from ams.mq.transport import QueueManager
+from ams.policy import Policy, PolicyStore
 from ams.protect import Protector
 
 
@@ -54,3 +57,18 @@ def protector(args: argparse.Namespace) -> Protector:
         allow_deprecated=getattr(args, "allow_deprecated", False),
         at=getattr(args, "at", None),
     )
+
+
+def keystore_for(args: argparse.Namespace) -> Keystore:
+    """The --keystore-conf keystore, or IBM's default one; none at all when no keystore.conf exists."""
+    path = args.keystore_conf or default_conf_path()
+    if args.keystore_conf is None and not path.exists():
+        return Keystore(None, source="no keystore.conf")
+    return Keystore.from_conf(path)
+
+
+def policies_for(args: argparse.Namespace, qm: QueueManager) -> dict[str, Policy]:
+    """The --policies directory, or the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE."""
+    if args.policies is not None:
+        return dict(PolicyStore.from_directory(args.policies))
+    return policies_from_queue_manager(qm)

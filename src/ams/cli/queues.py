@@ -10,16 +10,14 @@ from typing import Any
 
 import attrs
 
+from ams.cli.common import keystore_for, policies_for
 from ams.errors import AmsError, SecurityError
 from ams.inspect import inspect_message, render
-from ams.keys import Keystore
-from ams.keys.keystore import default_conf_path
 from ams.mq import connect
 from ams.mq.errors_queue import FailedMessage, explain, read_error_queue, take
 from ams.mq.mqmd import MQMD
-from ams.mq.protected import ERROR_QUEUE, ProtectedQueueManager, policies_from_queue_manager
-from ams.mq.transport import NoMessageAvailable, QueueManager
-from ams.policy import Policy, PolicyStore
+from ams.mq.protected import ERROR_QUEUE, ProtectedQueueManager
+from ams.mq.transport import NoMessageAvailable
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -78,22 +76,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action.set_defaults(run=run_errors)
 
 
-def _keystore(args: argparse.Namespace) -> Keystore:
-    path = args.keystore_conf or default_conf_path()
-    if args.keystore_conf is None and not path.exists():
-        return Keystore(None, source="no keystore.conf")
-    return Keystore.from_conf(path)
-
-
-def _policies(args: argparse.Namespace, qm: QueueManager) -> dict[str, Policy]:
-    if args.policies is not None:
-        return dict(PolicyStore.from_directory(args.policies))
-    return policies_from_queue_manager(qm)
-
-
 def _manager(args: argparse.Namespace) -> ProtectedQueueManager:
     qm = connect(args.qm, appl_name="ams")
-    return ProtectedQueueManager(qm, _keystore(args), _policies(args, qm))
+    return ProtectedQueueManager(qm, keystore_for(args), policies_for(args, qm))
 
 
 def run_put(args: argparse.Namespace) -> int:
@@ -190,7 +175,7 @@ def run_errors(args: argparse.Namespace) -> int:
             md = chosen.original_md
             report["message"] = inspect_message(chosen.body, md.format, encoding=md.encoding, ccsid=md.ccsid)
         else:
-            report = explain(chosen, _keystore(args), _policies(args, qm))
+            report = explain(chosen, keystore_for(args), policies_for(args, qm))
         _print_report(report, args.json)
         if args.remove or args.requeue:
             take(qm, chosen, requeue=args.requeue)

@@ -1,0 +1,40 @@
+"""``ams proxy``: re-protect messages from one queue onto another."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ams.cli.common import keystore_for, policies_for
+from ams.mq import ProtectedQueueManager, connect
+from ams.mq.proxy import ReprotectionProxy
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    proxy = commands.add_parser("proxy", help="get from one protected queue and put to another, re-protected")
+    proxy.add_argument("--from", dest="source", required=True, help="queue to read (as this identity)")
+    proxy.add_argument("--to", dest="target", required=True, help="queue to write (protected by its policy)")
+    proxy.add_argument("--qm", default=None, help="embedded queue manager file or mq://... (both queues)")
+    proxy.add_argument("--keystore-conf", type=Path, default=None)
+    proxy.add_argument("--policies", type=Path, default=None)
+    proxy.add_argument("--count", type=int, default=None, help="stop after this many messages")
+    proxy.add_argument("--wait", type=float, default=0.0, help="keep waiting this long for each next message")
+    proxy.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    qm = connect(args.qm, appl_name="ams proxy")
+    manager = ProtectedQueueManager(qm, keystore_for(args), policies_for(args, qm))
+    try:
+        proxy = ReprotectionProxy(manager, args.source, manager, args.target)
+        stats = proxy.run(limit=args.count, wait=args.wait)
+        proxy.close()
+    finally:
+        manager.close()
+    for reason in stats.reasons:
+        print(f"ams: refused (moved to the error queue): {reason}", file=sys.stderr)
+    print(
+        f"moved {stats.moved} message(s) from {args.source} to {args.target}, refused {stats.refused}", file=sys.stderr
+    )
+    return 3 if stats.refused else 0

@@ -1,0 +1,84 @@
+"""The re-protection proxy on the worked example: partner -> EXTERNAL_IN -> gateway -> INTERNAL_IN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import ams
+from ams.mq import MQMD, ProtectedQueueManager
+from ams.mq.protected import ERROR_QUEUE
+from ams.mq.proxy import ReprotectionProxy
+from ams.pki import Issued, issue, make_ca
+from tests.mq_transports import Factory
+
+POLICIES = ams.PolicyStore.from_directory(Path(__file__).parents[1] / "policies")
+NAMES = {
+    "orders": "CN=orders,OU=Systems,O=PARTNER,C=US",
+    "intruder": "CN=intruder,OU=Systems,O=PARTNER,C=US",
+    "gateway": "CN=gateway,OU=Integration,O=AMS,C=GB",
+    "alice": "CN=alice,OU=Finance,O=AMS,C=GB",
+    "bob": "CN=bob,OU=Finance,O=AMS,C=GB",
+}
+
+
+@pytest.fixture(scope="module")
+def people() -> dict[str, Issued]:
+    ca = make_ca("CN=Example CA,O=AMS,C=GB")
+    made = {name: issue(ca, dn) for name, dn in NAMES.items()}
+    made["ca"] = ca
+    return made
+
+
+def keystore(people: dict[str, Issued], name: str, *, without: str | None = None) -> ams.Keystore:
+    me = people[name]
+    others = [p.certificate for n, p in people.items() if n not in (name, without)]
+    return ams.Keystore(ams.Identity(me.certificate, me.key), others, source=name)
+
+
+def test_proxy_re_protects_and_refuses_forgeries(connections: Factory, people: dict[str, Issued]) -> None:
+    partner = ProtectedQueueManager(connections("orders"), keystore(people, "orders"), POLICIES)
+    intruder = ProtectedQueueManager(connections("intruder"), keystore(people, "intruder"), POLICIES)
+    out = partner.open("EXTERNAL_IN", output=True)
+    out.put(MQMD(correl_id=b"O" * 24), b"order 1")
+    intruder.open("EXTERNAL_IN", output=True).put(MQMD(), b"pay me")
+    out.put(MQMD(correl_id=b"P" * 24), b"order 2")
+    gateway = ProtectedQueueManager(connections("gateway"), keystore(people, "gateway"), POLICIES)
+    proxy = ReprotectionProxy(gateway, "EXTERNAL_IN", gateway, "INTERNAL_IN")
+    stats = proxy.run()
+    assert (stats.moved, stats.refused) == (2, 1) and "UnauthorisedSignerError" in stats.reasons[0]
+    spy = connections("spy")
+    assert spy.depth("EXTERNAL_IN") == 0 and spy.depth(ERROR_QUEUE) == 1 and spy.depth("INTERNAL_IN") == 2
+    for staff in ("alice", "bob"):
+        reader = ProtectedQueueManager(connections(staff), keystore(people, staff), POLICIES)
+        handle = reader.open("INTERNAL_IN", browse=True)
+        first, second = handle.browse_first(), handle.browse_next()
+        assert [first.body, second.body] == [b"order 1", b"order 2"]
+        assert first.md.correl_id == b"O" * 24  # the descriptor travels with the message
+        assert str(ams.DistinguishedName.from_x509(first.signer.subject)) == NAMES["gateway"]  # type: ignore[union-attr]
+
+
+def test_a_failed_put_leaves_the_message_where_it_was(connections: Factory, people: dict[str, Issued]) -> None:
+    ProtectedQueueManager(connections("orders"), keystore(people, "orders"), POLICIES).open(
+        "EXTERNAL_IN", output=True
+    ).put(MQMD(), b"order 3")
+    gateway = ProtectedQueueManager(connections("gateway"), keystore(people, "gateway"), POLICIES)
+    proxy = ReprotectionProxy(gateway, "EXTERNAL_IN", gateway, "INTERNAL_IN")
+
+    def broken_put(*args: object, **kwargs: object) -> MQMD:
+        raise ams.mq.MQError("queue full", 2053)
+
+    proxy._out.put = broken_put  # type: ignore[method-assign]
+    with pytest.raises(ams.mq.MQError):
+        proxy.move_one()
+    spy = connections("spy")
+    assert spy.depth("EXTERNAL_IN") == 1 and spy.depth("INTERNAL_IN") == 0 and spy.depth(ERROR_QUEUE) == 0
+
+
+def test_proxy_refuses_to_start_without_a_recipients_certificate(
+    connections: Factory, people: dict[str, Issued]
+) -> None:
+    gateway = ProtectedQueueManager(connections("gateway"), keystore(people, "gateway", without="bob"), POLICIES)
+    with pytest.raises(ams.RecipientNotFoundError, match="CN=bob,OU=Finance"):
+        ReprotectionProxy(gateway, "EXTERNAL_IN", gateway, "INTERNAL_IN")
