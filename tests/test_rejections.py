@@ -372,3 +372,11 @@ def test_confidentiality_recipient_without_data_encipherment_warns(pki: Pki, mak
     policies = store('setmqspl -m QM -p Q -e AES256 -r "CN=henry,O=AMS,C=GB"')
     with pytest.warns(ams.AmsSecurityWarning, match="dataEncipherment"):
         ams.Protector(pki.keystore("alice", extra=(henry,)), policies).protect("Q", b"x")
+
+
+def test_queues_without_a_policy_pass_even_damaged_headers(pki: Pki, policies: ams.PolicyStore) -> None:
+    broken_rfh2 = b"RFH \x02\x00\x00\x00\xff\xff\x00\x00" + bytes(30)
+    message = _protector(pki, "bob", policies).unprotect("NO.POLICY.Q", broken_rfh2, "MQHRF2")
+    assert (message.body, message.format, message.qop) == (broken_rfh2, "MQHRF2", ams.QoP.NONE)
+    with pytest.raises(ams.MalformedMessageError, match="StrucLength"):
+        _protector(pki, "bob", policies).unprotect("INT.Q", broken_rfh2, "MQHRF2")

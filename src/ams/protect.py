@@ -331,13 +331,12 @@ class Protector:
         message that failed any check.
         """
         policy = self.policies.get(queue)
+        if policy is None or policy.qop is QualityOfProtection.NONE:
+            return Unprotected(bytes(data), format, QualityOfProtection.NONE)  # not AMS's business
         view = memoryview(data)
         chain = mqheaders.walk(view, format, encoding, ccsid)
         payload = view[chain.payload_offset :]
-        is_protected = chain.last_format == MQFMT_NONE and looks_protected(payload)
-        if policy is None or policy.qop is QualityOfProtection.NONE:
-            return Unprotected(bytes(data), format, QualityOfProtection.NONE)
-        if not is_protected:
+        if not (chain.last_format == MQFMT_NONE and looks_protected(payload)):
             if policy.tolerate:
                 return Unprotected(bytes(data), format, QualityOfProtection.NONE)
             found = (
