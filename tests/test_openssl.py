@@ -169,7 +169,7 @@ def test_openssl_opens_our_confidentiality_key_block(pki: Pki, files: Path, poli
 # -- we read what openssl writes ---------------------------------------------------------------
 
 
-def _openssl_signed(files: Path, signer: str, md: str = "sha256") -> bytes:
+def _openssl_signed(files: Path, signer: str, md: str = "sha256", *extra: str) -> bytes:
     return openssl(
         "cms",
         "-sign",
@@ -180,6 +180,7 @@ def _openssl_signed(files: Path, signer: str, md: str = "sha256") -> bytes:
         md,
         "-outform",
         "DER",
+        *extra,
         "-in",
         files / "payload.bin",
         "-signer",
@@ -255,3 +256,13 @@ def test_we_unprotect_a_confidentiality_message_made_by_openssl(
     if algorithm == 16:
         with pytest.raises(ams.AlgorithmTooWeakError):
             ams.Protector(pki.keystore("bob"), policies).unprotect("CONF.Q", data)
+
+
+def test_we_read_signed_data_without_signed_attributes(pki: Pki, files: Path, policies: ams.PolicyStore) -> None:
+    blob = _openssl_signed(files, "alice", "sha256", "-noattr")  # a variant some CMS libraries write
+    header = ams.PdmqHeader(ams.QoP.INTEGRITY, len(PAYLOAD), "MQSTR", "INT.Q").pack()
+    bob = ams.Protector(pki.keystore("bob"), policies)
+    assert bob.unprotect("INT.Q", header + blob).body == PAYLOAD
+    tampered = (header + blob).replace(b"Interop", b"Interco")
+    with pytest.raises(ams.BadSignatureError, match="does not verify"):
+        bob.unprotect("INT.Q", tampered)

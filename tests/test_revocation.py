@@ -71,34 +71,29 @@ class Authority:
         return issued
 
     def start_responder(self) -> None:
-        self.responder = subprocess.Popen(
-            [
-                "openssl",
-                "ocsp",
-                "-index",
-                str(self.root / "index.txt"),
-                "-port",
-                str(self.port),
-                "-rsigner",
-                str(self.root / "ca.pem"),
-                "-rkey",
-                str(self.root / "ca.key.pem"),
-                "-CA",
-                str(self.root / "ca.pem"),
-                "-ignore_err",
-                "-ndays",
-                "1",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+        self.responder = self.responder_signed_by(self.ca, self.port)
+
+    def responder_signed_by(self, signer: Issued, port: int) -> subprocess.Popen[bytes]:
+        """An `openssl ocsp` responder on loopback whose answers ``signer`` signs."""
+        name = f"signer-{signer.certificate.serial_number:x}"
+        (self.root / f"{name}.pem").write_bytes(signer.certificate.public_bytes(serialization.Encoding.PEM))
+        (self.root / f"{name}.key.pem").write_bytes(
+            signer.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
         )
+        command = ["openssl", "ocsp", "-index", str(self.root / "index.txt"), "-port", str(port)]
+        command += ["-rsigner", str(self.root / f"{name}.pem"), "-rkey", str(self.root / f"{name}.key.pem")]
+        command += ["-CA", str(self.root / "ca.pem"), "-ignore_err", "-ndays", "1"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         # openssl prints "ACCEPT ..." once it listens; a probing connection would block its single thread
-        assert self.responder.stdout is not None
+        assert process.stdout is not None
         with selectors.DefaultSelector() as selector:
-            selector.register(self.responder.stdout, selectors.EVENT_READ)
+            selector.register(process.stdout, selectors.EVENT_READ)
             if not selector.select(timeout=10):
                 raise RuntimeError("the openssl OCSP responder did not start")
-        assert self.responder.stdout.readline().startswith(b"ACCEPT")
+        assert process.stdout.readline().startswith(b"ACCEPT")
+        return process
 
     def stop(self) -> None:
         if self.responder is not None:
@@ -214,3 +209,37 @@ def test_keystore_conf_configures_revocation(authority: Authority, tmp_path: Pat
         handle.write("ocsp.nonce = maybe\n")
     with pytest.raises(ams.KeystoreError, match=r"keystore\.conf:\d+: ocsp\.nonce = 'maybe': expected true or false"):
         ams.Keystore.from_conf(conf)
+
+
+@pytest.mark.parametrize("delegated", [True, False])
+def test_delegated_ocsp_responders_need_ocsp_signing(authority: Authority, delegated: bool) -> None:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    eku = [ExtendedKeyUsageOID.OCSP_SIGNING] if delegated else [ExtendedKeyUsageOID.EMAIL_PROTECTION]
+    signer = issue(authority.ca, f"CN=responder {delegated},O=AMS,C=GB", extended_key_usage=eku)
+    port = _free_port()
+    process = authority.responder_signed_by(signer, port)
+    try:
+        protector = reader(authority, RevocationSettings(ocsp=True, ocsp_url=f"http://127.0.0.1:{port}"))
+        data = message_from(authority, authority.good)
+        if delegated:
+            assert protector.unprotect("Q", data).body == b"signed"
+        else:
+            with pytest.raises(ams.RevocationUnknownError, match="not signed by the issuing CA or a responder"):
+                protector.unprotect("Q", data)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_responder_of_another_ca_is_not_believed(authority: Authority, tmp_path: Path) -> None:
+    stranger_ca = make_ca("CN=Revocation CA,O=AMS,C=GB")  # same name as the real CA, other key
+    port = _free_port()
+    process = authority.responder_signed_by(stranger_ca, port)
+    try:
+        protector = reader(authority, RevocationSettings(ocsp=True, ocsp_url=f"http://127.0.0.1:{port}"))
+        with pytest.raises(ams.RevocationUnknownError, match="not signed by the issuing CA"):
+            protector.unprotect("Q", message_from(authority, authority.good))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
