@@ -200,10 +200,21 @@ def test_we_unprotect_an_integrity_message_signed_by_openssl(pki: Pki, files: Pa
         ams.Protector(pki.keystore("bob"), authorised_carol).unprotect("INT.Q", header + blob)
 
 
-def _openssl_envelope(files: Path, plaintext: bytes, cipher: str = "-aes256", recipient: str = "bob") -> bytes:
+def _openssl_envelope(
+    files: Path, plaintext: bytes, cipher: str = "-aes256", recipient: str = "bob", *extra: str
+) -> bytes:
     (files / "plain.bin").write_bytes(plaintext)
     return openssl(
-        "cms", "-encrypt", "-binary", cipher, "-outform", "DER", "-in", files / "plain.bin", files / f"{recipient}.pem"
+        "cms",
+        "-encrypt",
+        "-binary",
+        cipher,
+        *extra,
+        "-outform",
+        "DER",
+        "-in",
+        files / "plain.bin",
+        files / f"{recipient}.pem",
     )
 
 
@@ -217,10 +228,7 @@ def _as_signed_data_envelope(envelope: bytes) -> bytes:
 
 def test_we_unprotect_a_privacy_message_made_by_openssl(pki: Pki, files: Path, policies: ams.PolicyStore) -> None:
     signed = _openssl_signed(files, "alice")
-    _, start, _ = der.read_header(signed, 0)  # ContentInfo
-    _, start, _ = der.read_header(signed, start + 11)  # [0] after the 11-byte OID
-    _, content_start, content_size = der.read_header(signed, start)  # SignedData SEQUENCE
-    octets = signed[content_start : content_start + content_size]
+    octets = _content_octets(signed)
     blob = _as_signed_data_envelope(_openssl_envelope(files, octets))
     header = ams.PdmqHeader(ams.QoP.PRIVACY, len(PAYLOAD), "MQSTR", "PRIV.Q").pack()
     message = ams.Protector(pki.keystore("bob"), policies).unprotect("PRIV.Q", header + blob)
@@ -266,3 +274,24 @@ def test_we_read_signed_data_without_signed_attributes(pki: Pki, files: Path, po
     tampered = (header + blob).replace(b"Interop", b"Interco")
     with pytest.raises(ams.BadSignatureError, match="does not verify"):
         bob.unprotect("INT.Q", tampered)
+
+
+def _content_octets(signed: bytes) -> bytes:
+    _, start, _ = der.read_header(signed, 0)  # ContentInfo
+    _, start, _ = der.read_header(signed, start + 11)  # [0] after the 11-byte OID
+    _, content_start, content_size = der.read_header(signed, start)  # SignedData SEQUENCE
+    return signed[content_start : content_start + content_size]
+
+
+def test_subject_key_identifiers_instead_of_issuer_and_serial(pki: Pki, files: Path, policies: ams.PolicyStore) -> None:
+    """AMS writes issuer and serial; a reader also accepts subjectKeyIdentifier (openssl -keyid)."""
+    signed = _openssl_signed(files, "alice", "sha256", "-keyid")
+    assert b"\x02\x01\x03" in signed[:40]  # SignedData version 3, as RFC 5652 asks with a keyid
+    blob = _as_signed_data_envelope(_openssl_envelope(files, _content_octets(signed), "-aes256", "bob", "-keyid"))
+    header = ams.PdmqHeader(ams.QoP.PRIVACY, len(PAYLOAD), "MQSTR", "PRIV.Q").pack()
+    message = ams.Protector(pki.keystore("bob"), policies).unprotect("PRIV.Q", header + blob)
+    assert message.body == PAYLOAD and str(message.signer_dn) == pki.dn("alice")
+    with pytest.raises(ams.NotARecipientError, match="subjectKeyIdentifier"):
+        ams.Protector(pki.keystore("carol"), policies).unprotect("PRIV.Q", header + blob)
+    integrity = ams.PdmqHeader(ams.QoP.INTEGRITY, len(PAYLOAD), "MQSTR", "INT.Q").pack() + signed
+    assert ams.Protector(pki.keystore("bob"), policies).unprotect("INT.Q", integrity).body == PAYLOAD
