@@ -143,3 +143,16 @@ def test_demo_runs_end_to_end(tmp_path: Path, where: str) -> None:
     assert "UNEXPECTEDLY" not in result.stdout
     # from the repository the demo uses policies/, including the worked example; elsewhere, built-in copies
     assert ("alice (finance) read" in result.stdout) is (where == "repository")
+
+
+def test_inspect_opens_privacy_for_a_recipient(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    protected = workspace / "inspect-priv.ams"
+    _run(workspace, "alice", "protect", "-p", "PRIV.Q", "-i", str(workspace / "in.txt"), "-o", str(protected))
+    capsys.readouterr()
+    for user, opened in (("bob", True), ("carol", False)):
+        conf = str(workspace / "pki" / user / "keystore.conf")
+        assert main(["inspect", "-i", str(protected), "--json", "--keystore-conf", conf]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert ("signer" in report) is opened
+        if opened:
+            assert report["signer"]["subject"] == "CN=alice,O=AMS,C=GB" and report["signature_algorithm"] == "SHA256"

@@ -12,7 +12,8 @@ from ams.errors import MalformedMessageError
 from ams.format import mqheaders
 from ams.format.enveloped import EnvelopedContent, parse_enveloped_data
 from ams.format.pdmq import PdmqHeader, looks_protected
-from ams.format.signed import parse_signed_data, signing_time
+from ams.format.privacy import open_privacy_content
+from ams.format.signed import SignedContent, parse_signed_data, signing_time
 from ams.keys import Keystore
 
 
@@ -36,6 +37,23 @@ def _recipients(envelope: EnvelopedContent, keystore: Keystore | None) -> list[d
                 entry["dn"] = str(DistinguishedName.from_x509(known.subject))
         out.append(entry)
     return out
+
+
+def _signed_report(signed: SignedContent) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "signature_algorithm": signed.digest_algorithm.label,
+        "certificates": len(signed.certificates),
+    }
+    if signed.certificates:
+        try:
+            report["signer"] = _certificate(x509.load_der_x509_certificate(signed.certificates[0]))
+        except Exception as error:
+            report["signer"] = {"unparseable": str(error)}
+    when = signing_time(signed.signer_infos[0]) if signed.signer_infos else None
+    if when is not None:
+        report["signing_time"] = when.isoformat()
+    report["content_size"] = len(signed.content)
+    return report
 
 
 def inspect_message(
@@ -80,21 +98,18 @@ def inspect_message(
         }
     )
     if header.qop is QualityOfProtection.INTEGRITY:
-        signed = parse_signed_data(blob, wrapped=True)
-        report["signature_algorithm"] = signed.digest_algorithm.label
-        report["certificates"] = len(signed.certificates)
-        if signed.certificates:
-            report["signer"] = _certificate(x509.load_der_x509_certificate(signed.certificates[0]))
-        when = signing_time(signed.signer_infos[0]) if signed.signer_infos else None
-        if when is not None:
-            report["signing_time"] = when.isoformat()
-        report["content_size"] = len(signed.content)
+        report.update(_signed_report(parse_signed_data(blob, wrapped=True)))
     elif header.qop is QualityOfProtection.PRIVACY:
         envelope = parse_enveloped_data(blob)
         report["encryption_algorithm"] = envelope.algorithm.label
         report["recipients"] = _recipients(envelope, keystore)
         report["ciphertext_size"] = len(envelope.ciphertext)
         report["signature_algorithm"] = "(inside the encrypted content)"
+        identity = keystore.identity if keystore is not None else None
+        if identity is not None and any(ref.matches(identity.certificate) for ref in envelope.recipient_refs()):
+            # this keystore can open it: describe the signed content too (no checks: that is unprotect's job)
+            key = envelope.unwrap_key(identity.certificate, identity.private_key, describe_recipient=str)
+            report.update(_signed_report(open_privacy_content(envelope, key)))
     else:
         if header.key_block_size > len(blob):
             raise MalformedMessageError(

@@ -52,6 +52,7 @@ from ams.format.enveloped import (
 )
 from ams.format.oids import ID_DATA, ID_ENVELOPED_DATA, ID_SIGNED_DATA
 from ams.format.pdmq import PdmqHeader, looks_protected
+from ams.format.privacy import open_privacy_content
 from ams.format.signed import SignedContent, SignedDataWriter, parse_signed_data, subject_dn
 from ams.keys.keystore import Identity, Keystore
 from ams.keys.revocation import RevocationChecker, RevocationSettings
@@ -70,7 +71,6 @@ _ACCEPTS: dict[QualityOfProtection, tuple[QualityOfProtection, ...]] = {
 }
 _MIN_KEY_BITS_FOR_LONG_DIGESTS = 769
 _CERTIFICATE_CACHE_SIZE = 256
-_SEQUENCE_HEADROOM = 6  # room for a SEQUENCE tag and a length of up to 4 bytes
 
 
 @attrs.define
@@ -378,8 +378,7 @@ class Protector:
             self._check_cipher_strength(policy, envelope.algorithm)
             identity = self._identity("decrypting a privacy message")
             key = self._unwrap(envelope, identity)
-            plaintext = envelope.decrypt(key, what="privacy content", headroom=_SEQUENCE_HEADROOM)
-            signed = _parse_privacy_plaintext(plaintext)
+            signed = open_privacy_content(envelope, key)
         else:
             content, encryption = self._open_confidential(queue, policy, header, blob)
         if signed is not None:
@@ -584,33 +583,3 @@ def _data_encipherment(certificate: x509.Certificate) -> bool:
         return bool(certificate.extensions.get_extension_for_class(x509.KeyUsage).value.data_encipherment)
     except x509.ExtensionNotFound:
         return True
-
-
-def _parse_privacy_plaintext(plaintext: memoryview) -> SignedContent:
-    """The decrypted privacy content: SignedData content octets (what AMS writes).
-
-    The SEQUENCE header goes into the headroom the decryption left, so the plaintext is not
-    copied. Also accepted, because some CMS libraries encrypt them: a whole SignedData SEQUENCE
-    or a whole ContentInfo(signedData).
-    """
-    try:
-        if len(plaintext) and plaintext[0] == der.INTEGER:
-            head = der.header(der.SEQUENCE, len(plaintext))
-            buffer = memoryview(plaintext.obj)
-            start = _SEQUENCE_HEADROOM - len(head)
-            buffer[start:_SEQUENCE_HEADROOM] = head
-            return parse_signed_data(buffer[start : _SEQUENCE_HEADROOM + len(plaintext)], wrapped=False)
-        if len(plaintext) and plaintext[0] == der.SEQUENCE:
-            try:
-                found, _ = der.content_type(plaintext)
-            except ValueError:
-                found = ""
-            return parse_signed_data(plaintext, wrapped=found == ID_SIGNED_DATA)
-    except MalformedMessageError as error:
-        raise DecryptionError(
-            f"the decrypted privacy content is not a valid SignedData ({error.message}): the content key is "
-            "wrong or the ciphertext was changed"
-        ) from None
-    raise DecryptionError(
-        "the decrypted privacy content is not SignedData: the content key is wrong or the ciphertext was changed"
-    )
