@@ -2,39 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import ams
 from ams.mq import MQMD, ProtectedQueueManager
 from ams.mq.protected import ERROR_QUEUE
 from ams.mq.proxy import ReprotectionProxy
-from ams.pki import Issued, issue, make_ca
+from ams.pki import Issued
+from tests.example_people import NAMES, POLICIES, keystore, make_people
 from tests.mq_transports import Factory
-
-POLICIES = ams.PolicyStore.from_directory(Path(__file__).parents[1] / "policies")
-NAMES = {
-    "orders": "CN=orders,OU=Systems,O=PARTNER,C=US",
-    "intruder": "CN=intruder,OU=Systems,O=PARTNER,C=US",
-    "gateway": "CN=gateway,OU=Integration,O=AMS,C=GB",
-    "alice": "CN=alice,OU=Finance,O=AMS,C=GB",
-    "bob": "CN=bob,OU=Finance,O=AMS,C=GB",
-}
 
 
 @pytest.fixture(scope="module")
 def people() -> dict[str, Issued]:
-    ca = make_ca("CN=Example CA,O=AMS,C=GB")
-    made = {name: issue(ca, dn) for name, dn in NAMES.items()}
-    made["ca"] = ca
-    return made
-
-
-def keystore(people: dict[str, Issued], name: str, *, without: str | None = None) -> ams.Keystore:
-    me = people[name]
-    others = [p.certificate for n, p in people.items() if n not in (name, without)]
-    return ams.Keystore(ams.Identity(me.certificate, me.key), others, source=name)
+    return make_people()
 
 
 def test_proxy_re_protects_and_refuses_forgeries(connections: Factory, people: dict[str, Issued]) -> None:

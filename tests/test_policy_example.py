@@ -3,41 +3,20 @@ and PAYMENTS.OUT back to the partner, with a certificate for every DN the polici
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import ams
-from ams.pki import Issued, issue, make_ca
-
-POLICIES = ams.PolicyStore.from_directory(Path(__file__).parents[1] / "policies")
-NAMES = {
-    "orders": "CN=orders,OU=Systems,O=PARTNER,C=US",
-    "invoices": "CN=invoices,OU=Systems,O=PARTNER,C=US",
-    "receiver": "CN=receiver,OU=Systems,O=PARTNER,C=US",
-    "intruder": "CN=intruder,OU=Systems,O=PARTNER,C=US",
-    "gateway": "CN=gateway,OU=Integration,O=AMS,C=GB",
-    "alice": "CN=alice,OU=Finance,O=AMS,C=GB",
-    "bob": "CN=bob,OU=Finance,O=AMS,C=GB",
-    "payments": "CN=payments,OU=Finance,O=AMS,C=GB",
-}
+from ams.pki import Issued
+from tests.example_people import NAMES, POLICIES, keystore, make_people
 
 
 @pytest.fixture(scope="module")
 def people() -> dict[str, Issued]:
-    partner_ca = make_ca("CN=Partner CA,O=PARTNER,C=US")
-    our_ca = make_ca("CN=AMS CA,O=AMS,C=GB")
-    out = {name: issue(partner_ca if "PARTNER" in dn else our_ca, dn) for name, dn in NAMES.items()}
-    out["partner-ca"], out["our-ca"] = partner_ca, our_ca
-    return out
+    return make_people()
 
 
 def handle(people: dict[str, Issued], name: str) -> ams.Protector:
-    me = people[name]
-    others = [p.certificate for n, p in people.items() if n != name]
-    return ams.Protector(
-        ams.Keystore(ams.Identity(me.certificate, me.key), others, source=f"{name}'s keystore"), POLICIES
-    )
+    return ams.Protector(keystore(people, name), POLICIES)
 
 
 def test_partner_to_staff_through_the_gateway(people: dict[str, Issued]) -> None:
