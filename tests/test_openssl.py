@@ -17,10 +17,18 @@ pytestmark = needs_openssl
 PAYLOAD = b"Interop payload: \x00\x01\x02 binary and text \xe2\x82\xac\n" * 3
 
 
+def _run(args: tuple[str | Path, ...], stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["openssl", *map(str, args)], input=stdin, capture_output=True, check=False)
+
+
 def openssl(*args: str | Path, stdin: bytes | None = None) -> bytes:
-    result = subprocess.run(["openssl", *map(str, args)], input=stdin, capture_output=True, check=False)
+    result = _run(args, stdin)
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     return result.stdout
+
+
+def openssl_refuses(*args: str | Path) -> bool:
+    return _run(args).returncode != 0
 
 
 @pytest.fixture(scope="module")
@@ -72,23 +80,17 @@ def test_openssl_refuses_our_tampered_integrity_blob(pki: Pki, files: Path, poli
     _, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("INT.Q", PAYLOAD))
     tampered = blob.replace(b"Interop", b"Intercept"[:7])
     (files / "bad.der").write_bytes(tampered)
-    result = subprocess.run(
-        [
-            "openssl",
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            files / "bad.der",
-            "-CAfile",
-            files / "ca.pem",
-        ],
-        capture_output=True,
-        check=False,
+    assert openssl_refuses(
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        files / "bad.der",
+        "-CAfile",
+        files / "ca.pem",
     )
-    assert result.returncode != 0
 
 
 def test_openssl_decrypts_our_privacy_envelope_and_verifies_the_signed_data(
@@ -120,25 +122,19 @@ def test_openssl_decrypts_our_privacy_envelope_and_verifies_the_signed_data(
 def test_openssl_cannot_decrypt_for_a_non_recipient(pki: Pki, files: Path, policies: ams.PolicyStore) -> None:
     _, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("PRIV.Q", PAYLOAD))
     (files / "priv2.der").write_bytes(blob)
-    result = subprocess.run(
-        [
-            "openssl",
-            "cms",
-            "-decrypt",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            files / "priv2.der",
-            "-recip",
-            files / "carol.pem",
-            "-inkey",
-            files / "carol.key.pem",
-        ],
-        capture_output=True,
-        check=False,
+    assert openssl_refuses(
+        "cms",
+        "-decrypt",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        files / "priv2.der",
+        "-recip",
+        files / "carol.pem",
+        "-inkey",
+        files / "carol.key.pem",
     )
-    assert result.returncode != 0
 
 
 def test_openssl_opens_our_confidentiality_key_block(pki: Pki, files: Path, policies: ams.PolicyStore) -> None:

@@ -15,9 +15,23 @@ from ams.policy import Policy, PolicyStore
 from ams.protect import Protector
 
 
-def add_keys_options(parser: argparse.ArgumentParser, *, policies: bool = True) -> None:
-    if policies:
-        parser.add_argument("--policies", required=True, type=Path, help="policy directory (*.spl files)")
+def add_keys_options(parser: argparse.ArgumentParser, *, queue_manager: bool = False) -> None:
+    """--policies and --keystore-conf; with ``queue_manager`` also --qm, and --policies becomes optional
+    (the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE is the default)."""
+    if queue_manager:
+        parser.add_argument(
+            "--qm",
+            default=None,
+            help="embedded queue manager file (default $AMS_QM or ./ams-qm.sqlite) or mq://host(port)/QM",
+        )
+        parser.add_argument(
+            "--policies",
+            type=Path,
+            default=None,
+            help="policy directory (default: the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE)",
+        )
+    else:
+        parser.add_argument("--policies", required=True, type=Path, help="policy directory (*.spl, *.mqsc)")
     parser.add_argument(
         "--keystore-conf",
         type=Path,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ams.cli.common import keystore_for, policies_for
+from ams.cli.common import add_keys_options, keystore_for, policies_for
 from ams.mq import ProtectedQueueManager, connect
 from ams.mq.proxy import ReprotectionProxy
 
@@ -15,9 +14,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     proxy = commands.add_parser("proxy", help="get from one protected queue and put to another, re-protected")
     proxy.add_argument("--from", dest="source", required=True, help="queue to read (as this identity)")
     proxy.add_argument("--to", dest="target", required=True, help="queue to write (protected by its policy)")
-    proxy.add_argument("--qm", default=None, help="embedded queue manager file or mq://... (both queues)")
-    proxy.add_argument("--keystore-conf", type=Path, default=None)
-    proxy.add_argument("--policies", type=Path, default=None)
+    add_keys_options(proxy, queue_manager=True)  # one queue manager for both queues
     proxy.add_argument("--count", type=int, default=None, help="stop after this many messages")
     proxy.add_argument("--wait", type=float, default=0.0, help="keep waiting this long for each next message")
     proxy.set_defaults(run=run)

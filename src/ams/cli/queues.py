@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from ams.cli.common import keystore_for, policies_for
+from ams.cli.common import add_keys_options, keystore_for, policies_for
 from ams.errors import AmsError, SecurityError
 from ams.inspect import inspect_message, render
 from ams.mq import connect
@@ -20,25 +20,10 @@ from ams.mq.protected import ERROR_QUEUE, ProtectedQueueManager
 from ams.mq.transport import NoMessageAvailable
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--qm",
-        default=None,
-        help="embedded queue manager file (default $AMS_QM or ./ams-qm.sqlite) or mq://host(port)/QM",
-    )
-    parser.add_argument("--keystore-conf", type=Path, default=None, help="keystore.conf (default as IBM's)")
-    parser.add_argument(
-        "--policies",
-        type=Path,
-        default=None,
-        help="policy directory (default: the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE)",
-    )
-
-
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     put = commands.add_parser("put", help="put messages (one per line of standard input, or one per --file)")
     put.add_argument("queue")
-    _common(put)
+    add_keys_options(put, queue_manager=True)
     put.add_argument("--file", action="append", type=Path, default=[], help="put this file as one message (repeat)")
     put.add_argument("--format", default="MQSTR")
     put.add_argument("--one-shot", action="store_true", help="MQPUT1 each message (never reuses a key)")
@@ -46,13 +31,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     get = commands.add_parser("get", help="get messages until the queue is empty (or --wait ends)")
     get.add_argument("queue")
-    _common(get)
+    add_keys_options(get, queue_manager=True)
     get.add_argument("--wait", type=float, default=0.0, help="wait this many seconds for each next message")
     get.set_defaults(run=run_get)
 
     browse = commands.add_parser("browse", help="browse messages without removing them")
     browse.add_argument("queue")
-    _common(browse)
+    add_keys_options(browse, queue_manager=True)
     browse.set_defaults(run=run_browse)
 
     errors = commands.add_parser("errors", help="read SYSTEM.PROTECTION.ERROR.QUEUE")
@@ -71,7 +56,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                 action="store_true",
                 help="put it back on its queue (after a fix) and remove it from the error queue",
             )
-        _common(action)
+        add_keys_options(action, queue_manager=True)
         action.add_argument("--json", action="store_true")
         action.set_defaults(run=run_errors)
 

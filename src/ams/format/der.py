@@ -111,10 +111,6 @@ class Element:
     def encoded(self) -> memoryview:
         return self._data[self._header : self._end]
 
-    @property
-    def size(self) -> int:
-        return self._end - self._start
-
     def children(self, what: str) -> Reader:
         if not self.tag & 0x20:
             raise DerError(f"{what}: expected a constructed value, found primitive tag {self.tag:#04x}")

@@ -293,12 +293,6 @@ class Keystore:
             "in the policy"
         )
 
-    def by_issuer_serial(self, issuer: x509.Name, serial: int) -> x509.Certificate | None:
-        for certificate in self.certificates:
-            if certificate.serial_number == serial and certificate.issuer == issuer:
-                return certificate
-        return None
-
 
 def _refuse_java_keystore(path: Path, kind: str) -> None:
     """jks./jceks. keystores are read when the file is really PKCS#12 (keytool's default since Java 9)."""

@@ -109,12 +109,6 @@ class PolicyStore(Mapping[str, Policy]):
                 self.origins[command.name] = Origin(path, command.line)
         return errors
 
-    def with_policy(self, policy: Policy) -> PolicyStore:
-        store = PolicyStore(self._policies.values())
-        store.origins = dict(self.origins)
-        store._policies[policy.name] = policy
-        return store
-
     def __getitem__(self, name: str) -> Policy:
         return self._policies[name]
 
