@@ -73,3 +73,4 @@ needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="the 
 
 
 from tests.mq_transports import connections as connections  # noqa: E402 - the transport fixture, shared
+from tests.softhsm import token as token  # noqa: E402 - a real PKCS#11 token, one per session

@@ -35,6 +35,8 @@ CMQC = SimpleNamespace(
     MQOO_FAIL_IF_QUIESCING=0x2000,
     MQRC_NO_MSG_AVAILABLE=2033,
     MQIA_CURRENT_Q_DEPTH=3,
+    MQIA_BACKOUT_THRESHOLD=22,
+    MQCA_BACKOUT_REQ_Q_NAME=2019,
 )
 
 
@@ -151,9 +153,14 @@ class Queue:
         _fill(md, message.md)
         return message.body
 
-    def inquire(self, attribute: int) -> int:
+    def inquire(self, attribute: int) -> int | bytes:
+        connection = self.qmgr.connection
+        if attribute == CMQC.MQIA_BACKOUT_THRESHOLD:
+            return connection.backout_settings(self.name).threshold
+        if attribute == CMQC.MQCA_BACKOUT_REQ_Q_NAME:
+            return connection.backout_settings(self.name).queue.encode().ljust(48)  # MQCA values are blank padded
         assert attribute == CMQC.MQIA_CURRENT_Q_DEPTH
-        return self.qmgr.connection.depth(self.name)
+        return connection.depth(self.name)
 
     def close(self) -> None:
         self.handle.close()

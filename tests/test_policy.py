@@ -123,3 +123,38 @@ def test_deprecated_algorithms_are_accepted_with_a_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ams.Policy.from_setmqspl("setmqspl -m QM -p Q -s SHA256 -e AES128 -r CN=x")
+
+
+@pytest.mark.parametrize(
+    "line,match",
+    [
+        ('setmqspl -m QM -p Q -e AES256 -r "CN=x" -c \u00b2', "not a number"),  # a digit to isdigit(), not to int()
+        ('setmqspl -m QM -p Q -e AES256 -r "CN=x" -c ' + "9" * 5000, "5,000 digits: out of range"),
+        ('setmqspl -m QM -p Q -e AES256 -r "CN=x" -c 00000000005', None),
+        ("setmqspl -m QM\x00 -p Q -s SHA256", "NUL"),
+    ],
+)
+def test_key_reuse_and_odd_characters(line: str, match: str | None) -> None:
+    if match is None:
+        assert ams.Policy.from_setmqspl(line).key_reuse == 5
+        return
+    with pytest.raises(ams.PolicyError, match=match):
+        ams.Policy.from_setmqspl(line)
+
+
+def test_policy_files_that_are_not_utf8_or_unreadable_are_errors_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "a.spl").write_bytes(b"setmqspl -m QM -p OK -s SHA256\n# caf\xe9\n")
+    (tmp_path / "b.mqsc").write_bytes(b"SET POLICY('X') SIGNALG(SHA256)\r\n\r\nSET POLICY('\xff') SIGNALG(SHA256)\n")
+    (tmp_path / "c.spl").mkdir()  # not a file: skipped
+    store, errors = ams.PolicyStore.check_directory(tmp_path)
+    assert [e.message.split(": ")[0].rsplit("/", 1)[-1] for e in errors] == ["a.spl:2", "b.mqsc:3"]
+    assert all("not UTF-8" in e.message for e in errors) and len(store) == 0
+    with pytest.raises(ams.PolicyError, match=r"a\.spl:2: not UTF-8"):
+        ams.PolicyStore.from_directory(tmp_path)
+    errors = ams.PolicyStore().load_file(tmp_path / "missing.spl")
+    assert len(errors) == 1 and "missing.spl: cannot read the policy file" in errors[0].message
+
+
+def test_a_byte_order_mark_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "a.mqsc").write_bytes(b"\xef\xbb\xbfSET POLICY('X') SIGNALG(SHA256)\n")
+    assert list(ams.PolicyStore.from_directory(tmp_path)) == ["X"]

@@ -82,6 +82,30 @@ def test_set_refuses_a_policy_owned_by_another_file(tmp_path: Path, capsys: pyte
     assert "all.spl:1" in capsys.readouterr().err
 
 
+def test_set_and_remove_encode_the_file_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("set", "--policies", str(tmp_path), "-p", "PAY/IN", "-s", "SHA256") == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["PAY%2FIN.spl"]
+    assert "written to" in capsys.readouterr().out
+    assert run("remove", "--policies", str(tmp_path), "-p", "PAY/IN") == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_set_refuses_to_drop_the_other_policies_of_its_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Q.spl").write_text("setmqspl -m QM -p Q -s SHA256\nsetmqspl -m QM -p R -s SHA256\n")
+    assert run("set", "--policies", str(tmp_path), "-p", "Q", "-s", "SHA512") == 2
+    assert "also sets R" in capsys.readouterr().err
+    assert run("remove", "--policies", str(tmp_path), "-p", "Q") == 2
+    assert "also sets R" in capsys.readouterr().err
+    assert "-p R" in (tmp_path / "Q.spl").read_text()
+
+
+def test_a_file_named_before_encoding_is_pointed_at(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "A%B.spl").write_text("setmqspl -m QM -p A%B -s SHA256\n")
+    assert run("set", "--policies", str(tmp_path), "-p", "A%B", "-s", "SHA512") == 2
+    err = capsys.readouterr().err
+    assert "A%B.spl:1" in err and "A%25B.spl" in err
+
+
 def test_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "good.spl").write_text("setmqspl -m QM -p A -s SHA256\n", encoding="utf-8")
     assert run("check", "--policies", str(tmp_path)) == 0

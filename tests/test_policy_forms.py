@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,157 @@ def test_check_reports_every_error_with_file_and_line(tmp_path: Path) -> None:
     store, errors = ams.PolicyStore.check_directory(tmp_path)
     assert sorted(store) == ["OK", "X"]
     assert [e.message.split(": ")[0].rsplit("/", 1)[-1] for e in errors] == ["a.spl:2", "b.mqsc:3"]
+
+
+# -- hostile and damaged input: typed errors that name what is wrong ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("SET POLICY('Q') ENCALG(AES256) RECIP('CN=x') KEYREUSE(\u00b2)", "KEYREUSE"),
+        ("SET POLICY('Q') ENCALG(AES256) RECIP('CN=x') KEYREUSE(" + "9" * 5000 + ")", "5,000 digits"),
+        ("SET POLICY('Q') SIGNALG(SHA256) SIGNER('CN=a'b')", "not closed by"),
+        ("SET POLICY('Q') SIGNALG(SHA256) SIGNER('CN=a", "unterminated quoted value"),
+        ("SET POLICY('Q') SIGNALG(SHA256", "no closing"),
+        ("SET POLICY('Q') SIGNALG(SHA256) $", "expected a keyword"),
+        ("SET POLICY('Q') SIGNALG(SHA256)\x00", "NUL"),
+        ("SET POLICY('Q') SIGNALG(SHA256) SIGNER('CN=a\\00')", "NUL"),
+    ],
+)
+def test_mqsc_hostile_text(text: str, match: str) -> None:
+    with pytest.raises(ams.PolicyError, match=match):
+        apply_all(text)
+
+
+def test_mqsc_quotes_and_line_numbers() -> None:
+    assert apply_all("SET POLICY('Q') SIGNALG(SHA256) SIGNER( 'CN=O''Brien' )")["Q"].signers[0].rdns[0][0].value == (
+        "O'Brien"
+    )
+    # only CR, LF and CR LF end lines, as editors count them
+    with pytest.raises(ams.PolicyError, match="line 3"):
+        apply_all("SET POLICY('A') SIGNALG(SHA256)\x0c\r\n\u2028\nSET POLICY('B') SIGNALG(SHA3)\n")
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (("Key Reuse Count: 100", "Key Reuse Count: abc"), r"dspmqspl output:21: Key Reuse Count 'abc'"),
+        (("Key Reuse Count: 100", "Key Reuse Count: " + "9" * 5000), "Key Reuse Count"),
+        (("Key Reuse Count: 100", "Key Reuse Count: 10000000"), "out of range"),
+        (("Key Reuse Count: 100", "Key Reuse Count: \u00b2"), "Key Reuse Count"),
+        (("Toleration: 0\nKey Reuse Count: 100", "Toleration: 2\nKey Reuse Count: 100"), "Toleration '2'"),
+        (("Policy name: PROT2", "Policy name: PROT2\nPolicy name: X"), "lacks Signature algorithm"),
+        (("Signature algorithm: NONE", "Signature algorithm: NONE\nSignature algorithm: SHA1"), "given twice"),
+        (("CN=Name, O=Organization, C=Country\nToleration: 0\nKey Reuse Count: 100", "CN\x00\nToleration: 0"), "NUL"),
+        (
+            (
+                "Recipient DNs:\nCN=Name, O=Organization, C=Country\nToleration: 0\nKey",
+                "Recipient DNs: CN\nToleration: 0\nKey",
+            ),
+            r":18: no '='",
+        ),
+    ],
+)
+def test_dspmqspl_hostile_text(change: tuple[str, str], match: str) -> None:
+    old, new = change
+    text = IBM_DSPMQSPL[::-1].replace(old[::-1], new[::-1], 1)[::-1]  # change the second block
+    assert text != IBM_DSPMQSPL
+    with pytest.raises(ams.PolicyError, match=match):
+        parse_dspmqspl(text)
+
+
+def test_dspmqspl_files(tmp_path: Path) -> None:
+    from ams.policy.dspmqspl import read_dspmqspl
+
+    (tmp_path / "dump.txt").write_bytes(IBM_DSPMQSPL.encode().replace(b"PROT2", b"PR\xd6T2"))
+    with pytest.raises(ams.PolicyError, match=r"dump\.txt:13: not UTF-8"):
+        read_dspmqspl(tmp_path / "dump.txt")
+    with pytest.raises(ams.PolicyError, match="cannot read dspmqspl output"):
+        read_dspmqspl(tmp_path / "missing.txt")
+    (tmp_path / "dump.txt").write_text(IBM_DSPMQSPL, encoding="utf-8")
+    assert [p.name for p in read_dspmqspl(tmp_path / "dump.txt")] == ["PROT", "PROT2"]
+
+
+def _record(*parameters: bytes, count: int | None = None, order: str = "<") -> bytes:
+    number = len(parameters) if count is None else count
+    return struct.pack(order + "9i", 8, 36, 1, 0, 1, 1, 0, 0, number) + b"".join(parameters)
+
+
+def _integer(parameter: int, value: int) -> bytes:
+    return struct.pack("<4i", 3, 16, parameter, value)
+
+
+def _string(parameter: int, raw: bytes) -> bytes:
+    padded = raw + b" " * (-len(raw) % 4)
+    return struct.pack("<5i", 4, 20 + len(padded), parameter, 1208, len(raw)) + padded
+
+
+def _strings(parameter: int, raws: list[bytes], size: int) -> bytes:
+    joined = b"".join(raws)
+    padded = joined + b" " * (-len(joined) % 4)
+    return struct.pack("<6i", 6, 24 + len(padded), parameter, 1208, len(raws), size) + padded
+
+
+def _policy_record(*extra: bytes, signature: int = 4, name: bytes = b"Q") -> bytes:
+    return _record(_integer(5, 1), _string(6, name), _integer(7, signature), _integer(8, 0), *extra)
+
+
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        (_policy_record(signature=99), r"PCF parameter 7 \(signature algorithm\) holds 99; expected one of 0 \(NONE\)"),
+        (_record(_integer(5, 1), _string(6, b"Q"), _integer(7, 0), _integer(8, 77)), r"parameter 8 .* holds 77"),
+        (_policy_record(name=b"Q\xff"), r"PCF parameter 6 \(policy name\) is not valid UTF-8"),
+        (_policy_record(_string(11, b"CN")), r"PCF parameter 11 \(signer DN\) number 1: no '='"),
+        (_policy_record(_string(11, b"CN=\xc3")), r"parameter 11 \(signer DN\) is not valid UTF-8"),
+        (_policy_record(_integer(14, 7)), r"parameter 14 \(toleration\) holds 7; expected 0 or 1"),
+        (_policy_record(_integer(7, 4)), r"parameter 7 \(signature algorithm\) appears more than once"),
+        (_policy_record(_integer(11, 4)), r"parameter 11 \(signer DN\) should be a string, found an integer"),
+        (
+            _record(_integer(5, 1), _integer(6, 1), _integer(7, 0), _integer(8, 0)),
+            r"\(policy name\) should be a string",
+        ),
+        (_policy_record(struct.pack("<4i", 3, 20, 9, 0) + b"\x00" * 4), "integer with StrucLength 20"),
+        (_policy_record(struct.pack("<5i", 4, 20, 9, 1208, 5)), "claims a string of 5 bytes"),
+        (_policy_record(struct.pack("<3i", 5, 12, 9)), "has type 5"),
+        (_record(count=10**6), r"claims 1000000 PCF parameters but 0 bytes follow"),
+        (_record(count=-1), "claims -1 PCF parameters"),
+    ],
+)
+def test_pcf_policy_damage_names_the_parameter(body: bytes, match: str) -> None:
+    with pytest.raises(ams.PolicyError, match=match):
+        decode_policy(body)
+
+
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        (_record(_strings(2, [b"Q" * 95], 95)), "entry 1 has 95 characters; expected 96"),
+        (_record(_strings(2, [b"Q".ljust(48) + b"Z" * 48], 96)), "not 48 hex digits"),
+        (
+            _record(_strings(2, [b"Q".ljust(48) + b"\xff" * 48], 96)),
+            r"parameter 2 \(index entries\) entry 1 is not valid",
+        ),
+        (_record(_string(2, b"x")), "should be a string list, found a string"),
+        (_record(struct.pack("<6i", 6, 24, 2, 1208, 10**6, 0)), "claims 1000000 strings of 0 bytes"),
+        (_record(struct.pack("<6i", 6, 24, 2, 1208, 1, 2**31 - 1)), "claims 1 strings of 2147483647 bytes"),
+        (_record(struct.pack("<6i", 6, 24, 2, 1208, -1, 96)), "claims -1 strings"),
+    ],
+)
+def test_pcf_index_damage_names_the_parameter(body: bytes, match: str) -> None:
+    from ams.policy.pcf import decode_index
+
+    with pytest.raises(ams.PolicyError, match=match):
+        decode_index(body)
+
+
+def test_pcf_queue_duplicates_are_refused() -> None:
+    policy = Policy.from_setmqspl("setmqspl -m QM -p Q -s SHA256")
+    index, message = encode_policy_queue([policy])
+    with pytest.raises(ams.PolicyError, match="two index messages"):
+        decode_policy_queue([index, index, message])
+    with pytest.raises(ams.PolicyError, match="share CorrelId"):
+        decode_policy_queue([message, message])
+    with pytest.raises(ams.PolicyError, match="two policy messages define policy Q"):
+        decode_policy_queue([message, PcfMessage(b"\x01" * 24, message.body)])

@@ -218,7 +218,7 @@ def test_recipient_without_key_encipherment_is_refused_at_protect(pki: Pki, make
     frank = make_issued("CN=frank,O=AMS,C=GB", key_usage=sign_only)  # type: ignore[operator]
     policies = store('setmqspl -m QM -p Q -e AES256 -r "CN=frank,O=AMS,C=GB"')
     alice = ams.Protector(pki.keystore("alice", extra=(frank,)), policies)
-    with pytest.raises(ams.CertificateUsageError, match="keyEncipherment"):
+    with pytest.raises(ams.errors.RecipientCertificateError, match="keyEncipherment"):
         alice.protect("Q", b"x")
 
 
@@ -240,8 +240,13 @@ def test_wrong_orig_size(pki: Pki, policies: ams.PolicyStore) -> None:
         data = bytearray(_protector(pki, "alice", policies).protect(queue, b"twelve bytes"))
         assert _protector(pki, "bob", policies).unprotect(queue, bytes(data)).body == b"twelve bytes"
         struct.pack_into(">i", data, 24, 11)
-        with pytest.raises(ams.SizeMismatchError, match="12 bytes but the PDMQ header's origSize says 11"):
-            _protector(pki, "bob", policies).unprotect(queue, bytes(data))
+        if queue == "INT.Q":  # the payload is readable anyway: the error may say what it found
+            with pytest.raises(ams.SizeMismatchError, match="12 bytes but the PDMQ header's origSize says 11"):
+                _protector(pki, "bob", policies).unprotect(queue, bytes(data))
+        else:  # an encrypted payload's length is found by decryption: the one decryption error
+            with pytest.raises(ams.DecryptionError) as caught:
+                _protector(pki, "bob", policies).unprotect(queue, bytes(data))
+            assert "12" not in caught.value.message.replace("AES256", "")
 
 
 def test_empty_flag_contradicting_content(pki: Pki, policies: ams.PolicyStore) -> None:

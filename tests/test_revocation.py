@@ -14,7 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import ams
-from ams.keys.revocation import RevocationSettings, _http_post
+from ams.keys.ocsp_http import http_post
+from ams.keys.revocation import RevocationSettings
 from ams.pki import Issued, issue, make_ca
 from tests.conftest import needs_openssl, store
 
@@ -182,7 +183,7 @@ def test_answers_are_cached_until_next_update(authority: Authority) -> None:
 
     def counting(url: str, body: bytes, timeout: float) -> bytes:
         calls.append(url)
-        return _http_post(url, body, timeout)
+        return http_post(url, body, timeout)
 
     protector = reader(authority, RevocationSettings(ocsp=True))
     assert protector.trust.revocation is not None
@@ -243,3 +244,60 @@ def test_a_responder_of_another_ca_is_not_believed(authority: Authority, tmp_pat
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_responder_echoes_the_nonce_and_a_replayed_answer_is_refused(authority: Authority) -> None:
+    answers: list[bytes] = []
+
+    def recording(url: str, body: bytes, timeout: float) -> bytes:
+        answers.append(http_post(url, body, timeout))
+        return answers[-1]
+
+    def replaying(url: str, body: bytes, timeout: float) -> bytes:
+        return answers[0]  # a genuine, current answer, but to an earlier request
+
+    data = message_from(authority, authority.good)
+    first = reader(authority, RevocationSettings(ocsp=True))
+    assert first.trust.revocation is not None
+    first.trust.revocation.fetch = recording
+    assert first.unprotect("Q", data).body == b"signed"
+    replayed = reader(authority, RevocationSettings(ocsp=True))
+    assert replayed.trust.revocation is not None
+    replayed.trust.revocation.fetch = replaying
+    with pytest.raises(ams.RevocationUnknownError, match=r"another nonce .*set ocsp\.nonce = false"):
+        replayed.unprotect("Q", data)
+    without_nonce = reader(authority, RevocationSettings(ocsp=True, ocsp_nonce=False))
+    assert without_nonce.trust.revocation is not None
+    without_nonce.trust.revocation.fetch = replaying
+    assert without_nonce.unprotect("Q", data).body == b"signed"  # only the answer's dates bound a replay then
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        ("ocsp.timeout = 2.5\nocsp.max_age = 600\nocsp.max_response_size = 65536\n", None),
+        ("ocsp.timeout = 5s\n", r"ocsp\.timeout = '5s': expected a number of seconds greater than 0"),
+        ("ocsp.max_age = 1h\n", r"ocsp\.max_age = '1h': expected a whole number of seconds"),
+        ("ocsp.max_response_size = 1MiB\n", r"ocsp\.max_response_size = '1MiB': expected a whole number of bytes"),
+        ("ocsp.url = https://ocsp.example/\n", r"ocsp\.url = 'https://ocsp\.example/': expected an http:// URL"),
+    ],
+)
+def test_keystore_conf_reads_the_ocsp_limits(
+    authority: Authority, tmp_path: Path, lines: str, error: str | None
+) -> None:
+    from ams.pki import write_user_keystore
+
+    conf = write_user_keystore(tmp_path, "bob", issue(authority.ca, "CN=bob,O=AMS,C=GB"), [authority.ca.certificate])
+    with conf.open("a") as handle:
+        handle.write("ocsp.enable = true\n" + lines)
+    if error is not None:
+        with pytest.raises(ams.KeystoreError, match=rf"keystore\.conf:\d+: {error}"):
+            ams.Keystore.from_conf(conf)
+        return
+    settings = ams.Keystore.from_conf(conf).revocation
+    assert settings is not None
+    assert (settings.timeout, settings.max_age, settings.max_response_size) == (
+        2.5,
+        datetime.timedelta(minutes=10),
+        65536,
+    )

@@ -45,6 +45,7 @@ from ams.errors import (
     UntrustedSignerError,
     UsageError,
 )
+from ams.format.limits import Limits
 from ams.format.pdmq import PdmqHeader
 from ams.keys import Identity, Keystore, RevocationSettings, TrustValidator
 from ams.message import Protected, Unprotected
@@ -78,6 +79,7 @@ __all__ = [
     "KeyTooWeakError",
     "Keystore",
     "KeystoreError",
+    "Limits",
     "MalformedMessageError",
     "NotARecipientError",
     "NotProtectedError",

@@ -2,13 +2,38 @@
 
 Policies name people and systems by DN strings such as ``CN=alice, O=VECTORS, C=GB``: most
 specific component first (RFC 4514 order, the reverse of the DER order inside a certificate).
-IBM's Java client compares them case-insensitively with whitespace normalised and order
-significant; :meth:`DistinguishedName.matches` does the same, and ``strict=True`` compares
-values exactly, as IBM's documentation says.
+
+How :meth:`DistinguishedName.matches` compares, as IBM's Java client does (``String.equalsIgnoreCase``):
+
+* Attribute types compare by OID: ``CN``, ``commonName`` and ``OID.2.5.4.3`` are one type.
+* RDNs compare in order (``CN=a,O=b`` does not match ``O=b,CN=a``); the attributes of a
+  multi-valued RDN (``CN=a+UID=b``) compare as a set.
+* Values compare character by character (Unicode code point by code point). Two characters are
+  equal when they are the same, when their single-character upper-case mappings are the same,
+  or when the lower-case mappings of those are the same: ``A`` matches ``a``, ``Ø`` ``ø``, and
+  ``Σ``, ``σ`` and ``ς`` match each other. A mapping to more than one character does not apply
+  (``ß`` does not match ``SS``, ``ﬁ`` does not match ``fi``), and nothing is normalised: no
+  compatibility (NFKC) or composition (NFC) folding, so ``é`` written as ``e`` plus a
+  combining accent does not match a precomposed ``é``.
+* Only the ASCII space (U+0020) is whitespace: leading and trailing spaces are ignored and a run
+  of spaces inside a value matches one space. Tabs, no-break spaces (U+00A0), em spaces (U+2003)
+  and every other character compare as themselves.
+
+``strict=True`` compares values exactly, as IBM's documentation says (RDN order and multi-valued
+RDNs as above). The case mappings are the
+Unicode tables of the running Python, with Java's single-character mappings where Python's
+differ (the Greek iota-subscript letters, ``İ``); Java before 16 compared the two halves of a
+character outside the Basic Multilingual Plane separately, so such letters (Deseret, Osage...)
+matched case-sensitively there.
+
+Reading is bounded: at most 64 RDNs of at most 16 attributes, values of at most 1,024 bytes
+(UTF-8 when parsed from text); error texts quote at most a short prefix of a DN string and never
+the bytes of a DER Name.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -17,6 +42,14 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from ams.errors import DistinguishedNameError
+from ams.format import der
+
+MAX_RDNS = 64
+MAX_ATTRIBUTES_PER_RDN = 16
+MAX_VALUE_BYTES = 1024
+_MAX_OID_CHARACTERS = 128  # dotted text; real attribute types are about 20
+_MAX_OID_OCTETS = 64  # DER content; der.decode_oid refuses more too
+_SHOWN = 60  # characters of a DN string quoted in an error text
 
 # Canonical short name for each attribute type, in the style IBM prints DNs.
 _SHORT_NAMES: dict[str, str] = {
@@ -69,20 +102,53 @@ _ALIASES.update(
     }
 )
 
-_OID_RE = re.compile(r"^(?:OID\.)?([0-2](?:\.\d+)+)$", re.IGNORECASE)
+# ASCII digits only: \d would accept other scripts' digits, which no OID has.
+_OID_RE = re.compile(r"(?:OID\.)?([0-2](?:\.[0-9]+)+)", re.IGNORECASE)
+_HEX_PAIR = re.compile(r"\\[0-9a-fA-F]{2}")
+_UNUSABLE = re.compile(r"[\x00\ud800-\udfff]")  # NUL, and lone surrogates (not encodable as UTF-8)
 _SPECIAL = set(',+"\\<>;=')
+
+# DER string types a value is decoded from; any other value is kept as '#' + the hex of its encoding.
+_STRING_TYPES: dict[int, tuple[str, str]] = {
+    0x0C: ("UTF8String", "utf-8"),
+    0x13: ("PrintableString", "ascii"),
+    0x16: ("IA5String", "ascii"),
+    0x14: ("TeletexString", "latin-1"),
+    0x1E: ("BMPString", "utf-16-be"),
+    0x1C: ("UniversalString", "utf-32-be"),
+}
+
+# Java's single-character case mappings where Python's str.upper()/lower() give more than one
+# character (all others are Java's mapping or none). Checked against OpenJDK 17 for every code point.
+_SIMPLE_UPPER: dict[str, str] = {
+    chr(code): chr(code + 8) for base in (0x1F80, 0x1F90, 0x1FA0) for code in range(base, base + 8)
+}
+_SIMPLE_UPPER.update({"\u1fb3": "\u1fbc", "\u1fc3": "\u1fcc", "\u1ff3": "\u1ffc"})
+_SIMPLE_LOWER: dict[str, str] = {"\u0130": "i"}
+
+
+def _shown(text: str) -> str:
+    """A DN string for an error text: quoted, and cut short (it may be long or someone else's)."""
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + f"... ({len(text):,} characters)"
 
 
 def _attribute_oid(name: str) -> str:
     key = name.strip()
-    match = _OID_RE.match(key)
+    match = _OID_RE.fullmatch(key) if len(key) <= _MAX_OID_CHARACTERS else None
     if match:
-        return match.group(1)
+        arcs = match.group(1).split(".")
+        # one spelling per OID (as DER has), so that 2.5.4.03 and 2.5.4.3 are the same type
+        arcs = [arc.lstrip("0") or "0" for arc in arcs]
+        if arcs[0] != "2" and (len(arcs[1]) > 2 or int(arcs[1]) >= 40):
+            raise DistinguishedNameError(
+                f"attribute type OID.{'.'.join(arcs)} is not a valid OID: under arc 0 or 1 the second arc is 0 to 39"
+            )
+        return ".".join(arcs)
     oid = _ALIASES.get(key.upper())
     if oid is None:
         known = ", ".join(sorted(_SHORT_NAMES.values()))
         raise DistinguishedNameError(
-            f"unknown attribute type {name!r} in a distinguished name; expected one of {known}, "
+            f"unknown attribute type {_shown(name)} in a distinguished name; expected one of {known}, "
             "a long name such as organizationName, or OID.n.n.n"
         )
     return oid
@@ -93,8 +159,27 @@ def short_name(oid: str) -> str:
     return _SHORT_NAMES.get(oid, f"OID.{oid}")
 
 
-def _normalise(value: str) -> str:
-    return " ".join(value.split()).casefold()
+def _fold_char(char: str) -> str:
+    """Java's ``toLowerCase(toUpperCase(c))`` with single-character mappings only."""
+    upper = char.upper()
+    if len(upper) != 1:
+        upper = _SIMPLE_UPPER.get(char, char)
+    lower = upper.lower()
+    if len(lower) != 1:
+        lower = _SIMPLE_LOWER.get(upper, upper)
+    return lower
+
+
+def fold(value: str) -> str:
+    """The form of a value that :meth:`DistinguishedName.matches` compares (see the module docstring).
+
+    Two values match exactly when their folded forms are equal: case folded per character the
+    way Java's ``equalsIgnoreCase`` compares, ASCII spaces trimmed and runs of them collapsed.
+    """
+    spaced = " ".join(part for part in value.split(" ") if part)
+    if spaced.isascii():
+        return spaced.lower()  # the common case, and the same answer
+    return "".join(map(_fold_char, spaced))
 
 
 @attrs.frozen
@@ -109,6 +194,9 @@ class Attribute:
         return short_name(self.oid)
 
 
+MatchKey = tuple[tuple[tuple[str, str], ...], ...]
+
+
 @attrs.frozen(repr=False)
 class DistinguishedName:
     """A DN as a tuple of RDNs, most specific first (``CN=...`` before ``C=...``)."""
@@ -117,14 +205,34 @@ class DistinguishedName:
 
     @classmethod
     def parse(cls, text: str) -> DistinguishedName:
-        """Parse RFC 4514, IBM style (``CN=A, O=B``), ``;`` separators and attribute aliases."""
+        """Parse RFC 4514, IBM style (``CN=A, O=B``), ``;`` separators and attribute aliases.
+
+        Only :class:`DistinguishedNameError` is raised, whatever the text.
+        """
+        if not isinstance(text, str):
+            raise DistinguishedNameError(f"expected a distinguished name as text, found {type(text).__name__}")
         if not text or not text.strip():
             raise DistinguishedNameError("empty distinguished name; expected e.g. 'CN=alice,O=ORG,C=GB'")
+        unusable = _UNUSABLE.search(text)
+        if unusable:
+            raise DistinguishedNameError(
+                f"character U+{ord(unusable.group()):04X} at position {unusable.start()} of a distinguished name "
+                "is a NUL or a lone surrogate, which no certificate name can hold: remove it"
+            )
         rdns: list[tuple[Attribute, ...]] = []
         current: list[Attribute] = []
         for attribute, separator in _split(text):
+            if len(current) == MAX_ATTRIBUTES_PER_RDN:
+                raise DistinguishedNameError(
+                    f"RDN {len(rdns) + 1} of {_shown(text)} has more than {MAX_ATTRIBUTES_PER_RDN} attributes "
+                    "joined by '+'; AMS reads at most that many"
+                )
             current.append(attribute)
             if separator != "+":
+                if len(rdns) == MAX_RDNS:
+                    raise DistinguishedNameError(
+                        f"{_shown(text)} has more than {MAX_RDNS} components; AMS reads at most that many"
+                    )
                 rdns.append(tuple(current))
                 current = []
         return cls(tuple(rdns))
@@ -143,23 +251,32 @@ class DistinguishedName:
         return cls(tuple(rdns))
 
     @classmethod
-    def from_der(cls, encoded: bytes) -> DistinguishedName:
-        """The DN of a DER-encoded Name (as in an IssuerAndSerialNumber)."""
-        from asn1crypto import x509 as asn1_x509
+    def from_der(cls, encoded: bytes | memoryview) -> DistinguishedName:
+        """The DN of a DER-encoded Name (as in an IssuerAndSerialNumber), in display order.
 
-        try:
-            parsed = asn1_x509.Name.load(encoded, strict=True)
-            rdns = []
-            for rdn in reversed(list(parsed.chosen)):
-                attributes = []
-                for attribute in rdn:
-                    value = attribute["value"].native
-                    text = value if isinstance(value, str) else "#" + attribute["value"].dump().hex()
-                    attributes.append(Attribute(attribute["type"].dotted, text))
-                rdns.append(tuple(attributes))
-        except (ValueError, TypeError) as error:
-            raise DistinguishedNameError(f"cannot parse a DER Name: {error}") from None
-        return cls(tuple(rdns))
+        Name ::= SEQUENCE OF RDN, RDN ::= SET OF AttributeTypeAndValue, read strictly and without
+        recursion. String values (UTF8String, PrintableString, IA5String, TeletexString,
+        BMPString, UniversalString) are decoded; any other value is ``#`` + the hex of its
+        encoding. Only :class:`DistinguishedNameError` is raised, whatever the bytes.
+        """
+        reader = der.Reader(encoded, "Name")
+        name = _der_read(reader, "the Name (a SEQUENCE)", der.SEQUENCE, 0)
+        if reader.peek() is not None:
+            raise DistinguishedNameError(
+                f"DER Name: bytes follow the Name at offset {len(name.encoded)}; expected the Name alone"
+            )
+        rdns: list[tuple[Attribute, ...]] = []
+        rdn_reader, offset = _der_children(name, "the Name", 0)
+        while rdn_reader.peek() is not None:
+            if len(rdns) == MAX_RDNS:
+                raise DistinguishedNameError(
+                    f"DER Name: more than {MAX_RDNS} RDNs (the next at offset {offset}); AMS reads at most that many"
+                )
+            where = f"RDN {len(rdns) + 1}"
+            rdn = _der_read(rdn_reader, f"{where} (a SET)", der.SET, offset)
+            rdns.append(_der_rdn(rdn, where, offset))
+            offset += len(rdn.encoded)
+        return cls(tuple(reversed(rdns)))
 
     def to_x509(self) -> x509.Name:
         """A cryptography Name with the same components (DER order)."""
@@ -176,14 +293,22 @@ class DistinguishedName:
     def __str__(self) -> str:
         return ",".join("+".join(f"{a.name}={_escape(a.value)}" for a in rdn) for rdn in self.rdns)
 
-    @property
-    def match_key(self) -> tuple[tuple[tuple[str, str], ...], ...]:
-        """What IBM's Java client compares: types, values case- and space-insensitively."""
-        return tuple(tuple(sorted((a.oid, _normalise(a.value)) for a in rdn)) for rdn in self.rdns)
+    @functools.cached_property
+    def match_key(self) -> MatchKey:
+        """What :meth:`matches` compares: per RDN, the sorted (OID, folded value) pairs (see :func:`fold`).
+
+        Equal keys mean matching DNs, so the key also finds duplicates. Computed once per DN.
+        """
+        return tuple(tuple(sorted((a.oid, fold(a.value)) for a in rdn)) for rdn in self.rdns)
 
     def matches(self, other: DistinguishedName, *, strict: bool = False) -> bool:
+        """Whether ``other`` names the same entity: as IBM's Java client compares, or exactly (``strict``).
+
+        Either way RDNs compare in order and the attributes of a multi-valued RDN as a set (a SET
+        OF in the certificate, whose order a certificate library may not keep).
+        """
         if strict:
-            return self.rdns == other.rdns
+            return self.rdns == other.rdns or _exact_key(self) == _exact_key(other)
         return self.match_key == other.match_key
 
     def differences(self, other: DistinguishedName) -> list[str]:
@@ -192,8 +317,7 @@ class DistinguishedName:
             return []
         if self.matches(other):
             return ["they differ only in case or spacing (IBM's documentation asks for an exact match)"]
-        mine = [tuple(sorted((a.oid, _normalise(a.value)) for a in rdn)) for rdn in self.rdns]
-        theirs = [tuple(sorted((a.oid, _normalise(a.value)) for a in rdn)) for rdn in other.rdns]
+        mine, theirs = list(self.match_key), list(other.match_key)
         if sorted(mine) == sorted(theirs):
             return ["same components in a different order (order is significant)"]
         reasons = []
@@ -204,6 +328,95 @@ class DistinguishedName:
         for rdn in extra:
             reasons.append("has extra " + "+".join(f"{short_name(o)}={v}" for o, v in rdn))
         return reasons
+
+
+def _exact_key(dn: DistinguishedName) -> MatchKey:
+    return tuple(tuple(sorted((a.oid, a.value) for a in rdn)) for rdn in dn.rdns)
+
+
+def _der_read(reader: der.Reader, what: str, tag: int | None, offset: int) -> der.Element:
+    """The next element, with an error that names the field and offset only (never the bytes)."""
+    found = reader.peek()
+    if found is None:
+        raise DistinguishedNameError(f"DER Name: {what} is missing at offset {offset}; the encoding is truncated")
+    if tag is not None and found != tag:
+        raise DistinguishedNameError(
+            f"DER Name: expected {what} with tag {tag:#04x} at offset {offset}, found another tag"
+        )
+    try:
+        return reader.read(what, tag)
+    except (der.DerError, ValueError, IndexError):
+        raise DistinguishedNameError(
+            f"DER Name: {what} at offset {offset} is not strict DER (a single-byte tag, a definite minimal "
+            "length, within its container)"
+        ) from None
+
+
+def _der_children(element: der.Element, what: str, offset: int) -> tuple[der.Reader, int]:
+    """A reader of a constructed element's content, and the offset where that content starts."""
+    try:
+        reader = element.children(what)
+    except der.DerError:
+        raise DistinguishedNameError(f"DER Name: {what} at offset {offset} is not constructed") from None
+    return reader, offset + len(element.encoded) - len(element.content)
+
+
+def _der_rdn(rdn: der.Element, where: str, offset: int) -> tuple[Attribute, ...]:
+    reader, position = _der_children(rdn, where, offset)
+    attributes: list[Attribute] = []
+    while reader.peek() is not None:
+        if len(attributes) == MAX_ATTRIBUTES_PER_RDN:
+            raise DistinguishedNameError(
+                f"DER Name: {where} has more than {MAX_ATTRIBUTES_PER_RDN} attributes; AMS reads at most that many"
+            )
+        field = f"{where} attribute {len(attributes) + 1}"
+        pair = _der_read(reader, f"{field} (a SEQUENCE)", der.SEQUENCE, position)
+        attributes.append(_der_attribute(pair, field, position))
+        position += len(pair.encoded)
+    if not attributes:
+        raise DistinguishedNameError(f"DER Name: {where} at offset {offset} is empty; an RDN holds an attribute")
+    return tuple(attributes)
+
+
+def _der_attribute(pair: der.Element, field: str, offset: int) -> Attribute:
+    reader, position = _der_children(pair, field, offset)
+    kind = _der_read(reader, f"{field} type (an OBJECT IDENTIFIER)", der.OID, position)
+    if len(kind.content) > _MAX_OID_OCTETS:
+        raise DistinguishedNameError(
+            f"DER Name: {field} type at offset {position} is longer than {_MAX_OID_OCTETS} bytes; "
+            "no attribute type is that long"
+        )
+    try:
+        oid = kind.oid(field)
+    except (der.DerError, ValueError):
+        raise DistinguishedNameError(
+            f"DER Name: {field} type at offset {position} is not a valid OBJECT IDENTIFIER"
+        ) from None
+    position += len(kind.encoded)
+    value = _der_read(reader, f"{field} value", None, position)
+    if reader.peek() is not None:
+        raise DistinguishedNameError(
+            f"DER Name: {field} at offset {offset} has fields after its value; expected a type and a value"
+        )
+    size = len(value.content)
+    if size > MAX_VALUE_BYTES:
+        raise DistinguishedNameError(
+            f"DER Name: {field} value at offset {position} is longer than {MAX_VALUE_BYTES} bytes; "
+            "AMS reads at most that many"
+        )
+    string_type = _STRING_TYPES.get(value.tag)
+    if string_type is None:
+        return Attribute(oid, "#" + bytes(value.encoded).hex())
+    type_name, codec = string_type
+    try:
+        text = bytes(value.content).decode(codec)
+    except UnicodeDecodeError as error:
+        start = position + len(value.encoded) - size + error.start
+        raise DistinguishedNameError(
+            f"DER Name: {field} value is a {type_name} that is not valid {codec} (at offset {start}); "
+            "the certificate or message that carries it is damaged"
+        ) from None
+    return Attribute(oid, text)
 
 
 def _escape(value: str) -> str:
@@ -227,11 +440,13 @@ def _split(text: str) -> Iterable[tuple[Attribute, str]]:
     while True:
         equals = text.find("=", index)
         if equals < 0:
-            raise DistinguishedNameError(f"no '=' after {text[index:]!r} in {text!r}; each component is TYPE=value")
+            raise DistinguishedNameError(
+                f"no '=' after position {index} of {_shown(text)}; each component is TYPE=value"
+            )
         name = text[index:equals]
         if any(c in name for c in ",;+"):
             raise DistinguishedNameError(
-                f"component {name.strip()!r} in {text!r} has no '='; each component is TYPE=value"
+                f"component {_shown(name.strip())} in {_shown(text)} has no '='; each component is TYPE=value"
             )
         oid = _attribute_oid(name)
         index = equals + 1
@@ -246,26 +461,37 @@ def _split(text: str) -> Iterable[tuple[Attribute, str]]:
                 value_chars.append(text[index])
                 index += 1
             if index >= length:
-                raise DistinguishedNameError(f"unterminated quoted value in {text!r}")
+                raise DistinguishedNameError(f"unterminated quoted value in {_shown(text)}; close it with '\"'")
             index += 1
             value = "".join(value_chars)
             while index < length and text[index] == " ":
                 index += 1
+            if index < length and text[index] not in ",;+":
+                raise DistinguishedNameError(
+                    f"unexpected character after the quoted value of {name.strip()} at position {index} of "
+                    f"{_shown(text)}; expected ',', ';', '+' or the end"
+                )
         else:
             trailing_literal = 0
             while index < length and text[index] not in ",;+":
                 char = text[index]
                 if char == "\\":
                     if index + 1 >= length:
-                        raise DistinguishedNameError(f"dangling '\\' at the end of {text!r}")
-                    pair = text[index + 1 : index + 3]
-                    if re.fullmatch(r"[0-9a-fA-F]{2}", pair):
+                        raise DistinguishedNameError(f"dangling '\\' at the end of {_shown(text)}")
+                    if _HEX_PAIR.match(text, index):
                         # a run of \XX escapes encodes UTF-8 bytes
+                        start = index
                         raw = bytearray()
-                        while index < length and re.fullmatch(r"\\[0-9a-fA-F]{2}", text[index : index + 3]):
+                        while _HEX_PAIR.match(text, index):
                             raw.append(int(text[index + 1 : index + 3], 16))
                             index += 3
-                        value_chars.append(raw.decode("utf-8", errors="replace"))
+                        try:
+                            value_chars.append(raw.decode("utf-8"))
+                        except UnicodeDecodeError:
+                            raise DistinguishedNameError(
+                                f"the \\XX escapes at position {start} of {_shown(text)} are not UTF-8; "
+                                "escape each byte of a character's UTF-8 encoding"
+                            ) from None
                         trailing_literal = len(value_chars)
                         continue
                     value_chars.append(text[index + 1])
@@ -279,7 +505,17 @@ def _split(text: str) -> Iterable[tuple[Attribute, str]]:
                 value_chars.pop()
             value = "".join(value_chars)
         if value == "":
-            raise DistinguishedNameError(f"empty value for {name.strip()} in {text!r}")
+            raise DistinguishedNameError(f"empty value for {_shown(name.strip())} in {_shown(text)}")
+        if "\x00" in value:
+            raise DistinguishedNameError(
+                f"the value of {name.strip()} in {_shown(text)} holds a NUL (\\00), which no certificate name "
+                "can hold: remove it"
+            )
+        if len(value) > MAX_VALUE_BYTES // 4 and len(value.encode("utf-8")) > MAX_VALUE_BYTES:
+            raise DistinguishedNameError(
+                f"the value of {_shown(name.strip())} in {_shown(text)} is longer than {MAX_VALUE_BYTES} bytes "
+                "(UTF-8); AMS reads at most that many"
+            )
         separator = text[index] if index < length else ""
         yield Attribute(oid, value), separator
         if not separator:
@@ -288,4 +524,4 @@ def _split(text: str) -> Iterable[tuple[Attribute, str]]:
         while index < length and text[index] == " ":
             index += 1
         if index >= length:
-            raise DistinguishedNameError(f"{text!r} ends with a separator")
+            raise DistinguishedNameError(f"{_shown(text)} ends with a separator; remove it or add a component")

@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ams.algorithms import EncryptionAlgorithm, QualityOfProtection, SignatureAlgorithm
 from ams.dn import DistinguishedName
-from ams.errors import AmsError, SecurityError
+from ams.errors import AmsError, RecipientNotFoundError, SecurityError
 from ams.keys import Keystore, TrustValidator
 from ams.keys.keystore import describe
-from ams.keys.trust import check_recipient_usage, check_signer_usage, is_ca, is_self_signed
+from ams.keys.trust import check_recipient_usage, check_signer_usage, is_anchor, is_ca, is_self_signed
 from ams.policy.model import Policy
 
 EXPIRY_WARNING = datetime.timedelta(days=30)
@@ -80,7 +80,7 @@ def diagnose(
         )
     trust = TrustValidator(keystore)
     findings += _own_certificate(keystore, trust, chosen, now)
-    findings += _recipients(keystore, chosen, now)
+    findings += _recipients(trust, chosen, now)
     findings += _signers(keystore, trust, chosen, now)
     findings += _duplicates(keystore)
     return findings
@@ -185,29 +185,28 @@ def _dates(who: str, certificate: x509.Certificate, now: datetime.datetime) -> l
     return []
 
 
-def _recipients(keystore: Keystore, policies: Mapping[str, Policy], now: datetime.datetime) -> list[Finding]:
+def _recipients(trust: TrustValidator, policies: Mapping[str, Policy], now: datetime.datetime) -> list[Finding]:
     out: list[Finding] = []
     for policy in policies.values():
         for dn in policy.recipients:
+            who = f"{policy.name} recipient {dn}"
             try:
-                certificate = keystore.recipient(dn)
+                certificate = trust.recipient(dn, now).certificate  # as protect chooses it: newest valid
+            except RecipientNotFoundError as error:
+                out.append(
+                    Finding("error", who, error.message, "import the recipient's certificate, or correct the DN")
+                )
+                continue
             except AmsError as error:
                 out.append(
                     Finding(
                         "error",
-                        f"{policy.name} recipient {dn}",
+                        who,
                         error.message,
-                        "import the recipient's certificate, or correct the DN in the policy",
+                        "import a valid certificate of the recipient (in date, keyEncipherment, issued by a CA here)",
                     )
                 )
                 continue
-            who = f"{policy.name} recipient {dn}"
-            try:
-                check_recipient_usage(certificate)
-            except SecurityError as error:
-                out.append(
-                    Finding("error", who, error.message, "the recipient needs a certificate with keyEncipherment")
-                )
             usage = _key_usage(certificate)
             if policy.qop is QualityOfProtection.CONFIDENTIALITY and usage is not None and not usage.data_encipherment:
                 out.append(
@@ -226,7 +225,8 @@ def _signers(
     keystore: Keystore, trust: TrustValidator, policies: Mapping[str, Policy], now: datetime.datetime
 ) -> list[Finding]:
     out: list[Finding] = []
-    anchors = [c for c in keystore.certificates if is_ca(c) or is_self_signed(c)]
+    # CAs anchor chains; a self-signed end-entity certificate can only be trusted as itself
+    anchors = [c for c in keystore.certificates if is_anchor(c) or (is_self_signed(c) and not is_ca(c))]
     for policy in policies.values():
         for dn in policy.signers:
             who = f"{policy.name} authorised signer {dn}"

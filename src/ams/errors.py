@@ -13,16 +13,49 @@ Every error carries the MQ reason code AMS reports (``reason``), a stable machin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 MQRC_SECURITY_ERROR = 2063
+MAX_MESSAGE_LENGTH = 1000
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE_LENGTH) -> str:
+    """``text`` cut to about ``limit`` characters, saying how much was left out.
+
+    Error texts reach logs and operators' screens; a hostile message must not be able to make
+    them megabytes long.
+    """
+    if len(text) <= limit:
+        return text
+    kept = limit - 40
+    return f"{text[:kept]}... ({len(text) - kept:,} more characters)"
+
+
+def summarise(items: Sequence[str], shown: int = 5, *, total: int | None = None) -> str:
+    """``a, b, c and 19,997 more``: a list for an error text, however long the list is.
+
+    ``total`` is the length of the whole list when ``items`` holds only its first entries (so
+    that a long list need not be described in full just to be cut).
+    """
+    count = len(items) if total is None else total
+    if count == 0:
+        return "none"
+    head = ", ".join(items[:shown])
+    rest = count - min(shown, len(items))
+    return f"{head} and {rest:,} more" if rest > 0 else head
 
 
 class AmsError(Exception):
-    """Base of every error this library raises."""
+    """Base of every error this library raises.
+
+    ``message`` is bounded (about 1,000 characters) and names public facts only.
+    """
 
     code: str = "ams_error"
     reason: int = MQRC_SECURITY_ERROR
 
     def __init__(self, message: str) -> None:
+        message = bounded(message)
         super().__init__(message)
         self.message = message
 
@@ -75,10 +108,23 @@ class RecipientNotFoundError(KeystoreError):
     code = "recipient_not_found"
 
 
+class RecipientCertificateError(KeystoreError):
+    """Every certificate the keystore holds for a recipient's DN is unusable (expired, untrusted,
+    without keyEncipherment...): nothing is encrypted for it."""
+
+    code = "recipient_certificate"
+
+
 class KeyTooWeakError(ConfigurationError):
     """The identity's key is too small for the policy's algorithm."""
 
     code = "key_too_weak"
+
+
+class InternalError(AmsError):
+    """An unexpected failure inside ams (a bug): it is reported typed, and no message is lost to it."""
+
+    code = "internal"
 
 
 # -- the message or its sender is bad ---------------------------------------------------------
@@ -181,9 +227,17 @@ class NotARecipientError(SecurityError):
 
 
 class DecryptionError(SecurityError):
-    """The content could not be decrypted (wrong key, bad padding, tampered ciphertext)."""
+    """The content could not be decrypted and checked.
+
+    Deliberately one error for every failure on the decryption path (RSA unwrap, padding, the
+    decrypted structure, the inner signature, the sizes): which step failed is never said, so a
+    sender who changes ciphertext learns nothing from the error. ``diagnostic`` holds the step
+    only when the receiver asked for it (``Protector(..., diagnose_decryption=True)``); it is for
+    the key owner's eyes and must never be shown to senders.
+    """
 
     code = "decryption_failed"
+    diagnostic: str | None = None
 
 
 class AmsDeprecationWarning(UserWarning):

@@ -1,4 +1,10 @@
-"""Describe a protected message without unprotecting it: header, QoP, algorithms, signer, recipients."""
+"""Describe a protected message without unprotecting it: header, QoP, algorithms, signer, recipients.
+
+Only public facts are described. For a privacy message that the given keystore can open, the
+inner SignedData is described only once its signature verified with the certificate it
+carries; anything else about the decrypted content would be an oracle for whoever can read
+the output (``ams errors explain`` runs this on messages an attacker put on the queue).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,14 @@ from cryptography import x509
 
 from ams.algorithms import QualityOfProtection
 from ams.dn import DistinguishedName
-from ams.errors import MalformedMessageError
+from ams.errors import AmsError, MalformedMessageError
 from ams.format import mqheaders
 from ams.format.enveloped import EnvelopedContent, parse_enveloped_data
 from ams.format.pdmq import PdmqHeader, looks_protected
-from ams.format.privacy import open_privacy_content
-from ams.format.signed import SignedContent, parse_signed_data, signing_time
+from ams.format.privacy import decryption_failed, open_privacy
+from ams.format.signed import SignedContent, load_certificate, parse_signed_data, signing_time
 from ams.keys import Keystore
+from ams.keys.unwrap import unwrap_content_key
 
 
 def _certificate(certificate: x509.Certificate) -> dict[str, Any]:
@@ -27,15 +34,22 @@ def _certificate(certificate: x509.Certificate) -> dict[str, Any]:
     }
 
 
+_RECIPIENTS_SHOWN = 20
+
+
 def _recipients(envelope: EnvelopedContent, keystore: Keystore | None) -> list[dict[str, Any]]:
+    """The first recipients, by issuer and serial (and DN where the keystore knows them)."""
+    refs = envelope.recipient_refs()
     out = []
-    for ref in envelope.recipient_refs():
+    for ref in refs[:_RECIPIENTS_SHOWN]:
         entry: dict[str, Any] = {"id": ref.describe()}
         if keystore is not None:
             known = next((c for c in keystore.certificates if ref.matches(c)), None)
             if known is not None:
                 entry["dn"] = str(DistinguishedName.from_x509(known.subject))
         out.append(entry)
+    if len(refs) > _RECIPIENTS_SHOWN:
+        out.append({"id": f"and {len(refs) - _RECIPIENTS_SHOWN:,} more"})
     return out
 
 
@@ -46,13 +60,36 @@ def _signed_report(signed: SignedContent) -> dict[str, Any]:
     }
     if signed.certificates:
         try:
-            report["signer"] = _certificate(x509.load_der_x509_certificate(signed.certificates[0]))
-        except Exception as error:
-            report["signer"] = {"unparseable": str(error)}
-    when = signing_time(signed.signer_infos[0]) if signed.signer_infos else None
-    if when is not None:
-        report["signing_time"] = when.isoformat()
+            report["signer"] = _certificate(load_certificate(signed.certificates[0]))
+        except AmsError as error:
+            report["signer"] = {"unparseable": error.message}
+    try:
+        when = signing_time(signed.signer_infos[0]) if signed.signer_infos else None
+    except AmsError:
+        report["signing_time"] = "unreadable"
+    else:
+        if when is not None:
+            report["signing_time"] = when.isoformat()
     report["content_size"] = len(signed.content)
+    return report
+
+
+def _privacy_inside(envelope: EnvelopedContent, header: PdmqHeader, keystore: Keystore | None) -> dict[str, Any]:
+    """The inner SignedData, for a keystore that can open it and only when its signature verifies."""
+    identity = keystore.identity if keystore is not None else None
+    index = envelope.recipient_index(identity.certificate) if identity is not None else None
+    if identity is None or index is None:
+        return {"signature_algorithm": "(inside the encrypted content)"}
+    key, unwrapped = unwrap_content_key(identity, envelope.wrapped_key(index), envelope.algorithm.spec.key_size)
+    try:
+        if not unwrapped:
+            raise ValueError("unwrap")
+        opened = open_privacy(envelope, key, orig_size=header.orig_size, empty=header.empty)
+    except Exception:  # the one error of the decryption path, as unprotect gives it
+        error = decryption_failed(header.qop, envelope.algorithm, len(envelope.ciphertext), identity.dn)
+        return {"signature_algorithm": "(inside the encrypted content)", "inner": error.message}
+    report = _signed_report(opened.signed)
+    report["inner_signature"] = "verifies with the certificate it carries (trust is checked by unprotect)"
     return report
 
 
@@ -104,12 +141,7 @@ def inspect_message(
         report["encryption_algorithm"] = envelope.algorithm.label
         report["recipients"] = _recipients(envelope, keystore)
         report["ciphertext_size"] = len(envelope.ciphertext)
-        report["signature_algorithm"] = "(inside the encrypted content)"
-        identity = keystore.identity if keystore is not None else None
-        if identity is not None and any(ref.matches(identity.certificate) for ref in envelope.recipient_refs()):
-            # this keystore can open it: describe the signed content too (no checks: that is unprotect's job)
-            key = envelope.unwrap_key(identity.certificate, identity.private_key, describe_recipient=str)
-            report.update(_signed_report(open_privacy_content(envelope, key)))
+        report.update(_privacy_inside(envelope, header, keystore))
     else:
         if header.key_block_size > len(blob):
             raise MalformedMessageError(

@@ -7,7 +7,7 @@ CA key is written next to its certificate so that tests can issue more certifica
 from __future__ import annotations
 
 import datetime
-import os
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,7 +19,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from ams._files import (
+    PRIVATE_FILE_MODE,
+    PUBLIC_FILE_MODE,
+    check_absent,
+    make_private_directory,
+    write_new_file,
+)
 from ams.dn import DistinguishedName
+from ams.errors import KeystoreError, UsageError
 
 _ONE_DAY = datetime.timedelta(days=1)
 
@@ -138,23 +146,62 @@ def user_dn(user: str, organisation: str = "AMS", country: str = "GB") -> str:
     return f"CN={user},O={organisation},C={country}"
 
 
+def _key_path(path: Path) -> Path:
+    """``x.pem`` -> ``x.key.pem`` (any other name gets ``.key.pem`` appended, never the certificate's own name)."""
+    name = path.name
+    return path.with_name(name[: -len(".pem")] + ".key.pem" if name.endswith(".pem") else name + ".key.pem")
+
+
 def write_pem(path: Path, issued: Issued, password: bytes | None = None) -> None:
+    """The certificate at ``path`` (mode 0644) and its key next to it as ``*.key.pem`` (mode 0600).
+
+    Both files must not exist yet: an existing file or symbolic link is refused with
+    :class:`~ams.errors.UsageError`, never overwritten or followed (see :mod:`ams._files`).
+    """
+    key_path = _key_path(path)
+    check_absent([key_path, path])
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
     )
-    path.write_bytes(issued.certificate.public_bytes(serialization.Encoding.PEM))
-    key_path = path.with_name(path.name.replace(".pem", ".key.pem"))
-    key_path.write_bytes(
-        issued.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    )
-    os.chmod(key_path, 0o600)
+    key = issued.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    write_new_file(key_path, key, mode=PRIVATE_FILE_MODE, error=KeystoreError)
+    certificate = issued.certificate.public_bytes(serialization.Encoding.PEM)
+    write_new_file(path, certificate, mode=PUBLIC_FILE_MODE, error=KeystoreError)
+
+
+# a user name becomes a directory, file names, the PKCS#12 friendly name, a keystore.conf line and CN=
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _check_user_name(user: str) -> None:
+    if not _USER_NAME.fullmatch(user):
+        raise UsageError(
+            f"user name {user!r} cannot be used: expected 1 to 64 letters, digits, '_', '.' or '-', starting with "
+            "a letter or digit (it names the user's directory and files and goes into keystore.conf and CN=); "
+            "choose another name"
+        )
+
+
+def _keystore_files(directory: Path, user: str) -> tuple[Path, Path, Path]:
+    """The PKCS#12, certificate and keystore.conf :func:`write_user_keystore` writes."""
+    return directory / f"{user}.p12", directory / f"{user}.pem", directory / "keystore.conf"
 
 
 def write_user_keystore(
     directory: Path, user: str, issued: Issued, others: Iterable[x509.Certificate], *, password: str | None = None
 ) -> Path:
-    """``directory/user.p12`` (password-protected) and ``directory/keystore.conf`` pointing at it."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """``directory/user.p12`` (password-protected) and ``directory/keystore.conf`` pointing at it.
+
+    Also ``directory/user.pem``, the user's certificate. ``directory`` is created (mode 0700) if
+    missing. The PKCS#12 and keystore.conf (which holds the password) get mode 0600, the
+    certificate 0644, from creation on and whatever the umask. None of the three may exist yet:
+    an existing file or symbolic link is refused with :class:`~ams.errors.UsageError` before
+    anything is written; other file-system failures raise :class:`~ams.errors.KeystoreError`.
+    """
+    _check_user_name(user)
+    store, certificate, conf = _keystore_files(directory, user)
+    make_private_directory(directory, follow_symlink=True, error=KeystoreError)
+    check_absent([store, certificate, conf])
     secret = password or secrets.token_urlsafe(18)
     bundle = pkcs12.serialize_key_and_certificates(
         user.encode(),
@@ -163,19 +210,16 @@ def write_user_keystore(
         list(others),
         serialization.BestAvailableEncryption(secret.encode()),
     )
-    store = directory / f"{user}.p12"
-    store.write_bytes(bundle)
-    os.chmod(store, 0o600)
-    (directory / f"{user}.pem").write_bytes(issued.certificate.public_bytes(serialization.Encoding.PEM))
-    conf = directory / "keystore.conf"
-    conf.write_text(
+    write_new_file(store, bundle, mode=PRIVATE_FILE_MODE, error=KeystoreError)
+    pem = issued.certificate.public_bytes(serialization.Encoding.PEM)
+    write_new_file(certificate, pem, mode=PUBLIC_FILE_MODE, error=KeystoreError)
+    text = (
         f"# AMS keystore for {issued.dn} (test PKI; keep this file private)\n"
         f"pkcs12.keystore = {store.name}\n"
         f"pkcs12.keystore_pass = {secret}\n"
-        f"pkcs12.certificate = {user}\n",
-        encoding="utf-8",
+        f"pkcs12.certificate = {user}\n"
     )
-    os.chmod(conf, 0o600)
+    write_new_file(conf, text.encode("utf-8"), mode=PRIVATE_FILE_MODE, error=KeystoreError)
     return conf
 
 
@@ -189,11 +233,29 @@ class GeneratedPki:
 
 
 def init_pki(directory: str | Path, users: Sequence[str], *, organisation: str = "AMS") -> GeneratedPki:
-    """``DIR/ca/ca.pem`` and ``ca.key.pem``; per user ``DIR/<user>/keystore.conf`` and a PKCS#12."""
+    """``DIR/ca/ca.pem`` and ``ca.key.pem``; per user ``DIR/<user>/keystore.conf`` and a PKCS#12.
+
+    ``DIR`` may exist (it may be a symbolic link the caller chose); the ``ca`` and user
+    directories inside it are created with mode 0700 and must not be symbolic links. Every file
+    is created new, with its final mode (0600 for keys, PKCS#12 files and keystore.conf, 0644 for
+    certificates): if any of them already exists, nothing is generated or written and
+    :class:`~ams.errors.UsageError` names it. Other file-system failures raise
+    :class:`~ams.errors.KeystoreError` naming the path.
+    """
+    for user in users:
+        _check_user_name(user)
+        if user.lower() == "ca":
+            raise UsageError(f"user name {user!r} cannot be used: DIR/ca holds the CA; choose another name")
     root = Path(directory)
-    (root / "ca").mkdir(parents=True, exist_ok=True)
+    make_private_directory(root, follow_symlink=True, error=KeystoreError)
+    make_private_directory(root / "ca", error=KeystoreError)
+    for user in users:
+        make_private_directory(root / user, error=KeystoreError)
+    ca_pem = root / "ca" / "ca.pem"
+    # refuse before the (slow) key generation, and before anything is half-written
+    check_absent([ca_pem, _key_path(ca_pem), *(path for user in users for path in _keystore_files(root / user, user))])
     ca = make_ca(f"CN=AMS Test CA,O={organisation},C=GB")
-    write_pem(root / "ca" / "ca.pem", ca)
+    write_pem(ca_pem, ca)
     issued = {user: issue(ca, user_dn(user, organisation)) for user in users}
     keystores = {}
     for user, mine in issued.items():

@@ -1,9 +1,11 @@
 """The Protector: protect() and unprotect() for one open queue handle.
 
-All of AMS's rules live here, in the order IBM's Java client applies them (AMS-FORMAT
-section 6). The Protector does no I/O: bytes in, bytes out. It holds what AMS ties to a queue
-handle: the sender's reusable (key, keyBlock) and the receiver's cached keys, plus caches of
-parsed and validated certificates.
+AMS's rules live here, in the order IBM's Java client applies them (AMS-FORMAT section 6),
+with one change of order that security needs: for privacy, everything between the RSA unwrap
+and a verified inner signature is one step with one error (see ``ams.format.privacy``), and
+for confidentiality everything after the unwrap is. The Protector holds what AMS ties to a
+queue handle: the sender's reusable (key, keyBlock) and the receiver's cached keys, plus
+caches of parsed and validated certificates.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from collections.abc import Mapping
 
 import attrs
 from cryptography import x509
-from cryptography.utils import CryptographyDeprecationWarning
 
 from ams.algorithms import (
     KEYREUSE_DISABLED,
@@ -36,10 +37,12 @@ from ams.errors import (
     KeystoreError,
     KeyTooWeakError,
     MalformedMessageError,
+    NotARecipientError,
     NotProtectedError,
     QopMismatchError,
     SizeMismatchError,
     UnauthorisedSignerError,
+    summarise,
 )
 from ams.format import der, mqheaders
 from ams.format.enveloped import (
@@ -50,13 +53,15 @@ from ams.format.enveloped import (
     cbc_encrypt,
     parse_enveloped_data,
 )
+from ams.format.limits import DEFAULT_LIMITS, Limits
 from ams.format.oids import ID_DATA, ID_ENVELOPED_DATA, ID_SIGNED_DATA
 from ams.format.pdmq import PdmqHeader, looks_protected
-from ams.format.privacy import open_privacy_content
-from ams.format.signed import SignedContent, SignedDataWriter, parse_signed_data, subject_dn
+from ams.format.privacy import EMPTY_MARKER, check_size, decryption_failed, open_privacy
+from ams.format.signed import SignedDataWriter, load_certificate, parse_signed_data, subject_dn
 from ams.keys.keystore import Identity, Keystore
 from ams.keys.revocation import RevocationChecker, RevocationSettings
-from ams.keys.trust import TrustValidator, check_recipient_usage
+from ams.keys.trust import TrustValidator
+from ams.keys.unwrap import unwrap_content_key
 from ams.message import Protected, Unprotected
 from ams.policy.model import Policy
 
@@ -100,7 +105,10 @@ class Protector:
     writing MD5, SHA1, RC2, DES and 3DES. ``at`` fixes the validation time (default: now).
     ``revocation`` (default: what the keystore.conf configures) checks the signer's chain against
     CRLs and OCSP. ``strict_dn`` compares DNs exactly, as IBM's documentation says, instead of the way IBM's
-    Java client does (case- and whitespace-insensitively).
+    Java client does (case-insensitively). ``limits`` bounds what a received message may hold.
+    ``diagnose_decryption`` records which step of a failed decryption failed in
+    ``DecryptionError.diagnostic``: a local diagnostic for the key owner, off by default, that must
+    never be shown to senders (it is exactly the oracle the single error exists to deny them).
     """
 
     def __init__(
@@ -113,18 +121,23 @@ class Protector:
         clock_skew: datetime.timedelta = datetime.timedelta(minutes=5),
         strict_dn: bool = False,
         revocation: RevocationSettings | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        diagnose_decryption: bool = False,
     ) -> None:
         self.keystore = keystore
         self.strict_dn = strict_dn
         self.policies = policies
         self.allow_deprecated = allow_deprecated
         self.at = at
+        self.limits = limits
+        self.diagnose_decryption = diagnose_decryption
         self.stats = ProtectorStats()
         settings = revocation if revocation is not None else keystore.revocation
         checker = RevocationChecker(settings) if settings is not None and settings.enabled else None
-        self.trust = TrustValidator(keystore, skew=clock_skew, revocation=checker)
+        self.trust = TrustValidator(keystore, skew=clock_skew, revocation=checker, strict_dn=strict_dn)
         self._writers: dict[SignatureAlgorithm, SignedDataWriter] = {}
-        self._recipients: dict[Policy, tuple[x509.Certificate, ...]] = {}
+        # recipients' certificates per policy, and until when all of them are valid
+        self._recipients: dict[Policy, tuple[tuple[x509.Certificate, ...], datetime.datetime]] = {}
         self._sender_keys: dict[str, _SenderKey] = {}
         self._receiver_keys: dict[str, tuple[bytes, bytes, EncryptionAlgorithm]] = {}
         self._certificates: dict[bytes, x509.Certificate] = {}
@@ -274,22 +287,22 @@ class Protector:
         return writer
 
     def _recipient_certificates(self, policy: Policy) -> tuple[x509.Certificate, ...]:
-        certificates = self._recipients.get(policy)
-        if certificates is None:
-            found = []
-            for dn in policy.recipients:
-                certificate = self.keystore.recipient(dn, strict=self.strict_dn)
-                check_recipient_usage(certificate)
-                if policy.qop is QualityOfProtection.CONFIDENTIALITY and not _data_encipherment(certificate):
-                    warnings.warn(
-                        f"confidentiality recipient {dn} has keyUsage without dataEncipherment, which IBM's "
-                        "documentation names for confidentiality: issue its certificates with it",
-                        AmsSecurityWarning,
-                        stacklevel=4,
-                    )
-                found.append(certificate)
-            certificates = tuple(found)
-            self._recipients[policy] = certificates
+        """Each recipient's certificate, validated (dates, chain, keyEncipherment) before use."""
+        now = self.at or datetime.datetime.now(datetime.UTC)
+        cached = self._recipients.get(policy)
+        if cached is not None and now <= cached[1]:
+            return cached[0]
+        chosen = [self.trust.recipient(dn, now) for dn in policy.recipients]
+        for dn, found in zip(policy.recipients, chosen, strict=True):
+            if policy.qop is QualityOfProtection.CONFIDENTIALITY and not _data_encipherment(found.certificate):
+                warnings.warn(
+                    f"confidentiality recipient {dn} has keyUsage without dataEncipherment, which IBM's "
+                    "documentation names for confidentiality: issue its certificates with it",
+                    AmsSecurityWarning,
+                    stacklevel=4,
+                )
+        certificates = tuple(found.certificate for found in chosen)
+        self._recipients[policy] = (certificates, min(found.valid_until for found in chosen))
         return certificates
 
     def _confidentiality_key(self, queue: str, policy: Policy, one_shot: bool) -> tuple[bytes, bytes]:
@@ -324,13 +337,15 @@ class Protector:
         encoding: int = mqheaders.MQENC_NATIVE,
         ccsid: int = mqheaders.MQCCSI_UTF8,
         at: datetime.datetime | None = None,
+        policy: Policy | None = None,
     ) -> Unprotected:
         """Check and unprotect a message got from ``queue``; any failure raises SecurityError.
 
-        ``format``, ``encoding`` and ``ccsid`` are the MQMD's. No plaintext is returned from a
-        message that failed any check.
+        ``format``, ``encoding`` and ``ccsid`` are the MQMD's. ``policy`` judges the message by
+        that policy instead of the queue's. No plaintext is returned from a message that failed
+        any check, and no error text holds a byte that decryption revealed.
         """
-        policy = self.policies.get(queue)
+        policy = policy if policy is not None else self.policies.get(queue)
         if policy is None or policy.qop is QualityOfProtection.NONE:
             return Unprotected(bytes(data), format, QualityOfProtection.NONE)  # not AMS's business
         view = memoryview(data)
@@ -339,17 +354,7 @@ class Protector:
         if not (chain.last_format == MQFMT_NONE and looks_protected(payload)):
             if policy.tolerate:
                 return Unprotected(bytes(data), format, QualityOfProtection.NONE)
-            found = (
-                "a blank Format but no PDMQ header"
-                if chain.last_format == MQFMT_NONE
-                else f"Format {chain.last_format.strip()!r}"
-            )
-            raise NotProtectedError(
-                f"queue {queue} requires {policy.qop} (policy: -s {policy.signature_algorithm} "
-                f"-e {policy.encryption_algorithm}) but the message is not protected: expected "
-                f"a blank Format followed by a PDMQ header, found {found}. "
-                "Check that the sender has AMS (and this policy) enabled, or set -t 1 to tolerate"
-            )
+            raise _not_protected(queue, policy, chain.last_format)
         header = PdmqHeader.unpack(payload)
         if header.qop not in _ACCEPTS[policy.qop]:
             raise QopMismatchError(
@@ -360,90 +365,103 @@ class Protector:
         blob = payload[header.size :]
         when = at or self.at or datetime.datetime.now(datetime.UTC)
         signer: x509.Certificate | None = None
-        signed: SignedContent | None = None
-        content: bytes | memoryview
+        digest: SignatureAlgorithm | None = None
         encryption: EncryptionAlgorithm | None = None
         if header.qop is QualityOfProtection.INTEGRITY:
-            self._expect_content(blob, ID_SIGNED_DATA, header, whole=True)
-            signed = parse_signed_data(blob, wrapped=True)
+            content, signer, digest = self._open_integrity(policy, header, blob, when)
         elif header.qop is QualityOfProtection.PRIVACY:
-            self._expect_content(blob, ID_ENVELOPED_DATA, header, whole=True)
-            envelope = parse_enveloped_data(blob)
-            if envelope.content_type != ID_SIGNED_DATA:
-                raise HeaderContentMismatchError(
-                    f"PDMQ header says PRIVACY, so the envelope must hold signedData ({ID_SIGNED_DATA}); "
-                    f"it holds {envelope.content_type}"
-                )
-            encryption = envelope.algorithm
-            self._check_cipher_strength(policy, envelope.algorithm)
-            identity = self._identity("decrypting a privacy message")
-            key = self._unwrap(envelope, identity)
-            signed = open_privacy_content(envelope, key)
+            content, signer, digest, encryption = self._open_privacy(policy, header, blob, when)
         else:
             content, encryption = self._open_confidential(queue, policy, header, blob)
-        if signed is not None:
-            self._check_digest_strength(policy, signed.digest_algorithm)
-            signer = self._check_signer(policy, signed, when)
-            content = signed.content
-        if len(content) != header.orig_size:
-            raise SizeMismatchError(
-                f"unprotected payload is {len(content)} bytes but the PDMQ header's origSize says "
-                f"{header.orig_size}: the header or the message was changed"
-            )
-        if header.empty:
-            if bytes(content) != b"\x00":
-                raise EmptyFlagError(
-                    "the PDMQ empty-message flag is set, so the content must be the single byte 0x00; "
-                    f"found {len(content)} byte(s) starting {bytes(content[:8]).hex()}"
-                )
-            content = b""
         self.stats.messages_unprotected += 1
-        restored = self._restore(view, chain, header, content, format)
+        body, restored_format = _restore(view, chain, header, content, format)
         return Unprotected(
-            body=restored[1],
-            format=restored[0],
+            body=body,
+            format=restored_format,
             qop=header.qop,
             signer=signer,
-            signature_algorithm=signed.digest_algorithm if signed is not None else None,
+            signature_algorithm=digest,
             encryption_algorithm=encryption,
             header=header,
         )
 
-    @staticmethod
-    def _restore(
-        view: memoryview, chain: mqheaders.HeaderChain, header: PdmqHeader, content: bytes | memoryview, format: str
-    ) -> tuple[str, bytes]:
-        if chain.format_offset is None:
-            return header.orig_format, bytes(content)
-        original = mqheaders.encode_format(header.orig_format, chain.format_charset)
-        body = b"".join(
-            [
-                view[: chain.format_offset],
-                original,
-                view[chain.format_offset + 8 : chain.payload_offset],
-                content,
-            ]
-        )
-        return format, body
+    def _open_integrity(
+        self, policy: Policy, header: PdmqHeader, blob: memoryview, when: datetime.datetime
+    ) -> tuple[bytes | memoryview, x509.Certificate, SignatureAlgorithm]:
+        """Integrity: the content is readable anyway, so each check may fail with its own error."""
+        _expect_content(blob, ID_SIGNED_DATA, header)
+        signed = parse_signed_data(blob, wrapped=True, limits=self.limits)
+        self._check_digest_strength(policy, signed.digest_algorithm)
+        certificate = signed.signer_certificate(self._certificate)
+        self.trust.validate(certificate, when)
+        signed.verify(certificate)
+        self._check_signer(policy, certificate)
+        if len(signed.content) != header.orig_size:
+            raise SizeMismatchError(
+                f"the signed payload is {len(signed.content)} bytes but the PDMQ header's origSize says "
+                f"{header.orig_size}: the header was changed"
+            )
+        if header.empty and bytes(signed.content) != EMPTY_MARKER:
+            raise EmptyFlagError(
+                "the PDMQ empty-message flag is set, so the signed content must be the single byte 0x00; "
+                f"it is {len(signed.content)} byte(s): the header was changed"
+            )
+        return (b"" if header.empty else signed.content), certificate, signed.digest_algorithm
 
-    @staticmethod
-    def _expect_content(blob: memoryview, expected: str, header: PdmqHeader, *, whole: bool) -> int:
-        try:
-            found, length = der.content_type(blob)
-        except ValueError as error:
-            raise MalformedMessageError(
-                f"the {header.qop} blob after the PDMQ header is not a DER ContentInfo: {error}"
-            ) from None
-        if found != expected:
+    def _open_privacy(
+        self, policy: Policy, header: PdmqHeader, blob: memoryview, when: datetime.datetime
+    ) -> tuple[bytes | memoryview, x509.Certificate, SignatureAlgorithm, EncryptionAlgorithm]:
+        """Privacy: public checks, then one step that fails in one way, then the signer's checks."""
+        _expect_content(blob, ID_ENVELOPED_DATA, header)
+        envelope = parse_enveloped_data(blob, limits=self.limits)
+        if envelope.content_type != ID_SIGNED_DATA:
             raise HeaderContentMismatchError(
-                f"PDMQ header says {header.qop}, which carries a ContentInfo of type {expected}, "
-                f"but the blob holds {found}"
+                f"PDMQ header says PRIVACY, so the envelope must hold signedData ({ID_SIGNED_DATA}); "
+                f"it holds {envelope.content_type}"
             )
-        if whole and length != len(blob):
-            raise MalformedMessageError(
-                f"{len(blob) - length} unexpected bytes after the {header.qop} ContentInfo ({length} bytes)"
+        self._check_cipher_strength(policy, envelope.algorithm)
+        identity = self._identity("decrypting a privacy message")
+        key, unwrapped = self._unwrap(envelope, identity)
+        steps = ["unwrapping the content key with RSA"]
+        try:
+            if not unwrapped:
+                raise DecryptionError("implicit rejection")
+            opened = open_privacy(
+                envelope,
+                key,
+                orig_size=header.orig_size,
+                empty=header.empty,
+                limits=self.limits,
+                load=self._certificate,
+                steps=steps,
             )
-        return length
+            # The inner signature does not cover the certificate: until its issuer's signature
+            # is verified, its fields are bytes an attacker may have steered
+            steps.append("chaining the signer's certificate to a CA in this keystore")
+            self.trust.authenticate(opened.certificate)
+        except Exception as error:  # every failure here is the same error, whatever its kind
+            raise self._failed(header, envelope.algorithm, len(envelope.ciphertext), identity, steps, error) from None
+        # the content and the signer's certificate are authentic: a failure now reveals nothing
+        self._check_digest_strength(policy, opened.signed.digest_algorithm)
+        self.trust.validate(opened.certificate, when)
+        self._check_signer(policy, opened.certificate)
+        return opened.content, opened.certificate, opened.signed.digest_algorithm, envelope.algorithm
+
+    def _failed(
+        self,
+        header: PdmqHeader,
+        algorithm: EncryptionAlgorithm,
+        ciphertext_size: int,
+        identity: Identity | None,
+        steps: list[str],
+        error: Exception,
+    ) -> DecryptionError:
+        """The one decryption error; with diagnostics on, it also records the step that failed
+        (its name and the exception's class only: never what the step read)."""
+        step = f"{steps[-1]} failed ({type(error).__name__})" if self.diagnose_decryption else None
+        return decryption_failed(
+            header.qop, algorithm, ciphertext_size, identity.dn if identity is not None else None, step=step
+        )
 
     def _check_digest_strength(self, policy: Policy, found: SignatureAlgorithm) -> None:
         required = policy.signature_algorithm
@@ -470,20 +488,31 @@ class Protector:
                     return f"{DistinguishedName.from_x509(certificate.subject)} ({ref.describe()})"
         return ref.describe()
 
-    def _unwrap(self, envelope: EnvelopedContent, identity: Identity) -> bytes:
-        def count() -> None:
-            self.stats.rsa_private_operations += 1
-
-        return envelope.unwrap_key(
-            identity.certificate,
-            identity.private_key,
-            describe_recipient=self._describe_recipient,
-            on_rsa=count,
-        )
+    def _unwrap(self, envelope: EnvelopedContent, identity: Identity) -> tuple[bytes, bool]:
+        """This identity's content key (implicit rejection: a failed unwrap still gives a key)."""
+        index = envelope.recipient_index(identity.certificate)
+        if index is None:
+            refs = envelope.recipient_refs()
+            listed = summarise([self._describe_recipient(ref) for ref in refs[:5]], total=len(refs))
+            raise NotARecipientError(
+                f"this message was encrypted for {len(refs)} recipient(s): {listed}; this identity is "
+                f"{identity.dn} (issuer {DistinguishedName.from_x509(identity.certificate.issuer)}, serial "
+                f"{identity.certificate.serial_number:#x}). Add this identity's DN to the sender's policy "
+                "recipients (-r), or read with a recipient's keystore"
+            )
+        wrapped = envelope.wrapped_key(index)
+        self.stats.rsa_private_operations += 1
+        return unwrap_content_key(identity, wrapped, envelope.algorithm.spec.key_size)
 
     def _open_confidential(
         self, queue: str, policy: Policy, header: PdmqHeader, blob: memoryview
-    ) -> tuple[memoryview, EncryptionAlgorithm]:
+    ) -> tuple[bytes | memoryview, EncryptionAlgorithm]:
+        """Confidentiality: public checks on the key block, then every later failure is one error.
+
+        A reused key is cached only after a message decrypted with it was accepted, and dropped
+        when one fails, so that a failing message always costs the receiver an RSA operation (the
+        key-reuse flag is not authenticated and must not make probing cheaper).
+        """
         expected = header.key_block_size + header.iv_block_size + header.enc_block_size
         if expected != len(blob):
             raise MalformedMessageError(
@@ -491,16 +520,20 @@ class Protector:
                 f"ciphertext {header.enc_block_size} = {expected} bytes, but {len(blob)} follow the header"
             )
         key_block = blob[: header.key_block_size]
-        cached = self._receiver_keys.get(queue) if header.key_reuse else None
+        iv = bytes(blob[header.key_block_size : header.key_block_size + header.iv_block_size])
+        ciphertext = blob[header.key_block_size + header.iv_block_size :]
+        cached = self._receiver_keys.pop(queue, None) if header.key_reuse else None
+        identity = self.keystore.identity
         if cached is not None and cached[0] == key_block:
-            # the same key block as before on this handle: no parsing, no RSA (AMS's key reuse)
             _, key, algorithm = cached
             self.stats.key_reuse_hits += 1
             self._check_cipher_strength(policy, algorithm)
             self._check_iv_size(header, algorithm)
+            step_error: Exception | None = None
+            steps = ["using the key cached for this key block"]
         else:
-            self._expect_content(key_block, ID_ENVELOPED_DATA, header, whole=True)
-            envelope = parse_enveloped_data(key_block)
+            _expect_content(key_block, ID_ENVELOPED_DATA, header)
+            envelope = parse_enveloped_data(key_block, limits=self.limits)
             if envelope.content_type != ID_DATA:
                 raise HeaderContentMismatchError(
                     f"the CONFIDENTIALITY key block must hold id-data ({ID_DATA}), found {envelope.content_type}"
@@ -509,18 +542,20 @@ class Protector:
             self._check_cipher_strength(policy, algorithm)
             self._check_iv_size(header, algorithm)
             identity = self._identity("decrypting a confidentiality message")
-            content_key = self._unwrap(envelope, identity)
-            key = bytes(envelope.decrypt(content_key, what="confidentiality key block"))
-            if len(key) != algorithm.spec.key_size:
-                raise DecryptionError(
-                    f"the key block holds a {len(key)}-byte key; {algorithm} needs {algorithm.spec.key_size}"
-                )
-            if header.key_reuse:
-                self._receiver_keys[queue] = (bytes(key_block), key, algorithm)
-        iv_start = header.key_block_size
-        iv = bytes(blob[iv_start : iv_start + header.iv_block_size])
-        ciphertext = blob[iv_start + header.iv_block_size :]
-        content = cbc_decrypt(algorithm, key, iv, ciphertext, what="confidentiality payload")
+            content_key, unwrapped = self._unwrap(envelope, identity)
+            steps = ["unwrapping the key block's key with RSA"]
+            key, step_error = _message_key(envelope, content_key, unwrapped, steps)
+        try:
+            if step_error is not None:
+                raise step_error
+            steps.append("decrypting and unpadding the payload")
+            decrypted = cbc_decrypt(algorithm, key, iv, ciphertext, what="confidentiality payload")
+            steps.append("checking origSize and the empty flag")
+            content = check_size(decrypted, header.orig_size, header.empty)
+        except Exception as error:  # every failure after the unwrap is the same error
+            raise self._failed(header, algorithm, header.enc_block_size, identity, steps, error) from None
+        if header.key_reuse:
+            self._receiver_keys[queue] = (bytes(key_block), key, algorithm)
         return content, algorithm
 
     @staticmethod
@@ -534,48 +569,90 @@ class Protector:
     def _certificate(self, encoded: bytes) -> x509.Certificate:
         certificate = self._certificates.get(encoded)
         if certificate is None:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", CryptographyDeprecationWarning)  # refused below instead
-                    certificate = x509.load_der_x509_certificate(encoded)
-                    # parse lazily-decoded parts now, so a damaged certificate fails here, typed
-                    certificate.public_key()
-                    _ = certificate.extensions, certificate.signature_hash_algorithm
-                    _ = certificate.issuer, certificate.subject, certificate.not_valid_after_utc
-                    serial = certificate.serial_number
-                fields = der.Reader(encoded, "Certificate").read("Certificate", der.SEQUENCE).children("Certificate")
-                fields.read("tbsCertificate", der.SEQUENCE)
-                fields.read("signatureAlgorithm", der.SEQUENCE)
-                unused_bits = bytes(fields.read("signatureValue", 0x03).content[:1])
-            except Exception as error:
-                raise MalformedMessageError(f"the signer certificate cannot be parsed: {error}") from None
-            if unused_bits != b"\x00":
-                # an RSA signature is whole octets; cryptography would ignore the padding bits
-                raise MalformedMessageError("the signer certificate's signature BIT STRING has unused bits")
-            if serial <= 0:
-                raise MalformedMessageError(
-                    f"the signer certificate's serial number {serial} is not positive (RFC 5280)"
-                )
+            certificate = load_certificate(encoded)
             if len(self._certificates) >= _CERTIFICATE_CACHE_SIZE:
                 self._certificates.clear()
             self._certificates[encoded] = certificate
         return certificate
 
-    def _check_signer(self, policy: Policy, signed: SignedContent, when: datetime.datetime) -> x509.Certificate:
-        certificate = signed.signer_certificate(self._certificate)
-        self.trust.validate(certificate, when)
-        signed.verify(certificate)
-        if policy.signers:
-            subject = subject_dn(certificate)
-            if not any(subject.matches(allowed, strict=self.strict_dn) for allowed in policy.signers):
-                near = [f"{allowed} ({'; '.join(subject.differences(allowed))})" for allowed in policy.signers]
-                raise UnauthorisedSignerError(
-                    f"the message is signed by {subject} (issuer "
-                    f"{DistinguishedName.from_x509(certificate.issuer)}), who is not an authorised "
-                    f"signer (-a) for queue {policy.name}; the policy allows: {', '.join(near)}. Add "
-                    "the signer's DN with -a if it should be accepted"
-                )
-        return certificate
+    def _check_signer(self, policy: Policy, certificate: x509.Certificate) -> None:
+        """The policy's authorised signers (-a), for a signer whose signature and chain are valid."""
+        if not policy.signers:
+            return
+        subject = subject_dn(certificate)
+        if any(subject.matches(allowed, strict=self.strict_dn) for allowed in policy.signers):
+            return
+        near = [f"{allowed} ({'; '.join(subject.differences(allowed))})" for allowed in policy.signers[:5]]
+        allowed = summarise(near, total=len(policy.signers))
+        raise UnauthorisedSignerError(
+            f"the message is signed by {subject} (issuer {DistinguishedName.from_x509(certificate.issuer)}), "
+            f"who is not an authorised signer (-a) for queue {policy.name}; the policy allows: {allowed}. "
+            "Add the signer's DN with -a if it should be accepted"
+        )
+
+
+def _message_key(
+    envelope: EnvelopedContent, content_key: bytes, unwrapped: bool, steps: list[str]
+) -> tuple[bytes, Exception | None]:
+    """The confidentiality message key from its key block; a failure is returned, to be raised as the one error."""
+    size = envelope.algorithm.spec.key_size
+    try:
+        if not unwrapped:
+            raise DecryptionError("implicit rejection")
+        steps.append("decrypting the key block")
+        key = bytes(envelope.decrypt(content_key, what="confidentiality key block"))
+        if len(key) != size:
+            raise DecryptionError("the key block does not hold a key of the cipher's size")
+    except Exception as error:
+        return content_key, error
+    return key, None
+
+
+def _not_protected(queue: str, policy: Policy, last_format: str) -> NotProtectedError:
+    found = "a blank Format but no PDMQ header" if last_format == MQFMT_NONE else f"Format {last_format.strip()!r}"
+    return NotProtectedError(
+        f"queue {queue} requires {policy.qop} (policy: -s {policy.signature_algorithm} "
+        f"-e {policy.encryption_algorithm}) but the message is not protected: expected "
+        f"a blank Format followed by a PDMQ header, found {found}. "
+        "Check that the sender has AMS (and this policy) enabled, or set -t 1 to tolerate"
+    )
+
+
+def _restore(
+    view: memoryview, chain: mqheaders.HeaderChain, header: PdmqHeader, content: bytes | memoryview, format: str
+) -> tuple[bytes, str]:
+    """The original body and MQMD Format: the PDMQ header's origFormat goes back where it came from."""
+    if chain.format_offset is None:
+        return bytes(content), header.orig_format
+    original = mqheaders.encode_format(header.orig_format, chain.format_charset)
+    body = b"".join(
+        [
+            view[: chain.format_offset],
+            original,
+            view[chain.format_offset + 8 : chain.payload_offset],
+            content,
+        ]
+    )
+    return body, format
+
+
+def _expect_content(blob: memoryview, expected: str, header: PdmqHeader) -> None:
+    """The blob is exactly one ContentInfo of the type the PDMQ header's QoP carries."""
+    try:
+        found, length = der.content_type(blob)
+    except ValueError as error:
+        raise MalformedMessageError(
+            f"the {header.qop} blob after the PDMQ header is not a DER ContentInfo: {error}"
+        ) from None
+    if found != expected:
+        raise HeaderContentMismatchError(
+            f"PDMQ header says {header.qop}, which carries a ContentInfo of type {expected}, "
+            f"but the blob holds {found}"
+        )
+    if length != len(blob):
+        raise MalformedMessageError(
+            f"{len(blob) - length} unexpected bytes after the {header.qop} ContentInfo ({length} bytes)"
+        )
 
 
 def _data_encipherment(certificate: x509.Certificate) -> bool:

@@ -70,6 +70,7 @@ def protector(args: argparse.Namespace) -> Protector:
         policies,
         allow_deprecated=getattr(args, "allow_deprecated", False),
         at=getattr(args, "at", None),
+        diagnose_decryption=getattr(args, "diagnose_decryption", False),
     )
 
 

@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"ams: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # a bug: say so, without a traceback that could hold message data
+        print(f"ams: internal error ({type(error).__name__}): this is a bug in ams, please report it", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

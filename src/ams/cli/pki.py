@@ -12,8 +12,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     pki = commands.add_parser("pki", help="test PKI tools")
     actions = pki.add_subparsers(dest="pki_command", required=True)
     init = actions.add_parser("init", help="make a CA and users with keystores (for tests and demos)")
-    init.add_argument("directory", type=Path)
-    init.add_argument("--users", default="alice,bob,carol", help="comma-separated user names")
+    init.add_argument(
+        "directory",
+        type=Path,
+        help="where to write ca/ and one directory per user (created 0700); existing files are never overwritten",
+    )
+    init.add_argument("--users", default="alice,bob,carol", help="comma-separated user names (letters, digits, _ . -)")
     init.add_argument("--organisation", default="AMS", help="O= of every DN (default AMS)")
     init.set_defaults(run=run_init)
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
 
+from ams._files import file_errors, replace_file
 from ams.errors import PolicyError, UsageError
-from ams.policy import Policy, PolicyStore, parse_dspmqspl, parse_setmqspl, render_dspmqspl
+from ams.policy import Policy, PolicyStore, parse_setmqspl, render_dspmqspl
 from ams.policy.diff import commands_for, diff_policies
+from ams.policy.dspmqspl import read_dspmqspl
+from ams.policy.store import policy_file_name
+
+_POLICY_FILE_MODE = 0o644  # policies are not secret; queue managers' tools must read them
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,7 +27,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         parser.add_argument("--policies", required=True, type=Path, help="policy directory (*.spl, *.mqsc)")
         return parser
 
-    set_ = with_store("set", "set (replace) one policy, as setmqspl does; writes DIR/<policy>.spl")
+    set_ = with_store(
+        "set",
+        "set (replace) one policy, as setmqspl does; writes DIR/<policy>.spl (characters other than "
+        "A-Z a-z 0-9 _ . and a leading . are written %%XX: PAY/IN -> PAY%%2FIN.spl)",
+    )
     set_.add_argument("-m", dest="qmgr", default="QM", help="queue manager name written in the file")
     set_.add_argument("-p", dest="name", required=True)
     set_.add_argument("-s", default="NONE")
@@ -82,26 +92,68 @@ def run_set(args: argparse.Namespace) -> int:
     line = shlex.join(words)
     command = parse_setmqspl(line)  # validates with IBM's rules before anything is written
     assert command.policy is not None
-    store = PolicyStore.from_directory(args.policies) if args.policies.is_dir() else PolicyStore()
-    target = args.policies / f"{args.name}.spl"
+    directory: Path = args.policies
+    with file_errors("read the policy directory", directory):
+        exists = directory.is_dir()
+    store = _load(directory) if exists else PolicyStore()
+    target = _policy_file(directory, args.name)
     _refuse_other_origin(store, args.name, target)
-    args.policies.mkdir(parents=True, exist_ok=True)
-    target.write_text(command.policy.to_setmqspl(args.qmgr) + "\n", encoding="utf-8")
+    _refuse_shared_file(store, args.name, target, "setting it would replace that file and drop them")
+    with file_errors("create the policy directory", directory):
+        directory.mkdir(parents=True, exist_ok=True)
+    text = command.policy.to_setmqspl(args.qmgr) + "\n"
+    replace_file(target, text.encode("utf-8"), mode=_POLICY_FILE_MODE)
     print(f"policy {args.name} ({command.policy.qop}) written to {target}")
     return 0
 
 
+def _load(directory: Path) -> PolicyStore:
+    with file_errors("read the policies in", directory):
+        return PolicyStore.from_directory(directory)
+
+
+def _policy_file(directory: Path, name: str) -> Path:
+    """``DIR/<encoded name>.spl``, checked to be a plain entry of the policy directory."""
+    file_name = policy_file_name(name)
+    with file_errors("resolve the policy directory", directory):
+        root = os.path.realpath(directory)
+    # the encoding already guarantees this; checked again because a file outside DIR would go unnoticed
+    if "\0" in file_name or os.path.dirname(os.path.normpath(os.path.join(root, file_name))) != root:
+        raise PolicyError(
+            f"policy {name!r} would be stored as {file_name!r}, which is not a file directly in {directory}; "
+            "report this as a bug and choose another policy name meanwhile"
+        )
+    return directory / file_name
+
+
+def _same_entry(first: Path, second: Path) -> bool:
+    """Whether two paths name one directory entry (links not followed; also true on case-insensitive systems)."""
+    try:
+        return os.path.samestat(os.lstat(first), os.lstat(second))
+    except (OSError, ValueError):
+        return False
+
+
 def _refuse_other_origin(store: PolicyStore, name: str, target: Path) -> None:
     origin = store.origins.get(name)
-    if origin is not None and origin.path.resolve() != target.resolve():
+    if origin is not None and not _same_entry(origin.path, target):
         raise PolicyError(
             f"policy {name} is set in {origin}; edit that file (or move the policy to {target.name}) so that "
             "one file decides it"
         )
 
 
+def _refuse_shared_file(store: PolicyStore, name: str, target: Path, consequence: str) -> None:
+    others = [n for n, o in store.origins.items() if n != name and _same_entry(o.path, target)]
+    if others:
+        raise PolicyError(
+            f"{target} also sets {', '.join(others)}; {consequence}. Edit it by hand, or move {name} to a file "
+            "of its own"
+        )
+
+
 def run_show(args: argparse.Namespace) -> int:
-    store = PolicyStore.from_directory(args.policies)
+    store = _load(args.policies)
     if args.name is not None and args.name not in store:
         raise PolicyError(f"no policy {args.name} in {args.policies} (it has: {', '.join(store) or 'none'})")
     chosen = [store[args.name]] if args.name else list(store.values())
@@ -110,28 +162,28 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    store = PolicyStore.from_directory(args.policies)
+    store = _load(args.policies)
     if args.name not in store:
         raise PolicyError(f"no policy {args.name} in {args.policies} (it has: {', '.join(store) or 'none'})")
-    target = args.policies / f"{args.name}.spl"
+    target = _policy_file(args.policies, args.name)
     _refuse_other_origin(store, args.name, target)
-    others = [n for n, o in store.origins.items() if n != args.name and o.path.resolve() == target.resolve()]
-    if others:
-        raise PolicyError(f"{target} also sets {', '.join(others)}; edit it by hand")
-    target.unlink()
+    _refuse_shared_file(store, args.name, target, "deleting it would remove them too")
+    with file_errors("delete", target):
+        target.unlink()
     print(f"policy {args.name} removed ({target} deleted)")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    store = PolicyStore.from_directory(args.policies)
+    store = _load(args.policies)
     for line in commands_for(diff_policies({}, store), args.qmgr, mqsc=args.mqsc):
         print(line)
     return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
-    store, errors = PolicyStore.check_directory(args.policies)
+    with file_errors("read the policies in", args.policies):
+        store, errors = PolicyStore.check_directory(args.policies)
     for error in errors:
         print(f"error: {error.message}", file=sys.stderr)
     if errors:
@@ -142,11 +194,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _dump(path: Path) -> dict[str, Policy]:
-    return {p.name: p for p in parse_dspmqspl(path.read_text(encoding="utf-8"), source=str(path))}
+    return {p.name: p for p in read_dspmqspl(path)}
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    store = PolicyStore.from_directory(args.policies)
+    store = _load(args.policies)
     if args.write_to is not None:
         from ams.mq import connect, write_policies_to_queue_manager
 
@@ -175,7 +227,7 @@ def run_apply(args: argparse.Namespace) -> int:
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    store = PolicyStore.from_directory(args.policies)
+    store = _load(args.policies)
     changes = diff_policies(_dump(args.dump), store)
     for change in changes:
         sign = {"add": "+", "remove": "-", "change": "~"}[change.kind]

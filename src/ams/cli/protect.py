@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ams.cli.common import add_io_options, add_keys_options, parse_time, protector, read_input, write_output
+from ams.errors import DecryptionError
 from ams.protect import MQFMT_NONE
 
 
@@ -26,6 +27,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--format", default=MQFMT_NONE, help="MQMD Format of the input (default blank: no clear headers)"
     )
     unprotect.add_argument("--at", type=parse_time, default=None, help="validation time (ISO 8601; default now)")
+    unprotect.add_argument(
+        "--diagnose-decryption",
+        action="store_true",
+        help="print which step of a failed decryption failed: for the key owner only, never for senders",
+    )
     add_io_options(unprotect)
     unprotect.set_defaults(run=run_unprotect)
 
@@ -43,7 +49,15 @@ def run_protect(args: argparse.Namespace) -> int:
 
 def run_unprotect(args: argparse.Namespace) -> int:
     handle = protector(args)
-    message = handle.unprotect(args.queue, read_input(args.input), args.format)
+    try:
+        message = handle.unprotect(args.queue, read_input(args.input), args.format)
+    except DecryptionError as error:
+        if error.diagnostic:
+            print(
+                f"ams: local decryption diagnostic (do not show this to senders: it is an oracle): {error.diagnostic}",
+                file=sys.stderr,
+            )
+        raise
     write_output(args.output, message.body)
     signer = f", signed by {message.signer_dn}" if message.signer_dn else ""
     print(f"unprotected from {args.queue}: {message.qop}, Format {message.format.strip()!r}{signer}", file=sys.stderr)

@@ -30,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         manager.close()
     for reason in stats.reasons:
-        print(f"ams: refused (moved to the error queue): {reason}", file=sys.stderr)
+        print(f"ams: not moved: {reason}", file=sys.stderr)
     print(
-        f"moved {stats.moved} message(s) from {args.source} to {args.target}, refused {stats.refused}", file=sys.stderr
+        f"moved {stats.moved} message(s) from {args.source} to {args.target}, refused {stats.refused} (on the "
+        f"error or backout queue), {stats.failed} failed attempt(s) (backed out, still on {args.source})",
+        file=sys.stderr,
     )
-    return 3 if stats.refused else 0
+    return 3 if stats.refused or stats.failed else 0

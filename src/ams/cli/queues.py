@@ -11,12 +11,12 @@ from typing import Any
 import attrs
 
 from ams.cli.common import add_keys_options, keystore_for, policies_for
-from ams.errors import AmsError, SecurityError
+from ams.errors import AmsError, ConfigurationError, SecurityError
 from ams.inspect import inspect_message, render
 from ams.mq import connect
 from ams.mq.errors_queue import FailedMessage, explain, read_error_queue, take
 from ams.mq.mqmd import MQMD
-from ams.mq.protected import ERROR_QUEUE, ProtectedQueueManager
+from ams.mq.protected import ERROR_QUEUE, PoisonMessageError, ProtectedQueueManager
 from ams.mq.transport import NoMessageAvailable
 
 
@@ -95,27 +95,40 @@ def _emit(body: bytes) -> None:
 
 
 def run_get(args: argparse.Namespace) -> int:
+    """Each message is got under syncpoint and committed once written out: none is lost on the way."""
     manager = _manager(args)
     failed = got = 0
     try:
         queue = manager.open(args.queue, input=True)
         while True:
             try:
-                message = queue.get(wait=args.wait)
+                message = queue.get(wait=args.wait, syncpoint=True)
             except NoMessageAvailable:
                 break
-            except SecurityError as error:
+            except (SecurityError, PoisonMessageError) as error:
+                manager.commit()  # moved to the error (or backout) queue: make that final
                 failed += 1
-                print(f"ams: message refused (MQRC {error.reason}): {error}", file=sys.stderr)
-                for note in getattr(error, "__notes__", []):
-                    print(f"     {note}", file=sys.stderr)
+                _report_refusal(error)
                 continue
-            got += 1
+            except ConfigurationError:
+                raise  # backed out: the message stays, and so would every other
+            except AmsError as error:
+                failed += 1  # backed out: the message is back on the queue, moved aside past BOTHRESH
+                _report_refusal(error)
+                continue
             _emit(message.body)
+            manager.commit()
+            got += 1
     finally:
         manager.close()
     print(f"got {got} message(s) from {args.queue}" + (f", {failed} refused" if failed else ""), file=sys.stderr)
     return 3 if failed else 0
+
+
+def _report_refusal(error: AmsError) -> None:
+    print(f"ams: message refused (MQRC {error.reason}): {error}", file=sys.stderr)
+    for note in getattr(error, "__notes__", []):
+        print(f"     {note}", file=sys.stderr)
 
 
 def run_browse(args: argparse.Namespace) -> int:
@@ -156,15 +169,19 @@ def run_errors(args: argparse.Namespace) -> int:
         if chosen is None:
             raise AmsError(f"no message {args.index} on {ERROR_QUEUE} (it holds {len(failed)})")
         if args.errors_command == "show":
-            report: dict[str, Any] = {"dlh": attrs.asdict(chosen.dlh), **_summary(chosen)}
+            report: dict[str, Any] = {**_summary(chosen)}
+            report["dlh"] = attrs.asdict(chosen.dlh) if chosen.dlh else {"malformed": chosen.problem}
             md = chosen.original_md
-            report["message"] = inspect_message(chosen.body, md.format, encoding=md.encoding, ccsid=md.ccsid)
+            try:
+                report["message"] = inspect_message(chosen.body, md.format, encoding=md.encoding, ccsid=md.ccsid)
+            except AmsError as error:
+                report["message"] = {"unreadable": error.message}
         else:
             report = explain(chosen, keystore_for(args), policies_for(args, qm))
         _print_report(report, args.json)
         if args.remove or args.requeue:
             take(qm, chosen, requeue=args.requeue)
-            action = f"put back on {chosen.dlh.dest_q_name}" if args.requeue else "removed"
+            action = f"put back on {chosen.dlh.dest_q_name}" if args.requeue and chosen.dlh else "removed"
             print(f"message {chosen.index} {action}", file=sys.stderr)
         return 0
     finally:
@@ -172,6 +189,9 @@ def run_errors(args: argparse.Namespace) -> int:
 
 
 def _summary(failed: FailedMessage) -> dict[str, Any]:
+    if failed.dlh is None:
+        unknown = {"queue": "?", "reason": "?", "put": "?"}
+        return {"index": failed.index, **unknown, "qop": "malformed", "size": len(failed.body)}
     md = failed.original_md
     try:
         qop = inspect_message(failed.body, md.format, encoding=md.encoding, ccsid=md.ccsid).get("qop", "unprotected")

@@ -1,7 +1,10 @@
-"""Just enough DER to frame large payloads without re-encoding them.
+"""Just enough DER to write AMS's structures and read them strictly, with bounded work.
 
-asn1crypto builds and parses the small structures; the payload-sized OCTET STRINGs are framed
-here with length prefixes so that a 100 MB payload is never copied by a generic encoder.
+Writing frames payload-sized OCTET STRINGs with length prefixes, so that a 100 MB payload is
+never copied by a generic encoder. Reading is strict (definite minimal lengths, single-byte
+tags) and bounded: element counts, INTEGER and OBJECT IDENTIFIER sizes are limited before
+anything is allocated, and no error text ever contains the bytes that were read (they may be
+an attacker's, or decrypted).
 """
 
 from __future__ import annotations
@@ -60,6 +63,12 @@ class DerError(ValueError):
     """The bytes are not the strict DER this reader expects."""
 
 
+# An INTEGER in AMS's structures is a version or a serial number (RFC 5280: at most 20 octets);
+# larger ones are refused before Python turns them into numbers or text.
+MAX_INTEGER_OCTETS = 32
+MAX_OID_OCTETS = 64
+
+
 def read_header(data: bytes | memoryview, offset: int = 0, end: int | None = None) -> tuple[int, int, int]:
     """(tag, content offset, content length) of the DER TLV at ``offset``.
 
@@ -116,9 +125,11 @@ class Element:
             raise DerError(f"{what}: expected a constructed value, found primitive tag {self.tag:#04x}")
         return Reader(self._data, what, self._start, self._end)
 
-    def integer(self, what: str) -> int:
+    def integer(self, what: str, max_octets: int = MAX_INTEGER_OCTETS) -> int:
         expect_tag(self, INTEGER, what)
         data = self.content
+        if len(data) > max_octets:
+            raise DerError(f"{what}: INTEGER of {len(data)} octets; at most {max_octets} are accepted")
         if len(data) == 0 or (
             len(data) > 1 and ((data[0] == 0 and data[1] < 0x80) or (data[0] == 0xFF and data[1] >= 0x80))
         ):
@@ -176,9 +187,12 @@ class Reader:
         if self.offset != self.stop:
             raise DerError(f"{self.what}: {self.stop - self.offset} unexpected bytes after its last field")
 
-    def all(self, what: str, tag: int | None = None) -> list[Element]:
-        out = []
+    def all(self, what: str, tag: int | None = None, *, limit: int = 256) -> list[Element]:
+        """Every remaining element; more than ``limit`` is an error found after ``limit + 1`` reads."""
+        out: list[Element] = []
         while self.offset < self.stop:
+            if len(out) == limit:
+                raise DerError(f"{self.what}: more than {limit} {what} elements; at most {limit} are accepted")
             out.append(self.read(what, tag))
         return out
 
@@ -190,13 +204,15 @@ def decode_oid(content: bytes) -> str:
     cached = _OID_CACHE.get(content)
     if cached is not None:
         return cached
+    if len(content) > MAX_OID_OCTETS:
+        raise DerError(f"OBJECT IDENTIFIER of {len(content)} octets; at most {MAX_OID_OCTETS} are accepted")
     if not content or content[-1] & 0x80 or content[0] == 0x80:
-        raise DerError(f"malformed OBJECT IDENTIFIER {content.hex()}")
+        raise DerError(f"malformed OBJECT IDENTIFIER ({len(content)} octets)")
     values = []
     value = 0
     for index, byte in enumerate(content):
         if value == 0 and byte == 0x80 and (index == 0 or not content[index - 1] & 0x80):
-            raise DerError(f"non-minimal OBJECT IDENTIFIER {content.hex()}")
+            raise DerError(f"non-minimal OBJECT IDENTIFIER ({len(content)} octets)")
         value = (value << 7) | (byte & 0x7F)
         if not byte & 0x80:
             values.append(value)

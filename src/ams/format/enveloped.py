@@ -8,7 +8,7 @@ into one preallocated buffer: the fastest way cryptography offers, and one copy.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import attrs
 from cryptography import x509
@@ -21,10 +21,10 @@ from ams.errors import (
     DecryptionError,
     DistinguishedNameError,
     MalformedMessageError,
-    NotARecipientError,
     UnsupportedAlgorithmError,
 )
 from ams.format import der
+from ams.format.limits import DEFAULT_LIMITS, Limits
 from ams.format.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
 from ams.format.signed import Chunk, issuer_and_serial, issuer_bytes
 
@@ -150,9 +150,11 @@ class RecipientRef:
             try:
                 issuer = str(DistinguishedName.from_der(self.issuer))
             except DistinguishedNameError:
-                issuer = f"(unparseable Name {self.issuer.hex()})"
+                issuer = f"(an unparseable Name of {len(self.issuer)} bytes)"
             return f"issuer {issuer} serial {self.serial:#x}"
-        return f"subjectKeyIdentifier {self.key_identifier.hex() if self.key_identifier else '?'}"
+        identifier = self.key_identifier or b""
+        shown = identifier[:32].hex() + ("..." if len(identifier) > 32 else "")
+        return f"subjectKeyIdentifier {shown or '(empty)'}"
 
 
 @attrs.frozen
@@ -168,49 +170,27 @@ class EnvelopedContent:
     def recipient_refs(self) -> list[RecipientRef]:
         return [ref for ref, _ in self.recipients]
 
-    def unwrap_key(
-        self,
-        certificate: x509.Certificate,
-        private_key: rsa.RSAPrivateKey,
-        *,
-        describe_recipient: Callable[[RecipientRef], str],
-        on_rsa: Callable[[], None] = lambda: None,
-    ) -> bytes:
-        """The content key, unwrapped for this identity; NotARecipientError when it is not one."""
-        for ref, rest in self.recipients:
+    def recipient_index(self, certificate: x509.Certificate) -> int | None:
+        """Which RecipientInfo is for ``certificate`` (None when the message is not for it)."""
+        for index, (ref, _) in enumerate(self.recipients):
             if ref.matches(certificate):
-                # only this identity's RecipientInfo is read in full: the others are never used
-                wrapped = _wrapped_key(der.Reader(rest.data, rest.what, rest.offset, rest.stop))
-                on_rsa()
-                try:
-                    key = private_key.decrypt(wrapped, padding.PKCS1v15())
-                except ValueError:
-                    raise DecryptionError(
-                        f"the wrapped content key ({len(wrapped)} bytes) cannot be decrypted with the "
-                        f"{private_key.key_size}-bit key of {DistinguishedName.from_x509(certificate.subject)}"
-                    ) from None
-                # With implicit rejection a wrong key yields random bytes: check the length here
-                # and rely on the signature or size checks for the rest.
-                if len(key) != self.algorithm.spec.key_size:
-                    raise DecryptionError(
-                        f"the unwrapped {self.algorithm} key is {len(key)} bytes, expected "
-                        f"{self.algorithm.spec.key_size}: the message key was not wrapped for this private key"
-                    )
-                return key
-        listed = "; ".join(describe_recipient(ref) for ref, _ in self.recipients) or "nobody"
-        raise NotARecipientError(
-            f"this message was encrypted for {len(self.recipients)} recipient(s): {listed}; this identity "
-            f"is {DistinguishedName.from_x509(certificate.subject)} (issuer "
-            f"{DistinguishedName.from_x509(certificate.issuer)}, serial {certificate.serial_number:#x}). "
-            "Add this identity's DN to the sender's policy recipients (-r), or read with a recipient's keystore"
-        )
+                return index
+        return None
+
+    def wrapped_key(self, index: int) -> bytes:
+        """The encryptedKey of one RecipientInfo; only this one is read in full (the others are never used)."""
+        rest = self.recipients[index][1]
+        return _wrapped_key(der.Reader(rest.data, rest.what, rest.offset, rest.stop))
 
     def decrypt(self, key: bytes, *, what: str, headroom: int = 0) -> memoryview:
         return cbc_decrypt(self.algorithm, key, self.iv, self.ciphertext, what=what, headroom=headroom)
 
 
-def parse_enveloped_data(encoded: bytes | memoryview) -> EnvelopedContent:
-    """Parse a ContentInfo(envelopedData) with key-transport recipients, strictly, without copies."""
+def parse_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEFAULT_LIMITS) -> EnvelopedContent:
+    """Parse a ContentInfo(envelopedData) with key-transport recipients, strictly, without copies.
+
+    Syntax only; at most ``limits.recipients`` RecipientInfos are read.
+    """
     try:
         content_type, enveloped = der.content_info(encoded, "the EnvelopedData ContentInfo")
         if content_type != ID_ENVELOPED_DATA:
@@ -224,7 +204,8 @@ def parse_enveloped_data(encoded: bytes | memoryview) -> EnvelopedContent:
             raise der.DerError("EnvelopedData has originatorInfo, which AMS does not write")
         refs: list[tuple[RecipientRef, der.Reader]] = []
         all_v0 = True
-        for choice in fields.read("recipientInfos", der.SET).children("recipientInfos").all("RecipientInfo"):
+        infos = fields.read("recipientInfos", der.SET).children("recipientInfos")
+        for choice in infos.all("RecipientInfo", limit=limits.recipients):
             if choice.tag != der.SEQUENCE:
                 raise UnsupportedAlgorithmError(
                     f"RecipientInfo with tag {choice.tag:#04x}: AMS uses key transport (RSA) only"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import warnings
 from collections.abc import Callable
 
 import attrs
@@ -18,6 +19,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 from ams.algorithms import RSA_WITH_DIGEST, SignatureAlgorithm
 from ams.dn import DistinguishedName
@@ -28,6 +30,7 @@ from ams.errors import (
     UnsupportedAlgorithmError,
 )
 from ams.format import der
+from ams.format.limits import DEFAULT_LIMITS, Limits
 from ams.format.oids import (
     ID_CONTENT_TYPE,
     ID_DATA,
@@ -214,28 +217,55 @@ class SignedContent:
 
 
 def signing_time(info: SignerInfo) -> datetime.datetime | None:
-    """The signingTime signed attribute, when present (for ``ams inspect``)."""
+    """The signingTime signed attribute (for ``ams inspect``); None when absent.
+
+    The attributes are the sender's bytes: anything malformed is a MalformedMessageError.
+    """
     if info.signed_attributes is None:
         return None
-    for attribute in der.Reader(info.signed_attributes, "signedAttrs").all("attribute"):
-        fields = attribute.children("attribute")
-        if fields.read("attrType", der.OID).oid("attrType") == ID_SIGNING_TIME:
+    try:
+        for attribute in der.Reader(info.signed_attributes, "signedAttrs").all(
+            "attribute", der.SEQUENCE, limit=DEFAULT_LIMITS.signed_attributes
+        ):
+            fields = attribute.children("attribute")
+            if fields.read("attrType", der.OID).oid("attrType") != ID_SIGNING_TIME:
+                continue
             value = fields.read("attrValues", der.SET).children("attrValues").read("time")
-            text = bytes(value.content).decode("ascii")
-            if value.tag == 0x17:
-                text = ("19" if int(text[:2]) >= 50 else "20") + text
-            return datetime.datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=datetime.UTC)
+            return _decode_time(value)
+    except der.DerError as error:
+        raise MalformedMessageError(f"cannot read the signed attributes: {error}") from None
     return None
+
+
+def _decode_time(value: der.Element) -> datetime.datetime:
+    """A UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), as RFC 5280 restricts them."""
+    raw = bytes(value.content)
+    if value.tag == 0x17 and len(raw) == 13:
+        year = int(raw[:2]) if raw[:2].isdigit() else -1
+        raw = (b"19" if year >= 50 else b"20") + raw
+    elif value.tag != 0x18 or len(raw) != 15:
+        raise der.DerError(f"signingTime: expected UTCTime or GeneralizedTime, found tag {value.tag:#04x}")
+    if not (raw[:14].isdigit() and raw[14:] == b"Z"):
+        raise der.DerError("signingTime is not of the form YYYYMMDDHHMMSSZ")
+    try:
+        return datetime.datetime.strptime(raw.decode("ascii"), "%Y%m%d%H%M%SZ").replace(tzinfo=datetime.UTC)
+    except ValueError:
+        raise der.DerError("signingTime is not a valid date and time") from None
 
 
 def _signed_attributes(content: memoryview) -> tuple[str, bytes]:
     """contentType and messageDigest from the signed attributes (each exactly once, one value)."""
     found: dict[str, der.Element] = {}
+    limits = DEFAULT_LIMITS
     try:
-        for attribute in der.Reader(content, "signedAttrs").all("attribute", der.SEQUENCE):
+        for attribute in der.Reader(content, "signedAttrs").all(
+            "attribute", der.SEQUENCE, limit=limits.signed_attributes
+        ):
             fields = attribute.children("attribute")
             oid = fields.read("attrType", der.OID).oid("attrType")
-            values = fields.read("attrValues", der.SET).children("attrValues").all("value")
+            values = fields.read("attrValues", der.SET).children("attrValues").all(
+                "value", limit=limits.attribute_values
+            )
             fields.end()
             if oid in (ID_CONTENT_TYPE, ID_MESSAGE_DIGEST):
                 if oid in found or len(values) != 1:
@@ -300,10 +330,13 @@ def _signer_info(element: der.Element) -> SignerInfo:
     )
 
 
-def parse_signed_data(encoded: bytes | memoryview, *, wrapped: bool) -> SignedContent:
+def parse_signed_data(
+    encoded: bytes | memoryview, *, wrapped: bool, limits: Limits = DEFAULT_LIMITS
+) -> SignedContent:
     """Parse a ContentInfo(signedData) (``wrapped``) or a bare SignedData SEQUENCE, strictly.
 
-    The payload is not copied: ``content`` is a view into ``encoded``.
+    Syntax only: nothing is verified here (see :meth:`SignedContent.verify`). The payload is not
+    copied: ``content`` is a view into ``encoded``. Element counts are bounded by ``limits``.
     """
     try:
         if wrapped:
@@ -320,7 +353,11 @@ def parse_signed_data(encoded: bytes | memoryview, *, wrapped: bool) -> SignedCo
         fields = signed.children("SignedData")
         version = fields.read("version", der.INTEGER).integer("SignedData version")
         digest_oids = []
-        for identifier in fields.read("digestAlgorithms", der.SET).children("digestAlgorithms").all("digest"):
+        for identifier in (
+            fields.read("digestAlgorithms", der.SET)
+            .children("digestAlgorithms")
+            .all("digest", limit=limits.digest_algorithms)
+        ):
             oid, parameters = der.algorithm(identifier, "digestAlgorithms")
             der.null_or_absent(parameters, "digestAlgorithms")
             digest_oids.append(oid)
@@ -336,13 +373,19 @@ def parse_signed_data(encoded: bytes | memoryview, *, wrapped: bool) -> SignedCo
         certificates = fields.optional(der.CONTEXT_0_CONSTRUCTED, "certificates")
         certificate_ders = tuple(
             bytes(c.encoded)
-            for c in (certificates.children("certificates").all("certificate", der.SEQUENCE) if certificates else [])
+            for c in (
+                certificates.children("certificates").all("certificate", der.SEQUENCE, limit=limits.certificates)
+                if certificates
+                else []
+            )
         )
         if fields.peek() == 0xA1:
             fields.read("crls")  # revocation data in the message is not used: trust comes from the receiver
         infos = tuple(
             _signer_info(e)
-            for e in fields.read("signerInfos", der.SET).children("signerInfos").all("SignerInfo", der.SEQUENCE)
+            for e in fields.read("signerInfos", der.SET)
+            .children("signerInfos")
+            .all("SignerInfo", der.SEQUENCE, limit=limits.signer_infos)
         )
         fields.end()
     except der.DerError as error:
@@ -356,3 +399,32 @@ def parse_signed_data(encoded: bytes | memoryview, *, wrapped: bool) -> SignedCo
             f"digest algorithm {oid} is not one AMS defines (MD5, SHA1, SHA256, SHA384, SHA512)"
         )
     return SignedContent(version, algorithm, tuple(digest_oids), certificate_ders, content, infos)
+
+
+def load_certificate(encoded: bytes) -> x509.Certificate:
+    """A certificate carried in a message, parsed in full now so that damage fails here, typed.
+
+    Also refused: signature BIT STRINGs with unused bits (cryptography would ignore them, so
+    they could change unnoticed) and serial numbers that are not positive (RFC 5280).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)  # refused by the checks instead
+            certificate = x509.load_der_x509_certificate(encoded)
+            certificate.public_key()
+            _ = certificate.extensions, certificate.signature_hash_algorithm
+            _ = certificate.issuer, certificate.subject, certificate.not_valid_after_utc
+            serial = certificate.serial_number
+        fields = der.Reader(encoded, "Certificate").read("Certificate", der.SEQUENCE).children("Certificate")
+        fields.read("tbsCertificate", der.SEQUENCE)
+        fields.read("signatureAlgorithm", der.SEQUENCE)
+        unused_bits = bytes(fields.read("signatureValue", 0x03).content[:1])
+    except Exception as error:  # cryptography raises ValueError, UnsupportedAlgorithm and others
+        raise MalformedMessageError(f"the signer certificate cannot be parsed ({type(error).__name__})") from None
+    if unused_bits != b"\x00":
+        raise MalformedMessageError("the signer certificate's signature BIT STRING has unused bits")
+    if serial <= 0:
+        raise MalformedMessageError("the signer certificate's serial number is not positive (RFC 5280)")
+    if serial.bit_length() > 8 * der.MAX_INTEGER_OCTETS:
+        raise MalformedMessageError(f"the signer certificate's serial number is over {der.MAX_INTEGER_OCTETS} octets")
+    return certificate

@@ -7,11 +7,13 @@ Recipients' certificates are found by DN, as AMS finds them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import attrs
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -42,6 +44,9 @@ class Identity:
 
     certificate: x509.Certificate
     private_key: rsa.RSAPrivateKey = attrs.field(repr=False)
+    # Implicit rejection: a failed RSA unwrap goes on with a key derived from the ciphertext and
+    # this secret, so the failure looks like any other (see ams.keys.unwrap). Never leaves memory.
+    rejection_secret: bytes = attrs.field(factory=lambda: os.urandom(32), repr=False, eq=False)
 
     @property
     def dn(self) -> DistinguishedName:
@@ -52,18 +57,42 @@ class Identity:
         return self.private_key.key_size
 
 
+def _subject(certificate: x509.Certificate) -> str:
+    """A certificate's subject for an error text, even when cryptography cannot read it."""
+    try:
+        return str(DistinguishedName.from_x509(certificate.subject))
+    except ValueError:
+        return "(a certificate whose subject cannot be read)"
+
+
+def _read_file(path: str | Path, what: str) -> bytes:
+    """A file's bytes; an unreadable file, or a path no file can have, is a KeystoreError naming it."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise KeystoreError(f"cannot read {what} {str(path)!r}: {error.strerror or error}") from None
+    except ValueError:  # a NUL in the path
+        raise KeystoreError(f"cannot read {what} {str(path)!r}: a file name cannot hold a NUL character") from None
+
+
 def _rsa_identity(key: object, certificate: x509.Certificate, source: str) -> Identity:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise KeystoreError(
-            f"{source}: the private key for {DistinguishedName.from_x509(certificate.subject)} is "
+            f"{source}: the private key for {_subject(certificate)} is "
             f"{type(key).__name__.lstrip('_')}, but AMS supports RSA keys only: issue an RSA "
             "certificate (2048 bits or more) for this identity"
         )
-    public = certificate.public_key()
+    try:
+        public = certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise KeystoreError(
+            f"{source}: the public key of the certificate {_subject(certificate)} cannot be read: AMS needs an RSA "
+            "certificate (2048 bits or more) for this identity"
+        ) from None
     if not isinstance(public, rsa.RSAPublicKey) or public.public_numbers() != key.public_key().public_numbers():
         raise KeystoreError(
             f"{source}: the private key does not belong to the certificate "
-            f"{DistinguishedName.from_x509(certificate.subject)}: check that the key and certificate "
+            f"{_subject(certificate)}: check that the key and certificate "
             "files are a pair"
         )
     return Identity(certificate, key)
@@ -118,16 +147,19 @@ class Keystore:
     def from_pkcs12(cls, path: str | Path, password: str | bytes | None, *, certificate: str | None = None) -> Keystore:
         """A PKCS#12 file with one private key, its certificate and other certificates."""
         source = str(path)
-        try:
-            data = Path(path).read_bytes()
-        except OSError as error:
-            raise KeystoreError(f"cannot read PKCS#12 keystore {source!r}: {error.strerror}") from None
+        data = _read_file(path, "PKCS#12 keystore")
         secret = password.encode() if isinstance(password, str) else password
         try:
             bundle = pkcs12.load_pkcs12(data, secret)
-        except ValueError:
+        except (ValueError, TypeError):
             raise KeystoreError(
                 f"cannot open PKCS#12 keystore {source!r}: wrong password (pkcs12.keystore_pass) or not a PKCS#12 file"
+            ) from None
+        except UnsupportedAlgorithm:
+            raise KeystoreError(
+                f"cannot open PKCS#12 keystore {source!r}: it is protected or holds a key with an algorithm this "
+                "cryptography library does not support: re-export it with AES (for example openssl pkcs12 -export "
+                "-keypbe AES-256-CBC -certpbe AES-256-CBC)"
             ) from None
         if bundle.key is None or bundle.cert is None:
             raise KeystoreError(
@@ -142,7 +174,14 @@ class Keystore:
                 f"(pkcs12.certificate); its key is labelled {found}"
             )
         identity = _rsa_identity(bundle.key, bundle.cert.certificate, source)
-        return cls(identity, [c.certificate for c in bundle.additional_certs], source=source)
+        return cls._assembled(identity, [c.certificate for c in bundle.additional_certs], source)
+
+    @classmethod
+    def _assembled(cls, identity: Identity | None, certificates: list[x509.Certificate], source: str) -> Keystore:
+        try:
+            return cls(identity, certificates, source=source)
+        except ValueError as error:  # cryptography reads a certificate's names only when asked
+            raise KeystoreError(f"{source}: a certificate it holds cannot be read: {error}") from None
 
     @classmethod
     def from_pem(
@@ -159,12 +198,16 @@ class Keystore:
             if private is None or public is None:
                 raise KeystoreError("PEM keystore needs both pem.private (the key) and pem.public (its certificate)")
             secret = password.encode() if isinstance(password, str) else password
+            data = _read_file(private, "private key")
             try:
-                key = serialization.load_pem_private_key(Path(private).read_bytes(), secret)
-            except OSError as error:
-                raise KeystoreError(f"cannot read private key {str(private)!r}: {error.strerror}") from None
+                key = serialization.load_pem_private_key(data, secret)
             except (ValueError, TypeError) as error:
                 raise KeystoreError(f"cannot load private key {str(private)!r}: {error} (check pem.password)") from None
+            except UnsupportedAlgorithm:
+                raise KeystoreError(
+                    f"cannot load private key {str(private)!r}: its key type or encryption is not supported; AMS "
+                    "needs an RSA key (encrypt it with openssl pkcs8 -topk8 -v2 aes-256-cbc)"
+                ) from None
             own = load_certificates(public)
             if not own:
                 raise KeystoreError(f"no certificate in {str(public)!r} (pem.public)")
@@ -175,7 +218,7 @@ class Keystore:
         others = list(extra)
         for location in certificates:
             others.extend(load_certificates(location))
-        return cls(identity, others, source=str(private or (certificates[0] if certificates else "pem")))
+        return cls._assembled(identity, others, str(private or (certificates[0] if certificates else "pem")))
 
     @classmethod
     def from_conf(cls, path: str | Path | None = None, *, strict: bool = False) -> Keystore:
@@ -202,6 +245,11 @@ class Keystore:
         except KeystoreError as error:
             key = error.message.split(" ", 1)[0]
             raise KeystoreError(f"{settings.where(key)}: {error.message}") from None
+        except (ValueError, TypeError):  # a safety net: RevocationSettings names the key itself where it can
+            raise KeystoreError(
+                f"{conf_path}: the revocation settings (revocation.fail, crl.file, ocsp.*) cannot be read: check "
+                "their values against the README's keystore.conf section"
+            ) from None
         return keystore
 
     @classmethod
@@ -229,9 +277,9 @@ class Keystore:
                 return cls.from_pkcs12(store, password, certificate=settings.get(f"{prefix}.certificate"))
         if "pem.private" in settings or "pem.public" in settings or "pem.certificates" in settings:
             private = resolve(settings["pem.private"]) if "pem.private" in settings else None
-            if private is not None and private.is_file():
+            if private is not None and _is_file(private):
                 findings += hygiene.check_key_file(
-                    private, encrypted=hygiene.pem_key_is_encrypted(private.read_bytes()), strict=strict
+                    private, encrypted=hygiene.pem_key_is_encrypted(_read_file(private, "private key")), strict=strict
                 )
             return cls.from_pem(
                 private=private,
@@ -297,9 +345,12 @@ class Keystore:
 def _refuse_java_keystore(path: Path, kind: str) -> None:
     """jks./jceks. keystores are read when the file is really PKCS#12 (keytool's default since Java 9)."""
     try:
-        magic = path.read_bytes()[:4]
+        with path.open("rb") as file:
+            magic = file.read(4)
     except OSError as error:
-        raise KeystoreError(f"cannot read {kind} keystore {str(path)!r}: {error.strerror}") from None
+        raise KeystoreError(f"cannot read {kind} keystore {str(path)!r}: {error.strerror or error}") from None
+    except ValueError:  # a NUL in the path
+        raise KeystoreError(f"cannot read {kind} keystore {str(path)!r}: a file name cannot hold a NUL") from None
     if magic in (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"):
         raise KeystoreError(
             f"{path} is a genuine {'JKS' if magic[0] == 0xFE else 'JCEKS'} keystore, which Python cannot read: convert "
@@ -327,14 +378,30 @@ class ConfSettings(dict[str, str]):
         return f"{self.path}:{self.lines[key]}" if key in self.lines else str(self.path)
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
+_BOM = "\ufeff"
+
+
 def read_keystore_conf(path: Path) -> ConfSettings:
-    """``key = value`` lines; prefixes case-insensitive; a duplicate key is an error."""
+    """``key = value`` lines; prefixes case-insensitive; a duplicate key is an error.
+
+    Whatever the file holds, only KeystoreError is raised; no error quotes a line (it may hold a
+    password).
+    """
+    data = _read_file(path, "keystore.conf")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise KeystoreError(f"cannot read keystore.conf {str(path)!r}: {error.strerror}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        where = len(_LINE_BREAK_BYTES.split(data[: error.start]))
+        raise KeystoreError(
+            f"{path}:{where}: not UTF-8 text (byte {error.start + 1} of the file cannot be decoded; the line is not "
+            "shown, it may hold a password): save keystore.conf as UTF-8"
+        ) from None
     settings = ConfSettings(path)
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(_LINE_BREAK.split(text.removeprefix(_BOM)), start=1):
+        if "\x00" in raw:
+            raise KeystoreError(f"{path}:{number}: the line holds a NUL character; keystore.conf is text: remove it")
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -365,19 +432,29 @@ def _password(settings: dict[str, str], key: str, path: Path) -> str | None:
 def load_certificates(location: str | Path) -> list[x509.Certificate]:
     """Certificates from a PEM bundle, a DER file, or every such file in a directory."""
     path = Path(location)
-    if path.is_dir():
+    try:
+        is_directory = path.is_dir()
+        children = sorted(path.iterdir()) if is_directory else []
+    except OSError as error:
+        raise KeystoreError(f"cannot read certificates from {str(path)!r}: {error.strerror or error}") from None
+    if is_directory:
         found: list[x509.Certificate] = []
-        for child in sorted(path.iterdir()):
-            if child.is_file() and child.suffix.lower() in (".pem", ".crt", ".cer", ".der"):
+        for child in children:
+            if _is_file(child) and child.suffix.lower() in (".pem", ".crt", ".cer", ".der"):
                 found.extend(load_certificates(child))
         return found
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise KeystoreError(f"cannot read certificates from {str(path)!r}: {error.strerror}") from None
+    data = _read_file(path, "certificates from")
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificates(data) if b"CERTIFICATE-----" in data else []
         return [x509.load_der_x509_certificate(data)]
-    except ValueError as error:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
         raise KeystoreError(f"cannot parse certificates in {str(path)!r}: {error}") from None
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file(), False too where it would raise (a name too long, a directory not searchable)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False

@@ -1,104 +1,214 @@
 """Revocation: CRLs from files and OCSP, with hard-fail and soft-fail modes.
 
 Configured through keystore.conf (``ocsp.enable``, ``ocsp.url``, ``ocsp.nonce``, ``ocsp.timeout``,
-``crl.file``, ``revocation.fail``) or the API. CRLs and OCSP responses are verified (signature by
-the issuing CA or, for OCSP, by a responder it delegated with id-kp-OCSPSigning) and used only
-within their validity; answers are cached until their nextUpdate.
+``ocsp.max_response_size``, ``ocsp.max_age``, ``crl.file``, ``revocation.fail``) or the API. CRLs and
+OCSP responses are verified (signature by the issuing CA or, for OCSP, by a responder it delegated
+with id-kp-OCSPSigning; the nonce echoed; the answer about this very certificate) and used only within
+their validity; an OCSP answer without nextUpdate only for ``ocsp.max_age``. Good answers are cached by
+certificate fingerprint until they expire.
+
+Responses and CRL files are attacker-controlled bytes: whatever they hold, a check ends in "good",
+"unknown" (a warning in soft-fail mode, :class:`RevocationUnknownError` in hard-fail mode),
+:class:`CertificateRevokedError` or, for an unusable CRL file, :class:`KeystoreError`. Error texts never
+echo response bytes and stay short. The network I/O lives in :mod:`ams.keys.ocsp_http`.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
-import socket
-import urllib.parse
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, SignatureAlgorithmOID
 
 from ams.dn import DistinguishedName
-from ams.errors import AmsSecurityWarning, CertificateRevokedError, KeystoreError, RevocationUnknownError
+from ams.errors import (
+    AmsError,
+    AmsSecurityWarning,
+    CertificateRevokedError,
+    KeystoreError,
+    RevocationUnknownError,
+    UsageError,
+)
+from ams.keys.ocsp_http import DEFAULT_MAX_RESPONSE_SIZE, OcspHttpError, clip, http_post, url_problem
 
 Fetch = Callable[[str, bytes, float], bytes]
+"""``fetch(url, der_request, timeout_seconds) -> der_response``: how an OCSP request reaches its responder."""
+
+_T = TypeVar("_T")
+
+SKEW = datetime.timedelta(minutes=5)  # clock difference tolerated around an OCSP answer's dates
+MAX_TIMEOUT = 600.0
+MAX_AGE_LIMIT = datetime.timedelta(days=7)
+MIN_RESPONSE_SIZE, MAX_RESPONSE_SIZE = 1024, 16 * 1024 * 1024
+_CACHE_SIZE = 4096
+_MESSAGE_DETAILS = 600  # characters of problems in one error message, which stays under ~1,000
+
+# the only signatures verified: RSA PKCS#1 v1.5 (AMS keys are RSA), never MD5
+_RSA_PKCS1: dict[x509.ObjectIdentifier, hashes.HashAlgorithm] = {
+    SignatureAlgorithmOID.RSA_WITH_SHA1: hashes.SHA1(),
+    SignatureAlgorithmOID.RSA_WITH_SHA224: hashes.SHA224(),
+    SignatureAlgorithmOID.RSA_WITH_SHA256: hashes.SHA256(),
+    SignatureAlgorithmOID.RSA_WITH_SHA384: hashes.SHA384(),
+    SignatureAlgorithmOID.RSA_WITH_SHA512: hashes.SHA512(),
+    SignatureAlgorithmOID.RSA_WITH_SHA3_224: hashes.SHA3_224(),
+    SignatureAlgorithmOID.RSA_WITH_SHA3_256: hashes.SHA3_256(),
+    SignatureAlgorithmOID.RSA_WITH_SHA3_384: hashes.SHA3_384(),
+    SignatureAlgorithmOID.RSA_WITH_SHA3_512: hashes.SHA3_512(),
+}
+_EXPECTED_SIGNATURE = "expected RSA PKCS#1 v1.5 with SHA-1, SHA-2 or SHA-3"
 
 
-def _http_post(url: str, body: bytes, timeout: float) -> bytes:
-    """POST an OCSP request over HTTP/1.0 (what OCSP responders, openssl's included, all speak)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"OCSP URL {url!r}: only http:// responders are supported (RFC 6960 uses plain HTTP)")
-    request = (
-        f"POST {parts.path or '/'} HTTP/1.0\r\nHost: {parts.netloc}\r\nContent-Type: application/ocsp-request\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode("ascii") + body
-    with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout) as connection:
-        connection.sendall(request)
-        chunks = []
-        while chunk := connection.recv(65536):
-            chunks.append(chunk)
-    head, _, payload = b"".join(chunks).partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0]
-    status = status_line.split()
-    if len(status) < 2 or status[1] != b"200":
-        raise ValueError(f"HTTP status {status_line.decode('latin-1')!r}")
-    return payload
+def _positive_timeout(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not isinstance(value, int | float) or not 0 < value <= MAX_TIMEOUT:  # also refuses nan
+        raise UsageError(
+            f"RevocationSettings.{attribute.name} = {value!r}: expected seconds, > 0 and <= {MAX_TIMEOUT:g}"
+        )
+
+
+def _valid_max_age(_: object, attribute: attrs.Attribute[datetime.timedelta], value: datetime.timedelta) -> None:
+    if not isinstance(value, datetime.timedelta) or not datetime.timedelta(0) <= value <= MAX_AGE_LIMIT:
+        raise UsageError(
+            f"RevocationSettings.{attribute.name} = {value!r}: expected a datetime.timedelta from 0 to {MAX_AGE_LIMIT}"
+        )
+
+
+def _valid_size(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or not MIN_RESPONSE_SIZE <= value <= MAX_RESPONSE_SIZE:
+        raise UsageError(
+            f"RevocationSettings.{attribute.name} = {value!r}: expected bytes from {MIN_RESPONSE_SIZE} "
+            f"to {MAX_RESPONSE_SIZE}"
+        )
 
 
 @attrs.frozen
 class RevocationSettings:
-    """How to check revocation. ``hard_fail``: an unknown status refuses the message."""
+    """How to check revocation. ``hard_fail``: an unknown status refuses the message.
+
+    ``timeout`` (seconds) bounds a whole OCSP exchange; ``max_response_size`` (bytes) caps the answer;
+    ``max_age`` is how long an OCSP answer without nextUpdate is believed after its thisUpdate;
+    ``ocsp_nonce`` requires the responder to echo a fresh nonce.
+    """
 
     crl_files: tuple[Path, ...] = ()
     ocsp: bool = False
     ocsp_url: str | None = None
     ocsp_nonce: bool = True
-    timeout: float = 5.0
+    timeout: float = attrs.field(default=5.0, validator=_positive_timeout)
     hard_fail: bool = True
+    max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=_valid_size)
+    max_age: datetime.timedelta = attrs.field(default=datetime.timedelta(hours=1), validator=_valid_max_age)
 
     @property
     def enabled(self) -> bool:
+        """Whether any revocation source is configured."""
         return bool(self.crl_files) or self.ocsp
 
     @classmethod
     def from_conf(cls, settings: dict[str, str], base: Path) -> RevocationSettings:
+        """The settings a keystore.conf gives; a bad value raises :class:`KeystoreError` starting with its key."""
+
         def flag(key: str, default: bool) -> bool:
             value = settings.get(key)
             if value is None:
                 return default
             if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
-                raise KeystoreError(f"{key} = {value!r}: expected true or false")
+                raise KeystoreError(f"{key} = '{clip(value, 60)}': expected true or false")
             return value.lower() in ("true", "yes", "1")
+
+        def number(key: str, default: float, pattern: str, low: float, high: float, expected: str) -> float:
+            value = settings.get(key)
+            if value is None:
+                return default
+            # a plain decimal only: float() would also take "nan", "inf", "1e9" and "1_000"
+            if not re.fullmatch(pattern, value) or not low <= float(value) <= high:
+                raise KeystoreError(f"{key} = '{clip(value, 60)}': expected {expected}")
+            return float(value)
 
         mode = settings.get("revocation.fail", "hard").lower()
         if mode not in ("hard", "soft"):
-            raise KeystoreError(f"revocation.fail = {mode!r}: expected hard or soft")
+            raise KeystoreError(f"revocation.fail = '{clip(mode, 60)}': expected hard or soft")
         files = tuple(
             (p if p.is_absolute() else base / p)
             for p in (Path(os.path.expanduser(v.strip())) for v in settings.get("crl.file", "").split(","))
             if str(p) not in ("", ".")
         )
+        url = settings.get("ocsp.url") or None
+        if url is not None and (problem := url_problem(url)) is not None:
+            raise KeystoreError(f"ocsp.url = '{clip(url, 100)}': expected an http:// URL; {problem}")
+        timeout = number(
+            "ocsp.timeout",
+            5.0,
+            r"[0-9]{1,6}(\.[0-9]{1,6})?",
+            0.001,
+            MAX_TIMEOUT,
+            f"a number of seconds greater than 0 and at most {MAX_TIMEOUT:g}, such as 5 or 2.5 (no unit)",
+        )
+        longest = int(MAX_AGE_LIMIT.total_seconds())
+        max_age = number(
+            "ocsp.max_age",
+            3600,
+            r"[0-9]{1,7}",
+            0,
+            longest,
+            f"a whole number of seconds from 0 to {longest}, such as 3600",
+        )
+        size = number(
+            "ocsp.max_response_size",
+            DEFAULT_MAX_RESPONSE_SIZE,
+            r"[0-9]{1,9}",
+            MIN_RESPONSE_SIZE,
+            MAX_RESPONSE_SIZE,
+            f"a whole number of bytes from {MIN_RESPONSE_SIZE} to {MAX_RESPONSE_SIZE}, such as 262144",
+        )
         return cls(
             crl_files=files,
             ocsp=flag("ocsp.enable", False),
-            ocsp_url=settings.get("ocsp.url") or None,
+            ocsp_url=url,
             ocsp_nonce=flag("ocsp.nonce", True),
-            timeout=float(settings.get("ocsp.timeout", "5")),
+            timeout=timeout,
             hard_fail=mode == "hard",
+            max_response_size=int(size),
+            max_age=datetime.timedelta(seconds=int(max_age)),
         )
 
 
+class _Unusable(Exception):
+    """An answer that cannot be used; the message is the bounded problem to report."""
+
+
+def _kind(error: Exception) -> str:
+    """What went wrong with attacker-supplied bytes, without echoing them."""
+    if isinstance(error, UnsupportedAlgorithm):
+        return "it uses an algorithm this library does not support"
+    if isinstance(error, ValueError):
+        return "it is malformed (not valid DER for its type)"
+    return f"reading it failed ({type(error).__name__})"
+
+
+def _optional(read: Callable[[], _T]) -> _T | None:
+    """A field that only decorates an answer already established (a revocation's date or reason)."""
+    try:
+        return read()
+    except Exception:  # a malformed decoration must not turn "revoked" into "unknown"
+        return None
+
+
 def _verify_signed_by(
-    issuer: x509.Certificate, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm | None
+    signer: x509.Certificate, signature: bytes, data: bytes, algorithm_oid: x509.ObjectIdentifier
 ) -> bool:
-    key = issuer.public_key()
+    key = signer.public_key()
+    algorithm = _RSA_PKCS1.get(algorithm_oid)
     if not isinstance(key, rsa.RSAPublicKey) or algorithm is None:
         return False
     try:
@@ -108,39 +218,100 @@ def _verify_signed_by(
     return True
 
 
+def _name(name: x509.Name) -> str:
+    return clip(str(DistinguishedName.from_x509(name)))
+
+
+def _url(url: str) -> str:
+    return clip(url, 120)  # short enough to leave room for the advice that follows it
+
+
+def _algorithm(oid: x509.ObjectIdentifier) -> str:
+    return f"OID {clip(oid.dotted_string, 60)}"
+
+
+def _pem_crl_blocks(data: bytes) -> list[bytes] | None:
+    """The PEM CRL blocks in ``data``; None if one has no END line."""
+    begin, end = b"-----BEGIN X509 CRL-----", b"-----END X509 CRL-----"
+    blocks, start = [], data.find(begin)
+    while start >= 0:  # find() rather than a regex: linear even for a file of unterminated BEGIN lines
+        stop = data.find(end, start)
+        if stop < 0:
+            return None
+        blocks.append(data[start : stop + len(end)] + b"\n")
+        start = data.find(begin, stop)
+    return blocks
+
+
 def load_crls(paths: Sequence[Path]) -> list[x509.CertificateRevocationList]:
+    """The CRLs in ``paths`` (PEM, one or more per file, or DER); an unusable file raises :class:`KeystoreError`."""
     crls = []
     for path in paths:
+        shown = clip(str(path))
         try:
             data = path.read_bytes()
         except OSError as error:
-            raise KeystoreError(f"cannot read CRL file {path} (crl.file): {error.strerror}") from None
+            raise KeystoreError(f"cannot read CRL file {shown} (crl.file): {error.strerror}") from None
+        pem = b"-----BEGIN" in data
+        advice = f"check it with `openssl crl -in {shown}{'' if pem else ' -inform DER'} -noout -text` and replace it"
+        blocks = _pem_crl_blocks(data) if pem else [data]
+        if blocks is None:
+            raise KeystoreError(
+                f"{shown} (crl.file) has a '-----BEGIN X509 CRL-----' line without its END line; {advice}"
+            )
+        if not blocks:
+            raise KeystoreError(
+                f"{shown} (crl.file) is PEM without a '-----BEGIN X509 CRL-----' block: it holds no CRL; {advice}"
+            )
         try:
-            if b"-----BEGIN" in data:
-                for block in data.split(b"-----END X509 CRL-----")[:-1]:
-                    crls.append(x509.load_pem_x509_crl(block + b"-----END X509 CRL-----\n"))
-            else:
-                crls.append(x509.load_der_x509_crl(data))
-        except ValueError as error:
-            raise KeystoreError(f"{path} is not a CRL in PEM or DER: {error}") from None
+            for block in blocks:
+                crl = x509.load_pem_x509_crl(block) if pem else x509.load_der_x509_crl(block)
+                # read now what every check reads, so that a broken file is refused here, naming it
+                _ = crl.issuer.public_bytes(), crl.last_update_utc, crl.next_update_utc, crl.signature_algorithm_oid
+                _ = crl.signature, crl.tbs_certlist_bytes
+                for revoked in crl:
+                    _ = revoked.serial_number, revoked.revocation_date_utc
+                crls.append(crl)
+        except Exception as error:  # cryptography parsing a file that may be hostile
+            raise KeystoreError(f"{shown} (crl.file) is not a CRL in PEM or DER: {_kind(error)}; {advice}") from None
     return crls
 
 
-class RevocationChecker:
-    """Checks one certificate against its issuer at a time; caches answers until they expire."""
+@attrs.frozen
+class _Verdict:
+    """What a verified CRL or OCSP answer says about one certificate."""
 
-    def __init__(self, settings: RevocationSettings, *, fetch: Fetch = _http_post) -> None:
+    revoked: bool
+    unknown: bool = False
+    valid_from: datetime.datetime | None = None
+    valid_until: datetime.datetime | None = None
+    revoked_at: datetime.datetime | None = None
+    reason: str = ""
+
+
+class RevocationChecker:
+    """Checks one certificate against its issuer at a time; caches good answers until they expire.
+
+    ``fetch`` (default: HTTP POST with the settings' size cap) is how OCSP requests are sent.
+    """
+
+    def __init__(self, settings: RevocationSettings, *, fetch: Fetch | None = None) -> None:
         self.settings = settings
-        self.fetch = fetch
+        self.fetch: Fetch = fetch or self._http_fetch
         self.crls = load_crls(settings.crl_files)
-        self._cache: dict[tuple[bytes, int], tuple[datetime.datetime, str]] = {}
+        # keyed by the certificate's SHA-256 fingerprint: issuer DN and serial do not identify a certificate
+        # once a CA is re-keyed under the same name
+        self._cache: dict[bytes, tuple[datetime.datetime, datetime.datetime]] = {}
+
+    def _http_fetch(self, url: str, body: bytes, timeout: float) -> bytes:
+        return http_post(url, body, timeout, max_size=self.settings.max_response_size)
 
     def check(self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime.datetime) -> str:
         """'good' or a raised error; with soft-fail an unknown status warns and returns 'unknown'."""
-        key = (issuer.subject.public_bytes(), certificate.serial_number)
-        cached = self._cache.get(key)
-        if cached is not None and at <= cached[0]:
-            return cached[1]
+        fingerprint = certificate.fingerprint(hashes.SHA256())
+        cached = self._cache.get(fingerprint)
+        if cached is not None and cached[0] <= at <= cached[1]:
+            return "good"
         problems: list[str] = []
         if self.crls:
             status = self._from_crls(certificate, issuer, at, problems)
@@ -150,127 +321,273 @@ class RevocationChecker:
             status = self._from_ocsp(certificate, issuer, at, problems)
             if status is not None:
                 return status
-        subject = DistinguishedName.from_x509(certificate.subject)
-        message = f"revocation status of {subject} (serial {certificate.serial_number:#x}) is unknown: " + "; ".join(
-            problems or ["no CRL or OCSP source is configured for it"]
+        details = "; ".join(clip(p, 400) for p in problems) or "no CRL or OCSP source is configured for it"
+        message = (
+            f"revocation status of {_name(certificate.subject)} (serial {clip(f'{certificate.serial_number:#x}', 60)}) "
+            f"is unknown: {clip(details, _MESSAGE_DETAILS)}"
         )
         if self.settings.hard_fail:
             raise RevocationUnknownError(message + ". Fix the CRL/OCSP source, or set revocation.fail = soft")
         warnings.warn(message + " (soft-fail: accepted)", AmsSecurityWarning, stacklevel=3)
         return "unknown"
 
-    def _remember(self, certificate: x509.Certificate, issuer: x509.Certificate, until: datetime.datetime) -> str:
-        self._cache[(issuer.subject.public_bytes(), certificate.serial_number)] = (until, "good")
+    def _remember(self, certificate: x509.Certificate, verdict: _Verdict) -> str:
+        if verdict.valid_from is not None and verdict.valid_until is not None:
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[certificate.fingerprint(hashes.SHA256())] = (verdict.valid_from, verdict.valid_until)
         return "good"
+
+    @staticmethod
+    def _revoked(certificate: x509.Certificate, verdict: _Verdict, source: str) -> CertificateRevokedError:
+        when = f" on {verdict.revoked_at:%Y-%m-%d %H:%M} UTC" if verdict.revoked_at is not None else ""
+        return CertificateRevokedError(
+            f"{_name(certificate.subject)} (serial {clip(f'{certificate.serial_number:#x}', 60)}) was revoked"
+            f"{when}{verdict.reason} according to {source}"
+        )
+
+    # -- CRLs -----------------------------------------------------------------------------------
 
     def _from_crls(
         self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime.datetime, problems: list[str]
     ) -> str | None:
-        for crl in self.crls:
-            if crl.issuer != certificate.issuer:
+        good: _Verdict | None = None
+        for crl in self.crls:  # every current CRL of the issuer: an older one may not list a newer revocation
+            try:
+                if crl.issuer != certificate.issuer:
+                    continue
+                verdict = self._read_crl(crl, certificate, issuer, at)
+            except _Unusable as unusable:
+                problems.append(str(unusable))
                 continue
-            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-                problems.append(f"the CRL from {DistinguishedName.from_x509(crl.issuer)} has a bad signature")
+            except Exception as error:  # cryptography reading a CRL file that may be hostile
+                problems.append(f"a CRL from {_name(certificate.issuer)} cannot be used: {_kind(error)}")
                 continue
-            next_update = crl.next_update_utc
-            if crl.last_update_utc > at or (next_update is not None and next_update < at):
-                problems.append(
-                    f"the CRL from {DistinguishedName.from_x509(crl.issuer)} is valid "
-                    f"{crl.last_update_utc:%Y-%m-%d %H:%M} to {next_update:%Y-%m-%d %H:%M} UTC, not at "
-                    f"{at:%Y-%m-%d %H:%M} UTC: get a fresh CRL"
-                )
-                continue
-            revoked = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
-            if revoked is not None and revoked.revocation_date_utc <= at:
-                raise CertificateRevokedError(
-                    f"{DistinguishedName.from_x509(certificate.subject)} (serial {certificate.serial_number:#x}) "
-                    f"was revoked on {revoked.revocation_date_utc:%Y-%m-%d %H:%M} UTC{_reason(revoked)} according "
-                    f"to the CRL of {DistinguishedName.from_x509(crl.issuer)}"
-                )
-            return self._remember(certificate, issuer, next_update or at)
-        return None
+            if verdict.revoked:
+                raise self._revoked(certificate, verdict, f"the CRL of {_name(crl.issuer)}")
+            good = good or verdict
+        return None if good is None else self._remember(certificate, good)
 
-    def _ocsp_url(self, certificate: x509.Certificate) -> str | None:
+    @staticmethod
+    def _read_crl(
+        crl: x509.CertificateRevocationList,
+        certificate: x509.Certificate,
+        issuer: x509.Certificate,
+        at: datetime.datetime,
+    ) -> _Verdict:
+        name = _name(crl.issuer)
+        algorithm = crl.signature_algorithm_oid
+        if algorithm not in _RSA_PKCS1:
+            raise _Unusable(f"the CRL from {name} is signed with {_algorithm(algorithm)}; {_EXPECTED_SIGNATURE}")
+        if not _verify_signed_by(issuer, crl.signature, crl.tbs_certlist_bytes, algorithm):
+            raise _Unusable(f"the CRL from {name} has a bad signature: the issuing CA's key did not sign it")
+        last_update, next_update = crl.last_update_utc, crl.next_update_utc
+        if last_update > at or (next_update is not None and next_update < at):
+            until = f"{next_update:%Y-%m-%d %H:%M} UTC" if next_update is not None else "(no nextUpdate)"
+            raise _Unusable(
+                f"the CRL from {name} is valid {last_update:%Y-%m-%d %H:%M} UTC to {until}, not at "
+                f"{at:%Y-%m-%d %H:%M} UTC: get a fresh CRL"
+            )
+        entry = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
+        if entry is not None:
+            revoked_at = _optional(lambda: entry.revocation_date_utc)
+            if revoked_at is None or revoked_at <= at:
+                return _Verdict(revoked=True, revoked_at=revoked_at, reason=_reason(entry))
+            return _Verdict(revoked=False)  # good at ``at`` only: not cached, as it is revoked later
+        return _Verdict(revoked=False, valid_from=last_update, valid_until=next_update or at)
+
+    # -- OCSP -----------------------------------------------------------------------------------
+
+    def _ocsp_url(self, certificate: x509.Certificate, problems: list[str]) -> str | None:
         if self.settings.ocsp_url:
-            return self.settings.ocsp_url
-        try:
-            access = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-        except x509.ExtensionNotFound:
+            candidates, source = [self.settings.ocsp_url], "ocsp.url"
+        else:
+            source = "the certificate's authorityInfoAccess"
+            try:
+                access = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+                candidates = [
+                    description.access_location.value
+                    for description in access
+                    if description.access_method == AuthorityInformationAccessOID.OCSP
+                    and isinstance(description.access_location, x509.UniformResourceIdentifier)
+                ]
+            except x509.ExtensionNotFound:
+                candidates = []
+            except Exception as error:  # a malformed extension in a CA-issued certificate
+                problems.append(f"the certificate's authorityInfoAccess cannot be read: {_kind(error)}")
+                return None
+        if not candidates:
+            problems.append("OCSP is enabled but neither ocsp.url nor the certificate's AIA names a responder")
             return None
-        for description in access:
-            if description.access_method == AuthorityInformationAccessOID.OCSP:
-                return str(description.access_location.value)
+        for url in candidates:
+            if url_problem(url) is None:
+                return url
+        problems.append(
+            f"the OCSP responder {_url(candidates[0])} from {source} cannot be used: {url_problem(candidates[0])}; "
+            "set ocsp.url to an http:// responder"
+        )
         return None
 
     def _from_ocsp(
         self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime.datetime, problems: list[str]
     ) -> str | None:
-        url = self._ocsp_url(certificate)
+        url = self._ocsp_url(certificate, problems)
         if url is None:
-            problems.append("OCSP is enabled but neither ocsp.url nor the certificate's AIA names a responder")
             return None
-        builder = ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, hashes.SHA1())
+        shown = _url(url)
         nonce = os.urandom(16) if self.settings.ocsp_nonce else None
-        if nonce is not None:
-            builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-        request = builder.build().public_bytes(serialization.Encoding.DER)
         try:
-            answer = ocsp.load_der_ocsp_response(self.fetch(url, request, self.settings.timeout))
-        except (OSError, ValueError) as error:
-            problems.append(f"the OCSP responder {url} did not answer usefully ({error})")
+            builder = ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, hashes.SHA1())
+            if nonce is not None:
+                builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+            request = builder.build().public_bytes(serialization.Encoding.DER)
+            data = self.fetch(url, request, self.settings.timeout)
+        except AmsError:
+            raise
+        except OcspHttpError as error:  # its message is built to be bounded and safe to show
+            problems.append(f"the OCSP responder {shown} did not answer usefully ({clip(str(error))})")
             return None
+        except OSError as error:
+            problems.append(f"the OCSP responder {shown} did not answer usefully ({error.strerror or 'network error'})")
+            return None
+        except Exception as error:  # an injected fetch may fail in any way; never a traceback
+            problems.append(f"the OCSP responder {shown} did not answer usefully ({type(error).__name__})")
+            return None
+        try:
+            verdict = self._read_ocsp(data, certificate, issuer, at, nonce, shown)
+        except _Unusable as unusable:
+            problems.append(str(unusable))
+            return None
+        except Exception as error:  # cryptography reading the responder's bytes
+            problems.append(f"the OCSP response from {shown} cannot be used: {_kind(error)}")
+            return None
+        if verdict.revoked:
+            raise self._revoked(certificate, verdict, f"the OCSP responder {shown}")
+        if verdict.unknown:
+            serial = clip(f"{certificate.serial_number:#x}", 60)
+            problems.append(f"the OCSP responder {shown} does not know serial {serial}")
+            return None
+        return self._remember(certificate, verdict)
+
+    def _read_ocsp(
+        self,
+        data: bytes,
+        certificate: x509.Certificate,
+        issuer: x509.Certificate,
+        at: datetime.datetime,
+        nonce: bytes | None,
+        url: str,
+    ) -> _Verdict:
+        if not isinstance(data, bytes) or len(data) > self.settings.max_response_size:
+            raise _Unusable(
+                f"the OCSP response from {url} is not bytes of at most {self.settings.max_response_size} "
+                "(ocsp.max_response_size)"
+            )
+        answer = ocsp.load_der_ocsp_response(data)
         if answer.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
-            problems.append(f"the OCSP responder {url} answered {answer.response_status.name}")
-            return None
-        if not self._ocsp_signature_ok(answer, issuer):
-            problems.append(f"the OCSP response from {url} is not signed by the issuing CA or a responder it delegated")
-            return None
+            raise _Unusable(f"the OCSP responder {url} answered {answer.response_status.name}")
+        algorithm = answer.signature_algorithm_oid
+        if algorithm not in _RSA_PKCS1:
+            raise _Unusable(
+                f"the OCSP response from {url} is signed with {_algorithm(algorithm)}; {_EXPECTED_SIGNATURE}"
+            )
+        if not self._ocsp_signature_ok(answer, issuer, algorithm, at):
+            raise _Unusable(f"the OCSP response from {url} is not signed by the issuing CA or a responder it delegated")
         if nonce is not None:
             try:
-                echoed = answer.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+                echoed: bytes | None = answer.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
             except x509.ExtensionNotFound:
                 echoed = None
-            if echoed is not None and echoed != nonce:
-                problems.append(f"the OCSP response from {url} echoes another nonce (a replay?)")
-                return None
-        if answer.serial_number != certificate.serial_number:
-            problems.append(f"the OCSP response from {url} is about serial {answer.serial_number:#x}")
-            return None
-        this_update, next_update = answer.this_update_utc, answer.next_update_utc
-        skew = datetime.timedelta(minutes=5)
-        if this_update > at + skew or (next_update is not None and next_update < at - skew):
-            problems.append(f"the OCSP response from {url} is not current ({this_update} to {next_update})")
-            return None
-        if answer.certificate_status == ocsp.OCSPCertStatus.REVOKED:
-            revoked_at = answer.revocation_time_utc
-            reason = f" ({answer.revocation_reason.name})" if answer.revocation_reason else ""
-            raise CertificateRevokedError(
-                f"{DistinguishedName.from_x509(certificate.subject)} (serial {certificate.serial_number:#x}) was "
-                f"revoked on {revoked_at:%Y-%m-%d %H:%M} UTC{reason} according to the OCSP responder {url}"
+            if echoed != nonce:
+                found = "no nonce" if echoed is None else "another nonce"
+                raise _Unusable(
+                    f"the OCSP response from {url} has {found} where the request's was expected (a replayed "
+                    "answer, or a responder without nonce support: for such a responder set ocsp.nonce = false)"
+                )
+        single = self._single_response(answer, certificate, issuer, url)
+        this_update, next_update = single.this_update_utc, single.next_update_utc
+        if this_update > at + SKEW:
+            raise _Unusable(
+                f"the OCSP response from {url} is not current: thisUpdate {this_update:%Y-%m-%d %H:%M} UTC is after "
+                f"{at:%Y-%m-%d %H:%M} UTC (check the clocks)"
             )
-        if answer.certificate_status == ocsp.OCSPCertStatus.UNKNOWN:
-            problems.append(f"the OCSP responder {url} does not know serial {certificate.serial_number:#x}")
-            return None
-        return self._remember(certificate, issuer, next_update or at)
+        if next_update is not None:
+            if next_update < this_update or next_update < at - SKEW:
+                raise _Unusable(
+                    f"the OCSP response from {url} is not current ({this_update:%Y-%m-%d %H:%M} to "
+                    f"{next_update:%Y-%m-%d %H:%M} UTC, checked at {at:%Y-%m-%d %H:%M} UTC)"
+                )
+            until = next_update
+        else:
+            max_age = self.settings.max_age
+            if at - this_update > max_age:
+                raise _Unusable(
+                    f"the OCSP response from {url} is stale: it has no nextUpdate and its thisUpdate "
+                    f"{this_update:%Y-%m-%d %H:%M} UTC is more than {max_age.total_seconds():.0f} s (ocsp.max_age) "
+                    f"before {at:%Y-%m-%d %H:%M} UTC; have the responder answer afresh or raise ocsp.max_age"
+                )
+            until = this_update + max_age  # believed, and cached, only that long
+        status = single.certificate_status
+        if status == ocsp.OCSPCertStatus.REVOKED:
+            reason = _optional(lambda: single.revocation_reason)
+            return _Verdict(
+                revoked=True,
+                revoked_at=_optional(lambda: single.revocation_time_utc),
+                reason=f" ({reason.name})" if reason is not None else "",
+            )
+        if status != ocsp.OCSPCertStatus.GOOD:
+            return _Verdict(revoked=False, unknown=True)
+        return _Verdict(revoked=False, valid_from=this_update - SKEW, valid_until=until)
 
     @staticmethod
-    def _ocsp_signature_ok(answer: ocsp.OCSPResponse, issuer: x509.Certificate) -> bool:
-        data, signature, algorithm = answer.tbs_response_bytes, answer.signature, answer.signature_hash_algorithm
+    def _single_response(
+        answer: ocsp.OCSPResponse, certificate: x509.Certificate, issuer: x509.Certificate, url: str
+    ) -> ocsp.OCSPSingleResponse:
+        """The one answer about this certificate: its serial and its issuer's name and key hashes."""
+        found: list[ocsp.OCSPSingleResponse] = []
+        for single in answer.responses:
+            if single.serial_number != certificate.serial_number:
+                continue
+            try:
+                request = ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, single.hash_algorithm).build()
+            except (UnsupportedAlgorithm, ValueError):
+                continue  # a CertID hash we cannot compute cannot name our certificate
+            if (single.issuer_name_hash, single.issuer_key_hash) == (request.issuer_name_hash, request.issuer_key_hash):
+                found.append(single)
+        serial = clip(f"{certificate.serial_number:#x}", 60)
+        if len(found) != 1:
+            what = "no answer" if not found else "more than one answer"
+            raise _Unusable(f"the OCSP response from {url} has {what} for serial {serial} of {_name(issuer.subject)}")
+        return found[0]
+
+    @staticmethod
+    def _ocsp_signature_ok(
+        answer: ocsp.OCSPResponse, issuer: x509.Certificate, algorithm: x509.ObjectIdentifier, at: datetime.datetime
+    ) -> bool:
+        data, signature = answer.tbs_response_bytes, answer.signature
         if _verify_signed_by(issuer, signature, data, algorithm):
             return True
-        for responder in answer.certificates:  # a delegated responder, issued by the CA for OCSP signing
+        # a delegated responder: issued by the CA for OCSP signing, and within its own dates
+        for responder in answer.certificates[:8]:
             try:
                 responder.verify_directly_issued_by(issuer)
                 eku = responder.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-            except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
+                current = responder.not_valid_before_utc - SKEW <= at <= responder.not_valid_after_utc + SKEW
+                if (
+                    current
+                    and ExtendedKeyUsageOID.OCSP_SIGNING in eku
+                    and _verify_signed_by(responder, signature, data, algorithm)
+                ):
+                    return True
+            except (InvalidSignature, x509.ExtensionNotFound):
                 continue
-            if ExtendedKeyUsageOID.OCSP_SIGNING in eku and _verify_signed_by(responder, signature, data, algorithm):
-                return True
+            except Exception:  # TypeError, ValueError, UnsupportedAlgorithm: a certificate that is no candidate
+                continue
         return False
 
 
 def _reason(revoked: x509.RevokedCertificate) -> str:
     try:
         return f" ({revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason.name})"
-    except x509.ExtensionNotFound:
+    except Exception:  # ExtensionNotFound, or a malformed extension: the entry still revokes
         return ""

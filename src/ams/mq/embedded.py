@@ -3,9 +3,11 @@
 It is for tests, demos and single-machine pipelines, not a queue manager product. What it does:
 local and alias queues (local queues are defined on first use), FIFO delivery, syncpoint per
 connection (uncommitted puts are invisible, uncommitted gets are hidden, backout restores them
-and counts), browse cursors, get-wait, MQPUT1, and a file mode that several processes share and
+and counts), each queue's backout threshold and backout queue (BOTHRESH, default 5, and
+BOQNAME), browse cursors, get-wait, MQPUT1, and a file mode that several processes share and
 that keeps every message across a crash (work a dead process left uncommitted is backed out
-when the next connection opens). Priority, expiry and message groups are not implemented.
+when the next connection opens). The file is created private (0600) and never through a
+symbolic link. Priority, expiry and message groups are not implemented.
 """
 
 from __future__ import annotations
@@ -16,16 +18,25 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
 import attrs
 
+from ams._files import PRIVATE_FILE_MODE, write_new_file
+from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
-from ams.mq.transport import Message, MQError, NoMessageAvailable
+from ams.mq.transport import BackoutSettings, Message, MQError, NoMessageAvailable
 
+DEFAULT_BACKOUT_THRESHOLD = 5
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, target TEXT);
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY,
+    target TEXT,
+    backout_threshold INTEGER NOT NULL DEFAULT 5,
+    backout_queue TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,
@@ -66,11 +77,13 @@ class EmbeddedQueueManager:
             self.path: Path | None = None
         else:
             self.path = Path(path)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._uri = f"file:{self.path}"
+            _create_private(self.path)
+            # percent-encoded, so that '?' or '#' in a path is part of the name, not URI syntax
+            self._uri = "file:" + urllib.parse.quote(str(self.path.absolute()))
         self._keeper = self._open_db()  # keeps an in-memory database alive
         with self._keeper:
             self._keeper.executescript(_SCHEMA)
+            _add_backout_columns(self._keeper)
             for queue in SYSTEM_QUEUES:
                 self._keeper.execute("INSERT OR IGNORE INTO queues (name, target) VALUES (?, NULL)", (queue,))
         self._recover_dead_owners()
@@ -100,11 +113,50 @@ class EmbeddedQueueManager:
         with _transaction(self._keeper):
             self._keeper.execute("INSERT OR REPLACE INTO queues (name, target) VALUES (?, ?)", (alias, target))
 
+    def define_queue(
+        self, name: str, *, backout_threshold: int = DEFAULT_BACKOUT_THRESHOLD, backout_queue: str = ""
+    ) -> None:
+        """Define (or alter) a local queue: BOTHRESH (0: none) and BOQNAME, as DEFINE QLOCAL sets them."""
+        if backout_threshold < 0 or len(backout_queue) > 48 or not 1 <= len(name) <= 48:
+            raise UsageError(
+                f"queue {name!r}: expected a name of 1 to 48 characters, BOTHRESH >= 0 and a BOQNAME of at most "
+                f"48 characters, found BOTHRESH {backout_threshold} and BOQNAME {backout_queue!r}"
+            )
+        with _transaction(self._keeper):
+            self._keeper.execute(
+                "INSERT INTO queues (name, target, backout_threshold, backout_queue) VALUES (?, NULL, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET target = NULL, backout_threshold = excluded.backout_threshold, "
+                "backout_queue = excluded.backout_queue",
+                (name, backout_threshold, backout_queue),
+            )
+
     def close(self) -> None:
         self._keeper.close()
 
     def __repr__(self) -> str:
         return f"EmbeddedQueueManager({self.name}, {self.path or 'in memory'})"
+
+
+def _create_private(path: Path) -> None:
+    """The database file, created 0600 (SQLite gives its -wal and -shm files the same mode)."""
+    if path.is_symlink():
+        raise UsageError(
+            f"refusing to open queue manager file {path}: it is a symbolic link; give the real path of the file"
+        )
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_new_file(path, b"", mode=PRIVATE_FILE_MODE)
+
+
+def _add_backout_columns(db: sqlite3.Connection) -> None:
+    """Files made before queues had BOTHRESH and BOQNAME get the columns, with the defaults."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(queues)")}
+    if "backout_threshold" not in columns:
+        db.execute(
+            f"ALTER TABLE queues ADD COLUMN backout_threshold INTEGER NOT NULL DEFAULT {DEFAULT_BACKOUT_THRESHOLD}"
+        )
+    if "backout_queue" not in columns:
+        db.execute("ALTER TABLE queues ADD COLUMN backout_queue TEXT NOT NULL DEFAULT ''")
 
 
 def _alive(pid: int) -> bool:
@@ -169,6 +221,12 @@ class EmbeddedConnection:
 
     def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
         return self._put(self.resolve(queue), md, body, syncpoint=syncpoint)
+
+    def backout_settings(self, queue: str) -> BackoutSettings:
+        row = self._db.execute(
+            "SELECT backout_threshold, backout_queue FROM queues WHERE name = ?", (self.resolve(queue),)
+        ).fetchone()
+        return BackoutSettings(int(row[0]), str(row[1])) if row else BackoutSettings(DEFAULT_BACKOUT_THRESHOLD, "")
 
     def depth(self, queue: str) -> int:
         row = self._db.execute(

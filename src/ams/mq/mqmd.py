@@ -17,6 +17,7 @@ MQMT_DATAGRAM = 8
 MQAT_UNIX = 6  # what MQ reports for applications on Linux and UNIX
 MQRC_NO_MSG_AVAILABLE = 2033
 MQRC_SECURITY_ERROR = 2063
+MQRC_BACKOUT_THRESHOLD_REACHED = 2362
 
 
 def _now_date_time() -> tuple[str, str]:

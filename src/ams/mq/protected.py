@@ -1,9 +1,13 @@
 """Protected queues: AMS on put, get and browse, with the error queue, over any transport.
 
 Each open queue owns one Protector, so key reuse follows the queue handle as in IBM's AMS.
-A message that fails any check on a destructive get goes to SYSTEM.PROTECTION.ERROR.QUEUE with
-an MQDLH, inside the getter's unit of work when the get was under syncpoint; browse never moves
-a message. The caller's MQMD is never changed.
+A destructive get always runs inside a unit of work, so that no failure can lose the message:
+one that fails a check goes to SYSTEM.PROTECTION.ERROR.QUEUE with an MQDLH in the same unit of
+work; any other failure (an MQ error, a configuration error, a bug) backs the unit of work out,
+so the message is back on its queue with its backout count raised; and a message whose backout
+count reached the queue's threshold (BOTHRESH) is moved to the backout queue (BOQNAME) or the
+error queue instead of being tried again, so one poison message never blocks those behind it.
+Browse never moves a message. The caller's MQMD is never changed.
 """
 
 from __future__ import annotations
@@ -15,11 +19,25 @@ import attrs
 from cryptography import x509
 
 from ams.algorithms import QualityOfProtection
-from ams.errors import SecurityError
+from ams.errors import AmsError, InternalError, SecurityError, UsageError
 from ams.keys import Keystore
 from ams.mq.dlh import MQDLH
-from ams.mq.mqmd import MQFMT_DEAD_LETTER_HEADER, MQMD, MQPER_PERSISTENT, MQRC_SECURITY_ERROR
-from ams.mq.transport import Message, NoMessageAvailable, QueueHandle, QueueManager, unit_of_work
+from ams.mq.mqmd import (
+    MQFMT_DEAD_LETTER_HEADER,
+    MQMD,
+    MQPER_PERSISTENT,
+    MQRC_BACKOUT_THRESHOLD_REACHED,
+    MQRC_SECURITY_ERROR,
+)
+from ams.mq.transport import (
+    BackoutSettings,
+    Message,
+    MQError,
+    NoMessageAvailable,
+    QueueHandle,
+    QueueManager,
+    unit_of_work,
+)
 from ams.policy.model import Policy
 from ams.policy.pcf import PcfMessage, decode_policy_queue
 from ams.protect import Protector
@@ -68,6 +86,18 @@ def write_policies_to_queue_manager(qm: QueueManager, policies: Mapping[str, Pol
     return len(policies)
 
 
+DEFAULT_BACKOUT_THRESHOLD = 5
+
+
+class PoisonMessageError(MQError):
+    """A message was backed out BOTHRESH times; it was moved aside (backout or error queue), not delivered."""
+
+    code = "backout_threshold"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, MQRC_BACKOUT_THRESHOLD_REACHED)
+
+
 @attrs.frozen
 class ProtectedMessage:
     """What a protected get or browse returns: the original MQMD Format and body, and how it was protected."""
@@ -79,7 +109,11 @@ class ProtectedMessage:
 
 
 class ProtectedQueueManager:
-    """A queue-manager connection with AMS: policies from a store or from the queue manager."""
+    """A queue-manager connection with AMS: policies from a store or from the queue manager.
+
+    ``default_backout_threshold`` applies to queues whose BOTHRESH is 0 (IBM MQ's default,
+    which means "none"): without a threshold one poison message would be tried for ever.
+    """
 
     def __init__(
         self,
@@ -90,6 +124,7 @@ class ProtectedQueueManager:
         error_queue: str = ERROR_QUEUE,
         allow_deprecated: bool = False,
         strict_dn: bool = False,
+        default_backout_threshold: int = DEFAULT_BACKOUT_THRESHOLD,
     ) -> None:
         self.qm = qm
         self.keystore = keystore
@@ -97,6 +132,8 @@ class ProtectedQueueManager:
         self.error_queue = error_queue
         self.allow_deprecated = allow_deprecated
         self.strict_dn = strict_dn
+        self.default_backout_threshold = default_backout_threshold
+        self.pending = False  # whether this connection holds uncommitted work done through it
 
     @property
     def policies(self) -> Mapping[str, Policy]:
@@ -119,25 +156,37 @@ class ProtectedQueueManager:
         """MQPUT1: a one-shot put that never reuses a confidentiality key."""
         protector = self._protector()
         if never_protected(queue):
-            return self.qm.put1(queue, md, body, syncpoint=syncpoint)
-        protector.prepare(queue, sending=True, receiving=False)
-        protected = protector.protect_message(
-            queue, body, md.format, encoding=md.encoding, ccsid=md.ccsid, one_shot=True
-        )
-        return self.qm.put1(queue, attrs.evolve(md, format=protected.format), protected.body, syncpoint=syncpoint)
+            done = self.qm.put1(queue, md, body, syncpoint=syncpoint)
+        else:
+            protector.prepare(queue, sending=True, receiving=False)
+            protected = protector.protect_message(
+                queue, body, md.format, encoding=md.encoding, ccsid=md.ccsid, one_shot=True
+            )
+            done = self.qm.put1(queue, attrs.evolve(md, format=protected.format), protected.body, syncpoint=syncpoint)
+        self.pending = self.pending or syncpoint
+        return done
 
     def commit(self) -> None:
         self.qm.commit()
+        self.pending = False
 
     def backout(self) -> None:
         self.qm.backout()
+        self.pending = False
 
     def close(self) -> None:
         self.qm.close()
 
-    def move_to_error_queue(self, queue: str, failed: Message, *, syncpoint: bool) -> MQMD:
+    def backout_settings(self, queue: str) -> BackoutSettings:
+        """The queue's BOTHRESH (``default_backout_threshold`` when it says 0) and BOQNAME."""
+        found = self.qm.backout_settings(queue)
+        return found if found.threshold > 0 else attrs.evolve(found, threshold=self.default_backout_threshold)
+
+    def move_to_error_queue(
+        self, queue: str, failed: Message, *, syncpoint: bool, reason: int = MQRC_SECURITY_ERROR
+    ) -> MQMD:
         """Put ``failed`` (still protected) on the error queue behind an MQDLH, as AMS does."""
-        dlh = MQDLH.for_message(MQRC_SECURITY_ERROR, queue, self.qm.name, failed.md)
+        dlh = MQDLH.for_message(reason, queue, self.qm.name, failed.md)
         md = MQMD(
             format=MQFMT_DEAD_LETTER_HEADER,
             encoding=failed.md.encoding,
@@ -145,7 +194,25 @@ class ProtectedQueueManager:
             persistence=MQPER_PERSISTENT,
             correl_id=failed.md.correl_id,
         )
-        return self.qm.put1(self.error_queue, md, dlh.pack(failed.md.encoding) + failed.body, syncpoint=syncpoint)
+        done = self.qm.put1(self.error_queue, md, dlh.pack(failed.md.encoding) + failed.body, syncpoint=syncpoint)
+        self.pending = self.pending or syncpoint
+        return done
+
+    def move_aside(self, queue: str, poison: Message, settings: BackoutSettings) -> PoisonMessageError:
+        """Move a message backed out ``settings.threshold`` times, under syncpoint: to BOQNAME as it
+        is (as MQ's own clients do), or to the error queue behind an MQDLH (reason 2362)."""
+        if settings.queue:
+            self.qm.put1(settings.queue, poison.md, poison.body, syncpoint=True)
+            where = f"its backout queue {settings.queue}"
+        else:
+            self.move_to_error_queue(queue, poison, syncpoint=True, reason=MQRC_BACKOUT_THRESHOLD_REACHED)
+            where = f"{self.error_queue} with an MQDLH (reason {MQRC_BACKOUT_THRESHOLD_REACHED})"
+        self.pending = True
+        return PoisonMessageError(
+            f"a message on {queue} was backed out {poison.md.backout_count} times, reaching its backout threshold "
+            f"({settings.threshold}); it was moved to {where} so that the messages behind it can be read. Find "
+            "out why it keeps failing (the earlier errors say), then put it back"
+        )
 
 
 class ProtectedQueue:
@@ -157,22 +224,75 @@ class ProtectedQueue:
         self.handle = handle
         self.protector = protector
         self._protected = not never_protected(name)
+        self._backout: BackoutSettings | None = None
 
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
         if not self._protected:
-            return self.handle.put(md, body, syncpoint=syncpoint)
-        protected = self.protector.protect_message(self.name, body, md.format, encoding=md.encoding, ccsid=md.ccsid)
-        return self.handle.put(attrs.evolve(md, format=protected.format), protected.body, syncpoint=syncpoint)
+            done = self.handle.put(md, body, syncpoint=syncpoint)
+        else:
+            protected = self.protector.protect_message(self.name, body, md.format, encoding=md.encoding, ccsid=md.ccsid)
+            done = self.handle.put(attrs.evolve(md, format=protected.format), protected.body, syncpoint=syncpoint)
+        self.manager.pending = self.manager.pending or syncpoint
+        return done
 
     def get(self, *, wait: float = 0.0, syncpoint: bool = False) -> ProtectedMessage:
-        """Get and unprotect; a message that fails moves to the error queue and raises (MQRC 2063)."""
-        message = self.handle.get(wait=wait, syncpoint=syncpoint)
+        """Get and unprotect, inside a unit of work so that no failure loses the message.
+
+        A message that fails a check moves to the error queue and the check's SecurityError is
+        raised (MQRC 2063); one past the backout threshold moves aside and PoisonMessageError is
+        raised; any other failure backs the unit of work out (the message is back on the queue)
+        and raises. With ``syncpoint`` the caller commits; without it the get is a unit of work
+        of its own, committed before this returns, so the connection must hold no other
+        uncommitted work (commit or back it out first).
+        """
+        if not syncpoint and self.manager.pending:
+            raise UsageError(
+                f"a get from {self.name} without syncpoint runs in a unit of work of its own, but this connection "
+                "holds uncommitted work: commit or back it out first, or get with syncpoint=True"
+            )
+        message = self.handle.get(wait=wait, syncpoint=True)
+        self.manager.pending = True
+        try:
+            outcome = self._settle(message)
+            if not syncpoint:
+                self.manager.commit()
+        except BaseException as error:
+            raise self._back_out(error) from error
+        if isinstance(outcome, AmsError):
+            raise outcome
+        return outcome
+
+    def _settle(self, message: Message) -> ProtectedMessage | AmsError:
+        """The message delivered, or the error to raise once it was moved (in the unit of work)."""
+        if self._backout is None:
+            self._backout = self.manager.backout_settings(self.name)
+        if message.md.backout_count >= self._backout.threshold:
+            return self.manager.move_aside(self.name, message, self._backout)
         try:
             return self._unprotect(message)
         except SecurityError as error:
-            self.manager.move_to_error_queue(self.name, message, syncpoint=syncpoint)
+            self.manager.move_to_error_queue(self.name, message, syncpoint=True)
             error.add_note(f"the message was moved to {self.manager.error_queue} with an MQDLH (reason 2063)")
-            raise
+            return error
+
+    def _back_out(self, error: BaseException) -> BaseException:
+        """Back out the unit of work holding the get; the error to raise (typed, with what happened)."""
+        try:
+            self.manager.backout()
+        except AmsError as failed:
+            failed.add_note(f"backing out after {type(error).__name__} failed too: the queue manager backs it out")
+            return failed
+        if not isinstance(error, Exception):
+            return error  # KeyboardInterrupt and the like: the message is safe, let it through
+        typed = error if isinstance(error, AmsError) else InternalError(
+            f"unexpected {type(error).__name__} while reading a message from {self.name} (a bug in ams: please "
+            "report it)"
+        )
+        typed.add_note(
+            f"the unit of work was backed out: the message is back on {self.name}, and is moved aside once it "
+            f"has been backed out {self._backout.threshold if self._backout else 'BOTHRESH'} times"
+        )
+        return typed
 
     def browse_first(self) -> ProtectedMessage:
         return self._unprotect(self.handle.browse_first())
@@ -192,8 +312,10 @@ class ProtectedQueue:
 
 
 __all__ = [
+    "DEFAULT_BACKOUT_THRESHOLD",
     "ERROR_QUEUE",
     "POLICY_QUEUE",
+    "PoisonMessageError",
     "ProtectedMessage",
     "ProtectedQueue",
     "ProtectedQueueManager",

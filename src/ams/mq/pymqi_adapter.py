@@ -13,7 +13,7 @@ from typing import Any
 
 from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
-from ams.mq.transport import Message, MQError, NoMessageAvailable
+from ams.mq.transport import BackoutSettings, Message, MQError, NoMessageAvailable
 
 
 def _client() -> ModuleType:
@@ -164,6 +164,19 @@ class PymqiConnection:
             return int(handle.inquire(self.mq.CMQC.MQIA_CURRENT_Q_DEPTH))
         finally:
             handle.close()
+
+    def backout_settings(self, queue: str) -> BackoutSettings:
+        cmqc = self.mq.CMQC
+        try:
+            handle = self.mq.Queue(self._qmgr, queue, cmqc.MQOO_INQUIRE | cmqc.MQOO_FAIL_IF_QUIESCING)
+            try:
+                threshold = int(handle.inquire(cmqc.MQIA_BACKOUT_THRESHOLD))
+                backout_queue = _text(handle.inquire(cmqc.MQCA_BACKOUT_REQ_Q_NAME))
+            finally:
+                handle.close()
+        except self.mq.MQMIError as error:
+            raise MQError(f"MQINQ BOTHRESH/BOQNAME of {queue} failed: {error}", _reason(error)) from None
+        return BackoutSettings(threshold, backout_queue)
 
     def resolve(self, queue: str) -> str:
         return queue

@@ -37,6 +37,14 @@ class NoMessageAvailable(MQError):
 
 
 @attrs.frozen
+class BackoutSettings:
+    """A queue's poison-message settings: BOTHRESH (0: no threshold) and BOQNAME (blank: none)."""
+
+    threshold: int
+    queue: str
+
+
+@attrs.frozen
 class Message:
     """A message as got from a queue: its descriptor and its body."""
 
@@ -81,6 +89,10 @@ class QueueManager(Protocol):
 
     def depth(self, queue: str) -> int:
         """Committed messages on the queue (MQINQ CURDEPTH)."""
+        ...
+
+    def backout_settings(self, queue: str) -> BackoutSettings:
+        """The queue's BOTHRESH and BOQNAME (MQINQ)."""
         ...
 
     def resolve(self, queue: str) -> str:

@@ -1,15 +1,22 @@
-"""``dspmqspl`` output: print IBM's block layout and read it back (to import a real dump)."""
+"""``dspmqspl`` output: print IBM's block layout and read it back (to import a real dump).
+
+Reading any text gives policies or a :class:`~ams.errors.PolicyError` naming the line.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
-from ams.algorithms import KEYREUSE_UNLIMITED, EncryptionAlgorithm, SignatureAlgorithm
+from ams.algorithms import KEYREUSE_MAX, KEYREUSE_UNLIMITED, EncryptionAlgorithm, SignatureAlgorithm
 from ams.dn import DistinguishedName
-from ams.errors import PolicyError
+from ams.errors import DistinguishedNameError, PolicyError
 from ams.policy.model import Policy
+from ams.policy.mqsc import decode_text, split_lines
 
 SEPARATOR = " ".join(["-"] * 35)
+_SHOWN = 60  # characters of a line or value quoted in an error text
+_REQUIRED = (("name", "Policy name"), ("signature", "Signature algorithm"), ("encryption", "Encryption algorithm"))
 
 
 def _dn_lines(title: str, dns: tuple[DistinguishedName, ...]) -> list[str]:
@@ -56,18 +63,28 @@ _FIELDS = {
 
 
 def parse_dspmqspl(text: str, *, source: str = "dspmqspl output") -> list[Policy]:
-    """Policies from ``dspmqspl`` output; the printed QoP must agree with the algorithms."""
+    """Policies from ``dspmqspl`` output; the printed QoP must agree with the algorithms.
+
+    Any text gives policies or a :class:`PolicyError` naming ``source`` and the line.
+    """
     policies: list[Policy] = []
-    block: dict[str, object] = {}
+    fields: dict[str, str] = {}
+    dns: dict[str, list[DistinguishedName]] = {}
+    field_lines: dict[str, str] = {}  # the file:line of each field, for errors
     current_list: list[DistinguishedName] | None = None
     start = 0
 
     def finish() -> None:
-        if block:
-            policies.append(_policy(block, f"{source}:{start}"))
-            block.clear()
+        if fields or dns:
+            policies.append(_policy(fields, dns, field_lines, f"{source}:{start}"))
+            fields.clear()
+            dns.clear()
+            field_lines.clear()
 
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(split_lines(text), start=1):
+        here = f"{source}:{number}"
+        if "\x00" in raw:
+            raise PolicyError(f"{here}: holds a NUL character; dspmqspl output is text: remove it")
         line = raw.strip()
         if not line or line.startswith("- -") or line.startswith("Policy Details"):
             current_list = None
@@ -78,54 +95,111 @@ def parse_dspmqspl(text: str, *, source: str = "dspmqspl output") -> list[Policy
         field = _FIELDS.get(key.strip().lower()) if colon else None
         if field is None:
             if current_list is None:
-                raise PolicyError(f"{source}:{number}: unexpected line {line!r} in dspmqspl output")
-            try:
-                current_list.append(DistinguishedName.parse(line))
-            except PolicyError as error:
-                raise PolicyError(f"{source}:{number}: {error.message}") from None
+                raise PolicyError(
+                    f"{here}: unexpected line {_shown(line)} in dspmqspl output; expected 'Field: value', or a DN "
+                    "after 'Signer DNs:' or 'Recipient DNs:'"
+                )
+            current_list.append(_dn(line, here))
             continue
         if field == "name":
             finish()
+        if field in fields or field in dns:
+            raise PolicyError(f"{here}: {key.strip()} is given twice in one policy block; expected it once")
+        if not fields and not dns:
             start = number
         value = value.strip()
+        field_lines[field] = here
         if field in ("signers", "recipients"):
-            current_list = []
-            block[field] = current_list
-            if value and value != "-":
-                current_list.append(DistinguishedName.parse(value))
+            current_list = dns[field] = []
             if value == "-":
                 current_list = None
+            elif value:
+                current_list.append(_dn(value, here))
         else:
             current_list = None
-            block[field] = value
+            fields[field] = value
     finish()
     return policies
 
 
-def _policy(block: dict[str, object], where: str) -> Policy:
-    missing = [k for k in ("name", "signature", "encryption") if k not in block]
-    if missing:
-        raise PolicyError(f"{where}: policy block lacks {', '.join(missing)}")
+def read_dspmqspl(path: str | Path) -> list[Policy]:
+    """Policies from a file of ``dspmqspl`` output; an unreadable or non-UTF-8 file is a PolicyError."""
     try:
-        signature = SignatureAlgorithm.from_label(str(block["signature"]))
-        encryption = EncryptionAlgorithm.from_label(str(block["encryption"]))
-    except KeyError as error:
-        raise PolicyError(f"{where}: unknown algorithm {error}") from None
-    reuse_text = str(block.get("reuse", "0")).upper()
-    reuse = KEYREUSE_UNLIMITED if reuse_text in ("UNLIMITED", "*", "-1") else int(reuse_text)
-    policy = Policy(
-        name=str(block["name"]),
-        signature_algorithm=signature,
-        encryption_algorithm=encryption,
-        recipients=tuple(block.get("recipients", ())),  # type: ignore[arg-type]
-        signers=tuple(block.get("signers", ())),  # type: ignore[arg-type]
-        tolerate=str(block.get("tolerate", "0")) == "1",
-        key_reuse=reuse,
-    )
-    printed = block.get("qop")
+        data = Path(path).read_bytes()
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise PolicyError(f"cannot read dspmqspl output {str(path)!r}: {reason}") from None
+    return parse_dspmqspl(decode_text(data, str(path)), source=str(path))
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + f"... ({len(text):,} characters)"
+
+
+def _dn(text: str, where: str) -> DistinguishedName:
+    try:
+        return DistinguishedName.parse(text)
+    except DistinguishedNameError as error:
+        raise DistinguishedNameError(f"{where}: {error.message}") from None
+
+
+def _policy(
+    fields: dict[str, str], dns: dict[str, list[DistinguishedName]], lines: dict[str, str], block: str
+) -> Policy:
+    missing = [label for key, label in _REQUIRED if key not in fields]
+    if missing:
+        raise PolicyError(f"{block}: policy block lacks {', '.join(missing)}")
+    try:
+        signature = SignatureAlgorithm.from_label(fields["signature"])
+    except KeyError:
+        raise PolicyError(
+            f"{lines['signature']}: unknown signature algorithm {_shown(fields['signature'])}; expected one of "
+            f"{', '.join(a.label for a in SignatureAlgorithm)}"
+        ) from None
+    try:
+        encryption = EncryptionAlgorithm.from_label(fields["encryption"])
+    except KeyError:
+        raise PolicyError(
+            f"{lines['encryption']}: unknown encryption algorithm {_shown(fields['encryption'])}; expected one of "
+            f"{', '.join(a.label for a in EncryptionAlgorithm)}"
+        ) from None
+    tolerate = fields.get("tolerate", "0")
+    if tolerate not in ("0", "1"):
+        raise PolicyError(
+            f"{lines.get('tolerate', block)}: Toleration {_shown(tolerate)}: expected 0 (enforce) or 1 (tolerate)"
+        )
+    key_reuse = _key_reuse(fields.get("reuse", "0"), lines.get("reuse", block))
+    try:
+        policy = Policy(
+            name=fields["name"],
+            signature_algorithm=signature,
+            encryption_algorithm=encryption,
+            recipients=tuple(dns.get("recipients", ())),
+            signers=tuple(dns.get("signers", ())),
+            tolerate=tolerate == "1",
+            key_reuse=key_reuse,
+        )
+    except PolicyError as error:
+        raise type(error)(f"{block}: {error.message}") from None
+    printed = fields.get("qop")
     if printed is not None and printed != policy.qop.name:
         raise PolicyError(
-            f"{where}: policy {policy.name} says quality of protection {printed} but its algorithms make it "
-            f"{policy.qop.name}"
+            f"{lines['qop']}: policy {policy.name} says quality of protection {printed[:_SHOWN]} but its "
+            f"algorithms make it {policy.qop.name}"
         )
     return policy
+
+
+def _key_reuse(text: str, where: str) -> int:
+    value = text.upper()
+    if value in ("UNLIMITED", "*", "-1"):
+        return KEYREUSE_UNLIMITED
+    if value.isascii() and value.isdigit():
+        digits = value.lstrip("0") or "0"
+        # one digit more than the largest count still reaches the model's range check; longer
+        # text is refused here, never handed to int() (which refuses more than 4,300 digits)
+        if len(digits) <= len(str(KEYREUSE_MAX)) + 1:
+            return int(digits)
+    raise PolicyError(
+        f"{where}: Key Reuse Count {_shown(text)}: expected 0 (disabled), 1 to {KEYREUSE_MAX} or UNLIMITED"
+    )

@@ -19,7 +19,7 @@ from ams.algorithms import (
 from ams.dn import DistinguishedName
 from ams.errors import AmsDeprecationWarning, PolicyError
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9._/%]{1,48}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9._/%]{1,48}")
 
 
 def key_reuse_label(value: int) -> str:
@@ -82,7 +82,7 @@ class Policy:
 
     def validate(self) -> None:
         """Apply IBM's rules; each error names the rule and the offending value."""
-        if not _NAME_RE.match(self.name):
+        if not _NAME_RE.fullmatch(self.name):
             raise PolicyError(
                 f"policy name {self.name!r} is not a valid queue name: expected 1 to 48 characters "
                 "from A-Z a-z 0-9 . / _ %"

@@ -3,23 +3,68 @@
 MQSC rules followed here: keywords are case-insensitive; unquoted values are folded to upper
 case (so DNs and mixed-case names must be quoted); a quote inside a quoted value is doubled;
 a line ending in ``+`` or ``-`` continues on the next; lines starting with ``*`` are comments.
+
+Any text gives commands or :class:`~ams.errors.PolicyError` (naming the line), with work linear
+in its length: commands are scanned left to right once, never by a backtracking pattern.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
+import string
 from collections.abc import Iterator, Mapping
 
 import attrs
 
-from ams.algorithms import KEYREUSE_DISABLED, KEYREUSE_UNLIMITED, EncryptionAlgorithm, SignatureAlgorithm
+from ams.algorithms import (
+    KEYREUSE_DISABLED,
+    KEYREUSE_MAX,
+    KEYREUSE_UNLIMITED,
+    EncryptionAlgorithm,
+    SignatureAlgorithm,
+)
 from ams.dn import DistinguishedName
 from ams.errors import PolicyError
 from ams.policy.model import Policy, key_reuse_label
 
 _SIGNATURE_NAMES = ", ".join(a.label for a in SignatureAlgorithm)
 _ENCRYPTION_NAMES = ", ".join(a.label for a in EncryptionAlgorithm)
-_TOKEN = re.compile(r"\s*([A-Za-z][A-Za-z0-9]*)\s*(\(\s*('(?:[^']|'')*'|[^)]*?)\s*\))?")
+_KEYWORD_START = frozenset(string.ascii_letters)
+_KEYWORD_CHARACTERS = frozenset(string.ascii_letters + string.digits)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_SHOWN = 60  # characters of a command quoted in an error text
+
+
+def split_lines(text: str) -> list[str]:
+    """``text`` split at CR LF, CR or LF only, as editors number lines (not at form feeds or U+2028)."""
+    return _LINE_BREAK.split(text)
+
+
+_LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
+
+
+def decode_text(data: bytes, source: str) -> str:
+    """A policy file's bytes as text (UTF-8, a leading byte-order mark ignored).
+
+    Bytes that are not UTF-8 give a :class:`PolicyError` naming ``source`` and the line, without
+    quoting the bytes.
+    """
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        offset = skip + error.start
+        line = len(_LINE_BREAK_BYTES.split(data[:offset]))
+        raise PolicyError(
+            f"{source}:{line}: not UTF-8 text (byte {offset + 1} of the file cannot be decoded): policy files are "
+            "UTF-8; convert the file (e.g. iconv -f LATIN1 -t UTF-8) or remove the binary content"
+        ) from None
+
+
+def _shown(text: str) -> str:
+    text = text.strip()
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + f"... ({len(text):,} characters)"
 
 
 @attrs.frozen
@@ -89,7 +134,9 @@ def _statements(text: str) -> Iterator[tuple[int, str]]:
     current: list[str] = []
     start = 0
     strip_next = False
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(split_lines(text), start=1):
+        if "\x00" in raw:
+            raise PolicyError(f"line {number}: holds a NUL character; an MQSC script is text: remove it")
         line = raw.rstrip()
         if not current and (not line.strip() or line.lstrip().startswith("*")):
             continue
@@ -115,7 +162,7 @@ def _value(raw: str | None, keyword: str, line: int) -> str:
     raw = raw.strip()
     if raw.startswith("'"):
         if not raw.endswith("'") or len(raw) < 2:
-            raise PolicyError(f"line {line}: unterminated quoted value in {keyword}({raw}")
+            raise PolicyError(f"line {line}: unterminated quoted value in {keyword}({_shown(raw)}")
         return raw[1:-1].replace("''", "'")
     return raw.upper()
 
@@ -143,11 +190,66 @@ def parse_mqsc_collecting(text: str) -> tuple[list[MqscCommand], list[PolicyErro
     return commands, errors
 
 
+def _tokens(statement: str, line: int) -> list[tuple[str, str | None]]:
+    """``KEYWORD`` and ``KEYWORD(value)`` tokens (the value raw, quotes kept), in one forward scan."""
+    tokens: list[tuple[str, str | None]] = []
+    index, length = 0, len(statement)
+    while True:
+        while index < length and statement[index].isspace():
+            index += 1
+        if index == length:
+            return tokens
+        start = index
+        if statement[index] not in _KEYWORD_START:
+            raise PolicyError(
+                f"line {line}: cannot parse {_shown(statement)} as SET POLICY(...) or DELETE POLICY(...): "
+                f"expected a keyword at character {index + 1} of the command"
+            )
+        while index < length and statement[index] in _KEYWORD_CHARACTERS:
+            index += 1
+        keyword = statement[start:index].upper()
+        probe = index
+        while probe < length and statement[probe].isspace():
+            probe += 1
+        if probe == length or statement[probe] != "(":
+            tokens.append((keyword, None))
+            continue
+        index = probe + 1
+        while index < length and statement[index].isspace():
+            index += 1
+        if index < length and statement[index] == "'":
+            end = index + 1
+            while True:
+                end = statement.find("'", end)
+                if end < 0:
+                    raise PolicyError(f"line {line}: unterminated quoted value in {keyword}(...): close it with '")
+                if statement.startswith("''", end):  # a doubled quote stands for one quote
+                    end += 2
+                    continue
+                break
+            value = statement[index : end + 1]
+            index = end + 1
+            while index < length and statement[index].isspace():
+                index += 1
+            if index == length or statement[index] != ")":
+                raise PolicyError(
+                    f"line {line}: {keyword}({_shown(value)} is not closed by ')' after the quoted value; "
+                    "double a quote inside a value ('')"
+                )
+            index += 1
+        else:
+            close = statement.find(")", index)
+            if close < 0:
+                raise PolicyError(f"line {line}: {keyword}( has no closing ')'")
+            value = statement[index:close].rstrip()
+            index = close + 1
+        tokens.append((keyword, value))
+
+
 def _parse_statement(statement: str, line: int) -> MqscCommand:
-    tokens = [(m.group(1).upper(), m.group(3)) for m in _TOKEN.finditer(statement)]
-    consumed = "".join(m.group(0) for m in _TOKEN.finditer(statement))
-    if consumed.strip() != statement.strip() or len(tokens) < 2:
-        raise PolicyError(f"line {line}: cannot parse {statement.strip()!r} as SET POLICY(...) or DELETE POLICY(...)")
+    tokens = _tokens(statement, line)
+    if len(tokens) < 2:
+        raise PolicyError(f"line {line}: cannot parse {_shown(statement)} as SET POLICY(...) or DELETE POLICY(...)")
     (verb, _), (noun, name_raw) = tokens[0], tokens[1]
     if verb not in ("SET", "DELETE") or noun != "POLICY":
         raise PolicyError(f"line {line}: expected SET POLICY(...) or DELETE POLICY(...), found {verb} {noun}")
@@ -192,7 +294,9 @@ def _parse_statement(statement: str, line: int) -> MqscCommand:
                 )
         except KeyError:
             names = _SIGNATURE_NAMES if keyword == "SIGNALG" else _ENCRYPTION_NAMES
-            raise PolicyError(f"line {line}: {keyword}({raw}) is not accepted; expected one of {names}") from None
+            raise PolicyError(
+                f"line {line}: {keyword}({_shown(raw or '')}) is not accepted; expected one of {names}"
+            ) from None
     command = MqscCommand(
         verb=verb,
         name=name,
@@ -216,9 +320,17 @@ def _key_reuse(value: str, line: int) -> int:
         return KEYREUSE_DISABLED
     if value == "UNLIMITED":
         return KEYREUSE_UNLIMITED
-    if value.isdigit():
-        return int(value)
-    raise PolicyError(f"line {line}: KEYREUSE({value}): expected DISABLED, UNLIMITED or 1 to 9999999")
+    if value.isascii() and value.isdigit():
+        digits = value.lstrip("0") or "0"
+        # longer than the largest count: out of range, and never handed to int() (which refuses
+        # more than 4,300 digits with a ValueError)
+        if len(digits) > len(str(KEYREUSE_MAX)):
+            raise PolicyError(
+                f"line {line}: KEYREUSE has {len(digits):,} digits: out of range; expected DISABLED, UNLIMITED or "
+                f"1 to {KEYREUSE_MAX}"
+            )
+        return int(digits)
+    raise PolicyError(f"line {line}: KEYREUSE({_shown(value)}): expected DISABLED, UNLIMITED or 1 to {KEYREUSE_MAX}")
 
 
 def _quote(value: str) -> str:

@@ -6,11 +6,17 @@ encodings are written and read. The MQCFH header values AMS writes are not docum
 these records use Type MQCFT_USER and accept any header on read [unconfirmed]. Parameter 8
 holds the cipher in its low 8 bits and the key reuse count above them; counts above 2**23
 wrap in the signed 32-bit field and are unwrapped on read [unconfirmed].
+
+The records come from a queue anyone with put authority may have written, so reading is
+defensive: every count and length is checked against the bytes present before anything is
+sliced or allocated (work and memory grow with the message size only), and whatever the bytes
+the decoders raise only :class:`~ams.errors.PolicyError`, naming the parameter at fault.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from collections.abc import Iterable
 
@@ -18,7 +24,7 @@ import attrs
 
 from ams.algorithms import KEYREUSE_UNLIMITED, EncryptionAlgorithm, SignatureAlgorithm
 from ams.dn import DistinguishedName
-from ams.errors import PolicyError
+from ams.errors import DistinguishedNameError, PolicyError
 from ams.policy.model import Policy
 
 INDEX_CORREL_ID = b"\xff" * 24
@@ -137,11 +143,61 @@ def encode_policy_queue(
     return messages
 
 
-Parameter = tuple[int, int | str | list[str]]
+Value = int | str | list[str]
+Parameter = tuple[int, Value]
+
+_PARAMETER_NAMES = {
+    P_INDEX_ENTRIES: "index entries",
+    P_INDEX_VERSION: "index version",
+    P_ERROR_QUEUE: "error queue",
+    P_VERSION: "policy version",
+    P_NAME: "policy name",
+    P_SIGNATURE: "signature algorithm",
+    P_ENCRYPTION: "encryption algorithm and key reuse",
+    P_AUDIT: "audit",
+    P_SIGNER_COUNT: "signer count",
+    P_SIGNER: "signer DN",
+    P_RECIPIENT_COUNT: "recipient count",
+    P_RECIPIENT: "recipient DN",
+    P_TOLERATE: "toleration",
+}
+# The fixed part of each parameter type: Type, StrucLength, Parameter, then per type
+# Value (MQCFIN), CodedCharSetId and StringLength (MQCFST), CodedCharSetId, Count and StringLength (MQCFSL).
+_FIXED_LENGTH = {MQCFT_INTEGER: 16, MQCFT_STRING: 20, MQCFT_STRING_LIST: 24}
+_MIN_PARAMETER_LENGTH = 12
+_HEX_CORREL_ID = re.compile(r"[0-9A-Fa-f]{48}")
+
+
+def _named(parameter: int) -> str:
+    known = _PARAMETER_NAMES.get(parameter)
+    return f"PCF parameter {parameter} ({known})" if known else f"PCF parameter {parameter}"
+
+
+def _kind(value: object) -> str:
+    return "a string list" if isinstance(value, list) else "a string" if isinstance(value, str) else "an integer"
+
+
+def _label(name: str) -> str:
+    """A policy name for an error text: quoted and cut to a queue name's 48 characters."""
+    return repr(name) if len(name) <= 48 else repr(name[:48]) + "..."
+
+
+def _text(raw: bytes, parameter: int, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PolicyError(
+            f"{_named(parameter)}{what} is not valid UTF-8 (byte {error.start} of {len(raw)}): policy records "
+            "hold text in CCSID 1208; rewrite the policy (setmqspl or SET POLICY)"
+        ) from None
 
 
 def parse_pcf(body: bytes) -> list[Parameter]:
-    """The parameters of a PCF message, in order; the integer encoding is detected from the MQCFH."""
+    """The parameters of a PCF message, in order; the integer encoding is detected from the MQCFH.
+
+    Every count and length is checked against the bytes present before anything is sliced or
+    allocated, so the work is proportional to ``len(body)``. Only :class:`PolicyError` is raised.
+    """
     if len(body) < MQCFH_LENGTH:
         raise PolicyError(f"PCF message of {len(body)} bytes is shorter than an MQCFH ({MQCFH_LENGTH})")
     if struct.unpack_from(">i", body, 4)[0] == MQCFH_LENGTH:
@@ -151,66 +207,143 @@ def parse_pcf(body: bytes) -> list[Parameter]:
     else:
         raise PolicyError("not a PCF message: MQCFH StrucLength is not 36 in either integer encoding")
     count = struct.unpack_from(order + "i", body, 32)[0]
+    room = len(body) - MQCFH_LENGTH
+    if count < 0 or count > room // _MIN_PARAMETER_LENGTH:
+        raise PolicyError(
+            f"the MQCFH claims {count} PCF parameters but {room} bytes follow it, and each parameter takes at "
+            f"least {_MIN_PARAMETER_LENGTH}: the message is truncated or not a policy record"
+        )
     offset = MQCFH_LENGTH
     out: list[Parameter] = []
     for index in range(count):
-        if offset + 12 > len(body):
-            raise PolicyError(f"PCF parameter {index + 1} of {count} is truncated")
+        left = len(body) - offset
+        if left < _MIN_PARAMETER_LENGTH:
+            raise PolicyError(f"PCF parameter {index + 1} of {count} is truncated: {left} bytes are left")
         kind, length, parameter = struct.unpack_from(order + "iii", body, offset)
-        if length < 12 or offset + length > len(body):
-            raise PolicyError(f"PCF parameter {parameter} has StrucLength {length}, beyond the message")
+        fixed = _FIXED_LENGTH.get(kind)
+        if fixed is None:
+            raise PolicyError(
+                f"{_named(parameter)} (number {index + 1} of {count}) has type {kind}; expected "
+                f"{MQCFT_INTEGER} (integer), {MQCFT_STRING} (string) or {MQCFT_STRING_LIST} (string list)"
+            )
+        if length < fixed or length > left:
+            raise PolicyError(
+                f"{_named(parameter)} has StrucLength {length}, beyond the message ({left} bytes left) or shorter "
+                f"than its fixed part ({fixed} bytes): the message is truncated or damaged"
+            )
         if kind == MQCFT_INTEGER:
+            if length != fixed:
+                raise PolicyError(f"{_named(parameter)} is an integer with StrucLength {length}; expected {fixed}")
             out.append((parameter, struct.unpack_from(order + "i", body, offset + 12)[0]))
         elif kind == MQCFT_STRING:
-            _, size = struct.unpack_from(order + "ii", body, offset + 12)
-            raw = body[offset + 20 : offset + 20 + size]
-            out.append((parameter, raw.decode("utf-8").rstrip(" \x00")))
-        elif kind == MQCFT_STRING_LIST:
-            _, number, size = struct.unpack_from(order + "iii", body, offset + 12)
-            raw = body[offset + 24 : offset + 24 + number * size]
-            out.append((parameter, [raw[i * size : (i + 1) * size].decode("utf-8") for i in range(number)]))
+            size = struct.unpack_from(order + "i", body, offset + 16)[0]
+            if size < 0 or size > length - fixed:
+                raise PolicyError(
+                    f"{_named(parameter)} claims a string of {size} bytes but its StrucLength {length} leaves room "
+                    f"for {length - fixed}: the message is damaged"
+                )
+            raw = body[offset + fixed : offset + fixed + size]
+            out.append((parameter, _text(raw, parameter, "").rstrip(" \x00")))
         else:
-            raise PolicyError(f"PCF parameter {parameter} has type {kind}; expected integer, string or string list")
+            number, size = struct.unpack_from(order + "ii", body, offset + 16)
+            # an entry takes at least one byte of room even when StringLength is 0, so the number of
+            # entries made is bounded by the message size
+            if number < 0 or size < 0 or number * max(size, 1) > length - fixed:
+                raise PolicyError(
+                    f"{_named(parameter)} claims {number} strings of {size} bytes but its StrucLength {length} "
+                    f"leaves room for {length - fixed} bytes: the message is damaged"
+                )
+            start = offset + fixed
+            out.append(
+                (
+                    parameter,
+                    [
+                        _text(body[start + i * size : start + (i + 1) * size], parameter, f" entry {i + 1}")
+                        for i in range(number)
+                    ],
+                )
+            )
         offset += length
     return out
 
 
-def _integer(values: dict[int, object], parameter: int, default: int | None = None) -> int:
+def _integer(values: dict[int, Value], parameter: int, default: int | None = None) -> int:
     value = values.get(parameter, default)
     if not isinstance(value, int):
-        raise PolicyError(f"PCF parameter {parameter} should be an integer, found {value!r}")
+        found = "nothing" if value is None else _kind(value)
+        raise PolicyError(f"{_named(parameter)} should be an integer, found {found}")
+    return value
+
+
+def _string(values: dict[int, Value], parameter: int, default: str | None = None) -> str:
+    value = values.get(parameter, default)
+    if not isinstance(value, str):
+        found = "nothing" if value is None else _kind(value)
+        raise PolicyError(f"{_named(parameter)} should be a string, found {found}")
+    return value
+
+
+def _unique(parameters: Iterable[Parameter], repeatable: tuple[int, ...] = ()) -> dict[int, Value]:
+    values: dict[int, Value] = {}
+    for parameter, value in parameters:
+        if parameter in repeatable:
+            continue
+        if parameter in values:
+            raise PolicyError(f"{_named(parameter)} appears more than once; a record holds it once")
+        values[parameter] = value
+    return values
+
+
+def _dns(texts: list[str], parameter: int, policy: str) -> tuple[DistinguishedName, ...]:
+    out = []
+    for number, text in enumerate(texts, start=1):
+        try:
+            out.append(DistinguishedName.parse(text))
+        except DistinguishedNameError as error:
+            raise DistinguishedNameError(
+                f"policy {_label(policy)}: {_named(parameter)} number {number}: {error.message}"
+            ) from None
+    return tuple(out)
+
+
+def _algorithm(
+    enum: type[SignatureAlgorithm] | type[EncryptionAlgorithm], value: int, policy: str, parameter: int
+) -> int:
+    if value not in {member.value for member in enum}:
+        accepted = ", ".join(f"{member.value} ({member.label})" for member in enum)
+        raise PolicyError(f"policy {_label(policy)}: {_named(parameter)} holds {value}; expected one of {accepted}")
     return value
 
 
 def decode_policy(body: bytes) -> Policy:
-    values: dict[int, object] = {}
+    """The policy of one policy message. Only :class:`PolicyError` is raised, whatever the bytes."""
+    parameters = parse_pcf(body)
+    values = _unique(parameters, repeatable=(P_SIGNER, P_RECIPIENT))
     signers: list[str] = []
     recipients: list[str] = []
-    for parameter, value in parse_pcf(body):
-        if parameter == P_SIGNER:
-            signers.append(str(value))
-        elif parameter == P_RECIPIENT:
-            recipients.append(str(value))
-        else:
-            values[parameter] = value
+    for parameter, value in parameters:
+        if parameter in (P_SIGNER, P_RECIPIENT):
+            if not isinstance(value, str):
+                raise PolicyError(f"{_named(parameter)} should be a string, found {_kind(value)}")
+            (signers if parameter == P_SIGNER else recipients).append(value)
     for required in (P_NAME, P_SIGNATURE, P_ENCRYPTION):
         if required not in values:
-            raise PolicyError(f"policy message lacks PCF parameter {required}")
-    name = str(values[P_NAME])
+            raise PolicyError(f"policy message lacks {_named(required)}")
+    name = _string(values, P_NAME)
     for count_parameter, found, what in (
         (P_SIGNER_COUNT, signers, "signer"),
         (P_RECIPIENT_COUNT, recipients, "recipient"),
     ):
-        if count_parameter in values and values[count_parameter] != len(found):
+        if count_parameter in values and _integer(values, count_parameter) != len(found):
             raise PolicyError(
-                f"policy {name}: {what} count says {values[count_parameter]} but {len(found)} {what} DNs follow"
+                f"policy {_label(name)}: {what} count says {values[count_parameter]} but {len(found)} {what} DNs follow"
             )
     combined = _integer(values, P_ENCRYPTION)
-    try:
-        signature = SignatureAlgorithm(_integer(values, P_SIGNATURE))
-        encryption = EncryptionAlgorithm(combined & 0xFF)
-    except ValueError as error:
-        raise PolicyError(f"policy {name}: {error}") from None
+    signature = SignatureAlgorithm(_algorithm(SignatureAlgorithm, _integer(values, P_SIGNATURE), name, P_SIGNATURE))
+    encryption = EncryptionAlgorithm(_algorithm(EncryptionAlgorithm, combined & 0xFF, name, P_ENCRYPTION))
+    tolerate = _integer(values, P_TOLERATE, 0)
+    if tolerate not in (0, 1):
+        raise PolicyError(f"policy {_label(name)}: {_named(P_TOLERATE)} holds {tolerate}; expected 0 or 1")
     reuse = combined >> 8
     if reuse < KEYREUSE_UNLIMITED:  # a count above 2**23 that wrapped when encoded
         reuse += 1 << 24
@@ -218,9 +351,9 @@ def decode_policy(body: bytes) -> Policy:
         name=name,
         signature_algorithm=signature,
         encryption_algorithm=encryption,
-        recipients=tuple(DistinguishedName.parse(r) for r in recipients),
-        signers=tuple(DistinguishedName.parse(s) for s in signers),
-        tolerate=_integer(values, P_TOLERATE, 0) == 1,
+        recipients=_dns(recipients, P_RECIPIENT, name),
+        signers=_dns(signers, P_SIGNER, name),
+        tolerate=tolerate == 1,
         key_reuse=KEYREUSE_UNLIMITED if reuse == KEYREUSE_UNLIMITED else reuse,
     )
 
@@ -233,27 +366,50 @@ class PolicyIndex:
 
 
 def decode_index(body: bytes) -> PolicyIndex:
-    values: dict[int, object] = dict(parse_pcf(body))
+    """The index message. Only :class:`PolicyError` is raised, whatever the bytes."""
+    values = _unique(parse_pcf(body))
     raw_entries = values.get(P_INDEX_ENTRIES, [])
+    if not isinstance(raw_entries, list):
+        raise PolicyError(f"{_named(P_INDEX_ENTRIES)} should be a string list, found {_kind(raw_entries)}")
     entries = []
-    for entry in raw_entries if isinstance(raw_entries, list) else []:
-        name, hex_id = entry[:48].rstrip(), entry[48:96].strip()
-        try:
-            entries.append((name, bytes.fromhex(hex_id)))
-        except ValueError:
-            raise PolicyError(f"index entry for {name!r} has a CorrelId that is not hex: {hex_id!r}") from None
-    return PolicyIndex(_integer(values, P_INDEX_VERSION, 1), str(values.get(P_ERROR_QUEUE, "")), tuple(entries))
+    for number, entry in enumerate(raw_entries, start=1):
+        if len(entry) != 96:
+            raise PolicyError(
+                f"{_named(P_INDEX_ENTRIES)} entry {number} has {len(entry)} characters; expected 96 (a policy name "
+                "padded to 48 and its CorrelId as 48 hex digits)"
+            )
+        name, hex_id = entry[:48].rstrip(), entry[48:]
+        if not _HEX_CORREL_ID.fullmatch(hex_id):
+            raise PolicyError(
+                f"{_named(P_INDEX_ENTRIES)} entry {number} ({name!r}) has a CorrelId that is not 48 hex digits"
+            )
+        entries.append((name, bytes.fromhex(hex_id)))
+    return PolicyIndex(_integer(values, P_INDEX_VERSION, 1), _string(values, P_ERROR_QUEUE, ""), tuple(entries))
 
 
 def decode_policy_queue(messages: Iterable[PcfMessage]) -> tuple[PolicyIndex | None, list[Policy]]:
-    """The index (if present) and the policies, checked against each other."""
+    """The index (if present) and the policies, checked against each other.
+
+    Only :class:`PolicyError` is raised, whatever the messages hold.
+    """
     index = None
     policies: dict[bytes, Policy] = {}
+    names: set[str] = set()
     for message in messages:
         if message.correl_id == INDEX_CORREL_ID:
+            if index is not None:
+                raise PolicyError("the policy queue holds two index messages; expected one")
             index = decode_index(message.body)
-        else:
-            policies[message.correl_id] = decode_policy(message.body)
+            continue
+        if message.correl_id in policies:
+            raise PolicyError(
+                f"two policy messages share CorrelId {message.correl_id.hex()}; expected one message per policy"
+            )
+        policy = decode_policy(message.body)
+        if policy.name in names:
+            raise PolicyError(f"two policy messages define policy {policy.name}; expected one message per policy")
+        names.add(policy.name)
+        policies[message.correl_id] = policy
     if index is not None:
         for name, correl_id in index.entries:
             found = policies.get(correl_id)

@@ -1,4 +1,8 @@
-"""``setmqspl`` command lines: parse them into policies and render them back."""
+"""``setmqspl`` command lines: parse them into policies and render them back.
+
+Any line gives a command or :class:`~ams.errors.PolicyError`; error texts quote at most a short
+prefix of the line.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import attrs
 
 from ams.algorithms import (
     KEYREUSE_DISABLED,
+    KEYREUSE_MAX,
     KEYREUSE_UNLIMITED,
     EncryptionAlgorithm,
     SignatureAlgorithm,
@@ -18,6 +23,11 @@ from ams.policy.model import Policy
 
 _SIGNATURE_NAMES = ", ".join(a.label for a in SignatureAlgorithm)
 _ENCRYPTION_NAMES = ", ".join(a.label for a in EncryptionAlgorithm)
+_SHOWN = 60  # characters of a line or value quoted in an error text
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + f"... ({len(text):,} characters)"
 
 
 @attrs.frozen
@@ -35,7 +45,9 @@ def _signature(value: str) -> SignatureAlgorithm:
         return SignatureAlgorithm.from_label(value)
     except KeyError:
         hint = " (names are upper case)" if value.upper() in _SIGNATURE_NAMES.split(", ") else ""
-        raise PolicyError(f"unknown signature algorithm -s {value!r}{hint}; accepted: {_SIGNATURE_NAMES}") from None
+        raise PolicyError(
+            f"unknown signature algorithm -s {_shown(value)}{hint}; accepted: {_SIGNATURE_NAMES}"
+        ) from None
 
 
 def _encryption(value: str) -> EncryptionAlgorithm:
@@ -43,23 +55,37 @@ def _encryption(value: str) -> EncryptionAlgorithm:
         return EncryptionAlgorithm.from_label(value)
     except KeyError:
         hint = " (names are upper case)" if value.upper() in _ENCRYPTION_NAMES.split(", ") else ""
-        raise PolicyError(f"unknown encryption algorithm -e {value!r}{hint}; accepted: {_ENCRYPTION_NAMES}") from None
+        raise PolicyError(
+            f"unknown encryption algorithm -e {_shown(value)}{hint}; accepted: {_ENCRYPTION_NAMES}"
+        ) from None
 
 
 def _key_reuse(value: str) -> int:
     if value == "*":
         return KEYREUSE_UNLIMITED
-    if value.isdigit():
-        return int(value)
-    raise PolicyError(f"key reuse -c {value!r} is not a number: expected 0 (disabled), * (unlimited) or 1 to 9999999")
+    if value.isascii() and value.isdigit():
+        digits = value.lstrip("0") or "0"
+        # longer than the largest count: out of range, and never handed to int() (which refuses
+        # more than 4,300 digits with a ValueError)
+        if len(digits) > len(str(KEYREUSE_MAX)):
+            raise PolicyError(
+                f"key reuse -c has {len(digits):,} digits: out of range: expected 0 (disabled), * (unlimited) "
+                f"or 1 to {KEYREUSE_MAX}"
+            )
+        return int(digits)
+    raise PolicyError(
+        f"key reuse -c {_shown(value)} is not a number: expected 0 (disabled), * (unlimited) or 1 to {KEYREUSE_MAX}"
+    )
 
 
 def parse_setmqspl(line: str) -> SetmqsplCommand:
     """Parse one ``setmqspl`` command line (shell quoting; the word ``setmqspl`` is optional)."""
+    if "\x00" in line:
+        raise PolicyError("the setmqspl line holds a NUL character; a command line is text: remove it")
     try:
         words = shlex.split(line, comments=True)
     except ValueError as error:
-        raise PolicyError(f"cannot split {line!r} as a shell command line: {error}") from None
+        raise PolicyError(f"cannot split {_shown(line)} as a shell command line: {error}") from None
     if words and words[0] == "setmqspl":
         words = words[1:]
     values: dict[str, str] = {}
@@ -75,7 +101,7 @@ def parse_setmqspl(line: str) -> SetmqsplCommand:
             continue
         if flag not in ("-m", "-p", "-s", "-e", "-r", "-a", "-t", "-c"):
             raise PolicyError(
-                f"unknown setmqspl option {flag!r}; accepted: -m QMGR -p POLICY -s SIGNALG -e ENCALG "
+                f"unknown setmqspl option {_shown(flag)}; accepted: -m QMGR -p POLICY -s SIGNALG -e ENCALG "
                 "-r RECIPIENT-DN -a SIGNER-DN -t 0|1 -c N|* -remove"
             )
         if index + 1 >= len(words):
@@ -88,7 +114,7 @@ def parse_setmqspl(line: str) -> SetmqsplCommand:
             signers.append(DistinguishedName.parse(value))
         else:
             if flag in values:
-                raise PolicyError(f"setmqspl option {flag} given twice ({values[flag]!r}, {value!r})")
+                raise PolicyError(f"setmqspl option {flag} given twice ({_shown(values[flag])}, {_shown(value)})")
             values[flag] = value
     if "-m" not in values:
         raise PolicyError("setmqspl needs -m QMGR (the queue manager)")
@@ -102,7 +128,7 @@ def parse_setmqspl(line: str) -> SetmqsplCommand:
         return SetmqsplCommand(qmgr, name, None, remove=True)
     tolerate = values.get("-t", "0")
     if tolerate not in ("0", "1"):
-        raise PolicyError(f"toleration -t {tolerate!r}: expected 0 (enforce) or 1 (tolerate)")
+        raise PolicyError(f"toleration -t {_shown(tolerate)}: expected 0 (enforce) or 1 (tolerate)")
     try:
         policy = Policy(
             name=name,

@@ -8,6 +8,7 @@ remove what an earlier one set; errors name the file and line.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import attrs
 
 from ams.errors import PolicyError
 from ams.policy.model import Policy
-from ams.policy.mqsc import parse_mqsc_collecting
+from ams.policy.mqsc import decode_text, parse_mqsc_collecting, split_lines
 from ams.policy.setmqspl import parse_setmqspl
 
 
@@ -28,6 +29,37 @@ class Origin:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}"
+
+
+_FILE_NAME_SAFE = frozenset(string.ascii_letters + string.digits + "_.")
+_MAX_FILE_NAME_BYTES = 255  # NAME_MAX of common file systems
+
+
+def policy_file_name(name: str) -> str:
+    """The file ``ams policy set`` writes policy ``name`` to, a plain name inside the policy directory.
+
+    Queue names may contain ``/``, ``%`` and ``.``, so the name is encoded rather than refused:
+    ``A-Z a-z 0-9 _ .`` are kept, every other character is percent-encoded byte by byte as
+    ``%XX`` of its UTF-8 (``/`` -> ``%2F``, ``%`` -> ``%25``), and so is a leading ``.`` (no
+    hidden files, never ``.`` or ``..``); ``.spl`` is appended. Different names give different
+    files, and the result never contains ``/`` or NUL. Loading does not decode it: a file's
+    policies are named by its content.
+    """
+    if not name:
+        raise PolicyError("a policy name is needed to name its file: expected a queue name, found an empty string")
+    encoded = "".join(
+        char if char in _FILE_NAME_SAFE else "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+        for char in name
+    )
+    if encoded.startswith("."):
+        encoded = "%2E" + encoded[1:]
+    file_name = encoded + ".spl"
+    if len(file_name.encode("ascii")) > _MAX_FILE_NAME_BYTES:
+        raise PolicyError(
+            f"policy name {name!r} is too long to store as a file ({file_name[:40]}... has {len(file_name)} "
+            f"characters, at most {_MAX_FILE_NAME_BYTES}); queue names have at most 48 characters"
+        )
+    return file_name
 
 
 def _located(path: Path, message: str) -> str:
@@ -61,21 +93,46 @@ class PolicyStore(Mapping[str, Policy]):
     def check_directory(cls, directory: str | Path) -> tuple[PolicyStore, list[PolicyError]]:
         """Load what loads, and every error (for ``ams policy check``)."""
         root = Path(directory)
-        if not root.is_dir():
+        try:
+            is_directory = root.is_dir()
+        except OSError as error:  # is_dir() is False for a missing path but raises for EACCES and the like
+            raise PolicyError(
+                f"cannot look at policy directory {str(root)!r}: {error.strerror or error}; check the permissions "
+                "of the directories above it"
+            ) from None
+        if not is_directory:
             raise PolicyError(f"policy directory {str(root)!r} does not exist or is not a directory")
         store = cls()
         errors: list[PolicyError] = []
-        for path in sorted(p for p in root.iterdir() if p.suffix in (".spl", ".mqsc") and p.is_file()):
+        try:
+            paths = sorted(p for p in root.iterdir() if p.suffix in (".spl", ".mqsc") and p.is_file())
+        except OSError as error:
+            raise PolicyError(
+                f"cannot list policy directory {str(root)!r}: {error.strerror or error}; check its permissions"
+            ) from None
+        for path in paths:
             errors.extend(store.load_file(path))
         return store, errors
 
     def load_file(self, path: Path) -> list[PolicyError]:
-        """Apply one file; returns the errors (each naming file and line) instead of stopping."""
-        text = path.read_text(encoding="utf-8")
+        """Apply one file; returns the errors (each naming file and line) instead of stopping.
+
+        An unreadable file or one that is not UTF-8 is one error naming the file (and the line of the
+        first byte that is not UTF-8); whatever the file holds, only PolicyErrors are returned.
+        """
+        try:
+            data = path.read_bytes()
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            return [PolicyError(f"{path}: cannot read the policy file: {reason}; check that it exists and is readable")]
+        try:
+            text = decode_text(data, str(path))
+        except PolicyError as error:
+            return [error]
         if path.suffix == ".mqsc":
             return self._load_mqsc(path, text)
         errors = []
-        for number, raw in enumerate(text.splitlines(), start=1):
+        for number, raw in enumerate(split_lines(text), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue

@@ -1,0 +1,36 @@
+"""RSA PKCS#1 v1.5 key unwrap with implicit rejection, for every kind of private key.
+
+A receiver that answers differently when the RSA padding is wrong, or when a well-padded block
+holds a key of the wrong length, is a Bleichenbacher oracle: an attacker who can put messages
+on its queue can decrypt other messages' keys and, since AMS signs with the same key, forge
+signatures. So the unwrap never fails: on any failure it returns a key derived from the
+ciphertext and a secret of the receiver (the same key for the same ciphertext), and the failure
+surfaces later as the one decryption error that every other corruption gives.
+
+OpenSSL 3.2+ does this for software keys itself; PKCS#11 tokens do not, and the wrong-length
+case is ours to hide in either case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from ams.keys.keystore import Identity
+
+
+def unwrap_content_key(identity: Identity, wrapped: bytes, size: int) -> tuple[bytes, bool]:
+    """The ``size``-byte content key wrapped for ``identity``, and whether it really unwrapped.
+
+    The flag is for the receiver's local diagnostic only; the key is always ``size`` bytes.
+    """
+    synthetic = hmac.new(identity.rejection_secret, b"ams-implicit-rejection" + wrapped, hashlib.sha256).digest()
+    try:
+        key = identity.private_key.decrypt(wrapped, padding.PKCS1v15())
+    except Exception:  # a token raises its own errors; every failure is handled alike
+        return synthetic[:size], False
+    if len(key) != size:
+        return synthetic[:size], False
+    return key, True

@@ -1,0 +1,1 @@
+"""Attacks on the receive path, written as an attacker would try them (see SECURITY.md)."""
