@@ -675,3 +675,11 @@ def test_a_policy_record_with_a_hostile_dn() -> None:
     body = body[:32] + struct.pack("<i", count + 1) + body[36:]
     body += struct.pack("<5i", 4, 20 + len(padded), 11, 1208, len(signer)) + padded
     assert_bounded(lambda: decode_policy(body), PolicyError, len(body))
+
+
+def test_a_file_of_garbage_is_a_bounded_list_of_errors(tmp_path: Path) -> None:
+    (tmp_path / "junk.spl").write_text("setmqspl -m QM -p Q -s NOPE\n" * 500, encoding="utf-8")
+    (tmp_path / "good.spl").write_text("setmqspl -m QM -p GOOD.Q -s SHA256\n", encoding="utf-8")
+    store, errors = PolicyStore.check_directory(tmp_path)
+    assert len(errors) == 101 and "and 400 more errors" in errors[-1].message
+    assert list(store) == ["GOOD.Q"]  # the twin: the good file still loads

@@ -20,6 +20,7 @@ from ams.algorithms import (
 from ams.dn import DistinguishedName
 from ams.errors import PolicyError
 from ams.policy.model import Policy
+from ams.policy.shell_words import ShellSyntaxError, split_words
 
 _SIGNATURE_NAMES = ", ".join(a.label for a in SignatureAlgorithm)
 _ENCRYPTION_NAMES = ", ".join(a.label for a in EncryptionAlgorithm)
@@ -83,8 +84,8 @@ def parse_setmqspl(line: str) -> SetmqsplCommand:
     if "\x00" in line:
         raise PolicyError("the setmqspl line holds a NUL character; a command line is text: remove it")
     try:
-        words = shlex.split(line, comments=True)
-    except ValueError as error:
+        words = split_words(line)
+    except ShellSyntaxError as error:
         raise PolicyError(f"cannot split {_shown(line)} as a shell command line: {error}") from None
     if words and words[0] == "setmqspl":
         words = words[1:]

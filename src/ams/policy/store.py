@@ -68,6 +68,17 @@ def _located(path: Path, message: str) -> str:
     return f"{path}:{match.group(1)}: {match.group(2)}" if match else f"{path}: {message}"
 
 
+MAX_ERRORS_PER_FILE = 100
+
+
+def _capped(path: Path, errors: list[PolicyError]) -> list[PolicyError]:
+    """At most MAX_ERRORS_PER_FILE errors, then one that counts the rest (a file of garbage is one problem)."""
+    if len(errors) <= MAX_ERRORS_PER_FILE:
+        return errors
+    rest = len(errors) - MAX_ERRORS_PER_FILE
+    return [*errors[:MAX_ERRORS_PER_FILE], PolicyError(f"{path}: and {rest:,} more errors in this file")]
+
+
 class PolicyStore(Mapping[str, Policy]):
     """Policies by queue name. Queues without a policy are not protected."""
 
@@ -147,7 +158,7 @@ class PolicyStore(Mapping[str, Policy]):
             elif command.policy is not None:
                 self._policies[command.name] = command.policy
                 self.origins[command.name] = Origin(path, number)
-        return errors
+        return _capped(path, errors)
 
     def _load_mqsc(self, path: Path, text: str) -> list[PolicyError]:
         commands, parse_errors = parse_mqsc_collecting(text)
@@ -164,7 +175,7 @@ class PolicyStore(Mapping[str, Policy]):
             else:
                 self._policies[command.name] = policy
                 self.origins[command.name] = Origin(path, command.line)
-        return errors
+        return _capped(path, errors)
 
     def __getitem__(self, name: str) -> Policy:
         return self._policies[name]
