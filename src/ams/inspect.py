@@ -21,6 +21,7 @@ from ams.format.pdmq import PdmqHeader, looks_protected
 from ams.format.privacy import decryption_failed, open_privacy
 from ams.format.signed import SignedContent, load_certificate, parse_signed_data, signing_time
 from ams.keys import Keystore
+from ams.keys.trust import TrustValidator
 from ams.keys.unwrap import unwrap_content_key
 
 
@@ -78,18 +79,23 @@ def _privacy_inside(envelope: EnvelopedContent, header: PdmqHeader, keystore: Ke
     """The inner SignedData, for a keystore that can open it and only when its signature verifies."""
     identity = keystore.identity if keystore is not None else None
     index = envelope.recipient_index(identity.certificate) if identity is not None else None
-    if identity is None or index is None:
+    if keystore is None or identity is None or index is None:
         return {"signature_algorithm": "(inside the encrypted content)"}
     key, unwrapped = unwrap_content_key(identity, envelope.wrapped_key(index), envelope.algorithm.spec.key_size)
     try:
         if not unwrapped:
             raise ValueError("unwrap")
         opened = open_privacy(envelope, key, orig_size=header.orig_size, empty=header.empty)
+        # the inner signature does not cover the certificate: describe it only once its issuer vouched for it
+        TrustValidator(keystore).authenticate(opened.certificate)
     except Exception:  # the one error of the decryption path, as unprotect gives it
         error = decryption_failed(header.qop, envelope.algorithm, len(envelope.ciphertext), identity.dn)
         return {"signature_algorithm": "(inside the encrypted content)", "inner": error.message}
     report = _signed_report(opened.signed)
-    report["inner_signature"] = "verifies with the certificate it carries (trust is checked by unprotect)"
+    report["inner_signature"] = (
+        "verifies, with a certificate issued by a CA in this keystore (dates, usage, revocation and the policy "
+        "are checked by unprotect)"
+    )
     return report
 
 

@@ -9,6 +9,7 @@ PKCS#11 token.
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from pathlib import Path
@@ -239,3 +240,57 @@ def test_the_key_owner_can_ask_for_the_failing_step(
     assert identity is not None
     assert loud.value.diagnostic == "verifying the inner signature failed (BadSignatureError)"
     assert leaked(loud.value.diagnostic, raw_plaintext(message, identity)) == []
+
+
+def test_the_command_line_says_the_same_about_every_corruption(
+    pki: Pki, sent: dict[str, bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What leaked before came out of `ams unprotect`, `ams inspect --keystore-conf` and `ams errors
+    explain`: each prints the same text for every corrupted copy of one message, and none of what
+    decryption revealed."""
+    from ams.cli.main import main
+    from ams.mq import MQMD, EmbeddedQueueManager
+    from ams.mq.protected import ERROR_QUEUE
+    from ams.pki import write_user_keystore
+
+    identity = pki.keystore("bob").identity
+    assert identity is not None
+    conf = write_user_keystore(tmp_path / "bob", "bob", pki.users["bob"], [pki.ca.certificate])
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "PRIV.Q.spl").write_text(f'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "{pki.dn("bob")}"\n')
+    message = sent["PRIV.Q"]
+    layout = privacy_layout(message, wrapped_key_for(message, identity))
+    end = layout.ciphertext_start + layout.ciphertext_size
+    corrupted = [flip(message, offset, 0x40) for offset in range(layout.ciphertext_start, end, 97)]
+    corrupted += [flip(message, 40), put_byte(message, end - layout.block - 1, 0)]
+    qm_path = tmp_path / "qm.sqlite"
+    qm = EmbeddedQueueManager(qm_path, name="QM").connect("attacker")
+    seen: dict[str, set[str]] = {"unprotect": set(), "inspect": set(), "explain": set()}
+    for number, data in enumerate(corrupted, start=1):
+        path = tmp_path / f"m{number}.bin"
+        path.write_bytes(data)
+        keys = ["--keystore-conf", str(conf)]
+        assert main(["unprotect", "-p", "PRIV.Q", "--policies", str(policies), *keys, "-i", str(path)]) == 3
+        seen["unprotect"].add(capsys.readouterr().err)
+        assert main(["inspect", *keys, "-i", str(path), "--json"]) == 0
+        described = capsys.readouterr().out
+        assert leaked(described, raw_plaintext(data, identity)) == []
+        seen["inspect"].add(json.dumps(json.loads(described).get("inner")))  # the header shows the attacker's edits
+        qm.put1(ERROR_QUEUE, MQMD(format="MQDEAD  "), _dead_letter("PRIV.Q") + data)
+        assert main(["errors", "explain", str(number), "--qm", str(qm_path), *keys, "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        seen["explain"].add(report["verdict"] + json.dumps(report["message"].get("inner")))
+        for text in (report["verdict"], json.dumps(report)):
+            assert leaked(text, raw_plaintext(data, identity)) == []
+    for command, texts in seen.items():
+        assert len(texts) == 1, (command, texts)
+        (text,) = texts
+        assert "Traceback" not in text and b"PIN=4921".hex() not in text and "PIN=4921" not in text
+
+
+def _dead_letter(queue: str) -> bytes:
+    from ams.mq.dlh import MQDLH
+    from ams.mq.mqmd import MQMD
+
+    return MQDLH.for_message(2063, queue, "QM", MQMD(format=" " * 8)).pack(546)
