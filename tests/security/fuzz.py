@@ -28,7 +28,7 @@ the recipient, as any sender can). Inputs whose AmsError (raising line and text,
 is new join the corpus: cheap feedback in place of coverage. unprotect runs with decryption
 diagnostics on, so that a non-AmsError hidden behind the one DecryptionError is a finding ("masked").
 
-For each distinct crash site (exception type + innermost ``src/ams`` frame) a minimised reproducer
+For each distinct crash site (exception type + innermost ``ams/`` frame) a minimised reproducer
 goes to ``--crashes DIR/<target>/<site>.bin`` with a ``.json`` sidecar (type, message, traceback,
 seed, variant); inputs slower than ``--slow`` seconds go to ``DIR/<target>/slow-*.bin``. The keys are
 kept in ``DIR/pki`` so that ``--replay`` decrypts with the same keys. The exit status is 1 when a
@@ -424,7 +424,7 @@ def _shown_path(filename: str) -> str:
 
 
 def where(error: BaseException) -> str:
-    """The innermost src/ams frame of ``error``'s traceback as file:line (else the innermost frame)."""
+    """The innermost ams/ frame of ``error``'s traceback as file:line (else the innermost frame)."""
     frames = _frames(error.__traceback__)
     inside = [frame for frame in frames if frame[0].startswith(SRC_PREFIX)]
     filename, line = (inside or frames or [("?", 0)])[-1]
