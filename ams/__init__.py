@@ -1,111 +1,81 @@
 """ams: IBM MQ Advanced Message Security (AMS) message protection in Python.
 
-Protect and unprotect MQ message bodies with AMS's three qualities of protection
-(integrity, privacy, confidentiality), byte-compatible with IBM's AMS interceptors.
+Protect and unprotect MQ message bodies with AMS's three qualities of protection (integrity,
+privacy, confidentiality), byte-compatible with IBM's AMS interceptors::
+
+    import ams
+
+    keys = ams.Keystore.from_conf("alice/keystore.conf")
+    policies = ams.PolicyStore.from_directory("policies")
+    protected = ams.Protector(keys, policies).protect("PAYROLL.Q", b"pay bob")   # .body, .format
+    message = bob.unprotect("PAYROLL.Q", protected)                             # .body, .signer, .qop
+
+The whole error tree is in :mod:`ams.errors`; MQ queues in :mod:`ams.mq`; policies in
+:mod:`ams.policy`; keystores in :mod:`ams.keys`; the syntax-only layer (DER, CMS, PDMQ, MQ
+headers), with no checks, in :mod:`ams.hazmat`. Names are imported on first use, so importing
+one submodule does not load the rest.
 """
 
-from ams.algorithms import (
-    KEYREUSE_DISABLED,
-    KEYREUSE_UNLIMITED,
-    EncryptionAlgorithm,
-    QoP,
-    QualityOfProtection,
-    SignatureAlgorithm,
-)
-from ams.dn import DistinguishedName
-from ams.errors import (
-    AlgorithmTooWeakError,
-    AmsDeprecationWarning,
-    AmsError,
-    AmsSecurityWarning,
-    BadSignatureError,
-    CertificateRevokedError,
-    CertificateUsageError,
-    CertificateValidityError,
-    ConfigurationError,
-    DecryptionError,
-    DeprecatedAlgorithmError,
-    DistinguishedNameError,
-    EmptyFlagError,
-    HeaderContentMismatchError,
-    KeystoreError,
-    KeyTooWeakError,
-    MalformedMessageError,
-    NotARecipientError,
-    NotProtectedError,
-    PolicyError,
-    QopMismatchError,
-    RecipientNotFoundError,
-    RevocationUnknownError,
-    SecurityError,
-    SignerCertificateError,
-    SizeMismatchError,
-    UnauthorisedSignerError,
-    UnsupportedAlgorithmError,
-    UntrustedSignerError,
-    UsageError,
-)
-from ams.format.limits import Limits
-from ams.format.pdmq import PdmqHeader
-from ams.keys import Identity, Keystore, RevocationSettings, TrustValidator
-from ams.message import Protected, Unprotected
-from ams.policy import Policy, PolicyStore, parse_setmqspl
-from ams.protect import MQFMT_NONE, MQFMT_STRING, Protector, ProtectorStats
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "KEYREUSE_DISABLED",
-    "KEYREUSE_UNLIMITED",
-    "MQFMT_NONE",
-    "MQFMT_STRING",
-    "AlgorithmTooWeakError",
-    "AmsDeprecationWarning",
-    "AmsError",
-    "AmsSecurityWarning",
-    "BadSignatureError",
-    "CertificateRevokedError",
-    "CertificateUsageError",
-    "CertificateValidityError",
-    "ConfigurationError",
-    "DecryptionError",
-    "DeprecatedAlgorithmError",
-    "DistinguishedName",
-    "DistinguishedNameError",
-    "EmptyFlagError",
-    "EncryptionAlgorithm",
-    "HeaderContentMismatchError",
-    "Identity",
-    "KeyTooWeakError",
-    "Keystore",
-    "KeystoreError",
-    "Limits",
-    "MalformedMessageError",
-    "NotARecipientError",
-    "NotProtectedError",
-    "PdmqHeader",
-    "Policy",
-    "PolicyError",
-    "PolicyStore",
-    "Protected",
-    "Protector",
-    "ProtectorStats",
-    "QoP",
-    "QopMismatchError",
-    "QualityOfProtection",
-    "RecipientNotFoundError",
-    "RevocationSettings",
-    "RevocationUnknownError",
-    "SecurityError",
-    "SignatureAlgorithm",
-    "SignerCertificateError",
-    "SizeMismatchError",
-    "TrustValidator",
-    "UnauthorisedSignerError",
-    "Unprotected",
-    "UnsupportedAlgorithmError",
-    "UntrustedSignerError",
-    "UsageError",
-    "__version__",
-    "parse_setmqspl",
-]
+# public name -> the module that defines it
+_EXPORTS = {
+    "Protector": "ams.protector",
+    "Verifier": "ams.verify",
+    "Policy": "ams.policy.model",
+    "PolicyStore": "ams.policy.store",
+    "Keystore": "ams.keys.keystore",
+    "Identity": "ams.keys.keystore",
+    "DistinguishedName": "ams.dn",
+    "QoP": "ams.algorithms",
+    "SignatureAlgorithm": "ams.algorithms",
+    "EncryptionAlgorithm": "ams.algorithms",
+    "Protected": "ams.message",
+    "Unprotected": "ams.message",
+    "Limits": "ams.limits",
+    "AmsError": "ams.errors",
+    "SecurityError": "ams.errors",
+    "ConfigurationError": "ams.errors",
+    "UsageError": "ams.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:
+    from ams.algorithms import EncryptionAlgorithm as EncryptionAlgorithm
+    from ams.algorithms import QoP as QoP
+    from ams.algorithms import SignatureAlgorithm as SignatureAlgorithm
+    from ams.dn import DistinguishedName as DistinguishedName
+    from ams.errors import AmsError as AmsError
+    from ams.errors import ConfigurationError as ConfigurationError
+    from ams.errors import SecurityError as SecurityError
+    from ams.errors import UsageError as UsageError
+    from ams.keys.keystore import Identity as Identity
+    from ams.keys.keystore import Keystore as Keystore
+    from ams.limits import Limits as Limits
+    from ams.message import Protected as Protected
+    from ams.message import Unprotected as Unprotected
+    from ams.policy.model import Policy as Policy
+    from ams.policy.store import PolicyStore as PolicyStore
+    from ams.protector import Protector as Protector
+    from ams.verify import Verifier as Verifier
+
+
+if not TYPE_CHECKING:  # at run time the names load on first use; type checkers see the imports above
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'ams' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # the next lookup is a plain attribute
+        return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm, algorithms
 
 
-class QualityOfProtection(enum.Enum):
-    """AMS quality of protection; the value is the PDMQ protType bit."""
+class QoP(enum.Enum):
+    """AMS quality of protection (QoP); the value is the PDMQ protType bit."""
 
     NONE = 0
     INTEGRITY = 4
@@ -21,8 +21,6 @@ class QualityOfProtection(enum.Enum):
     def __str__(self) -> str:
         return self.name
 
-
-QoP = QualityOfProtection
 
 
 class SignatureAlgorithm(enum.Enum):

@@ -42,7 +42,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from ams.errors import DistinguishedNameError
-from ams.format import der
+from ams.hazmat import der
 
 MAX_RDNS = 64
 MAX_ATTRIBUTES_PER_RDN = 16

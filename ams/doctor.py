@@ -11,13 +11,16 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ams.algorithms import EncryptionAlgorithm, QualityOfProtection, SignatureAlgorithm
+from ams import _rules
+from ams._trust import check_recipient_usage, check_signer_usage, is_anchor, is_ca, is_self_signed
+from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.dn import DistinguishedName
 from ams.errors import AmsError, RecipientNotFoundError, SecurityError
-from ams.keys import Keystore, TrustValidator
+from ams.hazmat.certificates import key_usage
+from ams.keys import Keystore
 from ams.keys.keystore import describe
-from ams.keys.trust import check_recipient_usage, check_signer_usage, is_anchor, is_ca, is_self_signed
 from ams.policy.model import Policy
+from ams.verify import Verifier
 
 EXPIRY_WARNING = datetime.timedelta(days=30)
 
@@ -31,13 +34,6 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.level.upper():<7} {self.subject}: {self.problem}\n        fix: {self.fix}"
-
-
-def _key_usage(certificate: x509.Certificate) -> x509.KeyUsage | None:
-    try:
-        return certificate.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return None
 
 
 def diagnose(
@@ -78,7 +74,7 @@ def diagnose(
                 f"add one, e.g. ams policy set -p {queue} -s SHA256 -e AES256 -r DN",
             )
         )
-    trust = TrustValidator(keystore)
+    trust = Verifier(keystore)
     findings += _own_certificate(keystore, trust, chosen, now)
     findings += _recipients(trust, chosen, now)
     findings += _signers(keystore, trust, chosen, now)
@@ -87,7 +83,7 @@ def diagnose(
 
 
 def _own_certificate(
-    keystore: Keystore, trust: TrustValidator, policies: Mapping[str, Policy], now: datetime.datetime
+    keystore: Keystore, trust: Verifier, policies: Mapping[str, Policy], now: datetime.datetime
 ) -> list[Finding]:
     out: list[Finding] = []
     identity = keystore.identity
@@ -108,16 +104,14 @@ def _own_certificate(
     if not isinstance(key, rsa.RSAPublicKey):
         out.append(Finding("error", me, "the key is not RSA", "issue an RSA certificate (2048 bits or more)"))
         return out
-    long_digests = [
-        p.name for p in signs if p.signature_algorithm in (SignatureAlgorithm.SHA384, SignatureAlgorithm.SHA512)
-    ]
-    if long_digests and key.key_size <= 768:
+    long_digests = [p.name for p in signs if _rules.key_too_small(p.signature_algorithm, key.key_size)]
+    if long_digests:
         out.append(
             Finding(
                 "error",
                 me,
                 f"{key.key_size}-bit key, but {', '.join(long_digests)} sign with SHA384/SHA512",
-                "use a key longer than 768 bits (2048 or more) or SHA256",
+                f"use a key longer than {_rules.LONG_DIGEST_KEY_BITS} bits (2048 or more) or SHA256",
             )
         )
     if key.key_size < 2048:
@@ -149,7 +143,7 @@ def _own_certificate(
             )
     out += _dates(me, certificate, now)
     try:
-        trust.validate(certificate, now)
+        trust.validate_signer(certificate, now)
     except SecurityError as error:
         out.append(
             Finding(
@@ -185,7 +179,7 @@ def _dates(who: str, certificate: x509.Certificate, now: datetime.datetime) -> l
     return []
 
 
-def _recipients(trust: TrustValidator, policies: Mapping[str, Policy], now: datetime.datetime) -> list[Finding]:
+def _recipients(trust: Verifier, policies: Mapping[str, Policy], now: datetime.datetime) -> list[Finding]:
     out: list[Finding] = []
     for policy in policies.values():
         for dn in policy.recipients:
@@ -207,8 +201,8 @@ def _recipients(trust: TrustValidator, policies: Mapping[str, Policy], now: date
                     )
                 )
                 continue
-            usage = _key_usage(certificate)
-            if policy.qop is QualityOfProtection.CONFIDENTIALITY and usage is not None and not usage.data_encipherment:
+            usage = key_usage(certificate)
+            if policy.qop is QoP.CONFIDENTIALITY and usage is not None and not usage.data_encipherment:
                 out.append(
                     Finding(
                         "warning",
@@ -222,7 +216,7 @@ def _recipients(trust: TrustValidator, policies: Mapping[str, Policy], now: date
 
 
 def _signers(
-    keystore: Keystore, trust: TrustValidator, policies: Mapping[str, Policy], now: datetime.datetime
+    keystore: Keystore, trust: Verifier, policies: Mapping[str, Policy], now: datetime.datetime
 ) -> list[Finding]:
     out: list[Finding] = []
     # CAs anchor chains; a self-signed end-entity certificate can only be trusted as itself
@@ -253,7 +247,7 @@ def _signers(
                 )
                 continue
             try:
-                trust.validate(known[0], now)
+                trust.validate_signer(known[0], now)
             except SecurityError as error:
                 out.append(
                     Finding(

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-MQRC_SECURITY_ERROR = 2063
+from ams.mqconstants import MQRC_SECURITY_ERROR
+
 MAX_MESSAGE_LENGTH = 1000
 
 
@@ -43,6 +44,26 @@ def summarise(items: Sequence[str], shown: int = 5, *, total: int | None = None)
     head = ", ".join(items[:shown])
     rest = count - min(shown, len(items))
     return f"{head} and {rest:,} more" if rest > 0 else head
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """``text`` for an error message: non-printable characters escaped, cut to at most ``limit`` characters.
+
+    For values an attacker or a broken file may have chosen (URLs, status lines, names): newlines,
+    terminal escapes and bidi controls must not reach a log as such.
+    """
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_failure(error: Exception) -> str:
+    """What went wrong parsing untrusted bytes with cryptography, without echoing them."""
+    if type(error).__name__ == "UnsupportedAlgorithm":
+        return "it uses an algorithm this library does not support"
+    if isinstance(error, ValueError):
+        return "it is malformed (not valid DER for its type)"
+    return f"reading it failed ({type(error).__name__})"
 
 
 class AmsError(Exception):

@@ -12,17 +12,19 @@ from typing import Any
 
 from cryptography import x509
 
-from ams.algorithms import QualityOfProtection
+from ams import _wire
+from ams._privacy import decryption_failed, open_privacy
+from ams._signature import load_certificate
+from ams.algorithms import QoP
 from ams.dn import DistinguishedName
-from ams.errors import AmsError, MalformedMessageError
-from ams.format import mqheaders
-from ams.format.enveloped import EnvelopedContent, parse_enveloped_data
-from ams.format.pdmq import PdmqHeader, looks_protected
-from ams.format.privacy import decryption_failed, open_privacy
-from ams.format.signed import SignedContent, load_certificate, parse_signed_data, signing_time
+from ams.errors import AmsError
+from ams.hazmat.enveloped import EnvelopedContent
+from ams.hazmat.pdmq import PdmqHeader
+from ams.hazmat.signed import SignedContent, signing_time
 from ams.keys import Keystore
-from ams.keys.trust import TrustValidator
 from ams.keys.unwrap import unwrap_content_key
+from ams.mqconstants import MQCCSI_UTF8, MQENC_NATIVE, MQFMT_NONE
+from ams.verify import Verifier
 
 
 def _certificate(certificate: x509.Certificate) -> dict[str, Any]:
@@ -87,7 +89,7 @@ def _privacy_inside(envelope: EnvelopedContent, header: PdmqHeader, keystore: Ke
             raise ValueError("unwrap")
         opened = open_privacy(envelope, key, orig_size=header.orig_size, empty=header.empty)
         # the inner signature does not cover the certificate: describe it only once its issuer vouched for it
-        TrustValidator(keystore).authenticate(opened.certificate)
+        Verifier(keystore).authenticate(opened.certificate)
     except Exception:  # the one error of the decryption path, as unprotect gives it
         error = decryption_failed(header.qop, envelope.algorithm, len(envelope.ciphertext), identity.dn)
         return {"signature_algorithm": "(inside the encrypted content)", "inner": error.message}
@@ -101,65 +103,56 @@ def _privacy_inside(envelope: EnvelopedContent, header: PdmqHeader, keystore: Ke
 
 def inspect_message(
     data: bytes,
-    format: str = mqheaders.MQFMT_NONE,
+    format: str = MQFMT_NONE,
     *,
     keystore: Keystore | None = None,
-    encoding: int = mqheaders.MQENC_NATIVE,
-    ccsid: int = mqheaders.MQCCSI_UTF8,
+    encoding: int = MQENC_NATIVE,
+    ccsid: int = MQCCSI_UTF8,
 ) -> dict[str, Any]:
-    """A JSON-ready description of a (possibly) protected message."""
-    view = memoryview(data)
-    chain = mqheaders.walk(view, format, encoding, ccsid)
-    payload = view[chain.payload_offset :]
+    """A JSON-ready description of a (possibly) protected message; MalformedMessageError and the
+    like for what the wire parser refuses."""
+    wire = _wire.parse(data, format, encoding=encoding, ccsid=ccsid)
     report: dict[str, Any] = {
         "size": len(data),
-        "clear_headers": list(chain.headers),
-        "payload_offset": chain.payload_offset,
+        "clear_headers": list(wire.chain.headers),
+        "payload_offset": wire.chain.payload_offset,
     }
-    if chain.last_format != mqheaders.MQFMT_NONE or not looks_protected(payload):
+    header = wire.header
+    if header is None:
         report["protected"] = False
-        report["format"] = chain.last_format.strip()
+        report["format"] = wire.chain.last_format.strip()
         return report
-    header = PdmqHeader.unpack(payload)
-    blob = bytes(payload[header.size :])
-    report.update(
-        {
-            "protected": True,
-            "qop": header.qop.name,
-            "header": {
-                "version": header.version,
-                "encoding": "big-endian" if header.encoding == 1 else "reversed",
-                "size": header.size,
-                "prot_type": f"{header.prot_type:#x}",
-                "key_reuse_flag": header.key_reuse,
-                "orig_size": header.orig_size,
-                "orig_format": header.orig_format.strip(),
-                "empty_flag": header.empty,
-                "name": header.name,
-            },
-            "blob_size": len(blob),
-        }
-    )
-    if header.qop is QualityOfProtection.INTEGRITY:
-        report.update(_signed_report(parse_signed_data(blob, wrapped=True)))
-    elif header.qop is QualityOfProtection.PRIVACY:
-        envelope = parse_enveloped_data(blob)
+    report.update({"protected": True, "qop": header.qop.name, "header": _header(header), "blob_size": len(wire.blob)})
+    if header.qop is QoP.INTEGRITY:
+        report.update(_signed_report(wire.signed_data()))
+    elif header.qop is QoP.PRIVACY:
+        envelope = wire.enveloped_data()
         report["encryption_algorithm"] = envelope.algorithm.label
         report["recipients"] = _recipients(envelope, keystore)
         report["ciphertext_size"] = len(envelope.ciphertext)
         report.update(_privacy_inside(envelope, header, keystore))
     else:
-        if header.key_block_size > len(blob):
-            raise MalformedMessageError(
-                f"keyBlockSize {header.key_block_size} is larger than the {len(blob)}-byte blob"
-            )
-        envelope = parse_enveloped_data(blob[: header.key_block_size])
+        envelope = wire.key_block(wire.confidential())
         report["encryption_algorithm"] = envelope.algorithm.label
         report["recipients"] = _recipients(envelope, keystore)
         report["key_block_size"] = header.key_block_size
         report["iv_size"] = header.iv_block_size
         report["ciphertext_size"] = header.enc_block_size
     return report
+
+
+def _header(header: PdmqHeader) -> dict[str, Any]:
+    return {
+        "version": header.version,
+        "encoding": "big-endian" if header.encoding == 1 else "reversed",
+        "size": header.size,
+        "prot_type": f"{header.prot_type:#x}",
+        "key_reuse_flag": header.key_reuse,
+        "orig_size": header.orig_size,
+        "orig_format": header.orig_format.strip(),
+        "empty_flag": header.empty,
+        "name": header.name,
+    }
 
 
 def render(report: dict[str, Any]) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import attrs
 from cryptography import x509
 
-from ams.algorithms import EncryptionAlgorithm, QualityOfProtection, SignatureAlgorithm
+from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.dn import DistinguishedName
-from ams.format.pdmq import PdmqHeader
+from ams.hazmat.pdmq import PdmqHeader
 
 
 @attrs.frozen
@@ -16,7 +16,7 @@ class Protected:
 
     body: bytes
     format: str
-    qop: QualityOfProtection
+    qop: QoP
 
 
 @attrs.frozen
@@ -29,7 +29,7 @@ class Unprotected:
 
     body: bytes
     format: str
-    qop: QualityOfProtection
+    qop: QoP
     signer: x509.Certificate | None = None
     signature_algorithm: SignatureAlgorithm | None = None
     encryption_algorithm: EncryptionAlgorithm | None = None

@@ -42,7 +42,7 @@ def run_cases(world: World, sizes: list[int], seconds: float, repeats: int) -> l
         primitives = Primitives(world, size)
         peer = Peer(world, size, primitives.payload)
         for case in CASES:
-            protected = sender.protect(case.queue, primitives.payload)
+            protected = sender.protect(case.queue, primitives.payload).body
             for op in ("protect", "unprotect"):
                 ours = rate(
                     _ours(world, sender, receiver, case, op, primitives.payload), seconds=seconds, repeats=repeats
@@ -73,7 +73,7 @@ def run_cases(world: World, sizes: list[int], seconds: float, repeats: int) -> l
 
 def _ours(world: World, sender: Any, receiver: Any, case: Case, op: str, payload: bytes) -> Callable[[], object]:
     if op == "protect":
-        return lambda: sender.protect(case.queue, payload)
+        return lambda: sender.protect(case.queue, payload).body
     # a fresh handle per case keeps key-reuse caches to what this case's sender made
     handle = world.receiver() if case.qop == "confidentiality" else receiver
     stream = _stream(sender, case, payload)
@@ -82,7 +82,7 @@ def _ours(world: World, sender: Any, receiver: Any, case: Case, op: str, payload
 
 def _stream(sender: Any, case: Case, payload: bytes) -> Any:
     """Messages as one sender handle makes them, so key reuse behaves as on a real queue."""
-    pool = [sender.protect(case.queue, payload) for _ in range(64 if len(payload) <= 64 * KIB else 4)]
+    pool = [sender.protect(case.queue, payload).body for _ in range(64 if len(payload) <= 64 * KIB else 4)]
 
     def cycle() -> Any:
         while True:
@@ -110,7 +110,7 @@ def run_memory(world: World, sizes: list[int]) -> list[dict[str, Any]]:
             with tempfile.TemporaryDirectory() as scratch:
                 plain, protected = Path(scratch) / "plain", Path(scratch) / "protected"
                 plain.write_bytes(payload)
-                protected.write_bytes(sender.protect(case.queue, payload))
+                protected.write_bytes(sender.protect(case.queue, payload).body)
                 for op, path in (("protect", plain), ("unprotect", protected)):
                     extra = measure(root, case.queue, op, path)
                     record = {

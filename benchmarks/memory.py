@@ -39,7 +39,7 @@ def _child(root: Path, queue: str, op: str, data_file: Path) -> None:
         handle.unprotect(queue, data)
     tracemalloc.start()
     before, _ = tracemalloc.get_traced_memory()
-    out = handle.protect(queue, data) if op == "protect" else handle.unprotect(queue, data).body
+    out = handle.protect(queue, data).body if op == "protect" else handle.unprotect(queue, data).body
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     del out

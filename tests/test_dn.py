@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ams import DistinguishedName, DistinguishedNameError
+from ams import DistinguishedName
+from ams.errors import DistinguishedNameError
 from ams.pki import make_ca
 from tests.strategies import dn_attribute_names, dn_values
 

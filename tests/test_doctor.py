@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import ams
+import ams.errors
 from ams.cli.main import main
 from ams.doctor import Finding, diagnose
 from ams.pki import GeneratedPki, init_pki, issue, write_user_keystore
@@ -106,12 +107,12 @@ def test_key_hygiene_warns_and_strict_refuses(tmp_path: Path, made: GeneratedPki
     os.chmod(key, 0o644)
     conf = tmp_path / "keystore.conf"
     conf.write_text("pem.private = bob.key.pem\npem.public = bob.pem\n")
-    with pytest.warns(ams.AmsSecurityWarning) as caught:
+    with pytest.warns(ams.errors.AmsSecurityWarning) as caught:
         keystore = ams.Keystore.from_conf(conf)
     messages = [str(w.message) for w in caught]
     assert any("readable by group or others (mode 0644)" in m for m in messages)
     assert any("is not encrypted" in m for m in messages) and len(keystore.findings) == 2
-    with pytest.raises(ams.KeystoreError, match="strict key hygiene"):
+    with pytest.raises(ams.errors.KeystoreError, match="strict key hygiene"):
         ams.Keystore.from_conf(conf, strict=True)
     key.write_bytes(
         bob.key.private_bytes(
@@ -125,9 +126,9 @@ def test_key_hygiene_warns_and_strict_refuses(tmp_path: Path, made: GeneratedPki
         warnings.simplefilter("error")
         assert ams.Keystore.from_conf(conf, strict=True).findings == []
     os.chmod(conf, 0o644)
-    with pytest.raises(ams.KeystoreError, match="plain-text password and is readable"):
+    with pytest.raises(ams.errors.KeystoreError, match="plain-text password and is readable"):
         ams.Keystore.from_conf(conf, strict=True)
-    with pytest.warns(ams.AmsSecurityWarning):
+    with pytest.warns(ams.errors.AmsSecurityWarning):
         readable = ams.Keystore.from_conf(conf)
     assert "pw" not in repr(readable) and "password" not in str(readable.settings)
 
@@ -146,8 +147,8 @@ def test_java_keystores(tmp_path: Path, made: GeneratedPki) -> None:
     real_jks = tmp_path / "real.jks"
     real_jks.write_bytes(b"\xfe\xed\xfe\xed" + bytes(60))
     conf.write_text(f"jks.keystore = {real_jks}\njks.keystore_pass = x\n")
-    with pytest.raises(ams.KeystoreError, match="keytool -importkeystore"):
+    with pytest.raises(ams.errors.KeystoreError, match="keytool -importkeystore"):
         ams.Keystore.from_conf(conf)
     conf.write_text(f"jceks.keystore = {p12}\njceks.keystore_pass = {password}\njceks.key_pass = other\n")
-    with pytest.raises(ams.KeystoreError, match="key_pass differs"):
+    with pytest.raises(ams.errors.KeystoreError, match="key_pass differs"):
         ams.Keystore.from_conf(conf)

@@ -25,7 +25,7 @@ def setup(pki: Pki) -> tuple[ams.Protector, dict[str, bytes]]:
         f'setmqspl -m QM -p CONF.Q -e AES128 -r "{pki.dn("bob")}" -c 3',
     )
     alice = ams.Protector(pki.keystore("alice"), policies)
-    messages = {q: alice.protect(q, BODY) for q in ("INT.Q", "PRIV.Q", "CONF.Q")}
+    messages = {q: alice.protect(q, BODY).body for q in ("INT.Q", "PRIV.Q", "CONF.Q")}
     return ams.Protector(pki.keystore("bob"), policies), messages
 
 

@@ -7,6 +7,7 @@ import struct
 import pytest
 
 import ams
+import ams.errors
 from tests.conftest import Pki, store
 
 
@@ -22,7 +23,7 @@ def _policies(pki: Pki, reuse: str) -> ams.PolicyStore:
 @pytest.mark.parametrize("n", [1, 2, 5, 32])
 def test_key_block_repeats_for_exactly_n_messages(pki: Pki, n: int) -> None:
     alice = ams.Protector(pki.keystore("alice"), _policies(pki, str(n)))
-    blocks = [_key_block(alice.protect("CONF.Q", b"m%d" % i)) for i in range(3 * n)]
+    blocks = [_key_block(alice.protect("CONF.Q", b"m%d" % i).body) for i in range(3 * n)]
     runs = [blocks[i : i + n] for i in range(0, 3 * n, n)]
     for run in runs:
         assert len(set(run)) == 1
@@ -31,9 +32,9 @@ def test_key_block_repeats_for_exactly_n_messages(pki: Pki, n: int) -> None:
 
 def test_unlimited_never_renews_and_disabled_always_does(pki: Pki) -> None:
     unlimited = ams.Protector(pki.keystore("alice"), _policies(pki, "*"))
-    assert len({_key_block(unlimited.protect("CONF.Q", b"x")) for _ in range(50)}) == 1
+    assert len({_key_block(unlimited.protect("CONF.Q", b"x").body) for _ in range(50)}) == 1
     disabled = ams.Protector(pki.keystore("alice"), _policies(pki, "0"))
-    data = [disabled.protect("CONF.Q", b"x") for _ in range(5)]
+    data = [disabled.protect("CONF.Q", b"x").body for _ in range(5)]
     assert len({_key_block(d) for d in data}) == 5
     assert all(struct.unpack(">i", d[16:20])[0] == 64 for d in data)  # no 0x20 flag when DISABLED
 
@@ -41,14 +42,14 @@ def test_unlimited_never_renews_and_disabled_always_does(pki: Pki) -> None:
 def test_flag_set_whenever_reuse_is_not_disabled(pki: Pki) -> None:
     for reuse in ("1", "7", "*"):
         alice = ams.Protector(pki.keystore("alice"), _policies(pki, reuse))
-        assert struct.unpack(">i", alice.protect("CONF.Q", b"x")[16:20])[0] == 0x60
+        assert struct.unpack(">i", alice.protect("CONF.Q", b"x").body[16:20])[0] == 0x60
 
 
 def test_iv_is_fresh_even_when_the_key_is_reused(pki: Pki) -> None:
     alice = ams.Protector(pki.keystore("alice"), _policies(pki, "*"))
     ivs = set()
     for _ in range(20):
-        data = alice.protect("CONF.Q", b"same payload")
+        data = alice.protect("CONF.Q", b"same payload").body
         start = 112 + struct.unpack(">i", data[28:32])[0]
         ivs.add(data[start : start + 16])
     assert len(ivs) == 20
@@ -56,10 +57,10 @@ def test_iv_is_fresh_even_when_the_key_is_reused(pki: Pki) -> None:
 
 def test_one_shot_never_reuses_and_leaves_the_handle_cache_alone(pki: Pki) -> None:
     alice = ams.Protector(pki.keystore("alice"), _policies(pki, "*"))
-    first = _key_block(alice.protect("CONF.Q", b"x"))
-    one_shots = {_key_block(alice.protect_message("CONF.Q", b"x", one_shot=True).body) for _ in range(3)}
+    first = _key_block(alice.protect("CONF.Q", b"x").body)
+    one_shots = {_key_block(alice.protect("CONF.Q", b"x", one_shot=True).body) for _ in range(3)}
     assert len(one_shots) == 3 and first not in one_shots
-    assert _key_block(alice.protect("CONF.Q", b"x")) == first
+    assert _key_block(alice.protect("CONF.Q", b"x").body) == first
 
 
 def test_receiver_does_no_rsa_work_for_a_repeated_key_block(pki: Pki) -> None:
@@ -67,7 +68,7 @@ def test_receiver_does_no_rsa_work_for_a_repeated_key_block(pki: Pki) -> None:
     alice = ams.Protector(pki.keystore("alice"), policies)
     bob = ams.Protector(pki.keystore("bob"), policies)
     for index in range(25):
-        assert bob.unprotect("CONF.Q", alice.protect("CONF.Q", b"n%d" % index)).body == b"n%d" % index
+        assert bob.unprotect("CONF.Q", alice.protect("CONF.Q", b"n%d" % index).body).body == b"n%d" % index
     assert bob.stats.rsa_private_operations == 3  # keys for messages 1-10, 11-20, 21-25
     assert bob.stats.key_reuse_hits == 22
 
@@ -77,7 +78,7 @@ def test_receiver_without_reuse_flag_unwraps_every_time(pki: Pki) -> None:
     alice = ams.Protector(pki.keystore("alice"), policies)
     bob = ams.Protector(pki.keystore("bob"), policies)
     for _ in range(4):
-        bob.unprotect("CONF.Q", alice.protect("CONF.Q", b"x"))
+        bob.unprotect("CONF.Q", alice.protect("CONF.Q", b"x").body)
     assert bob.stats.rsa_private_operations == 4 and bob.stats.key_reuse_hits == 0
 
 
@@ -85,11 +86,11 @@ def test_a_changed_key_block_is_not_served_from_the_cache(pki: Pki) -> None:
     policies = _policies(pki, "*")
     alice = ams.Protector(pki.keystore("alice"), policies)
     bob = ams.Protector(pki.keystore("bob"), policies)
-    bob.unprotect("CONF.Q", alice.protect("CONF.Q", b"x"))
+    bob.unprotect("CONF.Q", alice.protect("CONF.Q", b"x").body)
     other = ams.Protector(pki.keystore("alice"), policies)  # another handle: another key
-    assert bob.unprotect("CONF.Q", other.protect("CONF.Q", b"y")).body == b"y"
+    assert bob.unprotect("CONF.Q", other.protect("CONF.Q", b"y").body).body == b"y"
     assert bob.stats.rsa_private_operations == 2
     # carol's handle has no cached key: a reused key block still needs her to be a recipient
     carol = ams.Protector(pki.keystore("carol"), policies)
-    with pytest.raises(ams.NotARecipientError):
-        carol.unprotect("CONF.Q", alice.protect("CONF.Q", b"z"))
+    with pytest.raises(ams.errors.NotARecipientError):
+        carol.unprotect("CONF.Q", alice.protect("CONF.Q", b"z").body)

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import ams
+import ams.errors
 from ams.pki import init_pki, issue, write_user_keystore
 from tests.conftest import Pki
 
@@ -43,7 +44,7 @@ def test_environment_variable_names_the_default(made: tuple[Path, object], monke
     assert str(ams.Keystore.from_conf().identity.dn) == "CN=bob,O=AMS,C=GB"  # type: ignore[union-attr]
     monkeypatch.delenv("MQS_KEYSTORE_CONF")
     monkeypatch.setenv("HOME", str(root / "nowhere"))
-    with pytest.raises(ams.KeystoreError, match=r"\.mqs/keystore\.conf"):
+    with pytest.raises(ams.errors.KeystoreError, match=r"\.mqs/keystore\.conf"):
         ams.Keystore.from_conf()
 
 
@@ -64,27 +65,27 @@ def test_conf_rules(made: tuple[Path, object], tmp_path: Path) -> None:
     ok = _conf(tmp_path / "ok.conf", f"PKCS12.keystore = {store}\nPkcs12.keystore_pass = {password}\n")
     assert ams.Keystore.from_conf(ok).identity is not None
     duplicate = _conf(tmp_path / "dup.conf", f"pkcs12.keystore = {store}\nPKCS12.keystore = {store}\n")
-    with pytest.raises(ams.KeystoreError, match=r"dup\.conf:2: duplicate key 'pkcs12.keystore'"):
+    with pytest.raises(ams.errors.KeystoreError, match=r"dup\.conf:2: duplicate key 'pkcs12.keystore'"):
         ams.Keystore.from_conf(duplicate)
-    with pytest.raises(ams.KeystoreError, match="wrong password"):
+    with pytest.raises(ams.errors.KeystoreError, match="wrong password"):
         ams.Keystore.from_conf(_conf(tmp_path / "pw.conf", f"pkcs12.keystore = {store}\npkcs12.keystore_pass = nope\n"))
-    with pytest.raises(ams.KeystoreError, match="runmqakm"):
+    with pytest.raises(ams.errors.KeystoreError, match="runmqakm"):
         ams.Keystore.from_conf(_conf(tmp_path / "cms.conf", "cms.keystore = /var/mqm/key\n"))
-    with pytest.raises(ams.KeystoreError, match="<AMS>-protected"):
+    with pytest.raises(ams.errors.KeystoreError, match="<AMS>-protected"):
         ams.Keystore.from_conf(
             _conf(tmp_path / "ams.conf", f"pkcs12.keystore = {store}\npkcs12.keystore_pass = <AMS>xyz\n")
         )
-    with pytest.raises(ams.KeystoreError, match=r"junk\.conf:2: expected 'key = value'") as caught:
+    with pytest.raises(ams.errors.KeystoreError, match=r"junk\.conf:2: expected 'key = value'") as caught:
         ams.Keystore.from_conf(_conf(tmp_path / "junk.conf", "# a comment\npkcs12.keystore_pass: hunter2\n"))
     assert "hunter2" not in str(caught.value)  # a password written with the wrong separator is not echoed
-    with pytest.raises(ams.KeystoreError, match="labelled 'bob'"):
+    with pytest.raises(ams.errors.KeystoreError, match="labelled 'bob'"):
         ams.Keystore.from_conf(
             _conf(
                 tmp_path / "label.conf",
                 f"pkcs12.keystore = {store}\npkcs12.keystore_pass = {password}\npkcs12.certificate = bob\n",
             )
         )
-    with pytest.raises(ams.KeystoreError, match="no keystore configured"):
+    with pytest.raises(ams.errors.KeystoreError, match="no keystore configured"):
         ams.Keystore.from_conf(_conf(tmp_path / "empty.conf", "# nothing\n"))
 
 
@@ -112,11 +113,11 @@ def test_pem_keystore(pki: Pki, tmp_path: Path) -> None:
     policies = ams.PolicyStore.of(
         ams.Policy.from_setmqspl(f'setmqspl -m QM -p Q -s SHA256 -e AES256 -r "{pki.dn("bob")}"')
     )
-    data = ams.Protector(keystore, policies).protect("Q", b"pem")
+    data = ams.Protector(keystore, policies).protect("Q", b"pem").body
     assert ams.Protector(pki.keystore("bob"), policies).unprotect("Q", data).body == b"pem"
-    with pytest.raises(ams.KeystoreError, match=r"pem\.password"):
+    with pytest.raises(ams.errors.KeystoreError, match=r"pem\.password"):
         ams.Keystore.from_conf(_conf(tmp_path / "nopw.conf", "pem.private = alice.key.pem\npem.public = alice.pem\n"))
-    with pytest.raises(ams.KeystoreError, match=r"does not belong"):
+    with pytest.raises(ams.errors.KeystoreError, match=r"does not belong"):
         (tmp_path / "bob.pem").write_bytes(pki.users["bob"].certificate.public_bytes(serialization.Encoding.PEM))
         (tmp_path / "alice.key.pem").chmod(0o600)
         ams.Keystore.from_conf(
@@ -128,12 +129,12 @@ def test_non_rsa_identity_is_refused_by_name(pki: Pki, tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     issued = issue(pki.ca, "CN=ecuser,O=AMS,C=GB", key=key)  # type: ignore[arg-type]
     conf = write_user_keystore(tmp_path, "ecuser", issued, [pki.ca.certificate])
-    with pytest.raises(ams.KeystoreError, match=r"CN=ecuser,O=AMS,C=GB.*RSA keys only"):
+    with pytest.raises(ams.errors.KeystoreError, match=r"CN=ecuser,O=AMS,C=GB.*RSA keys only"):
         ams.Keystore.from_conf(conf)
 
 
 def test_recipient_lookup_reports_near_misses(pki: Pki) -> None:
     keystore = pki.keystore("alice")
-    with pytest.raises(ams.RecipientNotFoundError) as caught:
+    with pytest.raises(ams.errors.RecipientNotFoundError) as caught:
         keystore.recipient(ams.DistinguishedName.parse("CN=bob,O=AMZ,C=GB"))
     assert "CN=bob,O=AMS,C=GB" in str(caught.value) and "add the recipient's certificate" in str(caught.value)

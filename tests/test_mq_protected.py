@@ -9,6 +9,7 @@ import attrs
 import pytest
 
 import ams
+import ams.errors
 from ams.mq import MQMD, NoMessageAvailable, ProtectedQueueManager
 from ams.mq.dlh import MQDLH
 from ams.mq.protected import ERROR_QUEUE, policies_from_queue_manager, write_policies_to_queue_manager
@@ -55,7 +56,7 @@ def test_refused_get_moves_the_message_to_the_error_queue_field_by_field(
     stamped = alice.open("P.PRIV", output=True).put(original, b"not for carol")
     raw_on_queue = connections("spy").open("P.PRIV", browse=True).browse_first().body
     carol = manager(connections, pki, "carol", policies)
-    with pytest.raises(ams.NotARecipientError) as caught:
+    with pytest.raises(ams.errors.NotARecipientError) as caught:
         carol.open("P.PRIV", input=True).get()
     assert caught.value.reason == 2063 and ERROR_QUEUE in caught.value.__notes__[0]
     spy = connections("spy2")
@@ -81,7 +82,7 @@ def test_backout_returns_a_refused_message_and_its_error_queue_copy_goes(
 ) -> None:
     manager(connections, pki, "alice", policies).open("P.PRIV", output=True).put(MQMD(), b"x")
     carol = manager(connections, pki, "carol", policies)
-    with pytest.raises(ams.NotARecipientError):
+    with pytest.raises(ams.errors.NotARecipientError):
         carol.open("P.PRIV", input=True).get(syncpoint=True)
     spy = connections("spy")
     assert spy.depth("P.PRIV") == 0 and spy.depth(ERROR_QUEUE) == 0  # both inside carol's unit of work
@@ -96,7 +97,7 @@ def test_backout_returns_a_refused_message_and_its_error_queue_copy_goes(
 def test_committed_refusal_lands_on_the_error_queue(connections: Factory, pki: Pki, policies: ams.PolicyStore) -> None:
     manager(connections, pki, "alice", policies).open("P.PRIV", output=True).put(MQMD(), b"x")
     carol = manager(connections, pki, "carol", policies)
-    with pytest.raises(ams.NotARecipientError):
+    with pytest.raises(ams.errors.NotARecipientError):
         carol.open("P.PRIV", input=True).get(syncpoint=True)
     carol.commit()
     assert connections("spy").depth(ERROR_QUEUE) == 1
@@ -105,7 +106,7 @@ def test_committed_refusal_lands_on_the_error_queue(connections: Factory, pki: P
 def test_browse_never_moves_a_message(connections: Factory, pki: Pki, policies: ams.PolicyStore) -> None:
     manager(connections, pki, "alice", policies).open("P.PRIV", output=True).put(MQMD(), b"x")
     carol = manager(connections, pki, "carol", policies).open("P.PRIV", browse=True)
-    with pytest.raises(ams.NotARecipientError):
+    with pytest.raises(ams.errors.NotARecipientError):
         carol.browse_first()
     spy = connections("spy")
     assert spy.depth("P.PRIV") == 1 and spy.depth(ERROR_QUEUE) == 0
@@ -142,7 +143,7 @@ def test_properties_in_mqrfh2_survive_byte_for_byte(connections: Factory, pki: P
     manager(connections, pki, "alice", policies).open("P.PRIV", output=True).put(md, rfh2 + b"body")
     raw = connections("spy").open("P.PRIV", browse=True).browse_first()
     assert raw.md.format == "MQHRF2  " and raw.body[: len(rfh2)] == rfh2.replace(b"MQSTR   ", b" " * 8)
-    with pytest.raises(ams.NotARecipientError):
+    with pytest.raises(ams.errors.NotARecipientError):
         manager(connections, pki, "carol", policies).open("P.PRIV", input=True).get()
     moved = connections("spy2").open(ERROR_QUEUE, input=True).get()
     assert moved.body[172:] == raw.body and moved.body[116:124] == b"MQHRF2  "
@@ -158,7 +159,7 @@ def test_tolerate_and_unprotected_queues(connections: Factory, pki: Pki, policie
     bob = manager(connections, pki, "bob", policies)
     tolerated = bob.open("P.TOL", input=True).get()
     assert (tolerated.body, tolerated.qop) == (b"from a legacy app", ams.QoP.NONE)
-    with pytest.raises(ams.NotProtectedError):
+    with pytest.raises(ams.errors.NotProtectedError):
         bob.open("P.INT", input=True).get()
     assert connections("spy").depth(ERROR_QUEUE) == 1
     bob.open("NO.POLICY.Q", output=True).put(MQMD(), b"clear")
@@ -174,7 +175,7 @@ def test_system_queues_are_never_protected(connections: Factory, pki: Pki) -> No
 
 def test_open_fails_naming_a_missing_recipient(connections: Factory, pki: Pki) -> None:
     missing = store('setmqspl -m QM -p P.MISSING -s SHA256 -e AES256 -r "CN=nobody,O=AMS,C=GB"')
-    with pytest.raises(ams.RecipientNotFoundError, match="CN=nobody,O=AMS,C=GB"):
+    with pytest.raises(ams.errors.RecipientNotFoundError, match="CN=nobody,O=AMS,C=GB"):
         ProtectedQueueManager(connections("alice"), pki.keystore("alice"), missing).open("P.MISSING", output=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import ams
+import ams.errors
 from ams.mq import MQMD, ProtectedQueueManager
 from ams.mq.protected import ERROR_QUEUE
 from ams.mq.proxy import ReprotectionProxy
@@ -61,5 +62,5 @@ def test_proxy_refuses_to_start_without_a_recipients_certificate(
     connections: Factory, people: dict[str, Issued]
 ) -> None:
     gateway = ProtectedQueueManager(connections("gateway"), keystore(people, "gateway", without="bob"), POLICIES)
-    with pytest.raises(ams.RecipientNotFoundError, match="CN=bob,OU=Finance"):
+    with pytest.raises(ams.errors.RecipientNotFoundError, match="CN=bob,OU=Finance"):
         ReprotectionProxy(gateway, "EXTERNAL_IN", gateway, "INTERNAL_IN")

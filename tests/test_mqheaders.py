@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ams
-from ams.format import mqheaders
+import ams.errors
+import ams.hazmat.pdmq
+from ams.hazmat import mqheaders
 from tests.conftest import Pki, store
 
 STRUC_IDS = {
@@ -69,7 +71,7 @@ def test_each_clear_header_stays_clear(handles: tuple[ams.Protector, ams.Protect
     body = headers + b"payload"
     walked = mqheaders.walk(body, kind, encoding)
     assert (walked.payload_offset, walked.last_format, walked.headers) == (len(headers), "MQSTR   ", (kind,))
-    protected = alice.protect_message("Q", body, kind, encoding=encoding)
+    protected = alice.protect("Q", body, kind, encoding=encoding)
     assert walked.format_offset is not None
     assert protected.format == kind  # the MQMD keeps its Format; the header's is blanked
     assert protected.body[: len(headers) - (len(headers) - walked.format_offset)] == headers[: walked.format_offset]
@@ -83,9 +85,9 @@ def test_ebcdic_names_are_blanked_and_restored_in_ebcdic(handles: tuple[ams.Prot
     alice, bob = handles
     headers = header("MQHRF2", "MQSTR", encoding=BIG, next_encoding=BIG, ebcdic=True)
     body = headers + b"\xc8\x85\x93\x93\x96"  # 'Hello' in EBCDIC
-    protected = alice.protect_message("Q", body, "MQHRF2", encoding=BIG, ccsid=500)
+    protected = alice.protect("Q", body, "MQHRF2", encoding=BIG, ccsid=500)
     assert protected.body[20:28] == b"\x40" * 8  # EBCDIC blanks
-    assert ams.PdmqHeader.unpack(protected.body[len(headers) :]).orig_format == "MQSTR   "
+    assert ams.hazmat.pdmq.PdmqHeader.unpack(protected.body[len(headers) :]).orig_format == "MQSTR   "
     assert bob.unprotect("Q", protected.body, "MQHRF2", encoding=BIG, ccsid=500).body == body
 
 
@@ -98,7 +100,7 @@ def test_a_long_mixed_chain(handles: tuple[ams.Protector, ams.Protector]) -> Non
     body = headers + b"\x00\x01PCF-ish payload"
     walked = mqheaders.walk(body, "MQHMDE", LITTLE)
     assert walked.headers == tuple(kinds) and walked.last_format == "MQADMIN "
-    protected = alice.protect_message("Q", body, "MQHMDE", encoding=LITTLE)
+    protected = alice.protect("Q", body, "MQHMDE", encoding=LITTLE)
     assert bob.unprotect("Q", protected.body, "MQHMDE", encoding=LITTLE).body == body
 
 
@@ -117,7 +119,7 @@ def test_chain_round_trip_property(
     ebcdic = data.draw(st.lists(st.booleans(), min_size=len(kinds), max_size=len(kinds)))
     body = chain(kinds, final, encodings, ebcdic) + payload
     mqmd_format = kinds[0] if kinds else final
-    protected = alice.protect_message("Q", body, mqmd_format, encoding=encodings[0])
+    protected = alice.protect("Q", body, mqmd_format, encoding=encodings[0])
     message = bob.unprotect("Q", protected.body, protected.format, encoding=encodings[0])
     assert message.body == body
     assert message.format == mqmd_format.ljust(8) if not kinds else message.format == mqmd_format
@@ -137,7 +139,7 @@ def test_damaged_header_chain_is_refused(
 ) -> None:
     alice, _ = handles
     good = header("MQHRF2", "MQSTR", encoding=LITTLE, next_encoding=LITTLE, ebcdic=False)
-    with pytest.raises(ams.MalformedMessageError, match=match):
+    with pytest.raises(ams.errors.MalformedMessageError, match=match):
         alice.protect("Q", damage(good) + b"payload", "MQHRF2")  # type: ignore[operator]
 
 

@@ -9,8 +9,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import ams
-from ams.format import der
-from ams.format.oids import ID_SIGNED_DATA
+import ams.errors
+import ams.hazmat.pdmq
+from ams.hazmat import der
+from ams.hazmat.oids import ID_SIGNED_DATA
 from tests.conftest import Pki, needs_openssl, store
 
 pytestmark = needs_openssl
@@ -56,8 +58,8 @@ def policies(pki: Pki) -> ams.PolicyStore:
     )
 
 
-def _blob(data: bytes) -> tuple[ams.PdmqHeader, bytes]:
-    header = ams.PdmqHeader.unpack(data)
+def _blob(data: bytes) -> tuple[ams.hazmat.pdmq.PdmqHeader, bytes]:
+    header = ams.hazmat.pdmq.PdmqHeader.unpack(data)
     return header, data[header.size :]
 
 
@@ -70,14 +72,14 @@ def _content_info_signed(content_octets: bytes) -> bytes:
 
 
 def test_openssl_verifies_our_integrity_blob(pki: Pki, files: Path, policies: ams.PolicyStore) -> None:
-    _, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("INT.Q", PAYLOAD))
+    _, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("INT.Q", PAYLOAD).body)
     (files / "int.der").write_bytes(blob)
     out = openssl("cms", "-verify", "-binary", "-inform", "DER", "-in", files / "int.der", "-CAfile", files / "ca.pem")
     assert out == PAYLOAD
 
 
 def test_openssl_refuses_our_tampered_integrity_blob(pki: Pki, files: Path, policies: ams.PolicyStore) -> None:
-    _, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("INT.Q", PAYLOAD))
+    _, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("INT.Q", PAYLOAD).body)
     tampered = blob.replace(b"Interop", b"Intercept"[:7])
     (files / "bad.der").write_bytes(tampered)
     assert openssl_refuses(
@@ -96,7 +98,7 @@ def test_openssl_refuses_our_tampered_integrity_blob(pki: Pki, files: Path, poli
 def test_openssl_decrypts_our_privacy_envelope_and_verifies_the_signed_data(
     pki: Pki, files: Path, policies: ams.PolicyStore
 ) -> None:
-    _, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("PRIV.Q", PAYLOAD))
+    _, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("PRIV.Q", PAYLOAD).body)
     (files / "priv.der").write_bytes(blob)
     content_octets = openssl(
         "cms",
@@ -120,7 +122,7 @@ def test_openssl_decrypts_our_privacy_envelope_and_verifies_the_signed_data(
 
 
 def test_openssl_cannot_decrypt_for_a_non_recipient(pki: Pki, files: Path, policies: ams.PolicyStore) -> None:
-    _, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("PRIV.Q", PAYLOAD))
+    _, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("PRIV.Q", PAYLOAD).body)
     (files / "priv2.der").write_bytes(blob)
     assert openssl_refuses(
         "cms",
@@ -138,7 +140,7 @@ def test_openssl_cannot_decrypt_for_a_non_recipient(pki: Pki, files: Path, polic
 
 
 def test_openssl_opens_our_confidentiality_key_block(pki: Pki, files: Path, policies: ams.PolicyStore) -> None:
-    header, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("CONF.Q", PAYLOAD))
+    header, blob = _blob(ams.Protector(pki.keystore("alice"), policies).protect("CONF.Q", PAYLOAD).body)
     key_block = blob[: header.key_block_size]
     iv = blob[header.key_block_size : header.key_block_size + header.iv_block_size]
     ciphertext = blob[header.key_block_size + header.iv_block_size :]
@@ -188,11 +190,11 @@ def _openssl_signed(files: Path, signer: str, md: str = "sha256", *extra: str) -
 
 def test_we_unprotect_an_integrity_message_signed_by_openssl(pki: Pki, files: Path, policies: ams.PolicyStore) -> None:
     blob = _openssl_signed(files, "alice")
-    header = ams.PdmqHeader(ams.QoP.INTEGRITY, len(PAYLOAD), "MQSTR", "INT.Q").pack()
+    header = ams.hazmat.pdmq.PdmqHeader(ams.QoP.INTEGRITY, len(PAYLOAD), "MQSTR", "INT.Q").pack()
     message = ams.Protector(pki.keystore("bob"), policies).unprotect("INT.Q", header + blob)
     assert message.body == PAYLOAD and str(message.signer_dn) == pki.dn("alice")
     authorised_carol = store(f'setmqspl -m QM -p INT.Q -s SHA256 -a "{pki.dn("carol")}"')
-    with pytest.raises(ams.UnauthorisedSignerError):
+    with pytest.raises(ams.errors.UnauthorisedSignerError):
         ams.Protector(pki.keystore("bob"), authorised_carol).unprotect("INT.Q", header + blob)
 
 
@@ -226,10 +228,10 @@ def test_we_unprotect_a_privacy_message_made_by_openssl(pki: Pki, files: Path, p
     signed = _openssl_signed(files, "alice")
     octets = _content_octets(signed)
     blob = _as_signed_data_envelope(_openssl_envelope(files, octets))
-    header = ams.PdmqHeader(ams.QoP.PRIVACY, len(PAYLOAD), "MQSTR", "PRIV.Q").pack()
+    header = ams.hazmat.pdmq.PdmqHeader(ams.QoP.PRIVACY, len(PAYLOAD), "MQSTR", "PRIV.Q").pack()
     message = ams.Protector(pki.keystore("bob"), policies).unprotect("PRIV.Q", header + blob)
     assert message.body == PAYLOAD and str(message.signer_dn) == pki.dn("alice")
-    with pytest.raises(ams.NotARecipientError):
+    with pytest.raises(ams.errors.NotARecipientError):
         ams.Protector(pki.keystore("carol"), policies).unprotect("PRIV.Q", header + blob)
     # the variant a generic CMS library writes, the whole ContentInfo encrypted, is read too
     whole = _as_signed_data_envelope(_openssl_envelope(files, signed))
@@ -245,7 +247,7 @@ def test_we_unprotect_a_confidentiality_message_made_by_openssl(
     key, iv = os.urandom(algorithm), os.urandom(16)
     key_block = _openssl_envelope(files, key, cipher)
     ciphertext = openssl("enc", "-e", f"-{enc}", "-K", key.hex(), "-iv", iv.hex(), "-in", files / "payload.bin")
-    header = ams.PdmqHeader(
+    header = ams.hazmat.pdmq.PdmqHeader(
         ams.QoP.CONFIDENTIALITY,
         len(PAYLOAD),
         "MQSTR",
@@ -258,17 +260,17 @@ def test_we_unprotect_a_confidentiality_message_made_by_openssl(
     relaxed = store(f'setmqspl -m QM -p CONF.Q -e AES128 -r "{pki.dn("bob")}"')
     assert ams.Protector(pki.keystore("bob"), relaxed).unprotect("CONF.Q", data).body == PAYLOAD
     if algorithm == 16:
-        with pytest.raises(ams.AlgorithmTooWeakError):
+        with pytest.raises(ams.errors.AlgorithmTooWeakError):
             ams.Protector(pki.keystore("bob"), policies).unprotect("CONF.Q", data)
 
 
 def test_we_read_signed_data_without_signed_attributes(pki: Pki, files: Path, policies: ams.PolicyStore) -> None:
     blob = _openssl_signed(files, "alice", "sha256", "-noattr")  # a variant some CMS libraries write
-    header = ams.PdmqHeader(ams.QoP.INTEGRITY, len(PAYLOAD), "MQSTR", "INT.Q").pack()
+    header = ams.hazmat.pdmq.PdmqHeader(ams.QoP.INTEGRITY, len(PAYLOAD), "MQSTR", "INT.Q").pack()
     bob = ams.Protector(pki.keystore("bob"), policies)
     assert bob.unprotect("INT.Q", header + blob).body == PAYLOAD
     tampered = (header + blob).replace(b"Interop", b"Interco")
-    with pytest.raises(ams.BadSignatureError, match="does not verify"):
+    with pytest.raises(ams.errors.BadSignatureError, match="does not verify"):
         bob.unprotect("INT.Q", tampered)
 
 
@@ -284,10 +286,10 @@ def test_subject_key_identifiers_instead_of_issuer_and_serial(pki: Pki, files: P
     signed = _openssl_signed(files, "alice", "sha256", "-keyid")
     assert b"\x02\x01\x03" in signed[:40]  # SignedData version 3, as RFC 5652 asks with a keyid
     blob = _as_signed_data_envelope(_openssl_envelope(files, _content_octets(signed), "-aes256", "bob", "-keyid"))
-    header = ams.PdmqHeader(ams.QoP.PRIVACY, len(PAYLOAD), "MQSTR", "PRIV.Q").pack()
+    header = ams.hazmat.pdmq.PdmqHeader(ams.QoP.PRIVACY, len(PAYLOAD), "MQSTR", "PRIV.Q").pack()
     message = ams.Protector(pki.keystore("bob"), policies).unprotect("PRIV.Q", header + blob)
     assert message.body == PAYLOAD and str(message.signer_dn) == pki.dn("alice")
-    with pytest.raises(ams.NotARecipientError, match="subjectKeyIdentifier"):
+    with pytest.raises(ams.errors.NotARecipientError, match="subjectKeyIdentifier"):
         ams.Protector(pki.keystore("carol"), policies).unprotect("PRIV.Q", header + blob)
-    integrity = ams.PdmqHeader(ams.QoP.INTEGRITY, len(PAYLOAD), "MQSTR", "INT.Q").pack() + signed
+    integrity = ams.hazmat.pdmq.PdmqHeader(ams.QoP.INTEGRITY, len(PAYLOAD), "MQSTR", "INT.Q").pack() + signed
     assert ams.Protector(pki.keystore("bob"), policies).unprotect("INT.Q", integrity).body == PAYLOAD

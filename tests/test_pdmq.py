@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ams
-from ams.format.pdmq import PdmqHeader, looks_protected
+import ams.errors
+from ams.hazmat.pdmq import PdmqHeader, looks_protected
 
 headers = st.builds(
     PdmqHeader,
@@ -86,7 +87,7 @@ V3 = PdmqHeader(
     ],
 )
 def test_malformed_headers_are_refused(data: bytes, match: str) -> None:
-    with pytest.raises(ams.MalformedMessageError, match=match):
+    with pytest.raises(ams.errors.MalformedMessageError, match=match):
         PdmqHeader.unpack(data)
 
 

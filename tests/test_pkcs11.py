@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import ams
+import ams.errors
 from tests.conftest import Pki, store
 from tests.softhsm import LIBRARY, PIN, requires_softhsm
 
@@ -23,7 +24,7 @@ def test_token_identity_signs_and_decrypts_on_the_token(token: Path, pki: Pki) -
 
 def _sign_and_decrypt(keystore: ams.Keystore, pki: Pki) -> None:
     assert keystore.identity is not None and str(keystore.identity.dn) == "CN=hsm-user,O=AMS,C=GB"
-    with pytest.raises(ams.KeystoreError, match="never leaves its PKCS#11 token"):
+    with pytest.raises(ams.errors.KeystoreError, match="never leaves its PKCS#11 token"):
         keystore.identity.private_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -32,14 +33,14 @@ def _sign_and_decrypt(keystore: ams.Keystore, pki: Pki) -> None:
         'setmqspl -m QM -p IN.Q -s SHA512 -e AES256 -r "CN=hsm-user,O=AMS,C=GB"',
     )
     hsm = ams.Protector(keystore, policies)
-    sent = hsm.protect("OUT.Q", b"signed on the token")
+    sent = hsm.protect("OUT.Q", b"signed on the token").body
     assert ams.Protector(pki.keystore("bob"), policies).unprotect("OUT.Q", sent).signer_dn == keystore.identity.dn
     alice = pki.keystore("alice")
     alice_knows_hsm = ams.Keystore(alice.identity, [*alice.certificates, keystore.identity.certificate])
-    incoming = ams.Protector(alice_knows_hsm, policies).protect("IN.Q", b"for the token")
+    incoming = ams.Protector(alice_knows_hsm, policies).protect("IN.Q", b"for the token").body
     assert hsm.unprotect("IN.Q", incoming).body == b"for the token"
     assert hsm.stats.rsa_private_operations == 1
-    with pytest.raises(ams.NotARecipientError):
+    with pytest.raises(ams.errors.NotARecipientError):
         hsm.unprotect("OUT.Q", sent)  # encrypted for bob, not for the token
 
 
@@ -60,5 +61,5 @@ def test_token_errors_name_what_to_fix(token: Path, tmp_path: Path) -> None:
         bad = tmp_path / "bad.conf"
         bad.write_text(text.replace(old, new))
         os.chmod(bad, 0o600)
-        with pytest.raises(ams.KeystoreError, match=match):
+        with pytest.raises(ams.errors.KeystoreError, match=match):
             ams.Keystore.from_conf(bad)

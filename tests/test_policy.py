@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import ams
+import ams.errors
 from ams.algorithms import KEYREUSE_UNLIMITED
 from ams.policy import parse_setmqspl
 
@@ -28,18 +29,18 @@ def test_ibm_documentation_examples() -> None:
 def test_remove_is_a_command_not_a_policy() -> None:
     command = parse_setmqspl("setmqspl -m QM1 -p Q -remove")
     assert command.remove and command.policy is None
-    with pytest.raises(ams.PolicyError, match="removes policy Q"):
+    with pytest.raises(ams.errors.PolicyError, match="removes policy Q"):
         ams.Policy.from_setmqspl("setmqspl -m QM1 -p Q -remove")
 
 
 def test_swapped_recipients_and_signers_get_a_clear_error() -> None:
-    with pytest.raises(ams.PolicyError) as caught:
+    with pytest.raises(ams.errors.PolicyError) as caught:
         ams.Policy.from_setmqspl('setmqspl -m PRODA -p SENDQUEUE -s SHA256 -e AES128 -a "CN=X, O=YOURORG"')
     text = str(caught.value)
     assert "AES128 needs at least one recipient" in text
     assert "-r (RECIP) names the recipients" in text and "-a (SIGNER) names the authorised signers" in text
     assert "setmqspl -m PRODA -p SENDQUEUE -s SHA256 -e AES128 -r CN=X,O=YOURORG" in text
-    with pytest.raises(ams.PolicyError, match="looks like -r and -a swapped"):
+    with pytest.raises(ams.errors.PolicyError, match="looks like -r and -a swapped"):
         ams.Policy.from_setmqspl('setmqspl -m PRODA -p Q -s SHA256 -r "CN=X"')
 
 
@@ -68,7 +69,7 @@ def test_swapped_recipients_and_signers_get_a_clear_error() -> None:
     ],
 )
 def test_rules_refuse_with_the_rule_and_the_value(line: str, match: str) -> None:
-    with pytest.raises(ams.PolicyError, match=match):
+    with pytest.raises(ams.errors.PolicyError, match=match):
         ams.Policy.from_setmqspl(line)
 
 
@@ -102,9 +103,9 @@ def test_policy_directory_errors_name_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "bad.spl").write_text(
         "setmqspl -m QM -p OK -s SHA256\nsetmqspl -m QM -p Q -e AES256\n", encoding="utf-8"
     )
-    with pytest.raises(ams.PolicyError, match=r"bad\.spl:2: .*needs at least one recipient"):
+    with pytest.raises(ams.errors.PolicyError, match=r"bad\.spl:2: .*needs at least one recipient"):
         ams.PolicyStore.from_directory(tmp_path)
-    with pytest.raises(ams.PolicyError, match="does not exist"):
+    with pytest.raises(ams.errors.PolicyError, match="does not exist"):
         ams.PolicyStore.from_directory(tmp_path / "missing")
 
 
@@ -116,9 +117,9 @@ def test_repository_example_policies_load() -> None:
 def test_deprecated_algorithms_are_accepted_with_a_warning() -> None:
     import warnings
 
-    with pytest.warns(ams.AmsDeprecationWarning, match="MD5"):
+    with pytest.warns(ams.errors.AmsDeprecationWarning, match="MD5"):
         ams.Policy.from_setmqspl("setmqspl -m QM -p Q -s MD5")
-    with pytest.warns(ams.AmsDeprecationWarning, match="RC2"):
+    with pytest.warns(ams.errors.AmsDeprecationWarning, match="RC2"):
         ams.Policy.from_setmqspl("setmqspl -m QM -p Q -e RC2 -r CN=x")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -138,7 +139,7 @@ def test_key_reuse_and_odd_characters(line: str, match: str | None) -> None:
     if match is None:
         assert ams.Policy.from_setmqspl(line).key_reuse == 5
         return
-    with pytest.raises(ams.PolicyError, match=match):
+    with pytest.raises(ams.errors.PolicyError, match=match):
         ams.Policy.from_setmqspl(line)
 
 
@@ -149,7 +150,7 @@ def test_policy_files_that_are_not_utf8_or_unreadable_are_errors_naming_the_file
     store, errors = ams.PolicyStore.check_directory(tmp_path)
     assert [e.message.split(": ")[0].rsplit("/", 1)[-1] for e in errors] == ["a.spl:2", "b.mqsc:3"]
     assert all("not UTF-8" in e.message for e in errors) and len(store) == 0
-    with pytest.raises(ams.PolicyError, match=r"a\.spl:2: not UTF-8"):
+    with pytest.raises(ams.errors.PolicyError, match=r"a\.spl:2: not UTF-8"):
         ams.PolicyStore.from_directory(tmp_path)
     errors = ams.PolicyStore().load_file(tmp_path / "missing.spl")
     assert len(errors) == 1 and "missing.spl: cannot read the policy file" in errors[0].message

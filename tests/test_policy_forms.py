@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ams
+import ams.algorithms
+import ams.errors
 from ams.policy import (
     PcfMessage,
     Policy,
@@ -51,7 +53,7 @@ def test_ibm_set_policy_examples() -> None:
         "CN=carol,O=IBM,C=US",
     ]
     assert str(private.signers[0]) == "CN=alice,O=IBM,C=US" and not private.tolerate
-    assert confidential.qop is ams.QoP.CONFIDENTIALITY and confidential.key_reuse == ams.KEYREUSE_UNLIMITED
+    assert confidential.qop is ams.QoP.CONFIDENTIALITY and confidential.key_reuse == ams.algorithms.KEYREUSE_UNLIMITED
     assert confidential.tolerate
 
 
@@ -99,12 +101,12 @@ def test_unquoted_names_fold_to_upper_case_and_continuations_join() -> None:
     ],
 )
 def test_mqsc_errors(text: str, match: str) -> None:
-    with pytest.raises(ams.PolicyError, match=match):
+    with pytest.raises(ams.errors.PolicyError, match=match):
         apply_all(text)
 
 
 def test_remove_of_an_absent_dn_says_what_is_there() -> None:
-    with pytest.raises(ams.PolicyError, match=r"no such RECIP; it has: CN=a,C=GB"):
+    with pytest.raises(ams.errors.PolicyError, match=r"no such RECIP; it has: CN=a,C=GB"):
         apply_all(
             "SET POLICY('Q') SIGNALG(SHA256) ENCALG(AES256) RECIP('CN=a,C=GB')\n"
             "SET POLICY('Q') SIGNALG(SHA256) RECIP('CN=z,C=GB') ACTION(REMOVE)\n"
@@ -112,7 +114,7 @@ def test_remove_of_an_absent_dn_says_what_is_there() -> None:
 
 
 def test_replace_applies_ibm_rules_with_the_line() -> None:
-    with pytest.raises(ams.PolicyError, match="looks like -r and -a swapped"):
+    with pytest.raises(ams.errors.PolicyError, match="looks like -r and -a swapped"):
         apply_all("SET POLICY('Q') SIGNALG(SHA256) ENCALG(AES128) SIGNER('CN=X, O=YOURORG')")
 
 
@@ -156,9 +158,9 @@ def test_ibm_dspmqspl_example_parses_and_prints_back_identically() -> None:
 
 
 def test_dspmqspl_with_a_contradicting_qop_is_refused() -> None:
-    with pytest.raises(ams.PolicyError, match="says quality of protection INTEGRITY"):
+    with pytest.raises(ams.errors.PolicyError, match="says quality of protection INTEGRITY"):
         parse_dspmqspl(IBM_DSPMQSPL.replace("Quality of protection: PRIVACY", "Quality of protection: INTEGRITY"))
-    with pytest.raises(ams.PolicyError, match="unexpected line"):
+    with pytest.raises(ams.errors.PolicyError, match="unexpected line"):
         parse_dspmqspl("Policy Details:\nsomething odd\n")
 
 
@@ -193,12 +195,12 @@ def test_pcf_layout_of_the_encryption_and_key_reuse_parameter() -> None:
 def test_pcf_damage_is_refused() -> None:
     policy = Policy.from_setmqspl("setmqspl -m QM -p Q -s SHA256 -e AES256 -r CN=x -r CN=y")
     body = bytearray(encode_policy(policy))
-    with pytest.raises(ams.PolicyError, match="shorter than an MQCFH"):
+    with pytest.raises(ams.errors.PolicyError, match="shorter than an MQCFH"):
         decode_policy(bytes(body[:20]))
-    with pytest.raises(ams.PolicyError, match=r"truncated|beyond the message"):
+    with pytest.raises(ams.errors.PolicyError, match=r"truncated|beyond the message"):
         decode_policy(bytes(body[:-30]))
     messages = encode_policy_queue([policy])
-    with pytest.raises(ams.PolicyError, match="lists policy Q"):
+    with pytest.raises(ams.errors.PolicyError, match="lists policy Q"):
         decode_policy_queue([messages[0], PcfMessage(b"\x00" * 24, messages[1].body)])
 
 
@@ -244,7 +246,7 @@ def test_check_reports_every_error_with_file_and_line(tmp_path: Path) -> None:
     ],
 )
 def test_mqsc_hostile_text(text: str, match: str) -> None:
-    with pytest.raises(ams.PolicyError, match=match):
+    with pytest.raises(ams.errors.PolicyError, match=match):
         apply_all(text)
 
 
@@ -253,7 +255,7 @@ def test_mqsc_quotes_and_line_numbers() -> None:
         "O'Brien"
     )
     # only CR, LF and CR LF end lines, as editors count them
-    with pytest.raises(ams.PolicyError, match="line 3"):
+    with pytest.raises(ams.errors.PolicyError, match="line 3"):
         apply_all("SET POLICY('A') SIGNALG(SHA256)\x0c\r\n\u2028\nSET POLICY('B') SIGNALG(SHA3)\n")
 
 
@@ -281,7 +283,7 @@ def test_dspmqspl_hostile_text(change: tuple[str, str], match: str) -> None:
     old, new = change
     text = IBM_DSPMQSPL[::-1].replace(old[::-1], new[::-1], 1)[::-1]  # change the second block
     assert text != IBM_DSPMQSPL
-    with pytest.raises(ams.PolicyError, match=match):
+    with pytest.raises(ams.errors.PolicyError, match=match):
         parse_dspmqspl(text)
 
 
@@ -289,9 +291,9 @@ def test_dspmqspl_files(tmp_path: Path) -> None:
     from ams.policy.dspmqspl import read_dspmqspl
 
     (tmp_path / "dump.txt").write_bytes(IBM_DSPMQSPL.encode().replace(b"PROT2", b"PR\xd6T2"))
-    with pytest.raises(ams.PolicyError, match=r"dump\.txt:13: not UTF-8"):
+    with pytest.raises(ams.errors.PolicyError, match=r"dump\.txt:13: not UTF-8"):
         read_dspmqspl(tmp_path / "dump.txt")
-    with pytest.raises(ams.PolicyError, match="cannot read dspmqspl output"):
+    with pytest.raises(ams.errors.PolicyError, match="cannot read dspmqspl output"):
         read_dspmqspl(tmp_path / "missing.txt")
     (tmp_path / "dump.txt").write_text(IBM_DSPMQSPL, encoding="utf-8")
     assert [p.name for p in read_dspmqspl(tmp_path / "dump.txt")] == ["PROT", "PROT2"]
@@ -344,7 +346,7 @@ def _policy_record(*extra: bytes, signature: int = 4, name: bytes = b"Q") -> byt
     ],
 )
 def test_pcf_policy_damage_names_the_parameter(body: bytes, match: str) -> None:
-    with pytest.raises(ams.PolicyError, match=match):
+    with pytest.raises(ams.errors.PolicyError, match=match):
         decode_policy(body)
 
 
@@ -366,16 +368,16 @@ def test_pcf_policy_damage_names_the_parameter(body: bytes, match: str) -> None:
 def test_pcf_index_damage_names_the_parameter(body: bytes, match: str) -> None:
     from ams.policy.pcf import decode_index
 
-    with pytest.raises(ams.PolicyError, match=match):
+    with pytest.raises(ams.errors.PolicyError, match=match):
         decode_index(body)
 
 
 def test_pcf_queue_duplicates_are_refused() -> None:
     policy = Policy.from_setmqspl("setmqspl -m QM -p Q -s SHA256")
     index, message = encode_policy_queue([policy])
-    with pytest.raises(ams.PolicyError, match="two index messages"):
+    with pytest.raises(ams.errors.PolicyError, match="two index messages"):
         decode_policy_queue([index, index, message])
-    with pytest.raises(ams.PolicyError, match="share CorrelId"):
+    with pytest.raises(ams.errors.PolicyError, match="share CorrelId"):
         decode_policy_queue([message, message])
-    with pytest.raises(ams.PolicyError, match="two policy messages define policy Q"):
+    with pytest.raises(ams.errors.PolicyError, match="two policy messages define policy Q"):
         decode_policy_queue([message, PcfMessage(b"\x01" * 24, message.body)])

@@ -14,8 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import ams
+import ams.errors
+from ams.keys import RevocationSettings
 from ams.keys.ocsp_http import http_post
-from ams.keys.revocation import RevocationSettings
 from ams.pki import Issued, issue, make_ca
 from tests.conftest import needs_openssl, store
 
@@ -112,7 +113,7 @@ def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authority]:
 
 def message_from(authority: Authority, who: Issued) -> bytes:
     sender = ams.Keystore(ams.Identity(who.certificate, who.key), [authority.ca.certificate])
-    return ams.Protector(sender, POLICIES).protect("Q", b"signed")
+    return ams.Protector(sender, POLICIES).protect("Q", b"signed").body
 
 
 def reader(authority: Authority, settings: RevocationSettings) -> ams.Protector:
@@ -125,7 +126,7 @@ def reader(authority: Authority, settings: RevocationSettings) -> ams.Protector:
 def test_crl_refuses_the_revoked_signer_and_accepts_the_good_one(authority: Authority, crl: str) -> None:
     protector = reader(authority, RevocationSettings(crl_files=(authority.root / crl,)))
     assert protector.unprotect("Q", message_from(authority, authority.good)).body == b"signed"
-    with pytest.raises(ams.CertificateRevokedError, match=r"CN=revoked.*revoked on .*key_compromise.*CRL"):
+    with pytest.raises(ams.errors.CertificateRevokedError, match=r"CN=revoked.*revoked on .*key_compromise.*CRL"):
         protector.unprotect("Q", message_from(authority, authority.revoked))
 
 
@@ -144,37 +145,37 @@ def test_crl_from_another_ca_or_out_of_date_is_no_answer(authority: Authority, t
     )
     (tmp_path / "forged.pem").write_bytes(forged.public_bytes(serialization.Encoding.PEM))
     hard = reader(authority, RevocationSettings(crl_files=(tmp_path / "forged.pem",)))
-    with pytest.raises(ams.RevocationUnknownError, match="bad signature"):
+    with pytest.raises(ams.errors.RevocationUnknownError, match="bad signature"):
         hard.unprotect("Q", message_from(authority, authority.revoked))
     stale = reader(authority, RevocationSettings(crl_files=(authority.root / "crl.pem",)))
-    with pytest.raises(ams.RevocationUnknownError, match="get a fresh CRL"):
+    with pytest.raises(ams.errors.RevocationUnknownError, match="get a fresh CRL"):
         stale.unprotect("Q", message_from(authority, authority.good), at=now + datetime.timedelta(days=60))
 
 
 def test_ocsp_good_revoked_and_unknown(authority: Authority) -> None:
     protector = reader(authority, RevocationSettings(ocsp=True))  # the responder comes from the AIA
     assert protector.unprotect("Q", message_from(authority, authority.good)).body == b"signed"
-    with pytest.raises(ams.CertificateRevokedError, match=r"CN=revoked.*OCSP responder http://127\.0\.0\.1"):
+    with pytest.raises(ams.errors.CertificateRevokedError, match=r"CN=revoked.*OCSP responder http://127\.0\.0\.1"):
         protector.unprotect("Q", message_from(authority, authority.revoked))
-    with pytest.raises(ams.RevocationUnknownError, match="does not know serial"):
+    with pytest.raises(ams.errors.RevocationUnknownError, match="does not know serial"):
         protector.unprotect("Q", message_from(authority, authority.stranger))
 
 
 def test_soft_fail_accepts_unknown_with_a_warning_but_never_a_revoked_signer(authority: Authority) -> None:
     soft = reader(authority, RevocationSettings(ocsp=True, hard_fail=False))
-    with pytest.warns(ams.AmsSecurityWarning, match="soft-fail"):
+    with pytest.warns(ams.errors.AmsSecurityWarning, match="soft-fail"):
         assert soft.unprotect("Q", message_from(authority, authority.stranger)).body == b"signed"
-    with pytest.raises(ams.CertificateRevokedError):
+    with pytest.raises(ams.errors.CertificateRevokedError):
         soft.unprotect("Q", message_from(authority, authority.revoked))
 
 
 def test_responder_down_hard_and_soft(authority: Authority) -> None:
     dead = f"http://127.0.0.1:{_free_port()}"
     hard = reader(authority, RevocationSettings(ocsp=True, ocsp_url=dead, timeout=2))
-    with pytest.raises(ams.RevocationUnknownError, match="did not answer"):
+    with pytest.raises(ams.errors.RevocationUnknownError, match="did not answer"):
         hard.unprotect("Q", message_from(authority, authority.good))
     soft = reader(authority, RevocationSettings(ocsp=True, ocsp_url=dead, timeout=2, hard_fail=False))
-    with pytest.warns(ams.AmsSecurityWarning):
+    with pytest.warns(ams.errors.AmsSecurityWarning):
         soft.unprotect("Q", message_from(authority, authority.good))
 
 
@@ -186,8 +187,8 @@ def test_answers_are_cached_until_next_update(authority: Authority) -> None:
         return http_post(url, body, timeout)
 
     protector = reader(authority, RevocationSettings(ocsp=True))
-    assert protector.trust.revocation is not None
-    protector.trust.revocation.fetch = counting
+    assert protector.verifier.revocation is not None
+    protector.verifier.revocation.fetch = counting
     data = message_from(authority, authority.good)
     for _ in range(3):
         protector.unprotect("Q", data)
@@ -204,11 +205,12 @@ def test_keystore_conf_configures_revocation(authority: Authority, tmp_path: Pat
     keystore = ams.Keystore.from_conf(conf)
     assert keystore.revocation is not None and keystore.revocation.crl_files == (authority.root / "crl.pem",)
     assert not keystore.revocation.hard_fail and not keystore.revocation.ocsp
-    with pytest.raises(ams.CertificateRevokedError):
+    with pytest.raises(ams.errors.CertificateRevokedError):
         ams.Protector(keystore, POLICIES).unprotect("Q", message_from(authority, authority.revoked))
     with conf.open("a") as handle:
         handle.write("ocsp.nonce = maybe\n")
-    with pytest.raises(ams.KeystoreError, match=r"keystore\.conf:\d+: ocsp\.nonce = 'maybe': expected true or false"):
+    expected = r"keystore\.conf:\d+: ocsp\.nonce = 'maybe': expected true or false"
+    with pytest.raises(ams.errors.KeystoreError, match=expected):
         ams.Keystore.from_conf(conf)
 
 
@@ -226,7 +228,7 @@ def test_delegated_ocsp_responders_need_ocsp_signing(authority: Authority, deleg
         if delegated:
             assert protector.unprotect("Q", data).body == b"signed"
         else:
-            with pytest.raises(ams.RevocationUnknownError, match="not signed by the issuing CA or a responder"):
+            with pytest.raises(ams.errors.RevocationUnknownError, match="not signed by the issuing CA or a responder"):
                 protector.unprotect("Q", data)
     finally:
         process.terminate()
@@ -239,7 +241,7 @@ def test_a_responder_of_another_ca_is_not_believed(authority: Authority, tmp_pat
     process = authority.responder_signed_by(stranger_ca, port)
     try:
         protector = reader(authority, RevocationSettings(ocsp=True, ocsp_url=f"http://127.0.0.1:{port}"))
-        with pytest.raises(ams.RevocationUnknownError, match="not signed by the issuing CA"):
+        with pytest.raises(ams.errors.RevocationUnknownError, match="not signed by the issuing CA"):
             protector.unprotect("Q", message_from(authority, authority.good))
     finally:
         process.terminate()
@@ -258,17 +260,17 @@ def test_the_responder_echoes_the_nonce_and_a_replayed_answer_is_refused(authori
 
     data = message_from(authority, authority.good)
     first = reader(authority, RevocationSettings(ocsp=True))
-    assert first.trust.revocation is not None
-    first.trust.revocation.fetch = recording
+    assert first.verifier.revocation is not None
+    first.verifier.revocation.fetch = recording
     assert first.unprotect("Q", data).body == b"signed"
     replayed = reader(authority, RevocationSettings(ocsp=True))
-    assert replayed.trust.revocation is not None
-    replayed.trust.revocation.fetch = replaying
-    with pytest.raises(ams.RevocationUnknownError, match=r"another nonce .*set ocsp\.nonce = false"):
+    assert replayed.verifier.revocation is not None
+    replayed.verifier.revocation.fetch = replaying
+    with pytest.raises(ams.errors.RevocationUnknownError, match=r"another nonce .*set ocsp\.nonce = false"):
         replayed.unprotect("Q", data)
     without_nonce = reader(authority, RevocationSettings(ocsp=True, ocsp_nonce=False))
-    assert without_nonce.trust.revocation is not None
-    without_nonce.trust.revocation.fetch = replaying
+    assert without_nonce.verifier.revocation is not None
+    without_nonce.verifier.revocation.fetch = replaying
     assert without_nonce.unprotect("Q", data).body == b"signed"  # only the answer's dates bound a replay then
 
 
@@ -291,7 +293,7 @@ def test_keystore_conf_reads_the_ocsp_limits(
     with conf.open("a") as handle:
         handle.write("ocsp.enable = true\n" + lines)
     if error is not None:
-        with pytest.raises(ams.KeystoreError, match=rf"keystore\.conf:\d+: {error}"):
+        with pytest.raises(ams.errors.KeystoreError, match=rf"keystore\.conf:\d+: {error}"):
             ams.Keystore.from_conf(conf)
         return
     settings = ams.Keystore.from_conf(conf).revocation

@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ams
+import ams.hazmat.pdmq
+import ams.mqconstants
 from ams.algorithms import EncryptionAlgorithm, SignatureAlgorithm
 from tests.conftest import Pki, store
 from tests.strategies import encryption_algorithms, formats, payloads, signature_algorithms
@@ -36,8 +38,8 @@ def test_every_qop_round_trips(pki: Pki, queue: str, qop: ams.QoP, body: bytes) 
     policies = _policies(pki)
     alice = ams.Protector(pki.keystore("alice"), policies)
     bob = ams.Protector(pki.keystore("bob"), policies)
-    protected = alice.protect_message(queue, body, "MQSTR")
-    assert protected.format == ams.MQFMT_NONE
+    protected = alice.protect(queue, body, "MQSTR")
+    assert protected.format == ams.mqconstants.MQFMT_NONE
     assert protected.body[:4] == b"PDMQ"
     message = bob.unprotect(queue, protected.body, protected.format)
     assert message.body == body
@@ -53,9 +55,9 @@ def test_integrity_payload_stays_readable_and_privacy_hides_it(pki: Pki) -> None
     policies = _policies(pki)
     alice = ams.Protector(pki.keystore("alice"), policies)
     body = b"a readable but signed payload"
-    assert body in alice.protect("INT.Q", body)
-    assert body not in alice.protect("PRIV.Q", body)
-    assert body not in alice.protect("CONF.Q", body)
+    assert body in alice.protect("INT.Q", body).body
+    assert body not in alice.protect("PRIV.Q", body).body
+    assert body not in alice.protect("CONF.Q", body).body
 
 
 @pytest.mark.parametrize("digest", [a for a in SignatureAlgorithm if a is not SignatureAlgorithm.NONE])
@@ -65,7 +67,7 @@ def test_every_algorithm_pair(pki: Pki, digest: SignatureAlgorithm, cipher: Encr
     alice = ams.Protector(pki.keystore("alice"), policies, allow_deprecated=True)
     bob = ams.Protector(pki.keystore("bob"), policies)
     for queue in ("PRIV.Q", "CONF.Q", "INT.Q"):
-        message = bob.unprotect(queue, alice.protect(queue, b"payload"))
+        message = bob.unprotect(queue, alice.protect(queue, b"payload").body)
         assert message.body == b"payload"
         if queue != "INT.Q":
             assert message.encryption_algorithm is cipher
@@ -79,7 +81,7 @@ def test_one_to_five_recipients_each_can_read(pki: Pki, count: int) -> None:
     policies = _policies(pki, recipients=names)
     alice = ams.Protector(pki.keystore("alice"), policies)
     for queue in ("PRIV.Q", "CONF.Q"):
-        data = alice.protect(queue, b"for several readers")
+        data = alice.protect(queue, b"for several readers").body
         for name in names:
             assert ams.Protector(pki.keystore(name), policies).unprotect(queue, data).body == b"for several readers"
 
@@ -90,7 +92,7 @@ def test_round_trip_property(pki: Pki, body: bytes, fmt: str, queue: str) -> Non
     policies = _policies(pki)
     alice = ams.Protector(pki.keystore("alice"), policies)
     bob = ams.Protector(pki.keystore("bob"), policies)
-    protected = alice.protect_message(queue, body, fmt)
+    protected = alice.protect(queue, body, fmt)
     message = bob.unprotect(queue, protected.body, protected.format)
     assert message.body == body
     assert message.format == fmt.ljust(8)
@@ -103,12 +105,12 @@ def test_algorithm_property(pki: Pki, digest: SignatureAlgorithm, cipher: Encryp
     alice = ams.Protector(pki.keystore("alice"), policies, allow_deprecated=True)
     bob = ams.Protector(pki.keystore("bob"), policies)
     for queue in ("PRIV.Q", "CONF.Q"):
-        assert bob.unprotect(queue, alice.protect(queue, body)).body == body
+        assert bob.unprotect(queue, alice.protect(queue, body).body).body == body
 
 
 def test_queue_without_policy_passes_through(pki: Pki) -> None:
     alice = ams.Protector(pki.keystore("alice"), ams.PolicyStore())
-    assert alice.protect_message("PLAIN.Q", b"as is", "MQSTR") == ams.Protected(b"as is", "MQSTR", ams.QoP.NONE)
+    assert alice.protect("PLAIN.Q", b"as is", "MQSTR") == ams.Protected(b"as is", "MQSTR", ams.QoP.NONE)
     message = alice.unprotect("PLAIN.Q", b"as is", "MQSTR")
     assert (message.body, message.format, message.qop, message.protected) == (b"as is", "MQSTR", ams.QoP.NONE, False)
 
@@ -116,12 +118,12 @@ def test_queue_without_policy_passes_through(pki: Pki) -> None:
 def test_header_fields_written_big_endian(pki: Pki) -> None:
     policies = _policies(pki)
     alice = ams.Protector(pki.keystore("alice"), policies)
-    data = alice.protect("PRIV.Q", b"x" * 47)
+    data = alice.protect("PRIV.Q", b"x" * 47).body
     assert data[:8] == b"PDMQ\x02\x00\x01\x00"
     assert struct.unpack(">iiiii", data[8:28]) == (104, 104, 8, 1208, 47)
     assert data[32:40] == b"MQSTR   "
     assert data[56:104] == b"PRIV.Q".ljust(48, b"\x00")
-    conf = alice.protect("CONF.Q", b"x" * 47)
+    conf = alice.protect("CONF.Q", b"x" * 47).body
     assert conf[4] == 3 and struct.unpack(">ii", conf[8:16]) == (112, 112)
     key_block, iv, enc = struct.unpack(">i", conf[28:32])[0], *struct.unpack(">hhi", conf[104:112])[0::2]
     assert iv == 16 and enc == 48 and len(conf) == 112 + key_block + iv + enc
@@ -132,8 +134,8 @@ def test_reading_byte_swapped_header(pki: Pki) -> None:
     alice = ams.Protector(pki.keystore("alice"), policies)
     bob = ams.Protector(pki.keystore("bob"), policies)
     for queue in ("INT.Q", "PRIV.Q", "CONF.Q"):
-        data = alice.protect(queue, b"swapped")
-        header = ams.PdmqHeader.unpack(data)
+        data = alice.protect(queue, b"swapped").body
+        header = ams.hazmat.pdmq.PdmqHeader.unpack(data)
         swapped = attrs.evolve(header, encoding=2).pack()
         assert swapped != data[: header.size]
         assert bob.unprotect(queue, swapped + data[header.size :]).body == b"swapped"

@@ -26,7 +26,7 @@ def policies(pki: Pki) -> ams.PolicyStore:
 @pytest.fixture(scope="module")
 def messages(pki: Pki, policies: ams.PolicyStore) -> dict[str, bytes]:
     alice = ams.Protector(pki.keystore("alice"), policies)
-    return {queue: alice.protect(queue, BODY) for queue in ("INT.Q", "PRIV.Q", "CONF.Q")}
+    return {queue: alice.protect(queue, BODY).body for queue in ("INT.Q", "PRIV.Q", "CONF.Q")}
 
 
 def _flip(data: bytes, bit: int) -> bytes:

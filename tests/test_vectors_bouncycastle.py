@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 import ams
+import ams.errors
+import ams.hazmat.pdmq
 from tests.conftest import SHARED_VECTORS, VECTORS, store
 
 LOCAL = VECTORS / "bouncycastle"
@@ -56,14 +58,14 @@ def test_integrity_vectors(name: str, digest: ams.SignatureAlgorithm) -> None:
     assert message.body == PAYLOAD and message.format == "MQSTR   "
     assert message.signature_algorithm is digest and str(message.signer_dn) == ALICE
     wrong_signer = store(f'setmqspl -m QM -p INT.Q -s SHA256 -a "{CAROL}"')
-    with pytest.raises(ams.UnauthorisedSignerError, match="CN=alice,O=VECTORS,C=GB"):
+    with pytest.raises(ams.errors.UnauthorisedSignerError, match="CN=alice,O=VECTORS,C=GB"):
         ams.Protector(keystore("bob"), wrong_signer).unprotect("INT.Q", read(name))
 
 
 def test_integrity_sha1_is_weaker_than_a_sha256_policy() -> None:
     weak_ok = store("setmqspl -m QM -p INT.Q -s SHA1")
     assert ams.Protector(keystore("bob"), weak_ok).unprotect("INT.Q", read("integrity-sha1.bin")).body == PAYLOAD
-    with pytest.raises(ams.AlgorithmTooWeakError, match="SHA1"):
+    with pytest.raises(ams.errors.AlgorithmTooWeakError, match="SHA1"):
         ams.Protector(keystore("bob"), store("setmqspl -m QM -p INT.Q -s SHA256")).unprotect(
             "INT.Q", read("integrity-sha1.bin")
         )
@@ -78,7 +80,7 @@ def test_integrity_empty() -> None:
 
 def test_integrity_is_refused_under_a_privacy_policy() -> None:
     policies = store(f'setmqspl -m QM -p INT.Q -s SHA256 -e AES256 -r "{BOB}"')
-    with pytest.raises(ams.QopMismatchError):
+    with pytest.raises(ams.errors.QopMismatchError):
         ams.Protector(keystore("bob"), policies).unprotect("INT.Q", read("integrity-sha256.bin"))
 
 
@@ -88,14 +90,14 @@ def test_privacy_for_bob_only(name: str) -> None:
     message = ams.Protector(keystore("bob"), policies).unprotect("PRIV.Q", read(name))
     assert message.body == PAYLOAD and message.encryption_algorithm is ams.EncryptionAlgorithm.AES256
     assert str(message.signer_dn) == ALICE
-    with pytest.raises(ams.NotARecipientError, match="CN=bob,O=VECTORS,C=GB"):
+    with pytest.raises(ams.errors.NotARecipientError, match="CN=bob,O=VECTORS,C=GB"):
         ams.Protector(keystore("carol"), policies).unprotect("PRIV.Q", read(name))
 
 
 def test_byte_swapped_header_vector_really_is_swapped() -> None:
     data = read("privacy-aes256-bob-le-header.bin")
     assert data[6] == 2 and data[8:12] == (104).to_bytes(4, "little")
-    assert ams.PdmqHeader.unpack(data).orig_size == len(PAYLOAD)
+    assert ams.hazmat.pdmq.PdmqHeader.unpack(data).orig_size == len(PAYLOAD)
 
 
 def test_privacy_for_bob_and_carol_aes128() -> None:
@@ -103,10 +105,10 @@ def test_privacy_for_bob_and_carol_aes128() -> None:
     for reader in ("bob", "carol"):
         message = ams.Protector(keystore(reader), policies).unprotect("PRIV.Q", read("privacy-aes128-bob-carol.bin"))
         assert message.body == PAYLOAD and message.signature_algorithm is ams.SignatureAlgorithm.SHA384
-    with pytest.raises(ams.NotARecipientError):
+    with pytest.raises(ams.errors.NotARecipientError):
         ams.Protector(keystore("alice"), policies).unprotect("PRIV.Q", read("privacy-aes128-bob-carol.bin"))
     strict = store(f'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "{BOB}"')
-    with pytest.raises(ams.AlgorithmTooWeakError, match="AES128"):
+    with pytest.raises(ams.errors.AlgorithmTooWeakError, match="AES128"):
         ams.Protector(keystore("bob"), strict).unprotect("PRIV.Q", read("privacy-aes128-bob-carol.bin"))
 
 
@@ -114,7 +116,7 @@ def test_privacy_3des_is_read_but_weaker_than_aes() -> None:
     deprecated_ok = store(f'setmqspl -m QM -p PRIV.Q -s SHA256 -e 3DES -r "{BOB}"')
     message = ams.Protector(keystore("bob"), deprecated_ok).unprotect("PRIV.Q", read("privacy-3des-bob.bin"))
     assert message.body == PAYLOAD and message.encryption_algorithm is ams.EncryptionAlgorithm.TDES
-    with pytest.raises(ams.AlgorithmTooWeakError, match="3DES"):
+    with pytest.raises(ams.errors.AlgorithmTooWeakError, match="3DES"):
         ams.Protector(keystore("bob"), store(f'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES128 -r "{BOB}"')).unprotect(
             "PRIV.Q", read("privacy-3des-bob.bin")
         )
@@ -146,9 +148,9 @@ def test_confidentiality_vectors(name: str, payload: str, reuse: bool) -> None:
     if reuse:
         bob.unprotect("CONF.Q", read(name))
         assert bob.stats.key_reuse_hits == 1 and bob.stats.rsa_private_operations == 1
-    with pytest.raises(ams.NotARecipientError):
+    with pytest.raises(ams.errors.NotARecipientError):
         ams.Protector(keystore("carol"), policies).unprotect("CONF.Q", read(name))
-    with pytest.raises(ams.QopMismatchError):
+    with pytest.raises(ams.errors.QopMismatchError):
         ams.Protector(keystore("bob"), store(f'setmqspl -m QM -p CONF.Q -s SHA256 -e AES256 -r "{BOB}"')).unprotect(
             "CONF.Q", read(name)
         )

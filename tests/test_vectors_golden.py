@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import ams
+import ams.errors
 from tests.conftest import VECTORS
 
 GOLDEN = VECTORS / "golden"
@@ -49,7 +50,7 @@ SIGNED = [e for e in MANIFEST["messages"] if e["qop"] != "CONFIDENTIALITY"]  # c
 def test_golden_vector_refused_once_its_certificates_expired(entry: dict[str, Any]) -> None:
     policies = ams.PolicyStore.of(ams.Policy.from_setmqspl(entry["policy"]))
     reader = ams.Protector(keystore(entry["reader"]), policies, at=AT + datetime.timedelta(days=400))
-    with pytest.raises(ams.CertificateValidityError, match="expired"):
+    with pytest.raises(ams.errors.CertificateValidityError, match="expired"):
         reader.unprotect(entry["queue"], (GOLDEN / entry["file"]).read_bytes(), entry["mqmd_format"])
 
 
@@ -64,7 +65,7 @@ def test_golden_header_bytes_at_the_documented_offsets(entry: dict[str, Any]) ->
         original_format = "MQSTR"
     else:
         original_format = entry["original_format"]
-    qop = ams.QualityOfProtection[entry["qop"]]
+    qop = ams.QoP[entry["qop"]]
     v3 = entry["qop"] == "CONFIDENTIALITY"
     size = 112 if v3 else 104
     assert data[0:4] == b"PDMQ"

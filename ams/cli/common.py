@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from ams.keys import Keystore
-from ams.keys.keystore import default_conf_path
+from ams.keys.loading import default_conf_path
 from ams.mq.protected import policies_from_queue_manager
 from ams.mq.transport import QueueManager
 from ams.policy import Policy, PolicyStore
-from ams.protect import Protector
+from ams.protector import Protector
 
 
 def add_keys_options(parser: argparse.ArgumentParser, *, queue_manager: bool = False) -> None:

@@ -8,11 +8,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ams import _wire
 from ams.errors import SecurityError
 from ams.keys import Identity, Keystore
 from ams.pki import Issued, init_pki, issue
 from ams.policy import PolicyStore
-from ams.protect import Protector
+from ams.protector import Protector
 
 DEFAULT_POLICIES = {
     "DEMO.INTEGRITY.spl": 'setmqspl -m DEMOQM -p DEMO.INTEGRITY -s SHA256 -e NONE -a "CN=alice,O=AMS,C=GB"\n',
@@ -106,7 +107,7 @@ def _demo(root: Path, requested: Path) -> int:
     print("\n== alice protects, bob unprotects")
     sent = {}
     for queue in ("DEMO.INTEGRITY", "DEMO.PRIVACY", "DEMO.CONFIDENTIAL"):
-        protected = alice.protect_message(queue, body, "MQSTR")
+        protected = alice.protect(queue, body, "MQSTR")
         sent[queue] = protected.body
         message = bob.unprotect(queue, protected.body, protected.format)
         assert message.body == body
@@ -142,8 +143,8 @@ def _demo(root: Path, requested: Path) -> int:
     before = bob.stats.rsa_private_operations
     blocks = set()
     for _ in range(10):
-        protected = alice.protect_message("DEMO.CONFIDENTIAL", body, "MQSTR")
-        blocks.add(protected.body[112 : 112 + int.from_bytes(protected.body[28:32], "big")])
+        protected = alice.protect("DEMO.CONFIDENTIAL", body, "MQSTR")
+        blocks.add(bytes(_wire.parse(protected.body).confidential().key_block))
         bob.unprotect("DEMO.CONFIDENTIAL", protected.body)
     print(
         f"  10 more messages: {len(blocks)} distinct key block(s), bob's RSA private-key operations: "

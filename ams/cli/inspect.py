@@ -8,7 +8,7 @@ import json
 from ams.cli.common import read_input
 from ams.inspect import inspect_message, render
 from ams.keys import Keystore
-from ams.protect import MQFMT_NONE
+from ams.mqconstants import MQFMT_NONE
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,7 +7,7 @@ import sys
 
 from ams.cli.common import add_io_options, add_keys_options, parse_time, protector, read_input, write_output
 from ams.errors import DecryptionError
-from ams.protect import MQFMT_NONE
+from ams.mqconstants import MQFMT_NONE
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,7 +38,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_protect(args: argparse.Namespace) -> int:
     handle = protector(args)
-    result = handle.protect_message(args.queue, read_input(args.input), args.format, one_shot=args.one_shot)
+    result = handle.protect(args.queue, read_input(args.input), args.format, one_shot=args.one_shot)
     write_output(args.output, result.body)
     print(
         f"protected for {args.queue}: {result.qop}, MQMD Format now {result.format.strip() or 'MQFMT_NONE'!s}",

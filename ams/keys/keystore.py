@@ -1,27 +1,24 @@
-"""Keystores: this identity's key and certificate, plus trust anchors and recipients' certificates.
+"""The keystore, a plain container: this identity's key and certificate, trust anchors and
+recipients' certificates, with lookups by fingerprint, subject and DN.
 
-Loaded from IBM's ``keystore.conf`` (``pkcs12.*`` or ``pem.*`` keys), a PKCS#12 file, or PEM files.
-Recipients' certificates are found by DN, as AMS finds them.
+Loading (IBM's ``keystore.conf``, PKCS#12, PEM, PKCS#11) lives in ``ams.keys.loading``; the
+classmethods here call it.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ams.dn import DistinguishedName
-from ams.errors import KeystoreError, RecipientNotFoundError
-from ams.keys import hygiene
-from ams.keys.revocation import RevocationSettings
+from ams.errors import RecipientNotFoundError
+from ams.keys.revocation_settings import RevocationSettings
 
 
 def describe(certificate: x509.Certificate) -> str:
@@ -55,47 +52,6 @@ class Identity:
     @property
     def key_size(self) -> int:
         return self.private_key.key_size
-
-
-def _subject(certificate: x509.Certificate) -> str:
-    """A certificate's subject for an error text, even when cryptography cannot read it."""
-    try:
-        return str(DistinguishedName.from_x509(certificate.subject))
-    except ValueError:
-        return "(a certificate whose subject cannot be read)"
-
-
-def _read_file(path: str | Path, what: str) -> bytes:
-    """A file's bytes; an unreadable file, or a path no file can have, is a KeystoreError naming it."""
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise KeystoreError(f"cannot read {what} {str(path)!r}: {error.strerror or error}") from None
-    except ValueError:  # a NUL in the path
-        raise KeystoreError(f"cannot read {what} {str(path)!r}: a file name cannot hold a NUL character") from None
-
-
-def _rsa_identity(key: object, certificate: x509.Certificate, source: str) -> Identity:
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise KeystoreError(
-            f"{source}: the private key for {_subject(certificate)} is "
-            f"{type(key).__name__.lstrip('_')}, but AMS supports RSA keys only: issue an RSA "
-            "certificate (2048 bits or more) for this identity"
-        )
-    try:
-        public = certificate.public_key()
-    except (ValueError, UnsupportedAlgorithm):
-        raise KeystoreError(
-            f"{source}: the public key of the certificate {_subject(certificate)} cannot be read: AMS needs an RSA "
-            "certificate (2048 bits or more) for this identity"
-        ) from None
-    if not isinstance(public, rsa.RSAPublicKey) or public.public_numbers() != key.public_key().public_numbers():
-        raise KeystoreError(
-            f"{source}: the private key does not belong to the certificate "
-            f"{_subject(certificate)}: check that the key and certificate "
-            "files are a pair"
-        )
-    return Identity(certificate, key)
 
 
 class Keystore:
@@ -141,47 +97,14 @@ class Keystore:
         who = self.identity.dn if self.identity else "no identity"
         return f"Keystore({self.source}: {who}, {len(self.certificates)} certificates)"
 
-    # -- loading ------------------------------------------------------------------------------
+    # -- loading (ams.keys.loading) ---------------------------------------------------------------
 
     @classmethod
     def from_pkcs12(cls, path: str | Path, password: str | bytes | None, *, certificate: str | None = None) -> Keystore:
         """A PKCS#12 file with one private key, its certificate and other certificates."""
-        source = str(path)
-        data = _read_file(path, "PKCS#12 keystore")
-        secret = password.encode() if isinstance(password, str) else password
-        try:
-            bundle = pkcs12.load_pkcs12(data, secret)
-        except (ValueError, TypeError):
-            raise KeystoreError(
-                f"cannot open PKCS#12 keystore {source!r}: wrong password (pkcs12.keystore_pass) or not a PKCS#12 file"
-            ) from None
-        except UnsupportedAlgorithm:
-            raise KeystoreError(
-                f"cannot open PKCS#12 keystore {source!r}: it is protected or holds a key with an algorithm this "
-                "cryptography library does not support: re-export it with AES (for example openssl pkcs12 -export "
-                "-keypbe AES-256-CBC -certpbe AES-256-CBC)"
-            ) from None
-        if bundle.key is None or bundle.cert is None:
-            raise KeystoreError(
-                f"PKCS#12 keystore {source!r} holds no private key with its certificate: export the "
-                "identity with its key (for example openssl pkcs12 -export -inkey KEY -in CERT)"
-            )
-        names = [c.friendly_name.decode("utf-8", "replace") for c in [bundle.cert] if c.friendly_name]
-        if certificate is not None and certificate not in names:
-            found = ", ".join(repr(n) for n in names) or "no friendly name"
-            raise KeystoreError(
-                f"PKCS#12 keystore {source!r} has no private key labelled {certificate!r} "
-                f"(pkcs12.certificate); its key is labelled {found}"
-            )
-        identity = _rsa_identity(bundle.key, bundle.cert.certificate, source)
-        return cls._assembled(identity, [c.certificate for c in bundle.additional_certs], source)
+        from ams.keys.loading import load_pkcs12
 
-    @classmethod
-    def _assembled(cls, identity: Identity | None, certificates: list[x509.Certificate], source: str) -> Keystore:
-        try:
-            return cls(identity, certificates, source=source)
-        except ValueError as error:  # cryptography reads a certificate's names only when asked
-            raise KeystoreError(f"{source}: a certificate it holds cannot be read: {error}") from None
+        return load_pkcs12(path, password, certificate=certificate)
 
     @classmethod
     def from_pem(
@@ -193,32 +116,9 @@ class Keystore:
         certificates: Sequence[str | Path] = (),
     ) -> Keystore:
         """PEM files: a private key, its certificate, and bundles or directories of others."""
-        identity = None
-        if private is not None or public is not None:
-            if private is None or public is None:
-                raise KeystoreError("PEM keystore needs both pem.private (the key) and pem.public (its certificate)")
-            secret = password.encode() if isinstance(password, str) else password
-            data = _read_file(private, "private key")
-            try:
-                key = serialization.load_pem_private_key(data, secret)
-            except (ValueError, TypeError) as error:
-                raise KeystoreError(f"cannot load private key {str(private)!r}: {error} (check pem.password)") from None
-            except UnsupportedAlgorithm:
-                raise KeystoreError(
-                    f"cannot load private key {str(private)!r}: its key type or encryption is not supported; AMS "
-                    "needs an RSA key (encrypt it with openssl pkcs8 -topk8 -v2 aes-256-cbc)"
-                ) from None
-            own = load_certificates(public)
-            if not own:
-                raise KeystoreError(f"no certificate in {str(public)!r} (pem.public)")
-            identity = _rsa_identity(key, own[0], str(private))
-            extra = own[1:]
-        else:
-            extra = []
-        others = list(extra)
-        for location in certificates:
-            others.extend(load_certificates(location))
-        return cls._assembled(identity, others, str(private or (certificates[0] if certificates else "pem")))
+        from ams.keys.loading import load_pem
+
+        return load_pem(private=private, public=public, password=password, certificates=certificates)
 
     @classmethod
     def from_conf(cls, path: str | Path | None = None, *, strict: bool = False) -> Keystore:
@@ -227,90 +127,9 @@ class Keystore:
         Unencrypted or group/world-readable key files and a readable plain-text password warn
         (``AmsSecurityWarning``); ``strict`` refuses them.
         """
-        conf_path = Path(path) if path is not None else default_conf_path()
-        settings = read_keystore_conf(conf_path)
-        base = conf_path.parent
+        from ams.keys.loading import load_conf
 
-        def resolve(value: str) -> Path:
-            candidate = Path(os.path.expanduser(value))
-            return candidate if candidate.is_absolute() else base / candidate
-
-        has_password = any(k.endswith(("_pass", ".password", "token_pin")) for k in settings)
-        findings = hygiene.check_conf_file(conf_path, has_password, strict=strict)
-        keystore = cls._from_settings(settings, conf_path, resolve, strict, findings)
-        keystore.findings = findings
-        keystore.settings = {k: v for k, v in settings.items() if not k.endswith(("_pass", "password", "pin"))}
-        try:
-            keystore.revocation = RevocationSettings.from_conf(settings, base)
-        except KeystoreError as error:
-            key = error.message.split(" ", 1)[0]
-            raise KeystoreError(f"{settings.where(key)}: {error.message}") from None
-        except (ValueError, TypeError):  # a safety net: RevocationSettings names the key itself where it can
-            raise KeystoreError(
-                f"{conf_path}: the revocation settings (revocation.fail, crl.file, ocsp.*) cannot be read: check "
-                "their values against the README's keystore.conf section"
-            ) from None
-        return keystore
-
-    @classmethod
-    def _from_settings(
-        cls,
-        settings: dict[str, str],
-        conf_path: Path,
-        resolve: Callable[[str], Path],
-        strict: bool,
-        findings: list[str],
-    ) -> Keystore:
-        for prefix in ("pkcs12", "jks", "jceks"):
-            if f"{prefix}.keystore" in settings:
-                store = resolve(settings[f"{prefix}.keystore"])
-                password = _password(settings, f"{prefix}.keystore_pass", conf_path)
-                if prefix != "pkcs12":
-                    _refuse_java_keystore(store, prefix)
-                    key_pass = _password(settings, f"{prefix}.key_pass", conf_path)
-                    if key_pass is not None and key_pass != password:
-                        raise KeystoreError(
-                            f"{conf_path}: {prefix}.key_pass differs from {prefix}.keystore_pass; a PKCS#12 keystore "
-                            "has one password here: re-export it with the key and the store under the same password"
-                        )
-                findings += hygiene.check_key_file(store, encrypted=bool(password), strict=strict)
-                return cls.from_pkcs12(store, password, certificate=settings.get(f"{prefix}.certificate"))
-        if "pem.private" in settings or "pem.public" in settings or "pem.certificates" in settings:
-            private = resolve(settings["pem.private"]) if "pem.private" in settings else None
-            if private is not None and _is_file(private):
-                findings += hygiene.check_key_file(
-                    private, encrypted=hygiene.pem_key_is_encrypted(_read_file(private, "private key")), strict=strict
-                )
-            return cls.from_pem(
-                private=private,
-                public=resolve(settings["pem.public"]) if "pem.public" in settings else None,
-                password=_password(settings, "pem.password", conf_path),
-                certificates=[resolve(v.strip()) for v in settings.get("pem.certificates", "").split(",") if v.strip()],
-            )
-        if "pkcs11.library" in settings:
-            from ams.keys.pkcs11 import open_token
-
-            for required in ("pkcs11.token",):
-                if required not in settings:
-                    raise KeystoreError(f"{conf_path}: {required} is needed with pkcs11.library")
-            key, certificate, on_token = open_token(
-                settings["pkcs11.library"],
-                settings["pkcs11.token"],
-                _password(settings, "pkcs11.token_pin", conf_path),
-                settings.get("pkcs11.certificate"),
-            )
-            others = list(on_token)
-            for location in settings.get("pkcs11.secondary_keystore", "").split(","):
-                if location.strip():
-                    others.extend(load_certificates(resolve(location.strip())))
-            return cls(Identity(certificate, key), others, source=f"PKCS#11 token {settings['pkcs11.token']}")
-        if "cms.keystore" in settings:
-            raise KeystoreError(
-                f"{conf_path}: cms.keystore (a GSKit .kdb) cannot be read here: export the identity and "
-                "certificates to PKCS#12 with runmqakm -cert -export -db KEY.kdb -stashed -label LABEL "
-                "-target KEY.p12 -target_type pkcs12 -target_pw PASSWORD, then use pkcs12.keystore"
-            )
-        raise KeystoreError(f"{conf_path}: no keystore configured: expected pkcs12.keystore or pem.private/pem.public")
+        return load_conf(path, strict=strict)
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -340,121 +159,3 @@ class Keystore:
             f"certificates){hint}: add the recipient's certificate to this keystore or fix the DN "
             "in the policy"
         )
-
-
-def _refuse_java_keystore(path: Path, kind: str) -> None:
-    """jks./jceks. keystores are read when the file is really PKCS#12 (keytool's default since Java 9)."""
-    try:
-        with path.open("rb") as file:
-            magic = file.read(4)
-    except OSError as error:
-        raise KeystoreError(f"cannot read {kind} keystore {str(path)!r}: {error.strerror or error}") from None
-    except ValueError:  # a NUL in the path
-        raise KeystoreError(f"cannot read {kind} keystore {str(path)!r}: a file name cannot hold a NUL") from None
-    if magic in (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"):
-        raise KeystoreError(
-            f"{path} is a genuine {'JKS' if magic[0] == 0xFE else 'JCEKS'} keystore, which Python cannot read: convert "
-            f"it with keytool -importkeystore -srckeystore {path} -srcstoretype {kind} -destkeystore "
-            f"{path.with_suffix('.p12')} -deststoretype pkcs12, then point {kind}.keystore (or pkcs12.keystore) at it"
-        )
-
-
-def default_conf_path() -> Path:
-    override = os.environ.get("MQS_KEYSTORE_CONF")
-    if override:
-        return Path(override)
-    return Path.home() / ".mqs" / "keystore.conf"
-
-
-class ConfSettings(dict[str, str]):
-    """keystore.conf settings, with the line each came from (for errors that name file and line)."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-        self.lines: dict[str, int] = {}
-
-    def where(self, key: str) -> str:
-        return f"{self.path}:{self.lines[key]}" if key in self.lines else str(self.path)
-
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
-_BOM = "\ufeff"
-
-
-def read_keystore_conf(path: Path) -> ConfSettings:
-    """``key = value`` lines; prefixes case-insensitive; a duplicate key is an error.
-
-    Whatever the file holds, only KeystoreError is raised; no error quotes a line (it may hold a
-    password).
-    """
-    data = _read_file(path, "keystore.conf")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        where = len(_LINE_BREAK_BYTES.split(data[: error.start]))
-        raise KeystoreError(
-            f"{path}:{where}: not UTF-8 text (byte {error.start + 1} of the file cannot be decoded; the line is not "
-            "shown, it may hold a password): save keystore.conf as UTF-8"
-        ) from None
-    settings = ConfSettings(path)
-    for number, raw in enumerate(_LINE_BREAK.split(text.removeprefix(_BOM)), start=1):
-        if "\x00" in raw:
-            raise KeystoreError(f"{path}:{number}: the line holds a NUL character; keystore.conf is text: remove it")
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, equals, value = line.partition("=")
-        if not equals:
-            # the line is not echoed: it may hold a password written with the wrong separator
-            raise KeystoreError(f"{path}:{number}: expected 'key = value', found a line without '='")
-        key = key.strip()
-        prefix, dot, rest = key.partition(".")
-        key = f"{prefix.lower()}{dot}{rest}" if dot else key.lower()
-        if key in settings:
-            raise KeystoreError(f"{path}:{number}: duplicate key {key!r}: IBM treats this as an error; keep one")
-        settings[key] = value.strip()
-        settings.lines[key] = number
-    return settings
-
-
-def _password(settings: dict[str, str], key: str, path: Path) -> str | None:
-    value = settings.get(key)
-    if value is not None and value.startswith("<AMS>"):
-        raise KeystoreError(
-            f"{path}: {key} is an <AMS>-protected password, which only IBM's runtime can read: "
-            "put the password in plain text in a file only this user can read (chmod 600)"
-        )
-    return value
-
-
-def load_certificates(location: str | Path) -> list[x509.Certificate]:
-    """Certificates from a PEM bundle, a DER file, or every such file in a directory."""
-    path = Path(location)
-    try:
-        is_directory = path.is_dir()
-        children = sorted(path.iterdir()) if is_directory else []
-    except OSError as error:
-        raise KeystoreError(f"cannot read certificates from {str(path)!r}: {error.strerror or error}") from None
-    if is_directory:
-        found: list[x509.Certificate] = []
-        for child in children:
-            if _is_file(child) and child.suffix.lower() in (".pem", ".crt", ".cer", ".der"):
-                found.extend(load_certificates(child))
-        return found
-    data = _read_file(path, "certificates from")
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data) if b"CERTIFICATE-----" in data else []
-        return [x509.load_der_x509_certificate(data)]
-    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
-        raise KeystoreError(f"cannot parse certificates in {str(path)!r}: {error}") from None
-
-
-def _is_file(path: Path) -> bool:
-    """Path.is_file(), False too where it would raise (a name too long, a directory not searchable)."""
-    try:
-        return path.is_file()
-    except OSError:
-        return False

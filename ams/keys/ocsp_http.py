@@ -13,9 +13,10 @@ import threading
 import time
 import urllib.parse
 
+from ams.errors import clip
+
 DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024
 MAX_HEADER_SIZE = 16 * 1024
-SHOWN_LIMIT = 200
 
 # name lookups cannot be interrupted, so they run in daemon threads: a few at a time at most, so
 # that a resolver an attacker stalls cannot pile up threads
@@ -24,13 +25,6 @@ _LOOKUPS = threading.BoundedSemaphore(4)
 
 class OcspHttpError(Exception):
     """The responder could not be reached or its HTTP answer is unusable; the message is bounded."""
-
-
-def clip(text: str, limit: int = SHOWN_LIMIT) -> str:
-    """``text`` for an error message: non-printable characters escaped, cut to at most ``limit`` characters."""
-    if not text.isprintable():  # newlines, terminal escapes and bidi controls must not reach a log as such
-        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def url_problem(url: str) -> str | None:
@@ -188,7 +182,7 @@ def _check_head(head: bytes, max_size: int) -> int | None:
     lines = head.split(b"\r\n")
     status = lines[0].split(None, 2)
     if len(status) < 2 or not status[0].startswith(b"HTTP/1.") or status[1] != b"200":
-        shown = clip(lines[0][:SHOWN_LIMIT].decode("latin-1"), 100)
+        shown = clip(lines[0][:200].decode("latin-1"), 100)
         raise OcspHttpError(f"HTTP status line '{shown}', expected 'HTTP/1.x 200'")
     length: int | None = None
     for line in lines[1:]:

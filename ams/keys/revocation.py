@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TypeVar
 
 import attrs
@@ -36,11 +34,12 @@ from ams.errors import (
     AmsError,
     AmsSecurityWarning,
     CertificateRevokedError,
-    KeystoreError,
     RevocationUnknownError,
-    UsageError,
+    clip,
+    parse_failure,
 )
-from ams.keys.ocsp_http import DEFAULT_MAX_RESPONSE_SIZE, OcspHttpError, clip, http_post, url_problem
+from ams.keys.ocsp_http import OcspHttpError, url_problem
+from ams.keys.revocation_settings import RevocationSettings
 
 Fetch = Callable[[str, bytes, float], bytes]
 """``fetch(url, der_request, timeout_seconds) -> der_response``: how an OCSP request reaches its responder."""
@@ -48,9 +47,6 @@ Fetch = Callable[[str, bytes, float], bytes]
 _T = TypeVar("_T")
 
 SKEW = datetime.timedelta(minutes=5)  # clock difference tolerated around an OCSP answer's dates
-MAX_TIMEOUT = 600.0
-MAX_AGE_LIMIT = datetime.timedelta(days=7)
-MIN_RESPONSE_SIZE, MAX_RESPONSE_SIZE = 1024, 16 * 1024 * 1024
 _CACHE_SIZE = 4096
 _MESSAGE_DETAILS = 600  # characters of problems in one error message, which stays under ~1,000
 
@@ -69,131 +65,8 @@ _RSA_PKCS1: dict[x509.ObjectIdentifier, hashes.HashAlgorithm] = {
 _EXPECTED_SIGNATURE = "expected RSA PKCS#1 v1.5 with SHA-1, SHA-2 or SHA-3"
 
 
-def _positive_timeout(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not isinstance(value, int | float) or not 0 < value <= MAX_TIMEOUT:  # also refuses nan
-        raise UsageError(
-            f"RevocationSettings.{attribute.name} = {value!r}: expected seconds, > 0 and <= {MAX_TIMEOUT:g}"
-        )
-
-
-def _valid_max_age(_: object, attribute: attrs.Attribute[datetime.timedelta], value: datetime.timedelta) -> None:
-    if not isinstance(value, datetime.timedelta) or not datetime.timedelta(0) <= value <= MAX_AGE_LIMIT:
-        raise UsageError(
-            f"RevocationSettings.{attribute.name} = {value!r}: expected a datetime.timedelta from 0 to {MAX_AGE_LIMIT}"
-        )
-
-
-def _valid_size(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if not isinstance(value, int) or not MIN_RESPONSE_SIZE <= value <= MAX_RESPONSE_SIZE:
-        raise UsageError(
-            f"RevocationSettings.{attribute.name} = {value!r}: expected bytes from {MIN_RESPONSE_SIZE} "
-            f"to {MAX_RESPONSE_SIZE}"
-        )
-
-
-@attrs.frozen
-class RevocationSettings:
-    """How to check revocation. ``hard_fail``: an unknown status refuses the message.
-
-    ``timeout`` (seconds) bounds a whole OCSP exchange; ``max_response_size`` (bytes) caps the answer;
-    ``max_age`` is how long an OCSP answer without nextUpdate is believed after its thisUpdate;
-    ``ocsp_nonce`` requires the responder to echo a fresh nonce.
-    """
-
-    crl_files: tuple[Path, ...] = ()
-    ocsp: bool = False
-    ocsp_url: str | None = None
-    ocsp_nonce: bool = True
-    timeout: float = attrs.field(default=5.0, validator=_positive_timeout)
-    hard_fail: bool = True
-    max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=_valid_size)
-    max_age: datetime.timedelta = attrs.field(default=datetime.timedelta(hours=1), validator=_valid_max_age)
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any revocation source is configured."""
-        return bool(self.crl_files) or self.ocsp
-
-    @classmethod
-    def from_conf(cls, settings: dict[str, str], base: Path) -> RevocationSettings:
-        """The settings a keystore.conf gives; a bad value raises :class:`KeystoreError` starting with its key."""
-
-        def flag(key: str, default: bool) -> bool:
-            value = settings.get(key)
-            if value is None:
-                return default
-            if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
-                raise KeystoreError(f"{key} = '{clip(value, 60)}': expected true or false")
-            return value.lower() in ("true", "yes", "1")
-
-        def number(key: str, default: float, pattern: str, low: float, high: float, expected: str) -> float:
-            value = settings.get(key)
-            if value is None:
-                return default
-            # a plain decimal only: float() would also take "nan", "inf", "1e9" and "1_000"
-            if not re.fullmatch(pattern, value) or not low <= float(value) <= high:
-                raise KeystoreError(f"{key} = '{clip(value, 60)}': expected {expected}")
-            return float(value)
-
-        mode = settings.get("revocation.fail", "hard").lower()
-        if mode not in ("hard", "soft"):
-            raise KeystoreError(f"revocation.fail = '{clip(mode, 60)}': expected hard or soft")
-        files = tuple(
-            (p if p.is_absolute() else base / p)
-            for p in (Path(os.path.expanduser(v.strip())) for v in settings.get("crl.file", "").split(","))
-            if str(p) not in ("", ".")
-        )
-        url = settings.get("ocsp.url") or None
-        if url is not None and (problem := url_problem(url)) is not None:
-            raise KeystoreError(f"ocsp.url = '{clip(url, 100)}': expected an http:// URL; {problem}")
-        timeout = number(
-            "ocsp.timeout",
-            5.0,
-            r"[0-9]{1,6}(\.[0-9]{1,6})?",
-            0.001,
-            MAX_TIMEOUT,
-            f"a number of seconds greater than 0 and at most {MAX_TIMEOUT:g}, such as 5 or 2.5 (no unit)",
-        )
-        longest = int(MAX_AGE_LIMIT.total_seconds())
-        max_age = number(
-            "ocsp.max_age",
-            3600,
-            r"[0-9]{1,7}",
-            0,
-            longest,
-            f"a whole number of seconds from 0 to {longest}, such as 3600",
-        )
-        size = number(
-            "ocsp.max_response_size",
-            DEFAULT_MAX_RESPONSE_SIZE,
-            r"[0-9]{1,9}",
-            MIN_RESPONSE_SIZE,
-            MAX_RESPONSE_SIZE,
-            f"a whole number of bytes from {MIN_RESPONSE_SIZE} to {MAX_RESPONSE_SIZE}, such as 262144",
-        )
-        return cls(
-            crl_files=files,
-            ocsp=flag("ocsp.enable", False),
-            ocsp_url=url,
-            ocsp_nonce=flag("ocsp.nonce", True),
-            timeout=timeout,
-            hard_fail=mode == "hard",
-            max_response_size=int(size),
-            max_age=datetime.timedelta(seconds=int(max_age)),
-        )
-
-
 class _Unusable(Exception):
     """An answer that cannot be used; the message is the bounded problem to report."""
-
-
-def _kind(error: Exception) -> str:
-    """What went wrong with attacker-supplied bytes, without echoing them."""
-    if isinstance(error, UnsupportedAlgorithm):
-        return "it uses an algorithm this library does not support"
-    if isinstance(error, ValueError):
-        return "it is malformed (not valid DER for its type)"
-    return f"reading it failed ({type(error).__name__})"
 
 
 def _optional(read: Callable[[], _T]) -> _T | None:
@@ -230,53 +103,6 @@ def _algorithm(oid: x509.ObjectIdentifier) -> str:
     return f"OID {clip(oid.dotted_string, 60)}"
 
 
-def _pem_crl_blocks(data: bytes) -> list[bytes] | None:
-    """The PEM CRL blocks in ``data``; None if one has no END line."""
-    begin, end = b"-----BEGIN X509 CRL-----", b"-----END X509 CRL-----"
-    blocks, start = [], data.find(begin)
-    while start >= 0:  # find() rather than a regex: linear even for a file of unterminated BEGIN lines
-        stop = data.find(end, start)
-        if stop < 0:
-            return None
-        blocks.append(data[start : stop + len(end)] + b"\n")
-        start = data.find(begin, stop)
-    return blocks
-
-
-def load_crls(paths: Sequence[Path]) -> list[x509.CertificateRevocationList]:
-    """The CRLs in ``paths`` (PEM, one or more per file, or DER); an unusable file raises :class:`KeystoreError`."""
-    crls = []
-    for path in paths:
-        shown = clip(str(path))
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise KeystoreError(f"cannot read CRL file {shown} (crl.file): {error.strerror}") from None
-        pem = b"-----BEGIN" in data
-        advice = f"check it with `openssl crl -in {shown}{'' if pem else ' -inform DER'} -noout -text` and replace it"
-        blocks = _pem_crl_blocks(data) if pem else [data]
-        if blocks is None:
-            raise KeystoreError(
-                f"{shown} (crl.file) has a '-----BEGIN X509 CRL-----' line without its END line; {advice}"
-            )
-        if not blocks:
-            raise KeystoreError(
-                f"{shown} (crl.file) is PEM without a '-----BEGIN X509 CRL-----' block: it holds no CRL; {advice}"
-            )
-        try:
-            for block in blocks:
-                crl = x509.load_pem_x509_crl(block) if pem else x509.load_der_x509_crl(block)
-                # read now what every check reads, so that a broken file is refused here, naming it
-                _ = crl.issuer.public_bytes(), crl.last_update_utc, crl.next_update_utc, crl.signature_algorithm_oid
-                _ = crl.signature, crl.tbs_certlist_bytes
-                for revoked in crl:
-                    _ = revoked.serial_number, revoked.revocation_date_utc
-                crls.append(crl)
-        except Exception as error:  # cryptography parsing a file that may be hostile
-            raise KeystoreError(f"{shown} (crl.file) is not a CRL in PEM or DER: {_kind(error)}; {advice}") from None
-    return crls
-
-
 @attrs.frozen
 class _Verdict:
     """What a verified CRL or OCSP answer says about one certificate."""
@@ -295,16 +121,32 @@ class RevocationChecker:
     ``fetch`` (default: HTTP POST with the settings' size cap) is how OCSP requests are sent.
     """
 
-    def __init__(self, settings: RevocationSettings, *, fetch: Fetch | None = None) -> None:
+    def __init__(
+        self,
+        settings: RevocationSettings,
+        *,
+        fetch: Fetch,
+        crls: Sequence[x509.CertificateRevocationList] = (),
+    ) -> None:
         self.settings = settings
-        self.fetch: Fetch = fetch or self._http_fetch
-        self.crls = load_crls(settings.crl_files)
+        self.fetch = fetch
+        self.crls = list(crls)
         # keyed by the certificate's SHA-256 fingerprint: issuer DN and serial do not identify a certificate
         # once a CA is re-keyed under the same name
         self._cache: dict[bytes, tuple[datetime.datetime, datetime.datetime]] = {}
 
-    def _http_fetch(self, url: str, body: bytes, timeout: float) -> bytes:
-        return http_post(url, body, timeout, max_size=self.settings.max_response_size)
+    @classmethod
+    def online(cls, settings: RevocationSettings, *, fetch: Fetch | None = None) -> RevocationChecker:
+        """A checker that reads the settings' CRL files now and sends OCSP requests with ``fetch``
+        (default: HTTP POST with the settings' size cap). The I/O edges are ``ams.keys.crl_files``
+        and ``ams.keys.ocsp_http``."""
+        from ams.keys.crl_files import load_crls
+        from ams.keys.ocsp_http import http_post
+
+        def http(url: str, body: bytes, timeout: float) -> bytes:
+            return http_post(url, body, timeout, max_size=settings.max_response_size)
+
+        return cls(settings, fetch=fetch or http, crls=load_crls(settings.crl_files))
 
     def check(self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime.datetime) -> str:
         """'good' or a raised error; with soft-fail an unknown status warns and returns 'unknown'."""
@@ -361,7 +203,7 @@ class RevocationChecker:
                 problems.append(str(unusable))
                 continue
             except Exception as error:  # cryptography reading a CRL file that may be hostile
-                problems.append(f"a CRL from {_name(certificate.issuer)} cannot be used: {_kind(error)}")
+                problems.append(f"a CRL from {_name(certificate.issuer)} cannot be used: {parse_failure(error)}")
                 continue
             if verdict.revoked:
                 raise self._revoked(certificate, verdict, f"the CRL of {_name(crl.issuer)}")
@@ -414,7 +256,7 @@ class RevocationChecker:
             except x509.ExtensionNotFound:
                 candidates = []
             except Exception as error:  # a malformed extension in a CA-issued certificate
-                problems.append(f"the certificate's authorityInfoAccess cannot be read: {_kind(error)}")
+                problems.append(f"the certificate's authorityInfoAccess cannot be read: {parse_failure(error)}")
                 return None
         if not candidates:
             problems.append("OCSP is enabled but neither ocsp.url nor the certificate's AIA names a responder")
@@ -459,7 +301,7 @@ class RevocationChecker:
             problems.append(str(unusable))
             return None
         except Exception as error:  # cryptography reading the responder's bytes
-            problems.append(f"the OCSP response from {shown} cannot be used: {_kind(error)}")
+            problems.append(f"the OCSP response from {shown} cannot be used: {parse_failure(error)}")
             return None
         if verdict.revoked:
             raise self._revoked(certificate, verdict, f"the OCSP responder {shown}")

@@ -8,13 +8,10 @@ import attrs
 
 from ams.errors import MalformedMessageError
 from ams.mq.mqmd import MQMD
+from ams.mqconstants import MQDLH_LENGTH, integer_order
 
-MQDLH_LENGTH = 172
 _LAYOUT = "4si i48s48s ii8s i28s8s8s"  # StrucId Version Reason DestQName DestQMgrName Encoding CCSID Format ...
 
-
-def _order(encoding: int) -> str:
-    return "<" if encoding & 0x0F == 2 else ">"
 
 
 def _text(value: str, size: int) -> bytes:
@@ -55,7 +52,7 @@ class MQDLH:
     def pack(self, encoding: int) -> bytes:
         """172 bytes, integers in ``encoding`` (the error message's MQMD encoding)."""
         return struct.pack(
-            _order(encoding) + _LAYOUT.replace(" ", ""),
+            integer_order(encoding) + _LAYOUT.replace(" ", ""),
             b"DLH ",
             1,
             self.reason,
@@ -76,7 +73,7 @@ class MQDLH:
             raise MalformedMessageError(
                 f"not an MQDLH: expected {MQDLH_LENGTH} bytes starting b'DLH ', found {data[:4]!r} ({len(data)} bytes)"
             )
-        fields = struct.unpack_from(_order(encoding) + _LAYOUT.replace(" ", ""), data)
+        fields = struct.unpack_from(integer_order(encoding) + _LAYOUT.replace(" ", ""), data)
         if fields[1] != 1:
             raise MalformedMessageError(f"MQDLH version {fields[1]}: expected 1")
         text = [f.decode("utf-8", "replace").rstrip(" \x00") if isinstance(f, bytes) else f for f in fields]

@@ -13,18 +13,19 @@ from typing import Any
 
 import attrs
 
-from ams.algorithms import EncryptionAlgorithm, QualityOfProtection, SignatureAlgorithm
+from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import AmsError, MalformedMessageError, SecurityError, UsageError
-from ams.format import mqheaders
-from ams.format.pdmq import PdmqHeader, looks_protected
+from ams.hazmat import mqheaders
+from ams.hazmat.pdmq import PdmqHeader, looks_protected
 from ams.inspect import inspect_message
 from ams.keys import Keystore
-from ams.mq.dlh import MQDLH, MQDLH_LENGTH
+from ams.mq.dlh import MQDLH
 from ams.mq.mqmd import MQMD
 from ams.mq.protected import ERROR_QUEUE
 from ams.mq.transport import Message, NoMessageAvailable, QueueManager, unit_of_work
+from ams.mqconstants import MQDLH_LENGTH, MQFMT_NONE
 from ams.policy.model import Policy
-from ams.protect import Protector
+from ams.protector import Protector
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9._/%]{1,48}$")
 
@@ -94,7 +95,7 @@ def _policy_from_header(queue: str, failed: FailedMessage, keystore: Keystore) -
     try:
         chain = mqheaders.walk(failed.body, md.format, md.encoding, md.ccsid)
         payload = failed.body[chain.payload_offset :]
-        if chain.last_format != mqheaders.MQFMT_NONE or not looks_protected(payload):
+        if chain.last_format != MQFMT_NONE or not looks_protected(payload):
             return None
         qop = PdmqHeader.unpack(payload).qop
     except AmsError:
@@ -103,11 +104,11 @@ def _policy_from_header(queue: str, failed: FailedMessage, keystore: Keystore) -
     name = queue if _QUEUE_NAME.match(queue) else "UNNAMED"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MD5 and RC2 here mean "no minimum", not a choice to write them
-        if qop is QualityOfProtection.INTEGRITY:
+        if qop is QoP.INTEGRITY:
             return Policy(name, signature_algorithm=SignatureAlgorithm.MD5)
         if not me:
             return None
-        signature = SignatureAlgorithm.MD5 if qop is QualityOfProtection.PRIVACY else SignatureAlgorithm.NONE
+        signature = SignatureAlgorithm.MD5 if qop is QoP.PRIVACY else SignatureAlgorithm.NONE
         return Policy(name, signature, EncryptionAlgorithm.RC2, recipients=me)
 
 

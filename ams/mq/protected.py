@@ -18,17 +18,11 @@ from collections.abc import Mapping
 import attrs
 from cryptography import x509
 
-from ams.algorithms import QualityOfProtection
+from ams.algorithms import QoP
 from ams.errors import AmsError, InternalError, SecurityError, UsageError
 from ams.keys import Keystore
 from ams.mq.dlh import MQDLH
-from ams.mq.mqmd import (
-    MQFMT_DEAD_LETTER_HEADER,
-    MQMD,
-    MQPER_PERSISTENT,
-    MQRC_BACKOUT_THRESHOLD_REACHED,
-    MQRC_SECURITY_ERROR,
-)
+from ams.mq.mqmd import MQMD
 from ams.mq.transport import (
     BackoutSettings,
     Message,
@@ -38,9 +32,16 @@ from ams.mq.transport import (
     QueueManager,
     unit_of_work,
 )
+from ams.mqconstants import (
+    MQFMT_ADMIN,
+    MQFMT_DEAD_LETTER_HEADER,
+    MQPER_PERSISTENT,
+    MQRC_BACKOUT_THRESHOLD_REACHED,
+    MQRC_SECURITY_ERROR,
+)
 from ams.policy.model import Policy
 from ams.policy.pcf import PcfMessage, decode_policy_queue
-from ams.protect import Protector
+from ams.protector import Protector
 
 ERROR_QUEUE = "SYSTEM.PROTECTION.ERROR.QUEUE"
 POLICY_QUEUE = "SYSTEM.PROTECTION.POLICY.QUEUE"
@@ -79,7 +80,7 @@ def write_policies_to_queue_manager(qm: QueueManager, policies: Mapping[str, Pol
                 while True:
                     handle.get(syncpoint=True)
             for message in encode_policy_queue(policies.values()):
-                md = MQMD(format="MQADMIN ", correl_id=message.correl_id, persistence=MQPER_PERSISTENT)
+                md = MQMD(format=MQFMT_ADMIN, correl_id=message.correl_id, persistence=MQPER_PERSISTENT)
                 handle.put(md, message.body, syncpoint=True)
     finally:
         handle.close()
@@ -104,7 +105,7 @@ class ProtectedMessage:
 
     md: MQMD
     body: bytes
-    qop: QualityOfProtection
+    qop: QoP
     signer: x509.Certificate | None = None
 
 
@@ -159,7 +160,7 @@ class ProtectedQueueManager:
             done = self.qm.put1(queue, md, body, syncpoint=syncpoint)
         else:
             protector.prepare(queue, sending=True, receiving=False)
-            protected = protector.protect_message(
+            protected = protector.protect(
                 queue, body, md.format, encoding=md.encoding, ccsid=md.ccsid, one_shot=True
             )
             done = self.qm.put1(queue, attrs.evolve(md, format=protected.format), protected.body, syncpoint=syncpoint)
@@ -230,7 +231,7 @@ class ProtectedQueue:
         if not self._protected:
             done = self.handle.put(md, body, syncpoint=syncpoint)
         else:
-            protected = self.protector.protect_message(self.name, body, md.format, encoding=md.encoding, ccsid=md.ccsid)
+            protected = self.protector.protect(self.name, body, md.format, encoding=md.encoding, ccsid=md.ccsid)
             done = self.handle.put(attrs.evolve(md, format=protected.format), protected.body, syncpoint=syncpoint)
         self.manager.pending = self.manager.pending or syncpoint
         return done
@@ -302,7 +303,7 @@ class ProtectedQueue:
 
     def _unprotect(self, message: Message) -> ProtectedMessage:
         if not self._protected:
-            return ProtectedMessage(message.md, message.body, QualityOfProtection.NONE)
+            return ProtectedMessage(message.md, message.body, QoP.NONE)
         md = message.md
         result = self.protector.unprotect(self.name, message.body, md.format, encoding=md.encoding, ccsid=md.ccsid)
         return ProtectedMessage(attrs.evolve(md, format=result.format), result.body, result.qop, result.signer)

@@ -14,7 +14,8 @@ from typing import Protocol
 import attrs
 
 from ams.errors import AmsError
-from ams.mq.mqmd import MQMD, MQRC_NO_MSG_AVAILABLE
+from ams.mq.mqmd import MQMD
+from ams.mqconstants import MQRC_NO_MSG_AVAILABLE
 
 
 class MQError(AmsError):

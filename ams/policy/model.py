@@ -13,7 +13,7 @@ from ams.algorithms import (
     KEYREUSE_MAX,
     KEYREUSE_UNLIMITED,
     EncryptionAlgorithm,
-    QualityOfProtection,
+    QoP,
     SignatureAlgorithm,
 )
 from ams.dn import DistinguishedName
@@ -69,16 +69,16 @@ class Policy:
         return command.policy
 
     @property
-    def qop(self) -> QualityOfProtection:
+    def qop(self) -> QoP:
         signs = self.signature_algorithm is not SignatureAlgorithm.NONE
         encrypts = self.encryption_algorithm is not EncryptionAlgorithm.NONE
         if signs and encrypts:
-            return QualityOfProtection.PRIVACY
+            return QoP.PRIVACY
         if signs:
-            return QualityOfProtection.INTEGRITY
+            return QoP.INTEGRITY
         if encrypts:
-            return QualityOfProtection.CONFIDENTIALITY
-        return QualityOfProtection.NONE
+            return QoP.CONFIDENTIALITY
+        return QoP.NONE
 
     def validate(self) -> None:
         """Apply IBM's rules; each error names the rule and the offending value."""
@@ -106,7 +106,7 @@ class Policy:
                 "algorithm is NONE: choose -s SHA256 (or another digest), or remove the -a options"
             )
         if self.key_reuse != KEYREUSE_DISABLED:
-            if self.qop is not QualityOfProtection.CONFIDENTIALITY:
+            if self.qop is not QoP.CONFIDENTIALITY:
                 raise PolicyError(
                     f"policy {self.name}: key reuse (-c/KEYREUSE) {key_reuse_label(self.key_reuse)} "
                     f"applies only to confidentiality (-s NONE with -e set); this policy's quality of "

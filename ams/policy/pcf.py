@@ -25,6 +25,7 @@ import attrs
 from ams.algorithms import KEYREUSE_UNLIMITED, EncryptionAlgorithm, SignatureAlgorithm
 from ams.dn import DistinguishedName
 from ams.errors import DistinguishedNameError, PolicyError
+from ams.mqconstants import integer_order
 from ams.policy.model import Policy
 
 INDEX_CORREL_ID = b"\xff" * 24
@@ -60,9 +61,6 @@ class PcfMessage:
     body: bytes
 
 
-def _order(encoding: int) -> str:
-    return "<" if encoding & 0x0F == 2 else ">"
-
 
 def _pad(data: bytes) -> bytes:
     return data + b" " * (-len(data) % 4)
@@ -70,7 +68,7 @@ def _pad(data: bytes) -> bytes:
 
 class _Writer:
     def __init__(self, encoding: int) -> None:
-        self.order = _order(encoding)
+        self.order = integer_order(encoding)
         self.parts: list[bytes] = []
 
     def integer(self, parameter: int, value: int) -> None:

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 import ams
-from ams.format.enveloped import parse_enveloped_data
-from ams.format.pdmq import PdmqHeader
+from ams.hazmat.enveloped import parse_enveloped_data
+from ams.hazmat.pdmq import PdmqHeader
 
 V2 = 104
 V3 = 112

@@ -67,13 +67,15 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import ams
-from ams.format import der, mqheaders
-from ams.format.enveloped import build_enveloped_data
-from ams.format.oids import ID_SIGNED_DATA
-from ams.format.pdmq import V2_SIZE, V3_SIZE, PdmqHeader
-from ams.format.signed import SignedDataWriter
+import ams.errors
+from ams.hazmat import der, mqheaders
+from ams.hazmat.enveloped import build_enveloped_data
+from ams.hazmat.oids import ID_SIGNED_DATA
+from ams.hazmat.pdmq import V2_SIZE, V3_SIZE, PdmqHeader
+from ams.hazmat.signed import SignedDataWriter
 from ams.inspect import inspect_message, render
-from ams.keys.revocation import RevocationChecker, RevocationSettings
+from ams.keys import RevocationChecker, RevocationSettings
+from ams.mqconstants import MQDLH_LENGTH, MQFMT_NONE
 from ams.pki import Issued, issue, make_ca, new_key
 from ams.policy import PcfMessage, encode_policy_queue, render_dspmqspl, to_mqsc
 from ams.policy.dspmqspl import parse_dspmqspl
@@ -699,7 +701,7 @@ def _rfh2(next_format: str = "MQSTR", folder: bytes = b"<usr><Colour>blue</Colou
 
 def _dlh(next_format: str) -> bytes:
     head = b"DLH " + struct.pack("<ii", 1, 2063) + b"DEST.Q".ljust(48) + b"QM".ljust(48)
-    return (head + struct.pack("<ii", 546, 1208) + next_format.ljust(8).encode()).ljust(mqheaders.MQDLH_LENGTH, b"\x00")
+    return (head + struct.pack("<ii", 546, 1208) + next_format.ljust(8).encode()).ljust(MQDLH_LENGTH, b"\x00")
 
 
 # -- message targets: unprotect, inspect, headers ----------------------------------------------
@@ -735,7 +737,7 @@ def message_seeds(world: World) -> list[Seed[Message]]:
     seeds += privacy_plaintext_seeds(world)
     for queue, fmt, prefix, payloads in plan:
         for number, payload in enumerate(payloads):
-            protected = alice.protect_message(queue, prefix + payload, fmt)
+            protected = alice.protect(queue, prefix + payload, fmt)
             data = protected.body
             policy = world.policies[queue]
             start = len(prefix)
@@ -765,7 +767,7 @@ def _names(kind: type[BaseException]) -> set[str]:
 _DIAGNOSTIC = re.compile(r"(.*) failed \((\w+)\)$")
 
 
-def check_diagnostic(error: ams.DecryptionError) -> None:
+def check_diagnostic(error: ams.errors.DecryptionError) -> None:
     """The decryption path turns every failure into one DecryptionError; its local diagnostic names the
     failure's class. Anything but an AmsError there is a crash the one error hides."""
     match = _DIAGNOSTIC.fullmatch(error.diagnostic or "")
@@ -782,7 +784,7 @@ def privacy_plaintext_seeds(world: World) -> list[Seed[Message]]:
     certificate can encrypt any plaintext, so the parser of decrypted SignedData sees arbitrary bytes."""
     alice = world.keystore("alice").identity
     assert alice is not None
-    writer = SignedDataWriter(alice, ams.SignatureAlgorithm.SHA256)
+    writer = SignedDataWriter(alice.certificate, alice.private_key, ams.SignatureAlgorithm.SHA256)
     bob = world.pki["bob"].certificate
     seeds: list[Seed[Message]] = []
     for number, payload in enumerate(PAYLOADS):
@@ -795,7 +797,7 @@ def privacy_plaintext_seeds(world: World) -> list[Seed[Message]]:
             return header + b"".join(bytes(part) for part in parts)
 
         data = wrap(plaintext)
-        context = Message("PRIV.ONE", mqheaders.MQFMT_NONE, payload, ams.QoP.PRIVACY, False)
+        context = Message("PRIV.ONE", MQFMT_NONE, payload, ams.QoP.PRIVACY, False)
         regions = ((V2_SIZE, len(data), 0.6), (0, V2_SIZE, 0.25), (0, len(data), 0.15))
         label = f"PRIV.ONE/plaintext/{len(payload)}B/{number}"
         seeds.append(Seed(label, data, context, regions, der_offsets(plaintext), plaintext, wrap))
@@ -829,7 +831,7 @@ class UnprotectTarget(Target[Message]):
                 receiver.unprotect(message.queue, seed.data, message.format)
         try:
             result = receiver.unprotect(message.queue, data, message.format)
-        except ams.DecryptionError as error:
+        except ams.errors.DecryptionError as error:
             check_diagnostic(error)
             raise
         check_body(message, data, result)
@@ -890,7 +892,7 @@ def _header(kind: str, next_format: str, *, order: str, ebcdic: bool = False, ex
     encoding = 546 if order == "<" else 273
     if kind == "MQDEAD":
         body = struc_id + struct.pack(order + "ii", 1, 2063) + b"Q".ljust(48) + b"QM".ljust(48)
-        return (body + struct.pack(order + "ii", encoding, 1208) + fmt).ljust(mqheaders.MQDLH_LENGTH, b"\x00")
+        return (body + struct.pack(order + "ii", encoding, 1208) + fmt).ljust(MQDLH_LENGTH, b"\x00")
     length = 36 + extra
     return (struc_id + struct.pack(order + "iiii", 2, length, encoding, 1208) + fmt).ljust(length, b"\x00")
 
@@ -1226,7 +1228,7 @@ class CrlTarget(Target[Subject]):
 
     def run(self, seed: Seed[Subject], data: bytes, variant: int) -> None:
         self.path.write_bytes(data)
-        checker = RevocationChecker(RevocationSettings(crl_files=(self.path,), hard_fail=variant != 1))
+        checker = RevocationChecker.online(RevocationSettings(crl_files=(self.path,), hard_fail=variant != 1))
         subject = self.world.pki["alice" if variant == 2 else seed.context.user].certificate
         checker.check(subject, self.world.ca.certificate, self.world.now)
 
@@ -1313,7 +1315,7 @@ class OcspTarget(Target[Subject]):
         def fetch(url: str, body: bytes, timeout: float) -> bytes:
             return data
 
-        checker = RevocationChecker(settings, fetch=fetch)
+        checker = RevocationChecker.online(settings, fetch=fetch)
         checker.check(self.world.pki[seed.context.user].certificate, self.world.ca.certificate, self.world.now)
 
 

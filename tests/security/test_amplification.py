@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 import ams
+import ams.errors
 from ams.cli.main import main
-from ams.format import der
-from ams.format.oids import ID_DATA, ID_ENVELOPED_DATA, ID_SIGNED_DATA
-from ams.format.pdmq import PdmqHeader
+from ams.hazmat import der
+from ams.hazmat.oids import ID_DATA, ID_ENVELOPED_DATA, ID_SIGNED_DATA
+from ams.hazmat.pdmq import PdmqHeader
 from ams.inspect import inspect_message
 from tests.conftest import Pki, store
 
@@ -135,14 +136,14 @@ def test_hostile_shapes_cost_little_and_fail_typed(pki: Pki, bob: ams.Protector,
 
 def _inspect_or_raise(message: bytes, keystore: ams.Keystore) -> None:
     report = inspect_message(message, keystore=keystore)
-    raise ams.MalformedMessageError(f"inspect described it: {str(report)[:200]}")
+    raise ams.errors.MalformedMessageError(f"inspect described it: {str(report)[:200]}")
 
 
 def test_a_genuine_message_padded_with_recipient_infos_is_refused(pki: Pki, bob: ams.Protector) -> None:
     """RecipientInfos are outside the signature: padding a genuine message with 300,000 of them
     must not be accepted after seconds of work."""
     alice = ams.Protector(pki.keystore("alice"), bob.policies)
-    genuine = alice.protect("PRIV.Q", b"order 42")
+    genuine = alice.protect("PRIV.Q", b"order 42").body
     assert bob.unprotect("PRIV.Q", genuine).body == b"order 42"
     blob = genuine[104:]
     outer = der.Reader(blob, "ContentInfo").read("ContentInfo", der.SEQUENCE).children("ContentInfo")
@@ -159,7 +160,7 @@ def test_a_genuine_message_padded_with_recipient_infos_is_refused(pki: Pki, bob:
     )
     padded = genuine[:104] + padded_blob
     error, elapsed, _ = _measure(lambda: bob.unprotect("PRIV.Q", padded))
-    assert isinstance(error, ams.MalformedMessageError) and "more than 1024" in error.message
+    assert isinstance(error, ams.errors.MalformedMessageError) and "more than 1024" in error.message
     assert elapsed < FIXED_SECONDS + SECONDS_PER_MB * len(padded) / 1e6
     # the twin: a deployment that needs more recipients raises the bound
     roomy = ams.Protector(pki.keystore("bob"), bob.policies, limits=ams.Limits(recipients=400_000))
@@ -168,12 +169,12 @@ def test_a_genuine_message_padded_with_recipient_infos_is_refused(pki: Pki, bob:
 
 def test_a_tampered_signing_time_is_shown_unreadable(pki: Pki, bob: ams.Protector) -> None:
     alice = ams.Protector(pki.keystore("alice"), bob.policies)
-    message = bytearray(alice.protect("INT.Q", b"hello"))
+    message = bytearray(alice.protect("INT.Q", b"hello").body)
     at = message.rindex(b"\x17\x0d") + 2  # the UTCTime of the signingTime (after the certificate's dates)
     message[at : at + 2] = b"9Z"
     report = inspect_message(bytes(message))
     assert report["signing_time"] == "unreadable" and report["qop"] == "INTEGRITY"
-    with pytest.raises(ams.BadSignatureError):
+    with pytest.raises(ams.errors.BadSignatureError):
         bob.unprotect("INT.Q", bytes(message))
 
 

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ams
+import ams.errors
 from tests.conftest import Pki, store
 from tests.security.attacks import (
     V2,
@@ -49,7 +50,7 @@ def policies(pki: Pki) -> ams.PolicyStore:
 @pytest.fixture(scope="module")
 def sent(pki: Pki, policies: ams.PolicyStore) -> dict[str, bytes]:
     alice = ams.Protector(pki.keystore("alice"), policies)
-    return {queue: alice.protect(queue, SECRET) for queue in ("PRIV.Q", "CONF.Q", "CONF1.Q")}
+    return {queue: alice.protect(queue, SECRET).body for queue in ("PRIV.Q", "CONF.Q", "CONF1.Q")}
 
 
 def _bob(pki: Pki, policies: ams.PolicyStore, **options: object) -> ams.Protector:
@@ -121,7 +122,7 @@ def test_no_error_holds_a_decrypted_byte(
         _bob(pki, policies).unprotect(queue, corrupted)
     except ams.AmsError as error:
         text = str(error) + " ".join(getattr(error, "__notes__", []))
-        assert error.diagnostic is None if isinstance(error, ams.DecryptionError) else True
+        assert error.diagnostic is None if isinstance(error, ams.errors.DecryptionError) else True
         assert leaked(text, raw_plaintext(corrupted, identity)) == [], text
         assert b"PIN=4921".hex() not in text and "PIN=4921" not in text
 
@@ -151,13 +152,13 @@ def test_key_reuse_does_not_make_probing_cheaper(pki: Pki, policies: ams.PolicyS
     """The key-reuse flag is not authenticated: a failing message drops the cached key, so every
     probe costs the receiver an RSA operation, as it would without key reuse."""
     alice = ams.Protector(pki.keystore("alice"), policies)
-    first, second = alice.protect("CONF.Q", b"first message"), alice.protect("CONF.Q", b"second message")
+    first, second = alice.protect("CONF.Q", b"first message").body, alice.protect("CONF.Q", b"second message").body
     bob = _bob(pki, policies)
     bob.unprotect("CONF.Q", first)
     bob.unprotect("CONF.Q", second)
     assert (bob.stats.rsa_private_operations, bob.stats.key_reuse_hits) == (1, 1)  # the twin: reuse works
     for value in range(20):
-        with pytest.raises(ams.DecryptionError):
+        with pytest.raises(ams.errors.DecryptionError):
             bob.unprotect("CONF.Q", put_byte(second, len(second) - 17, value ^ second[-17] ^ 0x80))
     # the first probe used the key the genuine message left; it was dropped, so the other 19 paid
     assert (bob.stats.rsa_private_operations, bob.stats.key_reuse_hits) == (20, 2)
@@ -216,7 +217,7 @@ def test_bleichenbacher_probes_look_alike_on_a_pkcs11_token(pki: Pki, token: Pat
         public = identity.certificate.public_key()
         assert isinstance(public, rsa.RSAPublicKey)
         for queue, key_size, offset in (("HSM.PRIV", 32, V2), ("HSM.CONF", 16, V3)):
-            message = sender.protect(queue, SECRET)
+            message = sender.protect(queue, SECRET).body
             assert hsm.unprotect(queue, message).body == SECRET  # the accepted twin
             end = offset + struct.unpack(">i", message[28:32])[0] if offset == V3 else len(message)
             wrapped = wrapped_key_for(message[:end], identity, offset=offset)
@@ -230,10 +231,10 @@ def test_the_key_owner_can_ask_for_the_failing_step(
 ) -> None:
     """An explicit local diagnostic, off by default: it names the step, still without plaintext."""
     message = flip(sent["PRIV.Q"], len(sent["PRIV.Q"]) - 20)
-    with pytest.raises(ams.DecryptionError) as quiet:
+    with pytest.raises(ams.errors.DecryptionError) as quiet:
         _bob(pki, policies).unprotect("PRIV.Q", message)
     assert quiet.value.diagnostic is None
-    with pytest.raises(ams.DecryptionError) as loud:
+    with pytest.raises(ams.errors.DecryptionError) as loud:
         _bob(pki, policies, diagnose_decryption=True).unprotect("PRIV.Q", message)
     assert loud.value.diagnostic and str(loud.value) == str(quiet.value)  # the text stays the same
     identity = pki.keystore("bob").identity

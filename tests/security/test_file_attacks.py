@@ -17,6 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ams
+import ams.errors
+import ams.policy
 from ams._files import make_private_directory, replace_file, write_new_file
 from ams.cli.main import build_parser, main
 from ams.pki import init_pki, issue, make_ca, write_pem, write_user_keystore
@@ -88,9 +90,9 @@ def test_policy_file_names_differ_for_different_names(first: str, second: str) -
 
 
 def test_policy_file_name_refuses_empty_and_overlong_names() -> None:
-    with pytest.raises(ams.PolicyError, match="empty"):
+    with pytest.raises(ams.errors.PolicyError, match="empty"):
         policy_file_name("")
-    with pytest.raises(ams.PolicyError, match="too long to store as a file"):
+    with pytest.raises(ams.errors.PolicyError, match="too long to store as a file"):
         policy_file_name("\N{EURO SIGN}" * 48)  # 48 characters, but 9 bytes each once encoded
     assert len(policy_file_name("%" * 48)) == 48 * 3 + len(".spl")  # every valid queue name fits
 
@@ -243,7 +245,7 @@ def test_pki_init_file_system_failures_are_ams_errors(tmp_path: Path, directory:
     args = build_parser().parse_args(["pki", "init", str(tmp_path / directory), "--users", "alice"])
     with pytest.raises(ams.AmsError) as caught:
         args.run(args)
-    assert isinstance(caught.value, ams.UsageError | ams.KeystoreError)
+    assert isinstance(caught.value, ams.UsageError | ams.errors.KeystoreError)
     assert str(tmp_path) in caught.value.message
 
 
@@ -286,10 +288,10 @@ def test_replace_file_replaces_the_link_not_its_target(tmp_path: Path, victim: P
 
 
 def test_helpers_report_other_failures_as_the_chosen_error(tmp_path: Path) -> None:
-    with pytest.raises(ams.KeystoreError, match=re.escape(str(tmp_path / "missing" / "f"))):
-        write_new_file(tmp_path / "missing" / "f", b"", mode=0o600, error=ams.KeystoreError)
+    with pytest.raises(ams.errors.KeystoreError, match=re.escape(str(tmp_path / "missing" / "f"))):
+        write_new_file(tmp_path / "missing" / "f", b"", mode=0o600, error=ams.errors.KeystoreError)
     (tmp_path / "file").write_text("")
-    with pytest.raises(ams.KeystoreError, match="file/d"):
-        make_private_directory(tmp_path / "file" / "d", error=ams.KeystoreError)
+    with pytest.raises(ams.errors.KeystoreError, match="file/d"):
+        make_private_directory(tmp_path / "file" / "d", error=ams.errors.KeystoreError)
     with pytest.raises(ams.UsageError, match="expected a directory, found a file"):
         make_private_directory(tmp_path / "file")

@@ -23,8 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ams
+import ams.errors
+import ams.policy
 from ams.cli.main import main as cli_main
-from ams.format.pdmq import V2_SIZE, V3_SIZE
+from ams.hazmat.pdmq import V2_SIZE, V3_SIZE
 from tests.security import fuzz
 
 # examples per target: the slow ones (files on disk, PKCS#12) get fewer; the file runs in about 15 s
@@ -203,12 +205,12 @@ def test_the_pdmq_empty_flag_can_only_swap_empty_and_one_nul(world: fuzz.World, 
     empty body into one NUL byte and back; nothing else."""
     alice = ams.Protector(world.keystore("alice"), world.policies)
     bob = ams.Protector(world.keystore("bob"), world.policies)
-    data = bytearray(alice.protect(queue, payload))
+    data = bytearray(alice.protect(queue, payload).body)
     assert bob.unprotect(queue, bytes(data)).body == payload
     data[EMPTY_FLAG] ^= 1
     assert bob.unprotect(queue, bytes(data)).body == (b"\x00" if payload == b"" else b"")
     data[EMPTY_FLAG] = 2  # any other value is refused
-    with pytest.raises(ams.MalformedMessageError):
+    with pytest.raises(ams.errors.MalformedMessageError):
         bob.unprotect(queue, bytes(data))
 
 
@@ -229,7 +231,7 @@ def test_a_setmqspl_line_with_one_long_word_parses_in_linear_time() -> None:
     def line(size: int) -> str:
         return "setmqspl -m QM -p Q -s " + "A" * size
 
-    small = _best_seconds(lambda: ams.parse_setmqspl(line(32 * 1024)), 3)
-    large = _best_seconds(lambda: ams.parse_setmqspl(line(256 * 1024)), 2)
+    small = _best_seconds(lambda: ams.policy.parse_setmqspl(line(32 * 1024)), 3)
+    large = _best_seconds(lambda: ams.policy.parse_setmqspl(line(256 * 1024)), 2)
     # 8x the bytes: linear work takes ~8x the time; shlex took ~33x (0.02 s, then 0.74 s)
     assert large < max(16 * small, 0.05)

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 import ams
+import ams.errors
 from ams.cli.main import main
 from ams.mq import MQMD, EmbeddedQueueManager, MQError, ProtectedQueueManager
 from ams.mq.protected import ERROR_QUEUE, PoisonMessageError
 from ams.mq.proxy import ReprotectionProxy
-from ams.protect import Protector
+from ams.protector import Protector
 from tests.conftest import Pki, store
 from tests.mq_transports import Factory
 
@@ -154,14 +155,14 @@ def test_the_proxy_carries_on_past_a_poison_message(
         out.put(MQMD(), body)
     gateway = ProtectedQueueManager(connections("bob"), pki.keystore("bob"), policies)
     proxy = ReprotectionProxy(gateway, "P.PRIV", gateway, "P.OUT")
-    genuine = Protector.protect_message
+    genuine = Protector.protect
 
     def buggy(self: Protector, queue: str, body: bytes, *args: object, **kwargs: object) -> ams.Protected:
         if b"poison" in bytes(body):
             raise KeyError("a bug on the way out")
         return genuine(self, queue, body, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Protector, "protect_message", buggy)
+    monkeypatch.setattr(Protector, "protect", buggy)
     stats = proxy.run(limit=20)
     assert (stats.moved, stats.failed, stats.refused) == (2, 5, 1)
     spy = connections("spy")

@@ -26,8 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ams import DistinguishedName, DistinguishedNameError, Keystore, KeystoreError, PolicyError, PolicyStore
-from ams.keys.keystore import load_certificates, read_keystore_conf
+from ams import DistinguishedName, Keystore, PolicyStore
+from ams.errors import DistinguishedNameError, KeystoreError, PolicyError
+from ams.keys import load_certificates, read_keystore_conf
 from ams.policy import PcfMessage, Policy, decode_policy_queue, encode_policy_queue, parse_dspmqspl, parse_mqsc
 from ams.policy.pcf import decode_index, decode_policy, encode_policy, parse_pcf
 from ams.policy.setmqspl import parse_setmqspl

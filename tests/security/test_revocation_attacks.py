@@ -28,7 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ams
-from ams.keys.revocation import RevocationChecker, RevocationSettings
+import ams.errors
+from ams.keys import RevocationChecker, RevocationSettings
 from ams.pki import Issued, issue, make_ca
 
 URL = "http://responder.test/ocsp"
@@ -122,12 +123,12 @@ class Responder:
 def checker(fetch: Callable[[str, bytes, float], bytes], **options: object) -> RevocationChecker:
     values: dict[str, object] = {"ocsp": True, "ocsp_url": URL}
     values.update(options)
-    return RevocationChecker(RevocationSettings(**values), fetch=fetch)  # type: ignore[arg-type]
+    return RevocationChecker.online(RevocationSettings(**values), fetch=fetch)  # type: ignore[arg-type]
 
 
 def refused(check: Callable[[], object], match: str | None = None) -> str:
     """The hard-fail error of ``check``: bounded, without control characters, matching ``match``."""
-    with pytest.raises(ams.RevocationUnknownError, match=match) as caught:
+    with pytest.raises(ams.errors.RevocationUnknownError, match=match) as caught:
         check()
     message = str(caught.value)
     assert len(message) < 1000, message
@@ -242,7 +243,7 @@ def test_the_default_fetch_gets_a_genuine_answer_over_http(
 ) -> None:
     server = loopback(answering(pki))
     url = server.url.replace("127.0.0.1", host)
-    revocation = RevocationChecker(RevocationSettings(ocsp=True, ocsp_url=url, timeout=1))
+    revocation = RevocationChecker.online(RevocationSettings(ocsp=True, ocsp_url=url, timeout=1))
     assert good(pki, revocation) == "good"
 
 
@@ -251,19 +252,19 @@ def test_a_dripping_responder_is_cut_off_at_one_deadline(
     pki: Pki, loopback: Callable[..., Loopback], hard: bool
 ) -> None:
     server = loopback(dripping)
-    revocation = RevocationChecker(RevocationSettings(ocsp=True, ocsp_url=server.url, timeout=1, hard_fail=hard))
+    revocation = RevocationChecker.online(RevocationSettings(ocsp=True, ocsp_url=server.url, timeout=1, hard_fail=hard))
     started = time.monotonic()
     if hard:
         refused(lambda: good(pki, revocation), match=r"no complete answer within 1 s \(ocsp\.timeout\)")
     else:
-        with pytest.warns(ams.AmsSecurityWarning, match="no complete answer within 1 s"):
+        with pytest.warns(ams.errors.AmsSecurityWarning, match="no complete answer within 1 s"):
             assert good(pki, revocation) == "unknown"
     assert time.monotonic() - started < 2.5
 
 
 def test_an_endless_body_is_cut_at_the_size_cap(pki: Pki, loopback: Callable[..., Loopback]) -> None:
     server = loopback(endless)
-    revocation = RevocationChecker(RevocationSettings(ocsp=True, ocsp_url=server.url, timeout=5))
+    revocation = RevocationChecker.online(RevocationSettings(ocsp=True, ocsp_url=server.url, timeout=5))
     started = time.monotonic()
     refused(lambda: good(pki, revocation), match=r"larger than 262144 bytes \(ocsp\.max_response_size\)")
     assert time.monotonic() - started < 3
@@ -271,8 +272,8 @@ def test_an_endless_body_is_cut_at_the_size_cap(pki: Pki, loopback: Callable[...
 
 def test_a_smaller_size_cap_refuses_what_the_default_accepts(pki: Pki, loopback: Callable[..., Loopback]) -> None:
     server = loopback(answering(pki, certificates=(pki.ca.certificate,)))  # the CA's certificate: over 1 KiB
-    assert good(pki, RevocationChecker(RevocationSettings(ocsp=True, ocsp_url=server.url))) == "good"
-    revocation = RevocationChecker(RevocationSettings(ocsp=True, ocsp_url=server.url, max_response_size=1024))
+    assert good(pki, RevocationChecker.online(RevocationSettings(ocsp=True, ocsp_url=server.url))) == "good"
+    revocation = RevocationChecker.online(RevocationSettings(ocsp=True, ocsp_url=server.url, max_response_size=1024))
     refused(lambda: good(pki, revocation), match=r"announces \d+ bytes, more than 1024")
 
 
@@ -300,14 +301,14 @@ def test_broken_http_answers_are_unknown_and_never_echoed_at_length(
         connection.sendall(sent)
 
     server = loopback(serve)
-    revocation = RevocationChecker(RevocationSettings(ocsp=True, ocsp_url=server.url, timeout=2))
+    revocation = RevocationChecker.online(RevocationSettings(ocsp=True, ocsp_url=server.url, timeout=2))
     message = refused(lambda: good(pki, revocation), match=match)
     assert "A" * 201 not in message and "x" * 201 not in message
 
 
 def test_the_deadline_covers_connecting(pki: Pki) -> None:
     # 192.0.2.0/24 is TEST-NET-1: nothing answers, so connect() waits (or fails at once without a route)
-    revocation = RevocationChecker(RevocationSettings(ocsp=True, ocsp_url="http://192.0.2.1:9/", timeout=1))
+    revocation = RevocationChecker.online(RevocationSettings(ocsp=True, ocsp_url="http://192.0.2.1:9/", timeout=1))
     started = time.monotonic()
     refused(lambda: good(pki, revocation), match="did not answer usefully")
     assert time.monotonic() - started < 2.5
@@ -443,7 +444,8 @@ def test_a_rekeyed_ca_cannot_launder_a_revoked_serial_through_the_cache(source: 
     if source == "crl":
         (tmp_path / "old.pem").write_bytes(crl_of(old).public_bytes(serialization.Encoding.PEM))
         (tmp_path / "new.pem").write_bytes(crl_of(new, serial).public_bytes(serialization.Encoding.PEM))
-        revocation = RevocationChecker(RevocationSettings(crl_files=(tmp_path / "old.pem", tmp_path / "new.pem")))
+        files = (tmp_path / "old.pem", tmp_path / "new.pem")
+        revocation = RevocationChecker.online(RevocationSettings(crl_files=files))
     else:
         old_hash = request_for(kept.certificate, old.certificate).issuer_key_hash
 
@@ -454,7 +456,7 @@ def test_a_rekeyed_ca_cannot_launder_a_revoked_serial_through_the_cache(source: 
 
         revocation = checker(Responder(answer))
     assert revocation.check(kept.certificate, old.certificate, now()) == "good"
-    with pytest.raises(ams.CertificateRevokedError, match=r"CN=revoked.*was revoked on .*key_compromise"):
+    with pytest.raises(ams.errors.CertificateRevokedError, match=r"CN=revoked.*was revoked on .*key_compromise"):
         revocation.check(revoked.certificate, new.certificate, now())
     assert revocation.check(kept.certificate, old.certificate, now()) == "good"
 
@@ -530,12 +532,13 @@ def test_a_revoked_answer_with_broken_details_still_revokes(
     if status == ocsp.OCSPCertStatus.GOOD:
         assert good(pki, revocation) == "good"
     else:
-        with pytest.raises(ams.CertificateRevokedError, match=r"CN=leaf.*was revoked according to the OCSP"):
+        with pytest.raises(ams.errors.CertificateRevokedError, match=r"CN=leaf.*was revoked according to the OCSP"):
             good(pki, revocation)
 
 
 @pytest.mark.parametrize(
-    "failure", [RuntimeError("\x1b[31m secret payload"), OSError(113, "No route to host"), ams.KeystoreError("typed")]
+    "failure",
+    [RuntimeError("\x1b[31m secret payload"), OSError(113, "No route to host"), ams.errors.KeystoreError("typed")],
 )
 def test_a_failing_fetch_is_a_problem_and_typed_errors_pass(pki: Pki, failure: Exception) -> None:
     def fail(request: bytes) -> bytes:
@@ -543,7 +546,7 @@ def test_a_failing_fetch_is_a_problem_and_typed_errors_pass(pki: Pki, failure: E
 
     revocation = checker(Responder(fail))
     if isinstance(failure, ams.AmsError):
-        with pytest.raises(ams.KeystoreError, match="typed"):
+        with pytest.raises(ams.errors.KeystoreError, match="typed"):
             good(pki, revocation)
         return
     message = refused(lambda: good(pki, revocation), match="did not answer usefully")
@@ -564,7 +567,7 @@ def test_arbitrary_bytes_as_an_ocsp_response_are_never_good(pki: Pki, data: byte
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert good(pki, revocation) == "unknown"
-    assert [w.category for w in caught] == [ams.AmsSecurityWarning]
+    assert [w.category for w in caught] == [ams.errors.AmsSecurityWarning]
 
 
 @pytest.fixture(scope="module")
@@ -616,14 +619,14 @@ def crl_of(
 
 def crl_checker(path: Path, data: bytes) -> RevocationChecker:
     path.write_bytes(data)
-    return RevocationChecker(RevocationSettings(crl_files=(path,)))
+    return RevocationChecker.online(RevocationSettings(crl_files=(path,)))
 
 
 def test_a_genuine_crl_revokes_and_accepts(pki: Pki, tmp_path: Path) -> None:
     crl = crl_of(pki.ca, pki.other.certificate.serial_number)
     revocation = crl_checker(tmp_path / "ca.crl", crl.public_bytes(serialization.Encoding.DER))
     assert good(pki, revocation) == "good"
-    with pytest.raises(ams.CertificateRevokedError, match="key_compromise"):
+    with pytest.raises(ams.errors.CertificateRevokedError, match="key_compromise"):
         revocation.check(pki.other.certificate, pki.ca.certificate, now())
 
 
@@ -632,9 +635,10 @@ def test_an_older_crl_cannot_hide_a_newer_revocation(pki: Pki, tmp_path: Path) -
     newer = crl_of(pki.ca, pki.other.certificate.serial_number)
     (tmp_path / "older.pem").write_bytes(older.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "newer.pem").write_bytes(newer.public_bytes(serialization.Encoding.PEM))
-    revocation = RevocationChecker(RevocationSettings(crl_files=(tmp_path / "older.pem", tmp_path / "newer.pem")))
+    files = (tmp_path / "older.pem", tmp_path / "newer.pem")
+    revocation = RevocationChecker.online(RevocationSettings(crl_files=files))
     assert good(pki, revocation) == "good"
-    with pytest.raises(ams.CertificateRevokedError, match="CN=other"):
+    with pytest.raises(ams.errors.CertificateRevokedError, match="CN=other"):
         revocation.check(pki.other.certificate, pki.ca.certificate, now())
 
 
@@ -643,7 +647,7 @@ def test_a_revocation_dated_later_is_not_cached_away(pki: Pki, tmp_path: Path) -
     crl = crl_of(pki.ca, pki.other.certificate.serial_number, revoked_at=later)
     revocation = crl_checker(tmp_path / "ca.crl", crl.public_bytes(serialization.Encoding.DER))
     assert revocation.check(pki.other.certificate, pki.ca.certificate, now()) == "good"
-    with pytest.raises(ams.CertificateRevokedError, match="CN=other"):
+    with pytest.raises(ams.errors.CertificateRevokedError, match="CN=other"):
         revocation.check(pki.other.certificate, pki.ca.certificate, later + datetime.timedelta(minutes=1))
 
 
@@ -664,7 +668,8 @@ def test_a_broken_crl_file_is_a_keystore_error_naming_it(
         whole = crl_of(pki.ca, 1, 2, 3).public_bytes(serialization.Encoding.DER)
         content = whole[: len(whole) // 2]
     assert isinstance(content, bytes)
-    with pytest.raises(ams.KeystoreError, match=rf"{re.escape(str(tmp_path / 'broken.crl'))} \(crl\.file\).*{match}"):
+    where = re.escape(str(tmp_path / "broken.crl"))
+    with pytest.raises(ams.errors.KeystoreError, match=rf"{where} \(crl\.file\).*{match}"):
         crl_checker(tmp_path / "broken.crl", content)
 
 
@@ -704,7 +709,7 @@ def test_a_crl_signed_in_a_way_we_do_not_verify_is_unknown(
 def test_arbitrary_bytes_as_a_crl_file_are_never_good(pki: Pki, tmp_path: Path, data: bytes) -> None:
     try:
         revocation = crl_checker(tmp_path / "fuzz.crl", data)
-    except ams.KeystoreError as error:
+    except ams.errors.KeystoreError as error:
         assert len(str(error)) < 1000
         return
     refused(lambda: good(pki, revocation))
@@ -735,7 +740,7 @@ def test_arbitrary_bytes_as_a_crl_file_are_never_good(pki: Pki, tmp_path: Path, 
     ],
 )
 def test_bad_settings_name_the_key_and_the_expected_form(key: str, value: str) -> None:
-    with pytest.raises(ams.KeystoreError, match=rf"^\[keystore\] {re.escape(key)} = '.*': expected "):
+    with pytest.raises(ams.errors.KeystoreError, match=rf"^\[keystore\] {re.escape(key)} = '.*': expected "):
         RevocationSettings.from_conf({key: value}, Path("."))
 
 

@@ -15,7 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 import ams
-from ams.format.enveloped import parse_enveloped_data
+import ams.errors
+from ams.hazmat.enveloped import parse_enveloped_data
 from ams.pki import Issued, issue, make_ca, new_key
 from tests.conftest import Pki, store
 
@@ -64,7 +65,7 @@ def _self_signed(dn: str, *, constraints: x509.BasicConstraints | None) -> Issue
 
 def _signed_by(signer: Issued, policy_line: str, queue: str = "INT.Q") -> bytes:
     keystore = ams.Keystore(ams.Identity(signer.certificate, signer.key), [], source="the sender")
-    return ams.Protector(keystore, store(policy_line)).protect(queue, b"pay the partner 1,000,000")
+    return ams.Protector(keystore, store(policy_line)).protect(queue, b"pay the partner 1,000,000").body
 
 
 def _receiver(pki: Pki, *extra: x509.Certificate, line: str) -> ams.Protector:
@@ -84,7 +85,7 @@ def test_a_self_signed_partner_cannot_issue_itself_alice(
     line = f'setmqspl -m QM -p INT.Q -s SHA256 -a "{pki.dn("alice")}"'
     forged_alice = issue(partner, pki.dn("alice"))  # the partner's key signs a certificate named alice
     bob = _receiver(pki, partner.certificate, line=line)
-    with pytest.raises(ams.UntrustedSignerError, match="not a CA"):
+    with pytest.raises(ams.errors.UntrustedSignerError, match="not a CA"):
         bob.unprotect("INT.Q", _signed_by(forged_alice, line))
     # the twin: the partner's own self-signed certificate is trusted as itself (a pinned signer)
     open_line = "setmqspl -m QM -p INT.Q -s SHA256"
@@ -95,7 +96,7 @@ def test_a_self_signed_partner_cannot_issue_itself_alice(
 def test_a_self_signed_signer_outside_the_keystore_is_refused(pki: Pki) -> None:
     stranger = _self_signed("CN=stranger,O=ELSEWHERE,C=US", constraints=None)
     line = "setmqspl -m QM -p INT.Q -s SHA256"
-    with pytest.raises(ams.UntrustedSignerError, match="self-signed"):
+    with pytest.raises(ams.errors.UntrustedSignerError, match="self-signed"):
         _receiver(pki, line=line).unprotect("INT.Q", _signed_by(stranger, line))
 
 
@@ -103,7 +104,7 @@ def test_an_issuer_without_key_cert_sign_cannot_issue(pki: Pki) -> None:
     line = "setmqspl -m QM -p INT.Q -s SHA256"
     crippled = issue(pki.ca, "CN=Sub CA,O=AMS,C=GB", ca_flag=True, key_usage=_SIGN_ONLY, extended_key_usage=None)
     signer = issue(crippled, "CN=dave,OU=sub,O=AMS,C=GB")
-    with pytest.raises(ams.UntrustedSignerError, match="keyCertSign"):
+    with pytest.raises(ams.errors.UntrustedSignerError, match="keyCertSign"):
         _receiver(pki, crippled.certificate, line=line).unprotect("INT.Q", _signed_by(signer, line))
     # the twin: the same chain through a sub-CA that may sign certificates
     proper = issue(pki.ca, "CN=Sub CA,O=AMS,C=GB", ca_flag=True, key_usage=_KEY_CERT_SIGN, extended_key_usage=None)
@@ -131,7 +132,7 @@ def test_recipients_are_validated_and_the_newest_valid_certificate_is_used(pki: 
 
     def send(*candidates: Issued) -> bytes:
         keystore = ams.Keystore(alice.identity, [*alice.certificates, *(c.certificate for c in candidates)])
-        return ams.Protector(keystore, store(line)).protect("PRIV.Q", b"for frank")
+        return ams.Protector(keystore, store(line)).protect("PRIV.Q", b"for frank").body
 
     assert _recipient_serial(send(old, new)) == new.certificate.serial_number
     assert _recipient_serial(send(new, old)) == new.certificate.serial_number
@@ -150,7 +151,7 @@ def test_a_recipient_from_an_untrusted_ca_gets_nothing(pki: Pki) -> None:
         ams.Protector(keystore, store(line)).protect("PRIV.Q", b"secret")
     genuine = issue(pki.ca, "CN=grace,O=AMS,C=GB")
     keystore = ams.Keystore(alice.identity, [*alice.certificates, rogue.certificate, genuine.certificate])
-    sent = ams.Protector(keystore, store(line)).protect("PRIV.Q", b"secret")
+    sent = ams.Protector(keystore, store(line)).protect("PRIV.Q", b"secret").body
     assert _recipient_serial(sent) == genuine.certificate.serial_number  # the valid one of the two
 
 
@@ -175,5 +176,5 @@ def test_authorised_signers_match_no_looser_than_ibm_java(
     if accepted:
         assert receiver.unprotect("INT.Q", message).body
     else:
-        with pytest.raises(ams.UnauthorisedSignerError):
+        with pytest.raises(ams.errors.UnauthorisedSignerError):
             receiver.unprotect("INT.Q", message)

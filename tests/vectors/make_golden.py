@@ -100,7 +100,7 @@ def main() -> int:
         policies = ams.PolicyStore.of(ams.Policy.from_setmqspl(line))
         handle = handles.get(line) or ams.Protector(keystore("alice"), policies, allow_deprecated=True)
         handles[line] = handle
-        protected = handle.protect_message(queue, body, fmt, one_shot=one_shot)
+        protected = handle.protect(queue, body, fmt, one_shot=one_shot)
         (OUT / f"{name}.bin").write_bytes(protected.body)
         (OUT / f"{name}.expected").write_bytes(body)
         messages.append(

@@ -1,4 +1,4 @@
-"""CMS EnvelopedData as AMS writes it (AMS-FORMAT sections 4 and 5), and its decryption.
+"""CMS EnvelopedData as AMS writes it (format.md §4-5): a writer, a strict parser, CBC. Syntax only.
 
 One KeyTransRecipientInfo per recipient (issuer and serial, RSAES-PKCS1-v1_5), a fresh
 content key and IV, CBC with PKCS#7 padding. The ciphertext is written with ``update_into``
@@ -23,10 +23,11 @@ from ams.errors import (
     MalformedMessageError,
     UnsupportedAlgorithmError,
 )
-from ams.format import der
-from ams.format.limits import DEFAULT_LIMITS, Limits
-from ams.format.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
-from ams.format.signed import Chunk, issuer_and_serial, issuer_bytes
+from ams.hazmat import der
+from ams.hazmat.certificates import issuer_and_serial, issuer_bytes, subject_key_identifier
+from ams.hazmat.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
+from ams.hazmat.signed import Chunk
+from ams.limits import DEFAULT_LIMITS, Limits
 
 _RSA_ALGORITHM = der.algorithm_identifier(RSA_ENCRYPTION)
 
@@ -139,11 +140,8 @@ class RecipientRef:
                 return False
             # byte-exact: the RecipientInfo is not signed, so no loose matching here
             return issuer_bytes(certificate) == self.issuer
-        try:
-            ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-        except x509.ExtensionNotFound:
-            return False
-        return ski == self.key_identifier
+        ski = subject_key_identifier(certificate)
+        return ski is not None and ski == self.key_identifier
 
     def describe(self) -> str:
         if self.issuer is not None:

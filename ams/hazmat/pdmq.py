@@ -6,7 +6,7 @@ import struct
 
 import attrs
 
-from ams.algorithms import QualityOfProtection
+from ams.algorithms import QoP
 from ams.errors import MalformedMessageError
 
 STRUC_ID = b"PDMQ"
@@ -26,7 +26,7 @@ _V3_TAIL = "hhi"
 class PdmqHeader:
     """The fields of a PDMQ header; ``qop`` and ``key_reuse`` are decoded from protType."""
 
-    qop: QualityOfProtection
+    qop: QoP
     orig_size: int
     orig_format: str
     name: str
@@ -41,7 +41,7 @@ class PdmqHeader:
 
     @property
     def version(self) -> int:
-        return 3 if self.qop is QualityOfProtection.CONFIDENTIALITY else 2
+        return 3 if self.qop is QoP.CONFIDENTIALITY else 2
 
     @property
     def size(self) -> int:
@@ -124,8 +124,8 @@ class PdmqHeader:
             )
         base = prot_type & ~KEY_REUSE_FLAG
         expected_qop = {
-            2: (QualityOfProtection.INTEGRITY, QualityOfProtection.PRIVACY),
-            3: (QualityOfProtection.CONFIDENTIALITY,),
+            2: (QoP.INTEGRITY, QoP.PRIVACY),
+            3: (QoP.CONFIDENTIALITY,),
         }[major]
         qop = next((q for q in expected_qop if q.value == base), None)
         reuse = bool(prot_type & KEY_REUSE_FLAG)

@@ -16,21 +16,22 @@ from collections.abc import Callable
 import attrs
 from cryptography import x509
 
-from ams.algorithms import EncryptionAlgorithm, QualityOfProtection
+from ams._signature import load_certificate, signer_certificate, verify_signed_data
+from ams.algorithms import EncryptionAlgorithm, QoP
 from ams.dn import DistinguishedName
 from ams.errors import DecryptionError, MalformedMessageError
-from ams.format import der
-from ams.format.enveloped import EnvelopedContent
-from ams.format.limits import DEFAULT_LIMITS, Limits
-from ams.format.oids import ID_SIGNED_DATA
-from ams.format.signed import SignedContent, load_certificate, parse_signed_data
+from ams.hazmat import der
+from ams.hazmat.enveloped import EnvelopedContent
+from ams.hazmat.oids import ID_SIGNED_DATA
+from ams.hazmat.signed import SignedContent, parse_signed_data
+from ams.limits import DEFAULT_LIMITS, Limits
 
 _SEQUENCE_HEADROOM = 6  # room for a SEQUENCE tag and a length of up to 4 bytes
 EMPTY_MARKER = b"\x00"  # what AMS protects in place of an empty payload (PDMQ flag[0] = 1)
 
 
 def decryption_failed(
-    qop: QualityOfProtection,
+    qop: QoP,
     algorithm: EncryptionAlgorithm,
     ciphertext_size: int,
     reader: DistinguishedName | None,
@@ -101,9 +102,9 @@ def open_privacy(
     progress.append("parsing the decrypted SignedData")
     signed = _parse_privacy_plaintext(plaintext, limits)
     progress.append("loading the signer's certificate")
-    certificate = signed.signer_certificate(load)
+    certificate = signer_certificate(signed, load)
     progress.append("verifying the inner signature")
-    signed.verify(certificate)
+    verify_signed_data(signed, certificate)
     progress.append("checking origSize and the empty flag")
     return OpenedPrivacy(signed, certificate, check_size(signed.content, orig_size, empty))
 

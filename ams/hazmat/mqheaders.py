@@ -12,10 +12,7 @@ import struct
 import attrs
 
 from ams.errors import MalformedMessageError
-
-MQFMT_NONE = " " * 8
-MQENC_NATIVE = 546  # what Python writers on x86 and IBM's Java on Linux use
-MQCCSI_UTF8 = 1208
+from ams.mqconstants import MQCCSI_UTF8, MQDLH_LENGTH, MQENC_NATIVE, integer_order
 
 # Format name -> accepted StrucIds (ASCII).
 CLEAR_HEADERS: dict[str, tuple[bytes, ...]] = {
@@ -30,15 +27,10 @@ CLEAR_HEADERS: dict[str, tuple[bytes, ...]] = {
     "MQDEAD": (b"DLH ",),
     "MQHEPCF": (b"EPH ",),
 }
-MQDLH_LENGTH = 172
 # Offsets of Encoding (CodedCharSetId follows it) and Format: the common layout, and MQDLH's own.
 _COMMON_OFFSETS = (12, 20)
 _DLH_OFFSETS = (108, 116)  # after StrucId, Version, Reason, DestQName, DestQMgrName
 
-
-def integer_order(encoding: int) -> str:
-    """struct byte order for an MQ Encoding: MQENC_INTEGER_REVERSED (2) is little-endian."""
-    return "<" if encoding & 0x0F == 2 else ">"
 
 
 def decode_format(raw: bytes) -> tuple[str, str]:

@@ -1,37 +1,29 @@
-"""CMS SignedData as AMS writes it (AMS-FORMAT section 3), and its verification.
+"""CMS SignedData as AMS writes it (format.md §3): a writer and a strict parser. Syntax only.
 
 Writing frames the payload with hand-built DER so that it is hashed once and copied once; the
-small structures (signed attributes, SignerInfo) are built once per identity where possible.
-Reading uses the strict DER reader in ``der``: every field AMS defines is checked, nothing is
-copied (the payload is a view into the message), and the signed attributes are verified exactly
-as they were sent.
+small structures (signed attributes, SignerInfo) are built once per signer where possible.
+Reading uses the strict DER reader in ``der``: every field is read strictly and nothing is
+copied (the payload is a view into the message). Nothing here verifies a signature or trusts a
+certificate: ``ams.verify`` does.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
-import warnings
-from collections.abc import Callable
 
 import attrs
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.utils import CryptographyDeprecationWarning
 
-from ams.algorithms import RSA_WITH_DIGEST, SignatureAlgorithm
-from ams.dn import DistinguishedName
+from ams.algorithms import SignatureAlgorithm
 from ams.errors import (
-    BadSignatureError,
     MalformedMessageError,
-    SignerCertificateError,
     UnsupportedAlgorithmError,
 )
-from ams.format import der
-from ams.format.limits import DEFAULT_LIMITS, Limits
-from ams.format.oids import (
+from ams.hazmat import der
+from ams.hazmat.certificates import issuer_and_serial
+from ams.hazmat.oids import (
     ID_CONTENT_TYPE,
     ID_DATA,
     ID_MESSAGE_DIGEST,
@@ -39,27 +31,10 @@ from ams.format.oids import (
     ID_SIGNING_TIME,
     RSA_ENCRYPTION,
 )
-from ams.keys.keystore import Identity
+from ams.limits import DEFAULT_LIMITS, Limits
 
 Chunk = bytes | memoryview
 _DER = serialization.Encoding.DER
-
-
-@functools.lru_cache(maxsize=512)
-def subject_dn(certificate: x509.Certificate) -> DistinguishedName:
-    """A certificate's subject as a DN (cached: certificates are immutable)."""
-    return DistinguishedName.from_x509(certificate.subject)
-
-
-@functools.lru_cache(maxsize=512)
-def issuer_bytes(certificate: x509.Certificate) -> bytes:
-    """The DER of a certificate's issuer Name (cached: certificates are immutable)."""
-    return certificate.issuer.public_bytes()
-
-
-@functools.lru_cache(maxsize=512)
-def issuer_and_serial(certificate: x509.Certificate) -> bytes:
-    return der.tlv(der.SEQUENCE, issuer_bytes(certificate) + der.integer(certificate.serial_number))
 
 
 def _signing_time(now: datetime.datetime) -> bytes:
@@ -74,17 +49,18 @@ def _attribute(oid: str, value: bytes) -> bytes:
 
 
 class SignedDataWriter:
-    """Everything about one identity's signature that does not change per message."""
+    """Everything about one signer's signature that does not change per message."""
 
-    def __init__(self, identity: Identity, algorithm: SignatureAlgorithm) -> None:
-        self.identity = identity
+    def __init__(
+        self, certificate: x509.Certificate, private_key: rsa.RSAPrivateKey, algorithm: SignatureAlgorithm
+    ) -> None:
+        self.private_key = private_key
         self.algorithm = algorithm
         self._hash = algorithm.hash()
         digest_algorithm = der.algorithm_identifier(algorithm.oid)
-        certificate = identity.certificate.public_bytes(_DER)
         self._version_and_digests = der.integer(1) + der.tlv(der.SET, digest_algorithm)
-        self._certificates = der.tlv(der.CONTEXT_0_CONSTRUCTED, certificate)
-        self._signer_prefix = der.integer(1) + issuer_and_serial(identity.certificate) + digest_algorithm
+        self._certificates = der.tlv(der.CONTEXT_0_CONSTRUCTED, certificate.public_bytes(_DER))
+        self._signer_prefix = der.integer(1) + issuer_and_serial(certificate) + digest_algorithm
         self._signature_algorithm = der.algorithm_identifier(RSA_ENCRYPTION)
         self._content_type_attr = _attribute(ID_CONTENT_TYPE, der.oid(ID_DATA))
         self._data_oid = der.oid(ID_DATA)
@@ -101,7 +77,7 @@ class SignedDataWriter:
             ]
         )
         attributes_content = b"".join(attributes)
-        signature = self.identity.private_key.sign(der.tlv(der.SET, attributes_content), padding.PKCS1v15(), self._hash)
+        signature = self.private_key.sign(der.tlv(der.SET, attributes_content), padding.PKCS1v15(), self._hash)
         signer_info = der.tlv(
             der.SEQUENCE,
             self._signer_prefix
@@ -150,7 +126,7 @@ class SignerInfo:
 
 @attrs.frozen
 class SignedContent:
-    """A parsed SignedData: what the receiver checks, in the order it checks it."""
+    """A parsed SignedData, as it arrived (``ams.verify`` checks it)."""
 
     version: int
     digest_algorithm: SignatureAlgorithm
@@ -158,62 +134,6 @@ class SignedContent:
     certificates: tuple[bytes, ...]
     content: memoryview
     signer_infos: tuple[SignerInfo, ...]
-
-    def signer_certificate(self, load: Callable[[bytes], x509.Certificate]) -> x509.Certificate:
-        if len(self.certificates) != 1:
-            raise SignerCertificateError(
-                f"expected exactly one certificate (the signer's) in the SignedData, found "
-                f"{len(self.certificates)}: IBM AMS writes the signer's certificate only"
-            )
-        return load(self.certificates[0])
-
-    def verify(self, certificate: x509.Certificate) -> None:
-        """Check that ``certificate`` made the one SignerInfo's signature over this content."""
-        if len(self.signer_infos) != 1:
-            raise SignerCertificateError(f"expected exactly one SignerInfo, found {len(self.signer_infos)}")
-        info = self.signer_infos[0]
-        _check_sid(info, certificate)
-        # RFC 5652 5.1/5.3: v1 with issuerAndSerialNumber, v3 with subjectKeyIdentifier
-        expected_version = 1 if info.issuer is not None else 3
-        if info.version != expected_version or self.version != expected_version:
-            raise MalformedMessageError(
-                f"SignedData/SignerInfo versions {self.version}/{info.version}: expected "
-                f"{expected_version}/{expected_version} for this signer identifier"
-            )
-        algorithm = self.digest_algorithm
-        if self.digest_oids != (algorithm.oid,):
-            raise MalformedMessageError(
-                f"SignedData digestAlgorithms {list(self.digest_oids)}: expected exactly the signer's "
-                f"{algorithm} ({algorithm.oid})"
-            )
-        if info.signature_oid != RSA_ENCRYPTION and RSA_WITH_DIGEST.get(info.signature_oid) is not algorithm:
-            raise UnsupportedAlgorithmError(
-                f"signature algorithm {info.signature_oid}: expected rsaEncryption ({RSA_ENCRYPTION}) with "
-                f"digest {algorithm}, as AMS writes"
-            )
-        public_key = certificate.public_key()
-        if not isinstance(public_key, rsa.RSAPublicKey):
-            raise SignerCertificateError("the signer's certificate does not hold an RSA key")
-        try:
-            if info.signed_attributes is None:
-                public_key.verify(info.signature, bytes(self.content), padding.PKCS1v15(), algorithm.hash())
-                return
-            content_type, digest_value = _signed_attributes(info.signed_attributes)
-            if content_type != ID_DATA:
-                raise BadSignatureError(f"signed contentType {content_type} differs from the content's {ID_DATA}")
-            digest = hashes.Hash(algorithm.hash())
-            digest.update(self.content)
-            if digest.finalize() != digest_value:
-                raise BadSignatureError(
-                    f"message digest mismatch: the content was changed after {subject_dn(certificate)} signed it"
-                )
-            signed_bytes = der.header(der.SET, len(info.signed_attributes)) + info.signed_attributes
-            public_key.verify(info.signature, signed_bytes, padding.PKCS1v15(), algorithm.hash())
-        except InvalidSignature:
-            raise BadSignatureError(
-                f"the signature does not verify with the certificate of {subject_dn(certificate)} (serial "
-                f"{certificate.serial_number:#x}): the message or its signed attributes were changed"
-            ) from None
 
 
 def signing_time(info: SignerInfo) -> datetime.datetime | None:
@@ -251,47 +171,6 @@ def _decode_time(value: der.Element) -> datetime.datetime:
         return datetime.datetime.strptime(raw.decode("ascii"), "%Y%m%d%H%M%SZ").replace(tzinfo=datetime.UTC)
     except ValueError:
         raise der.DerError("signingTime is not a valid date and time") from None
-
-
-def _signed_attributes(content: memoryview) -> tuple[str, bytes]:
-    """contentType and messageDigest from the signed attributes (each exactly once, one value)."""
-    found: dict[str, der.Element] = {}
-    limits = DEFAULT_LIMITS
-    try:
-        for attribute in der.Reader(content, "signedAttrs").all(
-            "attribute", der.SEQUENCE, limit=limits.signed_attributes
-        ):
-            fields = attribute.children("attribute")
-            oid = fields.read("attrType", der.OID).oid("attrType")
-            values = fields.read("attrValues", der.SET).children("attrValues").all(
-                "value", limit=limits.attribute_values
-            )
-            fields.end()
-            if oid in (ID_CONTENT_TYPE, ID_MESSAGE_DIGEST):
-                if oid in found or len(values) != 1:
-                    raise BadSignatureError(f"signed attribute {oid} must appear once with one value")
-                found[oid] = values[0]
-        if ID_CONTENT_TYPE not in found or ID_MESSAGE_DIGEST not in found:
-            raise BadSignatureError("signed attributes lack contentType or messageDigest, which CMS requires")
-        return found[ID_CONTENT_TYPE].oid("contentType"), bytes(found[ID_MESSAGE_DIGEST].octets("messageDigest"))
-    except der.DerError as error:
-        raise BadSignatureError(f"cannot read the signed attributes: {error}") from None
-
-
-def _check_sid(info: SignerInfo, certificate: x509.Certificate) -> None:
-    if info.issuer is not None:
-        if info.issuer == issuer_bytes(certificate) and info.serial == certificate.serial_number:
-            return
-        raise SignerCertificateError(
-            f"the SignerInfo names serial {info.serial:#x} but the certificate carried is "
-            f"{DistinguishedName.from_x509(certificate.subject)} serial {certificate.serial_number:#x}"
-        )
-    try:
-        ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except x509.ExtensionNotFound:
-        ski = None
-    if ski is None or info.key_identifier != ski:
-        raise SignerCertificateError("the SignerInfo's subjectKeyIdentifier does not match the certificate carried")
 
 
 def _signer_info(element: der.Element) -> SignerInfo:
@@ -399,32 +278,3 @@ def parse_signed_data(
             f"digest algorithm {oid} is not one AMS defines (MD5, SHA1, SHA256, SHA384, SHA512)"
         )
     return SignedContent(version, algorithm, tuple(digest_oids), certificate_ders, content, infos)
-
-
-def load_certificate(encoded: bytes) -> x509.Certificate:
-    """A certificate carried in a message, parsed in full now so that damage fails here, typed.
-
-    Also refused: signature BIT STRINGs with unused bits (cryptography would ignore them, so
-    they could change unnoticed) and serial numbers that are not positive (RFC 5280).
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CryptographyDeprecationWarning)  # refused by the checks instead
-            certificate = x509.load_der_x509_certificate(encoded)
-            certificate.public_key()
-            _ = certificate.extensions, certificate.signature_hash_algorithm
-            _ = certificate.issuer, certificate.subject, certificate.not_valid_after_utc
-            serial = certificate.serial_number
-        fields = der.Reader(encoded, "Certificate").read("Certificate", der.SEQUENCE).children("Certificate")
-        fields.read("tbsCertificate", der.SEQUENCE)
-        fields.read("signatureAlgorithm", der.SEQUENCE)
-        unused_bits = bytes(fields.read("signatureValue", 0x03).content[:1])
-    except Exception as error:  # cryptography raises ValueError, UnsupportedAlgorithm and others
-        raise MalformedMessageError(f"the signer certificate cannot be parsed ({type(error).__name__})") from None
-    if unused_bits != b"\x00":
-        raise MalformedMessageError("the signer certificate's signature BIT STRING has unused bits")
-    if serial <= 0:
-        raise MalformedMessageError("the signer certificate's serial number is not positive (RFC 5280)")
-    if serial.bit_length() > 8 * der.MAX_INTEGER_OCTETS:
-        raise MalformedMessageError(f"the signer certificate's serial number is over {der.MAX_INTEGER_OCTETS} octets")
-    return certificate

@@ -1,0 +1,159 @@
+"""Checking a SignedData: the certificate it carries, and the one signature over its content.
+
+The rules of format.md §3 as a receiver applies them: exactly one certificate and one
+SignerInfo, versions that fit the signer identifier, digestAlgorithms holding exactly the
+signer's digest, an RSA signature over the signed attributes as they were sent (or over the
+content when there are none), and a messageDigest that matches the content.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
+
+from ams.algorithms import RSA_WITH_DIGEST
+from ams.errors import BadSignatureError, MalformedMessageError, SignerCertificateError, UnsupportedAlgorithmError
+from ams.hazmat import der
+from ams.hazmat.certificates import issuer_bytes, subject_dn, subject_key_identifier
+from ams.hazmat.oids import ID_CONTENT_TYPE, ID_DATA, ID_MESSAGE_DIGEST, RSA_ENCRYPTION
+from ams.hazmat.signed import SignedContent, SignerInfo
+from ams.limits import DEFAULT_LIMITS
+
+
+def load_certificate(encoded: bytes) -> x509.Certificate:
+    """A certificate carried in a message, parsed in full now so that damage fails here, typed.
+
+    Also refused: signature BIT STRINGs with unused bits (cryptography would ignore them, so
+    they could change unnoticed) and serial numbers that are not positive (RFC 5280).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)  # refused by the checks instead
+            certificate = x509.load_der_x509_certificate(encoded)
+            certificate.public_key()
+            _ = certificate.extensions, certificate.signature_hash_algorithm
+            _ = certificate.issuer, certificate.subject, certificate.not_valid_after_utc
+            serial = certificate.serial_number
+        fields = der.Reader(encoded, "Certificate").read("Certificate", der.SEQUENCE).children("Certificate")
+        fields.read("tbsCertificate", der.SEQUENCE)
+        fields.read("signatureAlgorithm", der.SEQUENCE)
+        unused_bits = bytes(fields.read("signatureValue", 0x03).content[:1])
+    except Exception as error:  # cryptography raises ValueError, UnsupportedAlgorithm and others
+        raise MalformedMessageError(f"the signer certificate cannot be parsed ({type(error).__name__})") from None
+    if unused_bits != b"\x00":
+        raise MalformedMessageError("the signer certificate's signature BIT STRING has unused bits")
+    if serial <= 0:
+        raise MalformedMessageError("the signer certificate's serial number is not positive (RFC 5280)")
+    if serial.bit_length() > 8 * der.MAX_INTEGER_OCTETS:
+        raise MalformedMessageError(f"the signer certificate's serial number is over {der.MAX_INTEGER_OCTETS} octets")
+    return certificate
+
+
+def signer_certificate(signed: SignedContent, load: Callable[[bytes], x509.Certificate]) -> x509.Certificate:
+    """The one certificate a SignedData must carry (IBM's reader refuses none or several)."""
+    if len(signed.certificates) != 1:
+        raise SignerCertificateError(
+            f"expected exactly one certificate (the signer's) in the SignedData, found {len(signed.certificates)}: "
+            "IBM AMS writes the signer's certificate only"
+        )
+    return load(signed.certificates[0])
+
+
+def verify_signed_data(signed: SignedContent, certificate: x509.Certificate) -> None:
+    """Check that ``certificate`` made the one SignerInfo's signature over this content."""
+    info = _only_signer_info(signed, certificate)
+    algorithm = signed.digest_algorithm
+    public_key = certificate.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise SignerCertificateError("the signer's certificate does not hold an RSA key")
+    try:
+        if info.signed_attributes is None:
+            public_key.verify(info.signature, bytes(signed.content), padding.PKCS1v15(), algorithm.hash())
+            return
+        content_type, digest_value = _signed_attributes(info.signed_attributes)
+        if content_type != ID_DATA:
+            raise BadSignatureError(f"signed contentType {content_type} differs from the content's {ID_DATA}")
+        digest = hashes.Hash(algorithm.hash())
+        digest.update(signed.content)
+        if digest.finalize() != digest_value:
+            raise BadSignatureError(
+                f"message digest mismatch: the content was changed after {subject_dn(certificate)} signed it"
+            )
+        signed_bytes = der.header(der.SET, len(info.signed_attributes)) + info.signed_attributes
+        public_key.verify(info.signature, signed_bytes, padding.PKCS1v15(), algorithm.hash())
+    except InvalidSignature:
+        raise BadSignatureError(
+            f"the signature does not verify with the certificate of {subject_dn(certificate)} (serial "
+            f"{certificate.serial_number:#x}): the message or its signed attributes were changed"
+        ) from None
+
+
+def _only_signer_info(signed: SignedContent, certificate: x509.Certificate) -> SignerInfo:
+    """The one SignerInfo, naming ``certificate``, with the versions and algorithms AMS writes."""
+    if len(signed.signer_infos) != 1:
+        raise SignerCertificateError(f"expected exactly one SignerInfo, found {len(signed.signer_infos)}")
+    info = signed.signer_infos[0]
+    _check_sid(info, certificate)
+    # RFC 5652 5.1/5.3: v1 with issuerAndSerialNumber, v3 with subjectKeyIdentifier
+    expected_version = 1 if info.issuer is not None else 3
+    if info.version != expected_version or signed.version != expected_version:
+        raise MalformedMessageError(
+            f"SignedData/SignerInfo versions {signed.version}/{info.version}: expected "
+            f"{expected_version}/{expected_version} for this signer identifier"
+        )
+    algorithm = signed.digest_algorithm
+    if signed.digest_oids != (algorithm.oid,):
+        raise MalformedMessageError(
+            f"SignedData digestAlgorithms {list(signed.digest_oids)}: expected exactly the signer's "
+            f"{algorithm} ({algorithm.oid})"
+        )
+    if info.signature_oid != RSA_ENCRYPTION and RSA_WITH_DIGEST.get(info.signature_oid) is not algorithm:
+        raise UnsupportedAlgorithmError(
+            f"signature algorithm {info.signature_oid}: expected rsaEncryption ({RSA_ENCRYPTION}) with "
+            f"digest {algorithm}, as AMS writes"
+        )
+    return info
+
+
+def _signed_attributes(content: memoryview) -> tuple[str, bytes]:
+    """contentType and messageDigest from the signed attributes (each exactly once, one value)."""
+    found: dict[str, der.Element] = {}
+    limits = DEFAULT_LIMITS
+    try:
+        for attribute in der.Reader(content, "signedAttrs").all(
+            "attribute", der.SEQUENCE, limit=limits.signed_attributes
+        ):
+            fields = attribute.children("attribute")
+            oid = fields.read("attrType", der.OID).oid("attrType")
+            values = fields.read("attrValues", der.SET).children("attrValues").all(
+                "value", limit=limits.attribute_values
+            )
+            fields.end()
+            if oid in (ID_CONTENT_TYPE, ID_MESSAGE_DIGEST):
+                if oid in found or len(values) != 1:
+                    raise BadSignatureError(f"signed attribute {oid} must appear once with one value")
+                found[oid] = values[0]
+        if ID_CONTENT_TYPE not in found or ID_MESSAGE_DIGEST not in found:
+            raise BadSignatureError("signed attributes lack contentType or messageDigest, which CMS requires")
+        return found[ID_CONTENT_TYPE].oid("contentType"), bytes(found[ID_MESSAGE_DIGEST].octets("messageDigest"))
+    except der.DerError as error:
+        raise BadSignatureError(f"cannot read the signed attributes: {error}") from None
+
+
+def _check_sid(info: SignerInfo, certificate: x509.Certificate) -> None:
+    if info.issuer is not None:
+        if info.issuer == issuer_bytes(certificate) and info.serial == certificate.serial_number:
+            return
+        raise SignerCertificateError(
+            f"the SignerInfo names serial {info.serial:#x} but the certificate carried is "
+            f"{subject_dn(certificate)} serial {certificate.serial_number:#x}"
+        )
+    ski = subject_key_identifier(certificate)
+    if ski is None or info.key_identifier != ski:
+        raise SignerCertificateError("the SignerInfo's subjectKeyIdentifier does not match the certificate carried")

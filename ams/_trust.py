@@ -1,0 +1,176 @@
+"""The certificate rules AMS applies, as functions: key usage per role, dates, and the chain.
+
+Trust anchors are the CA certificates of the receiver's keystore (basicConstraints cA=TRUE,
+self-signed or not). An issuer must always be a CA, with keyCertSign where keyUsage is present.
+Every CA of the keystore is an anchor, so a chain is the certificate and the CA that issued it:
+there are no untrusted intermediates to walk (and so no path lengths to check). A self-signed
+end-entity certificate is trusted only as itself (a pinned signer or recipient, when that exact
+certificate is in the keystore), never as an issuer: otherwise a partner whose self-signed
+certificate sits in the keystore could issue itself any name. There is no trust-on-first-use.
+
+``ams.verify.Verifier`` applies these with its caches.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from ams.dn import DistinguishedName
+from ams.errors import (
+    CertificateUsageError,
+    CertificateValidityError,
+    SignerCertificateError,
+    UntrustedSignerError,
+    summarise,
+)
+from ams.hazmat.certificates import basic_constraints, key_usage, subject_dn
+from ams.keys.keystore import Keystore, describe
+
+
+def is_ca(certificate: x509.Certificate) -> bool:
+    constraints = basic_constraints(certificate)
+    return constraints is not None and constraints.ca
+
+
+def why_not_issuer(certificate: x509.Certificate) -> str | None:
+    """Why ``certificate`` may not issue certificates (None when it may)."""
+    if not is_ca(certificate):
+        return "it is not a CA (basicConstraints cA=TRUE missing)"
+    usage = key_usage(certificate)
+    if usage is not None and not usage.key_cert_sign:
+        return "its keyUsage lacks keyCertSign"
+    return None
+
+
+def is_anchor(certificate: x509.Certificate) -> bool:
+    """A keystore certificate that may anchor chains: a CA allowed to issue."""
+    return why_not_issuer(certificate) is None
+
+
+def is_self_signed(certificate: x509.Certificate) -> bool:
+    if certificate.issuer != certificate.subject:
+        return False
+    try:
+        certificate.verify_directly_issued_by(certificate)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def check_validity(certificate: x509.Certificate, at: datetime.datetime, skew: datetime.timedelta, role: str) -> None:
+    if at + skew < certificate.not_valid_before_utc:
+        raise CertificateValidityError(
+            f"{role} certificate is not yet valid at {at:%Y-%m-%d %H:%M:%S} UTC: {describe(certificate)}; "
+            "check the clocks of both machines or wait until the certificate's start date"
+        )
+    if at - skew > certificate.not_valid_after_utc:
+        raise CertificateValidityError(
+            f"{role} certificate expired before {at:%Y-%m-%d %H:%M:%S} UTC: {describe(certificate)}; "
+            "the sender needs a renewed certificate"
+        )
+
+
+def check_signer_usage(certificate: x509.Certificate) -> None:
+    """keyUsage, extendedKeyUsage, not a CA, RSA: what AMS requires of a signer."""
+    subject = DistinguishedName.from_x509(certificate.subject)
+    if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
+        raise SignerCertificateError(
+            f"signer {subject} has a {type(certificate.public_key()).__name__.lstrip('_')} key; "
+            "AMS accepts RSA signers only"
+        )
+    if is_ca(certificate):
+        raise CertificateUsageError(
+            f"signer {subject} is a CA certificate (basicConstraints cA=TRUE); AMS signers must "
+            "be end-entity certificates"
+        )
+    usage = key_usage(certificate)
+    if usage is not None and not (usage.digital_signature or usage.content_commitment):
+        raise CertificateUsageError(
+            f"signer {subject} has keyUsage without digitalSignature or nonRepudiation; a signing "
+            "certificate needs one of them"
+        )
+    check_email_protection(certificate, "signer")
+
+
+def check_email_protection(certificate: x509.Certificate, role: str) -> None:
+    try:
+        eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if ExtendedKeyUsageOID.EMAIL_PROTECTION not in eku and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
+        found = ", ".join(getattr(o, "_name", o.dotted_string) for o in eku)
+        raise CertificateUsageError(
+            f"{role} {DistinguishedName.from_x509(certificate.subject)} has extendedKeyUsage {found} "
+            "without emailProtection, which AMS requires when the extension is present"
+        )
+
+
+def check_recipient_usage(certificate: x509.Certificate) -> None:
+    subject = DistinguishedName.from_x509(certificate.subject)
+    if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
+        raise CertificateUsageError(
+            f"recipient {subject} has a {type(certificate.public_key()).__name__.lstrip('_')} key; "
+            "AMS encrypts for RSA recipients only"
+        )
+    usage = key_usage(certificate)
+    if usage is not None and not usage.key_encipherment:
+        raise CertificateUsageError(
+            f"recipient {subject} has keyUsage without keyEncipherment, so it cannot receive a "
+            "wrapped message key: issue it a certificate with keyEncipherment"
+        )
+    check_email_protection(certificate, "recipient")
+
+
+def check_usage(certificate: x509.Certificate, role: str) -> None:
+    """What AMS requires of a signer's (``role`` "signer") or a recipient's certificate."""
+    if role == "signer":
+        check_signer_usage(certificate)
+    else:
+        check_recipient_usage(certificate)
+
+
+def build_chain(keystore: Keystore, certificate: x509.Certificate, role: str) -> tuple[x509.Certificate, ...]:
+    """``certificate`` and the keystore CA that issued it (or the certificate alone when pinned),
+    every signature verified; UntrustedSignerError naming the anchors there otherwise."""
+    subject = subject_dn(certificate)
+    if not is_ca(certificate) and is_self_signed(certificate):
+        if keystore.contains(certificate):
+            return (certificate,)  # pinned: trusted as itself, never as an issuer
+        raise UntrustedSignerError(
+            f"{role} {subject} has a self-signed certificate that is not in {keystore.source}: a "
+            "self-signed certificate is trusted only when that exact certificate is in the receiver's keystore"
+        )
+    refused: list[str] = []
+    issuer = _issuer_of(keystore, certificate, refused)
+    if issuer is not None:
+        return (certificate, issuer)
+    anchors = [str(subject_dn(c)) for c in keystore.certificates if is_anchor(c)]
+    because = f"; refused as issuers: {summarise(refused, 3)}" if refused else ""
+    raise UntrustedSignerError(
+        f"{role} {subject} (issued by {DistinguishedName.from_x509(certificate.issuer)}, serial "
+        f"{certificate.serial_number:#x}) does not chain to a trust anchor in {keystore.source}{because}; "
+        f"anchors there: {summarise(anchors)}. Add the issuing CA's certificate to the receiver's keystore "
+        "if you trust it"
+    )
+
+
+def _issuer_of(keystore: Keystore, certificate: x509.Certificate, refused: list[str]) -> x509.Certificate | None:
+    """A keystore certificate that issued ``certificate`` and may issue."""
+    for candidate in keystore.by_subject(certificate.issuer):
+        if candidate == certificate:
+            continue
+        try:
+            certificate.verify_directly_issued_by(candidate)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        reason = why_not_issuer(candidate)
+        if reason is not None:
+            refused.append(f"{subject_dn(candidate)} ({reason})")
+            continue
+        return candidate
+    return None

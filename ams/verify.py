@@ -1,0 +1,224 @@
+"""The verifier: who a message's signer is, whether to trust them, and whom to encrypt for.
+
+A :class:`Verifier` owns everything about certificates that a Protector needs: loading the
+certificate a message carries, its chain to the receiver's trust anchors, dates and key usage,
+the SignedData signature, the policy's authorised signers, revocation (through an injected
+fetch), and recipients' certificates for the sender. It keeps the long-lived caches (parsed
+certificates, chains, recipients per policy), so there is one per queue manager connection
+(``ProtectedQueueManager`` shares one among its handles), or one per Protector by default.
+
+It does no I/O itself: :meth:`Verifier.from_keystore` is where CRL files are read and the OCSP
+fetch is chosen (the HTTP client by default), both at the edge, in ``ams.keys``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import warnings
+from collections.abc import Sequence
+
+import attrs
+from cryptography import x509
+
+from ams._signature import load_certificate, signer_certificate, verify_signed_data
+from ams._trust import build_chain, check_usage, check_validity
+from ams.algorithms import QoP
+from ams.dn import DistinguishedName
+from ams.errors import AmsSecurityWarning, RecipientCertificateError, SecurityError, UnauthorisedSignerError, summarise
+from ams.hazmat.certificates import key_usage, subject_dn
+from ams.hazmat.signed import SignedContent
+from ams.keys.keystore import Keystore
+from ams.keys.revocation import Fetch, RevocationChecker
+from ams.policy.model import Policy
+
+_CACHE_SIZE = 1024
+_Link = tuple[x509.Certificate, datetime.datetime, datetime.datetime]
+
+
+@attrs.frozen
+class RecipientCertificate:
+    """The certificate chosen for a recipient's DN, and until when its chain is valid."""
+
+    certificate: x509.Certificate
+    valid_until: datetime.datetime
+
+
+class Verifier:
+    """Validates signers' and recipients' certificates against one keystore's trust anchors.
+
+    ``clock_skew`` widens every certificate's validity on both sides; ``strict_dn`` compares DNs
+    exactly instead of the way IBM's Java client does; ``revocation`` checks each chain (none by
+    default: see :meth:`from_keystore`).
+    """
+
+    def __init__(
+        self,
+        keystore: Keystore,
+        *,
+        clock_skew: datetime.timedelta = datetime.timedelta(minutes=5),
+        strict_dn: bool = False,
+        revocation: RevocationChecker | None = None,
+    ) -> None:
+        self.keystore = keystore
+        self.skew = clock_skew
+        self.strict_dn = strict_dn
+        self.revocation = revocation
+        self._certificates: dict[bytes, x509.Certificate] = {}
+        self._chains: dict[x509.Certificate, tuple[_Link, ...]] = {}
+        self._usable: set[tuple[x509.Certificate, str]] = set()
+        self._recipients: dict[Policy, tuple[tuple[x509.Certificate, ...], datetime.datetime]] = {}
+
+    @classmethod
+    def from_keystore(
+        cls,
+        keystore: Keystore,
+        *,
+        clock_skew: datetime.timedelta = datetime.timedelta(minutes=5),
+        strict_dn: bool = False,
+        fetch: Fetch | None = None,
+    ) -> Verifier:
+        """A verifier with the revocation checks the keystore.conf configures (none when it configures
+        none): its CRL files are read now, and OCSP requests go through ``fetch`` (HTTP by default)."""
+        settings = keystore.revocation
+        checker = RevocationChecker.online(settings, fetch=fetch) if settings is not None and settings.enabled else None
+        return cls(keystore, clock_skew=clock_skew, strict_dn=strict_dn, revocation=checker)
+
+    def __repr__(self) -> str:
+        return f"Verifier({self.keystore!r}, revocation {'on' if self.revocation else 'off'})"
+
+    # -- signers ------------------------------------------------------------------------------
+
+    def certificate(self, encoded: bytes) -> x509.Certificate:
+        """A certificate a message carries, parsed in full (cached by its bytes); MalformedMessageError if not."""
+        certificate = self._certificates.get(encoded)
+        if certificate is None:
+            certificate = load_certificate(encoded)
+            if len(self._certificates) >= _CACHE_SIZE:
+                self._certificates.clear()
+            self._certificates[encoded] = certificate
+        return certificate
+
+    def signer_certificate(self, signed: SignedContent) -> x509.Certificate:
+        """The one certificate a SignedData must carry, parsed."""
+        return signer_certificate(signed, self.certificate)
+
+    def verify_signature(self, signed: SignedContent, certificate: x509.Certificate) -> None:
+        """``certificate`` made the SignedData's one signature over its content; BadSignatureError if not."""
+        verify_signed_data(signed, certificate)
+
+    def authenticate(self, certificate: x509.Certificate, role: str = "signer") -> Sequence[x509.Certificate]:
+        """The chain from ``certificate`` to an anchor, every issuer's signature verified.
+
+        Only this makes a certificate's bytes trustworthy: a privacy receiver calls it before it
+        says anything about a signer's certificate, because the inner signature does not cover
+        the certificate (a changed ciphertext can alter it and leave that signature valid).
+        """
+        return [link for link, _, _ in self._chain(certificate, role)]
+
+    def validate_signer(
+        self, certificate: x509.Certificate, at: datetime.datetime | None = None
+    ) -> Sequence[x509.Certificate]:
+        """The signer's chain, authenticated, then key usage, dates and revocation checked."""
+        when = at or datetime.datetime.now(datetime.UTC)
+        chain = self._chain(certificate, "signer")
+        self._check_usage(certificate, "signer")
+        self._check_dates(chain, when, "signer")
+        links = [link for link, _, _ in chain]
+        if self.revocation is not None:
+            for child, issuer in itertools.pairwise(links):
+                self.revocation.check(child, issuer, when)
+        return links
+
+    def check_authorised(self, policy: Policy, certificate: x509.Certificate) -> None:
+        """The policy's authorised signers (``-a``) include the signer; any signer when it lists none."""
+        if not policy.signers:
+            return
+        subject = subject_dn(certificate)
+        if any(subject.matches(allowed, strict=self.strict_dn) for allowed in policy.signers):
+            return
+        near = [f"{allowed} ({'; '.join(subject.differences(allowed))})" for allowed in policy.signers[:5]]
+        allowed = summarise(near, total=len(policy.signers))
+        raise UnauthorisedSignerError(
+            f"the message is signed by {subject} (issuer {DistinguishedName.from_x509(certificate.issuer)}), "
+            f"who is not an authorised signer (-a) for queue {policy.name}; the policy allows: {allowed}. "
+            "Add the signer's DN with -a if it should be accepted"
+        )
+
+    # -- recipients ---------------------------------------------------------------------------
+
+    def recipient(self, dn: DistinguishedName, at: datetime.datetime | None = None) -> RecipientCertificate:
+        """The certificate to encrypt for ``dn``: of those with that DN, the newest valid one.
+
+        Valid means as a signer's is valid: dates, a chain to an anchor, keyEncipherment. When
+        none is, the error names the DN and why each candidate was refused.
+        """
+        when = at or datetime.datetime.now(datetime.UTC)
+        candidates = self.keystore.find(dn, strict=self.strict_dn)
+        if not candidates:
+            self.keystore.recipient(dn, strict=self.strict_dn)  # raises RecipientNotFoundError, with near misses
+        usable: list[RecipientCertificate] = []
+        problems: list[str] = []
+        for certificate in candidates:
+            try:
+                chain = self._chain(certificate, "recipient")
+                self._check_usage(certificate, "recipient")
+                self._check_dates(chain, when, "recipient")
+            except SecurityError as error:
+                problems.append(f"serial {certificate.serial_number:#x}: {error.message}")
+                continue
+            usable.append(RecipientCertificate(certificate, min(end for _, _, end in chain) + self.skew))
+        if not usable:
+            raise RecipientCertificateError(
+                f"no usable certificate for recipient {dn} in {self.keystore.source}: {summarise(problems, 3)}. "
+                "Nothing was encrypted for it: import a valid certificate of the recipient, issued by a CA "
+                "in this keystore"
+            )
+        return max(usable, key=lambda found: found.certificate.not_valid_before_utc)
+
+    def recipients(self, policy: Policy, at: datetime.datetime | None = None) -> tuple[x509.Certificate, ...]:
+        """Each of the policy's recipients' certificates, validated; cached until one expires."""
+        now = at or datetime.datetime.now(datetime.UTC)
+        cached = self._recipients.get(policy)
+        if cached is not None and now <= cached[1]:
+            return cached[0]
+        chosen = [self.recipient(dn, now) for dn in policy.recipients]
+        for dn, found in zip(policy.recipients, chosen, strict=True):
+            usage = key_usage(found.certificate)
+            if policy.qop is QoP.CONFIDENTIALITY and usage is not None and not usage.data_encipherment:
+                warnings.warn(
+                    f"confidentiality recipient {dn} has keyUsage without dataEncipherment, which IBM's "
+                    "documentation names for confidentiality: issue its certificates with it",
+                    AmsSecurityWarning,
+                    stacklevel=4,
+                )
+        certificates = tuple(found.certificate for found in chosen)
+        if len(self._recipients) >= _CACHE_SIZE:
+            self._recipients.clear()
+        self._recipients[policy] = (certificates, min(found.valid_until for found in chosen))
+        return certificates
+
+    # -- caches -------------------------------------------------------------------------------
+
+    def _chain(self, certificate: x509.Certificate, role: str) -> tuple[_Link, ...]:
+        chain = self._chains.get(certificate)
+        if chain is None:
+            built = build_chain(self.keystore, certificate, role)
+            chain = tuple((c, c.not_valid_before_utc, c.not_valid_after_utc) for c in built)
+            if len(self._chains) >= _CACHE_SIZE:
+                self._chains.clear()
+            self._chains[certificate] = chain
+        return chain
+
+    def _check_usage(self, certificate: x509.Certificate, role: str) -> None:
+        if (certificate, role) in self._usable:
+            return
+        check_usage(certificate, role)
+        if len(self._usable) >= _CACHE_SIZE:
+            self._usable.clear()
+        self._usable.add((certificate, role))
+
+    def _check_dates(self, chain: Sequence[_Link], when: datetime.datetime, role: str) -> None:
+        for index, (link, not_before, not_after) in enumerate(chain):
+            if not not_before - self.skew <= when <= not_after + self.skew:
+                check_validity(link, when, self.skew, role if index == 0 else "issuing CA")
