@@ -22,7 +22,6 @@ class QoP(enum.Enum):
         return self.name
 
 
-
 class SignatureAlgorithm(enum.Enum):
     """``-s`` / SIGNALG. The value is the PCF value and the strength rank."""
 
@@ -35,21 +34,26 @@ class SignatureAlgorithm(enum.Enum):
 
     @property
     def label(self) -> str:
+        """The name setmqspl ``-s`` and MQSC SIGNALG use: NONE, MD5, SHA1, SHA256, SHA384 or SHA512."""
         return self.name
 
     @property
     def deprecated(self) -> bool:
+        """True for MD5 and SHA-1, which no longer resist collisions."""
         return self in (SignatureAlgorithm.MD5, SignatureAlgorithm.SHA1)
 
     @property
     def oid(self) -> str:
+        """The digest's OID in CMS (format.md §3); KeyError for NONE."""
         return _DIGEST_OIDS[self]
 
     def hash(self) -> hashes.HashAlgorithm:
+        """A new instance of cryptography's hash for this digest; KeyError for NONE."""
         return _HASHES[self]()
 
     @classmethod
     def from_label(cls, label: str) -> SignatureAlgorithm:
+        """The member whose :attr:`label` is ``label`` (case-sensitive); KeyError when none is."""
         for member in cls:
             if member.label == label:
                 return member
@@ -57,6 +61,7 @@ class SignatureAlgorithm(enum.Enum):
 
     @classmethod
     def from_oid(cls, oid: str) -> SignatureAlgorithm | None:
+        """The digest a CMS digest OID names, or None when AMS defines no such digest."""
         return _DIGEST_BY_OID.get(oid)
 
     def __str__(self) -> str:
@@ -75,18 +80,22 @@ class EncryptionAlgorithm(enum.Enum):
 
     @property
     def label(self) -> str:
+        """The name setmqspl ``-e`` and MQSC ENCALG use: NONE, RC2, DES, 3DES, AES128 or AES256."""
         return "3DES" if self is EncryptionAlgorithm.TDES else self.name
 
     @property
     def deprecated(self) -> bool:
+        """True for RC2, DES and 3DES, the 64-bit block ciphers."""
         return self in (EncryptionAlgorithm.RC2, EncryptionAlgorithm.DES, EncryptionAlgorithm.TDES)
 
     @property
     def spec(self) -> CipherSpec:
+        """The cipher's OID, key and block sizes and constructor (format.md §4); KeyError for NONE."""
         return _CIPHERS[self]
 
     @classmethod
     def from_label(cls, label: str) -> EncryptionAlgorithm:
+        """The member whose :attr:`label` is ``label`` (case-sensitive, ``3DES`` for TDES); KeyError when none is."""
         for member in cls:
             if member.label == label:
                 return member
@@ -94,6 +103,7 @@ class EncryptionAlgorithm(enum.Enum):
 
     @classmethod
     def from_oid(cls, oid: str) -> EncryptionAlgorithm | None:
+        """The cipher a CMS content-encryption OID names, or None when AMS defines no such cipher."""
         for member, spec in _CIPHERS.items():
             if spec.oid == oid:
                 return member
@@ -151,7 +161,6 @@ _HASHES: dict[SignatureAlgorithm, Callable[[], hashes.HashAlgorithm]] = {
 
 # Signature algorithm OIDs a reader accepts: rsaEncryption (what AMS writes) or the
 # hash-specific PKCS#1 v1.5 OIDs some CMS libraries write instead.
-RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
 RSA_WITH_DIGEST: dict[str, SignatureAlgorithm] = {
     "1.2.840.113549.1.1.4": SignatureAlgorithm.MD5,
     "1.2.840.113549.1.1.5": SignatureAlgorithm.SHA1,

@@ -191,6 +191,7 @@ class Attribute:
 
     @property
     def name(self) -> str:
+        """The attribute type's display name: ``CN``, ``O``... or ``OID.n.n.n``."""
         return short_name(self.oid)
 
 
@@ -438,90 +439,120 @@ def _split(text: str) -> Iterable[tuple[Attribute, str]]:
     index = 0
     length = len(text)
     while True:
-        equals = text.find("=", index)
-        if equals < 0:
-            raise DistinguishedNameError(
-                f"no '=' after position {index} of {_shown(text)}; each component is TYPE=value"
-            )
-        name = text[index:equals]
-        if any(c in name for c in ",;+"):
-            raise DistinguishedNameError(
-                f"component {_shown(name.strip())} in {_shown(text)} has no '='; each component is TYPE=value"
-            )
+        name, index = _read_type(text, index)
         oid = _attribute_oid(name)
-        index = equals + 1
-        while index < length and text[index] == " ":
-            index += 1
-        value_chars: list[str] = []
+        index = _skip_spaces(text, index + 1)
         if index < length and text[index] == '"':
-            index += 1
-            while index < length and text[index] != '"':
-                if text[index] == "\\" and index + 1 < length:
-                    index += 1
-                value_chars.append(text[index])
-                index += 1
-            if index >= length:
-                raise DistinguishedNameError(f"unterminated quoted value in {_shown(text)}; close it with '\"'")
-            index += 1
-            value = "".join(value_chars)
-            while index < length and text[index] == " ":
-                index += 1
-            if index < length and text[index] not in ",;+":
-                raise DistinguishedNameError(
-                    f"unexpected character after the quoted value of {name.strip()} at position {index} of "
-                    f"{_shown(text)}; expected ',', ';', '+' or the end"
-                )
+            value, index = _read_quoted(text, index, name)
         else:
-            trailing_literal = 0
-            while index < length and text[index] not in ",;+":
-                char = text[index]
-                if char == "\\":
-                    if index + 1 >= length:
-                        raise DistinguishedNameError(f"dangling '\\' at the end of {_shown(text)}")
-                    if _HEX_PAIR.match(text, index):
-                        # a run of \XX escapes encodes UTF-8 bytes
-                        start = index
-                        raw = bytearray()
-                        while _HEX_PAIR.match(text, index):
-                            raw.append(int(text[index + 1 : index + 3], 16))
-                            index += 3
-                        try:
-                            value_chars.append(raw.decode("utf-8"))
-                        except UnicodeDecodeError:
-                            raise DistinguishedNameError(
-                                f"the \\XX escapes at position {start} of {_shown(text)} are not UTF-8; "
-                                "escape each byte of a character's UTF-8 encoding"
-                            ) from None
-                        trailing_literal = len(value_chars)
-                        continue
-                    value_chars.append(text[index + 1])
-                    trailing_literal = len(value_chars)
-                    index += 2
-                    continue
-                value_chars.append(char)
-                index += 1
-            # strip unescaped trailing spaces only
-            while len(value_chars) > trailing_literal and value_chars[-1] == " ":
-                value_chars.pop()
-            value = "".join(value_chars)
-        if value == "":
-            raise DistinguishedNameError(f"empty value for {_shown(name.strip())} in {_shown(text)}")
-        if "\x00" in value:
-            raise DistinguishedNameError(
-                f"the value of {name.strip()} in {_shown(text)} holds a NUL (\\00), which no certificate name "
-                "can hold: remove it"
-            )
-        if len(value) > MAX_VALUE_BYTES // 4 and len(value.encode("utf-8")) > MAX_VALUE_BYTES:
-            raise DistinguishedNameError(
-                f"the value of {_shown(name.strip())} in {_shown(text)} is longer than {MAX_VALUE_BYTES} bytes "
-                "(UTF-8); AMS reads at most that many"
-            )
+            value, index = _read_plain(text, index)
+        _check_value(text, name, value)
         separator = text[index] if index < length else ""
         yield Attribute(oid, value), separator
         if not separator:
             return
-        index += 1
-        while index < length and text[index] == " ":
-            index += 1
+        index = _skip_spaces(text, index + 1)
         if index >= length:
             raise DistinguishedNameError(f"{_shown(text)} ends with a separator; remove it or add a component")
+
+
+def _skip_spaces(text: str, index: int) -> int:
+    """The first position at or after ``index`` that is not an ASCII space."""
+    while index < len(text) and text[index] == " ":
+        index += 1
+    return index
+
+
+def _read_type(text: str, index: int) -> tuple[str, int]:
+    """The attribute type text of the component at ``index``, and the position of its ``=``."""
+    equals = text.find("=", index)
+    if equals < 0:
+        raise DistinguishedNameError(f"no '=' after position {index} of {_shown(text)}; each component is TYPE=value")
+    name = text[index:equals]
+    if any(c in name for c in ",;+"):
+        raise DistinguishedNameError(
+            f"component {_shown(name.strip())} in {_shown(text)} has no '='; each component is TYPE=value"
+        )
+    return name, equals
+
+
+def _read_quoted(text: str, index: int, name: str) -> tuple[str, int]:
+    """A ``"..."`` value starting at ``index``, and the position of the separator (or end) after it."""
+    length = len(text)
+    value_chars: list[str] = []
+    index += 1
+    while index < length and text[index] != '"':
+        if text[index] == "\\" and index + 1 < length:
+            index += 1
+        value_chars.append(text[index])
+        index += 1
+    if index >= length:
+        raise DistinguishedNameError(f"unterminated quoted value in {_shown(text)}; close it with '\"'")
+    index = _skip_spaces(text, index + 1)
+    if index < length and text[index] not in ",;+":
+        raise DistinguishedNameError(
+            f"unexpected character after the quoted value of {name.strip()} at position {index} of "
+            f"{_shown(text)}; expected ',', ';', '+' or the end"
+        )
+    return "".join(value_chars), index
+
+
+def _read_plain(text: str, index: int) -> tuple[str, int]:
+    """An unquoted value starting at ``index``, unescaped, and the position of the separator (or end) after it.
+
+    Trailing spaces are dropped unless escaped.
+    """
+    length = len(text)
+    value_chars: list[str] = []
+    trailing_literal = 0
+    while index < length and text[index] not in ",;+":
+        char = text[index]
+        if char != "\\":
+            value_chars.append(char)
+            index += 1
+            continue
+        if index + 1 >= length:
+            raise DistinguishedNameError(f"dangling '\\' at the end of {_shown(text)}")
+        if _HEX_PAIR.match(text, index):
+            decoded, index = _read_hex_escapes(text, index)
+            value_chars.append(decoded)
+        else:
+            value_chars.append(text[index + 1])
+            index += 2
+        trailing_literal = len(value_chars)
+    # strip unescaped trailing spaces only
+    while len(value_chars) > trailing_literal and value_chars[-1] == " ":
+        value_chars.pop()
+    return "".join(value_chars), index
+
+
+def _read_hex_escapes(text: str, index: int) -> tuple[str, int]:
+    """A run of ``\\XX`` escapes at ``index``, decoded as the UTF-8 bytes they encode, and the position after it."""
+    start = index
+    raw = bytearray()
+    while _HEX_PAIR.match(text, index):
+        raw.append(int(text[index + 1 : index + 3], 16))
+        index += 3
+    try:
+        return raw.decode("utf-8"), index
+    except UnicodeDecodeError:
+        raise DistinguishedNameError(
+            f"the \\XX escapes at position {start} of {_shown(text)} are not UTF-8; "
+            "escape each byte of a character's UTF-8 encoding"
+        ) from None
+
+
+def _check_value(text: str, name: str, value: str) -> None:
+    """Refuse an empty value, a NUL, or a value longer than MAX_VALUE_BYTES in UTF-8."""
+    if value == "":
+        raise DistinguishedNameError(f"empty value for {_shown(name.strip())} in {_shown(text)}")
+    if "\x00" in value:
+        raise DistinguishedNameError(
+            f"the value of {name.strip()} in {_shown(text)} holds a NUL (\\00), which no certificate name "
+            "can hold: remove it"
+        )
+    if len(value) > MAX_VALUE_BYTES // 4 and len(value.encode("utf-8")) > MAX_VALUE_BYTES:
+        raise DistinguishedNameError(
+            f"the value of {_shown(name.strip())} in {_shown(text)} is longer than {MAX_VALUE_BYTES} bytes "
+            "(UTF-8); AMS reads at most that many"
+        )

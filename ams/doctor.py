@@ -27,6 +27,8 @@ EXPIRY_WARNING = datetime.timedelta(days=30)
 
 @attrs.frozen
 class Finding:
+    """One problem ``ams doctor`` reports: how grave, what it concerns, what is wrong and how to fix it."""
+
     level: str  # "error" or "warning"
     subject: str
     problem: str
@@ -43,6 +45,11 @@ def diagnose(
     queue: str | None = None,
     at: datetime.datetime | None = None,
 ) -> list[Finding]:
+    """Check the keystore ``conf`` names (None: the default one) and ``policies`` (only ``queue``'s, when given).
+
+    Dates are judged at ``at`` (default: now). A keystore that does not load is the one finding;
+    nothing is raised for what the checks find.
+    """
     now = at or datetime.datetime.now(datetime.UTC)
     findings: list[Finding] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -52,7 +59,8 @@ def diagnose(
         except AmsError as error:
             return [Finding("error", "keystore", error.message, "correct keystore.conf as the message says")]
     for warning in caught:
-        findings.append(Finding("warning", "key hygiene", str(warning.message), "see the problem; --strict refuses"))
+        fix = "see the problem; --strict-keystore (Keystore.from_conf(strict=True)) refuses"
+        findings.append(Finding("warning", "key hygiene", str(warning.message), fix))
     if any(k for k in keystore.settings if k.startswith(("pkcs12.", "jks.", "jceks.", "pem."))) and conf is not None:
         text = conf.read_text(encoding="utf-8")
         if any(line.split("=", 1)[0].strip().endswith(("_pass", "password")) for line in text.splitlines()):
@@ -85,62 +93,27 @@ def diagnose(
 def _own_certificate(
     keystore: Keystore, trust: Verifier, policies: Mapping[str, Policy], now: datetime.datetime
 ) -> list[Finding]:
-    out: list[Finding] = []
+    """This user's key and certificate, against the policies that sign with it or encrypt to it."""
     identity = keystore.identity
     signs = [p for p in policies.values() if p.signature_algorithm is not SignatureAlgorithm.NONE]
     if identity is None:
         if signs or any(p.encryption_algorithm is not EncryptionAlgorithm.NONE for p in policies.values()):
-            out.append(
+            return [
                 Finding(
                     "error",
                     "identity",
                     "the keystore has no private key, but policies sign or encrypt",
                     "add this user's key and certificate to the keystore",
                 )
-            )
-        return out
+            ]
+        return []
     certificate, me = identity.certificate, str(identity.dn)
     key = certificate.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
-        out.append(Finding("error", me, "the key is not RSA", "issue an RSA certificate (2048 bits or more)"))
-        return out
-    long_digests = [p.name for p in signs if _rules.key_too_small(p.signature_algorithm, key.key_size)]
-    if long_digests:
-        out.append(
-            Finding(
-                "error",
-                me,
-                f"{key.key_size}-bit key, but {', '.join(long_digests)} sign with SHA384/SHA512",
-                f"use a key longer than {_rules.LONG_DIGEST_KEY_BITS} bits (2048 or more) or SHA256",
-            )
-        )
-    if key.key_size < 2048:
-        out.append(Finding("warning", me, f"{key.key_size}-bit RSA key", "issue a 2048-bit or longer key"))
-    if signs:
-        try:
-            check_signer_usage(certificate)
-        except SecurityError as error:
-            out.append(
-                Finding(
-                    "error",
-                    me,
-                    f"cannot sign for {', '.join(p.name for p in signs)}: {error.message}",
-                    "issue a certificate with keyUsage digitalSignature or nonRepudiation",
-                )
-            )
+        return [Finding("error", me, "the key is not RSA", "issue an RSA certificate (2048 bits or more)")]
     reads = [p for p in policies.values() if any(identity.dn.matches(r) for r in p.recipients)]
-    if reads:
-        try:
-            check_recipient_usage(certificate)
-        except SecurityError as error:
-            out.append(
-                Finding(
-                    "error",
-                    me,
-                    f"cannot receive {', '.join(p.name for p in reads)}: {error.message}",
-                    "issue a certificate with keyUsage keyEncipherment",
-                )
-            )
+    out = _key_size(me, key, signs)
+    out += _own_usage(me, certificate, signs, reads)
     out += _dates(me, certificate, now)
     try:
         trust.validate_signer(certificate, now)
@@ -153,6 +126,54 @@ def _own_certificate(
                 "add the issuing CA to the keystore; receivers need it too",
             )
         )
+    return out
+
+
+def _key_size(me: str, key: rsa.RSAPublicKey, signs: list[Policy]) -> list[Finding]:
+    """An RSA key too short for a policy's digest (an error) or shorter than 2048 bits (a warning)."""
+    out: list[Finding] = []
+    long_digests = [p.name for p in signs if _rules.key_too_small(p.signature_algorithm, key.key_size)]
+    if long_digests:
+        out.append(
+            Finding(
+                "error",
+                me,
+                f"{key.key_size}-bit key, but {', '.join(long_digests)} sign with SHA384/SHA512",
+                f"use a key longer than {_rules.LONG_DIGEST_KEY_BITS} bits (2048 or more) or SHA256",
+            )
+        )
+    if key.key_size < 2048:
+        out.append(Finding("warning", me, f"{key.key_size}-bit RSA key", "issue a 2048-bit or longer key"))
+    return out
+
+
+def _own_usage(me: str, certificate: x509.Certificate, signs: list[Policy], reads: list[Policy]) -> list[Finding]:
+    """A keyUsage that does not allow signing for ``signs`` or receiving ``reads``."""
+    out: list[Finding] = []
+    if signs:
+        try:
+            check_signer_usage(certificate)
+        except SecurityError as error:
+            out.append(
+                Finding(
+                    "error",
+                    me,
+                    f"cannot sign for {', '.join(p.name for p in signs)}: {error.message}",
+                    "issue a certificate with keyUsage digitalSignature or nonRepudiation",
+                )
+            )
+    if reads:
+        try:
+            check_recipient_usage(certificate)
+        except SecurityError as error:
+            out.append(
+                Finding(
+                    "error",
+                    me,
+                    f"cannot receive {', '.join(p.name for p in reads)}: {error.message}",
+                    "issue a certificate with keyUsage keyEncipherment",
+                )
+            )
     return out
 
 

@@ -37,8 +37,10 @@ class Unprotected:
 
     @property
     def signer_dn(self) -> DistinguishedName | None:
+        """The signer certificate's subject, or None when no signer travelled (confidentiality, unprotected)."""
         return DistinguishedName.from_x509(self.signer.subject) if self.signer else None
 
     @property
     def protected(self) -> bool:
+        """True when the message arrived with a PDMQ header, that is, protected."""
         return self.header is not None

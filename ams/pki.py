@@ -33,6 +33,7 @@ _ONE_DAY = datetime.timedelta(days=1)
 
 
 def new_key(bits: int = 2048) -> rsa.RSAPrivateKey:
+    """A fresh RSA private key of ``bits`` bits, public exponent 65537."""
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
@@ -45,6 +46,7 @@ class Issued:
 
     @property
     def dn(self) -> DistinguishedName:
+        """The certificate's subject."""
         return DistinguishedName.from_x509(self.certificate.subject)
 
 
@@ -59,6 +61,10 @@ def make_ca(
     not_before: datetime.datetime | None = None,
     days: int = 3650,
 ) -> Issued:
+    """A self-signed CA for ``dn``: basicConstraints CA, keyUsage keyCertSign and cRLSign, SHA-256.
+
+    Valid for ``days`` from ``not_before`` (default: a day ago); a new 2048-bit key unless ``key`` is given.
+    """
     key = key or new_key()
     start = not_before or datetime.datetime.now(datetime.UTC) - _ONE_DAY
     name = _name(dn)
@@ -143,6 +149,7 @@ def issue(
 
 
 def user_dn(user: str, organisation: str = "AMS", country: str = "GB") -> str:
+    """The DN the test PKI gives ``user``: ``CN=user,O=organisation,C=country``."""
     return f"CN={user},O={organisation},C={country}"
 
 

@@ -156,3 +156,59 @@ def test_inspect_opens_privacy_for_a_recipient(workspace: Path, capsys: pytest.C
         assert ("signer" in report) is opened
         if opened:
             assert report["signer"]["subject"] == "CN=alice,O=AMS,C=GB" and report["signature_algorithm"] == "SHA256"
+
+
+def test_the_checks_options_reach_the_protector(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--max-recipients, --strict-dn, --clock-skew and --crl change what unprotect accepts (each with its twin)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    conf_message = tmp_path / "conf.ams"
+    source = str(workspace / "in.txt")
+    assert _run(workspace, "alice", "protect", "-p", "CONF.Q", "-i", source, "-o", str(conf_message)) == 0
+    assert _run(workspace, "bob", "unprotect", "-p", "CONF.Q", "-i", str(conf_message)) == 0
+    assert _run(workspace, "bob", "unprotect", "-p", "CONF.Q", "-i", str(conf_message), "--max-recipients", "1") == 3
+    assert "more than 1 RecipientInfo" in capsys.readouterr().err
+
+    priv_message = tmp_path / "priv.ams"
+    assert _run(workspace, "alice", "protect", "-p", "PRIV.Q", "-i", source, "-o", str(priv_message)) == 0
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    (strict / "q.spl").write_text(
+        'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "CN=bob,O=AMS,C=GB" -a "cn=alice,o=ams,c=gb"\n'
+    )
+    keys = ["--keystore-conf", str(workspace / "pki" / "bob" / "keystore.conf"), "--policies", str(strict)]
+    assert main(["unprotect", "-p", "PRIV.Q", "-i", str(priv_message), *keys]) == 0
+    assert main(["unprotect", "-p", "PRIV.Q", "-i", str(priv_message), *keys, "--strict-dn"]) == 3
+    assert "unauthorised_signer" in capsys.readouterr().err
+
+    later = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=3000)).isoformat()
+    args = ["unprotect", "-p", "PRIV.Q", "-i", str(priv_message), *keys[:2], "--policies", str(workspace / "policies")]
+    assert main([*args, "--at", later]) == 3
+    assert "certificate_validity" in capsys.readouterr().err
+    assert main([*args, "--at", later, "--clock-skew", str(3000 * 86400)]) == 0
+
+    ca_key = serialization.load_pem_private_key((workspace / "pki" / "ca" / "ca.key.pem").read_bytes(), None)
+    assert isinstance(ca_key, rsa.RSAPrivateKey)
+    ca = x509.load_pem_x509_certificate((workspace / "pki" / "ca" / "ca.pem").read_bytes())
+    alice = x509.load_pem_x509_certificate((workspace / "pki" / "alice" / "alice.pem").read_bytes())
+    now = datetime.datetime.now(datetime.UTC)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.subject)
+        .last_update(now - datetime.timedelta(hours=1))
+        .next_update(now + datetime.timedelta(days=1))
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(alice.serial_number).revocation_date(now).build()
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    (tmp_path / "ca.crl").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    capsys.readouterr()
+    assert main([*args, "--crl", str(tmp_path / "ca.crl")]) == 3
+    assert "certificate_revoked" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 import ams
 import ams.errors
 from ams.algorithms import KEYREUSE_UNLIMITED
-from ams.policy import parse_setmqspl
+from ams.policy import PolicyRemoval, parse_setmqspl
 
 
 def test_ibm_documentation_examples() -> None:
@@ -27,8 +27,8 @@ def test_ibm_documentation_examples() -> None:
 
 
 def test_remove_is_a_command_not_a_policy() -> None:
-    command = parse_setmqspl("setmqspl -m QM1 -p Q -remove")
-    assert command.remove and command.policy is None
+    assert parse_setmqspl("setmqspl -m QM1 -p Q -remove") == PolicyRemoval("Q", "QM1")
+    assert isinstance(parse_setmqspl("setmqspl -m QM1 -p Q -s SHA256"), ams.Policy)  # the twin
     with pytest.raises(ams.errors.PolicyError, match="removes policy Q"):
         ams.Policy.from_setmqspl("setmqspl -m QM1 -p Q -remove")
 

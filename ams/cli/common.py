@@ -7,17 +7,21 @@ import datetime
 import sys
 from pathlib import Path
 
-from ams.keys import Keystore
+import attrs
+
+from ams.keys import Keystore, RevocationChecker, RevocationSettings
 from ams.keys.loading import default_conf_path
-from ams.mq.protected import policies_from_queue_manager
+from ams.limits import DEFAULT_LIMITS, Limits
+from ams.mq.protected import ProtectedQueueManager, policies_from_queue_manager
 from ams.mq.transport import QueueManager
 from ams.policy import Policy, PolicyStore
 from ams.protector import Protector
+from ams.verify import Verifier
 
 
 def add_keys_options(parser: argparse.ArgumentParser, *, queue_manager: bool = False) -> None:
-    """--policies and --keystore-conf; with ``queue_manager`` also --qm, and --policies becomes optional
-    (the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE is the default)."""
+    """--policies and --keystore-conf, and the options of the checks; with ``queue_manager`` also --qm,
+    and --policies becomes optional (the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE is the default)."""
     if queue_manager:
         parser.add_argument(
             "--qm",
@@ -32,29 +36,63 @@ def add_keys_options(parser: argparse.ArgumentParser, *, queue_manager: bool = F
         )
     else:
         parser.add_argument("--policies", required=True, type=Path, help="policy directory (*.spl, *.mqsc)")
+    add_keystore_option(parser)
+    add_check_options(parser)
+
+
+def add_keystore_option(parser: argparse.ArgumentParser) -> None:
+    """--keystore-conf and --strict-keystore."""
     parser.add_argument(
         "--keystore-conf",
         type=Path,
         default=None,
         help="keystore.conf (default: $MQS_KEYSTORE_CONF, else ~/.mqs/keystore.conf)",
     )
+    parser.add_argument(
+        "--strict-keystore",
+        action="store_true",
+        help="refuse unencrypted or group/world-readable key files and readable plain-text passwords",
+    )
+
+
+def add_check_options(parser: argparse.ArgumentParser) -> None:
+    """The Protector's and the Verifier's options a deployment may need to set."""
+    checks = parser.add_argument_group("checks")
+    checks.add_argument("--strict-dn", action="store_true", help="compare DNs exactly (IBM's documented rule)")
+    checks.add_argument(
+        "--clock-skew", type=float, default=300.0, metavar="SECONDS", help="certificate date tolerance (default 300)"
+    )
+    checks.add_argument(
+        "--max-recipients", type=int, default=None, metavar="N", help="RecipientInfos a message may hold (1024)"
+    )
+    checks.add_argument("--allow-deprecated", action="store_true", help="allow writing MD5, SHA1, RC2, DES, 3DES")
+    checks.add_argument("--crl", action="append", type=Path, default=[], metavar="FILE", help="a CRL file (repeat)")
+    checks.add_argument("--ocsp", action="store_true", help="check signers' certificates with OCSP (their AIA)")
+    checks.add_argument("--ocsp-url", default=None, metavar="URL", help="the OCSP responder to ask (http://)")
+    checks.add_argument(
+        "--revocation-fail", choices=["hard", "soft"], default=None, help="refuse (hard) or accept (soft) unknown"
+    )
 
 
 def add_io_options(parser: argparse.ArgumentParser) -> None:
+    """-i and -o: input and output files, standard input and output by default."""
     parser.add_argument("-i", "--input", type=Path, default=None, help="input file (default: standard input)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="output file (default: standard output)")
 
 
 def parse_time(text: str) -> datetime.datetime:
+    """An ISO 8601 time, UTC when it names no zone."""
     value = datetime.datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 
 
 def read_input(path: Path | None) -> bytes:
+    """The bytes of ``path``, or of standard input."""
     return sys.stdin.buffer.read() if path is None else path.read_bytes()
 
 
 def write_output(path: Path | None, data: bytes) -> None:
+    """Write ``data`` to ``path``, or to standard output."""
     if path is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -62,24 +100,65 @@ def write_output(path: Path | None, data: bytes) -> None:
         path.write_bytes(data)
 
 
-def protector(args: argparse.Namespace) -> Protector:
-    keystore = Keystore.from_conf(args.keystore_conf)
-    policies = PolicyStore.from_directory(args.policies)
-    return Protector(
-        keystore,
-        policies,
-        allow_deprecated=getattr(args, "allow_deprecated", False),
-        at=getattr(args, "at", None),
-        diagnose_decryption=getattr(args, "diagnose_decryption", False),
-    )
-
-
 def keystore_for(args: argparse.Namespace) -> Keystore:
     """The --keystore-conf keystore, or IBM's default one; none at all when no keystore.conf exists."""
     path = args.keystore_conf or default_conf_path()
     if args.keystore_conf is None and not path.exists():
         return Keystore(None, source="no keystore.conf")
-    return Keystore.from_conf(path)
+    return Keystore.from_conf(path, strict=getattr(args, "strict_keystore", False))
+
+
+def verifier_for(args: argparse.Namespace, keystore: Keystore) -> Verifier:
+    """A verifier with the keystore.conf's revocation settings, changed by the command line's."""
+    settings = keystore.revocation or RevocationSettings()
+    changes: dict[str, object] = {}
+    if args.crl:
+        changes["crl_files"] = (*settings.crl_files, *args.crl)
+    if args.ocsp or args.ocsp_url:
+        changes["ocsp"] = True
+    if args.ocsp_url:
+        changes["ocsp_url"] = args.ocsp_url
+    if args.revocation_fail:
+        changes["hard_fail"] = args.revocation_fail == "hard"
+    settings = attrs.evolve(settings, **changes)  # type: ignore[arg-type]
+    return Verifier(
+        keystore,
+        clock_skew=datetime.timedelta(seconds=args.clock_skew),
+        strict_dn=args.strict_dn,
+        revocation=RevocationChecker.online(settings) if settings.enabled else None,
+    )
+
+
+def limits_for(args: argparse.Namespace) -> Limits:
+    """The bounds on received messages, with --max-recipients."""
+    return Limits(recipients=args.max_recipients) if args.max_recipients else DEFAULT_LIMITS
+
+
+def protector(args: argparse.Namespace) -> Protector:
+    """A Protector from --keystore-conf, --policies and the check options."""
+    keystore = keystore_for(args)
+    return Protector(
+        keystore,
+        PolicyStore.from_directory(args.policies),
+        verifier=verifier_for(args, keystore),
+        allow_deprecated=args.allow_deprecated,
+        at=getattr(args, "at", None),
+        limits=limits_for(args),
+        diagnose_decryption=getattr(args, "diagnose_decryption", False),
+    )
+
+
+def manager_for(args: argparse.Namespace, qm: QueueManager) -> ProtectedQueueManager:
+    """A protected connection to ``qm`` with the command line's keystore, policies and checks."""
+    keystore = keystore_for(args)
+    return ProtectedQueueManager(
+        qm,
+        keystore,
+        policies_for(args, qm),
+        verifier=verifier_for(args, keystore),
+        allow_deprecated=args.allow_deprecated,
+        limits=limits_for(args),
+    )
 
 
 def policies_for(args: argparse.Namespace, qm: QueueManager) -> dict[str, Policy]:

@@ -25,6 +25,7 @@ DEFAULT_POLICIES = {
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command group's subcommands to ``commands``."""
     demo = commands.add_parser("demo", help="protect and unprotect with all three qualities of protection")
     demo.add_argument(
         "--policies",
@@ -37,6 +38,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command; the exit status (0 done, 1 problems found, 2 usage or configuration, 3 refused)."""
     with tempfile.TemporaryDirectory(prefix="ams-demo-") as scratch:
         root = args.keep or Path(scratch)
         return _demo(root, args.policies)
@@ -99,17 +101,25 @@ def _demo(root: Path, requested: Path) -> int:
     policies = _policies(root, requested)
     for name, policy in policies.items():
         print(f"  {name:<18} {policy.qop.name:<15} {policy.to_setmqspl('DEMOQM')}")
-    alice = Protector(Keystore.from_conf(pki.keystores["alice"]), policies)
-    bob = Protector(Keystore.from_conf(pki.keystores["bob"]), policies)
-    carol = Protector(Keystore.from_conf(pki.keystores["carol"]), policies)
+    alice, bob, carol = (Protector(Keystore.from_conf(pki.keystores[u]), policies) for u in ("alice", "bob", "carol"))
     body = b"Pay 1,000 GBP to account 12345678"
+    sent = _round_trips(alice, bob, body)
+    if not _rejections(bob, carol, sent, body):
+        return 1
+    _key_reuse(alice, bob, body)
+    _queues(root, pki.keystores, policies)
+    _worked_example(pki.ca, policies)
+    print("\ndemo finished: every accepted case round-tripped and every rejected case was refused")
+    return 0
 
+
+def _round_trips(alice: Protector, bob: Protector, body: bytes) -> dict[str, bytes]:
     print("\n== alice protects, bob unprotects")
     sent = {}
     for queue in ("DEMO.INTEGRITY", "DEMO.PRIVACY", "DEMO.CONFIDENTIAL"):
         protected = alice.protect(queue, body, "MQSTR")
         sent[queue] = protected.body
-        message = bob.unprotect(queue, protected.body, protected.format)
+        message = bob.unprotect(queue, protected)
         assert message.body == body
         signer = f"signed by {message.signer_dn}" if message.signer_dn else "no signer (confidentiality)"
         visible = body in protected.body
@@ -117,7 +127,10 @@ def _demo(root: Path, requested: Path) -> int:
             f"  {queue:<18} {message.qop.name:<15} {len(body)} -> {len(protected.body)} bytes, "
             f"payload {'readable' if visible else 'encrypted'} on the queue; bob reads {message.body!r}, {signer}"
         )
+    return sent
 
+
+def _rejections(bob: Protector, carol: Protector, sent: dict[str, bytes], body: bytes) -> bool:
     print("\n== rejected cases (each is MQRC 2063 and a trip to the error queue)")
     tampered = bytearray(sent["DEMO.INTEGRITY"])
     tampered[tampered.index(b"1,000")] ^= 0x01
@@ -137,23 +150,22 @@ def _demo(root: Path, requested: Path) -> int:
             print(f"  {title}:\n    {type(error).__name__}: {error}")
         else:  # pragma: no cover - the demo shows a failure of the library
             print(f"  {title}: UNEXPECTEDLY ACCEPTED")
-            return 1
+            return False
+    return True
 
+
+def _key_reuse(alice: Protector, bob: Protector, body: bytes) -> None:
     print("\n== confidentiality key reuse (KEYREUSE 32): one RSA-wrapped key serves many messages")
     before = bob.stats.rsa_private_operations
     blocks = set()
     for _ in range(10):
         protected = alice.protect("DEMO.CONFIDENTIAL", body, "MQSTR")
         blocks.add(bytes(_wire.parse(protected.body).confidential().key_block))
-        bob.unprotect("DEMO.CONFIDENTIAL", protected.body)
+        bob.unprotect("DEMO.CONFIDENTIAL", protected)
     print(
         f"  10 more messages: {len(blocks)} distinct key block(s), bob's RSA private-key operations: "
         f"{bob.stats.rsa_private_operations - before}, key-reuse cache hits so far: {bob.stats.key_reuse_hits}"
     )
-    _queues(root, pki.keystores, policies)
-    _worked_example(pki.ca, policies)
-    print("\ndemo finished: every accepted case round-tripped and every rejected case was refused")
-    return 0
 
 
 def _queues(root: Path, keystores: dict[str, Path], policies: PolicyStore) -> None:

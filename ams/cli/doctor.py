@@ -10,6 +10,7 @@ from ams.policy import PolicyStore
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command group's subcommands to ``commands``."""
     doctor = commands.add_parser("doctor", help="check a keystore (and policies) and say how to fix each finding")
     doctor.add_argument("--keystore-conf", type=Path, default=None)
     doctor.add_argument("--policies", type=Path, default=None)
@@ -18,6 +19,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command; the exit status (0 done, 1 problems found, 2 usage or configuration, 3 refused)."""
     policies = PolicyStore.from_directory(args.policies) if args.policies else PolicyStore()
     findings = diagnose(args.keystore_conf, policies, queue=args.queue)
     for finding in findings:

@@ -12,6 +12,7 @@ from ams.mqconstants import MQFMT_NONE
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command group's subcommands to ``commands``."""
     inspect = commands.add_parser("inspect", help="describe a protected message without unprotecting it")
     inspect.add_argument("-i", "--input", default=None, help="input file (default: standard input)")
     inspect.add_argument("--format", default=MQFMT_NONE, help="MQMD Format of the input (default blank)")
@@ -21,6 +22,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command; the exit status (0 done, 1 problems found, 2 usage or configuration, 3 refused)."""
     from pathlib import Path
 
     data = read_input(Path(args.input) if args.input else None)

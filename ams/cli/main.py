@@ -12,6 +12,7 @@ from ams.errors import AmsError, SecurityError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``ams`` argument parser, with every command group."""
     parser = argparse.ArgumentParser(prog="ams", description="IBM MQ Advanced Message Security in Python")
     parser.add_argument("--version", action="version", version=f"ams {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ams`` with ``argv``; only a status comes back: every failure is printed, never raised."""
     args = build_parser().parse_args(argv)
     try:
         result: int = args.run(args)

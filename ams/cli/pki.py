@@ -9,6 +9,7 @@ from ams.pki import init_pki
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command group's subcommands to ``commands``."""
     pki = commands.add_parser("pki", help="test PKI tools")
     actions = pki.add_subparsers(dest="pki_command", required=True)
     init = actions.add_parser("init", help="make a CA and users with keystores (for tests and demos)")
@@ -23,6 +24,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_init(args: argparse.Namespace) -> int:
+    """``ams ... init``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     users = [u.strip() for u in args.users.split(",") if u.strip()]
     made = init_pki(args.directory, users, organisation=args.organisation)
     print(f"CA      {made.ca.dn}  ({args.directory / 'ca' / 'ca.pem'})")

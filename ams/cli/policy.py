@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ams._files import file_errors, replace_file
@@ -19,6 +20,7 @@ _POLICY_FILE_MODE = 0o644  # policies are not secret; queue managers' tools must
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command group's subcommands to ``commands``."""
     policy = commands.add_parser("policy", help="manage a directory of AMS policies like setmqspl/dspmqspl")
     actions = policy.add_subparsers(dest="policy_command", required=True)
 
@@ -58,6 +60,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     check = with_store("check", "validate every file; exit non-zero on any error")
     check.set_defaults(run=run_check)
 
+    _register_rollout(with_store)
+
+
+def _register_rollout(with_store: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``ams policy apply`` and ``ams policy diff``: from a policy directory to queue managers."""
     apply = with_store("apply", "print the commands that make each queue manager match the store (or write them)")
     apply.add_argument("-m", dest="qmgrs", action="append", default=[], metavar="QMGR")
     apply.add_argument(
@@ -83,6 +90,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_set(args: argparse.Namespace) -> int:
+    """``ams ... set``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     words = ["setmqspl", "-m", args.qmgr, "-p", args.name, "-s", args.s, "-e", args.e]
     for dn in args.a:
         words += ["-a", dn]
@@ -90,8 +98,8 @@ def run_set(args: argparse.Namespace) -> int:
         words += ["-r", dn]
     words += ["-t", args.t, "-c", args.c]
     line = shlex.join(words)
-    command = parse_setmqspl(line)  # validates with IBM's rules before anything is written
-    assert command.policy is not None
+    policy = parse_setmqspl(line)  # validates with IBM's rules before anything is written
+    assert isinstance(policy, Policy)
     directory: Path = args.policies
     with file_errors("read the policy directory", directory):
         exists = directory.is_dir()
@@ -101,9 +109,9 @@ def run_set(args: argparse.Namespace) -> int:
     _refuse_shared_file(store, args.name, target, "setting it would replace that file and drop them")
     with file_errors("create the policy directory", directory):
         directory.mkdir(parents=True, exist_ok=True)
-    text = command.policy.to_setmqspl(args.qmgr) + "\n"
+    text = policy.to_setmqspl(args.qmgr) + "\n"
     replace_file(target, text.encode("utf-8"), mode=_POLICY_FILE_MODE)
-    print(f"policy {args.name} ({command.policy.qop}) written to {target}")
+    print(f"policy {args.name} ({policy.qop}) written to {target}")
     return 0
 
 
@@ -153,6 +161,7 @@ def _refuse_shared_file(store: PolicyStore, name: str, target: Path, consequence
 
 
 def run_show(args: argparse.Namespace) -> int:
+    """``ams ... show``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     store = _load(args.policies)
     if args.name is not None and args.name not in store:
         raise PolicyError(f"no policy {args.name} in {args.policies} (it has: {', '.join(store) or 'none'})")
@@ -162,6 +171,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
+    """``ams ... remove``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     store = _load(args.policies)
     if args.name not in store:
         raise PolicyError(f"no policy {args.name} in {args.policies} (it has: {', '.join(store) or 'none'})")
@@ -175,6 +185,7 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    """``ams ... export``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     store = _load(args.policies)
     for line in commands_for(diff_policies({}, store), args.qmgr, mqsc=args.mqsc):
         print(line)
@@ -182,6 +193,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """``ams ... check``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     with file_errors("read the policies in", args.policies):
         store, errors = PolicyStore.check_directory(args.policies)
     for error in errors:
@@ -198,6 +210,7 @@ def _dump(path: Path) -> dict[str, Policy]:
 
 
 def run_apply(args: argparse.Namespace) -> int:
+    """``ams ... apply``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     store = _load(args.policies)
     if args.write_to is not None:
         from ams.mq import connect, write_policies_to_queue_manager
@@ -227,6 +240,7 @@ def run_apply(args: argparse.Namespace) -> int:
 
 
 def run_diff(args: argparse.Namespace) -> int:
+    """``ams ... diff``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     store = _load(args.policies)
     changes = diff_policies(_dump(args.dump), store)
     for change in changes:

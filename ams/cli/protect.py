@@ -11,12 +11,12 @@ from ams.mqconstants import MQFMT_NONE
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command group's subcommands to ``commands``."""
     protect = commands.add_parser("protect", help="protect a message body under a queue's policy")
     protect.add_argument("-p", "--queue", required=True, help="queue (policy) name")
     add_keys_options(protect)
     protect.add_argument("--format", default="MQSTR", help="MQMD Format of the input (default MQSTR)")
     protect.add_argument("--one-shot", action="store_true", help="as MQPUT1: never reuse a key")
-    protect.add_argument("--allow-deprecated", action="store_true", help="allow writing MD5, SHA1, RC2, DES, 3DES")
     add_io_options(protect)
     protect.set_defaults(run=run_protect)
 
@@ -37,6 +37,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_protect(args: argparse.Namespace) -> int:
+    """``ams ... protect``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     handle = protector(args)
     result = handle.protect(args.queue, read_input(args.input), args.format, one_shot=args.one_shot)
     write_output(args.output, result.body)
@@ -48,6 +49,7 @@ def run_protect(args: argparse.Namespace) -> int:
 
 
 def run_unprotect(args: argparse.Namespace) -> int:
+    """``ams ... unprotect``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     handle = protector(args)
     try:
         message = handle.unprotect(args.queue, read_input(args.input), args.format)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ams.cli.common import add_keys_options, keystore_for, policies_for
-from ams.mq import ProtectedQueueManager, connect
+from ams.cli.common import add_keys_options, manager_for
+from ams.mq import connect
 from ams.mq.proxy import ReprotectionProxy
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command group's subcommands to ``commands``."""
     proxy = commands.add_parser("proxy", help="get from one protected queue and put to another, re-protected")
     proxy.add_argument("--from", dest="source", required=True, help="queue to read (as this identity)")
     proxy.add_argument("--to", dest="target", required=True, help="queue to write (protected by its policy)")
@@ -21,8 +22,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    qm = connect(args.qm, appl_name="ams proxy")
-    manager = ProtectedQueueManager(qm, keystore_for(args), policies_for(args, qm))
+    """Run the command; the exit status (0 done, 1 problems found, 2 usage or configuration, 3 refused)."""
+    manager = manager_for(args, connect(args.qm, appl_name="ams proxy"))
     try:
         proxy = ReprotectionProxy(manager, args.source, manager, args.target)
         stats = proxy.run(limit=args.count, wait=args.wait)

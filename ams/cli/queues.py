@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from ams.cli.common import add_keys_options, keystore_for, policies_for
+from ams.cli.common import add_keys_options, keystore_for, manager_for, policies_for, verifier_for
 from ams.errors import AmsError, ConfigurationError, SecurityError
 from ams.inspect import inspect_message, render
 from ams.mq import connect
@@ -21,6 +21,7 @@ from ams.mq.transport import NoMessageAvailable
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command group's subcommands to ``commands``."""
     put = commands.add_parser("put", help="put messages (one per line of standard input, or one per --file)")
     put.add_argument("queue")
     add_keys_options(put, queue_manager=True)
@@ -62,11 +63,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _manager(args: argparse.Namespace) -> ProtectedQueueManager:
-    qm = connect(args.qm, appl_name="ams")
-    return ProtectedQueueManager(qm, keystore_for(args), policies_for(args, qm))
+    return manager_for(args, connect(args.qm, appl_name="ams"))
 
 
 def run_put(args: argparse.Namespace) -> int:
+    """``ams ... put``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     manager = _manager(args)
     bodies = (
         [f.read_bytes() for f in args.file]
@@ -132,6 +133,7 @@ def _report_refusal(error: AmsError) -> None:
 
 
 def run_browse(args: argparse.Namespace) -> int:
+    """``ams ... browse``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     manager = _manager(args)
     failed = 0
     try:
@@ -153,6 +155,7 @@ def run_browse(args: argparse.Namespace) -> int:
 
 
 def run_errors(args: argparse.Namespace) -> int:
+    """``ams ... errors``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     qm = connect(args.qm, appl_name="ams")
     try:
         failed = read_error_queue(qm)
@@ -177,7 +180,8 @@ def run_errors(args: argparse.Namespace) -> int:
             except AmsError as error:
                 report["message"] = {"unreadable": error.message}
         else:
-            report = explain(chosen, keystore_for(args), policies_for(args, qm))
+            keystore = keystore_for(args)
+            report = explain(chosen, keystore, policies_for(args, qm), verifier=verifier_for(args, keystore))
         _print_report(report, args.json)
         if args.remove or args.requeue:
             take(qm, chosen, requeue=args.requeue)

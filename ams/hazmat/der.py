@@ -22,6 +22,7 @@ CONTEXT_0_PRIMITIVE = 0x80
 
 
 def length(size: int) -> bytes:
+    """The DER length octets for ``size``: short form below 128, else minimal long form."""
     if size < 0x80:
         return bytes((size,))
     octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
@@ -29,15 +30,18 @@ def length(size: int) -> bytes:
 
 
 def header(tag: int, size: int) -> bytes:
+    """The tag and length octets of a TLV whose content, ``size`` bytes, the caller writes after them."""
     return bytes((tag,)) + length(size)
 
 
 def tlv(tag: int, content: bytes) -> bytes:
+    """A complete TLV: ``tag``, the length of ``content``, ``content``."""
     return header(tag, len(content)) + content
 
 
 @functools.lru_cache(maxsize=256)
 def oid(dotted: str) -> bytes:
+    """The DER OBJECT IDENTIFIER (tag and all) for a dotted OID such as ``1.2.840.113549.1.7.1``."""
     parts = [int(p) for p in dotted.split(".")]
     body = bytearray()
     for value in [parts[0] * 40 + parts[1], *parts[2:]]:
@@ -51,11 +55,13 @@ def oid(dotted: str) -> bytes:
 
 
 def integer(value: int) -> bytes:
+    """The DER INTEGER for ``value``: two's complement, in the fewest octets that keep its sign."""
     size = max(1, (value.bit_length() + 8) // 8)
     return tlv(INTEGER, value.to_bytes(size, "big", signed=True))
 
 
 def algorithm_identifier(dotted: str, parameters: bytes | None = NULL) -> bytes:
+    """An AlgorithmIdentifier SEQUENCE: the OID, then ``parameters`` (encoded; NULL by default, None for absent)."""
     return tlv(SEQUENCE, oid(dotted) + (parameters or b""))
 
 
@@ -114,18 +120,22 @@ class Element:
 
     @property
     def content(self) -> memoryview:
+        """The content octets, without tag and length."""
         return self._data[self._start : self._end]
 
     @property
     def encoded(self) -> memoryview:
+        """The whole TLV: tag, length and content."""
         return self._data[self._header : self._end]
 
     def children(self, what: str) -> Reader:
+        """A reader of the elements inside this one; DerError when the tag is not constructed."""
         if not self.tag & 0x20:
             raise DerError(f"{what}: expected a constructed value, found primitive tag {self.tag:#04x}")
         return Reader(self._data, what, self._start, self._end)
 
     def integer(self, what: str, max_octets: int = MAX_INTEGER_OCTETS) -> int:
+        """The value of a minimal INTEGER of at most ``max_octets`` octets; DerError otherwise."""
         expect_tag(self, INTEGER, what)
         data = self.content
         if len(data) > max_octets:
@@ -137,15 +147,18 @@ class Element:
         return int.from_bytes(data, "big", signed=True)
 
     def oid(self, what: str) -> str:
+        """The dotted value of an OBJECT IDENTIFIER (see :func:`decode_oid`); DerError otherwise."""
         expect_tag(self, OID, what)
         return decode_oid(bytes(self.content))
 
     def octets(self, what: str) -> memoryview:
+        """The content of a primitive OCTET STRING (a view, not a copy); DerError for any other tag."""
         expect_tag(self, OCTET_STRING, what)
         return self.content
 
 
 def expect_tag(element: Element, tag: int, what: str) -> None:
+    """DerError naming ``what`` unless ``element`` has tag ``tag``."""
     if element.tag != tag:
         raise DerError(f"{what}: expected tag {tag:#04x}, found {element.tag:#04x}")
 
@@ -162,9 +175,11 @@ class Reader:
         self.what = what
 
     def peek(self) -> int | None:
+        """The tag of the next element, or None at the end; reads nothing."""
         return self.data[self.offset] if self.offset < self.stop else None
 
     def read(self, what: str, tag: int | None = None) -> Element:
+        """The next element, strictly encoded, within the reader and with tag ``tag`` when given; DerError otherwise."""
         offset, data = self.offset, self.data
         if offset >= self.stop:
             raise DerError(f"{self.what}: {what} is missing")
@@ -181,9 +196,11 @@ class Reader:
         return element
 
     def optional(self, tag: int, what: str) -> Element | None:
+        """The next element if its tag is ``tag``, else None (nothing read)."""
         return self.read(what, tag) if self.peek() == tag else None
 
     def end(self) -> None:
+        """DerError unless every byte of the reader's range has been read."""
         if self.offset != self.stop:
             raise DerError(f"{self.what}: {self.stop - self.offset} unexpected bytes after its last field")
 
@@ -201,6 +218,7 @@ _OID_CACHE: dict[bytes, str] = {}
 
 
 def decode_oid(content: bytes) -> str:
+    """The dotted form of an OBJECT IDENTIFIER's content octets: minimal, at most MAX_OID_OCTETS; DerError otherwise."""
     cached = _OID_CACHE.get(content)
     if cached is not None:
         return cached
@@ -236,6 +254,7 @@ def algorithm(element: Element, what: str) -> tuple[str, Element | None]:
 
 
 def null_or_absent(parameters: Element | None, what: str) -> None:
+    """DerError unless an AlgorithmIdentifier's parameters are NULL or absent (as digests' are, format.md §3)."""
     if parameters is not None and (parameters.tag != 0x05 or len(parameters.content) != 0):
         raise DerError(f"{what}: parameters must be NULL or absent, found tag {parameters.tag:#04x}")
 

@@ -33,6 +33,7 @@ _RSA_ALGORITHM = der.algorithm_identifier(RSA_ENCRYPTION)
 
 
 def cipher_parameters(algorithm: EncryptionAlgorithm, iv: bytes) -> bytes:
+    """The content-encryption algorithm's DER parameters (format.md §4): the IV; for RC2, version 58 and the IV."""
     if algorithm is EncryptionAlgorithm.RC2:
         return der.tlv(der.SEQUENCE, der.integer(RC2_PARAMETER_VERSION_128) + der.tlv(der.OCTET_STRING, iv))
     return der.tlv(der.OCTET_STRING, iv)
@@ -86,6 +87,10 @@ def cbc_decrypt(
 
 
 def recipient_info(certificate: x509.Certificate, key: bytes) -> bytes:
+    """A version 0 KeyTransRecipientInfo for ``certificate``: ``key`` wrapped with RSAES-PKCS1-v1_5.
+
+    UnsupportedAlgorithmError when the certificate's key is not RSA.
+    """
     public_key = certificate.public_key()
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise UnsupportedAlgorithmError(
@@ -135,6 +140,7 @@ class RecipientRef:
     key_identifier: bytes | None
 
     def matches(self, certificate: x509.Certificate) -> bool:
+        """Whether ``certificate`` is the one named: serial and issuer DER byte for byte, or the same key identifier."""
         if self.issuer is not None:
             if certificate.serial_number != self.serial:
                 return False
@@ -144,6 +150,7 @@ class RecipientRef:
         return ski is not None and ski == self.key_identifier
 
     def describe(self) -> str:
+        """The reference in words, for error texts (a key identifier cut to 32 bytes of hex)."""
         if self.issuer is not None:
             try:
                 issuer = str(DistinguishedName.from_der(self.issuer))
@@ -166,6 +173,7 @@ class EnvelopedContent:
     ciphertext: memoryview
 
     def recipient_refs(self) -> list[RecipientRef]:
+        """Who each RecipientInfo is for, in the message's order."""
         return [ref for ref, _ in self.recipients]
 
     def recipient_index(self, certificate: x509.Certificate) -> int | None:
@@ -181,6 +189,7 @@ class EnvelopedContent:
         return _wrapped_key(der.Reader(rest.data, rest.what, rest.offset, rest.stop))
 
     def decrypt(self, key: bytes, *, what: str, headroom: int = 0) -> memoryview:
+        """The content decrypted with ``key`` (see :func:`cbc_decrypt`); DecryptionError on a bad length or padding."""
         return cbc_decrypt(self.algorithm, key, self.iv, self.ciphertext, what=what, headroom=headroom)
 
 

@@ -1,4 +1,4 @@
-"""The chain of MQ headers that AMS leaves in the clear (AMS-FORMAT section 1).
+"""The chain of MQ headers that AMS leaves in the clear (format.md §1).
 
 A message body may start with headers such as an MQRFH2, each naming the Format of what
 follows. AMS protects only the bytes after the last recognised header, blanks the last Format
@@ -32,7 +32,6 @@ _COMMON_OFFSETS = (12, 20)
 _DLH_OFFSETS = (108, 116)  # after StrucId, Version, Reason, DestQName, DestQMgrName
 
 
-
 def decode_format(raw: bytes) -> tuple[str, str]:
     """A Format field as text, with the charset it was written in (``ascii`` or ``cp500``)."""
     if raw != b"\x40" * 8 and all(0x20 <= b < 0x7F for b in raw):
@@ -44,6 +43,7 @@ def decode_format(raw: bytes) -> tuple[str, str]:
 
 
 def encode_format(name: str, charset: str) -> bytes:
+    """A Format field: ``name`` blank-padded or cut to 8 characters, in ``charset`` (``ascii`` or ``cp500``)."""
     return name.ljust(8)[:8].encode(charset)
 
 

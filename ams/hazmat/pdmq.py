@@ -1,4 +1,4 @@
-"""The PDMQ header that precedes every AMS-protected payload (AMS-FORMAT section 2)."""
+"""The PDMQ header that precedes every AMS-protected payload (format.md §2)."""
 
 from __future__ import annotations
 
@@ -41,17 +41,21 @@ class PdmqHeader:
 
     @property
     def version(self) -> int:
+        """The header's major version: 3 for confidentiality, 2 for integrity and privacy."""
         return 3 if self.qop is QoP.CONFIDENTIALITY else 2
 
     @property
     def size(self) -> int:
+        """The header's length in bytes, also its dataOffset: 112 for version 3, 104 for version 2."""
         return V3_SIZE if self.version == 3 else V2_SIZE
 
     @property
     def prot_type(self) -> int:
+        """The protType field: the QoP value, plus 0x20 when keys are reused."""
         return self.qop.value | (KEY_REUSE_FLAG if self.key_reuse else 0)
 
     def pack(self) -> bytes:
+        """The header's bytes, in the byte order ``encoding`` names (format.md §2)."""
         order = "<" if self.encoding == ENCODING_REVERSED else ">"
         name = self.name.encode("utf-8")[:NAME_SIZE]
         fmt = self.orig_format.encode("utf-8")[:8].ljust(8, b" ")
@@ -81,16 +85,7 @@ class PdmqHeader:
     @classmethod
     def unpack(cls, data: bytes | memoryview) -> PdmqHeader:
         """Parse and check a header; every malformed field is a MalformedMessageError."""
-        if len(data) < V2_SIZE:
-            raise MalformedMessageError(f"PDMQ header truncated: expected at least {V2_SIZE} bytes, found {len(data)}")
-        if bytes(data[:4]) != STRUC_ID:
-            raise MalformedMessageError(f"PDMQ header StrucId: expected b'PDMQ', found {bytes(data[:4])!r}")
-        encoding = data[6]
-        if encoding not in (ENCODING_NORMAL, ENCODING_REVERSED):
-            raise MalformedMessageError(
-                f"PDMQ headerEncoding: expected 1 (big-endian) or 2 (reversed), found {encoding}"
-            )
-        order = "<" if encoding == ENCODING_REVERSED else ">"
+        encoding, order = _encoding(data)
         (
             _,
             major,
@@ -108,54 +103,11 @@ class PdmqHeader:
             _,
             name,
         ) = struct.unpack_from(order + _COMMON, data, 0)
-        if major not in (2, 3) or minor != 0:
-            raise MalformedMessageError(
-                f"PDMQ version: expected 2.0 (integrity, privacy) or 3.0 (confidentiality), found {major}.{minor}"
-            )
-        expected_size = V3_SIZE if major == 3 else V2_SIZE
-        if header_size != expected_size or data_offset != expected_size:
-            raise MalformedMessageError(
-                f"PDMQ v{major} headerSize/dataOffset: expected {expected_size}/{expected_size}, "
-                f"found {header_size}/{data_offset}"
-            )
-        if len(data) < expected_size:
-            raise MalformedMessageError(
-                f"PDMQ v{major} header truncated: expected {expected_size} bytes, found {len(data)}"
-            )
-        base = prot_type & ~KEY_REUSE_FLAG
-        expected_qop = {
-            2: (QoP.INTEGRITY, QoP.PRIVACY),
-            3: (QoP.CONFIDENTIALITY,),
-        }[major]
-        qop = next((q for q in expected_qop if q.value == base), None)
-        reuse = bool(prot_type & KEY_REUSE_FLAG)
-        if qop is None or (reuse and major != 3):
-            allowed = " or ".join(f"{q.value} ({q})" for q in expected_qop)
-            raise MalformedMessageError(
-                f"PDMQ v{major} protType: expected {allowed}{' (with 0x20 for key reuse)' if major == 3 else ''}, "
-                f"found {prot_type:#x}"
-            )
-        if ccsid != HEADER_CCSID:
-            raise MalformedMessageError(f"PDMQ headerCCSID: expected {HEADER_CCSID}, found {ccsid}")
-        if flag[0] not in (0, 1):
-            raise MalformedMessageError(f"PDMQ flag[0] (empty message): expected 0 or 1, found {flag[0]}")
-        if orig_size < 1:
-            raise MalformedMessageError(f"PDMQ origSize: expected at least 1, found {orig_size}")
-        try:
-            fmt = orig_format.decode("ascii")
-            queue = name.rstrip(b"\x00").decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedMessageError(
-                f"PDMQ origFormat/name are not text in CCSID 1208: {orig_format!r}, {name!r}"
-            ) from None
-        iv_size = tag_size = enc_size = 0
-        if major == 3:
-            iv_size, tag_size, enc_size = struct.unpack_from(order + _V3_TAIL, data, V2_SIZE)
-            if iv_size not in (8, 16) or tag_size != 0 or reserved1 <= 0 or enc_size <= 0:
-                raise MalformedMessageError(
-                    "PDMQ v3 block sizes: expected keyBlockSize > 0, IVBlockSize 8 or 16, "
-                    f"tagBlockSize 0, EncBlockSize > 0; found {reserved1}, {iv_size}, {tag_size}, {enc_size}"
-                )
+        _check_version(data, major, minor, header_size, data_offset)
+        qop, reuse = _protection(major, prot_type)
+        _check_fields(ccsid, flag, orig_size)
+        fmt, queue = _text_fields(orig_format, name)
+        iv_size, tag_size, enc_size = _v3_sizes(data, order, reserved1) if major == 3 else (0, 0, 0)
         return cls(
             qop=qop,
             orig_size=orig_size,
@@ -170,6 +122,89 @@ class PdmqHeader:
             enc_block_size=enc_size,
             dynamic_queue_info=dynamic,
         )
+
+
+# Each major version (minor 0): its header size, and the protections its protType may name.
+_VERSIONS: dict[int, tuple[int, tuple[QoP, ...]]] = {
+    2: (V2_SIZE, (QoP.INTEGRITY, QoP.PRIVACY)),
+    3: (V3_SIZE, (QoP.CONFIDENTIALITY,)),
+}
+
+
+def _encoding(data: bytes | memoryview) -> tuple[int, str]:
+    """The header's encoding byte and its struct byte order, once length and StrucId are checked."""
+    if len(data) < V2_SIZE:
+        raise MalformedMessageError(f"PDMQ header truncated: expected at least {V2_SIZE} bytes, found {len(data)}")
+    if bytes(data[:4]) != STRUC_ID:
+        raise MalformedMessageError(f"PDMQ header StrucId: expected b'PDMQ', found {bytes(data[:4])!r}")
+    encoding = data[6]
+    if encoding not in (ENCODING_NORMAL, ENCODING_REVERSED):
+        raise MalformedMessageError(f"PDMQ headerEncoding: expected 1 (big-endian) or 2 (reversed), found {encoding}")
+    return encoding, "<" if encoding == ENCODING_REVERSED else ">"
+
+
+def _check_version(data: bytes | memoryview, major: int, minor: int, header_size: int, data_offset: int) -> None:
+    """The version is 2.0 or 3.0, headerSize and dataOffset are its size, and ``data`` holds that much."""
+    if major not in _VERSIONS or minor != 0:
+        raise MalformedMessageError(
+            f"PDMQ version: expected 2.0 (integrity, privacy) or 3.0 (confidentiality), found {major}.{minor}"
+        )
+    expected_size = _VERSIONS[major][0]
+    if header_size != expected_size or data_offset != expected_size:
+        raise MalformedMessageError(
+            f"PDMQ v{major} headerSize/dataOffset: expected {expected_size}/{expected_size}, "
+            f"found {header_size}/{data_offset}"
+        )
+    if len(data) < expected_size:
+        raise MalformedMessageError(
+            f"PDMQ v{major} header truncated: expected {expected_size} bytes, found {len(data)}"
+        )
+
+
+def _protection(major: int, prot_type: int) -> tuple[QoP, bool]:
+    """The QoP and key-reuse flag protType gives; the flag only in a v3 header."""
+    expected_qop = _VERSIONS[major][1]
+    base = prot_type & ~KEY_REUSE_FLAG
+    qop = next((q for q in expected_qop if q.value == base), None)
+    reuse = bool(prot_type & KEY_REUSE_FLAG)
+    if qop is None or (reuse and major != 3):
+        allowed = " or ".join(f"{q.value} ({q})" for q in expected_qop)
+        raise MalformedMessageError(
+            f"PDMQ v{major} protType: expected {allowed}{' (with 0x20 for key reuse)' if major == 3 else ''}, "
+            f"found {prot_type:#x}"
+        )
+    return qop, reuse
+
+
+def _check_fields(ccsid: int, flag: bytes, orig_size: int) -> None:
+    """headerCCSID is 1208, the empty flag 0 or 1, origSize at least 1."""
+    if ccsid != HEADER_CCSID:
+        raise MalformedMessageError(f"PDMQ headerCCSID: expected {HEADER_CCSID}, found {ccsid}")
+    if flag[0] not in (0, 1):
+        raise MalformedMessageError(f"PDMQ flag[0] (empty message): expected 0 or 1, found {flag[0]}")
+    if orig_size < 1:
+        raise MalformedMessageError(f"PDMQ origSize: expected at least 1, found {orig_size}")
+
+
+def _text_fields(orig_format: bytes, name: bytes) -> tuple[str, str]:
+    """origFormat (ASCII) and the policy name (UTF-8, NUL padding removed) as text."""
+    try:
+        return orig_format.decode("ascii"), name.rstrip(b"\x00").decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedMessageError(
+            f"PDMQ origFormat/name are not text in CCSID 1208: {orig_format!r}, {name!r}"
+        ) from None
+
+
+def _v3_sizes(data: bytes | memoryview, order: str, key_block_size: int) -> tuple[int, int, int]:
+    """IVBlockSize, tagBlockSize and EncBlockSize of a v3 header, checked with its keyBlockSize."""
+    iv_size, tag_size, enc_size = struct.unpack_from(order + _V3_TAIL, data, V2_SIZE)
+    if iv_size not in (8, 16) or tag_size != 0 or key_block_size <= 0 or enc_size <= 0:
+        raise MalformedMessageError(
+            "PDMQ v3 block sizes: expected keyBlockSize > 0, IVBlockSize 8 or 16, "
+            f"tagBlockSize 0, EncBlockSize > 0; found {key_block_size}, {iv_size}, {tag_size}, {enc_size}"
+        )
+    return iv_size, tag_size, enc_size
 
 
 def looks_protected(payload: bytes | memoryview) -> bool:

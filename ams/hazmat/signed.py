@@ -174,6 +174,7 @@ def _decode_time(value: der.Element) -> datetime.datetime:
 
 
 def _signer_info(element: der.Element) -> SignerInfo:
+    """One SignerInfo, read strictly: identified by issuer and serial or by [0] key identifier, no unsignedAttrs."""
     fields = element.children("SignerInfo")
     version = fields.read("version", der.INTEGER).integer("SignerInfo version")
     sid = fields.read("sid")
@@ -209,55 +210,19 @@ def _signer_info(element: der.Element) -> SignerInfo:
     )
 
 
-def parse_signed_data(
-    encoded: bytes | memoryview, *, wrapped: bool, limits: Limits = DEFAULT_LIMITS
-) -> SignedContent:
+def parse_signed_data(encoded: bytes | memoryview, *, wrapped: bool, limits: Limits = DEFAULT_LIMITS) -> SignedContent:
     """Parse a ContentInfo(signedData) (``wrapped``) or a bare SignedData SEQUENCE, strictly.
 
-    Syntax only: nothing is verified here (see :meth:`SignedContent.verify`). The payload is not
-    copied: ``content`` is a view into ``encoded``. Element counts are bounded by ``limits``.
+    Syntax only: nothing is verified here (:meth:`ams.verify.Verifier.verify_signature` does). The
+    payload is not copied: ``content`` is a view into ``encoded``. Element counts are bounded by
+    ``limits``.
     """
     try:
-        if wrapped:
-            content_type, signed = der.content_info(encoded, "the SignedData ContentInfo")
-            if content_type != ID_SIGNED_DATA:
-                raise MalformedMessageError(
-                    f"expected a ContentInfo of type signedData ({ID_SIGNED_DATA}), found {content_type}"
-                )
-        else:
-            outer = der.Reader(encoded, "SignedData")
-            signed = outer.read("SignedData", der.SEQUENCE)
-            outer.end()
-        der.expect_tag(signed, der.SEQUENCE, "SignedData")
-        fields = signed.children("SignedData")
+        fields = _signed_data(encoded, wrapped).children("SignedData")
         version = fields.read("version", der.INTEGER).integer("SignedData version")
-        digest_oids = []
-        for identifier in (
-            fields.read("digestAlgorithms", der.SET)
-            .children("digestAlgorithms")
-            .all("digest", limit=limits.digest_algorithms)
-        ):
-            oid, parameters = der.algorithm(identifier, "digestAlgorithms")
-            der.null_or_absent(parameters, "digestAlgorithms")
-            digest_oids.append(oid)
-        encap = fields.read("encapContentInfo", der.SEQUENCE).children("encapContentInfo")
-        econtent_type = encap.read("eContentType", der.OID).oid("eContentType")
-        explicit = encap.optional(der.CONTEXT_0_CONSTRUCTED, "eContent")
-        encap.end()
-        if explicit is None:
-            raise MalformedMessageError("the SignedData is detached (no eContent); AMS attaches the payload")
-        inner = explicit.children("eContent")
-        content = inner.read("eContent", der.OCTET_STRING).content
-        inner.end()
-        certificates = fields.optional(der.CONTEXT_0_CONSTRUCTED, "certificates")
-        certificate_ders = tuple(
-            bytes(c.encoded)
-            for c in (
-                certificates.children("certificates").all("certificate", der.SEQUENCE, limit=limits.certificates)
-                if certificates
-                else []
-            )
-        )
+        digest_oids = _digest_oids(fields, limits)
+        econtent_type, content = _encapsulated_content(fields)
+        certificates = _certificates(fields, limits)
         if fields.peek() == 0xA1:
             fields.read("crls")  # revocation data in the message is not used: trust comes from the receiver
         infos = tuple(
@@ -277,4 +242,54 @@ def parse_signed_data(
         raise UnsupportedAlgorithmError(
             f"digest algorithm {oid} is not one AMS defines (MD5, SHA1, SHA256, SHA384, SHA512)"
         )
-    return SignedContent(version, algorithm, tuple(digest_oids), certificate_ders, content, infos)
+    return SignedContent(version, algorithm, tuple(digest_oids), certificates, content, infos)
+
+
+def _signed_data(encoded: bytes | memoryview, wrapped: bool) -> der.Element:
+    """The SignedData SEQUENCE: the content of a ContentInfo(signedData), or all of ``encoded``."""
+    if wrapped:
+        content_type, signed = der.content_info(encoded, "the SignedData ContentInfo")
+        if content_type != ID_SIGNED_DATA:
+            raise MalformedMessageError(
+                f"expected a ContentInfo of type signedData ({ID_SIGNED_DATA}), found {content_type}"
+            )
+    else:
+        outer = der.Reader(encoded, "SignedData")
+        signed = outer.read("SignedData", der.SEQUENCE)
+        outer.end()
+    der.expect_tag(signed, der.SEQUENCE, "SignedData")
+    return signed
+
+
+def _digest_oids(fields: der.Reader, limits: Limits) -> list[str]:
+    """The digestAlgorithms SET: each OID, with NULL or absent parameters."""
+    identifiers = fields.read("digestAlgorithms", der.SET).children("digestAlgorithms")
+    digest_oids = []
+    for identifier in identifiers.all("digest", limit=limits.digest_algorithms):
+        oid, parameters = der.algorithm(identifier, "digestAlgorithms")
+        der.null_or_absent(parameters, "digestAlgorithms")
+        digest_oids.append(oid)
+    return digest_oids
+
+
+def _encapsulated_content(fields: der.Reader) -> tuple[str, memoryview]:
+    """The encapContentInfo's eContentType and its attached eContent (a view); detached is refused."""
+    encap = fields.read("encapContentInfo", der.SEQUENCE).children("encapContentInfo")
+    econtent_type = encap.read("eContentType", der.OID).oid("eContentType")
+    explicit = encap.optional(der.CONTEXT_0_CONSTRUCTED, "eContent")
+    encap.end()
+    if explicit is None:
+        raise MalformedMessageError("the SignedData is detached (no eContent); AMS attaches the payload")
+    inner = explicit.children("eContent")
+    content = inner.read("eContent", der.OCTET_STRING).content
+    inner.end()
+    return econtent_type, content
+
+
+def _certificates(fields: der.Reader, limits: Limits) -> tuple[bytes, ...]:
+    """The DER of each certificate in the optional [0] certificates field (none when absent)."""
+    certificates = fields.optional(der.CONTEXT_0_CONSTRUCTED, "certificates")
+    if certificates is None:
+        return ()
+    found = certificates.children("certificates").all("certificate", der.SEQUENCE, limit=limits.certificates)
+    return tuple(bytes(c.encoded) for c in found)

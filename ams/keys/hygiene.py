@@ -22,6 +22,7 @@ def _readable_by_others(path: Path) -> int | None:
 
 
 def report(finding: str, *, strict: bool) -> str:
+    """Raise ``finding`` as a KeystoreError when ``strict``, else warn it (AmsSecurityWarning) and return it."""
     if strict:
         raise KeystoreError(f"{finding} (refused: strict key hygiene is on)")
     warnings.warn(finding, AmsSecurityWarning, stacklevel=4)
@@ -65,4 +66,5 @@ def check_conf_file(path: Path, has_password: bool, *, strict: bool) -> list[str
 
 
 def pem_key_is_encrypted(data: bytes) -> bool:
+    """Whether a PEM key is encrypted: ``ENCRYPTED`` before the first ``-----END`` (PKCS#8 or a legacy header)."""
     return b"ENCRYPTED" in data.split(b"-----END", 1)[0]

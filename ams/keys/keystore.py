@@ -32,6 +32,7 @@ def describe(certificate: x509.Certificate) -> str:
 
 
 def fingerprint(certificate: x509.Certificate) -> bytes:
+    """The SHA-256 of a certificate's DER: how the keystore tells certificates apart."""
     return certificate.fingerprint(hashes.SHA256())
 
 
@@ -47,10 +48,12 @@ class Identity:
 
     @property
     def dn(self) -> DistinguishedName:
+        """The certificate's subject."""
         return DistinguishedName.from_x509(self.certificate.subject)
 
     @property
     def key_size(self) -> int:
+        """The private key's modulus size in bits."""
         return self.private_key.key_size
 
 
@@ -134,12 +137,15 @@ class Keystore:
     # -- lookups ------------------------------------------------------------------------------
 
     def contains(self, certificate: x509.Certificate) -> bool:
+        """Whether this very certificate (same SHA-256 fingerprint) is in the keystore."""
         return fingerprint(certificate) in self._fingerprints
 
     def by_subject(self, name: x509.Name) -> list[x509.Certificate]:
+        """The certificates whose subject has exactly the DER of ``name`` (how issuers are found)."""
         return list(self._by_subject.get(name.public_bytes(), ()))
 
     def find(self, dn: DistinguishedName, *, strict: bool = False) -> list[x509.Certificate]:
+        """The certificates whose subject matches ``dn`` (see :meth:`DistinguishedName.matches`), in keystore order."""
         return [c for c in self.certificates if DistinguishedName.from_x509(c.subject).matches(dn, strict=strict)]
 
     def recipient(self, dn: DistinguishedName, *, strict: bool = False) -> x509.Certificate:

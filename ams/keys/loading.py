@@ -98,11 +98,13 @@ def load_pkcs12(path: str | Path, password: str | bytes | None, *, certificate: 
     identity = _rsa_identity(bundle.key, bundle.cert.certificate, source)
     return _assembled(identity, [c.certificate for c in bundle.additional_certs], source)
 
+
 def _assembled(identity: Identity | None, certificates: list[x509.Certificate], source: str) -> Keystore:
     try:
         return Keystore(identity, certificates, source=source)
     except ValueError as error:  # cryptography reads a certificate's names only when asked
         raise KeystoreError(f"{source}: a certificate it holds cannot be read: {error}") from None
+
 
 def load_pem(
     *,
@@ -139,6 +141,7 @@ def load_pem(
         others.extend(load_certificates(location))
     return _assembled(identity, others, str(private or (certificates[0] if certificates else "pem")))
 
+
 def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keystore:
     """IBM's keystore.conf (default ``$MQS_KEYSTORE_CONF``, else ``~/.mqs/keystore.conf``).
 
@@ -169,6 +172,7 @@ def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keysto
             "their values against the README's keystore.conf section"
         ) from None
     return keystore
+
 
 def _from_settings(
     settings: dict[str, str],
@@ -229,7 +233,6 @@ def _from_settings(
     raise KeystoreError(f"{conf_path}: no keystore configured: expected pkcs12.keystore or pem.private/pem.public")
 
 
-
 def _refuse_java_keystore(path: Path, kind: str) -> None:
     """jks./jceks. keystores are read when the file is really PKCS#12 (keytool's default since Java 9)."""
     try:
@@ -248,6 +251,7 @@ def _refuse_java_keystore(path: Path, kind: str) -> None:
 
 
 def default_conf_path() -> Path:
+    """The keystore.conf read when none is named: ``$MQS_KEYSTORE_CONF`` or ``~/.mqs/keystore.conf`` (format.md §9)."""
     override = os.environ.get("MQS_KEYSTORE_CONF")
     if override:
         return Path(override)
@@ -263,6 +267,7 @@ class ConfSettings(dict[str, str]):
         self.lines: dict[str, int] = {}
 
     def where(self, key: str) -> str:
+        """``file:line`` of the line that set ``key``, or the file alone when no line did."""
         return f"{self.path}:{self.lines[key]}" if key in self.lines else str(self.path)
 
 

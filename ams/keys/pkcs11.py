@@ -56,12 +56,20 @@ class TokenRsaPrivateKey(rsa.RSAPrivateKey):
         self._session.close()
 
     def sign(self, data: bytes, padding: padding.AsymmetricPadding, algorithm: Any) -> bytes:
+        """Sign ``data`` on the token (RSA PKCS#1 v1.5 with ``algorithm``); KeystoreError for any other scheme.
+
+        Other paddings and prehashed data are refused: AMS signs the data itself with PKCS#1 v1.5.
+        """
         if not isinstance(padding, _PKCS1v15) or isinstance(algorithm, Prehashed):
             raise KeystoreError("a PKCS#11 AMS key signs with RSA PKCS#1 v1.5 over the data only")
         mechanism = getattr(self._library.Mechanism, _SIGN_MECHANISMS[algorithm.name])
         return bytes(self._key.sign(bytes(data), mechanism=mechanism))
 
     def decrypt(self, ciphertext: bytes, padding: padding.AsymmetricPadding) -> bytes:
+        """Unwrap RSAES-PKCS1-v1_5 ``ciphertext`` on the token; ValueError when the token cannot.
+
+        Any other padding is a KeystoreError.
+        """
         if not isinstance(padding, _PKCS1v15):
             raise KeystoreError("a PKCS#11 AMS key decrypts with RSA PKCS#1 v1.5 only")
         try:
@@ -71,15 +79,19 @@ class TokenRsaPrivateKey(rsa.RSAPrivateKey):
 
     @property
     def key_size(self) -> int:
+        """The modulus size in bits, from the certificate's public key."""
         return self._public.key_size
 
     def public_key(self) -> rsa.RSAPublicKey:
+        """The public key of the certificate on the token, checked to match the private key."""
         return self._public
 
     def private_numbers(self) -> NoReturn:
+        """Always KeystoreError: the private key never leaves the token."""
         raise KeystoreError(f"the private key {self.label!r} never leaves its PKCS#11 token")
 
     def private_bytes(self, *args: object, **kwargs: object) -> NoReturn:
+        """Always KeystoreError: the private key never leaves the token."""
         raise KeystoreError(f"the private key {self.label!r} never leaves its PKCS#11 token")
 
     def __copy__(self) -> TokenRsaPrivateKey:

@@ -320,6 +320,28 @@ class RevocationChecker:
         nonce: bytes | None,
         url: str,
     ) -> _Verdict:
+        """The verdict of a responder's answer about ``certificate``; _Unusable when it cannot be believed."""
+        answer = self._signed_answer(data, issuer, at, url)
+        if nonce is not None:
+            self._check_nonce(answer, nonce, url)
+        single = self._single_response(answer, certificate, issuer, url)
+        this_update, until = self._believed_until(single, at, url)
+        status = single.certificate_status
+        if status == ocsp.OCSPCertStatus.REVOKED:
+            reason = _optional(lambda: single.revocation_reason)
+            return _Verdict(
+                revoked=True,
+                revoked_at=_optional(lambda: single.revocation_time_utc),
+                reason=f" ({reason.name})" if reason is not None else "",
+            )
+        if status != ocsp.OCSPCertStatus.GOOD:
+            return _Verdict(revoked=False, unknown=True)
+        return _Verdict(revoked=False, valid_from=this_update - SKEW, valid_until=until)
+
+    def _signed_answer(
+        self, data: bytes, issuer: x509.Certificate, at: datetime.datetime, url: str
+    ) -> ocsp.OCSPResponse:
+        """The response, once its size, status and signature (by the CA or a responder it delegated) are checked."""
         if not isinstance(data, bytes) or len(data) > self.settings.max_response_size:
             raise _Unusable(
                 f"the OCSP response from {url} is not bytes of at most {self.settings.max_response_size} "
@@ -335,18 +357,26 @@ class RevocationChecker:
             )
         if not self._ocsp_signature_ok(answer, issuer, algorithm, at):
             raise _Unusable(f"the OCSP response from {url} is not signed by the issuing CA or a responder it delegated")
-        if nonce is not None:
-            try:
-                echoed: bytes | None = answer.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
-            except x509.ExtensionNotFound:
-                echoed = None
-            if echoed != nonce:
-                found = "no nonce" if echoed is None else "another nonce"
-                raise _Unusable(
-                    f"the OCSP response from {url} has {found} where the request's was expected (a replayed "
-                    "answer, or a responder without nonce support: for such a responder set ocsp.nonce = false)"
-                )
-        single = self._single_response(answer, certificate, issuer, url)
+        return answer
+
+    @staticmethod
+    def _check_nonce(answer: ocsp.OCSPResponse, nonce: bytes, url: str) -> None:
+        """The response echoes the request's nonce."""
+        try:
+            echoed: bytes | None = answer.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+        except x509.ExtensionNotFound:
+            echoed = None
+        if echoed != nonce:
+            found = "no nonce" if echoed is None else "another nonce"
+            raise _Unusable(
+                f"the OCSP response from {url} has {found} where the request's was expected (a replayed "
+                "answer, or a responder without nonce support: for such a responder set ocsp.nonce = false)"
+            )
+
+    def _believed_until(
+        self, single: ocsp.OCSPSingleResponse, at: datetime.datetime, url: str
+    ) -> tuple[datetime.datetime, datetime.datetime]:
+        """thisUpdate, and until when the answer holds: nextUpdate, or thisUpdate plus ``ocsp.max_age``."""
         this_update, next_update = single.this_update_utc, single.next_update_utc
         if this_update > at + SKEW:
             raise _Unusable(
@@ -359,27 +389,15 @@ class RevocationChecker:
                     f"the OCSP response from {url} is not current ({this_update:%Y-%m-%d %H:%M} to "
                     f"{next_update:%Y-%m-%d %H:%M} UTC, checked at {at:%Y-%m-%d %H:%M} UTC)"
                 )
-            until = next_update
-        else:
-            max_age = self.settings.max_age
-            if at - this_update > max_age:
-                raise _Unusable(
-                    f"the OCSP response from {url} is stale: it has no nextUpdate and its thisUpdate "
-                    f"{this_update:%Y-%m-%d %H:%M} UTC is more than {max_age.total_seconds():.0f} s (ocsp.max_age) "
-                    f"before {at:%Y-%m-%d %H:%M} UTC; have the responder answer afresh or raise ocsp.max_age"
-                )
-            until = this_update + max_age  # believed, and cached, only that long
-        status = single.certificate_status
-        if status == ocsp.OCSPCertStatus.REVOKED:
-            reason = _optional(lambda: single.revocation_reason)
-            return _Verdict(
-                revoked=True,
-                revoked_at=_optional(lambda: single.revocation_time_utc),
-                reason=f" ({reason.name})" if reason is not None else "",
+            return this_update, next_update
+        max_age = self.settings.max_age
+        if at - this_update > max_age:
+            raise _Unusable(
+                f"the OCSP response from {url} is stale: it has no nextUpdate and its thisUpdate "
+                f"{this_update:%Y-%m-%d %H:%M} UTC is more than {max_age.total_seconds():.0f} s (ocsp.max_age) "
+                f"before {at:%Y-%m-%d %H:%M} UTC; have the responder answer afresh or raise ocsp.max_age"
             )
-        if status != ocsp.OCSPCertStatus.GOOD:
-            return _Verdict(revoked=False, unknown=True)
-        return _Verdict(revoked=False, valid_from=this_update - SKEW, valid_until=until)
+        return this_update, this_update + max_age  # believed, and cached, only that long
 
     @staticmethod
     def _single_response(

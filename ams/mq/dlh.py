@@ -13,7 +13,6 @@ from ams.mqconstants import MQDLH_LENGTH, integer_order
 _LAYOUT = "4si i48s48s ii8s i28s8s8s"  # StrucId Version Reason DestQName DestQMgrName Encoding CCSID Format ...
 
 
-
 def _text(value: str, size: int) -> bytes:
     return value.encode("utf-8")[:size].ljust(size, b" ")
 
@@ -69,6 +68,7 @@ class MQDLH:
 
     @classmethod
     def unpack(cls, data: bytes, encoding: int) -> MQDLH:
+        """The MQDLH at the start of ``data``, integers in ``encoding``; MalformedMessageError unless version 1."""
         if len(data) < MQDLH_LENGTH or data[:4] != b"DLH ":
             raise MalformedMessageError(
                 f"not an MQDLH: expected {MQDLH_LENGTH} bytes starting b'DLH ', found {data[:4]!r} ({len(data)} bytes)"

@@ -107,9 +107,11 @@ class EmbeddedQueueManager:
                 self._keeper.execute(_BACK_OUT_GETS, (VISIBLE, owner, GOT_PENDING))
 
     def connect(self, appl_name: str = "ams") -> EmbeddedConnection:
+        """A new connection with its own unit of work; its puts carry ``appl_name`` unless the MQMD names one."""
         return EmbeddedConnection(self, self._open_db(), appl_name)
 
     def define_alias(self, alias: str, target: str) -> None:
+        """Define (or redefine) ``alias`` as an alias queue for ``target`` (DEFINE QALIAS TARGET)."""
         with _transaction(self._keeper):
             self._keeper.execute("INSERT OR REPLACE INTO queues (name, target) VALUES (?, ?)", (alias, target))
 
@@ -131,6 +133,7 @@ class EmbeddedQueueManager:
             )
 
     def close(self) -> None:
+        """Close the queue manager's own database connection; an in-memory one ends with its last connection."""
         self._keeper.close()
 
     def __repr__(self) -> str:
@@ -197,6 +200,10 @@ class EmbeddedConnection:
     # -- queues -------------------------------------------------------------------------------
 
     def resolve(self, queue: str) -> str:
+        """The local queue ``queue`` names, aliases followed (an unknown name is defined as a local queue).
+
+        MQError 2085 for a name outside 1 to 48 characters or an alias loop.
+        """
         if not queue or len(queue) > 48:
             raise MQError(f"queue name {queue!r} must be 1 to 48 characters", 2085)
         seen = set()
@@ -215,20 +222,24 @@ class EmbeddedConnection:
             name = row[0]
 
     def open(self, queue: str, *, output: bool = False, input: bool = False, browse: bool = False) -> EmbeddedQueue:
+        """Open ``queue`` for put (``output``), get (``input``) and/or ``browse``; MQError 2045 if none is asked."""
         if not (output or input or browse):
             raise MQError(f"open {queue}: ask for output, input or browse", 2045)
         return EmbeddedQueue(self, queue, self.resolve(queue), output=output, input=input, browse=browse)
 
     def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
+        """Put one message without opening the queue (MQPUT1); returns the descriptor as completed."""
         return self._put(self.resolve(queue), md, body, syncpoint=syncpoint)
 
     def backout_settings(self, queue: str) -> BackoutSettings:
+        """The local queue's BOTHRESH and BOQNAME, aliases followed."""
         row = self._db.execute(
             "SELECT backout_threshold, backout_queue FROM queues WHERE name = ?", (self.resolve(queue),)
         ).fetchone()
         return BackoutSettings(int(row[0]), str(row[1])) if row else BackoutSettings(DEFAULT_BACKOUT_THRESHOLD, "")
 
     def depth(self, queue: str) -> int:
+        """Committed messages on the queue (CURDEPTH), aliases followed."""
         row = self._db.execute(
             "SELECT COUNT(*) FROM messages WHERE queue = ? AND state = ?", (self.resolve(queue), VISIBLE)
         ).fetchone()
@@ -288,6 +299,7 @@ class EmbeddedConnection:
         return int(row[0]), Message(_md_from_json(row[1], row[3]), bytes(row[2]))
 
     def commit(self) -> None:
+        """Commit this connection's unit of work: its puts become visible, its gets final."""
         with self._lock, _transaction(self._db):
             self._db.execute("DELETE FROM messages WHERE owner = ? AND state = ?", (self._owner, GOT_PENDING))
             self._db.execute(
@@ -296,6 +308,7 @@ class EmbeddedConnection:
             )
 
     def backout(self) -> None:
+        """Back out this connection's unit of work: its puts vanish, its gets return with BackoutCount raised."""
         with self._lock, _transaction(self._db):
             self._db.execute("DELETE FROM messages WHERE owner = ? AND state = ?", (self._owner, PUT_PENDING))
             self._db.execute(_BACK_OUT_GETS, (VISIBLE, self._owner, GOT_PENDING))
@@ -329,22 +342,27 @@ class EmbeddedQueue:
             raise MQError(f"{self.name} was not opened for {mode}", 2039 if mode == "output" else 2036)
 
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
+        """Put a message; returns the descriptor as completed. MQError unless opened for output."""
         self._need("output")
         return self.connection._put(self.local, md, body, syncpoint=syncpoint)
 
     def get(self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None) -> Message:
+        """Destructive get, oldest first (or the one with ``msg_id``); NoMessageAvailable after ``wait`` s."""
         self._need("input")
         return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, msg_id=msg_id)
 
     def browse_first(self) -> Message:
+        """Browse the oldest committed message, leaving it on the queue; NoMessageAvailable when there is none."""
         self._need("browse")
         self._cursor, message = self.connection._browse(self.local, 0)
         return message
 
     def browse_next(self) -> Message:
+        """Browse the next committed message after the last one browsed; NoMessageAvailable at the end."""
         self._need("browse")
         self._cursor, message = self.connection._browse(self.local, self._cursor)
         return message
 
     def close(self) -> None:
+        """Close the queue: the browse cursor starts again at the first message."""
         self._cursor = 0

@@ -21,11 +21,12 @@ from ams.inspect import inspect_message
 from ams.keys import Keystore
 from ams.mq.dlh import MQDLH
 from ams.mq.mqmd import MQMD
-from ams.mq.protected import ERROR_QUEUE
-from ams.mq.transport import Message, NoMessageAvailable, QueueManager, unit_of_work
+from ams.mq.protected import ERROR_QUEUE, browse_all
+from ams.mq.transport import Message, QueueManager, unit_of_work
 from ams.mqconstants import MQDLH_LENGTH, MQFMT_NONE
 from ams.policy.model import Policy
 from ams.protector import Protector
+from ams.verify import Verifier
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9._/%]{1,48}$")
 
@@ -62,19 +63,8 @@ class FailedMessage:
 
 
 def read_error_queue(qm: QueueManager, queue: str = ERROR_QUEUE) -> list[FailedMessage]:
-    """Browse the error queue (nothing is removed)."""
-    handle = qm.open(queue, browse=True)
-    out: list[FailedMessage] = []
-    try:
-        message = handle.browse_first()
-        while True:
-            out.append(_decode(len(out) + 1, message))
-            message = handle.browse_next()
-    except NoMessageAvailable:
-        pass
-    finally:
-        handle.close()
-    return out
+    """Browse the error queue (nothing is removed); an entry that is not an MQDLH is kept, as malformed."""
+    return [_decode(index, message) for index, message in enumerate(browse_all(qm, queue), start=1)]
 
 
 def _decode(index: int, message: Message) -> FailedMessage:
@@ -112,7 +102,9 @@ def _policy_from_header(queue: str, failed: FailedMessage, keystore: Keystore) -
         return Policy(name, signature, EncryptionAlgorithm.RC2, recipients=me)
 
 
-def explain(failed: FailedMessage, keystore: Keystore, policies: Mapping[str, Policy]) -> dict[str, Any]:
+def explain(
+    failed: FailedMessage, keystore: Keystore, policies: Mapping[str, Policy], *, verifier: Verifier | None = None
+) -> dict[str, Any]:
     """Why this identity could not read the message: the check that fails now, and the context."""
     if failed.dlh is None:
         return {"index": failed.index, "malformed": failed.problem, "size": len(failed.body)}
@@ -139,7 +131,7 @@ def explain(failed: FailedMessage, keystore: Keystore, policies: Mapping[str, Po
     if judged is None:
         report["verdict"] = "no policy applies and the message is not protected, or cannot be read as protected"
     else:
-        report["verdict"] = _verdict(queue, failed, keystore, judged)
+        report["verdict"] = _verdict(queue, failed, Protector(keystore, {}, verifier=verifier), judged)
     try:
         report["message"] = inspect_message(
             failed.body, md.format, keystore=keystore, encoding=md.encoding, ccsid=md.ccsid
@@ -149,10 +141,10 @@ def explain(failed: FailedMessage, keystore: Keystore, policies: Mapping[str, Po
     return report
 
 
-def _verdict(queue: str, failed: FailedMessage, keystore: Keystore, policy: Policy) -> str:
+def _verdict(queue: str, failed: FailedMessage, protector: Protector, policy: Policy) -> str:
     md = failed.original_md
     try:
-        result = Protector(keystore, {}).unprotect(
+        result = protector.unprotect(
             queue, failed.body, md.format, encoding=md.encoding, ccsid=md.ccsid, policy=policy
         )
     except SecurityError as error:

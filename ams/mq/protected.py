@@ -13,6 +13,7 @@ Browse never moves a message. The caller's MQMD is never changed.
 from __future__ import annotations
 
 import contextlib
+import datetime
 from collections.abc import Mapping
 
 import attrs
@@ -21,6 +22,7 @@ from cryptography import x509
 from ams.algorithms import QoP
 from ams.errors import AmsError, InternalError, SecurityError, UsageError
 from ams.keys import Keystore
+from ams.limits import DEFAULT_LIMITS, Limits
 from ams.mq.dlh import MQDLH
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import (
@@ -42,6 +44,7 @@ from ams.mqconstants import (
 from ams.policy.model import Policy
 from ams.policy.pcf import PcfMessage, decode_policy_queue
 from ams.protector import Protector
+from ams.verify import Verifier
 
 ERROR_QUEUE = "SYSTEM.PROTECTION.ERROR.QUEUE"
 POLICY_QUEUE = "SYSTEM.PROTECTION.POLICY.QUEUE"
@@ -52,19 +55,23 @@ def never_protected(queue: str) -> bool:
     return queue.startswith("SYSTEM.")
 
 
-def policies_from_queue_manager(qm: QueueManager) -> dict[str, Policy]:
-    """The policies in the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE (browsed, not removed)."""
-    handle = qm.open(POLICY_QUEUE, browse=True)
-    messages = []
+def browse_all(qm: QueueManager, queue: str) -> list[Message]:
+    """Every message on ``queue``, browsed in order (nothing is removed)."""
+    handle = qm.open(queue, browse=True)
+    messages: list[Message] = []
     try:
-        message = handle.browse_first()
+        messages.append(handle.browse_first())
         while True:
-            messages.append(PcfMessage(message.md.correl_id, message.body))
-            message = handle.browse_next()
+            messages.append(handle.browse_next())
     except NoMessageAvailable:
-        pass
+        return messages
     finally:
         handle.close()
+
+
+def policies_from_queue_manager(qm: QueueManager) -> dict[str, Policy]:
+    """The policies in the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE (browsed, not removed)."""
+    messages = [PcfMessage(message.md.correl_id, message.body) for message in browse_all(qm, POLICY_QUEUE)]
     _, policies = decode_policy_queue(messages)
     return {p.name: p for p in policies}
 
@@ -112,8 +119,12 @@ class ProtectedMessage:
 class ProtectedQueueManager:
     """A queue-manager connection with AMS: policies from a store or from the queue manager.
 
-    ``default_backout_threshold`` applies to queues whose BOTHRESH is 0 (IBM MQ's default,
-    which means "none"): without a threshold one poison message would be tried for ever.
+    One :class:`~ams.verify.Verifier` (``verifier``, or one made from the keystore with
+    ``clock_skew`` and ``strict_dn``) serves every handle of the connection, so its certificate,
+    chain and revocation caches live as long as the connection; each open handle has its own
+    Protector (key reuse follows the handle). ``allow_deprecated`` and ``limits`` are the
+    Protector's. ``default_backout_threshold`` applies to queues whose BOTHRESH is 0 (IBM MQ's
+    default, which means "none"): without a threshold one poison message would be tried for ever.
     """
 
     def __init__(
@@ -122,32 +133,45 @@ class ProtectedQueueManager:
         keystore: Keystore,
         policies: Mapping[str, Policy] | None = None,
         *,
+        verifier: Verifier | None = None,
         error_queue: str = ERROR_QUEUE,
         allow_deprecated: bool = False,
         strict_dn: bool = False,
+        clock_skew: datetime.timedelta = datetime.timedelta(minutes=5),
+        limits: Limits = DEFAULT_LIMITS,
         default_backout_threshold: int = DEFAULT_BACKOUT_THRESHOLD,
     ) -> None:
         self.qm = qm
         self.keystore = keystore
         self._policies = policies
+        self.verifier = verifier or Verifier.from_keystore(keystore, clock_skew=clock_skew, strict_dn=strict_dn)
         self.error_queue = error_queue
         self.allow_deprecated = allow_deprecated
-        self.strict_dn = strict_dn
+        self.limits = limits
         self.default_backout_threshold = default_backout_threshold
         self.pending = False  # whether this connection holds uncommitted work done through it
+        self._one_shot: Protector | None = None
 
     @property
     def policies(self) -> Mapping[str, Policy]:
+        """The policies in force: the store given, else the queue manager's policy queue (read once)."""
         if self._policies is None:
             self._policies = policies_from_queue_manager(self.qm)
         return self._policies
 
-    def _protector(self) -> Protector:
-        return Protector(self.keystore, self.policies, allow_deprecated=self.allow_deprecated, strict_dn=self.strict_dn)
+    def protector(self) -> Protector:
+        """A Protector for one handle of this connection, sharing the connection's verifier."""
+        return Protector(
+            self.keystore,
+            self.policies,
+            verifier=self.verifier,
+            allow_deprecated=self.allow_deprecated,
+            limits=self.limits,
+        )
 
     def open(self, queue: str, *, output: bool = False, input: bool = False, browse: bool = False) -> ProtectedQueue:
         """Open ``queue``; its recipients' certificates are looked up now, so a missing one fails here."""
-        protector = self._protector()
+        protector = self.protector()
         if not never_protected(queue):
             protector.prepare(queue, sending=output, receiving=input or browse)
         handle = self.qm.open(queue, output=output, input=input, browse=browse)
@@ -155,12 +179,13 @@ class ProtectedQueueManager:
 
     def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
         """MQPUT1: a one-shot put that never reuses a confidentiality key."""
-        protector = self._protector()
         if never_protected(queue):
             done = self.qm.put1(queue, md, body, syncpoint=syncpoint)
         else:
-            protector.prepare(queue, sending=True, receiving=False)
-            protected = protector.protect(
+            if self._one_shot is None:
+                self._one_shot = self.protector()
+            self._one_shot.prepare(queue, sending=True, receiving=False)
+            protected = self._one_shot.protect(
                 queue, body, md.format, encoding=md.encoding, ccsid=md.ccsid, one_shot=True
             )
             done = self.qm.put1(queue, attrs.evolve(md, format=protected.format), protected.body, syncpoint=syncpoint)
@@ -168,14 +193,17 @@ class ProtectedQueueManager:
         return done
 
     def commit(self) -> None:
+        """MQCMIT: make this connection's unit of work final."""
         self.qm.commit()
         self.pending = False
 
     def backout(self) -> None:
+        """MQBACK: undo this connection's unit of work (gets return to their queues, counted)."""
         self.qm.backout()
         self.pending = False
 
     def close(self) -> None:
+        """Disconnect from the queue manager."""
         self.qm.close()
 
     def backout_settings(self, queue: str) -> BackoutSettings:
@@ -228,6 +256,7 @@ class ProtectedQueue:
         self._backout: BackoutSettings | None = None
 
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
+        """Protect ``body`` under the queue's policy and put it; the caller's MQMD is left as it was."""
         if not self._protected:
             done = self.handle.put(md, body, syncpoint=syncpoint)
         else:
@@ -296,9 +325,11 @@ class ProtectedQueue:
         return typed
 
     def browse_first(self) -> ProtectedMessage:
+        """Browse the first message, unprotected; a failed check raises and moves nothing."""
         return self._unprotect(self.handle.browse_first())
 
     def browse_next(self) -> ProtectedMessage:
+        """Browse the next message, unprotected; a failed check raises and moves nothing."""
         return self._unprotect(self.handle.browse_next())
 
     def _unprotect(self, message: Message) -> ProtectedMessage:
@@ -309,6 +340,7 @@ class ProtectedQueue:
         return ProtectedMessage(attrs.evolve(md, format=result.format), result.body, result.qop, result.signer)
 
     def close(self) -> None:
+        """MQCLOSE the handle."""
         self.handle.close()
 
 
@@ -320,6 +352,7 @@ __all__ = [
     "ProtectedMessage",
     "ProtectedQueue",
     "ProtectedQueueManager",
+    "browse_all",
     "never_protected",
     "policies_from_queue_manager",
     "write_policies_to_queue_manager",

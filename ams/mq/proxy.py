@@ -32,6 +32,7 @@ class ProxyStats:
     reasons: list[str] = attrs.field(factory=list)
 
     def record(self, error: BaseException) -> None:
+        """Keep the reason for a message not moved (the first 1,000 of them)."""
         detail = error.message if isinstance(error, AmsError) else "(unexpected)"
         if len(self.reasons) < 1000:
             self.reasons.append(f"{type(error).__name__}: {detail}")
@@ -100,5 +101,6 @@ class ReprotectionProxy:
         return self.stats
 
     def close(self) -> None:
+        """Close both queues."""
         self._in.close()
         self._out.close()

@@ -75,6 +75,8 @@ def _reason(error: Any) -> int:
 
 
 class PymqiQueue:
+    """An open IBM MQ queue with the narrow interface of ``ams.mq.transport.QueueHandle``."""
+
     def __init__(self, connection: PymqiConnection, name: str, queue: Any) -> None:
         self.connection = connection
         self.name = name
@@ -82,6 +84,7 @@ class PymqiQueue:
         self._browse_started = False
 
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
+        """MQPUT; returns the descriptor as the queue manager completed it. MQError with MQ's reason on failure."""
         mq = self.connection.mq
         pmo = mq.PMO(Options=(mq.CMQC.MQPMO_SYNCPOINT if syncpoint else mq.CMQC.MQPMO_NO_SYNCPOINT))
         raw = _to_md(mq, md)
@@ -110,16 +113,20 @@ class PymqiQueue:
         return Message(_from_md(raw), bytes(body))
 
     def get(self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None) -> Message:
+        """MQGET (the message with ``msg_id``, if given); NoMessageAvailable (2033) after ``wait`` s."""
         cmqc = self.connection.mq.CMQC
         return self._get(cmqc.MQGMO_SYNCPOINT if syncpoint else cmqc.MQGMO_NO_SYNCPOINT, wait, msg_id)
 
     def browse_first(self) -> Message:
+        """MQGET with MQGMO_BROWSE_FIRST, no wait; NoMessageAvailable when the queue is empty."""
         return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_FIRST, 0)
 
     def browse_next(self) -> Message:
+        """MQGET with MQGMO_BROWSE_NEXT, no wait; NoMessageAvailable at the end."""
         return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_NEXT, 0)
 
     def close(self) -> None:
+        """MQCLOSE."""
         self._queue.close()
 
 
@@ -132,6 +139,7 @@ class PymqiConnection:
         self.name = name
 
     def open(self, queue: str, *, output: bool = False, input: bool = False, browse: bool = False) -> PymqiQueue:
+        """MQOPEN for put (``output``), get as the queue defines (``input``) and/or ``browse``; MQError on failure."""
         cmqc = self.mq.CMQC
         options = cmqc.MQOO_FAIL_IF_QUIESCING
         options |= cmqc.MQOO_OUTPUT if output else 0
@@ -143,6 +151,7 @@ class PymqiConnection:
             raise MQError(f"MQOPEN {queue} failed: {error}", _reason(error)) from None
 
     def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
+        """MQPUT1; returns the descriptor as completed. MQError with MQ's reason on failure."""
         cmqc = self.mq.CMQC
         raw = _to_md(self.mq, md)
         pmo = self.mq.PMO(Options=cmqc.MQPMO_SYNCPOINT if syncpoint else cmqc.MQPMO_NO_SYNCPOINT)
@@ -153,12 +162,15 @@ class PymqiConnection:
         return _from_md(raw)
 
     def commit(self) -> None:
+        """MQCMIT."""
         self._qmgr.commit()
 
     def backout(self) -> None:
+        """MQBACK."""
         self._qmgr.backout()
 
     def depth(self, queue: str) -> int:
+        """MQINQ CURDEPTH of ``queue``."""
         handle = self.mq.Queue(self._qmgr, queue, self.mq.CMQC.MQOO_INQUIRE)
         try:
             return int(handle.inquire(self.mq.CMQC.MQIA_CURRENT_Q_DEPTH))
@@ -166,6 +178,7 @@ class PymqiConnection:
             handle.close()
 
     def backout_settings(self, queue: str) -> BackoutSettings:
+        """MQINQ BOTHRESH and BOQNAME of ``queue``; MQError on failure."""
         cmqc = self.mq.CMQC
         try:
             handle = self.mq.Queue(self._qmgr, queue, cmqc.MQOO_INQUIRE | cmqc.MQOO_FAIL_IF_QUIESCING)
@@ -179,9 +192,11 @@ class PymqiConnection:
         return BackoutSettings(threshold, backout_queue)
 
     def resolve(self, queue: str) -> str:
+        """``queue`` itself: over a client connection the queue manager resolves aliases when a queue is opened."""
         return queue
 
     def close(self) -> None:
+        """MQDISC."""
         self._qmgr.disconnect()
 
 
@@ -195,6 +210,11 @@ def connect_client(
     user: str | None = None,
     password: str | None = None,
 ) -> PymqiConnection:
+    """A client connection to queue manager ``qmgr`` at ``host(port)`` on ``channel`` (MQCONNX).
+
+    ``appl_name`` becomes the connection's application name (MQAPPLNAME). UsageError when no MQ
+    client library is installed, MQError with MQ's reason when the connection fails.
+    """
     mq = _client()
     # MQ 9.1.2 and later take the application name (PutApplName, DISPLAY CONN) from MQAPPLNAME at connect
     previous = os.environ.get("MQAPPLNAME")

@@ -66,11 +66,17 @@ class QueueHandle(Protocol):
         """Destructive get (the message with ``msg_id``, if given); NoMessageAvailable after ``wait`` s."""
         ...
 
-    def browse_first(self) -> Message: ...
+    def browse_first(self) -> Message:
+        """Browse the first message, leaving it on the queue; NoMessageAvailable when there is none."""
+        ...
 
-    def browse_next(self) -> Message: ...
+    def browse_next(self) -> Message:
+        """Browse the message after the last one browsed; NoMessageAvailable at the end."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the queue (MQCLOSE)."""
+        ...
 
 
 class QueueManager(Protocol):
@@ -78,15 +84,21 @@ class QueueManager(Protocol):
 
     name: str
 
-    def open(self, queue: str, *, output: bool = False, input: bool = False, browse: bool = False) -> QueueHandle: ...
+    def open(self, queue: str, *, output: bool = False, input: bool = False, browse: bool = False) -> QueueHandle:
+        """Open ``queue`` for put (``output``), get (``input``) and/or ``browse`` (MQOPEN)."""
+        ...
 
     def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
         """Open, put one message and close (MQPUT1)."""
         ...
 
-    def commit(self) -> None: ...
+    def commit(self) -> None:
+        """Commit the connection's unit of work (MQCMIT)."""
+        ...
 
-    def backout(self) -> None: ...
+    def backout(self) -> None:
+        """Back out the connection's unit of work (MQBACK): got messages return, put ones vanish."""
+        ...
 
     def depth(self, queue: str) -> int:
         """Committed messages on the queue (MQINQ CURDEPTH)."""
@@ -100,7 +112,9 @@ class QueueManager(Protocol):
         """The local queue an alias resolves to (the name itself for a local queue)."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Disconnect (MQDISC)."""
+        ...
 
 
 @contextlib.contextmanager

@@ -20,9 +20,11 @@ class PolicyChange:
 
     @property
     def kind(self) -> str:
+        """``add``, ``remove`` or ``change``."""
         return "add" if self.before is None else "remove" if self.after is None else "change"
 
     def details(self) -> list[str]:
+        """For a changed policy, each setting that differs (``label: old -> new``) and each DN added or removed."""
         if self.before is None or self.after is None:
             return []
         out = []

@@ -23,6 +23,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9._/%]{1,48}")
 
 
 def key_reuse_label(value: int) -> str:
+    """A key reuse count as setmqspl and MQSC write it: ``DISABLED`` (0), ``UNLIMITED`` (-1) or the number."""
     if value == KEYREUSE_DISABLED:
         return "DISABLED"
     if value == KEYREUSE_UNLIMITED:
@@ -64,12 +65,17 @@ class Policy:
         from ams.policy.setmqspl import parse_setmqspl
 
         command = parse_setmqspl(line)
-        if command.policy is None:
+        if not isinstance(command, Policy):
             raise PolicyError(f"{line!r} removes policy {command.name}; it does not define one")
-        return command.policy
+        return command
 
     @property
     def qop(self) -> QoP:
+        """The quality of protection the algorithms imply (format.md §8).
+
+        Both algorithms: PRIVACY; a signature algorithm alone: INTEGRITY; an encryption algorithm
+        alone: CONFIDENTIALITY; neither: NONE.
+        """
         signs = self.signature_algorithm is not SignatureAlgorithm.NONE
         encrypts = self.encryption_algorithm is not EncryptionAlgorithm.NONE
         if signs and encrypts:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import attrs
 
@@ -247,6 +247,7 @@ def _tokens(statement: str, line: int) -> list[tuple[str, str | None]]:
 
 
 def _parse_statement(statement: str, line: int) -> MqscCommand:
+    """One SET POLICY or DELETE POLICY command; PolicyError naming ``line`` when it is not one."""
     tokens = _tokens(statement, line)
     if len(tokens) < 2:
         raise PolicyError(f"line {line}: cannot parse {_shown(statement)} as SET POLICY(...) or DELETE POLICY(...)")
@@ -254,56 +255,18 @@ def _parse_statement(statement: str, line: int) -> MqscCommand:
     if verb not in ("SET", "DELETE") or noun != "POLICY":
         raise PolicyError(f"line {line}: expected SET POLICY(...) or DELETE POLICY(...), found {verb} {noun}")
     name = _value(name_raw, "POLICY", line)
-    fields: dict[str, object] = {}
-    recipients: list[DistinguishedName] = []
-    signers: list[DistinguishedName] = []
+    found = _Keywords()
     for keyword, raw in tokens[2:]:
         if verb == "DELETE":
             raise PolicyError(f"line {line}: DELETE POLICY takes only the policy name, not {keyword}")
-        try:
-            if keyword == "SIGNALG":
-                label = _value(raw, keyword, line)
-                fields["signature_algorithm"] = SignatureAlgorithm.from_label(label)
-            elif keyword == "ENCALG":
-                label = _value(raw, keyword, line)
-                fields["encryption_algorithm"] = EncryptionAlgorithm.from_label(label)
-            elif keyword in ("RECIP", "SIGNER"):
-                if raw is None or not raw.strip().startswith("'"):
-                    raise PolicyError(
-                        f"line {line}: {keyword} values must be quoted, e.g. {keyword}('CN=bob,O=ORG,C=GB'): "
-                        "MQSC folds unquoted values to upper case"
-                    )
-                dn = DistinguishedName.parse(_value(raw, keyword, line))
-                (recipients if keyword == "RECIP" else signers).append(dn)
-            elif keyword in ("ENFORCE", "TOLERATE"):
-                if raw is not None or "tolerate" in fields:
-                    raise PolicyError(f"line {line}: give one of ENFORCE or TOLERATE, without a value")
-                fields["tolerate"] = keyword == "TOLERATE"
-            elif keyword == "KEYREUSE":
-                value = _value(raw, keyword, line)
-                fields["key_reuse"] = _key_reuse(value, line)
-            elif keyword == "ACTION":
-                action = _value(raw, keyword, line)
-                if action not in ("REPLACE", "ADD", "REMOVE"):
-                    raise PolicyError(f"line {line}: ACTION({action}): expected REPLACE, ADD or REMOVE")
-                fields["action"] = action
-            else:
-                raise PolicyError(
-                    f"line {line}: unknown SET POLICY keyword {keyword}; accepted: SIGNALG ENCALG RECIP SIGNER "
-                    "ENFORCE TOLERATE KEYREUSE ACTION"
-                )
-        except KeyError:
-            names = _SIGNATURE_NAMES if keyword == "SIGNALG" else _ENCRYPTION_NAMES
-            raise PolicyError(
-                f"line {line}: {keyword}({_shown(raw or '')}) is not accepted; expected one of {names}"
-            ) from None
+        _read_keyword(found, keyword, raw, line)
     command = MqscCommand(
         verb=verb,
         name=name,
-        recipients=tuple(recipients),
-        signers=tuple(signers),
+        recipients=tuple(found.recipients),
+        signers=tuple(found.signers),
         line=line,
-        **fields,  # type: ignore[arg-type]
+        **found.fields,  # type: ignore[arg-type]
     )
     if command.action in ("ADD", "REMOVE"):
         given = [a for a in (command.signature_algorithm, command.encryption_algorithm) if a is not None]
@@ -313,6 +276,77 @@ def _parse_statement(statement: str, line: int) -> MqscCommand:
                 "value other than NONE (MQSC requires it; only ACTION(REPLACE) applies it)"
             )
     return command
+
+
+@attrs.define
+class _Keywords:
+    """What a SET POLICY command's keywords have given so far: MqscCommand fields, and the DN lists."""
+
+    fields: dict[str, object] = attrs.Factory(dict)
+    recipients: list[DistinguishedName] = attrs.Factory(list)
+    signers: list[DistinguishedName] = attrs.Factory(list)
+
+
+def _read_keyword(found: _Keywords, keyword: str, raw: str | None, line: int) -> None:
+    """Add one keyword (``raw`` its value, quotes kept, or None) to ``found``, by the :data:`_KEYWORDS` table."""
+    handler = _KEYWORDS.get(keyword)
+    if handler is None:
+        raise PolicyError(f"line {line}: unknown SET POLICY keyword {keyword}; accepted: {' '.join(_KEYWORDS)}")
+    try:
+        handler(found, keyword, raw, line)
+    except KeyError:
+        names = _SIGNATURE_NAMES if keyword == "SIGNALG" else _ENCRYPTION_NAMES
+        raise PolicyError(
+            f"line {line}: {keyword}({_shown(raw or '')}) is not accepted; expected one of {names}"
+        ) from None
+
+
+def _signature_algorithm(found: _Keywords, keyword: str, raw: str | None, line: int) -> None:
+    found.fields["signature_algorithm"] = SignatureAlgorithm.from_label(_value(raw, keyword, line))
+
+
+def _encryption_algorithm(found: _Keywords, keyword: str, raw: str | None, line: int) -> None:
+    found.fields["encryption_algorithm"] = EncryptionAlgorithm.from_label(_value(raw, keyword, line))
+
+
+def _distinguished_name(found: _Keywords, keyword: str, raw: str | None, line: int) -> None:
+    if raw is None or not raw.strip().startswith("'"):
+        raise PolicyError(
+            f"line {line}: {keyword} values must be quoted, e.g. {keyword}('CN=bob,O=ORG,C=GB'): "
+            "MQSC folds unquoted values to upper case"
+        )
+    dn = DistinguishedName.parse(_value(raw, keyword, line))
+    (found.recipients if keyword == "RECIP" else found.signers).append(dn)
+
+
+def _toleration(found: _Keywords, keyword: str, raw: str | None, line: int) -> None:
+    if raw is not None or "tolerate" in found.fields:
+        raise PolicyError(f"line {line}: give one of ENFORCE or TOLERATE, without a value")
+    found.fields["tolerate"] = keyword == "TOLERATE"
+
+
+def _key_reuse_keyword(found: _Keywords, keyword: str, raw: str | None, line: int) -> None:
+    found.fields["key_reuse"] = _key_reuse(_value(raw, keyword, line), line)
+
+
+def _action(found: _Keywords, keyword: str, raw: str | None, line: int) -> None:
+    action = _value(raw, keyword, line)
+    if action not in ("REPLACE", "ADD", "REMOVE"):
+        raise PolicyError(f"line {line}: ACTION({action}): expected REPLACE, ADD or REMOVE")
+    found.fields["action"] = action
+
+
+# Each SET POLICY keyword and how it is read, in the order an error lists them.
+_KEYWORDS: dict[str, Callable[[_Keywords, str, str | None, int], None]] = {
+    "SIGNALG": _signature_algorithm,
+    "ENCALG": _encryption_algorithm,
+    "RECIP": _distinguished_name,
+    "SIGNER": _distinguished_name,
+    "ENFORCE": _toleration,
+    "TOLERATE": _toleration,
+    "KEYREUSE": _key_reuse_keyword,
+    "ACTION": _action,
+}
 
 
 def _key_reuse(value: str, line: int) -> int:
@@ -355,4 +389,5 @@ def to_mqsc(policy: Policy) -> str:
 
 
 def delete_mqsc(name: str) -> str:
+    """The MQSC command that deletes policy ``name``: ``DELETE POLICY('name')``."""
     return f"DELETE POLICY({_quote(name)})"

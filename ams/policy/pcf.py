@@ -1,11 +1,11 @@
-"""The PCF records AMS keeps in ``SYSTEM.PROTECTION.POLICY.QUEUE`` (AMS-FORMAT section 8).
+"""The PCF records AMS keeps in ``SYSTEM.PROTECTION.POLICY.QUEUE`` (format.md §8).
 
 One index message (CorrelId = 24 x 0xFF) lists every policy with the CorrelId of its own
 message; each policy message carries the policy's fields as PCF parameters. Both integer
 encodings are written and read. The MQCFH header values AMS writes are not documented;
-these records use Type MQCFT_USER and accept any header on read [unconfirmed]. Parameter 8
+these records use Type MQCFT_USER and accept any header on read (assumed). Parameter 8
 holds the cipher in its low 8 bits and the key reuse count above them; counts above 2**23
-wrap in the signed 32-bit field and are unwrapped on read [unconfirmed].
+wrap in the signed 32-bit field and are unwrapped on read (assumed).
 
 The records come from a queue anyone with put authority may have written, so reading is
 defensive: every count and length is checked against the bytes present before anything is
@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -59,7 +59,6 @@ class PcfMessage:
 
     correl_id: bytes
     body: bytes
-
 
 
 def _pad(data: bytes) -> bytes:
@@ -104,6 +103,7 @@ def correl_id_for(name: str) -> bytes:
 
 
 def encode_policy(policy: Policy, *, encoding: int = ENCODING_REVERSED) -> bytes:
+    """One policy's message body: an MQCFH and the policy's fields as PCF parameters 5 to 14."""
     writer = _Writer(encoding)
     writer.integer(P_VERSION, 1)
     writer.string(P_NAME, policy.name, 48)
@@ -123,6 +123,7 @@ def encode_policy(policy: Policy, *, encoding: int = ENCODING_REVERSED) -> bytes
 
 
 def encode_index(policies: Iterable[Policy], *, error_queue: str = "", encoding: int = ENCODING_REVERSED) -> bytes:
+    """The index message body: the error queue, and per policy its name padded to 48 and CorrelId in 48 hex digits."""
     writer = _Writer(encoding)
     writer.integer(P_INDEX_VERSION, 1)
     writer.string(P_ERROR_QUEUE, error_queue, 48)
@@ -159,9 +160,6 @@ _PARAMETER_NAMES = {
     P_RECIPIENT: "recipient DN",
     P_TOLERATE: "toleration",
 }
-# The fixed part of each parameter type: Type, StrucLength, Parameter, then per type
-# Value (MQCFIN), CodedCharSetId and StringLength (MQCFST), CodedCharSetId, Count and StringLength (MQCFSL).
-_FIXED_LENGTH = {MQCFT_INTEGER: 16, MQCFT_STRING: 20, MQCFT_STRING_LIST: 24}
 _MIN_PARAMETER_LENGTH = 12
 _HEX_CORREL_ID = re.compile(r"[0-9A-Fa-f]{48}")
 
@@ -196,14 +194,7 @@ def parse_pcf(body: bytes) -> list[Parameter]:
     Every count and length is checked against the bytes present before anything is sliced or
     allocated, so the work is proportional to ``len(body)``. Only :class:`PolicyError` is raised.
     """
-    if len(body) < MQCFH_LENGTH:
-        raise PolicyError(f"PCF message of {len(body)} bytes is shorter than an MQCFH ({MQCFH_LENGTH})")
-    if struct.unpack_from(">i", body, 4)[0] == MQCFH_LENGTH:
-        order = ">"
-    elif struct.unpack_from("<i", body, 4)[0] == MQCFH_LENGTH:
-        order = "<"
-    else:
-        raise PolicyError("not a PCF message: MQCFH StrucLength is not 36 in either integer encoding")
+    order = _byte_order(body)
     count = struct.unpack_from(order + "i", body, 32)[0]
     room = len(body) - MQCFH_LENGTH
     if count < 0 or count > room // _MIN_PARAMETER_LENGTH:
@@ -214,55 +205,86 @@ def parse_pcf(body: bytes) -> list[Parameter]:
     offset = MQCFH_LENGTH
     out: list[Parameter] = []
     for index in range(count):
-        left = len(body) - offset
-        if left < _MIN_PARAMETER_LENGTH:
-            raise PolicyError(f"PCF parameter {index + 1} of {count} is truncated: {left} bytes are left")
-        kind, length, parameter = struct.unpack_from(order + "iii", body, offset)
-        fixed = _FIXED_LENGTH.get(kind)
-        if fixed is None:
-            raise PolicyError(
-                f"{_named(parameter)} (number {index + 1} of {count}) has type {kind}; expected "
-                f"{MQCFT_INTEGER} (integer), {MQCFT_STRING} (string) or {MQCFT_STRING_LIST} (string list)"
-            )
-        if length < fixed or length > left:
-            raise PolicyError(
-                f"{_named(parameter)} has StrucLength {length}, beyond the message ({left} bytes left) or shorter "
-                f"than its fixed part ({fixed} bytes): the message is truncated or damaged"
-            )
-        if kind == MQCFT_INTEGER:
-            if length != fixed:
-                raise PolicyError(f"{_named(parameter)} is an integer with StrucLength {length}; expected {fixed}")
-            out.append((parameter, struct.unpack_from(order + "i", body, offset + 12)[0]))
-        elif kind == MQCFT_STRING:
-            size = struct.unpack_from(order + "i", body, offset + 16)[0]
-            if size < 0 or size > length - fixed:
-                raise PolicyError(
-                    f"{_named(parameter)} claims a string of {size} bytes but its StrucLength {length} leaves room "
-                    f"for {length - fixed}: the message is damaged"
-                )
-            raw = body[offset + fixed : offset + fixed + size]
-            out.append((parameter, _text(raw, parameter, "").rstrip(" \x00")))
-        else:
-            number, size = struct.unpack_from(order + "ii", body, offset + 16)
-            # an entry takes at least one byte of room even when StringLength is 0, so the number of
-            # entries made is bounded by the message size
-            if number < 0 or size < 0 or number * max(size, 1) > length - fixed:
-                raise PolicyError(
-                    f"{_named(parameter)} claims {number} strings of {size} bytes but its StrucLength {length} "
-                    f"leaves room for {length - fixed} bytes: the message is damaged"
-                )
-            start = offset + fixed
-            out.append(
-                (
-                    parameter,
-                    [
-                        _text(body[start + i * size : start + (i + 1) * size], parameter, f" entry {i + 1}")
-                        for i in range(number)
-                    ],
-                )
-            )
+        parameter, length = _parameter(body, order, offset, f"{index + 1} of {count}")
+        out.append(parameter)
         offset += length
     return out
+
+
+def _byte_order(body: bytes) -> str:
+    """The struct byte order of a PCF message: the one in which the MQCFH StrucLength reads 36."""
+    if len(body) < MQCFH_LENGTH:
+        raise PolicyError(f"PCF message of {len(body)} bytes is shorter than an MQCFH ({MQCFH_LENGTH})")
+    if struct.unpack_from(">i", body, 4)[0] == MQCFH_LENGTH:
+        return ">"
+    if struct.unpack_from("<i", body, 4)[0] == MQCFH_LENGTH:
+        return "<"
+    raise PolicyError("not a PCF message: MQCFH StrucLength is not 36 in either integer encoding")
+
+
+def _parameter(body: bytes, order: str, offset: int, number: str) -> tuple[Parameter, int]:
+    """The parameter at ``offset`` (``number`` says which, e.g. ``2 of 9``) and its StrucLength."""
+    left = len(body) - offset
+    if left < _MIN_PARAMETER_LENGTH:
+        raise PolicyError(f"PCF parameter {number} is truncated: {left} bytes are left")
+    kind, length, parameter = struct.unpack_from(order + "iii", body, offset)
+    found = _PARAMETER_TYPES.get(kind)
+    if found is None:
+        raise PolicyError(
+            f"{_named(parameter)} (number {number}) has type {kind}; expected "
+            f"{MQCFT_INTEGER} (integer), {MQCFT_STRING} (string) or {MQCFT_STRING_LIST} (string list)"
+        )
+    fixed, read = found
+    if length < fixed or length > left:
+        raise PolicyError(
+            f"{_named(parameter)} has StrucLength {length}, beyond the message ({left} bytes left) or shorter "
+            f"than its fixed part ({fixed} bytes): the message is truncated or damaged"
+        )
+    return (parameter, read(body, order, offset, parameter, length, fixed)), length
+
+
+def _integer_value(body: bytes, order: str, offset: int, parameter: int, length: int, fixed: int) -> Value:
+    """An MQCFIN's Value."""
+    if length != fixed:
+        raise PolicyError(f"{_named(parameter)} is an integer with StrucLength {length}; expected {fixed}")
+    value: int = struct.unpack_from(order + "i", body, offset + 12)[0]
+    return value
+
+
+def _string_value(body: bytes, order: str, offset: int, parameter: int, length: int, fixed: int) -> Value:
+    """An MQCFST's String, trailing blanks and NULs removed."""
+    size = struct.unpack_from(order + "i", body, offset + 16)[0]
+    if size < 0 or size > length - fixed:
+        raise PolicyError(
+            f"{_named(parameter)} claims a string of {size} bytes but its StrucLength {length} leaves room "
+            f"for {length - fixed}: the message is damaged"
+        )
+    raw = body[offset + fixed : offset + fixed + size]
+    return _text(raw, parameter, "").rstrip(" \x00")
+
+
+def _string_list_value(body: bytes, order: str, offset: int, parameter: int, length: int, fixed: int) -> Value:
+    """An MQCFSL's Strings, each of StringLength bytes, as they are (padding kept)."""
+    number, size = struct.unpack_from(order + "ii", body, offset + 16)
+    # an entry takes at least one byte of room even when StringLength is 0, so the number of
+    # entries made is bounded by the message size
+    if number < 0 or size < 0 or number * max(size, 1) > length - fixed:
+        raise PolicyError(
+            f"{_named(parameter)} claims {number} strings of {size} bytes but its StrucLength {length} "
+            f"leaves room for {length - fixed} bytes: the message is damaged"
+        )
+    start = offset + fixed
+    return [_text(body[start + i * size : start + (i + 1) * size], parameter, f" entry {i + 1}") for i in range(number)]
+
+
+# Each parameter type: the length of its fixed part (Type, StrucLength, Parameter, then Value for
+# MQCFIN, CodedCharSetId and StringLength for MQCFST, CodedCharSetId, Count and StringLength for
+# MQCFSL), and how its value is read.
+_PARAMETER_TYPES: dict[int, tuple[int, Callable[[bytes, str, int, int, int, int], Value]]] = {
+    MQCFT_INTEGER: (16, _integer_value),
+    MQCFT_STRING: (20, _string_value),
+    MQCFT_STRING_LIST: (24, _string_list_value),
+}
 
 
 def _integer(values: dict[int, Value], parameter: int, default: int | None = None) -> int:
@@ -358,6 +380,8 @@ def decode_policy(body: bytes) -> Policy:
 
 @attrs.frozen
 class PolicyIndex:
+    """The index message, decoded: its version, the error queue it names, and each policy's name and CorrelId."""
+
     version: int
     error_queue: str
     entries: tuple[tuple[str, bytes], ...]  # (policy name, CorrelId)

@@ -32,13 +32,11 @@ def _shown(text: str) -> str:
 
 
 @attrs.frozen
-class SetmqsplCommand:
-    """One parsed command: a policy to set, or (``remove``) a policy name to delete."""
+class PolicyRemoval:
+    """``setmqspl -remove``: the policy ``name`` to delete on queue manager ``qmgr``."""
 
-    qmgr: str
     name: str
-    policy: Policy | None
-    remove: bool = False
+    qmgr: str
 
 
 def _signature(value: str) -> SignatureAlgorithm:
@@ -79,16 +77,58 @@ def _key_reuse(value: str) -> int:
     )
 
 
-def parse_setmqspl(line: str) -> SetmqsplCommand:
-    """Parse one ``setmqspl`` command line (shell quoting; the word ``setmqspl`` is optional)."""
+@attrs.frozen
+class _Options:
+    values: dict[str, str]
+    recipients: tuple[DistinguishedName, ...]
+    signers: tuple[DistinguishedName, ...]
+    remove: bool
+
+
+def parse_setmqspl(line: str) -> Policy | PolicyRemoval:
+    """Parse one ``setmqspl`` command line (shell quoting; the word ``setmqspl`` is optional): the
+    policy it sets, or, for ``-remove``, the removal. IBM's rules are checked; PolicyError if not."""
+    options = _options(_words(line))
+    values = options.values
+    for flag, what in (("-m", "-m QMGR (the queue manager)"), ("-p", "-p POLICY (the queue name)")):
+        if flag not in values:
+            raise PolicyError(f"setmqspl needs {what}")
+    qmgr, name = values["-m"], values["-p"]
+    if options.remove:
+        extra = sorted(set(values) - {"-m", "-p"})
+        extra += (["-r"] if options.recipients else []) + (["-a"] if options.signers else [])
+        if extra:
+            raise PolicyError(f"setmqspl -remove takes only -m and -p, not {' '.join(extra)}")
+        return PolicyRemoval(name, qmgr)
+    tolerate = values.get("-t", "0")
+    if tolerate not in ("0", "1"):
+        raise PolicyError(f"toleration -t {_shown(tolerate)}: expected 0 (enforce) or 1 (tolerate)")
+    try:
+        return Policy(
+            name=name,
+            signature_algorithm=_signature(values.get("-s", "NONE")),
+            encryption_algorithm=_encryption(values.get("-e", "NONE")),
+            recipients=options.recipients,
+            signers=options.signers,
+            tolerate=tolerate == "1",
+            key_reuse=_key_reuse(values.get("-c", str(KEYREUSE_DISABLED))),
+        )
+    except PolicyError as error:
+        # the corrected command shown for a swapped -r/-a names this queue manager
+        raise type(error)(error.message.replace("-m QMGR ", f"-m {shlex.quote(qmgr)} ")) from None
+
+
+def _words(line: str) -> list[str]:
     if "\x00" in line:
         raise PolicyError("the setmqspl line holds a NUL character; a command line is text: remove it")
     try:
         words = split_words(line)
     except ShellSyntaxError as error:
         raise PolicyError(f"cannot split {_shown(line)} as a shell command line: {error}") from None
-    if words and words[0] == "setmqspl":
-        words = words[1:]
+    return words[1:] if words and words[0] == "setmqspl" else words
+
+
+def _options(words: list[str]) -> _Options:
     values: dict[str, str] = {}
     recipients: list[DistinguishedName] = []
     signers: list[DistinguishedName] = []
@@ -109,38 +149,10 @@ def parse_setmqspl(line: str) -> SetmqsplCommand:
             raise PolicyError(f"setmqspl option {flag} needs a value")
         value = words[index + 1]
         index += 2
-        if flag == "-r":
-            recipients.append(DistinguishedName.parse(value))
-        elif flag == "-a":
-            signers.append(DistinguishedName.parse(value))
+        if flag in ("-r", "-a"):
+            (recipients if flag == "-r" else signers).append(DistinguishedName.parse(value))
+        elif flag in values:
+            raise PolicyError(f"setmqspl option {flag} given twice ({_shown(values[flag])}, {_shown(value)})")
         else:
-            if flag in values:
-                raise PolicyError(f"setmqspl option {flag} given twice ({_shown(values[flag])}, {_shown(value)})")
             values[flag] = value
-    if "-m" not in values:
-        raise PolicyError("setmqspl needs -m QMGR (the queue manager)")
-    if "-p" not in values:
-        raise PolicyError("setmqspl needs -p POLICY (the queue name)")
-    qmgr, name = values["-m"], values["-p"]
-    if remove:
-        extra = sorted(set(values) - {"-m", "-p"}) + (["-r"] if recipients else []) + (["-a"] if signers else [])
-        if extra:
-            raise PolicyError(f"setmqspl -remove takes only -m and -p, not {' '.join(extra)}")
-        return SetmqsplCommand(qmgr, name, None, remove=True)
-    tolerate = values.get("-t", "0")
-    if tolerate not in ("0", "1"):
-        raise PolicyError(f"toleration -t {_shown(tolerate)}: expected 0 (enforce) or 1 (tolerate)")
-    try:
-        policy = Policy(
-            name=name,
-            signature_algorithm=_signature(values.get("-s", "NONE")),
-            encryption_algorithm=_encryption(values.get("-e", "NONE")),
-            recipients=tuple(recipients),
-            signers=tuple(signers),
-            tolerate=tolerate == "1",
-            key_reuse=_key_reuse(values.get("-c", str(KEYREUSE_DISABLED))),
-        )
-    except PolicyError as error:
-        # the corrected command shown for a swapped -r/-a names this queue manager
-        raise type(error)(error.message.replace("-m QMGR ", f"-m {shlex.quote(qmgr)} ")) from None
-    return SetmqsplCommand(qmgr, name, policy)
+    return _Options(values, tuple(recipients), tuple(signers), remove)

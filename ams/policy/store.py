@@ -17,7 +17,7 @@ import attrs
 from ams.errors import PolicyError
 from ams.policy.model import Policy
 from ams.policy.mqsc import decode_text, parse_mqsc_collecting, split_lines
-from ams.policy.setmqspl import parse_setmqspl
+from ams.policy.setmqspl import PolicyRemoval, parse_setmqspl
 
 
 @attrs.frozen
@@ -90,6 +90,7 @@ class PolicyStore(Mapping[str, Policy]):
 
     @classmethod
     def of(cls, *policies: Policy) -> PolicyStore:
+        """A store of these policies."""
         return cls(policies)
 
     @classmethod
@@ -152,11 +153,11 @@ class PolicyStore(Mapping[str, Policy]):
             except PolicyError as error:
                 errors.append(type(error)(f"{path}:{number}: {error.message}"))
                 continue
-            if command.remove:
+            if isinstance(command, PolicyRemoval):
                 self._policies.pop(command.name, None)
                 self.origins.pop(command.name, None)
-            elif command.policy is not None:
-                self._policies[command.name] = command.policy
+            else:
+                self._policies[command.name] = command
                 self.origins[command.name] = Origin(path, number)
         return _capped(path, errors)
 
