@@ -24,6 +24,7 @@ from ams.dn import DistinguishedName
 from ams.errors import (
     CertificateUsageError,
     CertificateValidityError,
+    SecurityError,
     SignerCertificateError,
     UntrustedSignerError,
     summarise,
@@ -75,14 +76,18 @@ def check_validity(certificate: x509.Certificate, at: datetime.datetime, skew: d
         )
 
 
+def _require_rsa(certificate: x509.Certificate, role: str, error: type[SecurityError]) -> DistinguishedName:
+    """The certificate's subject, when its key is RSA (AMS's only kind); ``error`` naming the kind if not."""
+    subject = DistinguishedName.from_x509(certificate.subject)
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise error(f"{role} {subject} has a {type(key).__name__.lstrip('_')} key; AMS accepts RSA {role}s only")
+    return subject
+
+
 def check_signer_usage(certificate: x509.Certificate) -> None:
     """keyUsage, extendedKeyUsage, not a CA, RSA: what AMS requires of a signer."""
-    subject = DistinguishedName.from_x509(certificate.subject)
-    if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
-        raise SignerCertificateError(
-            f"signer {subject} has a {type(certificate.public_key()).__name__.lstrip('_')} key; "
-            "AMS accepts RSA signers only"
-        )
+    subject = _require_rsa(certificate, "signer", SignerCertificateError)
     if is_ca(certificate):
         raise CertificateUsageError(
             f"signer {subject} is a CA certificate (basicConstraints cA=TRUE); AMS signers must "
@@ -111,12 +116,8 @@ def check_email_protection(certificate: x509.Certificate, role: str) -> None:
 
 
 def check_recipient_usage(certificate: x509.Certificate) -> None:
-    subject = DistinguishedName.from_x509(certificate.subject)
-    if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
-        raise CertificateUsageError(
-            f"recipient {subject} has a {type(certificate.public_key()).__name__.lstrip('_')} key; "
-            "AMS encrypts for RSA recipients only"
-        )
+    """keyUsage keyEncipherment (when present), extendedKeyUsage, RSA: what AMS requires of a recipient."""
+    subject = _require_rsa(certificate, "recipient", CertificateUsageError)
     usage = key_usage(certificate)
     if usage is not None and not usage.key_encipherment:
         raise CertificateUsageError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from typing import Self
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import RC2, TripleDES
 from cryptography.hazmat.primitives import hashes
@@ -22,7 +23,32 @@ class QoP(enum.Enum):
         return self.name
 
 
-class SignatureAlgorithm(enum.Enum):
+class _Labelled(enum.Enum):
+    """An enum whose members have the names setmqspl and MQSC use (``label``)."""
+
+    @property
+    def label(self) -> str:
+        """The name setmqspl and MQSC use for this member."""
+        return self.name
+
+    @classmethod
+    def from_label(cls, label: str) -> Self:
+        """The member whose :attr:`label` is ``label`` (case-sensitive); KeyError when none is."""
+        for member in cls:
+            if member.label == label:
+                return member
+        raise KeyError(label)
+
+    @classmethod
+    def labels(cls) -> str:
+        """Every member's label, for an error that lists what is accepted."""
+        return ", ".join(member.label for member in cls)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class SignatureAlgorithm(_Labelled):
     """``-s`` / SIGNALG. The value is the PCF value and the strength rank."""
 
     NONE = 0
@@ -31,11 +57,6 @@ class SignatureAlgorithm(enum.Enum):
     SHA256 = 4
     SHA384 = 5
     SHA512 = 6
-
-    @property
-    def label(self) -> str:
-        """The name setmqspl ``-s`` and MQSC SIGNALG use: NONE, MD5, SHA1, SHA256, SHA384 or SHA512."""
-        return self.name
 
     @property
     def deprecated(self) -> bool:
@@ -52,23 +73,11 @@ class SignatureAlgorithm(enum.Enum):
         return _HASHES[self]()
 
     @classmethod
-    def from_label(cls, label: str) -> SignatureAlgorithm:
-        """The member whose :attr:`label` is ``label`` (case-sensitive); KeyError when none is."""
-        for member in cls:
-            if member.label == label:
-                return member
-        raise KeyError(label)
-
-    @classmethod
     def from_oid(cls, oid: str) -> SignatureAlgorithm | None:
         """The digest a CMS digest OID names, or None when AMS defines no such digest."""
         return _DIGEST_BY_OID.get(oid)
 
-    def __str__(self) -> str:
-        return self.label
-
-
-class EncryptionAlgorithm(enum.Enum):
+class EncryptionAlgorithm(_Labelled):
     """``-e`` / ENCALG. The value is the PCF value and the strength rank."""
 
     NONE = 0
@@ -94,23 +103,12 @@ class EncryptionAlgorithm(enum.Enum):
         return _CIPHERS[self]
 
     @classmethod
-    def from_label(cls, label: str) -> EncryptionAlgorithm:
-        """The member whose :attr:`label` is ``label`` (case-sensitive, ``3DES`` for TDES); KeyError when none is."""
-        for member in cls:
-            if member.label == label:
-                return member
-        raise KeyError(label)
-
-    @classmethod
     def from_oid(cls, oid: str) -> EncryptionAlgorithm | None:
         """The cipher a CMS content-encryption OID names, or None when AMS defines no such cipher."""
         for member, spec in _CIPHERS.items():
             if spec.oid == oid:
                 return member
         return None
-
-    def __str__(self) -> str:
-        return self.label
 
 
 class CipherSpec:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import attrs
 from cryptography import x509
@@ -266,17 +266,11 @@ class DistinguishedName:
             raise DistinguishedNameError(
                 f"DER Name: bytes follow the Name at offset {len(name.encoded)}; expected the Name alone"
             )
-        rdns: list[tuple[Attribute, ...]] = []
         rdn_reader, offset = _der_children(name, "the Name", 0)
-        while rdn_reader.peek() is not None:
-            if len(rdns) == MAX_RDNS:
-                raise DistinguishedNameError(
-                    f"DER Name: more than {MAX_RDNS} RDNs (the next at offset {offset}); AMS reads at most that many"
-                )
-            where = f"RDN {len(rdns) + 1}"
-            rdn = _der_read(rdn_reader, f"{where} (a SET)", der.SET, offset)
-            rdns.append(_der_rdn(rdn, where, offset))
-            offset += len(rdn.encoded)
+        rdns = [
+            _der_rdn(rdn, f"RDN {number}", at)
+            for number, rdn, at in _der_each(rdn_reader, offset, "RDN", "the Name", der.SET, MAX_RDNS)
+        ]
         return cls(tuple(reversed(rdns)))
 
     def to_x509(self) -> x509.Name:
@@ -362,18 +356,29 @@ def _der_children(element: der.Element, what: str, offset: int) -> tuple[der.Rea
     return reader, offset + len(element.encoded) - len(element.content)
 
 
+def _der_each(
+    reader: der.Reader, offset: int, kind: str, where: str, tag: int, limit: int
+) -> Iterator[tuple[int, der.Element, int]]:
+    """Each remaining element (its number, the element, its offset), at most ``limit`` of them."""
+    number = 0
+    while reader.peek() is not None:
+        if number == limit:
+            raise DistinguishedNameError(
+                f"DER Name: {where} has more than {limit} {kind}s (the next at offset {offset}); AMS reads at most "
+                "that many"
+            )
+        number += 1
+        element = _der_read(reader, f"{kind} {number} of {where}", tag, offset)
+        yield number, element, offset
+        offset += len(element.encoded)
+
+
 def _der_rdn(rdn: der.Element, where: str, offset: int) -> tuple[Attribute, ...]:
     reader, position = _der_children(rdn, where, offset)
-    attributes: list[Attribute] = []
-    while reader.peek() is not None:
-        if len(attributes) == MAX_ATTRIBUTES_PER_RDN:
-            raise DistinguishedNameError(
-                f"DER Name: {where} has more than {MAX_ATTRIBUTES_PER_RDN} attributes; AMS reads at most that many"
-            )
-        field = f"{where} attribute {len(attributes) + 1}"
-        pair = _der_read(reader, f"{field} (a SEQUENCE)", der.SEQUENCE, position)
-        attributes.append(_der_attribute(pair, field, position))
-        position += len(pair.encoded)
+    attributes = [
+        _der_attribute(pair, f"{where} attribute {number}", at)
+        for number, pair, at in _der_each(reader, position, "attribute", where, der.SEQUENCE, MAX_ATTRIBUTES_PER_RDN)
+    ]
     if not attributes:
         raise DistinguishedNameError(f"DER Name: {where} at offset {offset} is empty; an RDN holds an attribute")
     return tuple(attributes)

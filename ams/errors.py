@@ -57,6 +57,12 @@ def clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def quoted(text: str, limit: int = 60) -> str:
+    """``text`` quoted for an error message about a line or value someone wrote, cut to ``limit``
+    characters with the full length said."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} characters)"
+
+
 def parse_failure(error: Exception) -> str:
     """What went wrong parsing untrusted bytes with cryptography, without echoing them."""
     if type(error).__name__ == "UnsupportedAlgorithm":

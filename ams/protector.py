@@ -59,6 +59,16 @@ class ProtectorStats:
     messages_unprotected: int = 0
 
 
+@attrs.frozen
+class _Opened:
+    """What a QoP's opening hands back: the payload, and who and what protected it."""
+
+    content: bytes | memoryview
+    signer: x509.Certificate | None = None
+    digest: SignatureAlgorithm | None = None
+    cipher: EncryptionAlgorithm | None = None
+
+
 class Protector:
     """Protects and unprotects messages for one open queue handle.
 
@@ -211,22 +221,20 @@ class Protector:
         _rules.check_qop(queue, policy.qop, header.qop, header.name)
         when = at or self.at or datetime.datetime.now(datetime.UTC)
         if header.qop is QoP.INTEGRITY:
-            content, signer, digest, cipher = self._open_integrity(policy, wire, when)
+            opened = self._open_integrity(policy, wire, header, when)
         elif header.qop is QoP.PRIVACY:
-            content, signer, digest, cipher = self._open_privacy(policy, wire, when)
+            opened = self._open_privacy(policy, wire, header, when)
         else:
-            content, cipher = self._open_confidential(queue, policy, wire)
-            signer, digest = None, None
+            opened = self._open_confidential(queue, policy, wire, header)
         self.stats.messages_unprotected += 1
-        restored, restored_format = wire.restore(content)
-        return Unprotected(restored, restored_format, header.qop, signer, digest, cipher, header)
+        restored, restored_format = wire.restore(opened.content)
+        return Unprotected(
+            restored, restored_format, header.qop, opened.signer, opened.digest, opened.cipher, header
+        )
 
-    def _open_integrity(
-        self, policy: Policy, wire: _wire.Wire, when: datetime.datetime
-    ) -> tuple[bytes | memoryview, x509.Certificate, SignatureAlgorithm, None]:
+    def _open_integrity(self, policy: Policy, wire: _wire.Wire, header: PdmqHeader, when: datetime.datetime) -> _Opened:
         """Integrity: the content is readable anyway, so each check may fail with its own error."""
-        header, signed = wire.header, wire.signed_data()
-        assert header is not None
+        signed = wire.signed_data()
         _rules.check_digest_strength(policy.name, policy.signature_algorithm, signed.digest_algorithm)
         certificate = self.verifier.signer_certificate(signed)
         self.verifier.validate_signer(certificate, when)
@@ -242,14 +250,11 @@ class Protector:
                 "the PDMQ empty-message flag is set, so the signed content must be the single byte 0x00; "
                 f"it is {len(signed.content)} byte(s): the header was changed"
             )
-        return (b"" if header.empty else signed.content), certificate, signed.digest_algorithm, None
+        return _Opened(b"" if header.empty else signed.content, certificate, signed.digest_algorithm)
 
-    def _open_privacy(
-        self, policy: Policy, wire: _wire.Wire, when: datetime.datetime
-    ) -> tuple[bytes | memoryview, x509.Certificate, SignatureAlgorithm, EncryptionAlgorithm]:
+    def _open_privacy(self, policy: Policy, wire: _wire.Wire, header: PdmqHeader, when: datetime.datetime) -> _Opened:
         """Privacy: public checks, then one step that fails in one way, then the signer's checks."""
-        header, envelope = wire.header, wire.enveloped_data()
-        assert header is not None
+        envelope = wire.enveloped_data()
         _rules.check_cipher_strength(policy.name, policy.encryption_algorithm, envelope.algorithm)
         identity = self._sender.identity("decrypting a privacy message")
         key, unwrapped = self._unwrap(envelope, identity)
@@ -276,19 +281,16 @@ class Protector:
         _rules.check_digest_strength(policy.name, policy.signature_algorithm, opened.signed.digest_algorithm)
         self.verifier.validate_signer(opened.certificate, when)
         self.verifier.check_authorised(policy, opened.certificate)
-        return opened.content, opened.certificate, opened.signed.digest_algorithm, envelope.algorithm
+        return _Opened(opened.content, opened.certificate, opened.signed.digest_algorithm, envelope.algorithm)
 
-    def _open_confidential(
-        self, queue: str, policy: Policy, wire: _wire.Wire
-    ) -> tuple[bytes | memoryview, EncryptionAlgorithm]:
+    def _open_confidential(self, queue: str, policy: Policy, wire: _wire.Wire, header: PdmqHeader) -> _Opened:
         """Confidentiality: public checks on the key block, then every later failure is one error.
 
         A reused key is cached only after a message decrypted with it was accepted, and dropped
         when one fails, so that a failing message always costs the receiver an RSA operation (the
         key-reuse flag is not authenticated and must not make probing cheaper).
         """
-        header, parts = wire.header, wire.confidential()
-        assert header is not None
+        parts = wire.confidential()
         cached = self._receiver_keys.pop(queue, None) if header.key_reuse else None
         identity = self.keystore.identity
         if cached is not None and cached[0] == parts.key_block:
@@ -315,7 +317,7 @@ class Protector:
             raise self._failed(header, algorithm, header.enc_block_size, identity, steps, error) from None
         if header.key_reuse:
             self._receiver_keys[queue] = (bytes(parts.key_block), key, algorithm)
-        return content, algorithm
+        return _Opened(content, cipher=algorithm)
 
     def _unwrap(self, envelope: EnvelopedContent, identity: Identity) -> tuple[bytes, bool]:
         """This identity's content key (implicit rejection: a failed unwrap still gives a key)."""

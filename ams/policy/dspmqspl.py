@@ -10,12 +10,11 @@ from pathlib import Path
 
 from ams.algorithms import KEYREUSE_MAX, KEYREUSE_UNLIMITED, EncryptionAlgorithm, SignatureAlgorithm
 from ams.dn import DistinguishedName
-from ams.errors import DistinguishedNameError, PolicyError
-from ams.policy.model import Policy
+from ams.errors import DistinguishedNameError, PolicyError, quoted
+from ams.policy.model import Policy, algorithm_from_label, key_reuse_count
 from ams.policy.mqsc import decode_text, split_lines
 
 SEPARATOR = " ".join(["-"] * 35)
-_SHOWN = 60  # characters of a line or value quoted in an error text
 _REQUIRED = (("name", "Policy name"), ("signature", "Signature algorithm"), ("encryption", "Encryption algorithm"))
 
 
@@ -96,7 +95,7 @@ def parse_dspmqspl(text: str, *, source: str = "dspmqspl output") -> list[Policy
         if field is None:
             if current_list is None:
                 raise PolicyError(
-                    f"{here}: unexpected line {_shown(line)} in dspmqspl output; expected 'Field: value', or a DN "
+                    f"{here}: unexpected line {quoted(line)} in dspmqspl output; expected 'Field: value', or a DN "
                     "after 'Signer DNs:' or 'Recipient DNs:'"
                 )
             current_list.append(_dn(line, here))
@@ -132,8 +131,6 @@ def read_dspmqspl(path: str | Path) -> list[Policy]:
     return parse_dspmqspl(decode_text(data, str(path)), source=str(path))
 
 
-def _shown(text: str) -> str:
-    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + f"... ({len(text):,} characters)"
 
 
 def _dn(text: str, where: str) -> DistinguishedName:
@@ -149,24 +146,16 @@ def _policy(
     missing = [label for key, label in _REQUIRED if key not in fields]
     if missing:
         raise PolicyError(f"{block}: policy block lacks {', '.join(missing)}")
-    try:
-        signature = SignatureAlgorithm.from_label(fields["signature"])
-    except KeyError:
-        raise PolicyError(
-            f"{lines['signature']}: unknown signature algorithm {_shown(fields['signature'])}; expected one of "
-            f"{', '.join(a.label for a in SignatureAlgorithm)}"
-        ) from None
-    try:
-        encryption = EncryptionAlgorithm.from_label(fields["encryption"])
-    except KeyError:
-        raise PolicyError(
-            f"{lines['encryption']}: unknown encryption algorithm {_shown(fields['encryption'])}; expected one of "
-            f"{', '.join(a.label for a in EncryptionAlgorithm)}"
-        ) from None
+    signature = algorithm_from_label(
+        SignatureAlgorithm, fields["signature"], f"{lines['signature']}: signature algorithm"
+    )
+    encryption = algorithm_from_label(
+        EncryptionAlgorithm, fields["encryption"], f"{lines['encryption']}: encryption algorithm"
+    )
     tolerate = fields.get("tolerate", "0")
     if tolerate not in ("0", "1"):
         raise PolicyError(
-            f"{lines.get('tolerate', block)}: Toleration {_shown(tolerate)}: expected 0 (enforce) or 1 (tolerate)"
+            f"{lines.get('tolerate', block)}: Toleration {quoted(tolerate)}: expected 0 (enforce) or 1 (tolerate)"
         )
     key_reuse = _key_reuse(fields.get("reuse", "0"), lines.get("reuse", block))
     try:
@@ -184,7 +173,7 @@ def _policy(
     printed = fields.get("qop")
     if printed is not None and printed != policy.qop.name:
         raise PolicyError(
-            f"{lines['qop']}: policy {policy.name} says quality of protection {printed[:_SHOWN]} but its "
+            f"{lines['qop']}: policy {policy.name} says quality of protection {printed[:60]} but its "
             f"algorithms make it {policy.qop.name}"
         )
     return policy
@@ -194,12 +183,11 @@ def _key_reuse(text: str, where: str) -> int:
     value = text.upper()
     if value in ("UNLIMITED", "*", "-1"):
         return KEYREUSE_UNLIMITED
-    if value.isascii() and value.isdigit():
-        digits = value.lstrip("0") or "0"
-        # one digit more than the largest count still reaches the model's range check; longer
-        # text is refused here, never handed to int() (which refuses more than 4,300 digits)
-        if len(digits) <= len(str(KEYREUSE_MAX)) + 1:
-            return int(digits)
-    raise PolicyError(
-        f"{where}: Key Reuse Count {_shown(text)}: expected 0 (disabled), 1 to {KEYREUSE_MAX} or UNLIMITED"
-    )
+    count = key_reuse_count(value, f"{where}: Key Reuse Count")
+    if count is None:
+        raise PolicyError(
+            f"{where}: Key Reuse Count {quoted(text)}: expected 0 (disabled), 1 to {KEYREUSE_MAX} or UNLIMITED"
+        )
+    return count
+
+

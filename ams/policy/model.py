@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import warnings
+from typing import TypeVar
 
 import attrs
 
@@ -17,8 +18,9 @@ from ams.algorithms import (
     SignatureAlgorithm,
 )
 from ams.dn import DistinguishedName
-from ams.errors import AmsDeprecationWarning, PolicyError
+from ams.errors import AmsDeprecationWarning, PolicyError, quoted
 
+Algorithm = TypeVar("Algorithm", SignatureAlgorithm, EncryptionAlgorithm)
 _NAME_RE = re.compile(r"[A-Za-z0-9._/%]{1,48}")
 
 
@@ -126,15 +128,50 @@ class Policy:
 
     def to_setmqspl(self, qmgr: str) -> str:
         """One ``setmqspl`` command with every flag explicit (as ``dspmqspl -export``)."""
-        words = ["setmqspl", "-m", qmgr, "-p", self.name]
-        words += ["-s", self.signature_algorithm.label, "-e", self.encryption_algorithm.label]
-        for dn in self.signers:
-            words += ["-a", str(dn)]
-        for dn in self.recipients:
-            words += ["-r", str(dn)]
+        words = setmqspl_words(
+            qmgr, self.name, self.signature_algorithm, self.encryption_algorithm, self.signers, self.recipients
+        )
         reuse = "*" if self.key_reuse == KEYREUSE_UNLIMITED else str(self.key_reuse)
         words += ["-c", reuse, "-t", "1" if self.tolerate else "0"]
         return shlex.join(words)
+
+
+def algorithm_from_label(kind: type[Algorithm], label: str, what: str) -> Algorithm:
+    """The ``kind`` member named ``label``; a PolicyError naming ``what`` and the accepted names if none."""
+    try:
+        return kind.from_label(label)
+    except KeyError:
+        hint = " (names are upper case)" if label.upper() in kind.labels().split(", ") else ""
+        raise PolicyError(f"unknown {what} {quoted(label)}{hint}; accepted: {kind.labels()}") from None
+
+
+def key_reuse_count(text: str, what: str) -> int | None:
+    """A key reuse count written in ASCII digits (None when ``text`` is not digits). Longer than the
+    largest count is a PolicyError naming ``what``, found before ``int()`` (which refuses more than
+    4,300 digits with a ValueError)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(KEYREUSE_MAX)):
+        raise PolicyError(f"{what} has {len(digits):,} digits: out of range: expected at most {KEYREUSE_MAX}")
+    return int(digits)
+
+
+def setmqspl_words(
+    qmgr: str,
+    name: str,
+    signature: SignatureAlgorithm,
+    encryption: EncryptionAlgorithm,
+    signers: tuple[DistinguishedName, ...],
+    recipients: tuple[DistinguishedName, ...],
+) -> list[str]:
+    """The words of a setmqspl command up to its -c and -t: ``-a`` for each signer, ``-r`` for each recipient."""
+    words = ["setmqspl", "-m", qmgr, "-p", name, "-s", signature.label, "-e", encryption.label]
+    for dn in signers:
+        words += ["-a", str(dn)]
+    for dn in recipients:
+        words += ["-r", str(dn)]
+    return words
 
 
 def check_swapped(policy: Policy, qmgr: str = "QMGR") -> None:
@@ -153,12 +190,10 @@ def check_swapped(policy: Policy, qmgr: str = "QMGR") -> None:
         )
     else:
         return
-    words = ["setmqspl", "-m", qmgr, "-p", policy.name]
-    words += ["-s", policy.signature_algorithm.label, "-e", policy.encryption_algorithm.label]
-    for dn in policy.recipients:
-        words += ["-a", str(dn)]
-    for dn in policy.signers:
-        words += ["-r", str(dn)]
+    # swapped: the recipients given become authorised signers, and the other way round
+    words = setmqspl_words(
+        qmgr, policy.name, policy.signature_algorithm, policy.encryption_algorithm, policy.recipients, policy.signers
+    )
     raise PolicyError(
         f"policy {policy.name}: {what}. This looks like -r and -a swapped: in setmqspl -r "
         "(RECIP) names the recipients who can decrypt and -a (SIGNER) names the authorised "

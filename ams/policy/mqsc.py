@@ -25,15 +25,12 @@ from ams.algorithms import (
     SignatureAlgorithm,
 )
 from ams.dn import DistinguishedName
-from ams.errors import PolicyError
-from ams.policy.model import Policy, key_reuse_label
+from ams.errors import PolicyError, quoted
+from ams.policy.model import Policy, key_reuse_count, key_reuse_label
 
-_SIGNATURE_NAMES = ", ".join(a.label for a in SignatureAlgorithm)
-_ENCRYPTION_NAMES = ", ".join(a.label for a in EncryptionAlgorithm)
 _KEYWORD_START = frozenset(string.ascii_letters)
 _KEYWORD_CHARACTERS = frozenset(string.ascii_letters + string.digits)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_SHOWN = 60  # characters of a command quoted in an error text
 
 
 def split_lines(text: str) -> list[str]:
@@ -62,9 +59,6 @@ def decode_text(data: bytes, source: str) -> str:
         ) from None
 
 
-def _shown(text: str) -> str:
-    text = text.strip()
-    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + f"... ({len(text):,} characters)"
 
 
 @attrs.frozen
@@ -162,7 +156,7 @@ def _value(raw: str | None, keyword: str, line: int) -> str:
     raw = raw.strip()
     if raw.startswith("'"):
         if not raw.endswith("'") or len(raw) < 2:
-            raise PolicyError(f"line {line}: unterminated quoted value in {keyword}({_shown(raw)}")
+            raise PolicyError(f"line {line}: unterminated quoted value in {keyword}({quoted(raw)}")
         return raw[1:-1].replace("''", "'")
     return raw.upper()
 
@@ -202,7 +196,7 @@ def _tokens(statement: str, line: int) -> list[tuple[str, str | None]]:
         start = index
         if statement[index] not in _KEYWORD_START:
             raise PolicyError(
-                f"line {line}: cannot parse {_shown(statement)} as SET POLICY(...) or DELETE POLICY(...): "
+                f"line {line}: cannot parse {quoted(statement)} as SET POLICY(...) or DELETE POLICY(...): "
                 f"expected a keyword at character {index + 1} of the command"
             )
         while index < length and statement[index] in _KEYWORD_CHARACTERS:
@@ -233,7 +227,7 @@ def _tokens(statement: str, line: int) -> list[tuple[str, str | None]]:
                 index += 1
             if index == length or statement[index] != ")":
                 raise PolicyError(
-                    f"line {line}: {keyword}({_shown(value)} is not closed by ')' after the quoted value; "
+                    f"line {line}: {keyword}({quoted(value)} is not closed by ')' after the quoted value; "
                     "double a quote inside a value ('')"
                 )
             index += 1
@@ -250,7 +244,7 @@ def _parse_statement(statement: str, line: int) -> MqscCommand:
     """One SET POLICY or DELETE POLICY command; PolicyError naming ``line`` when it is not one."""
     tokens = _tokens(statement, line)
     if len(tokens) < 2:
-        raise PolicyError(f"line {line}: cannot parse {_shown(statement)} as SET POLICY(...) or DELETE POLICY(...)")
+        raise PolicyError(f"line {line}: cannot parse {quoted(statement)} as SET POLICY(...) or DELETE POLICY(...)")
     (verb, _), (noun, name_raw) = tokens[0], tokens[1]
     if verb not in ("SET", "DELETE") or noun != "POLICY":
         raise PolicyError(f"line {line}: expected SET POLICY(...) or DELETE POLICY(...), found {verb} {noun}")
@@ -295,9 +289,9 @@ def _read_keyword(found: _Keywords, keyword: str, raw: str | None, line: int) ->
     try:
         handler(found, keyword, raw, line)
     except KeyError:
-        names = _SIGNATURE_NAMES if keyword == "SIGNALG" else _ENCRYPTION_NAMES
+        names = (SignatureAlgorithm if keyword == "SIGNALG" else EncryptionAlgorithm).labels()
         raise PolicyError(
-            f"line {line}: {keyword}({_shown(raw or '')}) is not accepted; expected one of {names}"
+            f"line {line}: {keyword}({quoted(raw or '')}) is not accepted; expected one of {names}"
         ) from None
 
 
@@ -354,17 +348,11 @@ def _key_reuse(value: str, line: int) -> int:
         return KEYREUSE_DISABLED
     if value == "UNLIMITED":
         return KEYREUSE_UNLIMITED
-    if value.isascii() and value.isdigit():
-        digits = value.lstrip("0") or "0"
-        # longer than the largest count: out of range, and never handed to int() (which refuses
-        # more than 4,300 digits with a ValueError)
-        if len(digits) > len(str(KEYREUSE_MAX)):
-            raise PolicyError(
-                f"line {line}: KEYREUSE has {len(digits):,} digits: out of range; expected DISABLED, UNLIMITED or "
-                f"1 to {KEYREUSE_MAX}"
-            )
-        return int(digits)
-    raise PolicyError(f"line {line}: KEYREUSE({_shown(value)}): expected DISABLED, UNLIMITED or 1 to {KEYREUSE_MAX}")
+    count = key_reuse_count(value, f"line {line}: KEYREUSE")
+    if count is None:
+        expected = f"DISABLED, UNLIMITED or 1 to {KEYREUSE_MAX}"
+        raise PolicyError(f"line {line}: KEYREUSE({quoted(value)}): expected {expected}")
+    return count
 
 
 def _quote(value: str) -> str:

@@ -18,17 +18,9 @@ from ams.algorithms import (
     SignatureAlgorithm,
 )
 from ams.dn import DistinguishedName
-from ams.errors import PolicyError
-from ams.policy.model import Policy
+from ams.errors import PolicyError, quoted
+from ams.policy.model import Policy, algorithm_from_label, key_reuse_count
 from ams.policy.shell_words import ShellSyntaxError, split_words
-
-_SIGNATURE_NAMES = ", ".join(a.label for a in SignatureAlgorithm)
-_ENCRYPTION_NAMES = ", ".join(a.label for a in EncryptionAlgorithm)
-_SHOWN = 60  # characters of a line or value quoted in an error text
-
-
-def _shown(text: str) -> str:
-    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + f"... ({len(text):,} characters)"
 
 
 @attrs.frozen
@@ -39,42 +31,16 @@ class PolicyRemoval:
     qmgr: str
 
 
-def _signature(value: str) -> SignatureAlgorithm:
-    try:
-        return SignatureAlgorithm.from_label(value)
-    except KeyError:
-        hint = " (names are upper case)" if value.upper() in _SIGNATURE_NAMES.split(", ") else ""
-        raise PolicyError(
-            f"unknown signature algorithm -s {_shown(value)}{hint}; accepted: {_SIGNATURE_NAMES}"
-        ) from None
-
-
-def _encryption(value: str) -> EncryptionAlgorithm:
-    try:
-        return EncryptionAlgorithm.from_label(value)
-    except KeyError:
-        hint = " (names are upper case)" if value.upper() in _ENCRYPTION_NAMES.split(", ") else ""
-        raise PolicyError(
-            f"unknown encryption algorithm -e {_shown(value)}{hint}; accepted: {_ENCRYPTION_NAMES}"
-        ) from None
-
-
 def _key_reuse(value: str) -> int:
     if value == "*":
         return KEYREUSE_UNLIMITED
-    if value.isascii() and value.isdigit():
-        digits = value.lstrip("0") or "0"
-        # longer than the largest count: out of range, and never handed to int() (which refuses
-        # more than 4,300 digits with a ValueError)
-        if len(digits) > len(str(KEYREUSE_MAX)):
-            raise PolicyError(
-                f"key reuse -c has {len(digits):,} digits: out of range: expected 0 (disabled), * (unlimited) "
-                f"or 1 to {KEYREUSE_MAX}"
-            )
-        return int(digits)
-    raise PolicyError(
-        f"key reuse -c {_shown(value)} is not a number: expected 0 (disabled), * (unlimited) or 1 to {KEYREUSE_MAX}"
-    )
+    count = key_reuse_count(value, "key reuse -c")
+    if count is None:
+        raise PolicyError(
+            f"key reuse -c {quoted(value)} is not a number: expected 0 (disabled), * (unlimited) or 1 to "
+            f"{KEYREUSE_MAX}"
+        )
+    return count
 
 
 @attrs.frozen
@@ -102,12 +68,16 @@ def parse_setmqspl(line: str) -> Policy | PolicyRemoval:
         return PolicyRemoval(name, qmgr)
     tolerate = values.get("-t", "0")
     if tolerate not in ("0", "1"):
-        raise PolicyError(f"toleration -t {_shown(tolerate)}: expected 0 (enforce) or 1 (tolerate)")
+        raise PolicyError(f"toleration -t {quoted(tolerate)}: expected 0 (enforce) or 1 (tolerate)")
     try:
         return Policy(
             name=name,
-            signature_algorithm=_signature(values.get("-s", "NONE")),
-            encryption_algorithm=_encryption(values.get("-e", "NONE")),
+            signature_algorithm=algorithm_from_label(
+                SignatureAlgorithm, values.get("-s", "NONE"), "signature algorithm -s"
+            ),
+            encryption_algorithm=algorithm_from_label(
+                EncryptionAlgorithm, values.get("-e", "NONE"), "encryption algorithm -e"
+            ),
             recipients=options.recipients,
             signers=options.signers,
             tolerate=tolerate == "1",
@@ -124,7 +94,7 @@ def _words(line: str) -> list[str]:
     try:
         words = split_words(line)
     except ShellSyntaxError as error:
-        raise PolicyError(f"cannot split {_shown(line)} as a shell command line: {error}") from None
+        raise PolicyError(f"cannot split {quoted(line)} as a shell command line: {error}") from None
     return words[1:] if words and words[0] == "setmqspl" else words
 
 
@@ -142,7 +112,7 @@ def _options(words: list[str]) -> _Options:
             continue
         if flag not in ("-m", "-p", "-s", "-e", "-r", "-a", "-t", "-c"):
             raise PolicyError(
-                f"unknown setmqspl option {_shown(flag)}; accepted: -m QMGR -p POLICY -s SIGNALG -e ENCALG "
+                f"unknown setmqspl option {quoted(flag)}; accepted: -m QMGR -p POLICY -s SIGNALG -e ENCALG "
                 "-r RECIPIENT-DN -a SIGNER-DN -t 0|1 -c N|* -remove"
             )
         if index + 1 >= len(words):
@@ -152,7 +122,7 @@ def _options(words: list[str]) -> _Options:
         if flag in ("-r", "-a"):
             (recipients if flag == "-r" else signers).append(DistinguishedName.parse(value))
         elif flag in values:
-            raise PolicyError(f"setmqspl option {flag} given twice ({_shown(values[flag])}, {_shown(value)})")
+            raise PolicyError(f"setmqspl option {flag} given twice ({quoted(values[flag])}, {quoted(value)})")
         else:
             values[flag] = value
     return _Options(values, tuple(recipients), tuple(signers), remove)
