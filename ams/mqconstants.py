@@ -23,13 +23,46 @@ MQDLH_LENGTH = 172
 # Message descriptor values
 MQPER_NOT_PERSISTENT = 0
 MQPER_PERSISTENT = 1
+MQPER_PERSISTENCE_AS_Q_DEF = 2
+MQPRI_PRIORITY_AS_Q_DEF = -1
+MQEI_UNLIMITED = -1
 MQMT_DATAGRAM = 8
 MQAT_UNIX = 6  # what MQ reports for applications on Linux and UNIX
 
-# Reason codes
+# Reason codes, with the names MQ gives them (for error texts)
 MQRC_NO_MSG_AVAILABLE = 2033
 MQRC_SECURITY_ERROR = 2063
 MQRC_BACKOUT_THRESHOLD_REACHED = 2362
+MQRC_NOT_AUTHORIZED = 2035
+MQRC_NOT_OPEN_FOR_BROWSE = 2036
+MQRC_NOT_OPEN_FOR_INPUT = 2037
+MQRC_NOT_OPEN_FOR_OUTPUT = 2039
+MQRC_OBJECT_IN_USE = 2042
+MQRC_OPTIONS_ERROR = 2046
+MQRC_MSG_TOO_BIG_FOR_Q = 2030
+MQRC_TRUNCATED_MSG_FAILED = 2080
+MQRC_UNKNOWN_OBJECT_NAME = 2085
+MQRC_Q_MGR_NOT_AVAILABLE = 2059
+MQRC_CONNECTION_BROKEN = 2009
+MQRC_Q_FULL = 2053
+MQRC_PUT_INHIBITED = 2051
+MQRC_GET_INHIBITED = 2016
+MQRC_MSG_TOO_BIG_FOR_CHANNEL = 2218
+MQRC_DATA_LENGTH_ERROR = 2010
+MQRC_HCONN_ERROR = 2018
+REASON_NAMES: dict[int, str] = {
+    value: name for name, value in dict(globals()).items() if name.startswith("MQRC_") and isinstance(value, int)
+}
+
+# The queue attributes the embedded queue manager models, as MQ spells their values
+PROPCTL_VALUES = ("COMPAT", "NONE", "ALL", "FORCE", "V6COMPAT")
+DEFAULT_MAX_MESSAGE_LENGTH = 4 * 1024 * 1024  # MAXMSGL of a queue, and of a client channel, by default
+
+
+def reason_name(reason: int) -> str:
+    """``2035 (MQRC_NOT_AUTHORIZED)``: a reason code with its name where this module knows it."""
+    name = REASON_NAMES.get(reason)
+    return f"{reason} ({name})" if name else str(reason)
 
 
 def integer_order(encoding: int) -> str:

@@ -1,59 +1,120 @@
-"""The transports the MQ tests run over: the embedded queue manager in memory and in a file, and
-IBM MQ itself when AMS_TEST_MQ names one (mq://host(port)/QMGR?channel=CHANNEL; the queues used
-must exist there, with AMS_MQ_USER / AMS_MQ_PASSWORD if the channel needs them)."""
+"""The transports the MQ tests run over: the embedded queue manager in memory and in a file, the
+pymqi adapter over tests/fake_pymqi.py, and IBM MQ itself when AMS_TEST_MQ names one
+(mq://host(port)/QMGR?channel=CHANNEL, with AMS_MQ_USER / AMS_MQ_PASSWORD if the channel needs
+them; scripts/test-real-mq defines the queues below there).
+
+``python -m tests.mq_transports`` prints the MQSC that defines the test queues on IBM MQ."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ams.mq import EmbeddedQueueManager, QueueManager, connect
+from ams.mq.mqsc import define_qlocal
+from ams.mq.transport import QueueAttributes
 
-Factory = Callable[[str], QueueManager]
+_DEFAULT = QueueAttributes()
+
+# The queues the MQ tests use, with the attributes the tests rely on (MQ's defaults otherwise)
+TEST_QUEUES: dict[str, QueueAttributes] = {
+    **{
+        name: _DEFAULT
+        for name in (
+            "P.INT", "P.PRIV", "P.CONF", "P.TOL", "P.OUT", "P.MISSING", "P.INT.BACKOUT",
+            "PRIV.Q", "CONF.Q", "PAY.Q", "NO.POLICY.Q", "Q",
+            "EXTERNAL_IN", "INTERNAL_IN", "PAYMENTS.OUT",
+            "DEMO.INTEGRITY", "DEMO.PRIVACY", "DEMO.CONFIDENTIAL",
+            "T.CRASH", "T.FIFO", "T.BACKOUT", "T.UOW", "T.MSGID", "T.BROWSE", "T.WAIT", "T.SHARED", "T.MODES",
+            "T.DISCARD", "T.BIG", "T.PRIORITY", "T.EXPIRY", "T.DEPTH", "T.DISC", "T.DROP", "T.RACE",
+        )
+    },
+    "T.PROPS.NONE": QueueAttributes(propctl="NONE"),
+    "T.PROPS.COMPAT": QueueAttributes(propctl="COMPAT"),
+    "T.EXCL": QueueAttributes(shared_by_default=False),
+    "T.NOSHARE": QueueAttributes(shareable=False),
+    "T.SMALL": QueueAttributes(max_message_length=1024),
+    "T.PERSIST": QueueAttributes(default_persistent=True, default_priority=4),
+}  # fmt: skip
+
+
+def define_test_queues(manager: EmbeddedQueueManager) -> EmbeddedQueueManager:
+    """The test queues, with their attributes, on an embedded queue manager."""
+    for queue, attributes in TEST_QUEUES.items():
+        manager.define_queue(queue, attributes)
+    return manager
+
+
+class Factory:
+    """Opens another connection (its own unit of work) to one queue manager: ``factory("appl")``.
+
+    ``manager`` is the embedded queue manager underneath (None on IBM MQ), for what only a test can
+    switch on there (authorities, restarts). Connections are held weakly, so that a test can drop
+    one; those still open at the end are closed."""
+
+    def __init__(self, kind: str, opener: Callable[[str], QueueManager], manager: EmbeddedQueueManager | None) -> None:
+        self.kind = kind
+        self.manager = manager
+        self._opener = opener
+        self._opened: list[weakref.ref[QueueManager]] = []
+
+    def __call__(self, appl: str) -> QueueManager:
+        connection = self._opener(appl)
+        self._opened.append(weakref.ref(connection))
+        return connection
+
+    def close_all(self) -> None:
+        for reference in self._opened:
+            connection = reference()
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
+
 
 TRANSPORTS = ["embedded-memory", "embedded-file", "pymqi-adapter", "ibm-mq"]
 
 
 @pytest.fixture(params=TRANSPORTS)
 def connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
-    """A function that opens another connection (its own unit of work) to one queue manager."""
+    """A :class:`Factory` for one queue manager of each kind."""
     kind = request.param
-    opened: list[QueueManager] = []
     if kind == "ibm-mq":
         target = os.environ.get("AMS_TEST_MQ")
         if not target:
             pytest.skip("no IBM MQ here: set AMS_TEST_MQ=mq://host(port)/QMGR?channel=CHANNEL to run against one")
-
-        def factory(appl: str) -> QueueManager:
-            connection = connect(target, appl_name=appl)
-            opened.append(connection)
-            return connection
+        factory = Factory(kind, lambda appl: connect(target, appl_name=appl), None)
     elif kind == "pymqi-adapter":
         # the adapter's own code over a pymqi stand-in (IBM MQ cannot run here): tests/fake_pymqi.py
         from tests import fake_pymqi
 
-        fake_pymqi.MANAGERS["TESTQM"] = EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM")
+        manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM"))
+        fake_pymqi.MANAGERS["TESTQM"] = manager
         request.getfixturevalue("monkeypatch").setitem(sys.modules, "pymqi", fake_pymqi)
         request.getfixturevalue("monkeypatch").setitem(sys.modules, "ibmmq", None)
-
-        def factory(appl: str) -> QueueManager:
-            connection = connect("mq://127.0.0.1(1414)/TESTQM?channel=TEST.SVRCONN", appl_name=appl)
-            opened.append(connection)
-            return connection
+        url = "mq://127.0.0.1(1414)/TESTQM?channel=TEST.SVRCONN"
+        factory = Factory(kind, lambda appl: connect(url, appl_name=appl), manager)
     else:
-        manager = EmbeddedQueueManager(None if kind == "embedded-memory" else tmp_path / "qm.sqlite", name="TESTQM")
-
-        def factory(appl: str) -> QueueManager:
-            connection = manager.connect(appl)
-            opened.append(connection)
-            return connection
-
+        manager = define_test_queues(
+            EmbeddedQueueManager(None if kind == "embedded-memory" else tmp_path / "qm.sqlite", name="TESTQM")
+        )
+        factory = Factory(kind, manager.connect, manager)
     yield factory
-    for connection in opened:
-        with contextlib.suppress(Exception):
-            connection.close()
+    factory.close_all()
+
+
+def mqsc() -> str:
+    """The MQSC that defines the test queues on IBM MQ, empty."""
+    lines = []
+    for name, attributes in TEST_QUEUES.items():
+        lines += [define_qlocal(name, attributes), f"CLEAR QLOCAL('{name}')"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(mqsc())

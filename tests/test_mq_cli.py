@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ams.cli.main import main
-from ams.mq import MQMD, EmbeddedQueueManager
+from ams.mq import MQMD, EmbeddedQueueManager, MQError
 from ams.mq.protected import ERROR_QUEUE
 
 
@@ -17,7 +17,16 @@ from ams.mq.protected import ERROR_QUEUE
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mqcli")
     assert main(["pki", "init", str(root / "pki"), "--users", "alice,bob,carol"]) == 0
+    define(root / "qm.sqlite")
     return root
+
+
+DEMO_QUEUES = ("DEMO.INTEGRITY", "DEMO.PRIVACY", "DEMO.CONFIDENTIAL")
+
+
+def define(qm: Path) -> None:
+    """The queues the tests use, defined as an administrator would with `ams qm define`."""
+    assert main(["qm", "define", *DEMO_QUEUES, "--qm", str(qm)]) == 0
 
 
 def as_user(world: Path, user: str, *args: str) -> list[str]:
@@ -97,6 +106,7 @@ def test_policies_applied_to_the_queue_manager_serve_put_and_get(
     tmp_path: Path, world: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     qm = str(tmp_path / "own.sqlite")
+    define(Path(qm))
     policies = str(Path(__file__).parents[1] / "policies")
     assert main(["policy", "apply", "--policies", policies, "--qm", qm]) == 0
     assert b"wrote 6 policies" in capsysbinary.readouterr().out
@@ -113,6 +123,7 @@ def test_policies_applied_to_the_queue_manager_serve_put_and_get(
 def test_proxy_command(
     tmp_path: Path, world: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
+    define(tmp_path / "proxy.sqlite")
     qm = ["--qm", str(tmp_path / "proxy.sqlite"), "--policies", str(Path(__file__).parents[1] / "policies")]
     feed(monkeypatch, b"one\ntwo\n")
     main(["put", "DEMO.PRIVACY", *qm, "--keystore-conf", str(world / "pki" / "alice" / "keystore.conf")])
@@ -121,3 +132,57 @@ def test_proxy_command(
     assert b"moved 2 message(s) from DEMO.PRIVACY to DEMO.CONFIDENTIAL, refused 0" in capsysbinary.readouterr().err
     assert main(["get", "DEMO.CONFIDENTIAL", *qm, *bob]) == 0
     assert capsysbinary.readouterr().out == b"one\ntwo\n"
+
+
+def test_qm_commands_define_show_restart_and_deny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    qm = ["--qm", str(tmp_path / "admin.sqlite")]
+    assert main(["qm", "define", "APP.Q", "--bothresh", "3", "--boqname", "APP.BOQ", "--propctl", "none", *qm]) == 0
+    assert main(["qm", "define", "APP.BOQ", "--defpsist", "yes", *qm]) == 0
+    assert main(["qm", "alias", "APP.ALIAS", "APP.Q", *qm]) == 0
+    capsys.readouterr()
+    assert main(["qm", "show", "--mqsc", *qm]) == 0
+    shown = capsys.readouterr().out
+    assert "DEFINE QLOCAL('APP.Q') BOTHRESH(3) BOQNAME('APP.BOQ') PROPCTL(NONE) REPLACE" in shown
+    assert "DEFINE QALIAS('APP.ALIAS') TARGET('APP.Q') REPLACE" in shown
+    assert "DEFINE QLOCAL('SYSTEM.PROTECTION.ERROR.QUEUE') DEFPSIST(YES) REPLACE" in shown
+    assert main(["qm", "show", "NOT.THERE", *qm]) == 1
+    assert "ams qm define NOT.THERE" in capsys.readouterr().out
+
+    manager = EmbeddedQueueManager(tmp_path / "admin.sqlite")
+    connection = manager.connect("app")
+    connection.put1("APP.ALIAS", MQMD(), b"non-persistent")
+    connection.put1("APP.BOQ", MQMD(), b"persistent by the queue's default")
+    assert main(["qm", "show", "APP.Q", *qm]) == 0
+    assert "CURDEPTH(1)" in capsys.readouterr().out
+    assert main(["qm", "restart", *qm]) == 0
+    assert "1 non-persistent message(s) discarded" in capsys.readouterr().out
+    assert connection.depth("APP.Q") == 0 and connection.depth("APP.BOQ") == 1
+
+    assert main(["qm", "deny", "APP.Q", "put", *qm]) == 0
+    with pytest.raises(MQError) as caught:
+        connection.put1("APP.Q", MQMD(), b"x")
+    assert caught.value.reason == 2035 and "setmqaut" in str(caught.value)
+    assert main(["qm", "deny", "APP.Q", "put", "--allow", *qm]) == 0
+    connection.put1("APP.Q", MQMD(), b"x")
+    assert main(["qm", "define", "BAD.Q", "--defprty", "12", *qm]) == 2
+    assert "DEFPRTY from 0 to 9" in capsys.readouterr().err
+
+
+def test_qm_commands_print_mqsc_for_ibm_mq_and_refuse_to_administer_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["qm", "define", "APP.Q", "--noshare", "--maxmsgl", "1048576", "--mqsc"]) == 0
+    assert capsys.readouterr().out == "DEFINE QLOCAL('APP.Q') MAXMSGL(1048576) NOSHARE REPLACE\n"
+    assert main(["qm", "define", "APP.Q", "--qm", "mq://host(1414)/QM1?channel=APP.SVRCONN"]) == 2
+    assert "runmqsc" in capsys.readouterr().err
+    assert main(["qm", "authorities", "--principal", "app", "-m", "QM1", "APP.Q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "setmqaut -m QM1 -t queue -n SYSTEM.PROTECTION.ERROR.QUEUE -p app +put +inq" in lines
+    assert "setmqaut -m QM1 -t queue -n SYSTEM.PROTECTION.POLICY.QUEUE -p app +browse +inq" in lines
+    assert "setmqaut -m QM1 -t queue -n APP.Q -p app +put +get +browse +inq" in lines
+    assert main(["qm", "authorities", "--principal", "app", "--mqsc", "--writes-policies"]) == 0
+    assert "PROFILE('SYSTEM.PROTECTION.POLICY.QUEUE') OBJTYPE(QUEUE) PRINCIPAL('app') AUTHADD(BROWSE,INQ,GET,PUT)" in (
+        capsys.readouterr().out
+    )
+    assert main(["qm", "authorities", "--principal", "app"]) == 2
+    policies = str(Path(__file__).parents[1] / "policies")
+    assert main(["policy", "apply", "--policies", policies, "--qm", "mq://host(1414)/QM1?channel=C"]) == 2
+    assert "SET POLICY" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable
-from tests.mq_transports import Factory
+from tests.mq_transports import Factory, define_test_queues
 
 MD = MQMD()
 
@@ -145,7 +145,7 @@ def _consumer(path: str, results: multiprocessing.Queue[list[bytes]]) -> None:
 
 def test_two_processes_share_a_file_without_loss_or_duplicates(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.sqlite")
-    EmbeddedQueueManager(path).close()
+    define_test_queues(EmbeddedQueueManager(path)).close()
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[list[bytes]] = context.Queue()
     processes = [
@@ -174,7 +174,7 @@ def _die_holding_work(path: str) -> None:
 
 def test_work_of_a_crashed_process_is_backed_out(tmp_path: Path) -> None:
     path = str(tmp_path / "crash.sqlite")
-    EmbeddedQueueManager(path).connect().put1("T.CRASH", MD, b"survivor")
+    define_test_queues(EmbeddedQueueManager(path)).connect().put1("T.CRASH", MD, b"survivor")
     process = multiprocessing.get_context("spawn").Process(target=_die_holding_work, args=(path,))
     process.start()
     process.join(timeout=60)

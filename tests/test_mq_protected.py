@@ -85,7 +85,10 @@ def test_backout_returns_a_refused_message_and_its_error_queue_copy_goes(
     with pytest.raises(ams.errors.NotARecipientError):
         carol.open("P.PRIV", input=True).get(syncpoint=True)
     spy = connections("spy")
-    assert spy.depth("P.PRIV") == 0 and spy.depth(ERROR_QUEUE) == 0  # both inside carol's unit of work
+    # both inside carol's unit of work: CURDEPTH counts her uncommitted put (as MQ's does), no one can get it
+    assert spy.depth("P.PRIV") == 0 and spy.depth(ERROR_QUEUE) == 1
+    with pytest.raises(NoMessageAvailable):
+        spy.open(ERROR_QUEUE, input=True).get()
     carol.backout()
     assert spy.depth("P.PRIV") == 1 and spy.depth(ERROR_QUEUE) == 0
     bob = manager(connections, pki, "bob", policies)

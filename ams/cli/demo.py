@@ -176,6 +176,8 @@ def _queues(root: Path, keystores: dict[str, Path], policies: PolicyStore) -> No
     path = root / "demo-qm.sqlite"
     print(f"\n== on a queue manager (embedded, {path.name})")
     qm = EmbeddedQueueManager(path, name="DEMOQM")
+    for queue in ("DEMO.INTEGRITY", "DEMO.PRIVACY", "DEMO.CONFIDENTIAL"):
+        qm.define_queue(queue)  # as `ams qm define` (or runmqsc DEFINE QLOCAL on IBM MQ) would
 
     def connect(user: str) -> ProtectedQueueManager:
         return ProtectedQueueManager(qm.connect(user), Keystore.from_conf(keystores[user]), policies)

@@ -74,6 +74,12 @@ def _register_rollout(with_store: Callable[[str, str], argparse.ArgumentParser])
         help="write the store into this queue manager's SYSTEM.PROTECTION.POLICY.QUEUE instead "
         "(an embedded queue manager file or mq://...)",
     )
+    apply.add_argument(
+        "--write-queue",
+        action="store_true",
+        help="with --qm mq://...: write IBM MQ's policy queue directly (needs +get +put on it) instead of "
+        "the supported setmqspl / SET POLICY route",
+    )
     apply.add_argument("--mqsc", action="store_true", help="print MQSC instead of setmqspl")
     apply.add_argument(
         "--from",
@@ -215,6 +221,12 @@ def run_apply(args: argparse.Namespace) -> int:
     if args.write_to is not None:
         from ams.mq import connect, write_policies_to_queue_manager
 
+        if args.write_to.startswith("mq:") and not args.write_queue:
+            raise UsageError(
+                f"{args.write_to} is IBM MQ, where policies are defined with setmqspl or SET POLICY: print them "
+                "with `ams policy apply -m QMGR --mqsc` for runmqsc (or without --mqsc for setmqspl); to write "
+                "SYSTEM.PROTECTION.POLICY.QUEUE directly anyway, add --write-queue"
+            )
         qm = connect(args.write_to, appl_name="ams policy")
         try:
             count = write_policies_to_queue_manager(qm, store)

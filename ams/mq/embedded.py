@@ -1,17 +1,31 @@
-"""The embedded queue manager: a small stand-in for IBM MQ, in memory or in an SQLite file.
+"""The embedded queue manager: a stand-in for IBM MQ, in memory or in an SQLite file.
 
-It is for tests, demos and single-machine pipelines, not a queue manager product. What it does:
-local and alias queues (local queues are defined on first use), FIFO delivery, syncpoint per
-connection (uncommitted puts are invisible, uncommitted gets are hidden, backout restores them
-and counts), each queue's backout threshold and backout queue (BOTHRESH, default 5, and
-BOQNAME), browse cursors, get-wait, MQPUT1, and a file mode that several processes share and
-that keeps every message across a crash (work a dead process left uncommitted is backed out
-when the next connection opens). The file is created private (0600) and never through a
-symbolic link. Priority, expiry and message groups are not implemented.
+It is for tests, demos and single-machine pipelines, not a queue manager product; where MQ is
+strict, it is as strict, so that code which would lose a message on MQ fails a test here:
+
+* queues are defined explicitly (``define_queue``, ``define_alias``, ``ams qm define``); opening
+  an undefined one is MQRC 2085; the SYSTEM.* queues AMS uses exist from the start;
+* syncpoint per connection: uncommitted puts are invisible, uncommitted gets hidden, backout
+  restores them and counts; closing (or dropping the connection object) backs out, but
+  ``disconnect`` (MQDISC) commits, as MQ does; a closed connection's calls are MQRC 2018;
+* CURDEPTH counts uncommitted puts and not uncommitted gets; delivery is by priority, then
+  first in, first out; expired messages are never delivered;
+* the queue attributes of :class:`~ams.mq.transport.QueueAttributes`: BOTHRESH and BOQNAME,
+  PROPCTL (applied to gets that do not force MQRFH2), DEFPSIST and DEFPRTY for messages put "as
+  queue default", MAXMSGL (MQRC 2030), DEFSOPT and SHARE (MQRC 2042 for a second exclusive
+  reader);
+* authority failures a test can switch on (``deny(queue, "put")``: MQRC 2035);
+* a file mode that several processes share: a dead process's uncommitted work is backed out
+  when the next connection opens, and ``restart()`` (``ams qm restart``) is a queue manager
+  restart: non-persistent messages are gone. The file is created private (0600), never through
+  a symbolic link.
+
+Message groups, segmentation and triggers are not implemented.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -27,16 +41,27 @@ import attrs
 from ams._files import PRIVATE_FILE_MODE, write_new_file
 from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
-from ams.mq.transport import BackoutSettings, Message, MQError, NoMessageAvailable
+from ams.mq.properties import deliver
+from ams.mq.transport import BackoutSettings, Message, MQError, NoMessageAvailable, QueueAttributes
+from ams.mqconstants import (
+    MQEI_UNLIMITED,
+    MQPER_PERSISTENCE_AS_Q_DEF,
+    MQPER_PERSISTENT,
+    MQPRI_PRIORITY_AS_Q_DEF,
+    MQRC_HCONN_ERROR,
+    MQRC_MSG_TOO_BIG_FOR_Q,
+    MQRC_NOT_AUTHORIZED,
+    MQRC_NOT_OPEN_FOR_BROWSE,
+    MQRC_NOT_OPEN_FOR_INPUT,
+    MQRC_NOT_OPEN_FOR_OUTPUT,
+    MQRC_OBJECT_IN_USE,
+    MQRC_OPTIONS_ERROR,
+    MQRC_UNKNOWN_OBJECT_NAME,
+    PROPCTL_VALUES,
+)
 
-DEFAULT_BACKOUT_THRESHOLD = 5
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS queues (
-    name TEXT PRIMARY KEY,
-    target TEXT,
-    backout_threshold INTEGER NOT NULL DEFAULT 5,
-    backout_queue TEXT NOT NULL DEFAULT ''
-);
+CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, target TEXT, attributes TEXT, denied TEXT DEFAULT '');
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,
@@ -44,14 +69,33 @@ CREATE TABLE IF NOT EXISTS messages (
     body BLOB NOT NULL,
     state INTEGER NOT NULL,
     owner TEXT,
-    backouts INTEGER NOT NULL DEFAULT 0
+    backouts INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0,
+    persistent INTEGER NOT NULL DEFAULT 1,
+    expires REAL
 );
-CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, state, id);
+CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, state, priority, id);
+CREATE TABLE IF NOT EXISTS opens (handle TEXT PRIMARY KEY, queue TEXT NOT NULL, owner TEXT NOT NULL, exclusive INTEGER);
 """
+_COLUMNS = {  # columns added since the first file format, and their definitions
+    "messages": {
+        "priority": "INTEGER NOT NULL DEFAULT 0",
+        "persistent": "INTEGER NOT NULL DEFAULT 1",
+        "expires": "REAL",
+    },
+    "queues": {"attributes": "TEXT", "denied": "TEXT DEFAULT ''"},
+}
 VISIBLE, PUT_PENDING, GOT_PENDING = 0, 1, 2
 _BACK_OUT_GETS = "UPDATE messages SET state = ?, owner = NULL, backouts = backouts + 1 WHERE owner = ? AND state = ?"
-SYSTEM_QUEUES = ("SYSTEM.PROTECTION.ERROR.QUEUE", "SYSTEM.PROTECTION.POLICY.QUEUE", "SYSTEM.DEAD.LETTER.QUEUE")
+SYSTEM_QUEUES = (
+    "SYSTEM.PROTECTION.ERROR.QUEUE",
+    "SYSTEM.PROTECTION.POLICY.QUEUE",
+    "SYSTEM.DEAD.LETTER.QUEUE",
+    "SYSTEM.ADMIN.COMMAND.QUEUE",
+)
+OPERATIONS = ("put", "get", "browse")
 _POLL_SECONDS = 0.02
+_ORDER = " ORDER BY priority DESC, id ASC"
 _counter = itertools.count(1)
 
 
@@ -65,6 +109,14 @@ def _md_from_json(text: str, backouts: int) -> MQMD:
         raw[key] = bytes.fromhex(raw[key])
     raw["backout_count"] = backouts
     return MQMD(**raw)
+
+
+def _attributes_to_json(attributes: QueueAttributes) -> str:
+    return json.dumps(attrs.asdict(attributes))
+
+
+def _attributes_from_json(text: str | None) -> QueueAttributes:
+    return QueueAttributes(**json.loads(text)) if text else QueueAttributes()
 
 
 class EmbeddedQueueManager:
@@ -83,9 +135,12 @@ class EmbeddedQueueManager:
         self._keeper = self._open_db()  # keeps an in-memory database alive
         with self._keeper:
             self._keeper.executescript(_SCHEMA)
-            _add_backout_columns(self._keeper)
+            _add_columns(self._keeper)
             for queue in SYSTEM_QUEUES:
-                self._keeper.execute("INSERT OR IGNORE INTO queues (name, target) VALUES (?, NULL)", (queue,))
+                self._keeper.execute(
+                    "INSERT OR IGNORE INTO queues (name, target, attributes) VALUES (?, NULL, ?)",
+                    (queue, _attributes_to_json(QueueAttributes(default_persistent=True))),
+                )
         self._recover_dead_owners()
 
     def _open_db(self) -> sqlite3.Connection:
@@ -96,48 +151,98 @@ class EmbeddedQueueManager:
         return db
 
     def _recover_dead_owners(self) -> None:
-        """Back out what processes that died left uncommitted (as MQ does at restart)."""
-        rows = self._keeper.execute("SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL").fetchall()
+        """Back out what processes that died left uncommitted (as MQ does when a connection breaks)."""
+        rows = self._keeper.execute(
+            "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens"
+        ).fetchall()
         for (owner,) in rows:
             pid = int(owner.split(":", 1)[0])
             if pid == os.getpid() or _alive(pid):
                 continue
             with _transaction(self._keeper):
-                self._keeper.execute("DELETE FROM messages WHERE owner = ? AND state = ?", (owner, PUT_PENDING))
-                self._keeper.execute(_BACK_OUT_GETS, (VISIBLE, owner, GOT_PENDING))
+                _back_out(self._keeper, owner)
+                self._keeper.execute("DELETE FROM opens WHERE owner = ?", (owner,))
 
     def connect(self, appl_name: str = "ams") -> EmbeddedConnection:
-        """A new connection with its own unit of work; its puts carry ``appl_name`` unless the MQMD names one."""
+        """A new connection (its own unit of work); ``appl_name`` becomes PutApplName."""
         return EmbeddedConnection(self, self._open_db(), appl_name)
 
+    def define_queue(self, name: str, attributes: QueueAttributes | None = None, **changes: object) -> None:
+        """DEFINE QLOCAL ... REPLACE: the queue with ``attributes`` (default MQ's), changed by ``changes``."""
+        chosen = attrs.evolve(attributes or QueueAttributes(), **changes)  # type: ignore[arg-type]
+        _check_attributes(name, chosen)
+        with _transaction(self._keeper):
+            self._keeper.execute(
+                "INSERT INTO queues (name, target, attributes) VALUES (?, NULL, ?) ON CONFLICT (name) DO UPDATE "
+                "SET target = NULL, attributes = excluded.attributes",
+                (name, _attributes_to_json(chosen)),
+            )
+
     def define_alias(self, alias: str, target: str) -> None:
-        """Define (or redefine) ``alias`` as an alias queue for ``target`` (DEFINE QALIAS TARGET)."""
+        """DEFINE QALIAS(alias) TARGET(target) REPLACE."""
         with _transaction(self._keeper):
             self._keeper.execute("INSERT OR REPLACE INTO queues (name, target) VALUES (?, ?)", (alias, target))
 
-    def define_queue(
-        self, name: str, *, backout_threshold: int = DEFAULT_BACKOUT_THRESHOLD, backout_queue: str = ""
-    ) -> None:
-        """Define (or alter) a local queue: BOTHRESH (0: none) and BOQNAME, as DEFINE QLOCAL sets them."""
-        if backout_threshold < 0 or len(backout_queue) > 48 or not 1 <= len(name) <= 48:
-            raise UsageError(
-                f"queue {name!r}: expected a name of 1 to 48 characters, BOTHRESH >= 0 and a BOQNAME of at most "
-                f"48 characters, found BOTHRESH {backout_threshold} and BOQNAME {backout_queue!r}"
-            )
+    def queues(self) -> dict[str, QueueAttributes | str]:
+        """Every queue: a local queue's attributes, or an alias's target."""
+        rows = self._keeper.execute("SELECT name, target, attributes FROM queues ORDER BY name").fetchall()
+        return {name: target if target else _attributes_from_json(text) for name, target, text in rows}
+
+    def deny(self, queue: str, *operations: str, allowed: bool = False) -> None:
+        """Refuse (or, with ``allowed``, allow again) ``operations`` on ``queue`` with MQRC 2035, as a
+        missing setmqaut authority would: "put", "get" or "browse"."""
+        unknown = set(operations) - set(OPERATIONS)
+        if unknown:
+            raise UsageError(f"unknown operations {sorted(unknown)}: expected some of {', '.join(OPERATIONS)}")
         with _transaction(self._keeper):
-            self._keeper.execute(
-                "INSERT INTO queues (name, target, backout_threshold, backout_queue) VALUES (?, NULL, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET target = NULL, backout_threshold = excluded.backout_threshold, "
-                "backout_queue = excluded.backout_queue",
-                (name, backout_threshold, backout_queue),
-            )
+            row = self._keeper.execute("SELECT denied FROM queues WHERE name = ?", (queue,)).fetchone()
+            if row is None:
+                raise MQError(f"no queue {queue} to change the authorities of", MQRC_UNKNOWN_OBJECT_NAME)
+            denied = set(filter(None, (row[0] or "").split(",")))
+            denied = denied - set(operations) if allowed else denied | set(operations)
+            self._keeper.execute("UPDATE queues SET denied = ? WHERE name = ?", (",".join(sorted(denied)), queue))
+
+    def restart(self) -> int:
+        """A queue manager restart: uncommitted work backed out, non-persistent messages discarded.
+
+        Returns how many messages were discarded.
+        """
+        with _transaction(self._keeper):
+            rows = self._keeper.execute("SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL")
+            owners = [row[0] for row in rows]
+            for owner in owners:
+                _back_out(self._keeper, owner)
+            self._keeper.execute("DELETE FROM opens")
+            gone = self._keeper.execute("DELETE FROM messages WHERE persistent = 0").rowcount
+        return int(gone)
 
     def close(self) -> None:
-        """Close the queue manager's own database connection; an in-memory one ends with its last connection."""
+        """Release this object's hold on the database (connections have their own)."""
         self._keeper.close()
 
     def __repr__(self) -> str:
         return f"EmbeddedQueueManager({self.name}, {self.path or 'in memory'})"
+
+
+def _check_attributes(name: str, chosen: QueueAttributes) -> None:
+    problems = []
+    if not 1 <= len(name) <= 48:
+        problems.append(f"a name of 1 to 48 characters (found {len(name)})")
+    if chosen.backout_threshold < 0 or len(chosen.backout_queue) > 48:
+        problems.append("BOTHRESH >= 0 and a BOQNAME of at most 48 characters")
+    if chosen.propctl not in PROPCTL_VALUES:
+        problems.append(f"PROPCTL one of {', '.join(PROPCTL_VALUES)}")
+    if not 0 <= chosen.default_priority <= 9:
+        problems.append("DEFPRTY from 0 to 9")
+    if chosen.max_message_length < 1:
+        problems.append("MAXMSGL of at least 1")
+    if problems:
+        raise UsageError(f"queue {name!r}: expected {'; '.join(problems)}")
+
+
+def _back_out(db: sqlite3.Connection, owner: str) -> None:
+    db.execute("DELETE FROM messages WHERE owner = ? AND state = ?", (owner, PUT_PENDING))
+    db.execute(_BACK_OUT_GETS, (VISIBLE, owner, GOT_PENDING))
 
 
 def _create_private(path: Path) -> None:
@@ -151,15 +256,13 @@ def _create_private(path: Path) -> None:
         write_new_file(path, b"", mode=PRIVATE_FILE_MODE)
 
 
-def _add_backout_columns(db: sqlite3.Connection) -> None:
-    """Files made before queues had BOTHRESH and BOQNAME get the columns, with the defaults."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(queues)")}
-    if "backout_threshold" not in columns:
-        db.execute(
-            f"ALTER TABLE queues ADD COLUMN backout_threshold INTEGER NOT NULL DEFAULT {DEFAULT_BACKOUT_THRESHOLD}"
-        )
-    if "backout_queue" not in columns:
-        db.execute("ALTER TABLE queues ADD COLUMN backout_queue TEXT NOT NULL DEFAULT ''")
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Files made by earlier versions get the columns added since, with their defaults."""
+    for table, columns in _COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column, definition in columns.items():
+            if column not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 def _alive(pid: int) -> bool:
@@ -186,6 +289,13 @@ class _transaction:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
+@attrs.frozen
+class _Resolved:
+    local: str
+    attributes: QueueAttributes
+    denied: frozenset[str]
+
+
 class EmbeddedConnection:
     """One connection: its own unit of work, like an MQ connection handle."""
 
@@ -193,87 +303,154 @@ class EmbeddedConnection:
         self.manager = manager
         self.name = manager.name
         self.appl_name = appl_name
-        self._db = db
+        self._connection: sqlite3.Connection | None = db
         self._owner = f"{os.getpid()}:{uuid.uuid4().hex}"
         self._lock = threading.Lock()
 
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise MQError(f"the connection to {self.name} was closed", MQRC_HCONN_ERROR)
+        return self._connection
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection was closed or disconnected."""
+        return self._connection is None
+
     # -- queues -------------------------------------------------------------------------------
 
-    def resolve(self, queue: str) -> str:
-        """The local queue ``queue`` names, aliases followed (an unknown name is defined as a local queue).
-
-        MQError 2085 for a name outside 1 to 48 characters or an alias loop.
-        """
-        if not queue or len(queue) > 48:
-            raise MQError(f"queue name {queue!r} must be 1 to 48 characters", 2085)
+    def _lookup(self, queue: str) -> _Resolved:
         seen = set()
         name = queue
         while True:
-            row = self._db.execute("SELECT target FROM queues WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                with _transaction(self._db):
-                    self._db.execute("INSERT OR IGNORE INTO queues (name, target) VALUES (?, NULL)", (name,))
-                return name
-            if row[0] is None:
-                return name
+            row = self._db.execute("SELECT target, attributes, denied FROM queues WHERE name = ?", (name,)).fetchone()
+            if row is None or len(queue) > 48 or not queue:
+                raise MQError(f"MQOPEN {queue} on {self.name}: no such queue", MQRC_UNKNOWN_OBJECT_NAME)
+            target, text, denied = row
+            if target is None:
+                return _Resolved(name, _attributes_from_json(text), frozenset(filter(None, (denied or "").split(","))))
             if name in seen:
-                raise MQError(f"alias queue {queue} resolves in a loop", 2085)
+                raise MQError(f"alias queue {queue} resolves in a loop", MQRC_UNKNOWN_OBJECT_NAME)
             seen.add(name)
-            name = row[0]
+            name = target
 
-    def open(self, queue: str, *, output: bool = False, input: bool = False, browse: bool = False) -> EmbeddedQueue:
-        """Open ``queue`` for put (``output``), get (``input``) and/or ``browse``; MQError 2045 if none is asked."""
+    def resolve(self, queue: str) -> str:
+        """The local queue ``queue`` names (itself, or an alias's target); MQRC 2085 if undefined."""
+        return self._lookup(queue).local
+
+    def attributes(self, queue: str) -> QueueAttributes:
+        """The attributes of the local queue ``queue`` resolves to."""
+        return self._lookup(queue).attributes
+
+    def open(
+        self,
+        queue: str,
+        *,
+        output: bool = False,
+        input: bool = False,
+        browse: bool = False,
+        exclusive: bool | None = False,
+    ) -> EmbeddedQueue:
+        """MQOPEN. Input is shared (MQOO_INPUT_SHARED) unless ``exclusive`` (None: the queue's DEFSOPT,
+        as MQOO_INPUT_AS_Q_DEF); a second exclusive reader, or any reader beside an exclusive one, or
+        a second reader of a NOSHARE queue, is MQRC 2042."""
         if not (output or input or browse):
-            raise MQError(f"open {queue}: ask for output, input or browse", 2045)
-        return EmbeddedQueue(self, queue, self.resolve(queue), output=output, input=input, browse=browse)
+            raise MQError(f"MQOPEN {queue}: ask for output, input or browse", MQRC_OPTIONS_ERROR)
+        found = self._lookup(queue)
+        for wanted, operation in ((output, "put"), (input, "get"), (browse, "browse")):
+            if wanted and operation in found.denied:
+                raise MQError(f"MQOPEN {queue} for {operation}: not authorised", MQRC_NOT_AUTHORIZED)
+        handle = uuid.uuid4().hex
+        if input:
+            alone = (not found.attributes.shared_by_default) if exclusive is None else exclusive
+            self._register_input(handle, found, alone or not found.attributes.shareable)
+        return EmbeddedQueue(self, queue, found.local, handle, output=output, input=input, browse=browse)
+
+    def _register_input(self, handle: str, found: _Resolved, exclusive: bool) -> None:
+        with self._lock, _transaction(self._db):
+            rows = self._db.execute("SELECT exclusive FROM opens WHERE queue = ?", (found.local,)).fetchall()
+            if rows and (exclusive or any(row[0] for row in rows)):
+                raise MQError(f"MQOPEN {found.local} for input: it is open exclusively", MQRC_OBJECT_IN_USE)
+            self._db.execute(
+                "INSERT INTO opens (handle, queue, owner, exclusive) VALUES (?, ?, ?, ?)",
+                (handle, found.local, self._owner, int(exclusive)),
+            )
+
+    def _unregister(self, handle: str) -> None:
+        with self._lock, _transaction(self._db):
+            self._db.execute("DELETE FROM opens WHERE handle = ?", (handle,))
 
     def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
-        """Put one message without opening the queue (MQPUT1); returns the descriptor as completed."""
-        return self._put(self.resolve(queue), md, body, syncpoint=syncpoint)
+        """MQPUT1: open ``queue`` for output, put one message, close."""
+        found = self._lookup(queue)
+        if "put" in found.denied:
+            raise MQError(f"MQPUT1 to {queue}: not authorised", MQRC_NOT_AUTHORIZED)
+        return self._put(found, md, body, syncpoint=syncpoint)
 
     def backout_settings(self, queue: str) -> BackoutSettings:
-        """The local queue's BOTHRESH and BOQNAME, aliases followed."""
-        row = self._db.execute(
-            "SELECT backout_threshold, backout_queue FROM queues WHERE name = ?", (self.resolve(queue),)
-        ).fetchone()
-        return BackoutSettings(int(row[0]), str(row[1])) if row else BackoutSettings(DEFAULT_BACKOUT_THRESHOLD, "")
+        """The queue's BOTHRESH and BOQNAME."""
+        attributes = self._lookup(queue).attributes
+        return BackoutSettings(attributes.backout_threshold, attributes.backout_queue)
 
     def depth(self, queue: str) -> int:
-        """Committed messages on the queue (CURDEPTH), aliases followed."""
+        """CURDEPTH: committed and uncommitted puts, not messages got under syncpoint."""
         row = self._db.execute(
-            "SELECT COUNT(*) FROM messages WHERE queue = ? AND state = ?", (self.resolve(queue), VISIBLE)
+            "SELECT COUNT(*) FROM messages WHERE queue = ? AND state IN (?, ?)",
+            (self.resolve(queue), VISIBLE, PUT_PENDING),
         ).fetchone()
         return int(row[0])
 
     # -- messages -----------------------------------------------------------------------------
 
-    def _put(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool) -> MQMD:
+    def _put(self, found: _Resolved, md: MQMD, body: bytes, *, syncpoint: bool) -> MQMD:
+        limit = found.attributes.max_message_length
+        if len(body) > limit:
+            raise MQError(
+                f"MQPUT to {found.local}: a message of {len(body):,} bytes is longer than its MAXMSGL ({limit:,})",
+                MQRC_MSG_TOO_BIG_FOR_Q,
+            )
         msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + next(_counter).to_bytes(8, "big")
-        stamped = md.stamped(self.appl_name, msg_id)
+        persistent = (
+            found.attributes.default_persistent
+            if md.persistence == MQPER_PERSISTENCE_AS_Q_DEF
+            else (md.persistence == MQPER_PERSISTENT)
+        )
+        priority = found.attributes.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
+        expires = None if md.expiry in (MQEI_UNLIMITED, 0) else time.time() + md.expiry / 10
+        stamped = attrs.evolve(md.stamped(self.appl_name, msg_id), persistence=int(persistent), priority=priority)
         with self._lock, _transaction(self._db):
             self._db.execute(
-                "INSERT INTO messages (queue, md, body, state, owner, backouts) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    queue,
+                    found.local,
                     _md_to_json(stamped),
                     bytes(body),
                     PUT_PENDING if syncpoint else VISIBLE,
                     self._owner if syncpoint else None,
-                    md.backout_count,
+                    0,
+                    priority,
+                    int(persistent),
+                    expires,
                 ),
             )
         return stamped
 
-    def _get(self, queue: str, *, wait: float, syncpoint: bool, msg_id: bytes | None = None) -> Message:
+    def _get(self, local: str, *, wait: float, syncpoint: bool, msg_id: bytes | None, force_rfh2: bool) -> Message:
         deadline = time.monotonic() + wait
         match = "" if msg_id is None else " AND json_extract(md, '$.msg_id') = ?"
-        arguments: tuple[object, ...] = (queue, VISIBLE) if msg_id is None else (queue, VISIBLE, msg_id.hex())
+        arguments: tuple[object, ...] = (local, VISIBLE) if msg_id is None else (local, VISIBLE, msg_id.hex())
         while True:
             with self._lock, _transaction(self._db):
+                self._db.execute(
+                    "DELETE FROM messages WHERE queue = ? AND state = ? AND expires < ?", (local, VISIBLE, time.time())
+                )
                 row = self._db.execute(
-                    "SELECT id, md, body, backouts FROM messages WHERE queue = ? AND state = ?"
+                    "SELECT id, md, body, backouts, expires FROM messages WHERE queue = ? AND state = ?"
                     + match
-                    + " ORDER BY id LIMIT 1",
+                    + _ORDER
+                    + " LIMIT 1",
                     arguments,
                 ).fetchone()
                 if row is not None:
@@ -284,22 +461,42 @@ class EmbeddedConnection:
                     else:
                         self._db.execute("DELETE FROM messages WHERE id = ?", (row[0],))
             if row is not None:
-                return Message(_md_from_json(row[1], row[3]), bytes(row[2]))
+                return self._delivered(local, row, force_rfh2)
             if time.monotonic() >= deadline:
-                raise NoMessageAvailable(queue, wait)
+                raise NoMessageAvailable(local, wait)
             time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
-    def _browse(self, queue: str, after: int) -> tuple[int, Message]:
+    def _delivered(self, local: str, row: tuple[object, ...], force_rfh2: bool) -> Message:
+        _, md_text, body, backouts, expires = row
+        md = _md_from_json(str(md_text), int(backouts))  # type: ignore[call-overload]
+        if isinstance(expires, float):
+            md = attrs.evolve(md, expiry=max(1, int((expires - time.time()) * 10)))
+        data = bytes(body)  # type: ignore[call-overload]
+        if not force_rfh2:
+            md, data = deliver(md, data, self._lookup(local).attributes.propctl)
+        return Message(md, data)
+
+    def _browse(
+        self, local: str, after: tuple[int, int] | None, force_rfh2: bool, msg_id: bytes | None = None
+    ) -> tuple[tuple[int, int], Message]:
+        where = "" if after is None else " AND (priority < ? OR (priority = ? AND id > ?))"
+        arguments: tuple[object, ...] = (local, VISIBLE, time.time())
+        if after is not None:
+            arguments += (after[0], after[0], after[1])
+        if msg_id is not None:
+            where += " AND json_extract(md, '$.msg_id') = ?"
+            arguments += (msg_id.hex(),)
         row = self._db.execute(
-            "SELECT id, md, body, backouts FROM messages WHERE queue = ? AND state = ? AND id > ? ORDER BY id LIMIT 1",
-            (queue, VISIBLE, after),
+            "SELECT id, md, body, backouts, expires, priority FROM messages WHERE queue = ? AND state = ? AND "
+            "(expires IS NULL OR expires >= ?)" + where + _ORDER + " LIMIT 1",
+            arguments,
         ).fetchone()
         if row is None:
-            raise NoMessageAvailable(queue, 0)
-        return int(row[0]), Message(_md_from_json(row[1], row[3]), bytes(row[2]))
+            raise NoMessageAvailable(local, 0)
+        return (int(row[5]), int(row[0])), self._delivered(local, row[:5], force_rfh2)
 
     def commit(self) -> None:
-        """Commit this connection's unit of work: its puts become visible, its gets final."""
+        """MQCMIT: gets become final, puts become visible."""
         with self._lock, _transaction(self._db):
             self._db.execute("DELETE FROM messages WHERE owner = ? AND state = ?", (self._owner, GOT_PENDING))
             self._db.execute(
@@ -308,15 +505,34 @@ class EmbeddedConnection:
             )
 
     def backout(self) -> None:
-        """Back out this connection's unit of work: its puts vanish, its gets return with BackoutCount raised."""
+        """MQBACK: got messages return (their backout count raised), put ones vanish."""
         with self._lock, _transaction(self._db):
-            self._db.execute("DELETE FROM messages WHERE owner = ? AND state = ?", (self._owner, PUT_PENDING))
-            self._db.execute(_BACK_OUT_GETS, (VISIBLE, self._owner, GOT_PENDING))
+            _back_out(self._db, self._owner)
+
+    def disconnect(self) -> None:
+        """MQDISC, as IBM MQ does it: uncommitted work is committed."""
+        self.commit()
+        self._end()
 
     def close(self) -> None:
-        """Disconnect; like MQDISC, uncommitted work is backed out."""
+        """This library's way to disconnect: uncommitted work is backed out first, never committed.
+        Closing a closed connection does nothing."""
+        if self._connection is None:
+            return
         self.backout()
+        self._end()
+
+    def _end(self) -> None:
+        with self._lock, _transaction(self._db):
+            self._db.execute("DELETE FROM opens WHERE owner = ?", (self._owner,))
         self._db.close()
+        self._connection = None
+
+    def __del__(self) -> None:
+        # a connection dropped without close: its work is backed out, as close() would
+        if getattr(self, "_connection", None) is not None:
+            with contextlib.suppress(Exception):
+                self.close()
 
     def __enter__(self) -> EmbeddedConnection:
         return self
@@ -329,40 +545,66 @@ class EmbeddedQueue:
     """An open queue of the embedded queue manager."""
 
     def __init__(
-        self, connection: EmbeddedConnection, name: str, local: str, *, output: bool, input: bool, browse: bool
+        self,
+        connection: EmbeddedConnection,
+        name: str,
+        local: str,
+        handle: str,
+        *,
+        output: bool,
+        input: bool,
+        browse: bool,
     ) -> None:
         self.connection = connection
         self.name = name
         self.local = local
+        self._handle = handle
         self._modes = {"output": output, "input": input, "browse": browse}
-        self._cursor = 0
+        self._cursor: tuple[int, int] | None = None
 
     def _need(self, mode: str) -> None:
         if not self._modes[mode]:
-            raise MQError(f"{self.name} was not opened for {mode}", 2039 if mode == "output" else 2036)
+            reason = {"output": MQRC_NOT_OPEN_FOR_OUTPUT, "input": MQRC_NOT_OPEN_FOR_INPUT}.get(
+                mode, MQRC_NOT_OPEN_FOR_BROWSE
+            )
+            raise MQError(f"{self.name} was not opened for {mode}", reason)
 
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
-        """Put a message; returns the descriptor as completed. MQError unless opened for output."""
+        """MQPUT; the MQMD comes back as the queue manager completed it."""
         self._need("output")
-        return self.connection._put(self.local, md, body, syncpoint=syncpoint)
+        return self.connection._put(self.connection._lookup(self.name), md, body, syncpoint=syncpoint)
 
-    def get(self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None) -> Message:
-        """Destructive get, oldest first (or the one with ``msg_id``); NoMessageAvailable after ``wait`` s."""
+    def get(
+        self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None, force_rfh2: bool = True
+    ) -> Message:
+        """MQGET; ``force_rfh2`` False applies the queue's PROPCTL, as MQ does without the GMO option."""
         self._need("input")
-        return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, msg_id=msg_id)
+        return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, msg_id=msg_id, force_rfh2=force_rfh2)
 
-    def browse_first(self) -> Message:
-        """Browse the oldest committed message, leaving it on the queue; NoMessageAvailable when there is none."""
+    def browse_first(self, *, force_rfh2: bool = True) -> Message:
+        """MQGET with MQGMO_BROWSE_FIRST."""
         self._need("browse")
-        self._cursor, message = self.connection._browse(self.local, 0)
+        self._cursor, message = self.connection._browse(self.local, None, force_rfh2)
         return message
 
-    def browse_next(self) -> Message:
-        """Browse the next committed message after the last one browsed; NoMessageAvailable at the end."""
+    def browse_next(self, *, force_rfh2: bool = True) -> Message:
+        """MQGET with MQGMO_BROWSE_NEXT."""
         self._need("browse")
-        self._cursor, message = self.connection._browse(self.local, self._cursor)
+        self._cursor, message = self.connection._browse(self.local, self._cursor, force_rfh2)
         return message
+
+    def peek(self, *, msg_id: bytes | None = None, force_rfh2: bool = True) -> Message:
+        """The message a get would return now, left on the queue (how the pymqi stand-in models MQRC 2080)."""
+        self._need("input")
+        return self.connection._browse(self.local, None, force_rfh2, msg_id)[1]
+
+    def peek_browse(self, after_cursor: bool | None, *, force_rfh2: bool = True) -> Message:
+        """The message ``browse_first`` (None) or ``browse_next`` (True) would return, the cursor unmoved."""
+        self._need("browse")
+        return self.connection._browse(self.local, self._cursor if after_cursor else None, force_rfh2)[1]
 
     def close(self) -> None:
-        """Close the queue: the browse cursor starts again at the first message."""
-        self._cursor = 0
+        """MQCLOSE."""
+        self._cursor = None
+        if self._modes["input"]:
+            self.connection._unregister(self._handle)

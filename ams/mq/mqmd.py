@@ -6,7 +6,16 @@ import datetime
 
 import attrs
 
-from ams.mqconstants import MQAT_UNIX, MQCCSI_UTF8, MQENC_NATIVE, MQFMT_STRING, MQMT_DATAGRAM, MQPER_NOT_PERSISTENT
+from ams.mqconstants import (
+    MQAT_UNIX,
+    MQCCSI_UTF8,
+    MQEI_UNLIMITED,
+    MQENC_NATIVE,
+    MQFMT_STRING,
+    MQMT_DATAGRAM,
+    MQPER_PERSISTENCE_AS_Q_DEF,
+    MQPRI_PRIORITY_AS_Q_DEF,
+)
 
 
 def _now_date_time() -> tuple[str, str]:
@@ -19,15 +28,17 @@ class MQMD:
     """An MQ message descriptor, reduced to what AMS and its error queue use.
 
     Text fields are kept as Python strings (blank padded on the wire by the transports).
+    Persistence and priority default to "as the queue defines" (DEFPSIST, DEFPRTY), as MQ's own
+    MQMD does; the queue manager fills in the values it used.
     """
 
     format: str = MQFMT_STRING
     encoding: int = MQENC_NATIVE
     ccsid: int = MQCCSI_UTF8
-    persistence: int = MQPER_NOT_PERSISTENT
+    persistence: int = MQPER_PERSISTENCE_AS_Q_DEF
     msg_type: int = MQMT_DATAGRAM
-    priority: int = 0
-    expiry: int = -1
+    priority: int = MQPRI_PRIORITY_AS_Q_DEF
+    expiry: int = MQEI_UNLIMITED
     msg_id: bytes = bytes(24)
     correl_id: bytes = bytes(24)
     backout_count: int = 0
@@ -40,12 +51,15 @@ class MQMD:
     put_time: str = ""
 
     def stamped(self, appl_name: str, msg_id: bytes) -> MQMD:
-        """What the queue manager fills in on put: put date, time, application and MsgId."""
+        """What the queue manager fills in on put with the default context (MQPMO_DEFAULT_CONTEXT):
+        put date, time and application, whatever the MQMD said, a MsgId when it had none, and a
+        BackoutCount of 0."""
         date, time = _now_date_time()
         return attrs.evolve(
             self,
             put_date=date,
             put_time=time,
-            put_appl_name=self.put_appl_name or appl_name[:28],
+            put_appl_name=appl_name[:28],
+            backout_count=0,
             msg_id=self.msg_id if any(self.msg_id) else msg_id,
         )

@@ -1,19 +1,42 @@
-"""IBM MQ through pymqi (or IBM's ``ibmmq`` package, which keeps pymqi's API): the optional extra.
+"""IBM MQ through pymqi or IBM's ``ibmmq`` 2.x (the same API): the optional extra.
 
 Imported lazily, only by ``ams.mq.connect`` for ``mq://`` targets and by the tests that run when
 ``AMS_TEST_MQ`` names a real queue manager. Nothing else in the library imports pymqi.
+
+What MQ would do that could lose a message, and what this adapter does instead:
+
+* MQDISC commits uncommitted work: :meth:`PymqiConnection.close` backs out first.
+* A queue's PROPCTL can strip the MQRFH2 of an AMS message on a plain get: every get and browse
+  asks for MQGMO_PROPERTIES_FORCE_MQRFH2.
+* MQOO_INPUT_AS_Q_DEF follows the queue's DEFSOPT: queues are opened MQOO_INPUT_SHARED, so
+  several readers (proxy workers) can share a queue.
+* pymqi re-gets a message longer than its first buffer with the MQMD it was given, so another
+  reader can slip in between: this adapter gives a buffer, and after MQRC 2080 gets the same
+  message again by its MsgId (GMO version 2: match options are ignored below it).
+* An IBM MQ client from 7.5 on protects messages itself when the queue manager has AMS
+  policies: connections made here set MQS_DISABLE_ALL_INTERCEPT, so a message is not
+  protected twice.
+* Every MQ failure, commit, backout, close and inquire included, is an ``MQError`` with the
+  reason code and its name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import BackoutSettings, Message, MQError, NoMessageAvailable
+from ams.mqconstants import MQRC_NO_MSG_AVAILABLE, MQRC_TRUNCATED_MSG_FAILED
+
+_T = TypeVar("_T")
+FIRST_BUFFER = 64 * 1024  # most messages fit; a longer one costs one more MQGET, by MsgId
+_MAX_TRUNCATION_RETRIES = 8
 
 
 def _client() -> ModuleType:
@@ -23,13 +46,13 @@ def _client() -> ModuleType:
         except ImportError:
             continue
     raise UsageError(
-        "connecting to IBM MQ needs the MQ client library: pip install 'ams[mq]' (pymqi, with the IBM MQ "
+        "connecting to IBM MQ needs the MQ client library: pip install 'ams[mq]' (pymqi or ibmmq, with the IBM MQ "
         "client installed), or use an embedded queue manager file instead of mq://..."
     )
 
 
 def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace").rstrip(" \x00") if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "replace").rstrip(" \x00") if isinstance(value, bytes) else str(value).rstrip()
 
 
 def _to_md(mq: ModuleType, md: MQMD) -> Any:
@@ -74,60 +97,101 @@ def _reason(error: Any) -> int:
     return int(getattr(error, "reason", 0) or 0)
 
 
+class _Calls:
+    """Runs client calls, turning the client's errors into MQError with the reason code."""
+
+    def __init__(self, mq: ModuleType) -> None:
+        self.mq = mq
+
+    def __call__(self, what: str, call: Callable[[], _T]) -> _T:
+        try:
+            return call()
+        except self.mq.MQMIError as error:
+            raise MQError(f"{what} failed: {error}", _reason(error)) from None
+        except self.mq.Error as error:  # the client's own errors (PYIFError: "not connected", ...)
+            raise MQError(f"{what} failed: {error}", 0) from None
+
+
 class PymqiQueue:
-    """An open IBM MQ queue with the narrow interface of ``ams.mq.transport.QueueHandle``."""
+    """An open queue of a client connection."""
 
     def __init__(self, connection: PymqiConnection, name: str, queue: Any) -> None:
         self.connection = connection
         self.name = name
         self._queue = queue
-        self._browse_started = False
 
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
-        """MQPUT; returns the descriptor as the queue manager completed it. MQError with MQ's reason on failure."""
-        mq = self.connection.mq
-        pmo = mq.PMO(Options=(mq.CMQC.MQPMO_SYNCPOINT if syncpoint else mq.CMQC.MQPMO_NO_SYNCPOINT))
-        raw = _to_md(mq, md)
-        try:
-            self._queue.put(body, raw, pmo)
-        except mq.MQMIError as error:
-            raise MQError(f"MQPUT to {self.name} failed: {error}", _reason(error)) from None
+        """MQPUT; the MQMD comes back as the queue manager completed it."""
+        cmqc = self.connection.mq.CMQC
+        options = (cmqc.MQPMO_SYNCPOINT if syncpoint else cmqc.MQPMO_NO_SYNCPOINT) | cmqc.MQPMO_FAIL_IF_QUIESCING
+        pmo = self.connection.mq.PMO(Options=options)
+        raw = _to_md(self.connection.mq, md)
+        self.connection.calls(f"MQPUT to {self.name}", lambda: self._queue.put(body, raw, pmo))
         return _from_md(raw)
 
-    def _get(self, options: int, wait: float, msg_id: bytes | None = None) -> Message:
+    def get(self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None) -> Message:
+        """MQGET; NoMessageAvailable (2033) when nothing arrived within ``wait`` seconds."""
+        cmqc = self.connection.mq.CMQC
+        return self._get(cmqc.MQGMO_SYNCPOINT if syncpoint else cmqc.MQGMO_NO_SYNCPOINT, wait, msg_id)
+
+    def browse_first(self) -> Message:
+        """MQGET with MQGMO_BROWSE_FIRST."""
+        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_FIRST, 0, None)
+
+    def browse_next(self) -> Message:
+        """MQGET with MQGMO_BROWSE_NEXT."""
+        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_NEXT, 0, None)
+
+    def _get(self, options: int, wait: float, msg_id: bytes | None) -> Message:
+        length, wanted = FIRST_BUFFER, msg_id
+        for _ in range(_MAX_TRUNCATION_RETRIES):
+            try:
+                return self._get_once(options, wait, wanted, length)
+            except _Truncated as truncated:
+                # the message is still there, and longer: get that one again, by its MsgId
+                length, wanted = truncated.length, truncated.msg_id
+            except NoMessageAvailable:
+                if wanted == msg_id:
+                    raise
+                length, wanted = FIRST_BUFFER, msg_id  # another reader took it: the next one, then
+        raise MQError(f"MQGET from {self.name}: messages kept changing under the retries", MQRC_TRUNCATED_MSG_FAILED)
+
+    def _get_once(self, options: int, wait: float, msg_id: bytes | None, length: int) -> Message:
         mq = self.connection.mq
-        gmo = mq.GMO(Options=options | mq.CMQC.MQGMO_FAIL_IF_QUIESCING)
-        gmo.MatchOptions = mq.CMQC.MQMO_MATCH_MSG_ID if msg_id is not None else mq.CMQC.MQMO_NONE
+        cmqc = mq.CMQC
+        gmo = mq.GMO(Options=options | cmqc.MQGMO_FAIL_IF_QUIESCING | cmqc.MQGMO_PROPERTIES_FORCE_MQRFH2)
+        gmo.Version = cmqc.MQGMO_VERSION_2  # MatchOptions are ignored below version 2
+        gmo.MatchOptions = cmqc.MQMO_MATCH_MSG_ID if msg_id is not None else cmqc.MQMO_NONE
         if wait > 0:
-            gmo.Options |= mq.CMQC.MQGMO_WAIT
+            gmo.Options |= cmqc.MQGMO_WAIT
             gmo.WaitInterval = int(wait * 1000)
         raw = mq.MD()
         if msg_id is not None:
             raw.MsgId = msg_id
         try:
-            body = self._queue.get(None, raw, gmo)
+            body = self._queue.get(length, raw, gmo)
         except mq.MQMIError as error:
-            if _reason(error) == mq.CMQC.MQRC_NO_MSG_AVAILABLE:
+            reason = _reason(error)
+            if reason == MQRC_NO_MSG_AVAILABLE:
                 raise NoMessageAvailable(self.name, wait) from None
-            raise MQError(f"MQGET from {self.name} failed: {error}", _reason(error)) from None
+            original = int(getattr(error, "original_length", 0) or 0)
+            if reason == MQRC_TRUNCATED_MSG_FAILED and original > length:
+                raise _Truncated(original, bytes(raw.MsgId)) from None
+            raise MQError(f"MQGET from {self.name} failed: {error}", reason) from None
         return Message(_from_md(raw), bytes(body))
-
-    def get(self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None) -> Message:
-        """MQGET (the message with ``msg_id``, if given); NoMessageAvailable (2033) after ``wait`` s."""
-        cmqc = self.connection.mq.CMQC
-        return self._get(cmqc.MQGMO_SYNCPOINT if syncpoint else cmqc.MQGMO_NO_SYNCPOINT, wait, msg_id)
-
-    def browse_first(self) -> Message:
-        """MQGET with MQGMO_BROWSE_FIRST, no wait; NoMessageAvailable when the queue is empty."""
-        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_FIRST, 0)
-
-    def browse_next(self) -> Message:
-        """MQGET with MQGMO_BROWSE_NEXT, no wait; NoMessageAvailable at the end."""
-        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_NEXT, 0)
 
     def close(self) -> None:
         """MQCLOSE."""
-        self._queue.close()
+        self.connection.calls(f"MQCLOSE {self.name}", self._queue.close)
+
+
+class _Truncated(Exception):
+    """MQRC 2080: the message is longer than the buffer; it stays on the queue."""
+
+    def __init__(self, length: int, msg_id: bytes) -> None:
+        super().__init__(length)
+        self.length = length
+        self.msg_id = msg_id
 
 
 class PymqiConnection:
@@ -137,67 +201,95 @@ class PymqiConnection:
         self.mq = mq
         self._qmgr = qmgr
         self.name = name
+        self.calls = _Calls(mq)
+        self._closed = False
 
     def open(self, queue: str, *, output: bool = False, input: bool = False, browse: bool = False) -> PymqiQueue:
-        """MQOPEN for put (``output``), get as the queue defines (``input``) and/or ``browse``; MQError on failure."""
+        """MQOPEN; input is always shared (MQOO_INPUT_SHARED), so several readers can share a queue."""
         cmqc = self.mq.CMQC
         options = cmqc.MQOO_FAIL_IF_QUIESCING
         options |= cmqc.MQOO_OUTPUT if output else 0
-        options |= cmqc.MQOO_INPUT_AS_Q_DEF if input else 0
+        options |= cmqc.MQOO_INPUT_SHARED if input else 0
         options |= cmqc.MQOO_BROWSE if browse else 0
-        try:
-            return PymqiQueue(self, queue, self.mq.Queue(self._qmgr, queue, options))
-        except self.mq.MQMIError as error:
-            raise MQError(f"MQOPEN {queue} failed: {error}", _reason(error)) from None
+        handle = self.calls(f"MQOPEN {queue}", lambda: self.mq.Queue(self._qmgr, queue, options))
+        return PymqiQueue(self, queue, handle)
 
     def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
-        """MQPUT1; returns the descriptor as completed. MQError with MQ's reason on failure."""
+        """MQPUT1."""
         cmqc = self.mq.CMQC
         raw = _to_md(self.mq, md)
-        pmo = self.mq.PMO(Options=cmqc.MQPMO_SYNCPOINT if syncpoint else cmqc.MQPMO_NO_SYNCPOINT)
-        try:
-            self._qmgr.put1(queue, body, raw, pmo)
-        except self.mq.MQMIError as error:
-            raise MQError(f"MQPUT1 to {queue} failed: {error}", _reason(error)) from None
+        options = (cmqc.MQPMO_SYNCPOINT if syncpoint else cmqc.MQPMO_NO_SYNCPOINT) | cmqc.MQPMO_FAIL_IF_QUIESCING
+        pmo = self.mq.PMO(Options=options)
+        self.calls(f"MQPUT1 to {queue}", lambda: self._qmgr.put1(queue, body, raw, pmo))
         return _from_md(raw)
 
     def commit(self) -> None:
         """MQCMIT."""
-        self._qmgr.commit()
+        self.calls("MQCMIT", self._qmgr.commit)
 
     def backout(self) -> None:
         """MQBACK."""
-        self._qmgr.backout()
+        self.calls("MQBACK", self._qmgr.backout)
+
+    def _inquire(self, queue: str, *selectors: int) -> list[Any]:
+        cmqc = self.mq.CMQC
+        handle = self.calls(f"MQOPEN {queue} to inquire", lambda: self.mq.Queue(self._qmgr, queue, cmqc.MQOO_INQUIRE))
+        try:
+            return [self.calls(f"MQINQ {queue}", _inquiry(handle, selector)) for selector in selectors]
+        finally:
+            with contextlib.suppress(MQError):
+                self.calls(f"MQCLOSE {queue}", handle.close)
 
     def depth(self, queue: str) -> int:
-        """MQINQ CURDEPTH of ``queue``."""
-        handle = self.mq.Queue(self._qmgr, queue, self.mq.CMQC.MQOO_INQUIRE)
-        try:
-            return int(handle.inquire(self.mq.CMQC.MQIA_CURRENT_Q_DEPTH))
-        finally:
-            handle.close()
+        """MQINQ CURDEPTH."""
+        (depth,) = self._inquire(queue, self.mq.CMQC.MQIA_CURRENT_Q_DEPTH)
+        return int(depth)
 
     def backout_settings(self, queue: str) -> BackoutSettings:
-        """MQINQ BOTHRESH and BOQNAME of ``queue``; MQError on failure."""
+        """MQINQ BOTHRESH and BOQNAME."""
         cmqc = self.mq.CMQC
-        try:
-            handle = self.mq.Queue(self._qmgr, queue, cmqc.MQOO_INQUIRE | cmqc.MQOO_FAIL_IF_QUIESCING)
-            try:
-                threshold = int(handle.inquire(cmqc.MQIA_BACKOUT_THRESHOLD))
-                backout_queue = _text(handle.inquire(cmqc.MQCA_BACKOUT_REQ_Q_NAME))
-            finally:
-                handle.close()
-        except self.mq.MQMIError as error:
-            raise MQError(f"MQINQ BOTHRESH/BOQNAME of {queue} failed: {error}", _reason(error)) from None
-        return BackoutSettings(threshold, backout_queue)
+        threshold, backout_queue = self._inquire(queue, cmqc.MQIA_BACKOUT_THRESHOLD, cmqc.MQCA_BACKOUT_REQ_Q_NAME)
+        return BackoutSettings(int(threshold), _text(backout_queue))
 
     def resolve(self, queue: str) -> str:
-        """``queue`` itself: over a client connection the queue manager resolves aliases when a queue is opened."""
+        """The name as given: MQ resolves aliases itself, so this connection never needs the target."""
         return queue
 
     def close(self) -> None:
-        """MQDISC."""
-        self._qmgr.disconnect()
+        """Back out, then disconnect: MQDISC on its own would commit uncommitted work. Closing a
+        closed connection does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.backout()
+        finally:
+            self.calls("MQDISC", self._qmgr.disconnect)
+
+    def __del__(self) -> None:
+        # dropped without close: pymqi's QueueManager.__del__ would MQDISC, which commits; back out first
+        if not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self._qmgr.backout()
+
+
+def _inquiry(handle: Any, selector: int) -> Callable[[], Any]:
+    return lambda: handle.inquire(selector)
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Environment variables the MQ client reads at MQCONN, set for the connect and then restored."""
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def connect_client(
@@ -210,22 +302,16 @@ def connect_client(
     user: str | None = None,
     password: str | None = None,
 ) -> PymqiConnection:
-    """A client connection to queue manager ``qmgr`` at ``host(port)`` on ``channel`` (MQCONNX).
-
-    ``appl_name`` becomes the connection's application name (MQAPPLNAME). UsageError when no MQ
-    client library is installed, MQError with MQ's reason when the connection fails.
-    """
+    """A client connection to ``qmgr`` at ``host(port)`` over ``channel``, with IBM's client-side AMS off."""
+    if (user is None) != (password is None):
+        raise UsageError("IBM MQ credentials need both a user and a password (AMS_MQ_USER and AMS_MQ_PASSWORD)")
     mq = _client()
-    # MQ 9.1.2 and later take the application name (PutApplName, DISPLAY CONN) from MQAPPLNAME at connect
-    previous = os.environ.get("MQAPPLNAME")
-    os.environ["MQAPPLNAME"] = appl_name[:28]
-    try:
-        manager = mq.connect(qmgr, channel, f"{host}({port})", user, password)
-    except mq.MQMIError as error:
-        raise MQError(f"cannot connect to {qmgr} at {host}({port}) on {channel}: {error}", _reason(error)) from None
-    finally:
-        if previous is None:
-            os.environ.pop("MQAPPLNAME", None)
-        else:
-            os.environ["MQAPPLNAME"] = previous
+    # MQ 9.1.2 and later take the application name (PutApplName, DISPLAY CONN) from MQAPPLNAME at connect;
+    # MQS_DISABLE_ALL_INTERCEPT keeps the C client's own AMS from protecting messages a second time
+    extra: dict[str, Any] = {"disconnect_on_exit": False} if mq.__name__ == "ibmmq" else {}
+    with _environment(MQAPPLNAME=appl_name[:28], MQS_DISABLE_ALL_INTERCEPT="TRUE"):
+        try:
+            manager = mq.connect(qmgr, channel, f"{host}({port})", user, password, **extra)
+        except mq.MQMIError as error:
+            raise MQError(f"cannot connect to {qmgr} at {host}({port}) on {channel}: {error}", _reason(error)) from None
     return PymqiConnection(mq, manager, qmgr)

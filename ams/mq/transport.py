@@ -15,16 +15,34 @@ import attrs
 
 from ams.errors import AmsError
 from ams.mq.mqmd import MQMD
-from ams.mqconstants import MQRC_NO_MSG_AVAILABLE
+from ams.mqconstants import DEFAULT_MAX_MESSAGE_LENGTH, MQRC_NO_MSG_AVAILABLE, reason_name
+
+# What to do next, for the reasons an AMS set-up meets first
+REASON_ADVICE: dict[int, str] = {
+    2010: "the message is longer than the client channel's MAXMSGL (4 MiB by default): raise it on the "
+    "SVRCONN channel and the queue manager",
+    2018: "the connection was closed: open a new one",
+    2030: "the message is longer than the queue's MAXMSGL: ALTER QLOCAL(...) MAXMSGL(...), remembering that "
+    "protection adds the signer's certificate, a signature and a key block per recipient",
+    2035: "the connecting user lacks an authority on this object: grant it with setmqaut (the README's "
+    "'Authorities' lists what ams needs, including +put on SYSTEM.PROTECTION.ERROR.QUEUE)",
+    2042: "another reader holds the queue exclusively (NOSHARE, or DEFSOPT(EXCL) opened as queue default): "
+    "close it, or ALTER QLOCAL(...) SHARE",
+    2053: "the queue is full (MAXDEPTH): drain it or raise MAXDEPTH",
+    2059: "the queue manager is not reachable: check the host, port and channel, and that it is running",
+    2085: "the queue is not defined: DEFINE QLOCAL on IBM MQ, `ams qm define` on the embedded queue manager",
+}
 
 
 class MQError(AmsError):
-    """A queue-manager call failed; ``reason`` is the MQ reason code."""
+    """A queue-manager call failed; ``reason`` is the MQ reason code (its name is in the text, and
+    what to do next where the reason says it)."""
 
     code = "mq"
 
     def __init__(self, message: str, reason: int) -> None:
-        super().__init__(message)
+        advice = REASON_ADVICE.get(reason)
+        super().__init__(f"{message} [reason {reason_name(reason)}]" + (f": {advice}" if advice else ""))
         self.reason = reason
 
 
@@ -35,6 +53,26 @@ class NoMessageAvailable(MQError):
 
     def __init__(self, queue: str, waited: float) -> None:
         super().__init__(f"no message on {queue} (waited {waited:g} s)", MQRC_NO_MSG_AVAILABLE)
+
+
+@attrs.frozen
+class QueueAttributes:
+    """The attributes of a local queue that this library relies on, as DEFINE QLOCAL names them.
+
+    ``backout_threshold`` is BOTHRESH (0: none), ``backout_queue`` BOQNAME, ``propctl`` PROPCTL
+    (how properties reach a get that does not ask for them in an MQRFH2), ``default_persistent``
+    DEFPSIST, ``default_priority`` DEFPRTY, ``max_message_length`` MAXMSGL, ``shared_by_default``
+    DEFSOPT(SHARED) (EXCL otherwise) and ``shareable`` SHARE (NOSHARE otherwise).
+    """
+
+    backout_threshold: int = 0
+    backout_queue: str = ""
+    propctl: str = "COMPAT"
+    default_persistent: bool = False
+    default_priority: int = 0
+    max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH
+    shared_by_default: bool = True
+    shareable: bool = True
 
 
 @attrs.frozen
@@ -101,7 +139,7 @@ class QueueManager(Protocol):
         ...
 
     def depth(self, queue: str) -> int:
-        """Committed messages on the queue (MQINQ CURDEPTH)."""
+        """MQINQ CURDEPTH: messages on the queue, counting uncommitted puts and not uncommitted gets."""
         ...
 
     def backout_settings(self, queue: str) -> BackoutSettings:
@@ -113,7 +151,7 @@ class QueueManager(Protocol):
         ...
 
     def close(self) -> None:
-        """Disconnect (MQDISC)."""
+        """Back out any uncommitted work, then disconnect: MQDISC alone would commit it."""
         ...
 
 

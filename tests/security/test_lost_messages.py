@@ -130,6 +130,7 @@ def test_a_backout_queue_takes_the_poison_as_it_is(
 ) -> None:
     manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", name="QM")
     manager.define_queue("P.INT", backout_threshold=2, backout_queue="P.INT.BACKOUT")
+    manager.define_queue("P.INT.BACKOUT")
     ProtectedQueueManager(manager.connect("alice"), pki.keystore("alice"), policies).open("P.INT", output=True).put(
         MQMD(correl_id=b"K" * 24), b"poison"
     )
@@ -172,6 +173,7 @@ def test_the_proxy_carries_on_past_a_poison_message(
 @pytest.fixture
 def world(tmp_path: Path) -> Path:
     assert main(["pki", "init", str(tmp_path / "pki"), "--users", "alice,bob,carol"]) == 0
+    assert main(["qm", "define", "DEMO.INTEGRITY", "DEMO.PRIVACY", "--qm", str(tmp_path / "qm.sqlite")]) == 0
     return tmp_path
 
 

@@ -1,0 +1,191 @@
+"""``ams qm``: define queues and aliases on the embedded queue manager, show them, restart it, and
+take authorities away, or print the MQSC that does the same on IBM MQ."""
+
+from __future__ import annotations
+
+import argparse
+
+import attrs
+
+from ams.errors import UsageError
+from ams.mq.connect import open_embedded
+from ams.mq.embedded import OPERATIONS
+from ams.mq.mqsc import authorities_needed, define_qalias, define_qlocal, set_authrec, setmqaut
+from ams.mq.transport import QueueAttributes
+
+
+def _yes_no(text: str) -> bool:
+    if text.upper() not in ("YES", "NO"):
+        raise argparse.ArgumentTypeError(f"expected YES or NO, found {text!r}")
+    return text.upper() == "YES"
+
+
+def _add_qm(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--qm", default=None, help="embedded queue manager file (default $AMS_QM or ./ams-qm.sqlite)")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this command group's subcommands to ``commands``."""
+    qm = commands.add_parser("qm", help="administer the embedded queue manager (queues, aliases, authorities)")
+    actions = qm.add_subparsers(dest="qm_command", required=True)
+    define = actions.add_parser("define", help="DEFINE QLOCAL ... REPLACE (MQ's defaults unless told)")
+    define.add_argument("queues", nargs="+", metavar="QUEUE")
+    define.add_argument("--bothresh", type=int, default=0, help="BOTHRESH: backouts before a get moves it aside")
+    define.add_argument("--boqname", default="", help="BOQNAME: where a message backed out too often goes")
+    define.add_argument("--propctl", default="COMPAT", type=str.upper, help="PROPCTL (COMPAT, NONE, ALL, FORCE)")
+    define.add_argument("--defpsist", type=_yes_no, default=False, help="DEFPSIST YES|NO")
+    define.add_argument("--defprty", type=int, default=0, help="DEFPRTY 0-9")
+    define.add_argument("--maxmsgl", type=int, default=QueueAttributes().max_message_length, help="MAXMSGL bytes")
+    define.add_argument("--defsopt", choices=("SHARED", "EXCL"), type=str.upper, default="SHARED")
+    define.add_argument("--noshare", action="store_true", help="NOSHARE: one input handle at a time")
+    define.add_argument("--mqsc", action="store_true", help="print the MQSC for IBM MQ instead")
+    _add_qm(define)
+    define.set_defaults(run=run_define)
+
+    alias = actions.add_parser("alias", help="DEFINE QALIAS(ALIAS) TARGET(QUEUE) REPLACE")
+    alias.add_argument("alias")
+    alias.add_argument("target")
+    alias.add_argument("--mqsc", action="store_true", help="print the MQSC for IBM MQ instead")
+    _add_qm(alias)
+    alias.set_defaults(run=run_alias)
+
+    show = actions.add_parser("show", help="every queue with its attributes and depth, or one queue's")
+    show.add_argument("queue", nargs="?")
+    show.add_argument("--mqsc", action="store_true", help="as the MQSC that defines them on IBM MQ")
+    _add_qm(show)
+    show.set_defaults(run=run_show)
+
+    restart = actions.add_parser("restart", help="back out uncommitted work and discard non-persistent messages")
+    _add_qm(restart)
+    restart.set_defaults(run=run_restart)
+
+    grants = actions.add_parser(
+        "authorities", help="print the setmqaut (or MQSC SET AUTHREC) commands an application using ams needs"
+    )
+    grants.add_argument("queues", nargs="*", metavar="QUEUE", help="its queues, and their BOQNAME queues")
+    grants.add_argument("--principal", required=True, help="the user (or -g group with setmqaut) to grant")
+    grants.add_argument("-m", dest="qmgr", default=None, help="the queue manager (for setmqaut)")
+    grants.add_argument("--writes-policies", action="store_true", help="also +get +put on the policy queue")
+    grants.add_argument("--mqsc", action="store_true", help="as SET AUTHREC commands for runmqsc")
+    grants.set_defaults(run=run_authorities)
+
+    deny = actions.add_parser("deny", help="refuse put/get/browse on a queue with MQRC 2035, as setmqaut -put would")
+    deny.add_argument("queue")
+    deny.add_argument("operations", nargs="+", choices=OPERATIONS)
+    deny.add_argument("--allow", action="store_true", help="give the operations back")
+    _add_qm(deny)
+    deny.set_defaults(run=run_deny)
+
+
+def _attributes(args: argparse.Namespace) -> QueueAttributes:
+    return QueueAttributes(
+        backout_threshold=args.bothresh,
+        backout_queue=args.boqname,
+        propctl=args.propctl,
+        default_persistent=args.defpsist,
+        default_priority=args.defprty,
+        max_message_length=args.maxmsgl,
+        shared_by_default=args.defsopt == "SHARED",
+        shareable=not args.noshare,
+    )
+
+
+def run_define(args: argparse.Namespace) -> int:
+    """``ams qm define``: the exit status (0 done, 2 usage)."""
+    attributes = _attributes(args)
+    if args.mqsc:
+        for queue in args.queues:
+            print(define_qlocal(queue, attributes))
+        return 0
+    qm = open_embedded(args.qm)
+    try:
+        for queue in args.queues:
+            qm.define_queue(queue, attributes)
+            print(f"defined {queue} on {qm.name}: {define_qlocal(queue, attributes)}")
+    finally:
+        qm.close()
+    return 0
+
+
+def run_alias(args: argparse.Namespace) -> int:
+    """``ams qm alias``: the exit status (0 done, 2 usage)."""
+    if args.mqsc:
+        print(define_qalias(args.alias, args.target))
+        return 0
+    qm = open_embedded(args.qm)
+    try:
+        qm.define_alias(args.alias, args.target)
+        print(f"defined {args.alias} on {qm.name}: an alias of {args.target}")
+    finally:
+        qm.close()
+    return 0
+
+
+def _describe(name: str, definition: QueueAttributes | str, depth: int | None) -> str:
+    if isinstance(definition, str):
+        return f"{name:<48} QALIAS  TARGET({definition})"
+    changed = {k: v for k, v in attrs.asdict(definition).items() if v != getattr(QueueAttributes(), k)}
+    extras = " ".join(f"{key}={value!r}" for key, value in changed.items())
+    return f"{name:<48} QLOCAL  CURDEPTH({depth}) {extras}".rstrip()
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """``ams qm show``: the exit status (0 done, 1 no such queue, 2 usage)."""
+    qm = open_embedded(args.qm)
+    try:
+        queues = qm.queues()
+        if args.queue is not None:
+            if args.queue not in queues:
+                print(f"no queue {args.queue} on {qm.name}: define it with `ams qm define {args.queue}`")
+                return 1
+            queues = {args.queue: queues[args.queue]}
+        with qm.connect("ams qm") as connection:
+            for name, definition in queues.items():
+                if args.mqsc:
+                    print(
+                        define_qlocal(name, definition)
+                        if isinstance(definition, QueueAttributes)
+                        else define_qalias(name, definition)
+                    )
+                else:
+                    depth = connection.depth(name) if isinstance(definition, QueueAttributes) else None
+                    print(_describe(name, definition, depth))
+    finally:
+        qm.close()
+    return 0
+
+
+def run_restart(args: argparse.Namespace) -> int:
+    """``ams qm restart``: the exit status (0 done, 2 usage)."""
+    qm = open_embedded(args.qm)
+    try:
+        discarded = qm.restart()
+    finally:
+        qm.close()
+    print(f"restarted {qm.name}: uncommitted work backed out, {discarded} non-persistent message(s) discarded")
+    return 0
+
+
+def run_authorities(args: argparse.Namespace) -> int:
+    """``ams qm authorities``: the exit status (0 done, 2 usage)."""
+    needed = authorities_needed(args.queues, writes_policies=args.writes_policies)
+    if args.mqsc:
+        lines = set_authrec(args.principal, needed)
+    elif args.qmgr is None:
+        raise UsageError("setmqaut needs the queue manager: add -m QMGR (or --mqsc for SET AUTHREC commands)")
+    else:
+        lines = setmqaut(args.qmgr, args.principal, needed)
+    print("\n".join(lines))
+    return 0
+
+
+def run_deny(args: argparse.Namespace) -> int:
+    """``ams qm deny``: the exit status (0 done, 2 usage)."""
+    qm = open_embedded(args.qm)
+    try:
+        qm.deny(args.queue, *args.operations, allowed=args.allow)
+    finally:
+        qm.close()
+    verb = "allowed again" if args.allow else "now refused with MQRC 2035 (MQRC_NOT_AUTHORIZED)"
+    print(f"{', '.join(args.operations)} on {args.queue}: {verb}")
+    return 0
