@@ -64,3 +64,24 @@ def test_proxy_refuses_to_start_without_a_recipients_certificate(
     gateway = ProtectedQueueManager(connections("gateway"), keystore(people, "gateway", without="bob"), POLICIES)
     with pytest.raises(ams.errors.RecipientNotFoundError, match="CN=bob,OU=Finance"):
         ReprotectionProxy(gateway, "EXTERNAL_IN", gateway, "INTERNAL_IN")
+
+
+def test_a_configuration_error_stops_the_proxy_and_keeps_the_message(
+    connections: Factory, people: dict[str, Issued]
+) -> None:
+    """On IBM MQ the CLI's disconnect would commit whatever was in flight: nothing may be."""
+    ProtectedQueueManager(connections("orders"), keystore(people, "orders"), POLICIES).open(
+        "EXTERNAL_IN", output=True
+    ).put(MQMD(), b"order 4")
+    gateway = ProtectedQueueManager(connections("gateway"), keystore(people, "gateway"), POLICIES)
+    proxy = ReprotectionProxy(gateway, "EXTERNAL_IN", gateway, "INTERNAL_IN")
+
+    def misconfigured(*args: object, **kwargs: object) -> MQMD:
+        raise ams.errors.ConfigurationError("the target policy changed under the proxy")
+
+    proxy._out.put = misconfigured  # type: ignore[method-assign]
+    with pytest.raises(ams.errors.ConfigurationError):
+        proxy.run()
+    gateway.close()
+    spy = connections("spy")
+    assert spy.depth("EXTERNAL_IN") == 1 and spy.depth("INTERNAL_IN") == 0 and spy.depth(ERROR_QUEUE) == 0

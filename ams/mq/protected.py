@@ -203,7 +203,7 @@ class ProtectedQueueManager:
         self.pending = False
 
     def close(self) -> None:
-        """Disconnect from the queue manager."""
+        """Back out any uncommitted work, then disconnect (MQDISC alone would commit it)."""
         self.qm.close()
 
     def backout_settings(self, queue: str) -> BackoutSettings:
