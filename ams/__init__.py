@@ -19,9 +19,14 @@ one submodule does not load the rest.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# the library logs through the "ams" logger (never a key, a password or a payload byte); an
+# application that configures no logging hears nothing from it
+logging.getLogger("ams").addHandler(logging.NullHandler())
 
 # public name -> the module that defines it
 _EXPORTS = {

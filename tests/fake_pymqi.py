@@ -253,7 +253,9 @@ class Queue:
         msg_id = bytes(md.MsgId) if matching and gmo.MatchOptions & CMQC.MQMO_MATCH_MSG_ID and any(md.MsgId) else None
         try:
             if gmo.Options & CMQC.MQGMO_BROWSE_FIRST:
-                return handle.browse_first(force_rfh2=force) if take else handle.peek_browse(None, force_rfh2=force)
+                if take:
+                    return handle.browse_first(msg_id=msg_id, force_rfh2=force)
+                return handle.peek_browse(None, msg_id=msg_id, force_rfh2=force)
             if gmo.Options & CMQC.MQGMO_BROWSE_NEXT:
                 return handle.browse_next(force_rfh2=force) if take else handle.peek_browse(True, force_rfh2=force)
             wait = gmo.WaitInterval / 1000 if gmo.Options & CMQC.MQGMO_WAIT else 0.0

@@ -26,7 +26,6 @@ Message groups, segmentation and triggers are not implemented.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import sqlite3
@@ -72,7 +71,8 @@ CREATE TABLE IF NOT EXISTS messages (
     backouts INTEGER NOT NULL DEFAULT 0,
     priority INTEGER NOT NULL DEFAULT 0,
     persistent INTEGER NOT NULL DEFAULT 1,
-    expires REAL
+    expires REAL,
+    msg_id TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, state, priority, id);
 CREATE TABLE IF NOT EXISTS opens (handle TEXT PRIMARY KEY, queue TEXT NOT NULL, owner TEXT NOT NULL, exclusive INTEGER);
@@ -82,6 +82,7 @@ _COLUMNS = {  # columns added since the first file format, and their definitions
         "priority": "INTEGER NOT NULL DEFAULT 0",
         "persistent": "INTEGER NOT NULL DEFAULT 1",
         "expires": "REAL",
+        "msg_id": "TEXT",
     },
     "queues": {"attributes": "TEXT", "denied": "TEXT DEFAULT ''"},
 }
@@ -96,7 +97,7 @@ SYSTEM_QUEUES = (
 OPERATIONS = ("put", "get", "browse")
 _POLL_SECONDS = 0.02
 _ORDER = " ORDER BY priority DESC, id ASC"
-_counter = itertools.count(1)
+_DELETE_EXPIRED = "DELETE FROM messages WHERE queue = ? AND state = ? AND expires IS NOT NULL AND expires < ?"
 
 
 def _md_to_json(md: MQMD) -> str:
@@ -136,6 +137,12 @@ class EmbeddedQueueManager:
         with self._keeper:
             self._keeper.executescript(_SCHEMA)
             _add_columns(self._keeper)
+            # gets and browses by MsgId (a proxy's delivery ledger) look it up, not scan for it
+            self._keeper.execute("UPDATE messages SET msg_id = json_extract(md, '$.msg_id') WHERE msg_id IS NULL")
+            self._keeper.execute("CREATE INDEX IF NOT EXISTS messages_by_msg_id ON messages (queue, msg_id)")
+            self._keeper.execute(
+                "CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (queue, expires) WHERE expires IS NOT NULL"
+            )
             for queue in SYSTEM_QUEUES:
                 self._keeper.execute(
                     "INSERT OR IGNORE INTO queues (name, target, attributes) VALUES (?, NULL, ?)",
@@ -156,8 +163,7 @@ class EmbeddedQueueManager:
             "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens"
         ).fetchall()
         for (owner,) in rows:
-            pid = int(owner.split(":", 1)[0])
-            if pid == os.getpid() or _alive(pid):
+            if owner.split(":", 1)[0] == _process_tag() or _alive(owner):
                 continue
             with _transaction(self._keeper):
                 _back_out(self._keeper, owner)
@@ -265,7 +271,43 @@ def _add_columns(db: sqlite3.Connection) -> None:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
-def _alive(pid: int) -> bool:
+def _started(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from /proc), "" where that is unknown;
+    a dead process (a zombie too) is "dead"."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return "dead"
+    except OSError:
+        return ""
+    fields = stat.rpartition(")")[2].split()  # after "pid (comm)": state, ppid, ...; starttime is field 22
+    if not fields or fields[0] in ("Z", "X"):
+        return "dead"
+    return fields[19] if len(fields) > 19 else ""
+
+
+_TAGS: dict[int, str] = {}
+
+
+def _process_tag() -> str:
+    """ "pid.start" of this process: what owners begin with (a pid alone can be reused)."""
+    pid = os.getpid()
+    if pid not in _TAGS:
+        _TAGS[pid] = f"{pid}.{_started(pid)}"
+    return _TAGS[pid]
+
+
+def _alive(owner: str) -> bool:
+    """Whether the process that wrote ``owner`` ("pid.start:..." or "pid:...") still runs: not a
+    zombie waiting to be reaped, and not another process that was given its pid since."""
+    process = owner.split(":", 1)[0]
+    pid_text, _, start = process.partition(".")
+    pid = int(pid_text)
+    now = _started(pid)
+    if now == "dead":
+        return False
+    if now and start and now != start:
+        return False  # the pid was reused
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -304,7 +346,7 @@ class EmbeddedConnection:
         self.name = manager.name
         self.appl_name = appl_name
         self._connection: sqlite3.Connection | None = db
-        self._owner = f"{os.getpid()}:{uuid.uuid4().hex}"
+        self._owner = f"{_process_tag()}:{uuid.uuid4().hex}"
         self._lock = threading.Lock()
 
     @property
@@ -410,7 +452,7 @@ class EmbeddedConnection:
                 f"MQPUT to {found.local}: a message of {len(body):,} bytes is longer than its MAXMSGL ({limit:,})",
                 MQRC_MSG_TOO_BIG_FOR_Q,
             )
-        msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + next(_counter).to_bytes(8, "big")
+        msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + os.urandom(8)  # unique across processes, as MQ's
         persistent = (
             found.attributes.default_persistent
             if md.persistence == MQPER_PERSISTENCE_AS_Q_DEF
@@ -420,9 +462,11 @@ class EmbeddedConnection:
         expires = None if md.expiry in (MQEI_UNLIMITED, 0) else time.time() + md.expiry / 10
         stamped = attrs.evolve(md.stamped(self.appl_name, msg_id), persistence=int(persistent), priority=priority)
         with self._lock, _transaction(self._db):
+            # expired messages go when a put or get meets them (MQ's expiry scan, for queues only browsed)
+            self._db.execute(_DELETE_EXPIRED, (found.local, VISIBLE, time.time()))
             self._db.execute(
-                "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     found.local,
                     _md_to_json(stamped),
@@ -433,19 +477,18 @@ class EmbeddedConnection:
                     priority,
                     int(persistent),
                     expires,
+                    stamped.msg_id.hex(),
                 ),
             )
         return stamped
 
     def _get(self, local: str, *, wait: float, syncpoint: bool, msg_id: bytes | None, force_rfh2: bool) -> Message:
         deadline = time.monotonic() + wait
-        match = "" if msg_id is None else " AND json_extract(md, '$.msg_id') = ?"
+        match = "" if msg_id is None else " AND msg_id = ?"
         arguments: tuple[object, ...] = (local, VISIBLE) if msg_id is None else (local, VISIBLE, msg_id.hex())
         while True:
             with self._lock, _transaction(self._db):
-                self._db.execute(
-                    "DELETE FROM messages WHERE queue = ? AND state = ? AND expires < ?", (local, VISIBLE, time.time())
-                )
+                self._db.execute(_DELETE_EXPIRED, (local, VISIBLE, time.time()))
                 row = self._db.execute(
                     "SELECT id, md, body, backouts, expires FROM messages WHERE queue = ? AND state = ?"
                     + match
@@ -484,7 +527,7 @@ class EmbeddedConnection:
         if after is not None:
             arguments += (after[0], after[0], after[1])
         if msg_id is not None:
-            where += " AND json_extract(md, '$.msg_id') = ?"
+            where += " AND msg_id = ?"
             arguments += (msg_id.hex(),)
         row = self._db.execute(
             "SELECT id, md, body, backouts, expires, priority FROM messages WHERE queue = ? AND state = ? AND "
@@ -581,10 +624,10 @@ class EmbeddedQueue:
         self._need("input")
         return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, msg_id=msg_id, force_rfh2=force_rfh2)
 
-    def browse_first(self, *, force_rfh2: bool = True) -> Message:
-        """MQGET with MQGMO_BROWSE_FIRST."""
+    def browse_first(self, *, msg_id: bytes | None = None, force_rfh2: bool = True) -> Message:
+        """MQGET with MQGMO_BROWSE_FIRST (matching ``msg_id``, if given)."""
         self._need("browse")
-        self._cursor, message = self.connection._browse(self.local, None, force_rfh2)
+        self._cursor, message = self.connection._browse(self.local, None, force_rfh2, msg_id)
         return message
 
     def browse_next(self, *, force_rfh2: bool = True) -> Message:
@@ -598,10 +641,12 @@ class EmbeddedQueue:
         self._need("input")
         return self.connection._browse(self.local, None, force_rfh2, msg_id)[1]
 
-    def peek_browse(self, after_cursor: bool | None, *, force_rfh2: bool = True) -> Message:
+    def peek_browse(
+        self, after_cursor: bool | None, *, msg_id: bytes | None = None, force_rfh2: bool = True
+    ) -> Message:
         """The message ``browse_first`` (None) or ``browse_next`` (True) would return, the cursor unmoved."""
         self._need("browse")
-        return self.connection._browse(self.local, self._cursor if after_cursor else None, force_rfh2)[1]
+        return self.connection._browse(self.local, self._cursor if after_cursor else None, force_rfh2, msg_id)[1]
 
     def close(self) -> None:
         """MQCLOSE."""

@@ -144,9 +144,7 @@ def explain(
 def _verdict(queue: str, failed: FailedMessage, protector: Protector, policy: Policy) -> str:
     md = failed.original_md
     try:
-        result = protector.unprotect(
-            queue, failed.body, md.format, encoding=md.encoding, ccsid=md.ccsid, policy=policy
-        )
+        result = protector.unprotect(queue, failed.body, md.format, encoding=md.encoding, ccsid=md.ccsid, policy=policy)
     except SecurityError as error:
         return f"{type(error).__name__} [{error.code}]: {error.message}"
     except AmsError as error:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 from collections.abc import Mapping
 
 import attrs
@@ -45,6 +46,8 @@ from ams.policy.model import Policy
 from ams.policy.pcf import PcfMessage, decode_policy_queue
 from ams.protector import Protector
 from ams.verify import Verifier
+
+log = logging.getLogger(__name__)
 
 ERROR_QUEUE = "SYSTEM.PROTECTION.ERROR.QUEUE"
 POLICY_QUEUE = "SYSTEM.PROTECTION.POLICY.QUEUE"
@@ -114,6 +117,7 @@ class ProtectedMessage:
     body: bytes
     qop: QoP
     signer: x509.Certificate | None = None
+    raw_body: bytes = attrs.field(default=b"", repr=False, eq=False)  # as it was on the queue, still protected
 
 
 class ProtectedQueueManager:
@@ -169,13 +173,34 @@ class ProtectedQueueManager:
             limits=self.limits,
         )
 
-    def open(self, queue: str, *, output: bool = False, input: bool = False, browse: bool = False) -> ProtectedQueue:
-        """Open ``queue``; its recipients' certificates are looked up now, so a missing one fails here."""
+    def open(
+        self,
+        queue: str,
+        *,
+        output: bool = False,
+        input: bool = False,
+        browse: bool = False,
+        backout_threshold: int | None = None,
+        backout_queue: str | None = None,
+    ) -> ProtectedQueue:
+        """Open ``queue``; its recipients' certificates are looked up now, so a missing one fails here.
+
+        ``backout_threshold`` and ``backout_queue`` override the queue's BOTHRESH and BOQNAME for
+        this handle's gets (a proxy route's settings, say)."""
+        if backout_threshold is not None and backout_threshold < 1:
+            raise UsageError(f"a backout threshold counts at least 1 backout (found {backout_threshold})")
         protector = self.protector()
         if not never_protected(queue):
             protector.prepare(queue, sending=output, receiving=input or browse)
         handle = self.qm.open(queue, output=output, input=input, browse=browse)
-        return ProtectedQueue(self, queue, handle, protector)
+        opened = ProtectedQueue(self, queue, handle, protector)
+        if backout_threshold is not None or backout_queue is not None:
+            found = self.backout_settings(queue) if input else BackoutSettings(self.default_backout_threshold, "")
+            opened.backout = BackoutSettings(
+                found.threshold if backout_threshold is None else backout_threshold,
+                found.queue if backout_queue is None else backout_queue,
+            )
+        return opened
 
     def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
         """MQPUT1: a one-shot put that never reuses a confidentiality key."""
@@ -253,7 +278,8 @@ class ProtectedQueue:
         self.handle = handle
         self.protector = protector
         self._protected = not never_protected(name)
-        self._backout: BackoutSettings | None = None
+        self.backout: BackoutSettings | None = None  # BOTHRESH and BOQNAME, read at the first get
+        self.last_md: MQMD | None = None  # the descriptor of the message the last get took, as it was
 
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
         """Protect ``body`` under the queue's policy and put it; the caller's MQMD is left as it was."""
@@ -281,6 +307,7 @@ class ProtectedQueue:
                 "holds uncommitted work: commit or back it out first, or get with syncpoint=True"
             )
         message = self.handle.get(wait=wait, syncpoint=True)
+        self.last_md = message.md
         self.manager.pending = True
         try:
             outcome = self._settle(message)
@@ -294,15 +321,30 @@ class ProtectedQueue:
 
     def _settle(self, message: Message) -> ProtectedMessage | AmsError:
         """The message delivered, or the error to raise once it was moved (in the unit of work)."""
-        if self._backout is None:
-            self._backout = self.manager.backout_settings(self.name)
-        if message.md.backout_count >= self._backout.threshold:
-            return self.manager.move_aside(self.name, message, self._backout)
+        if self.backout is None:
+            self.backout = self.manager.backout_settings(self.name)
+        if message.md.backout_count >= self.backout.threshold:
+            log.error(
+                "message %s on %s backed out %d times (threshold %d): moved aside",
+                message.md.msg_id.hex(),
+                self.name,
+                message.md.backout_count,
+                self.backout.threshold,
+            )
+            return self.manager.move_aside(self.name, message, self.backout)
         try:
             return self._unprotect(message)
         except SecurityError as error:
             self.manager.move_to_error_queue(self.name, message, syncpoint=True)
             error.add_note(f"the message was moved to {self.manager.error_queue} with an MQDLH (reason 2063)")
+            log.warning(
+                "refused message %s on %s, moved to %s: %s: %s",
+                message.md.msg_id.hex(),
+                self.name,
+                self.manager.error_queue,
+                type(error).__name__,
+                error.message,
+            )
             return error
 
     def _back_out(self, error: BaseException) -> BaseException:
@@ -314,13 +356,18 @@ class ProtectedQueue:
             return failed
         if not isinstance(error, Exception):
             return error  # KeyboardInterrupt and the like: the message is safe, let it through
-        typed = error if isinstance(error, AmsError) else InternalError(
-            f"unexpected {type(error).__name__} while reading a message from {self.name} (a bug in ams: please "
-            "report it)"
+        typed = (
+            error
+            if isinstance(error, AmsError)
+            else InternalError(
+                f"unexpected {type(error).__name__} while reading a message from {self.name} (a bug in ams: please "
+                "report it)"
+            )
         )
+        log.warning("a get from %s was backed out: %s: %s", self.name, type(typed).__name__, typed.message)
         typed.add_note(
             f"the unit of work was backed out: the message is back on {self.name}, and is moved aside once it "
-            f"has been backed out {self._backout.threshold if self._backout else 'BOTHRESH'} times"
+            f"has been backed out {self.backout.threshold if self.backout else 'BOTHRESH'} times"
         )
         return typed
 
@@ -334,10 +381,12 @@ class ProtectedQueue:
 
     def _unprotect(self, message: Message) -> ProtectedMessage:
         if not self._protected:
-            return ProtectedMessage(message.md, message.body, QoP.NONE)
+            return ProtectedMessage(message.md, message.body, QoP.NONE, raw_body=message.body)
         md = message.md
         result = self.protector.unprotect(self.name, message.body, md.format, encoding=md.encoding, ccsid=md.ccsid)
-        return ProtectedMessage(attrs.evolve(md, format=result.format), result.body, result.qop, result.signer)
+        return ProtectedMessage(
+            attrs.evolve(md, format=result.format), result.body, result.qop, result.signer, raw_body=message.body
+        )
 
     def close(self) -> None:
         """MQCLOSE the handle."""

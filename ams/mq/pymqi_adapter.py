@@ -134,9 +134,9 @@ class PymqiQueue:
         cmqc = self.connection.mq.CMQC
         return self._get(cmqc.MQGMO_SYNCPOINT if syncpoint else cmqc.MQGMO_NO_SYNCPOINT, wait, msg_id)
 
-    def browse_first(self) -> Message:
-        """MQGET with MQGMO_BROWSE_FIRST."""
-        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_FIRST, 0, None)
+    def browse_first(self, *, msg_id: bytes | None = None) -> Message:
+        """MQGET with MQGMO_BROWSE_FIRST (matching ``msg_id``, if given)."""
+        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_FIRST, 0, msg_id)
 
     def browse_next(self) -> Message:
         """MQGET with MQGMO_BROWSE_NEXT."""

@@ -104,8 +104,9 @@ class QueueHandle(Protocol):
         """Destructive get (the message with ``msg_id``, if given); NoMessageAvailable after ``wait`` s."""
         ...
 
-    def browse_first(self) -> Message:
-        """Browse the first message, leaving it on the queue; NoMessageAvailable when there is none."""
+    def browse_first(self, *, msg_id: bytes | None = None) -> Message:
+        """Browse the first message (the first with ``msg_id``, if given), leaving it on the queue;
+        NoMessageAvailable when there is none."""
         ...
 
     def browse_next(self) -> Message:

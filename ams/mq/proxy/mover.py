@@ -1,0 +1,294 @@
+"""The re-protection proxy: get from one protected queue, check, and put to another under a new policy.
+
+A gateway reads what a partner protected for it (checking the partner's signature and the
+policy's authorised signers), then protects each message again for its own side, signed by the
+gateway. Messages move in batches: up to ``batch_size`` messages (or ``batch_seconds``) per unit
+of work, then one commit.
+
+* **One queue manager** (both sides on one connection): the gets, the puts and any moves to the
+  error queue are one unit of work: every message arrives exactly once.
+* **Two queue managers**: the target is committed before the source, so a crash in between can
+  only repeat a message; with a :class:`~ams.mq.ledger.DeliveryLedger` on the target, the repeat
+  is recognised and not put again (at least once, duplicates suppressed).
+
+No single message stops the proxy: one that fails a check goes to the error queue (in the unit
+of work); one that fails for any other reason backs the unit of work out, and the next messages
+then move one per unit of work, so that the failing one alone counts its backouts until the
+queue's threshold moves it aside. Only a configuration error (which every message would meet)
+stops the run, with the unit of work backed out.
+
+The MQMD travels with the message (MsgId, CorrelId, ReplyToQ and ReplyToQMgr, persistence,
+priority, remaining expiry, Format), and the clear headers and MQRFH2 properties byte for byte;
+with ``signer_property`` the original signer's DN is added as an MQRFH2 ``usr`` property.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import attrs
+
+from ams.dn import DistinguishedName
+from ams.errors import AmsError, ConfigurationError, InternalError, SecurityError
+from ams.mq.ledger import DeliveryLedger
+from ams.mq.mqmd import MQMD
+from ams.mq.protected import PoisonMessageError, ProtectedMessage, ProtectedQueueManager
+from ams.mq.proxy.events import ProxyEvent
+from ams.mq.rfh2 import with_usr_property
+from ams.mq.transport import NoMessageAvailable
+
+
+@attrs.define
+class ProxyStats:
+    """What a run did: messages moved, refused (now on the error or backout queue), duplicates
+    not put again, and failed attempts (backed out, so still on the source queue)."""
+
+    moved: int = 0
+    refused: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    reasons: list[str] = attrs.field(factory=list)
+
+    def record(self, error: BaseException) -> None:
+        """Keep the reason for a message not moved (the first 1,000 of them)."""
+        if len(self.reasons) < 1000:
+            self.reasons.append(reason_of(error))
+
+    @property
+    def handled(self) -> int:
+        """Every message outcome counted so far."""
+        return self.moved + self.refused + self.failed + self.duplicates
+
+
+def reason_of(error: BaseException) -> str:
+    """``ClassName: message`` for an AmsError (public facts only), the class alone otherwise."""
+    detail = error.message if isinstance(error, AmsError) else "(unexpected)"
+    return f"{type(error).__name__}: {detail}"
+
+
+def _signer_dn(message: ProtectedMessage) -> str:
+    return str(DistinguishedName.from_x509(message.signer.subject)) if message.signer is not None else ""
+
+
+@attrs.define
+class _Batch:
+    """The messages of one unit of work, and the events to report once it commits."""
+
+    events: list[tuple[ProxyEvent, float]] = attrs.field(factory=list)  # and when each message's get began
+    started: float = attrs.field(factory=time.monotonic)
+
+
+class ReprotectionProxy:
+    """Moves messages from ``source_queue`` (read as the source's identity) to ``target_queue``.
+
+    ``batch_size`` messages (or as many as arrive within ``batch_seconds``) share a unit of work;
+    ``ledger`` (two queue managers only) suppresses duplicates; ``keep_msg_id`` keeps the source
+    MsgId on the target message (reply correlation depends on it); ``signer_property`` names an
+    MQRFH2 ``usr`` property that receives the original signer's DN; ``on_event`` hears of each
+    message once its unit of work is settled; ``backout`` overrides the source queue's BOTHRESH
+    and BOQNAME.
+    """
+
+    def __init__(
+        self,
+        source: ProtectedQueueManager,
+        source_queue: str,
+        target: ProtectedQueueManager,
+        target_queue: str,
+        *,
+        route: str = "",
+        batch_size: int = 1,
+        batch_seconds: float = 1.0,
+        ledger: DeliveryLedger | None = None,
+        keep_msg_id: bool = True,
+        signer_property: str | None = None,
+        on_event: Callable[[ProxyEvent], None] | None = None,
+        backout_threshold: int | None = None,
+        backout_queue: str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigurationError(f"a batch holds at least 1 message (found {batch_size})")
+        self.source, self.target = source, target
+        self.source_queue, self.target_queue = source_queue, target_queue
+        self.route = route or f"{source_queue}->{target_queue}"
+        self.batch_size, self.batch_seconds = batch_size, batch_seconds
+        self._one_unit = source.qm is target.qm
+        if ledger is not None and self._one_unit:
+            raise ConfigurationError("a delivery ledger is for two queue managers: on one, delivery is exactly once")
+        self.ledger = ledger
+        self.keep_msg_id, self.signer_property = keep_msg_id, signer_property
+        self.on_event = on_event
+        self._in = source.open(
+            source_queue, input=True, backout_threshold=backout_threshold, backout_queue=backout_queue
+        )
+        self._out = target.open(target_queue, output=True)  # recipients' certificates checked now
+        target_policy = self._out.protector.policies.get(target_queue)
+        self._qop_out = target_policy.qop.name if target_policy is not None else "NONE"
+        self.stats = ProxyStats()
+        self._careful = 0  # after a backout, this many messages move one per unit of work
+
+    # -- one unit of work ------------------------------------------------------------------------
+
+    def move_batch(self, *, wait: float = 0.0, at_most: int | None = None) -> int:
+        """Move up to one batch (at most ``at_most`` messages); how many messages it handled (0:
+        none arrived within ``wait`` s).
+
+        Refusals, duplicates and failed attempts are counted in ``stats``; a ConfigurationError
+        is raised, with the unit of work backed out.
+        """
+        batch = _Batch()
+        size = 1 if self._careful else min(self.batch_size, at_most or self.batch_size)
+        for index in range(size):
+            if index and time.monotonic() - batch.started >= self.batch_seconds:
+                break
+            try:
+                if not self._move_next(batch, wait if index == 0 else 0.0):
+                    break
+            except _BackedOut as backed_out:
+                return len(batch.events) + self._failed(backed_out.error, backed_out.started)
+        if not batch.events:
+            return 0
+        return self._commit(batch)
+
+    def move_one(self, *, wait: float = 0.0) -> bool:
+        """Move one message in a unit of work of its own; False when none arrived within ``wait`` s."""
+        return self.move_batch(wait=wait, at_most=1) > 0
+
+    def _move_next(self, batch: _Batch, wait: float) -> bool:
+        """Get, check and put one message inside the batch's unit of work; False when none arrived."""
+        started = time.monotonic()
+        try:
+            message = self._in.get(wait=wait, syncpoint=True)
+        except NoMessageAvailable:
+            return False
+        except (SecurityError, PoisonMessageError) as error:  # moved aside inside the unit of work
+            refused = self._event("refused", started, md=self._in.last_md, reason=reason_of(error))
+            batch.events.append((refused, started))
+            return True
+        except ConfigurationError:
+            self._back_out_both()
+            raise
+        except AmsError as error:  # the get backed out the whole unit of work
+            raise _BackedOut(error, started) from None
+        try:
+            batch.events.append((self._deliver(message, started), started))
+        except ConfigurationError:
+            self._back_out_both()
+            raise
+        except Exception as error:
+            raise _BackedOut(error, started) from None
+        return True
+
+    def _deliver(self, message: ProtectedMessage, started: float) -> ProxyEvent:
+        """Put ``message`` to the target (and its ledger entry), or recognise it as delivered before."""
+        raw = message.raw_body
+        md = message.md
+        signer = _signer_dn(message)
+        if self.ledger is not None and self.ledger.delivered(md.msg_id, raw):
+            return self._event("duplicate", started, md=md, signer=signer, qop_in=message.qop.name)
+        body = message.body
+        if self.signer_property and signer:
+            md, body = with_usr_property(md, body, self.signer_property, signer)
+        out = attrs.evolve(md, backout_count=0, msg_id=md.msg_id if self.keep_msg_id else bytes(24))
+        self._out.put(out, body, syncpoint=True)
+        if self.ledger is not None:
+            self.ledger.record(message.md.msg_id, raw)
+        return self._event("moved", started, md=message.md, signer=signer, qop_in=message.qop.name)
+
+    def _commit(self, batch: _Batch) -> int:
+        """Commit the batch (target first between two queue managers); report its events."""
+        try:
+            if not self._one_unit:
+                self.target.commit()
+            self.source.commit()
+            self.target.pending = False
+        except BaseException as error:
+            self._back_out_both()
+            if not isinstance(error, Exception):
+                raise
+            return self._failed(error, batch.started, count=len(batch.events))
+        if self._careful:
+            self._careful = max(0, self._careful - len(batch.events))
+        settled = time.monotonic()
+        for pending, started in batch.events:
+            event = attrs.evolve(pending, elapsed=settled - started)  # from its get to the commit
+            counter = _COUNTERS[event.outcome]
+            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+            if event.outcome == "refused" and len(self.stats.reasons) < 1000:
+                self.stats.reasons.append(event.reason)
+            self._emit(event)
+        return len(batch.events)
+
+    def _failed(self, error: BaseException, started: float, *, count: int = 1) -> int:
+        """A backed-out attempt: counted, reported, and the next messages move one at a time."""
+        self._back_out_both()
+        typed = error if isinstance(error, AmsError) else InternalError(type(error).__name__)
+        self.stats.failed += 1
+        self.stats.record(typed)
+        self._careful = self.batch_size if self.batch_size > 1 else 0
+        self._emit(self._event("backed_out", started, reason=reason_of(typed)))
+        return count
+
+    def _back_out_both(self) -> None:
+        self.target.backout()
+        if not self._one_unit:
+            self.source.backout()
+
+    def _event(
+        self,
+        outcome: str,
+        started: float,
+        *,
+        md: MQMD | None = None,
+        signer: str = "",
+        qop_in: str = "",
+        reason: str = "",
+    ) -> ProxyEvent:
+        return ProxyEvent(
+            route=self.route,
+            outcome=outcome,
+            msg_id=md.msg_id.hex() if md is not None else "",
+            signer=signer,
+            qop_in=qop_in,
+            qop_out=self._qop_out if outcome == "moved" else "",
+            elapsed=time.monotonic() - started,
+            reason=reason,
+        )
+
+    def _emit(self, event: ProxyEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def run(
+        self, *, limit: int | None = None, wait: float = 0.0, should_stop: Callable[[], bool] | None = None
+    ) -> ProxyStats:
+        """Move messages until the source queue stays empty for ``wait`` seconds, ``limit``
+        messages were handled, or ``should_stop()`` says so (checked between units of work)."""
+        while limit is None or self.stats.handled < limit:
+            if should_stop is not None and should_stop():
+                break
+            if not self.move_batch(wait=wait, at_most=None if limit is None else limit - self.stats.handled):
+                break
+        return self.stats
+
+    def close(self) -> None:
+        """Back out anything in flight and close the queues (and the ledger's)."""
+        self._back_out_both()
+        self._in.close()
+        self._out.close()
+        if self.ledger is not None:
+            self.ledger.close()
+
+
+_COUNTERS = {"moved": "moved", "refused": "refused", "duplicate": "duplicates", "backed_out": "failed"}
+
+
+class _BackedOut(Exception):
+    """A message's attempt failed and its unit of work was (or is to be) backed out."""
+
+    def __init__(self, error: BaseException, started: float) -> None:
+        super().__init__(type(error).__name__)
+        self.error, self.started = error, started

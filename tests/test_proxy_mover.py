@@ -1,0 +1,289 @@
+"""The proxy's mover: batches, poison messages inside a batch, what travels with a message, and
+duplicates between two queue managers suppressed by the delivery ledger."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+import ams
+import ams.errors
+from ams.mq import MQMD, EmbeddedQueueManager, ProtectedQueueManager, QueueManager
+from ams.mq.ledger import DeliveryLedger
+from ams.mq.protected import ERROR_QUEUE, PoisonMessageError
+from ams.mq.proxy import ProxyEvent, ReprotectionProxy
+from ams.pki import Issued
+from ams.protector import Protector
+from tests.example_people import NAMES, POLICIES, keystore, make_people
+from tests.mq_transports import Factory
+
+
+@pytest.fixture(scope="module")
+def people() -> dict[str, Issued]:
+    return make_people()
+
+
+def partner(connections: Factory, people: dict[str, Issued], name: str = "orders") -> ProtectedQueueManager:
+    return ProtectedQueueManager(connections(name), keystore(people, name), POLICIES)
+
+
+def gateway(qm: QueueManager, people: dict[str, Issued]) -> ProtectedQueueManager:
+    return ProtectedQueueManager(qm, keystore(people, "gateway"), POLICIES)
+
+
+def read_all(
+    connections: Factory, people: dict[str, Issued], queue: str = "INTERNAL_IN"
+) -> list[ams.mq.ProtectedMessage]:
+    handle = ProtectedQueueManager(connections("alice"), keystore(people, "alice"), POLICIES).open(queue, input=True)
+    out = []
+    while True:
+        try:
+            out.append(handle.get())
+        except ams.mq.NoMessageAvailable:
+            return out
+
+
+class Commits:
+    """Counts MQCMIT calls on a connection."""
+
+    def __init__(self, qm: QueueManager) -> None:
+        self.count = 0
+        genuine = qm.commit
+
+        def counted() -> None:
+            self.count += 1
+            genuine()
+
+        qm.commit = counted  # type: ignore[method-assign]
+
+
+def test_a_batch_is_one_unit_of_work(connections: Factory, people: dict[str, Issued]) -> None:
+    out = partner(connections, people).open("EXTERNAL_IN", output=True)
+    for i in range(120):
+        out.put(MQMD(), b"order %d" % i)
+    qm = connections("gateway")
+    commits = Commits(qm)
+    events: list[ProxyEvent] = []
+    proxy = ReprotectionProxy(
+        gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN", batch_size=50, on_event=events.append
+    )
+    stats = proxy.run()
+    assert (stats.moved, commits.count) == (120, 3)  # 50 + 50 + 20
+    assert [m.body for m in read_all(connections, people)] == [b"order %d" % i for i in range(120)]
+    assert {e.outcome for e in events} == {"moved"} and len(events) == 120
+    assert events[0].signer == NAMES["orders"] and (events[0].qop_in, events[0].qop_out) == ("PRIVACY", "PRIVACY")
+
+
+def test_events_are_reported_only_once_their_unit_of_work_commits(
+    connections: Factory, people: dict[str, Issued]
+) -> None:
+    partner(connections, people).open("EXTERNAL_IN", output=True).put(MQMD(), b"order")
+    qm = connections("gateway")
+    events: list[ProxyEvent] = []
+    proxy = ReprotectionProxy(
+        gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN", batch_size=10, on_event=events.append
+    )
+    genuine = qm.commit
+
+    def failing() -> None:
+        raise ams.mq.MQError("MQCMIT failed", 2009)
+
+    qm.commit = failing  # type: ignore[method-assign]
+    proxy.move_batch()
+    assert [e.outcome for e in events] == ["backed_out"] and proxy.stats.moved == 0
+    qm.commit = genuine  # type: ignore[method-assign]
+    proxy.move_batch()
+    assert [e.outcome for e in events] == ["backed_out", "moved"]
+    assert [m.body for m in read_all(connections, people)] == [b"order"]
+
+
+def _poison(monkeypatch: pytest.MonkeyPatch) -> None:
+    genuine = Protector.protect
+
+    def buggy(self: Protector, queue: str, body: bytes, *args: object, **kwargs: object) -> ams.Protected:
+        if b"poison" in bytes(body):
+            raise KeyError("a bug on the way out")
+        return genuine(self, queue, body, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Protector, "protect", buggy)
+
+
+def test_a_poison_message_in_a_batch_never_moves_its_neighbours_aside(
+    connections: Factory, people: dict[str, Issued], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backing out a batch counts a backout for every message in it; the messages then move one
+    per unit of work, so only the poison one reaches the threshold."""
+    out = partner(connections, people).open("EXTERNAL_IN", output=True)
+    bodies = [b"order %d" % i for i in range(10)]
+    bodies[4] = b"order 4 (poison)"
+    for body in bodies:
+        out.put(MQMD(), body)
+    _poison(monkeypatch)
+    qm = connections("gateway")
+    proxy = ReprotectionProxy(
+        gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN", batch_size=50, backout_threshold=3
+    )
+    stats = proxy.run(limit=40)
+    assert (stats.moved, stats.refused) == (9, 1) and stats.failed == 3
+    assert [m.body for m in read_all(connections, people)] == [b for b in bodies if b"poison" not in b]
+    assert connections("spy").depth(ERROR_QUEUE) == 1  # no BOQNAME: the error queue, MQDLH reason 2362
+
+
+def test_what_travels_with_a_message(connections: Factory, people: dict[str, Issued]) -> None:
+    folder = b"<usr><Colour>blue</Colour></usr>  "
+    rfh2 = struct.pack("<4siiii8sii", b"RFH ", 2, 36 + 4 + len(folder), 546, 1208, b"MQSTR   ", 0, 1208)
+    rfh2 += struct.pack("<i", len(folder)) + folder
+    md = MQMD(
+        format="MQHRF2  ",
+        correl_id=b"C" * 24,
+        reply_to_q="REPLIES",
+        reply_to_qmgr="PARTNERQM",
+        persistence=1,
+        priority=7,
+        expiry=36000,
+    )
+    done = partner(connections, people).open("EXTERNAL_IN", output=True).put(md, rfh2 + b"order")
+    qm = connections("gateway")
+    proxy = ReprotectionProxy(
+        gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN", signer_property="AMSOriginalSigner"
+    )
+    assert proxy.move_one()
+    (got,) = read_all(connections, people)
+    assert (got.md.msg_id, got.md.correl_id, got.md.reply_to_q.strip(), got.md.reply_to_qmgr.strip()) == (
+        done.msg_id,
+        b"C" * 24,
+        "REPLIES",
+        "PARTNERQM",
+    )
+    assert (got.md.persistence, got.md.priority, got.md.format) == (1, 7, "MQHRF2  ")
+    assert 0 < got.md.expiry <= 36000
+    # the proxy's own MQRFH2 first (the original signer), then the partner's byte for byte
+    signer = f"<usr><AMSOriginalSigner>{NAMES['orders']}</AMSOriginalSigner></usr>".encode()
+    assert signer in got.body[:200] and got.body.endswith(rfh2 + b"order")
+    assert str(ams.DistinguishedName.from_x509(got.signer.subject)) == NAMES["gateway"]  # type: ignore[union-attr]
+
+
+def test_a_refused_message_is_counted_and_the_batch_goes_on(connections: Factory, people: dict[str, Issued]) -> None:
+    partner(connections, people).open("EXTERNAL_IN", output=True).put(MQMD(), b"order 1")
+    partner(connections, people, "intruder").open("EXTERNAL_IN", output=True).put(MQMD(), b"pay me")
+    partner(connections, people).open("EXTERNAL_IN", output=True).put(MQMD(), b"order 2")
+    qm = connections("gateway")
+    events: list[ProxyEvent] = []
+    proxy = ReprotectionProxy(
+        gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN", batch_size=10, on_event=events.append
+    )
+    assert proxy.move_batch() == 3
+    assert [e.outcome for e in events] == ["moved", "refused", "moved"]
+    assert "UnauthorisedSignerError" in events[1].reason and "pay me" not in events[1].to_json()
+    assert connections("spy").depth(ERROR_QUEUE) == 1
+
+
+# -- two queue managers ------------------------------------------------------------------------------
+
+
+def _two(tmp_path: Path) -> tuple[EmbeddedQueueManager, EmbeddedQueueManager]:
+    partner_qm = EmbeddedQueueManager(tmp_path / "partner.sqlite", name="PARTNERQM")
+    partner_qm.define_queue("EXTERNAL_IN")
+    ours = EmbeddedQueueManager(tmp_path / "ours.sqlite", name="ORGQM")
+    ours.define_queue("INTERNAL_IN")
+    ours.define_queue("AMS.PROXY.LEDGER")
+    return partner_qm, ours
+
+
+def test_between_two_queue_managers_a_repeat_after_a_crash_is_not_put_again(
+    tmp_path: Path, people: dict[str, Issued]
+) -> None:
+    partner_qm, ours = _two(tmp_path)
+    sender = ProtectedQueueManager(partner_qm.connect("orders"), keystore(people, "orders"), POLICIES)
+    for i in range(3):
+        sender.open("EXTERNAL_IN", output=True).put(MQMD(), b"order %d" % i)
+    source_qm, target_qm = partner_qm.connect("gateway"), ours.connect("gateway")
+    proxy = ReprotectionProxy(
+        gateway(source_qm, people),
+        "EXTERNAL_IN",
+        gateway(target_qm, people),
+        "INTERNAL_IN",
+        batch_size=3,
+        ledger=DeliveryLedger(target_qm),
+    )
+
+    def crash() -> None:  # the target committed, then the process died before the source commit
+        raise SystemExit("killed")
+
+    source_qm.commit = crash  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        proxy.move_batch()
+    source_qm.close()  # what the queue manager does for a dead connection: back out
+    source_qm = partner_qm.connect("gateway again")
+    events: list[ProxyEvent] = []
+    again = ReprotectionProxy(
+        gateway(source_qm, people),
+        "EXTERNAL_IN",
+        gateway(ours.connect("gateway again"), people),
+        "INTERNAL_IN",
+        batch_size=3,
+        ledger=DeliveryLedger(ours.connect("ledger")),
+        on_event=events.append,
+    )
+    assert again.move_batch() == 3 and [e.outcome for e in events] == ["duplicate"] * 3
+    reader = ProtectedQueueManager(ours.connect("alice"), keystore(people, "alice"), POLICIES).open(
+        "INTERNAL_IN", input=True
+    )
+    assert [reader.get().body for _ in range(3)] == [b"order 0", b"order 1", b"order 2"]
+    with pytest.raises(ams.mq.NoMessageAvailable):
+        reader.get()
+    assert partner_qm.connect("spy").depth("EXTERNAL_IN") == 0
+
+
+def test_the_ledger_needs_the_same_bytes_not_only_the_msgid(tmp_path: Path, people: dict[str, Issued]) -> None:
+    """An application may set MsgIds itself: a different message with a known MsgId is delivered."""
+    _, ours = _two(tmp_path)
+    ledger = DeliveryLedger(ours.connect("gateway"))
+    ledger.record(b"M" * 24, b"first message")
+    ledger.qm.commit()
+    assert ledger.delivered(b"M" * 24, b"first message")
+    assert not ledger.delivered(b"M" * 24, b"another message with the same MsgId")
+    assert not ledger.delivered(b"N" * 24, b"first message") and not ledger.delivered(bytes(24), b"x")
+
+
+def test_the_ledger_is_for_two_queue_managers_only(connections: Factory, people: dict[str, Issued]) -> None:
+    qm = connections("gateway")
+    with pytest.raises(ams.errors.ConfigurationError, match="exactly once"):
+        ReprotectionProxy(
+            gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN", ledger=DeliveryLedger(qm, "Q")
+        )
+
+
+def test_a_route_backout_queue_takes_the_poison(
+    connections: Factory, people: dict[str, Issued], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    partner(connections, people).open("EXTERNAL_IN", output=True).put(MQMD(), b"poison order")
+    _poison(monkeypatch)
+    qm = connections("gateway")
+    proxy = ReprotectionProxy(
+        gateway(qm, people),
+        "EXTERNAL_IN",
+        gateway(qm, people),
+        "INTERNAL_IN",
+        backout_threshold=2,
+        backout_queue="P.INT.BACKOUT",
+    )
+    stats = proxy.run(limit=10)
+    assert (stats.failed, stats.refused) == (2, 1) and PoisonMessageError.__name__ in stats.reasons[-1]
+    assert connections("spy").depth("P.INT.BACKOUT") == 1
+
+
+def test_the_library_logs_refusals_through_the_ams_logger_without_payloads(
+    connections: Factory, people: dict[str, Issued], caplog: pytest.LogCaptureFixture
+) -> None:
+    done = partner(connections, people, "intruder").open("EXTERNAL_IN", output=True).put(MQMD(), b"secret pay me")
+    qm = connections("gateway")
+    proxy = ReprotectionProxy(gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN")
+    with caplog.at_level("INFO", logger="ams"):
+        proxy.run()
+    (record,) = [r for r in caplog.records if r.name == "ams.mq.protected"]
+    text = record.getMessage()
+    assert done.msg_id.hex() in text and "EXTERNAL_IN" in text and "UnauthorisedSignerError" in text
+    assert "secret" not in caplog.text
