@@ -10,40 +10,25 @@ from pathlib import Path
 import pytest
 
 import ams
-from ams.pki import Issued, issue, make_ca, new_key, user_dn
+from ams.testing.pki import Issued, ThrowawayPki, issue, new_key
+from ams.testing.plugin import ams_keystore_conf as ams_keystore_conf
+from ams.testing.plugin import ams_pki as ams_pki
+from ams.testing.plugin import ams_policy_dir as ams_policy_dir
 
 VECTORS = Path(__file__).parent / "vectors"
 SHARED_VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "bouncycastle"
 
 
-LONG_AGO = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
-
-
-class Pki:
-    """A CA, users alice..erin, and a foreign CA with its own mallory."""
-
-    def __init__(self) -> None:
-        # the CA is valid from 2000 so tests can issue certificates that expired long ago
-        self.ca = make_ca("CN=Test CA,O=AMS,C=GB", not_before=LONG_AGO, days=365 * 100)
-        self.users: dict[str, Issued] = {
-            name: issue(self.ca, user_dn(name)) for name in ("alice", "bob", "carol", "dave", "erin")
-        }
-        self.foreign_ca = make_ca("CN=Foreign CA,O=ELSEWHERE,C=US")
-        self.mallory = issue(self.foreign_ca, "CN=mallory,O=ELSEWHERE,C=US")
-
-    def dn(self, name: str) -> str:
-        return str(self.users[name].dn)
-
-    def keystore(self, name: str, *, extra: tuple[Issued, ...] = ()) -> ams.Keystore:
-        me = self.users.get(name, self.mallory)
-        others = [self.ca.certificate] + [u.certificate for n, u in self.users.items() if n != name]
-        others += [e.certificate for e in extra]
-        return ams.Keystore(ams.Identity(me.certificate, me.key), others, source=f"{name}'s test keystore")
+# The session's PKI is the one ams.testing's pytest plugin gives every suite (ams_pki): a CA valid
+# since 2000 (so that tests can issue certificates that expired long ago), users alice..erin, and a
+# foreign CA with its own mallory. Importing the fixtures here makes them work whether or not the
+# installed package registered the plugin (pip install -e . does, through its pytest11 entry point).
+Pki = ThrowawayPki
 
 
 @pytest.fixture(scope="session")
-def pki() -> Pki:
-    return Pki()
+def pki(ams_pki: ThrowawayPki) -> ThrowawayPki:
+    return ams_pki
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from ams import DistinguishedName
 from ams.errors import DistinguishedNameError
 from ams.pki import make_ca
-from tests.strategies import dn_attribute_names, dn_values
+from ams.testing.strategies import WrittenDN, dn_attribute_names, dn_values, written_dns
 
 CANONICAL = "CN=alice,O=AMS,C=GB"
 
@@ -69,7 +69,7 @@ def test_certificate_names_read_in_display_order() -> None:
 
 
 names = st.lists(
-    st.lists(st.tuples(dn_attribute_names, dn_values), min_size=1, max_size=2), min_size=1, max_size=4
+    st.lists(st.tuples(dn_attribute_names(), dn_values()), min_size=1, max_size=2), min_size=1, max_size=4
 ).map(lambda rdns: DistinguishedName.parse(",".join("+".join(f"{k}={_quote(v)}" for k, v in rdn) for rdn in rdns)))
 
 
@@ -80,6 +80,15 @@ def _quote(value: str) -> str:
 @given(names)
 def test_parse_render_round_trip(dn: DistinguishedName) -> None:
     assert DistinguishedName.parse(str(dn)) == dn
+
+
+@given(written_dns())
+def test_every_way_people_write_a_dn_means_that_dn(written: WrittenDN) -> None:
+    """Spellings (cn, commonName, OID.2.5.4.3), quotes, escapes, \\XX bytes, ; separators, spaces, + RDNs."""
+    parsed = DistinguishedName.parse(written.text)
+    assert parsed == written.dn
+    assert parsed.matches(written.dn, strict=True)
+    assert DistinguishedName.parse(str(parsed)) == parsed
 
 
 @given(names, names, names)
@@ -294,7 +303,10 @@ _string_types = st.sampled_from(["UTF8String", "BMPString", "UniversalString", "
 @given(
     st.lists(
         st.lists(
-            st.tuples(dn_attribute_names, dn_values, _string_types), min_size=1, max_size=3, unique_by=lambda a: a[0]
+            st.tuples(dn_attribute_names(), dn_values(), _string_types),
+            min_size=1,
+            max_size=3,
+            unique_by=lambda a: a[0],
         ),
         max_size=5,
     )

@@ -7,12 +7,13 @@ import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import ams
 import ams.errors
 import ams.hazmat.pdmq
 from ams.hazmat import mqheaders
+from ams.testing.headers import ClearChain
+from ams.testing.strategies import clear_chains, payloads
 from tests.conftest import Pki, store
 
 STRUC_IDS = {
@@ -105,24 +106,19 @@ def test_a_long_mixed_chain(handles: tuple[ams.Protector, ams.Protector]) -> Non
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    kinds=st.lists(st.sampled_from(sorted(STRUC_IDS)), min_size=0, max_size=5),
-    data=st.data(),
-    payload=st.binary(max_size=200),
-    final=st.sampled_from(["MQSTR", "MQXMIT", "        ", "APPFMT"]),
-)
+@given(chained=clear_chains(max_headers=5), payload=payloads(max_size=200))
 def test_chain_round_trip_property(
-    handles: tuple[ams.Protector, ams.Protector], kinds: list[str], data: st.DataObject, payload: bytes, final: str
+    handles: tuple[ams.Protector, ams.Protector], chained: ClearChain, payload: bytes
 ) -> None:
+    """Realistic headers (MQRFH2 folders, MQCIH, MQIIH, MQDLH...) in both encodings, ASCII or EBCDIC names."""
     alice, bob = handles
-    encodings = data.draw(st.lists(st.sampled_from([LITTLE, BIG]), min_size=len(kinds) + 1, max_size=len(kinds) + 1))
-    ebcdic = data.draw(st.lists(st.booleans(), min_size=len(kinds), max_size=len(kinds)))
-    body = chain(kinds, final, encodings, ebcdic) + payload
-    mqmd_format = kinds[0] if kinds else final
-    protected = alice.protect("Q", body, mqmd_format, encoding=encodings[0])
-    message = bob.unprotect("Q", protected.body, protected.format, encoding=encodings[0])
+    body = chained.message(payload)
+    walked = mqheaders.walk(body, chained.mqmd_format, chained.mqmd_encoding)
+    assert walked.headers == tuple(spec.kind for spec in chained.headers)
+    protected = alice.protect("Q", body, chained.mqmd_format, encoding=chained.mqmd_encoding)
+    message = bob.unprotect("Q", protected.body, protected.format, encoding=chained.mqmd_encoding)
     assert message.body == body
-    assert message.format == mqmd_format.ljust(8) if not kinds else message.format == mqmd_format
+    assert message.format.ljust(8) == chained.mqmd_format.ljust(8)
 
 
 @pytest.mark.parametrize(

@@ -7,36 +7,14 @@ import struct
 import attrs
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 import ams
 import ams.errors
 from ams.hazmat.pdmq import PdmqHeader, looks_protected
-
-headers = st.builds(
-    PdmqHeader,
-    qop=st.sampled_from([ams.QoP.INTEGRITY, ams.QoP.PRIVACY]),
-    orig_size=st.integers(1, 2**31 - 1),
-    orig_format=st.sampled_from(["MQSTR   ", "        ", "MQADMIN ", "CUSTOMER"]),
-    name=st.text(st.sampled_from("ABCXYZ.0123_/%"), min_size=1, max_size=48),
-    empty=st.booleans(),
-    encoding=st.sampled_from([1, 2]),
-)
-v3_headers = st.builds(
-    PdmqHeader,
-    qop=st.just(ams.QoP.CONFIDENTIALITY),
-    orig_size=st.integers(1, 2**31 - 1),
-    orig_format=st.just("MQSTR   "),
-    name=st.just("CONF.Q"),
-    key_reuse=st.booleans(),
-    encoding=st.sampled_from([1, 2]),
-    key_block_size=st.integers(1, 10_000),
-    iv_block_size=st.sampled_from([8, 16]),
-    enc_block_size=st.integers(1, 2**31 - 1),
-)
+from ams.testing.strategies import pdmq_headers
 
 
-@given(st.one_of(headers, v3_headers))
+@given(pdmq_headers())
 def test_pack_unpack_round_trip(header: PdmqHeader) -> None:
     packed = header.pack()
     assert len(packed) == header.size and looks_protected(packed)

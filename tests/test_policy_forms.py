@@ -23,7 +23,7 @@ from ams.policy import (
     to_mqsc,
 )
 from ams.policy.pcf import INDEX_CORREL_ID, decode_policy, encode_policy, parse_pcf
-from tests.strategies import policies
+from ams.testing.strategies import InvalidPolicy, invalid_policies, policies
 
 
 def apply_all(text: str) -> dict[str, Policy]:
@@ -116,6 +116,20 @@ def test_remove_of_an_absent_dn_says_what_is_there() -> None:
 def test_replace_applies_ibm_rules_with_the_line() -> None:
     with pytest.raises(ams.errors.PolicyError, match="looks like -r and -a swapped"):
         apply_all("SET POLICY('Q') SIGNALG(SHA256) ENCALG(AES128) SIGNER('CN=X, O=YOURORG')")
+
+
+@given(invalid_policies())
+def test_every_broken_rule_is_refused_with_its_reason(invalid: InvalidPolicy) -> None:
+    with pytest.raises(ams.errors.PolicyError, match=invalid.match):
+        Policy.from_setmqspl(invalid.setmqspl)
+    if invalid.fields is not None:
+        with pytest.raises(ams.errors.PolicyError, match=invalid.match):
+            Policy(**invalid.fields)  # type: ignore[arg-type]
+
+
+@given(policies())
+def test_setmqspl_round_trip(policy: Policy) -> None:
+    assert Policy.from_setmqspl(policy.to_setmqspl("QM")) == policy
 
 
 @given(policies())

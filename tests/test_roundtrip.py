@@ -13,8 +13,8 @@ import ams
 import ams.hazmat.pdmq
 import ams.mqconstants
 from ams.algorithms import EncryptionAlgorithm, SignatureAlgorithm
+from ams.testing.strategies import encryption_algorithms, formats, payloads, signature_algorithms
 from tests.conftest import Pki, store
-from tests.strategies import encryption_algorithms, formats, payloads, signature_algorithms
 
 SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -87,7 +87,7 @@ def test_one_to_five_recipients_each_can_read(pki: Pki, count: int) -> None:
 
 
 @SLOW
-@given(body=payloads, fmt=formats, queue=st.sampled_from(["INT.Q", "PRIV.Q", "CONF.Q"]))
+@given(body=payloads(), fmt=formats(), queue=st.sampled_from(["INT.Q", "PRIV.Q", "CONF.Q"]))
 def test_round_trip_property(pki: Pki, body: bytes, fmt: str, queue: str) -> None:
     policies = _policies(pki)
     alice = ams.Protector(pki.keystore("alice"), policies)
@@ -99,7 +99,7 @@ def test_round_trip_property(pki: Pki, body: bytes, fmt: str, queue: str) -> Non
 
 
 @SLOW
-@given(digest=signature_algorithms, cipher=encryption_algorithms, body=payloads)
+@given(digest=signature_algorithms(), cipher=encryption_algorithms(), body=payloads())
 def test_algorithm_property(pki: Pki, digest: SignatureAlgorithm, cipher: EncryptionAlgorithm, body: bytes) -> None:
     policies = _policies(pki, s=digest.label, e=cipher.label)
     alice = ams.Protector(pki.keystore("alice"), policies, allow_deprecated=True)

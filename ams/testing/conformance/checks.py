@@ -1,0 +1,121 @@
+"""Judging one peer call: whether its outcome is what the step required, and if not, what was found."""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+
+import attrs
+
+from ams.errors import AmsDeprecationWarning, AmsError
+from ams.hazmat import mqheaders
+from ams.mqconstants import MQENC_NATIVE
+from ams.protector import Protector
+from ams.testing.conformance.properties import Check, Step
+from ams.testing.conformance.protocol import Outcome
+from ams.testing.conformance.strict import deviations
+from ams.testing.conformance.world import World
+from ams.testing.mutations import ProtectedMessage, refusing
+
+
+@attrs.frozen
+class Verdict:
+    """Whether a step passed, what it expected and what it found (in words)."""
+
+    passed: bool
+    expected: str
+    found: str
+
+
+_EXPECTED = {
+    Check.REFUSE: "the peer refuses the message (exits non-zero)",
+    Check.ACCEPT: "the peer unprotects the message (exit 0) and writes the original body",
+    Check.READABLE: "the peer protects (exit 0), and each recipient of ours gets the original body and Format back",
+    Check.STRICT: "the peer protects (exit 0) exactly as AMS writes, and our strictest reader accepts it",
+    Check.WE_REFUSE: "the peer protects (exit 0), and we refuse its message changed where a change must be noticed",
+}
+
+
+def evaluate(step: Step, outcome: Outcome, world: World) -> Verdict:
+    """Judge ``outcome`` against ``step``."""
+    expected = _EXPECTED[step.check] + (f" ({step.note})" if step.note else "")
+    if step.check is Check.REFUSE:
+        return Verdict(outcome.status not in (0, None), expected, outcome.describe())
+    if not outcome.accepted or outcome.output is None:
+        return Verdict(False, expected, outcome.describe())
+    if step.check is Check.ACCEPT:
+        return Verdict(outcome.output == step.expected, expected, _compare(outcome.output, step.expected))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AmsDeprecationWarning)
+        if step.check is Check.READABLE:
+            problems = _read_as_each(step, outcome.output, world, strict=False)
+        elif step.check is Check.STRICT:
+            problems = deviations(outcome.output, step.request, world) or _read_as_each(
+                step, outcome.output, world, strict=True
+            )
+        else:
+            problems = _refuse_changed(step, outcome.output, world)
+    return Verdict(not problems, expected, "; ".join(problems) if problems else outcome.describe())
+
+
+def _compare(found: bytes, expected: bytes) -> str:
+    if found == expected:
+        return f"the original body ({len(found):,} bytes)"
+    differs = next(
+        (i for i, (a, b) in enumerate(zip(found, expected, strict=False)) if a != b), min(len(found), len(expected))
+    )
+    return (
+        f"the peer wrote {len(found):,} bytes where the original body has {len(expected):,}; "
+        f"the first difference is at offset {differs}"
+    )
+
+
+def protected_format(step: Step) -> str:
+    """The MQMD Format of what the peer protected: blank without clear headers, unchanged with them (format.md §1)."""
+    chain = mqheaders.walk(step.expected, step.expected_format, MQENC_NATIVE)
+    return step.expected_format if chain.format_offset is not None else " " * 8
+
+
+def _reader(step: Step, world: World, name: str, *, strict: bool) -> Protector:
+    policy = step.request.policy(world)
+    skew = datetime.timedelta(0) if strict else datetime.timedelta(minutes=5)
+    return Protector(world.keystore(name), {policy.name: policy}, strict_dn=strict, clock_skew=skew)
+
+
+def _read_as_each(step: Step, output: bytes, world: World, *, strict: bool) -> list[str]:
+    """What goes wrong when each of the step's readers unprotects ``output`` (nothing: an empty list)."""
+    problems = []
+    fmt = protected_format(step)
+    for name in step.readers:
+        try:
+            message = _reader(step, world, name, strict=strict).unprotect(step.request.queue, output, fmt)
+        except AmsError as error:
+            problems.append(f"{name} ({'strict' if strict else 'default'} reader) refused it: {error}")
+            continue
+        if message.body != step.expected:
+            problems.append(f"{name} read it, but {_compare(message.body, step.expected)}")
+        elif message.format.ljust(8) != step.expected_format.ljust(8):
+            problems.append(
+                f"{name} read it, but the Format handed back is {message.format!r}, not {step.expected_format!r}"
+            )
+    return problems
+
+
+def _refuse_changed(step: Step, output: bytes, world: World) -> list[str]:
+    """What goes wrong when the first reader reads ``output`` changed by the step's mutation."""
+    if step.mutation is None:
+        return ["the step names no mutation"]
+    reader = step.readers[0]
+    message = ProtectedMessage(
+        output, protected_format(step), step.expected, step.expected_format, step.request.queue, step.request.qop
+    )
+    kind, index, bit = step.mutation
+    try:
+        mutation = refusing(message, kind, index, bit, reader=world.issued(reader).certificate)
+    except (AmsError, ValueError, IndexError) as error:
+        return [f"the peer's message cannot be laid out for a change: {error}"]
+    try:
+        _reader(step, world, reader, strict=False).unprotect(step.request.queue, mutation.body, mutation.format)
+    except AmsError:
+        return []
+    return [f"{reader} accepted the peer's message after it was changed: {mutation.description}"]

@@ -1,0 +1,140 @@
+"""The peers: any implementation behind command templates, and the ones that ship with the kit.
+
+* ``self``: this project, called in process (fast: self-conformance in every test run);
+* ``self-cli``: this project through its own command line (``ams protect`` / ``ams unprotect``),
+  one process per call, exactly as another implementation is driven;
+* ``openssl``: the ``openssl cms`` command line behind a small adapter
+  (:mod:`ams.testing.conformance.openssl_peer`): it signs, verifies, encrypts and decrypts the
+  CMS inside integrity, privacy and confidentiality messages; the adapter writes and reads the
+  PDMQ header and clear headers itself. Without the legacy provider it has no RC2 or DES.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Protocol
+
+from ams.algorithms import EncryptionAlgorithm
+from ams.errors import AmsDeprecationWarning, AmsError, SecurityError, UsageError
+from ams.mqconstants import MQENC_NATIVE
+from ams.protector import Protector
+from ams.testing.conformance.protocol import (
+    Capabilities,
+    Outcome,
+    PeerSpec,
+    Request,
+    Template,
+    placeholder_values,
+    run_command,
+    write_case_files,
+)
+from ams.testing.conformance.world import World
+
+SELF_CLI_PROTECT = (
+    "{python} -m ams protect -p {queue} --policies {policies} --keystore-conf {keystore_conf} "
+    "--format {format} --allow-deprecated -i {in} -o {out}"
+)
+SELF_CLI_UNPROTECT = (
+    "{python} -m ams unprotect -p {queue} --policies {policies} --keystore-conf {keystore_conf} "
+    "--format {format} -i {in} -o {out}"
+)
+OPENSSL_PROTECT = (
+    "{python} -m ams.testing.conformance.openssl_peer protect --qop {qop} --digest {digest} --cipher {cipher} "
+    "--key {key} --cert {cert} {recipient_cert:--recipient} --queue {queue} --format {format} --in {in} --out {out}"
+)
+OPENSSL_UNPROTECT = (
+    "{python} -m ams.testing.conformance.openssl_peer unprotect --qop {qop} --key {key} --cert {cert} "
+    "--trust {trust} --format {format} --in {in} --out {out}"
+)
+BUILTIN: dict[str, PeerSpec] = {
+    "self": PeerSpec("self", kind="self", capabilities=Capabilities(policies=True)),
+    "self-cli": PeerSpec("self-cli", SELF_CLI_PROTECT, SELF_CLI_UNPROTECT, Capabilities(policies=True)),
+    "openssl": PeerSpec(
+        "openssl",
+        OPENSSL_PROTECT,
+        OPENSSL_UNPROTECT,
+        # DES and RC2 need openssl's legacy provider: add them with --peer-cipher where it is installed
+        Capabilities(ciphers=(EncryptionAlgorithm.AES256, EncryptionAlgorithm.AES128, EncryptionAlgorithm.TDES)),
+    ),
+}
+
+
+class Peer(Protocol):
+    """An implementation the kit drives: it runs one request and says what came of it."""
+
+    spec: PeerSpec
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        """Do ``request`` (files in ``world`` and ``workdir``) and report the outcome."""
+        ...
+
+    def command(self, request: Request, world: World, workdir: Path) -> list[str] | None:
+        """The command line ``run`` would use, or None for an in-process peer."""
+        ...
+
+
+class CommandPeer:
+    """A peer behind command templates (docs/conformance.md)."""
+
+    def __init__(self, spec: PeerSpec) -> None:
+        self.spec = spec
+        self._templates = {op: spec.template(op) for op in ("protect", "unprotect")}
+
+    def __repr__(self) -> str:
+        return f"CommandPeer({self.spec.name!r})"
+
+    def command(self, request: Request, world: World, workdir: Path) -> list[str] | None:
+        """The argument list for ``request``: the template with every placeholder replaced."""
+        template: Template | None = self._templates[request.operation]
+        if template is None:
+            raise UsageError(f"peer {self.spec.name} has no {request.operation} command (--peer-{request.operation})")
+        return template.render(placeholder_values(request, world, workdir))
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        """Write the case's files, run the command (no shell, with the timeout) and read its output."""
+        write_case_files(request, world, workdir)
+        args = self.command(request, world, workdir)
+        assert args is not None
+        return run_command(args, workdir, self.spec.timeout)
+
+
+class InProcessPeer:
+    """This project, called in process: a refusal is an :class:`~ams.AmsError` (exit 3 when it is a
+    SecurityError, 2 otherwise, as ``ams unprotect`` would exit)."""
+
+    def __init__(self, spec: PeerSpec = BUILTIN["self"]) -> None:
+        self.spec = spec
+
+    def __repr__(self) -> str:
+        return "InProcessPeer()"
+
+    def command(self, request: Request, world: World, workdir: Path) -> list[str] | None:
+        """None: there is no command (a failure replays with ``ams conformance --replay``)."""
+        return None
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        """Protect or unprotect with a Protector holding the request's identity and policy."""
+        write_case_files(request, world, workdir)  # so that a failure's files are those a command peer gets
+        started = time.monotonic()
+        policy = request.policy(world)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", AmsDeprecationWarning)
+                protector = Protector(world.keystore(request.identity), {policy.name: policy}, allow_deprecated=True)
+                if request.operation == "protect":
+                    body = protector.protect(request.queue, request.data, request.format, encoding=MQENC_NATIVE).body
+                else:
+                    body = protector.unprotect(request.queue, request.data, request.format).body
+        except AmsError as error:
+            return Outcome(
+                3 if isinstance(error, SecurityError) else 2, None, str(error), (), time.monotonic() - started
+            )
+        (workdir / "out.bin").write_bytes(body)
+        return Outcome(0, body, "", (), time.monotonic() - started)
+
+
+def make_peer(spec: PeerSpec) -> Peer:
+    """The peer a spec describes."""
+    return InProcessPeer(spec) if spec.kind == "self" else CommandPeer(spec)

@@ -1,0 +1,267 @@
+"""The properties ``ams conformance`` checks, the cases they draw, and the one peer call each case makes.
+
+Every case becomes one :class:`Step`: a request to the peer and what its outcome must be. In the
+direction *ours to the peer* this side protects (in process) and the peer unprotects; in the
+direction *the peer to ours* the peer protects and this side reads what it wrote. A step holds
+everything needed to run it again, so that a saved failure replays with one command.
+"""
+
+from __future__ import annotations
+
+import enum
+import warnings
+from typing import Any
+
+import attrs
+
+from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
+from ams.errors import AmsDeprecationWarning
+from ams.policy.model import Policy
+from ams.protector import Protector
+from ams.testing.conformance.protocol import Request
+from ams.testing.conformance.world import INVALID_SIGNERS, OUTSIDER, RECIPIENTS, SENDER, UNTRUSTED_SIGNERS, World
+from ams.testing.headers import ClearChain
+from ams.testing.mutations import ProtectedMessage, refusing
+from ams.testing.payloads import PayloadSpec
+
+OURS_TO_PEER = "ours -> peer"
+PEER_TO_OURS = "peer -> ours"
+SIGNED = (QoP.INTEGRITY, QoP.PRIVACY)
+ENCRYPTED = (QoP.PRIVACY, QoP.CONFIDENTIALITY)
+ALL = (QoP.INTEGRITY, QoP.PRIVACY, QoP.CONFIDENTIALITY)
+
+
+class Check(enum.Enum):
+    """What a step's outcome must be."""
+
+    REFUSE = "refuse"  # the peer refuses (exits non-zero)
+    ACCEPT = "accept"  # the peer unprotects and writes the original body
+    READABLE = "readable"  # the peer protects, and every reader of ours gets the original body back
+    STRICT = "strict"  # the peer protects exactly as AMS writes, and our strictest reader accepts it
+    WE_REFUSE = "we-refuse"  # the peer protects, and we refuse its message once changed
+
+
+@attrs.frozen
+class Property:
+    """One property: its name, what it checks, its direction, and what a peer needs for it."""
+
+    name: str
+    summary: str
+    direction: str
+    qops: tuple[QoP, ...]
+    check: Check
+    needs_policies: bool = False
+
+    @property
+    def operation(self) -> str:
+        """The peer's operation in every step: unprotect (ours to the peer) or protect (the peer to ours)."""
+        return "unprotect" if self.direction == OURS_TO_PEER else "protect"
+
+
+PROPERTIES = (
+    Property(
+        "roundtrip-to-peer", "the peer unprotects what we protect and gets the original body back", OURS_TO_PEER,
+        ALL, Check.ACCEPT,
+    ),
+    Property(
+        "roundtrip-from-peer", "we unprotect what the peer protects, as every recipient, and get the original body",
+        PEER_TO_OURS, ALL, Check.READABLE,
+    ),
+    Property(
+        "peer-writes-strict", "what the peer writes is AMS's format exactly, and our strictest reader accepts it",
+        PEER_TO_OURS, ALL, Check.STRICT,
+    ),
+    Property(
+        "peer-refuses-tampered", "the peer refuses our message with a byte changed where a change must be noticed",
+        OURS_TO_PEER, ALL, Check.REFUSE,
+    ),
+    Property(
+        "peer-refuses-non-recipient", "the peer refuses a message that is not encrypted for it", OURS_TO_PEER,
+        ENCRYPTED, Check.REFUSE,
+    ),
+    Property(
+        "peer-refuses-untrusted-signer", "the peer refuses a message signed by someone outside its trust anchors",
+        OURS_TO_PEER, SIGNED, Check.REFUSE,
+    ),
+    Property(
+        "peer-refuses-invalid-signer",
+        "the peer refuses a signer whose certificate breaks AMS's rules (dates, usage, a CA)",
+        OURS_TO_PEER, SIGNED, Check.REFUSE,
+    ),
+    Property(
+        "peer-refuses-weaker-algorithm", "the peer refuses a digest or cipher weaker than its policy's",
+        OURS_TO_PEER, ALL, Check.REFUSE, needs_policies=True,
+    ),
+    Property(
+        "we-refuse-tampered", "we refuse the peer's message with a byte changed where a change must be noticed",
+        PEER_TO_OURS, ALL, Check.WE_REFUSE,
+    ),
+)  # fmt: skip
+BY_NAME = {p.name: p for p in PROPERTIES}
+
+
+@attrs.frozen
+class Case:
+    """One combination a property tries: protection, algorithms, recipients, payload, headers, queue,
+    and what the property changes (a mutation, the signer, the peer's stronger policy)."""
+
+    qop: QoP
+    digest: SignatureAlgorithm
+    cipher: EncryptionAlgorithm
+    recipients: int
+    reader: int
+    payload: PayloadSpec
+    chain: ClearChain
+    queue: str
+    mutation: tuple[str, int, int] | None = None  # (kind, index, bit) for mutations.refusing
+    signer: str = SENDER
+    policy_digest: SignatureAlgorithm | None = None  # the peer's policy, when it must be stronger
+    policy_cipher: EncryptionAlgorithm | None = None
+
+    @property
+    def recipient_names(self) -> tuple[str, ...]:
+        """The policy's recipients (none for integrity)."""
+        return RECIPIENTS[: self.recipients]
+
+    @property
+    def reader_name(self) -> str:
+        """Who reads: one of the recipients (for integrity, any identity the CA issued)."""
+        return RECIPIENTS[self.reader]
+
+    def algorithms(self) -> str:
+        """``SHA256/AES256``, ``SHA512`` or ``AES128``: the message's algorithms."""
+        return "/".join(a.label for a in (self.digest, self.cipher) if a.value)
+
+    def describe(self) -> str:
+        """The case in words, as a report shows a counterexample."""
+        parts = [f"{self.qop.name.lower()} {self.algorithms()}"]
+        if self.policy_digest is not None or self.policy_cipher is not None:
+            stronger = "/".join(a.label for a in (self.policy_digest, self.policy_cipher) if a is not None and a.value)
+            parts[0] += f" (the peer's policy: {stronger})"
+        if self.recipients:
+            parts.append(f"{self.recipients} recipient(s) {', '.join(self.recipient_names)}")
+        parts.append(f"payload {self.payload.describe()}")
+        parts.append(
+            f"headers: {self.chain.describe()}" if self.chain.headers else f"Format {self.chain.final_format!r}"
+        )
+        parts.append(f"queue {self.queue!r}")
+        if self.signer != SENDER:
+            fault = UNTRUSTED_SIGNERS.get(self.signer) or INVALID_SIGNERS[self.signer]
+            parts.append(f"signed by {self.signer}: {fault.description}")
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The case as JSON values (for report.json)."""
+        return {
+            "qop": self.qop.name,
+            "digest": self.digest.label,
+            "cipher": self.cipher.label,
+            "recipients": list(self.recipient_names),
+            "reader": self.reader_name,
+            "payload": attrs.asdict(self.payload),
+            "headers": [attrs.asdict(h) for h in self.chain.headers],
+            "encodings": list(self.chain.encodings),
+            "final_format": self.chain.final_format,
+            "queue": self.queue,
+            "mutation": list(self.mutation) if self.mutation else None,
+            "signer": self.signer,
+            "policy_digest": self.policy_digest.label if self.policy_digest else None,
+            "policy_cipher": self.policy_cipher.label if self.policy_cipher else None,
+        }
+
+
+@attrs.frozen
+class Step:
+    """One peer call and what its outcome must be: everything needed to run it again."""
+
+    property: str
+    request: Request
+    check: Check
+    expected: bytes = attrs.field(repr=False)  # the original body (clear headers and payload)
+    expected_format: str = ""  # the original MQMD Format
+    readers: tuple[str, ...] = ()  # who of ours reads what the peer writes
+    mutation: tuple[str, int, int] | None = None
+    note: str = ""  # what was done to the message, in words
+
+    def to_json(self) -> dict[str, Any]:
+        """The step as JSON values, without its data (saved as files next to it)."""
+        return {
+            "property": self.property,
+            "request": self.request.to_json(),
+            "check": self.check.value,
+            "expected_format": self.expected_format,
+            "readers": list(self.readers),
+            "mutation": list(self.mutation) if self.mutation else None,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], request_data: bytes, expected: bytes) -> Step:
+        """A step from :meth:`to_json` and its files."""
+        mutation = data["mutation"]
+        return cls(
+            data["property"],
+            Request.from_json(data["request"], request_data),
+            Check(data["check"]),
+            expected,
+            data["expected_format"],
+            tuple(data["readers"]),
+            (mutation[0], int(mutation[1]), int(mutation[2])) if mutation else None,
+            data["note"],
+        )
+
+
+def protect_ours(
+    world: World,
+    signer: str,
+    queue: str,
+    digest: SignatureAlgorithm,
+    cipher: EncryptionAlgorithm,
+    recipients: tuple[str, ...],
+    original: bytes,
+    chain: ClearChain,
+) -> ProtectedMessage:
+    """``original`` protected by this project, in process, as ``signer`` (deprecated algorithms allowed)."""
+    policy = Policy(queue, digest, cipher, tuple(world.dn(r) for r in recipients))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AmsDeprecationWarning)
+        protector = Protector(world.keystore(signer), {queue: policy}, allow_deprecated=True)
+        protected = protector.protect(queue, original, chain.mqmd_format, encoding=chain.mqmd_encoding)
+    return ProtectedMessage.of(protected, original, chain.mqmd_format, queue, encoding=chain.mqmd_encoding)
+
+
+def build_step(prop: Property, case: Case, world: World) -> Step:
+    """The peer call ``case`` makes for ``prop`` (protecting this side's message first when the peer reads)."""
+    original = case.chain.message(case.payload.data())
+    recipients = case.recipient_names
+    if prop.direction == PEER_TO_OURS:
+        request = Request(
+            "protect",
+            case.qop,
+            case.digest,
+            case.cipher,
+            SENDER,
+            recipients,
+            case.queue,
+            case.chain.mqmd_format,
+            original,
+        )
+        readers = recipients or (case.reader_name,)
+        return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, readers, case.mutation)
+    message = protect_ours(world, case.signer, case.queue, case.digest, case.cipher, recipients, original, case.chain)
+    reader, data, note = case.reader_name, message.body, ""
+    if prop.name == "peer-refuses-non-recipient":
+        reader, note = OUTSIDER, f"read by {OUTSIDER}, who is not a recipient"
+    elif prop.name == "peer-refuses-tampered" and case.mutation is not None:
+        kind, index, bit = case.mutation
+        mutation = refusing(message, kind, index, bit, reader=world.issued(reader).certificate)
+        data, note = mutation.body, mutation.description
+    elif prop.name in ("peer-refuses-untrusted-signer", "peer-refuses-invalid-signer"):
+        note = f"signed by {case.signer}"
+    digest = case.policy_digest or case.digest
+    cipher = case.policy_cipher or case.cipher
+    if case.policy_digest or case.policy_cipher:
+        policy = "/".join(a.label for a in (digest, cipher) if a.value)
+        note = f"the message uses {case.algorithms()}, the peer's policy {policy}"
+    request = Request("unprotect", case.qop, digest, cipher, reader, recipients, case.queue, message.format, data)
+    return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)

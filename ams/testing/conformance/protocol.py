@@ -1,0 +1,399 @@
+"""The command protocol that drives another implementation (docs/conformance.md).
+
+A peer is two command templates, one to protect and one to unprotect, and what it can do. A
+template is split into words once, as a POSIX shell would split it; then each placeholder is
+replaced *inside its word*, so a value is always exactly one argument (or, for the repeated
+placeholders, one per recipient) and no shell ever sees it. The peer runs with a timeout, in the
+case's working directory, without standard input. Exit status 0 means done and the output file
+holds the result; any other status means refused.
+
+``{recipient_cert}`` and ``{recipient_dn}`` repeat: a word holding one is written once per
+recipient (``--to={recipient_cert}``, or a bare ``{recipient_cert}`` for positional arguments),
+and the whole-word form ``{recipient_cert:-r}`` becomes ``-r FILE`` for each recipient. ``{{``
+and ``}}`` are literal braces.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
+from ams.errors import UsageError
+from ams.policy.model import Policy
+from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
+from ams.testing.conformance.world import World
+
+MIB = 1 << 20
+OPERATIONS = ("protect", "unprotect")
+
+PLACEHOLDERS: dict[str, str] = {
+    "python": "the Python interpreter running the kit (for adapters written in Python)",
+    "qop": "the quality of protection: integrity, privacy or confidentiality",
+    "digest": "the policy's signature algorithm: SHA256, SHA384, SHA512, SHA1, MD5 (NONE for confidentiality)",
+    "cipher": "the policy's encryption algorithm: AES256, AES128, 3DES, DES, RC2 (NONE for integrity)",
+    "key": "this side's private key, unencrypted PKCS#8 PEM (protect: the signer's; unprotect: the reader's)",
+    "cert": "this side's certificate, PEM (protect: the signer's; unprotect: the reader's)",
+    "signer_key": "protect only: the signer's private key (the same file as {key})",
+    "signer_cert": "protect only: the signer's certificate (the same file as {cert})",
+    "keystore_conf": "a keystore.conf (pkcs12.*): this side's key, the trust anchor, every valid certificate of the CA",
+    "pkcs12": "the PKCS#12 that keystore.conf names",
+    "password": "the PKCS#12's password",
+    "trust": "a PEM bundle of the trust anchors (the CA that issues every valid certificate)",
+    "recipient_cert": "repeated: each recipient's certificate, PEM (none for integrity)",
+    "recipient_dn": "repeated: each recipient's DN, as setmqspl -r takes it",
+    "queue": "the queue (policy) name",
+    "format": "the MQMD Format of the input, trailing blanks removed (empty for MQFMT_NONE)",
+    "encoding": "the MQMD Encoding of the input (546: integers little-endian)",
+    "ccsid": "the MQMD CodedCharSetId of the input (1208)",
+    "policies": "a directory holding the policy as setmqspl in policy.spl (for implementations that read policy files)",
+    "in": "the input file: the message body after the MQMD (clear headers, then the payload or PDMQ header and blob)",
+    "out": "the output file the peer writes: the protected or unprotected body",
+    "workdir": "the case's working directory (also the peer's current directory)",
+}
+LIST_PLACEHOLDERS = frozenset({"recipient_cert", "recipient_dn"})
+PROTECT_ONLY = frozenset({"signer_key", "signer_cert"})
+_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_]+)(?::([^{}]*))?\}|[{}]")
+
+
+@attrs.frozen
+class Template:
+    """A command template for one operation, split into words and checked."""
+
+    operation: str
+    text: str
+    words: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str, operation: str) -> Template:
+        """Split ``text`` as a POSIX shell would and check every placeholder; UsageError naming what is wrong."""
+        if operation not in OPERATIONS:
+            raise UsageError(f"operation {operation!r}: expected protect or unprotect")
+        try:
+            words = tuple(shlex.split(text))
+        except ValueError as error:
+            raise UsageError(f"the {operation} template {text!r} cannot be split into words: {error}") from None
+        if not words:
+            raise UsageError(f"the {operation} template is empty: give the command that {operation}s a message")
+        for word in words:
+            _check_word(word, operation)
+        return cls(operation, text, words)
+
+    def render(self, values: Mapping[str, str | Sequence[str]]) -> list[str]:
+        """The argument list: each placeholder replaced by its value (repeated ones once per item)."""
+        out: list[str] = []
+        for word in self.words:
+            out += _render_word(word, values)
+        return out
+
+
+def _check_word(word: str, operation: str) -> None:
+    repeated = []
+    for token in _TOKEN.finditer(word):
+        if token.group(0) in ("{", "}"):
+            raise UsageError(
+                f"the {operation} template word {word!r} has an unmatched {token.group(0)!r}: placeholders are "
+                "{name}; write {{ or }} for a literal brace"
+            )
+        name, flag = token.group(1), token.group(2)
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS:
+            raise UsageError(
+                f"unknown placeholder {{{name}}} in the {operation} template: expected one of "
+                f"{', '.join('{' + n + '}' for n in PLACEHOLDERS)} (docs/conformance.md)"
+            )
+        if name in PROTECT_ONLY and operation != "protect":
+            raise UsageError(f"{{{name}}} is for protect templates only: use {{key}} and {{cert}}, the reader's")
+        if flag is not None and (name not in LIST_PLACEHOLDERS or token.group(0) != word or not flag):
+            raise UsageError(
+                f"{token.group(0)!r} in the {operation} template: only the repeated placeholders "
+                f"({', '.join(sorted(LIST_PLACEHOLDERS))}) take a flag, as a whole word such as {{recipient_cert:-r}}"
+            )
+        if name in LIST_PLACEHOLDERS:
+            repeated.append(name)
+    if len(repeated) > 1:
+        raise UsageError(
+            f"the {operation} template word {word!r} holds {len(repeated)} repeated placeholders: use one per word"
+        )
+
+
+def _render_word(word: str, values: Mapping[str, str | Sequence[str]]) -> list[str]:
+    def substitute(item: str | None) -> str:
+        def one(token: re.Match[str]) -> str:
+            if token.group(0) in ("{{", "}}"):
+                return token.group(0)[0]
+            name = token.group(1)
+            return item if name in LIST_PLACEHOLDERS and item is not None else str(values[name])
+
+        return _TOKEN.sub(one, word)
+
+    whole = _TOKEN.fullmatch(word)
+    if whole and whole.group(1) in LIST_PLACEHOLDERS and whole.group(2):
+        return [part for item in values[whole.group(1)] for part in (whole.group(2), item)]
+    names = [t.group(1) for t in _TOKEN.finditer(word) if t.group(1) in LIST_PLACEHOLDERS]
+    if names:
+        return [substitute(item) for item in values[names[0]]]
+    return [substitute(None)]
+
+
+# -- what a peer can do, and how to reach it ---------------------------------------------------------------------------
+
+
+def _names(items: Sequence[Any]) -> str:
+    return ",".join(getattr(item, "label", str(item)) for item in items)
+
+
+@attrs.frozen
+class Capabilities:
+    """What a peer implements: the kit tries nothing else, and reports what it left out."""
+
+    qops: tuple[QoP, ...] = QOPS
+    digests: tuple[SignatureAlgorithm, ...] = DIGESTS
+    ciphers: tuple[EncryptionAlgorithm, ...] = CIPHERS
+    max_recipients: int = 10
+    max_payload: int = MIB
+    clear_headers: bool = True
+    policies: bool = False
+
+    def not_covered(self) -> list[str]:
+        """What the kit will not try with this peer, in words (for the report)."""
+        out = []
+        if missing := [q for q in QOPS if q not in self.qops]:
+            out.append(f"qualities of protection {_names(missing)} (--peer-qop)")
+        if missing_digests := [d for d in DIGESTS if d not in self.digests]:
+            out.append(f"digests {_names(missing_digests)} (--peer-digest)")
+        if missing_ciphers := [c for c in CIPHERS if c not in self.ciphers]:
+            out.append(f"ciphers {_names(missing_ciphers)} (--peer-cipher)")
+        if self.max_recipients < 10:
+            out.append(f"more than {self.max_recipients} recipient(s) (--peer-max-recipients)")
+        if self.max_payload < MIB:
+            out.append(f"payloads over {self.max_payload:,} bytes (--peer-max-payload)")
+        if not self.clear_headers:
+            out.append("clear header chains (--peer-no-clear-headers)")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The capabilities as JSON values."""
+        return {
+            "qops": [q.name for q in self.qops],
+            "digests": [d.label for d in self.digests],
+            "ciphers": [c.label for c in self.ciphers],
+            "max_recipients": self.max_recipients,
+            "max_payload": self.max_payload,
+            "clear_headers": self.clear_headers,
+            "policies": self.policies,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Capabilities:
+        """Capabilities from :meth:`to_json`."""
+        return cls(
+            qops=tuple(QoP[q] for q in data["qops"]),
+            digests=tuple(SignatureAlgorithm.from_label(d) for d in data["digests"]),
+            ciphers=tuple(EncryptionAlgorithm.from_label(c) for c in data["ciphers"]),
+            max_recipients=int(data["max_recipients"]),
+            max_payload=int(data["max_payload"]),
+            clear_headers=bool(data["clear_headers"]),
+            policies=bool(data["policies"]),
+        )
+
+
+@attrs.frozen
+class PeerSpec:
+    """A peer: a name, its templates (``kind`` ``command``) or the project itself in process (``self``)."""
+
+    name: str
+    protect: str | None = None
+    unprotect: str | None = None
+    capabilities: Capabilities = attrs.field(factory=Capabilities)
+    timeout: float = 60.0
+    kind: str = "command"
+
+    def template(self, operation: str) -> Template | None:
+        """The parsed template for ``operation``, or None when the peer has none."""
+        text = self.protect if operation == "protect" else self.unprotect
+        return None if text is None else Template.parse(text, operation)
+
+    def can(self, operation: str) -> bool:
+        """Whether the peer does ``operation`` at all."""
+        return self.kind == "self" or (self.protect if operation == "protect" else self.unprotect) is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The peer as JSON values (saved with every failure, so that it can be replayed)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "protect": self.protect,
+            "unprotect": self.unprotect,
+            "timeout": self.timeout,
+            "capabilities": self.capabilities.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PeerSpec:
+        """A peer from :meth:`to_json`."""
+        return cls(
+            name=data["name"],
+            protect=data["protect"],
+            unprotect=data["unprotect"],
+            capabilities=Capabilities.from_json(data["capabilities"]),
+            timeout=float(data["timeout"]),
+            kind=data["kind"],
+        )
+
+
+# -- one call of a peer ------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Request:
+    """What one peer call gets: the operation, the policy's values, whose key, and the input."""
+
+    operation: str
+    qop: QoP
+    digest: SignatureAlgorithm
+    cipher: EncryptionAlgorithm
+    identity: str
+    recipients: tuple[str, ...]
+    queue: str
+    format: str
+    data: bytes = attrs.field(repr=False)
+
+    def policy(self, world: World) -> Policy:
+        """The policy the request describes (no authorised-signer list, key reuse disabled, enforced)."""
+        recipients = tuple(world.dn(name) for name in self.recipients)
+        return Policy(self.queue, self.digest, self.cipher, recipients)
+
+    def to_json(self) -> dict[str, Any]:
+        """The request without its data (saved as a file next to it)."""
+        return {
+            "operation": self.operation,
+            "qop": self.qop.name,
+            "digest": self.digest.label,
+            "cipher": self.cipher.label,
+            "identity": self.identity,
+            "recipients": list(self.recipients),
+            "queue": self.queue,
+            "format": self.format,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], body: bytes) -> Request:
+        """A request from :meth:`to_json` and its data."""
+        return cls(
+            operation=data["operation"],
+            qop=QoP[data["qop"]],
+            digest=SignatureAlgorithm.from_label(data["digest"]),
+            cipher=EncryptionAlgorithm.from_label(data["cipher"]),
+            identity=data["identity"],
+            recipients=tuple(data["recipients"]),
+            queue=data["queue"],
+            format=data["format"],
+            data=body,
+        )
+
+
+@attrs.frozen
+class Outcome:
+    """What a peer did: its exit status (None when it timed out) and, after exit 0, what it wrote."""
+
+    status: int | None
+    output: bytes | None = attrs.field(default=None, repr=False)
+    stderr: str = ""
+    command: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def accepted(self) -> bool:
+        """Exit status 0: the peer did what was asked."""
+        return self.status == 0
+
+    def describe(self) -> str:
+        """The outcome in words, with the end of the peer's standard error."""
+        if self.status is None:
+            return f"no answer within {self.seconds:.0f} s (the peer was stopped)"
+        said = f": {self.stderr.strip()[-600:]}" if self.stderr.strip() else ""
+        if self.status != 0:
+            return f"refused (exit {self.status}){said}"
+        if self.output is None:
+            return f"exit 0 but the output file was not written{said}"
+        return f"done (exit 0), wrote {len(self.output):,} bytes"
+
+
+def placeholder_values(request: Request, world: World, workdir: Path) -> dict[str, str | list[str]]:
+    """Every placeholder's value for ``request`` (files in ``world`` and ``workdir``)."""
+    key, cert = str(world.file(request.identity, "key.pem")), str(world.file(request.identity, "cert.pem"))
+    return {
+        "python": sys.executable,
+        "qop": request.qop.name.lower(),
+        "digest": request.digest.label,
+        "cipher": request.cipher.label,
+        "key": key,
+        "cert": cert,
+        "signer_key": key,
+        "signer_cert": cert,
+        "keystore_conf": str(world.file(request.identity, "keystore.conf")),
+        "pkcs12": str(world.file(request.identity, "keystore.p12")),
+        "password": world.password,
+        "trust": str(world.trust_file),
+        "recipient_cert": [str(world.file(name, "cert.pem")) for name in request.recipients],
+        "recipient_dn": [str(world.dn(name)) for name in request.recipients],
+        "queue": request.queue,
+        "format": request.format.rstrip(" "),
+        "encoding": "546",
+        "ccsid": "1208",
+        "policies": str(workdir / "policies"),
+        "in": str(workdir / "in.bin"),
+        "out": str(workdir / "out.bin"),
+        "workdir": str(workdir),
+    }
+
+
+def write_case_files(request: Request, world: World, workdir: Path) -> None:
+    """The input file and the policy directory a command peer reads."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "in.bin").write_bytes(request.data)
+    policies = workdir / "policies"
+    policies.mkdir(exist_ok=True)
+    (policies / "policy.spl").write_text(request.policy(world).to_setmqspl("QM") + "\n", encoding="utf-8")
+
+
+def run_command(args: list[str], workdir: Path, timeout: float) -> Outcome:
+    """Run ``args`` (no shell) in ``workdir`` within ``timeout`` seconds; read ``out.bin`` after exit 0."""
+    output_file = workdir / "out.bin"
+    output_file.unlink(missing_ok=True)
+    started = time.monotonic()
+    try:
+        process = subprocess.Popen(
+            args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group, so that a timeout stops its children too
+        )  # fmt: skip
+    except OSError as error:
+        return Outcome(127, None, f"cannot run {args[0]!r}: {error.strerror or error}", tuple(args))
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        return Outcome(None, None, "", tuple(args), time.monotonic() - started)
+    seconds = time.monotonic() - started
+    output = output_file.read_bytes() if process.returncode == 0 and output_file.is_file() else None
+    return Outcome(process.returncode, output, stderr.decode("utf-8", "replace")[-4000:], tuple(args), seconds)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+    process.communicate()

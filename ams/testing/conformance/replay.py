@@ -1,0 +1,50 @@
+"""Replaying a saved failure: the failing step run again against the same peer, with the same
+files, and judged the same way (``ams conformance --replay DIR``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import attrs
+
+from ams.errors import UsageError
+from ams.testing.conformance.checks import Verdict, evaluate
+from ams.testing.conformance.peers import make_peer
+from ams.testing.conformance.properties import Step
+from ams.testing.conformance.protocol import Outcome, PeerSpec
+from ams.testing.conformance.world import World
+
+
+@attrs.frozen
+class Replayed:
+    """A replayed step: what ran, what the peer did, and the verdict."""
+
+    step: Step
+    command: tuple[str, ...] | None
+    outcome: Outcome
+    verdict: Verdict
+
+
+def load_step(directory: Path) -> tuple[PeerSpec, Step, World]:
+    """The peer, the step and the identities a failure's directory holds."""
+    try:
+        peer = PeerSpec.from_json(json.loads((directory / "peer.json").read_text(encoding="utf-8")))
+        data = json.loads((directory / "step.json").read_text(encoding="utf-8"))
+        step = Step.from_json(data, (directory / "in.bin").read_bytes(), (directory / "payload.bin").read_bytes())
+    except (OSError, ValueError, KeyError) as error:
+        raise UsageError(
+            f"{directory} is not a saved conformance failure ({error}): expected the directory a run wrote under "
+            "failures/<property>/, with peer.json, step.json, in.bin and payload.bin"
+        ) from None
+    return peer, step, World.load(directory / "world")
+
+
+def replay(directory: Path) -> Replayed:
+    """Run the step saved in ``directory`` once more (in that directory) and judge it."""
+    directory = directory.resolve()  # the peer runs in it, and its command names files in it
+    spec, step, world = load_step(directory)
+    peer = make_peer(spec)
+    command = peer.command(step.request, world, directory)
+    outcome = peer.run(step.request, world, directory)
+    return Replayed(step, tuple(command) if command else None, outcome, evaluate(step, outcome, world))

@@ -1,0 +1,339 @@
+"""Running the properties against a peer with Hypothesis: cases drawn within what the peer can do,
+a failure shrunk to a minimal counterexample and saved with the command that replays it.
+
+Hypothesis's own shrinking makes the counterexample small; its database (under the output
+directory) tries a failing example first on the next run. Shrinking a slow peer is bounded by
+``Options.shrink_time``: once it is spent, every case not already known to fail passes at once,
+so Hypothesis ends with the smallest failure found so far.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import attrs
+from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+from hypothesis import strategies as st
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
+from ams.errors import AmsDeprecationWarning, UsageError
+from ams.mqconstants import MQENC_NATIVE
+from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
+from ams.testing.conformance.checks import Verdict, evaluate
+from ams.testing.conformance.peers import Peer, make_peer
+from ams.testing.conformance.properties import BY_NAME, PROPERTIES, Case, Check, Property, Step, build_step
+from ams.testing.conformance.protocol import Capabilities, Outcome, PeerSpec
+from ams.testing.conformance.report import FAILED, PASSED, SKIPPED, Failure, PropertyResult, Report
+from ams.testing.conformance.world import INVALID_SIGNERS, UNTRUSTED_SIGNERS, World
+from ams.testing.headers import ClearChain
+from ams.testing.mutations import MUTATION_KINDS
+from ams.testing.payloads import PayloadSpec
+from ams.testing.strategies import clear_chains, payload_specs
+
+QUEUES = ("Q", "AMS.CONFORMANCE.QUEUE", "lower.case.queue", "PAYROLL/2026%EU_1", "Q" * 48)
+FINAL_FORMATS = ("MQSTR", "        ", "MQADMIN", "MQXMIT", "APPDATA")
+
+
+@attrs.frozen
+class Options:
+    """How to run: examples per property, the seed, which properties, where the files go, and the
+    time allowed for shrinking each failure."""
+
+    max_examples: int = 25
+    seed: int | None = None
+    only: tuple[str, ...] = ()
+    output: Path = Path("ams-conformance")
+    shrink_time: float = 60.0
+    key_bits: int = 2048
+    junit: Path | None = None  # default: junit.xml in the output directory
+
+
+class Progress(Protocol):
+    """Told about each property as it runs (``ams conformance`` shows it on a terminal)."""
+
+    def started(self, prop: Property) -> None:
+        """A property starts."""
+
+    def example(self, prop: Property, number: int, shrinking: bool) -> None:
+        """The ``number``-th peer call of ``prop`` is about to run."""
+
+    def finished(self, result: PropertyResult) -> None:
+        """A property is done."""
+
+
+class _Failed(Exception):
+    """Raised inside the Hypothesis test for a case whose step failed (Hypothesis then shrinks it)."""
+
+    def __init__(self, case: Case, step: Step, outcome: Outcome, verdict: Verdict, workdir: Path) -> None:
+        super().__init__(verdict.found)
+        self.case, self.step, self.outcome, self.verdict, self.workdir = case, step, outcome, verdict, workdir
+
+
+def run_conformance(
+    spec: PeerSpec, options: Options, *, world: World | None = None, progress: Progress | None = None
+) -> Report:
+    """Run every property (or ``options.only``) against the peer ``spec`` describes, write the report
+    files into ``options.output`` and return the report."""
+    unknown = [name for name in options.only if name not in BY_NAME]
+    if unknown:
+        raise UsageError(f"unknown property {', '.join(unknown)}: expected one of {', '.join(BY_NAME)}")
+    started = time.monotonic()
+    options = attrs.evolve(options, output=options.output.resolve())  # the peer runs in another directory
+    chosen_seed = options.seed if options.seed is not None else secrets.randbelow(2**32)
+    options.output.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(options.output / "failures", ignore_errors=True)  # an earlier run's would read as this one's
+    (options.output / "peer.json").write_text(json.dumps(spec.to_json(), indent=2), encoding="utf-8")
+    world = world or World.create(options.output / "world", key_bits=options.key_bits)
+    peer = make_peer(spec)
+    chosen = [p for p in PROPERTIES if not options.only or p.name in options.only]
+    control = _control(peer, world, options) if any(p.check is Check.REFUSE for p in chosen) else None
+    results = []
+    for prop in chosen:
+        if progress is not None:
+            progress.started(prop)
+        if control is not None and prop.check is Check.REFUSE:
+            result = PropertyResult(prop.name, prop.summary, SKIPPED, reason=control)
+        else:
+            result = _run_property(prop, peer, world, options, chosen_seed, progress)
+        if progress is not None:
+            progress.finished(result)
+        results.append(result)
+    shutil.rmtree(options.output / "work", ignore_errors=True)
+    seconds = time.monotonic() - started
+    not_covered = tuple(spec.capabilities.not_covered())
+    report = Report(spec.name, chosen_seed, options.max_examples, options.output, tuple(results), seconds, not_covered)
+    report.write(options.junit)
+    return report
+
+
+def _control(peer: Peer, world: World, options: Options) -> str | None:
+    """Why refusals would prove nothing (the peer does not unprotect even the simplest message), or None."""
+    if not peer.spec.can("unprotect"):
+        return None
+    caps = peer.spec.capabilities
+    qop = next((q for q in QOPS if q in caps.qops), QoP.INTEGRITY)
+    digest = caps.digests[0] if qop is not QoP.CONFIDENTIALITY else SignatureAlgorithm.NONE
+    cipher = caps.ciphers[0] if qop is not QoP.INTEGRITY else EncryptionAlgorithm.NONE
+    case = Case(qop, digest, cipher, int(qop is not QoP.INTEGRITY), 0, PayloadSpec("text", 5), ClearChain(), "Q")
+    step = build_step(BY_NAME["roundtrip-to-peer"], case, world)
+    workdir = options.output / "work" / "control"
+    outcome = peer.run(step.request, world, workdir)
+    if evaluate(step, outcome, world).passed:
+        return None
+    return (
+        f"the peer does not unprotect even the simplest message ({case.describe()}): {outcome.describe()[:300]}; "
+        "a refusal would prove nothing: fix the peer's wiring first (see roundtrip-to-peer)"
+    )
+
+
+def skip_reason(prop: Property, spec: PeerSpec) -> str | None:
+    """Why ``prop`` cannot run against ``spec`` (None when it can)."""
+    caps = spec.capabilities
+    if not spec.can(prop.operation):
+        return f"the peer has no {prop.operation} command (--peer-{prop.operation})"
+    if prop.needs_policies and not caps.policies:
+        return "the peer does not enforce policies' algorithms (say --peer-policies if it does)"
+    if not [q for q in prop.qops if q in caps.qops]:
+        return f"the peer implements none of {', '.join(q.name for q in prop.qops)} (--peer-qop)"
+    if prop.name == "peer-refuses-weaker-algorithm" and not _weaker_choices(caps):
+        return "no algorithm the peer implements has a weaker one below it"
+    return None
+
+
+@attrs.define
+class _State:
+    """One property's run: peer calls made, failures by case, when the first failure was found."""
+
+    shrink_time: float
+    calls: int = 0
+    failures: dict[str, _Failed] = attrs.field(factory=dict)
+    first_failure: float | None = None
+
+    def out_of_time(self) -> bool:
+        return self.first_failure is not None and time.monotonic() - self.first_failure > self.shrink_time
+
+
+def _run_property(
+    prop: Property, peer: Peer, world: World, options: Options, chosen_seed: int, progress: Progress | None
+) -> PropertyResult:
+    reason = skip_reason(prop, peer.spec)
+    if reason is not None:
+        return PropertyResult(prop.name, prop.summary, SKIPPED, reason=reason)
+    started = time.monotonic()
+    state = _State(options.shrink_time)
+    work = options.output / "work" / prop.name
+    shutil.rmtree(work, ignore_errors=True)
+    test = _hypothesis_test(prop, peer, world, options, chosen_seed, state, work, progress)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AmsDeprecationWarning)
+            test()
+    except _Failed as failed:
+        failure = _save_failure(prop, peer, world, failed, options.output / "failures" / prop.name)
+        return PropertyResult(prop.name, prop.summary, FAILED, state.calls, time.monotonic() - started, "", failure)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return PropertyResult(prop.name, prop.summary, PASSED, state.calls, time.monotonic() - started)
+
+
+def _hypothesis_test(
+    prop: Property,
+    peer: Peer,
+    world: World,
+    options: Options,
+    chosen_seed: int,
+    state: _State,
+    work: Path,
+    progress: Progress | None,
+) -> Callable[[], None]:
+    database = DirectoryBasedExampleDatabase(str(options.output / "hypothesis" / prop.name))
+    phases = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)  # no explain: no extra calls
+
+    @settings(
+        max_examples=options.max_examples,
+        deadline=None,
+        database=database,
+        phases=phases,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        verbosity=Verbosity.quiet,
+        print_blob=False,
+    )
+    @seed(chosen_seed)
+    @given(case=case_strategy(prop, peer.spec.capabilities))
+    def check(case: Case) -> None:
+        key = repr(case)
+        known = state.failures.get(key)
+        if known is not None:
+            raise known
+        if state.out_of_time():
+            return  # the shrink budget is spent: only cases known to fail still fail
+        state.calls += 1
+        if progress is not None:
+            progress.example(prop, state.calls, state.first_failure is not None)
+        workdir = work / str(state.calls)
+        step = build_step(prop, case, world)
+        outcome = peer.run(step.request, world, workdir)
+        verdict = _judge(step, outcome, world)
+        if verdict.passed:
+            shutil.rmtree(workdir, ignore_errors=True)
+            return
+        failed = _Failed(case, step, outcome, verdict, workdir)
+        state.failures[key] = failed
+        state.first_failure = state.first_failure or time.monotonic()
+        raise failed
+
+    return check
+
+
+def _judge(step: Step, outcome: Outcome, world: World) -> Verdict:
+    """:func:`evaluate`, with a bug of the kit's reported as a failure that says so, not as a crash."""
+    try:
+        return evaluate(step, outcome, world)
+    except Exception as error:  # the peer's output may be anything: say what broke, and go on shrinking
+        found = f"the kit could not judge the outcome ({type(error).__name__}: {error}); please report this as a bug"
+        return Verdict(False, "a judgement", found)
+
+
+def _save_failure(prop: Property, peer: Peer, world: World, failed: _Failed, target: Path) -> Failure:
+    """The minimal failure's files under ``target``, with the peer's command re-aimed at them."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(failed.workdir, target)
+    saved_world = world.copy_to(target / "world")
+    step = failed.step
+    (target / "payload.bin").write_bytes(step.expected)
+    (target / "found.bin").write_bytes(failed.outcome.output or b"")
+    message = step.request.data if prop.operation == "unprotect" else (failed.outcome.output or b"")
+    (target / "message.bin").write_bytes(message)
+    (target / "step.json").write_text(json.dumps(step.to_json(), indent=2), encoding="utf-8")
+    (target / "peer.json").write_text(json.dumps(peer.spec.to_json(), indent=2), encoding="utf-8")
+    command = peer.command(step.request, saved_world, target)
+    failure = Failure(
+        failed.case.describe(),
+        failed.verdict.expected,
+        failed.verdict.found,
+        target,
+        tuple(command) if command else None,
+        failed.case.to_json(),
+    )
+    if command:
+        (target / "replay.sh").write_text(
+            "#!/bin/sh\n# the peer's step, as the kit ran it\n" + shlex.join(command) + "\n"
+        )
+    (target / "failure.txt").write_text(
+        f"{prop.name}: {prop.summary}\ncounterexample: {failure.case}\nexpected: {failure.expected}\n"
+        f"found: {failure.found}\nreplay: {failure.replay}\n",
+        encoding="utf-8",
+    )
+    return failure
+
+
+# -- the cases ---------------------------------------------------------------------------------------------------------
+
+
+def _weaker_choices(caps: Capabilities) -> list[tuple[QoP, SignatureAlgorithm | EncryptionAlgorithm]]:
+    """(QoP, the peer's policy algorithm) pairs for which a weaker algorithm exists."""
+    out: list[tuple[QoP, SignatureAlgorithm | EncryptionAlgorithm]] = []
+    for qop in QOPS:
+        if qop not in caps.qops:
+            continue
+        if qop is not QoP.CONFIDENTIALITY:
+            out += [(qop, d) for d in caps.digests if d.value > 1]
+        if qop is not QoP.INTEGRITY:
+            out += [(qop, c) for c in caps.ciphers if c.value > 1]
+    return out
+
+
+def case_strategy(prop: Property, caps: Capabilities) -> st.SearchStrategy[Case]:
+    """The cases ``prop`` tries against a peer that can do ``caps``."""
+    return _cases(prop, caps)
+
+
+@st.composite
+def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
+    qops = [q for q in QOPS if q in prop.qops and q in caps.qops]
+    if prop.name == "peer-refuses-weaker-algorithm":  # only where a weaker algorithm exists
+        qops = [q for q in qops if any(w is q for w, _ in _weaker_choices(caps))]
+    qop = draw(st.sampled_from(qops))
+    digest = draw(st.sampled_from(caps.digests)) if qop is not QoP.CONFIDENTIALITY else SignatureAlgorithm.NONE
+    cipher = draw(st.sampled_from(caps.ciphers)) if qop is not QoP.INTEGRITY else EncryptionAlgorithm.NONE
+    count = draw(st.integers(1, max(1, caps.max_recipients))) if qop is not QoP.INTEGRITY else 0
+    reader = draw(st.integers(0, count - 1)) if count else 0
+    payload = draw(payload_specs(max_size=caps.max_payload))
+    headers = 3 if caps.clear_headers else 0
+    chain = draw(clear_chains(max_headers=headers, mqmd_encoding=MQENC_NATIVE, final_formats=FINAL_FORMATS))
+    case = Case(qop, digest, cipher, count, reader, payload, chain, draw(st.sampled_from(QUEUES)))
+    if prop.name in ("peer-refuses-tampered", "we-refuse-tampered"):
+        mutation = (draw(st.sampled_from(MUTATION_KINDS)), draw(st.integers(0, 2**24)), draw(st.integers(0, 7)))
+        return attrs.evolve(case, mutation=mutation)
+    if prop.name == "peer-refuses-untrusted-signer":
+        return attrs.evolve(case, signer=draw(st.sampled_from(list(UNTRUSTED_SIGNERS))))
+    if prop.name == "peer-refuses-invalid-signer":
+        return attrs.evolve(case, signer=draw(st.sampled_from(list(INVALID_SIGNERS))))
+    if prop.name == "peer-refuses-weaker-algorithm":
+        return _weaker(draw, case, caps)
+    return case
+
+
+def _weaker(draw: st.DrawFn, case: Case, caps: Capabilities) -> Case:
+    """The case with a policy for the peer stronger than the message in at least one algorithm."""
+    choices = [(q, a) for q, a in _weaker_choices(caps) if q is case.qop]
+    _, stronger = draw(st.sampled_from(choices))
+    if isinstance(stronger, SignatureAlgorithm):
+        weaker = draw(st.sampled_from([d for d in DIGESTS if d.value < stronger.value]))
+        cipher = case.cipher
+        return attrs.evolve(case, digest=weaker, policy_digest=stronger, policy_cipher=cipher if cipher.value else None)
+    weaker_cipher = draw(st.sampled_from([c for c in CIPHERS if c.value < stronger.value]))
+    digest = case.digest
+    return attrs.evolve(
+        case, cipher=weaker_cipher, policy_cipher=stronger, policy_digest=digest if digest.value else None
+    )

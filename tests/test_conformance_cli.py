@@ -1,0 +1,78 @@
+"""ams conformance against this project's own command line: the acceptance run CI makes, the
+documented example adapter, and the command's options."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+from ams.cli.main import main
+from ams.testing.conformance.peers import SELF_CLI_PROTECT, SELF_CLI_UNPROTECT
+
+ROOT = Path(__file__).resolve().parents[1]
+ADAPTER = ROOT / "docs" / "examples" / "peer_adapter.sh"
+ADAPTER_ARGS = "{digest} {cipher} {keystore_conf} {queue} {format} {in} {out} {recipient_dn}"
+
+
+def conformance(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "ams", "conformance", "--key-bits", "1024", "--no-progress", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False, env=env, timeout=300)
+
+
+def test_self_conformance_through_the_command_line(tmp_path: Path) -> None:
+    """The acceptance run: every property against `ams protect` / `ams unprotect`, in under a minute."""
+    started = time.monotonic()
+    result = conformance(
+        "--peer-protect", SELF_CLI_PROTECT, "--peer-unprotect", SELF_CLI_UNPROTECT, "--peer-policies",
+        "--peer-name", "self-cli", "--max-examples", "4", "--seed", "7",
+        "--output", str(tmp_path / "out"), "--junit", str(tmp_path / "junit.xml"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert time.monotonic() - started < 60
+    assert "0 failed, 9 passed, 0 skipped" in result.stdout
+    assert "passed   roundtrip-to-peer" in result.stderr  # a line per property as it finishes
+    suite = ElementTree.parse(tmp_path / "junit.xml").getroot()
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("9", "0", "0")
+    assert [case.get("name") for case in suite][:2] == ["roundtrip-to-peer", "roundtrip-from-peer"]
+
+
+def test_the_documented_example_adapter_passes(tmp_path: Path) -> None:
+    env = {**os.environ, "AMS": f"{sys.executable} -m ams"}
+    result = conformance(
+        "--peer-protect", f"sh {ADAPTER} protect {ADAPTER_ARGS}",
+        "--peer-unprotect", f"sh {ADAPTER} unprotect {ADAPTER_ARGS}",
+        "--peer-policies", "--max-examples", "3", "--seed", "11", "--output", str(tmp_path),
+        "--only", "roundtrip-to-peer", "--only", "roundtrip-from-peer", "--only", "peer-refuses-weaker-algorithm",
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 failed, 3 passed, 0 skipped" in result.stdout
+
+
+def test_list_shows_the_properties_and_placeholders(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conformance", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "peer-refuses-tampered" in out and "{recipient_cert}" in out and "ours -> peer" in out
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        ([], "no peer: name one with --peer"),
+        (["--peer-protect", "tool {bogus}"], "unknown placeholder {bogus}"),
+        (["--peer", "self", "--peer-digest", "SHA3"], "--peer-digest: 'SHA3' is not one AMS defines"),
+        (["--peer", "self", "--peer-qop", "none"], "NONE is not an algorithm or quality of protection"),
+        (["--replay", "/nonexistent/failure"], "is not a saved conformance failure"),
+    ],
+)
+def test_usage_errors_say_what_to_do(
+    tmp_path: Path, args: list[str], match: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["conformance", "--output", str(tmp_path), *args]) == 2
+    assert match in capsys.readouterr().err

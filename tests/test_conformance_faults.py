@@ -1,0 +1,165 @@
+"""The kit finds planted faults: wrappers around `python -m ams` that flip a byte of what they write,
+drop a recipient, skip the signer check, accept a weaker algorithm or write a PDMQ field wrong.
+Each is reported by the property that must catch it, with a minimal counterexample, saved files
+and a replay that still fails (the correct peer passes everything: test_conformance_cli.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ams.cli.main import main
+
+WRAPPER = '''
+"""A deliberately broken AMS peer: `python -m ams` with the planted fault named by argv[1]."""
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+FAULT, args = sys.argv[1], sys.argv[2:]
+OPERATION = args[0]
+
+
+def option(name):
+    return args[args.index(name) + 1]
+
+
+def rewrite_policy(change):
+    import ams
+
+    policy = ams.Policy.from_setmqspl((Path(option("--policies")) / "policy.spl").read_text())
+    changed = Path(tempfile.mkdtemp())
+    (changed / "policy.spl").write_text(change(policy).to_setmqspl("QM") + "\\n")
+    args[args.index("--policies") + 1] = str(changed)
+
+
+def accept_untrusted_signers(stderr):
+    """On a refusal about the signer's certificate, hand out the signed content anyway."""
+    from ams.hazmat import mqheaders, pdmq, signed
+
+    if not any(code in stderr for code in (b"[untrusted_signer]", b"[certificate_validity]", b"[certificate_usage]")):
+        return False
+    body = Path(option("-i")).read_bytes()
+    chain = mqheaders.walk(body, option("--format"))
+    header = pdmq.PdmqHeader.unpack(body[chain.payload_offset :])
+    content = bytes(signed.parse_signed_data(body[chain.payload_offset + header.size :], wrapped=True).content)
+    payload = b"" if header.empty else content
+    if chain.format_offset is not None:
+        restored = mqheaders.encode_format(header.orig_format, chain.format_charset)
+        rest = body[chain.format_offset + 8 : chain.payload_offset]
+        payload = body[: chain.format_offset] + restored + rest + payload
+    Path(option("-o")).write_bytes(payload)
+    return True
+
+
+def main():
+    import attrs
+    import ams
+
+    if FAULT == "drop-recipient" and OPERATION == "protect":
+        rewrite_policy(lambda p: attrs.evolve(p, recipients=p.recipients[:-1]) if len(p.recipients) > 1 else p)
+    if FAULT == "weaker-algorithm" and OPERATION == "unprotect":  # reads with the weakest algorithms allowed
+        md5, rc2 = ams.SignatureAlgorithm.MD5, ams.EncryptionAlgorithm.RC2
+        rewrite_policy(lambda p: attrs.evolve(
+            p,
+            signature_algorithm=md5 if p.signature_algorithm.value else p.signature_algorithm,
+            encryption_algorithm=rc2 if p.encryption_algorithm.value else p.encryption_algorithm,
+        ))
+    result = subprocess.run([sys.executable, "-m", "ams", *args], capture_output=True)
+    sys.stderr.buffer.write(result.stderr)
+    if result.returncode != 0:
+        if FAULT == "skip-signer-check" and OPERATION == "unprotect" and accept_untrusted_signers(result.stderr):
+            return 0
+        return result.returncode
+    if OPERATION == "protect" and FAULT in ("flip-byte", "pdmq-field"):
+        out = Path(option("-o"))
+        data = bytearray(out.read_bytes())
+        if FAULT == "flip-byte":
+            data[-1] ^= 0x01
+        else:
+            from ams.hazmat import mqheaders
+
+            start = mqheaders.walk(Path(option("-i")).read_bytes(), option("--format")).payload_offset
+            data[start + 48] = 0x01  # the first PDMQ reserved byte, which must be zero
+        out.write_bytes(bytes(data))
+    return 0
+
+
+sys.exit(main())
+'''
+
+KEYS = "-p {queue} --policies {policies} --keystore-conf {keystore_conf} --format {format}"
+PROTECT = f"{KEYS} --allow-deprecated -i {{in}} -o {{out}}"
+UNPROTECT = f"{KEYS} -i {{in}} -o {{out}}"
+
+
+def run_planted(tmp_path: Path, fault: str, prop: str) -> dict[str, Any]:
+    wrapper = tmp_path / "broken_peer.py"
+    wrapper.write_text(WRAPPER, encoding="utf-8")
+    peer = f"{{python}} {wrapper} {fault}"
+    status = main(
+        [
+            "conformance", "--peer-name", fault, "--peer-protect", f"{peer} protect {PROTECT}",
+            "--peer-unprotect", f"{peer} unprotect {UNPROTECT}", "--peer-policies", "--only", prop,
+            "--max-examples", "10", "--seed", "3", "--shrink-time", "30", "--key-bits", "1024",
+            "--output", str(tmp_path / "out"), "--no-progress",
+        ]
+    )  # fmt: skip
+    assert status == 1
+    [result] = json.loads((tmp_path / "out" / "report.json").read_text())["properties"]
+    assert (result["name"], result["status"]) == (prop, "failed")
+    failure: dict[str, Any] = result["failure"]
+    return failure
+
+
+MINIMAL = {"payload": {"shape": "empty", "size": 0, "seed": 0}, "headers": [], "final_format": "MQSTR", "queue": "Q"}
+
+
+@pytest.mark.parametrize(
+    "fault,prop,qop,recipients,found",
+    [
+        ("flip-byte", "roundtrip-from-peer", "INTEGRITY", [], "[bad_signature]"),
+        ("drop-recipient", "roundtrip-from-peer", "PRIVACY", ["bob", "carol"], "carol (default reader) refused it"),
+        ("skip-signer-check", "peer-refuses-untrusted-signer", "INTEGRITY", [], "done (exit 0)"),
+        ("weaker-algorithm", "peer-refuses-weaker-algorithm", "INTEGRITY", [], "done (exit 0)"),
+        ("pdmq-field", "peer-writes-strict", "INTEGRITY", [], "PDMQ reserved bytes 48-55: expected zeros"),
+    ],
+)
+def test_each_planted_fault_is_found_with_a_minimal_counterexample(
+    tmp_path: Path,
+    fault: str,
+    prop: str,
+    qop: str,
+    recipients: list[str],
+    found: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    failure = run_planted(tmp_path, fault, prop)
+    case = failure["case_values"]
+    assert {key: case[key] for key in MINIMAL} == MINIMAL, failure["case"]
+    assert (case["qop"], case["recipients"], case["digest"]) == (
+        qop,
+        recipients,
+        "SHA256" if fault != "weaker-algorithm" else "SHA1",
+    )
+    assert found in failure["found"]
+    directory = Path(failure["directory"])
+    for name in (
+        "payload.bin",
+        "message.bin",
+        "step.json",
+        "peer.json",
+        "replay.sh",
+        "world/alice/key.pem",
+        "world/trust.pem",
+    ):
+        assert (directory / name).is_file(), name
+    assert failure["replay"] == f"ams conformance --replay {directory}"
+    assert failure["peer_command"][1].endswith("broken_peer.py")
+    capsys.readouterr()
+    assert main(["conformance", "--replay", str(directory)]) == 1  # the one command reproduces it
+    assert "still fails" in capsys.readouterr().out
