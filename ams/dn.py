@@ -425,12 +425,20 @@ def _der_attribute(pair: der.Element, field: str, offset: int) -> Attribute:
     return Attribute(oid, text)
 
 
+def _is_control(char: str) -> bool:
+    """C0 and C1 control characters, DEL, and the line and paragraph separators."""
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F or code in (0x2028, 0x2029)
+
+
 def _escape(value: str) -> str:
     if value.startswith("#") and len(value) > 1 and all(c in "0123456789abcdef" for c in value[1:]):
         return value  # hex-encoded BER value, written as is
     out = []
     for index, char in enumerate(value):
-        if char in _SPECIAL or (char == "#" and index == 0):
+        if _is_control(char):  # a newline or terminal escape in a certificate name is printed, never obeyed
+            out.append("".join(f"\\{byte:02X}" for byte in char.encode("utf-8")))
+        elif char in _SPECIAL or (char == "#" and index == 0):
             out.append("\\" + char)
         elif char == " " and (index == 0 or index == len(value) - 1):
             out.append("\\ ")

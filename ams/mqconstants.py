@@ -50,12 +50,14 @@ MQRC_GET_INHIBITED = 2016
 MQRC_MSG_TOO_BIG_FOR_CHANNEL = 2218
 MQRC_DATA_LENGTH_ERROR = 2010
 MQRC_HCONN_ERROR = 2018
+MQRC_UNEXPECTED_ERROR = 2195
 REASON_NAMES: dict[int, str] = {
     value: name for name, value in dict(globals()).items() if name.startswith("MQRC_") and isinstance(value, int)
 }
 
 # The queue attributes the embedded queue manager models, as MQ spells their values
 PROPCTL_VALUES = ("COMPAT", "NONE", "ALL", "FORCE", "V6COMPAT")
+DEFAULT_MAX_DEPTH = 5000  # MAXDEPTH of a queue by default
 DEFAULT_MAX_MESSAGE_LENGTH = 4 * 1024 * 1024  # MAXMSGL of a queue, and of a client channel, by default
 
 

@@ -148,6 +148,7 @@ class QueueManager:
     def __init__(self, connection: EmbeddedConnection) -> None:
         self.connection = connection
         self.disconnect_on_exit = True
+        self.__handle = 1  # as pymqi: __del__ disconnects while it is set
 
     def put1(self, queue: str, message: bytes, md: MD, pmo: PMO) -> None:
         _check_channel(message)
@@ -177,7 +178,7 @@ class QueueManager:
 
     def __del__(self) -> None:
         # pymqi's QueueManager.__del__ disconnects a connection still open: MQDISC, which commits
-        if self.disconnect_on_exit and not self.connection.closed:
+        if self.__handle and self.disconnect_on_exit and not self.connection.closed:
             with contextlib.suppress(Exception):
                 self.connection.disconnect()
 

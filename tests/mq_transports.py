@@ -41,6 +41,9 @@ TEST_QUEUES: dict[str, QueueAttributes] = {
     "T.NOSHARE": QueueAttributes(shareable=False),
     "T.SMALL": QueueAttributes(max_message_length=1024),
     "T.PERSIST": QueueAttributes(default_persistent=True, default_priority=4),
+    "T.FULL": QueueAttributes(max_depth=3),
+    "T.PUTINH": QueueAttributes(put_inhibited=True),
+    "T.GETINH": QueueAttributes(get_inhibited=True),
 }  # fmt: skip
 
 

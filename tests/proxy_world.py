@@ -3,6 +3,7 @@ carol), policies, an embedded queue manager file (or two), and configuration fil
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,7 +39,7 @@ class World:
         manager = EmbeddedQueueManager(self.root / f"{name}.sqlite", name=name.upper())
         for queue in QUEUES:
             if queue not in manager.queues():
-                manager.define_queue(queue)
+                manager.define_queue(queue, max_depth=999_999_999)
         return manager
 
     def manager(self, user: str, qm: str = "qm") -> ProtectedQueueManager:
@@ -108,10 +109,22 @@ def make_world(root: Path) -> World:
     return world
 
 
+RUNNING: list[Service] = []
+
+
+def kill_all() -> None:
+    """Kill every service a test started and left running (a failed assertion, say)."""
+    while RUNNING:
+        service = RUNNING.pop()
+        if service.process.poll() is None:
+            service.kill()
+
+
 class Service:
     """``ams proxy run`` in a process group of its own, its output collected in a file."""
 
     def __init__(self, config: Path, *extra: str) -> None:
+        RUNNING.append(self)
         self.log = config.with_suffix(".log")
         with self.log.open("a") as out:
             self.process = subprocess.Popen(
@@ -142,5 +155,6 @@ class Service:
 
     def kill(self) -> None:
         """SIGKILL the service and its workers at once."""
-        os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)

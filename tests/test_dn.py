@@ -329,3 +329,13 @@ def test_der_names_read_as_cryptography_reads_them(rdns: list[list[tuple[str, st
     name = x509.Name([x509.RelativeDistinguishedName([attribute(*a) for a in rdn]) for rdn in rdns])
     # a multi-valued RDN is a SET OF: DER sorts it, cryptography keeps the order it was given
     assert DistinguishedName.from_der(name.public_bytes()).matches(DistinguishedName.from_x509(name), strict=True)
+
+
+def test_control_characters_in_a_name_are_printed_escaped_and_read_back() -> None:
+    """A certificate name is attacker's text: a newline or a terminal escape in it must never reach
+    a log line or a terminal as itself."""
+    hostile = DistinguishedName.parse("CN=m\\0A2026-01-01 level=info fake line\\1B[2J\\C2\\85,O=X")
+    shown = str(hostile)
+    assert "\n" not in shown and "\x1b" not in shown and "\x85" not in shown
+    assert "\\0A" in shown and "\\1B" in shown and "\\C2\\85" in shown
+    assert DistinguishedName.parse(shown) == hostile

@@ -156,6 +156,10 @@ def test_qm_commands_define_show_restart_and_deny(tmp_path: Path, capsys: pytest
     assert "CURDEPTH(1)" in capsys.readouterr().out
     assert main(["qm", "restart", *qm]) == 0
     assert "1 non-persistent message(s) discarded" in capsys.readouterr().out
+    with pytest.raises(MQError) as broken:  # a restart breaks every connection
+        connection.put1("APP.Q", MQMD(), b"x")
+    assert broken.value.reason == 2009
+    connection = manager.connect("app again")
     assert connection.depth("APP.Q") == 0 and connection.depth("APP.BOQ") == 1
 
     assert main(["qm", "deny", "APP.Q", "put", *qm]) == 0

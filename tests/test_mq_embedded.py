@@ -183,3 +183,19 @@ def test_work_of_a_crashed_process_is_backed_out(tmp_path: Path) -> None:
     message = qm.open("T.CRASH", input=True).get()
     assert message.body == b"survivor" and message.md.backout_count == 1
     assert qm.depth("T.CRASH") == 0
+
+
+def test_work_another_process_backed_out_breaks_the_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If another process takes this one for dead and backs its work out, this connection's next
+    call (its MQCMIT too) fails with 2009: a commit must never report work that is gone."""
+    from ams.mq import embedded
+
+    manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite"))
+    victim = manager.connect("victim")
+    victim.put1("T.UOW", MD, b"pending", syncpoint=True)
+    monkeypatch.setattr(embedded, "_alive", lambda owner: False)
+    monkeypatch.setattr(embedded, "_process_tag", lambda: "another")
+    EmbeddedQueueManager(tmp_path / "qm.sqlite")  # opening the file recovers "dead" owners
+    with pytest.raises(MQError) as caught:
+        victim.commit()
+    assert caught.value.reason == 2009 and manager.connect("spy").depth("T.UOW") == 0

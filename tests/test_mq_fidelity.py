@@ -284,5 +284,26 @@ def test_a_restart_keeps_persistent_messages_only(connections: Factory) -> None:
     app.put1("T.FIFO", MQMD(persistence=1), b"persistent")
     app.open("T.FIFO", output=True).put(MQMD(persistence=1), b"uncommitted", syncpoint=True)
     assert connections.manager.restart() == 1
+    with pytest.raises(MQError) as broken:  # its unit of work is gone: a commit must not pretend otherwise
+        app.commit()
+    assert broken.value.reason == 2009
     check = connections("check")
     assert drain(check, "T.FIFO") == [b"persistent"] and drain(check, "T.PERSIST") == [b"persistent by default"]
+
+
+def test_maxdepth_and_inhibited_queues_refuse_with_their_reasons(connections: Factory) -> None:
+    app = connections("app")
+    for body in (b"1", b"2"):
+        app.put1("T.FULL", MQMD(), body)
+    app.open("T.FULL", output=True).put(MQMD(), b"3 (uncommitted counts)", syncpoint=True)
+    with pytest.raises(MQError) as full:
+        app.put1("T.FULL", MQMD(), b"4")
+    assert full.value.reason == 2053 and "MQRC_Q_FULL" in str(full.value)
+    app.backout()
+    app.put1("T.FULL", MQMD(), b"3")
+    with pytest.raises(MQError) as put:
+        app.put1("T.PUTINH", MQMD(), b"x")
+    assert put.value.reason == 2051
+    with pytest.raises(MQError) as get:
+        app.open("T.GETINH", input=True).get()
+    assert get.value.reason == 2016

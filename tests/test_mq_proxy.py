@@ -8,7 +8,7 @@ import ams
 import ams.errors
 from ams.mq import MQMD, ProtectedQueueManager
 from ams.mq.protected import ERROR_QUEUE
-from ams.mq.proxy import ReprotectionProxy
+from ams.mq.proxy import ReprotectionProxy, RouteUnavailable
 from ams.pki import Issued
 from tests.example_people import NAMES, POLICIES, keystore, make_people
 from tests.mq_transports import Factory
@@ -52,8 +52,9 @@ def test_a_failed_put_leaves_the_message_where_it_was(connections: Factory, peop
         raise ams.mq.MQError("queue full", 2053)
 
     proxy._out.put = broken_put  # type: ignore[method-assign]
-    assert proxy.move_one() is True  # counted, backed out, and the proxy carries on
-    assert proxy.stats.failed == 1 and "queue full" in proxy.stats.reasons[0]
+    with pytest.raises(RouteUnavailable, match="queue full"):  # the target's trouble, not the message's
+        proxy.move_one()
+    assert proxy.stats.failed == 0
     spy = connections("spy")
     assert spy.depth("EXTERNAL_IN") == 1 and spy.depth("INTERNAL_IN") == 0 and spy.depth(ERROR_QUEUE) == 0
 

@@ -132,3 +132,26 @@ def test_a_message_over_the_channels_maxmsgl_is_refused(client: str) -> None:
         connection.put1("T.BIG", MQMD(), bytes(fake_pymqi.CHANNEL_MAX_MESSAGE_LENGTH + 1))
     assert caught.value.reason == 2010 and "MAXMSGL" in str(caught.value)
     connection.close()
+
+
+def test_close_never_disconnects_when_the_backout_failed(client: str) -> None:
+    """MQDISC commits: if MQBACK fails on a live connection, close must not disconnect, and the
+    client's own clean-up must not either."""
+    import gc
+
+    connection = connect(URL)
+    connection.put1("T.UOW", MQMD(), b"must not be committed", syncpoint=True)
+
+    def refused() -> None:
+        raise fake_pymqi.MQMIError(2, 2219)  # MQRC_CALL_IN_PROGRESS
+
+    connection._qmgr.backout = refused  # type: ignore[attr-defined]  # the client object itself: nothing else holds it
+    with pytest.raises(ams.mq.MQError) as caught:
+        connection.close()
+    assert caught.value.reason == 2219 and "left open" in caught.value.__notes__[0]
+    del connection, caught
+    gc.collect()  # the client's QueueManager.__del__ runs: it must not MQDISC (which commits)
+    spy = fake_pymqi.MANAGERS["TESTQM"].connect("spy")
+    assert spy.depth("T.UOW") in (0, 1)  # CURDEPTH counts the pending put...
+    with pytest.raises(ams.mq.NoMessageAvailable):  # ...which was never committed
+        spy.open("T.UOW", input=True).get()

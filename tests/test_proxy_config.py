@@ -46,6 +46,12 @@ def test_a_good_configuration_loads_and_checks(world: World, capsys: pytest.Capt
         (('log_format = "text"', 'log_format = "xml"'), "log_format", "expected text or json"),
         (('log_format = "text"', 'metrics = "0.0.0.0:9464"'), "metrics", "loopback"),
         (("[routes.target]", "[routes.destination]"), "[routes.destination]", "unknown key 'destination'"),
+        (("batch_ms = 100", "batch_ms = nan"), "batch_ms", "expected 0 to 60000"),
+        (("wait_seconds = 0.2", "wait_seconds = inf"), "wait_seconds", "expected 0 to 60"),
+        (("workers = 1", "workers = 1\nbackout_threshold = 1"), "backout_threshold", "expected 2 to"),
+        (("workers = 1", 'workers = 1\nbackout_queue = "IN.Q"'), "backout_queue", "source or target queue"),
+        (('qm = "qm.sqlite"', 'qm = " "'), 'qm = " "', "expected an embedded queue manager file"),
+        (('log_format = "text"', "ledger_retention_seconds = 1e12"), "ledger_retention", "expected 1 to"),
     ],
 )
 def test_each_problem_names_its_file_and_line(
@@ -107,6 +113,13 @@ def test_check_names_an_undefined_queue_and_a_missing_keystore(world: World) -> 
     path.write_text(path.read_text().replace("pki/bob/keystore.conf", "pki/nobody/keystore.conf", 1))
     (problem,) = check_config(load_config(path))
     assert problem.startswith(f"{path}:{line_of(path, 'pki/nobody')}:") and "nobody" in problem
+
+
+def test_a_missing_queue_manager_file_is_not_made_up(world: World) -> None:
+    path = world.config("typo.toml", target_qm="qn")
+    (problem,) = check_config(load_config(path))
+    assert problem.startswith(f"{path}:") and "no embedded queue manager file" in problem and "qn.sqlite" in problem
+    assert not (world.root / "qn.sqlite").exists()
 
 
 def test_two_queue_managers_need_the_ledger_queue(world: World) -> None:

@@ -13,7 +13,7 @@ import ams.errors
 from ams.mq import MQMD, EmbeddedQueueManager, ProtectedQueueManager, QueueManager
 from ams.mq.ledger import DeliveryLedger
 from ams.mq.protected import ERROR_QUEUE, PoisonMessageError
-from ams.mq.proxy import ProxyEvent, ReprotectionProxy
+from ams.mq.proxy import ProxyEvent, ReprotectionProxy, RouteUnavailable
 from ams.pki import Issued
 from ams.protector import Protector
 from tests.example_people import NAMES, POLICIES, keystore, make_people
@@ -91,11 +91,13 @@ def test_events_are_reported_only_once_their_unit_of_work_commits(
         raise ams.mq.MQError("MQCMIT failed", 2009)
 
     qm.commit = failing  # type: ignore[method-assign]
-    proxy.move_batch()
-    assert [e.outcome for e in events] == ["backed_out"] and proxy.stats.moved == 0
+    with pytest.raises(RouteUnavailable, match="2009"):  # the route, not the message: the worker waits
+        proxy.move_batch()
+    assert events == [] and proxy.stats.moved == 0
     qm.commit = genuine  # type: ignore[method-assign]
+    assert proxy.probe() is None
     proxy.move_batch()
-    assert [e.outcome for e in events] == ["backed_out", "moved"]
+    assert [e.outcome for e in events] == ["moved"]
     assert [m.body for m in read_all(connections, people)] == [b"order"]
 
 
@@ -227,7 +229,7 @@ def test_between_two_queue_managers_a_repeat_after_a_crash_is_not_put_again(
         ledger=DeliveryLedger(ours.connect("ledger")),
         on_event=events.append,
     )
-    assert again.move_batch() == 3 and [e.outcome for e in events] == ["duplicate"] * 3
+    assert again.run().duplicates == 3 and [e.outcome for e in events] == ["duplicate"] * 3
     reader = ProtectedQueueManager(ours.connect("alice"), keystore(people, "alice"), POLICIES).open(
         "INTERNAL_IN", input=True
     )
@@ -287,3 +289,64 @@ def test_the_library_logs_refusals_through_the_ams_logger_without_payloads(
     text = record.getMessage()
     assert done.msg_id.hex() in text and "EXTERNAL_IN" in text and "UnauthorisedSignerError" in text
     assert "secret" not in caplog.text
+
+
+def test_a_message_sent_twice_on_purpose_is_delivered_twice(tmp_path: Path, people: dict[str, Issued]) -> None:
+    """Same MsgId (set by the application) and same bytes, neither got before: the ledger is only
+    asked about redeliveries, so both arrive."""
+    partner_qm, ours = _two(tmp_path)
+    partner_qm.define_queue("Q")
+    ours.define_queue("NO.POLICY.Q")
+    sender = partner_qm.connect("legacy")
+    for _ in range(2):
+        sender.put1("Q", MQMD(msg_id=b"A" * 24), b"same order")
+    proxy = ReprotectionProxy(
+        gateway(partner_qm.connect("gateway"), people),
+        "Q",
+        gateway(ours.connect("gateway"), people),
+        "NO.POLICY.Q",
+        ledger=DeliveryLedger(ours.connect("ledger")),
+    )
+    assert proxy.run().moved == 2
+    assert ours.connect("spy").depth("NO.POLICY.Q") == 2
+
+
+def test_a_target_that_refuses_puts_costs_its_messages_one_backout_at_most(
+    connections: Factory, people: dict[str, Issued]
+) -> None:
+    if connections.manager is None:
+        pytest.skip("denies an authority in the stand-in")
+    partner(connections, people).open("EXTERNAL_IN", output=True).put(MQMD(), b"order")
+    qm = connections("gateway")
+    proxy = ReprotectionProxy(
+        gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN", backout_threshold=2
+    )
+    connections.manager.define_queue("INTERNAL_IN", put_inhibited=True)  # ALTER QLOCAL PUT(DISABLED)
+    with pytest.raises(RouteUnavailable, match="2051"):
+        proxy.move_batch()
+    for _ in range(5):  # a worker probes while it waits: nothing is got, no backout is counted
+        problem = proxy.probe()
+        assert problem is not None and problem.reason == 2051
+    connections.manager.define_queue("INTERNAL_IN")
+    assert proxy.probe() is None
+    assert proxy.run().moved == 1 and proxy.stats.refused == 0
+    (got,) = read_all(connections, people)
+    assert got.body == b"order" and connections("spy").depth(ERROR_QUEUE) == 0
+
+
+def test_a_sender_cannot_pose_as_the_original_signer(connections: Factory, people: dict[str, Issued]) -> None:
+    """An unsigned message carrying its own copy of the signer property: the proxy's own, empty,
+    comes first, where MQ's property readers look."""
+    forged = b"<usr><AMSOriginalSigner>CN=treasurer,O=AMS,C=GB</AMSOriginalSigner></usr>"
+    rfh2 = struct.pack("<4siiii8sii", b"RFH ", 2, 36 + 4 + len(forged), 546, 1208, b"MQSTR   ", 0, 1208)
+    rfh2 += struct.pack("<i", len(forged)) + forged
+    connections("legacy").put1("NO.POLICY.Q", MQMD(format="MQHRF2  "), rfh2 + b"pay")
+    qm = connections("gateway")
+    proxy = ReprotectionProxy(
+        gateway(qm, people), "NO.POLICY.Q", gateway(qm, people), "INTERNAL_IN", signer_property="AMSOriginalSigner"
+    )
+    assert proxy.move_one()
+    (got,) = read_all(connections, people)
+    first_folder = got.body[40 : 40 + struct.unpack("<i", got.body[36:40])[0]]
+    assert first_folder.rstrip() == b"<usr><AMSOriginalSigner></AMSOriginalSigner></usr>"
+    assert got.body.endswith(rfh2 + b"pay")

@@ -10,18 +10,20 @@ import re
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ams.cli.main import main
 from ams.pki import issue, user_dn, write_user_keystore
-from tests.proxy_world import Service, World, make_world
+from tests.proxy_world import Service, World, kill_all, make_world
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
-    return make_world(tmp_path)
+def world(tmp_path: Path) -> Iterator[World]:
+    yield make_world(tmp_path)
+    kill_all()
 
 
 def free_port() -> int:
@@ -90,6 +92,20 @@ def test_a_configuration_that_no_longer_loads_is_refused_on_sighup(world: World)
     world.send([b"still running"])
     service.wait_for(lambda: moved(service) == 1)
     assert service.stop() == 0
+
+
+def test_a_sighup_while_workers_start_kills_none_of_them(world: World) -> None:
+    """Workers start with the service's signals blocked until their handlers are in place."""
+    service = Service(world.config(workers=2))
+    service.wait_for(lambda: "proxy service started" in service.output())
+    service.signal(signal.SIGHUP)  # while the workers are still importing
+    service.wait_for(
+        lambda: service.output().count("reloaded its configuration") + service.output().count("started (pid") >= 2
+    )
+    world.send([b"after the early reload"])
+    service.wait_for(lambda: moved(service) == 1)
+    assert service.stop() == 0
+    assert "ended (status" not in service.output()
 
 
 def test_a_killed_worker_is_started_again_and_loses_nothing(world: World) -> None:

@@ -38,6 +38,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     define.add_argument("--maxmsgl", type=int, default=QueueAttributes().max_message_length, help="MAXMSGL bytes")
     define.add_argument("--defsopt", choices=("SHARED", "EXCL"), type=str.upper, default="SHARED")
     define.add_argument("--noshare", action="store_true", help="NOSHARE: one input handle at a time")
+    define.add_argument("--maxdepth", type=int, default=QueueAttributes().max_depth, help="MAXDEPTH (default 5000)")
+    define.add_argument("--put", choices=("ENABLED", "DISABLED"), type=str.upper, default="ENABLED", help="PUT()")
+    define.add_argument("--get", choices=("ENABLED", "DISABLED"), type=str.upper, default="ENABLED", help="GET()")
     define.add_argument("--mqsc", action="store_true", help="print the MQSC for IBM MQ instead")
     _add_qm(define)
     define.set_defaults(run=run_define)
@@ -87,6 +90,9 @@ def _attributes(args: argparse.Namespace) -> QueueAttributes:
         max_message_length=args.maxmsgl,
         shared_by_default=args.defsopt == "SHARED",
         shareable=not args.noshare,
+        max_depth=args.maxdepth,
+        put_inhibited=args.put == "DISABLED",
+        get_inhibited=args.get == "DISABLED",
     )
 
 

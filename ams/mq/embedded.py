@@ -26,6 +26,7 @@ Message groups, segmentation and triggers are not implemented.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -33,7 +34,9 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 
@@ -47,6 +50,8 @@ from ams.mqconstants import (
     MQPER_PERSISTENCE_AS_Q_DEF,
     MQPER_PERSISTENT,
     MQPRI_PRIORITY_AS_Q_DEF,
+    MQRC_CONNECTION_BROKEN,
+    MQRC_GET_INHIBITED,
     MQRC_HCONN_ERROR,
     MQRC_MSG_TOO_BIG_FOR_Q,
     MQRC_NOT_AUTHORIZED,
@@ -55,6 +60,9 @@ from ams.mqconstants import (
     MQRC_NOT_OPEN_FOR_OUTPUT,
     MQRC_OBJECT_IN_USE,
     MQRC_OPTIONS_ERROR,
+    MQRC_PUT_INHIBITED,
+    MQRC_Q_FULL,
+    MQRC_UNEXPECTED_ERROR,
     MQRC_UNKNOWN_OBJECT_NAME,
     PROPCTL_VALUES,
 )
@@ -74,9 +82,11 @@ CREATE TABLE IF NOT EXISTS messages (
     expires REAL,
     msg_id TEXT
 );
-CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, state, priority, id);
+CREATE INDEX IF NOT EXISTS messages_in_order ON messages (queue, state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS opens (handle TEXT PRIMARY KEY, queue TEXT NOT NULL, owner TEXT NOT NULL, exclusive INTEGER);
+CREATE TABLE IF NOT EXISTS connections (owner TEXT PRIMARY KEY, broken INTEGER NOT NULL DEFAULT 0);
 """
+_SCHEMA_VERSION = 2  # PRAGMA user_version: 2 added the msg_id column and its index
 _COLUMNS = {  # columns added since the first file format, and their definitions
     "messages": {
         "priority": "INTEGER NOT NULL DEFAULT 0",
@@ -97,6 +107,7 @@ SYSTEM_QUEUES = (
 OPERATIONS = ("put", "get", "browse")
 _POLL_SECONDS = 0.02
 _ORDER = " ORDER BY priority DESC, id ASC"
+_DEPTH = "SELECT COUNT(*) FROM messages WHERE queue = ? AND state IN (?, ?)"
 _DELETE_EXPIRED = "DELETE FROM messages WHERE queue = ? AND state = ? AND expires IS NOT NULL AND expires < ?"
 
 
@@ -120,6 +131,31 @@ def _attributes_from_json(text: str | None) -> QueueAttributes:
     return QueueAttributes(**json.loads(text)) if text else QueueAttributes()
 
 
+_Class = TypeVar("_Class", bound=type)
+
+
+def _translated(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except sqlite3.Error as error:  # a locked, full, missing or damaged file: an MQ failure like any other
+            raise MQError(
+                f"the embedded queue manager's file failed ({type(error).__name__}: {error})", MQRC_UNEXPECTED_ERROR
+            ) from None
+
+    return call
+
+
+def _mq_errors(cls: _Class) -> _Class:
+    """SQLite's errors from the public methods of ``cls`` become MQError (MQRC 2195)."""
+    for name, member in list(vars(cls).items()):
+        if callable(member) and (name == "__init__" or not name.startswith("_")):
+            setattr(cls, name, _translated(member))
+    return cls
+
+
+@_mq_errors
 class EmbeddedQueueManager:
     """A queue manager in memory (``path`` None) or in an SQLite file shared by processes."""
 
@@ -137,8 +173,10 @@ class EmbeddedQueueManager:
         with self._keeper:
             self._keeper.executescript(_SCHEMA)
             _add_columns(self._keeper)
-            # gets and browses by MsgId (a proxy's delivery ledger) look it up, not scan for it
-            self._keeper.execute("UPDATE messages SET msg_id = json_extract(md, '$.msg_id') WHERE msg_id IS NULL")
+            if self._keeper.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
+                # gets and browses by MsgId (a proxy's delivery ledger) look it up, not scan for it
+                self._keeper.execute("UPDATE messages SET msg_id = json_extract(md, '$.msg_id') WHERE msg_id IS NULL")
+                self._keeper.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             self._keeper.execute("CREATE INDEX IF NOT EXISTS messages_by_msg_id ON messages (queue, msg_id)")
             self._keeper.execute(
                 "CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (queue, expires) WHERE expires IS NOT NULL"
@@ -160,7 +198,8 @@ class EmbeddedQueueManager:
     def _recover_dead_owners(self) -> None:
         """Back out what processes that died left uncommitted (as MQ does when a connection breaks)."""
         rows = self._keeper.execute(
-            "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens"
+            "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens "
+            "UNION SELECT owner FROM connections"
         ).fetchall()
         for (owner,) in rows:
             if owner.split(":", 1)[0] == _process_tag() or _alive(owner):
@@ -168,6 +207,7 @@ class EmbeddedQueueManager:
             with _transaction(self._keeper):
                 _back_out(self._keeper, owner)
                 self._keeper.execute("DELETE FROM opens WHERE owner = ?", (owner,))
+                self._keeper.execute("DELETE FROM connections WHERE owner = ?", (owner,))
 
     def connect(self, appl_name: str = "ams") -> EmbeddedConnection:
         """A new connection (its own unit of work); ``appl_name`` becomes PutApplName."""
@@ -219,6 +259,8 @@ class EmbeddedQueueManager:
             for owner in owners:
                 _back_out(self._keeper, owner)
             self._keeper.execute("DELETE FROM opens")
+            # every connection is broken by a restart: its next call, MQCMIT included, is MQRC 2009
+            self._keeper.execute("UPDATE connections SET broken = 1")
             gone = self._keeper.execute("DELETE FROM messages WHERE persistent = 0").rowcount
         return int(gone)
 
@@ -242,6 +284,8 @@ def _check_attributes(name: str, chosen: QueueAttributes) -> None:
         problems.append("DEFPRTY from 0 to 9")
     if chosen.max_message_length < 1:
         problems.append("MAXMSGL of at least 1")
+    if not 0 <= chosen.max_depth <= 999_999_999:
+        problems.append("MAXDEPTH from 0 to 999999999")
     if problems:
         raise UsageError(f"queue {name!r}: expected {'; '.join(problems)}")
 
@@ -273,13 +317,11 @@ def _add_columns(db: sqlite3.Connection) -> None:
 
 def _started(pid: int) -> str:
     """When process ``pid`` started (clock ticks since boot, from /proc), "" where that is unknown;
-    a dead process (a zombie too) is "dead"."""
+    a zombie is "dead"."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except FileNotFoundError:
-        return "dead"
     except OSError:
-        return ""
+        return ""  # no /proc (macOS, BSD), or hidden from us (hidepid): os.kill decides
     fields = stat.rpartition(")")[2].split()  # after "pid (comm)": state, ppid, ...; starttime is field 22
     if not fields or fields[0] in ("Z", "X"):
         return "dead"
@@ -338,6 +380,7 @@ class _Resolved:
     denied: frozenset[str]
 
 
+@_mq_errors
 class EmbeddedConnection:
     """One connection: its own unit of work, like an MQ connection handle."""
 
@@ -348,12 +391,45 @@ class EmbeddedConnection:
         self._connection: sqlite3.Connection | None = db
         self._owner = f"{_process_tag()}:{uuid.uuid4().hex}"
         self._lock = threading.Lock()
+        self._durable = True  # PRAGMA synchronous=FULL, as the connection was opened
+        self._expired_at: dict[str, float] = {}
+        with _transaction(db):
+            db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
 
     @property
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
             raise MQError(f"the connection to {self.name} was closed", MQRC_HCONN_ERROR)
         return self._connection
+
+    @contextlib.contextmanager
+    def _work(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """A transaction of this connection; MQRC 2009 when the connection was broken since (a
+        queue manager restart, or another process taking it for dead and backing its work out).
+
+        Only ``durable`` transactions (a commit, a put or get outside syncpoint: what MQ has
+        promised once the call returns) wait for the disk; the others (work inside a unit of work,
+        which a crash backs out anyway) do not, and the next durable one flushes them too."""
+        if self.manager.path is not None and durable != self._durable:
+            self._db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+        with _transaction(self._db) as db:
+            row = db.execute("SELECT broken FROM connections WHERE owner = ?", (self._owner,)).fetchone()
+            if row is None or row[0]:
+                raise MQError(
+                    f"the connection to {self.name} was broken (the queue manager restarted, or its work was backed "
+                    "out): its uncommitted work is gone; connect again",
+                    MQRC_CONNECTION_BROKEN,
+                )
+            yield db
+
+    def _expire(self, local: str) -> None:
+        """Delete the queue's expired messages, at most every 0.1 s per queue and connection (reads
+        skip expired ones anyway; this keeps a browsed-only queue, such as a ledger, from growing)."""
+        now = time.time()
+        if now - self._expired_at.get(local, 0.0) >= 0.1:
+            self._db.execute(_DELETE_EXPIRED, (local, VISIBLE, now))
+            self._expired_at[local] = now
 
     @property
     def closed(self) -> bool:
@@ -410,7 +486,7 @@ class EmbeddedConnection:
         return EmbeddedQueue(self, queue, found.local, handle, output=output, input=input, browse=browse)
 
     def _register_input(self, handle: str, found: _Resolved, exclusive: bool) -> None:
-        with self._lock, _transaction(self._db):
+        with self._lock, self._work():
             rows = self._db.execute("SELECT exclusive FROM opens WHERE queue = ?", (found.local,)).fetchall()
             if rows and (exclusive or any(row[0] for row in rows)):
                 raise MQError(f"MQOPEN {found.local} for input: it is open exclusively", MQRC_OBJECT_IN_USE)
@@ -420,7 +496,7 @@ class EmbeddedConnection:
             )
 
     def _unregister(self, handle: str) -> None:
-        with self._lock, _transaction(self._db):
+        with self._lock, self._work():
             self._db.execute("DELETE FROM opens WHERE handle = ?", (handle,))
 
     def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
@@ -437,15 +513,14 @@ class EmbeddedConnection:
 
     def depth(self, queue: str) -> int:
         """CURDEPTH: committed and uncommitted puts, not messages got under syncpoint."""
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM messages WHERE queue = ? AND state IN (?, ?)",
-            (self.resolve(queue), VISIBLE, PUT_PENDING),
-        ).fetchone()
+        row = self._db.execute(_DEPTH, (self.resolve(queue), VISIBLE, PUT_PENDING)).fetchone()
         return int(row[0])
 
     # -- messages -----------------------------------------------------------------------------
 
     def _put(self, found: _Resolved, md: MQMD, body: bytes, *, syncpoint: bool) -> MQMD:
+        if found.attributes.put_inhibited:
+            raise MQError(f"MQPUT to {found.local}: the queue is PUT(DISABLED)", MQRC_PUT_INHIBITED)
         limit = found.attributes.max_message_length
         if len(body) > limit:
             raise MQError(
@@ -461,9 +536,12 @@ class EmbeddedConnection:
         priority = found.attributes.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
         expires = None if md.expiry in (MQEI_UNLIMITED, 0) else time.time() + md.expiry / 10
         stamped = attrs.evolve(md.stamped(self.appl_name, msg_id), persistence=int(persistent), priority=priority)
-        with self._lock, _transaction(self._db):
+        with self._lock, self._work(durable=not syncpoint):
             # expired messages go when a put or get meets them (MQ's expiry scan, for queues only browsed)
-            self._db.execute(_DELETE_EXPIRED, (found.local, VISIBLE, time.time()))
+            self._expire(found.local)
+            (depth,) = self._db.execute(_DEPTH, (found.local, VISIBLE, PUT_PENDING)).fetchone()
+            if depth >= found.attributes.max_depth:
+                raise MQError(f"MQPUT to {found.local}: the queue holds {depth:,} messages, its MAXDEPTH", MQRC_Q_FULL)
             self._db.execute(
                 "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -485,16 +563,17 @@ class EmbeddedConnection:
     def _get(self, local: str, *, wait: float, syncpoint: bool, msg_id: bytes | None, force_rfh2: bool) -> Message:
         deadline = time.monotonic() + wait
         match = "" if msg_id is None else " AND msg_id = ?"
-        arguments: tuple[object, ...] = (local, VISIBLE) if msg_id is None else (local, VISIBLE, msg_id.hex())
+        wanted: tuple[object, ...] = () if msg_id is None else (msg_id.hex(),)
         while True:
-            with self._lock, _transaction(self._db):
-                self._db.execute(_DELETE_EXPIRED, (local, VISIBLE, time.time()))
+            with self._lock, self._work(durable=not syncpoint):
+                self._expire(local)
                 row = self._db.execute(
                     "SELECT id, md, body, backouts, expires FROM messages WHERE queue = ? AND state = ?"
                     + match
+                    + " AND (expires IS NULL OR expires >= ?)"
                     + _ORDER
                     + " LIMIT 1",
-                    arguments,
+                    (local, VISIBLE, *wanted, time.time()),
                 ).fetchone()
                 if row is not None:
                     if syncpoint:
@@ -540,7 +619,7 @@ class EmbeddedConnection:
 
     def commit(self) -> None:
         """MQCMIT: gets become final, puts become visible."""
-        with self._lock, _transaction(self._db):
+        with self._lock, self._work(durable=True):
             self._db.execute("DELETE FROM messages WHERE owner = ? AND state = ?", (self._owner, GOT_PENDING))
             self._db.execute(
                 "UPDATE messages SET state = ?, owner = NULL WHERE owner = ? AND state = ?",
@@ -549,7 +628,7 @@ class EmbeddedConnection:
 
     def backout(self) -> None:
         """MQBACK: got messages return (their backout count raised), put ones vanish."""
-        with self._lock, _transaction(self._db):
+        with self._lock, self._work():
             _back_out(self._db, self._owner)
 
     def disconnect(self) -> None:
@@ -568,6 +647,7 @@ class EmbeddedConnection:
     def _end(self) -> None:
         with self._lock, _transaction(self._db):
             self._db.execute("DELETE FROM opens WHERE owner = ?", (self._owner,))
+            self._db.execute("DELETE FROM connections WHERE owner = ?", (self._owner,))
         self._db.close()
         self._connection = None
 
@@ -584,6 +664,7 @@ class EmbeddedConnection:
         self.close()
 
 
+@_mq_errors
 class EmbeddedQueue:
     """An open queue of the embedded queue manager."""
 
@@ -605,6 +686,10 @@ class EmbeddedQueue:
         self._modes = {"output": output, "input": input, "browse": browse}
         self._cursor: tuple[int, int] | None = None
 
+    def _gets_allowed(self) -> None:
+        if self.connection.attributes(self.local).get_inhibited:
+            raise MQError(f"MQGET from {self.local}: the queue is GET(DISABLED)", MQRC_GET_INHIBITED)
+
     def _need(self, mode: str) -> None:
         if not self._modes[mode]:
             reason = {"output": MQRC_NOT_OPEN_FOR_OUTPUT, "input": MQRC_NOT_OPEN_FOR_INPUT}.get(
@@ -622,23 +707,27 @@ class EmbeddedQueue:
     ) -> Message:
         """MQGET; ``force_rfh2`` False applies the queue's PROPCTL, as MQ does without the GMO option."""
         self._need("input")
+        self._gets_allowed()
         return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, msg_id=msg_id, force_rfh2=force_rfh2)
 
     def browse_first(self, *, msg_id: bytes | None = None, force_rfh2: bool = True) -> Message:
         """MQGET with MQGMO_BROWSE_FIRST (matching ``msg_id``, if given)."""
         self._need("browse")
+        self._gets_allowed()
         self._cursor, message = self.connection._browse(self.local, None, force_rfh2, msg_id)
         return message
 
     def browse_next(self, *, force_rfh2: bool = True) -> Message:
         """MQGET with MQGMO_BROWSE_NEXT."""
         self._need("browse")
+        self._gets_allowed()
         self._cursor, message = self.connection._browse(self.local, self._cursor, force_rfh2)
         return message
 
     def peek(self, *, msg_id: bytes | None = None, force_rfh2: bool = True) -> Message:
         """The message a get would return now, left on the queue (how the pymqi stand-in models MQRC 2080)."""
         self._need("input")
+        self._gets_allowed()
         return self.connection._browse(self.local, None, force_rfh2, msg_id)[1]
 
     def peek_browse(
@@ -646,6 +735,7 @@ class EmbeddedQueue:
     ) -> Message:
         """The message ``browse_first`` (None) or ``browse_next`` (True) would return, the cursor unmoved."""
         self._need("browse")
+        self._gets_allowed()
         return self.connection._browse(self.local, self._cursor if after_cursor else None, force_rfh2, msg_id)[1]
 
     def close(self) -> None:

@@ -2,65 +2,89 @@
 target, kept on the target queue manager, inside the unit of work of the puts themselves.
 
 Between two queue managers a proxy commits the target before the source; a crash in between
-leaves the message on the source queue, and the next attempt would deliver it twice. So each put
-to the target goes with a ledger entry in the same target unit of work: a small persistent
-message on the ledger queue whose MsgId is the source message's MsgId and whose body is the
-SHA-256 of the source message's bytes (an application may set its own MsgIds: a MsgId alone
-must never be enough to drop a message). Before a message is delivered, the ledger is browsed by
-its MsgId; a matching entry means it was delivered already, and the source get is committed
-without a second put.
+leaves the message on the source queue, backed out (its BackoutCount raised), and the next
+attempt would deliver it twice. So each put to the target goes with a ledger entry in the same
+target unit of work: a small persistent message on the ledger queue whose MsgId is a key for
+that source message: the first 24 bytes of the SHA-256 of the route's scope (its name, source
+queue manager and queue), the source MsgId and the source message's protected bytes as got. A
+message got again with a BackoutCount above 0 is looked up by its key before it is delivered;
+an entry means it was delivered already, and the source get is committed without a second put.
 
-Entries expire (MQMD Expiry) after ``retention`` seconds, so the queue manager forgets them on
-its own: a redelivery later than that would be delivered again. Redeliveries follow a restart,
-so a day (the default) is generous.
+The bytes are in the key because an application may set MsgIds itself: a MsgId alone must never
+be enough to drop a message. Only redeliveries are looked up, so a message sent twice on purpose
+(same MsgId, same bytes) is still delivered twice. Define the source queue with HARDENBO, so that
+a BackoutCount survives a queue manager restart.
+
+Entries expire (MQMD Expiry) after ``retention`` seconds, so the queue manager forgets them by
+itself: a redelivery later than that would be delivered again. Redeliveries follow a restart,
+so a day (the default) is generous. One entry is kept per message for that long: give the ledger
+queue a MAXDEPTH above a day's traffic (IBM MQ's default is 5,000), and the proxy's user +put
++browse +inq on it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import NoMessageAvailable, QueueHandle, QueueManager
-from ams.mqconstants import MQPER_PERSISTENT
+from ams.mqconstants import MQFMT_STRING, MQPER_PERSISTENT
 
 DEFAULT_LEDGER_QUEUE = "AMS.PROXY.LEDGER"
 DEFAULT_RETENTION_SECONDS = 24 * 3600
-_MAX_EXPIRY_TENTHS = 999_999_999  # MQMD Expiry is a 4-byte count of tenths of a second
+MAX_RETENTION_SECONDS = 99_999_999  # MQMD Expiry is a 4-byte count of tenths of a second
 
 
 class DeliveryLedger:
-    """Delivered source messages, by MsgId and digest, on ``queue`` of the target connection ``qm``."""
+    """Delivered source messages of one route (``scope``), on ``queue`` of the target connection ``qm``."""
 
     def __init__(
-        self, qm: QueueManager, queue: str = DEFAULT_LEDGER_QUEUE, *, retention: float = DEFAULT_RETENTION_SECONDS
+        self,
+        qm: QueueManager,
+        queue: str = DEFAULT_LEDGER_QUEUE,
+        *,
+        retention: float = DEFAULT_RETENTION_SECONDS,
+        scope: str = "",
     ) -> None:
+        if not 1 <= retention <= MAX_RETENTION_SECONDS:
+            raise ValueError(f"a ledger keeps entries 1 to {MAX_RETENTION_SECONDS} seconds (found {retention})")
         self.qm = qm
         self.queue = queue
         self.retention = retention
+        self.scope = scope
         self._handle: QueueHandle = qm.open(queue, output=True, browse=True)
 
-    @staticmethod
-    def digest(body: bytes) -> bytes:
-        """What an entry records of a source message: the SHA-256 of its bytes as got."""
-        return hashlib.sha256(body).digest()
+    def key(self, msg_id: bytes, body: bytes) -> bytes:
+        """The entry's MsgId for a source message: 24 bytes of SHA-256 over scope, MsgId and bytes."""
+        digest = hashlib.sha256()
+        for part in (self.scope.encode("utf-8"), msg_id, body):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+        return digest.digest()[:24]
 
     def delivered(self, msg_id: bytes, body: bytes) -> bool:
-        """Whether this source message (MsgId and bytes) was delivered already."""
-        if not any(msg_id):
-            return False
+        """Whether this source message (scope, MsgId and bytes) was delivered already."""
         try:
-            entry = self._handle.browse_first(msg_id=msg_id)
+            self._handle.browse_first(msg_id=self.key(msg_id, body))
         except NoMessageAvailable:
             return False
-        return entry.body == self.digest(body)
+        return True
 
     def record(self, msg_id: bytes, body: bytes) -> None:
         """Add the entry for a delivered message, under syncpoint (in the unit of work of its put)."""
-        if not any(msg_id):
-            return
-        expiry = min(_MAX_EXPIRY_TENTHS, max(1, int(self.retention * 10)))
-        md = MQMD(format="        ", msg_id=msg_id, persistence=MQPER_PERSISTENT, expiry=expiry)
-        self._handle.put(md, self.digest(body), syncpoint=True)
+        md = MQMD(
+            format=MQFMT_STRING,
+            msg_id=self.key(msg_id, body),
+            persistence=MQPER_PERSISTENT,
+            expiry=int(self.retention * 10),
+        )
+        note = json.dumps({"scope": self.scope, "source_msg_id": msg_id.hex()}).encode()
+        self._handle.put(md, note, syncpoint=True)
+
+    def probe(self) -> None:
+        """Put an empty entry under syncpoint (the caller backs it out): raises what a real one would meet."""
+        self._handle.put(MQMD(format=MQFMT_STRING, persistence=0), b"", syncpoint=True)
 
     def close(self) -> None:
         """Close the ledger queue."""

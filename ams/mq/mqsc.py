@@ -36,6 +36,12 @@ def define_qlocal(name: str, attributes: QueueAttributes) -> str:
         parts.append(f"DEFSOPT({'SHARED' if attributes.shared_by_default else 'EXCL'})")
     if attributes.shareable != _DEFAULTS.shareable:
         parts.append("SHARE" if attributes.shareable else "NOSHARE")
+    if attributes.max_depth != _DEFAULTS.max_depth:
+        parts.append(f"MAXDEPTH({attributes.max_depth})")
+    if attributes.put_inhibited:
+        parts.append("PUT(DISABLED)")
+    if attributes.get_inhibited:
+        parts.append("GET(DISABLED)")
     parts.append("REPLACE")
     return " ".join(parts)
 

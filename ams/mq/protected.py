@@ -48,6 +48,12 @@ from ams.protector import Protector
 from ams.verify import Verifier
 
 log = logging.getLogger(__name__)
+_CONTROLS = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def _printable(text: str) -> str:
+    """``text`` for one log line: control characters (newlines, terminal escapes) shown, never obeyed."""
+    return text.translate(_CONTROLS)
 
 ERROR_QUEUE = "SYSTEM.PROTECTION.ERROR.QUEUE"
 POLICY_QUEUE = "SYSTEM.PROTECTION.POLICY.QUEUE"
@@ -343,7 +349,7 @@ class ProtectedQueue:
                 self.name,
                 self.manager.error_queue,
                 type(error).__name__,
-                error.message,
+                _printable(error.message),
             )
             return error
 
@@ -364,7 +370,7 @@ class ProtectedQueue:
                 "report it)"
             )
         )
-        log.warning("a get from %s was backed out: %s: %s", self.name, type(typed).__name__, typed.message)
+        log.warning("a get from %s was backed out: %s: %s", self.name, type(typed).__name__, _printable(typed.message))
         typed.add_note(
             f"the unit of work was backed out: the message is back on {self.name}, and is moved aside once it "
             f"has been backed out {self.backout.threshold if self.backout else 'BOTHRESH'} times"

@@ -37,6 +37,8 @@ from ams.mqconstants import MQRC_NO_MSG_AVAILABLE, MQRC_TRUNCATED_MSG_FAILED
 _T = TypeVar("_T")
 FIRST_BUFFER = 64 * 1024  # most messages fit; a longer one costs one more MQGET, by MsgId
 _MAX_TRUNCATION_RETRIES = 8
+# MQBACK failing with these means the connection is gone, and with it the unit of work
+_CONNECTION_GONE = frozenset({2009, 2018, 2059, 2161, 2162, 2202})
 
 
 def _client() -> ModuleType:
@@ -263,8 +265,21 @@ class PymqiConnection:
         self._closed = True
         try:
             self.backout()
-        finally:
+        except MQError as error:
+            if error.reason not in _CONNECTION_GONE:
+                # alive, but MQBACK failed: MQDISC now would commit. Leave the connection to end with
+                # the process (the queue manager then backs the work out) and say so.
+                self._abandon()
+                error.add_note("the connection was left open, not disconnected: MQDISC would have committed")
+                raise
+        with contextlib.suppress(MQError):
             self.calls("MQDISC", self._qmgr.disconnect)
+
+    def _abandon(self) -> None:
+        """Keep the client library from disconnecting (and so committing) when it is collected."""
+        for name in ("_QueueManager__handle",):  # pymqi's QueueManager.__del__ disconnects while this is set
+            if hasattr(self._qmgr, name):
+                setattr(self._qmgr, name, None)
 
     def __del__(self) -> None:
         # dropped without close: pymqi's QueueManager.__del__ would MQDISC, which commits; back out first

@@ -15,7 +15,7 @@ import attrs
 
 from ams.errors import AmsError
 from ams.mq.mqmd import MQMD
-from ams.mqconstants import DEFAULT_MAX_MESSAGE_LENGTH, MQRC_NO_MSG_AVAILABLE, reason_name
+from ams.mqconstants import DEFAULT_MAX_DEPTH, DEFAULT_MAX_MESSAGE_LENGTH, MQRC_NO_MSG_AVAILABLE, reason_name
 
 # What to do next, for the reasons an AMS set-up meets first
 REASON_ADVICE: dict[int, str] = {
@@ -62,7 +62,9 @@ class QueueAttributes:
     ``backout_threshold`` is BOTHRESH (0: none), ``backout_queue`` BOQNAME, ``propctl`` PROPCTL
     (how properties reach a get that does not ask for them in an MQRFH2), ``default_persistent``
     DEFPSIST, ``default_priority`` DEFPRTY, ``max_message_length`` MAXMSGL, ``shared_by_default``
-    DEFSOPT(SHARED) (EXCL otherwise) and ``shareable`` SHARE (NOSHARE otherwise).
+    DEFSOPT(SHARED) (EXCL otherwise), ``shareable`` SHARE (NOSHARE otherwise), ``max_depth``
+    MAXDEPTH (5,000 by default, as in MQ), and ``put_inhibited`` / ``get_inhibited`` PUT(DISABLED)
+    and GET(DISABLED).
     """
 
     backout_threshold: int = 0
@@ -73,6 +75,9 @@ class QueueAttributes:
     max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH
     shared_by_default: bool = True
     shareable: bool = True
+    max_depth: int = DEFAULT_MAX_DEPTH
+    put_inhibited: bool = False
+    get_inhibited: bool = False
 
 
 @attrs.frozen

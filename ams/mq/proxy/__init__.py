@@ -2,6 +2,6 @@
 managers), and the service that runs routes in worker processes (``ams proxy run``)."""
 
 from ams.mq.proxy.events import ProxyEvent
-from ams.mq.proxy.mover import ProxyStats, ReprotectionProxy
+from ams.mq.proxy.mover import ProxyStats, ReprotectionProxy, RouteUnavailable
 
-__all__ = ["ProxyEvent", "ProxyStats", "ReprotectionProxy"]
+__all__ = ["ProxyEvent", "ProxyStats", "ReprotectionProxy", "RouteUnavailable"]

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import attrs
 
 from ams.algorithms import QoP
-from ams.errors import AmsError
+from ams.errors import AmsError, ConfigurationError
 from ams.keys import Keystore
 from ams.mq.connect import connect
 from ams.mq.ledger import DeliveryLedger
@@ -38,6 +39,16 @@ class OpenRoute:
                 connection.close()
 
 
+def _connect(spec: str, appl_name: str) -> QueueManager:
+    """Connect; an embedded queue manager must exist already (a typo must not make a new one)."""
+    if not spec.startswith("mq:") and not Path(spec).is_file():
+        raise ConfigurationError(
+            f"no embedded queue manager file {spec}: create it with `ams qm define QUEUE --qm {spec}`, or name an "
+            "IBM MQ queue manager as mq://host(port)/QMGR?channel=CHANNEL"
+        )
+    return connect(spec, appl_name=appl_name)
+
+
 def _policies(side: Side) -> Mapping[str, Policy] | None:
     return PolicyStore.from_directory(side.policies) if side.policies is not None else None
 
@@ -53,11 +64,11 @@ def open_route(
     are checked as the target opens). Everything opened is closed again if a step fails."""
     connections: list[QueueManager] = []
     try:
-        source_qm = connect(route.source.qm, appl_name=appl_name)
+        source_qm = _connect(route.source.qm, appl_name)
         connections.append(source_qm)
         target_qm = source_qm
         if not route.one_queue_manager:
-            target_qm = connect(route.target.qm, appl_name=appl_name)
+            target_qm = _connect(route.target.qm, appl_name)
             connections.append(target_qm)
         source = ProtectedQueueManager(
             source_qm, Keystore.from_conf(route.source.keystore_conf), _policies(route.source)
@@ -67,7 +78,8 @@ def open_route(
         )
         ledger = None
         if not route.one_queue_manager:
-            ledger = DeliveryLedger(target_qm, route.ledger_queue, retention=config.ledger_retention)
+            scope = f"{route.name}/{route.source.qm_key}/{route.source.queue}"
+            ledger = DeliveryLedger(target_qm, route.ledger_queue, retention=config.ledger_retention, scope=scope)
         proxy = ReprotectionProxy(
             source,
             route.source.queue,
@@ -177,7 +189,7 @@ def check_route(route: Route, config: ServiceConfig) -> list[str]:
             if key == "target" and route.one_queue_manager:
                 break
             try:
-                connections.append(connect(getattr(route, key).qm, appl_name="ams proxy check"))
+                connections.append(_connect(getattr(route, key).qm, "ams proxy check"))
             except AmsError as error:
                 return [f"{_where(route, config, key, 'qm')}: {error.message}"]
         source_qm, target_qm = connections[0], connections[-1]

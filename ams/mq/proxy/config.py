@@ -37,6 +37,7 @@ Relative paths are relative to the file. Every problem is reported with the file
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -46,7 +47,7 @@ from typing import Any
 import attrs
 
 from ams.errors import ConfigurationError
-from ams.mq.ledger import DEFAULT_LEDGER_QUEUE, DEFAULT_RETENTION_SECONDS
+from ams.mq.ledger import DEFAULT_LEDGER_QUEUE, DEFAULT_RETENTION_SECONDS, MAX_RETENTION_SECONDS
 
 _MQ_URL = re.compile(r"^mq://")
 _SERVICE_KEYS = {"log_format", "metrics", "ledger_retention_seconds"}
@@ -213,7 +214,7 @@ class _Reader:
 
 def _at_least(low: float, high: float | None = None) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
-        if value < low or (high is not None and value > high):
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
             return f"expected {low} or more" if high is None else f"expected {low} to {high}"
         return None
 
@@ -223,6 +224,12 @@ def _at_least(low: float, high: float | None = None) -> Callable[[Any], str | No
 def _queue_name(value: Any) -> str | None:
     if not 1 <= len(value) <= 48 or not re.match(r"^[A-Za-z0-9._/%]+$", value):
         return "expected an MQ queue name: 1 to 48 of A-Z a-z 0-9 . _ / %"
+    return None
+
+
+def _qm_name(value: Any) -> str | None:
+    if not value.strip():
+        return "expected an embedded queue manager file or mq://host(port)/QMGR?channel=CHANNEL"
     return None
 
 
@@ -238,7 +245,7 @@ def _side(reader: _Reader, raw: Any, where: tuple[str, ...], base: Path) -> Side
     for key in ("qm", "queue", "keystore_conf"):
         if key not in raw:
             reader.problem(where, f"missing {key}")
-    qm = reader.value(raw, where, "qm", str)
+    qm = reader.value(raw, where, "qm", str, check=_qm_name)
     queue = reader.value(raw, where, "queue", str, check=_queue_name)
     keystore = reader.value(raw, where, "keystore_conf", str)
     policies = reader.value(raw, where, "policies", str)
@@ -260,9 +267,10 @@ def _route(reader: _Reader, raw: Any, index: int, base: Path) -> Route | None:
     values = {
         "workers": reader.value(raw, where, "workers", int, 1, check=_at_least(1, MAX_WORKERS)),
         "batch_size": reader.value(raw, where, "batch_size", int, 1, check=_at_least(1, 10_000)),
-        "batch_seconds": reader.value(raw, where, "batch_ms", (int, float), 200, check=_at_least(0)) / 1000,
+        "batch_seconds": reader.value(raw, where, "batch_ms", (int, float), 200, check=_at_least(0, 60_000)) / 1000,
         "wait_seconds": float(reader.value(raw, where, "wait_seconds", (int, float), 1.0, check=_at_least(0, 60))),
-        "backout_threshold": reader.value(raw, where, "backout_threshold", int, None, check=_at_least(1)),
+        # at least 2: backing out a batch counts one backout for every message in it
+        "backout_threshold": reader.value(raw, where, "backout_threshold", int, None, check=_at_least(2, 999_999_999)),
         "backout_queue": reader.value(raw, where, "backout_queue", str, None, check=_queue_name),
         "keep_msg_id": reader.value(raw, where, "keep_msg_id", bool, True),
         "signer_property": reader.value(
@@ -279,6 +287,9 @@ def _route(reader: _Reader, raw: Any, index: int, base: Path) -> Route | None:
         return None
     if source.qm_key == target.qm_key and source.queue == target.queue:
         reader.problem((*where, "target", "queue"), f"the target is the source queue {source.queue}: a loop")
+    for key in ("backout_queue", "ledger_queue"):
+        if values[key] in (source.queue, target.queue):
+            reader.problem((*where, key), f"{values[key]} is the route's source or target queue: choose another")
     return Route(name=name, source=source, target=target, line=reader.line(*where), **values)
 
 
@@ -320,7 +331,12 @@ def load_config(path: str | Path) -> ServiceConfig:
     )
     metrics = reader.value(service, ("service",), "metrics", str, None, check=_metrics_address)
     retention = reader.value(
-        service, ("service",), "ledger_retention_seconds", (int, float), DEFAULT_RETENTION_SECONDS, check=_at_least(1)
+        service,
+        ("service",),
+        "ledger_retention_seconds",
+        (int, float),
+        DEFAULT_RETENTION_SECONDS,
+        check=_at_least(1, MAX_RETENTION_SECONDS),
     )
     raw_routes = document.get("routes", [])
     if not isinstance(raw_routes, list) or not raw_routes:

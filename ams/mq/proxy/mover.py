@@ -36,7 +36,22 @@ from ams.mq.mqmd import MQMD
 from ams.mq.protected import PoisonMessageError, ProtectedMessage, ProtectedQueueManager
 from ams.mq.proxy.events import ProxyEvent
 from ams.mq.rfh2 import with_usr_property
-from ams.mq.transport import NoMessageAvailable
+from ams.mq.transport import MQError, NoMessageAvailable
+
+# MQ reasons that say the route, not the message, is in trouble: the unit of work is backed out
+# and RouteUnavailable raised, so that a worker waits instead of wearing out every message's
+# backout count (a full or put-inhibited target, a lost connection, a missing authority...)
+ROUTE_REASONS = frozenset({2009, 2016, 2018, 2035, 2051, 2053, 2059, 2161, 2162, 2195, 2202})
+
+
+class RouteUnavailable(AmsError):
+    """The route cannot move messages for now (the MQ reason says why); nothing was moved aside."""
+
+    code = "route_unavailable"
+
+
+def _route_level(error: BaseException) -> bool:
+    return isinstance(error, MQError) and error.reason in ROUTE_REASONS
 
 
 @attrs.define
@@ -126,7 +141,9 @@ class ReprotectionProxy:
         target_policy = self._out.protector.policies.get(target_queue)
         self._qop_out = target_policy.qop.name if target_policy is not None else "NONE"
         self.stats = ProxyStats()
-        self._careful = 0  # after a backout, this many messages move one per unit of work
+        # after a backout, or a message got again (its worker may have died on it), this many
+        # messages move one per unit of work, so that a failing one alone counts its backouts
+        self._careful = 0
 
     # -- one unit of work ------------------------------------------------------------------------
 
@@ -140,7 +157,7 @@ class ReprotectionProxy:
         batch = _Batch()
         size = 1 if self._careful else min(self.batch_size, at_most or self.batch_size)
         for index in range(size):
-            if index and time.monotonic() - batch.started >= self.batch_seconds:
+            if index and (self._careful or time.monotonic() - batch.started >= self.batch_seconds):
                 break
             try:
                 if not self._move_next(batch, wait if index == 0 else 0.0):
@@ -170,13 +187,21 @@ class ReprotectionProxy:
             self._back_out_both()
             raise
         except AmsError as error:  # the get backed out the whole unit of work
+            if _route_level(error):
+                self._back_out_both()
+                raise RouteUnavailable(f"getting from {self.source_queue}: {error.message}") from None
             raise _BackedOut(error, started) from None
+        if message.md.backout_count > 0:
+            self._careful = max(self._careful, self.batch_size if self.batch_size > 1 else 0)
         try:
             batch.events.append((self._deliver(message, started), started))
         except ConfigurationError:
             self._back_out_both()
             raise
         except Exception as error:
+            if _route_level(error):
+                self._back_out_both()
+                raise RouteUnavailable(f"putting to {self.target_queue}: {reason_of(error)}") from None
             raise _BackedOut(error, started) from None
         return True
 
@@ -185,10 +210,12 @@ class ReprotectionProxy:
         raw = message.raw_body
         md = message.md
         signer = _signer_dn(message)
-        if self.ledger is not None and self.ledger.delivered(md.msg_id, raw):
+        redelivered = md.backout_count > 0  # only a message backed out before can have been delivered
+        if self.ledger is not None and redelivered and self.ledger.delivered(md.msg_id, raw):
             return self._event("duplicate", started, md=md, signer=signer, qop_in=message.qop.name)
         body = message.body
-        if self.signer_property and signer:
+        if self.signer_property:
+            # always first, empty for an unsigned message: a sender's own copy further in cannot pose as it
             md, body = with_usr_property(md, body, self.signer_property, signer)
         out = attrs.evolve(md, backout_count=0, msg_id=md.msg_id if self.keep_msg_id else bytes(24))
         self._out.put(out, body, syncpoint=True)
@@ -207,6 +234,8 @@ class ReprotectionProxy:
             self._back_out_both()
             if not isinstance(error, Exception):
                 raise
+            if _route_level(error):
+                raise RouteUnavailable(f"committing: {reason_of(error)}") from None
             return self._failed(error, batch.started, count=len(batch.events))
         if self._careful:
             self._careful = max(0, self._careful - len(batch.events))
@@ -259,6 +288,22 @@ class ReprotectionProxy:
     def _emit(self, event: ProxyEvent) -> None:
         if self.on_event is not None:
             self.on_event(event)
+
+    def probe(self) -> MQError | None:
+        """Whether the target, its ledger and the source's error queue would take a put now: an
+        empty message is put to each under syncpoint and backed out. None when they would; the MQ
+        error otherwise. Nothing is got, so waiting for a target to recover costs no message a
+        backout."""
+        try:
+            self._out.handle.put(MQMD(persistence=0), b"", syncpoint=True)
+            if self.ledger is not None:
+                self.ledger.probe()
+            self.source.qm.put1(self.source.error_queue, MQMD(persistence=0), b"", syncpoint=True)
+        except MQError as error:
+            return error
+        finally:
+            self._back_out_both()
+        return None
 
     # -- runs ---------------------------------------------------------------------------------
 

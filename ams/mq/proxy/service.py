@@ -44,6 +44,7 @@ from ams.mq.transport import QueueManager
 _DEPTH_EVERY_SECONDS = 5.0
 _MAX_RESTART_DELAY = 30.0
 _STOP_GRACE_SECONDS = 60.0
+_WORKER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @attrs.define
@@ -117,7 +118,12 @@ class ProxyService:
 
     def _start(self, worker: _Worker) -> None:
         command = [sys.executable, "-m", "ams.mq.proxy.worker", str(self.path), worker.route, str(worker.index)]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE)
+        # the worker inherits these blocked until its handlers are in place (worker.install_signal_handlers)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
+        try:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         worker.process, worker.pending = process, b""
         assert process.stdout is not None
         self._selector.register(process.stdout, selectors.EVENT_READ, worker)
@@ -165,6 +171,8 @@ class ProxyService:
                 )
                 if self.metrics is not None:
                     self.metrics.restarts.labels(worker.route).inc()
+            elif process is None and worker.retiring:
+                self._workers.remove(worker)  # retired while it waited to be started again
             elif process is None and not self._stopping and time.monotonic() >= worker.start_after:
                 self._start(worker)
         if self.metrics is not None:

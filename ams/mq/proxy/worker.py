@@ -32,8 +32,11 @@ from ams.errors import AmsError, ConfigurationError
 from ams.mq.proxy.assemble import OpenRoute, open_route
 from ams.mq.proxy.config import Route, ServiceConfig, load_config
 from ams.mq.proxy.events import ProxyEvent
+from ams.mq.proxy.mover import RouteUnavailable
 
 MAX_BACKOFF_SECONDS = 30.0
+_CONNECTION_LOST = frozenset({2009, 2018, 2059, 2161, 2162, 2195, 2202})
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class RouteWorker:
@@ -69,10 +72,14 @@ class RouteWorker:
         self.reloading = True
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop, SIGHUP reloads; both at the next unit-of-work boundary."""
+        """SIGTERM and SIGINT stop, SIGHUP reloads; both at the next unit-of-work boundary. The
+        service starts workers with these signals blocked (a signal during start-up would
+        otherwise kill them): they are unblocked here, once handled, and any that came meanwhile
+        is delivered now."""
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
 
     def _pause(self, seconds: float) -> None:
         """Sleep, waking early for a stop or a reload."""
@@ -116,13 +123,15 @@ class RouteWorker:
         """Move batches until a stop or a reload; the backoff to use next (reset once a batch ran)."""
         try:
             while not (self.stopping or self.reloading or self._orphaned()):
-                opened.proxy.move_batch(wait=route.wait_seconds)
-                backoff = 1.0
+                try:
+                    opened.proxy.move_batch(wait=route.wait_seconds)
+                    backoff = 1.0
+                except RouteUnavailable as error:
+                    backoff = self._until_ready(opened, route, error, backoff)
         except ConfigurationError as error:
             self.say("error", f"route {route.name} paused: {error.message}; waiting for a fix and SIGHUP")
             opened.close()
             self._pause(MAX_BACKOFF_SECONDS)
-            return backoff
         except AmsError as error:
             self.say(
                 "error", f"route {route.name} lost its queue manager: {error.message}; reconnecting in {backoff:g} s"
@@ -130,7 +139,24 @@ class RouteWorker:
             opened.close()
             self._pause(backoff)
             return min(MAX_BACKOFF_SECONDS, backoff * 2)
-        opened.close()
+        finally:
+            opened.close()
+        return backoff
+
+    def _until_ready(self, opened: OpenRoute, route: Route, error: AmsError, backoff: float) -> float:
+        """Wait, getting nothing, until a probe put to the target would succeed (no message pays a
+        backout for the wait); a lost connection (2009 and the like) goes to the caller, which
+        connects again."""
+        self.say("warning", f"route {route.name} waits: {error.message}; getting nothing until the target takes puts")
+        while not (self.stopping or self.reloading or self._orphaned()):
+            self._pause(backoff)
+            backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
+            problem = opened.proxy.probe()
+            if problem is None:
+                self.say("info", f"route {route.name} resumes")
+                return 1.0
+            if problem.reason in _CONNECTION_LOST:
+                raise problem
         return backoff
 
     def _reloaded(self, config: ServiceConfig, route: Route) -> tuple[ServiceConfig, Route]:

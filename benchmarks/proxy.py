@@ -1,0 +1,186 @@
+"""``python -m benchmarks.proxy``: the re-protection proxy's throughput against its bound.
+
+For each case (privacy -> privacy and integrity -> privacy, 1 KiB and 64 KiB payloads) the bound
+is measured first, in the same run: one ``unprotect`` of a source message plus one ``protect``
+for the target, in a loop, in one process (what a worker cannot do faster). Then the proxy moves
+a queue of such messages on an embedded queue manager file, with 1 and 2 worker processes
+(competing consumers, each with its own connection) and batches of 1 and 50 messages per unit of
+work; its rate is messages moved per second of wall time, from the first get to the empty queue.
+``per_worker`` = rate / (bound x workers): 1.0 would be the crypto alone, on every core.
+
+python -m benchmarks.proxy --quick             # a few seconds per cell
+python -m benchmarks.proxy --json out.json     # more messages per cell
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ams
+from ams.mq import MQMD, EmbeddedQueueManager, ProtectedQueueManager
+from ams.mq.proxy import ReprotectionProxy
+from ams.pki import Issued, issue, make_ca
+from benchmarks.timing import rate
+
+KIB = 1024
+CASES = {"privacy->privacy": "IN.PRIV", "integrity->privacy": "IN.INT"}
+
+
+class ProxyWorld:
+    """A partner (alice), the gateway (bob) and an internal reader (carol), and the policies."""
+
+    def __init__(self) -> None:
+        self.ca = make_ca("CN=Bench CA,O=AMS,C=GB")
+        self.people = {name: issue(self.ca, f"CN={name},O=AMS,C=GB") for name in ("alice", "bob", "carol")}
+        self.lines = [
+            'setmqspl -m QM -p IN.PRIV -s SHA256 -e AES256 -a "CN=alice,O=AMS,C=GB" -r "CN=bob,O=AMS,C=GB"',
+            'setmqspl -m QM -p IN.INT -s SHA256 -a "CN=alice,O=AMS,C=GB"',
+            'setmqspl -m QM -p OUT.PRIV -s SHA256 -e AES256 -a "CN=bob,O=AMS,C=GB" -r "CN=carol,O=AMS,C=GB"',
+        ]
+        self.policies = ams.PolicyStore.of(*(ams.Policy.from_setmqspl(line) for line in self.lines))
+
+    def keystore(self, name: str) -> ams.Keystore:
+        me: Issued = self.people[name]
+        others = [self.ca.certificate, *(p.certificate for n, p in self.people.items() if n != name)]
+        return ams.Keystore(ams.Identity(me.certificate, me.key), others)
+
+    def protector(self, name: str) -> ams.Protector:
+        return ams.Protector(self.keystore(name), self.policies)
+
+
+def bound(world: ProxyWorld, source: str, size: int, seconds: float) -> float:
+    """One unprotect (as bob) plus one protect (for carol, signed by bob), in a loop."""
+    message = world.protector("alice").protect(source, bytes(size)).body
+    gateway = world.protector("bob")
+
+    def one() -> None:
+        gateway.protect("OUT.PRIV", gateway.unprotect(source, message).body)
+
+    return rate(one, seconds=seconds, repeats=3)
+
+
+def _fill(world: ProxyWorld, path: Path, source: str, size: int, count: int) -> None:
+    manager = EmbeddedQueueManager(path, name="BENCHQM")
+    for queue in ("IN.PRIV", "IN.INT", "OUT.PRIV"):
+        manager.define_queue(queue, max_depth=999_999_999)
+    alice = ProtectedQueueManager(manager.connect("alice"), world.keystore("alice"), world.policies)
+    out = alice.open(source, output=True)
+    body = bytes(size)
+    for index in range(count):
+        out.put(MQMD(), body, syncpoint=True)
+        if index % 100 == 99:
+            alice.commit()
+    alice.commit()
+    alice.close()
+
+
+def _work(world: ProxyWorld, path: str, source: str, batch: int, start: Any, done: Any) -> None:
+    """A worker process: wait for the start, move until the source queue is empty."""
+    qm = EmbeddedQueueManager(path, name="BENCHQM").connect("proxy")
+    gateway = ProtectedQueueManager(qm, world.keystore("bob"), world.policies)
+    proxy = ReprotectionProxy(gateway, source, gateway, "OUT.PRIV", batch_size=batch, batch_seconds=60.0)
+    start.wait()
+    stats = proxy.run()
+    done.put(stats.moved)
+    proxy.close()
+    qm.close()
+
+
+def proxy_rate(world: ProxyWorld, source: str, size: int, count: int, workers: int, batch: int) -> float:
+    """Messages moved per second by ``workers`` processes with batches of ``batch``."""
+    context = multiprocessing.get_context("fork")
+    with tempfile.TemporaryDirectory(prefix="ams-proxy-bench-") as scratch:
+        path = Path(scratch) / "qm.sqlite"
+        _fill(world, path, source, size, count)
+        start, done = context.Barrier(workers + 1), context.Queue()
+        processes = [
+            context.Process(target=_work, args=(world, str(path), source, batch, start, done)) for _ in range(workers)
+        ]
+        for process in processes:
+            process.start()
+        start.wait()
+        began = time.perf_counter()
+        moved = sum(done.get(timeout=600) for _ in processes)
+        elapsed = time.perf_counter() - began
+        for process in processes:
+            process.join(60)
+        if moved != count:
+            raise RuntimeError(f"the proxy moved {moved} of {count} messages")
+    return count / elapsed
+
+
+def run(*, quick: bool) -> list[dict[str, Any]]:
+    world = ProxyWorld()
+    seconds = 0.5 if quick else 1.0
+    records = []
+    for size in (KIB, 64 * KIB):
+        for case, source in CASES.items():
+            limit = bound(world, source, size, seconds)
+            count = max(100, int(limit * (2 if quick else 6)))
+            for workers in (1, 2):
+                for batch in (1, 50):
+                    moved = proxy_rate(world, source, size, count, workers, batch)
+                    records.append(
+                        {
+                            "case": case,
+                            "size": size,
+                            "workers": workers,
+                            "batch": batch,
+                            "messages": count,
+                            "rate": moved,
+                            "bound": limit,
+                            "per_worker": moved / (limit * workers),
+                        }
+                    )
+                    print(
+                        f"{case:<20} {size // KIB:>3} KiB  workers {workers}  batch {batch:>2}: {moved:8.0f} msg/s, "
+                        f"bound {limit:6.0f}/s per process, per worker {moved / (limit * workers):.2f}",
+                        file=sys.stderr,
+                    )
+    return records
+
+
+def markdown(records: list[dict[str, Any]]) -> str:
+    """The table for benchmarks/README.md."""
+    lines = [
+        "| case | size | bound (msg/s, one process) | 1 worker, batch 1 | 1 worker, batch 50 | "
+        "2 workers, batch 1 | 2 workers, batch 50 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    keys = sorted({(r["case"], r["size"]) for r in records}, key=lambda k: (k[1], k[0]))
+    for case, size in keys:
+        cells = {(r["workers"], r["batch"]): r for r in records if (r["case"], r["size"]) == (case, size)}
+        limit = next(iter(cells.values()))["bound"]
+        row = [f"{cells[w, b]['rate']:,.0f} ({cells[w, b]['per_worker']:.2f})" for w in (1, 2) for b in (1, 50)]
+        lines.append(f"| {case} | {size // KIB} KiB | {limit:,.0f} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.proxy", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    records = run(quick=args.quick)
+    header = (
+        f"Run on {time.strftime('%Y-%m-%d')}: {platform.machine()}, {multiprocessing.cpu_count()} cores, "
+        f"Python {platform.python_version()} ({time.perf_counter() - started:.1f} s). Each cell: messages/s "
+        "(per worker: rate / (bound x workers))."
+    )
+    print(header + "\n\n" + markdown(records))
+    if args.json:
+        args.json.write_text(json.dumps({"header": header, "records": records}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
