@@ -42,6 +42,7 @@ _EXPORTS = {
     "EncryptionAlgorithm": "ams.algorithms",
     "Protected": "ams.message",
     "Unprotected": "ams.message",
+    "UnprotectedView": "ams.message",
     "Limits": "ams.limits",
     "AmsError": "ams.errors",
     "SecurityError": "ams.errors",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from ams.limits import Limits as Limits
     from ams.message import Protected as Protected
     from ams.message import Unprotected as Unprotected
+    from ams.message import UnprotectedView as UnprotectedView
     from ams.policy.model import Policy as Policy
     from ams.policy.store import PolicyStore as PolicyStore
     from ams.protector import Protector as Protector

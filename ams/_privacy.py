@@ -16,7 +16,7 @@ from collections.abc import Callable
 import attrs
 from cryptography import x509
 
-from ams._signature import load_certificate, signer_certificate, verify_signed_data
+from ams._signature import CarriedCertificate, carried_certificate, signer_certificate, verify_signed_data
 from ams.algorithms import EncryptionAlgorithm, QoP
 from ams.dn import DistinguishedName
 from ams.errors import DecryptionError, MalformedMessageError
@@ -64,8 +64,14 @@ class OpenedPrivacy:
     """
 
     signed: SignedContent
-    certificate: x509.Certificate
+    carried: CarriedCertificate
     content: bytes | memoryview  # the payload, b"" when the PDMQ empty flag was set
+    offset: int = 0  # where the payload starts in the buffer it was decrypted into
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The signer's certificate, as the message carries it (not yet authenticated)."""
+        return self.carried.certificate
 
 
 def check_size(content: bytes | memoryview, orig_size: int, empty: bool) -> bytes | memoryview:
@@ -86,46 +92,59 @@ def open_privacy(
     orig_size: int,
     empty: bool,
     limits: Limits = DEFAULT_LIMITS,
-    load: Callable[[bytes], x509.Certificate] = load_certificate,
+    load: Callable[[bytes], CarriedCertificate] = carried_certificate,
     steps: list[str] | None = None,
+    into: memoryview | None = None,
+    headroom: int = 0,
 ) -> OpenedPrivacy:
     """Decrypt with the content key, parse, verify the inner signature and check the sizes.
 
     Raises whatever the failing step raised (any exception): callers turn every failure into
     :func:`decryption_failed`, so that none can be told from another. Each step's name is
     appended to ``steps`` before it runs (the last one is the one that failed), for the key
-    owner's local diagnostic.
+    owner's local diagnostic. The plaintext is written once, into ``into`` when given (after
+    ``headroom`` spare bytes; it must hold them, the ciphertext and one block), else into a
+    fresh buffer; the payload returned is a view of it.
     """
     progress = steps if steps is not None else []
     progress.append("decrypting and unpadding the content")
-    plaintext = envelope.decrypt(key, what="privacy content", headroom=_SEQUENCE_HEADROOM)
+    start = headroom + _SEQUENCE_HEADROOM
+    if into is None:
+        into = memoryview(bytearray(start + len(envelope.ciphertext) + envelope.algorithm.spec.block_size))
+    plaintext = envelope.decrypt(key, what="privacy content", headroom=start, into=into)
     progress.append("parsing the decrypted SignedData")
-    signed = _parse_privacy_plaintext(plaintext, limits)
+    base, signed = _parse_privacy_plaintext(into, start, len(plaintext), limits)
     progress.append("loading the signer's certificate")
-    certificate = signer_certificate(signed, load)
+    carried = signer_certificate(signed, load)
     progress.append("verifying the inner signature")
-    verify_signed_data(signed, certificate)
+    verify_signed_data(signed, carried)
     progress.append("checking origSize and the empty flag")
-    return OpenedPrivacy(signed, certificate, check_size(signed.content, orig_size, empty))
+    content = check_size(signed.content, orig_size, empty)
+    return OpenedPrivacy(signed, carried, content, base + signed.content_offset)
 
 
-def _parse_privacy_plaintext(plaintext: memoryview, limits: Limits) -> SignedContent:
-    """The decrypted privacy content: SignedData content octets (what AMS writes).
+def _parse_privacy_plaintext(
+    buffer: memoryview, start: int, size: int, limits: Limits
+) -> tuple[int, SignedContent]:
+    """The decrypted privacy content (``size`` bytes at ``start`` in ``buffer``): SignedData content
+    octets (what AMS writes), and where the bytes parsed start in ``buffer``.
 
     The SEQUENCE header goes into the headroom the decryption left, so the plaintext is not
-    copied. Also accepted, because some CMS libraries encrypt them: a whole SignedData SEQUENCE
+    copied. The reader learns no template from these bytes: no state of the receiver (and so no
+    timing) may depend on decrypted bytes beyond the signer-certificate cache. Also accepted,
+    because some CMS libraries encrypt them: a whole SignedData SEQUENCE
     or a whole ContentInfo(signedData).
     """
-    if len(plaintext) and plaintext[0] == der.INTEGER:
-        head = der.header(der.SEQUENCE, len(plaintext))
-        buffer = memoryview(plaintext.obj)
-        start = _SEQUENCE_HEADROOM - len(head)
-        buffer[start:_SEQUENCE_HEADROOM] = head
-        return parse_signed_data(buffer[start : _SEQUENCE_HEADROOM + len(plaintext)], wrapped=False, limits=limits)
-    if len(plaintext) and plaintext[0] == der.SEQUENCE:
+    plaintext = buffer[start : start + size]
+    if size and plaintext[0] == der.INTEGER:
+        head = der.header(der.SEQUENCE, size)
+        base = start - len(head)
+        buffer[base:start] = head
+        return base, parse_signed_data(buffer[base : start + size], wrapped=False, limits=limits, templates=False)
+    if size and plaintext[0] == der.SEQUENCE:
         try:
             found, _ = der.content_type(plaintext)
         except ValueError:
             found = ""
-        return parse_signed_data(plaintext, wrapped=found == ID_SIGNED_DATA, limits=limits)
+        return start, parse_signed_data(plaintext, wrapped=found == ID_SIGNED_DATA, limits=limits, templates=False)
     raise MalformedMessageError("the decrypted privacy content is not SignedData")

@@ -12,6 +12,7 @@ import warnings
 
 import attrs
 from cryptography import x509
+from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm
 
 from ams import _rules
 from ams.algorithms import KEYREUSE_DISABLED, KEYREUSE_UNLIMITED, EncryptionAlgorithm, SignatureAlgorithm
@@ -24,12 +25,20 @@ from ams.policy.model import Policy
 
 
 @attrs.define
-class _ReusedKey:
+class ReusableKey:
+    """A confidentiality message key, its key block, and how often it was used."""
+
     algorithm: EncryptionAlgorithm
     recipients: tuple[x509.Certificate, ...]
     key: bytes
     key_block: bytes
     uses: int = 0
+    cipher: BlockCipherAlgorithm = attrs.field(init=False)  # made once, for every message that uses the key
+    block_size: int = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.cipher = self.algorithm.spec.factory(self.key)
+        self.block_size = self.algorithm.spec.block_size
 
 
 class Sender:
@@ -39,7 +48,8 @@ class Sender:
         self.keystore = keystore
         self.allow_deprecated = allow_deprecated
         self._writers: dict[SignatureAlgorithm, SignedDataWriter] = {}
-        self._keys: dict[str, _ReusedKey] = {}
+        self._keys: dict[str, ReusableKey] = {}
+        self._checked: Policy | None = None
 
     def identity(self, why: str) -> Identity:
         """This keystore's identity; a KeystoreError saying ``why`` one is needed when there is none."""
@@ -50,6 +60,9 @@ class Sender:
 
     def check_algorithms(self, policy: Policy) -> None:
         """Deprecated algorithms are written only with the explicit opt-in, and with a warning."""
+        if policy is self._checked:
+            return  # the same (immutable) policy as last time, which passed without a warning
+        deprecated = False
         for algorithm in (policy.signature_algorithm, policy.encryption_algorithm):
             if not algorithm.deprecated:
                 continue
@@ -61,6 +74,9 @@ class Sender:
                 )
             message = f"writing deprecated algorithm {algorithm} for policy {policy.name}"
             warnings.warn(message, AmsDeprecationWarning, stacklevel=4)
+            deprecated = True
+        if not deprecated:
+            self._checked = policy
 
     def writer(self, policy: Policy) -> SignedDataWriter:
         """The signature writer for the policy's digest (the key-size rule checked once)."""
@@ -75,7 +91,7 @@ class Sender:
 
     def confidentiality_key(
         self, queue: str, policy: Policy, recipients: tuple[x509.Certificate, ...], *, one_shot: bool
-    ) -> tuple[bytes, bytes]:
+    ) -> ReusableKey:
         """The message key and its key block: reused while the policy allows, fresh otherwise."""
         algorithm = policy.encryption_algorithm
         reusable = not one_shot and policy.key_reuse != KEYREUSE_DISABLED
@@ -89,8 +105,8 @@ class Sender:
         if state is None:
             key = os.urandom(algorithm.spec.key_size)
             key_block_parts, _ = build_enveloped_data(recipients, algorithm, ID_DATA, [key])
-            state = _ReusedKey(algorithm, recipients, key, b"".join(key_block_parts))
+            state = ReusableKey(algorithm, recipients, key, b"".join(key_block_parts))
             if reusable:
                 self._keys[queue] = state
         state.uses += 1
-        return state.key, state.key_block
+        return state

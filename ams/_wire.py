@@ -8,15 +8,17 @@ structural check made once (format.md §1-5). No key is used and nothing is veri
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import attrs
 
 from ams.algorithms import QoP
 from ams.errors import HeaderContentMismatchError, MalformedMessageError
-from ams.hazmat import der, mqheaders
-from ams.hazmat.enveloped import EnvelopedContent, parse_enveloped_data
+from ams.hazmat import der, mqheaders, pdmq
+from ams.hazmat.enveloped import EnvelopedContent, parse_enveloped_data, read_ams_enveloped_data
 from ams.hazmat.oids import ID_DATA, ID_ENVELOPED_DATA, ID_SIGNED_DATA
-from ams.hazmat.pdmq import PdmqHeader, looks_protected
-from ams.hazmat.signed import SignedContent, parse_signed_data
+from ams.hazmat.pdmq import V3_SIZE, PdmqHeader, looks_protected
+from ams.hazmat.signed import SignedContent, parse_signed_data, read_ams_signed_data
 from ams.limits import DEFAULT_LIMITS, Limits
 from ams.mqconstants import MQCCSI_UTF8, MQENC_NATIVE, MQFMT_NONE
 
@@ -24,8 +26,7 @@ from ams.mqconstants import MQCCSI_UTF8, MQENC_NATIVE, MQFMT_NONE
 _CONTENT_TYPES = {QoP.INTEGRITY: ID_SIGNED_DATA, QoP.PRIVACY: ID_ENVELOPED_DATA, QoP.CONFIDENTIALITY: ID_ENVELOPED_DATA}
 
 
-@attrs.frozen
-class Confidential:
+class Confidential(NamedTuple):
     """The three parts of a confidentiality blob (format.md §5)."""
 
     key_block: memoryview
@@ -59,15 +60,19 @@ class Wire:
         return self.payload[header.size :]
 
     def unprotected_reason(self) -> str:
-        """What was found where a PDMQ header was expected, for the error that says so."""
+        """What was found where a PDMQ header was expected, for the error that says so: public,
+        structural facts only (the Format, the payload's length), never a byte of the payload."""
         if self.chain.last_format != MQFMT_NONE:
             return f"Format {self.chain.last_format.strip()!r}"
-        return "a blank Format but no PDMQ header"
+        return f"a blank Format but no PDMQ header: {pdmq.unprotected_reason(self.payload)}"
 
     def signed_data(self) -> SignedContent:
         """Integrity: the SignedData the blob holds, parsed strictly (nothing verified)."""
         self._expect_qop(QoP.INTEGRITY)
         blob = self.blob
+        found = read_ams_signed_data(blob, wrapped=True)  # AMS's shape: one ContentInfo(signedData), filling the blob
+        if found is not None:
+            return found
         _expect_content_info(blob, QoP.INTEGRITY)
         return parse_signed_data(blob, wrapped=True, limits=self.limits)
 
@@ -75,8 +80,10 @@ class Wire:
         """Privacy: the EnvelopedData the blob holds, which must carry signedData."""
         self._expect_qop(QoP.PRIVACY)
         blob = self.blob
-        _expect_content_info(blob, QoP.PRIVACY)
-        envelope = parse_enveloped_data(blob, limits=self.limits)
+        envelope = read_ams_enveloped_data(blob, limits=self.limits)  # AMS's shape: one ContentInfo, filling the blob
+        if envelope is None:
+            _expect_content_info(blob, QoP.PRIVACY)
+            envelope = parse_enveloped_data(blob, limits=self.limits)
         if envelope.content_type != ID_SIGNED_DATA:
             raise HeaderContentMismatchError(
                 f"PDMQ header says PRIVACY, so the envelope must hold signedData ({ID_SIGNED_DATA}); "
@@ -87,7 +94,7 @@ class Wire:
     def confidential(self) -> Confidential:
         """Confidentiality: key block, IV and ciphertext, whose sizes must add up to the blob."""
         header = self._expect_qop(QoP.CONFIDENTIALITY)
-        blob = self.blob
+        blob = self.body[self.chain.payload_offset + V3_SIZE :]
         expected = header.key_block_size + header.iv_block_size + header.enc_block_size
         if expected != len(blob):
             raise MalformedMessageError(
@@ -99,8 +106,10 @@ class Wire:
 
     def key_block(self, parts: Confidential) -> EnvelopedContent:
         """The EnvelopedData of a confidentiality key block, which must carry id-data and match the IV."""
-        _expect_content_info(parts.key_block, QoP.CONFIDENTIALITY)
-        envelope = parse_enveloped_data(parts.key_block, limits=self.limits)
+        envelope = read_ams_enveloped_data(parts.key_block, limits=self.limits)
+        if envelope is None:
+            _expect_content_info(parts.key_block, QoP.CONFIDENTIALITY)
+            envelope = parse_enveloped_data(parts.key_block, limits=self.limits)
         if envelope.content_type != ID_DATA:
             raise HeaderContentMismatchError(
                 f"the CONFIDENTIALITY key block must hold id-data ({ID_DATA}), found {envelope.content_type}"
@@ -121,6 +130,27 @@ class Wire:
             ),
             self.format,
         )
+
+    def restore_into(self, content: bytes | memoryview, into: memoryview | None, offset: int) -> tuple[memoryview, str]:
+        """:meth:`restore` without copying the payload: ``content`` itself when no clear header precedes
+        it; otherwise the clear headers (their last Format put back) written into ``into`` just before
+        ``content``, which starts at ``offset`` there (-1: it is elsewhere, so it is copied in after them)."""
+        header = self._protected()
+        chain = self.chain
+        if chain.format_offset is None:
+            return memoryview(content), header.orig_format
+        if into is None:
+            raise ValueError("clear headers need a buffer to be put back into")
+        size = chain.payload_offset
+        if offset < size:
+            into[size : size + len(content)] = content
+            offset = size
+        start = offset - size
+        into[start:offset] = self.body[:size]
+        into[start + chain.format_offset : start + chain.format_offset + 8] = mqheaders.encode_format(
+            header.orig_format, chain.format_charset
+        )
+        return into[start : offset + len(content)], self.format
 
     def _protected(self) -> PdmqHeader:
         if self.header is None:

@@ -19,8 +19,26 @@ class Protected:
     qop: QoP
 
 
+class _Received:
+    """What both kinds of unprotected message say about their signer and protection."""
+
+    __slots__ = ()
+    signer: x509.Certificate | None
+    header: PdmqHeader | None
+
+    @property
+    def signer_dn(self) -> DistinguishedName | None:
+        """The signer certificate's subject, or None when no signer travelled (confidentiality, unprotected)."""
+        return DistinguishedName.from_x509(self.signer.subject) if self.signer else None
+
+    @property
+    def protected(self) -> bool:
+        """True when the message arrived with a PDMQ header, that is, protected."""
+        return self.header is not None
+
+
 @attrs.frozen
-class Unprotected:
+class Unprotected(_Received):
     """What a receiver gets: the original body and Format, and how the message was protected.
 
     ``qop`` is the message's protection as received (NONE when it arrived unprotected and the
@@ -35,12 +53,17 @@ class Unprotected:
     encryption_algorithm: EncryptionAlgorithm | None = None
     header: PdmqHeader | None = None
 
-    @property
-    def signer_dn(self) -> DistinguishedName | None:
-        """The signer certificate's subject, or None when no signer travelled (confidentiality, unprotected)."""
-        return DistinguishedName.from_x509(self.signer.subject) if self.signer else None
 
-    @property
-    def protected(self) -> bool:
-        """True when the message arrived with a PDMQ header, that is, protected."""
-        return self.header is not None
+@attrs.frozen(eq=False)
+class UnprotectedView(_Received):
+    """What :meth:`ams.Protector.unprotect_into` hands back: as :class:`Unprotected`, but ``body``
+    is a view of the buffer the payload was decrypted into (or of the message itself when nothing
+    was encrypted), never a copy. Compared by identity: a view's bytes may change under it."""
+
+    body: memoryview
+    format: str
+    qop: QoP
+    signer: x509.Certificate | None = None
+    signature_algorithm: SignatureAlgorithm | None = None
+    encryption_algorithm: EncryptionAlgorithm | None = None
+    header: PdmqHeader | None = None

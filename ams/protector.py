@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import attrs
 from cryptography import x509
@@ -31,9 +32,18 @@ from ams.errors import (
     NotARecipientError,
     NotProtectedError,
     SizeMismatchError,
+    UsageError,
     summarise,
 )
-from ams.hazmat.enveloped import EnvelopedContent, RecipientRef, build_enveloped_data, cbc_decrypt, cbc_encrypt
+from ams.hazmat.enveloped import (
+    EnvelopedContent,
+    Recipient,
+    RecipientRef,
+    build_enveloped_data,
+    cbc_decrypt,
+    cbc_encrypt,
+    recipient_ids,
+)
 from ams.hazmat.oids import ID_SIGNED_DATA
 from ams.hazmat.pdmq import PdmqHeader
 from ams.keys.keystore import Identity, Keystore
@@ -41,12 +51,16 @@ from ams.keys.revocation import RevocationChecker
 from ams.keys.revocation_settings import RevocationSettings
 from ams.keys.unwrap import unwrap_content_key
 from ams.limits import DEFAULT_LIMITS, Limits
-from ams.message import Protected, Unprotected
+from ams.message import Protected, Unprotected, UnprotectedView
 from ams.mqconstants import MQCCSI_UTF8, MQENC_NATIVE, MQFMT_NONE, MQFMT_STRING
 from ams.policy.model import Policy
 from ams.verify import Verifier
 
 _EMPTY_MARKER = b"\x00"  # AMS protects this byte in place of an empty payload (format.md §1)
+_HEADERS_KEPT = 256
+_BLOCK_SIZES: dict[EncryptionAlgorithm, int] = {
+    a: a.spec.block_size for a in EncryptionAlgorithm if a is not EncryptionAlgorithm.NONE
+}
 
 
 @attrs.define
@@ -59,14 +73,31 @@ class ProtectorStats:
     messages_unprotected: int = 0
 
 
-@attrs.frozen
-class _Opened:
+class _Opened(NamedTuple):
     """What a QoP's opening hands back: the payload, and who and what protected it."""
 
     content: bytes | memoryview
     signer: x509.Certificate | None = None
     digest: SignatureAlgorithm | None = None
     cipher: EncryptionAlgorithm | None = None
+    offset: int = -1  # where ``content`` starts in the caller's buffer; -1 when it is not there
+
+
+class _ReceivedKey:
+    """A confidentiality message key kept for the next message with the byte-identical key block."""
+
+    __slots__ = ("algorithm", "block_size", "cipher", "key", "key_block")
+
+    def __init__(self, key_block: bytes, key: bytes, algorithm: EncryptionAlgorithm) -> None:
+        self.key_block = key_block
+        self.key = key
+        self.algorithm = algorithm
+        self.block_size = algorithm.spec.block_size
+        self.cipher = algorithm.spec.factory(key)  # made once, for every message that reuses the key
+
+    def matches(self, key_block: memoryview) -> bool:
+        """Whether ``key_block`` is byte for byte the one this key came from."""
+        return len(key_block) == len(self.key_block) and bytes(key_block) == self.key_block
 
 
 class Protector:
@@ -106,7 +137,10 @@ class Protector:
         self.verifier = verifier or _verifier(keystore, clock_skew, strict_dn, revocation)
         self.stats = ProtectorStats()
         self._sender = Sender(keystore, allow_deprecated=allow_deprecated)
-        self._receiver_keys: dict[str, tuple[bytes, bytes, EncryptionAlgorithm]] = {}
+        self._receiver_keys: dict[str, _ReceivedKey] = {}
+        self._headers: dict[tuple[object, ...], bytes] = {}  # packed PDMQ headers by their fields
+        self._prepared: dict[int, tuple[tuple[x509.Certificate, ...], tuple[Recipient, ...]]] = {}
+        self._identity_ids: tuple[Identity | None, tuple[bytes, ...]] = (None, ())  # how RecipientInfos name it
 
     def __repr__(self) -> str:
         return f"Protector({self.keystore!r}, {len(self.policies)} policies)"
@@ -149,7 +183,8 @@ class Protector:
         which never reuses a key.
         """
         policy = self.policies.get(queue)
-        if policy is None or policy.qop is QoP.NONE:
+        qop = policy.qop if policy is not None else QoP.NONE
+        if policy is None or qop is QoP.NONE:
             return Protected(bytes(body), format, QoP.NONE)
         self._sender.check_algorithms(policy)
         wire = _wire.parse(body, format, encoding=encoding, ccsid=ccsid, limits=self.limits)
@@ -157,35 +192,76 @@ class Protector:
         empty = len(payload) == 0
         if empty:
             payload = _EMPTY_MARKER
-        header = PdmqHeader(qop=policy.qop, orig_size=len(payload), orig_format=wire.chain.last_format, name=queue)
-        if policy.qop is QoP.INTEGRITY:
-            parts: list[bytes | memoryview] = self._sender.writer(policy).content_info(payload)
-        elif policy.qop is QoP.PRIVACY:
-            signed = self._sender.writer(policy).content_parts(payload)
-            recipients = self.verifier.recipients(policy, self.at)
-            parts, _ = build_enveloped_data(recipients, policy.encryption_algorithm, ID_SIGNED_DATA, signed)
+        orig_format = wire.chain.last_format
+        if qop is QoP.CONFIDENTIALITY:
+            parts = self._confidential_parts(queue, policy, payload, orig_format, empty, one_shot)
         else:
-            header, parts = self._confidential_parts(queue, policy, header, payload, one_shot)
-        header = attrs.evolve(header, empty=empty)
+            header = self._header(qop, len(payload), orig_format, queue, empty)
+            if qop is QoP.INTEGRITY:
+                parts = [header, *self._sender.writer(policy).content_info(payload)]
+            else:
+                signed = self._sender.writer(policy).content_parts(payload)
+                recipients = self._recipients(policy)
+                enveloped, _ = build_enveloped_data(recipients, policy.encryption_algorithm, ID_SIGNED_DATA, signed)
+                parts = [header, *enveloped]
         self.stats.messages_protected += 1
-        out = _wire.assemble(wire.body, wire.chain, [header.pack(), *parts])
-        return Protected(out, MQFMT_NONE if wire.chain.format_offset is None else format, policy.qop)
+        out = _wire.assemble(wire.body, wire.chain, parts)
+        return Protected(out, MQFMT_NONE if wire.chain.format_offset is None else format, qop)
 
     def _confidential_parts(
-        self, queue: str, policy: Policy, header: PdmqHeader, payload: bytes | memoryview, one_shot: bool
-    ) -> tuple[PdmqHeader, list[bytes | memoryview]]:
+        self, queue: str, policy: Policy, payload: bytes | memoryview, orig_format: str, empty: bool, one_shot: bool
+    ) -> list[bytes | memoryview]:
+        """The PDMQ v3 header, key block, IV and ciphertext of a confidentiality message."""
         recipients = self.verifier.recipients(policy, self.at)
-        key, key_block = self._sender.confidentiality_key(queue, policy, recipients, one_shot=one_shot)
-        iv = os.urandom(policy.encryption_algorithm.spec.block_size)
-        ciphertext = cbc_encrypt(policy.encryption_algorithm, key, iv, [payload])
-        sized = attrs.evolve(
-            header,
-            key_reuse=policy.key_reuse != KEYREUSE_DISABLED,
-            key_block_size=len(key_block),
-            iv_block_size=len(iv),
-            enc_block_size=len(ciphertext),
-        )
-        return sized, [key_block, iv, ciphertext]
+        key = self._sender.confidentiality_key(queue, policy, recipients, one_shot=one_shot)
+        iv = os.urandom(key.block_size)
+        ciphertext = cbc_encrypt(policy.encryption_algorithm, key.key, iv, [payload], cipher=key.cipher)
+        reuse = policy.key_reuse != KEYREUSE_DISABLED
+        sizes = (len(key.key_block), len(iv), len(ciphertext))
+        header = self._header(QoP.CONFIDENTIALITY, len(payload), orig_format, queue, empty, reuse, sizes)
+        return [header, key.key_block, iv, ciphertext]
+
+    def _recipients(self, policy: Policy) -> tuple[Recipient, ...]:
+        """The policy's recipients, validated by the verifier, each prepared once for wrapping keys."""
+        certificates = self.verifier.recipients(policy, self.at)
+        prepared = self._prepared.get(id(certificates))
+        if prepared is None or prepared[0] is not certificates:
+            prepared = (certificates, tuple(Recipient.of(c) for c in certificates))
+            if len(self._prepared) >= _HEADERS_KEPT:
+                self._prepared.clear()
+            self._prepared[id(certificates)] = prepared  # holds the tuple, so its id stays its own
+        return prepared[1]
+
+    def _header(
+        self,
+        qop: QoP,
+        orig_size: int,
+        orig_format: str,
+        queue: str,
+        empty: bool,
+        reuse: bool = False,
+        sizes: tuple[int, int, int] = (0, 0, 0),
+    ) -> bytes:
+        """The packed PDMQ header: a handle's messages repeat their headers, so each is packed once."""
+        shape = (qop, orig_size, orig_format, queue, empty, reuse, sizes)
+        packed = self._headers.get(shape)
+        if packed is None:
+            key_block, iv, ciphertext = sizes
+            packed = PdmqHeader(
+                qop,
+                orig_size,
+                orig_format,
+                queue,
+                key_reuse=reuse,
+                empty=empty,
+                key_block_size=key_block,
+                iv_block_size=iv,
+                enc_block_size=ciphertext,
+            ).pack()
+            if len(self._headers) >= _HEADERS_KEPT:
+                self._headers.clear()
+            self._headers[shape] = packed
+        return packed
 
     # -- unprotect ----------------------------------------------------------------------------
 
@@ -207,39 +283,119 @@ class Protector:
         plaintext is returned from a message that failed any check, and no error text holds a
         byte that decryption revealed.
         """
-        body = data.body if isinstance(data, Protected) else data
-        format = data.format if isinstance(data, Protected) else format
-        policy = policy if policy is not None else self.policies.get(queue)
-        if policy is None or policy.qop is QoP.NONE:
+        body, format, policy = self._received(queue, data, format, policy)
+        if policy is None:
             return Unprotected(bytes(body), format, QoP.NONE)  # not AMS's business
         wire = _wire.parse(body, format, encoding=encoding, ccsid=ccsid, limits=self.limits)
-        if wire.header is None:
-            if policy.tolerate:
-                return Unprotected(bytes(body), format, QoP.NONE)
-            raise _not_protected(queue, policy, wire)
         header = wire.header
-        _rules.check_qop(queue, policy.qop, header.qop, header.name)
-        when = at or self.at or datetime.datetime.now(datetime.UTC)
-        if header.qop is QoP.INTEGRITY:
-            opened = self._open_integrity(policy, wire, header, when)
-        elif header.qop is QoP.PRIVACY:
-            opened = self._open_privacy(policy, wire, header, when)
-        else:
-            opened = self._open_confidential(queue, policy, wire, header)
-        self.stats.messages_unprotected += 1
+        if header is None:
+            self._tolerate(queue, policy, wire)
+            return Unprotected(bytes(body), format, QoP.NONE)
+        opened = self._open(queue, policy, wire, header, at, None)
         restored, restored_format = wire.restore(opened.content)
-        return Unprotected(
+        return Unprotected(restored, restored_format, header.qop, opened.signer, opened.digest, opened.cipher, header)
+
+    def unprotect_into(
+        self,
+        queue: str,
+        data: bytes | memoryview | Protected,
+        buffer: bytearray | memoryview | None = None,
+        format: str = MQFMT_NONE,
+        *,
+        encoding: int = MQENC_NATIVE,
+        ccsid: int = MQCCSI_UTF8,
+        at: datetime.datetime | None = None,
+        policy: Policy | None = None,
+    ) -> UnprotectedView:
+        """:meth:`unprotect` without copying the payload, for large messages: ``body`` is a view.
+
+        An encrypted payload (privacy, confidentiality) is decrypted once, into ``buffer`` when
+        one is given (writable, at least ``len(data)`` bytes; reuse it from message to message),
+        else into one fresh buffer, and ``body`` is a view of it. A payload that was only signed,
+        or not protected, is not copied at all: ``body`` is then a view of ``data``, which must
+        not change while the body is in use. Clear headers in front of the payload are written
+        back in front of it, in the buffer (a signed payload is then copied there once). When the
+        message fails any check, every byte this call wrote into ``buffer`` is zeroed before the
+        error is raised, as :meth:`unprotect` returns no plaintext of a refused message.
+        """
+        body, format, policy = self._received(queue, data, format, policy)
+        view = memoryview(body)
+        into = _writable(buffer, len(view)) if buffer is not None else None
+        if into is not None and into.obj is view.obj:
+            # a refusal zeroes the buffer: that would destroy the message the caller still holds
+            raise UsageError("unprotect_into needs a buffer of its own, not the memory that holds the message")
+        if policy is None:
+            return UnprotectedView(view, format, QoP.NONE)
+        wire = _wire.parse(view, format, encoding=encoding, ccsid=ccsid, limits=self.limits)
+        header = wire.header
+        if header is None:
+            self._tolerate(queue, policy, wire)
+            return UnprotectedView(view, format, QoP.NONE)
+        if into is None and (header.qop is not QoP.INTEGRITY or wire.chain.format_offset is not None):
+            into = memoryview(bytearray(len(view)))
+        try:
+            opened = self._open(queue, policy, wire, header, at, into)
+            restored, restored_format = wire.restore_into(opened.content, into, opened.offset)
+        except BaseException:
+            if buffer is not None and into is not None:
+                into[: len(view)] = bytes(len(view))  # nothing of a refused message stays behind
+            raise
+        return UnprotectedView(
             restored, restored_format, header.qop, opened.signer, opened.digest, opened.cipher, header
         )
+
+    def _received(
+        self, queue: str, data: bytes | memoryview | Protected, format: str, policy: Policy | None
+    ) -> tuple[bytes | memoryview, str, Policy | None]:
+        """The body, its Format, and the policy that protects it (None when none does)."""
+        body: bytes | memoryview
+        if isinstance(data, Protected):
+            body, format = data.body, data.format
+        else:
+            body = data
+        policy = policy if policy is not None else self.policies.get(queue)
+        if policy is not None and policy.qop is QoP.NONE:
+            policy = None
+        return body, format, policy
+
+    def _tolerate(self, queue: str, policy: Policy, wire: _wire.Wire) -> None:
+        """An unprotected message on a protected queue passes only when the policy tolerates it."""
+        if not policy.tolerate:
+            raise _not_protected(queue, policy, wire)
+
+    def _open(
+        self,
+        queue: str,
+        policy: Policy,
+        wire: _wire.Wire,
+        header: PdmqHeader,
+        at: datetime.datetime | None,
+        into: memoryview | None,
+    ) -> _Opened:
+        """The checks of the message's QoP, in AMS's order, and its payload (decrypted into ``into``
+        after room for the clear headers, when given)."""
+        qop = header.qop
+        if qop is not policy.qop:  # a policy accepts its own QoP; which others, the rules say
+            _rules.check_qop(queue, policy.qop, qop, header.name)
+        if qop is QoP.CONFIDENTIALITY:
+            opened = self._open_confidential(queue, policy, wire, header, into)
+        else:
+            when = at or self.at or datetime.datetime.now(datetime.UTC)
+            if qop is QoP.INTEGRITY:
+                opened = self._open_integrity(policy, wire, header, when)
+            else:
+                opened = self._open_privacy(policy, wire, header, when, into)
+        self.stats.messages_unprotected += 1
+        return opened
 
     def _open_integrity(self, policy: Policy, wire: _wire.Wire, header: PdmqHeader, when: datetime.datetime) -> _Opened:
         """Integrity: the content is readable anyway, so each check may fail with its own error."""
         signed = wire.signed_data()
         _rules.check_digest_strength(policy.name, policy.signature_algorithm, signed.digest_algorithm)
-        certificate = self.verifier.signer_certificate(signed)
-        self.verifier.validate_signer(certificate, when)
-        self.verifier.verify_signature(signed, certificate)
-        self.verifier.check_authorised(policy, certificate)
+        signer = self.verifier.signer(signed)
+        self.verifier.validate_signer(signer, when)
+        self.verifier.verify_signature(signed, signer)
+        self.verifier.check_authorised(policy, signer)
         if len(signed.content) != header.orig_size:
             raise SizeMismatchError(
                 f"the signed payload is {len(signed.content)} bytes but the PDMQ header's origSize says "
@@ -250,9 +406,11 @@ class Protector:
                 "the PDMQ empty-message flag is set, so the signed content must be the single byte 0x00; "
                 f"it is {len(signed.content)} byte(s): the header was changed"
             )
-        return _Opened(b"" if header.empty else signed.content, certificate, signed.digest_algorithm)
+        return _Opened(b"" if header.empty else signed.content, signer.certificate, signed.digest_algorithm)
 
-    def _open_privacy(self, policy: Policy, wire: _wire.Wire, header: PdmqHeader, when: datetime.datetime) -> _Opened:
+    def _open_privacy(
+        self, policy: Policy, wire: _wire.Wire, header: PdmqHeader, when: datetime.datetime, into: memoryview | None
+    ) -> _Opened:
         """Privacy: public checks, then one step that fails in one way, then the signer's checks."""
         envelope = wire.enveloped_data()
         _rules.check_cipher_strength(policy.name, policy.encryption_algorithm, envelope.algorithm)
@@ -268,22 +426,28 @@ class Protector:
                 orig_size=header.orig_size,
                 empty=header.empty,
                 limits=self.limits,
-                load=self.verifier.certificate,
+                load=self.verifier.carried,
                 steps=steps,
+                into=into,
+                headroom=wire.chain.payload_offset,
             )
             # the inner signature does not cover the certificate: until its issuer's signature is
             # verified, its fields are bytes an attacker may have steered
             steps.append("chaining the signer's certificate to a CA in this keystore")
-            self.verifier.authenticate(opened.certificate)
+            self.verifier.authenticate(opened.carried)
         except Exception as error:  # every failure here is the same error, whatever its kind
             raise self._failed(header, envelope.algorithm, len(envelope.ciphertext), identity, steps, error) from None
         # the content and the signer's certificate are authentic: a failure now reveals nothing
-        _rules.check_digest_strength(policy.name, policy.signature_algorithm, opened.signed.digest_algorithm)
-        self.verifier.validate_signer(opened.certificate, when)
-        self.verifier.check_authorised(policy, opened.certificate)
-        return _Opened(opened.content, opened.certificate, opened.signed.digest_algorithm, envelope.algorithm)
+        digest = opened.signed.digest_algorithm
+        _rules.check_digest_strength(policy.name, policy.signature_algorithm, digest)
+        self.verifier.validate_signer(opened.carried, when)
+        self.verifier.check_authorised(policy, opened.carried)
+        offset = -1 if header.empty else opened.offset
+        return _Opened(opened.content, opened.certificate, digest, envelope.algorithm, offset)
 
-    def _open_confidential(self, queue: str, policy: Policy, wire: _wire.Wire, header: PdmqHeader) -> _Opened:
+    def _open_confidential(
+        self, queue: str, policy: Policy, wire: _wire.Wire, header: PdmqHeader, into: memoryview | None
+    ) -> _Opened:
         """Confidentiality: public checks on the key block, then every later failure is one error.
 
         A reused key is cached only after a message decrypted with it was accepted, and dropped
@@ -293,12 +457,14 @@ class Protector:
         parts = wire.confidential()
         cached = self._receiver_keys.pop(queue, None) if header.key_reuse else None
         identity = self.keystore.identity
-        if cached is not None and cached[0] == parts.key_block:
-            _, key, algorithm = cached
+        if cached is not None and cached.matches(parts.key_block):
+            key, algorithm, cipher = cached.key, cached.algorithm, cached.cipher
             self.stats.key_reuse_hits += 1
-            _check_cipher(policy, header, algorithm)
+            if algorithm is not policy.encryption_algorithm or header.iv_block_size != cached.block_size:
+                _check_cipher(policy, header, algorithm)
             steps, step_error = ["using the key cached for this key block"], None
         else:
+            cached, cipher = None, None
             envelope = wire.key_block(parts)
             algorithm = envelope.algorithm
             _check_cipher(policy, header, algorithm)
@@ -306,22 +472,28 @@ class Protector:
             content_key, unwrapped = self._unwrap(envelope, identity)
             steps = ["unwrapping the key block's key with RSA"]
             key, step_error = _message_key(envelope, content_key, unwrapped, steps)
+        headroom = wire.chain.payload_offset if into is not None else 0
         try:
             if step_error is not None:
                 raise step_error
             steps.append("decrypting and unpadding the payload")
-            decrypted = cbc_decrypt(algorithm, key, parts.iv, parts.ciphertext, what="confidentiality payload")
+            decrypted = cbc_decrypt(
+                algorithm, key, parts.iv, parts.ciphertext, what="confidentiality payload", headroom=headroom,
+                into=into, cipher=cipher,
+            )
             steps.append("checking origSize and the empty flag")
             content = check_size(decrypted, header.orig_size, header.empty)
         except Exception as error:  # every failure after the unwrap is the same error
             raise self._failed(header, algorithm, header.enc_block_size, identity, steps, error) from None
         if header.key_reuse:
-            self._receiver_keys[queue] = (bytes(parts.key_block), key, algorithm)
-        return _Opened(content, cipher=algorithm)
+            self._receiver_keys[queue] = cached or _ReceivedKey(bytes(parts.key_block), key, algorithm)
+        return _Opened(content, cipher=algorithm, offset=-1 if header.empty else headroom)
 
     def _unwrap(self, envelope: EnvelopedContent, identity: Identity) -> tuple[bytes, bool]:
         """This identity's content key (implicit rejection: a failed unwrap still gives a key)."""
-        index = envelope.recipient_index(identity.certificate)
+        if self._identity_ids[0] is not identity:
+            self._identity_ids = (identity, recipient_ids(identity.certificate))
+        index = envelope.index_of(self._identity_ids[1])
         if index is None:
             refs = envelope.recipient_refs()
             listed = summarise([self._describe_recipient(ref) for ref in refs[:5]], total=len(refs))
@@ -386,8 +558,9 @@ def _message_key(
 
 def _check_cipher(policy: Policy, header: PdmqHeader, algorithm: EncryptionAlgorithm) -> None:
     """The key block's cipher is strong enough, and the PDMQ IV size is its block size."""
-    _rules.check_cipher_strength(policy.name, policy.encryption_algorithm, algorithm)
-    if header.iv_block_size != algorithm.spec.block_size:
+    if algorithm is not policy.encryption_algorithm:  # the policy's own cipher is strong enough for it
+        _rules.check_cipher_strength(policy.name, policy.encryption_algorithm, algorithm)
+    if header.iv_block_size != _BLOCK_SIZES[algorithm]:
         raise MalformedMessageError(
             f"PDMQ IVBlockSize {header.iv_block_size} does not match {algorithm}'s block size "
             f"{algorithm.spec.block_size}"
@@ -401,3 +574,17 @@ def _not_protected(queue: str, policy: Policy, wire: _wire.Wire) -> NotProtected
         f"by a PDMQ header, found {wire.unprotected_reason()}. Check that the sender has AMS (and this policy) "
         "enabled, or set -t 1 to tolerate"
     )
+
+
+def _writable(buffer: bytearray | memoryview, needed: int) -> memoryview:
+    """``buffer`` as a writable byte view of at least ``needed`` bytes; UsageError otherwise."""
+    try:
+        view = memoryview(buffer)
+    except TypeError:
+        raise UsageError(f"unprotect_into needs a writable buffer, found {type(buffer).__name__}") from None
+    if view.readonly or not view.c_contiguous:
+        raise UsageError("unprotect_into needs a writable, contiguous buffer (a bytearray, or a memoryview of one)")
+    view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
+    if len(view) < needed:
+        raise UsageError(f"unprotect_into needs a buffer of at least {needed} bytes (the message's), found {len(view)}")
+    return view

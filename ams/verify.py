@@ -9,6 +9,11 @@ certificates, chains, recipients per policy), so there is one per queue manager 
 
 It does no I/O itself: :meth:`Verifier.from_keystore` is where CRL files are read and the OCSP
 fetch is chosen (the HTTP client by default), both at the edge, in ``ams.keys``.
+
+The caches are keyed by exact bytes (a carried certificate's DER) or by the certificate itself,
+hold only what follows from those bytes and the keystore (the parsed certificate, its chain,
+its usage as a signer, a DN match), and are bounded; dates and revocation are checked on every
+use.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Sequence
 import attrs
 from cryptography import x509
 
-from ams._signature import load_certificate, signer_certificate, verify_signed_data
+from ams._signature import CarriedCertificate, carried_certificate, signer_certificate, verify_signed_data
 from ams._trust import build_chain, check_usage, check_validity
 from ams.algorithms import QoP
 from ams.dn import DistinguishedName
@@ -33,7 +38,22 @@ from ams.keys.revocation import Fetch, RevocationChecker
 from ams.policy.model import Policy
 
 _CACHE_SIZE = 1024
+_AUTHORISED_SIZE = 16
 _Link = tuple[x509.Certificate, datetime.datetime, datetime.datetime]
+
+
+class _Known:
+    """What this verifier learned from one carried certificate's exact bytes: the parsed
+    certificate; once built, its chain (each link's dates are checked on every use); whether its
+    usage suits a signer; and the authorised-signer lists its subject matched."""
+
+    __slots__ = ("authorised", "carried", "chain", "signer_usage")
+
+    def __init__(self, carried: CarriedCertificate) -> None:
+        self.carried = carried
+        self.chain: tuple[_Link, ...] | None = None
+        self.signer_usage = False
+        self.authorised: dict[int, tuple[tuple[DistinguishedName, ...], bool]] = {}  # by id: (signers, strict_dn)
 
 
 @attrs.frozen
@@ -64,10 +84,11 @@ class Verifier:
         self.skew = clock_skew
         self.strict_dn = strict_dn
         self.revocation = revocation
-        self._certificates: dict[bytes, x509.Certificate] = {}
+        self._known: dict[bytes, _Known] = {}
         self._chains: dict[x509.Certificate, tuple[_Link, ...]] = {}
         self._usable: set[tuple[x509.Certificate, str]] = set()
         self._recipients: dict[Policy, tuple[tuple[x509.Certificate, ...], datetime.datetime]] = {}
+        self._recipients_of: dict[int, tuple[Policy, tuple[x509.Certificate, ...], datetime.datetime]] = {}
 
     @classmethod
     def from_keystore(
@@ -91,38 +112,48 @@ class Verifier:
 
     def certificate(self, encoded: bytes) -> x509.Certificate:
         """A certificate a message carries, parsed in full (cached by its bytes); MalformedMessageError if not."""
-        certificate = self._certificates.get(encoded)
-        if certificate is None:
-            certificate = load_certificate(encoded)
-            if len(self._certificates) >= _CACHE_SIZE:
-                self._certificates.clear()
-            self._certificates[encoded] = certificate
-        return certificate
+        return self.carried(encoded).certificate
+
+    def carried(self, encoded: bytes) -> CarriedCertificate:
+        """:meth:`certificate` with the facts the signature checks read (cached by its bytes)."""
+        return self._known_bytes(encoded).carried
 
     def signer_certificate(self, signed: SignedContent) -> x509.Certificate:
         """The one certificate a SignedData must carry, parsed."""
         return signer_certificate(signed, self.certificate)
 
-    def verify_signature(self, signed: SignedContent, certificate: x509.Certificate) -> None:
+    def signer(self, signed: SignedContent) -> CarriedCertificate:
+        """:meth:`signer_certificate` with the facts the signature checks read."""
+        return signer_certificate(signed, self.carried)
+
+    def verify_signature(self, signed: SignedContent, certificate: x509.Certificate | CarriedCertificate) -> None:
         """``certificate`` made the SignedData's one signature over its content; BadSignatureError if not."""
         verify_signed_data(signed, certificate)
 
-    def authenticate(self, certificate: x509.Certificate, role: str = "signer") -> Sequence[x509.Certificate]:
+    def authenticate(
+        self, certificate: x509.Certificate | CarriedCertificate, role: str = "signer"
+    ) -> Sequence[x509.Certificate]:
         """The chain from ``certificate`` to an anchor, every issuer's signature verified.
 
         Only this makes a certificate's bytes trustworthy: a privacy receiver calls it before it
         says anything about a signer's certificate, because the inner signature does not cover
         the certificate (a changed ciphertext can alter it and leave that signature valid).
         """
-        return [link for link, _, _ in self._chain(certificate, role)]
+        return [link for link, _, _ in self._chain_of(certificate, role)]
 
     def validate_signer(
-        self, certificate: x509.Certificate, at: datetime.datetime | None = None
+        self, certificate: x509.Certificate | CarriedCertificate, at: datetime.datetime | None = None
     ) -> Sequence[x509.Certificate]:
         """The signer's chain, authenticated, then key usage, dates and revocation checked."""
         when = at or datetime.datetime.now(datetime.UTC)
-        chain = self._chain(certificate, "signer")
-        self._check_usage(certificate, "signer")
+        chain = self._chain_of(certificate, "signer")
+        if isinstance(certificate, CarriedCertificate):
+            known = self._known_carried(certificate)
+            if not known.signer_usage:
+                check_usage(certificate.certificate, "signer")
+                known.signer_usage = True
+        else:
+            self._check_usage(certificate, "signer")
         self._check_dates(chain, when, "signer")
         links = [link for link, _, _ in chain]
         if self.revocation is not None:
@@ -130,17 +161,32 @@ class Verifier:
                 self.revocation.check(child, issuer, when)
         return links
 
-    def check_authorised(self, policy: Policy, certificate: x509.Certificate) -> None:
+    def check_authorised(self, policy: Policy, certificate: x509.Certificate | CarriedCertificate) -> None:
         """The policy's authorised signers (``-a``) include the signer; any signer when it lists none."""
         if not policy.signers:
             return
-        subject = subject_dn(certificate)
-        if any(subject.matches(allowed, strict=self.strict_dn) for allowed in policy.signers):
+        signers = policy.signers
+        # remembered only for a tuple (a list could change under the memo), and with the DN rule used
+        known = (
+            self._known_carried(certificate)
+            if isinstance(certificate, CarriedCertificate) and type(signers) is tuple
+            else None
+        )
+        entry = known.authorised.get(id(signers)) if known is not None else None
+        if entry is not None and entry[0] is signers and entry[1] == bool(self.strict_dn):
+            return  # this exact certificate matched this very list, under the same rule, before
+        x509_certificate = certificate.certificate if isinstance(certificate, CarriedCertificate) else certificate
+        subject = subject_dn(x509_certificate)
+        if any(subject.matches(allowed, strict=self.strict_dn) for allowed in signers):
+            if known is not None:
+                if len(known.authorised) >= _AUTHORISED_SIZE:
+                    known.authorised.clear()
+                known.authorised[id(signers)] = (signers, bool(self.strict_dn))  # held, so the id stays this list's
             return
         near = [f"{allowed} ({'; '.join(subject.differences(allowed))})" for allowed in policy.signers[:5]]
         allowed = summarise(near, total=len(policy.signers))
         raise UnauthorisedSignerError(
-            f"the message is signed by {subject} (issuer {DistinguishedName.from_x509(certificate.issuer)}), "
+            f"the message is signed by {subject} (issuer {DistinguishedName.from_x509(x509_certificate.issuer)}), "
             f"who is not an authorised signer (-a) for queue {policy.name}; the policy allows: {allowed}. "
             "Add the signer's DN with -a if it should be accepted"
         )
@@ -179,8 +225,12 @@ class Verifier:
     def recipients(self, policy: Policy, at: datetime.datetime | None = None) -> tuple[x509.Certificate, ...]:
         """Each of the policy's recipients' certificates, validated; cached until one expires."""
         now = at or datetime.datetime.now(datetime.UTC)
+        seen = self._recipients_of.get(id(policy))  # this very policy object: no hashing of its DNs
+        if seen is not None and seen[0] is policy and now <= seen[2]:
+            return seen[1]
         cached = self._recipients.get(policy)
         if cached is not None and now <= cached[1]:
+            self._remember_recipients(policy, cached)
             return cached[0]
         chosen = [self.recipient(dn, now) for dn in policy.recipients]
         for dn, found in zip(policy.recipients, chosen, strict=True):
@@ -196,9 +246,43 @@ class Verifier:
         if len(self._recipients) >= _CACHE_SIZE:
             self._recipients.clear()
         self._recipients[policy] = (certificates, min(found.valid_until for found in chosen))
+        self._remember_recipients(policy, self._recipients[policy])
         return certificates
 
+    def _remember_recipients(
+        self, policy: Policy, found: tuple[tuple[x509.Certificate, ...], datetime.datetime]
+    ) -> None:
+        if len(self._recipients_of) >= _CACHE_SIZE:
+            self._recipients_of.clear()
+        self._recipients_of[id(policy)] = (policy, *found)  # holds the policy, so its id stays its own
+
     # -- caches -------------------------------------------------------------------------------
+
+    def _known_bytes(self, encoded: bytes) -> _Known:
+        known = self._known.get(encoded)
+        if known is None:
+            known = _Known(carried_certificate(encoded))
+            if len(self._known) >= _CACHE_SIZE:
+                self._known.clear()
+            self._known[encoded] = known
+        return known
+
+    def _known_carried(self, carried: CarriedCertificate) -> _Known:
+        known = self._known.get(carried.encoded)
+        if known is None or known.carried is not carried:
+            known = _Known(carried)  # made elsewhere, or evicted: learn it again
+            if len(self._known) >= _CACHE_SIZE:
+                self._known.clear()
+            self._known[carried.encoded] = known
+        return known
+
+    def _chain_of(self, certificate: x509.Certificate | CarriedCertificate, role: str) -> tuple[_Link, ...]:
+        if not isinstance(certificate, CarriedCertificate):
+            return self._chain(certificate, role)
+        known = self._known_carried(certificate)
+        if known.chain is None:
+            known.chain = self._chain(certificate.certificate, role)
+        return known.chain
 
     def _chain(self, certificate: x509.Certificate, role: str) -> tuple[_Link, ...]:
         chain = self._chains.get(certificate)

@@ -39,7 +39,12 @@ def _child(root: Path, queue: str, op: str, data_file: Path) -> None:
         handle.unprotect(queue, data)
     tracemalloc.start()
     before, _ = tracemalloc.get_traced_memory()
-    out = handle.protect(queue, data).body if op == "protect" else handle.unprotect(queue, data).body
+    if op == "protect":
+        out: object = handle.protect(queue, data).body
+    elif op == "unprotect_into":
+        out = handle.unprotect_into(queue, data).body  # no buffer given: it allocates the one it decrypts into
+    else:
+        out = handle.unprotect(queue, data).body
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     del out

@@ -1,6 +1,7 @@
 """Render a benchmark JSON (``python -m benchmarks --json F``) as the Markdown tables in the README.
 
     python -m benchmarks.report F
+    python -m benchmarks.report --compare BEFORE AFTER   # the small- and large-message targets, before and after
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ def render(report: dict[str, Any]) -> str:
         "bound_ratio / peer_ratio (- where cryptography's pkcs7 has no equivalent).",
         "",
     ]
-    for op in ("protect", "unprotect"):
+    for op in ("protect", "unprotect", "unprotect_into"):
+        if not any(r["op"] == op for r in records):
+            continue  # runs before unprotect_into existed
         lines.append(f"| {op} | " + " | ".join(_size(s) for s in sizes) + " |")
         lines.append("| --- |" + " ---: |" * len(sizes))
         for case in dict.fromkeys(r["case"] for r in records):
@@ -56,5 +59,77 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The targets the receive and send paths are held to: (label, case, op, size, least bound_ratio).
+KIB, MIB = 1024, 1024 * 1024
+TARGETS: list[tuple[str, str, str, int, float]] = [
+    ("integrity unprotect, 2 KiB", "integrity", "unprotect", 2 * KIB, 0.5),
+    ("confidentiality reuse 32, unprotect, 2 KiB", "confidentiality-reuse-32", "unprotect", 2 * KIB, 0.5),
+    ("confidentiality reuse unlimited, unprotect, 2 KiB", "confidentiality-reuse-unlimited", "unprotect", 2 * KIB, 0.5),
+    ("confidentiality reuse 32, protect, 2 KiB", "confidentiality-reuse-32", "protect", 2 * KIB, 0.5),
+    ("confidentiality reuse unlimited, protect, 2 KiB", "confidentiality-reuse-unlimited", "protect", 2 * KIB, 0.5),
+    ("privacy-1 unprotect, 2 KiB", "privacy-1", "unprotect", 2 * KIB, 0.9),
+    ("privacy-3 unprotect, 2 KiB", "privacy-3", "unprotect", 2 * KIB, 0.9),
+    ("privacy-10 unprotect, 2 KiB", "privacy-10", "unprotect", 2 * KIB, 0.9),
+    ("integrity protect, 2 KiB", "integrity", "protect", 2 * KIB, 0.9),
+    ("privacy-1 protect, 2 KiB", "privacy-1", "protect", 2 * KIB, 0.9),
+]
+LARGE = (MIB, 16 * MIB)
+LARGE_TARGET = 0.9
+REUSE_OVER_PRIVACY = 30  # confidentiality with key reuse unprotects at least this many times privacy's rate
+
+
+def _find(records: list[dict[str, Any]], case: str, op: str, size: int) -> dict[str, Any] | None:
+    return next((r for r in records if (r["case"], r["op"], r["size"]) == (case, op, size)), None)
+
+
+def _cell(found: dict[str, Any] | None) -> str:
+    return "" if found is None else f"{found['rate']:,.0f} ({found['bound_ratio']:.2f})"
+
+
+def _verdict(found: dict[str, Any] | None, least: float) -> str:
+    return "" if found is None else ("met" if found["bound_ratio"] >= least else "missed")
+
+
+def compare(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The targets' rows: messages/s and bound_ratio before and after, and whether each is met."""
+    old, new = before["records"], after["records"]
+    lines = [
+        "| case | before: msg/s (bound_ratio) | after | target | after meets it |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for label, case, op, size, least in TARGETS:
+        theirs, ours = _find(old, case, op, size), _find(new, case, op, size)
+        lines.append(f"| {label} | {_cell(theirs)} | {_cell(ours)} | {least} | {_verdict(ours, least)} |")
+    for reuse in ("confidentiality-reuse-32", "confidentiality-reuse-unlimited"):
+        cells = []
+        for records in (old, new):
+            fast, slow = _find(records, reuse, "unprotect", 2 * KIB), _find(records, "privacy-1", "unprotect", 2 * KIB)
+            cells.append(f"{fast['rate'] / slow['rate']:.1f} x" if fast and slow else "")
+        met = cells[1] and float(cells[1].split()[0]) >= REUSE_OVER_PRIVACY
+        verdict = "met" if met else "missed"
+        label = f"{reuse.removeprefix('confidentiality-')} unprotect over privacy-1, 2 KiB"
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {REUSE_OVER_PRIVACY} x | {verdict} |")
+    cases = list(dict.fromkeys(r["case"] for r in new))
+    for size in LARGE:
+        for op in ("protect", "unprotect", "unprotect_into"):
+            for case in cases:
+                theirs, ours = _find(old, case, op, size), _find(new, case, op, size)
+                if ours is None:
+                    continue
+                label = f"{case} {op}, {_size(size)}"
+                lines.append(
+                    f"| {label} | {_cell(theirs)} | {_cell(ours)} | {LARGE_TARGET} | {_verdict(ours, LARGE_TARGET)} |"
+                )
+    return "\n".join(lines)
+
+
+def _load(path: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return loaded
+
+
 if __name__ == "__main__":
-    print(render(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))
+    if sys.argv[1] == "--compare":
+        print(compare(_load(sys.argv[2]), _load(sys.argv[3])))
+    else:
+        print(render(_load(sys.argv[1])))

@@ -199,3 +199,68 @@ def test_work_another_process_backed_out_breaks_the_connection(tmp_path: Path, m
     with pytest.raises(MQError) as caught:
         victim.commit()
     assert caught.value.reason == 2009 and manager.connect("spy").depth("T.UOW") == 0
+
+
+def _counted(path: Path, queue: str) -> int:
+    """CURDEPTH counted from the rows themselves, as the kept depth must always say."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND state IN (0, 1)", (queue,)).fetchone()
+    return int(count)
+
+
+def test_the_kept_depth_follows_every_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Puts in and out of syncpoint, gets, commits, backouts, expiry, restart and a dead owner's
+    recovery: after each, the depth a put checks MAXDEPTH against is the rows' own count."""
+    from ams.mq import embedded
+
+    path = tmp_path / "qm.sqlite"
+    manager = define_test_queues(EmbeddedQueueManager(path))
+    writer, reader = manager.connect("writer"), manager.connect("reader")
+    out, into = writer.open("T.UOW", output=True), reader.open("T.UOW", input=True)
+
+    def same() -> None:
+        assert writer.depth("T.UOW") == _counted(path, "T.UOW")
+
+    for index in range(6):
+        out.put(MQMD(persistence=index % 2), b"m%d" % index, syncpoint=index % 3 == 0)
+        same()
+    writer.commit()
+    same()
+    into.get(syncpoint=True)
+    into.get()
+    same()
+    reader.backout()
+    same()
+    out.put(MQMD(expiry=1), b"short-lived")
+    time.sleep(0.25)
+    out.put(MD, b"after")  # the put that meets the expired message deletes it
+    same()
+    out.put(MD, b"pending", syncpoint=True)
+    into.get(syncpoint=True)
+    same()
+    monkeypatch.setattr(embedded, "_alive", lambda owner: False)
+    monkeypatch.setattr(embedded, "_process_tag", lambda: "another")
+    survivor = EmbeddedQueueManager(path)  # recovers the "dead" writer and reader
+    assert survivor.connect("spy").depth("T.UOW") == _counted(path, "T.UOW")
+    survivor.restart()  # non-persistent messages go
+    assert survivor.connect("spy").depth("T.UOW") == _counted(path, "T.UOW") > 0
+
+
+def test_a_file_from_before_the_kept_depths_is_counted_once(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    manager = define_test_queues(EmbeddedQueueManager(path))
+    connection = manager.connect("app")
+    for index in range(3):
+        connection.put1("T.FIFO", MD, b"m%d" % index)
+    connection.close()
+    with sqlite3.connect(path) as db:  # as a file written before schema version 3 looks
+        db.execute("DROP TABLE depths")
+        db.execute("PRAGMA user_version = 2")
+    reopened = EmbeddedQueueManager(path).connect("app")
+    assert reopened.depth("T.FIFO") == 3
+    reopened.open("T.FIFO", input=True).get()
+    assert reopened.depth("T.FIFO") == 2 == _counted(path, "T.FIFO")

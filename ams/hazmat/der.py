@@ -124,6 +124,11 @@ class Element:
         return self._data[self._start : self._end]
 
     @property
+    def offset(self) -> int:
+        """Where the content octets start in the buffer that was read."""
+        return self._start
+
+    @property
     def encoded(self) -> memoryview:
         """The whole TLV: tag, length and content."""
         return self._data[self._header : self._end]
@@ -137,14 +142,7 @@ class Element:
     def integer(self, what: str, max_octets: int = MAX_INTEGER_OCTETS) -> int:
         """The value of a minimal INTEGER of at most ``max_octets`` octets; DerError otherwise."""
         expect_tag(self, INTEGER, what)
-        data = self.content
-        if len(data) > max_octets:
-            raise DerError(f"{what}: INTEGER of {len(data)} octets; at most {max_octets} are accepted")
-        if len(data) == 0 or (
-            len(data) > 1 and ((data[0] == 0 and data[1] < 0x80) or (data[0] == 0xFF and data[1] >= 0x80))
-        ):
-            raise DerError(f"{what}: not a minimal DER INTEGER")
-        return int.from_bytes(data, "big", signed=True)
+        return decode_integer(self.content, what, max_octets)
 
     def oid(self, what: str) -> str:
         """The dotted value of an OBJECT IDENTIFIER (see :func:`decode_oid`); DerError otherwise."""
@@ -155,6 +153,43 @@ class Element:
         """The content of a primitive OCTET STRING (a view, not a copy); DerError for any other tag."""
         expect_tag(self, OCTET_STRING, what)
         return self.content
+
+
+def decode_integer(data: bytes | memoryview, what: str, max_octets: int = MAX_INTEGER_OCTETS) -> int:
+    """The value of an INTEGER's content octets: minimal, at most ``max_octets`` of them; DerError otherwise."""
+    if len(data) > max_octets:
+        raise DerError(f"{what}: INTEGER of {len(data)} octets; at most {max_octets} are accepted")
+    if len(data) == 0 or (
+        len(data) > 1 and ((data[0] == 0 and data[1] < 0x80) or (data[0] == 0xFF and data[1] >= 0x80))
+    ):
+        raise DerError(f"{what}: not a minimal DER INTEGER")
+    return int.from_bytes(data, "big", signed=True)
+
+
+def expect(data: bytes | memoryview, offset: int, stop: int, tag: int) -> tuple[int, int]:
+    """(content start, content end) of the TLV at ``offset``, which must have ``tag`` and end by ``stop``.
+
+    The same strict rules as :func:`read_header` (the short form inline, for the specialised
+    readers' hot path); DerError otherwise.
+    """
+    if offset + 4 <= stop and data[offset] == tag:
+        first = data[offset + 1]
+        if first < 0x80:
+            end = offset + 2 + first
+            if end <= stop:
+                return offset + 2, end
+        elif first == 0x81:
+            size = data[offset + 2]
+            if size >= 0x80 and offset + 3 + size <= stop:
+                return offset + 3, offset + 3 + size
+        elif first == 0x82 and data[offset + 2]:
+            end = offset + 4 + (data[offset + 2] << 8 | data[offset + 3])
+            if end <= stop:
+                return offset + 4, end
+    found, start, size = read_header(data, offset, stop)
+    if found != tag:
+        raise DerError(f"expected tag {tag:#04x} at offset {offset}, found {found:#04x}")
+    return start, start + size
 
 
 def expect_tag(element: Element, tag: int, what: str) -> None:
@@ -272,6 +307,22 @@ def content_info(blob: bytes | memoryview, what: str) -> tuple[str, Element]:
     content = inner.read("content")
     inner.end()
     return content_type_oid, content
+
+
+def content_bounds(data: bytes | memoryview, content_type_oid: bytes) -> tuple[int, int]:
+    """Where the content SEQUENCE's content octets lie in a ContentInfo that fills ``data`` and whose
+    contentType is ``content_type_oid`` (its DER, tag and all): :func:`content_info`'s rules, for the
+    specialised readers; DerError for anything else."""
+    total = len(data)
+    start, stop = expect(data, 0, total, SEQUENCE)
+    position = start + len(content_type_oid)
+    if stop != total or bytes(data[start:position]) != content_type_oid:
+        raise DerError("not a ContentInfo of the expected type")
+    explicit_start, explicit_stop = expect(data, position, stop, CONTEXT_0_CONSTRUCTED)
+    content_start, content_stop = expect(data, explicit_start, explicit_stop, SEQUENCE)
+    if explicit_stop != stop or content_stop != explicit_stop:
+        raise DerError("not one ContentInfo")
+    return content_start, content_stop
 
 
 def content_type(blob: bytes | memoryview) -> tuple[str, int]:

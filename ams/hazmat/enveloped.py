@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
+from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm, Cipher, modes
 
 from ams.algorithms import EncryptionAlgorithm
 from ams.dn import DistinguishedName
@@ -30,6 +30,8 @@ from ams.hazmat.signed import Chunk
 from ams.limits import DEFAULT_LIMITS, Limits
 
 _RSA_ALGORITHM = der.algorithm_identifier(RSA_ENCRYPTION)
+_PKCS1 = padding.PKCS1v15()  # stateless: one for every key wrapped
+_RSA_KEY_PREFIX = _RSA_ALGORITHM + b"\x04\x82"  # rsaEncryption, then an encryptedKey of 256 to 65535 bytes
 
 
 def cipher_parameters(algorithm: EncryptionAlgorithm, iv: bytes) -> bytes:
@@ -39,51 +41,84 @@ def cipher_parameters(algorithm: EncryptionAlgorithm, iv: bytes) -> bytes:
     return der.tlv(der.OCTET_STRING, iv)
 
 
-def cbc_encrypt(algorithm: EncryptionAlgorithm, key: bytes, iv: bytes, parts: Sequence[Chunk]) -> memoryview:
-    """PKCS#7-padded CBC over the concatenation of ``parts``, without joining them."""
+def cbc_encrypt(
+    algorithm: EncryptionAlgorithm,
+    key: bytes,
+    iv: bytes,
+    parts: Sequence[Chunk],
+    *,
+    cipher: BlockCipherAlgorithm | None = None,
+) -> memoryview:
+    """PKCS#7-padded CBC over the concatenation of ``parts``, without joining them.
+
+    ``cipher`` is ``algorithm``'s primitive already made with ``key``, for a key used again.
+    """
     spec = algorithm.spec
     total = sum(len(p) for p in parts)
     pad = spec.block_size - total % spec.block_size
     size = total + pad
     buffer = bytearray(size + spec.block_size)
     view = memoryview(buffer)
-    encryptor = Cipher(spec.factory(key), modes.CBC(iv)).encryptor()
-    position = 0
-    for part in parts:
-        if len(part):
-            position += encryptor.update_into(part, view[position:])
-    position += encryptor.update_into(bytes((pad,)) * pad, view[position:])
+    encryptor = Cipher(cipher or spec.factory(key), modes.CBC(iv)).encryptor()
+    if total <= _JOIN_BELOW:  # one pass over a small copy costs less than a pass per part
+        encryptor.update_into(b"".join([*parts, _PADDING[pad]]), view)
+    else:
+        position = 0
+        for part in parts:
+            if len(part):
+                position += encryptor.update_into(part, view[position:])
+        encryptor.update_into(_PADDING[pad], view[position:])
     encryptor.finalize()  # CBC over whole blocks leaves nothing buffered
     return view[:size]
 
 
+_JOIN_BELOW = 16 * 1024
+
+
+_PADDING = [bytes((pad,)) * pad for pad in range(17)]  # PKCS#7 padding of each length, by length
+
+
 def cbc_decrypt(
-    algorithm: EncryptionAlgorithm, key: bytes, iv: bytes, ciphertext: Chunk, *, what: str, headroom: int = 0
+    algorithm: EncryptionAlgorithm,
+    key: bytes,
+    iv: bytes,
+    ciphertext: Chunk,
+    *,
+    what: str,
+    headroom: int = 0,
+    into: memoryview | None = None,
+    cipher: BlockCipherAlgorithm | None = None,
 ) -> memoryview:
     """Decrypt and strip PKCS#7 padding; bad length or padding is a DecryptionError.
 
-    The result is a view into a fresh buffer that has ``headroom`` spare bytes before it, so a
-    caller can put a DER header in front without copying the plaintext.
+    The result is a view into a fresh buffer (or ``into``, which must hold ``headroom`` plus
+    the ciphertext plus one block) that has ``headroom`` spare bytes before it, so a caller can
+    put a DER header in front without copying the plaintext. ``cipher`` is ``algorithm``'s
+    primitive already made with ``key``, for a key used again.
     """
-    spec = algorithm.spec
-    if len(ciphertext) == 0 or len(ciphertext) % spec.block_size:
+    if cipher is None:
+        cipher = algorithm.spec.factory(key)
+    block = cipher.block_size // 8
+    if len(ciphertext) == 0 or len(ciphertext) % block:
         raise DecryptionError(
-            f"{what}: ciphertext of {len(ciphertext)} bytes is not a whole number of "
-            f"{spec.block_size}-byte {algorithm} blocks"
+            f"{what}: ciphertext of {len(ciphertext)} bytes is not a whole number of {block}-byte {algorithm} blocks"
         )
-    if len(iv) != spec.block_size:
-        raise DecryptionError(f"{what}: {algorithm} IV must be {spec.block_size} bytes, found {len(iv)}")
-    buffer = bytearray(headroom + len(ciphertext) + spec.block_size)
-    view = memoryview(buffer)[headroom:]
-    decryptor = Cipher(spec.factory(key), modes.CBC(iv)).decryptor()
-    size = decryptor.update_into(ciphertext, view)
+    if len(iv) != block:
+        raise DecryptionError(f"{what}: {algorithm} IV must be {block} bytes, found {len(iv)}")
+    needed = headroom + len(ciphertext) + block
+    if into is None:
+        into = memoryview(bytearray(needed))
+    elif len(into) < needed:
+        raise ValueError(f"{what}: the output buffer holds {len(into)} bytes; {needed} are needed")
+    decryptor = Cipher(cipher, modes.CBC(iv)).decryptor()
+    end = headroom + decryptor.update_into(ciphertext, into[headroom:needed])
     decryptor.finalize()
-    pad = view[size - 1] if size else 0
-    if not 1 <= pad <= spec.block_size or size < pad or any(b != pad for b in view[size - pad : size]):
+    pad = into[end - 1] if end > headroom else 0
+    if not 1 <= pad <= min(block, end - headroom) or bytes(into[end - pad : end]) != _PADDING[pad]:
         raise DecryptionError(
             f"{what}: bad {algorithm} padding after decryption: the content key is wrong or the ciphertext was changed"
         )
-    return view[: size - pad]
+    return into[headroom : end - pad]
 
 
 def recipient_info(certificate: x509.Certificate, key: bytes) -> bytes:
@@ -91,31 +126,53 @@ def recipient_info(certificate: x509.Certificate, key: bytes) -> bytes:
 
     UnsupportedAlgorithmError when the certificate's key is not RSA.
     """
-    public_key = certificate.public_key()
-    if not isinstance(public_key, rsa.RSAPublicKey):
-        raise UnsupportedAlgorithmError(
-            f"recipient {DistinguishedName.from_x509(certificate.subject)} has no RSA key; AMS wraps keys with RSA only"
-        )
-    wrapped = public_key.encrypt(key, padding.PKCS1v15())
-    return der.tlv(
-        der.SEQUENCE,
-        der.integer(0) + issuer_and_serial(certificate) + _RSA_ALGORITHM + der.tlv(der.OCTET_STRING, wrapped),
-    )
+    return Recipient.of(certificate).info(key)
+
+
+class Recipient:
+    """What a KeyTransRecipientInfo for one certificate needs, made once: its RSA key and the DER
+    before the wrapped key (version, issuer and serial, rsaEncryption)."""
+
+    __slots__ = ("certificate", "prefix", "public_key")
+
+    def __init__(self, certificate: x509.Certificate, public_key: rsa.RSAPublicKey, prefix: bytes) -> None:
+        self.certificate = certificate
+        self.public_key = public_key
+        self.prefix = prefix
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate) -> Recipient:
+        """The recipient ``certificate`` names; UnsupportedAlgorithmError when its key is not RSA."""
+        public_key = certificate.public_key()
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise UnsupportedAlgorithmError(
+                f"recipient {DistinguishedName.from_x509(certificate.subject)} has no RSA key; "
+                "AMS wraps keys with RSA only"
+            )
+        return cls(certificate, public_key, der.integer(0) + issuer_and_serial(certificate) + _RSA_ALGORITHM)
+
+    def info(self, key: bytes) -> bytes:
+        """The KeyTransRecipientInfo carrying ``key`` wrapped for this recipient."""
+        wrapped = self.public_key.encrypt(key, _PKCS1)
+        return der.tlv(der.SEQUENCE, self.prefix + der.tlv(der.OCTET_STRING, wrapped))
 
 
 def build_enveloped_data(
-    recipients: Sequence[x509.Certificate],
+    recipients: Sequence[x509.Certificate | Recipient],
     algorithm: EncryptionAlgorithm,
     content_type: str,
     plaintext: Sequence[Chunk],
     *,
     key: bytes | None = None,
 ) -> tuple[list[Chunk], bytes]:
-    """A DER ContentInfo(envelopedData), as chunks to join once, and its content key."""
+    """A DER ContentInfo(envelopedData), as chunks to join once, and its content key.
+
+    ``recipients`` are certificates, or :class:`Recipient` values made from them once.
+    """
     spec = algorithm.spec
     content_key = key if key is not None else os.urandom(spec.key_size)
     iv = os.urandom(spec.block_size)
-    infos = sorted(recipient_info(c, content_key) for c in recipients)
+    infos = sorted((r if isinstance(r, Recipient) else Recipient.of(r)).info(content_key) for r in recipients)
     ciphertext = cbc_encrypt(algorithm, content_key, iv, plaintext)
     algorithm_id = der.algorithm_identifier(spec.oid, cipher_parameters(algorithm, iv))
     content_header = der.header(der.CONTEXT_0_PRIMITIVE, len(ciphertext))
@@ -162,44 +219,90 @@ class RecipientRef:
         return f"subjectKeyIdentifier {shown or '(empty)'}"
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class EnvelopedContent:
-    """A parsed EnvelopedData: cipher, recipients and the still-encrypted content."""
+    """A parsed EnvelopedData: cipher, recipients and the still-encrypted content.
+
+    Each RecipientInfo is kept as the exact DER of its recipient identifier (checked strictly:
+    an issuerAndSerialNumber or a [0] subjectKeyIdentifier) and where its remaining fields lie;
+    only the one this receiver uses is read in full.
+    """
 
     algorithm: EncryptionAlgorithm
     content_type: str
     iv: bytes
-    recipients: tuple[tuple[RecipientRef, der.Reader], ...]  # each ref, and a reader at its remaining fields
     ciphertext: memoryview
+    recipient_ids: tuple[bytes, ...]  # each RecipientInfo's rid, as it is encoded
+    rests: tuple[tuple[int, int], ...]  # where each RecipientInfo's fields after the rid start and end in ``data``
+    data: memoryview
 
     def recipient_refs(self) -> list[RecipientRef]:
         """Who each RecipientInfo is for, in the message's order."""
-        return [ref for ref, _ in self.recipients]
+        return [_recipient_ref(rid) for rid in self.recipient_ids]
 
     def recipient_index(self, certificate: x509.Certificate) -> int | None:
         """Which RecipientInfo is for ``certificate`` (None when the message is not for it)."""
-        for index, (ref, _) in enumerate(self.recipients):
-            if ref.matches(certificate):
+        return self.index_of(recipient_ids(certificate))
+
+    def index_of(self, ids: tuple[bytes, ...]) -> int | None:
+        """Which RecipientInfo names one of ``ids`` (:func:`recipient_ids` of a certificate), byte for byte."""
+        for index, rid in enumerate(self.recipient_ids):
+            if rid in ids:
                 return index
         return None
 
     def wrapped_key(self, index: int) -> bytes:
         """The encryptedKey of one RecipientInfo; only this one is read in full (the others are never used)."""
-        rest = self.recipients[index][1]
-        return _wrapped_key(der.Reader(rest.data, rest.what, rest.offset, rest.stop))
+        start, stop = self.rests[index]
+        rest = self.data[start:stop]
+        # AMS's rsaEncryption (NULL parameters) and a short encryptedKey, recognised by their bytes
+        # (the length octets too must be there: a RecipientInfo that ends inside them is the strict reader's)
+        head = len(_RSA_ALGORITHM) + 4
+        if len(rest) > head and bytes(rest[: head - 2]) == _RSA_KEY_PREFIX:
+            size = rest[head - 2] << 8 | rest[head - 1]
+            if size >= 0x100 and head + size == len(rest):
+                return bytes(rest[head:])
+        return _wrapped_key(der.Reader(self.data, "KeyTransRecipientInfo", start, stop))
 
-    def decrypt(self, key: bytes, *, what: str, headroom: int = 0) -> memoryview:
+    def decrypt(self, key: bytes, *, what: str, headroom: int = 0, into: memoryview | None = None) -> memoryview:
         """The content decrypted with ``key`` (see :func:`cbc_decrypt`); DecryptionError on a bad length or padding."""
-        return cbc_decrypt(self.algorithm, key, self.iv, self.ciphertext, what=what, headroom=headroom)
+        return cbc_decrypt(self.algorithm, key, self.iv, self.ciphertext, what=what, headroom=headroom, into=into)
+
+
+def recipient_ids(certificate: x509.Certificate) -> tuple[bytes, ...]:
+    """The recipient identifiers that name ``certificate``: its issuerAndSerialNumber and, when it
+    has one, its [0] subjectKeyIdentifier, as DER (a RecipientInfo is not signed: only exact bytes match)."""
+    ski = subject_key_identifier(certificate)
+    by_issuer = issuer_and_serial(certificate)
+    return (by_issuer,) if ski is None else (by_issuer, der.tlv(der.CONTEXT_0_PRIMITIVE, ski))
+
+
+def _recipient_ref(rid: bytes) -> RecipientRef:
+    """The RecipientRef of a recipient identifier the parser already checked."""
+    element = der.Reader(rid, "rid").read("rid")
+    if element.tag == der.CONTEXT_0_PRIMITIVE:
+        return RecipientRef(None, None, bytes(element.content))
+    parts = element.children("issuerAndSerialNumber")
+    issuer = bytes(parts.read("issuer", der.SEQUENCE).encoded)
+    return RecipientRef(issuer, parts.read("serialNumber", der.INTEGER).integer("serialNumber"), None)
 
 
 def parse_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEFAULT_LIMITS) -> EnvelopedContent:
     """Parse a ContentInfo(envelopedData) with key-transport recipients, strictly, without copies.
 
-    Syntax only; at most ``limits.recipients`` RecipientInfos are read.
+    Syntax only; at most ``limits.recipients`` RecipientInfos are read. The shape AMS writes is read
+    by :func:`read_ams_enveloped_data`, anything else by :func:`parse_enveloped_data_strictly`;
+    both give the same value or the same verdict.
     """
+    found = read_ams_enveloped_data(encoded, limits=limits)
+    return found if found is not None else parse_enveloped_data_strictly(encoded, limits=limits)
+
+
+def parse_enveloped_data_strictly(encoded: bytes | memoryview, *, limits: Limits = DEFAULT_LIMITS) -> EnvelopedContent:
+    """The general strict reader behind :func:`parse_enveloped_data`: every field read in full."""
+    data = encoded if isinstance(encoded, memoryview) else memoryview(encoded)
     try:
-        content_type, enveloped = der.content_info(encoded, "the EnvelopedData ContentInfo")
+        content_type, enveloped = der.content_info(data, "the EnvelopedData ContentInfo")
         if content_type != ID_ENVELOPED_DATA:
             raise MalformedMessageError(
                 f"expected a ContentInfo of type envelopedData ({ID_ENVELOPED_DATA}), found {content_type}"
@@ -209,7 +312,8 @@ def parse_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEFAUL
         version = fields.read("version", der.INTEGER).integer("EnvelopedData version")
         if fields.peek() == der.CONTEXT_0_CONSTRUCTED:
             raise der.DerError("EnvelopedData has originatorInfo, which AMS does not write")
-        refs: list[tuple[RecipientRef, der.Reader]] = []
+        rids: list[bytes] = []
+        rests: list[tuple[int, int]] = []
         all_v0 = True
         infos = fields.read("recipientInfos", der.SET).children("recipientInfos")
         for choice in infos.all("RecipientInfo", limit=limits.recipients):
@@ -217,9 +321,10 @@ def parse_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEFAUL
                 raise UnsupportedAlgorithmError(
                     f"RecipientInfo with tag {choice.tag:#04x}: AMS uses key transport (RSA) only"
                 )
-            ref, rest, ktri_version = _key_trans(choice)
+            rid, rest, ktri_version = _key_trans(choice)
             all_v0 = all_v0 and ktri_version == 0
-            refs.append((ref, rest))
+            rids.append(rid)
+            rests.append((rest.offset, rest.stop))
         eci = fields.read("encryptedContentInfo", der.SEQUENCE).children("encryptedContentInfo")
         inner_type = eci.read("contentType", der.OID).oid("contentType")
         oid, parameters = der.algorithm(eci.read("contentEncryptionAlgorithm", der.SEQUENCE), "cipher")
@@ -241,30 +346,27 @@ def parse_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEFAUL
             f"content encryption algorithm {oid} is not one AMS defines (RC2, DES, 3DES, AES128, AES256)"
         )
     iv = _iv(algorithm, parameters)
-    return EnvelopedContent(algorithm, inner_type, iv, tuple(refs), encrypted.content)
+    return EnvelopedContent(algorithm, inner_type, iv, encrypted.content, tuple(rids), tuple(rests), data)
 
 
-def _key_trans(choice: der.Element) -> tuple[RecipientRef, der.Reader, int]:
-    """The recipient identifier and version of a KeyTransRecipientInfo; the rest is read on use."""
+def _key_trans(choice: der.Element) -> tuple[bytes, der.Reader, int]:
+    """The recipient identifier (its DER) and version of a KeyTransRecipientInfo; the rest is read on use."""
     fields = choice.children("KeyTransRecipientInfo")
     version = fields.read("version", der.INTEGER).integer("KeyTransRecipientInfo version")
     rid = fields.read("rid")
     if rid.tag == der.SEQUENCE:
         parts = rid.children("issuerAndSerialNumber")
-        ref = RecipientRef(
-            bytes(parts.read("issuer", der.SEQUENCE).encoded),
-            parts.read("serialNumber", der.INTEGER).integer("serialNumber"),
-            None,
-        )
+        parts.read("issuer", der.SEQUENCE)
+        parts.read("serialNumber", der.INTEGER).integer("serialNumber")
         parts.end()
         expected = 0
     elif rid.tag == der.CONTEXT_0_PRIMITIVE:
-        ref, expected = RecipientRef(None, None, bytes(rid.content)), 2
+        expected = 2
     else:
         raise der.DerError(f"KeyTransRecipientInfo rid has tag {rid.tag:#04x}")
     if version != expected:
         raise der.DerError(f"KeyTransRecipientInfo version {version}: expected {expected} for its rid")
-    return ref, fields, version
+    return bytes(rid.encoded), fields, version
 
 
 def _wrapped_key(fields: der.Reader) -> bytes:
@@ -307,3 +409,94 @@ def _iv(algorithm: EncryptionAlgorithm, parameters: der.Element | None) -> bytes
             f"{algorithm} IV: expected {algorithm.spec.block_size} bytes in the algorithm parameters, found {len(iv)}"
         )
     return iv
+
+
+# -- the specialised reader: the shape AMS writes, in fewer steps -------------------------------
+
+_ENVELOPED_DATA_TYPE = der.oid(ID_ENVELOPED_DATA)
+_V0 = b"\x02\x01\x00"
+# the OID TLV of each cipher whose parameters are an OCTET STRING IV (RC2's are not: the strict reader's)
+_CIPHER_OIDS = {
+    der.oid(a.spec.oid): a for a in EncryptionAlgorithm if a not in (EncryptionAlgorithm.NONE, EncryptionAlgorithm.RC2)
+}
+_CHECKED_RIDS: set[bytes] = set()  # issuerAndSerialNumbers already found well formed, byte for byte
+_CHECKED_RIDS_KEPT = 4096
+_CHECKED_RID_SIZE = 1024  # a larger rid (a sender's choice) is checked each time, never kept: at most 4 MiB is
+
+
+def read_ams_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEFAULT_LIMITS) -> EnvelopedContent | None:
+    """The EnvelopedData of the shape AMS writes (format.md §4-5), or None for any other input.
+
+    Version 0, version 0 KeyTransRecipientInfos by issuer and serial (at most ``limits.recipients``),
+    a cipher whose parameters are its IV, the encrypted content, nothing else: each checked as the
+    strict reader checks it, so that a value returned here is the one
+    :func:`parse_enveloped_data_strictly` returns. Anything else, valid or not, is None.
+    """
+    data = encoded if isinstance(encoded, memoryview) else memoryview(encoded)
+    try:
+        start, stop = der.content_bounds(data, _ENVELOPED_DATA_TYPE)
+        if bytes(data[start : start + 3]) != _V0:
+            return None
+        set_start, set_stop = der.expect(data, start + 3, stop, der.SET)
+        found = _read_recipients(data, set_start, set_stop, limits.recipients)
+        eci_start, eci_stop = der.expect(data, set_stop, stop, der.SEQUENCE)
+        type_start, type_stop = der.expect(data, eci_start, eci_stop, der.OID)
+        inner_type = der.decode_oid(bytes(data[type_start:type_stop]))
+        algorithm_start, algorithm_stop = der.expect(data, type_stop, eci_stop, der.SEQUENCE)
+        oid_stop = der.expect(data, algorithm_start, algorithm_stop, der.OID)[1]
+        algorithm = _CIPHER_OIDS.get(bytes(data[algorithm_start:oid_stop]))
+        iv_start, iv_stop = der.expect(data, oid_stop, algorithm_stop, der.OCTET_STRING)
+        content_start, content_stop = der.expect(data, algorithm_stop, eci_stop, der.CONTEXT_0_PRIMITIVE)
+    except der.DerError:
+        return None
+    if (
+        found is None
+        or algorithm is None
+        or iv_stop != algorithm_stop
+        or iv_stop - iv_start != algorithm.spec.block_size
+        or content_stop != eci_stop
+        or eci_stop != stop
+    ):
+        return None
+    rids, rests = found
+    iv, ciphertext = bytes(data[iv_start:iv_stop]), data[content_start:content_stop]
+    return EnvelopedContent(algorithm, inner_type, iv, ciphertext, rids, rests, data)
+
+
+def _read_recipients(
+    data: memoryview, position: int, stop: int, limit: int
+) -> tuple[tuple[bytes, ...], tuple[tuple[int, int], ...]] | None:
+    """Version 0 KeyTransRecipientInfos by issuer and serial, from ``position`` to ``stop``: each rid
+    and where the fields after it lie; None for anything else (or more than ``limit``)."""
+    rids: list[bytes] = []
+    rests: list[tuple[int, int]] = []
+    region = bytes(data[position:stop])  # one copy of the SET: bytes index and slice faster than a view
+    at, end = 0, len(region)
+    while at < end:
+        info_start, info_stop = der.expect(region, at, end, der.SEQUENCE)
+        if len(rids) == limit or not region.startswith(_V0, info_start):
+            return None
+        rid_stop = der.expect(region, info_start + 3, info_stop, der.SEQUENCE)[1]
+        rid = region[info_start + 3 : rid_stop]
+        if rid not in _CHECKED_RIDS:
+            _check_rid(rid)
+        rids.append(rid)
+        rests.append((position + rid_stop, position + info_stop))
+        at = info_stop
+    return (tuple(rids), tuple(rests)) if rids else None
+
+
+def _check_rid(rid: bytes) -> None:
+    """An issuerAndSerialNumber as the strict reader requires it (a Name SEQUENCE, then a minimal
+    INTEGER of at most 32 octets, filling it); remembered once it passed. DerError otherwise."""
+    start, stop = der.expect(rid, 0, len(rid), der.SEQUENCE)
+    issuer_stop = der.expect(rid, start, stop, der.SEQUENCE)[1]
+    serial_start, serial_stop = der.expect(rid, issuer_stop, stop, der.INTEGER)
+    if serial_stop != stop:
+        raise der.DerError("not an issuerAndSerialNumber")
+    der.decode_integer(rid[serial_start:serial_stop], "serialNumber")
+    if len(rid) > _CHECKED_RID_SIZE:
+        return
+    if len(_CHECKED_RIDS) >= _CHECKED_RIDS_KEPT:
+        _CHECKED_RIDS.clear()
+    _CHECKED_RIDS.add(rid)

@@ -7,6 +7,7 @@ and keeps the original in the PDMQ header. This module walks that chain without 
 
 from __future__ import annotations
 
+import functools
 import struct
 
 import attrs
@@ -38,8 +39,22 @@ def decode_format(raw: bytes) -> tuple[str, str]:
         return raw.decode("ascii"), "ascii"
     text = raw.decode("cp500")
     if not all(" " <= c < "\x7f" for c in text):
-        raise MalformedMessageError(f"Format field {raw!r} is neither ASCII nor EBCDIC text")
+        # the bytes are not quoted: a Format field that is not text may well be payload (format.md §1)
+        raise MalformedMessageError(f"the Format field ({len(raw)} bytes) is neither ASCII nor EBCDIC text")
     return text, "cp500"
+
+
+def describe_bytes(data: bytes | memoryview) -> str:
+    """Whether ``data`` (the few bytes where a StrucId was expected) is printable text, in words: the
+    one fact an error text gives about bytes that may be a message's payload, never the bytes."""
+    raw = bytes(data)
+    if raw and all(0x20 <= b < 0x7F for b in raw):
+        kind = "printable ASCII"
+    elif raw and all(" " <= c < "\x7f" for c in raw.decode("cp500")):
+        kind = "printable EBCDIC"
+    else:
+        kind = "not printable text"
+    return f"the first {len(raw)} are {kind}"
 
 
 def encode_format(name: str, charset: str) -> bytes:
@@ -69,6 +84,8 @@ def walk(
 ) -> HeaderChain:
     """Follow the Format chain from the MQMD through every recognised clear header."""
     fmt = mqmd_format.ljust(8)[:8]
+    if fmt.rstrip() not in CLEAR_HEADERS:
+        return _no_headers(fmt, encoding, ccsid)
     charset = "ascii"
     format_offset: int | None = None
     offset = 0
@@ -82,9 +99,11 @@ def walk(
         struc_id = bytes(body[offset : offset + 4])
         expected = CLEAR_HEADERS[name]
         if struc_id not in expected and struc_id.decode("cp500", "replace").encode("ascii", "replace") not in expected:
+            # what was found is not quoted: when it is no header it is the start of the payload
             raise MalformedMessageError(
                 f"Format {name} at offset {offset} should start a header with StrucId "
-                f"{expected[0]!r}, found {struc_id!r}"
+                f"{expected[0].decode('ascii')!r}, but the {len(body) - offset} bytes there do not "
+                f"({describe_bytes(struc_id)})"
             )
         order = integer_order(encoding)
         if name == "MQDEAD":
@@ -104,3 +123,9 @@ def walk(
         names.append(name)
         offset += length
     return HeaderChain(offset, fmt, charset, format_offset, encoding, ccsid, tuple(names))
+
+
+@functools.lru_cache(maxsize=64)
+def _no_headers(fmt: str, encoding: int, ccsid: int) -> HeaderChain:
+    """The chain of a body whose MQMD Format names no clear header (the same value every time)."""
+    return HeaderChain(0, fmt, "ascii", None, encoding, ccsid, ())

@@ -8,6 +8,7 @@ import attrs
 
 from ams.algorithms import QoP
 from ams.errors import MalformedMessageError
+from ams.hazmat.mqheaders import describe_bytes
 
 STRUC_ID = b"PDMQ"
 V2_SIZE = 104
@@ -20,6 +21,8 @@ NAME_SIZE = 48
 
 _COMMON = "4sBBBBiiiiii8s8s8s48s"
 _V3_TAIL = "hhi"
+_EMPTY_FLAG = b"\x01" + bytes(7)
+_NO_FLAG = bytes(8)
 
 
 @attrs.frozen
@@ -56,35 +59,83 @@ class PdmqHeader:
 
     def pack(self) -> bytes:
         """The header's bytes, in the byte order ``encoding`` names (format.md §2)."""
-        order = "<" if self.encoding == ENCODING_REVERSED else ">"
+        encoding = ENCODING_REVERSED if self.encoding == ENCODING_REVERSED else ENCODING_NORMAL
         name = self.name.encode("utf-8")[:NAME_SIZE]
         fmt = self.orig_format.encode("utf-8")[:8].ljust(8, b" ")
-        flag = (b"\x01" if self.empty else b"\x00").ljust(8, b"\x00")
-        head = struct.pack(
-            order + _COMMON,
+        flag = _EMPTY_FLAG if self.empty else _NO_FLAG
+        version = 3 if self.qop is QoP.CONFIDENTIALITY else 2
+        size = V3_SIZE if version == 3 else V2_SIZE
+        head = _COMMON_STRUCTS[encoding].pack(
             STRUC_ID,
-            self.version,
+            version,
             0,
             self.encoding,
             self.dynamic_queue_info,
-            self.size,
-            self.size,
+            size,
+            size,
             self.prot_type,
             HEADER_CCSID,
             self.orig_size,
-            self.key_block_size if self.version == 3 else 0,
+            self.key_block_size if version == 3 else 0,
             fmt,
             flag,
             b"\x00" * 8,
             name.ljust(NAME_SIZE, b"\x00"),
         )
-        if self.version == 3:
-            head += struct.pack(order + _V3_TAIL, self.iv_block_size, self.tag_block_size, self.enc_block_size)
+        if version == 3:
+            head += _V3_STRUCTS[encoding].pack(self.iv_block_size, self.tag_block_size, self.enc_block_size)
         return head
 
     @classmethod
     def unpack(cls, data: bytes | memoryview) -> PdmqHeader:
         """Parse and check a header; every malformed field is a MalformedMessageError."""
+        # one sender's headers repeat byte for byte (same queue, same size): each is read once
+        exact = bytes(data[: V3_SIZE if len(data) >= V3_SIZE and data[4] == 3 else V2_SIZE])
+        header = _UNPACKED.get(exact)
+        if header is None:
+            header = cls._unpack(data)
+            if len(_UNPACKED) >= _UNPACKED_KEPT:
+                _UNPACKED.clear()
+            _UNPACKED[exact] = header
+        return header
+
+    @classmethod
+    def _unpack(cls, data: bytes | memoryview) -> PdmqHeader:
+        # the usual header in one pass; anything unusual goes through the field-by-field checks
+        unpacker = _COMMON_STRUCTS.get(data[6]) if len(data) >= V2_SIZE else None
+        if unpacker is None or bytes(data[:4]) != STRUC_ID:
+            return cls._unpack_checked(data)
+        _, major, minor, _, dynamic, size, offset, prot_type, ccsid, orig_size, reserved1, fmt, flag, _, name = (
+            unpacker.unpack_from(data, 0)
+        )
+        protection = _PROTECTIONS.get((major, minor, size, offset, prot_type))
+        if protection is None or ccsid != HEADER_CCSID or flag[0] > 1 or orig_size < 1 or len(data) < size:
+            return cls._unpack_checked(data)
+        qop, reuse = protection
+        iv_size = tag_size = enc_size = 0
+        if major == 3:
+            iv_size, tag_size, enc_size = _V3_STRUCTS[data[6]].unpack_from(data, V2_SIZE)
+            if iv_size not in (8, 16) or tag_size != 0 or reserved1 <= 0 or enc_size <= 0:
+                return cls._unpack_checked(data)
+        orig_format, queue = _text_fields(fmt, name)
+        return cls(
+            qop,
+            orig_size,
+            orig_format,
+            queue,
+            reuse,
+            flag[0] == 1,
+            data[6],
+            reserved1 if major == 3 else 0,
+            iv_size,
+            tag_size,
+            enc_size,
+            dynamic,
+        )
+
+    @classmethod
+    def _unpack_checked(cls, data: bytes | memoryview) -> PdmqHeader:
+        """:meth:`unpack` field by field, each malformed field with its own error."""
         encoding, order = _encoding(data)
         (
             _,
@@ -129,6 +180,17 @@ _VERSIONS: dict[int, tuple[int, tuple[QoP, ...]]] = {
     2: (V2_SIZE, (QoP.INTEGRITY, QoP.PRIVACY)),
     3: (V3_SIZE, (QoP.CONFIDENTIALITY,)),
 }
+# (major, minor, headerSize, dataOffset, protType) of every valid header -> (QoP, key reuse)
+_PROTECTIONS: dict[tuple[int, int, int, int, int], tuple[QoP, bool]] = {
+    (major, 0, size, size, qop.value | flag): (qop, bool(flag))
+    for major, (size, qops) in _VERSIONS.items()
+    for qop in qops
+    for flag in ((0, KEY_REUSE_FLAG) if major == 3 else (0,))
+}
+_UNPACKED_KEPT = 256
+_UNPACKED: dict[bytes, PdmqHeader] = {}  # the exact bytes of a valid header -> its value
+_COMMON_STRUCTS = {ENCODING_NORMAL: struct.Struct(">" + _COMMON), ENCODING_REVERSED: struct.Struct("<" + _COMMON)}
+_V3_STRUCTS = {ENCODING_NORMAL: struct.Struct(">" + _V3_TAIL), ENCODING_REVERSED: struct.Struct("<" + _V3_TAIL)}
 
 
 def _encoding(data: bytes | memoryview) -> tuple[int, str]:
@@ -136,7 +198,11 @@ def _encoding(data: bytes | memoryview) -> tuple[int, str]:
     if len(data) < V2_SIZE:
         raise MalformedMessageError(f"PDMQ header truncated: expected at least {V2_SIZE} bytes, found {len(data)}")
     if bytes(data[:4]) != STRUC_ID:
-        raise MalformedMessageError(f"PDMQ header StrucId: expected b'PDMQ', found {bytes(data[:4])!r}")
+        # what was found is not quoted: it is the start of a payload that is not protected
+        raise MalformedMessageError(
+            f"PDMQ header StrucId: expected 'PDMQ', but the {len(data)} bytes do not start with it "
+            f"({describe_bytes(data[:4])})"
+        )
     encoding = data[6]
     if encoding not in (ENCODING_NORMAL, ENCODING_REVERSED):
         raise MalformedMessageError(f"PDMQ headerEncoding: expected 1 (big-endian) or 2 (reversed), found {encoding}")
@@ -191,8 +257,10 @@ def _text_fields(orig_format: bytes, name: bytes) -> tuple[str, str]:
     try:
         return orig_format.decode("ascii"), name.rstrip(b"\x00").decode("utf-8")
     except UnicodeDecodeError:
+        # not quoted: bytes that start with "PDMQ" may be a payload that is not protected after all
+        which = "origFormat" if not orig_format.isascii() else "policy name"
         raise MalformedMessageError(
-            f"PDMQ origFormat/name are not text in CCSID 1208: {orig_format!r}, {name!r}"
+            f"PDMQ origFormat (8 bytes) must be ASCII and the policy name (48 bytes) UTF-8: the {which} is not"
         ) from None
 
 
@@ -210,3 +278,12 @@ def _v3_sizes(data: bytes | memoryview, order: str, key_block_size: int) -> tupl
 def looks_protected(payload: bytes | memoryview) -> bool:
     """AMS's test on get: the payload starts with PDMQ and is long enough for a header."""
     return len(payload) >= V2_SIZE and bytes(payload[:4]) == STRUC_ID
+
+
+def unprotected_reason(payload: bytes | memoryview) -> str:
+    """Why ``payload`` is not read as protected, in public facts only: its length, and whether it
+    starts with the StrucId "PDMQ" (and with printable text); never a byte of it, which is a
+    message that was not protected."""
+    if len(payload) < V2_SIZE:
+        return f"the {len(payload)}-byte payload is shorter than a PDMQ header ({V2_SIZE} bytes)"
+    return f"the {len(payload)}-byte payload does not start with StrucId 'PDMQ' ({describe_bytes(payload[:4])})"

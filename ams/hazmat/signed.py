@@ -3,8 +3,11 @@
 Writing frames the payload with hand-built DER so that it is hashed once and copied once; the
 small structures (signed attributes, SignerInfo) are built once per signer where possible.
 Reading uses the strict DER reader in ``der``: every field is read strictly and nothing is
-copied (the payload is a view into the message). Nothing here verifies a signature or trusts a
-certificate: ``ams.verify`` does.
+copied (the payload is a view into the message). The shape AMS (and IBM's clients) write is
+read first by a specialised reader that checks the same rules with fewer steps and gives up
+(None) on anything else, for the general reader to judge; the two agree on every input the
+tests' fuzzers produce. Nothing here verifies a signature or trusts a certificate:
+``ams.verify`` does.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ams.algorithms import SignatureAlgorithm
+from ams.algorithms import RSA_WITH_DIGEST, SignatureAlgorithm
 from ams.errors import (
     MalformedMessageError,
     UnsupportedAlgorithmError,
@@ -35,6 +38,7 @@ from ams.limits import DEFAULT_LIMITS, Limits
 
 Chunk = bytes | memoryview
 _DER = serialization.Encoding.DER
+_PKCS1 = padding.PKCS1v15()  # stateless: one for every signature
 
 
 def _signing_time(now: datetime.datetime) -> bytes:
@@ -64,24 +68,29 @@ class SignedDataWriter:
         self._signature_algorithm = der.algorithm_identifier(RSA_ENCRYPTION)
         self._content_type_attr = _attribute(ID_CONTENT_TYPE, der.oid(ID_DATA))
         self._data_oid = der.oid(ID_DATA)
+        self._last_time: tuple[int, bytes] | None = None
 
     def content_parts(self, payload: Chunk, now: datetime.datetime | None = None) -> list[Chunk]:
         """The content octets of the SignedData SEQUENCE, as chunks (the payload not copied)."""
         digest = hashes.Hash(self._hash)
         digest.update(payload)
+        digest_value = digest.finalize()
         attributes = sorted(
             [
                 self._content_type_attr,
-                _attribute(ID_SIGNING_TIME, _signing_time(now or datetime.datetime.now(datetime.UTC))),
-                _attribute(ID_MESSAGE_DIGEST, der.tlv(der.OCTET_STRING, digest.finalize())),
+                self._signing_time_attr(now or datetime.datetime.now(datetime.UTC)),
+                _attribute(ID_MESSAGE_DIGEST, der.tlv(der.OCTET_STRING, digest_value)),
             ]
         )
         attributes_content = b"".join(attributes)
-        signature = self.private_key.sign(der.tlv(der.SET, attributes_content), padding.PKCS1v15(), self._hash)
+        attributes_tail = der.length(len(attributes_content)) + attributes_content
+        # signed as a SET OF, sent as [0] IMPLICIT: the same length and content under two tags
+        signature = self.private_key.sign(b"\x31" + attributes_tail, _PKCS1, self._hash)
         signer_info = der.tlv(
             der.SEQUENCE,
             self._signer_prefix
-            + der.tlv(der.CONTEXT_0_CONSTRUCTED, attributes_content)
+            + b"\xa0"
+            + attributes_tail
             + self._signature_algorithm
             + der.tlv(der.OCTET_STRING, signature),
         )
@@ -98,6 +107,14 @@ class SignedDataWriter:
             payload,
             tail,
         ]
+
+    def _signing_time_attr(self, now: datetime.datetime) -> bytes:
+        """The signingTime attribute for ``now``, to the second (made once per second)."""
+        second = int(now.timestamp() // 1)  # floor: int() would put -0.5 and 0.5 in one second
+        last = self._last_time  # read once: another thread may replace it meanwhile
+        if last is None or last[0] != second:
+            last = self._last_time = (second, _attribute(ID_SIGNING_TIME, _signing_time(now)))
+        return last[1]
 
     def content_info(self, payload: Chunk, now: datetime.datetime | None = None) -> list[Chunk]:
         """A complete DER ContentInfo of type signedData (the Integrity blob), as chunks."""
@@ -134,6 +151,7 @@ class SignedContent:
     certificates: tuple[bytes, ...]
     content: memoryview
     signer_infos: tuple[SignerInfo, ...]
+    content_offset: int = 0  # where ``content`` starts in the bytes that were parsed
 
 
 def signing_time(info: SignerInfo) -> datetime.datetime | None:
@@ -210,13 +228,26 @@ def _signer_info(element: der.Element) -> SignerInfo:
     )
 
 
-def parse_signed_data(encoded: bytes | memoryview, *, wrapped: bool, limits: Limits = DEFAULT_LIMITS) -> SignedContent:
+def parse_signed_data(
+    encoded: bytes | memoryview, *, wrapped: bool, limits: Limits = DEFAULT_LIMITS, templates: bool = True
+) -> SignedContent:
     """Parse a ContentInfo(signedData) (``wrapped``) or a bare SignedData SEQUENCE, strictly.
 
     Syntax only: nothing is verified here (:meth:`ams.verify.Verifier.verify_signature` does). The
     payload is not copied: ``content`` is a view into ``encoded``. Element counts are bounded by
-    ``limits``.
+    ``limits``. The shape AMS writes is read by :func:`read_ams_signed_data` (``templates``: see
+    there), anything else by :func:`parse_signed_data_strictly`; both give the same value or the
+    same verdict.
     """
+    found = read_ams_signed_data(encoded, wrapped=wrapped, templates=templates)
+    return found if found is not None else parse_signed_data_strictly(encoded, wrapped=wrapped, limits=limits)
+
+
+def parse_signed_data_strictly(
+    encoded: bytes | memoryview, *, wrapped: bool, limits: Limits = DEFAULT_LIMITS
+) -> SignedContent:
+    """The general strict reader behind :func:`parse_signed_data`: any SignedData CMS allows that
+    AMS can read, every field read in full, element counts bounded by ``limits``."""
     try:
         fields = _signed_data(encoded, wrapped).children("SignedData")
         version = fields.read("version", der.INTEGER).integer("SignedData version")
@@ -242,7 +273,7 @@ def parse_signed_data(encoded: bytes | memoryview, *, wrapped: bool, limits: Lim
         raise UnsupportedAlgorithmError(
             f"digest algorithm {oid} is not one AMS defines (MD5, SHA1, SHA256, SHA384, SHA512)"
         )
-    return SignedContent(version, algorithm, tuple(digest_oids), certificates, content, infos)
+    return SignedContent(version, algorithm, tuple(digest_oids), certificates, content.content, infos, content.offset)
 
 
 def _signed_data(encoded: bytes | memoryview, wrapped: bool) -> der.Element:
@@ -272,8 +303,8 @@ def _digest_oids(fields: der.Reader, limits: Limits) -> list[str]:
     return digest_oids
 
 
-def _encapsulated_content(fields: der.Reader) -> tuple[str, memoryview]:
-    """The encapContentInfo's eContentType and its attached eContent (a view); detached is refused."""
+def _encapsulated_content(fields: der.Reader) -> tuple[str, der.Element]:
+    """The encapContentInfo's eContentType and its attached eContent OCTET STRING; detached is refused."""
     encap = fields.read("encapContentInfo", der.SEQUENCE).children("encapContentInfo")
     econtent_type = encap.read("eContentType", der.OID).oid("eContentType")
     explicit = encap.optional(der.CONTEXT_0_CONSTRUCTED, "eContent")
@@ -281,7 +312,7 @@ def _encapsulated_content(fields: der.Reader) -> tuple[str, memoryview]:
     if explicit is None:
         raise MalformedMessageError("the SignedData is detached (no eContent); AMS attaches the payload")
     inner = explicit.children("eContent")
-    content = inner.read("eContent", der.OCTET_STRING).content
+    content = inner.read("eContent", der.OCTET_STRING)
     inner.end()
     return econtent_type, content
 
@@ -293,3 +324,188 @@ def _certificates(fields: der.Reader, limits: Limits) -> tuple[bytes, ...]:
         return ()
     found = certificates.children("certificates").all("certificate", der.SEQUENCE, limit=limits.certificates)
     return tuple(bytes(c.encoded) for c in found)
+
+
+# -- the specialised reader: the shape AMS writes, in fewer steps -------------------------------
+
+
+def _algorithm_identifiers(oids: list[str]) -> dict[bytes, str]:
+    """Each OID's AlgorithmIdentifier DER with NULL and with absent parameters, mapped to the OID."""
+    found = {der.algorithm_identifier(oid): oid for oid in oids}
+    found.update({der.algorithm_identifier(oid, None): oid for oid in oids})
+    return found
+
+
+_DIGEST_IDS = _algorithm_identifiers([a.oid for a in SignatureAlgorithm if a is not SignatureAlgorithm.NONE])
+_DIGEST_SETS = {der.tlv(der.SET, identifier): oid for identifier, oid in _DIGEST_IDS.items()}
+_SIGNATURE_IDS = _algorithm_identifiers([RSA_ENCRYPTION, *RSA_WITH_DIGEST])
+_SIGNED_DATA_TYPE = der.oid(ID_SIGNED_DATA)
+_DATA_TYPE = der.oid(ID_DATA)
+_VERSIONS = {b"\x02\x01\x01": 1, b"\x02\x01\x03": 3}
+
+
+def read_ams_signed_data(encoded: bytes | memoryview, *, wrapped: bool, templates: bool = True) -> SignedContent | None:
+    """The SignedData of the shape AMS writes (format.md §3), or None for any other input.
+
+    One digest algorithm of AMS's, id-data attached, at most one certificate, no CRLs, one
+    SignerInfo (issuer and serial or a key identifier) with AMS's algorithms: each checked as
+    the strict reader checks it, so that a value returned here is the one
+    :func:`parse_signed_data_strictly` returns. Anything else, valid or not, is None: the
+    strict reader decides it. ``templates``: recognise the bytes after the payload by the last
+    ones read of that length, and remember these; off for decrypted bytes, on which no state
+    (and so no timing) of the receiver may depend.
+    """
+    data = encoded if isinstance(encoded, memoryview) else memoryview(encoded)
+    try:
+        start, stop = _signed_data_bounds(data, wrapped)
+        return _read_signed_fields(data, start, stop, templates)
+    except der.DerError:
+        return None
+
+
+def _constant(data: memoryview, offset: int, expected: bytes) -> int:
+    """The offset after ``expected``, which must be the bytes at ``offset``; DerError otherwise."""
+    end = offset + len(expected)
+    if bytes(data[offset:end]) != expected:
+        raise der.DerError("not the shape AMS writes")
+    return end
+
+
+def _signed_data_bounds(data: memoryview, wrapped: bool) -> tuple[int, int]:
+    """Where the SignedData SEQUENCE's content lies: inside a ContentInfo filling ``data``, or filling it."""
+    if wrapped:
+        return der.content_bounds(data, _SIGNED_DATA_TYPE)
+    start, stop = der.expect(data, 0, len(data), der.SEQUENCE)
+    if stop != len(data):
+        raise der.DerError("not one SignedData")
+    return start, stop
+
+
+def _read_signed_fields(data: memoryview, position: int, stop: int, templates: bool) -> SignedContent:
+    """The SignedData's fields, from its content at ``position`` to ``stop``."""
+    version = _VERSIONS.get(bytes(data[position : position + 3]))
+    set_stop = der.expect(data, position + 3, stop, der.SET)[1]
+    digest_oid = _DIGEST_SETS.get(bytes(data[position + 3 : set_stop]))
+    if version is None or digest_oid is None:
+        raise der.DerError("not the shape AMS writes")
+    encap_start, encap_stop = der.expect(data, set_stop, stop, der.SEQUENCE)
+    explicit_start, explicit_stop = der.expect(data, _constant(data, encap_start, _DATA_TYPE), encap_stop, 0xA0)
+    content_start, content_stop = der.expect(data, explicit_start, explicit_stop, der.OCTET_STRING)
+    if content_stop != explicit_stop or explicit_stop != encap_stop:
+        raise der.DerError("not the shape AMS writes")
+    trailer = _TRAILERS.get(stop - encap_stop) if templates else None
+    found = trailer.match(data, encap_stop) if trailer is not None else None
+    if found is None:
+        trailer = _Trailer.read(data, encap_stop, stop)
+        found = trailer.certificates, trailer.info
+        if templates and stop - encap_stop <= _TRAILER_KEPT_SIZE:
+            if len(_TRAILERS) >= _TRAILERS_KEPT:
+                _TRAILERS.clear()
+            _TRAILERS[stop - encap_stop] = trailer.template()
+    certificates, info = found
+    algorithm = SignatureAlgorithm.from_oid(info.digest_oid)
+    if algorithm is None:
+        raise der.DerError("not a digest AMS defines")
+    content = data[content_start:content_stop]
+    return SignedContent(version, algorithm, (digest_oid,), certificates, content, (info,), content_start)
+
+
+class _Trailer:
+    """The bytes after the payload of a SignedData (its certificate and SignerInfo) that this reader
+    read, kept as a template: a trailer with the same bytes everywhere but in the signed attributes'
+    content and the signature value (which no reader interprets) reads the same, so it is
+    recognised by two comparisons instead of being read again."""
+
+    __slots__ = ("attributes_size", "certificates", "info", "middle", "prefix")
+
+    def __init__(self, prefix: bytes, attributes_size: int, middle: bytes, found: tuple[tuple[bytes, ...], SignerInfo]):
+        self.prefix = prefix  # from the certificates field to the signed attributes' content
+        self.attributes_size = attributes_size
+        self.middle = middle  # from the signed attributes' end to the signature's content
+        self.certificates, self.info = found
+
+    @classmethod
+    def read(cls, data: memoryview, start: int, stop: int) -> _Trailer:
+        """The certificates field and the one SignerInfo from ``start`` to ``stop``, read in full."""
+        position = start
+        certificates: tuple[bytes, ...] = ()
+        if position < stop and data[position] == der.CONTEXT_0_CONSTRUCTED:
+            certificates_start, certificates_stop = der.expect(data, position, stop, der.CONTEXT_0_CONSTRUCTED)
+            if der.expect(data, certificates_start, certificates_stop, der.SEQUENCE)[1] != certificates_stop:
+                raise der.DerError("not one certificate")
+            position, certificates = certificates_stop, (bytes(data[certificates_start:certificates_stop]),)
+        infos_start, infos_stop = der.expect(data, position, stop, der.SET)
+        info_start, info_stop = der.expect(data, infos_start, infos_stop, der.SEQUENCE)
+        if info_stop != infos_stop or infos_stop != stop:
+            raise der.DerError("not one SignerInfo")
+        info, attributes_start, attributes_stop = _read_signer_info(data, info_start, info_stop)
+        signature_start = stop - len(info.signature)
+        prefix, middle = bytes(data[start:attributes_start]), bytes(data[attributes_stop:signature_start])
+        return cls(prefix, attributes_stop - attributes_start, middle, (certificates, info))
+
+    def template(self) -> _Trailer:
+        """This trailer as it is kept: without the view of the signed attributes, which would hold the
+        whole message (and its buffer, which could then not be resized) for as long as it is kept."""
+        info = attrs.evolve(self.info, signed_attributes=None)
+        return _Trailer(self.prefix, self.attributes_size, self.middle, (self.certificates, info))
+
+    def match(self, data: memoryview, start: int) -> tuple[tuple[bytes, ...], SignerInfo] | None:
+        """The certificates and SignerInfo of the trailer at ``start`` (of this template's length), if
+        it fits this template; None otherwise."""
+        attributes_start = start + len(self.prefix)
+        middle_start = attributes_start + self.attributes_size
+        signature_start = middle_start + len(self.middle)
+        if (
+            bytes(data[start:attributes_start]) != self.prefix
+            or bytes(data[middle_start:signature_start]) != self.middle
+        ):
+            return None
+        info = self.info
+        return self.certificates, SignerInfo(
+            info.version,
+            info.issuer,
+            info.serial,
+            info.key_identifier,
+            info.digest_oid,
+            data[attributes_start:middle_start],
+            info.signature_oid,
+            bytes(data[signature_start : signature_start + len(info.signature)]),
+        )
+
+
+_TRAILERS_KEPT = 64  # a few senders' worth, each about the size of its certificate
+_TRAILER_KEPT_SIZE = 16 * 1024  # larger trailers (a sender's choice) are read, never kept: at most 1 MiB is
+_TRAILERS: dict[int, _Trailer] = {}  # by length: the template read last
+
+
+def _read_signer_info(data: memoryview, position: int, stop: int) -> tuple[SignerInfo, int, int]:
+    """One SignerInfo of the shape AMS writes, from its content at ``position`` to ``stop``, and
+    where its signed attributes' content starts and ends."""
+    version = _VERSIONS.get(bytes(data[position : position + 3]))
+    if version is None or position + 4 > stop:
+        raise der.DerError("not the shape AMS writes")
+    issuer = serial = key_identifier = None
+    if data[position + 3] == der.SEQUENCE:
+        sid_start, sid_stop = der.expect(data, position + 3, stop, der.SEQUENCE)
+        issuer_stop = der.expect(data, sid_start, sid_stop, der.SEQUENCE)[1]
+        serial_start, serial_stop = der.expect(data, issuer_stop, sid_stop, der.INTEGER)
+        if serial_stop != sid_stop:
+            raise der.DerError("not the shape AMS writes")
+        issuer = bytes(data[sid_start:issuer_stop])
+        serial = der.decode_integer(data[serial_start:serial_stop], "serialNumber")
+    else:
+        sid_start, sid_stop = der.expect(data, position + 3, stop, der.CONTEXT_0_PRIMITIVE)
+        key_identifier = bytes(data[sid_start:sid_stop])
+    digest_stop = der.expect(data, sid_stop, stop, der.SEQUENCE)[1]
+    digest_oid = _DIGEST_IDS.get(bytes(data[sid_stop:digest_stop]))
+    attributes_start, position = der.expect(data, digest_stop, stop, der.CONTEXT_0_CONSTRUCTED)
+    signature_stop = der.expect(data, position, stop, der.SEQUENCE)[1]
+    signature_oid = _SIGNATURE_IDS.get(bytes(data[position:signature_stop]))
+    value_start, value_stop = der.expect(data, signature_stop, stop, der.OCTET_STRING)
+    if digest_oid is None or signature_oid is None or value_stop != stop:
+        raise der.DerError("not the shape AMS writes")
+    signature = bytes(data[value_start:value_stop])
+    info = SignerInfo(
+        version, issuer, serial, key_identifier, digest_oid, data[attributes_start:position], signature_oid, signature
+    )
+    return info, attributes_start, position

@@ -86,7 +86,25 @@ CREATE INDEX IF NOT EXISTS messages_in_order ON messages (queue, state, priority
 CREATE TABLE IF NOT EXISTS opens (handle TEXT PRIMARY KEY, queue TEXT NOT NULL, owner TEXT NOT NULL, exclusive INTEGER);
 CREATE TABLE IF NOT EXISTS connections (owner TEXT PRIMARY KEY, broken INTEGER NOT NULL DEFAULT 0);
 """
-_SCHEMA_VERSION = 2  # PRAGMA user_version: 2 added the msg_id column and its index
+# CURDEPTH per queue (rows whose state is VISIBLE or PUT_PENDING), kept by triggers on every change
+# of a message, whatever made it (put, get, commit, backout, recovery, expiry, restart): a put then
+# checks MAXDEPTH in constant time, where counting the rows cost time in proportion to the depth.
+_DEPTHS = """
+CREATE TABLE IF NOT EXISTS depths (queue TEXT PRIMARY KEY, depth INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS depth_on_insert AFTER INSERT ON messages WHEN NEW.state IN (0, 1) BEGIN
+    INSERT INTO depths (queue, depth) VALUES (NEW.queue, 1) ON CONFLICT (queue) DO UPDATE SET depth = depth + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS depth_on_delete AFTER DELETE ON messages WHEN OLD.state IN (0, 1) BEGIN
+    UPDATE depths SET depth = depth - 1 WHERE queue = OLD.queue;
+END;
+CREATE TRIGGER IF NOT EXISTS depth_on_update AFTER UPDATE OF state, queue ON messages
+WHEN (OLD.state IN (0, 1)) != (NEW.state IN (0, 1)) OR OLD.queue != NEW.queue BEGIN
+    UPDATE depths SET depth = depth - 1 WHERE queue = OLD.queue AND OLD.state IN (0, 1);
+    INSERT INTO depths (queue, depth) SELECT NEW.queue, 1 WHERE NEW.state IN (0, 1)
+        ON CONFLICT (queue) DO UPDATE SET depth = depth + 1;
+END;
+"""
+_SCHEMA_VERSION = 3  # PRAGMA user_version: 2 added the msg_id column and its index, 3 the depths table
 _COLUMNS = {  # columns added since the first file format, and their definitions
     "messages": {
         "priority": "INTEGER NOT NULL DEFAULT 0",
@@ -107,7 +125,7 @@ SYSTEM_QUEUES = (
 OPERATIONS = ("put", "get", "browse")
 _POLL_SECONDS = 0.02
 _ORDER = " ORDER BY priority DESC, id ASC"
-_DEPTH = "SELECT COUNT(*) FROM messages WHERE queue = ? AND state IN (?, ?)"
+_DEPTH = "SELECT depth FROM depths WHERE queue = ?"
 _DELETE_EXPIRED = "DELETE FROM messages WHERE queue = ? AND state = ? AND expires IS NOT NULL AND expires < ?"
 
 
@@ -174,9 +192,20 @@ class EmbeddedQueueManager:
             self._keeper.executescript(_SCHEMA)
             _add_columns(self._keeper)
             if self._keeper.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
-                # gets and browses by MsgId (a proxy's delivery ledger) look it up, not scan for it
-                self._keeper.execute("UPDATE messages SET msg_id = json_extract(md, '$.msg_id') WHERE msg_id IS NULL")
-                self._keeper.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                # in one transaction, so that a process opening the file meanwhile sees before or after:
+                # gets and browses by MsgId (a proxy's delivery ledger) look it up, not scan for it;
+                # the depths are counted once, and the triggers keep them from then on
+                self._keeper.executescript(
+                    "BEGIN IMMEDIATE;"
+                    "UPDATE messages SET msg_id = json_extract(md, '$.msg_id') WHERE msg_id IS NULL;"
+                    "DROP TABLE IF EXISTS depths;"
+                    + _DEPTHS
+                    + "INSERT INTO depths (queue, depth) SELECT queue, COUNT(*) FROM messages WHERE state IN (0, 1) "
+                    "GROUP BY queue;"
+                    f"PRAGMA user_version = {_SCHEMA_VERSION};"
+                    "COMMIT;"
+                )
+
             self._keeper.execute("CREATE INDEX IF NOT EXISTS messages_by_msg_id ON messages (queue, msg_id)")
             self._keeper.execute(
                 "CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (queue, expires) WHERE expires IS NOT NULL"
@@ -513,8 +542,8 @@ class EmbeddedConnection:
 
     def depth(self, queue: str) -> int:
         """CURDEPTH: committed and uncommitted puts, not messages got under syncpoint."""
-        row = self._db.execute(_DEPTH, (self.resolve(queue), VISIBLE, PUT_PENDING)).fetchone()
-        return int(row[0])
+        row = self._db.execute(_DEPTH, (self.resolve(queue),)).fetchone()
+        return 0 if row is None else int(row[0])
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -539,7 +568,8 @@ class EmbeddedConnection:
         with self._lock, self._work(durable=not syncpoint):
             # expired messages go when a put or get meets them (MQ's expiry scan, for queues only browsed)
             self._expire(found.local)
-            (depth,) = self._db.execute(_DEPTH, (found.local, VISIBLE, PUT_PENDING)).fetchone()
+            row = self._db.execute(_DEPTH, (found.local,)).fetchone()
+            depth = 0 if row is None else int(row[0])
             if depth >= found.attributes.max_depth:
                 raise MQError(f"MQPUT to {found.local}: the queue holds {depth:,} messages, its MAXDEPTH", MQRC_Q_FULL)
             self._db.execute(
