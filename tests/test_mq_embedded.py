@@ -264,3 +264,52 @@ def test_a_file_from_before_the_kept_depths_is_counted_once(tmp_path: Path) -> N
     assert reopened.depth("T.FIFO") == 3
     reopened.open("T.FIFO", input=True).get()
     assert reopened.depth("T.FIFO") == 2 == _counted(path, "T.FIFO")
+
+
+def test_bodies_go_with_their_messages_and_old_rows_keep_theirs(tmp_path: Path) -> None:
+    """Bodies live in a table of their own (a get that marks a message taken rewrites a small row,
+    not the body); every way a message goes takes its body; a file written before, with bodies in
+    the rows, still delivers them."""
+    import sqlite3
+
+    path = tmp_path / "qm.sqlite"
+    manager = define_test_queues(EmbeddedQueueManager(path))
+    app = manager.connect("app")
+    out, into = app.open("T.UOW", output=True), app.open("T.UOW", input=True)
+    big = bytes(range(256)) * 256
+    out.put(MD, big, syncpoint=True)
+    app.backout()  # an uncommitted put goes
+    out.put(MD, big)
+    assert into.get(syncpoint=True).body == big
+    app.commit()  # a committed get goes
+    out.put(MQMD(persistence=0), b"volatile")
+    manager.restart()  # non-persistent messages go
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM bodies").fetchone() == (0,)
+        # a message as a file of schema version 3 held it: the body in its row
+        db.execute("DROP TABLE bodies")
+        db.execute("PRAGMA user_version = 3")
+    writer = EmbeddedQueueManager(path).connect("writer")  # opening it makes the bodies table again
+    writer.put1("T.UOW", MD, b"to be moved into its row")
+    writer.put1("T.UOW", MD, b"new style")
+    with sqlite3.connect(path) as db:  # the first as an old file holds it
+        db.execute("UPDATE messages SET body = ? WHERE id = (SELECT MIN(id) FROM messages)", (b"in the row",))
+        db.execute("DELETE FROM bodies WHERE id = (SELECT MIN(id) FROM messages)")
+    reader = EmbeddedQueueManager(path).connect("reader").open("T.UOW", input=True, browse=True)
+    assert reader.browse_first().body == b"in the row"
+    assert [reader.get().body, reader.get().body] == [b"in the row", b"new style"]
+
+
+def test_a_get_by_msg_id_uses_its_index() -> None:
+    """A delivery ledger is looked up by MsgId in a deep queue: never by walking the queue."""
+    from ams.mq import embedded
+
+    manager = EmbeddedQueueManager()
+    plan = manager._keeper.execute(  # the query a connection runs, explained
+        "EXPLAIN QUERY PLAN "
+        + embedded._MESSAGE.format("", embedded._BY_MSG_ID)
+        + " WHERE m.queue = ? AND m.state = ? AND m.msg_id = ?"
+        + embedded._ORDER,
+        ("Q", 0, "00"),
+    ).fetchall()
+    assert any("messages_by_msg_id" in str(step) for step in plan)

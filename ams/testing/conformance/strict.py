@@ -7,7 +7,8 @@ field (reserved bytes and flags zero, the policy name NUL-padded, origSize and o
 right); one certificate, one version 1 SignerInfo by issuer and serial, the three signed
 attributes, rsaEncryption, the policy's own digest; privacy encrypting the SignedData's content
 octets for exactly the policy's recipients with the policy's cipher; confidentiality's key block,
-IV and ciphertext. It decrypts with the recipients' keys from the conformance world.
+IV and ciphertext. It decrypts with the recipients' keys from the conformance world, and reads
+with the general strict CMS readers, never the receive path's specialised ones: a second opinion.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from ams.algorithms import EncryptionAlgorithm, QoP
 from ams.errors import AmsError
 from ams.hazmat import der, mqheaders
-from ams.hazmat.enveloped import EnvelopedContent, parse_enveloped_data
+from ams.hazmat.enveloped import EnvelopedContent, parse_enveloped_data_strictly
 from ams.hazmat.oids import ID_CONTENT_TYPE, ID_DATA, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_SIGNING_TIME, RSA_ENCRYPTION
 from ams.hazmat.pdmq import PdmqHeader
-from ams.hazmat.signed import parse_signed_data
+from ams.hazmat.signed import parse_signed_data_strictly
 from ams.mqconstants import MQCCSI_UTF8, MQENC_NATIVE, MQFMT_NONE
 from ams.testing.conformance.protocol import Request
 from ams.testing.conformance.world import World
@@ -101,7 +102,7 @@ def _header_deviations(raw: bytes, header: PdmqHeader, request: Request, payload
 
 def _signed_deviations(encoded: bytes, wrapped: bool, content: bytes, request: Request, world: World) -> list[str]:
     """A SignedData as AMS writes it (format.md §3), signed by the request's identity with the policy's digest."""
-    signed = parse_signed_data(encoded, wrapped=wrapped)
+    signed = parse_signed_data_strictly(encoded, wrapped=wrapped)
     signer = world.issued(request.identity).certificate
     digest = f"{request.digest.oid} ({request.digest})"
     checks = [
@@ -202,7 +203,7 @@ def _cbc_decrypt(algorithm: EncryptionAlgorithm, key: bytes, iv: bytes, cipherte
 
 def _privacy_deviations(blob: bytes, content: bytes, request: Request, world: World) -> list[str]:
     """Privacy (format.md §4): the SignedData's content octets, encrypted for exactly the policy's recipients."""
-    envelope = parse_enveloped_data(blob)
+    envelope = parse_enveloped_data_strictly(blob)
     found = _recipient_deviations(envelope, request, world, "EnvelopedData")
     if envelope.content_type != ID_SIGNED_DATA:
         found.append(f"the EnvelopedData's content type: expected signedData, found {envelope.content_type}")
@@ -223,7 +224,7 @@ def _confidential_deviations(
 ) -> list[str]:
     """Confidentiality (format.md §5): a key block for exactly the recipients, an IV, the ciphertext."""
     key_block = blob[: header.key_block_size]
-    envelope = parse_enveloped_data(key_block)
+    envelope = parse_enveloped_data_strictly(key_block)
     found = _recipient_deviations(envelope, request, world, "key block")
     if envelope.content_type != ID_DATA:
         found.append(f"the key block's content type: expected id-data, found {envelope.content_type}")
