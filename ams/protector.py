@@ -415,11 +415,11 @@ class Protector:
         envelope = wire.enveloped_data()
         _rules.check_cipher_strength(policy.name, policy.encryption_algorithm, envelope.algorithm)
         identity = self._sender.identity("decrypting a privacy message")
+        # implicit rejection: a key that did not unwrap is a key derived from the block, used as a
+        # real one would be, so that a bad RSA block costs what a wrong key does and fails with it
         key, unwrapped = self._unwrap(envelope, identity)
         steps = ["unwrapping the content key with RSA"]
         try:
-            if not unwrapped:
-                raise DecryptionError("implicit rejection")
             opened = open_privacy(
                 envelope,
                 key,
@@ -435,8 +435,13 @@ class Protector:
             # verified, its fields are bytes an attacker may have steered
             steps.append("chaining the signer's certificate to a CA in this keystore")
             self.verifier.authenticate(opened.carried)
+            if not unwrapped:  # never reached in practice: garbage that decrypted, parsed and verified
+                raise DecryptionError("implicit rejection")
         except Exception as error:  # every failure here is the same error, whatever its kind
-            raise self._failed(header, envelope.algorithm, len(envelope.ciphertext), identity, steps, error) from None
+            # the key owner's diagnostic names the step that really failed
+            failure = error if unwrapped else DecryptionError("implicit rejection")
+            done = steps if unwrapped else steps[:1]
+            raise self._failed(header, envelope.algorithm, len(envelope.ciphertext), identity, done, failure) from None
         # the content and the signer's certificate are authentic: a failure now reveals nothing
         digest = opened.signed.digest_algorithm
         _rules.check_digest_strength(policy.name, policy.signature_algorithm, digest)
@@ -462,16 +467,19 @@ class Protector:
             self.stats.key_reuse_hits += 1
             if algorithm is not policy.encryption_algorithm or header.iv_block_size != cached.block_size:
                 _check_cipher(policy, header, algorithm)
-            steps, step_error = ["using the key cached for this key block"], None
+            steps, step_error, rejected = ["using the key cached for this key block"], None, False
         else:
             cached, cipher = None, None
             envelope = wire.key_block(parts)
             algorithm = envelope.algorithm
             _check_cipher(policy, header, algorithm)
             identity = self._sender.identity("decrypting a confidentiality message")
+            # implicit rejection: a key that did not unwrap is used as a real one would be (the key
+            # block, then the payload), so that a bad RSA block costs what a wrong key does
             content_key, unwrapped = self._unwrap(envelope, identity)
+            rejected = not unwrapped
             steps = ["unwrapping the key block's key with RSA"]
-            key, step_error = _message_key(envelope, content_key, unwrapped, steps)
+            key, step_error = _message_key(envelope, content_key, steps)
         headroom = wire.chain.payload_offset if into is not None else 0
         try:
             if step_error is not None:
@@ -483,8 +491,13 @@ class Protector:
             )
             steps.append("checking origSize and the empty flag")
             content = check_size(decrypted, header.orig_size, header.empty)
+            if rejected:  # garbage that decrypted and had the right size: refused all the same
+                raise DecryptionError("implicit rejection")
         except Exception as error:  # every failure after the unwrap is the same error
-            raise self._failed(header, algorithm, header.enc_block_size, identity, steps, error) from None
+            # the key owner's diagnostic names the step that really failed
+            failure = DecryptionError("implicit rejection") if rejected else error
+            done = steps[:1] if rejected else steps
+            raise self._failed(header, algorithm, header.enc_block_size, identity, done, failure) from None
         if header.key_reuse:
             self._receiver_keys[queue] = cached or _ReceivedKey(bytes(parts.key_block), key, algorithm)
         return _Opened(content, cipher=algorithm, offset=-1 if header.empty else headroom)
@@ -540,13 +553,11 @@ def _verifier(
 
 
 def _message_key(
-    envelope: EnvelopedContent, content_key: bytes, unwrapped: bool, steps: list[str]
+    envelope: EnvelopedContent, content_key: bytes, steps: list[str]
 ) -> tuple[bytes, Exception | None]:
     """The confidentiality message key from its key block; a failure is returned, to be raised as the one error."""
     size = envelope.algorithm.spec.key_size
     try:
-        if not unwrapped:
-            raise DecryptionError("implicit rejection")
         steps.append("decrypting the key block")
         key = bytes(envelope.decrypt(content_key, what="confidentiality key block"))
         if len(key) != size:

@@ -30,11 +30,13 @@ SMALL_CASES = [
     ("integrity", "unprotect"),
     ("integrity", "protect"),
     ("privacy-1", "unprotect"),
+    ("privacy-3", "unprotect"),
     ("privacy-10", "unprotect"),
     ("privacy-1", "protect"),
     ("confidentiality-reuse-unlimited", "unprotect"),
     ("confidentiality-reuse-32", "unprotect"),
     ("confidentiality-reuse-unlimited", "protect"),
+    ("confidentiality-reuse-32", "protect"),
 ]
 
 PRIMITIVES = "primitives (RSA, AES, SHA in C)"

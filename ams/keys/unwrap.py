@@ -4,8 +4,9 @@ A receiver that answers differently when the RSA padding is wrong, or when a wel
 holds a key of the wrong length, is a Bleichenbacher oracle: an attacker who can put messages
 on its queue can decrypt other messages' keys and, since AMS signs with the same key, forge
 signatures. So the unwrap never fails: on any failure it returns a key derived from the
-ciphertext and a secret of the receiver (the same key for the same ciphertext), and the failure
-surfaces later as the one decryption error that every other corruption gives.
+ciphertext and a secret of the receiver (the same key for the same ciphertext). The receiver
+uses that key as it would a real one, through the same decryptions, and the failure surfaces
+there as the one decryption error that every other corruption gives, after the same work.
 
 OpenSSL 3.2+ does this for software keys itself; PKCS#11 tokens do not, and the wrong-length
 case is ours to hide in either case.

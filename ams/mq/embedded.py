@@ -141,6 +141,10 @@ _MESSAGE = (
 )
 _BY_MSG_ID = " INDEXED BY messages_by_msg_id"  # the planner would walk the queue in order to honour ORDER BY
 _DEPTH = "SELECT depth FROM depths WHERE queue = ?"
+_OWNERS = (  # every owner of work, an open queue or a connection in the file
+    "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens "
+    "UNION SELECT owner FROM connections"
+)
 _DELETE_EXPIRED = "DELETE FROM messages WHERE queue = ? AND state = ? AND expires IS NOT NULL AND expires < ?"
 
 
@@ -205,25 +209,21 @@ class EmbeddedQueueManager:
             # percent-encoded, so that '?' or '#' in a path is part of the name, not URI syntax
             self._uri = "file:" + urllib.parse.quote(str(self.path.absolute()))
         self._keeper = self._open_db()  # keeps an in-memory database alive
+        found = self._keeper.execute("PRAGMA user_version").fetchone()[0]
+        if found > _SCHEMA_VERSION:
+            # a later format (schema 4 moved the bodies out of the rows, where a reader of schema 3
+            # finds empty ones): refused, never misread
+            self._keeper.close()
+            raise MQError(
+                f"the embedded queue manager's file {self.path} has format {found}, later than this version of "
+                f"ams reads ({_SCHEMA_VERSION}): open it with the version that wrote it, or a later one",
+                MQRC_UNEXPECTED_ERROR,
+            )
         with self._keeper:
             self._keeper.executescript(_SCHEMA)
             _add_columns(self._keeper)
             if self._keeper.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
-                # in one transaction, so that a process opening the file meanwhile sees before or after:
-                # gets and browses by MsgId (a proxy's delivery ledger) look it up, not scan for it;
-                # the depths are counted once, and the triggers keep them from then on
-                self._keeper.executescript(
-                    "BEGIN IMMEDIATE;"
-                    "UPDATE messages SET msg_id = json_extract(md, '$.msg_id') WHERE msg_id IS NULL;"
-                    "DROP TABLE IF EXISTS depths;"
-                    + _DEPTHS
-                    + _BODIES
-                    + "INSERT INTO depths (queue, depth) SELECT queue, COUNT(*) FROM messages WHERE state IN (0, 1) "
-                    "GROUP BY queue;"
-                    f"PRAGMA user_version = {_SCHEMA_VERSION};"
-                    "COMMIT;"
-                )
-
+                self._migrate()
             self._keeper.execute("CREATE INDEX IF NOT EXISTS messages_by_msg_id ON messages (queue, msg_id)")
             self._keeper.execute(
                 "CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (queue, expires) WHERE expires IS NOT NULL"
@@ -242,12 +242,38 @@ class EmbeddedQueueManager:
             db.execute("PRAGMA synchronous=FULL")
         return db
 
+    def _migrate(self) -> None:
+        """An earlier format brought to this one, in one transaction (a process opening the file
+        meanwhile sees before or after): gets and browses by MsgId (a proxy's delivery ledger) look
+        it up, not scan for it; the depths are counted once, and the triggers keep them from then on.
+
+        Refused while another live process is connected: it may run an earlier version of ams,
+        which would read the empty body left in the row of every message put from now on."""
+        with _transaction(self._keeper) as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION:
+                return  # another process opening the file at the same time did it
+            others = sorted({owner.split(":", 1)[0] for (owner,) in db.execute(_OWNERS).fetchall()} - {_process_tag()})
+            alive = [process for process in others if _alive(process)]
+            if alive:
+                raise MQError(
+                    f"the embedded queue manager's file {self.path} is of an earlier format, and processes "
+                    f"{', '.join(process.split('.')[0] for process in alive)} (perhaps an earlier version of ams) "
+                    "are connected to it: stop them, so that it can be brought to this version's format",
+                    MQRC_UNEXPECTED_ERROR,
+                )
+            db.execute("UPDATE messages SET msg_id = json_extract(md, '$.msg_id') WHERE msg_id IS NULL")
+            db.execute("DROP TABLE IF EXISTS depths")
+            for statement in _statements(_DEPTHS + _BODIES):
+                db.execute(statement)
+            db.execute(
+                "INSERT INTO depths (queue, depth) SELECT queue, COUNT(*) FROM messages WHERE state IN (0, 1) "
+                "GROUP BY queue"
+            )
+            db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
     def _recover_dead_owners(self) -> None:
         """Back out what processes that died left uncommitted (as MQ does when a connection breaks)."""
-        rows = self._keeper.execute(
-            "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens "
-            "UNION SELECT owner FROM connections"
-        ).fetchall()
+        rows = self._keeper.execute(_OWNERS).fetchall()
         for (owner,) in rows:
             if owner.split(":", 1)[0] == _process_tag() or _alive(owner):
                 continue
@@ -351,6 +377,16 @@ def _create_private(path: Path) -> None:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_new_file(path, b"", mode=PRIVATE_FILE_MODE)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script`` one by one (executescript would commit the transaction)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
 
 
 def _add_columns(db: sqlite3.Connection) -> None:

@@ -201,6 +201,51 @@ def test_bleichenbacher_probes_look_alike_with_a_software_key(
         assert len(seen) == 1 and "accepted" not in seen, seen
 
 
+def test_a_block_that_does_not_unwrap_costs_what_a_wrong_key_costs(
+    pki: Pki, policies: ams.PolicyStore, sent: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Implicit rejection all the way: a bad RSA block, or one holding a key of the wrong length,
+    goes on with a derived key through the same decryptions as a wrong key of the right length
+    (the privacy content; the key block, and the payload when that unpads), so that the time
+    it takes says nothing the error text does not. Only the key owner's diagnostic names the unwrap."""
+    from ams.hazmat import enveloped
+
+    decrypted: list[int] = []
+    real = enveloped.cbc_decrypt
+
+    def counted(*args: object, **kwargs: object) -> memoryview:
+        decrypted.append(len(args[3]))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(enveloped, "cbc_decrypt", counted)
+    import ams.protector
+
+    monkeypatch.setattr(ams.protector, "cbc_decrypt", counted)
+    identity = pki.keystore("bob").identity
+    assert identity is not None
+    public = identity.certificate.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    diagnosing = ams.Protector(pki.keystore("bob"), policies, diagnose_decryption=True)
+    for queue, key_size, unwrap_step in (("PRIV.Q", 32, "unwrapping the content key"), ("CONF1.Q", 16, "unwrapping")):
+        message = sent[queue]
+        end = V3 + struct.unpack(">i", message[28:32])[0] if queue != "PRIV.Q" else len(message)
+        wrapped = wrapped_key_for(message[:end], identity, offset=V2 if queue == "PRIV.Q" else V3)
+        work = {}
+        for name, block in (
+            ("bad block", os.urandom(len(wrapped))),
+            ("wrong length", public.encrypt(os.urandom(5), padding.PKCS1v15())),
+            ("wrong key", public.encrypt(os.urandom(key_size), padding.PKCS1v15())),
+        ):
+            decrypted.clear()
+            with pytest.raises(ams.errors.DecryptionError) as caught:
+                diagnosing.unprotect(queue, _replace_wrapped_key(message, wrapped, block))
+            # the key block's decryption (the payload's follows only when garbage unpads: 1 in 4,096)
+            work[name] = list(decrypted) if queue == "PRIV.Q" else decrypted[:1]
+            expected = unwrap_step if name != "wrong key" else "decrypting"
+            assert caught.value.diagnostic is not None and caught.value.diagnostic.startswith(expected), name
+        assert work["bad block"] == work["wrong length"] == work["wrong key"] != [], (queue, work)
+
+
 @requires_softhsm
 def test_bleichenbacher_probes_look_alike_on_a_pkcs11_token(pki: Pki, token: Path) -> None:
     """A token reports a bad block as an error of its own; the library must hide that too."""

@@ -295,3 +295,44 @@ def test_helpers_report_other_failures_as_the_chosen_error(tmp_path: Path) -> No
         make_private_directory(tmp_path / "file" / "d", error=ams.errors.KeystoreError)
     with pytest.raises(ams.UsageError, match="expected a directory, found a file"):
         make_private_directory(tmp_path / "file")
+
+
+# -- the embedded queue manager's file ---------------------------------------------------------------
+
+
+def test_the_queue_manager_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Messages wait there, protected or not (an error queue, a ledger): 0600 from the first byte,
+    and SQLite gives its -wal and -shm files the same mode."""
+    from ams.mq import MQMD, EmbeddedQueueManager
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "qm" / "file.sqlite"
+        EmbeddedQueueManager(path).connect("app").put1("SYSTEM.DEAD.LETTER.QUEUE", MQMD(), b"x")
+    finally:
+        os.umask(old)
+    assert {p.name: oct(_mode(p)) for p in path.parent.iterdir()} == {
+        name: "0o600" for name in ("file.sqlite", "file.sqlite-wal", "file.sqlite-shm")
+    }
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_the_queue_manager_file_is_never_a_link(tmp_path: Path, victim: Path, dangling: bool) -> None:
+    from ams.mq import EmbeddedQueueManager
+
+    link = tmp_path / "qm.sqlite"
+    target = tmp_path / "nowhere" / "qm.sqlite" if dangling else victim
+    link.symlink_to(target)
+    before = None if dangling else victim.read_bytes()
+    with pytest.raises(ams.UsageError, match="symbolic link"):
+        EmbeddedQueueManager(link)
+    assert (not target.exists()) if dangling else victim.read_bytes() == before
+
+
+def test_a_queue_manager_path_that_looks_like_a_uri_is_a_file_name(tmp_path: Path) -> None:
+    """'?mode=memory' or '#' in a path are part of the file's name, not SQLite URI options."""
+    from ams.mq import EmbeddedQueueManager
+
+    path = tmp_path / "qm?mode=memory&cache=shared#x.sqlite"
+    EmbeddedQueueManager(path).define_queue("Q.ONE")
+    assert path.exists() and "Q.ONE" in EmbeddedQueueManager(path).queues()
