@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 import attrs
 from cryptography import x509
 
@@ -19,12 +21,24 @@ class Protected:
     qop: QoP
 
 
-class _Received:
-    """What both kinds of unprotected message say about their signer and protection."""
+Body = TypeVar("Body", bytes, memoryview)
 
-    __slots__ = ()
-    signer: x509.Certificate | None
-    header: PdmqHeader | None
+
+@attrs.frozen(eq=False)
+class _Received(Generic[Body]):
+    """What both kinds of unprotected message hold: the body and Format, and how it was protected.
+
+    ``qop`` is the message's protection as received (NONE when it arrived unprotected and the
+    policy tolerates that, or the queue has no policy).
+    """
+
+    body: Body
+    format: str
+    qop: QoP
+    signer: x509.Certificate | None = None
+    signature_algorithm: SignatureAlgorithm | None = None
+    encryption_algorithm: EncryptionAlgorithm | None = None
+    header: PdmqHeader | None = None
 
     @property
     def signer_dn(self) -> DistinguishedName | None:
@@ -38,32 +52,12 @@ class _Received:
 
 
 @attrs.frozen
-class Unprotected(_Received):
-    """What a receiver gets: the original body and Format, and how the message was protected.
-
-    ``qop`` is the message's protection as received (NONE when it arrived unprotected and the
-    policy tolerates that, or the queue has no policy).
-    """
-
-    body: bytes
-    format: str
-    qop: QoP
-    signer: x509.Certificate | None = None
-    signature_algorithm: SignatureAlgorithm | None = None
-    encryption_algorithm: EncryptionAlgorithm | None = None
-    header: PdmqHeader | None = None
+class Unprotected(_Received[bytes]):
+    """What a receiver gets: the original body and Format, and how the message was protected."""
 
 
 @attrs.frozen(eq=False)
-class UnprotectedView(_Received):
+class UnprotectedView(_Received[memoryview]):
     """What :meth:`ams.Protector.unprotect_into` hands back: as :class:`Unprotected`, but ``body``
     is a view of the buffer the payload was decrypted into (or of the message itself when nothing
     was encrypted), never a copy. Compared by identity: a view's bytes may change under it."""
-
-    body: memoryview
-    format: str
-    qop: QoP
-    signer: x509.Certificate | None = None
-    signature_algorithm: SignatureAlgorithm | None = None
-    encryption_algorithm: EncryptionAlgorithm | None = None
-    header: PdmqHeader | None = None

@@ -54,6 +54,26 @@ def _name(dn: str) -> x509.Name:
     return DistinguishedName.parse(dn).to_x509()
 
 
+def certificate_builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: rsa.RSAPublicKey,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    serial: int | None = None,
+) -> x509.CertificateBuilder:
+    """A certificate's names, key, serial (random by default) and validity, for extensions to follow."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(serial or x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+    )
+
+
 def make_ca(
     dn: str = "CN=AMS Test CA,O=AMS,C=GB",
     *,
@@ -69,13 +89,7 @@ def make_ca(
     start = not_before or datetime.datetime.now(datetime.UTC) - _ONE_DAY
     name = _name(dn)
     certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=days))
+        certificate_builder(name, name, key.public_key(), start, start + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -127,13 +141,7 @@ def issue(
         decipher_only=False,
     )
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(dn))
-        .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(serial or x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
+        certificate_builder(_name(dn), ca.certificate.subject, key.public_key(), start, end, serial)
         .add_extension(x509.BasicConstraints(ca=ca_flag, path_length=None), critical=True)
         .add_extension(usage, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)

@@ -6,6 +6,7 @@ import struct
 
 import attrs
 
+from ams._rules import PDMQ_VERSION
 from ams.algorithms import QoP
 from ams.errors import MalformedMessageError
 from ams.hazmat.mqheaders import describe_bytes
@@ -45,7 +46,7 @@ class PdmqHeader:
     @property
     def version(self) -> int:
         """The header's major version: 3 for confidentiality, 2 for integrity and privacy."""
-        return 3 if self.qop is QoP.CONFIDENTIALITY else 2
+        return PDMQ_VERSION[self.qop]
 
     @property
     def size(self) -> int:
@@ -176,9 +177,10 @@ class PdmqHeader:
 
 
 # Each major version (minor 0): its header size, and the protections its protType may name.
+_SIZES = {2: V2_SIZE, 3: V3_SIZE}  # headerSize and dataOffset of each major version
+# major version -> (its size, the QoPs it carries), from the receiver's rules (ams._rules)
 _VERSIONS: dict[int, tuple[int, tuple[QoP, ...]]] = {
-    2: (V2_SIZE, (QoP.INTEGRITY, QoP.PRIVACY)),
-    3: (V3_SIZE, (QoP.CONFIDENTIALITY,)),
+    major: (size, tuple(qop for qop in QoP if PDMQ_VERSION.get(qop) == major)) for major, size in _SIZES.items()
 }
 # (major, minor, headerSize, dataOffset, protType) of every valid header -> (QoP, key reuse)
 _PROTECTIONS: dict[tuple[int, int, int, int, int], tuple[QoP, bool]] = {

@@ -13,17 +13,16 @@ from typing import Any
 
 import attrs
 
+from ams import _wire
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import AmsError, MalformedMessageError, SecurityError, UsageError
-from ams.hazmat import mqheaders
-from ams.hazmat.pdmq import PdmqHeader, looks_protected
 from ams.inspect import inspect_message
 from ams.keys import Keystore
 from ams.mq.dlh import MQDLH
 from ams.mq.mqmd import MQMD
 from ams.mq.protected import ERROR_QUEUE, browse_all
 from ams.mq.transport import Message, QueueManager, unit_of_work
-from ams.mqconstants import MQDLH_LENGTH, MQFMT_NONE
+from ams.mqconstants import MQDLH_LENGTH
 from ams.policy.model import Policy
 from ams.protector import Protector
 from ams.verify import Verifier
@@ -83,13 +82,12 @@ def _policy_from_header(queue: str, failed: FailedMessage, keystore: Keystore) -
     """
     md = failed.original_md
     try:
-        chain = mqheaders.walk(failed.body, md.format, md.encoding, md.ccsid)
-        payload = failed.body[chain.payload_offset :]
-        if chain.last_format != MQFMT_NONE or not looks_protected(payload):
-            return None
-        qop = PdmqHeader.unpack(payload).qop
+        header = _wire.parse(failed.body, md.format, encoding=md.encoding, ccsid=md.ccsid).header
     except AmsError:
         return None
+    if header is None:
+        return None
+    qop = header.qop
     me = (keystore.identity.dn,) if keystore.identity is not None else ()
     name = queue if _QUEUE_NAME.match(queue) else "UNNAMED"
     with warnings.catch_warnings():

@@ -34,6 +34,7 @@ from ams.keys.keystore import Identity, Keystore
 from ams.pki import (
     GeneratedPki,
     Issued,
+    certificate_builder,
     init_pki,
     issue,
     make_ca,
@@ -138,13 +139,7 @@ def self_signed(dn: str, key: rsa.RSAPrivateKey | None = None, *, days: int = 82
     start = datetime.datetime.now(datetime.UTC) - _DAY
     name = DistinguishedName.parse(dn).to_x509()
     certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=days))
+        certificate_builder(name, name, key.public_key(), start, start + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_usage(sign=True, encipher=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
