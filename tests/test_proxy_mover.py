@@ -194,9 +194,12 @@ def _two(tmp_path: Path) -> tuple[EmbeddedQueueManager, EmbeddedQueueManager]:
     return partner_qm, ours
 
 
+@pytest.mark.parametrize("threshold", [None, 1])
 def test_between_two_queue_managers_a_repeat_after_a_crash_is_not_put_again(
-    tmp_path: Path, people: dict[str, Issued]
+    tmp_path: Path, people: dict[str, Issued], threshold: int | None
 ) -> None:
+    """Threshold 1: the repeat has reached its backout threshold, and is recognised all the same
+    (the ledger is asked first), not moved to the backout queue as a poison message."""
     partner_qm, ours = _two(tmp_path)
     sender = ProtectedQueueManager(partner_qm.connect("orders"), keystore(people, "orders"), POLICIES)
     for i in range(3):
@@ -228,6 +231,7 @@ def test_between_two_queue_managers_a_repeat_after_a_crash_is_not_put_again(
         batch_size=3,
         ledger=DeliveryLedger(ours.connect("ledger")),
         on_event=events.append,
+        backout_threshold=threshold,
     )
     assert again.run().duplicates == 3 and [e.outcome for e in events] == ["duplicate"] * 3
     reader = ProtectedQueueManager(ours.connect("alice"), keystore(people, "alice"), POLICIES).open(
@@ -236,7 +240,8 @@ def test_between_two_queue_managers_a_repeat_after_a_crash_is_not_put_again(
     assert [reader.get().body for _ in range(3)] == [b"order 0", b"order 1", b"order 2"]
     with pytest.raises(ams.mq.NoMessageAvailable):
         reader.get()
-    assert partner_qm.connect("spy").depth("EXTERNAL_IN") == 0
+    spy = partner_qm.connect("spy")
+    assert spy.depth("EXTERNAL_IN") == 0 == spy.depth("SYSTEM.PROTECTION.ERROR.QUEUE")
 
 
 def test_the_ledger_needs_the_same_bytes_not_only_the_msgid(tmp_path: Path, people: dict[str, Issued]) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 from cryptography import x509
@@ -110,6 +110,16 @@ class PoisonMessageError(MQError):
     """A message was backed out BOTHRESH times; it was moved aside (backout or error queue), not delivered."""
 
     code = "backout_threshold"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, MQRC_BACKOUT_THRESHOLD_REACHED)
+
+
+class AlreadyDelivered(MQError):
+    """A redelivered message its getter recognised (``get(seen=...)``) as one it handled before: it
+    was got in the unit of work, to go at its commit, and is not delivered again."""
+
+    code = "already_delivered"
 
     def __init__(self, message: str) -> None:
         super().__init__(message, MQRC_BACKOUT_THRESHOLD_REACHED)
@@ -297,7 +307,9 @@ class ProtectedQueue:
         self.manager.pending = self.manager.pending or syncpoint
         return done
 
-    def get(self, *, wait: float = 0.0, syncpoint: bool = False) -> ProtectedMessage:
+    def get(
+        self, *, wait: float = 0.0, syncpoint: bool = False, seen: Callable[[Message], bool] | None = None
+    ) -> ProtectedMessage:
         """Get and unprotect, inside a unit of work so that no failure loses the message.
 
         A message that fails a check moves to the error queue and the check's SecurityError is
@@ -305,7 +317,10 @@ class ProtectedQueue:
         raised; any other failure backs the unit of work out (the message is back on the queue)
         and raises. With ``syncpoint`` the caller commits; without it the get is a unit of work
         of its own, committed before this returns, so the connection must hold no other
-        uncommitted work (commit or back it out first).
+        uncommitted work (commit or back it out first). ``seen``: asked first of a redelivered
+        message (BackoutCount above 0) as it was on the queue; True means the caller handled it
+        before (a proxy's delivery ledger), and AlreadyDelivered is raised with the message got
+        in the unit of work, before any backout threshold could move it aside.
         """
         if not syncpoint and self.manager.pending:
             raise UsageError(
@@ -316,7 +331,7 @@ class ProtectedQueue:
         self.last_md = message.md
         self.manager.pending = True
         try:
-            outcome = self._settle(message)
+            outcome = self._settle(message, seen)
             if not syncpoint:
                 self.manager.commit()
         except BaseException as error:
@@ -325,10 +340,12 @@ class ProtectedQueue:
             raise outcome
         return outcome
 
-    def _settle(self, message: Message) -> ProtectedMessage | AmsError:
+    def _settle(self, message: Message, seen: Callable[[Message], bool] | None) -> ProtectedMessage | AmsError:
         """The message delivered, or the error to raise once it was moved (in the unit of work)."""
         if self.backout is None:
             self.backout = self.manager.backout_settings(self.name)
+        if seen is not None and message.md.backout_count > 0 and seen(message):
+            return AlreadyDelivered(f"message {message.md.msg_id.hex()} on {self.name} was handled before")
         if message.md.backout_count >= self.backout.threshold:
             log.error(
                 "message %s on %s backed out %d times (threshold %d): moved aside",

@@ -33,10 +33,10 @@ from ams.dn import DistinguishedName
 from ams.errors import AmsError, ConfigurationError, InternalError, SecurityError
 from ams.mq.ledger import DeliveryLedger
 from ams.mq.mqmd import MQMD
-from ams.mq.protected import PoisonMessageError, ProtectedMessage, ProtectedQueueManager
+from ams.mq.protected import AlreadyDelivered, PoisonMessageError, ProtectedMessage, ProtectedQueueManager
 from ams.mq.proxy.events import ProxyEvent
 from ams.mq.rfh2 import with_usr_property
-from ams.mq.transport import MQError, NoMessageAvailable
+from ams.mq.transport import Message, MQError, NoMessageAvailable
 
 # MQ reasons that say the route, not the message, is in trouble: the unit of work is backed out
 # and RouteUnavailable raised, so that a worker waits instead of wearing out every message's
@@ -176,9 +176,12 @@ class ReprotectionProxy:
         """Get, check and put one message inside the batch's unit of work; False when none arrived."""
         started = time.monotonic()
         try:
-            message = self._in.get(wait=wait, syncpoint=True)
+            message = self._in.get(wait=wait, syncpoint=True, seen=self._delivered_before)
         except NoMessageAvailable:
             return False
+        except AlreadyDelivered:  # in the ledger: its get goes with this unit of work, and no put
+            batch.events.append((self._event("duplicate", started, md=self._in.last_md), started))
+            return True
         except (SecurityError, PoisonMessageError) as error:  # moved aside inside the unit of work
             refused = self._event("refused", started, md=self._in.last_md, reason=reason_of(error))
             batch.events.append((refused, started))
@@ -205,14 +208,16 @@ class ReprotectionProxy:
             raise _BackedOut(error, started) from None
         return True
 
+    def _delivered_before(self, message: Message) -> bool:
+        """Whether a redelivered message is in the ledger: asked before its backout count could move
+        it aside, since only a message backed out before can have been delivered already."""
+        return self.ledger is not None and self.ledger.delivered(message.md.msg_id, message.body)
+
     def _deliver(self, message: ProtectedMessage, started: float) -> ProxyEvent:
         """Put ``message`` to the target (and its ledger entry), or recognise it as delivered before."""
         raw = message.raw_body
         md = message.md
         signer = _signer_dn(message)
-        redelivered = md.backout_count > 0  # only a message backed out before can have been delivered
-        if self.ledger is not None and redelivered and self.ledger.delivered(md.msg_id, raw):
-            return self._event("duplicate", started, md=md, signer=signer, qop_in=message.qop.name)
         body = message.body
         if self.signer_property:
             # always first, empty for an unsigned message: a sender's own copy further in cannot pose as it
