@@ -182,6 +182,8 @@ def test_qm_commands_print_mqsc_for_ibm_mq_and_refuse_to_administer_it(capsys: p
     assert "setmqaut -m QM1 -t queue -n SYSTEM.PROTECTION.ERROR.QUEUE -p app +put +inq" in lines
     assert "setmqaut -m QM1 -t queue -n SYSTEM.PROTECTION.POLICY.QUEUE -p app +browse +inq" in lines
     assert "setmqaut -m QM1 -t queue -n APP.Q -p app +put +get +browse +inq" in lines
+    assert main(["qm", "authorities", "--principal", "gw", "-m", "QM2", "IN.Q", "--ledger", "AMS.PROXY.LEDGER"]) == 0
+    assert "setmqaut -m QM2 -t queue -n AMS.PROXY.LEDGER -p gw +put +browse +inq" in capsys.readouterr().out
     assert main(["qm", "authorities", "--principal", "app", "--mqsc", "--writes-policies"]) == 0
     assert "PROFILE('SYSTEM.PROTECTION.POLICY.QUEUE') OBJTYPE(QUEUE) PRINCIPAL('app') AUTHADD(BROWSE,INQ,GET,PUT)" in (
         capsys.readouterr().out

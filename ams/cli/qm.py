@@ -69,6 +69,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     grants.add_argument("--principal", required=True, help="the user (or -g group with setmqaut) to grant")
     grants.add_argument("-m", dest="qmgr", default=None, help="the queue manager (for setmqaut)")
     grants.add_argument("--writes-policies", action="store_true", help="also +get +put on the policy queue")
+    grants.add_argument(
+        "--ledger", action="append", default=[], metavar="QUEUE", help="a proxy's delivery ledger queue (repeatable)"
+    )
     grants.add_argument("--mqsc", action="store_true", help="as SET AUTHREC commands for runmqsc")
     grants.set_defaults(run=run_authorities)
 
@@ -174,7 +177,7 @@ def run_restart(args: argparse.Namespace) -> int:
 
 def run_authorities(args: argparse.Namespace) -> int:
     """``ams qm authorities``: the exit status (0 done, 2 usage)."""
-    needed = authorities_needed(args.queues, writes_policies=args.writes_policies)
+    needed = authorities_needed(args.queues, writes_policies=args.writes_policies, ledgers=args.ledger)
     if args.mqsc:
         lines = set_authrec(args.principal, needed)
     elif args.qmgr is None:

@@ -60,17 +60,22 @@ class Authority:
     authorities: tuple[str, ...]
 
 
-def authorities_needed(queues: Iterable[str], *, writes_policies: bool = False) -> list[Authority]:
+def authorities_needed(
+    queues: Iterable[str], *, writes_policies: bool = False, ledgers: Iterable[str] = ()
+) -> list[Authority]:
     """What an application using this library needs: to connect and inquire, to read the policies
     (and, with ``writes_policies``, to replace them), to put refused messages on the error queue
     (as IBM's interceptor does), and to put, get, browse and inquire (BOTHRESH, BOQNAME, depth) on
-    ``queues``. A queue's BOQNAME needs +put as well: list it among ``queues``."""
+    ``queues``. A queue's BOQNAME needs +put as well: list it among ``queues``. A re-protection
+    proxy between two queue managers writes and looks up its delivery ledger on the target's
+    ``ledgers`` queues (+put +browse +inq)."""
     needed = [
         Authority("qmgr", "", ("connect", "inq")),
         Authority("queue", POLICY_QUEUE, ("browse", "inq", *(("get", "put") if writes_policies else ()))),
         Authority("queue", ERROR_QUEUE, ("put", "inq")),
     ]
     needed += [Authority("queue", queue, ("put", "get", "browse", "inq")) for queue in queues]
+    needed += [Authority("queue", ledger, ("put", "browse", "inq")) for ledger in ledgers]
     return needed
 
 
