@@ -176,7 +176,8 @@ class ReprotectionProxy:
         """Get, check and put one message inside the batch's unit of work; False when none arrived."""
         started = time.monotonic()
         try:
-            message = self._in.get(wait=wait, syncpoint=True, seen=self._delivered_before)
+            seen = self._delivered_before if self.ledger is not None else None
+            message = self._in.get(wait=wait, syncpoint=True, seen=seen)
         except NoMessageAvailable:
             return False
         except AlreadyDelivered:  # in the ledger: its get goes with this unit of work, and no put
@@ -211,7 +212,8 @@ class ReprotectionProxy:
     def _delivered_before(self, message: Message) -> bool:
         """Whether a redelivered message is in the ledger: asked before its backout count could move
         it aside, since only a message backed out before can have been delivered already."""
-        return self.ledger is not None and self.ledger.delivered(message.md.msg_id, message.body)
+        assert self.ledger is not None  # asked only of a route with a ledger
+        return self.ledger.delivered(message.md.msg_id, message.body)
 
     def _deliver(self, message: ProtectedMessage, started: float) -> ProxyEvent:
         """Put ``message`` to the target (and its ledger entry), or recognise it as delivered before."""
