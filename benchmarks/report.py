@@ -2,6 +2,7 @@
 
     python -m benchmarks.report F
     python -m benchmarks.report --compare BEFORE AFTER   # the small- and large-message targets, before and after
+    python -m benchmarks.report --plot DIR F [F ...]     # PNG charts (needs matplotlib: the `bench` extra)
 """
 
 from __future__ import annotations
@@ -128,8 +129,27 @@ def _load(path: str) -> dict[str, Any]:
     return loaded
 
 
-if __name__ == "__main__":
-    if sys.argv[1] == "--compare":
-        print(compare(_load(sys.argv[2]), _load(sys.argv[3])))
+def main(argv: list[str]) -> int:
+    """The command line: a table, a comparison, or charts."""
+    if len(argv) >= 3 and argv[0] == "--plot":
+        from benchmarks.plot import PlotUnavailable, plot
+
+        try:
+            written = plot([Path(a) for a in argv[2:]], Path(argv[1]))
+        except PlotUnavailable as exc:
+            print(f"benchmarks.report: {exc}", file=sys.stderr)
+            return 2
+        print("\n".join(str(p) for p in written))
+    elif len(argv) == 3 and argv[0] == "--compare":
+        print(compare(_load(argv[1]), _load(argv[2])))
+    elif len(argv) == 1 and not argv[0].startswith("-"):
+        print(render(_load(argv[0])))
     else:
-        print(render(_load(sys.argv[1])))
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.__main__ import run_cases
 from benchmarks.setup import World
 
@@ -45,3 +47,33 @@ def test_help_runs() -> None:
         check=False,
     )
     assert result.returncode == 0 and "--quick" in result.stdout and "--json" in result.stdout
+
+
+RESULTS = Path(__file__).parents[1] / "benchmarks" / "results"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_draws_every_operation_and_the_proxy(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from benchmarks.report import main
+
+    files = [RESULTS / "2026-11-27.json", RESULTS / "2026-11-27-proxy.json"]
+    assert main(["--plot", str(tmp_path), *map(str, files)]) == 0
+    drawn = sorted(p.name for p in tmp_path.iterdir())
+    operations = ("protect", "unprotect", "unprotect_into")
+    expected = [f"2026-11-27-{kind}-{op}.png" for kind in ("bound", "rate") for op in operations]
+    assert drawn == sorted([*expected, "2026-11-27-proxy-proxy.png"])
+    pictures = [(tmp_path / name).read_bytes() for name in drawn]
+    assert all(p.startswith(PNG_SIGNATURE) and len(p) > 10_000 for p in pictures)
+    assert len(set(pictures)) == len(pictures)  # each chart draws its own data
+
+
+def test_plot_refuses_a_file_without_records(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from benchmarks.plot import plot
+
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"records": []}', encoding="utf-8")
+    with pytest.raises(ValueError, match="no records to draw"):
+        plot([empty], tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
