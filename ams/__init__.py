@@ -41,6 +41,7 @@ _EXPORTS = {
     "SignatureAlgorithm": "ams.algorithms",
     "EncryptionAlgorithm": "ams.algorithms",
     "Protected": "ams.message",
+    "ProtectedView": "ams.message",
     "Unprotected": "ams.message",
     "UnprotectedView": "ams.message",
     "Limits": "ams.limits",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from ams.keys.keystore import Keystore as Keystore
     from ams.limits import Limits as Limits
     from ams.message import Protected as Protected
+    from ams.message import ProtectedView as ProtectedView
     from ams.message import Unprotected as Unprotected
     from ams.message import UnprotectedView as UnprotectedView
     from ams.policy.model import Policy as Policy

@@ -8,6 +8,7 @@ structural check made once (format.md §1-5). No key is used and nothing is veri
 
 from __future__ import annotations
 
+from collections.abc import Sequence, Sized
 from typing import NamedTuple
 
 import attrs
@@ -15,10 +16,10 @@ import attrs
 from ams.algorithms import QoP
 from ams.errors import HeaderContentMismatchError, MalformedMessageError
 from ams.hazmat import der, mqheaders, pdmq
-from ams.hazmat.enveloped import EnvelopedContent, parse_enveloped_data, read_ams_enveloped_data
+from ams.hazmat.enveloped import EnvelopedContent, PendingCiphertext, parse_enveloped_data, read_ams_enveloped_data
 from ams.hazmat.oids import ID_DATA, ID_ENVELOPED_DATA, ID_SIGNED_DATA
 from ams.hazmat.pdmq import V3_SIZE, PdmqHeader, looks_protected
-from ams.hazmat.signed import SignedContent, parse_signed_data, read_ams_signed_data
+from ams.hazmat.signed import Chunk, SignedContent, parse_signed_data, read_ams_signed_data
 from ams.limits import DEFAULT_LIMITS, Limits
 from ams.mqconstants import MQCCSI_UTF8, MQENC_NATIVE, MQFMT_NONE
 
@@ -189,6 +190,34 @@ def assemble(body: bytes | memoryview, chain: mqheaders.HeaderChain, protected: 
     rest = view[chain.format_offset + 8 : chain.payload_offset]
     head: list[bytes | memoryview] = [view[: chain.format_offset], blank, rest]
     return b"".join([*head, *protected])
+
+
+def assembled_size(chain: mqheaders.HeaderChain, protected: Sequence[Sized]) -> int:
+    """How long :func:`assemble_into` makes the protected body."""
+    return (chain.payload_offset if chain.format_offset is not None else 0) + sum(len(p) for p in protected)
+
+
+def assemble_into(
+    body: bytes | memoryview,
+    chain: mqheaders.HeaderChain,
+    protected: Sequence[Chunk | PendingCiphertext],
+    out: memoryview,
+) -> memoryview:
+    """:func:`assemble` into ``out``, each part written once where it stays; the view written."""
+    position = 0
+    if chain.format_offset is not None:
+        view = memoryview(body)
+        out[: chain.payload_offset] = view[: chain.payload_offset]
+        out[chain.format_offset : chain.format_offset + 8] = mqheaders.encode_format(MQFMT_NONE, chain.format_charset)
+        position = chain.payload_offset
+    for part in protected:
+        end = position + len(part)
+        if isinstance(part, PendingCiphertext):
+            part.write_into(out[position:end])
+        else:
+            out[position:end] = part
+        position = end
+    return out[:position]
 
 
 def _expect_content_info(blob: memoryview, qop: QoP) -> None:

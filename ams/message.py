@@ -21,6 +21,17 @@ class Protected:
     qop: QoP
 
 
+@attrs.frozen(eq=False)
+class ProtectedView:
+    """What :meth:`ams.Protector.protect_into` hands back: as :class:`Protected`, but ``body`` is a
+    view of the buffer the message was written into. Compared by identity: a view's bytes may
+    change under it (the next protect_into into the same buffer)."""
+
+    body: memoryview
+    format: str
+    qop: QoP
+
+
 Body = TypeVar("Body", bytes, memoryview)
 
 

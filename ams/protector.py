@@ -37,21 +37,22 @@ from ams.errors import (
 )
 from ams.hazmat.enveloped import (
     EnvelopedContent,
+    PendingCiphertext,
     Recipient,
     RecipientRef,
-    build_enveloped_data,
     cbc_decrypt,
-    cbc_encrypt,
+    enveloped_data_parts,
     recipient_ids,
 )
 from ams.hazmat.oids import ID_SIGNED_DATA
 from ams.hazmat.pdmq import PdmqHeader
+from ams.hazmat.signed import Chunk
 from ams.keys.keystore import Identity, Keystore
 from ams.keys.revocation import RevocationChecker
 from ams.keys.revocation_settings import RevocationSettings
 from ams.keys.unwrap import unwrap_content_key
 from ams.limits import DEFAULT_LIMITS, Limits
-from ams.message import Protected, Unprotected, UnprotectedView
+from ams.message import Protected, ProtectedView, Unprotected, UnprotectedView
 from ams.mqconstants import MQCCSI_UTF8, MQENC_NATIVE, MQFMT_NONE, MQFMT_STRING
 from ams.policy.model import Policy
 from ams.verify import Verifier
@@ -182,10 +183,53 @@ class Protector:
         has no clear headers (their last Format is blanked instead). ``one_shot`` is MQPUT1,
         which never reuses a key.
         """
+        laid_out = self._lay_out(queue, body, format, encoding, ccsid, one_shot)
+        if laid_out is None:
+            return Protected(bytes(body), format, QoP.NONE)
+        wire, parts, qop = laid_out
+        computed = [p.compute() if isinstance(p, PendingCiphertext) else p for p in parts]
+        out = _wire.assemble(wire.body, wire.chain, computed)
+        return Protected(out, MQFMT_NONE if wire.chain.format_offset is None else format, qop)
+
+    def protect_into(
+        self,
+        queue: str,
+        body: bytes | memoryview,
+        buffer: bytearray | memoryview | None = None,
+        format: str = MQFMT_STRING,
+        *,
+        encoding: int = MQENC_NATIVE,
+        ccsid: int = MQCCSI_UTF8,
+        one_shot: bool = False,
+    ) -> ProtectedView:
+        """:meth:`protect` in one pass into ``buffer``, for large messages: ``body`` is a view of it.
+
+        The clear headers, the PDMQ header and the CMS framing are laid out first, then the
+        payload is encrypted (privacy, confidentiality) or copied (integrity) straight into its
+        place: no ciphertext buffer of its own and no join after. ``buffer`` is writable and
+        reused from message to message; when it is too small the UsageError names the size
+        needed (the payload plus some kilobytes of headers, certificates and wrapped keys).
+        Without one, one buffer of the exact size is made. ``buffer`` must not be the memory
+        that holds ``body``.
+        """
+        laid_out = self._lay_out(queue, body, format, encoding, ccsid, one_shot)
+        if laid_out is None:
+            out = _output(buffer, body, len(body))
+            out[: len(body)] = body
+            return ProtectedView(out[: len(body)], format, QoP.NONE)
+        wire, parts, qop = laid_out
+        out = _output(buffer, body, _wire.assembled_size(wire.chain, parts))
+        written = _wire.assemble_into(wire.body, wire.chain, parts, out)
+        return ProtectedView(written, MQFMT_NONE if wire.chain.format_offset is None else format, qop)
+
+    def _lay_out(
+        self, queue: str, body: bytes | memoryview, format: str, encoding: int, ccsid: int, one_shot: bool
+    ) -> tuple[_wire.Wire, list[Chunk | PendingCiphertext], QoP] | None:
+        """The parsed body and the protected parts after its clear headers (None: nothing to protect)."""
         policy = self.policies.get(queue)
         qop = policy.qop if policy is not None else QoP.NONE
         if policy is None or qop is QoP.NONE:
-            return Protected(bytes(body), format, QoP.NONE)
+            return None
         self._sender.check_algorithms(policy)
         wire = _wire.parse(body, format, encoding=encoding, ccsid=ccsid, limits=self.limits)
         payload: bytes | memoryview = wire.payload
@@ -193,6 +237,7 @@ class Protector:
         if empty:
             payload = _EMPTY_MARKER
         orig_format = wire.chain.last_format
+        parts: list[Chunk | PendingCiphertext]
         if qop is QoP.CONFIDENTIALITY:
             parts = self._confidential_parts(queue, policy, payload, orig_format, empty, one_shot)
         else:
@@ -202,20 +247,21 @@ class Protector:
             else:
                 signed = self._sender.writer(policy).content_parts(payload)
                 recipients = self._recipients(policy)
-                enveloped, _ = build_enveloped_data(recipients, policy.encryption_algorithm, ID_SIGNED_DATA, signed)
-                parts = [header, *enveloped]
+                (framing, ciphertext), _ = enveloped_data_parts(
+                    recipients, policy.encryption_algorithm, ID_SIGNED_DATA, signed
+                )
+                parts = [header, framing, ciphertext]
         self.stats.messages_protected += 1
-        out = _wire.assemble(wire.body, wire.chain, parts)
-        return Protected(out, MQFMT_NONE if wire.chain.format_offset is None else format, qop)
+        return wire, parts, qop
 
     def _confidential_parts(
         self, queue: str, policy: Policy, payload: bytes | memoryview, orig_format: str, empty: bool, one_shot: bool
-    ) -> list[bytes | memoryview]:
+    ) -> list[Chunk | PendingCiphertext]:
         """The PDMQ v3 header, key block, IV and ciphertext of a confidentiality message."""
         recipients = self.verifier.recipients(policy, self.at)
         key = self._sender.confidentiality_key(queue, policy, recipients, one_shot=one_shot)
         iv = os.urandom(key.block_size)
-        ciphertext = cbc_encrypt(policy.encryption_algorithm, key.key, iv, [payload], cipher=key.cipher)
+        ciphertext = PendingCiphertext(policy.encryption_algorithm, key.key, iv, [payload], key.cipher)
         reuse = policy.key_reuse != KEYREUSE_DISABLED
         sizes = (len(key.key_block), len(iv), len(ciphertext))
         header = self._header(QoP.CONFIDENTIALITY, len(payload), orig_format, queue, empty, reuse, sizes)
@@ -587,15 +633,26 @@ def _not_protected(queue: str, policy: Policy, wire: _wire.Wire) -> NotProtected
     )
 
 
-def _writable(buffer: bytearray | memoryview, needed: int) -> memoryview:
+def _output(buffer: bytearray | memoryview | None, body: bytes | memoryview, needed: int) -> memoryview:
+    """Where protect_into writes: ``buffer`` checked, or a fresh buffer of the size needed."""
+    if buffer is None:
+        return memoryview(bytearray(needed))
+    out = _writable(buffer, needed, "protect_into")
+    if out.obj is (body.obj if isinstance(body, memoryview) else body):
+        raise UsageError("protect_into needs a buffer of its own, not the memory that holds the message")
+    return out
+
+
+def _writable(buffer: bytearray | memoryview, needed: int, caller: str = "unprotect_into") -> memoryview:
     """``buffer`` as a writable byte view of at least ``needed`` bytes; UsageError otherwise."""
     try:
         view = memoryview(buffer)
     except TypeError:
-        raise UsageError(f"unprotect_into needs a writable buffer, found {type(buffer).__name__}") from None
+        raise UsageError(f"{caller} needs a writable buffer, found {type(buffer).__name__}") from None
     if view.readonly or not view.c_contiguous:
-        raise UsageError("unprotect_into needs a writable, contiguous buffer (a bytearray, or a memoryview of one)")
+        raise UsageError(f"{caller} needs a writable, contiguous buffer (a bytearray, or a memoryview of one)")
     view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
     if len(view) < needed:
-        raise UsageError(f"unprotect_into needs a buffer of at least {needed} bytes (the message's), found {len(view)}")
+        what = "the message's" if caller == "unprotect_into" else "the protected message's"
+        raise UsageError(f"{caller} needs a buffer of at least {needed} bytes ({what}), found {len(view)}")
     return view

@@ -29,7 +29,8 @@ from benchmarks.workers import protect_for
 KIB, MIB = 1024, 1024 * 1024
 FULL_SIZES = [256, 2 * KIB, 64 * KIB, MIB, 16 * MIB]
 QUICK_SIZES = [2 * KIB, MIB, 16 * MIB]
-OPS = ["protect", "unprotect", "unprotect_into"]  # unprotect_into: the large-message call, from INTO_FROM up
+# unprotect_into and protect_into: the large-message calls, from INTO_FROM up
+OPS = ["protect", "unprotect", "unprotect_into", "protect_into"]
 INTO_FROM = MIB
 
 
@@ -69,7 +70,7 @@ def _measure(
     repeats: int,
 ) -> dict[str, Any]:
     """One record: ours, the bound and the peer, measured in turn."""
-    direction = "protect" if op == "protect" else "unprotect"
+    direction = "protect" if op.startswith("protect") else "unprotect"
     peer_op = peer.operation(case, direction)
     ours_op = _ours(world, sender, receiver, case, op, primitives.payload)
     operations = [ours_op, primitives.bound(case, direction), *([peer_op] if peer_op else [])]
@@ -92,13 +93,16 @@ def _measure(
 
 
 def _ops(handle: Any, size: int) -> list[str]:
-    """The operations measured at ``size`` (a tree without unprotect_into, measured for a baseline, has two)."""
-    return OPS if size >= INTO_FROM and hasattr(handle, "unprotect_into") else OPS[:2]
+    """The operations measured at ``size`` (a tree measured for a baseline may lack the _into calls)."""
+    return OPS[:2] + [op for op in OPS[2:] if size >= INTO_FROM and hasattr(handle, op)]
 
 
 def _ours(world: World, sender: Any, receiver: Any, case: Case, op: str, payload: bytes) -> Callable[[], object]:
     if op == "protect":
         return lambda: sender.protect(case.queue, payload).body
+    if op == "protect_into":
+        out = bytearray(len(sender.protect(case.queue, payload).body))  # the caller's, reused
+        return lambda: sender.protect_into(case.queue, payload, out).body
     # a fresh handle per case keeps key-reuse caches to what this case's sender made
     handle = world.receiver() if case.qop == "confidentiality" else receiver
     # and a fresh sender: a pool of 4 large messages from a KEYREUSE 32 handle that already used its
@@ -142,7 +146,7 @@ def run_memory(world: World, sizes: list[int]) -> list[dict[str, Any]]:
                 plain.write_bytes(payload)
                 protected.write_bytes(sender.protect(case.queue, payload).body)
                 for op in _ops(sender, size):
-                    path = plain if op == "protect" else protected
+                    path = plain if op.startswith("protect") else protected
                     extra = measure(root, case.queue, op, path)
                     record = {
                         "case": case.name,

@@ -30,10 +30,11 @@ def measure(root: Path, queue: str, op: str, data_file: Path) -> int:
 def _child(root: Path, queue: str, op: str, data_file: Path) -> None:
     from benchmarks.setup import load_handle
 
-    handle = load_handle(root, "sender" if op == "protect" else "reader0")
+    sending = op.startswith("protect")
+    handle = load_handle(root, "sender" if sending else "reader0")
     data = data_file.read_bytes()
     # one operation first, so that certificate caches are warm and only per-message memory is measured
-    if op == "protect":
+    if sending:
         handle.protect(queue, os.urandom(64))
     else:
         handle.unprotect(queue, data)
@@ -41,6 +42,8 @@ def _child(root: Path, queue: str, op: str, data_file: Path) -> None:
     before, _ = tracemalloc.get_traced_memory()
     if op == "protect":
         out: object = handle.protect(queue, data).body
+    elif op == "protect_into":
+        out = handle.protect_into(queue, data).body  # no buffer given: it allocates the one it writes into
     elif op == "unprotect_into":
         out = handle.unprotect_into(queue, data).body  # no buffer given: it allocates the one it decrypts into
     else:

@@ -53,23 +53,78 @@ def cbc_encrypt(
 
     ``cipher`` is ``algorithm``'s primitive already made with ``key``, for a key used again.
     """
-    spec = algorithm.spec
-    total = sum(len(p) for p in parts)
-    pad = spec.block_size - total % spec.block_size
-    size = total + pad
-    buffer = bytearray(size + spec.block_size)
-    view = memoryview(buffer)
-    encryptor = Cipher(cipher or spec.factory(key), modes.CBC(iv)).encryptor()
-    if total <= _JOIN_BELOW:  # one pass over a small copy costs less than a pass per part
-        encryptor.update_into(b"".join([*parts, _PADDING[pad]]), view)
-    else:
+    return PendingCiphertext(algorithm, key, iv, parts, cipher).compute()
+
+
+class PendingCiphertext:
+    """A PKCS#7-padded CBC ciphertext whose length is known before it is computed.
+
+    The DER around a ciphertext needs only its length, so a writer can lay the framing out first
+    and then encrypt straight into the place the ciphertext keeps (``write_into``): a large
+    message is then encrypted once, into its final buffer, with no copy after.
+    """
+
+    __slots__ = ("_cipher", "_iv", "_pad", "_parts", "_spec", "size")
+
+    def __init__(
+        self,
+        algorithm: EncryptionAlgorithm,
+        key: bytes,
+        iv: bytes,
+        parts: Sequence[Chunk],
+        cipher: BlockCipherAlgorithm | None = None,
+    ) -> None:
+        self._spec = algorithm.spec
+        self._cipher = cipher or self._spec.factory(key)
+        self._iv = iv
+        self._parts = parts
+        total = sum(len(p) for p in parts)
+        self._pad = self._spec.block_size - total % self._spec.block_size
+        self.size = total + self._pad
+
+    def __len__(self) -> int:
+        return self.size
+
+    def compute(self) -> memoryview:
+        """The ciphertext in a buffer of its own."""
+        buffer = bytearray(self.size + self._spec.block_size)  # update_into wants a block of room
+        view = memoryview(buffer)
+        encryptor = Cipher(self._cipher, modes.CBC(self._iv)).encryptor()
+        if self.size <= _JOIN_BELOW:  # one pass over a small copy costs less than a pass per part
+            encryptor.update_into(b"".join([*self._parts, _PADDING[self._pad]]), view)
+        else:
+            position = 0
+            for part in self._parts:
+                if len(part):
+                    position += encryptor.update_into(part, view[position:])
+            encryptor.update_into(_PADDING[self._pad], view[position:])
+        encryptor.finalize()  # CBC over whole blocks leaves nothing buffered
+        return view[: self.size]
+
+    def write_into(self, out: memoryview) -> None:
+        """Encrypt into ``out``, exactly ``size`` bytes long, with no buffer of its own.
+
+        update_into wants block_size - 1 bytes of room past what it writes; the last few bytes of
+        the stream, where ``out`` has no such room, go through update() instead.
+        """
+        if len(out) != self.size:
+            raise ValueError(f"the ciphertext is {self.size} bytes, the place for it {len(out)}")
+        encryptor = Cipher(self._cipher, modes.CBC(self._iv)).encryptor()
+        slack = self._spec.block_size - 1
+        stream = [p for p in self._parts if len(p)]
+        stream.append(_PADDING[self._pad])
+        remaining = self.size
         position = 0
-        for part in parts:
-            if len(part):
-                position += encryptor.update_into(part, view[position:])
-        encryptor.update_into(_PADDING[pad], view[position:])
-    encryptor.finalize()  # CBC over whole blocks leaves nothing buffered
-    return view[:size]
+        for part in stream:
+            remaining -= len(part)
+            direct = len(part) if remaining >= slack else max(0, len(part) - (slack - remaining))
+            if direct:
+                position += encryptor.update_into(part[:direct], out[position:])
+            if direct < len(part):
+                produced = encryptor.update(part[direct:])
+                out[position : position + len(produced)] = produced
+                position += len(produced)
+        encryptor.finalize()
 
 
 _JOIN_BELOW = 16 * 1024
@@ -169,23 +224,36 @@ def build_enveloped_data(
 
     ``recipients`` are certificates, or :class:`Recipient` values made from them once.
     """
+    (framing, ciphertext), content_key = enveloped_data_parts(recipients, algorithm, content_type, plaintext, key=key)
+    return [framing, ciphertext.compute()], content_key
+
+
+def enveloped_data_parts(
+    recipients: Sequence[x509.Certificate | Recipient],
+    algorithm: EncryptionAlgorithm,
+    content_type: str,
+    plaintext: Sequence[Chunk],
+    *,
+    key: bytes | None = None,
+) -> tuple[tuple[bytes, PendingCiphertext], bytes]:
+    """:func:`build_enveloped_data` with the ciphertext not yet computed: the DER before it, the
+    ciphertext to come (it ends the ContentInfo), and the content key."""
     spec = algorithm.spec
     content_key = key if key is not None else os.urandom(spec.key_size)
     iv = os.urandom(spec.block_size)
     infos = sorted((r if isinstance(r, Recipient) else Recipient.of(r)).info(content_key) for r in recipients)
-    ciphertext = cbc_encrypt(algorithm, content_key, iv, plaintext)
+    ciphertext = PendingCiphertext(algorithm, content_key, iv, plaintext)
+    size = len(ciphertext)
     algorithm_id = der.algorithm_identifier(spec.oid, cipher_parameters(algorithm, iv))
-    content_header = der.header(der.CONTEXT_0_PRIMITIVE, len(ciphertext))
+    content_header = der.header(der.CONTEXT_0_PRIMITIVE, size)
     eci_prefix = der.oid(content_type) + algorithm_id + content_header
-    eci_header = der.header(der.SEQUENCE, len(eci_prefix) + len(ciphertext))
+    eci_header = der.header(der.SEQUENCE, len(eci_prefix) + size)
     before = der.integer(0) + der.tlv(der.SET, b"".join(infos)) + eci_header + eci_prefix
-    enveloped_header = der.header(der.SEQUENCE, len(before) + len(ciphertext))
-    explicit_header = der.header(der.CONTEXT_0_CONSTRUCTED, len(enveloped_header) + len(before) + len(ciphertext))
+    enveloped_header = der.header(der.SEQUENCE, len(before) + size)
+    explicit_header = der.header(der.CONTEXT_0_CONSTRUCTED, len(enveloped_header) + len(before) + size)
     type_oid = der.oid(ID_ENVELOPED_DATA)
-    outer = der.header(
-        der.SEQUENCE, len(type_oid) + len(explicit_header) + len(enveloped_header) + len(before) + len(ciphertext)
-    )
-    return [outer + type_oid + explicit_header + enveloped_header + before, ciphertext], content_key
+    outer = der.header(der.SEQUENCE, len(type_oid) + len(explicit_header) + len(enveloped_header) + len(before) + size)
+    return (outer + type_oid + explicit_header + enveloped_header + before, ciphertext), content_key
 
 
 @attrs.frozen
