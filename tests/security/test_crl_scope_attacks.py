@@ -24,7 +24,10 @@ import ams
 import ams.errors
 from ams.keys import RevocationChecker, RevocationSettings
 from ams.pki import Issued, issue, make_ca
-from tests.conftest import store
+from tests.conftest import Pki, store
+from tests.security.test_cli_attacks import BODY, ams_cli, assert_typed_refusal
+from tests.security.test_cli_attacks import bob_conf as bob_conf
+from tests.security.test_cli_attacks import revocable as revocable
 from tests.security.test_trust_attacks import _signed_by
 
 LINE = "setmqspl -m QM -p INT.Q -s SHA256"
@@ -325,3 +328,43 @@ def test_good_answers_from_a_base_and_delta_expire_with_the_first_of_them(world:
     assert revocation.check(world.signer.certificate, world.ca.certificate, now()) == "good"
     until = revocation.good_until(world.signer.certificate, now())
     assert until is not None and until <= now() + datetime.timedelta(hours=1)
+
+
+# -- through the ams command ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["ca-only (ARL)", "delta-only", "unknown-critical"])
+def test_cli_an_odd_crl_never_passes_a_revoked_signer(
+    pki: Pki,
+    bob_conf: Path,
+    revocable: tuple[Issued, Path, bytes],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    shape: str,
+) -> None:
+    extensions, entry_extensions, why = NOT_COVERING[shape]
+    signer, policies, message = revocable
+    source = tmp_path / "signed.bin"
+    source.write_bytes(message)
+    odd = tmp_path / "odd.crl"
+    serial = signer.certificate.serial_number
+    odd.write_bytes(
+        crl(pki.ca, serial, extensions=extensions, entry_extensions=entry_extensions).public_bytes(
+            serialization.Encoding.PEM
+        )
+    )
+    out = tmp_path / "out"
+    keys = ["--policies", str(policies), "--keystore-conf", str(bob_conf), "--crl", str(odd), "-i", str(source)]
+    run = ams_cli(capsys, "unprotect", "-p", "INT.Q", *keys, "--revocation-fail", "hard", "-o", str(out))
+    assert_typed_refusal(run, 3, "revocation_unknown", "CN=revocable,O=AMS,C=GB", str(pki.ca.dn), why)
+    assert not out.exists()
+    with pytest.warns(ams.errors.AmsSecurityWarning, match=why):
+        run = ams_cli(capsys, "unprotect", "-p", "INT.Q", *keys, "--revocation-fail", "soft", "-o", str(out))
+    assert run.code == 0 and out.read_bytes() == BODY, run
+    # the twin: the complete CRL refuses in either mode
+    odd.write_bytes(crl(pki.ca, serial).public_bytes(serialization.Encoding.PEM))
+    out.unlink()
+    for mode in ("hard", "soft"):
+        run = ams_cli(capsys, "unprotect", "-p", "INT.Q", *keys, "--revocation-fail", mode, "-o", str(out))
+        assert_typed_refusal(run, 3, "certificate_revoked", "CN=revocable,O=AMS,C=GB")
+        assert not out.exists()
