@@ -3,8 +3,9 @@
 A :class:`Verifier` owns everything about certificates that a Protector needs: loading the
 certificate a message carries, its chain to the receiver's trust anchors, dates and key usage,
 the SignedData signature, the policy's authorised signers, revocation (through an injected
-fetch), and recipients' certificates for the sender. It keeps the long-lived caches (parsed
-certificates, chains, recipients per policy), so there is one per queue manager connection
+fetch), and recipients' certificates for the sender (exactly the policy's DN, revocation
+checked). It keeps the long-lived caches (parsed certificates, chains, recipients per policy),
+so there is one per queue manager connection
 (``ProtectedQueueManager`` shares one among its handles), or one per Protector by default.
 
 It does no I/O itself: :meth:`Verifier.from_keystore` is where CRL files are read and the OCSP
@@ -12,8 +13,10 @@ fetch is chosen (the HTTP client by default), both at the edge, in ``ams.keys``.
 
 The caches are keyed by exact bytes (a carried certificate's DER) or by the certificate itself,
 hold only what follows from those bytes and the keystore (the parsed certificate, its chain,
-its usage as a signer, a DN match), and are bounded; dates and revocation are checked on every
-use.
+its usage as a signer, a DN match), and are bounded; a signer's dates and revocation are checked
+on every use. The recipients chosen for a policy are the exception: their lookup, dates and
+revocation included, is cached until the first certificate in their chains expires or the first
+revocation answer does (a status that is unknown under soft fail is asked again each time).
 """
 
 from __future__ import annotations
@@ -74,8 +77,9 @@ class RecipientCertificate:
 class Verifier:
     """Validates signers' and recipients' certificates against one keystore's trust anchors.
 
-    ``clock_skew`` widens every certificate's validity on both sides; ``strict_dn`` compares DNs
-    exactly instead of the way IBM's Java client does; ``revocation`` checks each chain (none by
+    ``clock_skew`` widens every certificate's validity on both sides; ``strict_dn`` compares
+    authorised signers' DNs exactly instead of the way IBM's Java client does (recipients' DNs
+    always compare exactly); ``revocation`` checks each signer's and recipient's chain (none by
     default: see :meth:`from_keystore`).
     """
 
