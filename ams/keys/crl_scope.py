@@ -112,7 +112,7 @@ def _entries(crl: x509.CertificateRevocationList) -> tuple[str | None, bool]:
 
 
 def not_covering(scope: CrlScope, certificate: x509.Certificate) -> str | None:
-    """Why a CRL of ``scope`` (not a delta) cannot say whether ``certificate`` is revoked; None when it can."""
+    """Why a CRL of ``scope`` cannot answer for ``certificate``; None when it can (a delta only with its base)."""
     if scope.unusable is not None:
         return scope.unusable
     point = scope.point

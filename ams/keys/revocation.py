@@ -140,7 +140,7 @@ class RevocationChecker:
         # keyed by the certificate's SHA-256 fingerprint: issuer DN and serial do not identify a certificate
         # once a CA is re-keyed under the same name
         self._cache: dict[bytes, tuple[datetime.datetime, datetime.datetime]] = {}
-        self._scopes: dict[int, CrlScope] = {}  # what each CRL covers, read once (by its index in crls)
+        self._scopes: dict[int, tuple[x509.CertificateRevocationList, CrlScope]] = {}  # by index in crls: read once
 
     @classmethod
     def online(cls, settings: RevocationSettings, *, fetch: Fetch | None = None) -> RevocationChecker:
@@ -212,7 +212,7 @@ class RevocationChecker:
             try:
                 if crl.issuer != certificate.issuer:
                     continue
-                scope = self._scopes.get(index) or self._scopes.setdefault(index, read_scope(crl))
+                scope = self._scope(index, crl)
                 verdict = self._read_crl(crl, certificate, issuer, at)
             except _Unusable as unusable:
                 problems.append(str(unusable))
@@ -220,7 +220,7 @@ class RevocationChecker:
             except Exception as error:  # cryptography reading a CRL file that may be hostile
                 problems.append(f"a CRL from {_name(certificate.issuer)} cannot be used: {parse_failure(error)}")
                 continue
-            why = scope.unusable if scope.is_delta else not_covering(scope, certificate)
+            why = not_covering(scope, certificate)
             if why is not None:
                 problems.append(f"the CRL from {_name(crl.issuer)} {why}")
             elif scope.is_delta:
@@ -250,8 +250,9 @@ class RevocationChecker:
                 if good is not None and scope.entries_unreadable:
                     problems.append(f"the delta CRL from {_name(crl.issuer)} has entries that cannot be read")
                     good = None
-                elif good is not None and good.valid_until is not None and verdict.valid_until is not None:
-                    good = attrs.evolve(good, valid_until=min(good.valid_until, verdict.valid_until))
+                elif good is not None and good.valid_until is not None:  # good until the first of them ends
+                    until = verdict.valid_until and min(good.valid_until, verdict.valid_until)
+                    good = attrs.evolve(good, valid_until=until)
                 continue
             numbers = [base.number for base, _ in complete if base.point == scope.point and base.number is not None]
             if verdict.revoked or good is None:
@@ -259,6 +260,12 @@ class RevocationChecker:
             if verdict.revoked:
                 good = None  # what it lists can be neither used nor ignored: undetermined
         return good
+
+    def _scope(self, index: int, crl: x509.CertificateRevocationList) -> CrlScope:
+        known = self._scopes.get(index)
+        if known is None or known[0] is not crl:  # read again if the list was changed
+            known = self._scopes[index] = (crl, read_scope(crl))
+        return known[1]
 
     @staticmethod
     def _read_crl(

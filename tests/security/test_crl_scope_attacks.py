@@ -361,10 +361,16 @@ def test_cli_an_odd_crl_never_passes_a_revoked_signer(
     with pytest.warns(ams.errors.AmsSecurityWarning, match=why):
         run = ams_cli(capsys, "unprotect", "-p", "INT.Q", *keys, "--revocation-fail", "soft", "-o", str(out))
     assert run.code == 0 and out.read_bytes() == BODY, run
-    # the twin: the complete CRL refuses in either mode
-    odd.write_bytes(crl(pki.ca, serial).public_bytes(serialization.Encoding.PEM))
+    # the twins: the complete CRL refuses in either mode, and so does a base with a delta that lists the signer
     out.unlink()
-    for mode in ("hard", "soft"):
-        run = ams_cli(capsys, "unprotect", "-p", "INT.Q", *keys, "--revocation-fail", mode, "-o", str(out))
-        assert_typed_refusal(run, 3, "certificate_revoked", "CN=revocable,O=AMS,C=GB")
-        assert not out.exists()
+    base = tmp_path / "base.crl"
+    base.write_bytes(crl(pki.ca, number=10).public_bytes(serialization.Encoding.DER))
+    for files, source in (([], "the CRL of"), (["--crl", str(base)], "the delta CRL of")):
+        if files:
+            odd.write_bytes(delta(pki.ca, 10, 11, serial).public_bytes(serialization.Encoding.PEM))
+        else:
+            odd.write_bytes(crl(pki.ca, serial).public_bytes(serialization.Encoding.PEM))
+        for mode in ("hard", "soft"):
+            run = ams_cli(capsys, "unprotect", "-p", "INT.Q", *keys, *files, "--revocation-fail", mode, "-o", str(out))
+            assert_typed_refusal(run, 3, "certificate_revoked", "CN=revocable,O=AMS,C=GB", source)
+            assert not out.exists()
