@@ -365,12 +365,12 @@ def test_cli_an_odd_crl_never_passes_a_revoked_signer(
     out.unlink()
     base = tmp_path / "base.crl"
     base.write_bytes(crl(pki.ca, number=10).public_bytes(serialization.Encoding.DER))
-    for files, source in (([], "the CRL of"), (["--crl", str(base)], "the delta CRL of")):
+    for files, says in (([], "the CRL of"), (["--crl", str(base)], "the delta CRL of")):
         if files:
             odd.write_bytes(delta(pki.ca, 10, 11, serial).public_bytes(serialization.Encoding.PEM))
         else:
             odd.write_bytes(crl(pki.ca, serial).public_bytes(serialization.Encoding.PEM))
         for mode in ("hard", "soft"):
             run = ams_cli(capsys, "unprotect", "-p", "INT.Q", *keys, *files, "--revocation-fail", mode, "-o", str(out))
-            assert_typed_refusal(run, 3, "certificate_revoked", "CN=revocable,O=AMS,C=GB", source)
+            assert_typed_refusal(run, 3, "certificate_revoked", "CN=revocable,O=AMS,C=GB", says)
             assert not out.exists()
