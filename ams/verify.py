@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import attrs
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ams._signature import CarriedCertificate, carried_certificate, signer_certificate, verify_signed_data
 from ams._trust import build_chain, check_usage, check_validity
@@ -267,7 +268,14 @@ class Verifier:
 
     def _one_issuer(self, dn: DistinguishedName, usable: list[tuple[x509.Certificate, tuple[_Link, ...]]]) -> None:
         """Valid certificates for one DN come from one issuing CA (a renewal); else the DN is ambiguous."""
-        issuers = {chain[min(1, len(chain) - 1)][0] for _, chain in usable}
+        if len(usable) < 2:
+            return
+        # an issuer is its name and key: a CA certificate re-issued with the same key is the same CA
+        spki = Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+        issuers = {
+            (link.subject.public_bytes(), link.public_key().public_bytes(*spki))
+            for link in (chain[min(1, len(chain) - 1)][0] for _, chain in usable)
+        }
         if len(issuers) < 2:
             return
         found = [

@@ -107,6 +107,11 @@ def test_two_cas_claiming_one_recipient_dn_is_an_error(pki: Pki) -> None:
     renewed = issue(pki.ca, BOB, key=pki.spare_key, not_before=now() - datetime.timedelta(minutes=5))
     sent = ams.Protector(alice_with(pki, renewed), store(PRIVACY)).protect("PRIV.Q", BODY).body
     assert _recipient_serial(sent) == renewed.certificate.serial_number
+    # nor is a renewal under a CA certificate re-issued with the same name and key
+    reissued_ca = make_ca("CN=Test CA,O=AMS,C=GB", key=pki.ca.key)
+    keystore = alice_with(pki, renewed, Issued(reissued_ca.key, reissued_ca.certificate))
+    sent = ams.Protector(keystore, store(PRIVACY)).protect("PRIV.Q", BODY).body
+    assert _recipient_serial(sent) == renewed.certificate.serial_number
 
 
 # -- revocation ---------------------------------------------------------------------------------------
