@@ -32,7 +32,7 @@ from ams.keys import RevocationChecker, RevocationSettings
 from ams.pki import Issued, issue, make_ca
 from tests.conftest import Pki, store
 from tests.security.test_cli_attacks import ams_cli, assert_typed_refusal, write_policies
-from tests.security.test_crl_scope_attacks import crl, idp
+from tests.security.test_crl_scope_attacks import NOT_COVERING, crl
 from tests.security.test_revocation_attacks import URL, Responder, respond
 from tests.security.test_trust_attacks import _recipient_serial
 
@@ -144,17 +144,19 @@ def test_a_recipient_revoked_in_a_crl_is_refused_on_send(pki: Pki, tmp_path: Pat
     assert ams.Protector(pki.keystore("bob"), store(line)).unprotect(queue, sent.body, sent.format).body == BODY
 
 
-def test_a_recipient_with_only_an_arl_is_undetermined(pki: Pki, tmp_path: Path) -> None:
-    """Hard fail refuses a recipient no CRL covers; soft fail sends, with a warning."""
-    only_cas = [(idp(only_contains_ca_certs=True), True)]
-    arl = crl_file(tmp_path, pki, pki.issued("bob").certificate.serial_number, extensions=only_cas)
-    hard = ams.Protector(alice_with(pki), store(PRIVACY), revocation=RevocationSettings(crl_files=(arl,)))
-    with pytest.raises(ams.errors.RecipientCertificateError, match="onlyContainsCACerts"):
+@pytest.mark.parametrize("shape", ["ca-only (ARL)", "delta-only", "unknown-critical"])
+def test_a_recipient_with_only_an_odd_crl_is_undetermined(pki: Pki, tmp_path: Path, shape: str) -> None:
+    """Hard fail refuses a recipient no CRL answers for, even one the odd CRL lists; soft fail sends, with a warning."""
+    extensions, entry_extensions, why = NOT_COVERING[shape]
+    serial = pki.issued("bob").certificate.serial_number
+    odd = crl_file(tmp_path, pki, serial, extensions=extensions, entry_extensions=entry_extensions)
+    hard = ams.Protector(alice_with(pki), store(PRIVACY), revocation=RevocationSettings(crl_files=(odd,)))
+    with pytest.raises(ams.errors.RecipientCertificateError, match=why):
         hard.protect("PRIV.Q", BODY)
     soft = ams.Protector(
-        alice_with(pki), store(PRIVACY), revocation=RevocationSettings(crl_files=(arl,), hard_fail=False)
+        alice_with(pki), store(PRIVACY), revocation=RevocationSettings(crl_files=(odd,), hard_fail=False)
     )
-    with pytest.warns(ams.errors.AmsSecurityWarning, match="onlyContainsCACerts"):
+    with pytest.warns(ams.errors.AmsSecurityWarning, match=why):
         assert soft.protect("PRIV.Q", BODY).body
 
 
