@@ -262,6 +262,12 @@ def test_doctor_reports_ambiguous_recipients(pki: Pki, insider: Issued, tmp_path
     loose = {"PRIV.Q": ams.Policy.from_setmqspl(PRIVACY.replace("CN=bob", "CN=Bob"))}
     errors = [f for f in diagnose(conf, loose) if f.level == "error" and "PRIV.Q recipient" in f.subject]
     assert errors and "exactly" in errors[0].problem, errors
+    # two CAs claiming bob's DN: an error
+    partner = make_ca("CN=Partner CA,O=PARTNER,C=US", key=pki.spare_key)
+    claim = issue(partner, BOB, key=pki.spare_key)
+    claimed = pki.write_keystore(tmp_path / "claimed", "alice", extra=[Issued(partner.key, partner.certificate), claim])
+    errors = [f for f in diagnose(claimed, policies) if f.level == "error" and "PRIV.Q recipient" in f.subject]
+    assert errors and "ambiguous" in errors[0].problem and "CN=Partner CA" in errors[0].problem, errors
     # the twin: no look-alike, no finding about the recipient
     clean = pki.write_keystore(tmp_path / "clean", "alice")
     assert [f for f in diagnose(clean, policies) if "PRIV.Q recipient" in f.subject] == []
