@@ -15,7 +15,7 @@ from ams import _rules
 from ams._trust import check_recipient_usage, check_signer_usage, is_anchor, is_ca, is_self_signed
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.dn import DistinguishedName
-from ams.errors import AmsError, RecipientNotFoundError, SecurityError
+from ams.errors import AmsError, RecipientNotFoundError, SecurityError, summarise
 from ams.hazmat.certificates import key_usage
 from ams.keys import Keystore
 from ams.keys.keystore import describe
@@ -206,7 +206,7 @@ def _recipients(trust: Verifier, policies: Mapping[str, Policy], now: datetime.d
         for dn in policy.recipients:
             who = f"{policy.name} recipient {dn}"
             try:
-                certificate = trust.recipient(dn, now).certificate  # as protect chooses it: newest valid
+                certificate = trust.recipient(dn, now).certificate  # as protect chooses it: exact DN, newest valid
             except RecipientNotFoundError as error:
                 out.append(
                     Finding("error", who, error.message, "import the recipient's certificate, or correct the DN")
@@ -222,6 +222,7 @@ def _recipients(trust: Verifier, policies: Mapping[str, Policy], now: datetime.d
                     )
                 )
                 continue
+            out += _look_alikes(trust, who, dn)
             usage = key_usage(certificate)
             if policy.qop is QoP.CONFIDENTIALITY and usage is not None and not usage.data_encipherment:
                 out.append(
@@ -234,6 +235,23 @@ def _recipients(trust: Verifier, policies: Mapping[str, Policy], now: datetime.d
                 )
             out += _dates(who, certificate, now)
     return out
+
+
+def _look_alikes(trust: Verifier, who: str, dn: DistinguishedName) -> list[Finding]:
+    """Certificates whose subject differs from a recipient's DN only in case or spacing: never used, but suspect."""
+    similar = trust.look_alikes(dn)
+    if not similar:
+        return []
+    names = summarise([str(DistinguishedName.from_x509(c.subject)) for c in similar], 3)
+    return [
+        Finding(
+            "warning",
+            who,
+            f"{names} look{'s' if len(similar) == 1 else ''} like this recipient, differing only in case or "
+            "spacing; recipients match exactly, so it never receives, but it may be an impostor's look-alike",
+            "remove it from the keystore unless it belongs to someone who should have it",
+        )
+    ]
 
 
 def _signers(

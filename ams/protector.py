@@ -107,8 +107,9 @@ class Protector:
     ``policies`` maps queue names to policies (a :class:`~ams.policy.PolicyStore` or any
     mapping); queues without a policy pass through untouched. ``verifier`` validates
     certificates (default: one of its own, with the revocation checks the keystore.conf
-    configures, or ``revocation``, and with ``clock_skew`` and ``strict_dn``: exact DN
-    comparison, as IBM's documentation says, instead of the way IBM's Java client compares).
+    configures, or ``revocation``, for signers and recipients alike, and with ``clock_skew`` and
+    ``strict_dn``: exact comparison of authorised signers' DNs, as IBM's documentation says, instead
+    of the way IBM's Java client compares; recipients' DNs always compare exactly).
     ``allow_deprecated`` opts in to writing MD5, SHA1, RC2, DES and 3DES. ``at`` fixes the
     validation time (default: now). ``limits`` bounds what a received message may hold.
     ``diagnose_decryption`` records which step of a failed decryption failed in

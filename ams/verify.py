@@ -3,8 +3,9 @@
 A :class:`Verifier` owns everything about certificates that a Protector needs: loading the
 certificate a message carries, its chain to the receiver's trust anchors, dates and key usage,
 the SignedData signature, the policy's authorised signers, revocation (through an injected
-fetch), and recipients' certificates for the sender. It keeps the long-lived caches (parsed
-certificates, chains, recipients per policy), so there is one per queue manager connection
+fetch), and recipients' certificates for the sender (exactly the policy's DN, revocation
+checked). It keeps the long-lived caches (parsed certificates, chains, recipients per policy),
+so there is one per queue manager connection
 (``ProtectedQueueManager`` shares one among its handles), or one per Protector by default.
 
 It does no I/O itself: :meth:`Verifier.from_keystore` is where CRL files are read and the OCSP
@@ -12,8 +13,10 @@ fetch is chosen (the HTTP client by default), both at the edge, in ``ams.keys``.
 
 The caches are keyed by exact bytes (a carried certificate's DER) or by the certificate itself,
 hold only what follows from those bytes and the keystore (the parsed certificate, its chain,
-its usage as a signer, a DN match), and are bounded; dates and revocation are checked on every
-use.
+its usage as a signer, a DN match), and are bounded; a signer's dates and revocation are checked
+on every use. The recipients chosen for a policy are the exception: their lookup, dates and
+revocation included, is cached until the first certificate in their chains expires or the first
+revocation answer does (a status that is unknown under soft fail is asked again each time).
 """
 
 from __future__ import annotations
@@ -25,12 +28,20 @@ from collections.abc import Sequence
 
 import attrs
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ams._signature import CarriedCertificate, carried_certificate, signer_certificate, verify_signed_data
 from ams._trust import build_chain, check_usage, check_validity
 from ams.algorithms import QoP
 from ams.dn import DistinguishedName
-from ams.errors import AmsSecurityWarning, RecipientCertificateError, SecurityError, UnauthorisedSignerError, summarise
+from ams.errors import (
+    AmsSecurityWarning,
+    RecipientCertificateError,
+    RecipientNotFoundError,
+    SecurityError,
+    UnauthorisedSignerError,
+    summarise,
+)
 from ams.hazmat.certificates import key_usage, subject_dn
 from ams.hazmat.signed import SignedContent
 from ams.keys.keystore import Keystore
@@ -67,8 +78,9 @@ class RecipientCertificate:
 class Verifier:
     """Validates signers' and recipients' certificates against one keystore's trust anchors.
 
-    ``clock_skew`` widens every certificate's validity on both sides; ``strict_dn`` compares DNs
-    exactly instead of the way IBM's Java client does; ``revocation`` checks each chain (none by
+    ``clock_skew`` widens every certificate's validity on both sides; ``strict_dn`` compares
+    authorised signers' DNs exactly instead of the way IBM's Java client does (recipients' DNs
+    always compare exactly); ``revocation`` checks each signer's and recipient's chain (none by
     default: see :meth:`from_keystore`).
     """
 
@@ -194,16 +206,20 @@ class Verifier:
     # -- recipients ---------------------------------------------------------------------------
 
     def recipient(self, dn: DistinguishedName, at: datetime.datetime | None = None) -> RecipientCertificate:
-        """The certificate to encrypt for ``dn``: of those with that DN, the newest valid one.
+        """The certificate to encrypt for ``dn``: of those whose subject is exactly ``dn``, the newest valid one.
 
-        Valid means as a signer's is valid: dates, a chain to an anchor, keyEncipherment. When
-        none is, the error names the DN and why each candidate was refused.
+        Exactly, as IBM's documentation says recipient DNs match (whatever ``strict_dn`` says for
+        signers): a certificate that matches only in case or spacing, perhaps another person's
+        look-alike, is never used, and is named in the error when nothing else matches. Valid
+        means as a signer's is valid: dates, a chain to an anchor, keyEncipherment, and
+        revocation when it is checked. Valid certificates from different issuing CAs make the DN
+        ambiguous: an error. When none is valid, the error names the DN and why each was refused.
         """
         when = at or datetime.datetime.now(datetime.UTC)
-        candidates = self.keystore.find(dn, strict=self.strict_dn)
+        candidates = self.keystore.find(dn, strict=True)
         if not candidates:
-            self.keystore.recipient(dn, strict=self.strict_dn)  # raises RecipientNotFoundError, with near misses
-        usable: list[RecipientCertificate] = []
+            raise self._not_found(dn)
+        usable: list[tuple[x509.Certificate, tuple[_Link, ...]]] = []
         problems: list[str] = []
         for certificate in candidates:
             try:
@@ -213,14 +229,77 @@ class Verifier:
             except SecurityError as error:
                 problems.append(f"serial {certificate.serial_number:#x}: {error.message}")
                 continue
-            usable.append(RecipientCertificate(certificate, min(end for _, _, end in chain) + self.skew))
-        if not usable:
-            raise RecipientCertificateError(
-                f"no usable certificate for recipient {dn} in {self.keystore.source}: {summarise(problems, 3)}. "
-                "Nothing was encrypted for it: import a valid certificate of the recipient, issued by a CA "
-                "in this keystore"
-            )
-        return max(usable, key=lambda found: found.certificate.not_valid_before_utc)
+            usable.append((certificate, chain))
+        if usable:
+            self._one_issuer(dn, usable)
+        for certificate, chain in sorted(usable, key=lambda found: found[0].not_valid_before_utc, reverse=True):
+            try:
+                checked_until = self._recipient_revocation(chain, when)
+            except SecurityError as error:
+                problems.append(f"serial {certificate.serial_number:#x}: {error.message}")
+                continue
+            return RecipientCertificate(certificate, min(min(end for _, _, end in chain) + self.skew, checked_until))
+        raise RecipientCertificateError(
+            f"no usable certificate for recipient {dn} in {self.keystore.source}: {summarise(problems, 3)}. "
+            "Nothing was encrypted for it: import a valid certificate of the recipient, issued by a CA "
+            "in this keystore"
+        )
+
+    def look_alikes(self, dn: DistinguishedName) -> list[x509.Certificate]:
+        """The certificates whose subject matches ``dn`` only in case or spacing: never used for it."""
+        return [c for c in self.keystore.find(dn) if not subject_dn(c).matches(dn, strict=True)]
+
+    def _not_found(self, dn: DistinguishedName) -> RecipientNotFoundError:
+        """The error for a recipient DN that no certificate has exactly, naming the look-alikes."""
+        similar = self.look_alikes(dn)
+        if not similar:
+            try:
+                self.keystore.recipient(dn, strict=True)
+            except RecipientNotFoundError as error:  # with the near misses
+                return error
+        names = [str(subject_dn(c)) for c in similar[:3]]
+        return RecipientNotFoundError(
+            f"no certificate in {self.keystore.source} has exactly the recipient DN {dn}; "
+            f"{summarise(names, 3, total=len(similar))} differ{'s' if len(similar) == 1 else ''} from it only in "
+            "case or spacing. Recipient DNs must match a certificate's subject exactly (IBM's documented rule), "
+            "so a look-alike, perhaps another person's, never receives: if it is the recipient's certificate, "
+            "write its DN exactly in the policy (-r)"
+        )
+
+    def _one_issuer(self, dn: DistinguishedName, usable: list[tuple[x509.Certificate, tuple[_Link, ...]]]) -> None:
+        """Valid certificates for one DN come from one issuing CA (a renewal); else the DN is ambiguous."""
+        if len(usable) < 2:
+            return
+        # an issuer is its name and key: a CA certificate re-issued with the same key is the same CA
+        spki = Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+        issuers = {
+            (link.subject.public_bytes(), link.public_key().public_bytes(*spki))
+            for link in (chain[min(1, len(chain) - 1)][0] for _, chain in usable)
+        }
+        if len(issuers) < 2:
+            return
+        found = [
+            f"serial {c.serial_number:#x} issued by {DistinguishedName.from_x509(c.issuer)}" for c, _ in usable[:4]
+        ]
+        raise RecipientCertificateError(
+            f"recipient {dn} is ambiguous: {len(usable)} valid certificates from {len(issuers)} different CAs "
+            f"have exactly this DN ({summarise(found, 4, total=len(usable))}). Nothing was encrypted for it: keep "
+            f"only the recipient's own certificate in {self.keystore.source} (IBM leaves the choice undefined)"
+        )
+
+    def _recipient_revocation(self, chain: Sequence[_Link], when: datetime.datetime) -> datetime.datetime:
+        """Check the chain's revocation as a signer's is checked; until when the answers hold.
+
+        An answer that is not cached (unknown under soft fail) holds only for ``when``, so the
+        next message asks again, as it would for a signer.
+        """
+        until = datetime.datetime.max.replace(tzinfo=datetime.UTC)
+        if self.revocation is None:
+            return until
+        for (child, _, _), (issuer, _, _) in itertools.pairwise(chain):
+            self.revocation.check(child, issuer, when)
+            until = min(until, self.revocation.good_until(child, when) or when)
+        return until
 
     def recipients(self, policy: Policy, at: datetime.datetime | None = None) -> tuple[x509.Certificate, ...]:
         """Each of the policy's recipients' certificates, validated; cached until one expires."""

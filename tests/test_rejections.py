@@ -326,13 +326,16 @@ def test_missing_recipient_certificate_names_the_dn_and_near_misses(pki: Pki) ->
 
 
 def test_strict_dn_matching_compares_exactly(pki: Pki) -> None:
-    relaxed = store('setmqspl -m QM -p Q -s SHA256 -e AES256 -r "cn=BOB,o=ams,c=gb" -a "cn=ALICE,o=ams,c=gb"')
+    relaxed = store('setmqspl -m QM -p Q -s SHA256 -e AES256 -r "CN=bob,O=AMS,C=GB" -a "cn=ALICE,o=ams,c=gb"')
     data = ams.Protector(pki.keystore("alice"), relaxed).protect("Q", b"x").body
     assert ams.Protector(pki.keystore("bob"), relaxed).unprotect("Q", data).body == b"x"
-    with pytest.raises(ams.errors.RecipientNotFoundError, match="case or spacing"):
-        ams.Protector(pki.keystore("alice"), relaxed, strict_dn=True).protect("Q", b"x")
     with pytest.raises(ams.errors.UnauthorisedSignerError, match="case or spacing"):
         ams.Protector(pki.keystore("bob"), relaxed, strict_dn=True).unprotect("Q", data)
+    # recipients always match exactly, as IBM documents (tests/security/test_recipient_attacks.py)
+    loose_recipient = store('setmqspl -m QM -p Q -s SHA256 -e AES256 -r "cn=BOB,o=ams,c=gb"')
+    for strict in (False, True):
+        with pytest.raises(ams.errors.RecipientNotFoundError, match="case or spacing"):
+            ams.Protector(pki.keystore("alice"), loose_recipient, strict_dn=strict).protect("Q", b"x")
 
 
 def test_chain_through_an_intermediate(pki: Pki, policies: ams.PolicyStore) -> None:

@@ -303,3 +303,42 @@ def test_keystore_conf_reads_the_ocsp_limits(
         datetime.timedelta(minutes=10),
         65536,
     )
+
+
+# CRLs that `openssl ca -gencrl -crlexts` makes, which cover no end entity: the config section and
+# what the refusal says (openssl's config has no name for deltaCRLIndicator: its DER). `openssl verify
+# -crl_check` uses none of them either: a delta needs -use_deltas and its base, an ARL does not cover an
+# end entity, and a CRL with an unhandled critical extension is an error.
+ODD_CRLS = {
+    "arl": ("issuingDistributionPoint = critical, @idp\n[idp]\nonlyCA = TRUE\n", "onlyContainsCACerts"),
+    "delta-only": ("2.5.29.27 = critical, DER:02:01:01\n", "delta CRL"),  # deltaCRLIndicator, base CRL 1
+    "unknown-critical": ("1.3.6.1.4.1.55555.1.1 = critical, DER:05:00\n", "unknown critical extension"),
+}
+
+
+@pytest.mark.parametrize("shape", list(ODD_CRLS))
+def test_odd_crls_from_openssl_are_no_answer_here_or_to_openssl(
+    authority: Authority, tmp_path: Path, shape: str
+) -> None:
+    section, why = ODD_CRLS[shape]
+    config = tmp_path / "odd.cnf"
+    config.write_text((authority.root / "ca.cnf").read_text() + f"[odd]\n{section}")
+    odd = tmp_path / "odd.pem"
+    authority.openssl("ca", "-config", config, "-gencrl", "-crlexts", "odd", "-out", odd)
+    revoked = authority.root / f"{authority.revoked.certificate.serial_number:x}.pem"
+    verify = ["openssl", "verify", "-crl_check", "-CAfile", authority.root / "ca.pem", "-CRLfile", odd, revoked]
+    assert subprocess.run(list(map(str, verify)), capture_output=True, check=False).returncode != 0
+    hard = reader(authority, RevocationSettings(crl_files=(odd,)))
+    for who in (authority.revoked, authority.good):
+        with pytest.raises(ams.errors.RevocationUnknownError, match=why):
+            hard.unprotect("Q", message_from(authority, who))
+    soft = reader(authority, RevocationSettings(crl_files=(odd,), hard_fail=False))
+    with pytest.warns(ams.errors.AmsSecurityWarning, match=why):
+        assert soft.unprotect("Q", message_from(authority, authority.revoked)).body == b"signed"
+    # the twin: the CA's complete CRL, which openssl verify uses too
+    complete = reader(authority, RevocationSettings(crl_files=(authority.root / "crl.pem",)))
+    with pytest.raises(ams.errors.CertificateRevokedError):
+        complete.unprotect("Q", message_from(authority, authority.revoked))
+    verify[-2] = authority.root / "crl.pem"
+    checked = subprocess.run(list(map(str, verify)), capture_output=True, text=True, check=False)
+    assert "certificate revoked" in checked.stdout + checked.stderr

@@ -58,7 +58,9 @@ def add_keystore_option(parser: argparse.ArgumentParser) -> None:
 def add_check_options(parser: argparse.ArgumentParser) -> None:
     """The Protector's and the Verifier's options a deployment may need to set."""
     checks = parser.add_argument_group("checks")
-    checks.add_argument("--strict-dn", action="store_true", help="compare DNs exactly (IBM's documented rule)")
+    checks.add_argument(
+        "--strict-dn", action="store_true", help="compare signers' DNs exactly too (recipients' always are)"
+    )
     checks.add_argument(
         "--clock-skew", type=float, default=300.0, metavar="SECONDS", help="certificate date tolerance (default 300)"
     )
@@ -67,7 +69,7 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
     )
     checks.add_argument("--allow-deprecated", action="store_true", help="allow writing MD5, SHA1, RC2, DES, 3DES")
     checks.add_argument("--crl", action="append", type=Path, default=[], metavar="FILE", help="a CRL file (repeat)")
-    checks.add_argument("--ocsp", action="store_true", help="check signers' certificates with OCSP (their AIA)")
+    checks.add_argument("--ocsp", action="store_true", help="check signers' and recipients' certificates with OCSP")
     checks.add_argument("--ocsp-url", default=None, metavar="URL", help="the OCSP responder to ask (http://)")
     checks.add_argument(
         "--revocation-fail", choices=["hard", "soft"], default=None, help="refuse (hard) or accept (soft) unknown"

@@ -4,8 +4,9 @@ Configured through keystore.conf (``ocsp.enable``, ``ocsp.url``, ``ocsp.nonce``,
 ``ocsp.max_response_size``, ``ocsp.max_age``, ``crl.file``, ``revocation.fail``) or the API. CRLs and
 OCSP responses are verified (signature by the issuing CA or, for OCSP, by a responder it delegated
 with id-kp-OCSPSigning; the nonce echoed; the answer about this very certificate) and used only within
-their validity; an OCSP answer without nextUpdate only for ``ocsp.max_age``. Good answers are cached by
-certificate fingerprint until they expire.
+their validity; an OCSP answer without nextUpdate only for ``ocsp.max_age``. A CRL is used only for
+the certificates in its scope, a delta CRL only with its base (``ams.keys.crl_scope``). Good answers are
+cached by certificate fingerprint until they expire.
 
 Responses and CRL files are attacker-controlled bytes: whatever they hold, a check ends in "good",
 "unknown" (a warning in soft-fail mode, :class:`RevocationUnknownError` in hard-fail mode),
@@ -38,6 +39,7 @@ from ams.errors import (
     clip,
     parse_failure,
 )
+from ams.keys.crl_scope import CrlScope, delta_problem, not_covering, read_scope
 from ams.keys.ocsp_http import OcspHttpError, url_problem
 from ams.keys.revocation_settings import RevocationSettings
 
@@ -115,6 +117,10 @@ class _Verdict:
     reason: str = ""
 
 
+_Complete = tuple[CrlScope, _Verdict]  # a complete CRL in scope, and what it says
+_Delta = tuple[x509.CertificateRevocationList, CrlScope, _Verdict]
+
+
 class RevocationChecker:
     """Checks one certificate against its issuer at a time; caches good answers until they expire.
 
@@ -134,6 +140,7 @@ class RevocationChecker:
         # keyed by the certificate's SHA-256 fingerprint: issuer DN and serial do not identify a certificate
         # once a CA is re-keyed under the same name
         self._cache: dict[bytes, tuple[datetime.datetime, datetime.datetime]] = {}
+        self._scopes: dict[int, tuple[x509.CertificateRevocationList, CrlScope]] = {}  # by index in crls: read once
 
     @classmethod
     def online(cls, settings: RevocationSettings, *, fetch: Fetch | None = None) -> RevocationChecker:
@@ -173,6 +180,11 @@ class RevocationChecker:
         warnings.warn(message + " (soft-fail: accepted)", AmsSecurityWarning, stacklevel=3)
         return "unknown"
 
+    def good_until(self, certificate: x509.Certificate, at: datetime.datetime) -> datetime.datetime | None:
+        """Until when the cached good answer about ``certificate`` holds at ``at``; None when none does."""
+        cached = self._cache.get(certificate.fingerprint(hashes.SHA256()))
+        return cached[1] if cached is not None and cached[0] <= at <= cached[1] else None
+
     def _remember(self, certificate: x509.Certificate, verdict: _Verdict) -> str:
         if verdict.valid_from is not None and verdict.valid_until is not None:
             if len(self._cache) >= _CACHE_SIZE:
@@ -193,11 +205,14 @@ class RevocationChecker:
     def _from_crls(
         self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime.datetime, problems: list[str]
     ) -> str | None:
-        good: _Verdict | None = None
-        for crl in self.crls:  # every current CRL of the issuer: an older one may not list a newer revocation
+        complete: list[_Complete] = []
+        deltas: list[_Delta] = []
+        # every current CRL of the issuer in scope: an older one may not list a newer revocation
+        for index, crl in enumerate(self.crls):
             try:
                 if crl.issuer != certificate.issuer:
                     continue
+                scope = self._scope(index, crl)
                 verdict = self._read_crl(crl, certificate, issuer, at)
             except _Unusable as unusable:
                 problems.append(str(unusable))
@@ -205,10 +220,52 @@ class RevocationChecker:
             except Exception as error:  # cryptography reading a CRL file that may be hostile
                 problems.append(f"a CRL from {_name(certificate.issuer)} cannot be used: {parse_failure(error)}")
                 continue
-            if verdict.revoked:
+            why = not_covering(scope, certificate)
+            if why is not None:
+                problems.append(f"the CRL from {_name(crl.issuer)} {why}")
+            elif scope.is_delta:
+                deltas.append((crl, scope, verdict))
+            elif verdict.revoked:
                 raise self._revoked(certificate, verdict, f"the CRL of {_name(crl.issuer)}")
-            good = good or verdict
+            elif scope.entries_unreadable:
+                problems.append(f"the CRL from {_name(crl.issuer)} has unreadable entries: it vouches for none")
+            else:
+                complete.append((scope, verdict))
+        good = self._with_deltas(certificate, complete, deltas, problems)
         return None if good is None else self._remember(certificate, good)
+
+    def _with_deltas(
+        self, certificate: x509.Certificate, complete: list[_Complete], deltas: list[_Delta], problems: list[str]
+    ) -> _Verdict | None:
+        """The complete CRLs' good answer, as the delta CRLs used with them leave it (RFC 5280 5.2.4).
+
+        A delta without its base is not used; if it lists the certificate, nothing is good.
+        """
+        good = complete[0][1] if complete else None
+        for crl, scope, verdict in deltas:
+            if any(scope.pairs_with(base) for base, _ in complete):
+                if verdict.revoked:
+                    number = f" (CRL number {scope.number})" if scope.number is not None else ""
+                    raise self._revoked(certificate, verdict, f"the delta CRL of {_name(crl.issuer)}{number}")
+                if good is not None and scope.entries_unreadable:
+                    problems.append(f"the delta CRL from {_name(crl.issuer)} has entries that cannot be read")
+                    good = None
+                elif good is not None and good.valid_until is not None:  # good until the first of them ends
+                    until = verdict.valid_until and min(good.valid_until, verdict.valid_until)
+                    good = attrs.evolve(good, valid_until=until)
+                continue
+            numbers = [base.number for base, _ in complete if base.point == scope.point and base.number is not None]
+            if verdict.revoked or good is None:
+                problems.append(f"the CRL from {_name(crl.issuer)} {delta_problem(scope, max(numbers, default=None))}")
+            if verdict.revoked:
+                good = None  # what it lists can be neither used nor ignored: undetermined
+        return good
+
+    def _scope(self, index: int, crl: x509.CertificateRevocationList) -> CrlScope:
+        known = self._scopes.get(index)
+        if known is None or known[0] is not crl:  # read again if the list was changed
+            known = self._scopes[index] = (crl, read_scope(crl))
+        return known[1]
 
     @staticmethod
     def _read_crl(
