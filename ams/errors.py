@@ -158,9 +158,14 @@ class InternalError(AmsError):
 
 
 class SecurityError(AmsError):
-    """A protected message failed a check; it must not be delivered."""
+    """A protected message failed a check; it must not be delivered.
+
+    ``signer`` is the DN of the message's signer when the failed check had verified it (an
+    unauthorised signer), "" otherwise: a structured field for logs, so that nobody parses the text.
+    """
 
     code = "security"
+    signer: str = ""
 
 
 class MalformedMessageError(SecurityError):
@@ -242,9 +247,13 @@ class BadSignatureError(SecurityError):
 
 
 class UnauthorisedSignerError(SecurityError):
-    """The signer is valid but is not one of the policy's authorised signers."""
+    """The signer is valid but is not one of the policy's authorised signers (``signer``: its DN)."""
 
     code = "unauthorised_signer"
+
+    def __init__(self, message: str, *, signer: str = "") -> None:
+        super().__init__(message)
+        self.signer = signer
 
 
 class NotARecipientError(SecurityError):

@@ -188,7 +188,8 @@ class Verifier:
         raise UnauthorisedSignerError(
             f"the message is signed by {subject} (issuer {DistinguishedName.from_x509(x509_certificate.issuer)}), "
             f"who is not an authorised signer (-a) for queue {policy.name}; the policy allows: {allowed}. "
-            "Add the signer's DN with -a if it should be accepted"
+            "Add the signer's DN with -a if it should be accepted",
+            signer=str(subject),
         )
 
     # -- recipients ---------------------------------------------------------------------------

@@ -36,7 +36,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve = actions.add_parser("run", help="run the routes of a configuration file until SIGTERM")
     serve.add_argument("--config", required=True, type=Path, help="the routes (TOML)")
     serve.add_argument("--metrics", default=None, help="serve Prometheus metrics at this loopback HOST:PORT")
-    serve.add_argument("--log-format", choices=("text", "json"), default=None, help="one line per message, as ...")
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="write each log line (one per message handled, and the service's own) as key=value text or as JSON "
+        "(default: the file's log_format, else text)",
+    )
     serve.set_defaults(run=run_service)
 
     check = actions.add_parser("check", help="validate a configuration before anything moves")
@@ -64,10 +70,11 @@ def run_once(args: argparse.Namespace) -> int:
         print(f"ams: not moved: {reason}", file=sys.stderr)
     print(
         f"moved {stats.moved} message(s) from {args.source} to {args.target}, refused {stats.refused} (on the "
-        f"error or backout queue), {stats.failed} failed attempt(s) (backed out, still on {args.source})",
+        f"error queue), {stats.poison} poison (on the backout or error queue), {stats.failed} failed attempt(s) "
+        f"(backed out, still on {args.source})",
         file=sys.stderr,
     )
-    return 3 if stats.refused or stats.failed else 0
+    return 3 if stats.refused or stats.failed or stats.poison else 0
 
 
 def _address(text: str | None) -> tuple[str, int] | None:
@@ -119,10 +126,13 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([attrs.asdict(s) for s in statuses], indent=2))
         return 0
-    print(f"{'route':<24} {'workers':>7} {'depth':>7} {'moved':>9} {'refused':>8} {'dupes':>6} {'backout':>8} mean ms")
+    print(
+        f"{'route':<24} {'workers':>7} {'restarts':>8} {'depth':>7} {'moved':>9} {'refused':>8} {'poison':>6} "
+        f"{'dupes':>6} {'backout':>8} mean ms"
+    )
     for s in statuses:
         print(
-            f"{s.route:<24} {s.workers:>7} {s.depth:>7} {s.moved:>9} {s.refused:>8} {s.duplicate:>6} "
-            f"{s.backed_out:>8} {s.mean_seconds * 1000:7.1f}"
+            f"{s.route:<24} {s.workers:>7} {s.restarts:>8} {s.depth:>7} {s.moved:>9} {s.refused:>8} {s.poison:>6} "
+            f"{s.duplicate:>6} {s.backed_out:>8} {s.mean_seconds * 1000:7.1f}"
         )
     return 0

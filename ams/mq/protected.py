@@ -327,6 +327,7 @@ class ProtectedQueue:
                 f"a get from {self.name} without syncpoint runs in a unit of work of its own, but this connection "
                 "holds uncommitted work: commit or back it out first, or get with syncpoint=True"
             )
+        self.last_md = None  # a get that fails before it has a message names none
         message = self.handle.get(wait=wait, syncpoint=True)
         self.last_md = message.md
         self.manager.pending = True

@@ -165,7 +165,7 @@ def test_the_proxy_carries_on_past_a_poison_message(
 
     monkeypatch.setattr(Protector, "protect", buggy)
     stats = proxy.run(limit=20)
-    assert (stats.moved, stats.failed, stats.refused) == (2, 5, 1)
+    assert (stats.moved, stats.failed, stats.poison, stats.refused) == (2, 5, 1, 0)
     spy = connections("spy")
     assert spy.depth("P.PRIV") == 0 and spy.depth("P.OUT") == 2 and spy.depth(ERROR_QUEUE) == 1
 
