@@ -63,6 +63,11 @@ def quoted(text: str, limit: int = 60) -> str:
     return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} characters)"
 
 
+def plural(count: int, singular: str, several: str | None = None) -> str:
+    """``1 policy``, ``2 policies``, ``0 errors``: a count and its noun, agreeing."""
+    return f"{count:,} {singular if count == 1 else several or singular + 's'}"
+
+
 def parse_failure(error: Exception) -> str:
     """What went wrong parsing untrusted bytes with cryptography, without echoing them."""
     if type(error).__name__ == "UnsupportedAlgorithm":

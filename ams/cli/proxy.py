@@ -7,13 +7,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ams.cli.common import add_keys_options, manager_for
-from ams.errors import UsageError
+from ams.errors import UsageError, plural
 from ams.mq import connect
 from ams.mq.proxy import ReprotectionProxy
+
+if TYPE_CHECKING:
+    from ams.mq.proxy.config import ServiceConfig
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +51,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     check = actions.add_parser("check", help="validate a configuration before anything moves")
     check.add_argument("--config", required=True, type=Path)
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="as JSON: config, ok, problems, routes (name, source, target, delivery, workers, batch_size)",
+    )
     check.set_defaults(run=run_check)
 
     status = actions.add_parser("status", help="what a running service's metrics say, per route")
@@ -104,18 +113,42 @@ def run_check(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     problems = check_config(config)
+    if args.json:
+        print(json.dumps(_check_json(config, problems), indent=2))
+        return 1 if problems else 0
     for problem in problems:
         print(problem)
     if problems:
-        print(f"{len(problems)} problem(s): nothing would move on those routes until they are fixed", file=sys.stderr)
+        print(
+            f"{plural(len(problems), 'problem')}: nothing would move on those routes until they are fixed",
+            file=sys.stderr,
+        )
         return 1
     for route in config.routes:
         mode = "one queue manager: exactly once" if route.one_queue_manager else "two queue managers: ledger"
         print(
-            f"{route.name}: {route.source.queue} -> {route.target.queue} ({mode}), {route.workers} worker(s), "
-            f"batches of {route.batch_size}: ok"
+            f"{route.name}: {route.source.queue} -> {route.target.queue} ({mode}), "
+            f"{plural(route.workers, 'worker')}, batches of {route.batch_size}: ok"
         )
     return 0
+
+
+def _check_json(config: ServiceConfig, problems: list[str]) -> dict[str, object]:
+    """``proxy check --json``: the file, ``ok``, the problems (text, each naming its file and line)
+    and per route its name, source and target queues, delivery (``exactly_once`` on one queue
+    manager, ``ledger`` between two), workers and batch size."""
+    routes = [
+        {
+            "name": route.name,
+            "source": route.source.queue,
+            "target": route.target.queue,
+            "delivery": "exactly_once" if route.one_queue_manager else "ledger",
+            "workers": route.workers,
+            "batch_size": route.batch_size,
+        }
+        for route in config.routes
+    ]
+    return {"config": str(config.path), "ok": not problems, "problems": problems, "routes": routes}
 
 
 def run_status(args: argparse.Namespace) -> int:
