@@ -110,7 +110,7 @@ def framed(message: ProtectedMessage, index: int) -> str:
     record = describe(message, index, with_body=False)
     signer = f" signer={json.dumps(record['signer'])}" if record["signer"] else ""
     lines = [
-        f"--- message {index}: MsgId={record['MsgId']} Format={record['Format'] or '-'} "
+        f"--- message {index}: MsgId={record['MsgId']} Format={clip(record['Format'], 8) or '-'} "
         f"length={record['length']} QoP={record['qop']}{signer}"
     ]
     for folder, values in record["properties"].items():
