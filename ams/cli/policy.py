@@ -276,9 +276,9 @@ def run_apply(args: argparse.Namespace) -> int:
         changes = [c for c in changes if c.after is not None]
     for qmgr in args.qmgrs:
         print(
-            f"* queue manager {qmgr}: {len(changes)} command(s)"
+            f"* queue manager {qmgr}: {plural(len(changes), 'command')}"
             if args.mqsc
-            else f"# queue manager {qmgr}: {len(changes)} command(s)"
+            else f"# queue manager {qmgr}: {plural(len(changes), 'command')}"
         )
         for line in commands_for(changes, qmgr, mqsc=args.mqsc):
             print(line)

@@ -34,7 +34,7 @@ from typing import IO, TextIO
 
 import attrs
 
-from ams.errors import AmsError
+from ams.errors import AmsError, plural
 from ams.mq.connect import connect
 from ams.mq.proxy.config import ServiceConfig, load_config
 from ams.mq.proxy.events import ProxyEvent, level_name, log_line, stamp
@@ -233,7 +233,7 @@ class ProxyService:
             if not worker.retiring:
                 self._signal(worker, signal.SIGHUP)
         self._reconcile()
-        self.log(logging.INFO, f"reloaded {self.path}: {len(fresh.routes)} route(s)")
+        self.log(logging.INFO, f"reloaded {self.path}: {plural(len(fresh.routes), 'route')}")
 
     def _poll_depths(self) -> None:
         if self.metrics is None or time.monotonic() < self._depth_at:
@@ -259,7 +259,9 @@ class ProxyService:
         self.log(
             logging.INFO,
             f"proxy service started (pid {os.getpid()}): "
-            + ", ".join(f"{r.name} ({r.workers} worker(s), batches of {r.batch_size})" for r in self.config.routes),
+            + ", ".join(
+                f"{r.name} ({plural(r.workers, 'worker')}, batches of {r.batch_size})" for r in self.config.routes
+            ),
         )
         self._reconcile()
         while not self._stopping:
