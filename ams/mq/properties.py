@@ -7,6 +7,9 @@ V6COMPAT keep them. A removed header takes its Format, Encoding and CCSID to the
 AMS-protected message that silently drops the properties (the blanked Format moves to the MQMD
 and the PDMQ header follows), which is why this library's adapters always force MQRFH2. The
 embedded queue manager applies these rules so that a get that forgot to would fail a test.
+
+:func:`read_properties` reads the properties those headers carry (``ams get --json`` shows them),
+with work bounded by the header's size and at most 1,000 properties.
 """
 
 from __future__ import annotations
