@@ -151,3 +151,15 @@ def test_properties_of_groups_and_escapes_and_of_broken_headers() -> None:
 
 def test_escaped_leaves_no_control_character() -> None:
     assert escaped(b"ok \xe2\x82\xac\n\x1b\xff\xe2\x80\xae") == "ok \u20ac\\n\\x1b\\xff\\u202e"
+
+
+def test_hostile_property_headers_cost_work_in_proportion_and_give_at_most_1000_properties() -> None:
+    md = MQMD(format="MQHRF2", encoding=546)
+    many = _rfh2(b"<usr>" + b"<a>1</a>" * 50_000 + b"</usr>")
+    assert len(read_properties(md, many).folders["usr"]) == 1  # one name, set again and again
+    distinct = _rfh2(b"<usr>" + b"".join(b"<p%d>1</p%d>" % (i, i) for i in range(5000)) + b"</usr>")
+    assert len(read_properties(md, distinct).folders["usr"]) == 1000
+    deep = _rfh2(b"<usr>" + b"<g>" * 50_000 + b"<b>x</b>" * 50_000)  # nesting no header has: reading stops
+    assert read_properties(md, deep).folders == {}
+    shallow = _rfh2(b"<usr>" + b"<g>" * 5 + b"<b>x</b>")
+    assert read_properties(md, shallow).folders == {"usr": {"g.g.g.g.g.b": "x"}}

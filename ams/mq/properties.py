@@ -102,6 +102,7 @@ def _folder_name(text: bytes) -> str:
 _LEAF = re.compile(r"\s*<([A-Za-z_][\w.-]*)(?:\s[^<>]*?)?(?:/>|>([^<]*)</\1\s*>)")
 _TAG = re.compile(r"<(/?)([A-Za-z_][\w.-]*)[^<>]*?(/?)>")
 _MAX_PROPERTIES = 1000
+_MAX_DEPTH = 32  # folders, groups and subgroups: a deeper nesting is not a property header anyone wrote
 
 
 def read_properties(md: MQMD, body: bytes) -> Properties:
@@ -114,10 +115,9 @@ def read_properties(md: MQMD, body: bytes) -> Properties:
     count = 0
     for header in headers:
         for text in header.texts:
-            for folder, name, value in _leaves(text.decode(_charset(header.ccsid), "replace")):
-                if count < _MAX_PROPERTIES:
-                    folders.setdefault(folder, {})[name] = value
-                    count += 1
+            for folder, name, value in _leaves(text.decode(_charset(header.ccsid), "replace"), _MAX_PROPERTIES - count):
+                folders.setdefault(folder, {})[name] = value
+                count += 1
     if not headers:
         return Properties({}, md.format, md.encoding, md.ccsid, 0)
     last = headers[-1]
@@ -129,12 +129,14 @@ def _charset(ccsid: int) -> str:
     return "utf-16-be" if ccsid in (1200, 13488, 17584) else "utf-8"
 
 
-def _leaves(text: str) -> list[tuple[str, str, str]]:
-    """``(folder, dotted name, value)`` for each leaf element inside the folder elements of ``text``."""
+def _leaves(text: str, limit: int = _MAX_PROPERTIES) -> list[tuple[str, str, str]]:
+    """``(folder, dotted name, value)`` for each leaf element inside the folder elements of ``text``:
+    at most ``limit``, and none nested deeper than 32 (reading stops there), so the work stays in
+    proportion to the text."""
     opened: list[str] = []
     found: list[tuple[str, str, str]] = []
     position = 0
-    while True:
+    while len(found) < limit and len(opened) <= _MAX_DEPTH:
         leaf = _LEAF.match(text, position)
         if leaf is not None and opened:
             name = ".".join([*opened[1:], leaf.group(1)])
@@ -150,3 +152,4 @@ def _leaves(text: str) -> list[tuple[str, str, str]]:
         elif not closing and not empty:
             opened.append(name)
         position = tag.end()
+    return found
