@@ -283,9 +283,9 @@ def test_the_ledger_is_for_two_queue_managers_only(connections: Factory, people:
 
 
 def test_a_route_backout_queue_takes_the_poison(
-    connections: Factory, people: dict[str, Issued], monkeypatch: pytest.MonkeyPatch
+    connections: Factory, people: dict[str, Issued], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    partner(connections, people).open("EXTERNAL_IN", output=True).put(MQMD(), b"poison order")
+    done = partner(connections, people).open("EXTERNAL_IN", output=True).put(MQMD(), b"poison order")
     _poison(monkeypatch)
     qm = connections("gateway")
     proxy = ReprotectionProxy(
@@ -296,8 +296,12 @@ def test_a_route_backout_queue_takes_the_poison(
         backout_threshold=2,
         backout_queue="P.INT.BACKOUT",
     )
-    stats = proxy.run(limit=10)
+    with caplog.at_level("INFO", logger="ams"):
+        stats = proxy.run(limit=10)
     assert (stats.failed, stats.poison, stats.refused) == (2, 1, 0) and PoisonMessageError.__name__ in stats.reasons[-1]
+    # the library's own line: the move aside names the message, a WARNING as a refusal is
+    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "ams.mq.protected"]
+    assert [level for level, _ in records] == [logging.WARNING] and done.msg_id.hex() in records[0][1], records
     assert connections("spy").depth("P.INT.BACKOUT") == 1
 
 
