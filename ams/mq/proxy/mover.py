@@ -264,8 +264,10 @@ class ReprotectionProxy:
         return len(batch.events)
 
     def _failed(self, error: BaseException, started: float, *, count: int = 1, msg_ids: Sequence[str] = ()) -> int:
-        """A backed-out attempt: counted, reported (a line per message it backed out, with its
-        MsgId when it was got), and the next messages move one at a time."""
+        """A backed-out attempt: counted once, reported with the MsgId of each message ``msg_ids``
+        names (the one whose get or put failed; every message of a unit of work whose commit
+        failed), and the next messages move one at a time. Other messages of a batch backed out
+        for one message's failure are not reported: they move again, and are reported then."""
         self._back_out_both()
         typed = error if isinstance(error, AmsError) else InternalError(type(error).__name__)
         self.stats.failed += 1
