@@ -33,9 +33,10 @@ the bytes of a DER Name.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
 from cryptography import x509
@@ -323,6 +324,27 @@ class DistinguishedName:
         for rdn in extra:
             reasons.append("has extra " + "+".join(f"{short_name(o)}={v}" for o, v in rdn))
         return reasons
+
+
+_CLOSENESS_CHARACTERS = 256  # difflib is quadratic: a hostile certificate's huge DN costs no more than this
+
+
+def _canonical_text(dn: DistinguishedName) -> str:
+    text = ",".join("+".join(f"{short_name(oid)}={value}" for oid, value in rdn) for rdn in dn.match_key)
+    return text[:_CLOSENESS_CHARACTERS]
+
+
+def closeness(first: DistinguishedName, second: DistinguishedName) -> float:
+    """How alike two DNs read, from 0 to 1: difflib's ratio over their canonical forms (attribute
+    short names, case and spacing folded as :meth:`DistinguishedName.matches` folds them)."""
+    return difflib.SequenceMatcher(None, _canonical_text(first), _canonical_text(second), autojunk=False).ratio()
+
+
+def by_closeness(target: DistinguishedName, candidates: Sequence[DistinguishedName]) -> list[DistinguishedName]:
+    """``candidates`` ordered from the closest to ``target`` to the farthest (ties keep their order),
+    so that a near-miss report names the likeliest intended DN first."""
+    scores = [closeness(target, candidate) for candidate in candidates]
+    return [candidates[i] for i in sorted(range(len(candidates)), key=lambda i: -scores[i])]
 
 
 def _exact_key(dn: DistinguishedName) -> MatchKey:

@@ -63,6 +63,11 @@ def quoted(text: str, limit: int = 60) -> str:
     return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} characters)"
 
 
+def plural(count: int, singular: str, several: str | None = None) -> str:
+    """``1 policy``, ``2 policies``, ``0 errors``: a count and its noun, agreeing."""
+    return f"{count:,} {singular if count == 1 else several or singular + 's'}"
+
+
 def parse_failure(error: Exception) -> str:
     """What went wrong parsing untrusted bytes with cryptography, without echoing them."""
     if type(error).__name__ == "UnsupportedAlgorithm":
@@ -158,9 +163,14 @@ class InternalError(AmsError):
 
 
 class SecurityError(AmsError):
-    """A protected message failed a check; it must not be delivered."""
+    """A protected message failed a check; it must not be delivered.
+
+    ``signer`` is the DN of the message's signer when the failed check had verified it (an
+    unauthorised signer), "" otherwise: a structured field for logs, so that nobody parses the text.
+    """
 
     code = "security"
+    signer: str = ""
 
 
 class MalformedMessageError(SecurityError):
@@ -242,9 +252,13 @@ class BadSignatureError(SecurityError):
 
 
 class UnauthorisedSignerError(SecurityError):
-    """The signer is valid but is not one of the policy's authorised signers."""
+    """The signer is valid but is not one of the policy's authorised signers (``signer``: its DN)."""
 
     code = "unauthorised_signer"
+
+    def __init__(self, message: str, *, signer: str = "") -> None:
+        super().__init__(message)
+        self.signer = signer
 
 
 class NotARecipientError(SecurityError):

@@ -33,6 +33,7 @@ from ams.errors import (
     NotProtectedError,
     SizeMismatchError,
     UsageError,
+    plural,
     summarise,
 )
 from ams.hazmat.enveloped import (
@@ -145,7 +146,7 @@ class Protector:
         self._identity_ids: tuple[Identity | None, tuple[bytes, ...]] = (None, ())  # how RecipientInfos name it
 
     def __repr__(self) -> str:
-        return f"Protector({self.keystore!r}, {len(self.policies)} policies)"
+        return f"Protector({self.keystore!r}, {plural(len(self.policies), 'policy', 'policies')})"
 
     def prepare(self, queue: str, *, sending: bool, receiving: bool) -> Policy | None:
         """What an MQOPEN does under AMS: check now what this handle will need for ``queue``.
@@ -533,8 +534,14 @@ class Protector:
                 raise step_error
             steps.append("decrypting and unpadding the payload")
             decrypted = cbc_decrypt(
-                algorithm, key, parts.iv, parts.ciphertext, what="confidentiality payload", headroom=headroom,
-                into=into, cipher=cipher,
+                algorithm,
+                key,
+                parts.iv,
+                parts.ciphertext,
+                what="confidentiality payload",
+                headroom=headroom,
+                into=into,
+                cipher=cipher,
             )
             steps.append("checking origSize and the empty flag")
             content = check_size(decrypted, header.orig_size, header.empty)
@@ -599,9 +606,7 @@ def _verifier(
     return Verifier(keystore, clock_skew=clock_skew, strict_dn=strict_dn, revocation=checker)
 
 
-def _message_key(
-    envelope: EnvelopedContent, content_key: bytes, steps: list[str]
-) -> tuple[bytes, Exception | None]:
+def _message_key(envelope: EnvelopedContent, content_key: bytes, steps: list[str]) -> tuple[bytes, Exception | None]:
     """The confidentiality message key from its key block; a failure is returned, to be raised as the one error."""
     size = envelope.algorithm.spec.key_size
     try:

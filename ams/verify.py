@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ams._signature import CarriedCertificate, carried_certificate, signer_certificate, verify_signed_data
 from ams._trust import build_chain, check_usage, check_validity
 from ams.algorithms import QoP
-from ams.dn import DistinguishedName
+from ams.dn import DistinguishedName, by_closeness
 from ams.errors import (
     AmsSecurityWarning,
     RecipientCertificateError,
@@ -195,12 +195,16 @@ class Verifier:
                     known.authorised.clear()
                 known.authorised[id(signers)] = (signers, bool(self.strict_dn))  # held, so the id stays this list's
             return
-        near = [f"{allowed} ({'; '.join(subject.differences(allowed))})" for allowed in policy.signers[:5]]
+        # ranked among the first 100 only: a sender may make every message fail here, so the work stays bounded
+        closest = by_closeness(subject, policy.signers[:100])[:5]
+        near = [f"{allowed} ({'; '.join(subject.differences(allowed))})" for allowed in closest]
         allowed = summarise(near, total=len(policy.signers))
         raise UnauthorisedSignerError(
             f"the message is signed by {subject} (issuer {DistinguishedName.from_x509(x509_certificate.issuer)}), "
-            f"who is not an authorised signer (-a) for queue {policy.name}; the policy allows: {allowed}. "
-            "Add the signer's DN with -a if it should be accepted"
+            f"who is not an authorised signer (-a) for queue {policy.name}; "
+            f"the policy allows (closest first): {allowed}. "
+            "Add the signer's DN with -a if it should be accepted",
+            signer=str(subject),
         )
 
     # -- recipients ---------------------------------------------------------------------------

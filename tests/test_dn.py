@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -339,3 +341,38 @@ def test_control_characters_in_a_name_are_printed_escaped_and_read_back() -> Non
     assert "\n" not in shown and "\x1b" not in shown and "\x85" not in shown
     assert "\\0A" in shown and "\\1B" in shown and "\\C2\\85" in shown
     assert DistinguishedName.parse(shown) == hostile
+
+
+def test_near_misses_are_ordered_by_closeness_of_their_canonical_forms() -> None:
+    from ams.dn import by_closeness, closeness
+
+    target = DistinguishedName.parse("CN=carl,O=AMS,C=GB")
+    names = [DistinguishedName.parse(t) for t in ("CN=zed,O=Far,C=US", "CN=bob,O=AMS,C=GB", "CN=Carol,O=AMS,C=GB")]
+    assert [str(dn) for dn in by_closeness(target, names)] == [
+        "CN=Carol,O=AMS,C=GB",
+        "CN=bob,O=AMS,C=GB",
+        "CN=zed,O=Far,C=US",
+    ]
+    # spelling does not count: the canonical forms compare (case, spaces, attribute aliases folded)
+    assert closeness(target, DistinguishedName.parse("cn = CARL, o=AMS, c=GB")) == 1.0
+    assert closeness(target, names[0]) < 0.7
+    huge = DistinguishedName.parse(",".join(f"OU={'x' * 1000}" for _ in range(50)))  # bounded work: a hostile name
+    assert 0 < closeness(huge, target) < 1
+
+
+def test_recipient_near_misses_and_unauthorised_signers_come_closest_first(pki: Any) -> None:
+    import ams
+    from ams.verify import Verifier
+
+    with pytest.raises(ams.errors.RecipientNotFoundError) as caught:
+        pki.keystore("alice").recipient(DistinguishedName.parse("CN=carl,O=AMS,C=GB"))
+    text = caught.value.message
+    assert text.index("CN=carol") < text.index("CN=alice") < text.index("CN=bob"), text  # not keystore order
+    policy = ams.Policy.from_setmqspl(
+        'setmqspl -m QM -p Q -s SHA256 -a "CN=zed,O=Far,C=US" -a "CN=bob,O=AMS,C=GB" -a "CN=carl,O=AMS,C=GB"'
+    )
+    with pytest.raises(ams.errors.UnauthorisedSignerError) as refused:
+        Verifier(pki.keystore("bob")).check_authorised(policy, pki.issued("carol").certificate)
+    text = refused.value.message
+    assert "closest first" in text and text.index("CN=carl") < text.index("CN=bob") < text.index("CN=zed"), text
+    assert refused.value.signer == pki.dn("carol")  # the structured field the proxy logs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import warnings
 from pathlib import Path
@@ -46,7 +47,17 @@ def test_missing_recipient_with_near_miss(made: GeneratedPki, capsys: pytest.Cap
     assert main(["doctor", "--keystore-conf", str(made.keystores["alice"]), "--policies", str(policies)]) == 1
     out = capsys.readouterr().out
     assert "ERROR   Q recipient CN=bob,O=AMS,C=US" in out and "nearest: CN=bob,O=AMS,C=GB" in out
-    assert "fix: import the recipient's certificate" in out and "1 error(s)" in out
+    assert "fix: import the recipient's certificate" in out and "1 error, " in out
+    args = ["doctor", "--keystore-conf", str(made.keystores["alice"]), "--policies", str(policies), "--json"]
+    assert main(args) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["errors"], report["warnings"]) == (1, len(report["findings"]) - 1)
+    (error,) = [f for f in report["findings"] if f["level"] == "error"]
+    assert set(error) == {"level", "subject", "problem", "fix"} and "CN=bob,O=AMS,C=US" in error["subject"]
+    # the clean twin: a policy the keystore can serve has no error, and exits 0
+    (policies / "q.spl").write_text('setmqspl -m QM -p Q -s SHA256 -e AES256 -r "CN=bob,O=AMS,C=GB"\n')
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["errors"] == 0
 
 
 def test_own_certificate_expiring_weak_usage_and_untrusted(tmp_path: Path, made: GeneratedPki) -> None:

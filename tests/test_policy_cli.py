@@ -115,7 +115,7 @@ def test_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert run("check", "--policies", str(tmp_path)) == 1
     err = capsys.readouterr().err
-    assert "bad.mqsc:1:" in err and "bad.mqsc:2:" in err and "2 error(s)" in err
+    assert "bad.mqsc:1:" in err and "bad.mqsc:2:" in err and "2 errors in" in err
 
 
 def test_repository_policies_pass_check(capsys: pytest.CaptureFixture[str]) -> None:

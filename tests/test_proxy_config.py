@@ -3,6 +3,7 @@ check`` finding what would stop a route before anything moves."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -29,9 +30,15 @@ def test_a_good_configuration_loads_and_checks(world: World, capsys: pytest.Capt
     assert (route.name, route.workers, route.batch_size, route.backout_threshold) == ("in", 3, 50, 4)
     assert route.one_queue_manager and route.source.keystore_conf.is_file()
     assert check_config(config) == []
+    assert main(["proxy", "check", "--config", str(config.path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["ok"], report["problems"]) == (True, [])
+    assert report["routes"] == [
+        {"name": "in", "source": "IN.Q", "target": "OUT.Q", "delivery": "exactly_once", "workers": 3, "batch_size": 50}
+    ]
     assert main(["proxy", "check", "--config", str(config.path)]) == 0
     assert (
-        "in: IN.Q -> OUT.Q (one queue manager: exactly once), 3 worker(s), batches of 50: ok" in capsys.readouterr().out
+        "in: IN.Q -> OUT.Q (one queue manager: exactly once), 3 workers, batches of 50: ok" in capsys.readouterr().out
     )
 
 
@@ -95,6 +102,9 @@ def test_check_finds_what_would_stop_a_route(world: World, capsys: pytest.Captur
     assert any(p.startswith(f"{path}:{line_of(path, 'backout_queue')}:") and "2085" in p for p in problems)
     assert main(["proxy", "check", "--config", str(path)]) == 1
     assert "NO.SUCH.BACKOUT" in capsys.readouterr().out
+    assert main(["proxy", "check", "--config", str(path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["config"], report["ok"]) == (str(path), False) and report["problems"] == problems
     path.write_text(path.read_text().replace('backout_queue = "NO.SUCH.BACKOUT"\n', ""))
     problems = check_config(load_config(path))
     source_keystore = line_of(path, "keystore_conf")

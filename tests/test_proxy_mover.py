@@ -3,6 +3,7 @@ duplicates between two queue managers suppressed by the delivery ledger."""
 
 from __future__ import annotations
 
+import logging
 import struct
 from pathlib import Path
 
@@ -124,11 +125,24 @@ def test_a_poison_message_in_a_batch_never_moves_its_neighbours_aside(
         out.put(MQMD(), body)
     _poison(monkeypatch)
     qm = connections("gateway")
+    events: list[ProxyEvent] = []
     proxy = ReprotectionProxy(
-        gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN", batch_size=50, backout_threshold=3
+        gateway(qm, people),
+        "EXTERNAL_IN",
+        gateway(qm, people),
+        "INTERNAL_IN",
+        batch_size=50,
+        backout_threshold=3,
+        on_event=events.append,
     )
     stats = proxy.run(limit=40)
-    assert (stats.moved, stats.refused) == (9, 1) and stats.failed == 3
+    assert (stats.moved, stats.poison, stats.refused) == (9, 1, 0) and stats.failed == 3
+    (poison,) = [e for e in events if e.outcome == "poison"]
+    assert poison.level == logging.WARNING and PoisonMessageError.__name__ in poison.reason
+    backed_out = [e for e in events if e.outcome == "backed_out"]
+    # every backout line names its message: the whole first batch, then the poison one alone
+    assert all(e.msg_id and e.level == logging.ERROR for e in backed_out)
+    assert {e.msg_id for e in backed_out[1:]} == {poison.msg_id} and poison.msg_id in {e.msg_id for e in backed_out}
     assert [m.body for m in read_all(connections, people)] == [b for b in bodies if b"poison" not in b]
     assert connections("spy").depth(ERROR_QUEUE) == 1  # no BOQNAME: the error queue, MQDLH reason 2362
 
@@ -179,6 +193,9 @@ def test_a_refused_message_is_counted_and_the_batch_goes_on(connections: Factory
     assert proxy.move_batch() == 3
     assert [e.outcome for e in events] == ["moved", "refused", "moved"]
     assert "UnauthorisedSignerError" in events[1].reason and "pay me" not in events[1].to_json()
+    # the refusal names the unauthorised signer (from the error's signer field) and its level
+    assert (events[1].signer, events[1].level, events[1].msg_id != "") == (NAMES["intruder"], logging.WARNING, True)
+    assert events[0].level == logging.INFO and events[0].elapsed_ms > 0
     assert connections("spy").depth(ERROR_QUEUE) == 1
 
 
@@ -266,9 +283,9 @@ def test_the_ledger_is_for_two_queue_managers_only(connections: Factory, people:
 
 
 def test_a_route_backout_queue_takes_the_poison(
-    connections: Factory, people: dict[str, Issued], monkeypatch: pytest.MonkeyPatch
+    connections: Factory, people: dict[str, Issued], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    partner(connections, people).open("EXTERNAL_IN", output=True).put(MQMD(), b"poison order")
+    done = partner(connections, people).open("EXTERNAL_IN", output=True).put(MQMD(), b"poison order")
     _poison(monkeypatch)
     qm = connections("gateway")
     proxy = ReprotectionProxy(
@@ -279,8 +296,12 @@ def test_a_route_backout_queue_takes_the_poison(
         backout_threshold=2,
         backout_queue="P.INT.BACKOUT",
     )
-    stats = proxy.run(limit=10)
-    assert (stats.failed, stats.refused) == (2, 1) and PoisonMessageError.__name__ in stats.reasons[-1]
+    with caplog.at_level("INFO", logger="ams"):
+        stats = proxy.run(limit=10)
+    assert (stats.failed, stats.poison, stats.refused) == (2, 1, 0) and PoisonMessageError.__name__ in stats.reasons[-1]
+    # the library's own line: the move aside names the message, a WARNING as a refusal is
+    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "ams.mq.protected"]
+    assert [level for level, _ in records] == [logging.WARNING] and done.msg_id.hex() in records[0][1], records
     assert connections("spy").depth("P.INT.BACKOUT") == 1
 
 

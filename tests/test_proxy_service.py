@@ -48,6 +48,7 @@ def test_the_service_moves_every_message_and_stops_on_sigterm(world: World) -> N
     assert {line["signer"] for line in lines} == {"CN=alice,O=AMS,C=GB"}
     assert {(line["qop_in"], line["qop_out"]) for line in lines} == {("PRIVACY", "PRIVACY")}
     assert {line["worker"] for line in lines} <= {"0", "1"} and all(len(line["msg_id"]) == 48 for line in lines)
+    assert {line["level"] for line in lines} == {"INFO"} and all(0 < line["elapsed_ms"] < 60_000 for line in lines)
     assert not any(b.decode() in service.output() for b in bodies)  # never a payload in a log line
     assert "proxy service stopped" in service.output()
 
@@ -130,7 +131,11 @@ def test_metrics_and_status(world: World, capsys: pytest.CaptureFixture[str]) ->
     assert (status["route"], status["moved"], status["workers"], status["refused"]) == ("in", 12, 1, 0)
     assert status["mean_seconds"] > 0
     assert main(["proxy", "status", "--metrics", f"127.0.0.1:{port}"]) == 0
-    assert re.search(r"^in\s+1\s+\d+\s+12\s+0", capsys.readouterr().out, re.MULTILINE)
+    text = capsys.readouterr().out
+    assert text.split()[:3] == ["route", "workers", "restarts"]
+    assert re.search(r"^in\s+1\s+0\s+\d+\s+12\s+0\s+0", text, re.MULTILINE), text
+    line = r" level=INFO worker=0 route=in outcome=moved msg_id=[0-9a-f]{48} .*elapsed_ms=\d"
+    assert re.search(line, service.output())
     assert service.stop() == 0
     assert main(["proxy", "status", "--metrics", f"127.0.0.1:{port}"]) == 2
     assert "no proxy answering" in capsys.readouterr().err

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+import attrs
+
 from ams.doctor import diagnose
+from ams.errors import plural
 from ams.policy import PolicyStore
 
 
@@ -15,6 +19,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     doctor.add_argument("--keystore-conf", type=Path, default=None)
     doctor.add_argument("--policies", type=Path, default=None)
     doctor.add_argument("--queue", default=None, help="check only this queue's policy")
+    doctor.add_argument(
+        "--json", action="store_true", help="as JSON: findings (level, subject, problem, fix), errors, warnings"
+    )
     doctor.set_defaults(run=run)
 
 
@@ -22,8 +29,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; the exit status (0 done, 1 problems found, 2 usage or configuration, 3 refused)."""
     policies = PolicyStore.from_directory(args.policies) if args.policies else PolicyStore()
     findings = diagnose(args.keystore_conf, policies, queue=args.queue)
+    errors = sum(1 for f in findings if f.level == "error")
+    if args.json:
+        report = {"findings": [attrs.asdict(f) for f in findings], "errors": errors, "warnings": len(findings) - errors}
+        print(json.dumps(report, indent=2))
+        return 1 if errors else 0
     for finding in findings:
         print(finding)
-    errors = sum(1 for f in findings if f.level == "error")
-    print(f"{errors} error(s), {len(findings) - errors} warning(s)" if findings else "no problems found")
+    summary = f"{plural(errors, 'error')}, {plural(len(findings) - errors, 'warning')}"
+    print(summary if findings else "no problems found")
     return 1 if errors else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -10,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ams._files import file_errors, replace_file
-from ams.errors import PolicyError, UsageError
+from ams.algorithms import KEYREUSE_UNLIMITED
+from ams.errors import PolicyError, UsageError, plural
 from ams.policy import Policy, PolicyStore, parse_setmqspl, render_dspmqspl
-from ams.policy.diff import commands_for, diff_policies
+from ams.policy.diff import PolicyChange, commands_for, diff_policies
 from ams.policy.dspmqspl import read_dspmqspl
 from ams.policy.store import policy_file_name
 
@@ -46,6 +48,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     show = with_store("show", "print policies as dspmqspl does")
     show.add_argument("-p", dest="name", default=None)
+    show.add_argument("--json", action="store_true", help="a list of objects (see `policy_json`)")
     show.set_defaults(run=run_show)
 
     remove = with_store("remove", "remove one policy (deletes DIR/<policy>.spl)")
@@ -58,6 +61,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     export.set_defaults(run=run_export)
 
     check = with_store("check", "validate every file; exit non-zero on any error")
+    check.add_argument("--json", action="store_true", help='{"directory", "valid", "policies", "errors"}')
     check.set_defaults(run=run_check)
 
     _register_rollout(with_store)
@@ -92,6 +96,7 @@ def _register_rollout(with_store: Callable[[str, str], argparse.ArgumentParser])
 
     diff = with_store("diff", "compare the store with a dspmqspl dump; exit 1 when they differ")
     diff.add_argument("--from", dest="dump", type=Path, required=True, help="dspmqspl output")
+    diff.add_argument("--json", action="store_true", help="a list of changes: policy, change, details, before, after")
     diff.set_defaults(run=run_diff)
 
 
@@ -172,8 +177,28 @@ def run_show(args: argparse.Namespace) -> int:
     if args.name is not None and args.name not in store:
         raise PolicyError(f"no policy {args.name} in {args.policies} (it has: {', '.join(store) or 'none'})")
     chosen = [store[args.name]] if args.name else list(store.values())
+    if args.json:
+        print(json.dumps([policy_json(policy) for policy in chosen], indent=2))
+        return 0
     sys.stdout.write(render_dspmqspl(chosen))
     return 0
+
+
+def policy_json(policy: Policy) -> dict[str, object]:
+    """A policy as ``--json`` shows it, the fields of dspmqspl under stable keys: ``policy``,
+    ``qop``, ``signature_algorithm``, ``encryption_algorithm`` (setmqspl's labels), ``signers``
+    and ``recipients`` (DNs), ``toleration`` (0 or 1) and ``key_reuse`` (a count, 0 for none, or
+    "UNLIMITED")."""
+    return {
+        "policy": policy.name,
+        "qop": policy.qop.name,
+        "signature_algorithm": policy.signature_algorithm.label,
+        "encryption_algorithm": policy.encryption_algorithm.label,
+        "signers": [str(dn) for dn in policy.signers],
+        "recipients": [str(dn) for dn in policy.recipients],
+        "toleration": 1 if policy.tolerate else 0,
+        "key_reuse": "UNLIMITED" if policy.key_reuse == KEYREUSE_UNLIMITED else policy.key_reuse,
+    }
 
 
 def run_remove(args: argparse.Namespace) -> int:
@@ -202,12 +227,21 @@ def run_check(args: argparse.Namespace) -> int:
     """``ams ... check``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     with file_errors("read the policies in", args.policies):
         store, errors = PolicyStore.check_directory(args.policies)
+    if args.json:
+        report = {
+            "directory": str(args.policies),
+            "valid": not errors,
+            "policies": sorted(store),
+            "errors": [error.message for error in errors],
+        }
+        print(json.dumps(report, indent=2))
+        return 1 if errors else 0
     for error in errors:
         print(f"error: {error.message}", file=sys.stderr)
     if errors:
-        print(f"{len(errors)} error(s) in {args.policies}", file=sys.stderr)
+        print(f"{plural(len(errors), 'error')} in {args.policies}", file=sys.stderr)
         return 1
-    print(f"{len(store)} policies in {args.policies}: all valid")
+    print(f"{plural(len(store), 'policy', 'policies')} in {args.policies}: all valid")
     return 0
 
 
@@ -232,7 +266,7 @@ def run_apply(args: argparse.Namespace) -> int:
             count = write_policies_to_queue_manager(qm, store)
         finally:
             qm.close()
-        print(f"wrote {count} policies to {qm.name}'s SYSTEM.PROTECTION.POLICY.QUEUE")
+        print(f"wrote {plural(count, 'policy', 'policies')} to {qm.name}'s SYSTEM.PROTECTION.POLICY.QUEUE")
         return 0
     if not args.qmgrs:
         raise UsageError("ams policy apply needs -m QMGR (to print commands) or --qm (to write the policy queue)")
@@ -242,9 +276,9 @@ def run_apply(args: argparse.Namespace) -> int:
         changes = [c for c in changes if c.after is not None]
     for qmgr in args.qmgrs:
         print(
-            f"* queue manager {qmgr}: {len(changes)} command(s)"
+            f"* queue manager {qmgr}: {plural(len(changes), 'command')}"
             if args.mqsc
-            else f"# queue manager {qmgr}: {len(changes)} command(s)"
+            else f"# queue manager {qmgr}: {plural(len(changes), 'command')}"
         )
         for line in commands_for(changes, qmgr, mqsc=args.mqsc):
             print(line)
@@ -255,6 +289,9 @@ def run_diff(args: argparse.Namespace) -> int:
     """``ams ... diff``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     store = _load(args.policies)
     changes = diff_policies(_dump(args.dump), store)
+    if args.json:
+        print(json.dumps([_change_json(change) for change in changes], indent=2))
+        return 1 if changes else 0
     for change in changes:
         sign = {"add": "+", "remove": "-", "change": "~"}[change.kind]
         print(f"{sign} {change.name}")
@@ -263,3 +300,15 @@ def run_diff(args: argparse.Namespace) -> int:
     if not changes:
         print(f"{args.policies} matches {args.dump}")
     return 1 if changes else 0
+
+
+def _change_json(change: PolicyChange) -> dict[str, object]:
+    """One change as ``policy diff --json`` shows it: ``policy``, ``change`` (add, remove or
+    change), ``details`` (the text lines), ``before`` and ``after`` (policy_json, or null)."""
+    return {
+        "policy": change.name,
+        "change": change.kind,
+        "details": change.details(),
+        "before": policy_json(change.before) if change.before is not None else None,
+        "after": policy_json(change.after) if change.after is not None else None,
+    }

@@ -7,13 +7,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ams.cli.common import add_keys_options, manager_for
-from ams.errors import UsageError
+from ams.errors import UsageError, plural
 from ams.mq import connect
 from ams.mq.proxy import ReprotectionProxy
+
+if TYPE_CHECKING:
+    from ams.mq.proxy.config import ServiceConfig
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,11 +40,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve = actions.add_parser("run", help="run the routes of a configuration file until SIGTERM")
     serve.add_argument("--config", required=True, type=Path, help="the routes (TOML)")
     serve.add_argument("--metrics", default=None, help="serve Prometheus metrics at this loopback HOST:PORT")
-    serve.add_argument("--log-format", choices=("text", "json"), default=None, help="one line per message, as ...")
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="write each log line (one per message handled, and the service's own) as key=value text or as JSON "
+        "(default: the file's log_format, else text)",
+    )
     serve.set_defaults(run=run_service)
 
     check = actions.add_parser("check", help="validate a configuration before anything moves")
     check.add_argument("--config", required=True, type=Path)
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="as JSON: config, ok, problems, routes (name, source, target, delivery, workers, batch_size)",
+    )
     check.set_defaults(run=run_check)
 
     status = actions.add_parser("status", help="what a running service's metrics say, per route")
@@ -64,10 +79,11 @@ def run_once(args: argparse.Namespace) -> int:
         print(f"ams: not moved: {reason}", file=sys.stderr)
     print(
         f"moved {stats.moved} message(s) from {args.source} to {args.target}, refused {stats.refused} (on the "
-        f"error or backout queue), {stats.failed} failed attempt(s) (backed out, still on {args.source})",
+        f"error queue), {stats.poison} poison (on the backout or error queue), {stats.failed} failed attempt(s) "
+        f"(backed out, still on {args.source})",
         file=sys.stderr,
     )
-    return 3 if stats.refused or stats.failed else 0
+    return 3 if stats.refused or stats.failed or stats.poison else 0
 
 
 def _address(text: str | None) -> tuple[str, int] | None:
@@ -97,18 +113,42 @@ def run_check(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     problems = check_config(config)
+    if args.json:
+        print(json.dumps(_check_json(config, problems), indent=2))
+        return 1 if problems else 0
     for problem in problems:
         print(problem)
     if problems:
-        print(f"{len(problems)} problem(s): nothing would move on those routes until they are fixed", file=sys.stderr)
+        print(
+            f"{plural(len(problems), 'problem')}: nothing would move on those routes until they are fixed",
+            file=sys.stderr,
+        )
         return 1
     for route in config.routes:
         mode = "one queue manager: exactly once" if route.one_queue_manager else "two queue managers: ledger"
         print(
-            f"{route.name}: {route.source.queue} -> {route.target.queue} ({mode}), {route.workers} worker(s), "
-            f"batches of {route.batch_size}: ok"
+            f"{route.name}: {route.source.queue} -> {route.target.queue} ({mode}), "
+            f"{plural(route.workers, 'worker')}, batches of {route.batch_size}: ok"
         )
     return 0
+
+
+def _check_json(config: ServiceConfig, problems: list[str]) -> dict[str, object]:
+    """``proxy check --json``: the file, ``ok``, the problems (text, each naming its file and line)
+    and per route its name, source and target queues, delivery (``exactly_once`` on one queue
+    manager, ``ledger`` between two), workers and batch size."""
+    routes = [
+        {
+            "name": route.name,
+            "source": route.source.queue,
+            "target": route.target.queue,
+            "delivery": "exactly_once" if route.one_queue_manager else "ledger",
+            "workers": route.workers,
+            "batch_size": route.batch_size,
+        }
+        for route in config.routes
+    ]
+    return {"config": str(config.path), "ok": not problems, "problems": problems, "routes": routes}
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -119,10 +159,13 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([attrs.asdict(s) for s in statuses], indent=2))
         return 0
-    print(f"{'route':<24} {'workers':>7} {'depth':>7} {'moved':>9} {'refused':>8} {'dupes':>6} {'backout':>8} mean ms")
+    print(
+        f"{'route':<24} {'workers':>7} {'restarts':>8} {'depth':>7} {'moved':>9} {'refused':>8} {'poison':>6} "
+        f"{'dupes':>6} {'backout':>8} mean ms"
+    )
     for s in statuses:
         print(
-            f"{s.route:<24} {s.workers:>7} {s.depth:>7} {s.moved:>9} {s.refused:>8} {s.duplicate:>6} "
-            f"{s.backed_out:>8} {s.mean_seconds * 1000:7.1f}"
+            f"{s.route:<24} {s.workers:>7} {s.restarts:>8} {s.depth:>7} {s.moved:>9} {s.refused:>8} {s.poison:>6} "
+            f"{s.duplicate:>6} {s.backed_out:>8} {s.mean_seconds * 1000:7.1f}"
         )
     return 0

@@ -4,13 +4,20 @@ take authorities away, or print the MQSC that does the same on IBM MQ."""
 from __future__ import annotations
 
 import argparse
-
-import attrs
+import json
 
 from ams.errors import UsageError
 from ams.mq.connect import open_embedded
 from ams.mq.embedded import OPERATIONS
-from ams.mq.mqsc import authorities_needed, define_qalias, define_qlocal, set_authrec, setmqaut
+from ams.mq.mqsc import (
+    authorities_needed,
+    changed_attributes,
+    define_qalias,
+    define_qlocal,
+    mqsc_attributes,
+    set_authrec,
+    setmqaut,
+)
 from ams.mq.transport import QueueAttributes
 
 
@@ -52,11 +59,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_qm(alias)
     alias.set_defaults(run=run_alias)
 
-    show = actions.add_parser("show", help="every queue with its attributes and depth, or one queue's")
-    show.add_argument("queue", nargs="?")
-    show.add_argument("--mqsc", action="store_true", help="as the MQSC that defines them on IBM MQ")
-    _add_qm(show)
-    show.set_defaults(run=run_show)
+    _register_show(actions)
 
     restart = actions.add_parser("restart", help="back out uncommitted work and discard non-persistent messages")
     _add_qm(restart)
@@ -81,6 +84,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     deny.add_argument("--allow", action="store_true", help="give the operations back")
     _add_qm(deny)
     deny.set_defaults(run=run_deny)
+
+
+def _register_show(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``ams qm show [QUEUE] [--mqsc | --json]``."""
+    show = actions.add_parser("show", help="every queue with its attributes and depth, or one queue's")
+    show.add_argument("queue", nargs="?")
+    shown_as = show.add_mutually_exclusive_group()
+    shown_as.add_argument("--mqsc", action="store_true", help="as the MQSC that defines them on IBM MQ")
+    shown_as.add_argument(
+        "--json",
+        action="store_true",
+        help="a list of objects: QUEUE, TYPE, CURDEPTH and every attribute by its MQSC name",
+    )
+    _add_qm(show)
+    show.set_defaults(run=run_show)
 
 
 def _attributes(args: argparse.Namespace) -> QueueAttributes:
@@ -131,11 +149,19 @@ def run_alias(args: argparse.Namespace) -> int:
 
 
 def _describe(name: str, definition: QueueAttributes | str, depth: int | None) -> str:
+    """One line: the queue, its type, CURDEPTH and the attributes that differ from MQ's defaults,
+    all in MQSC's names and forms."""
     if isinstance(definition, str):
         return f"{name:<48} QALIAS  TARGET({definition})"
-    changed = {k: v for k, v in attrs.asdict(definition).items() if v != getattr(QueueAttributes(), k)}
-    extras = " ".join(f"{key}={value!r}" for key, value in changed.items())
-    return f"{name:<48} QLOCAL  CURDEPTH({depth}) {extras}".rstrip()
+    return " ".join([f"{name:<48} QLOCAL  CURDEPTH({depth})", *changed_attributes(definition)])
+
+
+def _as_json(name: str, definition: QueueAttributes | str, depth: int | None) -> dict[str, object]:
+    """``ams qm show --json``'s object for one queue: QUEUE, TYPE, then TARGET (an alias) or
+    CURDEPTH and every attribute (mqsc_attributes), keyed by MQSC names."""
+    if isinstance(definition, str):
+        return {"QUEUE": name, "TYPE": "QALIAS", "TARGET": definition}
+    return {"QUEUE": name, "TYPE": "QLOCAL", "CURDEPTH": depth, **mqsc_attributes(definition)}
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -149,16 +175,21 @@ def run_show(args: argparse.Namespace) -> int:
                 return 1
             queues = {args.queue: queues[args.queue]}
         with qm.connect("ams qm") as connection:
+            rows = []
             for name, definition in queues.items():
-                if args.mqsc:
+                depth = connection.depth(name) if isinstance(definition, QueueAttributes) else None
+                if args.json:
+                    rows.append(_as_json(name, definition, depth))
+                elif args.mqsc:
                     print(
                         define_qlocal(name, definition)
                         if isinstance(definition, QueueAttributes)
                         else define_qalias(name, definition)
                     )
                 else:
-                    depth = connection.depth(name) if isinstance(definition, QueueAttributes) else None
                     print(_describe(name, definition, depth))
+            if args.json:
+                print(json.dumps(rows, indent=2))
     finally:
         qm.close()
     return 0

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from ams.cli.common import add_keys_options, keystore_for, manager_for, policies_for, verifier_for
+from ams.cli.message_output import MessageWriter
 from ams.errors import AmsError, ConfigurationError, SecurityError
 from ams.inspect import inspect_message, render
 from ams.mq import connect
@@ -34,11 +35,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     get.add_argument("queue")
     add_keys_options(get, queue_manager=True)
     get.add_argument("--wait", type=float, default=0.0, help="wait this many seconds for each next message")
+    _add_output_options(get)
     get.set_defaults(run=run_get)
 
     browse = commands.add_parser("browse", help="browse messages without removing them")
     browse.add_argument("queue")
     add_keys_options(browse, queue_manager=True)
+    _add_output_options(browse)
     browse.set_defaults(run=run_browse)
 
     errors = commands.add_parser("errors", help="read SYSTEM.PROTECTION.ERROR.QUEUE")
@@ -60,6 +63,25 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         add_keys_options(action, queue_manager=True)
         action.add_argument("--json", action="store_true")
         action.set_defaults(run=run_errors)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """--json, --output-dir and --framed (ams.cli.message_output says what each writes)."""
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--json", action="store_true", help="one JSON object per message, one per line")
+    how.add_argument(
+        "--output-dir", type=Path, default=None, metavar="DIR", help="NNN.body and NNN.mqmd.json per message"
+    )
+    how.add_argument(
+        "--framed",
+        action="store_true",
+        help="a header line per message and its body escaped (the default on a terminal; "
+        "elsewhere each body and a newline)",
+    )
+
+
+def _writer(args: argparse.Namespace) -> MessageWriter:
+    return MessageWriter(as_json=args.json, output_dir=args.output_dir, frame=True if args.framed else None)
 
 
 def _manager(args: argparse.Namespace) -> ProtectedQueueManager:
@@ -90,13 +112,9 @@ def run_put(args: argparse.Namespace) -> int:
     return 0
 
 
-def _emit(body: bytes) -> None:
-    sys.stdout.buffer.write(body + b"\n")
-    sys.stdout.buffer.flush()
-
-
 def run_get(args: argparse.Namespace) -> int:
     """Each message is got under syncpoint and committed once written out: none is lost on the way."""
+    writer = _writer(args)
     manager = _manager(args)
     failed = got = 0
     try:
@@ -117,12 +135,13 @@ def run_get(args: argparse.Namespace) -> int:
                 failed += 1  # backed out: the message is back on the queue, moved aside past BOTHRESH
                 _report_refusal(error)
                 continue
-            _emit(message.body)
+            writer.write(message, got + 1)
             manager.commit()
             got += 1
     finally:
         manager.close()
-    print(f"got {got} message(s) from {args.queue}" + (f", {failed} refused" if failed else ""), file=sys.stderr)
+    into = f" into {args.output_dir}" if args.output_dir else ""
+    print(f"got {got} message(s) from {args.queue}{into}" + (f", {failed} refused" if failed else ""), file=sys.stderr)
     return 3 if failed else 0
 
 
@@ -134,15 +153,17 @@ def _report_refusal(error: AmsError) -> None:
 
 def run_browse(args: argparse.Namespace) -> int:
     """``ams ... browse``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
+    writer = _writer(args)
     manager = _manager(args)
-    failed = 0
+    failed = shown = 0
     try:
         queue = manager.open(args.queue, browse=True)
         step = queue.browse_first
         while True:
             try:
                 message = step()
-                _emit(message.body)
+                shown += 1
+                writer.write(message, shown)
             except NoMessageAvailable:
                 break
             except SecurityError as error:

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ams.dn import DistinguishedName
+from ams.dn import DistinguishedName, by_closeness
 from ams.errors import RecipientNotFoundError
 from ams.keys.revocation_settings import RevocationSettings
 
@@ -153,12 +153,12 @@ class Keystore:
         found = self.find(dn, strict=strict)
         if found:
             return found[0]
-        near = []
-        for certificate in self.certificates:
-            subject = DistinguishedName.from_x509(certificate.subject)
-            reasons = subject.differences(dn)
-            if len(reasons) <= 2:
-                near.append(f"{subject} ({'; '.join(reasons)})")
+        subjects = [DistinguishedName.from_x509(certificate.subject) for certificate in self.certificates]
+        near = [
+            f"{subject} ({'; '.join(reasons)})"
+            for subject in by_closeness(dn, subjects)
+            if len(reasons := subject.differences(dn)) <= 2
+        ]
         hint = f"; nearest: {', '.join(near)}" if near else ""
         raise RecipientNotFoundError(
             f"no certificate for recipient {dn} in {self.source} ({len(self.certificates)} "

@@ -17,33 +17,43 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def mqsc_attributes(attributes: QueueAttributes) -> dict[str, int | str]:
+    """Every attribute under its MQSC name, valued as ``DISPLAY QLOCAL`` shows it (``SHARE`` is
+    YES or NO here: MQSC writes it as the keyword SHARE or NOSHARE)."""
+    return {
+        "BOTHRESH": attributes.backout_threshold,
+        "BOQNAME": attributes.backout_queue,
+        "PROPCTL": attributes.propctl,
+        "DEFPSIST": "YES" if attributes.default_persistent else "NO",
+        "DEFPRTY": attributes.default_priority,
+        "MAXMSGL": attributes.max_message_length,
+        "DEFSOPT": "SHARED" if attributes.shared_by_default else "EXCL",
+        "SHARE": "YES" if attributes.shareable else "NO",
+        "MAXDEPTH": attributes.max_depth,
+        "PUT": "DISABLED" if attributes.put_inhibited else "ENABLED",
+        "GET": "DISABLED" if attributes.get_inhibited else "ENABLED",
+    }
+
+
+_DEFAULT_MQSC = mqsc_attributes(_DEFAULTS)
+
+
+def changed_attributes(attributes: QueueAttributes) -> list[str]:
+    """The MQSC of each attribute that differs from MQ's default: ``BOTHRESH(3)``, ``NOSHARE``..."""
+    parts = []
+    for name, value in mqsc_attributes(attributes).items():
+        if value == _DEFAULT_MQSC[name]:
+            continue
+        if name == "SHARE":
+            parts.append("SHARE" if value == "YES" else "NOSHARE")
+        else:
+            parts.append(f"{name}({_quoted(str(value)) if name == 'BOQNAME' else value})")
+    return parts
+
+
 def define_qlocal(name: str, attributes: QueueAttributes) -> str:
     """``DEFINE QLOCAL(name) ... REPLACE`` naming every attribute that differs from MQ's default."""
-    parts = [f"DEFINE QLOCAL({_quoted(name)})"]
-    if attributes.backout_threshold != _DEFAULTS.backout_threshold:
-        parts.append(f"BOTHRESH({attributes.backout_threshold})")
-    if attributes.backout_queue:
-        parts.append(f"BOQNAME({_quoted(attributes.backout_queue)})")
-    if attributes.propctl != _DEFAULTS.propctl:
-        parts.append(f"PROPCTL({attributes.propctl})")
-    if attributes.default_persistent != _DEFAULTS.default_persistent:
-        parts.append(f"DEFPSIST({'YES' if attributes.default_persistent else 'NO'})")
-    if attributes.default_priority != _DEFAULTS.default_priority:
-        parts.append(f"DEFPRTY({attributes.default_priority})")
-    if attributes.max_message_length != _DEFAULTS.max_message_length:
-        parts.append(f"MAXMSGL({attributes.max_message_length})")
-    if attributes.shared_by_default != _DEFAULTS.shared_by_default:
-        parts.append(f"DEFSOPT({'SHARED' if attributes.shared_by_default else 'EXCL'})")
-    if attributes.shareable != _DEFAULTS.shareable:
-        parts.append("SHARE" if attributes.shareable else "NOSHARE")
-    if attributes.max_depth != _DEFAULTS.max_depth:
-        parts.append(f"MAXDEPTH({attributes.max_depth})")
-    if attributes.put_inhibited:
-        parts.append("PUT(DISABLED)")
-    if attributes.get_inhibited:
-        parts.append("GET(DISABLED)")
-    parts.append("REPLACE")
-    return " ".join(parts)
+    return " ".join([f"DEFINE QLOCAL({_quoted(name)})", *changed_attributes(attributes), "REPLACE"])
 
 
 def define_qalias(alias: str, target: str) -> str:

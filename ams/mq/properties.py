@@ -7,12 +7,16 @@ V6COMPAT keep them. A removed header takes its Format, Encoding and CCSID to the
 AMS-protected message that silently drops the properties (the blanked Format moves to the MQMD
 and the PDMQ header follows), which is why this library's adapters always force MQRFH2. The
 embedded queue manager applies these rules so that a get that forgot to would fail a test.
+
+:func:`read_properties` reads the properties those headers carry (``ams get --json`` shows them),
+with work bounded by the header's size and at most 1,000 properties.
 """
 
 from __future__ import annotations
 
 import re
 import struct
+from xml.sax.saxutils import unescape
 
 import attrs
 
@@ -31,6 +35,19 @@ class _Header:
     encoding: int
     ccsid: int
     folders: frozenset[str]
+    texts: tuple[bytes, ...] = ()
+
+
+@attrs.frozen
+class Properties:
+    """What the leading MQRFH2 headers of a message say: its properties by folder (``{"usr":
+    {"name": "value"}}``), and the Format, Encoding, CCSID and offset of what follows them."""
+
+    folders: dict[str, dict[str, str]]
+    format: str
+    encoding: int
+    ccsid: int
+    payload_offset: int
 
 
 def deliver(md: MQMD, body: bytes, propctl: str) -> tuple[MQMD, bytes]:
@@ -57,21 +74,82 @@ def _leading_rfh2(md: MQMD, body: bytes) -> list[_Header]:
             break
         next_encoding, ccsid = struct.unpack_from(order + "ii", body, offset + 12)
         fmt = body[offset + 20 : offset + 28].decode("ascii", "replace")
-        folders = _folders(body[offset + _RFH2_FIXED : offset + length], order)
-        headers.append(_Header(offset + length, fmt, next_encoding, ccsid, folders))
+        texts = _folder_texts(body[offset + _RFH2_FIXED : offset + length], order)
+        folders = frozenset(_folder_name(text) for text in texts) - {""}
+        headers.append(_Header(offset + length, fmt, next_encoding, ccsid, folders, texts))
         encoding, offset = next_encoding, offset + length
     return headers
 
 
-def _folders(data: bytes, order: str) -> frozenset[str]:
-    """The folder names of an MQRFH2's NameValueData: each is a length, then ``<folder>...``."""
-    names, offset = set(), 0
+def _folder_texts(data: bytes, order: str) -> tuple[bytes, ...]:
+    """The folders of an MQRFH2's NameValueData: each is a length, then ``<folder>...</folder>``."""
+    texts, offset = [], 0
     while offset + 4 <= len(data):
         (size,) = struct.unpack_from(order + "i", data, offset)
         if size < 0 or offset + 4 + size > len(data):
             break
-        match = _FOLDER.match(data[offset + 4 : offset + 4 + size])
-        if match:
-            names.add(match.group(1).decode("ascii").lower())
+        texts.append(data[offset + 4 : offset + 4 + size])
         offset += 4 + size
-    return frozenset(names)
+    return tuple(texts)
+
+
+def _folder_name(text: bytes) -> str:
+    match = _FOLDER.match(text)
+    return match.group(1).decode("ascii").lower() if match else ""
+
+
+# a leaf element: <name>value</name>, <name dt='i4'>5</name> or <name xsi:nil='true'/>
+_LEAF = re.compile(r"\s*<([A-Za-z_][\w.-]*)(?:\s[^<>]*?)?(?:/>|>([^<]*)</\1\s*>)")
+_TAG = re.compile(r"<(/?)([A-Za-z_][\w.-]*)[^<>]*?(/?)>")
+_MAX_PROPERTIES = 1000
+_MAX_DEPTH = 32  # folders, groups and subgroups: a deeper nesting is not a property header anyone wrote
+
+
+def read_properties(md: MQMD, body: bytes) -> Properties:
+    """The properties the leading MQRFH2 headers of ``body`` carry (none when ``md`` says no
+    MQRFH2 follows). Each folder's leaf elements become ``name: value`` (text, XML escapes
+    undone; an element in a group is named ``group.name``, as JMS and IBM's property names
+    read); at most 1,000 per message, so a hostile header costs work in proportion to its size."""
+    headers = _leading_rfh2(md, body)
+    folders: dict[str, dict[str, str]] = {}
+    count = 0
+    for header in headers:
+        for text in header.texts:
+            for folder, name, value in _leaves(text.decode(_charset(header.ccsid), "replace"), _MAX_PROPERTIES - count):
+                folders.setdefault(folder, {})[name] = value
+                count += 1
+    if not headers:
+        return Properties({}, md.format, md.encoding, md.ccsid, 0)
+    last = headers[-1]
+    return Properties(folders, last.format, last.encoding, last.ccsid, last.end)
+
+
+def _charset(ccsid: int) -> str:
+    # NameValueCCSID is 1208 (UTF-8), 1200, 13488 or 17584 (UTF-16) per IBM's MQRFH2 reference
+    return "utf-16-be" if ccsid in (1200, 13488, 17584) else "utf-8"
+
+
+def _leaves(text: str, limit: int = _MAX_PROPERTIES) -> list[tuple[str, str, str]]:
+    """``(folder, dotted name, value)`` for each leaf element inside the folder elements of ``text``:
+    at most ``limit``, and none nested deeper than 32 (reading stops there), so the work stays in
+    proportion to the text."""
+    opened: list[str] = []
+    found: list[tuple[str, str, str]] = []
+    position = 0
+    while len(found) < limit and len(opened) <= _MAX_DEPTH:
+        leaf = _LEAF.match(text, position)
+        if leaf is not None and opened:
+            name = ".".join([*opened[1:], leaf.group(1)])
+            found.append((opened[0].lower(), name, unescape(leaf.group(2) or "", {"&quot;": '"', "&apos;": "'"})))
+            position = leaf.end()
+            continue
+        tag = _TAG.search(text, position)
+        if tag is None:
+            return found
+        closing, name, empty = tag.groups()
+        if closing and opened:
+            opened.pop()
+        elif not closing and not empty:
+            opened.append(name)
+        position = tag.end()
+    return found

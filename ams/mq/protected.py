@@ -55,6 +55,7 @@ def _printable(text: str) -> str:
     """``text`` for one log line: control characters (newlines, terminal escapes) shown, never obeyed."""
     return text.translate(_CONTROLS)
 
+
 ERROR_QUEUE = "SYSTEM.PROTECTION.ERROR.QUEUE"
 POLICY_QUEUE = "SYSTEM.PROTECTION.POLICY.QUEUE"
 
@@ -327,6 +328,7 @@ class ProtectedQueue:
                 f"a get from {self.name} without syncpoint runs in a unit of work of its own, but this connection "
                 "holds uncommitted work: commit or back it out first, or get with syncpoint=True"
             )
+        self.last_md = None  # a get that fails before it has a message names none
         message = self.handle.get(wait=wait, syncpoint=True)
         self.last_md = message.md
         self.manager.pending = True
@@ -347,7 +349,7 @@ class ProtectedQueue:
         if seen is not None and message.md.backout_count > 0 and seen(message):
             return AlreadyDelivered(f"message {message.md.msg_id.hex()} on {self.name} was handled before")
         if message.md.backout_count >= self.backout.threshold:
-            log.error(
+            log.warning(  # as a refusal: the message is safe aside, and the next ones move on
                 "message %s on %s backed out %d times (threshold %d): moved aside",
                 message.md.msg_id.hex(),
                 self.name,
@@ -387,7 +389,13 @@ class ProtectedQueue:
                 "report it)"
             )
         )
-        log.warning("a get from %s was backed out: %s: %s", self.name, type(typed).__name__, _printable(typed.message))
+        log.error(
+            "a get of message %s from %s was backed out: %s: %s",
+            self.last_md.msg_id.hex() if self.last_md is not None else "-",
+            self.name,
+            type(typed).__name__,
+            _printable(typed.message),
+        )
         typed.add_note(
             f"the unit of work was backed out: the message is back on {self.name}, and is moved aside once it "
             f"has been backed out {self.backout.threshold if self.backout else 'BOTHRESH'} times"

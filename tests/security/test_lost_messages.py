@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import struct
 from pathlib import Path
 
@@ -94,13 +95,16 @@ def test_a_bug_backs_out_and_says_so(
 
 
 def test_a_refused_error_queue_put_leaves_the_message_on_its_queue(
-    connections: Factory, pki: Pki, policies: ams.PolicyStore, monkeypatch: pytest.MonkeyPatch
+    connections: Factory,
+    pki: Pki,
+    policies: ams.PolicyStore,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Real MQ needs +put on SYSTEM.PROTECTION.ERROR.QUEUE: when it is refused (2035), the
     refused message must not vanish."""
-    ProtectedQueueManager(connections("alice"), pki.keystore("alice"), policies).open("P.PRIV", output=True).put(
-        MQMD(), b"not for carol"
-    )
+    alice = ProtectedQueueManager(connections("alice"), pki.keystore("alice"), policies).open("P.PRIV", output=True)
+    done = alice.put(MQMD(), b"not for carol")
     carol = ProtectedQueueManager(connections("carol"), pki.keystore("carol"), policies)
 
     def refused(*args: object, **kwargs: object) -> MQMD:
@@ -108,10 +112,14 @@ def test_a_refused_error_queue_put_leaves_the_message_on_its_queue(
 
     monkeypatch.setattr(carol, "move_to_error_queue", refused)
     for syncpoint in (False, True):
-        with pytest.raises(MQError) as caught:
+        with pytest.raises(MQError) as caught, caplog.at_level("INFO", logger="ams"):
             carol.open("P.PRIV", input=True).get(syncpoint=syncpoint)
         assert caught.value.reason == 2035 and "backed out" in caught.value.__notes__[-1]
         assert connections("spy").depth("P.PRIV") == 1
+        # the operator's log line names the message that was backed out, at ERROR
+        (line,) = [r for r in caplog.records if "was backed out" in r.getMessage()]
+        assert line.levelno == logging.ERROR and done.msg_id.hex() in line.getMessage()
+        caplog.clear()
 
 
 def test_a_get_without_syncpoint_refuses_to_commit_other_work(
@@ -165,7 +173,7 @@ def test_the_proxy_carries_on_past_a_poison_message(
 
     monkeypatch.setattr(Protector, "protect", buggy)
     stats = proxy.run(limit=20)
-    assert (stats.moved, stats.failed, stats.refused) == (2, 5, 1)
+    assert (stats.moved, stats.failed, stats.poison, stats.refused) == (2, 5, 1, 0)
     spy = connections("spy")
     assert spy.depth("P.PRIV") == 0 and spy.depth("P.OUT") == 2 and spy.depth(ERROR_QUEUE) == 1
 

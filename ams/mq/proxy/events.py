@@ -1,23 +1,50 @@
 """What a proxy reports about each message: one event per message handled, written as one line
 of text or JSON. Events name public facts only (MsgIds, DNs, QoPs, timings, the refusal's
-reason), never a payload byte."""
+reason), never a payload byte.
+
+Every line, per message or about the service, carries a ``level`` named as the :mod:`logging`
+module names its levels: INFO for a message delivered (or recognised as delivered before),
+WARNING for one refused or moved aside as poison, ERROR for a failed attempt (backed out).
+"""
 
 from __future__ import annotations
 
 import datetime
 import json
+import logging
 from typing import Any
 
 import attrs
 
-OUTCOMES = ("moved", "refused", "duplicate", "backed_out")
+OUTCOMES = ("moved", "refused", "poison", "duplicate", "backed_out")
+
+LEVELS = {
+    "moved": logging.INFO,
+    "duplicate": logging.INFO,
+    "refused": logging.WARNING,
+    "poison": logging.WARNING,
+    "backed_out": logging.ERROR,
+}
+"""The :mod:`logging` level of each outcome's line."""
+
+
+def level_name(level: int) -> str:
+    """``INFO``, ``WARNING``, ``ERROR``: the :mod:`logging` module's name for ``level``."""
+    return logging.getLevelName(level)
+
+
+def stamp() -> str:
+    """The current UTC time as the service's lines show it (ISO 8601, milliseconds, ``Z``)."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @attrs.frozen
 class ProxyEvent:
     """One message handled by a route: ``outcome`` is "moved" (committed to the target),
-    "refused" (moved to the error or backout queue), "duplicate" (delivered before, per the
-    ledger: not put again) or "backed_out" (a failed attempt; the message is back on its queue)."""
+    "refused" (it failed a check: moved to the error queue), "poison" (backed out BOTHRESH times:
+    moved to the backout or error queue), "duplicate" (delivered before, per the ledger: not put
+    again) or "backed_out" (a failed attempt; the message is back on its queue). ``elapsed_ms``:
+    milliseconds from the message's get to its settled unit of work."""
 
     route: str
     outcome: str
@@ -25,8 +52,13 @@ class ProxyEvent:
     signer: str = ""
     qop_in: str = ""
     qop_out: str = ""
-    elapsed: float = 0.0
+    elapsed_ms: float = 0.0
     reason: str = ""
+
+    @property
+    def level(self) -> int:
+        """The :mod:`logging` level of this event's line."""
+        return LEVELS.get(self.outcome, logging.ERROR)
 
     def to_json(self) -> str:
         """The event as one line of JSON."""
@@ -46,16 +78,17 @@ class ProxyEvent:
             parts.append(f"signer={json.dumps(self.signer)}")
         if self.qop_in or self.qop_out:
             parts.append(f"qop={self.qop_in or '-'}->{self.qop_out or '-'}")
-        parts.append(f"elapsed_ms={self.elapsed * 1000:.1f}")
+        parts.append(f"elapsed_ms={self.elapsed_ms:.1f}")
         if self.reason:
             parts.append(f"reason={json.dumps(self.reason)}")
         return " ".join(parts)
 
 
 def log_line(event: ProxyEvent, *, as_json: bool, worker: str = "") -> str:
-    """The service's line for ``event``: a UTC time stamp, then text or JSON."""
-    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The service's line for ``event``: a UTC time stamp, the level, then text or JSON."""
+    level = level_name(event.level)
     if as_json:
-        fields = {"time": stamp, **({"worker": worker} if worker else {}), **attrs.asdict(event)}
+        fields = {"time": stamp(), "level": level, **({"worker": worker} if worker else {}), **attrs.asdict(event)}
+        fields["elapsed_ms"] = round(event.elapsed_ms, 3)
         return json.dumps(fields, separators=(",", ":"))
-    return f"{stamp} {'worker=' + worker + ' ' if worker else ''}{event.to_text()}"
+    return f"{stamp()} level={level} {'worker=' + worker + ' ' if worker else ''}{event.to_text()}"

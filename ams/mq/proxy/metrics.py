@@ -1,14 +1,20 @@
 """Prometheus metrics of the proxy service, served on a loopback address (``prometheus-client``,
 the ``metrics`` extra), and the reading of them that ``ams proxy status`` prints.
 
-* ``ams_proxy_messages_total{route,outcome}``: moved, refused, duplicate, backed_out;
-* ``ams_proxy_message_seconds{route}``: from the get to the settled unit of work, per message;
+* ``ams_proxy_messages_total{route,outcome}``: moved, refused, poison, duplicate, backed_out;
+* ``ams_proxy_message_seconds{route}``: from the get to the settled unit of work, per message
+  (a histogram: ``_bucket``, ``_sum``, ``_count``);
 * ``ams_proxy_source_depth{route}``: the source queue's CURDEPTH, read every few seconds;
 * ``ams_proxy_workers{route}`` and ``ams_proxy_worker_restarts_total{route}``.
+
+The names follow Prometheus's conventions: the ``ams_proxy_`` prefix, snake_case, base units
+(seconds), ``_total`` on counters. The README's proxy section has them in one table with the
+log fields.
 """
 
 from __future__ import annotations
 
+import errno
 import re
 import urllib.request
 from collections.abc import Iterable
@@ -21,14 +27,18 @@ from ams.mq.proxy.events import OUTCOMES, ProxyEvent
 
 
 class ProxyMetrics:
-    """The service's metrics, in a registry of their own, served at ``address`` once started."""
+    """The service's metrics, in a registry of their own, served once :meth:`serve` is called.
+    ``asked_by`` says where the metrics address came from (``--metrics``, or the configuration
+    file's ``metrics`` key), so that the hint for a missing prometheus-client says how to turn
+    them off."""
 
-    def __init__(self, routes: Iterable[str]) -> None:
+    def __init__(self, routes: Iterable[str], *, asked_by: str = "--metrics") -> None:
         try:
             import prometheus_client
         except ImportError:
             raise UsageError(
-                "metrics need prometheus-client: pip install 'ams[metrics]' (or run without --metrics)"
+                f"metrics were asked for by {asked_by}, and they need prometheus-client: "
+                f"pip install 'ams[metrics]', or run without metrics ({_turn_off(asked_by)})"
             ) from None
         self._client: Any = prometheus_client
         self.registry = prometheus_client.CollectorRegistry()
@@ -65,11 +75,26 @@ class ProxyMetrics:
         """Count one message."""
         self.messages.labels(event.route, event.outcome).inc()
         if event.outcome != "backed_out":
-            self.latency.labels(event.route).observe(event.elapsed)
+            self.latency.labels(event.route).observe(event.elapsed_ms / 1000)
 
     def serve(self, host: str, port: int) -> None:
-        """Start serving ``/metrics`` at ``host:port`` (a loopback address) in a thread of this process."""
-        self._client.start_http_server(port, addr=host, registry=self.registry)
+        """Start serving ``/metrics`` at ``host:port`` (a loopback address) in a thread of this
+        process; an address in use (or any other socket error) is a UsageError naming it."""
+        try:
+            self._client.start_http_server(port, addr=host, registry=self.registry)
+        except OSError as error:
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            cause = "it is in use by another process" if error.errno == errno.EADDRINUSE else error.strerror or error
+            raise UsageError(
+                f"cannot serve metrics on {shown}: {cause}; choose another port (--metrics, or the "
+                "configuration file's metrics key) or stop what listens there"
+            ) from None
+
+
+def _turn_off(asked_by: str) -> str:
+    if asked_by == "--metrics":
+        return "leave out --metrics"
+    return f"remove or comment out {asked_by}"
 
 
 @attrs.frozen
@@ -83,6 +108,7 @@ class RouteStatus:
     refused: int = 0
     duplicate: int = 0
     backed_out: int = 0
+    poison: int = 0
     restarts: int = 0
     mean_seconds: float = 0.0
 
@@ -134,6 +160,7 @@ def parse_status(text: str) -> list[RouteStatus]:
             refused=int(f.get("refused", 0)),
             duplicate=int(f.get("duplicate", 0)),
             backed_out=int(f.get("backed_out", 0)),
+            poison=int(f.get("poison", 0)),
             restarts=int(f.get("restarts", 0)),
             mean_seconds=f.get("sum", 0.0) / f["count"] if f.get("count") else 0.0,
         )

@@ -25,7 +25,7 @@ with ``signer_property`` the original signer's DN is added as an MQRFH2 ``usr`` 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -56,13 +56,15 @@ def _route_level(error: BaseException) -> bool:
 
 @attrs.define
 class ProxyStats:
-    """What a run did: messages moved, refused (now on the error or backout queue), duplicates
-    not put again, and failed attempts (backed out, so still on the source queue)."""
+    """What a run did: messages moved, refused (they failed a check: now on the error queue),
+    poison (backed out BOTHRESH times: now on the backout or error queue), duplicates not put
+    again, and failed attempts (backed out, so still on the source queue)."""
 
     moved: int = 0
     refused: int = 0
     failed: int = 0
     duplicates: int = 0
+    poison: int = 0
     reasons: list[str] = attrs.field(factory=list)
 
     def record(self, error: BaseException) -> None:
@@ -73,7 +75,7 @@ class ProxyStats:
     @property
     def handled(self) -> int:
         """Every message outcome counted so far."""
-        return self.moved + self.refused + self.failed + self.duplicates
+        return self.moved + self.refused + self.failed + self.duplicates + self.poison
 
 
 def reason_of(error: BaseException) -> str:
@@ -163,7 +165,8 @@ class ReprotectionProxy:
                 if not self._move_next(batch, wait if index == 0 else 0.0):
                     break
             except _BackedOut as backed_out:
-                return len(batch.events) + self._failed(backed_out.error, backed_out.started)
+                ids = [backed_out.md.msg_id.hex()] if backed_out.md is not None else []
+                return len(batch.events) + self._failed(backed_out.error, backed_out.started, msg_ids=ids)
         if not batch.events:
             return 0
         return self._commit(batch)
@@ -183,9 +186,12 @@ class ReprotectionProxy:
         except AlreadyDelivered:  # in the ledger: its get goes with this unit of work, and no put
             batch.events.append((self._event("duplicate", started, md=self._in.last_md), started))
             return True
-        except (SecurityError, PoisonMessageError) as error:  # moved aside inside the unit of work
-            refused = self._event("refused", started, md=self._in.last_md, reason=reason_of(error))
+        except SecurityError as error:  # moved to the error queue inside the unit of work
+            refused = self._event("refused", started, md=self._in.last_md, signer=error.signer, reason=reason_of(error))
             batch.events.append((refused, started))
+            return True
+        except PoisonMessageError as error:  # backed out BOTHRESH times: moved aside inside the unit of work
+            batch.events.append((self._event("poison", started, md=self._in.last_md, reason=reason_of(error)), started))
             return True
         except ConfigurationError:
             self._back_out_both()
@@ -194,7 +200,7 @@ class ReprotectionProxy:
             if _route_level(error):
                 self._back_out_both()
                 raise RouteUnavailable(f"getting from {self.source_queue}: {error.message}") from None
-            raise _BackedOut(error, started) from None
+            raise _BackedOut(error, started, self._in.last_md) from None
         if message.md.backout_count > 0:
             self._careful = max(self._careful, self.batch_size if self.batch_size > 1 else 0)
         try:
@@ -206,7 +212,7 @@ class ReprotectionProxy:
             if _route_level(error):
                 self._back_out_both()
                 raise RouteUnavailable(f"putting to {self.target_queue}: {reason_of(error)}") from None
-            raise _BackedOut(error, started) from None
+            raise _BackedOut(error, started, message.md) from None
         return True
 
     def _delivered_before(self, message: Message) -> bool:
@@ -243,27 +249,32 @@ class ReprotectionProxy:
                 raise
             if _route_level(error):
                 raise RouteUnavailable(f"committing: {reason_of(error)}") from None
-            return self._failed(error, batch.started, count=len(batch.events))
+            ids = [event.msg_id for event, _ in batch.events]
+            return self._failed(error, batch.started, count=len(batch.events), msg_ids=ids)
         if self._careful:
             self._careful = max(0, self._careful - len(batch.events))
         settled = time.monotonic()
         for pending, started in batch.events:
-            event = attrs.evolve(pending, elapsed=settled - started)  # from its get to the commit
+            event = attrs.evolve(pending, elapsed_ms=(settled - started) * 1000)  # from its get to the commit
             counter = _COUNTERS[event.outcome]
             setattr(self.stats, counter, getattr(self.stats, counter) + 1)
-            if event.outcome == "refused" and len(self.stats.reasons) < 1000:
+            if event.outcome in ("refused", "poison") and len(self.stats.reasons) < 1000:
                 self.stats.reasons.append(event.reason)
             self._emit(event)
         return len(batch.events)
 
-    def _failed(self, error: BaseException, started: float, *, count: int = 1) -> int:
-        """A backed-out attempt: counted, reported, and the next messages move one at a time."""
+    def _failed(self, error: BaseException, started: float, *, count: int = 1, msg_ids: Sequence[str] = ()) -> int:
+        """A backed-out attempt: counted once, reported with the MsgId of each message ``msg_ids``
+        names (the one whose get or put failed; every message of a unit of work whose commit
+        failed), and the next messages move one at a time. Other messages of a batch backed out
+        for one message's failure are not reported: they move again, and are reported then."""
         self._back_out_both()
         typed = error if isinstance(error, AmsError) else InternalError(type(error).__name__)
         self.stats.failed += 1
         self.stats.record(typed)
         self._careful = self.batch_size if self.batch_size > 1 else 0
-        self._emit(self._event("backed_out", started, reason=reason_of(typed)))
+        for msg_id in msg_ids or [""]:
+            self._emit(attrs.evolve(self._event("backed_out", started, reason=reason_of(typed)), msg_id=msg_id))
         return count
 
     def _back_out_both(self) -> None:
@@ -288,7 +299,7 @@ class ReprotectionProxy:
             signer=signer,
             qop_in=qop_in,
             qop_out=self._qop_out if outcome == "moved" else "",
-            elapsed=time.monotonic() - started,
+            elapsed_ms=(time.monotonic() - started) * 1000,
             reason=reason,
         )
 
@@ -335,12 +346,18 @@ class ReprotectionProxy:
             self.ledger.close()
 
 
-_COUNTERS = {"moved": "moved", "refused": "refused", "duplicate": "duplicates", "backed_out": "failed"}
+_COUNTERS = {
+    "moved": "moved",
+    "refused": "refused",
+    "poison": "poison",
+    "duplicate": "duplicates",
+    "backed_out": "failed",
+}
 
 
 class _BackedOut(Exception):
     """A message's attempt failed and its unit of work was (or is to be) backed out."""
 
-    def __init__(self, error: BaseException, started: float) -> None:
+    def __init__(self, error: BaseException, started: float, md: MQMD | None = None) -> None:
         super().__init__(type(error).__name__)
-        self.error, self.started = error, started
+        self.error, self.started, self.md = error, started, md

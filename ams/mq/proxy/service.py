@@ -20,8 +20,8 @@ gone stop on their own.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
+import logging
 import os
 import selectors
 import signal
@@ -34,10 +34,10 @@ from typing import IO, TextIO
 
 import attrs
 
-from ams.errors import AmsError
+from ams.errors import AmsError, plural
 from ams.mq.connect import connect
 from ams.mq.proxy.config import ServiceConfig, load_config
-from ams.mq.proxy.events import ProxyEvent, log_line
+from ams.mq.proxy.events import ProxyEvent, level_name, log_line, stamp
 from ams.mq.proxy.metrics import ProxyMetrics
 from ams.mq.transport import QueueManager
 
@@ -77,7 +77,8 @@ class ProxyService:
         self.out = out or sys.stdout
         self.as_json = (log_format or self.config.log_format) == "json"
         address = metrics or self.config.metrics
-        self.metrics = ProxyMetrics(r.name for r in self.config.routes) if address else None
+        asked_by = "--metrics" if metrics else f"the metrics key of [service] in {self.path}"
+        self.metrics = ProxyMetrics((r.name for r in self.config.routes), asked_by=asked_by) if address else None
         self._address = address
         self._selector = selectors.DefaultSelector()
         self._workers: list[_Worker] = []
@@ -88,14 +89,14 @@ class ProxyService:
 
     # -- output -------------------------------------------------------------------------------
 
-    def log(self, level: str, message: str, **fields: object) -> None:
-        """One line about the service itself."""
-        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    def log(self, level: int | str, message: str, **fields: object) -> None:
+        """One line about the service itself, at a :mod:`logging` level (or its name)."""
+        name = level_name(level) if isinstance(level, int) else level.upper()
         if self.as_json:
-            line = json.dumps({"time": stamp, "level": level, "message": message, **fields}, separators=(",", ":"))
+            line = json.dumps({"time": stamp(), "level": name, "message": message, **fields}, separators=(",", ":"))
         else:
             extra = "".join(f" {key}={value}" for key, value in fields.items())
-            line = f"{stamp} level={level}{extra} {message}"
+            line = f"{stamp()} level={name}{extra} {message}"
         self.out.write(line + "\n")
         self.out.flush()
 
@@ -103,7 +104,7 @@ class ProxyService:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            self.log("warning", f"unreadable line from worker {worker.route}/{worker.index}")
+            self.log(logging.WARNING, f"unreadable line from worker {worker.route}/{worker.index}")
             return
         if record.pop("kind", None) == "event":
             event = ProxyEvent.from_json(json.dumps(record))
@@ -112,7 +113,7 @@ class ProxyService:
             if self.metrics is not None:
                 self.metrics.observe(event)
         else:
-            self.log(str(record.get("level", "info")), str(record.get("message", "")), route=worker.route)
+            self.log(str(record.get("level", "INFO")), str(record.get("message", "")), route=worker.route)
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class ProxyService:
                 delay = min(_MAX_RESTART_DELAY, 2 ** min(worker.restarts - 1, 5))
                 worker.start_after = time.monotonic() + delay
                 self.log(
-                    "error",
+                    logging.ERROR,
                     f"worker {worker.route}/{worker.index} ended (status {process.returncode}); "
                     f"starting it again in {delay:g} s",
                     route=worker.route,
@@ -225,14 +226,14 @@ class ProxyService:
         try:
             fresh = load_config(self.path)
         except AmsError as error:
-            self.log("error", f"reload refused, still running the configuration loaded before: {error.message}")
+            self.log(logging.ERROR, f"reload refused, still running the configuration loaded before: {error.message}")
             return
         self.config = fresh
         for worker in self._workers:
             if not worker.retiring:
                 self._signal(worker, signal.SIGHUP)
         self._reconcile()
-        self.log("info", f"reloaded {self.path}: {len(fresh.routes)} route(s)")
+        self.log(logging.INFO, f"reloaded {self.path}: {plural(len(fresh.routes), 'route')}")
 
     def _poll_depths(self) -> None:
         if self.metrics is None or time.monotonic() < self._depth_at:
@@ -254,11 +255,13 @@ class ProxyService:
         signal.signal(signal.SIGHUP, self._on_reload)
         if self.metrics is not None and self._address is not None:
             self.metrics.serve(*self._address)
-            self.log("info", f"metrics on http://{self._address[0]}:{self._address[1]}/metrics")
+            self.log(logging.INFO, f"metrics on http://{self._address[0]}:{self._address[1]}/metrics")
         self.log(
-            "info",
+            logging.INFO,
             f"proxy service started (pid {os.getpid()}): "
-            + ", ".join(f"{r.name} ({r.workers} worker(s), batches of {r.batch_size})" for r in self.config.routes),
+            + ", ".join(
+                f"{r.name} ({plural(r.workers, 'worker')}, batches of {r.batch_size})" for r in self.config.routes
+            ),
         )
         self._reconcile()
         while not self._stopping:
@@ -271,7 +274,7 @@ class ProxyService:
 
     def _stop(self) -> int:
         """Ask every worker to stop after its unit of work, wait for them, and say how they ended."""
-        self.log("info", "stopping: each worker finishes the unit of work in hand")
+        self.log(logging.INFO, "stopping: each worker finishes the unit of work in hand")
         for worker in self._workers:
             self._signal(worker, signal.SIGTERM)
         statuses = []
@@ -289,5 +292,5 @@ class ProxyService:
         for qm in self._depth_connections.values():
             with contextlib.suppress(AmsError):
                 qm.close()
-        self.log("info", "proxy service stopped")
+        self.log(logging.INFO, "proxy service stopped")
         return 0 if all(status == 0 for status in statuses) else 1

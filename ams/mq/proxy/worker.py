@@ -17,6 +17,7 @@ worth saying to standard output, which the service reads.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -31,7 +32,7 @@ import attrs
 from ams.errors import AmsError, ConfigurationError
 from ams.mq.proxy.assemble import OpenRoute, open_route
 from ams.mq.proxy.config import Route, ServiceConfig, load_config
-from ams.mq.proxy.events import ProxyEvent
+from ams.mq.proxy.events import ProxyEvent, level_name
 from ams.mq.proxy.mover import RouteUnavailable
 
 MAX_BACKOFF_SECONDS = 30.0
@@ -55,9 +56,9 @@ class RouteWorker:
         """One line for one message."""
         self._write({"kind": "event", **attrs.asdict(event)})
 
-    def say(self, level: str, message: str) -> None:
-        """One line of news about the worker itself."""
-        self._write({"kind": "log", "level": level, "route": self.route_name, "message": message})
+    def say(self, level: int, message: str) -> None:
+        """One line of news about the worker itself, at a :mod:`logging` level."""
+        self._write({"kind": "log", "level": level_name(level), "route": self.route_name, "message": message})
 
     def _write(self, record: dict[str, object]) -> None:
         self.out.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -99,16 +100,19 @@ class RouteWorker:
         config = load_config(self.path)
         route = config.route(self.route_name)
         backoff = 1.0
-        self.say("info", f"worker {self.index} of route {route.name} started (pid {os.getpid()})")
+        self.say(logging.INFO, f"worker {self.index} of route {route.name} started (pid {os.getpid()})")
         while not self.stopping:
             try:
                 opened = open_route(route, config, on_event=self.emit, appl_name=f"ams proxy {route.name}"[:28])
             except ConfigurationError as error:
-                self.say("error", f"route {route.name} cannot start: {error.message}; waiting for a fix and SIGHUP")
+                self.say(
+                    logging.ERROR, f"route {route.name} cannot start: {error.message}; waiting for a fix and SIGHUP"
+                )
                 self._pause(MAX_BACKOFF_SECONDS)
             except AmsError as error:
                 self.say(
-                    "error", f"route {route.name} cannot open its queues: {error.message}; retrying in {backoff:g} s"
+                    logging.ERROR,
+                    f"route {route.name} cannot open its queues: {error.message}; retrying in {backoff:g} s",
                 )
                 self._pause(backoff)
                 backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
@@ -116,7 +120,7 @@ class RouteWorker:
                 backoff = self._serve(opened, route, backoff)
             if self.reloading:
                 config, route = self._reloaded(config, route)
-        self.say("info", f"worker {self.index} of route {route.name} stopped")
+        self.say(logging.INFO, f"worker {self.index} of route {route.name} stopped")
         return 0
 
     def _serve(self, opened: OpenRoute, route: Route, backoff: float) -> float:
@@ -129,12 +133,13 @@ class RouteWorker:
                 except RouteUnavailable as error:
                     backoff = self._until_ready(opened, route, error, backoff)
         except ConfigurationError as error:
-            self.say("error", f"route {route.name} paused: {error.message}; waiting for a fix and SIGHUP")
+            self.say(logging.ERROR, f"route {route.name} paused: {error.message}; waiting for a fix and SIGHUP")
             opened.close()
             self._pause(MAX_BACKOFF_SECONDS)
         except AmsError as error:
             self.say(
-                "error", f"route {route.name} lost its queue manager: {error.message}; reconnecting in {backoff:g} s"
+                logging.ERROR,
+                f"route {route.name} lost its queue manager: {error.message}; reconnecting in {backoff:g} s",
             )
             opened.close()
             self._pause(backoff)
@@ -147,13 +152,15 @@ class RouteWorker:
         """Wait, getting nothing, until a probe put to the target would succeed (no message pays a
         backout for the wait); a lost connection (2009 and the like) goes to the caller, which
         connects again."""
-        self.say("warning", f"route {route.name} waits: {error.message}; getting nothing until the target takes puts")
+        self.say(
+            logging.WARNING, f"route {route.name} waits: {error.message}; getting nothing until the target takes puts"
+        )
         while not (self.stopping or self.reloading or self._orphaned()):
             self._pause(backoff)
             backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
             problem = opened.proxy.probe()
             if problem is None:
-                self.say("info", f"route {route.name} resumes")
+                self.say(logging.INFO, f"route {route.name} resumes")
                 return 1.0
             if problem.reason in _CONNECTION_LOST:
                 raise problem
@@ -166,9 +173,9 @@ class RouteWorker:
             fresh = load_config(self.path)
             fresh_route = fresh.route(self.route_name)
         except AmsError as error:
-            self.say("error", f"reload refused, still running the configuration loaded before: {error.message}")
+            self.say(logging.ERROR, f"reload refused, still running the configuration loaded before: {error.message}")
             return config, route
-        self.say("info", f"route {route.name} reloaded its configuration, keystores and policies")
+        self.say(logging.INFO, f"route {route.name} reloaded its configuration, keystores and policies")
         return fresh, fresh_route
 
 
@@ -180,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return worker.run()
     except AmsError as error:
-        worker.say("error", f"worker stopped: {error.message}")
+        worker.say(logging.ERROR, f"worker stopped: {error.message}")
         return 2
 
 
