@@ -186,6 +186,11 @@ def _check_names(names: Sequence[Name], constraints: x509.NameConstraints, what:
         excluded = [_base(g) for g in constraints.excluded_subtrees or () if _TYPE_NAMES.get(type(g)) == kind]
         if not permitted and not excluded:
             continue
+        if kind == "rfc822Name" and "@" not in str(value):
+            raise CertificatePathError(
+                f"{what} has {shown}, which is not a mailbox (no @), so CA '{ca}''s rfc822Name constraints "
+                "cannot be applied to it (OpenSSL refuses it too). Use a certificate with a valid email address"
+            )
         if kind not in _CHECKED:
             raise CertificatePathError(
                 f"{what} has {shown}, and CA '{ca}' constrains such names: {kind} constraints are not "

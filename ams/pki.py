@@ -50,8 +50,8 @@ class Issued:
         return DistinguishedName.from_x509(self.certificate.subject)
 
 
-def _name(dn: str) -> x509.Name:
-    return DistinguishedName.parse(dn).to_x509()
+def _name(dn: str | x509.Name) -> x509.Name:
+    return dn if isinstance(dn, x509.Name) else DistinguishedName.parse(dn).to_x509()
 
 
 def certificate_builder(
@@ -75,7 +75,7 @@ def certificate_builder(
 
 
 def make_ca(
-    dn: str = "CN=AMS Test CA,O=AMS,C=GB",
+    dn: str | x509.Name = "CN=AMS Test CA,O=AMS,C=GB",
     *,
     key: rsa.RSAPrivateKey | None = None,
     not_before: datetime.datetime | None = None,
@@ -118,7 +118,7 @@ def make_ca(
 
 def issue(
     ca: Issued,
-    dn: str,
+    dn: str | x509.Name,
     *,
     key: rsa.RSAPrivateKey | None = None,
     not_before: datetime.datetime | None = None,
@@ -134,7 +134,8 @@ def issue(
 ) -> Issued:
     """An end-entity certificate for ``dn`` with AMS's key usages (all overridable for tests).
 
-    With ``ca_flag`` it is a CA certificate instead (keyCertSign, ``path_length`` in its
+    ``dn`` is DN text, or an x509 Name taken exactly as it is (spaces, string types). With
+    ``ca_flag`` it is a CA certificate instead (keyCertSign, ``path_length`` in its
     basicConstraints). ``extensions`` adds (extension, critical) pairs: a nameConstraints,
     a subjectAltName, or one no one knows.
     """
