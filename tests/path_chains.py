@@ -47,6 +47,7 @@ def name(dn: Dn) -> x509.Name:
 
 
 def shown(dn: Dn) -> str:
+    """``dn`` for a failure report, most specific first, each value quoted (so spaces show)."""
     return ",".join(f"{t}={v!r}" for t, v in reversed(dn)) or "(empty)"
 
 
@@ -58,6 +59,7 @@ class Subtree:
     email: str | None = None
 
     def general_name(self) -> x509.GeneralName:
+        """The subtree as the GeneralName a nameConstraints extension holds."""
         return x509.RFC822Name(self.email) if self.email is not None else x509.DirectoryName(name(self.dn or ()))
 
     def __str__(self) -> str:
@@ -88,6 +90,7 @@ class ChainSpec:
 
     @property
     def has_directory_constraints(self) -> bool:
+        """Whether any CA constrains directoryNames (which cryptography's verifier refuses)."""
         return any(s.dn is not None for ca in self.cas for s in (*ca.permitted, *ca.excluded))
 
 

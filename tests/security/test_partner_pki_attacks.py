@@ -20,7 +20,7 @@ from cryptography import x509
 
 import ams
 import ams.errors
-from ams.pki import Issued, issue, make_ca
+from ams.pki import Issued, issue, make_ca, write_user_keystore
 from tests.conftest import Pki, store
 from tests.security.test_cli_attacks import BODY, _message_file, ams_cli, assert_typed_refusal, write_policies
 from tests.security.test_trust_attacks import _recipient_serial, _signed_by
@@ -264,3 +264,27 @@ def test_cli_an_unknown_critical_extension_is_refused(
     message = _message_file(tmp_path, "strange.bin", _signed_by(strange, line))
     run = ams_cli(capsys, "unprotect", "-p", "INT.Q", *keys, "-i", str(message), "-o", str(tmp_path / "out"))
     assert_typed_refusal(run, 3, UNKNOWN.dotted_string, "CN=strange,O=AMS,C=GB")
+
+
+def test_cli_protect_does_not_encrypt_for_the_partner_s_copy_of_our_recipient(
+    pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    partner_ca = cross_certified(pki, permitted(directory(PARTNER)))
+    newer_bob = issue(partner_ca, pki.dn("bob"))
+    line = f'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "{pki.dn("bob")}"'
+    policies = write_policies(tmp_path / "policies", line)
+    body = _message_file(tmp_path, "body.txt", BODY)
+    conf = pki.write_keystore(tmp_path / "alice", "alice", extra=[partner_ca, newer_bob])
+    out = tmp_path / "for-bob.bin"
+    keys = ["--policies", str(policies), "--keystore-conf", str(conf)]
+    run = ams_cli(capsys, "protect", "-p", "PRIV.Q", *keys, "-i", str(body), "-o", str(out))
+    assert run.code == 0, run
+    assert _recipient_serial(out.read_bytes()) == pki.issued("bob").certificate.serial_number
+    # a sender who holds only the partner's certificate for bob encrypts nothing
+    others = [pki.ca.certificate, partner_ca.certificate, newer_bob.certificate]
+    conf = write_user_keystore(tmp_path / "alice-alone", "alice", pki.issued("alice"), others)
+    out = tmp_path / "nothing.bin"
+    keys = ["--policies", str(policies), "--keystore-conf", str(conf)]
+    run = ams_cli(capsys, "protect", "-p", "PRIV.Q", *keys, "-i", str(body), "-o", str(out))
+    assert_typed_refusal(run, 2, "permitted subtree O=Partner,C=GB", pki.dn("bob"), "Nothing was encrypted")
+    assert not out.exists()
