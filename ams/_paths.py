@@ -37,6 +37,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 
 from ams.dn import DistinguishedName
 from ams.errors import CertificatePathError
+from ams.hazmat.certificates import subject_dn
 
 UNDERSTOOD = frozenset(
     {
@@ -80,20 +81,26 @@ def check_path(path: Sequence[x509.Certificate], role: str) -> None:
 
 
 def subject(certificate: x509.Certificate) -> DistinguishedName:
-    """A certificate's subject as a DN."""
-    return DistinguishedName.from_x509(certificate.subject)
+    """A certificate's subject as a DN (cached by certificate)."""
+    return subject_dn(certificate)
+
+
+def _who(path: Sequence[x509.Certificate], index: int, role: str) -> str:
+    """The certificate at ``index``: "signer CN=...", "issuing CA CN=..." or "trust anchor CN=..."."""
+    kind = role if index == 0 else "trust anchor" if index == len(path) - 1 else "issuing CA"
+    return f"{kind} {subject(path[index])}"
 
 
 def _what(path: Sequence[x509.Certificate], index: int, role: str) -> str:
-    if index == 0:
-        return f"{role} {subject(path[0])}"
-    kind = "trust anchor" if index == len(path) - 1 else "issuing CA"
-    return f"{kind} {subject(path[index])} (above {role} {subject(path[0])})"
+    """:func:`_who`, and for a CA the certificate it is above."""
+    return _who(path, index, role) + (f" (above {role} {subject(path[0])})" if index else "")
 
 
 def self_issued(certificate: x509.Certificate) -> bool:
-    """Subject and issuer are the same name (a root, or a CA's key rollover certificate)."""
-    return certificate.subject == certificate.issuer
+    """Subject and issuer are the same name (a root, or a CA's key rollover certificate), compared
+    as DNs are (OpenSSL compares their canonical forms, case folded, too)."""
+    issuer = DistinguishedName.from_x509(certificate.issuer)
+    return subject(certificate).match_key == issuer.match_key
 
 
 def _check_critical(certificate: x509.Certificate, what: str) -> None:
@@ -123,7 +130,7 @@ def _check_path_length(path: Sequence[x509.Certificate], role: str) -> None:
             chain = " <- ".join(str(subject(c)) for c in path[: index + 1])
             raise CertificatePathError(
                 f"{role} {subject(path[0])} is certified through {below} CA certificate(s) below "
-                f"{_what(path, index, role).split(' (')[0]}, whose basicConstraints pathLenConstraint {limit} "
+                f"{_who(path, index, role)}, whose basicConstraints pathLenConstraint {limit} "
                 f"allows at most {limit} (path: {chain}). Trust the path only as its CAs allow: use a "
                 "certificate issued higher up, or a CA certificate with a larger pathLenConstraint"
             )
