@@ -37,6 +37,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 
 from ams.dn import DistinguishedName
 from ams.errors import CertificatePathError
+from ams.hazmat import der
 from ams.hazmat.certificates import subject_dn
 
 UNDERSTOOD = frozenset(
@@ -62,6 +63,8 @@ _TYPE_NAMES: dict[type, str] = {
     x509.RegisteredID: "registeredID",
 }
 _CHECKED = frozenset({"directoryName", "rfc822Name"})
+_EXTENSIONS = 0xA3  # [3] EXPLICIT Extensions in a TBSCertificate
+_BOOLEAN = 0x01
 _ADVICE = (
     "Ask the partner for a certificate within what its CA may certify, or, if this name should be "
     "trusted, change the trust: the CA certificate that carries the constraint decides"
@@ -149,6 +152,13 @@ def _check_name_constraints(path: Sequence[x509.Certificate], role: str) -> None
     constraining = [(j, nc) for j, c in enumerate(path) if (nc := _name_constraints(c)) is not None]
     if not constraining:
         return
+    for j, _ in constraining:
+        if _subtree_bounds(path[j]):
+            raise CertificatePathError(
+                f"{_what(path, j, role)} has nameConstraints whose subtrees set a minimum or maximum, which "
+                "RFC 5280 forbids CAs to use and which AMS, like OpenSSL, does not apply, so the path is refused "
+                "rather than constrained less than its CA meant. The CA needs a certificate without them"
+            )
     for index, certificate in enumerate(path):
         if index and self_issued(certificate):
             continue  # RFC 5280 6.1.3 b: a self-issued intermediate is not bound by the names above it
@@ -158,6 +168,34 @@ def _check_name_constraints(path: Sequence[x509.Certificate], role: str) -> None
         names = list(names_of(certificate))
         for j, constraints in above:
             _check_names(names, constraints, _what(path, index, role), subject(path[j]))
+
+
+def _subtree_bounds(certificate: x509.Certificate) -> bool:
+    """Whether a GeneralSubtree of the nameConstraints sets minimum or maximum (cryptography drops
+    both when it parses the extension, so the DER is read here: TBSCertificate, [3] extensions)."""
+    try:
+        tbs = der.Reader(certificate.tbs_certificate_bytes, "TBSCertificate")
+        fields = tbs.read("TBSCertificate", der.SEQUENCE).children("TBSCertificate")
+        while fields.peek() not in (None, _EXTENSIONS):
+            fields.read("a TBSCertificate field")
+        if fields.peek() is None:
+            return False
+        extensions = fields.read("extensions", _EXTENSIONS).children("extensions").read("Extensions", der.SEQUENCE)
+        for extension in extensions.children("Extensions").all("Extension", der.SEQUENCE, limit=1024):
+            parts = extension.children("Extension")
+            if parts.read("extnID", der.OID).oid("extnID") != ExtensionOID.NAME_CONSTRAINTS.dotted_string:
+                continue
+            parts.optional(_BOOLEAN, "critical")
+            value = der.Reader(parts.read("extnValue", der.OCTET_STRING).content, "nameConstraints")
+            for trees in value.read("NameConstraints", der.SEQUENCE).children("NameConstraints").all("subtrees"):
+                for tree in trees.children("GeneralSubtrees").all("GeneralSubtree", der.SEQUENCE, limit=1024):
+                    if len(tree.children("GeneralSubtree").all("a GeneralSubtree field")) > 1:
+                        return True
+    except der.DerError as error:
+        raise CertificatePathError(
+            f"the nameConstraints of CA {subject(certificate)} could not be read ({error}); the path is refused"
+        ) from None
+    return False
 
 
 def names_of(certificate: x509.Certificate) -> Iterator[Name]:

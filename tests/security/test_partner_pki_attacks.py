@@ -12,15 +12,19 @@ critical, a path within its length).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
 
 import ams
 import ams.errors
+from ams.hazmat import der
 from ams.pki import Issued, issue, make_ca, write_user_keystore
+from tests import openssl_chain
 from tests.conftest import Pki, store
 from tests.security.test_cli_attacks import BODY, _message_file, ams_cli, assert_typed_refusal, write_policies
 from tests.security.test_trust_attacks import _recipient_serial, _signed_by
@@ -288,3 +292,31 @@ def test_cli_protect_does_not_encrypt_for_the_partner_s_copy_of_our_recipient(
     run = ams_cli(capsys, "protect", "-p", "PRIV.Q", *keys, "-i", str(body), "-o", str(out))
     assert_typed_refusal(run, 2, "permitted subtree O=Partner,C=GB", pki.dn("bob"), "Nothing was encrypted")
     assert not out.exists()
+
+
+def _raw_name_constraints(dn: str, *, maximum: int | None) -> tuple[x509.ExtensionType, bool]:
+    """A critical nameConstraints permitting ``dn``, its GeneralSubtree with ``maximum`` when given:
+    written by hand, since cryptography neither writes nor keeps minimum and maximum."""
+    base = der.tlv(0xA4, ams.DistinguishedName.parse(dn).to_x509().public_bytes())  # [4] directoryName
+    bound = der.tlv(0x81, bytes([maximum])) if maximum is not None else b""  # [1] maximum
+    value = der.tlv(der.SEQUENCE, der.tlv(0xA0, der.tlv(der.SEQUENCE, base + bound)))
+    return x509.UnrecognizedExtension(ExtensionOID.NAME_CONSTRAINTS, value), True
+
+
+@pytest.mark.parametrize("maximum", [5, None])
+def test_a_subtree_with_a_maximum_is_refused_as_openssl_refuses_it(pki: Pki, maximum: int | None) -> None:
+    partner_ca = cross_certified(pki, _raw_name_constraints(PARTNER, maximum=maximum))
+    line = "setmqspl -m QM -p INT.Q -s SHA256"
+    orders = issue(partner_ca, f"CN=orders,{PARTNER}")
+    if openssl_chain.libcrypto() is not None:  # OpenSSL: "name constraints minimum and maximum not supported"
+        now = datetime.datetime.now(datetime.UTC)
+        openssl = openssl_chain.openssl_verdict(
+            orders.certificate, [pki.ca.certificate], [partner_ca.certificate], at=now
+        )
+        assert (openssl is None) == (maximum is None), openssl
+    bob = receiver(pki, partner_ca, line=line)
+    if maximum is None:
+        assert bob.unprotect("INT.Q", _signed_by(orders, line)).body
+    else:
+        with pytest.raises(ams.errors.UntrustedSignerError, match=r"CN=Partner CA.*minimum or maximum"):
+            bob.unprotect("INT.Q", _signed_by(orders, line))
