@@ -19,7 +19,9 @@ applies (OpenSSL 3, crypto/x509/x509_vfy.c and v3_ncons.c), to signers and recip
   rfc822Name alternative names and the subject's emailAddress attributes (a mailbox, a host, or
   ``.domain`` for any host under it). A subtree of another type (dNSName, URI, IP address...)
   refuses the path only when a certificate below carries a name of that type, which is when
-  OpenSSL would compare it; such names are not AMS's, so nothing is accepted unchecked.
+  OpenSSL would compare it; such names are not AMS's, so nothing is accepted unchecked. A
+  subtree with a minimum or maximum (RFC 5280 forbids CAs to set them; cryptography's parser
+  drops them) refuses the path, as OpenSSL refuses it.
 * **Policies.** AMS accepts any certificate policy (the initial policy set is anyPolicy, no
   explicit policy asked for), so certificatePolicies, policyMappings, inhibitAnyPolicy and
   inhibitPolicyMapping cannot change a verdict, and are understood. What can is a
