@@ -3,7 +3,9 @@
 Trust anchors are the CA certificates of the receiver's keystore (basicConstraints cA=TRUE,
 self-signed or not). An issuer must always be a CA, with keyCertSign where keyUsage is present.
 Every CA of the keystore is an anchor, so a chain is the certificate and the CA that issued it:
-there are no untrusted intermediates to walk (and so no path lengths to check). A self-signed
+there are no untrusted intermediates to walk. But the constraints that the keystore's CAs above
+that one placed on it still bind (name constraints, path lengths, RFC 5280, see ``ams._paths``),
+so the path on up through the keystore is checked too, as ``openssl verify`` checks it. A self-signed
 end-entity certificate is trusted only as itself (a pinned signer or recipient, when that exact
 certificate is in the keystore), never as an issuer: otherwise a partner whose self-signed
 certificate sits in the keystore could issue itself any name. There is no trust-on-first-use.
@@ -14,14 +16,17 @@ certificate sits in the keystore could issue itself any name. There is no trust-
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from ams._paths import check_path
 from ams.dn import DistinguishedName
 from ams.errors import (
+    CertificatePathError,
     CertificateUsageError,
     CertificateValidityError,
     SecurityError,
@@ -135,21 +140,40 @@ def check_usage(certificate: x509.Certificate, role: str) -> None:
         check_recipient_usage(certificate)
 
 
+MAX_PATH = 8  # certificates in a path, end entity and anchor included (cryptography's default depth too)
+_MAX_PATHS = 16  # paths up through the keystore's CAs tried for one certificate
+
+
 def build_chain(keystore: Keystore, certificate: x509.Certificate, role: str) -> tuple[x509.Certificate, ...]:
     """``certificate`` and the keystore CA that issued it (or the certificate alone when pinned),
-    every signature verified; UntrustedSignerError naming the anchors there otherwise."""
+    every signature verified; UntrustedSignerError naming the anchors there otherwise.
+
+    The path on up, through the keystore CAs that certified that CA (to a self-signed one), must
+    obey RFC 5280's rules too (:func:`ams._paths.check_path`): the name constraints and path
+    lengths of every CA above apply, a lower CA being in the keystore does not lift them. The
+    first issuer with such a path is used; CertificatePathError from the first path tried if none.
+    """
     subject = subject_dn(certificate)
     if not is_ca(certificate) and is_self_signed(certificate):
         if keystore.contains(certificate):
+            check_path((certificate,), role)
             return (certificate,)  # pinned: trusted as itself, never as an issuer
         raise UntrustedSignerError(
             f"{role} {subject} has a self-signed certificate that is not in {keystore.source}: a "
             "self-signed certificate is trusted only when that exact certificate is in the receiver's keystore"
         )
     refused: list[str] = []
-    issuer = _issuer_of(keystore, certificate, refused)
-    if issuer is not None:
-        return (certificate, issuer)
+    broken: CertificatePathError | None = None
+    for issuer in _issuers_of(keystore, certificate, refused):
+        for path in _paths_up(keystore, (certificate, issuer)):
+            try:
+                check_path(path, role)
+            except CertificatePathError as error:
+                broken = broken or error
+                continue
+            return (certificate, issuer)
+    if broken is not None:
+        raise broken
     anchors = [str(subject_dn(c)) for c in keystore.certificates if is_anchor(c)]
     because = f"; refused as issuers: {summarise(refused, 3)}" if refused else ""
     raise UntrustedSignerError(
@@ -160,8 +184,25 @@ def build_chain(keystore: Keystore, certificate: x509.Certificate, role: str) ->
     )
 
 
-def _issuer_of(keystore: Keystore, certificate: x509.Certificate, refused: list[str]) -> x509.Certificate | None:
-    """A keystore certificate that issued ``certificate`` and may issue."""
+def _paths_up(keystore: Keystore, start: tuple[x509.Certificate, ...]) -> Iterator[tuple[x509.Certificate, ...]]:
+    """``start`` extended through the keystore CAs that issued its top, every way there is, until a
+    self-signed CA or one whose issuer the keystore lacks (at most MAX_PATH long, _MAX_PATHS paths)."""
+    stack = [start]
+    found = 0
+    while stack and found < _MAX_PATHS:
+        path = stack.pop()
+        top = path[-1]
+        parents = []
+        if len(path) < MAX_PATH and not is_self_signed(top):
+            parents = [p for p in _issuers_of(keystore, top, []) if p not in path]
+        if not parents:
+            found += 1
+            yield path
+        stack.extend((*path, parent) for parent in reversed(parents))
+
+
+def _issuers_of(keystore: Keystore, certificate: x509.Certificate, refused: list[str]) -> Iterator[x509.Certificate]:
+    """The keystore certificates that issued ``certificate`` and may issue (``refused`` gets the others)."""
     for candidate in keystore.by_subject(certificate.issuer):
         if candidate == certificate:
             continue
@@ -173,5 +214,4 @@ def _issuer_of(keystore: Keystore, certificate: x509.Certificate, refused: list[
         if reason is not None:
             refused.append(f"{subject_dn(candidate)} ({reason})")
             continue
-        return candidate
-    return None
+        yield candidate

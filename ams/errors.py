@@ -233,6 +233,12 @@ class UntrustedSignerError(SecurityError):
     code = "untrusted_signer"
 
 
+class CertificatePathError(UntrustedSignerError):
+    """A certificate path breaks an RFC 5280 rule: a name outside a CA's name constraints, a
+    pathLenConstraint exceeded, a critical extension AMS does not process, or an explicit policy
+    demanded. Its code is its base's, ``untrusted_signer``, for a signer and a recipient alike."""
+
+
 class CertificateValidityError(SecurityError):
     """A certificate is expired or not yet valid at the validation time."""
 

@@ -50,8 +50,8 @@ class Issued:
         return DistinguishedName.from_x509(self.certificate.subject)
 
 
-def _name(dn: str) -> x509.Name:
-    return DistinguishedName.parse(dn).to_x509()
+def _name(dn: str | x509.Name) -> x509.Name:
+    return dn if isinstance(dn, x509.Name) else DistinguishedName.parse(dn).to_x509()
 
 
 def certificate_builder(
@@ -75,22 +75,26 @@ def certificate_builder(
 
 
 def make_ca(
-    dn: str = "CN=AMS Test CA,O=AMS,C=GB",
+    dn: str | x509.Name = "CN=AMS Test CA,O=AMS,C=GB",
     *,
     key: rsa.RSAPrivateKey | None = None,
     not_before: datetime.datetime | None = None,
     days: int = 3650,
+    path_length: int | None = None,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
 ) -> Issued:
     """A self-signed CA for ``dn``: basicConstraints CA, keyUsage keyCertSign and cRLSign, SHA-256.
 
     Valid for ``days`` from ``not_before`` (default: a day ago); a new 2048-bit key unless ``key`` is given.
+    ``path_length`` goes into its basicConstraints; ``extensions`` adds (extension, critical) pairs
+    (a nameConstraints on the anchor itself, say).
     """
     key = key or new_key()
     start = not_before or datetime.datetime.now(datetime.UTC) - _ONE_DAY
     name = _name(dn)
-    certificate = (
+    builder = (
         certificate_builder(name, name, key.public_key(), start, start + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
@@ -106,14 +110,15 @@ def make_ca(
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
     )
-    return Issued(key, certificate)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return Issued(key, builder.sign(key, hashes.SHA256()))
 
 
 def issue(
     ca: Issued,
-    dn: str,
+    dn: str | x509.Name,
     *,
     key: rsa.RSAPrivateKey | None = None,
     not_before: datetime.datetime | None = None,
@@ -124,8 +129,16 @@ def issue(
     ca_flag: bool = False,
     serial: int | None = None,
     ocsp_url: str | None = None,
+    path_length: int | None = None,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
 ) -> Issued:
-    """An end-entity certificate for ``dn`` with AMS's key usages (all overridable for tests)."""
+    """An end-entity certificate for ``dn`` with AMS's key usages (all overridable for tests).
+
+    ``dn`` is DN text, or an x509 Name taken exactly as it is (spaces, string types). With
+    ``ca_flag`` it is a CA certificate instead (keyCertSign, ``path_length`` in its
+    basicConstraints). ``extensions`` adds (extension, critical) pairs: a nameConstraints,
+    a subjectAltName, or one no one knows.
+    """
     key = key or new_key()
     start = not_before or datetime.datetime.now(datetime.UTC) - _ONE_DAY
     end = not_after or start + datetime.timedelta(days=days)
@@ -142,10 +155,12 @@ def issue(
     )
     builder = (
         certificate_builder(_name(dn), ca.certificate.subject, key.public_key(), start, end, serial)
-        .add_extension(x509.BasicConstraints(ca=ca_flag, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca_flag, path_length=path_length if ca_flag else None), critical=True)
         .add_extension(usage, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
     if extended_key_usage:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False)
     if ocsp_url:
