@@ -13,7 +13,7 @@ from typing import Any
 from cryptography import x509
 
 from ams import _wire
-from ams._privacy import decryption_failed, open_privacy
+from ams._privacy import PrivacyRefused, decryption_failed, open_unwrapped
 from ams._signature import load_certificate
 from ams.algorithms import QoP
 from ams.dn import DistinguishedName
@@ -85,12 +85,18 @@ def _privacy_inside(envelope: EnvelopedContent, header: PdmqHeader, keystore: Ke
         return {"signature_algorithm": "(inside the encrypted content)"}
     key, unwrapped = unwrap_content_key(identity, envelope.wrapped_key(index), envelope.algorithm.spec.key_size)
     try:
-        if not unwrapped:
-            raise ValueError("unwrap")
-        opened = open_privacy(envelope, key, orig_size=header.orig_size, empty=header.empty)
-        # the inner signature does not cover the certificate: describe it only once its issuer vouched for it
-        Verifier(keystore).authenticate(opened.certificate)
-    except Exception:  # the one error of the decryption path, as unprotect gives it
+        # the one decryption unprotect runs: implicit rejection included, so that a bad RSA block
+        # costs what a wrong key costs here too (ams errors explain runs this on attackers' messages)
+        opened = open_unwrapped(
+            envelope,
+            key,
+            unwrapped,
+            orig_size=header.orig_size,
+            empty=header.empty,
+            authenticate=Verifier(keystore).authenticate,
+            steps=["unwrapping the content key with RSA"],
+        )
+    except PrivacyRefused:  # the one error of the decryption path, as unprotect gives it
         error = decryption_failed(header.qop, envelope.algorithm, len(envelope.ciphertext), identity.dn)
         return {"signature_algorithm": "(inside the encrypted content)", "inner": error.message}
     report = _signed_report(opened.signed)
