@@ -17,7 +17,7 @@ from ams._privacy import PrivacyRefused, decryption_failed, open_unwrapped
 from ams._signature import load_certificate
 from ams.algorithms import QoP
 from ams.dn import DistinguishedName
-from ams.errors import AmsError
+from ams.errors import AmsError, clip
 from ams.hazmat.enveloped import EnvelopedContent
 from ams.hazmat.pdmq import PdmqHeader
 from ams.hazmat.signed import SignedContent, signing_time
@@ -161,8 +161,16 @@ def _header(header: PdmqHeader) -> dict[str, Any]:
     }
 
 
+_SHOWN_LIMIT = 4000
+
+
+def _shown(value: Any) -> str:
+    return clip(str(value), _SHOWN_LIMIT)
+
+
 def render(report: dict[str, Any]) -> str:
-    """The report as aligned text lines."""
+    """The report as aligned text lines, every value escaped for a terminal (:func:`ams.errors.clip`):
+    a report describes messages, MQDLHs and certificates that others wrote."""
     lines: list[str] = []
 
     def emit(key: str, value: Any, indent: int = 0) -> None:
@@ -174,9 +182,9 @@ def render(report: dict[str, Any]) -> str:
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             lines.append(f"{pad}{key}:")
             for item in value:
-                lines.append(f"{pad}  - " + ", ".join(f"{k}: {v}" for k, v in item.items()))
+                lines.append(f"{pad}  - " + ", ".join(f"{k}: {_shown(v)}" for k, v in item.items()))
         else:
-            lines.append(f"{pad}{key + ':':<22}{value}")
+            lines.append(f"{pad}{key + ':':<22}{_shown(value)}")
 
     for key, value in report.items():
         emit(key, value)

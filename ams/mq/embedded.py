@@ -131,7 +131,7 @@ SYSTEM_QUEUES = (
     "SYSTEM.DEAD.LETTER.QUEUE",
     "SYSTEM.ADMIN.COMMAND.QUEUE",
 )
-OPERATIONS = ("put", "get", "browse")
+OPERATIONS = ("put", "get", "browse", "setall")
 _POLL_SECONDS = 0.02
 _ORDER = " ORDER BY m.priority DESC, m.id ASC"
 # the message and its body, wherever it is kept (its own table; its row, in files written before)
@@ -582,12 +582,17 @@ class EmbeddedConnection:
         with self._lock, self._work():
             self._db.execute("DELETE FROM opens WHERE handle = ?", (handle,))
 
-    def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
-        """MQPUT1: open ``queue`` for output, put one message, close."""
+    def put1(
+        self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False, set_all_context: bool = False
+    ) -> MQMD:
+        """MQPUT1: open ``queue`` for output, put one message, close; ``set_all_context`` keeps the
+        MQMD's put application, date and time (MQPMO_SET_ALL_CONTEXT: needs the setall authority,
+        as setmqaut +setall grants it; MQRC 2035 when denied)."""
         found = self._lookup(queue)
-        if "put" in found.denied:
-            raise MQError(f"MQPUT1 to {queue}: not authorised", MQRC_NOT_AUTHORIZED)
-        return self._put(found, md, body, syncpoint=syncpoint)
+        if "put" in found.denied or (set_all_context and "setall" in found.denied):
+            what = "set all context on" if "put" not in found.denied else "MQPUT1 to"
+            raise MQError(f"{what} {queue}: not authorised", MQRC_NOT_AUTHORIZED)
+        return self._put(found, md, body, syncpoint=syncpoint, set_all_context=set_all_context)
 
     def backout_settings(self, queue: str) -> BackoutSettings:
         """The queue's BOTHRESH and BOQNAME."""
@@ -601,7 +606,7 @@ class EmbeddedConnection:
 
     # -- messages -----------------------------------------------------------------------------
 
-    def _put(self, found: _Resolved, md: MQMD, body: bytes, *, syncpoint: bool) -> MQMD:
+    def _put(self, found: _Resolved, md: MQMD, body: bytes, *, syncpoint: bool, set_all_context: bool = False) -> MQMD:
         if found.attributes.put_inhibited:
             raise MQError(f"MQPUT to {found.local}: the queue is PUT(DISABLED)", MQRC_PUT_INHIBITED)
         limit = found.attributes.max_message_length
@@ -618,7 +623,10 @@ class EmbeddedConnection:
         )
         priority = found.attributes.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
         expires = None if md.expiry in (MQEI_UNLIMITED, 0) else time.time() + md.expiry / 10
-        stamped = attrs.evolve(md.stamped(self.appl_name, msg_id), persistence=int(persistent), priority=priority)
+        stamped = md.stamped(self.appl_name, msg_id)
+        if set_all_context:  # the context as the putter gave it (MQPMO_SET_ALL_CONTEXT)
+            stamped = attrs.evolve(stamped, put_appl_name=md.put_appl_name, put_date=md.put_date, put_time=md.put_time)
+        stamped = attrs.evolve(stamped, persistence=int(persistent), priority=priority)
         with self._lock, self._work(durable=not syncpoint):
             # expired messages go when a put or get meets them (MQ's expiry scan, for queues only browsed)
             self._expire(found.local)
