@@ -12,13 +12,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ams import _rules
+from ams._files import read_bounded
 from ams._trust import check_recipient_usage, check_signer_usage, is_anchor, is_ca, is_self_signed
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.dn import DistinguishedName
 from ams.errors import AmsError, RecipientNotFoundError, SecurityError
 from ams.hazmat.certificates import key_usage
 from ams.keys import Keystore
+from ams.keys.hygiene import PlantableTrustWarning
 from ams.keys.keystore import describe
+from ams.limits import DEFAULT_LIMITS
 from ams.policy.model import Policy
 from ams.verify import Verifier
 
@@ -60,9 +63,13 @@ def diagnose(
             return [Finding("error", "keystore", error.message, "correct keystore.conf as the message says")]
     for warning in caught:
         fix = "see the problem; --strict-keystore (Keystore.from_conf(strict=True)) refuses"
+        if issubclass(warning.category, PlantableTrustWarning):  # trust another local user can plant
+            problem, _, fix = str(warning.message).partition("; fix: ")
+            findings.append(Finding("error", "trust files", problem, f"{fix}; --strict-keystore refuses it"))
+            continue
         findings.append(Finding("warning", "key hygiene", str(warning.message), fix))
     if any(k for k in keystore.settings if k.startswith(("pkcs12.", "jks.", "jceks.", "pem."))) and conf is not None:
-        text = conf.read_text(encoding="utf-8")
+        text = read_bounded(conf, "keystore.conf", limit=DEFAULT_LIMITS.file_size).decode("utf-8", "replace")
         if any(line.split("=", 1)[0].strip().endswith(("_pass", "password")) for line in text.splitlines()):
             findings.append(
                 Finding(

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from ams.cli.common import add_keys_options, keystore_for, manager_for, policies_for, verifier_for
+from ams.cli.common import add_keys_options, keystore_for, manager_for, policies_for, read_input, verifier_for
 from ams.errors import AmsError, ConfigurationError, SecurityError, UsageError, clip
 from ams.inspect import inspect_message, render
 from ams.mq import connect
@@ -79,7 +79,7 @@ def run_put(args: argparse.Namespace) -> int:
     """``ams ... put``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     manager = _manager(args)
     bodies = (
-        [f.read_bytes() for f in args.file]
+        [read_input(f, "message file (--file)") for f in args.file]
         if args.file
         else [line.rstrip(b"\r\n") for line in sys.stdin.buffer if line.strip()]
     )

@@ -18,11 +18,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from ams._files import read_bounded
 from ams.dn import DistinguishedName
 from ams.errors import KeystoreError
 from ams.keys import hygiene
 from ams.keys.keystore import Identity, Keystore
 from ams.keys.revocation_settings import RevocationSettings
+from ams.limits import DEFAULT_LIMITS
 
 
 def _subject(certificate: x509.Certificate) -> str:
@@ -34,13 +36,9 @@ def _subject(certificate: x509.Certificate) -> str:
 
 
 def _read_file(path: str | Path, what: str) -> bytes:
-    """A file's bytes; an unreadable file, or a path no file can have, is a KeystoreError naming it."""
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise KeystoreError(f"cannot read {what} {str(path)!r}: {error.strerror or error}") from None
-    except ValueError:  # a NUL in the path
-        raise KeystoreError(f"cannot read {what} {str(path)!r}: a file name cannot hold a NUL character") from None
+    """A file's bytes, bounded (:attr:`ams.Limits.file_size`); an unreadable file, a FIFO, a device,
+    one too large, or a path no file can have, is a KeystoreError naming it."""
+    return read_bounded(path, what, limit=DEFAULT_LIMITS.file_size, error=KeystoreError)
 
 
 def _rsa_identity(key: object, certificate: x509.Certificate, source: str) -> Identity:
@@ -158,6 +156,7 @@ def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keysto
 
     has_password = any(k.endswith(("_pass", ".password", "token_pin")) for k in settings)
     findings = hygiene.check_conf_file(conf_path, has_password, strict=strict)
+    findings += _trust_findings(settings, conf_path, resolve, strict)
     keystore = _from_settings(settings, conf_path, resolve, strict, findings)
     keystore.findings = findings
     keystore.settings = {k: v for k, v in settings.items() if not k.endswith(("_pass", "password", "pin"))}
@@ -172,6 +171,31 @@ def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keysto
             "their values against the README's keystore.conf section"
         ) from None
     return keystore
+
+
+# the settings that name what this keystore trusts: CA certificates (anchors) and CRLs
+_TRUSTED_SETTINGS = {
+    "pkcs12.keystore": "the PKCS#12 keystore (pkcs12.keystore), whose CA certificates are trust anchors,",
+    "jks.keystore": "the keystore (jks.keystore), whose CA certificates are trust anchors,",
+    "jceks.keystore": "the keystore (jceks.keystore), whose CA certificates are trust anchors,",
+    "pem.public": "the certificate file (pem.public)",
+    "pem.certificates": "the trusted certificates (pem.certificates)",
+    "pkcs11.secondary_keystore": "the trusted certificates (pkcs11.secondary_keystore)",
+}
+
+
+def _trust_findings(
+    settings: dict[str, str], conf_path: Path, resolve: Callable[[str], Path], strict: bool
+) -> list[str]:
+    """Trust a local user could plant: keystore.conf itself (it names everything trusted), the
+    files and directories of certificates, and the CRLs, each with the directory holding it."""
+    findings = hygiene.check_trusted([conf_path], "keystore.conf, which names every trusted file,", strict=strict)
+    for key, what in _TRUSTED_SETTINGS.items():
+        locations = [resolve(v.strip()) for v in settings.get(key, "").split(",") if v.strip()]
+        findings += hygiene.check_trusted(locations, what, strict=strict)
+    crl_files = [resolve(v.strip()) for v in settings.get("crl.file", "").split(",") if v.strip()]
+    findings += hygiene.check_trusted(crl_files, "the CRL file (crl.file)", strict=strict)
+    return findings
 
 
 def _from_settings(
@@ -235,13 +259,7 @@ def _from_settings(
 
 def _refuse_java_keystore(path: Path, kind: str) -> None:
     """jks./jceks. keystores are read when the file is really PKCS#12 (keytool's default since Java 9)."""
-    try:
-        with path.open("rb") as file:
-            magic = file.read(4)
-    except OSError as error:
-        raise KeystoreError(f"cannot read {kind} keystore {str(path)!r}: {error.strerror or error}") from None
-    except ValueError:  # a NUL in the path
-        raise KeystoreError(f"cannot read {kind} keystore {str(path)!r}: a file name cannot hold a NUL") from None
+    magic = _read_file(path, f"{kind} keystore")[:4]
     if magic in (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"):
         raise KeystoreError(
             f"{path} is a genuine {'JKS' if magic[0] == 0xFE else 'JCEKS'} keystore, which Python cannot read: convert "

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ams._files import PRIVATE_FILE_MODE, write_new_file
+from ams._files import PRIVATE_FILE_MODE, check_private_file, write_new_file
 from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
 from ams.mq.properties import deliver
@@ -377,6 +377,9 @@ def _create_private(path: Path) -> None:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_new_file(path, b"", mode=PRIVATE_FILE_MODE)
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        # whoever pre-created the file (or its journal) world-readable, or owns it, reads every queue
+        check_private_file(file, "queue manager file", "every queue, the policy queue included")
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -402,10 +405,10 @@ def _started(pid: int) -> str:
     """When process ``pid`` started (clock ticks since boot, from /proc), "" where that is unknown;
     a zombie is "dead"."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        record = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:
         return ""  # no /proc (macOS, BSD), or hidden from us (hidepid): os.kill decides
-    fields = stat.rpartition(")")[2].split()  # after "pid (comm)": state, ppid, ...; starttime is field 22
+    fields = record.rpartition(")")[2].split()  # after "pid (comm)": state, ppid, ...; starttime is field 22
     if not fields or fields[0] in ("Z", "X"):
         return "dead"
     return fields[19] if len(fields) > 19 else ""
