@@ -64,9 +64,19 @@ def _rsa_identity(key: object, certificate: x509.Certificate, source: str) -> Id
     return Identity(certificate, key)
 
 
-def load_pkcs12(path: str | Path, password: str | bytes | None, *, certificate: str | None = None) -> Keystore:
-    """A PKCS#12 file with one private key, its certificate and other certificates."""
+def load_pkcs12(
+    path: str | Path, password: str | bytes | None, *, certificate: str | None = None, strict: bool = False
+) -> Keystore:
+    """A PKCS#12 file with one private key, its certificate and other certificates.
+
+    Its CA certificates are trust anchors: a file (or directory holding it) that another local
+    user may write or owns warns (:class:`~ams.keys.hygiene.PlantableTrustWarning`); ``strict``
+    refuses it.
+    """
     source = str(path)
+    trust = hygiene.check_trusted(
+        [Path(path)], "the PKCS#12 keystore, whose CA certificates are trust anchors,", strict=strict
+    )
     data = _read_file(path, "PKCS#12 keystore")
     secret = password.encode() if isinstance(password, str) else password
     try:
@@ -94,7 +104,9 @@ def load_pkcs12(path: str | Path, password: str | bytes | None, *, certificate: 
             f"(pkcs12.certificate); its key is labelled {found}"
         )
     identity = _rsa_identity(bundle.key, bundle.cert.certificate, source)
-    return _assembled(identity, [c.certificate for c in bundle.additional_certs], source)
+    keystore = _assembled(identity, [c.certificate for c in bundle.additional_certs], source)
+    keystore.findings = trust
+    return keystore
 
 
 def _assembled(identity: Identity | None, certificates: list[x509.Certificate], source: str) -> Keystore:
@@ -110,8 +122,16 @@ def load_pem(
     public: str | Path | None,
     password: str | bytes | None = None,
     certificates: Sequence[str | Path] = (),
+    strict: bool = False,
 ) -> Keystore:
-    """PEM files: a private key, its certificate, and bundles or directories of others."""
+    """PEM files: a private key, its certificate, and bundles or directories of others.
+
+    The certificate files and directories are trusted: one (or a directory holding it) that
+    another local user may write or owns warns (:class:`~ams.keys.hygiene.PlantableTrustWarning`);
+    ``strict`` refuses it.
+    """
+    trust = hygiene.check_trusted([Path(public)] if public is not None else [], "the certificate file", strict=strict)
+    trust += hygiene.check_trusted([Path(c) for c in certificates], "the trusted certificates", strict=strict)
     identity = None
     if private is not None or public is not None:
         if private is None or public is None:
@@ -137,7 +157,9 @@ def load_pem(
     others = list(extra)
     for location in certificates:
         others.extend(load_certificates(location))
-    return _assembled(identity, others, str(private or (certificates[0] if certificates else "pem")))
+    keystore = _assembled(identity, others, str(private or (certificates[0] if certificates else "pem")))
+    keystore.findings = trust
+    return keystore
 
 
 def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keystore:
@@ -158,7 +180,7 @@ def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keysto
     findings = hygiene.check_conf_file(conf_path, has_password, strict=strict)
     findings += _trust_findings(settings, conf_path, resolve, strict)
     keystore = _from_settings(settings, conf_path, resolve, strict, findings)
-    keystore.findings = findings
+    keystore.findings = [*findings, *keystore.findings]
     keystore.settings = {k: v for k, v in settings.items() if not k.endswith(("_pass", "password", "pin"))}
     try:
         keystore.revocation = RevocationSettings.from_conf(settings, base)
@@ -174,12 +196,8 @@ def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keysto
 
 
 # the settings that name what this keystore trusts: CA certificates (anchors) and CRLs
+# (load_pkcs12 and load_pem check the keystore and certificate files they are given)
 _TRUSTED_SETTINGS = {
-    "pkcs12.keystore": "the PKCS#12 keystore (pkcs12.keystore), whose CA certificates are trust anchors,",
-    "jks.keystore": "the keystore (jks.keystore), whose CA certificates are trust anchors,",
-    "jceks.keystore": "the keystore (jceks.keystore), whose CA certificates are trust anchors,",
-    "pem.public": "the certificate file (pem.public)",
-    "pem.certificates": "the trusted certificates (pem.certificates)",
     "pkcs11.secondary_keystore": "the trusted certificates (pkcs11.secondary_keystore)",
 }
 
@@ -218,7 +236,7 @@ def _from_settings(
                         "has one password here: re-export it with the key and the store under the same password"
                     )
             findings += hygiene.check_key_file(store, encrypted=bool(password), strict=strict)
-            return load_pkcs12(store, password, certificate=settings.get(f"{prefix}.certificate"))
+            return load_pkcs12(store, password, certificate=settings.get(f"{prefix}.certificate"), strict=strict)
     if "pem.private" in settings or "pem.public" in settings or "pem.certificates" in settings:
         private = resolve(settings["pem.private"]) if "pem.private" in settings else None
         if private is not None and _is_file(private):
@@ -230,6 +248,7 @@ def _from_settings(
             public=resolve(settings["pem.public"]) if "pem.public" in settings else None,
             password=_password(settings, "pem.password", conf_path),
             certificates=[resolve(v.strip()) for v in settings.get("pem.certificates", "").split(",") if v.strip()],
+            strict=strict,
         )
     if "pkcs11.library" in settings:
         from ams.keys.pkcs11 import open_token

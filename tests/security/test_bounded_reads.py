@@ -160,3 +160,17 @@ def test_the_reader_bounds_a_file_that_grows_and_never_follows_a_link_when_told(
     assert read_bounded(link, "test file", limit=100) == b"x" * 100
     with pytest.raises(ams.errors.ConfigurationError, match="symbolic link"):
         read_bounded(link, "test file", limit=100, follow_symlinks=False)
+
+
+@pytest.mark.parametrize("planted", ["ln -s /dev/zero out.bin", "mkfifo out.bin", "truncate -s 3G out.bin"])
+def test_the_kit_reads_a_peer_output_bounded_and_never_through_a_link(tmp_path: Path, planted: str) -> None:
+    """A peer under test writes out.bin: a link to a device (or to a secret), a FIFO or a huge file."""
+    from ams.testing.conformance.protocol import run_command
+
+    started = time.monotonic()
+    outcome = run_command(["sh", "-c", planted], tmp_path, timeout=10)
+    assert time.monotonic() - started < 2.0
+    assert outcome.status == 0 and outcome.output is None
+    assert "out.bin" in outcome.stderr and "expected" in outcome.stderr
+    twin = run_command(["sh", "-c", "printf hello > out.bin"], tmp_path, timeout=10)
+    assert twin.output == b"hello"

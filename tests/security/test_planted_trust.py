@@ -177,3 +177,28 @@ def test_a_planted_empty_queue_manager_file_is_refused(tmp_path: Path, capsys: p
     said = capsys.readouterr().err
     assert str(path) in said and "internal error" not in said
     assert path.stat().st_size == 0
+
+
+def test_the_pem_and_pkcs12_loaders_check_what_they_trust(pki: Pki, tmp_path: Path) -> None:
+    conf, bundle = _pem_world(pki, tmp_path / "keys")
+    key, certificate = conf.parent / "bob.key", conf.parent / "bob.pem"
+
+    def pem(strict: bool) -> ams.Keystore:
+        return ams.Keystore.from_pem(
+            private=key, public=certificate, password="secret", certificates=[bundle], strict=strict
+        )
+
+    assert pem(strict=True).identity is not None  # the twin: private files load, strict or not
+    os.chmod(bundle, 0o666)
+    with pytest.warns(ams.errors.AmsSecurityWarning, match="writable by group or others"):
+        assert pem(strict=False).findings
+    with pytest.raises(ams.errors.KeystoreError, match="strict"):
+        pem(strict=True)
+    from ams.pki import write_user_keystore
+
+    written = write_user_keystore(tmp_path / "p12", "bob", pki.users["bob"], [pki.ca.certificate], password="pw")
+    store = written.parent / "bob.p12"
+    assert ams.Keystore.from_pkcs12(store, "pw", strict=True).identity is not None
+    os.chmod(store.parent, 0o777)
+    with pytest.raises(ams.errors.KeystoreError, match="directory holding"):
+        ams.Keystore.from_pkcs12(store, "pw", strict=True)
