@@ -142,26 +142,38 @@ def check_private_file(path: Path, what: str, holds: str) -> None:
     file, what is wrong and the command that fixes it.
     """
     try:
-        found = os.lstat(path)
-    except FileNotFoundError:
-        return
+        found = private_file_problems(path)
     except OSError as failure:
         raise ConfigurationError(f"cannot check {what} {path}: {_reason(failure)}") from None
-    problems, fixes = [], []
-    if not stat.S_ISREG(found.st_mode):
-        problems.append(f"it is {_kind_of(found.st_mode) if not stat.S_ISLNK(found.st_mode) else 'a symbolic link'}")
-        fixes.append(f"remove {path}")
-    if found.st_uid != os.geteuid():
-        problems.append(f"it is owned by uid {found.st_uid}, not by this user (uid {os.geteuid()})")
-        fixes.append(f"chown {os.geteuid()} {path}, after checking who made it and why (or remove it)")
-    if stat.S_IMODE(found.st_mode) & 0o077:
-        problems.append(f"group or others may use it (mode {stat.S_IMODE(found.st_mode):04o})")
-        fixes.append(f"chmod 600 {path}")
-    if problems:
+    if found:
+        problems, fixes = "; ".join(p for p, _ in found), "; ".join(f for _, f in found)
         raise ConfigurationError(
-            f"refusing to open {what} {path}: {'; '.join(problems)}. It holds {holds}, so ams opens only a file "
-            f"this user owns and only it can use (as ams creates it); fix: {'; '.join(fixes)}"
+            f"refusing to open {what} {path}: {problems}. It holds {holds}, so ams opens only a file "
+            f"this user owns and only it can use (as ams creates it); fix: {fixes}"
         )
+
+
+def private_file_problems(path: Path) -> list[tuple[str, str]]:
+    """(problem, fix) for each way ``path`` is not a regular file this user owns and only it may use;
+    none for a missing file. OSError when it cannot be examined."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return []
+    out = []
+    if not stat.S_ISREG(found.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(found.st_mode) else _kind_of(found.st_mode)
+        out.append((f"it is {kind}", f"remove {path}"))
+    if found.st_uid != os.geteuid():
+        out.append(
+            (
+                f"it is owned by uid {found.st_uid}, not by this user (uid {os.geteuid()})",
+                f"chown {os.geteuid()} {path}, after checking who made it and why (or remove it)",
+            )
+        )
+    if stat.S_IMODE(found.st_mode) & 0o077:
+        out.append((f"group or others may use it (mode {stat.S_IMODE(found.st_mode):04o})", f"chmod 600 {path}"))
+    return out
 
 
 def _reason(error: BaseException) -> str:

@@ -202,3 +202,18 @@ def test_the_pem_and_pkcs12_loaders_check_what_they_trust(pki: Pki, tmp_path: Pa
     os.chmod(store.parent, 0o777)
     with pytest.raises(ams.errors.KeystoreError, match="directory holding"):
         ams.Keystore.from_pkcs12(store, "pw", strict=True)
+
+
+def test_doctor_reports_a_queue_manager_file_others_can_read(
+    pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf, _ = _pem_world(pki, tmp_path / "keys")
+    path = tmp_path / "ams-qm.sqlite"
+    EmbeddedQueueManager(path).close()
+    assert main(["doctor", "--keystore-conf", str(conf), "--qm", str(path)]) == 0  # the twin: as ams made it
+    assert "queue manager file" not in capsys.readouterr().out
+    os.chmod(path, 0o644)
+    assert [f.fix for f in diagnose(conf, {}, queue_manager_file=path)] == [f"chmod 600 {path}"]
+    assert main(["doctor", "--keystore-conf", str(conf), "--qm", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"queue manager file {path}" in out and f"chmod 600 {path}" in out
