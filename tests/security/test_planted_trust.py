@@ -213,7 +213,8 @@ def test_doctor_reports_a_queue_manager_file_others_can_read(
     assert main(["doctor", "--keystore-conf", str(conf), "--qm", str(path)]) == 0  # the twin: as ams made it
     assert "queue manager file" not in capsys.readouterr().out
     os.chmod(path, 0o644)
-    assert [f.fix for f in diagnose(conf, {}, queue_manager_file=path)] == [f"chmod 600 {path}"]
+    found = [f for f in diagnose(conf, {}, queue_manager_file=path) if f.subject.startswith("queue manager file")]
+    assert [(f.level, f.fix) for f in found] == [("error", f"chmod 600 {path}")]
     assert main(["doctor", "--keystore-conf", str(conf), "--qm", str(path)]) == 1
     out = capsys.readouterr().out
     assert f"queue manager file {path}" in out and f"chmod 600 {path}" in out
