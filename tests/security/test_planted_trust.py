@@ -119,6 +119,10 @@ def test_a_world_writable_crl_is_reported(pki: Pki, tmp_path: Path, capsys: pyte
         file.write(f"crl.file = {crl}\n")
     os.chmod(crl, 0o666)
     _planted(conf, crl, capsys)
+    message = conf.parent / "message.bin"
+    given = ["unprotect", "-p", "Q", "--policies", str(conf.parent / "policies"), "-i", str(message), "--crl", str(crl)]
+    assert main([*given, "--strict-keystore"]) == 2  # a CRL named on the command line is checked too
+    assert str(crl) in capsys.readouterr().err
 
 
 @as_root
