@@ -79,8 +79,8 @@ def check_trusted(paths: Iterable[Path], what: str, *, strict: bool) -> list[str
         for target, role, itself in checks:
             for problem, fix in _problems(target, directory=itself):
                 finding = (
-                    f"{role} {clip(str(target))} {problem}, so another local user could plant a certificate "
-                    f"or CRL there that ams would trust; fix: {fix}"
+                    f"{role} {clip(str(target))} {problem}, so another local user could change what ams trusts "
+                    f"(plant a CA certificate, swap a CRL); fix: {fix}"
                 )
                 findings.append(report(finding, strict=strict, category=PlantableTrustWarning))
     return findings

@@ -199,6 +199,7 @@ def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keysto
 # (load_pkcs12 and load_pem check the keystore and certificate files they are given)
 _TRUSTED_SETTINGS = {
     "pkcs11.secondary_keystore": "the trusted certificates (pkcs11.secondary_keystore)",
+    "pkcs11.library": "the PKCS#11 library (pkcs11.library), which runs inside this process,",
 }
 
 
