@@ -83,7 +83,9 @@ def read_bounded(
     flags = _READ_FLAGS | (0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0))
     try:
         descriptor = os.open(path, flags)
-    except (OSError, ValueError) as failure:
+    except ValueError:  # a NUL in the path
+        raise error(f"cannot read {what} {shown}: a file name cannot hold a NUL character") from None
+    except OSError as failure:
         if not follow_symlinks and os.path.islink(path):
             raise error(
                 f"refusing to read {what} {shown}: expected a regular file, found {_what_is_at(Path(path))} "
@@ -97,7 +99,7 @@ def read_bounded(
         pipe = stat.S_ISFIFO(found.st_mode) and allow_pipe
         if not stat.S_ISREG(found.st_mode) and not pipe:
             raise error(
-                f"refusing to read {what} {shown}: expected a regular file, found {_kind_of(found.st_mode)}; "
+                f"cannot read {what} {shown}: expected a regular file, found {_kind_of(found.st_mode)}; "
                 "point the setting at a file"
             )
         if found.st_size > limit:
@@ -116,7 +118,7 @@ def read_bounded(
 
 def _too_large(what: str, shown: str, limit: int, found: str, error: type[AmsError]) -> AmsError:
     return error(
-        f"refusing to read {what} {shown}: expected at most {limit:,} bytes (ams.Limits), found {found}; "
+        f"cannot read {what} {shown}: expected at most {limit:,} bytes (ams.Limits), found {found}; "
         "check that it is the right file, or raise the limit"
     )
 

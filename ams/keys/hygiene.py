@@ -70,6 +70,8 @@ def check_trusted(paths: Iterable[Path], what: str, *, strict: bool) -> list[str
     and for the directory holding each: whoever may write either can plant a CA or swap a CRL."""
     findings = []
     for path in paths:
+        if "\x00" in str(path):
+            continue  # no file can have this name: the loader refuses it, naming it
         absolute = Path(os.path.abspath(path))
         holders = [absolute.parent] if absolute.parent != absolute else []
         resolved = Path(os.path.realpath(absolute))
