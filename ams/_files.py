@@ -23,7 +23,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ams.errors import AmsError, UsageError
+from ams.errors import AmsError, ConfigurationError, UsageError, clip
 
 PRIVATE_FILE_MODE = 0o600
 """Mode of private keys, PKCS#12 files and anything holding a password."""
@@ -39,6 +39,143 @@ _NEW_FILE_FLAGS: int = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOF
 _DIRECTORY_FLAGS: int = (
     os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 )
+
+
+# O_NONBLOCK: opening a FIFO for reading would wait for a writer; it is refused after fstat instead
+_READ_FLAGS: int = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+_READ_CHUNK = 1 << 20
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe), which could block a reader for ever"),
+    (stat.S_ISCHR, "a character device, which could be endless"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _kind_of(mode: int) -> str:
+    return next((text for test, text in _KINDS if test(mode)), "not a regular file")
+
+
+def read_bounded(
+    path: str | Path,
+    what: str,
+    *,
+    limit: int,
+    error: type[AmsError] = ConfigurationError,
+    follow_symlinks: bool = True,
+    allow_pipe: bool = False,
+) -> bytes:
+    """The bytes of the regular file ``path`` (``what`` names it in errors: "CRL file", "keystore.conf"),
+    at most ``limit`` bytes.
+
+    Every file the library reads comes through here, so that none can hang it or exhaust its
+    memory: the file is opened without blocking and checked with ``fstat`` on the descriptor
+    read (no race with a rename), so a FIFO, a device, a socket or a directory is refused at
+    once, and so is a file larger than ``limit`` (the limits are :class:`ams.Limits`'
+    ``file_size`` and ``crl_file_size``); the read itself stops after ``limit`` bytes, in case
+    the file grows. ``follow_symlinks=False`` refuses a symbolic link at the final name
+    (``O_NOFOLLOW``). ``allow_pipe`` accepts a pipe or FIFO (a message the user pipes in), still
+    bounded. Every failure is ``error`` naming the file, what was found and the limit.
+    """
+    shown = clip(str(path))
+    flags = _READ_FLAGS | (0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0))
+    try:
+        descriptor = os.open(path, flags)
+    except ValueError:  # a NUL in the path
+        raise error(f"cannot read {what} {shown}: a file name cannot hold a NUL character") from None
+    except OSError as failure:
+        if not follow_symlinks and os.path.islink(path):
+            raise error(
+                f"refusing to read {what} {shown}: expected a regular file, found {_what_is_at(Path(path))} "
+                "(links are not followed here); replace the link with the file"
+            ) from None
+        raise error(
+            f"cannot read {what} {shown}: {_reason(failure)}; check that the path is right and readable"
+        ) from None
+    try:
+        found = os.fstat(descriptor)
+        pipe = stat.S_ISFIFO(found.st_mode) and allow_pipe
+        if not stat.S_ISREG(found.st_mode) and not pipe:
+            raise error(
+                f"cannot read {what} {shown}: expected a regular file, found {_kind_of(found.st_mode)}; "
+                "point the setting at a file"
+            )
+        if found.st_size > limit:
+            raise _too_large(what, shown, limit, f"{found.st_size:,} bytes", error)
+        if pipe:
+            os.set_blocking(descriptor, True)  # the user piped it in: waiting for the writer is what they asked
+        data = _read_at_most(descriptor, limit + 1)
+    except OSError as failure:
+        raise error(f"cannot read {what} {shown}: {_reason(failure)}") from None
+    finally:
+        os.close(descriptor)
+    if len(data) > limit:
+        raise _too_large(what, shown, limit, "more bytes (it grew while it was read)", error)
+    return data
+
+
+def _too_large(what: str, shown: str, limit: int, found: str, error: type[AmsError]) -> AmsError:
+    return error(
+        f"cannot read {what} {shown}: expected at most {limit:,} bytes (ams.Limits), found {found}; "
+        "check that it is the right file, or raise the limit"
+    )
+
+
+def _read_at_most(descriptor: int, count: int) -> bytes:
+    chunks: list[bytes] = []
+    left = count
+    while left > 0:
+        chunk = os.read(descriptor, min(left, _READ_CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def check_private_file(path: Path, what: str, holds: str) -> None:
+    """Refuse an existing ``path`` that is not a regular file this user owns and only it may use.
+
+    For files ams creates private (0600) and then reopens by name: one that was already there
+    was made by someone, and whoever pre-created it readable, or owns it, reads what it holds
+    (``holds`` says what, for the error). A missing file passes. ConfigurationError naming the
+    file, what is wrong and the command that fixes it.
+    """
+    try:
+        found = private_file_problems(path)
+    except OSError as failure:
+        raise ConfigurationError(f"cannot check {what} {path}: {_reason(failure)}") from None
+    if found:
+        problems, fixes = "; ".join(p for p, _ in found), "; ".join(f for _, f in found)
+        raise ConfigurationError(
+            f"refusing to open {what} {path}: {problems}. It holds {holds}, so ams opens only a file "
+            f"this user owns and only it can use (as ams creates it); fix: {fixes}"
+        )
+
+
+def private_file_problems(path: Path) -> list[tuple[str, str]]:
+    """(problem, fix) for each way ``path`` is not a regular file this user owns and only it may use;
+    none for a missing file. OSError when it cannot be examined."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return []
+    out = []
+    if not stat.S_ISREG(found.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(found.st_mode) else _kind_of(found.st_mode)
+        out.append((f"it is {kind}", f"remove {path}"))
+    if found.st_uid != os.geteuid():
+        out.append(
+            (
+                f"it is owned by uid {found.st_uid}, not by this user (uid {os.geteuid()})",
+                f"chown {os.geteuid()} {path}, after checking who made it and why (or remove it)",
+            )
+        )
+    if stat.S_IMODE(found.st_mode) & 0o077:
+        out.append((f"group or others may use it (mode {stat.S_IMODE(found.st_mode):04o})", f"chmod 600 {path}"))
+    return out
 
 
 def _reason(error: BaseException) -> str:

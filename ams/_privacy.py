@@ -123,6 +123,56 @@ def open_privacy(
     return OpenedPrivacy(signed, carried, content, base + signed.content_offset)
 
 
+class PrivacyRefused(Exception):
+    """Raised by :func:`open_unwrapped` for any failure: ``error`` is what really failed and
+    ``steps`` the steps run, for the key owner's diagnostic only. Callers turn it into
+    :func:`decryption_failed`; it never leaves the library."""
+
+    def __init__(self, error: Exception, steps: list[str]) -> None:
+        super().__init__("the privacy content did not open")
+        self.error = error
+        self.steps = steps
+
+
+def open_unwrapped(
+    envelope: EnvelopedContent,
+    key: bytes,
+    unwrapped: bool,
+    *,
+    orig_size: int,
+    empty: bool,
+    authenticate: Callable[[CarriedCertificate], object],
+    steps: list[str],
+    limits: Limits = DEFAULT_LIMITS,
+    load: Callable[[bytes], CarriedCertificate] = carried_certificate,
+    into: memoryview | None = None,
+    headroom: int = 0,
+) -> OpenedPrivacy:
+    """The one decryption of a privacy message for every reader (unprotect, inspect, explain).
+
+    ``key`` and ``unwrapped`` are what :func:`ams.keys.unwrap.unwrap_content_key` gave: a key
+    that did not unwrap is used as a real one would be (implicit rejection), so that a bad RSA
+    block costs what a wrong key of the right length costs, through the same decryption,
+    parsing and signature check, and fails with it. The signer's certificate is then
+    authenticated with ``authenticate`` (the inner signature does not cover it). Any failure
+    raises :class:`PrivacyRefused`, whose steps stop at the unwrap when the key did not unwrap.
+    """
+    try:
+        opened = open_privacy(
+            envelope, key, orig_size=orig_size, empty=empty, limits=limits, load=load, steps=steps, into=into,
+            headroom=headroom,
+        )
+        steps.append("chaining the signer's certificate to a CA in this keystore")
+        authenticate(opened.carried)
+        if not unwrapped:  # never reached in practice: garbage that decrypted, parsed and verified
+            raise DecryptionError("implicit rejection")
+    except Exception as error:  # every failure here is the same error, whatever its kind
+        if unwrapped:
+            raise PrivacyRefused(error, steps) from None
+        raise PrivacyRefused(DecryptionError("implicit rejection"), steps[:1]) from None
+    return opened
+
+
 def _parse_privacy_plaintext(
     buffer: memoryview, start: int, size: int, limits: Limits
 ) -> tuple[int, SignedContent]:

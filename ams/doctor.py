@@ -12,13 +12,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ams import _rules
+from ams._files import private_file_problems, read_bounded
 from ams._trust import check_recipient_usage, check_signer_usage, is_anchor, is_ca, is_self_signed
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.dn import DistinguishedName
 from ams.errors import AmsError, RecipientNotFoundError, SecurityError, summarise
 from ams.hazmat.certificates import key_usage
 from ams.keys import Keystore
+from ams.keys.hygiene import PlantableTrustWarning
 from ams.keys.keystore import describe
+from ams.limits import DEFAULT_LIMITS
 from ams.policy.model import Policy
 from ams.verify import Verifier
 
@@ -44,25 +47,32 @@ def diagnose(
     *,
     queue: str | None = None,
     at: datetime.datetime | None = None,
+    queue_manager_file: Path | None = None,
 ) -> list[Finding]:
-    """Check the keystore ``conf`` names (None: the default one) and ``policies`` (only ``queue``'s, when given).
+    """Check the keystore ``conf`` names (None: the default one) and ``policies`` (only ``queue``'s, when given),
+    and the embedded queue manager's file ``queue_manager_file`` when given (one another user
+    owns or others may read is refused when opened).
 
-    Dates are judged at ``at`` (default: now). A keystore that does not load is the one finding;
-    nothing is raised for what the checks find.
+    Dates are judged at ``at`` (default: now). A keystore that does not load is the one finding
+    about it; nothing is raised for what the checks find.
     """
     now = at or datetime.datetime.now(datetime.UTC)
-    findings: list[Finding] = []
+    findings = _queue_manager_file(queue_manager_file) if queue_manager_file is not None else []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             keystore = Keystore.from_conf(conf)
         except AmsError as error:
-            return [Finding("error", "keystore", error.message, "correct keystore.conf as the message says")]
+            return [*findings, Finding("error", "keystore", error.message, "correct keystore.conf as the message says")]
     for warning in caught:
         fix = "see the problem; --strict-keystore (Keystore.from_conf(strict=True)) refuses"
+        if issubclass(warning.category, PlantableTrustWarning):  # trust another local user can plant
+            problem, _, fix = str(warning.message).partition("; fix: ")
+            findings.append(Finding("error", "trust files", problem, f"{fix}; --strict-keystore refuses it"))
+            continue
         findings.append(Finding("warning", "key hygiene", str(warning.message), fix))
     if any(k for k in keystore.settings if k.startswith(("pkcs12.", "jks.", "jceks.", "pem."))) and conf is not None:
-        text = conf.read_text(encoding="utf-8")
+        text = read_bounded(conf, "keystore.conf", limit=DEFAULT_LIMITS.file_size).decode("utf-8", "replace")
         if any(line.split("=", 1)[0].strip().endswith(("_pass", "password")) for line in text.splitlines()):
             findings.append(
                 Finding(
@@ -88,6 +98,19 @@ def diagnose(
     findings += _signers(keystore, trust, chosen, now)
     findings += _duplicates(keystore)
     return findings
+
+
+def _queue_manager_file(path: Path) -> list[Finding]:
+    """The embedded queue manager's file and journals: this user's, and private (as ams makes them)."""
+    out = []
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            problems = private_file_problems(file)
+        except OSError as error:
+            problems = [(f"cannot be examined: {error.strerror or error}", "check the path and its permissions")]
+        holds = "it holds every queue, the policy queue too"
+        out += [Finding("error", f"queue manager file {file}", f"{problem}: {holds}", fix) for problem, fix in problems]
+    return out
 
 
 def _own_certificate(

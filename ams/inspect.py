@@ -13,11 +13,11 @@ from typing import Any
 from cryptography import x509
 
 from ams import _wire
-from ams._privacy import decryption_failed, open_privacy
+from ams._privacy import PrivacyRefused, decryption_failed, open_unwrapped
 from ams._signature import load_certificate
 from ams.algorithms import QoP
 from ams.dn import DistinguishedName
-from ams.errors import AmsError
+from ams.errors import AmsError, clip
 from ams.hazmat.enveloped import EnvelopedContent
 from ams.hazmat.pdmq import PdmqHeader
 from ams.hazmat.signed import SignedContent, signing_time
@@ -85,12 +85,18 @@ def _privacy_inside(envelope: EnvelopedContent, header: PdmqHeader, keystore: Ke
         return {"signature_algorithm": "(inside the encrypted content)"}
     key, unwrapped = unwrap_content_key(identity, envelope.wrapped_key(index), envelope.algorithm.spec.key_size)
     try:
-        if not unwrapped:
-            raise ValueError("unwrap")
-        opened = open_privacy(envelope, key, orig_size=header.orig_size, empty=header.empty)
-        # the inner signature does not cover the certificate: describe it only once its issuer vouched for it
-        Verifier(keystore).authenticate(opened.certificate)
-    except Exception:  # the one error of the decryption path, as unprotect gives it
+        # the one decryption unprotect runs: implicit rejection included, so that a bad RSA block
+        # costs what a wrong key costs here too (ams errors explain runs this on attackers' messages)
+        opened = open_unwrapped(
+            envelope,
+            key,
+            unwrapped,
+            orig_size=header.orig_size,
+            empty=header.empty,
+            authenticate=Verifier(keystore).authenticate,
+            steps=["unwrapping the content key with RSA"],
+        )
+    except PrivacyRefused:  # the one error of the decryption path, as unprotect gives it
         error = decryption_failed(header.qop, envelope.algorithm, len(envelope.ciphertext), identity.dn)
         return {"signature_algorithm": "(inside the encrypted content)", "inner": error.message}
     report = _signed_report(opened.signed)
@@ -155,8 +161,16 @@ def _header(header: PdmqHeader) -> dict[str, Any]:
     }
 
 
+_SHOWN_LIMIT = 4000
+
+
+def _shown(value: Any) -> str:
+    return clip(str(value), _SHOWN_LIMIT)
+
+
 def render(report: dict[str, Any]) -> str:
-    """The report as aligned text lines."""
+    """The report as aligned text lines, every value escaped for a terminal (:func:`ams.errors.clip`):
+    a report describes messages, MQDLHs and certificates that others wrote."""
     lines: list[str] = []
 
     def emit(key: str, value: Any, indent: int = 0) -> None:
@@ -168,9 +182,9 @@ def render(report: dict[str, Any]) -> str:
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             lines.append(f"{pad}{key}:")
             for item in value:
-                lines.append(f"{pad}  - " + ", ".join(f"{k}: {v}" for k, v in item.items()))
+                lines.append(f"{pad}  - " + ", ".join(f"{k}: {_shown(v)}" for k, v in item.items()))
         else:
-            lines.append(f"{pad}{key + ':':<22}{value}")
+            lines.append(f"{pad}{key + ':':<22}{_shown(value)}")
 
     for key, value in report.items():
         emit(key, value)

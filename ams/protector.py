@@ -21,7 +21,7 @@ import attrs
 from cryptography import x509
 
 from ams import _rules, _wire
-from ams._privacy import check_size, decryption_failed, open_privacy
+from ams._privacy import PrivacyRefused, check_size, decryption_failed, open_unwrapped
 from ams._sending import Sender
 from ams.algorithms import KEYREUSE_DISABLED, EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.dn import DistinguishedName
@@ -466,30 +466,24 @@ class Protector:
         # implicit rejection: a key that did not unwrap is a key derived from the block, used as a
         # real one would be, so that a bad RSA block costs what a wrong key does and fails with it
         key, unwrapped = self._unwrap(envelope, identity)
-        steps = ["unwrapping the content key with RSA"]
         try:
-            opened = open_privacy(
+            opened = open_unwrapped(
                 envelope,
                 key,
+                unwrapped,
                 orig_size=header.orig_size,
                 empty=header.empty,
+                authenticate=self.verifier.authenticate,
+                steps=["unwrapping the content key with RSA"],
                 limits=self.limits,
                 load=self.verifier.carried,
-                steps=steps,
                 into=into,
                 headroom=wire.chain.payload_offset,
             )
-            # the inner signature does not cover the certificate: until its issuer's signature is
-            # verified, its fields are bytes an attacker may have steered
-            steps.append("chaining the signer's certificate to a CA in this keystore")
-            self.verifier.authenticate(opened.carried)
-            if not unwrapped:  # never reached in practice: garbage that decrypted, parsed and verified
-                raise DecryptionError("implicit rejection")
-        except Exception as error:  # every failure here is the same error, whatever its kind
-            # the key owner's diagnostic names the step that really failed
-            failure = error if unwrapped else DecryptionError("implicit rejection")
-            done = steps if unwrapped else steps[:1]
-            raise self._failed(header, envelope.algorithm, len(envelope.ciphertext), identity, done, failure) from None
+        except PrivacyRefused as refused:  # the key owner's diagnostic names the step that really failed
+            raise self._failed(
+                header, envelope.algorithm, len(envelope.ciphertext), identity, refused.steps, refused.error
+            ) from None
         # the content and the signer's certificate are authentic: a failure now reveals nothing
         digest = opened.signed.digest_algorithm
         _rules.check_digest_strength(policy.name, policy.signature_algorithm, digest)

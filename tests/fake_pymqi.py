@@ -52,6 +52,7 @@ CMQC = SimpleNamespace(
     MQPMO_SYNCPOINT=0x2,
     MQPMO_NO_SYNCPOINT=0x4,
     MQPMO_FAIL_IF_QUIESCING=0x2000,
+    MQPMO_SET_ALL_CONTEXT=0x800,
     MQOO_INPUT_AS_Q_DEF=0x1,
     MQOO_INPUT_SHARED=0x2,
     MQOO_INPUT_EXCLUSIVE=0x4,
@@ -128,6 +129,11 @@ def _to_mqmd(raw: MD) -> MQMD:
         correl_id=raw.CorrelId,
         reply_to_q=_text(raw.ReplyToQ),
         reply_to_qmgr=_text(raw.ReplyToQMgr),
+        # the context fields: read by the queue manager only with MQPMO_SET_ALL_CONTEXT
+        put_appl_type=raw.PutApplType,
+        put_appl_name=_text(raw.PutApplName),
+        put_date=_text(raw.PutDate),
+        put_time=_text(raw.PutTime),
     )
 
 
@@ -154,7 +160,8 @@ class QueueManager:
         _check_channel(message)
         try:
             syncpoint = bool(pmo.Options & CMQC.MQPMO_SYNCPOINT)
-            done = self.connection.put1(queue, _to_mqmd(md), message, syncpoint=syncpoint)
+            every = bool(pmo.Options & CMQC.MQPMO_SET_ALL_CONTEXT)
+            done = self.connection.put1(queue, _to_mqmd(md), message, syncpoint=syncpoint, set_all_context=every)
         except MQError as error:
             raise _failed(error) from None
         _fill(md, done)

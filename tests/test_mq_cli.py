@@ -75,7 +75,7 @@ def test_put_get_browse_and_errors(
     assert "NotARecipientError" in explained["verdict"] and "CN=bob,O=AMS,C=GB" in explained["verdict"]
     assert explained["message"]["recipients"][0]["dn"] == "CN=bob,O=AMS,C=GB"
 
-    assert main(as_user(world, "bob", "errors", "explain", "1", "--requeue")) == 0
+    assert main(as_user(world, "bob", "errors", "explain", "1", "--requeue", "--yes")) == 0
     assert "can read it now" in capsysbinary.readouterr().out.decode()
     qm = EmbeddedQueueManager(world / "qm.sqlite").connect()
     assert qm.depth(ERROR_QUEUE) == 0 and qm.depth("DEMO.PRIVACY") == 1

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import attrs
 
+from ams._files import read_bounded
+from ams.errors import ConfigurationError
 from ams.keys import Keystore, RevocationChecker, RevocationSettings
+from ams.keys.hygiene import check_trusted
 from ams.keys.loading import default_conf_path
 from ams.limits import DEFAULT_LIMITS, Limits
 from ams.mq.protected import ProtectedQueueManager, policies_from_queue_manager
@@ -88,9 +91,19 @@ def parse_time(text: str) -> datetime.datetime:
     return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 
 
-def read_input(path: Path | None) -> bytes:
-    """The bytes of ``path``, or of standard input."""
-    return sys.stdin.buffer.read() if path is None else path.read_bytes()
+def read_input(path: Path | None, what: str = "input") -> bytes:
+    """The bytes of ``path`` (a file or a pipe, not a device), or of standard input, at most
+    :attr:`ams.Limits.message_file_size` (MQ's largest message): ConfigurationError past it."""
+    limit = DEFAULT_LIMITS.message_file_size
+    if path is not None:
+        return read_bounded(path, what, limit=limit, allow_pipe=True)
+    data = sys.stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigurationError(
+            f"refusing to read standard input: expected at most {limit:,} bytes (ams.Limits.message_file_size, "
+            "MQ's largest message), found more"
+        )
+    return data
 
 
 def write_output(path: Path | None, data: bytes) -> None:
@@ -115,6 +128,8 @@ def verifier_for(args: argparse.Namespace, keystore: Keystore) -> Verifier:
     settings = keystore.revocation or RevocationSettings()
     changes: dict[str, object] = {}
     if args.crl:
+        # a CRL another local user can write is a revocation they decide: warned, refused when strict
+        check_trusted(args.crl, "the CRL file (--crl)", strict=getattr(args, "strict_keystore", False))
         changes["crl_files"] = (*settings.crl_files, *args.crl)
     if args.ocsp or args.ocsp_url:
         changes["ocsp"] = True

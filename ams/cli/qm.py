@@ -78,7 +78,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     grants.add_argument("--mqsc", action="store_true", help="as SET AUTHREC commands for runmqsc")
     grants.set_defaults(run=run_authorities)
 
-    deny = actions.add_parser("deny", help="refuse put/get/browse on a queue with MQRC 2035, as setmqaut -put would")
+    deny = actions.add_parser(
+        "deny", help="refuse put/get/browse/setall on a queue with MQRC 2035, as setmqaut -put (-setall) would"
+    )
     deny.add_argument("queue")
     deny.add_argument("operations", nargs="+", choices=OPERATIONS)
     deny.add_argument("--allow", action="store_true", help="give the operations back")

@@ -10,15 +10,15 @@ from typing import Any
 
 import attrs
 
-from ams.cli.common import add_keys_options, keystore_for, manager_for, policies_for, verifier_for
+from ams.cli.common import add_keys_options, keystore_for, manager_for, policies_for, read_input, verifier_for
 from ams.cli.message_output import MessageWriter
-from ams.errors import AmsError, ConfigurationError, SecurityError
+from ams.errors import AmsError, ConfigurationError, SecurityError, UsageError, clip
 from ams.inspect import inspect_message, render
 from ams.mq import connect
-from ams.mq.errors_queue import FailedMessage, explain, read_error_queue, take
+from ams.mq.errors_queue import FailedMessage, Requeue, explain, plan_requeue, read_error_queue, take
 from ams.mq.mqmd import MQMD
 from ams.mq.protected import ERROR_QUEUE, PoisonMessageError, ProtectedQueueManager
-from ams.mq.transport import NoMessageAvailable
+from ams.mq.transport import NoMessageAvailable, QueueManager
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,8 +58,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             action.add_argument(
                 "--requeue",
                 action="store_true",
-                help="put it back on its queue (after a fix) and remove it from the error queue",
+                help="put it back on its queue (after a fix) and remove it from the error queue; the destination "
+                "is shown and confirmed first",
             )
+            action.add_argument(
+                "--to",
+                default=None,
+                metavar="QUEUE",
+                help="requeue to this queue (needed for a SYSTEM queue or one no policy protects: the entry's "
+                "own MQDLH, which whoever puts it writes, is trusted only for protected queues)",
+            )
+            action.add_argument("--yes", action="store_true", help="requeue without asking (for scripts)")
         add_keys_options(action, queue_manager=True)
         action.add_argument("--json", action="store_true")
         action.set_defaults(run=run_errors)
@@ -92,7 +101,7 @@ def run_put(args: argparse.Namespace) -> int:
     """``ams ... put``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
     manager = _manager(args)
     bodies = (
-        [f.read_bytes() for f in args.file]
+        [read_input(f, "message file (--file)") for f in args.file]
         if args.file
         else [line.rstrip(b"\r\n") for line in sys.stdin.buffer if line.strip()]
     )
@@ -181,17 +190,12 @@ def run_errors(args: argparse.Namespace) -> int:
     try:
         failed = read_error_queue(qm)
         if args.errors_command == "list":
-            rows = [_summary(f) for f in failed]
-            if args.json:
-                print(json.dumps(rows, indent=2))
-            for row in rows if not args.json else []:
-                print(f"{row['index']:>3}  {row['queue']:<24} {row['put']:<20} {row['qop']:<16} {row['size']:>8} bytes")
-            if not rows and not args.json:
-                print(f"{ERROR_QUEUE} is empty")
+            _list(failed, args.json)
             return 0
         chosen = next((f for f in failed if f.index == args.index), None)
         if chosen is None:
             raise AmsError(f"no message {args.index} on {ERROR_QUEUE} (it holds {len(failed)})")
+        policies = policies_for(args, qm)
         if args.errors_command == "show":
             report: dict[str, Any] = {**_summary(chosen)}
             report["dlh"] = attrs.asdict(chosen.dlh) if chosen.dlh else {"malformed": chosen.problem}
@@ -202,15 +206,46 @@ def run_errors(args: argparse.Namespace) -> int:
                 report["message"] = {"unreadable": error.message}
         else:
             keystore = keystore_for(args)
-            report = explain(chosen, keystore, policies_for(args, qm), verifier=verifier_for(args, keystore))
+            report = explain(chosen, keystore, policies, verifier=verifier_for(args, keystore))
         _print_report(report, args.json)
-        if args.remove or args.requeue:
-            take(qm, chosen, requeue=args.requeue)
-            action = f"put back on {chosen.dlh.dest_q_name}" if args.requeue and chosen.dlh else "removed"
-            print(f"message {chosen.index} {action}", file=sys.stderr)
+        if args.requeue:
+            _requeue(qm, chosen, plan_requeue(chosen, policies, to=args.to), confirmed=args.yes)
+        elif args.remove:
+            take(qm, chosen)
+            print(f"message {chosen.index} removed", file=sys.stderr)
         return 0
     finally:
         qm.close()
+
+
+def _list(failed: list[FailedMessage], as_json: bool) -> None:
+    rows = [_summary(f) for f in failed]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:  # every string of an entry is its putter's: escaped before it reaches a terminal
+        queue, put = clip(str(row["queue"]), 48), clip(str(row["put"]), 40)
+        print(f"{row['index']:>3}  {queue:<24} {put:<20} {row['qop']:<16} {row['size']:>8} bytes")
+    if not rows:
+        print(f"{ERROR_QUEUE} is empty")
+
+
+def _requeue(qm: QueueManager, chosen: FailedMessage, plan: Requeue, *, confirmed: bool) -> None:
+    """Show what the requeue will do, ask (unless ``confirmed``), then do it and say what was not kept."""
+    for line in plan.describe():
+        print(line, file=sys.stderr)
+    if not confirmed:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "--requeue acts on an entry whose every field its putter wrote, so it asks first, and standard input "
+                "is not a terminal: check the destination above, then run again with --yes"
+            )
+        print(f"requeue to {plan.destination}? [y/N] ", end="", file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise UsageError(f"not requeued: entry {chosen.index} stays on {ERROR_QUEUE}")
+    for note in take(qm, chosen, requeue=plan):
+        print(f"note: {note}", file=sys.stderr)
+    print(f"message {chosen.index} put back on {plan.destination}", file=sys.stderr)
 
 
 def _summary(failed: FailedMessage) -> dict[str, Any]:

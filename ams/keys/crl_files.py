@@ -7,7 +7,9 @@ from pathlib import Path
 
 from cryptography import x509
 
+from ams._files import read_bounded
 from ams.errors import KeystoreError, clip, parse_failure
+from ams.limits import DEFAULT_LIMITS
 
 
 def _pem_crl_blocks(data: bytes) -> list[bytes] | None:
@@ -28,10 +30,7 @@ def load_crls(paths: Sequence[Path]) -> list[x509.CertificateRevocationList]:
     crls = []
     for path in paths:
         shown = clip(str(path))
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise KeystoreError(f"cannot read CRL file {shown} (crl.file): {error.strerror}") from None
+        data = read_bounded(path, "CRL file (crl.file)", limit=DEFAULT_LIMITS.crl_file_size, error=KeystoreError)
         pem = b"-----BEGIN" in data
         advice = f"check it with `openssl crl -in {shown}{'' if pem else ' -inform DER'} -noout -text` and replace it"
         blocks = _pem_crl_blocks(data) if pem else [data]

@@ -103,11 +103,15 @@ class Keystore:
     # -- loading (ams.keys.loading) ---------------------------------------------------------------
 
     @classmethod
-    def from_pkcs12(cls, path: str | Path, password: str | bytes | None, *, certificate: str | None = None) -> Keystore:
-        """A PKCS#12 file with one private key, its certificate and other certificates."""
+    def from_pkcs12(
+        cls, path: str | Path, password: str | bytes | None, *, certificate: str | None = None, strict: bool = False
+    ) -> Keystore:
+        """A PKCS#12 file with one private key, its certificate and other certificates (its CA
+        certificates are trusted: a file another local user may write or owns warns; ``strict``
+        refuses it)."""
         from ams.keys.loading import load_pkcs12
 
-        return load_pkcs12(path, password, certificate=certificate)
+        return load_pkcs12(path, password, certificate=certificate, strict=strict)
 
     @classmethod
     def from_pem(
@@ -117,11 +121,13 @@ class Keystore:
         public: str | Path | None,
         password: str | bytes | None = None,
         certificates: Sequence[str | Path] = (),
+        strict: bool = False,
     ) -> Keystore:
-        """PEM files: a private key, its certificate, and bundles or directories of others."""
+        """PEM files: a private key, its certificate, and bundles or directories of others (trusted:
+        a file another local user may write or owns warns; ``strict`` refuses it)."""
         from ams.keys.loading import load_pem
 
-        return load_pem(private=private, public=public, password=password, certificates=certificates)
+        return load_pem(private=private, public=public, password=password, certificates=certificates, strict=strict)
 
     @classmethod
     def from_conf(cls, path: str | Path | None = None, *, strict: bool = False) -> Keystore:

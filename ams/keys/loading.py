@@ -18,11 +18,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from ams._files import read_bounded
 from ams.dn import DistinguishedName
 from ams.errors import KeystoreError
 from ams.keys import hygiene
 from ams.keys.keystore import Identity, Keystore
 from ams.keys.revocation_settings import RevocationSettings
+from ams.limits import DEFAULT_LIMITS
 
 
 def _subject(certificate: x509.Certificate) -> str:
@@ -34,13 +36,9 @@ def _subject(certificate: x509.Certificate) -> str:
 
 
 def _read_file(path: str | Path, what: str) -> bytes:
-    """A file's bytes; an unreadable file, or a path no file can have, is a KeystoreError naming it."""
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise KeystoreError(f"cannot read {what} {str(path)!r}: {error.strerror or error}") from None
-    except ValueError:  # a NUL in the path
-        raise KeystoreError(f"cannot read {what} {str(path)!r}: a file name cannot hold a NUL character") from None
+    """A file's bytes, bounded (:attr:`ams.Limits.file_size`); an unreadable file, a FIFO, a device,
+    one too large, or a path no file can have, is a KeystoreError naming it."""
+    return read_bounded(path, what, limit=DEFAULT_LIMITS.file_size, error=KeystoreError)
 
 
 def _rsa_identity(key: object, certificate: x509.Certificate, source: str) -> Identity:
@@ -66,9 +64,19 @@ def _rsa_identity(key: object, certificate: x509.Certificate, source: str) -> Id
     return Identity(certificate, key)
 
 
-def load_pkcs12(path: str | Path, password: str | bytes | None, *, certificate: str | None = None) -> Keystore:
-    """A PKCS#12 file with one private key, its certificate and other certificates."""
+def load_pkcs12(
+    path: str | Path, password: str | bytes | None, *, certificate: str | None = None, strict: bool = False
+) -> Keystore:
+    """A PKCS#12 file with one private key, its certificate and other certificates.
+
+    Its CA certificates are trust anchors: a file (or directory holding it) that another local
+    user may write or owns warns (:class:`~ams.keys.hygiene.PlantableTrustWarning`); ``strict``
+    refuses it.
+    """
     source = str(path)
+    trust = hygiene.check_trusted(
+        [Path(path)], "the PKCS#12 keystore, whose CA certificates are trust anchors,", strict=strict
+    )
     data = _read_file(path, "PKCS#12 keystore")
     secret = password.encode() if isinstance(password, str) else password
     try:
@@ -96,7 +104,9 @@ def load_pkcs12(path: str | Path, password: str | bytes | None, *, certificate: 
             f"(pkcs12.certificate); its key is labelled {found}"
         )
     identity = _rsa_identity(bundle.key, bundle.cert.certificate, source)
-    return _assembled(identity, [c.certificate for c in bundle.additional_certs], source)
+    keystore = _assembled(identity, [c.certificate for c in bundle.additional_certs], source)
+    keystore.findings = trust
+    return keystore
 
 
 def _assembled(identity: Identity | None, certificates: list[x509.Certificate], source: str) -> Keystore:
@@ -112,8 +122,16 @@ def load_pem(
     public: str | Path | None,
     password: str | bytes | None = None,
     certificates: Sequence[str | Path] = (),
+    strict: bool = False,
 ) -> Keystore:
-    """PEM files: a private key, its certificate, and bundles or directories of others."""
+    """PEM files: a private key, its certificate, and bundles or directories of others.
+
+    The certificate files and directories are trusted: one (or a directory holding it) that
+    another local user may write or owns warns (:class:`~ams.keys.hygiene.PlantableTrustWarning`);
+    ``strict`` refuses it.
+    """
+    trust = hygiene.check_trusted([Path(public)] if public is not None else [], "the certificate file", strict=strict)
+    trust += hygiene.check_trusted([Path(c) for c in certificates], "the trusted certificates", strict=strict)
     identity = None
     if private is not None or public is not None:
         if private is None or public is None:
@@ -139,7 +157,9 @@ def load_pem(
     others = list(extra)
     for location in certificates:
         others.extend(load_certificates(location))
-    return _assembled(identity, others, str(private or (certificates[0] if certificates else "pem")))
+    keystore = _assembled(identity, others, str(private or (certificates[0] if certificates else "pem")))
+    keystore.findings = trust
+    return keystore
 
 
 def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keystore:
@@ -158,8 +178,9 @@ def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keysto
 
     has_password = any(k.endswith(("_pass", ".password", "token_pin")) for k in settings)
     findings = hygiene.check_conf_file(conf_path, has_password, strict=strict)
+    findings += _trust_findings(settings, conf_path, resolve, strict)
     keystore = _from_settings(settings, conf_path, resolve, strict, findings)
-    keystore.findings = findings
+    keystore.findings = [*findings, *keystore.findings]
     keystore.settings = {k: v for k, v in settings.items() if not k.endswith(("_pass", "password", "pin"))}
     try:
         keystore.revocation = RevocationSettings.from_conf(settings, base)
@@ -172,6 +193,28 @@ def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keysto
             "their values against the README's keystore.conf section"
         ) from None
     return keystore
+
+
+# the settings that name what this keystore trusts: CA certificates (anchors) and CRLs
+# (load_pkcs12 and load_pem check the keystore and certificate files they are given)
+_TRUSTED_SETTINGS = {
+    "pkcs11.secondary_keystore": "the trusted certificates (pkcs11.secondary_keystore)",
+    "pkcs11.library": "the PKCS#11 library (pkcs11.library), which runs inside this process,",
+}
+
+
+def _trust_findings(
+    settings: dict[str, str], conf_path: Path, resolve: Callable[[str], Path], strict: bool
+) -> list[str]:
+    """Trust a local user could plant: keystore.conf itself (it names everything trusted), the
+    files and directories of certificates, and the CRLs, each with the directory holding it."""
+    findings = hygiene.check_trusted([conf_path], "keystore.conf, which names every trusted file,", strict=strict)
+    for key, what in _TRUSTED_SETTINGS.items():
+        locations = [resolve(v.strip()) for v in settings.get(key, "").split(",") if v.strip()]
+        findings += hygiene.check_trusted(locations, what, strict=strict)
+    crl_files = [resolve(v.strip()) for v in settings.get("crl.file", "").split(",") if v.strip()]
+    findings += hygiene.check_trusted(crl_files, "the CRL file (crl.file)", strict=strict)
+    return findings
 
 
 def _from_settings(
@@ -194,7 +237,7 @@ def _from_settings(
                         "has one password here: re-export it with the key and the store under the same password"
                     )
             findings += hygiene.check_key_file(store, encrypted=bool(password), strict=strict)
-            return load_pkcs12(store, password, certificate=settings.get(f"{prefix}.certificate"))
+            return load_pkcs12(store, password, certificate=settings.get(f"{prefix}.certificate"), strict=strict)
     if "pem.private" in settings or "pem.public" in settings or "pem.certificates" in settings:
         private = resolve(settings["pem.private"]) if "pem.private" in settings else None
         if private is not None and _is_file(private):
@@ -206,6 +249,7 @@ def _from_settings(
             public=resolve(settings["pem.public"]) if "pem.public" in settings else None,
             password=_password(settings, "pem.password", conf_path),
             certificates=[resolve(v.strip()) for v in settings.get("pem.certificates", "").split(",") if v.strip()],
+            strict=strict,
         )
     if "pkcs11.library" in settings:
         from ams.keys.pkcs11 import open_token
@@ -235,13 +279,7 @@ def _from_settings(
 
 def _refuse_java_keystore(path: Path, kind: str) -> None:
     """jks./jceks. keystores are read when the file is really PKCS#12 (keytool's default since Java 9)."""
-    try:
-        with path.open("rb") as file:
-            magic = file.read(4)
-    except OSError as error:
-        raise KeystoreError(f"cannot read {kind} keystore {str(path)!r}: {error.strerror or error}") from None
-    except ValueError:  # a NUL in the path
-        raise KeystoreError(f"cannot read {kind} keystore {str(path)!r}: a file name cannot hold a NUL") from None
+    magic = _read_file(path, f"{kind} keystore")[:4]
     if magic in (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"):
         raise KeystoreError(
             f"{path} is a genuine {'JKS' if magic[0] == 0xFE else 'JCEKS'} keystore, which Python cannot read: convert "

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ams._files import PRIVATE_FILE_MODE, write_new_file
+from ams._files import PRIVATE_FILE_MODE, check_private_file, write_new_file
 from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
 from ams.mq.properties import deliver
@@ -131,7 +131,7 @@ SYSTEM_QUEUES = (
     "SYSTEM.DEAD.LETTER.QUEUE",
     "SYSTEM.ADMIN.COMMAND.QUEUE",
 )
-OPERATIONS = ("put", "get", "browse")
+OPERATIONS = ("put", "get", "browse", "setall")
 _POLL_SECONDS = 0.02
 _ORDER = " ORDER BY m.priority DESC, m.id ASC"
 # the message and its body, wherever it is kept (its own table; its row, in files written before)
@@ -377,6 +377,9 @@ def _create_private(path: Path) -> None:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_new_file(path, b"", mode=PRIVATE_FILE_MODE)
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        # whoever pre-created the file (or its journal) world-readable, or owns it, reads every queue
+        check_private_file(file, "queue manager file", "every queue, the policy queue included")
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -402,10 +405,10 @@ def _started(pid: int) -> str:
     """When process ``pid`` started (clock ticks since boot, from /proc), "" where that is unknown;
     a zombie is "dead"."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        record = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:
         return ""  # no /proc (macOS, BSD), or hidden from us (hidepid): os.kill decides
-    fields = stat.rpartition(")")[2].split()  # after "pid (comm)": state, ppid, ...; starttime is field 22
+    fields = record.rpartition(")")[2].split()  # after "pid (comm)": state, ppid, ...; starttime is field 22
     if not fields or fields[0] in ("Z", "X"):
         return "dead"
     return fields[19] if len(fields) > 19 else ""
@@ -582,12 +585,17 @@ class EmbeddedConnection:
         with self._lock, self._work():
             self._db.execute("DELETE FROM opens WHERE handle = ?", (handle,))
 
-    def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
-        """MQPUT1: open ``queue`` for output, put one message, close."""
+    def put1(
+        self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False, set_all_context: bool = False
+    ) -> MQMD:
+        """MQPUT1: open ``queue`` for output, put one message, close; ``set_all_context`` keeps the
+        MQMD's put application, date and time (MQPMO_SET_ALL_CONTEXT: needs the setall authority,
+        as setmqaut +setall grants it; MQRC 2035 when denied)."""
         found = self._lookup(queue)
-        if "put" in found.denied:
-            raise MQError(f"MQPUT1 to {queue}: not authorised", MQRC_NOT_AUTHORIZED)
-        return self._put(found, md, body, syncpoint=syncpoint)
+        if "put" in found.denied or (set_all_context and "setall" in found.denied):
+            what = "set all context on" if "put" not in found.denied else "MQPUT1 to"
+            raise MQError(f"{what} {queue}: not authorised", MQRC_NOT_AUTHORIZED)
+        return self._put(found, md, body, syncpoint=syncpoint, set_all_context=set_all_context)
 
     def backout_settings(self, queue: str) -> BackoutSettings:
         """The queue's BOTHRESH and BOQNAME."""
@@ -601,7 +609,7 @@ class EmbeddedConnection:
 
     # -- messages -----------------------------------------------------------------------------
 
-    def _put(self, found: _Resolved, md: MQMD, body: bytes, *, syncpoint: bool) -> MQMD:
+    def _put(self, found: _Resolved, md: MQMD, body: bytes, *, syncpoint: bool, set_all_context: bool = False) -> MQMD:
         if found.attributes.put_inhibited:
             raise MQError(f"MQPUT to {found.local}: the queue is PUT(DISABLED)", MQRC_PUT_INHIBITED)
         limit = found.attributes.max_message_length
@@ -618,7 +626,10 @@ class EmbeddedConnection:
         )
         priority = found.attributes.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
         expires = None if md.expiry in (MQEI_UNLIMITED, 0) else time.time() + md.expiry / 10
-        stamped = attrs.evolve(md.stamped(self.appl_name, msg_id), persistence=int(persistent), priority=priority)
+        stamped = md.stamped(self.appl_name, msg_id)
+        if set_all_context:  # the context as the putter gave it (MQPMO_SET_ALL_CONTEXT)
+            stamped = attrs.evolve(stamped, put_appl_name=md.put_appl_name, put_date=md.put_date, put_time=md.put_time)
+        stamped = attrs.evolve(stamped, persistence=int(persistent), priority=priority)
         with self._lock, self._work(durable=not syncpoint):
             # expired messages go when a put or get meets them (MQ's expiry scan, for queues only browsed)
             self._expire(found.local)

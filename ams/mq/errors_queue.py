@@ -15,14 +15,14 @@ import attrs
 
 from ams import _wire
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
-from ams.errors import AmsError, MalformedMessageError, SecurityError, UsageError
+from ams.errors import AmsError, MalformedMessageError, SecurityError, UsageError, clip
 from ams.inspect import inspect_message
 from ams.keys import Keystore
 from ams.mq.dlh import MQDLH
 from ams.mq.mqmd import MQMD
 from ams.mq.protected import ERROR_QUEUE, browse_all
-from ams.mq.transport import Message, QueueManager, unit_of_work
-from ams.mqconstants import MQDLH_LENGTH
+from ams.mq.transport import Message, MQError, QueueManager, unit_of_work
+from ams.mqconstants import MQDLH_LENGTH, MQRC_NOT_AUTHORIZED
 from ams.policy.model import Policy
 from ams.protector import Protector
 from ams.verify import Verifier
@@ -154,16 +154,117 @@ def _verdict(queue: str, failed: FailedMessage, protector: Protector, policy: Po
     )
 
 
-def take(qm: QueueManager, failed: FailedMessage, *, requeue: bool, queue: str = ERROR_QUEUE) -> None:
-    """Remove ``failed`` from the error queue; with ``requeue`` put it back on its queue (one unit of work)."""
-    if requeue and failed.dlh is None:
+PROTECTION_QUEUES = "SYSTEM.PROTECTION."
+"""The prefix of AMS's own queues (policies, errors): never a requeue's destination."""
+
+
+@attrs.frozen
+class Requeue:
+    """A requeue to confirm: where the failed message goes and with which descriptor.
+
+    Every field comes from the error-queue entry, which whoever may put to the error queue
+    wrote, except ``destination`` when the operator named it (``named``). ``md`` is the entry's
+    own MQMD (CorrelId, ReplyToQ, persistence, priority) with the Format, Encoding and CCSID the
+    MQDLH gives for the body, and the original put application, date and time the MQDLH
+    recorded, which a set-all-context put keeps.
+    """
+
+    index: int
+    destination: str
+    named: bool
+    md: MQMD
+    size: int
+
+    def describe(self) -> list[str]:
+        """What the operator is asked to confirm, one line each, every string escaped for a terminal."""
+        source = "named on the command line" if self.named else "from the entry's MQDLH, which its putter wrote"
+        md = self.md
+        return [
+            f"requeue entry {self.index} of {ERROR_QUEUE}",
+            f"  to queue:          {clip(self.destination)} ({source})",
+            f"  put by:            {clip(md.put_appl_name) or '?'} on {clip(md.put_date)} {clip(md.put_time)}",
+            f"  format:            {clip(md.format.strip())}",
+            f"  CorrelId:          {md.correl_id.hex()}",
+            f"  ReplyToQ:          {clip(md.reply_to_q) or '(none)'} {clip(md.reply_to_qmgr)}".rstrip(),
+            f"  size:              {self.size:,} bytes",
+        ]
+
+
+def plan_requeue(failed: FailedMessage, policies: Mapping[str, Policy], *, to: str | None = None) -> Requeue:
+    """Where ``failed`` may be requeued: its MQDLH's queue, or ``to``, which the operator named.
+
+    An entry's destination is what its putter wrote, so it is taken only for a queue a policy in
+    ``policies`` protects and that is not a SYSTEM.* queue; another queue must be named with
+    ``to``. AMS's own SYSTEM.PROTECTION.* queues are refused whoever names them: a message
+    requeued there would become a policy (or an error) every reader believes. UsageError,
+    with the destination escaped, for what is refused.
+    """
+    if failed.dlh is None:
         raise UsageError(f"entry {failed.index} has no MQDLH, so its queue is unknown: it can be removed, not requeued")
+    destination = to if to is not None else failed.dlh.dest_q_name
+    _check_destination(destination)
+    if to is None and destination.startswith("SYSTEM."):
+        raise UsageError(
+            f"entry {failed.index} names {destination} as its queue, a SYSTEM queue, in an MQDLH that whoever may "
+            f"put to {ERROR_QUEUE} can write: if it really belongs there, name it with --to {destination}"
+        )
+    if to is None and destination not in policies:
+        raise UsageError(
+            f"entry {failed.index} names {destination} as its queue, but no policy protects {destination}, and the "
+            f"MQDLH that says so can be written by whoever may put to {ERROR_QUEUE}: if it really belongs there, "
+            f"name it with --to {destination}"
+        )
+    md = attrs.evolve(failed.original_md, msg_id=bytes(24), backout_count=0)
+    return Requeue(failed.index, destination, to is not None, md, len(failed.body))
+
+
+def _check_destination(destination: str) -> None:
+    if not _QUEUE_NAME.match(destination):
+        raise UsageError(
+            f"cannot requeue to {clip(destination)!s}: expected an MQ queue name (1 to 48 of A-Z a-z 0-9 . _ / %)"
+        )
+    if destination.upper().startswith(PROTECTION_QUEUES):
+        raise UsageError(
+            f"refusing to requeue to {destination}: nothing is ever requeued to AMS's own SYSTEM.PROTECTION queues "
+            "(a message there would become a policy or an error entry every reader believes); remove the entry instead"
+        )
+
+
+def take(
+    qm: QueueManager, failed: FailedMessage, *, requeue: Requeue | None = None, queue: str = ERROR_QUEUE
+) -> list[str]:
+    """Remove ``failed`` from the error queue; with ``requeue`` (from :func:`plan_requeue`) put it
+    on its destination, in the same unit of work.
+
+    The original put application, date and time are kept with a set-all-context put; where the
+    transport or the authority does not allow that (MQRC 2035), the message is put with this
+    application's context and the lines returned say what was not kept.
+    """
+    if requeue is not None:
+        _check_destination(requeue.destination)
     handle = qm.open(queue, input=True)
     try:
         with unit_of_work(qm):
             handle.get(syncpoint=True, msg_id=failed.md.msg_id)
-            if requeue and failed.dlh is not None:
-                original = attrs.evolve(failed.original_md, msg_id=bytes(24))
-                qm.put1(failed.dlh.dest_q_name, original, failed.body, syncpoint=True)
+            if requeue is not None:
+                return _put_back(qm, requeue, failed.body)
     finally:
         handle.close()
+    return []
+
+
+def _put_back(qm: QueueManager, requeue: Requeue, body: bytes) -> list[str]:
+    md = requeue.md
+    try:
+        qm.put1(requeue.destination, md, body, syncpoint=True, set_all_context=True)
+    except MQError as error:
+        if error.reason != MQRC_NOT_AUTHORIZED:
+            raise
+    else:
+        return []
+    qm.put1(requeue.destination, md, body, syncpoint=True)
+    return [
+        f"the original put context was not kept (no set-all-context authority on {requeue.destination}, MQRC "
+        f"{MQRC_NOT_AUTHORIZED}): it was put by {clip(md.put_appl_name) or '?'} on {clip(md.put_date)} "
+        f"{clip(md.put_time)}; the requeued message carries this application's name and the time now"
+    ]

@@ -219,10 +219,12 @@ class ProtectedQueueManager:
             )
         return opened
 
-    def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
+    def put1(
+        self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False, set_all_context: bool = False
+    ) -> MQMD:
         """MQPUT1: a one-shot put that never reuses a confidentiality key."""
         if never_protected(queue):
-            done = self.qm.put1(queue, md, body, syncpoint=syncpoint)
+            done = self.qm.put1(queue, md, body, syncpoint=syncpoint, set_all_context=set_all_context)
         else:
             if self._one_shot is None:
                 self._one_shot = self.protector()
@@ -230,7 +232,13 @@ class ProtectedQueueManager:
             protected = self._one_shot.protect(
                 queue, body, md.format, encoding=md.encoding, ccsid=md.ccsid, one_shot=True
             )
-            done = self.qm.put1(queue, attrs.evolve(md, format=protected.format), protected.body, syncpoint=syncpoint)
+            done = self.qm.put1(
+                queue,
+                attrs.evolve(md, format=protected.format),
+                protected.body,
+                syncpoint=syncpoint,
+                set_all_context=set_all_context,
+            )
         self.pending = self.pending or syncpoint
         return done
 

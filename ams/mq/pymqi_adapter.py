@@ -216,11 +216,18 @@ class PymqiConnection:
         handle = self.calls(f"MQOPEN {queue}", lambda: self.mq.Queue(self._qmgr, queue, options))
         return PymqiQueue(self, queue, handle)
 
-    def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
-        """MQPUT1."""
+    def put1(
+        self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False, set_all_context: bool = False
+    ) -> MQMD:
+        """MQPUT1 (with MQPMO_SET_ALL_CONTEXT when ``set_all_context``: the MQMD's context is kept)."""
         cmqc = self.mq.CMQC
         raw = _to_md(self.mq, md)
         options = (cmqc.MQPMO_SYNCPOINT if syncpoint else cmqc.MQPMO_NO_SYNCPOINT) | cmqc.MQPMO_FAIL_IF_QUIESCING
+        if set_all_context:  # the context fields are read from the MQMD only with this option
+            options |= cmqc.MQPMO_SET_ALL_CONTEXT
+            raw.PutApplType, raw.PutApplName = md.put_appl_type, md.put_appl_name.encode()
+            raw.PutDate, raw.PutTime = md.put_date.encode(), md.put_time.encode()
+            raw.UserIdentifier = md.user_identifier.encode()
         pmo = self.mq.PMO(Options=options)
         self.calls(f"MQPUT1 to {queue}", lambda: self._qmgr.put1(queue, body, raw, pmo))
         return _from_md(raw)

@@ -132,8 +132,12 @@ class QueueManager(Protocol):
         """Open ``queue`` for put (``output``), get (``input``) and/or ``browse`` (MQOPEN)."""
         ...
 
-    def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
-        """Open, put one message and close (MQPUT1)."""
+    def put1(
+        self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False, set_all_context: bool = False
+    ) -> MQMD:
+        """Open, put one message and close (MQPUT1). With ``set_all_context`` (MQPMO_SET_ALL_CONTEXT)
+        the MQMD's put application, date, time and user are kept as given; that needs the
+        setall authority, MQRC 2035 without it."""
         ...
 
     def commit(self) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from ams._files import read_bounded
 from ams.algorithms import KEYREUSE_MAX, KEYREUSE_UNLIMITED, EncryptionAlgorithm, SignatureAlgorithm
 from ams.dn import DistinguishedName
 from ams.errors import DistinguishedNameError, PolicyError, quoted
+from ams.limits import DEFAULT_LIMITS
 from ams.policy.model import Policy, algorithm_from_label, key_reuse_count
 from ams.policy.mqsc import decode_text, split_lines
 
@@ -123,11 +125,7 @@ def parse_dspmqspl(text: str, *, source: str = "dspmqspl output") -> list[Policy
 
 def read_dspmqspl(path: str | Path) -> list[Policy]:
     """Policies from a file of ``dspmqspl`` output; an unreadable or non-UTF-8 file is a PolicyError."""
-    try:
-        data = Path(path).read_bytes()
-    except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise PolicyError(f"cannot read dspmqspl output {str(path)!r}: {reason}") from None
+    data = read_bounded(path, "dspmqspl output", limit=DEFAULT_LIMITS.file_size, error=PolicyError)
     return parse_dspmqspl(decode_text(data, str(path)), source=str(path))
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import attrs
 
+from ams._files import read_bounded
 from ams.errors import PolicyError
+from ams.limits import DEFAULT_LIMITS
 from ams.policy.model import Policy
 from ams.policy.mqsc import decode_text, parse_mqsc_collecting, split_lines
 from ams.policy.setmqspl import PolicyRemoval, parse_setmqspl
@@ -133,10 +135,9 @@ class PolicyStore(Mapping[str, Policy]):
         first byte that is not UTF-8); whatever the file holds, only PolicyErrors are returned.
         """
         try:
-            data = path.read_bytes()
-        except (OSError, ValueError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            return [PolicyError(f"{path}: cannot read the policy file: {reason}; check that it exists and is readable")]
+            data = read_bounded(path, "the policy file", limit=DEFAULT_LIMITS.file_size, error=PolicyError)
+        except PolicyError as error:  # policy errors start with the file they are about
+            return [PolicyError(f"{path}: {error.message}")]
         try:
             text = decode_text(data, str(path))
         except PolicyError as error:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import attrs
 
+from ams._files import read_bounded
 from ams.algorithms import QoP
 from ams.errors import AmsError, ConfigurationError
 from ams.keys import Keystore
+from ams.limits import DEFAULT_LIMITS
 from ams.mq.connect import connect
 from ams.mq.ledger import DeliveryLedger
 from ams.mq.protected import ProtectedQueueManager
@@ -107,7 +109,8 @@ def _where(route: Route, config: ServiceConfig, *keys: str) -> str:
     """``FILE:LINE: routes[N].side.key`` for a problem with one value of a route."""
     from ams.mq.proxy.config import _key_lines
 
-    lines = _key_lines(config.path.read_text(encoding="utf-8"))
+    data = read_bounded(config.path, "the proxy configuration", limit=DEFAULT_LIMITS.file_size)
+    lines = _key_lines(data.decode("utf-8", "replace"))
     index = str(config.routes.index(route))
     for end in range(len(keys), -1, -1):
         line = lines.get(("routes", index, *keys[:end]))

@@ -46,7 +46,9 @@ from typing import Any
 
 import attrs
 
+from ams._files import read_bounded
 from ams.errors import ConfigurationError
+from ams.limits import DEFAULT_LIMITS
 from ams.mq.ledger import DEFAULT_LEDGER_QUEUE, DEFAULT_RETENTION_SECONDS, MAX_RETENTION_SECONDS
 
 _MQ_URL = re.compile(r"^mq://")
@@ -307,11 +309,10 @@ def _metrics_address(value: Any) -> str | None:
 def load_config(path: str | Path) -> ServiceConfig:
     """Read and validate the file's syntax and values; ConfigError lists every problem with its line."""
     path = Path(path)
+    data = read_bounded(path, "the proxy configuration", limit=DEFAULT_LIMITS.file_size)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
         document = tomllib.loads(text)
-    except OSError as error:
-        raise ConfigurationError(f"cannot read the proxy configuration {path}: {error.strerror or error}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(path, [f"{path}: not TOML: {error}"]) from None
     reader = _Reader(path, text)

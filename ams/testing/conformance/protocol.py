@@ -28,8 +28,10 @@ from typing import Any
 
 import attrs
 
+from ams._files import read_bounded
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
-from ams.errors import UsageError
+from ams.errors import AmsError, UsageError
+from ams.limits import DEFAULT_LIMITS
 from ams.policy.model import Policy
 from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
 from ams.testing.conformance.world import World
@@ -387,8 +389,17 @@ def run_command(args: list[str], workdir: Path, timeout: float) -> Outcome:
         _stop(process)
         return Outcome(None, None, "", tuple(args), time.monotonic() - started)
     seconds = time.monotonic() - started
-    output = output_file.read_bytes() if process.returncode == 0 and output_file.is_file() else None
-    return Outcome(process.returncode, output, stderr.decode("utf-8", "replace")[-4000:], tuple(args), seconds)
+    said = stderr.decode("utf-8", "replace")[-4000:]
+    output = None
+    if process.returncode == 0 and os.path.lexists(output_file):
+        # the peer is under test: its out.bin may be a link (to /dev/zero, to a secret), a FIFO or huge
+        try:
+            output = read_bounded(
+                output_file, "the peer's output", limit=DEFAULT_LIMITS.message_file_size, follow_symlinks=False
+            )
+        except AmsError as error:
+            said = f"{said}\n{error.message}".lstrip("\n")
+    return Outcome(process.returncode, output, said, tuple(args), seconds)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
