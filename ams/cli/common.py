@@ -10,7 +10,7 @@ from pathlib import Path
 import attrs
 
 from ams.keys import Keystore, RevocationChecker, RevocationSettings
-from ams.keys.loading import default_conf_path
+from ams.keys.loading import default_conf_path, default_conf_tried
 from ams.limits import DEFAULT_LIMITS, Limits
 from ams.mq.protected import ProtectedQueueManager, policies_from_queue_manager
 from ams.mq.transport import QueueManager
@@ -104,7 +104,10 @@ def keystore_for(args: argparse.Namespace) -> Keystore:
     """The --keystore-conf keystore, or IBM's default one; none at all when no keystore.conf exists."""
     path = args.keystore_conf or default_conf_path()
     if args.keystore_conf is None and not path.exists():
-        return Keystore(None, source="no keystore.conf")
+        # queues without a policy need no keys; anything that does says where keys were looked for
+        return Keystore(
+            None, source=f"the empty keystore (no keystore.conf named or found: tried {default_conf_tried()})"
+        )
     return Keystore.from_conf(path, strict=getattr(args, "strict_keystore", False))
 
 
