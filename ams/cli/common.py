@@ -40,14 +40,12 @@ def add_keys_options(parser: argparse.ArgumentParser, *, queue_manager: bool = F
     add_check_options(parser)
 
 
-def add_keystore_option(parser: argparse.ArgumentParser) -> None:
+def add_keystore_option(
+    parser: argparse.ArgumentParser,
+    help: str = "keystore.conf (default: $MQS_KEYSTORE_CONF, else ~/.mqs/keystore.conf)",
+) -> None:
     """--keystore-conf and --strict-keystore."""
-    parser.add_argument(
-        "--keystore-conf",
-        type=Path,
-        default=None,
-        help="keystore.conf (default: $MQS_KEYSTORE_CONF, else ~/.mqs/keystore.conf)",
-    )
+    parser.add_argument("--keystore-conf", type=Path, default=None, help=help)
     parser.add_argument(
         "--strict-keystore",
         action="store_true",
