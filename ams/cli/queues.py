@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from ams.cli.common import add_keys_options, keystore_for, manager_for, policies_for, verifier_for
+from ams.cli.common import add_keys_options, keystore_for, manager_for, policies_for, verifier_for, warn_unprotected
 from ams.errors import AmsError, ConfigurationError, SecurityError
 from ams.inspect import inspect_message, render
 from ams.mq import connect
@@ -76,6 +76,7 @@ def run_put(args: argparse.Namespace) -> int:
     )
     md = MQMD(format=args.format.ljust(8))
     try:
+        warn_unprotected(manager.policies, args.queue, "sent")
         if args.one_shot:
             for body in bodies:
                 manager.put1(args.queue, md, body)
@@ -101,6 +102,7 @@ def run_get(args: argparse.Namespace) -> int:
     failed = got = 0
     try:
         queue = manager.open(args.queue, input=True)
+        warn_unprotected(manager.policies, args.queue, "read")
         while True:
             try:
                 message = queue.get(wait=args.wait, syncpoint=True)
@@ -138,6 +140,7 @@ def run_browse(args: argparse.Namespace) -> int:
     failed = 0
     try:
         queue = manager.open(args.queue, browse=True)
+        warn_unprotected(manager.policies, args.queue, "read")
         step = queue.browse_first
         while True:
             try:

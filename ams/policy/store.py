@@ -101,6 +101,7 @@ class PolicyStore(Mapping[str, Policy]):
     def __init__(self, policies: Iterable[Policy] = ()) -> None:
         self._policies: dict[str, Policy] = {}
         self.origins: dict[str, Origin] = {}
+        self.source: str | None = None  # where the policies came from, for errors ("policy directory DIR")
         for policy in policies:
             self._policies[policy.name] = policy
 
@@ -131,6 +132,7 @@ class PolicyStore(Mapping[str, Policy]):
         if not is_directory:
             raise PolicyError(f"policy directory {str(root)!r} does not exist or is not a directory")
         store = cls()
+        store.source = f"policy directory {root}"
         errors: list[PolicyError] = []
         try:
             paths = sorted(p for p in root.iterdir() if p.suffix in (".spl", ".mqsc") and p.is_file())
@@ -178,10 +180,11 @@ class PolicyStore(Mapping[str, Policy]):
         kind = _dump_kind(text)
         if kind == "dspmqspl":
             store = cls(parse_dspmqspl(text, source=str(source)))
-            return store
-        errors = store._load_mqsc(source, text) if kind == "mqsc" else store._load_setmqspl(source, text)
-        if errors:
-            raise errors[0]
+        else:
+            errors = store._load_mqsc(source, text) if kind == "mqsc" else store._load_setmqspl(source, text)
+            if errors:
+                raise errors[0]
+        store.source = str(source)
         return store
 
     def _load_setmqspl(self, path: Path, text: str) -> list[PolicyError]:
