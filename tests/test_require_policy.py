@@ -109,7 +109,7 @@ def test_the_command_line_warns_and_refuses(
     assert main([*unprotect, "-p", "PAY.Q", "-i", str(tmp_path / "pay"), "--require-policy"]) == 0
     assert (tmp_path / "plain").read_bytes() == b"payroll"
 
-    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite")
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
     manager.define_queue("OTHER.Q")
     queues = ["--qm", str(tmp_path / "qm.sqlite"), "--policies", policies]
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"one\n")))

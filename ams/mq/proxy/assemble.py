@@ -43,8 +43,8 @@ def _connect(spec: str, appl_name: str) -> QueueManager:
     """Connect; an embedded queue manager must exist already (a typo must not make a new one)."""
     if not spec.startswith("mq:") and not Path(spec).is_file():
         raise ConfigurationError(
-            f"no embedded queue manager file {spec}: create it with `ams qm define QUEUE --qm {spec}`, or name an "
-            "IBM MQ queue manager as mq://host(port)/QMGR?channel=CHANNEL"
+            f"no embedded queue manager file {spec}: create it with `ams qm create {spec}` (then `ams qm define "
+            f"QUEUE --qm {spec}`), or name an IBM MQ queue manager as mq://host(port)/QMGR?channel=CHANNEL"
         )
     return connect(spec, appl_name=appl_name)
 
