@@ -29,13 +29,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """Add this command group's subcommands to ``commands``."""
     qm = commands.add_parser("qm", help="administer the embedded queue manager (queues, aliases, authorities)")
     actions = qm.add_subparsers(dest="qm_command", required=True)
-    create = actions.add_parser(
-        "create", help="create an embedded queue manager file, as crtmqm does (its SYSTEM.* queues defined)"
-    )
-    create.add_argument("file", nargs="?", default=None, help="the file (default --qm, $AMS_QM or ./ams-qm.sqlite)")
-    _add_qm(create)
-    create.set_defaults(run=run_create)
-
+    _register_create(actions)
     define = actions.add_parser("define", help="DEFINE QLOCAL ... REPLACE (MQ's defaults unless told)")
     define.add_argument("queues", nargs="+", metavar="QUEUE")
     define.add_argument("--bothresh", type=int, default=0, help="BOTHRESH: backouts before a get moves it aside")
@@ -89,6 +83,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     deny.add_argument("--allow", action="store_true", help="give the operations back")
     _add_qm(deny)
     deny.set_defaults(run=run_deny)
+
+
+def _register_create(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    create = actions.add_parser(
+        "create", help="create an embedded queue manager file, as crtmqm does (its SYSTEM.* queues defined)"
+    )
+    create.add_argument("file", nargs="?", default=None, help="the file (default --qm, $AMS_QM or ./ams-qm.sqlite)")
+    _add_qm(create)
+    create.set_defaults(run=run_create)
 
 
 def _attributes(args: argparse.Namespace) -> QueueAttributes:
