@@ -76,7 +76,8 @@ def run_put(args: argparse.Namespace) -> int:
     )
     md = MQMD(format=args.format.ljust(8))
     try:
-        warn_unprotected(manager.policies, args.queue, "sent")
+        if not args.require_policy:  # with it, the open below refuses instead
+            warn_unprotected(manager.policies, args.queue, "sent")
         if args.one_shot:
             for body in bodies:
                 manager.put1(args.queue, md, body)
