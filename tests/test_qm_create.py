@@ -62,3 +62,21 @@ def test_the_command_line_creates_explicitly_and_refuses_a_typo(
     assert main(["qm", "show"]) == 0
     EmbeddedQueueManager(good).connect("app").put1("APP.Q", MQMD(), b"kept")
     assert EmbeddedQueueManager(good).connect("check").depth("APP.Q") == 1
+
+
+def test_a_file_that_is_no_queue_manager_is_2058_and_left_alone(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# not a queue manager\n")
+    (tmp_path / "dir.sqlite").mkdir()
+    os.mkfifo(tmp_path / "fifo.sqlite")
+    for path, what in ((readme, "not SQLite"), (tmp_path / "dir.sqlite", "a directory"),
+                       (tmp_path / "fifo.sqlite", "not a regular file")):  # fmt: skip
+        with pytest.raises(MQError) as caught:
+            EmbeddedQueueManager(path, create=True)
+        assert caught.value.reason == 2058
+        assert f"{path} is not an embedded queue manager's file ({what})" in caught.value.message
+    assert readme.read_text() == "# not a queue manager\n"
+    # twin: an empty file (as create leaves it before SQLite writes) and an SQLite one open
+    (tmp_path / "empty.sqlite").touch(mode=0o600)
+    EmbeddedQueueManager(tmp_path / "empty.sqlite").define_queue("APP.Q")
+    assert "APP.Q" in EmbeddedQueueManager(tmp_path / "empty.sqlite").queues()

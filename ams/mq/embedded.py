@@ -382,6 +382,7 @@ def _create_private(path: Path, *, create: bool) -> None:
             f"refusing to open queue manager file {path}: it is a symbolic link; give the real path of the file"
         )
     if path.exists():
+        _refuse_foreign(path)
         return
     if not create:
         raise MQError(
@@ -391,6 +392,31 @@ def _create_private(path: Path, *, create: bool) -> None:
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     write_new_file(path, b"", mode=PRIVATE_FILE_MODE)
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _refuse_foreign(path: Path) -> None:
+    """MQRC 2058 for a path that is not an embedded queue manager's file: not a regular file (a directory,
+    a FIFO), or one that is neither empty (just created) nor SQLite (the README given to --qm by mistake)."""
+    what = "a directory" if path.is_dir() else None if path.is_file() else "not a regular file"
+    if what is None:
+        try:
+            with path.open("rb") as file:
+                start = file.read(len(_SQLITE_MAGIC))
+        except OSError as error:
+            raise MQError(
+                f"cannot read the embedded queue manager's file {path}: {error.strerror or error}; check its "
+                "permissions",
+                MQRC_Q_MGR_NAME_ERROR,
+            ) from None
+        what = "not SQLite" if start and start != _SQLITE_MAGIC else None
+    if what is not None:
+        raise MQError(
+            f"{path} is not an embedded queue manager's file ({what}): check the name given to --qm",
+            MQRC_Q_MGR_NAME_ERROR,
+        )
 
 
 def _statements(script: str) -> Iterator[str]:
