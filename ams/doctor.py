@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import shlex
+import stat
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
@@ -21,11 +23,13 @@ from ams.hazmat.certificates import key_usage
 from ams.keys import Keystore
 from ams.keys.hygiene import PlantableTrustWarning
 from ams.keys.keystore import describe
+from ams.keys.loading import default_conf_path
 from ams.limits import DEFAULT_LIMITS
-from ams.policy.model import Policy
+from ams.policy.model import Policy, setmqspl_words
 from ams.verify import Verifier
 
 EXPIRY_WARNING = datetime.timedelta(days=30)
+ROLE_SEND, ROLE_RECEIVE, ROLE_BOTH = "send", "receive", "both"
 
 
 @attrs.frozen
@@ -48,52 +52,53 @@ def diagnose(
     queue: str | None = None,
     at: datetime.datetime | None = None,
     queue_manager_file: Path | None = None,
+    strict: bool = False,
+    verifier: Callable[[Keystore], Verifier] | None = None,
+    role: str = ROLE_BOTH,
+    allow_deprecated: bool = False,
 ) -> list[Finding]:
     """Check the keystore ``conf`` names (None: the default one) and ``policies`` (only ``queue``'s, when given),
     and the embedded queue manager's file ``queue_manager_file`` when given (one another user
     owns or others may read is refused when opened).
 
-    Dates are judged at ``at`` (default: now). A keystore that does not load is the one finding
-    about it; nothing is raised for what the checks find.
+    Dates are judged at ``at`` (default: now). ``strict`` refuses what key hygiene finds (as
+    ``Keystore.from_conf(strict=True)``); ``verifier`` makes the Verifier of the checks from the keystore
+    (clock skew, DN comparison, revocation; default ``Verifier(keystore)``); ``role`` says whether this
+    identity sends, receives or both on the queues, so that a policy swapped for it is an error rather
+    than a warning; ``allow_deprecated`` as the Protector's. A keystore that does not load is the one
+    finding about it; nothing is raised for what the checks find.
     """
     now = at or datetime.datetime.now(datetime.UTC)
     findings = _queue_manager_file(queue_manager_file) if queue_manager_file is not None else []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            keystore = Keystore.from_conf(conf)
+            keystore = Keystore.from_conf(conf, strict=strict)
         except AmsError as error:
             return [*findings, Finding("error", "keystore", error.message, "correct keystore.conf as the message says")]
+    hygiene: list[Warning | str] = []
     for warning in caught:
-        fix = "see the problem; --strict-keystore (Keystore.from_conf(strict=True)) refuses"
         if issubclass(warning.category, PlantableTrustWarning):  # trust another local user can plant
             problem, _, fix = str(warning.message).partition("; fix: ")
             findings.append(Finding("error", "trust files", problem, f"{fix}; --strict-keystore refuses it"))
-            continue
-        findings.append(Finding("warning", "key hygiene", str(warning.message), fix))
-    if any(k for k in keystore.settings if k.startswith(("pkcs12.", "jks.", "jceks.", "pem."))) and conf is not None:
-        text = read_bounded(conf, "keystore.conf", limit=DEFAULT_LIMITS.file_size).decode("utf-8", "replace")
-        if any(line.split("=", 1)[0].strip().endswith(("_pass", "password")) for line in text.splitlines()):
-            findings.append(
-                Finding(
-                    "warning",
-                    str(conf),
-                    "holds a plain-text password",
-                    f"keep it readable by its owner only (chmod 600 {conf}) on a disk only this user can read",
-                )
-            )
+        else:
+            hygiene.append(warning.message)
+    findings += _hygiene(conf if conf is not None else default_conf_path(), keystore, hygiene)
     chosen = {n: p for n, p in policies.items() if queue is None or n == queue}
     if queue is not None and queue not in policies:
         findings.append(
             Finding(
                 "warning",
                 queue,
-                "has no policy: messages on it are not protected",
-                f"add one, e.g. ams policy set -p {queue} -s SHA256 -e AES256 -r DN",
+                "has no policy: messages on it are sent and read in the clear (IBM AMS does the same)",
+                f"add one, e.g. ams policy set -p {queue} -s SHA256 -e AES256 -r DN; or refuse such queues with "
+                "--require-policy",
             )
         )
-    trust = Verifier(keystore)
+    trust = verifier(keystore) if verifier is not None else Verifier(keystore)
     findings += _own_certificate(keystore, trust, chosen, now)
+    findings += swapped_for(keystore, chosen, role)
+    findings += _deprecated(chosen, allow_deprecated)
     findings += _recipients(trust, chosen, now)
     findings += _signers(keystore, trust, chosen, now)
     findings += _duplicates(keystore)
@@ -110,6 +115,84 @@ def _queue_manager_file(path: Path) -> list[Finding]:
             problems = [(f"cannot be examined: {error.strerror or error}", "check the path and its permissions")]
         holds = "it holds every queue, the policy queue too"
         out += [Finding("error", f"queue manager file {file}", f"{problem}: {holds}", fix) for problem, fix in problems]
+    return out
+
+
+def _hygiene(conf: Path, keystore: Keystore, warned: list[Warning | str]) -> list[Finding]:
+    """Key files and keystore.conf: an error where others can read a secret, each with the command that fixes it."""
+    findings: list[Finding] = []
+    for message in (str(w) for w in warned):
+        if "plain-text password" in message:
+            continue  # the keystore.conf itself: judged below, from its mode
+        problem, _, command = message.partition(": chmod 600 ")
+        if command:
+            # a private key others can read: the key itself, encrypted or not, is the secret
+            findings.append(Finding("error", "key hygiene", problem, f"chmod 600 {command}"))
+        else:
+            fix = (
+                "encrypt it: openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.enc, point pem.private at it and "
+                "set pem.password (a PKCS#12: export it again with a password); --strict-keystore refuses such keys"
+            )
+            findings.append(Finding("warning", "key hygiene", message, fix))
+    secret = any(k.endswith(("_pass", "password", "token_pin")) for k in keystore.settings) or _holds_password(conf)
+    if not secret:
+        return findings
+    mode = _mode(conf)
+    if mode is not None and mode & 0o077:
+        findings.append(
+            Finding(
+                "error",
+                str(conf),
+                f"holds a plain-text password and is readable by group or others (mode {mode:04o})",
+                f"chmod 600 {conf}",
+            )
+        )
+    else:
+        findings.append(
+            Finding(
+                "warning",
+                str(conf),
+                "holds a plain-text password (as IBM's keystore.conf does); its mode "
+                f"({mode or 0:04o}) lets only its owner read it",
+                "nothing to change in the file: keep backups of it as secret as the key, or keep the key on a "
+                "PKCS#11 token (pkcs11.* in keystore.conf)",
+            )
+        )
+    return findings
+
+
+def _holds_password(conf: Path) -> bool:
+    try:
+        text = read_bounded(conf, "keystore.conf", limit=DEFAULT_LIMITS.file_size).decode("utf-8", "replace")
+    except (OSError, AmsError):
+        return False
+    return any(
+        line.split("=", 1)[0].strip().lower().endswith(("_pass", "password", "_pin")) for line in text.splitlines()
+    )
+
+
+def _mode(path: Path) -> int | None:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+
+
+def _deprecated(policies: Mapping[str, Policy], allowed: bool) -> list[Finding]:
+    """Policies naming MD5, SHA1, RC2, DES or 3DES: protect refuses them without --allow-deprecated."""
+    out = []
+    for policy in policies.values():
+        old = [str(a) for a in (policy.signature_algorithm, policy.encryption_algorithm) if a.deprecated]
+        if old:
+            level, what = ("warning", "writes") if allowed else ("error", "cannot be protected without")
+            out.append(
+                Finding(
+                    level,
+                    policy.name,
+                    f"names deprecated {', '.join(old)}: a message on it {what} --allow-deprecated",
+                    f"ams policy set -p {policy.name} with -s SHA256 (or stronger) and -e AES128/AES256",
+                )
+            )
     return out
 
 
@@ -137,7 +220,7 @@ def _own_certificate(
     reads = [p for p in policies.values() if any(identity.dn.matches(r) for r in p.recipients)]
     out = _key_size(me, key, signs)
     out += _own_usage(me, certificate, signs, reads)
-    out += _dates(me, certificate, now)
+    out += _dates(me, certificate, now, trust.skew)
     try:
         trust.validate_signer(certificate, now)
     except SecurityError as error:
@@ -150,6 +233,53 @@ def _own_certificate(
             )
         )
     return out
+
+
+def swapped_for(keystore: Keystore, policies: Mapping[str, Policy], role: str = ROLE_BOTH) -> list[Finding]:
+    """Policies with both -a and -r that do not work for this identity in its ``role``: it sends but is
+    not an authorised signer (receivers refuse what it signs), or it receives but is not a recipient.
+
+    When it is in the other list, -r and -a look swapped and the corrected command is shown (the same
+    diagnosis setmqspl lines get when one list is empty). With ``role`` both, only the sending side is
+    judged, and as a warning, when a DN of -a has a certificate here (it looks like a recipient): a
+    correct sender's -r always does, so the receiving side needs ``role`` receive."""
+    identity = keystore.identity
+    if identity is None:
+        return []
+    me, out = identity.dn, []
+    for policy in policies.values():
+        if not (policy.signers and policy.recipients):
+            continue
+        signer = any(me.matches(dn) for dn in policy.signers)
+        recipient = any(me.matches(dn) for dn in policy.recipients)
+        sends = policy.signature_algorithm is not SignatureAlgorithm.NONE and not signer
+        reads = policy.encryption_algorithm is not EncryptionAlgorithm.NONE and not recipient
+        if role in (ROLE_SEND, ROLE_BOTH) and sends:
+            looks_recipient = [str(dn) for dn in policy.signers if keystore.find(dn) and not dn.matches(me)]
+            if role == ROLE_SEND or (recipient and looks_recipient):
+                what = f"{me} is not an authorised signer (-a) of {policy.name}: receivers refuse what it signs"
+                if role == ROLE_BOTH:
+                    what = f"if {me} sends on {policy.name}: {what.split(': ', 1)[1]}"
+                out.append(_swap_finding(policy, "error" if role == ROLE_SEND else "warning", what, recipient))
+        if role == ROLE_RECEIVE and reads:
+            what = f"{me} is not a recipient (-r) of {policy.name}: it cannot decrypt what is sent there"
+            out.append(_swap_finding(policy, "error", what, signer))
+    return out
+
+
+def _swap_finding(policy: Policy, level: str, what: str, in_other_list: bool) -> Finding:
+    swapped = setmqspl_words(
+        "QMGR", policy.name, policy.signature_algorithm, policy.encryption_algorithm, policy.recipients, policy.signers
+    )
+    if in_other_list:
+        return Finding(
+            level,
+            policy.name,
+            f"{what}; it is in the other list, so -r and -a look swapped (-r names who can decrypt, -a whose "
+            "signatures are accepted)",
+            f"if they are swapped: {shlex.join(swapped)}; else add this identity to the right list",
+        )
+    return Finding(level, policy.name, what, f"add this identity to the policy (ams policy set -p {policy.name} ...)")
 
 
 def _key_size(me: str, key: rsa.RSAPublicKey, signs: list[Policy]) -> list[Finding]:
@@ -200,12 +330,13 @@ def _own_usage(me: str, certificate: x509.Certificate, signs: list[Policy], read
     return out
 
 
-def _dates(who: str, certificate: x509.Certificate, now: datetime.datetime) -> list[Finding]:
-    if certificate.not_valid_after_utc < now:
+def _dates(who: str, certificate: x509.Certificate, now: datetime.datetime, skew: datetime.timedelta) -> list[Finding]:
+    """Expired or not yet valid (beyond the clock skew the checks allow), or expiring within 30 days."""
+    if certificate.not_valid_after_utc < now - skew:
         return [
             Finding("error", who, f"expired on {certificate.not_valid_after_utc:%Y-%m-%d}", "renew the certificate")
         ]
-    if certificate.not_valid_before_utc > now:
+    if certificate.not_valid_before_utc > now + skew:
         return [
             Finding(
                 "error", who, f"not valid until {certificate.not_valid_before_utc:%Y-%m-%d}", "check the clock, or wait"
@@ -256,7 +387,7 @@ def _recipients(trust: Verifier, policies: Mapping[str, Policy], now: datetime.d
                         "issue recipient certificates with dataEncipherment too",
                     )
                 )
-            out += _dates(who, certificate, now)
+            out += _dates(who, certificate, now, trust.skew)
     return out
 
 

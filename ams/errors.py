@@ -128,6 +128,12 @@ class DistinguishedNameError(PolicyError):
     code = "bad_dn"
 
 
+class PolicyRequiredError(PolicyError):
+    """``require_policy`` is on and a queue has no policy that protects it: nothing is sent or read in the clear."""
+
+    code = "policy_required"
+
+
 class KeystoreError(ConfigurationError):
     """A keystore.conf, PKCS#12 or PEM keystore cannot be used."""
 

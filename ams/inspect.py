@@ -23,6 +23,7 @@ from ams.hazmat.pdmq import PdmqHeader
 from ams.hazmat.signed import SignedContent, signing_time
 from ams.keys import Keystore
 from ams.keys.unwrap import unwrap_content_key
+from ams.limits import DEFAULT_LIMITS, Limits
 from ams.mqconstants import MQCCSI_UTF8, MQENC_NATIVE, MQFMT_NONE
 from ams.verify import Verifier
 
@@ -77,7 +78,9 @@ def _signed_report(signed: SignedContent) -> dict[str, Any]:
     return report
 
 
-def _privacy_inside(envelope: EnvelopedContent, header: PdmqHeader, keystore: Keystore | None) -> dict[str, Any]:
+def _privacy_inside(
+    envelope: EnvelopedContent, header: PdmqHeader, keystore: Keystore | None, verifier: Verifier | None
+) -> dict[str, Any]:
     """The inner SignedData, for a keystore that can open it and only when its signature verifies."""
     identity = keystore.identity if keystore is not None else None
     index = envelope.recipient_index(identity.certificate) if identity is not None else None
@@ -93,7 +96,7 @@ def _privacy_inside(envelope: EnvelopedContent, header: PdmqHeader, keystore: Ke
             unwrapped,
             orig_size=header.orig_size,
             empty=header.empty,
-            authenticate=Verifier(keystore).authenticate,
+            authenticate=(verifier or Verifier(keystore)).authenticate,
             steps=["unwrapping the content key with RSA"],
         )
     except PrivacyRefused:  # the one error of the decryption path, as unprotect gives it
@@ -114,10 +117,13 @@ def inspect_message(
     keystore: Keystore | None = None,
     encoding: int = MQENC_NATIVE,
     ccsid: int = MQCCSI_UTF8,
+    verifier: Verifier | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """A JSON-ready description of a (possibly) protected message; MalformedMessageError and the
-    like for what the wire parser refuses."""
-    wire = _wire.parse(data, format, encoding=encoding, ccsid=ccsid)
+    like for what the wire parser refuses (within ``limits``). ``verifier`` authenticates the signer
+    inside a privacy message the keystore opens (default: ``Verifier(keystore)``)."""
+    wire = _wire.parse(data, format, encoding=encoding, ccsid=ccsid, limits=limits)
     report: dict[str, Any] = {
         "size": len(data),
         "clear_headers": list(wire.chain.headers),
@@ -136,7 +142,7 @@ def inspect_message(
         report["encryption_algorithm"] = envelope.algorithm.label
         report["recipients"] = _recipients(envelope, keystore)
         report["ciphertext_size"] = len(envelope.ciphertext)
-        report.update(_privacy_inside(envelope, header, keystore))
+        report.update(_privacy_inside(envelope, header, keystore, verifier))
     else:
         envelope = wire.key_block(wire.confidential())
         report["encryption_algorithm"] = envelope.algorithm.label

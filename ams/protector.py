@@ -31,6 +31,7 @@ from ams.errors import (
     MalformedMessageError,
     NotARecipientError,
     NotProtectedError,
+    PolicyRequiredError,
     SizeMismatchError,
     UsageError,
     plural,
@@ -116,6 +117,9 @@ class Protector:
     ``diagnose_decryption`` records which step of a failed decryption failed in
     ``DecryptionError.diagnostic``: a local diagnostic for the key owner, off by default, that
     must never be shown to senders (it is exactly the oracle the single error denies them).
+    ``require_policy`` refuses (:class:`~ams.errors.PolicyRequiredError`) to protect, unprotect or
+    prepare a queue that has no policy, or one that sets no algorithm, instead of passing the
+    message in the clear as IBM's AMS does.
     """
 
     def __init__(
@@ -131,9 +135,11 @@ class Protector:
         revocation: RevocationSettings | None = None,
         limits: Limits = DEFAULT_LIMITS,
         diagnose_decryption: bool = False,
+        require_policy: bool = False,
     ) -> None:
         self.keystore = keystore
         self.policies = policies
+        self.require_policy = require_policy
         self.at = at
         self.limits = limits
         self.diagnose_decryption = diagnose_decryption
@@ -154,7 +160,7 @@ class Protector:
         Sending looks up every recipient's certificate (a missing one fails with its DN) and checks
         the signing key; receiving checks that there is a private key when the policy encrypts.
         """
-        policy = self.policies.get(queue)
+        policy = self._policy(queue)
         if policy is None or policy.qop is QoP.NONE:
             return policy
         if sending:
@@ -228,7 +234,7 @@ class Protector:
         self, queue: str, body: bytes | memoryview, format: str, encoding: int, ccsid: int, one_shot: bool
     ) -> tuple[_wire.Wire, list[Chunk | PendingCiphertext], QoP] | None:
         """The parsed body and the protected parts after its clear headers (None: nothing to protect)."""
-        policy = self.policies.get(queue)
+        policy = self._policy(queue)
         qop = policy.qop if policy is not None else QoP.NONE
         if policy is None or qop is QoP.NONE:
             return None
@@ -401,10 +407,17 @@ class Protector:
             body, format = data.body, data.format
         else:
             body = data
-        policy = policy if policy is not None else self.policies.get(queue)
+        policy = policy if policy is not None else self._policy(queue)
         if policy is not None and policy.qop is QoP.NONE:
             policy = None
         return body, format, policy
+
+    def _policy(self, queue: str) -> Policy | None:
+        """``queue``'s policy; with ``require_policy``, PolicyRequiredError where none protects it."""
+        policy = self.policies.get(queue)
+        if self.require_policy and (policy is None or policy.qop is QoP.NONE):
+            raise policy_required(queue, self.policies, policy)
+        return policy
 
     def _tolerate(self, queue: str, policy: Policy, wire: _wire.Wire) -> None:
         """An unprotected message on a protected queue passes only when the policy tolerates it."""
@@ -622,6 +635,19 @@ def _check_cipher(policy: Policy, header: PdmqHeader, algorithm: EncryptionAlgor
             f"PDMQ IVBlockSize {header.iv_block_size} does not match {algorithm}'s block size "
             f"{algorithm.spec.block_size}"
         )
+
+
+def policy_required(queue: str, policies: Mapping[str, Policy], policy: Policy | None) -> PolicyRequiredError:
+    """The error of ``require_policy`` for ``queue``, naming where its policy was looked for."""
+    source = getattr(policies, "source", None) or (
+        f"the {len(policies)} policies given ({summarise(sorted(policies), 5) or 'none'})"
+    )
+    found = "has no policy" if policy is None else "has a policy that sets no algorithm (-s NONE -e NONE)"
+    return PolicyRequiredError(
+        f"queue {queue} {found} in {source}, and a policy is required (require_policy, --require-policy): "
+        f"nothing is sent or read in the clear. Add one (ams policy set --policies DIR -p {queue} -s SHA256 -e "
+        "AES256 -r DN ...; setmqspl on IBM MQ), or name the queue its policy protects"
+    )
 
 
 def _not_protected(queue: str, policy: Policy, wire: _wire.Wire) -> NotProtectedError:

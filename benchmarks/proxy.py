@@ -68,7 +68,7 @@ def bound(world: ProxyWorld, source: str, size: int, seconds: float) -> float:
 
 
 def _fill(world: ProxyWorld, path: Path, source: str, size: int, count: int) -> None:
-    manager = EmbeddedQueueManager(path, name="BENCHQM")
+    manager = EmbeddedQueueManager(path, name="BENCHQM", create=True)
     for queue in ("IN.PRIV", "IN.INT", "OUT.PRIV"):
         manager.define_queue(queue, max_depth=999_999_999)
     alice = ProtectedQueueManager(manager.connect("alice"), world.keystore("alice"), world.policies)
@@ -84,7 +84,7 @@ def _fill(world: ProxyWorld, path: Path, source: str, size: int, count: int) -> 
 
 def _work(world: ProxyWorld, path: str, source: str, batch: int, start: Any, done: Any) -> None:
     """A worker process: wait for the start, move until the source queue is empty."""
-    qm = EmbeddedQueueManager(path, name="BENCHQM").connect("proxy")
+    qm = EmbeddedQueueManager(path, name="BENCHQM", create=True).connect("proxy")
     gateway = ProtectedQueueManager(qm, world.keystore("bob"), world.policies)
     proxy = ReprotectionProxy(gateway, source, gateway, "OUT.PRIV", batch_size=batch, batch_seconds=60.0)
     start.wait()

@@ -96,7 +96,7 @@ def connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
         # the adapter's own code over a pymqi stand-in (IBM MQ cannot run here): tests/fake_pymqi.py
         from tests import fake_pymqi
 
-        manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM"))
+        manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM", create=True))
         fake_pymqi.MANAGERS["TESTQM"] = manager
         request.getfixturevalue("monkeypatch").setitem(sys.modules, "pymqi", fake_pymqi)
         request.getfixturevalue("monkeypatch").setitem(sys.modules, "ibmmq", None)
@@ -104,7 +104,9 @@ def connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
         factory = Factory(kind, lambda appl: connect(url, appl_name=appl), manager)
     else:
         manager = define_test_queues(
-            EmbeddedQueueManager(None if kind == "embedded-memory" else tmp_path / "qm.sqlite", name="TESTQM")
+            EmbeddedQueueManager(
+                None if kind == "embedded-memory" else tmp_path / "qm.sqlite", name="TESTQM", create=True
+            )
         )
         factory = Factory(kind, manager.connect, manager)
     yield factory

@@ -36,7 +36,7 @@ class World:
         return self.root / "policies"
 
     def qm(self, name: str = "qm") -> EmbeddedQueueManager:
-        manager = EmbeddedQueueManager(self.root / f"{name}.sqlite", name=name.upper())
+        manager = EmbeddedQueueManager(self.root / f"{name}.sqlite", name=name.upper(), create=True)
         for queue in QUEUES:
             if queue not in manager.queues():
                 manager.define_queue(queue, max_depth=999_999_999)

@@ -212,3 +212,24 @@ def test_the_checks_options_reach_the_protector(
     capsys.readouterr()
     assert main([*args, "--crl", str(tmp_path / "ca.crl")]) == 3
     assert "certificate_revoked" in capsys.readouterr().err
+
+
+def test_inspect_takes_the_check_options(workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """As every command that reads a keystore: --max-recipients bounds what is parsed, --strict-keystore refuses."""
+    import os
+
+    message = tmp_path / "conf.ams"
+    _run(workspace, "alice", "protect", "-p", "CONF.Q", "-i", str(workspace / "in.txt"), "-o", str(message))
+    assert main(["inspect", "-i", str(message), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["recipients"]) == 2
+    assert main(["inspect", "-i", str(message), "--max-recipients", "1"]) == 3  # two RecipientInfos, one allowed
+    assert "recipient" in capsys.readouterr().err.lower()
+    conf = workspace / "pki" / "bob" / "keystore.conf"
+    assert main(["inspect", "-i", str(message), "--keystore-conf", str(conf), "--strict-keystore"]) == 0
+    capsys.readouterr()
+    os.chmod(conf, 0o644)
+    try:
+        assert main(["inspect", "-i", str(message), "--keystore-conf", str(conf), "--strict-keystore"]) == 2
+        assert "strict key hygiene" in capsys.readouterr().err
+    finally:
+        os.chmod(conf, 0o600)

@@ -25,7 +25,11 @@ def made(tmp_path: Path) -> GeneratedPki:
     return init_pki(tmp_path / "pki", ["alice", "bob"])
 
 
-PLAIN_PASSWORD = ("warning", "holds a plain-text password")  # every test keystore.conf has one, as IBM's do
+# every test keystore.conf has one, as IBM's do, in a file only its owner reads
+PLAIN_PASSWORD = (
+    "warning",
+    "holds a plain-text password (as IBM's keystore.conf does); its mode (0600) lets only its owner read it",
+)
 
 
 def levels(findings: list[Finding]) -> list[tuple[str, str]]:
@@ -37,7 +41,7 @@ def test_a_clean_keystore_and_policies_have_no_findings(made: GeneratedPki) -> N
     policies = store('setmqspl -m QM -p Q -s SHA512 -e AES256 -r "CN=bob,O=AMS,C=GB" -a "CN=alice,O=AMS,C=GB"')
     findings = diagnose(made.keystores["alice"], policies)
     assert [(f.level, f.problem) for f in findings] == [PLAIN_PASSWORD]
-    assert "chmod 600" in findings[0].fix
+    assert "chmod" not in findings[0].fix  # the file is 0600 already: nothing to change in its mode
 
 
 def test_missing_recipient_with_near_miss(made: GeneratedPki, capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,7 +106,7 @@ def test_duplicate_dns_and_a_queue_without_policy(tmp_path: Path, made: Generate
         tmp_path, "alice", made.users["alice"], [made.ca.certificate, made.users["bob"].certificate, twin.certificate]
     )
     found = levels(diagnose(conf, store(), queue="NOPOLICY.Q"))
-    assert ("warning", "has no policy: messages on it are not protected") in found
+    assert ("warning", "has no policy: messages on it are sent and read in the clear (IBM AMS does the same)") in found
     assert any("2 certificates share this DN" in problem for _, problem in found)
 
 
@@ -163,3 +167,89 @@ def test_java_keystores(tmp_path: Path, made: GeneratedPki) -> None:
     conf.write_text(f"jceks.keystore = {p12}\njceks.keystore_pass = {password}\njceks.key_pass = other\n")
     with pytest.raises(ams.errors.KeystoreError, match="key_pass differs"):
         ams.Keystore.from_conf(conf)
+
+
+def test_a_readable_keystore_conf_with_a_password_is_an_error_with_its_command(made: GeneratedPki) -> None:
+    conf = made.keystores["alice"]
+    os.chmod(conf, 0o644)
+    findings = diagnose(conf, store())
+    readable = [f for f in findings if f.subject == str(conf)]
+    assert [(f.level, f.problem, f.fix) for f in readable] == [
+        ("error", "holds a plain-text password and is readable by group or others (mode 0644)", f"chmod 600 {conf}")
+    ]
+    os.chmod(conf, 0o600)  # twin: the same file for its owner only is the one warning, with no chmod
+    assert [f.level for f in diagnose(conf, store()) if f.subject == str(conf)] == ["warning"]
+
+
+def test_a_readable_private_key_is_an_error_with_its_command(tmp_path: Path, made: GeneratedPki) -> None:
+    bob = made.users["bob"]
+    (tmp_path / "bob.pem").write_bytes(bob.certificate.public_bytes(serialization.Encoding.PEM))
+    key = tmp_path / "bob.key.pem"
+    encrypted = serialization.BestAvailableEncryption(b"pw")
+    key.write_bytes(bob.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encrypted))
+    conf = tmp_path / "keystore.conf"
+    conf.write_text("pem.private = bob.key.pem\npem.public = bob.pem\npem.password = pw\n")
+    os.chmod(conf, 0o600)
+    os.chmod(key, 0o640)
+    hygiene = [f for f in diagnose(conf, store()) if f.subject == "key hygiene"]
+    assert [(f.level, f.fix) for f in hygiene] == [("error", f"chmod 600 {key}")]
+    assert "(mode 0640)" in hygiene[0].problem
+    os.chmod(key, 0o600)
+    assert [f for f in diagnose(conf, store()) if f.subject == "key hygiene"] == []
+    # the check options apply: --strict-keystore makes the finding the one error
+    os.chmod(key, 0o644)
+    strict = diagnose(conf, store(), strict=True)
+    assert [f.level for f in strict] == ["error"] and "strict key hygiene" in strict[0].problem
+
+
+SWAPPED = 'setmqspl -m QM -p PAY.Q -s SHA256 -e AES256 -a "CN=bob,O=AMS,C=GB" -r "CN=alice,O=AMS,C=GB"'
+RIGHT = 'setmqspl -m QM -p PAY.Q -s SHA256 -e AES256 -a "CN=alice,O=AMS,C=GB" -r "CN=bob,O=AMS,C=GB"'
+
+
+def test_a_policy_swapped_for_the_sender_is_found(made: GeneratedPki, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both lists filled, so setmqspl accepts it and protect succeeds; the receiver would refuse every message."""
+    alice = made.keystores["alice"]
+    found = levels(diagnose(alice, store(SWAPPED), role="send"))
+    assert [level for level, _ in found] == ["error"]
+    assert "CN=alice,O=AMS,C=GB is not an authorised signer (-a) of PAY.Q" in found[0][1]
+    assert "-r and -a look swapped" in found[0][1]
+    fix = next(f.fix for f in diagnose(alice, store(SWAPPED), role="send") if f.subject == "PAY.Q")
+    assert "setmqspl -m QMGR -p PAY.Q -s SHA256 -e AES256 -a CN=alice,O=AMS,C=GB -r CN=bob,O=AMS,C=GB" in fix
+    # without a role it is a warning: bob's certificate is here, as a recipient's would be
+    assert [level for level, _ in levels(diagnose(alice, store(SWAPPED)))] == ["warning"]
+    # twins: the right policy has no finding for the sender, nor for the receiver
+    assert levels(diagnose(alice, store(RIGHT), role="send")) == []
+    assert levels(diagnose(alice, store(RIGHT))) == []
+    assert levels(diagnose(made.keystores["bob"], store(RIGHT), role="receive")) == []
+
+
+def test_a_policy_swapped_for_the_receiver_is_found_through_the_cli(
+    made: GeneratedPki, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policies = made.keystores["bob"].parent.parent / "policies"
+    policies.mkdir()
+    (policies / "pay.spl").write_text(SWAPPED + "\n")
+    argv = ["doctor", "--keystore-conf", str(made.keystores["bob"]), "--policies", str(policies)]
+    assert main([*argv, "--role", "receive", "--clock-skew", "60", "--strict-dn"]) == 1
+    out = capsys.readouterr().out
+    assert "CN=bob,O=AMS,C=GB is not a recipient (-r) of PAY.Q: it cannot decrypt" in out
+    assert "-r and -a look swapped" in out
+
+
+def test_doctor_takes_the_check_options(made: GeneratedPki, capsys: pytest.CaptureFixture[str]) -> None:
+    """--clock-skew and the others, as every command that reads a keystore (README)."""
+    future = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=10)
+    soon = issue(made.ca, "CN=early,O=AMS,C=GB", not_before=future)
+    conf = write_user_keystore(made.keystores["alice"].parent.parent / "early", "early", soon, [made.ca.certificate])
+    policies = conf.parent / "policies"
+    policies.mkdir()
+    (policies / "q.spl").write_text("setmqspl -m QM -p Q -s SHA256\n")
+    argv = ["doctor", "--keystore-conf", str(conf), "--policies", str(policies)]
+    assert main([*argv, "--clock-skew", "900"]) == 0  # ten minutes early, within 15 minutes of skew
+    capsys.readouterr()
+    assert main(argv) == 1  # twin: the default 5 minutes
+    assert "does not validate here" in capsys.readouterr().out
+    (policies / "q.spl").write_text("setmqspl -m QM -p Q -s SHA1\n")
+    assert main([*argv, "--clock-skew", "900"]) == 1
+    assert "names deprecated SHA1" in capsys.readouterr().out
+    assert main([*argv, "--clock-skew", "900", "--allow-deprecated"]) == 0

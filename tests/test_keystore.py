@@ -44,8 +44,66 @@ def test_environment_variable_names_the_default(made: tuple[Path, object], monke
     assert str(ams.Keystore.from_conf().identity.dn) == "CN=bob,O=AMS,C=GB"  # type: ignore[union-attr]
     monkeypatch.delenv("MQS_KEYSTORE_CONF")
     monkeypatch.setenv("HOME", str(root / "nowhere"))
-    with pytest.raises(ams.errors.KeystoreError, match=r"\.mqs/keystore\.conf"):
+    with pytest.raises(ams.errors.KeystoreError) as caught:
         ams.Keystore.from_conf()
+    # every place tried, and how to name one
+    home = root / "nowhere" / ".mqs" / "keystore.conf"
+    assert f"tried $MQS_KEYSTORE_CONF (not set), then {home}, which does not exist" in caught.value.message
+    assert "--keystore-conf FILE" in caught.value.message and "ams pki init DIR" in caught.value.message
+    monkeypatch.setenv("MQS_KEYSTORE_CONF", str(root / "typo" / "keystore.conf"))
+    with pytest.raises(ams.errors.KeystoreError, match=r"tried \$MQS_KEYSTORE_CONF \(.*typo/keystore\.conf\), which"):
+        ams.Keystore.from_conf()
+
+
+def test_the_cli_names_the_default_places_it_tried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ams.cli.main import main
+
+    monkeypatch.delenv("MQS_KEYSTORE_CONF", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "q.spl").write_text("setmqspl -m QM -p Q -s SHA256 -a CN=alice\n", encoding="utf-8")
+    (tmp_path / "in").write_bytes(b"x")
+    common = ["--policies", str(tmp_path / "policies"), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out")]
+    assert main(["protect", "-p", "Q", *common]) == 2
+    error = capsys.readouterr().err
+    assert f"tried $MQS_KEYSTORE_CONF (not set), then {tmp_path}/.mqs/keystore.conf, which does not exist" in error
+    assert "no keystore.conf has no identity" not in error
+    # twin: a queue without a policy needs no keystore at all
+    assert main(["protect", "-p", "OTHER.Q", *common]) == 0
+
+
+def test_an_unknown_key_is_named_with_the_closest_known_one(made: tuple[Path, object], tmp_path: Path) -> None:
+    root, _ = made
+    store = root / "alice" / "alice.p12"
+    typo = _conf(tmp_path / "typo.conf", f"pkcs12.keystor = {store}\npkcs12.keystore_pass = x\n")
+    with pytest.raises(
+        ams.errors.KeystoreError, match=r"typo\.conf:1: unknown key 'pkcs12.keystor': did you mean 'pkcs12.keystore'\?"
+    ):
+        ams.Keystore.from_conf(typo)
+    off = _conf(tmp_path / "off.conf", f"pkcs12.keystore = {store}\nocsp.enabel = true\n")
+    with pytest.raises(
+        ams.errors.KeystoreError, match=r"off\.conf:2: unknown key 'ocsp.enabel': did you mean 'ocsp.enable'"
+    ):
+        ams.Keystore.from_conf(off)
+    hidden = _conf(tmp_path / "hidden.conf", f"pkcs12.keystore = {store}\npkcs12.keystore_pass hunter2 = x\n")
+    with pytest.raises(
+        ams.errors.KeystoreError, match=r"hidden\.conf:2: the text before '=' is not a key name"
+    ) as caught:
+        ams.Keystore.from_conf(hidden)
+    assert "hunter2" not in str(caught.value)
+    # twin: IBM's own keys that this library does not use are accepted
+    password = next(
+        line.split("=", 1)[1].strip()
+        for line in (root / "alice" / "keystore.conf").read_text().splitlines()
+        if line.startswith("pkcs12.keystore_pass")
+    )
+    ibm = _conf(
+        tmp_path / "ibm.conf",
+        f"pkcs12.keystore = {store}\npkcs12.keystore_pass = {password}\nocsp.http.proxy.host = proxy\n",
+    )
+    assert ams.Keystore.from_conf(ibm).identity is not None
 
 
 def _conf(path: Path, text: str) -> Path:

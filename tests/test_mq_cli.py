@@ -25,7 +25,9 @@ DEMO_QUEUES = ("DEMO.INTEGRITY", "DEMO.PRIVACY", "DEMO.CONFIDENTIAL")
 
 
 def define(qm: Path) -> None:
-    """The queues the tests use, defined as an administrator would with `ams qm define`."""
+    """The queue manager and the queues the tests use, made as an administrator would with `ams qm create`
+    and `ams qm define`."""
+    assert main(["qm", "create", str(qm)]) == 0
     assert main(["qm", "define", *DEMO_QUEUES, "--qm", str(qm)]) == 0
 
 
@@ -77,14 +79,14 @@ def test_put_get_browse_and_errors(
 
     assert main(as_user(world, "bob", "errors", "explain", "1", "--requeue", "--yes")) == 0
     assert "can read it now" in capsysbinary.readouterr().out.decode()
-    qm = EmbeddedQueueManager(world / "qm.sqlite").connect()
+    qm = EmbeddedQueueManager(world / "qm.sqlite", create=True).connect()
     assert qm.depth(ERROR_QUEUE) == 0 and qm.depth("DEMO.PRIVACY") == 1
     assert main(as_user(world, "bob", "get", "DEMO.PRIVACY")) == 0
     assert capsysbinary.readouterr().out == b"secret for bob\n"
 
 
 def test_errors_remove_and_missing_index(world: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    qm = EmbeddedQueueManager(world / "qm.sqlite").connect()
+    qm = EmbeddedQueueManager(world / "qm.sqlite", create=True).connect()
     qm.put1("DEMO.INTEGRITY", MQMD(), b"not protected")  # a sender without AMS
     assert main(as_user(world, "bob", "get", "DEMO.INTEGRITY")) == 3
     capsysbinary.readouterr()
@@ -113,7 +115,7 @@ def test_policies_applied_to_the_queue_manager_serve_put_and_get(
     keystores = {user: str(world / "pki" / user / "keystore.conf") for user in ("alice", "bob")}
     feed(monkeypatch, b"policy from the queue manager\n")
     assert main(["put", "DEMO.PRIVACY", "--qm", qm, "--keystore-conf", keystores["alice"]]) == 0
-    raw = EmbeddedQueueManager(qm).connect().open("DEMO.PRIVACY", browse=True).browse_first()
+    raw = EmbeddedQueueManager(qm, create=True).connect().open("DEMO.PRIVACY", browse=True).browse_first()
     assert raw.body[:4] == b"PDMQ"  # protected by the policy read from SYSTEM.PROTECTION.POLICY.QUEUE
     assert main(["get", "DEMO.PRIVACY", "--qm", qm, "--keystore-conf", keystores["bob"]]) == 0
     assert capsysbinary.readouterr().out == b"policy from the queue manager\n"
@@ -136,6 +138,7 @@ def test_proxy_command(
 
 def test_qm_commands_define_show_restart_and_deny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     qm = ["--qm", str(tmp_path / "admin.sqlite")]
+    assert main(["qm", "create", *qm]) == 0
     assert main(["qm", "define", "APP.Q", "--bothresh", "3", "--boqname", "APP.BOQ", "--propctl", "none", *qm]) == 0
     assert main(["qm", "define", "APP.BOQ", "--defpsist", "yes", *qm]) == 0
     assert main(["qm", "alias", "APP.ALIAS", "APP.Q", *qm]) == 0
@@ -148,7 +151,7 @@ def test_qm_commands_define_show_restart_and_deny(tmp_path: Path, capsys: pytest
     assert main(["qm", "show", "NOT.THERE", *qm]) == 1
     assert "ams qm define NOT.THERE" in capsys.readouterr().out
 
-    manager = EmbeddedQueueManager(tmp_path / "admin.sqlite")
+    manager = EmbeddedQueueManager(tmp_path / "admin.sqlite", create=True)
     connection = manager.connect("app")
     connection.put1("APP.ALIAS", MQMD(), b"non-persistent")
     connection.put1("APP.BOQ", MQMD(), b"persistent by the queue's default")

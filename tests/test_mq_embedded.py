@@ -113,7 +113,7 @@ def test_open_modes_are_enforced(connections: Factory) -> None:
 
 
 def test_alias_queues_resolve(tmp_path: Path) -> None:
-    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite")
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
     manager.define_alias("MY.ERRORS", "SYSTEM.PROTECTION.ERROR.QUEUE")
     qm = manager.connect()
     qm.put1("MY.ERRORS", MD, b"via alias")
@@ -121,7 +121,7 @@ def test_alias_queues_resolve(tmp_path: Path) -> None:
 
 
 def _producer(path: str, start: int, count: int) -> None:
-    qm = EmbeddedQueueManager(path).connect(f"producer{start}")
+    qm = EmbeddedQueueManager(path, create=True).connect(f"producer{start}")
     out = qm.open("T.SHARED", output=True)
     for i in range(start, start + count):
         out.put(MD, b"%06d" % i, syncpoint=i % 3 == 0)
@@ -130,7 +130,7 @@ def _producer(path: str, start: int, count: int) -> None:
 
 
 def _consumer(path: str, results: multiprocessing.Queue[list[bytes]]) -> None:
-    qm = EmbeddedQueueManager(path).connect("consumer")
+    qm = EmbeddedQueueManager(path, create=True).connect("consumer")
     handle = qm.open("T.SHARED", input=True)
     got = []
     while True:
@@ -145,7 +145,7 @@ def _consumer(path: str, results: multiprocessing.Queue[list[bytes]]) -> None:
 
 def test_two_processes_share_a_file_without_loss_or_duplicates(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.sqlite")
-    define_test_queues(EmbeddedQueueManager(path)).close()
+    define_test_queues(EmbeddedQueueManager(path, create=True)).close()
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[list[bytes]] = context.Queue()
     processes = [
@@ -166,7 +166,7 @@ def test_two_processes_share_a_file_without_loss_or_duplicates(tmp_path: Path) -
 def _die_holding_work(path: str) -> None:
     import os
 
-    qm = EmbeddedQueueManager(path).connect("doomed")
+    qm = EmbeddedQueueManager(path, create=True).connect("doomed")
     qm.open("T.CRASH", input=True).get(syncpoint=True)
     qm.open("T.CRASH", output=True).put(MD, b"uncommitted", syncpoint=True)
     os._exit(1)  # no disconnect: as if the process crashed
@@ -174,12 +174,12 @@ def _die_holding_work(path: str) -> None:
 
 def test_work_of_a_crashed_process_is_backed_out(tmp_path: Path) -> None:
     path = str(tmp_path / "crash.sqlite")
-    define_test_queues(EmbeddedQueueManager(path)).connect().put1("T.CRASH", MD, b"survivor")
+    define_test_queues(EmbeddedQueueManager(path, create=True)).connect().put1("T.CRASH", MD, b"survivor")
     process = multiprocessing.get_context("spawn").Process(target=_die_holding_work, args=(path,))
     process.start()
     process.join(timeout=60)
     assert process.exitcode == 1
-    qm = EmbeddedQueueManager(path).connect("after")
+    qm = EmbeddedQueueManager(path, create=True).connect("after")
     message = qm.open("T.CRASH", input=True).get()
     assert message.body == b"survivor" and message.md.backout_count == 1
     assert qm.depth("T.CRASH") == 0
@@ -190,12 +190,12 @@ def test_work_another_process_backed_out_breaks_the_connection(tmp_path: Path, m
     call (its MQCMIT too) fails with 2009: a commit must never report work that is gone."""
     from ams.mq import embedded
 
-    manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite"))
+    manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True))
     victim = manager.connect("victim")
     victim.put1("T.UOW", MD, b"pending", syncpoint=True)
     monkeypatch.setattr(embedded, "_alive", lambda owner: False)
     monkeypatch.setattr(embedded, "_process_tag", lambda: "another")
-    EmbeddedQueueManager(tmp_path / "qm.sqlite")  # opening the file recovers "dead" owners
+    EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)  # opening the file recovers "dead" owners
     with pytest.raises(MQError) as caught:
         victim.commit()
     assert caught.value.reason == 2009 and manager.connect("spy").depth("T.UOW") == 0
@@ -216,7 +216,7 @@ def test_the_kept_depth_follows_every_change(tmp_path: Path, monkeypatch: pytest
     from ams.mq import embedded
 
     path = tmp_path / "qm.sqlite"
-    manager = define_test_queues(EmbeddedQueueManager(path))
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     writer, reader = manager.connect("writer"), manager.connect("reader")
     out, into = writer.open("T.UOW", output=True), reader.open("T.UOW", input=True)
 
@@ -242,7 +242,7 @@ def test_the_kept_depth_follows_every_change(tmp_path: Path, monkeypatch: pytest
     same()
     monkeypatch.setattr(embedded, "_alive", lambda owner: False)
     monkeypatch.setattr(embedded, "_process_tag", lambda: "another")
-    survivor = EmbeddedQueueManager(path)  # recovers the "dead" writer and reader
+    survivor = EmbeddedQueueManager(path, create=True)  # recovers the "dead" writer and reader
     assert survivor.connect("spy").depth("T.UOW") == _counted(path, "T.UOW")
     survivor.restart()  # non-persistent messages go
     assert survivor.connect("spy").depth("T.UOW") == _counted(path, "T.UOW") > 0
@@ -252,7 +252,7 @@ def test_a_file_from_before_the_kept_depths_is_counted_once(tmp_path: Path) -> N
     import sqlite3
 
     path = tmp_path / "old.sqlite"
-    manager = define_test_queues(EmbeddedQueueManager(path))
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     connection = manager.connect("app")
     for index in range(3):
         connection.put1("T.FIFO", MD, b"m%d" % index)
@@ -260,7 +260,7 @@ def test_a_file_from_before_the_kept_depths_is_counted_once(tmp_path: Path) -> N
     with sqlite3.connect(path) as db:  # as a file written before schema version 3 looks
         db.execute("DROP TABLE depths")
         db.execute("PRAGMA user_version = 2")
-    reopened = EmbeddedQueueManager(path).connect("app")
+    reopened = EmbeddedQueueManager(path, create=True).connect("app")
     assert reopened.depth("T.FIFO") == 3
     reopened.open("T.FIFO", input=True).get()
     assert reopened.depth("T.FIFO") == 2 == _counted(path, "T.FIFO")
@@ -273,7 +273,7 @@ def test_bodies_go_with_their_messages_and_old_rows_keep_theirs(tmp_path: Path) 
     import sqlite3
 
     path = tmp_path / "qm.sqlite"
-    manager = define_test_queues(EmbeddedQueueManager(path))
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     app = manager.connect("app")
     out, into = app.open("T.UOW", output=True), app.open("T.UOW", input=True)
     big = bytes(range(256)) * 256
@@ -289,13 +289,13 @@ def test_bodies_go_with_their_messages_and_old_rows_keep_theirs(tmp_path: Path) 
         # a message as a file of schema version 3 held it: the body in its row
         db.execute("DROP TABLE bodies")
         db.execute("PRAGMA user_version = 3")
-    writer = EmbeddedQueueManager(path).connect("writer")  # opening it makes the bodies table again
+    writer = EmbeddedQueueManager(path, create=True).connect("writer")  # opening it makes the bodies table again
     writer.put1("T.UOW", MD, b"to be moved into its row")
     writer.put1("T.UOW", MD, b"new style")
     with sqlite3.connect(path) as db:  # the first as an old file holds it
         db.execute("UPDATE messages SET body = ? WHERE id = (SELECT MIN(id) FROM messages)", (b"in the row",))
         db.execute("DELETE FROM bodies WHERE id = (SELECT MIN(id) FROM messages)")
-    reader = EmbeddedQueueManager(path).connect("reader").open("T.UOW", input=True, browse=True)
+    reader = EmbeddedQueueManager(path, create=True).connect("reader").open("T.UOW", input=True, browse=True)
     assert reader.browse_first().body == b"in the row"
     assert [reader.get().body, reader.get().body] == [b"in the row", b"new style"]
 

@@ -80,7 +80,7 @@ def test_every_change_keeps_the_depth_and_pairs_bodies_with_messages(tmp_path: P
     keyed by its own message (the depth trigger's upsert does not move lastrowid), and restart()
     counts the messages it discarded, not the rows its triggers changed."""
     path = tmp_path / "qm.sqlite"
-    manager = define_test_queues(EmbeddedQueueManager(path))
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     manager.define_alias("A.DEPTH", "T.DEPTH")
     app, other = manager.connect("app"), manager.connect("other")
     out, into = app.open("A.DEPTH", output=True), other.open("A.DEPTH", input=True)
@@ -123,7 +123,7 @@ def test_a_put_whose_body_cannot_be_stored_leaves_no_message(tmp_path: Path) -> 
     """The message row and its body are written in one transaction: when the second write fails
     (a full disk, here a trigger), nothing of the put stays, and the failure is MQRC 2195."""
     path = tmp_path / "qm.sqlite"
-    manager = define_test_queues(EmbeddedQueueManager(path))
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     app = manager.connect("app")
     app.put1("T.DEPTH", MD, b"before")
     with contextlib.closing(sqlite3.connect(path)) as db, db:
@@ -145,7 +145,7 @@ def test_reads_by_msg_id_in_every_form_and_without_their_index(tmp_path: Path) -
     an index gone from an open file is MQRC 2195 (never a raw sqlite3 error), and opening the file
     makes it again; a file from before MsgIds were a column is filled in and found by MsgId."""
     path = tmp_path / "qm.sqlite"
-    manager = define_test_queues(EmbeddedQueueManager(path))
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     app = manager.connect("app")
     ids = [app.put1("T.MSGID", MD, b"m%d" % index).msg_id for index in range(5)]
     handle = app.open("T.MSGID", input=True, browse=True)
@@ -160,13 +160,13 @@ def test_reads_by_msg_id_in_every_form_and_without_their_index(tmp_path: Path) -
     with pytest.raises(MQError) as caught:
         handle.get(msg_id=ids[1])
     assert caught.value.reason == 2195
-    EmbeddedQueueManager(path)  # makes the index again
+    EmbeddedQueueManager(path, create=True)  # makes the index again
     assert handle.get(msg_id=ids[1]).body == b"m1"
     with contextlib.closing(sqlite3.connect(path)) as db, db:  # as before schema version 2
         db.execute("DROP INDEX messages_by_msg_id")
         db.execute("UPDATE messages SET msg_id = NULL")
         db.execute("PRAGMA user_version = 1")
-    old = EmbeddedQueueManager(path).connect("after").open("T.MSGID", input=True)
+    old = EmbeddedQueueManager(path, create=True).connect("after").open("T.MSGID", input=True)
     assert old.get(msg_id=ids[3]).body == b"m3"
     _sound(path)
 
@@ -174,7 +174,7 @@ def test_reads_by_msg_id_in_every_form_and_without_their_index(tmp_path: Path) -
 def test_attributes_are_decoded_once_per_text_not_per_queue(tmp_path: Path) -> None:
     """The cache is keyed by the stored text: a redefinition reaches a connection already open, and
     what the cache shares cannot be changed by one of its holders."""
-    manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite"))
+    manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True))
     manager.define_queue("T.DEPTH", max_depth=1)
     app = manager.connect("app")
     app.put1("T.DEPTH", MD, b"one")
@@ -194,11 +194,11 @@ def test_a_file_of_a_later_format_is_refused_not_misread(tmp_path: Path) -> None
     """A release meets a file a later one wrote (as one of schema 3 meets bodies moved out of the
     rows, and delivers them empty): it refuses it with MQRC 2195 and changes nothing."""
     path = tmp_path / "qm.sqlite"
-    define_test_queues(EmbeddedQueueManager(path)).connect().put1("T.UOW", MD, b"kept")
+    define_test_queues(EmbeddedQueueManager(path, create=True)).connect().put1("T.UOW", MD, b"kept")
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(MQError) as caught:
-        EmbeddedQueueManager(path)
+        EmbeddedQueueManager(path, create=True)
     assert caught.value.reason == 2195 and "format 99" in str(caught.value)
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (99,)
@@ -209,7 +209,7 @@ def test_work_in_flight_across_a_migration_from_schema_2(tmp_path: Path) -> None
     rows, no depth of its own) that keeps the file open while it is migrated: the depths count
     them right, commit and backout keep them right, and every body is delivered."""
     path = tmp_path / "qm.sqlite"
-    manager = define_test_queues(EmbeddedQueueManager(path))
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     writer, reader = manager.connect("writer"), manager.connect("reader")
     for index in range(3):
         writer.put1("T.UOW", MD, b"committed %d" % index)
@@ -219,7 +219,7 @@ def test_work_in_flight_across_a_migration_from_schema_2(tmp_path: Path) -> None
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as earlier:
         earlier.execute("BEGIN")  # a reader of the earlier release, mid-transaction while the file migrates
         assert earlier.execute("SELECT COUNT(*) FROM messages").fetchone() == (4,)
-        migrated = EmbeddedQueueManager(path)
+        migrated = EmbeddedQueueManager(path, create=True)
         earlier.execute("COMMIT")
         earlier.execute(  # its put, as the earlier release writes it
             "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id) "
@@ -242,7 +242,7 @@ def test_work_in_flight_across_a_migration_from_schema_2(tmp_path: Path) -> None
 
 
 def _filler(path: str, start: int, results: multiprocessing.Queue[tuple[int, int]]) -> None:
-    connection = EmbeddedQueueManager(path).connect(f"filler{start}")
+    connection = EmbeddedQueueManager(path, create=True).connect(f"filler{start}")
     out = connection.open("T.RACE", output=True)
     done = refused = 0
     for index in range(50):
@@ -262,7 +262,7 @@ def test_two_processes_filling_a_queue_stop_at_maxdepth_exactly(tmp_path: Path) 
     """The kept depth is read inside the put's transaction: two processes racing to a MAXDEPTH of 60
     (half their puts uncommitted for a while, which count) store 60 messages between them."""
     path = str(tmp_path / "qm.sqlite")
-    manager = define_test_queues(EmbeddedQueueManager(path))
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     manager.define_queue("T.RACE", max_depth=60)
     results: multiprocessing.Queue[tuple[int, int]] = SPAWN.Queue()
     processes = [SPAWN.Process(target=_filler, args=(path, start, results)) for start in (0, 1000)]
@@ -277,7 +277,7 @@ def test_two_processes_filling_a_queue_stop_at_maxdepth_exactly(tmp_path: Path) 
 
 
 def _busy(path: str, ready: multiprocessing.synchronize.Event) -> None:
-    connection = EmbeddedQueueManager(path).connect("busy")
+    connection = EmbeddedQueueManager(path, create=True).connect("busy")
     out, into = connection.open("T.DROP", output=True), connection.open("T.DROP", input=True)
     index = 0
     while True:
@@ -297,7 +297,7 @@ def test_a_process_killed_mid_call_leaves_a_sound_file(tmp_path: Path) -> None:
     """SIGKILL at any point of puts, gets, commits and backouts: once the next opener has backed the
     dead process's work out, the depths are counts and every message has its body."""
     path = str(tmp_path / "qm.sqlite")
-    define_test_queues(EmbeddedQueueManager(path)).close()
+    define_test_queues(EmbeddedQueueManager(path, create=True)).close()
     for delay in (0.05, 0.13):
         ready = SPAWN.Event()
         process = SPAWN.Process(target=_busy, args=(path, ready))
@@ -308,19 +308,19 @@ def test_a_process_killed_mid_call_leaves_a_sound_file(tmp_path: Path) -> None:
         os.kill(process.pid, signal.SIGKILL)
         process.join(timeout=60)
         assert process.exitcode == -signal.SIGKILL
-        survivor = EmbeddedQueueManager(path)  # backs the dead process's work out
+        survivor = EmbeddedQueueManager(path, create=True)  # backs the dead process's work out
         _sound(path)
         with contextlib.closing(sqlite3.connect(path)) as db:
             assert db.execute("SELECT COUNT(*) FROM messages WHERE state != 0").fetchone() == (0,)
         survivor.close()
-    bodies = _drain(EmbeddedQueueManager(path), "T.DROP")
+    bodies = _drain(EmbeddedQueueManager(path, create=True), "T.DROP")
     assert bodies and all(body.startswith(b"body ") for body in bodies)
     _sound(path)
 
 
 def _opener(path: str, start: int, barrier: multiprocessing.synchronize.Barrier) -> None:
     barrier.wait(timeout=120)
-    connection = EmbeddedQueueManager(path).connect(f"opener{start}")  # migrates, or finds it migrated
+    connection = EmbeddedQueueManager(path, create=True).connect(f"opener{start}")  # migrates, or finds it migrated
     out, into = connection.open("T.SHARED", output=True), connection.open("T.SHARED", input=True)
     for index in range(10):
         out.put(MD, b"%d" % (start + index), syncpoint=index % 2 == 0)
@@ -335,7 +335,7 @@ def test_processes_opening_an_old_file_at_once(tmp_path: Path) -> None:
     migrates it, the other neither refuses it (the first one's connections are not an earlier
     release's) nor migrates it again over the first one's work."""
     path = str(tmp_path / "qm.sqlite")
-    manager = define_test_queues(EmbeddedQueueManager(path))
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     manager.connect().put1("T.DROP", MD, b"old")
     manager.close()
     _as_format(path, 2)
@@ -347,7 +347,7 @@ def test_processes_opening_an_old_file_at_once(tmp_path: Path) -> None:
         process.join(timeout=120)
     assert [process.exitcode for process in processes] == [0, 0]
     _sound(path)
-    reopened = EmbeddedQueueManager(path)
+    reopened = EmbeddedQueueManager(path, create=True)
     assert reopened.connect("spy").depth("T.SHARED") == 10
     assert _drain(reopened, "T.DROP") == [b"old"]  # its body still in its row
 
@@ -359,7 +359,7 @@ def test_an_opener_that_read_the_earlier_format_finds_it_migrated(tmp_path: Path
     from ams.mq import embedded
 
     path = tmp_path / "qm.sqlite"
-    manager = define_test_queues(EmbeddedQueueManager(path))
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     manager.connect().put1("T.UOW", MD, b"counted")
     parent = os.getppid()  # a live process other than this one, connected
     with contextlib.closing(sqlite3.connect(path)) as db, db:
@@ -408,7 +408,7 @@ def test_a_file_is_not_migrated_under_a_process_of_an_earlier_release(tmp_path: 
     the migration waits until no other live process is connected: the opener is refused (2195),
     the earlier release goes on as before, and the next opener migrates."""
     path = str(tmp_path / "qm.sqlite")
-    define_test_queues(EmbeddedQueueManager(path)).connect().put1("T.UOW", MD, b"before")
+    define_test_queues(EmbeddedQueueManager(path, create=True)).connect().put1("T.UOW", MD, b"before")
     _as_format(path, 3)
     ready, go = SPAWN.Event(), SPAWN.Event()
     results: multiprocessing.Queue[list[bytes]] = SPAWN.Queue()
@@ -418,7 +418,7 @@ def test_a_file_is_not_migrated_under_a_process_of_an_earlier_release(tmp_path: 
         assert ready.wait(timeout=120)
         refused = 0
         try:
-            EmbeddedQueueManager(path).connect("new").put1("T.UOW", MD, b"put by this release")
+            EmbeddedQueueManager(path, create=True).connect("new").put1("T.UOW", MD, b"put by this release")
         except MQError as error:
             refused = error.reason
         go.set()
@@ -430,7 +430,7 @@ def test_a_file_is_not_migrated_under_a_process_of_an_earlier_release(tmp_path: 
     assert refused == 2195 and got == [b"before"]
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (3,)
-    after = EmbeddedQueueManager(path)  # nobody else connected: migrates
+    after = EmbeddedQueueManager(path, create=True)  # nobody else connected: migrates
     after.connect("new").put1("T.UOW", MD, b"put by this release")
     _sound(path)
     assert _drain(after, "T.UOW") == [b"put by this release"]

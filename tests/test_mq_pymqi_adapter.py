@@ -22,7 +22,9 @@ URL = "mq://127.0.0.1(1414)/TESTQM?channel=TEST.SVRCONN"
 @pytest.fixture(params=["pymqi", "ibmmq"])
 def client(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The stand-in installed as pymqi, or as ibmmq (which the adapter prefers when both exist)."""
-    fake_pymqi.MANAGERS["TESTQM"] = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM"))
+    fake_pymqi.MANAGERS["TESTQM"] = define_test_queues(
+        EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM", create=True)
+    )
     fake_pymqi.CALLS.clear()
     if request.param == "ibmmq":
         module = types.ModuleType("ibmmq")

@@ -165,3 +165,64 @@ def test_diff_and_apply_against_a_dump(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     assert run("diff", "--policies", str(store), "--from", str(dump)) == 0
     assert "matches" in capsys.readouterr().out
+
+
+def test_set_remove_deletes_the_policy_as_setmqspl_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-remove` is setmqspl's word, not `-r emove` (a recipient DN that does not parse)."""
+    store = str(tmp_path / "store")
+    assert run("set", "--policies", store, "-m", "QM1", "-p", "PAY.Q", "-s", "SHA256", "-a", "CN=alice,O=AMS") == 0
+    assert run("set", "--policies", store, "-m", "QM1", "-p", "PAY.Q", "-remove") == 0
+    assert "policy PAY.Q removed" in capsys.readouterr().out
+    assert not (tmp_path / "store" / "PAY.Q.spl").exists()
+    # the same line in a .spl file removes it too: one parser for both
+    (tmp_path / "store" / "a.spl").write_text("setmqspl -m QM1 -p X.Q -s SHA256 -a CN=a\n", encoding="utf-8")
+    (tmp_path / "store" / "b.spl").write_text("setmqspl -m QM1 -p X.Q -remove\n", encoding="utf-8")
+    assert run("show", "--policies", store) == 0
+    assert "X.Q" not in capsys.readouterr().out
+
+
+def test_set_remove_refuses_settings_and_unknown_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "store")
+    assert run("set", "--policies", store, "-m", "QM1", "-p", "PAY.Q", "-s", "SHA256", "-a", "CN=alice,O=AMS") == 0
+    assert run("set", "--policies", store, "-m", "QM1", "-p", "PAY.Q", "-remove", "-s", "SHA256") == 2
+    assert "setmqspl -remove takes only -m and -p, not -s" in capsys.readouterr().err
+    assert (tmp_path / "store" / "PAY.Q.spl").exists()  # nothing removed
+    assert run("set", "--policies", store, "-p", "OTHER.Q", "-remove") == 2
+    assert "no policy OTHER.Q" in capsys.readouterr().err
+    assert run("set", "--policies", store, "-p", "PAY.Q", "-r", "emove") == 2  # a real -r is still a DN
+    assert "emove" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mqsc", [False, True], ids=["setmqspl", "mqsc"])
+def test_diff_and_apply_read_what_export_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str], mqsc: bool) -> None:
+    """The tool reads its own export (setmqspl lines, or SET POLICY with --mqsc) as the queue manager's state."""
+    store = str(tmp_path / "store")
+    assert run("set", "--policies", store, "-m", "QM1", "-p", "PAY.Q", "-s", "SHA256", "-e", "AES256",
+               "-r", "CN=bob,O=AMS", "-a", "CN=alice,O=AMS") == 0  # fmt: skip
+    assert run("set", "--policies", store, "-m", "QM1", "-p", "LOG.Q", "-s", "SHA512", "-a", "CN=alice,O=AMS") == 0
+    capsys.readouterr()
+    assert run("export", "--policies", store, "-m", "QM1", *(["--mqsc"] if mqsc else [])) == 0
+    dump = tmp_path / "export.txt"
+    dump.write_text(capsys.readouterr().out, encoding="utf-8")
+    assert run("diff", "--policies", store, "--from", str(dump)) == 0
+    assert "matches" in capsys.readouterr().out
+    assert run("apply", "--policies", store, "-m", "QM1", "--from", str(dump)) == 0
+    assert "0 command(s)" in capsys.readouterr().out
+    # rejected twin: a change after the export is seen
+    assert run("set", "--policies", store, "-m", "QM1", "-p", "LOG.Q", "-remove") == 0
+    capsys.readouterr()
+    assert run("diff", "--policies", store, "--from", str(dump)) == 1
+    assert "- LOG.Q" in capsys.readouterr().out
+    assert run("apply", "--policies", store, "-m", "QM1", "--from", str(dump), *(["--mqsc"] if mqsc else [])) == 0
+    assert ("DELETE POLICY('LOG.Q')" if mqsc else "setmqspl -m QM1 -p LOG.Q -remove") in capsys.readouterr().out
+
+
+def test_a_dump_that_is_nothing_known_is_refused_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "store")
+    assert run("set", "--policies", store, "-p", "LOG.Q", "-s", "SHA512", "-a", "CN=alice,O=AMS") == 0
+    dump = tmp_path / "dump.txt"
+    dump.write_text("# queue manager QM1\nsetmqspl -m QM1 -p LOG.Q -s SHA512 -x 1\n", encoding="utf-8")
+    assert run("diff", "--policies", store, "--from", str(dump)) == 2
+    assert f"{dump}:2: unknown setmqspl option '-x'" in capsys.readouterr().err

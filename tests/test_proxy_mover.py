@@ -203,9 +203,9 @@ def test_a_refused_message_is_counted_and_the_batch_goes_on(connections: Factory
 
 
 def _two(tmp_path: Path) -> tuple[EmbeddedQueueManager, EmbeddedQueueManager]:
-    partner_qm = EmbeddedQueueManager(tmp_path / "partner.sqlite", name="PARTNERQM")
+    partner_qm = EmbeddedQueueManager(tmp_path / "partner.sqlite", name="PARTNERQM", create=True)
     partner_qm.define_queue("EXTERNAL_IN")
-    ours = EmbeddedQueueManager(tmp_path / "ours.sqlite", name="ORGQM")
+    ours = EmbeddedQueueManager(tmp_path / "ours.sqlite", name="ORGQM", create=True)
     ours.define_queue("INTERNAL_IN")
     ours.define_queue("AMS.PROXY.LEDGER")
     return partner_qm, ours

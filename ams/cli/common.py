@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
 
 from ams._files import read_bounded
+from ams.algorithms import QoP
 from ams.errors import ConfigurationError
 from ams.keys import Keystore, RevocationChecker, RevocationSettings
 from ams.keys.hygiene import check_trusted
-from ams.keys.loading import default_conf_path
+from ams.keys.loading import default_conf_path, default_conf_tried
 from ams.limits import DEFAULT_LIMITS, Limits
-from ams.mq.protected import ProtectedQueueManager, policies_from_queue_manager
+from ams.mq.protected import POLICY_QUEUE, ProtectedQueueManager, never_protected, policies_from_queue_manager
 from ams.mq.transport import QueueManager
 from ams.policy import Policy, PolicyStore
 from ams.protector import Protector
@@ -41,16 +43,20 @@ def add_keys_options(parser: argparse.ArgumentParser, *, queue_manager: bool = F
         parser.add_argument("--policies", required=True, type=Path, help="policy directory (*.spl, *.mqsc)")
     add_keystore_option(parser)
     add_check_options(parser)
-
-
-def add_keystore_option(parser: argparse.ArgumentParser) -> None:
-    """--keystore-conf and --strict-keystore."""
     parser.add_argument(
-        "--keystore-conf",
-        type=Path,
-        default=None,
-        help="keystore.conf (default: $MQS_KEYSTORE_CONF, else ~/.mqs/keystore.conf)",
+        "--require-policy",
+        action="store_true",
+        help="refuse a queue that has no policy protecting it, instead of sending or reading it in the clear "
+        "(as IBM AMS does)",
     )
+
+
+def add_keystore_option(
+    parser: argparse.ArgumentParser,
+    help: str = "keystore.conf (default: $MQS_KEYSTORE_CONF, else ~/.mqs/keystore.conf)",
+) -> None:
+    """--keystore-conf and --strict-keystore."""
+    parser.add_argument("--keystore-conf", type=Path, default=None, help=help)
     parser.add_argument(
         "--strict-keystore",
         action="store_true",
@@ -119,7 +125,10 @@ def keystore_for(args: argparse.Namespace) -> Keystore:
     """The --keystore-conf keystore, or IBM's default one; none at all when no keystore.conf exists."""
     path = args.keystore_conf or default_conf_path()
     if args.keystore_conf is None and not path.exists():
-        return Keystore(None, source="no keystore.conf")
+        # queues without a policy need no keys; anything that does says where keys were looked for
+        return Keystore(
+            None, source=f"the empty keystore (no keystore.conf named or found: tried {default_conf_tried()})"
+        )
     return Keystore.from_conf(path, strict=getattr(args, "strict_keystore", False))
 
 
@@ -162,6 +171,7 @@ def protector(args: argparse.Namespace) -> Protector:
         at=getattr(args, "at", None),
         limits=limits_for(args),
         diagnose_decryption=getattr(args, "diagnose_decryption", False),
+        require_policy=args.require_policy,
     )
 
 
@@ -175,11 +185,31 @@ def manager_for(args: argparse.Namespace, qm: QueueManager) -> ProtectedQueueMan
         verifier=verifier_for(args, keystore),
         allow_deprecated=args.allow_deprecated,
         limits=limits_for(args),
+        require_policy=args.require_policy,
     )
 
 
-def policies_for(args: argparse.Namespace, qm: QueueManager) -> dict[str, Policy]:
+def policies_for(args: argparse.Namespace, qm: QueueManager) -> Mapping[str, Policy]:
     """The --policies directory, or the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE."""
     if args.policies is not None:
-        return dict(PolicyStore.from_directory(args.policies))
-    return policies_from_queue_manager(qm)
+        return PolicyStore.from_directory(args.policies)
+    store = PolicyStore(policies_from_queue_manager(qm).values())
+    store.source = f"{qm.name}'s {POLICY_QUEUE}"
+    return store
+
+
+def warn_unprotected(policies: Mapping[str, Policy], queue: str, verb: str) -> None:
+    """On standard error: ``queue`` has no policy that protects it, so its messages are ``verb`` in the clear."""
+    if never_protected(queue):
+        return
+    policy = policies.get(queue)
+    if policy is None:
+        what = "has no policy"
+    elif policy.qop is QoP.NONE:
+        what = "has a policy that sets no algorithm (-s NONE -e NONE)"
+    else:
+        return
+    print(
+        f"ams: warning: {queue} {what}: {verb} in the clear (IBM AMS does the same); use --require-policy to refuse",
+        file=sys.stderr,
+    )

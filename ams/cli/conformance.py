@@ -9,10 +9,15 @@ status is 0 when no property failed, 1 when one did, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import TextIO, TypeVar
 
 import attrs
@@ -76,9 +81,12 @@ def run_conformance_command(args: argparse.Namespace) -> int:
     if args.replay is not None:
         return _replay(args.replay)
     spec = peer_spec(args)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    # first, so that an interrupted or crashed run can be repeated with the same cases
+    print(f"ams conformance: seed {seed} (the same cases again: --seed {seed})", file=sys.stderr, flush=True)
     options = runner.Options(
         max_examples=args.max_examples,
-        seed=args.seed,
+        seed=seed,
         only=tuple(args.only),
         output=args.output,
         shrink_time=args.shrink_time,
@@ -86,9 +94,31 @@ def run_conformance_command(args: argparse.Namespace) -> int:
         junit=args.junit,
     )
     progress = TerminalProgress(sys.stderr, live=sys.stderr.isatty() and not args.no_progress)
-    report = runner.run_conformance(spec, options, progress=progress)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, _stop_on_first_interrupt(stop))
+    try:
+        report = runner.run_conformance(spec, options, progress=progress, stop=stop)
+    except runner.Interrupted as stopped:
+        print(stopped.report.text(), end="")
+        print(f"ams conformance: interrupted; the partial report is in {stopped.report.output}", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     print(report.text(), end="")
     return 0 if report.ok else 1
+
+
+def _stop_on_first_interrupt(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+    """A SIGINT handler: the first Ctrl-C ends the run after the peer call under way (with a partial
+    report), a second one at once."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        os.write(2, b"\nams conformance: stopping after this peer call (Ctrl-C again to stop at once)\n")
+
+    return handler
 
 
 def peer_spec(args: argparse.Namespace) -> PeerSpec:
@@ -102,7 +132,7 @@ def peer_spec(args: argparse.Namespace) -> PeerSpec:
     changes: dict[str, object] = {"name": args.peer_name or spec.name}
     for operation, template in (("protect", args.peer_protect), ("unprotect", args.peer_unprotect)):
         if template is not None:  # a template replaces the named peer's own for that operation
-            changes.update({"kind": "command", operation: template})
+            changes.update({"kind": "command", operation: anchored(template)})
     if args.timeout is not None:
         changes["timeout"] = args.timeout
     spec = attrs.evolve(spec, capabilities=_capabilities(args, spec.capabilities), **changes)  # type: ignore[arg-type]
@@ -111,6 +141,27 @@ def peer_spec(args: argparse.Namespace) -> PeerSpec:
         if text is not None:
             Template.parse(text, operation)  # refuse a bad template before anything runs
     return spec
+
+
+def anchored(template: str) -> str:
+    """``template`` with each word that names an existing file relative to this directory made absolute.
+
+    The kit runs the peer in each case's own folder (so that it sees only that case's files), where
+    ``sh docs/examples/peer_adapter.sh`` would name nothing; it means the script the caller sees.
+    Placeholders, options and absolute paths are left alone, and so is a bare command name (PATH's).
+    """
+    try:
+        words = shlex.split(template)
+    except ValueError:
+        return template  # Template.parse reports it
+    changed = False
+    for index, word in enumerate(words):
+        if "{" in word or "}" in word or word.startswith("-") or "/" not in word or os.path.isabs(word):
+            continue
+        if os.path.isfile(word):
+            words[index] = os.path.abspath(word)
+            changed = True
+    return shlex.join(words) if changed else template
 
 
 def _capabilities(args: argparse.Namespace, base: Capabilities) -> Capabilities:

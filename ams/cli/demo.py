@@ -175,7 +175,7 @@ def _queues(root: Path, keystores: dict[str, Path], policies: PolicyStore) -> No
 
     path = root / "demo-qm.sqlite"
     print(f"\n== on a queue manager (embedded, {path.name})")
-    qm = EmbeddedQueueManager(path, name="DEMOQM")
+    qm = EmbeddedQueueManager(path, name="DEMOQM", create=True)  # the demo's own, as `ams qm create` makes one
     for queue in ("DEMO.INTEGRITY", "DEMO.PRIVACY", "DEMO.CONFIDENTIAL"):
         qm.define_queue(queue)  # as `ams qm define` (or runmqsc DEFINE QLOCAL on IBM MQ) would
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import attrs
 
-from ams.doctor import diagnose
+from ams.cli.common import add_check_options, add_keystore_option, verifier_for
+from ams.doctor import ROLE_BOTH, ROLE_RECEIVE, ROLE_SEND, diagnose
 from ams.errors import plural
 from ams.mq.connect import DEFAULT_EMBEDDED
 from ams.policy import PolicyStore
@@ -18,7 +19,6 @@ from ams.policy import PolicyStore
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this command group's subcommands to ``commands``."""
     doctor = commands.add_parser("doctor", help="check a keystore (and policies) and say how to fix each finding")
-    doctor.add_argument("--keystore-conf", type=Path, default=None)
     doctor.add_argument("--policies", type=Path, default=None)
     doctor.add_argument("--queue", default=None, help="check only this queue's policy")
     doctor.add_argument(
@@ -29,6 +29,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=None,
         help="the embedded queue manager file to check (default $AMS_QM or ./ams-qm.sqlite, when it exists)",
     )
+    doctor.add_argument(
+        "--role",
+        choices=[ROLE_SEND, ROLE_RECEIVE, ROLE_BOTH],
+        default=ROLE_BOTH,
+        help="whether this identity sends or receives on the queues: a policy that does not work for it in that "
+        "role (not an authorised signer, not a recipient, -r and -a swapped) is an error (default both)",
+    )
+    add_keystore_option(doctor)
+    add_check_options(doctor)
     doctor.set_defaults(run=run)
 
 
@@ -43,7 +52,16 @@ def _queue_manager_file(spec: str | None) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     """Run the command; the exit status (0 done, 1 problems found, 2 usage or configuration, 3 refused)."""
     policies = PolicyStore.from_directory(args.policies) if args.policies else PolicyStore()
-    findings = diagnose(args.keystore_conf, policies, queue=args.queue, queue_manager_file=_queue_manager_file(args.qm))
+    findings = diagnose(
+        args.keystore_conf,
+        policies,
+        queue=args.queue,
+        queue_manager_file=_queue_manager_file(args.qm),
+        strict=args.strict_keystore,
+        verifier=lambda keystore: verifier_for(args, keystore),
+        role=args.role,
+        allow_deprecated=args.allow_deprecated,
+    )
     errors = sum(1 for f in findings if f.level == "error")
     if args.json:
         report = {"findings": [attrs.asdict(f) for f in findings], "errors": errors, "warnings": len(findings) - errors}

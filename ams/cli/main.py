@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,12 +22,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`ams get | head -1`)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ams`` with ``argv``; only a status comes back: every failure is printed, never raised."""
+    """Run ``ams`` with ``argv``; only a status comes back: every failure is printed, never raised.
+
+    Ctrl-C ends with 130 and a closed standard output (``| head``) with 141, without a traceback:
+    commands that take messages commit each one only after it was written, so the one being
+    written when either happens is backed out onto its queue.
+    """
     args = build_parser().parse_args(argv)
     try:
         result: int = args.run(args)
+        sys.stdout.flush()  # here, not at exit, so that a reader gone away is seen as one
         return result
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except SecurityError as error:
         print(f"ams: refused (MQRC {error.reason}): {error}", file=sys.stderr)
         return 3
@@ -39,6 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug: say so, without a traceback that could hold message data
         print(f"ams: internal error ({type(error).__name__}): this is a bug in ams, please report it", file=sys.stderr)
         return 70
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null: Python's exit would flush what is left into the closed pipe
+    and print the BrokenPipeError it gets (the `signal` module's documentation does the same)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (an embedding program's stream): nothing to flush into
+        pass
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from ams.algorithms import KEYREUSE_UNLIMITED
 from ams.errors import PolicyError, UsageError, plural
 from ams.policy import Policy, PolicyStore, parse_setmqspl, render_dspmqspl
 from ams.policy.diff import PolicyChange, commands_for, diff_policies
-from ams.policy.dspmqspl import read_dspmqspl
+from ams.policy.setmqspl import PolicyRemoval
 from ams.policy.store import policy_file_name
 
 _POLICY_FILE_MODE = 0o644  # policies are not secret; queue managers' tools must read them
@@ -36,14 +36,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "set (replace) one policy, as setmqspl does; writes DIR/<policy>.spl (characters other than "
         "A-Z a-z 0-9 _ . and a leading . are written %%XX: PAY/IN -> PAY%%2FIN.spl)",
     )
-    set_.add_argument("-m", dest="qmgr", default="QM", help="queue manager name written in the file")
+    set_.add_argument("-m", dest="qmgr", default=None, help="queue manager name written in the file (default QM)")
     set_.add_argument("-p", dest="name", required=True)
-    set_.add_argument("-s", default="NONE")
-    set_.add_argument("-e", default="NONE")
+    set_.add_argument("-s", default=None, help="signature algorithm (default NONE)")
+    set_.add_argument("-e", default=None, help="encryption algorithm (default NONE)")
     set_.add_argument("-r", action="append", default=[], metavar="DN", help="recipient (repeat)")
     set_.add_argument("-a", action="append", default=[], metavar="DN", help="authorised signer (repeat)")
-    set_.add_argument("-t", default="0", choices=["0", "1"])
-    set_.add_argument("-c", default="0", help="key reuse: 0, * or 1..9999999")
+    set_.add_argument("-t", default=None, help="toleration: 0 (default) or 1")
+    set_.add_argument("-c", default=None, help="key reuse: 0 (default), * or 1..9999999")
+    # setmqspl's own word: registered, or argparse would read it as -r with the value "emove"
+    set_.add_argument("-remove", action="store_true", help="remove the policy, as setmqspl -remove does")
     set_.set_defaults(run=run_set)
 
     show = with_store("show", "print policies as dspmqspl does")
@@ -90,27 +92,35 @@ def _register_rollout(with_store: Callable[[str, str], argparse.ArgumentParser])
         dest="dump",
         type=Path,
         default=None,
-        help="dspmqspl output of the queue managers now: print only what changes",
+        help="the queue managers' policies now (dspmqspl output, or setmqspl/MQSC as export prints them): "
+        "print only what changes",
     )
     apply.set_defaults(run=run_apply)
 
     diff = with_store("diff", "compare the store with a dspmqspl dump; exit 1 when they differ")
-    diff.add_argument("--from", dest="dump", type=Path, required=True, help="dspmqspl output")
+    diff.add_argument(
+        "--from", dest="dump", type=Path, required=True, help="dspmqspl output, or setmqspl/MQSC as export prints"
+    )
     diff.add_argument("--json", action="store_true", help="a list of changes: policy, change, details, before, after")
     diff.set_defaults(run=run_diff)
 
 
 def run_set(args: argparse.Namespace) -> int:
     """``ams ... set``: the exit status (0 done, 2 usage or configuration, 3 refused)."""
-    words = ["setmqspl", "-m", args.qmgr, "-p", args.name, "-s", args.s, "-e", args.e]
+    words = ["setmqspl", "-m", args.qmgr or "QM", "-p", args.name]
+    for flag, value in (("-s", args.s), ("-e", args.e), ("-t", args.t), ("-c", args.c)):
+        if value is not None:
+            words += [flag, value]
     for dn in args.a:
         words += ["-a", dn]
     for dn in args.r:
         words += ["-r", dn]
-    words += ["-t", args.t, "-c", args.c]
-    line = shlex.join(words)
-    policy = parse_setmqspl(line)  # validates with IBM's rules before anything is written
-    assert isinstance(policy, Policy)
+    if args.remove:
+        words.append("-remove")
+    # the same parser as a .spl file's lines: IBM's rules (and -remove's) are checked before anything is written
+    policy = parse_setmqspl(shlex.join(words))
+    if isinstance(policy, PolicyRemoval):
+        return run_remove(args)
     directory: Path = args.policies
     with file_errors("read the policy directory", directory):
         exists = directory.is_dir()
@@ -120,7 +130,7 @@ def run_set(args: argparse.Namespace) -> int:
     _refuse_shared_file(store, args.name, target, "setting it would replace that file and drop them")
     with file_errors("create the policy directory", directory):
         directory.mkdir(parents=True, exist_ok=True)
-    text = policy.to_setmqspl(args.qmgr) + "\n"
+    text = policy.to_setmqspl(args.qmgr or "QM") + "\n"
     replace_file(target, text.encode("utf-8"), mode=_POLICY_FILE_MODE)
     print(f"policy {args.name} ({policy.qop}) written to {target}")
     return 0
@@ -246,7 +256,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _dump(path: Path) -> dict[str, Policy]:
-    return {p.name: p for p in read_dspmqspl(path)}
+    """The policies a queue manager has now: dspmqspl output, or what export or apply printed (setmqspl or MQSC)."""
+    return dict(PolicyStore.from_dump(path))
 
 
 def run_apply(args: argparse.Namespace) -> int:

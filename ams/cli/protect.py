@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ams.cli.common import add_io_options, add_keys_options, parse_time, protector, read_input, write_output
+from ams.algorithms import QoP
+from ams.cli.common import (
+    add_io_options,
+    add_keys_options,
+    parse_time,
+    protector,
+    read_input,
+    warn_unprotected,
+    write_output,
+)
 from ams.errors import DecryptionError
 from ams.mqconstants import MQFMT_NONE
 
@@ -41,6 +50,9 @@ def run_protect(args: argparse.Namespace) -> int:
     handle = protector(args)
     result = handle.protect(args.queue, read_input(args.input), args.format, one_shot=args.one_shot)
     write_output(args.output, result.body)
+    if result.qop is QoP.NONE:
+        warn_unprotected(handle.policies, args.queue, "sent")
+        return 0
     print(
         f"protected for {args.queue}: {result.qop}, MQMD Format now {result.format.strip() or 'MQFMT_NONE'!s}",
         file=sys.stderr,
@@ -61,6 +73,7 @@ def run_unprotect(args: argparse.Namespace) -> int:
             )
         raise
     write_output(args.output, message.body)
+    warn_unprotected(handle.policies, args.queue, "read")
     signer = f", signed by {message.signer_dn}" if message.signer_dn else ""
     print(f"unprotected from {args.queue}: {message.qop}, Format {message.format.strip()!r}{signer}", file=sys.stderr)
     return 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from ams.errors import UsageError
-from ams.mq.connect import open_embedded
+from ams.mq.connect import DEFAULT_EMBEDDED, open_embedded
 from ams.mq.embedded import OPERATIONS
 from ams.mq.mqsc import (
     authorities_needed,
@@ -35,6 +36,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """Add this command group's subcommands to ``commands``."""
     qm = commands.add_parser("qm", help="administer the embedded queue manager (queues, aliases, authorities)")
     actions = qm.add_subparsers(dest="qm_command", required=True)
+    _register_create(actions)
     define = actions.add_parser("define", help="DEFINE QLOCAL ... REPLACE (MQ's defaults unless told)")
     define.add_argument("queues", nargs="+", metavar="QUEUE")
     define.add_argument("--bothresh", type=int, default=0, help="BOTHRESH: backouts before a get moves it aside")
@@ -103,6 +105,15 @@ def _register_show(actions: argparse._SubParsersAction[argparse.ArgumentParser])
     show.set_defaults(run=run_show)
 
 
+def _register_create(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    create = actions.add_parser(
+        "create", help="create an embedded queue manager file, as crtmqm does (its SYSTEM.* queues defined)"
+    )
+    create.add_argument("file", nargs="?", default=None, help="the file (default --qm, $AMS_QM or ./ams-qm.sqlite)")
+    _add_qm(create)
+    create.set_defaults(run=run_create)
+
+
 def _attributes(args: argparse.Namespace) -> QueueAttributes:
     return QueueAttributes(
         backout_threshold=args.bothresh,
@@ -117,6 +128,20 @@ def _attributes(args: argparse.Namespace) -> QueueAttributes:
         put_inhibited=args.put == "DISABLED",
         get_inhibited=args.get == "DISABLED",
     )
+
+
+def run_create(args: argparse.Namespace) -> int:
+    """``ams qm create``: the exit status (0 done, 2 usage, or the file exists already)."""
+    target = args.file or args.qm or os.environ.get("AMS_QM") or DEFAULT_EMBEDDED
+    if os.path.lexists(target):
+        raise UsageError(
+            f"{target} exists already (as crtmqm refuses an existing queue manager): use it with --qm {target}, "
+            "or choose another file"
+        )
+    qm = open_embedded(target, create=True)
+    qm.close()
+    print(f"created queue manager {qm.name} in {target}; define its queues with `ams qm define QUEUE --qm {target}`")
+    return 0
 
 
 def run_define(args: argparse.Namespace) -> int:

@@ -10,7 +10,15 @@ from typing import Any
 
 import attrs
 
-from ams.cli.common import add_keys_options, keystore_for, manager_for, policies_for, read_input, verifier_for
+from ams.cli.common import (
+    add_keys_options,
+    keystore_for,
+    manager_for,
+    policies_for,
+    read_input,
+    verifier_for,
+    warn_unprotected,
+)
 from ams.cli.message_output import MessageWriter
 from ams.errors import AmsError, ConfigurationError, SecurityError, UsageError, clip
 from ams.inspect import inspect_message, render
@@ -107,6 +115,8 @@ def run_put(args: argparse.Namespace) -> int:
     )
     md = MQMD(format=args.format.ljust(8))
     try:
+        if not args.require_policy:  # with it, the open below refuses instead
+            warn_unprotected(manager.policies, args.queue, "sent")
         if args.one_shot:
             for body in bodies:
                 manager.put1(args.queue, md, body)
@@ -128,6 +138,7 @@ def run_get(args: argparse.Namespace) -> int:
     failed = got = 0
     try:
         queue = manager.open(args.queue, input=True)
+        warn_unprotected(manager.policies, args.queue, "read")
         while True:
             try:
                 message = queue.get(wait=args.wait, syncpoint=True)
@@ -167,6 +178,7 @@ def run_browse(args: argparse.Namespace) -> int:
     failed = shown = 0
     try:
         queue = manager.open(args.queue, browse=True)
+        warn_unprotected(manager.policies, args.queue, "read")
         step = queue.browse_first
         while True:
             try:

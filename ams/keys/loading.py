@@ -7,6 +7,7 @@ password or a line that may hold one.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -169,7 +170,10 @@ def load_conf(path: str | Path | None = None, *, strict: bool = False) -> Keysto
     (``AmsSecurityWarning``); ``strict`` refuses them.
     """
     conf_path = Path(path) if path is not None else default_conf_path()
+    if path is None and not conf_path.exists():
+        raise KeystoreError(missing_default_conf())
     settings = read_keystore_conf(conf_path)
+    check_keys(settings)
     base = conf_path.parent
 
     def resolve(value: str) -> Path:
@@ -294,6 +298,65 @@ def default_conf_path() -> Path:
     if override:
         return Path(override)
     return Path.home() / ".mqs" / "keystore.conf"
+
+
+def default_conf_tried() -> str:
+    """The places a keystore.conf is looked for when none is named, and what was found there."""
+    override = os.environ.get("MQS_KEYSTORE_CONF")
+    if override:
+        return f"$MQS_KEYSTORE_CONF ({override}), which does not exist"
+    return f"$MQS_KEYSTORE_CONF (not set), then {Path.home() / '.mqs' / 'keystore.conf'}, which does not exist"
+
+
+def missing_default_conf() -> str:
+    """Why no keystore.conf was found where none was named: every path tried, and how to name one."""
+    return (
+        f"no keystore.conf was named and none was found: tried {default_conf_tried()}. Name one with "
+        f"--keystore-conf FILE (Keystore.from_conf(FILE)), set MQS_KEYSTORE_CONF=FILE, or create "
+        f"{default_conf_path()}; `ams pki init DIR` makes test identities, each with DIR/<user>/keystore.conf"
+    )
+
+
+# every key this library reads, and IBM's keys it accepts without using them (IBM's runtime reads
+# them: proxies, caches, LDAP CRLs); anything else is a typo until shown otherwise, since a
+# misspelt key is silently a missing one (ocsp.enabel would switch revocation checks off)
+KNOWN_KEYS = frozenset(
+    [f"{kind}.{key}" for kind in ("pkcs12", "jks", "jceks") for key in ("keystore", "keystore_pass", "certificate")]
+    + ["jks.key_pass", "jceks.key_pass", "pem.private", "pem.public", "pem.password", "pem.certificates"]
+    + ["pkcs11.library", "pkcs11.token", "pkcs11.token_pin", "pkcs11.certificate", "pkcs11.secondary_keystore"]
+    + ["cms.keystore", "cms.certificate", "crl.file", "revocation.fail"]
+    + [f"ocsp.{key}" for key in ("enable", "url", "nonce", "timeout", "max_response_size", "max_age")]
+)
+IBM_ONLY_KEYS = frozenset(
+    {
+        "jks.provider", "jceks.provider", "ocsp.http.get", "ocsp.cache_size", "ocsp.unknown", "ocsp.check",
+        "ocsp.http.proxy.host", "ocsp.http.proxy.port", "ocsp.nonce.generation", "ocsp.nonce.check", "ocsp.nonce.size",
+        "crl.enable", "crl.cdp", "crl.ldap.host", "crl.ldap.port", "crl.ldap.user", "crl.ldap.pass",
+        "crl.ldap.cache.lifetime", "crl.ldap.version", "crl.http.proxy.host", "crl.http.proxy.port",
+    }
+)  # fmt: skip
+
+
+_KEY_NAME = re.compile(r"[A-Za-z0-9_]{1,40}(?:\.[A-Za-z0-9_]{1,40}){0,4}")
+
+
+def check_keys(settings: ConfSettings) -> None:
+    """KeystoreError for the first key that is neither this library's nor IBM's, naming its line and the
+    closest known key."""
+    for key in settings:
+        if key in KNOWN_KEYS or key in IBM_ONLY_KEYS:
+            continue
+        if not _KEY_NAME.fullmatch(key):  # not shown: text before '=' that is no key name may be a password
+            raise KeystoreError(
+                f"{settings.where(key)}: the text before '=' is not a key name (letters, digits, '.', '_'; not shown, "
+                "it may hold a password): expected 'key = value' with a key such as pkcs12.keystore"
+            )
+        close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(sorted(KNOWN_KEYS))}."
+        raise KeystoreError(
+            f"{settings.where(key)}: unknown key {key!r}: {hint} Correct it or remove it (a misspelt key would "
+            "silently be a missing one)"
+        )
 
 
 class ConfSettings(dict[str, str]):

@@ -37,9 +37,10 @@ def connect(spec: str | None = None, *, appl_name: str = "ams") -> QueueManager:
     return open_embedded(target).connect(appl_name)
 
 
-def open_embedded(spec: str | None = None) -> EmbeddedQueueManager:
-    """The embedded queue manager in the file ``spec`` (default ``$AMS_QM`` or ``./ams-qm.sqlite``);
-    an ``mq://`` name is refused: IBM MQ is administered with MQSC, not through this library."""
+def open_embedded(spec: str | None = None, *, create: bool = False) -> EmbeddedQueueManager:
+    """The embedded queue manager in the file ``spec`` (default ``$AMS_QM`` or ``./ams-qm.sqlite``),
+    which must exist (MQRC 2058) unless ``create``; an ``mq://`` name is refused: IBM MQ is
+    administered with MQSC, not through this library."""
     from ams.mq.embedded import EmbeddedQueueManager
 
     target = spec or os.environ.get("AMS_QM") or DEFAULT_EMBEDDED
@@ -51,4 +52,4 @@ def open_embedded(spec: str | None = None) -> EmbeddedQueueManager:
     if target.startswith("mq:"):
         raise UsageError(f"cannot read {target!r}: expected mq://host(port)/QMGR?channel=CHANNEL")
     path = Path(target)
-    return EmbeddedQueueManager(path, name=path.stem.upper().replace("-", ".")[:48] or "AMSQM")
+    return EmbeddedQueueManager(path, name=path.stem.upper().replace("-", ".")[:48] or "AMSQM", create=create)

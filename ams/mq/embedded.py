@@ -62,6 +62,7 @@ from ams.mqconstants import (
     MQRC_OPTIONS_ERROR,
     MQRC_PUT_INHIBITED,
     MQRC_Q_FULL,
+    MQRC_Q_MGR_NAME_ERROR,
     MQRC_UNEXPECTED_ERROR,
     MQRC_UNKNOWN_OBJECT_NAME,
     PROPCTL_VALUES,
@@ -196,16 +197,21 @@ def _mq_errors(cls: _Class) -> _Class:
 
 @_mq_errors
 class EmbeddedQueueManager:
-    """A queue manager in memory (``path`` None) or in an SQLite file shared by processes."""
+    """A queue manager in memory (``path`` None) or in an SQLite file shared by processes.
 
-    def __init__(self, path: str | Path | None = None, *, name: str = "AMSQM") -> None:
+    A file must exist (MQRC 2058, MQRC_Q_MGR_NAME_ERROR, otherwise: a mistyped name must not make a
+    new, empty queue manager), unless ``create`` is true: then a missing one is made, as crtmqm
+    would (``ams qm create FILE``).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, name: str = "AMSQM", create: bool = False) -> None:
         self.name = name
         if path is None:
             self._uri = f"file:ams-embedded-{uuid.uuid4().hex}?mode=memory&cache=shared"
             self.path: Path | None = None
         else:
             self.path = Path(path)
-            _create_private(self.path)
+            _create_private(self.path, create=create)
             # percent-encoded, so that '?' or '#' in a path is part of the name, not URI syntax
             self._uri = "file:" + urllib.parse.quote(str(self.path.absolute()))
         self._keeper = self._open_db()  # keeps an in-memory database alive
@@ -368,18 +374,52 @@ def _back_out(db: sqlite3.Connection, owner: str) -> None:
     db.execute(_BACK_OUT_GETS, (VISIBLE, owner, GOT_PENDING))
 
 
-def _create_private(path: Path) -> None:
-    """The database file, created 0600 (SQLite gives its -wal and -shm files the same mode)."""
+def _create_private(path: Path, *, create: bool) -> None:
+    """The database file, created 0600 when ``create`` (SQLite gives its -wal and -shm files the same
+    mode); MQRC 2058 for a missing one otherwise."""
     if path.is_symlink():
         raise UsageError(
             f"refusing to open queue manager file {path}: it is a symbolic link; give the real path of the file"
         )
-    if not path.exists():
+    if path.exists():
+        _refuse_foreign(path)
+    elif not create:
+        raise MQError(
+            f"no embedded queue manager at {path} (the file does not exist; nothing was created): check the "
+            f"name, or create it with `ams qm create {path}`",
+            MQRC_Q_MGR_NAME_ERROR,
+        )
+    else:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_new_file(path, b"", mode=PRIVATE_FILE_MODE)
     for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         # whoever pre-created the file (or its journal) world-readable, or owns it, reads every queue
         check_private_file(file, "queue manager file", "every queue, the policy queue included")
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _refuse_foreign(path: Path) -> None:
+    """MQRC 2058 for a path that is not an embedded queue manager's file: not a regular file (a directory,
+    a FIFO), or one that is neither empty (just created) nor SQLite (the README given to --qm by mistake)."""
+    what = "a directory" if path.is_dir() else None if path.is_file() else "not a regular file"
+    if what is None:
+        try:
+            with path.open("rb") as file:
+                start = file.read(len(_SQLITE_MAGIC))
+        except OSError as error:
+            raise MQError(
+                f"cannot read the embedded queue manager's file {path}: {error.strerror or error}; check its "
+                "permissions",
+                MQRC_Q_MGR_NAME_ERROR,
+            ) from None
+        what = "not SQLite" if start and start != _SQLITE_MAGIC else None
+    if what is not None:
+        raise MQError(
+            f"{path} is not an embedded queue manager's file ({what}): check the name given to --qm",
+            MQRC_Q_MGR_NAME_ERROR,
+        )
 
 
 def _statements(script: str) -> Iterator[str]:

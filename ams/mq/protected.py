@@ -44,6 +44,7 @@ from ams.mqconstants import (
 )
 from ams.policy.model import Policy
 from ams.policy.pcf import PcfMessage, decode_policy_queue
+from ams.policy.store import PolicyStore
 from ams.protector import Protector
 from ams.verify import Verifier
 
@@ -144,8 +145,10 @@ class ProtectedQueueManager:
     ``clock_skew`` and ``strict_dn``) serves every handle of the connection, so its certificate,
     chain and revocation caches live as long as the connection; each open handle has its own
     Protector (key reuse follows the handle). ``allow_deprecated`` and ``limits`` are the
-    Protector's. ``default_backout_threshold`` applies to queues whose BOTHRESH is 0 (IBM MQ's
-    default, which means "none"): without a threshold one poison message would be tried for ever.
+    Protector's, and so is ``require_policy`` (every queue opened, SYSTEM.* apart, must have a policy
+    that protects it: the open fails otherwise). ``default_backout_threshold`` applies to queues whose
+    BOTHRESH is 0 (IBM MQ's default, which means "none"): without a threshold one poison message
+    would be tried for ever.
     """
 
     def __init__(
@@ -161,8 +164,10 @@ class ProtectedQueueManager:
         clock_skew: datetime.timedelta = datetime.timedelta(minutes=5),
         limits: Limits = DEFAULT_LIMITS,
         default_backout_threshold: int = DEFAULT_BACKOUT_THRESHOLD,
+        require_policy: bool = False,
     ) -> None:
         self.qm = qm
+        self.require_policy = require_policy
         self.keystore = keystore
         self._policies = policies
         self.verifier = verifier or Verifier.from_keystore(keystore, clock_skew=clock_skew, strict_dn=strict_dn)
@@ -177,7 +182,9 @@ class ProtectedQueueManager:
     def policies(self) -> Mapping[str, Policy]:
         """The policies in force: the store given, else the queue manager's policy queue (read once)."""
         if self._policies is None:
-            self._policies = policies_from_queue_manager(self.qm)
+            store = PolicyStore(policies_from_queue_manager(self.qm).values())
+            store.source = f"{self.qm.name}'s {POLICY_QUEUE}"
+            self._policies = store
         return self._policies
 
     def protector(self) -> Protector:
@@ -188,6 +195,7 @@ class ProtectedQueueManager:
             verifier=self.verifier,
             allow_deprecated=self.allow_deprecated,
             limits=self.limits,
+            require_policy=self.require_policy,
         )
 
     def open(

@@ -29,6 +29,8 @@ REASON_ADVICE: dict[int, str] = {
     2042: "another reader holds the queue exclusively (NOSHARE, or DEFSOPT(EXCL) opened as queue default): "
     "close it, or ALTER QLOCAL(...) SHARE",
     2053: "the queue is full (MAXDEPTH): drain it or raise MAXDEPTH",
+    2058: "no queue manager by that name: check it (mq://host(port)/QMGR, or an embedded queue manager's file, "
+    "which `ams qm create FILE` makes)",
     2059: "the queue manager is not reachable: check the host, port and channel, and that it is running",
     2085: "the queue is not defined: DEFINE QLOCAL on IBM MQ, `ams qm define` on the embedded queue manager",
 }

@@ -17,6 +17,7 @@ import attrs
 from ams._files import read_bounded
 from ams.errors import PolicyError
 from ams.limits import DEFAULT_LIMITS
+from ams.policy.dspmqspl import parse_dspmqspl
 from ams.policy.model import Policy
 from ams.policy.mqsc import decode_text, parse_mqsc_collecting, split_lines
 from ams.policy.setmqspl import PolicyRemoval, parse_setmqspl
@@ -81,12 +82,28 @@ def _capped(path: Path, errors: list[PolicyError]) -> list[PolicyError]:
     return [*errors[:MAX_ERRORS_PER_FILE], PolicyError(f"{path}: and {rest:,} more errors in this file")]
 
 
+def _dump_kind(text: str) -> str:
+    """``setmqspl``, ``mqsc`` or ``dspmqspl``: what the first line that is not blank or a comment starts."""
+    for raw in split_lines(text):
+        line = raw.strip()
+        if not line or line.startswith(("#", "*")):
+            continue
+        first = line.split(None, 2)
+        if first[0] == "setmqspl":
+            return "setmqspl"
+        if len(first) >= 2 and first[0].upper() in ("SET", "DELETE") and first[1].upper().startswith("POLICY"):
+            return "mqsc"
+        return "dspmqspl"
+    return "dspmqspl"
+
+
 class PolicyStore(Mapping[str, Policy]):
     """Policies by queue name. Queues without a policy are not protected."""
 
     def __init__(self, policies: Iterable[Policy] = ()) -> None:
         self._policies: dict[str, Policy] = {}
         self.origins: dict[str, Origin] = {}
+        self.source: str | None = None  # where the policies came from, for errors ("policy directory DIR")
         for policy in policies:
             self._policies[policy.name] = policy
 
@@ -117,6 +134,7 @@ class PolicyStore(Mapping[str, Policy]):
         if not is_directory:
             raise PolicyError(f"policy directory {str(root)!r} does not exist or is not a directory")
         store = cls()
+        store.source = f"policy directory {root}"
         errors: list[PolicyError] = []
         try:
             paths = sorted(p for p in root.iterdir() if p.suffix in (".spl", ".mqsc") and p.is_file())
@@ -144,6 +162,33 @@ class PolicyStore(Mapping[str, Policy]):
             return [error]
         if path.suffix == ".mqsc":
             return self._load_mqsc(path, text)
+        return self._load_setmqspl(path, text)
+
+    @classmethod
+    def from_dump(cls, path: str | Path) -> PolicyStore:
+        """The policies in one file of any form the tools print, recognised by its first command:
+        setmqspl lines (``ams policy export``, ``dspmqspl -export``, ``ams policy apply``), MQSC
+        ``SET POLICY``/``DELETE POLICY`` (their ``--mqsc``), or else ``dspmqspl`` blocks. The first
+        error is raised, naming the file and line."""
+        source = Path(path)
+        try:
+            data = source.read_bytes()
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise PolicyError(f"cannot read policy dump {str(source)!r}: {reason}") from None
+        text = decode_text(data, str(source))
+        store = cls()
+        kind = _dump_kind(text)
+        if kind == "dspmqspl":
+            store = cls(parse_dspmqspl(text, source=str(source)))
+        else:
+            errors = store._load_mqsc(source, text) if kind == "mqsc" else store._load_setmqspl(source, text)
+            if errors:
+                raise errors[0]
+        store.source = str(source)
+        return store
+
+    def _load_setmqspl(self, path: Path, text: str) -> list[PolicyError]:
         errors = []
         for number, raw in enumerate(split_lines(text), start=1):
             line = raw.strip()

@@ -5,6 +5,8 @@
 #     --peer-protect   'sh docs/examples/peer_adapter.sh protect   {digest} {cipher} {keystore_conf} {queue} {format} {in} {out} {recipient_dn}' \
 #     --peer-unprotect 'sh docs/examples/peer_adapter.sh unprotect {digest} {cipher} {keystore_conf} {queue} {format} {in} {out} {recipient_dn}'
 #
+# from the repository root: the kit runs each call in the case's own folder, after making a template
+# word that names a file here (docs/examples/peer_adapter.sh) absolute; from elsewhere, give its path.
 # The kit passes each value as exactly one argument (no shell ever reads the template's values), and
 # {recipient_dn} repeats once per recipient, so the DNs come last. The implementation driven here is
 # `ams` itself ($AMS, default `ams`); replace run_protect and run_unprotect with the commands of yours.

@@ -454,6 +454,7 @@ def test_cli_proxy_moves_good_messages_past_poison_and_loses_nothing(
     pki: Pki, bob_conf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     qm_path = tmp_path / "qm.sqlite"
+    assert main(["qm", "create", str(qm_path)]) == 0
     assert main(["qm", "define", "SRC.Q", "DST.Q", "--qm", str(qm_path)]) == 0
     policies = write_policies(
         tmp_path / "policies",
@@ -463,7 +464,7 @@ def test_cli_proxy_moves_good_messages_past_poison_and_loses_nothing(
     carol_conf = pki.write_keystore(tmp_path / "carol", "carol")
     alice_conf = pki.write_keystore(tmp_path / "alice", "alice")
     qm = ["--qm", str(qm_path), "--policies", str(policies)]
-    attacker = EmbeddedQueueManager(qm_path).connect("attacker")
+    attacker = EmbeddedQueueManager(qm_path, create=True).connect("attacker")
     for_carol = (
         ams.Protector(
             pki.keystore("alice"),

@@ -311,7 +311,7 @@ def test_the_command_line_says_the_same_about_every_corruption(
     corrupted = [flip(message, offset, 0x40) for offset in range(layout.ciphertext_start, end, 97)]
     corrupted += [flip(message, 40), put_byte(message, end - layout.block - 1, 0)]
     qm_path = tmp_path / "qm.sqlite"
-    qm = EmbeddedQueueManager(qm_path, name="QM").connect("attacker")
+    qm = EmbeddedQueueManager(qm_path, name="QM", create=True).connect("attacker")
     seen: dict[str, set[str]] = {"unprotect": set(), "inspect": set(), "explain": set()}
     for number, data in enumerate(corrupted, start=1):
         path = tmp_path / f"m{number}.bin"

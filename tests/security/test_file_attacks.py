@@ -308,7 +308,7 @@ def test_the_queue_manager_file_is_private_whatever_the_umask(tmp_path: Path) ->
     old = os.umask(0o022)
     try:
         path = tmp_path / "qm" / "file.sqlite"
-        EmbeddedQueueManager(path).connect("app").put1("SYSTEM.DEAD.LETTER.QUEUE", MQMD(), b"x")
+        EmbeddedQueueManager(path, create=True).connect("app").put1("SYSTEM.DEAD.LETTER.QUEUE", MQMD(), b"x")
     finally:
         os.umask(old)
     assert {p.name: oct(_mode(p)) for p in path.parent.iterdir()} == {
@@ -325,7 +325,7 @@ def test_the_queue_manager_file_is_never_a_link(tmp_path: Path, victim: Path, da
     link.symlink_to(target)
     before = None if dangling else victim.read_bytes()
     with pytest.raises(ams.UsageError, match="symbolic link"):
-        EmbeddedQueueManager(link)
+        EmbeddedQueueManager(link, create=True)
     assert (not target.exists()) if dangling else victim.read_bytes() == before
 
 
@@ -334,5 +334,5 @@ def test_a_queue_manager_path_that_looks_like_a_uri_is_a_file_name(tmp_path: Pat
     from ams.mq import EmbeddedQueueManager
 
     path = tmp_path / "qm?mode=memory&cache=shared#x.sqlite"
-    EmbeddedQueueManager(path).define_queue("Q.ONE")
-    assert path.exists() and "Q.ONE" in EmbeddedQueueManager(path).queues()
+    EmbeddedQueueManager(path, create=True).define_queue("Q.ONE")
+    assert path.exists() and "Q.ONE" in EmbeddedQueueManager(path, create=True).queues()

@@ -136,7 +136,7 @@ def test_a_get_without_syncpoint_refuses_to_commit_other_work(
 def test_a_backout_queue_takes_the_poison_as_it_is(
     tmp_path: Path, pki: Pki, policies: ams.PolicyStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", name="QM")
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", name="QM", create=True)
     manager.define_queue("P.INT", backout_threshold=2, backout_queue="P.INT.BACKOUT")
     manager.define_queue("P.INT.BACKOUT")
     ProtectedQueueManager(manager.connect("alice"), pki.keystore("alice"), policies).open("P.INT", output=True).put(
@@ -181,6 +181,7 @@ def test_the_proxy_carries_on_past_a_poison_message(
 @pytest.fixture
 def world(tmp_path: Path) -> Path:
     assert main(["pki", "init", str(tmp_path / "pki"), "--users", "alice,bob,carol"]) == 0
+    assert main(["qm", "create", str(tmp_path / "qm.sqlite")]) == 0
     assert main(["qm", "define", "DEMO.INTEGRITY", "DEMO.PRIVACY", "--qm", str(tmp_path / "qm.sqlite")]) == 0
     return tmp_path
 
@@ -201,14 +202,14 @@ def test_ams_get_reads_past_a_poison_message(
     assert captured.out == b"first\nsecond\n"
     assert captured.err.count(b"InternalError") + captured.err.count(b"[internal]") >= 5
     assert b"backout threshold" in captured.err and b"Traceback" not in captured.err
-    spy = EmbeddedQueueManager(world / "qm.sqlite", name="QM").connect("spy")
+    spy = EmbeddedQueueManager(world / "qm.sqlite", name="QM", create=True).connect("spy")
     assert spy.depth("DEMO.INTEGRITY") == 0 and spy.depth(ERROR_QUEUE) == 1
 
 
 def test_error_queue_commands_show_a_malformed_entry_and_carry_on(
     world: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spy = EmbeddedQueueManager(world / "qm.sqlite", name="QM").connect("attacker")
+    spy = EmbeddedQueueManager(world / "qm.sqlite", name="QM", create=True).connect("attacker")
     spy.put1(ERROR_QUEUE, MQMD(format="MQDEAD  "), b"not a dead-letter header at all")
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"for bob only\n")))
     assert main(_as(world, "alice", "put", "DEMO.PRIVACY")) == 0

@@ -45,8 +45,8 @@ def _connect(spec: str, appl_name: str) -> QueueManager:
     """Connect; an embedded queue manager must exist already (a typo must not make a new one)."""
     if not spec.startswith("mq:") and not Path(spec).is_file():
         raise ConfigurationError(
-            f"no embedded queue manager file {spec}: create it with `ams qm define QUEUE --qm {spec}`, or name an "
-            "IBM MQ queue manager as mq://host(port)/QMGR?channel=CHANNEL"
+            f"no embedded queue manager file {spec}: create it with `ams qm create {spec}` (then `ams qm define "
+            f"QUEUE --qm {spec}`), or name an IBM MQ queue manager as mq://host(port)/QMGR?channel=CHANNEL"
         )
     return connect(spec, appl_name=appl_name)
 
@@ -72,12 +72,7 @@ def open_route(
         if not route.one_queue_manager:
             target_qm = _connect(route.target.qm, appl_name)
             connections.append(target_qm)
-        source = ProtectedQueueManager(
-            source_qm, Keystore.from_conf(route.source.keystore_conf), _policies(route.source)
-        )
-        target = ProtectedQueueManager(
-            target_qm, Keystore.from_conf(route.target.keystore_conf), _policies(route.target)
-        )
+        source, target = _managers(route, source_qm, target_qm)
         ledger = None
         if not route.one_queue_manager:
             scope = f"{route.name}/{route.source.qm_key}/{route.source.queue}"
@@ -103,6 +98,26 @@ def open_route(
                 connection.close()
         raise
     return OpenRoute(proxy, connections)
+
+
+def _managers(
+    route: Route, source_qm: QueueManager, target_qm: QueueManager
+) -> tuple[ProtectedQueueManager, ProtectedQueueManager]:
+    """The route's protected connections: the reading identity on the source, the signing one on the target."""
+    return (
+        ProtectedQueueManager(
+            source_qm,
+            Keystore.from_conf(route.source.keystore_conf),
+            _policies(route.source),
+            require_policy=route.require_policy,
+        ),
+        ProtectedQueueManager(
+            target_qm,
+            Keystore.from_conf(route.target.keystore_conf),
+            _policies(route.target),
+            require_policy=route.require_policy,
+        ),
+    )
 
 
 def _where(route: Route, config: ServiceConfig, *keys: str) -> str:
@@ -199,12 +214,7 @@ def check_route(route: Route, config: ServiceConfig) -> list[str]:
         problems = _queue_problems(route, config, source_qm, target_qm)
         if problems:
             return problems
-        source = ProtectedQueueManager(
-            source_qm, Keystore.from_conf(route.source.keystore_conf), _policies(route.source)
-        )
-        target = ProtectedQueueManager(
-            target_qm, Keystore.from_conf(route.target.keystore_conf), _policies(route.target)
-        )
+        source, target = _managers(route, source_qm, target_qm)
         for manager, key, output in ((source, "source", False), (target, "target", True)):
             try:
                 manager.open(getattr(route, key).queue, input=not output, output=output).close()

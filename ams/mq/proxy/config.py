@@ -18,6 +18,7 @@
     keep_msg_id = true                   # the target message keeps the source MsgId
     signer_property = "AMSOriginalSigner"  # optional: the sender's DN as an MQRFH2 usr property
     ledger_queue = "AMS.PROXY.LEDGER"    # between two queue managers: on the target
+    require_policy = true                # refuse to start when either queue has no policy protecting it
 
     [routes.source]
     qm = "gateway.sqlite"                # an embedded queue manager file, or mq://host(port)/QM?channel=CH
@@ -64,6 +65,7 @@ _ROUTE_KEYS = {
     "keep_msg_id",
     "signer_property",
     "ledger_queue",
+    "require_policy",
     "source",
     "target",
 }
@@ -113,6 +115,7 @@ class Route:
     keep_msg_id: bool = True
     signer_property: str | None = None
     ledger_queue: str = DEFAULT_LEDGER_QUEUE
+    require_policy: bool = False
     line: int = 0
 
     @property
@@ -284,6 +287,7 @@ def _route(reader: _Reader, raw: Any, index: int, base: Path) -> Route | None:
             check=lambda v: None if re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", v) else "expected a property name",
         ),
         "ledger_queue": reader.value(raw, where, "ledger_queue", str, DEFAULT_LEDGER_QUEUE, check=_queue_name),
+        "require_policy": reader.value(raw, where, "require_policy", bool, False),
     }
     if source is None or target is None:
         return None

@@ -388,6 +388,9 @@ def run_command(args: list[str], workdir: Path, timeout: float) -> Outcome:
     except subprocess.TimeoutExpired:
         _stop(process)
         return Outcome(None, None, "", tuple(args), time.monotonic() - started)
+    except BaseException:  # Ctrl-C: the peer has a session of its own, so the terminal's signal missed it
+        _stop(process)
+        raise
     seconds = time.monotonic() - started
     said = stderr.decode("utf-8", "replace")[-4000:]
     output = None

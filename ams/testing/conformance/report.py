@@ -65,6 +65,7 @@ class Report:
     results: tuple[PropertyResult, ...]
     seconds: float
     not_covered: tuple[str, ...] = ()
+    interrupted: bool = False  # stopped (Ctrl-C) before every property ran: a partial report
 
     @property
     def ok(self) -> bool:
@@ -83,6 +84,10 @@ class Report:
         ]
         if self.not_covered:
             lines.append(f"not tried (the peer does not implement them): {'; '.join(self.not_covered)}")
+        if self.interrupted:
+            lines.append(
+                f"INTERRUPTED: a partial report (properties not run are skipped); the same cases: --seed {self.seed}"
+            )
         lines.append("")
         for result in self.results:
             lines.append(f"  {result.status.upper():<8} {result.name:<32} {_detail(result)}")
@@ -104,6 +109,7 @@ class Report:
             "max_examples": self.max_examples,
             "seconds": round(self.seconds, 3),
             "ok": self.ok,
+            "interrupted": self.interrupted,
             "not_covered": list(self.not_covered),
             "properties": [_result_json(r) for r in self.results],
         }

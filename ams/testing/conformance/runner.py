@@ -13,6 +13,7 @@ import json
 import secrets
 import shlex
 import shutil
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -79,10 +80,19 @@ class _Failed(Exception):
 
 
 def run_conformance(
-    spec: PeerSpec, options: Options, *, world: World | None = None, progress: Progress | None = None
+    spec: PeerSpec,
+    options: Options,
+    *,
+    world: World | None = None,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> Report:
     """Run every property (or ``options.only``) against the peer ``spec`` describes, write the report
-    files into ``options.output`` and return the report."""
+    files into ``options.output`` and return the report.
+
+    ``stop`` set (``ams conformance`` sets it on Ctrl-C) ends the run after the peer call under way,
+    as a KeyboardInterrupt does at once: the partial report is written and :class:`Interrupted`,
+    carrying it, is raised."""
     unknown = [name for name in options.only if name not in BY_NAME]
     if unknown:
         raise UsageError(f"unknown property {', '.join(unknown)}: expected one of {', '.join(BY_NAME)}")
@@ -96,23 +106,52 @@ def run_conformance(
     peer = make_peer(spec)
     chosen = [p for p in PROPERTIES if not options.only or p.name in options.only]
     control = _control(peer, world, options) if any(p.check is Check.REFUSE for p in chosen) else None
-    results = []
-    for prop in chosen:
-        if progress is not None:
-            progress.started(prop)
-        if control is not None and prop.check is Check.REFUSE:
-            result = PropertyResult(prop.name, prop.summary, SKIPPED, reason=control)
-        else:
-            result = _run_property(prop, peer, world, options, chosen_seed, progress)
-        if progress is not None:
-            progress.finished(result)
-        results.append(result)
+    results: list[PropertyResult] = []
+    interrupted = False
+    try:
+        for prop in chosen:
+            _stop_if_asked(stop)
+            if progress is not None:
+                progress.started(prop)
+            if control is not None and prop.check is Check.REFUSE:
+                result = PropertyResult(prop.name, prop.summary, SKIPPED, reason=control)
+            else:
+                result = _run_property(prop, peer, world, options, (chosen_seed, stop), progress)
+            if progress is not None:
+                progress.finished(result)
+            results.append(result)
+    except KeyboardInterrupt:  # Ctrl-C: what ran is reported, the rest is marked as not run
+        interrupted = True
+        done = {r.name for r in results}
+        results += [PropertyResult(p.name, p.summary, SKIPPED, reason=_NOT_RUN) for p in chosen if p.name not in done]
     shutil.rmtree(options.output / "work", ignore_errors=True)
     seconds = time.monotonic() - started
     not_covered = tuple(spec.capabilities.not_covered())
-    report = Report(spec.name, chosen_seed, options.max_examples, options.output, tuple(results), seconds, not_covered)
+    report = Report(
+        spec.name, chosen_seed, options.max_examples, options.output, tuple(results), seconds, not_covered, interrupted
+    )
     report.write(options.junit)
+    if interrupted:
+        raise Interrupted(report)
     return report
+
+
+_NOT_RUN = "not run: the run was interrupted"
+
+
+def _stop_if_asked(stop: threading.Event | None) -> None:
+    # raised here, between peer calls, rather than from a signal handler at an arbitrary point
+    # (one raised inside Hypothesis's garbage-collector callback is printed and ignored)
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt("stop requested")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; ``report`` is the partial report, already written to the output directory."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__("interrupted")
+        self.report = report
 
 
 def _control(peer: Peer, world: World, options: Options) -> str | None:
@@ -163,7 +202,12 @@ class _State:
 
 
 def _run_property(
-    prop: Property, peer: Peer, world: World, options: Options, chosen_seed: int, progress: Progress | None
+    prop: Property,
+    peer: Peer,
+    world: World,
+    options: Options,
+    seeded: tuple[int, threading.Event | None],
+    progress: Progress | None,
 ) -> PropertyResult:
     reason = skip_reason(prop, peer.spec)
     if reason is not None:
@@ -172,7 +216,7 @@ def _run_property(
     state = _State(options.shrink_time)
     work = options.output / "work" / prop.name
     shutil.rmtree(work, ignore_errors=True)
-    test = _hypothesis_test(prop, peer, world, options, chosen_seed, state, work, progress)
+    test = _hypothesis_test(prop, peer, world, options, seeded, state, work, progress)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AmsDeprecationWarning)
@@ -190,11 +234,12 @@ def _hypothesis_test(
     peer: Peer,
     world: World,
     options: Options,
-    chosen_seed: int,
+    seeded: tuple[int, threading.Event | None],
     state: _State,
     work: Path,
     progress: Progress | None,
 ) -> Callable[[], None]:
+    chosen_seed, stop = seeded
     database = DirectoryBasedExampleDatabase(str(options.output / "hypothesis" / prop.name))
     phases = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)  # no explain: no extra calls
 
@@ -211,6 +256,7 @@ def _hypothesis_test(
     @seed(chosen_seed)
     @given(case=case_strategy(prop, peer.spec.capabilities))
     def check(case: Case) -> None:
+        _stop_if_asked(stop)
         key = repr(case)
         known = state.failures.get(key)
         if known is not None:
