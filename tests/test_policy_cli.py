@@ -207,7 +207,7 @@ def test_diff_and_apply_read_what_export_prints(tmp_path: Path, capsys: pytest.C
     assert run("diff", "--policies", store, "--from", str(dump)) == 0
     assert "matches" in capsys.readouterr().out
     assert run("apply", "--policies", store, "-m", "QM1", "--from", str(dump)) == 0
-    assert "0 command(s)" in capsys.readouterr().out
+    assert "0 commands" in capsys.readouterr().out
     # rejected twin: a change after the export is seen
     assert run("set", "--policies", store, "-m", "QM1", "-p", "LOG.Q", "-remove") == 0
     capsys.readouterr()

@@ -171,11 +171,7 @@ class PolicyStore(Mapping[str, Policy]):
         ``SET POLICY``/``DELETE POLICY`` (their ``--mqsc``), or else ``dspmqspl`` blocks. The first
         error is raised, naming the file and line."""
         source = Path(path)
-        try:
-            data = source.read_bytes()
-        except (OSError, ValueError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            raise PolicyError(f"cannot read policy dump {str(source)!r}: {reason}") from None
+        data = read_bounded(source, "policy dump", limit=DEFAULT_LIMITS.file_size, error=PolicyError)
         text = decode_text(data, str(source))
         store = cls()
         kind = _dump_kind(text)
