@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import attrs
@@ -315,3 +316,33 @@ def test_a_key_made_on_a_softhsm2_token_gets_its_certificate_from_an_openssl_ca(
     assert run("request", "--keystore-conf", conf, "--label", "payments", "--subject", "CN=x,O=AMS,C=GB",
                "--out-csr", tmp_path / "again.csr") == 2  # fmt: skip
     assert "already has a private key labelled 'payments'" in capsys.readouterr().err
+
+
+def _readme_blocks() -> list[str]:
+    """The sh blocks of the README's "Managing keys" section, in order."""
+    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Managing keys\n", 1)[1].split("\n### ", 1)[0]
+    return [block.split("\n```", 1)[0] for block in section.split("```sh\n")[1:]]
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["key-file", "softhsm2"])
+def test_the_readme_steps_run_as_pasted(index: int, tmp_path: Path) -> None:
+    blocks = _readme_blocks()
+    assert len(blocks) == 2
+    if index == 1 and (requires_softhsm.args[0] or not Path("/usr/lib/softhsm/libsofthsm2.so").exists()):
+        pytest.skip("SoftHSM2 or python-pkcs11 is not installed")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AMS_", "SOFTHSM2_", "MQS_"))}
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", blocks[index]],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    who = ["CN=alice,O=AMS,C=GB", "CN=payments,O=AMS,C=GB"][index]
+    assert f"identity: {who}" in result.stdout and "trusted CA: C=GB,O=AMS,CN=Example CA" in result.stdout

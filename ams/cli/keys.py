@@ -18,9 +18,9 @@ from pathlib import Path
 from ams._files import PRIVATE_FILE_MODE, check_absent, write_new_file
 from ams.errors import KeystoreError, UsageError
 from ams.keys import Keystore
-from ams.keys.importing import Store, import_certificates, import_pkcs12, read_certificates
+from ams.keys.importing import Store, import_certificates, import_pkcs12, read_certificates, read_pkcs12
 from ams.keys.inventory import Entry, inventory
-from ams.keys.loading import _read_file, default_conf_path
+from ams.keys.loading import default_conf_path
 from ams.keys.requests import pem_keystore_conf, request_for_file, request_on_token
 
 KEY_PASSWORD = "AMS_KEY_PASSWORD"
@@ -141,7 +141,7 @@ def _secret(variable: str, prompt: str, *, confirm: bool) -> str:
 def run_import_p12(args: argparse.Namespace) -> int:
     """``ams keys import-p12``: the exit status (0 imported, 2 refused with the reason)."""
     store = Store.of(_conf(args))
-    data = _read_file(args.file, "PKCS#12")
+    data = read_pkcs12(args.file)
     password = _secret(P12_PASSWORD, f"password of {args.file}", confirm=False)
     for line in import_pkcs12(store, data, password, datetime.datetime.now(datetime.UTC)):
         print(line)

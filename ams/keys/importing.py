@@ -39,6 +39,11 @@ _NOT_CERTIFICATES = {
 }
 
 
+def read_pkcs12(path: Path) -> bytes:
+    """The bytes of a PKCS#12 file to import; a KeystoreError naming it when it cannot be read."""
+    return _read_file(path, "PKCS#12")
+
+
 def read_certificates(path: Path) -> list[x509.Certificate]:
     """The certificates of a PEM bundle or a DER file; anything else is a KeystoreError saying what it is."""
     data = _read_file(path, "certificate file")
@@ -70,11 +75,13 @@ class Store:
     def of(cls, conf: Path) -> Store:
         """The store ``conf`` names; a KeystoreError when it names none this command can write."""
         settings = read_keystore_conf(conf)
-        for kind, key in (("pkcs12", "pkcs12.keystore"), ("pkcs11", "pkcs11.library")):
-            if key in settings:
-                return cls(conf, settings, kind)
+        # the order ams.keys.loading reads them in
+        if "pkcs12.keystore" in settings:
+            return cls(conf, settings, "pkcs12")
         if any(k.startswith("pem.") for k in settings):
             return cls(conf, settings, "pem")
+        if "pkcs11.library" in settings:
+            return cls(conf, settings, "pkcs11")
         raise KeystoreError(
             f"{conf}: no keystore to import into: expected pem.private/pem.public/pem.certificates, pkcs12.keystore "
             "or pkcs11.library (jks, jceks and cms keystores are converted first: see the README's keystore.conf)"
