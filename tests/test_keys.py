@@ -252,6 +252,8 @@ def test_a_pkcs12_from_openssl_is_imported_with_its_password_from_the_environmen
     openssl("pkcs12", "-export", "-inkey", made.parent / "carol.key.pem", "-in", signed, "-certfile", ours.certificate,
             "-out", bundle, "-passout", "pass:p12-secret",
             "-keypbe", "AES-256-CBC", "-certpbe", "AES-256-CBC")  # fmt: skip
+    dave = request(tmp_path / "dave", "dave", monkeypatch)
+    partner = ours.sign(dave.parent / "dave.csr", tmp_path / "dave.pem")
     confs = {
         "pem": [
             "pem.private = carol.key.pem",
@@ -278,6 +280,10 @@ def test_a_pkcs12_from_openssl_is_imported_with_its_password_from_the_environmen
             assert keystore.identity is not None and str(keystore.identity.dn) == "CN=carol,O=AMS,C=GB"
             assert any("Our CA" in str(c.subject) for c in keystore.certificates)
         assert run("import-p12", bundle, "--keystore-conf", conf) == 2  # it has an identity now
+        assert run("import-cert", partner, "--keystore-conf", conf) == 0  # a partner's, beside the identity
+        with ams.Keystore.from_conf(conf, strict=True) as keystore:
+            assert keystore.identity is not None and str(keystore.identity.dn) == "CN=carol,O=AMS,C=GB"
+            assert len(keystore.find(ams.DistinguishedName.parse("CN=dave,O=AMS,C=GB"))) == 1
 
 
 @requires_softhsm

@@ -160,7 +160,7 @@ def run_request(args: argparse.Namespace) -> int:
     conf_text, certificate = pem_keystore_conf(args.out_key, password) if args.write_conf else ("", None)
     if args.write_conf:
         check_absent([args.write_conf])
-    csr = request_for_file(
+    request_for_file(
         args.subject, args.out_key, args.out_csr, bits=args.key_size, password=password.encode() if password else None
     )
     if args.write_conf:
@@ -169,7 +169,6 @@ def run_request(args: argparse.Namespace) -> int:
     print(f"request {args.out_csr} for {args.subject}: send it to your CA")
     if certificate is not None:
         print(f"keystore.conf {args.write_conf}: its certificate goes to {certificate} (ams keys import-cert)")
-    del csr
     return 0
 
 

@@ -154,14 +154,14 @@ def _label(certificate: x509.Certificate) -> str:
 def add_to_locations(store: Store, certificate: x509.Certificate) -> Path:
     """Write ``certificate`` to the first certificate location; the file it went to."""
     locations = store.certificate_locations()
+    key = "pkcs11.secondary_keystore" if store.kind == "pkcs11" else "pem.certificates"
     if not locations:
-        key = "pkcs11.secondary_keystore" if store.kind == "pkcs11" else "pem.certificates"
         raise KeystoreError(
             f"{store.conf} names no certificate store ({key}): add '{key} = trusted/' to it and import again"
         )
     target = locations[0]
     pem = certificate.public_bytes(serialization.Encoding.PEM)
-    if target.is_dir() or str(store.settings.get("pem.certificates", "")).split(",")[0].strip().endswith("/"):
+    if target.is_dir() or store.settings[key].split(",")[0].strip().endswith("/"):
         target.mkdir(mode=0o755, parents=True, exist_ok=True)
         written = target / f"{_label(certificate)}.pem"
         write_new_file(written, pem, mode=PUBLIC_FILE_MODE, error=KeystoreError)
@@ -249,7 +249,7 @@ def import_certificates(store: Store, certificates: Sequence[x509.Certificate], 
                 present.append(certificate)
                 known.add(fingerprint(certificate))
                 continue
-        own = _own_key_target(store, certificate)
+        own = None if is_anchor(certificate) else _own_key_target(store, certificate)
         if own is not None:
             write_new_file(own, certificate.public_bytes(serialization.Encoding.PEM), mode=PUBLIC_FILE_MODE)
             done.append(describe_import(certificate, "identity", own, now))
