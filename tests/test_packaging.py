@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # what the source tree holds that is not the project (.gitignore's patterns, and git's own files)
-NOT_SHIPPED = (".git", ".gitignore", *(p.strip().strip("/") for p in (ROOT / ".gitignore").read_text().splitlines()))
+NOT_SHIPPED = (".git", *(p.strip().strip("/") for p in (ROOT / ".gitignore").read_text().splitlines()))
 # what setuptools adds to every sdist
 GENERATED = ("PKG-INFO", "setup.cfg", "ams.egg-info/*")
 
