@@ -16,6 +16,7 @@ from cryptography import x509
 
 import ams
 from ams.cli.main import main
+from ams.keys import load_certificates
 from tests.conftest import needs_openssl, store
 from tests.softhsm import requires_softhsm
 
@@ -122,8 +123,11 @@ def test_a_request_signed_by_an_openssl_ca_is_imported_listed_and_protects(
     assert PASSPHRASE not in capsys.readouterr().out
     signed = ours.sign(csr, tmp_path / "alice-signed.pem")
     assert run("import-cert", ours.certificate, "--keystore-conf", conf) == 0
-    assert run("import-cert", signed, "--keystore-conf", conf) == 0
-    assert "imported identity CN=alice,O=AMS,C=GB" in capsys.readouterr().out
+    chain = tmp_path / "alice-chain.pem"  # as many CAs return it: the certificate and the CA's
+    chain.write_bytes(signed.read_bytes() + ours.certificate.read_bytes())
+    assert run("import-cert", chain, "--keystore-conf", conf) == 0
+    imported = capsys.readouterr().out
+    assert "imported identity CN=alice,O=AMS,C=GB" in imported and "skipped CN=Our CA,O=AMS,C=GB" in imported
     assert run("list", "--keystore-conf", conf, "--json") == 0
     listed = json.loads(capsys.readouterr().out)["certificates"]
     issued = x509.load_pem_x509_certificate(signed.read_bytes())
@@ -188,6 +192,17 @@ def test_garbage_requests_keys_and_duplicates_are_refused(
     assert run("import-cert", ours.certificate, "--keystore-conf", conf) == 2
     assert "CN=Our CA,O=AMS,C=GB (serial" in capsys.readouterr().err
     assert len(list((tmp_path / "trusted").iterdir())) == 1
+    # a self-signed partner certificate is pinned, trusted as itself (never as an issuer), its fingerprint shown
+    pinned = tmp_path / "partner.pem"
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp_path / "partner.key", "-out", pinned,
+            "-subj", "/CN=partner/O=PARTNER/C=US", "-days", "30", "-addext", "basicConstraints=critical,CA:FALSE",
+            "-addext", "keyUsage=critical,digitalSignature,keyEncipherment")  # fmt: skip
+    capsys.readouterr()
+    assert run("import-cert", pinned, "--keystore-conf", conf) == 0
+    assert "self-signed certificate (trusted as itself) C=US,O=PARTNER,CN=partner" in capsys.readouterr().out
+    keystore = ams.Keystore(None, load_certificates(tmp_path / "trusted"))  # what pem.certificates gives
+    chosen = ams.Verifier(keystore).recipient(ams.DistinguishedName.parse("C=US,O=PARTNER,CN=partner"))
+    assert chosen.certificate == x509.load_pem_x509_certificate(pinned.read_bytes())
 
 
 def test_request_refuses_what_it_cannot_do_safely(

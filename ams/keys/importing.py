@@ -19,12 +19,13 @@ from pathlib import Path
 
 import attrs
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ams._files import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, replace_file, write_new_file
-from ams._trust import build_chain, is_anchor
+from ams._trust import build_chain, is_anchor, is_self_signed
 from ams.dn import DistinguishedName
 from ams.errors import KeystoreError, SecurityError
 from ams.keys.inventory import validity
@@ -134,8 +135,10 @@ class Store:
 
 
 def check_trusted(certificate: x509.Certificate, trusted: Sequence[x509.Certificate], source: str) -> None:
-    """``certificate`` chains to a CA among ``trusted`` (or is one): a KeystoreError naming its issuer otherwise."""
-    if is_anchor(certificate):
+    """``certificate`` chains to a CA among ``trusted`` (or is one, or is self-signed: then it is trusted as
+    itself only, as the receiver trusts a self-signed certificate that is in its keystore): a KeystoreError
+    naming its issuer otherwise."""
+    if is_anchor(certificate) or is_self_signed(certificate):
         return
     try:
         build_chain(Keystore(None, trusted, source=source), certificate, "certificate")
@@ -176,7 +179,7 @@ def describe_import(certificate: x509.Certificate, role: str, where: Path | str,
     """One line saying what was imported where, with the fingerprint of a trust anchor and any date warning."""
     subject = DistinguishedName.from_x509(certificate.subject)
     line = f"imported {role} {subject} (serial {certificate.serial_number:#x}) into {where}"
-    if role == "trusted CA":
+    if role != "certificate" and role != "identity":
         line += f"; SHA-256 {fingerprint(certificate).hex(':').upper()}: check it with the CA out of band"
     _, warning = validity(certificate, now)
     return line + (f"; warning: {warning}" if warning else "")
@@ -184,7 +187,10 @@ def describe_import(certificate: x509.Certificate, role: str, where: Path | str,
 
 def matches_key(certificate: x509.Certificate, key: object) -> bool:
     """Whether ``certificate`` holds the public half of the RSA private key ``key``."""
-    public = certificate.public_key()
+    try:
+        public = certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return False
     return (
         isinstance(key, rsa.RSAPrivateKey)
         and isinstance(public, rsa.RSAPublicKey)
@@ -234,6 +240,9 @@ def import_certificates(store: Store, certificates: Sequence[x509.Certificate], 
     done: list[str] = []
     for certificate in sorted(certificates, key=lambda c: not is_anchor(c)):
         subject = DistinguishedName.from_x509(certificate.subject)
+        if fingerprint(certificate) in known and len(certificates) > 1:
+            done.append(f"skipped {subject} (serial {certificate.serial_number:#x}): already in {store.conf}'s store")
+            continue
         if fingerprint(certificate) in known:
             raise KeystoreError(
                 f"{subject} (serial {certificate.serial_number:#x}) is already in the store of {store.conf}: "
@@ -263,7 +272,9 @@ def import_certificates(store: Store, certificates: Sequence[x509.Certificate], 
 
 
 def _role(certificate: x509.Certificate) -> str:
-    return "trusted CA" if is_anchor(certificate) else "certificate"
+    if is_anchor(certificate):
+        return "trusted CA"
+    return "self-signed certificate (trusted as itself)" if is_self_signed(certificate) else "certificate"
 
 
 def _add_to_pkcs12(store: Store, certificate: x509.Certificate) -> Path:
