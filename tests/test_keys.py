@@ -187,9 +187,11 @@ def test_garbage_requests_keys_and_duplicates_are_refused(
     ]:
         assert run("import-cert", path, "--keystore-conf", conf) == 2
         assert expected in capsys.readouterr().err
-    assert run("import-cert", ours.certificate, "--keystore-conf", conf) == 0
+    der = tmp_path / "ca.der"
+    openssl("x509", "-in", ours.certificate, "-outform", "DER", "-out", der)
+    assert run("import-cert", der, "--keystore-conf", conf) == 0
     capsys.readouterr()
-    assert run("import-cert", ours.certificate, "--keystore-conf", conf) == 2
+    assert run("import-cert", ours.certificate, "--keystore-conf", conf) == 2  # the same certificate, as PEM
     assert "CN=Our CA,O=AMS,C=GB (serial" in capsys.readouterr().err
     assert len(list((tmp_path / "trusted").iterdir())) == 1
     # a self-signed partner certificate is pinned, trusted as itself (never as an issuer), its fingerprint shown
