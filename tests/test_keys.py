@@ -13,6 +13,7 @@ from pathlib import Path
 import attrs
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 import ams
 from ams.cli.main import main
@@ -369,3 +370,23 @@ def test_the_readme_steps_run_as_pasted(index: int, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     who = ["CN=alice,O=AMS,C=GB", "CN=payments,O=AMS,C=GB"][index]
     assert f"identity: {who}" in result.stdout and "trusted CA: C=GB,O=AMS,CN=Example CA" in result.stdout
+
+
+def test_passphrases_are_asked_twice_on_a_terminal_and_never_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AMS_KEY_PASSWORD", raising=False)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    answers = iter(["first passphrase", "second passphrase", PASSPHRASE, PASSPHRASE])
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+    command: list[str | Path] = ["request", "--subject", "CN=erin,O=AMS,C=GB", "--out-csr", tmp_path / "erin.csr"]
+    assert run(*command, "--out-key", tmp_path / "erin.key.pem") == 2
+    assert "the two entries differ; nothing was written" in capsys.readouterr().err
+    assert not (tmp_path / "erin.key.pem").exists()
+    assert run(*command, "--out-key", tmp_path / "erin.key.pem", "--key-size", "2048") == 0
+    output = capsys.readouterr()
+    assert PASSPHRASE not in output.out + output.err
+    key = (tmp_path / "erin.key.pem").read_bytes()
+    with pytest.raises(TypeError):  # encrypted: it needs the passphrase
+        serialization.load_pem_private_key(key, None)
+    assert serialization.load_pem_private_key(key, PASSPHRASE.encode()).key_size == 2048  # type: ignore[union-attr]
