@@ -4,6 +4,8 @@ where a refused message lands on the error queue and ``ams errors explain`` says
 from __future__ import annotations
 
 import argparse
+import importlib.resources
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,13 +17,12 @@ from ams.pki import Issued, init_pki, issue
 from ams.policy import PolicyStore
 from ams.protector import Protector
 
-DEFAULT_POLICIES = {
-    "DEMO.INTEGRITY.spl": 'setmqspl -m DEMOQM -p DEMO.INTEGRITY -s SHA256 -e NONE -a "CN=alice,O=AMS,C=GB"\n',
-    "DEMO.PRIVACY.spl": (
-        'setmqspl -m DEMOQM -p DEMO.PRIVACY -s SHA256 -e AES256 -a "CN=alice,O=AMS,C=GB" -r "CN=bob,O=AMS,C=GB"\n'
-    ),
-    "DEMO.CONFIDENTIAL.spl": 'setmqspl -m DEMOQM -p DEMO.CONFIDENTIAL -s NONE -e AES256 -r "CN=bob,O=AMS,C=GB" -c 32\n',
-}
+DEMO_POLICIES = ("DEMO.INTEGRITY.spl", "DEMO.PRIVACY.spl", "DEMO.CONFIDENTIAL.spl")
+
+
+def shipped_policies() -> Path:
+    """The example policies installed with ams (``policies/`` of the source tree, as package data)."""
+    return Path(str(importlib.resources.files("ams").joinpath("_examples")))
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +32,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--policies",
         type=Path,
         default=Path("policies"),
-        help="policy directory with the DEMO.* policies (default ./policies, else built-in copies)",
+        help="policy directory with the DEMO.* policies (default ./policies, else the examples installed with ams)",
     )
     demo.add_argument("--keep", type=Path, default=None, help="write the PKI here instead of a temporary folder")
     demo.set_defaults(run=run)
@@ -82,15 +83,13 @@ def _policy_dir(policies: PolicyStore, root: Path) -> Path:
 
 
 def _policies(root: Path, requested: Path) -> PolicyStore:
-    if all((requested / name).is_file() for name in DEFAULT_POLICIES):
-        print(f"policies: {requested}/ ({', '.join(sorted(DEFAULT_POLICIES))})")
+    if all((requested / name).is_file() for name in DEMO_POLICIES):
+        print(f"policies: {requested}/ ({', '.join(sorted(DEMO_POLICIES))})")
         return PolicyStore.from_directory(requested)
-    fallback = root / "policies"
-    fallback.mkdir(parents=True, exist_ok=True)
-    for name, text in DEFAULT_POLICIES.items():
-        (fallback / name).write_text(text, encoding="utf-8")
-    print(f"policies: built-in copies in {fallback}/")
-    return PolicyStore.from_directory(fallback)
+    copy = root / "policies"
+    shutil.copytree(shipped_policies(), copy, dirs_exist_ok=True)
+    print(f"policies: the examples installed with ams, copied to {copy}/")
+    return PolicyStore.from_directory(copy)
 
 
 def _demo(root: Path, requested: Path) -> int:

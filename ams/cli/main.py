@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ams import __version__
-from ams.cli import conformance, demo, doctor, inspect, pki, policy, protect, proxy, qm, queues
+from ams.cli import conformance, demo, doctor, inspect, keys, pki, policy, protect, proxy, qm, queues
 from ams.errors import AmsError, SecurityError
 
 
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ams", description="IBM MQ Advanced Message Security in Python")
     parser.add_argument("--version", action="version", version=f"ams {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (protect, inspect, queues, proxy, policy, qm, doctor, pki, demo, conformance):
+    for module in (protect, inspect, queues, proxy, policy, qm, doctor, keys, pki, demo, conformance):
         module.register(commands)
     return parser
 

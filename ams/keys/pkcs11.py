@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ams.errors import KeystoreError
 
@@ -104,25 +105,31 @@ class TokenRsaPrivateKey(rsa.RSAPrivateKey):
 _PKCS1v15 = padding.PKCS1v15
 
 
-def open_token(
-    library_path: str, token_label: str, pin: str | None, label: str | None
-) -> tuple[TokenRsaPrivateKey, x509.Certificate, list[x509.Certificate]]:
-    """The private key and certificate labelled ``label`` on the token, and the token's other certificates."""
+def open_session(library_path: str, token_label: str, pin: str | None, *, rw: bool = False) -> tuple[ModuleType, Any]:
+    """python-pkcs11 and a session logged in to the token labelled ``token_label``."""
     p11 = _library()
     try:
         library = p11.lib(library_path)
         token = library.get_token(token_label=token_label)
         try:
-            session = token.open(user_pin=pin)
+            session = token.open(user_pin=pin, rw=rw)
         except p11.UserAlreadyLoggedIn:
             # another session of this process is logged in already: the login is per application
-            session = token.open()
+            session = token.open(rw=rw)
     except p11.NoSuchToken:
         raise KeystoreError(f"no PKCS#11 token labelled {token_label!r} in {library_path} (pkcs11.token)") from None
     except p11.PinIncorrect:
         raise KeystoreError(f"PKCS#11 token {token_label!r}: wrong PIN (pkcs11.token_pin)") from None
     except (OSError, RuntimeError, p11.PKCS11Error) as error:
         raise KeystoreError(f"cannot open PKCS#11 token {token_label!r} with {library_path}: {error}") from None
+    return p11, session
+
+
+def open_token(
+    library_path: str, token_label: str, pin: str | None, label: str | None
+) -> tuple[TokenRsaPrivateKey, x509.Certificate, list[x509.Certificate]]:
+    """The private key and certificate labelled ``label`` on the token, and the token's other certificates."""
+    p11, session = open_session(library_path, token_label, pin)
     certificates = []
     for item in session.get_objects({p11.Attribute.CLASS: p11.ObjectClass.CERTIFICATE}):
         certificates.append(
@@ -153,4 +160,46 @@ def open_token(
     return TokenRsaPrivateKey(p11, session, key, public, chosen), certificate, others
 
 
-__all__ = ["TokenRsaPrivateKey", "open_token"]
+def session_for(settings: dict[str, str], pin: str | None, *, rw: bool = False) -> tuple[ModuleType, Any]:
+    """A session on the token a keystore.conf's pkcs11.library and pkcs11.token name."""
+    if "pkcs11.token" not in settings:
+        raise KeystoreError("pkcs11.token (the token's label) is needed with pkcs11.library")
+    return open_session(settings["pkcs11.library"], settings["pkcs11.token"], pin, rw=rw)
+
+
+def store_certificate_for_key(settings: dict[str, str], pin: str | None, certificate: x509.Certificate) -> str | None:
+    """Store ``certificate`` on the token beside the private key it belongs to; that key's label, or None
+    when no key on the token matches (the certificate is then someone else's)."""
+    public = certificate.public_key()
+    if not isinstance(public, rsa.RSAPublicKey):
+        return None
+    p11, session = session_for(settings, pin, rw=True)
+    with session:
+        keys = list(session.get_objects({p11.Attribute.CLASS: p11.ObjectClass.PRIVATE_KEY}))
+        for key in keys:
+            if int.from_bytes(bytes(key[p11.Attribute.MODULUS]), "big") != public.public_numbers().n:
+                continue
+            label = key[p11.Attribute.LABEL]
+            same = {p11.Attribute.CLASS: p11.ObjectClass.CERTIFICATE, p11.Attribute.LABEL: label}
+            if list(session.get_objects(same)):
+                raise KeystoreError(
+                    f"the token already holds a certificate labelled {label!r} for this key: to renew, delete it "
+                    "with the token's tools (pkcs11-tool --delete-object --type cert --label LABEL) and import again"
+                )
+            session.create_object(
+                {
+                    p11.Attribute.CLASS: p11.ObjectClass.CERTIFICATE,
+                    p11.Attribute.CERTIFICATE_TYPE: p11.CertificateType.X_509,
+                    p11.Attribute.LABEL: label,
+                    p11.Attribute.ID: key[p11.Attribute.ID],
+                    p11.Attribute.TOKEN: True,
+                    p11.Attribute.VALUE: certificate.public_bytes(Encoding.DER),
+                    p11.Attribute.SUBJECT: certificate.subject.public_bytes(),
+                    p11.Attribute.ISSUER: certificate.issuer.public_bytes(),
+                }
+            )
+            return str(label)
+    return None
+
+
+__all__ = ["TokenRsaPrivateKey", "open_session", "open_token", "session_for", "store_certificate_for_key"]
