@@ -8,7 +8,8 @@ adapter in ams.mq.pymqi_adapter fails a test if it forgets:
 * ``QueueManager.disconnect`` is MQDISC: it commits uncommitted work;
 * a get without MQGMO_PROPERTIES_FORCE_MQRFH2 gets what the queue's PROPCTL leaves;
 * MQOO_INPUT_AS_Q_DEF follows the queue's DEFSOPT, and exclusive readers exclude each other;
-* ``MatchOptions`` are ignored below GMO version 2;
+* ``MatchOptions`` are not read below GMO version 2, where MQ matches the MQMD's MsgId and
+  CorrelId (as if both match options were given);
 * a message longer than the buffer is MQRC 2080 (the MQMD filled in, the message left on the
   queue), and with no buffer size pymqi's own two-step get is imitated, MQMD and all;
 * every failure is MQMIError, commit, backout and inquire included, and a message longer than
@@ -20,6 +21,7 @@ adapter in ams.mq.pymqi_adapter fails a test if it forgets:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Callable
@@ -28,7 +30,7 @@ from typing import Any
 
 from ams.mq.embedded import EmbeddedConnection, EmbeddedQueue, EmbeddedQueueManager
 from ams.mq.mqmd import MQMD
-from ams.mq.transport import Message, MQError, NoMessageAvailable
+from ams.mq.transport import Match, Message, MQError, NoMessageAvailable
 from ams.mqconstants import DEFAULT_MAX_MESSAGE_LENGTH, MQRC_DATA_LENGTH_ERROR
 
 MANAGERS: dict[str, EmbeddedQueueManager] = {}
@@ -46,6 +48,7 @@ CMQC = SimpleNamespace(
     MQGMO_PROPERTIES_FORCE_MQRFH2=0x02000000,
     MQGMO_VERSION_1=1,
     MQGMO_VERSION_2=2,
+    MQWI_UNLIMITED=-1,
     MQMO_NONE=0,
     MQMO_MATCH_MSG_ID=1,
     MQMO_MATCH_CORREL_ID=2,
@@ -250,20 +253,25 @@ class Queue:
         """The message this get would return (``take`` False: left where it is)."""
         handle = self._open()
         force = bool(gmo.Options & CMQC.MQGMO_PROPERTIES_FORCE_MQRFH2)
-        matching = gmo.Version >= CMQC.MQGMO_VERSION_2 or gmo.MatchOptions == CMQC.MQMO_NONE
-        msg_id = bytes(md.MsgId) if matching and gmo.MatchOptions & CMQC.MQMO_MATCH_MSG_ID and any(md.MsgId) else None
+        match = _match(md, gmo)
         try:
             if gmo.Options & CMQC.MQGMO_BROWSE_FIRST:
                 if take:
-                    return handle.browse_first(msg_id=msg_id, force_rfh2=force)
-                return handle.peek_browse(None, msg_id=msg_id, force_rfh2=force)
+                    return handle.browse_first(msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force)
+                return handle.peek_browse(None, msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force)
             if gmo.Options & CMQC.MQGMO_BROWSE_NEXT:
-                return handle.browse_next(force_rfh2=force) if take else handle.peek_browse(True, force_rfh2=force)
-            wait = gmo.WaitInterval / 1000 if gmo.Options & CMQC.MQGMO_WAIT else 0.0
+                if take:
+                    return handle.browse_next(msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force)
+                return handle.peek_browse(True, msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force)
+            wait = _wait(gmo)
             if not take:
-                return _poll(lambda: handle.peek(msg_id=msg_id, force_rfh2=force), wait)
+                return _poll(
+                    lambda: handle.peek(msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force), wait
+                )
             syncpoint = bool(gmo.Options & CMQC.MQGMO_SYNCPOINT)
-            return handle.get(wait=wait, syncpoint=syncpoint, msg_id=msg_id, force_rfh2=force)
+            return handle.get(
+                wait=wait, syncpoint=syncpoint, msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force
+            )
         except NoMessageAvailable:
             raise MQMIError(CMQC.MQCC_FAILED, CMQC.MQRC_NO_MSG_AVAILABLE) from None
         except MQError as error:
@@ -284,6 +292,28 @@ class Queue:
     def close(self) -> None:
         if self.handle is not None:
             self.handle.close()
+
+
+def _match(md: MD, gmo: GMO) -> Match:
+    """What MQGET selects by: MatchOptions from a version-2 GMO; below version 2 MatchOptions is not
+    read and MQ matches as if MQMO_MATCH_MSG_ID + MQMO_MATCH_CORREL_ID (its initial value) were
+    given, so a reused MQMD's MsgId and CorrelId still select (IBM MQ docs, "MQGMO - Get-message
+    options": "If Version is less than MQGMO_VERSION_2, the remaining fields are ignored", and
+    "Getting a particular message": MQMI_NONE / MQCI_NONE match any)."""
+    options = (
+        gmo.MatchOptions if gmo.Version >= CMQC.MQGMO_VERSION_2 else CMQC.MQMO_MATCH_MSG_ID | CMQC.MQMO_MATCH_CORREL_ID
+    )
+    return Match.of(
+        bytes(md.MsgId) if options & CMQC.MQMO_MATCH_MSG_ID else None,
+        bytes(md.CorrelId) if options & CMQC.MQMO_MATCH_CORREL_ID else None,
+    )
+
+
+def _wait(gmo: GMO) -> float:
+    """MQGMO_WAIT's interval in seconds (MQWI_UNLIMITED: for ever); no wait without MQGMO_WAIT."""
+    if not gmo.Options & CMQC.MQGMO_WAIT:
+        return 0.0
+    return math.inf if gmo.WaitInterval == CMQC.MQWI_UNLIMITED else gmo.WaitInterval / 1000
 
 
 def _check_channel(message: bytes) -> None:

@@ -33,6 +33,7 @@ TEST_QUEUES: dict[str, QueueAttributes] = {
             "DEMO.INTEGRITY", "DEMO.PRIVACY", "DEMO.CONFIDENTIAL",
             "T.CRASH", "T.FIFO", "T.BACKOUT", "T.UOW", "T.MSGID", "T.BROWSE", "T.WAIT", "T.SHARED", "T.MODES",
             "T.DISCARD", "T.BIG", "T.PRIORITY", "T.EXPIRY", "T.DEPTH", "T.DISC", "T.DROP", "T.RACE",
+            "T.REQUEST", "T.REPLY",
         )
     },
     "T.PROPS.NONE": QueueAttributes(propctl="NONE"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ from ams.inspect import inspect_message, render
 from ams.mq import connect
 from ams.mq.errors_queue import FailedMessage, explain, read_error_queue, take
 from ams.mq.mqmd import MQMD
-from ams.mq.protected import ERROR_QUEUE, PoisonMessageError, ProtectedQueueManager
-from ams.mq.transport import NoMessageAvailable
+from ams.mq.protected import ERROR_QUEUE, PoisonMessageError, ProtectedMessage, ProtectedQueueManager
+from ams.mq.transport import MQ_ID_LENGTH, NoMessageAvailable
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,6 +35,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     get.add_argument("queue")
     add_keys_options(get, queue_manager=True)
     get.add_argument("--wait", type=float, default=0.0, help="wait this many seconds for each next message")
+    get.add_argument("--msg-id", type=_identifier, help="only messages with this MsgId (hex, up to 24 bytes)")
+    get.add_argument("--correl-id", type=_identifier, help="only messages with this CorrelId (hex, up to 24 bytes)")
     get.set_defaults(run=run_get)
 
     browse = commands.add_parser("browse", help="browse messages without removing them")
@@ -60,6 +63,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         add_keys_options(action, queue_manager=True)
         action.add_argument("--json", action="store_true")
         action.set_defaults(run=run_errors)
+
+
+def _identifier(text: str) -> bytes:
+    """A MsgId or CorrelId given in hex (as amqsbcg and `DISPLAY` show them): at most 24 bytes."""
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected hexadecimal digits (found {text!r})") from None
+    if len(value) > MQ_ID_LENGTH:
+        raise argparse.ArgumentTypeError(f"a MsgId or CorrelId is at most {MQ_ID_LENGTH} bytes (found {len(value)})")
+    return value
 
 
 def _manager(args: argparse.Namespace) -> ProtectedQueueManager:
@@ -103,7 +117,7 @@ def run_get(args: argparse.Namespace) -> int:
         queue = manager.open(args.queue, input=True)
         while True:
             try:
-                message = queue.get(wait=args.wait, syncpoint=True)
+                message = queue.get(wait=args.wait, syncpoint=True, msg_id=args.msg_id, correl_id=args.correl_id)
             except NoMessageAvailable:
                 break
             except (SecurityError, PoisonMessageError) as error:
@@ -138,7 +152,7 @@ def run_browse(args: argparse.Namespace) -> int:
     failed = 0
     try:
         queue = manager.open(args.queue, browse=True)
-        step = queue.browse_first
+        step: Callable[[], ProtectedMessage] = queue.browse_first
         while True:
             try:
                 message = step()

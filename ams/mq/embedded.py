@@ -44,7 +44,16 @@ from ams._files import PRIVATE_FILE_MODE, write_new_file
 from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
 from ams.mq.properties import deliver
-from ams.mq.transport import BackoutSettings, Message, MQError, NoMessageAvailable, QueueAttributes
+from ams.mq.transport import (
+    ANY,
+    BackoutSettings,
+    Match,
+    Message,
+    MQError,
+    NoMessageAvailable,
+    QueueAttributes,
+    padded_id,
+)
 from ams.mqconstants import (
     MQEI_UNLIMITED,
     MQPER_PERSISTENCE_AS_Q_DEF,
@@ -80,7 +89,8 @@ CREATE TABLE IF NOT EXISTS messages (
     priority INTEGER NOT NULL DEFAULT 0,
     persistent INTEGER NOT NULL DEFAULT 1,
     expires REAL,
-    msg_id TEXT
+    msg_id TEXT,
+    correl_id TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_in_order ON messages (queue, state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS opens (handle TEXT PRIMARY KEY, queue TEXT NOT NULL, owner TEXT NOT NULL, exclusive INTEGER);
@@ -113,13 +123,16 @@ CREATE TRIGGER IF NOT EXISTS body_on_delete AFTER DELETE ON messages BEGIN
     DELETE FROM bodies WHERE id = OLD.id;
 END;
 """
-_SCHEMA_VERSION = 4  # PRAGMA user_version: 2 added the msg_id column and its index, 3 the depths, 4 the bodies
+# PRAGMA user_version: 2 added the msg_id column and its index, 3 the depths, 4 the bodies, 5 the correl_id
+# column (a reader of 4 would put messages without it, which a get by CorrelId would never find)
+_SCHEMA_VERSION = 5
 _COLUMNS = {  # columns added since the first file format, and their definitions
     "messages": {
         "priority": "INTEGER NOT NULL DEFAULT 0",
         "persistent": "INTEGER NOT NULL DEFAULT 1",
         "expires": "REAL",
         "msg_id": "TEXT",
+        "correl_id": "TEXT",
     },
     "queues": {"attributes": "TEXT", "denied": "TEXT DEFAULT ''"},
 }
@@ -140,6 +153,21 @@ _MESSAGE = (
     "FROM messages m{} LEFT JOIN bodies b ON b.id = m.id"
 )
 _BY_MSG_ID = " INDEXED BY messages_by_msg_id"  # the planner would walk the queue in order to honour ORDER BY
+_BY_CORREL_ID = " INDEXED BY messages_by_correl_id"
+
+
+def _matching(match: Match) -> tuple[str, str, tuple[object, ...]]:
+    """The index, the WHERE clause and its arguments that select by MsgId and/or CorrelId."""
+    where = ""
+    arguments: tuple[object, ...] = ()
+    if match.msg_id is not None:
+        where, arguments = " AND m.msg_id = ?", (match.msg_id.hex(),)
+    if match.correl_id is not None:
+        where, arguments = where + " AND m.correl_id = ?", (*arguments, match.correl_id.hex())
+    index = _BY_MSG_ID if match.msg_id is not None else _BY_CORREL_ID if match.correl_id is not None else ""
+    return index, where, arguments
+
+
 _DEPTH = "SELECT depth FROM depths WHERE queue = ?"
 _OWNERS = (  # every owner of work, an open queue or a connection in the file
     "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens "
@@ -201,7 +229,9 @@ class EmbeddedQueueManager:
     def __init__(self, path: str | Path | None = None, *, name: str = "AMSQM") -> None:
         self.name = name
         if path is None:
-            self._uri = f"file:ams-embedded-{uuid.uuid4().hex}?mode=memory&cache=shared"
+            # memdb, not a shared cache: a shared cache's table locks fail at once (SQLITE_LOCKED, which the busy
+            # timeout does not wait out), so connections in two threads failed each other's calls with 2195
+            self._uri = f"file:/ams-embedded-{uuid.uuid4().hex}?vfs=memdb"
             self.path: Path | None = None
         else:
             self.path = Path(path)
@@ -225,6 +255,7 @@ class EmbeddedQueueManager:
             if self._keeper.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
                 self._migrate()
             self._keeper.execute("CREATE INDEX IF NOT EXISTS messages_by_msg_id ON messages (queue, msg_id)")
+            self._keeper.execute("CREATE INDEX IF NOT EXISTS messages_by_correl_id ON messages (queue, correl_id)")
             self._keeper.execute(
                 "CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (queue, expires) WHERE expires IS NOT NULL"
             )
@@ -262,6 +293,7 @@ class EmbeddedQueueManager:
                     MQRC_UNEXPECTED_ERROR,
                 )
             db.execute("UPDATE messages SET msg_id = json_extract(md, '$.msg_id') WHERE msg_id IS NULL")
+            db.execute("UPDATE messages SET correl_id = json_extract(md, '$.correl_id') WHERE correl_id IS NULL")
             db.execute("DROP TABLE IF EXISTS depths")
             for statement in _statements(_DEPTHS + _BODIES):
                 db.execute(statement)
@@ -618,7 +650,13 @@ class EmbeddedConnection:
         )
         priority = found.attributes.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
         expires = None if md.expiry in (MQEI_UNLIMITED, 0) else time.time() + md.expiry / 10
-        stamped = attrs.evolve(md.stamped(self.appl_name, msg_id), persistence=int(persistent), priority=priority)
+        stamped = attrs.evolve(
+            md.stamped(self.appl_name, msg_id),
+            persistence=int(persistent),
+            priority=priority,
+            correl_id=padded_id(md.correl_id, "CorrelId"),
+        )
+        stamped = attrs.evolve(stamped, msg_id=padded_id(stamped.msg_id, "MsgId"))
         with self._lock, self._work(durable=not syncpoint):
             # expired messages go when a put or get meets them (MQ's expiry scan, for queues only browsed)
             self._expire(found.local)
@@ -627,8 +665,8 @@ class EmbeddedConnection:
             if depth >= found.attributes.max_depth:
                 raise MQError(f"MQPUT to {found.local}: the queue holds {depth:,} messages, its MAXDEPTH", MQRC_Q_FULL)
             cursor = self._db.execute(
-                "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "
+                "correl_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     found.local,
                     _md_to_json(stamped),
@@ -640,22 +678,22 @@ class EmbeddedConnection:
                     int(persistent),
                     expires,
                     stamped.msg_id.hex(),
+                    stamped.correl_id.hex(),
                 ),
             )
             self._db.execute("INSERT INTO bodies (id, body) VALUES (?, ?)", (cursor.lastrowid, bytes(body)))
         return stamped
 
-    def _get(self, local: str, *, wait: float, syncpoint: bool, msg_id: bytes | None, force_rfh2: bool) -> Message:
+    def _get(self, local: str, *, wait: float, syncpoint: bool, match: Match, force_rfh2: bool) -> Message:
         deadline = time.monotonic() + wait
-        match = "" if msg_id is None else " AND m.msg_id = ?"
-        wanted: tuple[object, ...] = () if msg_id is None else (msg_id.hex(),)
+        index, where, wanted = _matching(match)
         while True:
             with self._lock, self._work(durable=not syncpoint):
                 self._expire(local)
                 row = self._db.execute(
-                    _MESSAGE.format("", "" if msg_id is None else _BY_MSG_ID)
+                    _MESSAGE.format("", index)
                     + " WHERE m.queue = ? AND m.state = ?"
-                    + match
+                    + where
                     + " AND (m.expires IS NULL OR m.expires >= ?)"
                     + _ORDER
                     + " LIMIT 1",
@@ -671,7 +709,7 @@ class EmbeddedConnection:
             if row is not None:
                 return self._delivered(local, row, force_rfh2)
             if time.monotonic() >= deadline:
-                raise NoMessageAvailable(local, wait)
+                raise NoMessageAvailable(local, wait, "" if match == ANY else str(match))
             time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
     def _delivered(self, local: str, row: tuple[object, ...], force_rfh2: bool) -> Message:
@@ -685,25 +723,24 @@ class EmbeddedConnection:
         return Message(md, data)
 
     def _browse(
-        self, local: str, after: tuple[int, int] | None, force_rfh2: bool, msg_id: bytes | None = None
+        self, local: str, after: tuple[int, int] | None, force_rfh2: bool, match: Match = ANY
     ) -> tuple[tuple[int, int], Message]:
         where = "" if after is None else " AND (m.priority < ? OR (m.priority = ? AND m.id > ?))"
         arguments: tuple[object, ...] = (local, VISIBLE, time.time())
         if after is not None:
             arguments += (after[0], after[0], after[1])
-        if msg_id is not None:
-            where += " AND m.msg_id = ?"
-            arguments += (msg_id.hex(),)
+        index, matching, wanted = _matching(match)
         row = self._db.execute(
-            _MESSAGE.format(", m.priority", "" if msg_id is None else _BY_MSG_ID)
+            _MESSAGE.format(", m.priority", index)
             + " WHERE m.queue = ? AND m.state = ? AND (m.expires IS NULL OR m.expires >= ?)"
             + where
+            + matching
             + _ORDER
             + " LIMIT 1",
-            arguments,
+            arguments + wanted,
         ).fetchone()
         if row is None:
-            raise NoMessageAvailable(local, 0)
+            raise NoMessageAvailable(local, 0, "" if match == ANY else str(match))
         return (int(row[5]), int(row[0])), self._delivered(local, row[:5], force_rfh2)
 
     def commit(self) -> None:
@@ -792,40 +829,60 @@ class EmbeddedQueue:
         return self.connection._put(self.connection._lookup(self.name), md, body, syncpoint=syncpoint)
 
     def get(
-        self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None, force_rfh2: bool = True
+        self,
+        *,
+        wait: float = 0.0,
+        syncpoint: bool = False,
+        msg_id: bytes | None = None,
+        correl_id: bytes | None = None,
+        force_rfh2: bool = True,
     ) -> Message:
-        """MQGET; ``force_rfh2`` False applies the queue's PROPCTL, as MQ does without the GMO option."""
+        """MQGET (the first message matching ``msg_id`` and ``correl_id``, each if given and not all
+        zeros); ``force_rfh2`` False applies the queue's PROPCTL, as MQ does without the GMO option."""
         self._need("input")
         self._gets_allowed()
-        return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, msg_id=msg_id, force_rfh2=force_rfh2)
+        match = Match.of(msg_id, correl_id)
+        return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, match=match, force_rfh2=force_rfh2)
 
-    def browse_first(self, *, msg_id: bytes | None = None, force_rfh2: bool = True) -> Message:
-        """MQGET with MQGMO_BROWSE_FIRST (matching ``msg_id``, if given)."""
+    def browse_first(
+        self, *, msg_id: bytes | None = None, correl_id: bytes | None = None, force_rfh2: bool = True
+    ) -> Message:
+        """MQGET with MQGMO_BROWSE_FIRST (matching ``msg_id`` and ``correl_id``, if given)."""
         self._need("browse")
         self._gets_allowed()
-        self._cursor, message = self.connection._browse(self.local, None, force_rfh2, msg_id)
+        self._cursor, message = self.connection._browse(self.local, None, force_rfh2, Match.of(msg_id, correl_id))
         return message
 
-    def browse_next(self, *, force_rfh2: bool = True) -> Message:
-        """MQGET with MQGMO_BROWSE_NEXT."""
+    def browse_next(
+        self, *, msg_id: bytes | None = None, correl_id: bytes | None = None, force_rfh2: bool = True
+    ) -> Message:
+        """MQGET with MQGMO_BROWSE_NEXT (the next message after the cursor with ``msg_id`` and
+        ``correl_id``, if given: the pymqi stand-in's version-1 GMO matches on them)."""
         self._need("browse")
         self._gets_allowed()
-        self._cursor, message = self.connection._browse(self.local, self._cursor, force_rfh2)
+        match = Match.of(msg_id, correl_id)
+        self._cursor, message = self.connection._browse(self.local, self._cursor, force_rfh2, match)
         return message
 
-    def peek(self, *, msg_id: bytes | None = None, force_rfh2: bool = True) -> Message:
+    def peek(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None, force_rfh2: bool = True) -> Message:
         """The message a get would return now, left on the queue (how the pymqi stand-in models MQRC 2080)."""
         self._need("input")
         self._gets_allowed()
-        return self.connection._browse(self.local, None, force_rfh2, msg_id)[1]
+        return self.connection._browse(self.local, None, force_rfh2, Match.of(msg_id, correl_id))[1]
 
     def peek_browse(
-        self, after_cursor: bool | None, *, msg_id: bytes | None = None, force_rfh2: bool = True
+        self,
+        after_cursor: bool | None,
+        *,
+        msg_id: bytes | None = None,
+        correl_id: bytes | None = None,
+        force_rfh2: bool = True,
     ) -> Message:
         """The message ``browse_first`` (None) or ``browse_next`` (True) would return, the cursor unmoved."""
         self._need("browse")
         self._gets_allowed()
-        return self.connection._browse(self.local, self._cursor if after_cursor else None, force_rfh2, msg_id)[1]
+        cursor = self._cursor if after_cursor else None
+        return self.connection._browse(self.local, cursor, force_rfh2, Match.of(msg_id, correl_id))[1]
 
     def close(self) -> None:
         """MQCLOSE."""

@@ -55,6 +55,7 @@ def _printable(text: str) -> str:
     """``text`` for one log line: control characters (newlines, terminal escapes) shown, never obeyed."""
     return text.translate(_CONTROLS)
 
+
 ERROR_QUEUE = "SYSTEM.PROTECTION.ERROR.QUEUE"
 POLICY_QUEUE = "SYSTEM.PROTECTION.POLICY.QUEUE"
 
@@ -298,7 +299,11 @@ class ProtectedQueue:
         self.last_md: MQMD | None = None  # the descriptor of the message the last get took, as it was
 
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
-        """Protect ``body`` under the queue's policy and put it; the caller's MQMD is left as it was."""
+        """Protect ``body`` under the queue's policy and put it; the caller's MQMD is left as it was.
+
+        Returns the descriptor as the queue manager completed it (the Format as on the queue): the
+        MsgId given, or the one generated (a requester keeps it to match the reply's CorrelId);
+        CorrelId, ReplyToQ and ReplyToQMgr pass through unchanged."""
         if not self._protected:
             done = self.handle.put(md, body, syncpoint=syncpoint)
         else:
@@ -308,9 +313,21 @@ class ProtectedQueue:
         return done
 
     def get(
-        self, *, wait: float = 0.0, syncpoint: bool = False, seen: Callable[[Message], bool] | None = None
+        self,
+        *,
+        wait: float = 0.0,
+        syncpoint: bool = False,
+        msg_id: bytes | None = None,
+        correl_id: bytes | None = None,
+        seen: Callable[[Message], bool] | None = None,
     ) -> ProtectedMessage:
         """Get and unprotect, inside a unit of work so that no failure loses the message.
+
+        ``wait``: seconds to wait for a message (MQGMO_WAIT; ``WAIT_UNLIMITED`` for ever; 0: no
+        wait), then NoMessageAvailable (2033). ``msg_id`` / ``correl_id``: the first message with
+        that MsgId and/or CorrelId (MQMO_MATCH_*; up to 24 bytes, padded with nulls; all nulls
+        matches any), as a requester gets its reply by the CorrelId its responder copied from the
+        request's MsgId.
 
         A message that fails a check moves to the error queue and the check's SecurityError is
         raised (MQRC 2063); one past the backout threshold moves aside and PoisonMessageError is
@@ -327,7 +344,7 @@ class ProtectedQueue:
                 f"a get from {self.name} without syncpoint runs in a unit of work of its own, but this connection "
                 "holds uncommitted work: commit or back it out first, or get with syncpoint=True"
             )
-        message = self.handle.get(wait=wait, syncpoint=True)
+        message = self.handle.get(wait=wait, syncpoint=True, msg_id=msg_id, correl_id=correl_id)
         self.last_md = message.md
         self.manager.pending = True
         try:
@@ -394,9 +411,10 @@ class ProtectedQueue:
         )
         return typed
 
-    def browse_first(self) -> ProtectedMessage:
-        """Browse the first message, unprotected; a failed check raises and moves nothing."""
-        return self._unprotect(self.handle.browse_first())
+    def browse_first(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None) -> ProtectedMessage:
+        """Browse the first message (the first with ``msg_id`` and/or ``correl_id``, if given),
+        unprotected; a failed check raises and moves nothing."""
+        return self._unprotect(self.handle.browse_first(msg_id=msg_id, correl_id=correl_id))
 
     def browse_next(self) -> ProtectedMessage:
         """Browse the next message, unprotected; a failed check raises and moves nothing."""

@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any, TypeVar
 
+import attrs
+
 from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
-from ams.mq.transport import BackoutSettings, Message, MQError, NoMessageAvailable
+from ams.mq.transport import ANY, BackoutSettings, Match, Message, MQError, NoMessageAvailable
 from ams.mqconstants import MQRC_NO_MSG_AVAILABLE, MQRC_TRUNCATED_MSG_FAILED
 
 _T = TypeVar("_T")
@@ -131,51 +134,69 @@ class PymqiQueue:
         self.connection.calls(f"MQPUT to {self.name}", lambda: self._queue.put(body, raw, pmo))
         return _from_md(raw)
 
-    def get(self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None) -> Message:
-        """MQGET; NoMessageAvailable (2033) when nothing arrived within ``wait`` seconds."""
+    def get(
+        self,
+        *,
+        wait: float = 0.0,
+        syncpoint: bool = False,
+        msg_id: bytes | None = None,
+        correl_id: bytes | None = None,
+    ) -> Message:
+        """MQGET (matching ``msg_id`` and ``correl_id``, if given); NoMessageAvailable (2033) when
+        nothing arrived within ``wait`` seconds (``WAIT_UNLIMITED``: MQWI_UNLIMITED)."""
         cmqc = self.connection.mq.CMQC
-        return self._get(cmqc.MQGMO_SYNCPOINT if syncpoint else cmqc.MQGMO_NO_SYNCPOINT, wait, msg_id)
+        options = cmqc.MQGMO_SYNCPOINT if syncpoint else cmqc.MQGMO_NO_SYNCPOINT
+        return self._get(options, wait, Match.of(msg_id, correl_id))
 
-    def browse_first(self, *, msg_id: bytes | None = None) -> Message:
-        """MQGET with MQGMO_BROWSE_FIRST (matching ``msg_id``, if given)."""
-        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_FIRST, 0, msg_id)
+    def browse_first(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None) -> Message:
+        """MQGET with MQGMO_BROWSE_FIRST (matching ``msg_id`` and ``correl_id``, if given)."""
+        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_FIRST, 0, Match.of(msg_id, correl_id))
 
     def browse_next(self) -> Message:
         """MQGET with MQGMO_BROWSE_NEXT."""
-        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_NEXT, 0, None)
+        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_NEXT, 0, ANY)
 
-    def _get(self, options: int, wait: float, msg_id: bytes | None) -> Message:
-        length, wanted = FIRST_BUFFER, msg_id
+    def _get(self, options: int, wait: float, match: Match) -> Message:
+        length, wanted = FIRST_BUFFER, match
         for _ in range(_MAX_TRUNCATION_RETRIES):
             try:
                 return self._get_once(options, wait, wanted, length)
             except _Truncated as truncated:
                 # the message is still there, and longer: get that one again, by its MsgId
-                length, wanted = truncated.length, truncated.msg_id
+                length, wanted = truncated.length, attrs.evolve(match, msg_id=truncated.msg_id)
             except NoMessageAvailable:
-                if wanted == msg_id:
+                if wanted == match:
                     raise
-                length, wanted = FIRST_BUFFER, msg_id  # another reader took it: the next one, then
+                length, wanted = FIRST_BUFFER, match  # another reader took it: the next one, then
         raise MQError(f"MQGET from {self.name}: messages kept changing under the retries", MQRC_TRUNCATED_MSG_FAILED)
 
-    def _get_once(self, options: int, wait: float, msg_id: bytes | None, length: int) -> Message:
+    def _gmo(self, options: int, wait: float, match: Match) -> Any:
         mq = self.connection.mq
         cmqc = mq.CMQC
         gmo = mq.GMO(Options=options | cmqc.MQGMO_FAIL_IF_QUIESCING | cmqc.MQGMO_PROPERTIES_FORCE_MQRFH2)
         gmo.Version = cmqc.MQGMO_VERSION_2  # MatchOptions are ignored below version 2
-        gmo.MatchOptions = cmqc.MQMO_MATCH_MSG_ID if msg_id is not None else cmqc.MQMO_NONE
+        gmo.MatchOptions = (cmqc.MQMO_MATCH_MSG_ID if match.msg_id is not None else cmqc.MQMO_NONE) | (
+            cmqc.MQMO_MATCH_CORREL_ID if match.correl_id is not None else cmqc.MQMO_NONE
+        )
         if wait > 0:
             gmo.Options |= cmqc.MQGMO_WAIT
-            gmo.WaitInterval = int(wait * 1000)
+            gmo.WaitInterval = cmqc.MQWI_UNLIMITED if math.isinf(wait) else int(wait * 1000)
+        return gmo
+
+    def _get_once(self, options: int, wait: float, match: Match, length: int) -> Message:
+        mq = self.connection.mq
+        gmo = self._gmo(options, wait, match)
         raw = mq.MD()
-        if msg_id is not None:
-            raw.MsgId = msg_id
+        if match.msg_id is not None:
+            raw.MsgId = match.msg_id
+        if match.correl_id is not None:
+            raw.CorrelId = match.correl_id
         try:
             body = self._queue.get(length, raw, gmo)
         except mq.MQMIError as error:
             reason = _reason(error)
             if reason == MQRC_NO_MSG_AVAILABLE:
-                raise NoMessageAvailable(self.name, wait) from None
+                raise NoMessageAvailable(self.name, wait, "" if match == ANY else str(match)) from None
             original = int(getattr(error, "original_length", 0) or 0)
             if reason == MQRC_TRUNCATED_MSG_FAILED and original > length:
                 raise _Truncated(original, bytes(raw.MsgId)) from None

@@ -8,12 +8,13 @@ use only what is here.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Protocol
 
 import attrs
 
-from ams.errors import AmsError
+from ams.errors import AmsError, UsageError
 from ams.mq.mqmd import MQMD
 from ams.mqconstants import DEFAULT_MAX_DEPTH, DEFAULT_MAX_MESSAGE_LENGTH, MQRC_NO_MSG_AVAILABLE, reason_name
 
@@ -51,8 +52,9 @@ class NoMessageAvailable(MQError):
 
     code = "no_message"
 
-    def __init__(self, queue: str, waited: float) -> None:
-        super().__init__(f"no message on {queue} (waited {waited:g} s)", MQRC_NO_MSG_AVAILABLE)
+    def __init__(self, queue: str, waited: float, selecting: str = "") -> None:
+        wanted = f" with {selecting}" if selecting else ""
+        super().__init__(f"no message{wanted} on {queue} (waited {waited:g} s)", MQRC_NO_MSG_AVAILABLE)
 
 
 @attrs.frozen
@@ -88,6 +90,50 @@ class BackoutSettings:
     queue: str
 
 
+MQ_ID_LENGTH = 24  # MQBYTE24: MsgId, CorrelId
+WAIT_UNLIMITED = math.inf  # ``wait=WAIT_UNLIMITED``: MQWI_UNLIMITED, wait until a message comes
+
+
+def padded_id(value: bytes, what: str) -> bytes:
+    """A MsgId or CorrelId as MQ holds it: padded with nulls to 24 bytes (MQBYTE24); longer is refused."""
+    if len(value) > MQ_ID_LENGTH:
+        raise UsageError(f"a {what} is at most {MQ_ID_LENGTH} bytes (found {len(value)}: {value.hex()})")
+    return bytes(value).ljust(MQ_ID_LENGTH, b"\0")
+
+
+def _selector(value: bytes | None, what: str) -> bytes | None:
+    """A MsgId or CorrelId to match, padded; None for all nulls (MQMI_NONE / MQCI_NONE match any
+    message, as on MQGET)."""
+    if value is None:
+        return None
+    padded = padded_id(value, what)
+    return padded if any(padded) else None
+
+
+@attrs.frozen
+class Match:
+    """Which message a get or browse selects (MQGMO MatchOptions): by MsgId and/or CorrelId; None
+    for either matches any (as MQMI_NONE and MQCI_NONE do)."""
+
+    msg_id: bytes | None = None
+    correl_id: bytes | None = None
+
+    @classmethod
+    def of(cls, msg_id: bytes | None = None, correl_id: bytes | None = None) -> Match:
+        """The match for these identifiers, padded to 24 bytes; all nulls is None (any)."""
+        return cls(_selector(msg_id, "MsgId"), _selector(correl_id, "CorrelId"))
+
+    def __str__(self) -> str:
+        parts = [
+            f"MsgId {self.msg_id.hex()}" if self.msg_id else "",
+            f"CorrelId {self.correl_id.hex()}" if self.correl_id else "",
+        ]
+        return " and ".join(part for part in parts if part) or "any message"
+
+
+ANY = Match()
+
+
 @attrs.frozen
 class Message:
     """A message as got from a queue: its descriptor and its body."""
@@ -105,13 +151,21 @@ class QueueHandle(Protocol):
         """Put a message; returns the descriptor as the queue manager completed it."""
         ...
 
-    def get(self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None) -> Message:
-        """Destructive get (the message with ``msg_id``, if given); NoMessageAvailable after ``wait`` s."""
+    def get(
+        self,
+        *,
+        wait: float = 0.0,
+        syncpoint: bool = False,
+        msg_id: bytes | None = None,
+        correl_id: bytes | None = None,
+    ) -> Message:
+        """Destructive get (the first message with ``msg_id`` and ``correl_id``, each if given and not
+        all nulls); NoMessageAvailable after ``wait`` s (``WAIT_UNLIMITED``: for ever)."""
         ...
 
-    def browse_first(self, *, msg_id: bytes | None = None) -> Message:
-        """Browse the first message (the first with ``msg_id``, if given), leaving it on the queue;
-        NoMessageAvailable when there is none."""
+    def browse_first(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None) -> Message:
+        """Browse the first message (the first with ``msg_id`` and ``correl_id``, if given), leaving it
+        on the queue; NoMessageAvailable when there is none."""
         ...
 
     def browse_next(self) -> Message:
