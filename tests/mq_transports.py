@@ -99,6 +99,7 @@ def connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
 
         manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM"))
         fake_pymqi.MANAGERS["TESTQM"] = manager
+        fake_pymqi.forget_connections()
         request.getfixturevalue("monkeypatch").setitem(sys.modules, "pymqi", fake_pymqi)
         request.getfixturevalue("monkeypatch").setitem(sys.modules, "ibmmq", None)
         url = "mq://127.0.0.1(1414)/TESTQM?channel=TEST.SVRCONN"

@@ -35,9 +35,10 @@ import attrs
 from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import ANY, BackoutSettings, Match, Message, MQError, NoMessageAvailable
-from ams.mqconstants import MQRC_NO_MSG_AVAILABLE, MQRC_TRUNCATED_MSG_FAILED
+from ams.mqconstants import MQRC_HCONN_ERROR, MQRC_NO_MSG_AVAILABLE, MQRC_TRUNCATED_MSG_FAILED
 
 _T = TypeVar("_T")
+CLIENT_MAX_MESSAGE_LENGTH = 100 * 1024 * 1024  # MQ's largest; the SVRCONN's MAXMSGL then decides
 FIRST_BUFFER = 64 * 1024  # most messages fit; a longer one costs one more MQGET, by MsgId
 _MAX_TRUNCATION_RETRIES = 8
 # MQBACK failing with these means the connection is gone, and with it the unit of work
@@ -102,8 +103,20 @@ def _reason(error: Any) -> int:
     return int(getattr(error, "reason", 0) or 0)
 
 
+def _gone(what: str, error: Exception) -> MQError:
+    """A failure of the client library itself, not an MQI reason: pymqi's handle is None after a
+    disconnect, so MQCMIT, MQBACK and MQPUT1 raise TypeError and queue calls PYIFError("not
+    connected"). For this connection all of them mean one thing: it is gone (MQRC 2018)."""
+    return MQError(f"{what} failed: {type(error).__name__}: {error}", MQRC_HCONN_ERROR)
+
+
+# what the client library raises besides MQMIError (its own Error, and TypeError from a None handle)
+_LIBRARY_FAILURES = (TypeError, ValueError, AttributeError)
+
+
 class _Calls:
-    """Runs client calls, turning the client's errors into MQError with the reason code."""
+    """Runs client calls, turning every failure of the client into MQError: an MQI failure with its
+    reason code, the library's own (PYIFError, a TypeError from a disconnected handle) as 2018."""
 
     def __init__(self, mq: ModuleType) -> None:
         self.mq = mq
@@ -113,8 +126,8 @@ class _Calls:
             return call()
         except self.mq.MQMIError as error:
             raise MQError(f"{what} failed: {error}", _reason(error)) from None
-        except self.mq.Error as error:  # the client's own errors (PYIFError: "not connected", ...)
-            raise MQError(f"{what} failed: {error}", 0) from None
+        except (self.mq.Error, *_LIBRARY_FAILURES) as error:
+            raise _gone(what, error) from None
 
 
 class PymqiQueue:
@@ -201,6 +214,8 @@ class PymqiQueue:
             if reason == MQRC_TRUNCATED_MSG_FAILED and original > length:
                 raise _Truncated(original, bytes(raw.MsgId)) from None
             raise MQError(f"MQGET from {self.name} failed: {error}", reason) from None
+        except (mq.Error, *_LIBRARY_FAILURES) as error:
+            raise _gone(f"MQGET from {self.name}", error) from None
         return Message(_from_md(raw), bytes(body))
 
     def close(self) -> None:
@@ -303,10 +318,14 @@ class PymqiConnection:
                 setattr(self._qmgr, name, None)
 
     def __del__(self) -> None:
-        # dropped without close: pymqi's QueueManager.__del__ would MQDISC, which commits; back out first
+        # dropped without close: back out, then disconnect (the library's own __del__ no longer does,
+        # with disconnect_on_exit=False; MQDISC without the backout would commit). If the backout
+        # fails the connection is left to end with the process, which backs the work out.
         if not getattr(self, "_closed", True):
+            self._closed = True
             with contextlib.suppress(Exception):
                 self._qmgr.backout()
+                self._qmgr.disconnect()
 
 
 def _inquiry(handle: Any, selector: int) -> Callable[[], Any]:
@@ -344,10 +363,35 @@ def connect_client(
     mq = _client()
     # MQ 9.1.2 and later take the application name (PutApplName, DISPLAY CONN) from MQAPPLNAME at connect;
     # MQS_DISABLE_ALL_INTERCEPT keeps the C client's own AMS from protecting messages a second time
-    extra: dict[str, Any] = {"disconnect_on_exit": False} if mq.__name__ == "ibmmq" else {}
     with _environment(MQAPPLNAME=appl_name[:28], MQS_DISABLE_ALL_INTERCEPT="TRUE"):
-        try:
-            manager = mq.connect(qmgr, channel, f"{host}({port})", user, password, **extra)
-        except mq.MQMIError as error:
-            raise MQError(f"cannot connect to {qmgr} at {host}({port}) on {channel}: {error}", _reason(error)) from None
+        manager = _connect(mq, qmgr, host, port, channel, user, password)
     return PymqiConnection(mq, manager, qmgr)
+
+
+def _connect(
+    mq: ModuleType, qmgr: str, host: str, port: int, channel: str, user: str | None, password: str | None
+) -> Any:
+    """MQCONNX with the options pymqi.connect leaves out (it passes MQCNO_NONE):
+
+    * MQCNO_HANDLE_SHARE_BLOCK: a handle of its own, usable from any thread. Without it a second
+      connect on a thread (a route between two queue managers, the CLI) is MQCC_WARNING 2002 with
+      the thread's existing Hconn, which pymqi keeps in an orphan object whose ``__del__`` MQDISCs
+      it, committing the first connection's unit of work (a message got under syncpoint is gone);
+    * MQCNO_RECONNECT_DISABLED: a broken connection is 2009 at once, never silently reconnected
+      under a DefRecon setting (work in flight would surface later as 2003 or 2549 on commit);
+    * ``disconnect_on_exit=False``: the library's ``__del__`` never MQDISCs (which commits); this
+      adapter backs out and disconnects itself;
+    * MaxMsgLength 100 MiB on the client side, so that the SVRCONN channel's MAXMSGL decides (the
+      lower of the two applies; both default to 4 MiB).
+    """
+    cmqc, cmqxc = mq.CMQC, getattr(mq, "CMQXC", mq.CMQC)
+    cd = mq.CD()
+    cd.ChannelName, cd.ConnectionName = channel.encode(), f"{host}({port})".encode()
+    cd.ChannelType, cd.TransportType = cmqxc.MQCHT_CLNTCONN, cmqxc.MQXPT_TCP
+    cd.MaxMsgLength = CLIENT_MAX_MESSAGE_LENGTH
+    options = cmqc.MQCNO_CLIENT_BINDING | cmqc.MQCNO_HANDLE_SHARE_BLOCK | cmqc.MQCNO_RECONNECT_DISABLED
+    where = f"{qmgr} at {host}({port}) on {channel}"
+    manager = _Calls(mq)(f"connecting to {where}", lambda: mq.QueueManager(None, False))
+    credentials = {"user": user, "password": password} if user is not None else {}
+    _Calls(mq)(f"connecting to {where}", lambda: manager.connect_with_options(qmgr, cd=cd, opts=options, **credentials))
+    return manager
