@@ -95,6 +95,7 @@ CMQC = SimpleNamespace(
     MQIA_CURRENT_Q_DEPTH=3,
     MQIA_BACKOUT_THRESHOLD=22,
     MQCA_BACKOUT_REQ_Q_NAME=2019,
+    MQCA_BASE_Q_NAME=2002,
 )
 
 
@@ -430,6 +431,8 @@ class Queue:
                 return connection.backout_settings(self.name).threshold
             if attribute == CMQC.MQCA_BACKOUT_REQ_Q_NAME:
                 return connection.backout_settings(self.name).queue.encode().ljust(48)  # MQCA values: blank padded
+            if attribute == CMQC.MQCA_BASE_Q_NAME:
+                return connection.base_queue(self.name).encode().ljust(48)
             assert attribute == CMQC.MQIA_CURRENT_Q_DEPTH
             return connection.depth(self.name)
 

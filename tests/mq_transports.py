@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ams.mq import EmbeddedQueueManager, QueueManager, connect
-from ams.mq.mqsc import define_qlocal
+from ams.mq.mqsc import define_qalias, define_qlocal
 from ams.mq.transport import QueueAttributes
 
 _DEFAULT = QueueAttributes()
@@ -45,13 +45,22 @@ TEST_QUEUES: dict[str, QueueAttributes] = {
     "T.FULL": QueueAttributes(max_depth=3),
     "T.PUTINH": QueueAttributes(put_inhibited=True),
     "T.GETINH": QueueAttributes(get_inhibited=True),
+    "T.ALIASED": QueueAttributes(backout_threshold=2, backout_queue="T.BOQ"),
+    "T.BOQ": _DEFAULT,
+    "T.STUCK": _DEFAULT,
+    "T.STUCK.B": QueueAttributes(backout_queue="T.BOQ"),
+    "T.INQ": _DEFAULT,
 }  # fmt: skip
+# alias queues (DEFINE QALIAS) and the queues they name
+TEST_ALIASES = {"T.ALIAS": "T.ALIASED", "T.ALIAS.STUCK": "T.STUCK"}
 
 
 def define_test_queues(manager: EmbeddedQueueManager) -> EmbeddedQueueManager:
     """The test queues, with their attributes, on an embedded queue manager."""
     for queue, attributes in TEST_QUEUES.items():
         manager.define_queue(queue, attributes)
+    for alias, target in TEST_ALIASES.items():
+        manager.define_alias(alias, target)
     return manager
 
 
@@ -118,6 +127,7 @@ def mqsc() -> str:
     lines = []
     for name, attributes in TEST_QUEUES.items():
         lines += [define_qlocal(name, attributes), f"CLEAR QLOCAL('{name}')"]
+    lines += [define_qalias(alias, target) for alias, target in TEST_ALIASES.items()]
     return "\n".join(lines) + "\n"
 
 

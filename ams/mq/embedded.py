@@ -71,6 +71,7 @@ from ams.mqconstants import (
     MQRC_OPTIONS_ERROR,
     MQRC_PUT_INHIBITED,
     MQRC_Q_FULL,
+    MQRC_SELECTOR_NOT_FOR_TYPE,
     MQRC_UNEXPECTED_ERROR,
     MQRC_UNKNOWN_OBJECT_NAME,
     PROPCTL_VALUES,
@@ -144,7 +145,7 @@ SYSTEM_QUEUES = (
     "SYSTEM.DEAD.LETTER.QUEUE",
     "SYSTEM.ADMIN.COMMAND.QUEUE",
 )
-OPERATIONS = ("put", "get", "browse")
+OPERATIONS = ("put", "get", "browse", "inq")
 _POLL_SECONDS = 0.02
 _ORDER = " ORDER BY m.priority DESC, m.id ASC"
 # the message and its body, wherever it is kept (its own table; its row, in files written before)
@@ -341,7 +342,8 @@ class EmbeddedQueueManager:
 
     def deny(self, queue: str, *operations: str, allowed: bool = False) -> None:
         """Refuse (or, with ``allowed``, allow again) ``operations`` on ``queue`` with MQRC 2035, as a
-        missing setmqaut authority would: "put", "get" or "browse"."""
+        missing setmqaut authority would: "put", "get", "browse" or "inq" (MQINQ: BOTHRESH, BOQNAME,
+        CURDEPTH, BASE_Q_NAME)."""
         unknown = set(operations) - set(OPERATIONS)
         if unknown:
             raise UsageError(f"unknown operations {sorted(unknown)}: expected some of {', '.join(OPERATIONS)}")
@@ -621,14 +623,39 @@ class EmbeddedConnection:
             raise MQError(f"MQPUT1 to {queue}: not authorised", MQRC_NOT_AUTHORIZED)
         return self._put(found, md, body, syncpoint=syncpoint)
 
+    def _inquire(self, queue: str, selector: str) -> _Resolved:
+        """The queue for an MQINQ of a local queue's attribute: MQRC 2035 without +inq, and 2068
+        (MQRC_SELECTOR_NOT_FOR_TYPE) on an alias, as MQ answers an inquiry of BOTHRESH, BOQNAME or
+        CURDEPTH on a QALIAS (pymqi and ibmmq raise it, though MQ calls it a warning)."""
+        row = self._db.execute("SELECT target FROM queues WHERE name = ?", (queue,)).fetchone()
+        found = self._lookup(queue)
+        if "inq" in found.denied:
+            raise MQError(f"MQINQ {selector} of {queue}: not authorised (+inq)", MQRC_NOT_AUTHORIZED)
+        if row is not None and row[0] is not None:
+            raise MQError(
+                f"MQINQ {selector} of {queue}: an alias queue has no {selector} (inquire its base queue, "
+                f"MQCA_BASE_Q_NAME)",
+                MQRC_SELECTOR_NOT_FOR_TYPE,
+            )
+        return found
+
     def backout_settings(self, queue: str) -> BackoutSettings:
-        """The queue's BOTHRESH and BOQNAME."""
-        attributes = self._lookup(queue).attributes
+        """MQINQ BOTHRESH and BOQNAME of a local queue (2068 on an alias, 2035 without +inq)."""
+        attributes = self._inquire(queue, "BOTHRESH").attributes
         return BackoutSettings(attributes.backout_threshold, attributes.backout_queue)
 
+    def base_queue(self, queue: str) -> str:
+        """MQINQ MQCA_BASE_Q_NAME of an alias: the queue it names (2068 on a local queue)."""
+        row = self._db.execute("SELECT target FROM queues WHERE name = ?", (queue,)).fetchone()
+        if "inq" in self._lookup(queue).denied:
+            raise MQError(f"MQINQ BASE_Q_NAME of {queue}: not authorised (+inq)", MQRC_NOT_AUTHORIZED)
+        if row is None or row[0] is None:
+            raise MQError(f"MQINQ BASE_Q_NAME of {queue}: not an alias queue", MQRC_SELECTOR_NOT_FOR_TYPE)
+        return str(row[0])
+
     def depth(self, queue: str) -> int:
-        """CURDEPTH: committed and uncommitted puts, not messages got under syncpoint."""
-        row = self._db.execute(_DEPTH, (self.resolve(queue),)).fetchone()
+        """CURDEPTH: committed and uncommitted puts, not messages got under syncpoint (2068 on an alias)."""
+        row = self._db.execute(_DEPTH, (self._inquire(queue, "CURDEPTH").local,)).fetchone()
         return 0 if row is None else int(row[0])
 
     # -- messages -----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ams.algorithms import QoP
 from ams.errors import AmsError, InternalError, SecurityError, UsageError
 from ams.keys import Keystore
 from ams.limits import DEFAULT_LIMITS, Limits
+from ams.mq.backout import MessageStuckError, cannot_move, read_backout_settings
 from ams.mq.dlh import MQDLH
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import (
@@ -211,8 +212,12 @@ class ProtectedQueueManager:
             protector.prepare(queue, sending=output, receiving=input or browse)
         handle = self.qm.open(queue, output=output, input=input, browse=browse)
         opened = ProtectedQueue(self, queue, handle, protector)
-        if backout_threshold is not None or backout_queue is not None:
-            found = self.backout_settings(queue) if input else BackoutSettings(self.default_backout_threshold, "")
+        if input:  # read now, outside any unit of work: a failure inside a get's would back the message out
+            try:
+                found = self.backout_settings(queue)
+            except AmsError:
+                handle.close()
+                raise
             opened.backout = BackoutSettings(
                 found.threshold if backout_threshold is None else backout_threshold,
                 found.queue if backout_queue is None else backout_queue,
@@ -249,9 +254,9 @@ class ProtectedQueueManager:
         self.qm.close()
 
     def backout_settings(self, queue: str) -> BackoutSettings:
-        """The queue's BOTHRESH (``default_backout_threshold`` when it says 0) and BOQNAME."""
-        found = self.qm.backout_settings(queue)
-        return found if found.threshold > 0 else attrs.evolve(found, threshold=self.default_backout_threshold)
+        """The queue's BOTHRESH (``default_backout_threshold`` when it says 0) and BOQNAME; an
+        alias's from its base queue; the defaults when the queue cannot be inquired (no +inq)."""
+        return read_backout_settings(self.qm, queue, self.default_backout_threshold)
 
     def move_to_error_queue(
         self, queue: str, failed: Message, *, syncpoint: bool, reason: int = MQRC_SECURITY_ERROR
@@ -272,12 +277,18 @@ class ProtectedQueueManager:
     def move_aside(self, queue: str, poison: Message, settings: BackoutSettings) -> PoisonMessageError:
         """Move a message backed out ``settings.threshold`` times, under syncpoint: to BOQNAME as it
         is (as MQ's own clients do), or to the error queue behind an MQDLH (reason 2362)."""
-        if settings.queue:
-            self.qm.put1(settings.queue, poison.md, poison.body, syncpoint=True)
-            where = f"its backout queue {settings.queue}"
-        else:
-            self.move_to_error_queue(queue, poison, syncpoint=True, reason=MQRC_BACKOUT_THRESHOLD_REACHED)
-            where = f"{self.error_queue} with an MQDLH (reason {MQRC_BACKOUT_THRESHOLD_REACHED})"
+        try:
+            if settings.queue:
+                self.qm.put1(settings.queue, poison.md, poison.body, syncpoint=True)
+                where = f"its backout queue {settings.queue}"
+            else:
+                self.move_to_error_queue(queue, poison, syncpoint=True, reason=MQRC_BACKOUT_THRESHOLD_REACHED)
+                where = f"{self.error_queue} with an MQDLH (reason {MQRC_BACKOUT_THRESHOLD_REACHED})"
+        except MQError as failed:
+            if not cannot_move(failed):
+                raise
+            why = f"backed out {poison.md.backout_count} times, its backout threshold"
+            raise MessageStuckError(queue, poison, settings.queue or self.error_queue, failed, why) from None
         self.pending = True
         return PoisonMessageError(
             f"a message on {queue} was backed out {poison.md.backout_count} times, reaching its backout threshold "
@@ -295,7 +306,7 @@ class ProtectedQueue:
         self.handle = handle
         self.protector = protector
         self._protected = not never_protected(name)
-        self.backout: BackoutSettings | None = None  # BOTHRESH and BOQNAME, read at the first get
+        self.backout: BackoutSettings | None = None  # BOTHRESH and BOQNAME, read when opened for input
         self.last_md: MQMD | None = None  # the descriptor of the message the last get took, as it was
 
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
@@ -375,17 +386,42 @@ class ProtectedQueue:
         try:
             return self._unprotect(message)
         except SecurityError as error:
-            self.manager.move_to_error_queue(self.name, message, syncpoint=True)
-            error.add_note(f"the message was moved to {self.manager.error_queue} with an MQDLH (reason 2063)")
+            where = self._move_refused(message, error)
+            error.add_note(f"the message was moved to {where}")
             log.warning(
                 "refused message %s on %s, moved to %s: %s: %s",
                 message.md.msg_id.hex(),
                 self.name,
-                self.manager.error_queue,
+                where,
                 type(error).__name__,
                 _printable(error.message),
             )
             return error
+
+    def _move_refused(self, message: Message, error: SecurityError) -> str:
+        """Move a refused message to the error queue behind an MQDLH; when it can never fit there,
+        to BOQNAME as it is, or MessageStuckError. Where it went."""
+        manager = self.manager
+        try:
+            manager.move_to_error_queue(self.name, message, syncpoint=True)
+            return f"{manager.error_queue} with an MQDLH (reason 2063)"
+        except MQError as failed:
+            if not cannot_move(failed):
+                raise
+            backout_queue = self.backout.queue if self.backout else ""
+            if not backout_queue:
+                raise MessageStuckError(
+                    self.name, message, manager.error_queue, failed, f"refused: {error.code}"
+                ) from None
+            try:
+                manager.qm.put1(backout_queue, message.md, message.body, syncpoint=True)
+            except MQError as again:
+                if not cannot_move(again):
+                    raise
+                raise MessageStuckError(self.name, message, backout_queue, again, f"refused: {error.code}") from None
+            return (
+                f"its backout queue {backout_queue}, as it is ({manager.error_queue} cannot take it: {failed.message})"
+            )
 
     def _back_out(self, error: BaseException) -> BaseException:
         """Back out the unit of work holding the get; the error to raise (typed, with what happened)."""

@@ -35,7 +35,12 @@ import attrs
 from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import ANY, BackoutSettings, Match, Message, MQError, NoMessageAvailable
-from ams.mqconstants import MQRC_HCONN_ERROR, MQRC_NO_MSG_AVAILABLE, MQRC_TRUNCATED_MSG_FAILED
+from ams.mqconstants import (
+    MQRC_HCONN_ERROR,
+    MQRC_NO_MSG_AVAILABLE,
+    MQRC_SELECTOR_NOT_FOR_TYPE,
+    MQRC_TRUNCATED_MSG_FAILED,
+)
 
 _T = TypeVar("_T")
 CLIENT_MAX_MESSAGE_LENGTH = 100 * 1024 * 1024  # MQ's largest; the SVRCONN's MAXMSGL then decides
@@ -290,8 +295,15 @@ class PymqiConnection:
         return BackoutSettings(int(threshold), _text(backout_queue))
 
     def resolve(self, queue: str) -> str:
-        """The name as given: MQ resolves aliases itself, so this connection never needs the target."""
-        return queue
+        """MQINQ MQCA_BASE_Q_NAME: the queue an alias names; the name itself for any other queue
+        (MQ answers 2068, MQRC_SELECTOR_NOT_FOR_TYPE, there)."""
+        try:
+            (base,) = self._inquire(queue, self.mq.CMQC.MQCA_BASE_Q_NAME)
+        except MQError as error:
+            if error.reason == MQRC_SELECTOR_NOT_FOR_TYPE:
+                return queue
+            raise
+        return _text(base) or queue
 
     def close(self) -> None:
         """Back out, then disconnect: MQDISC on its own would commit uncommitted work. Closing a

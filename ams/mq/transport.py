@@ -199,15 +199,16 @@ class QueueManager(Protocol):
         ...
 
     def depth(self, queue: str) -> int:
-        """MQINQ CURDEPTH: messages on the queue, counting uncommitted puts and not uncommitted gets."""
+        """MQINQ CURDEPTH of a local queue: messages on it, counting uncommitted puts and not
+        uncommitted gets (MQRC 2068 on an alias, as on MQ: not an existence check)."""
         ...
 
     def backout_settings(self, queue: str) -> BackoutSettings:
-        """The queue's BOTHRESH and BOQNAME (MQINQ)."""
+        """The local queue's BOTHRESH and BOQNAME (MQINQ; MQRC 2068 on an alias, 2035 without +inq)."""
         ...
 
     def resolve(self, queue: str) -> str:
-        """The local queue an alias resolves to (the name itself for a local queue)."""
+        """The queue an alias names (MQINQ MQCA_BASE_Q_NAME); the name itself for a local queue."""
         ...
 
     def close(self) -> None:
