@@ -313,6 +313,7 @@ class QueueManager:
         with hconn.use() as connection:
             syncpoint = bool(pmo.Options & CMQC.MQPMO_SYNCPOINT)
             done = connection.put1(queue, _to_mqmd(md), message, syncpoint=syncpoint)
+        _warn_after_put(md)
         _fill(md, done)
 
     def commit(self) -> None:
@@ -364,6 +365,7 @@ class Queue:
         _check_channel(hconn, message)
         with hconn.use():
             done = self._open().put(_to_mqmd(md), message, syncpoint=bool(pmo.Options & CMQC.MQPMO_SYNCPOINT))
+        _warn_after_put(md)
         _fill(md, done)
 
     def get(self, max_length: int | None, md: MD, gmo: GMO) -> bytes:
@@ -440,6 +442,14 @@ class Queue:
         with self.qmgr.get_handle().use():
             if self.handle is not None:
                 self.handle.close()
+
+
+def _warn_after_put(md: MD) -> None:
+    """A Priority above MaxPriority (9): the message is put, MQCC_WARNING 2049, and pymqi raises
+    MQMIError for it before unpacking the MQMD (Queue.put, QueueManager.put1: ``if rv[-2]: raise``),
+    so the caller never sees the MsgId the queue manager gave it."""
+    if md.Priority > 9:
+        raise MQMIError(CMQC.MQCC_WARNING, 2049)  # MQRC_PRIORITY_EXCEEDS_MAXIMUM
 
 
 def _match(md: MD, gmo: GMO) -> Match:

@@ -55,11 +55,13 @@ from ams.mq.transport import (
     padded_id,
 )
 from ams.mqconstants import (
+    MQ_MAX_PRIORITY,
     MQEI_UNLIMITED,
     MQPER_PERSISTENCE_AS_Q_DEF,
     MQPER_PERSISTENT,
     MQPRI_PRIORITY_AS_Q_DEF,
     MQRC_CONNECTION_BROKEN,
+    MQRC_EXPIRY_ERROR,
     MQRC_GET_INHIBITED,
     MQRC_HCONN_ERROR,
     MQRC_MSG_TOO_BIG_FOR_Q,
@@ -69,6 +71,7 @@ from ams.mqconstants import (
     MQRC_NOT_OPEN_FOR_OUTPUT,
     MQRC_OBJECT_IN_USE,
     MQRC_OPTIONS_ERROR,
+    MQRC_PRIORITY_ERROR,
     MQRC_PUT_INHIBITED,
     MQRC_Q_FULL,
     MQRC_SELECTOR_NOT_FOR_TYPE,
@@ -379,6 +382,22 @@ class EmbeddedQueueManager:
         return f"EmbeddedQueueManager({self.name}, {self.path or 'in memory'})"
 
 
+def _check_md(queue: str, md: MQMD) -> None:
+    """What MQPUT refuses in an MQMD: Expiry 0 or below -1 (MQRC 2013: MQEI_UNLIMITED or tenths of a
+    second), Priority below -1 (2050). A Priority above 9 is accepted and queued at 9, the MQMD
+    keeping the value given (MQ completes that put with MQCC_WARNING 2049)."""
+    if md.expiry == 0 or md.expiry < MQEI_UNLIMITED:
+        raise MQError(
+            f"MQPUT to {queue}: Expiry {md.expiry} is not a time (expected -1, MQEI_UNLIMITED, or tenths of a second "
+            "above 0)",
+            MQRC_EXPIRY_ERROR,
+        )
+    if md.priority < MQPRI_PRIORITY_AS_Q_DEF:
+        raise MQError(
+            f"MQPUT to {queue}: Priority {md.priority} (expected -1, as queue default, or 0-9)", MQRC_PRIORITY_ERROR
+        )
+
+
 def _check_attributes(name: str, chosen: QueueAttributes) -> None:
     problems = []
     if not 1 <= len(name) <= 48:
@@ -675,8 +694,9 @@ class EmbeddedConnection:
             if md.persistence == MQPER_PERSISTENCE_AS_Q_DEF
             else (md.persistence == MQPER_PERSISTENT)
         )
+        _check_md(found.local, md)
         priority = found.attributes.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
-        expires = None if md.expiry in (MQEI_UNLIMITED, 0) else time.time() + md.expiry / 10
+        expires = None if md.expiry == MQEI_UNLIMITED else time.time() + md.expiry / 10
         stamped = attrs.evolve(
             md.stamped(self.appl_name, msg_id),
             persistence=int(persistent),
@@ -701,7 +721,7 @@ class EmbeddedConnection:
                     PUT_PENDING if syncpoint else VISIBLE,
                     self._owner if syncpoint else None,
                     0,
-                    priority,
+                    min(priority, MQ_MAX_PRIORITY),  # above MaxPriority: queued at it (MQCC_WARNING 2049 on MQ)
                     int(persistent),
                     expires,
                     stamped.msg_id.hex(),

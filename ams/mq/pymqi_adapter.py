@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -36,13 +37,16 @@ from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import ANY, BackoutSettings, Match, Message, MQError, NoMessageAvailable
 from ams.mqconstants import (
+    MQ_MAX_PRIORITY,
     MQRC_HCONN_ERROR,
     MQRC_NO_MSG_AVAILABLE,
     MQRC_SELECTOR_NOT_FOR_TYPE,
     MQRC_TRUNCATED_MSG_FAILED,
+    reason_name,
 )
 
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 CLIENT_MAX_MESSAGE_LENGTH = 100 * 1024 * 1024  # MQ's largest; the SVRCONN's MAXMSGL then decides
 FIRST_BUFFER = 64 * 1024  # most messages fit; a longer one costs one more MQGET, by MsgId
 _MAX_TRUNCATION_RETRIES = 8
@@ -134,6 +138,25 @@ class _Calls:
         except (self.mq.Error, *_LIBRARY_FAILURES) as error:
             raise _gone(what, error) from None
 
+    def put(self, what: str, md: MQMD, call: Callable[[Any], object]) -> MQMD:
+        """MQPUT or MQPUT1 of ``md``; the MQMD as completed. MQCC_WARNING (2049: a Priority above 9,
+        queued at 9) means the message *was* put: both libraries raise MQMIError for it, before
+        reading the MQMD back, and a caller's retry would put it twice. So it is a success here,
+        logged, and a MsgId the queue manager would make is made here first, so that it is known."""
+        if md.priority > MQ_MAX_PRIORITY and not any(md.msg_id):
+            md = attrs.evolve(md, msg_id=b"AMS " + os.urandom(20))  # as unique as the queue manager's
+        raw = _to_md(self.mq, md)
+        try:
+            call(raw)
+        except self.mq.MQMIError as error:
+            if int(getattr(error, "comp", 0) or 0) != self.mq.CMQC.MQCC_WARNING:
+                raise MQError(f"{what} failed: {error}", _reason(error)) from None
+            log.warning("%s completed with a warning, the message put: %s", what, reason_name(_reason(error)))
+            return md
+        except (self.mq.Error, *_LIBRARY_FAILURES) as error:
+            raise _gone(what, error) from None
+        return _from_md(raw)
+
 
 class PymqiQueue:
     """An open queue of a client connection."""
@@ -148,9 +171,7 @@ class PymqiQueue:
         cmqc = self.connection.mq.CMQC
         options = (cmqc.MQPMO_SYNCPOINT if syncpoint else cmqc.MQPMO_NO_SYNCPOINT) | cmqc.MQPMO_FAIL_IF_QUIESCING
         pmo = self.connection.mq.PMO(Options=options)
-        raw = _to_md(self.connection.mq, md)
-        self.connection.calls(f"MQPUT to {self.name}", lambda: self._queue.put(body, raw, pmo))
-        return _from_md(raw)
+        return self.connection.calls.put(f"MQPUT to {self.name}", md, lambda raw: self._queue.put(body, raw, pmo))
 
     def get(
         self,
@@ -260,11 +281,9 @@ class PymqiConnection:
     def put1(self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
         """MQPUT1."""
         cmqc = self.mq.CMQC
-        raw = _to_md(self.mq, md)
         options = (cmqc.MQPMO_SYNCPOINT if syncpoint else cmqc.MQPMO_NO_SYNCPOINT) | cmqc.MQPMO_FAIL_IF_QUIESCING
         pmo = self.mq.PMO(Options=options)
-        self.calls(f"MQPUT1 to {queue}", lambda: self._qmgr.put1(queue, body, raw, pmo))
-        return _from_md(raw)
+        return self.calls.put(f"MQPUT1 to {queue}", md, lambda raw: self._qmgr.put1(queue, body, raw, pmo))
 
     def commit(self) -> None:
         """MQCMIT."""

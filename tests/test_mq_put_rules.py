@@ -1,0 +1,41 @@
+"""What MQPUT does with a Priority above MaxPriority (MQCC_WARNING 2049: put, at 9) and an Expiry
+of 0 (MQRC 2013) (issue 18, item 6), over every transport: a warning is not a failure, so a
+caller's retry never puts the message twice, and the MsgId of a warned put is known."""
+
+from __future__ import annotations
+
+import pytest
+
+from ams.mq import MQMD, MQError, NoMessageAvailable
+from tests.mq_transports import Factory
+
+
+@pytest.mark.parametrize("how", ["put", "put1"])
+def test_a_priority_above_9_is_put_once_at_9_and_its_msgid_is_known(connections: Factory, how: str) -> None:
+    app = connections("app")
+    queue = app.open("T.PRIORITY", output=True, input=True)
+    queue.put(MQMD(priority=9), b"nine, first")
+    md = MQMD(priority=12)
+    done = queue.put(md, b"twelve") if how == "put" else app.put1("T.PRIORITY", md, b"twelve")
+    assert any(done.msg_id)
+    assert queue.get().body == b"nine, first"  # queued at 9, behind the first 9 (FIFO within a priority)
+    again = queue.get(msg_id=done.msg_id)  # the MsgId the put returned is the message's
+    assert again.body == b"twelve"
+    with pytest.raises(NoMessageAvailable):  # put once
+        queue.get()
+
+
+def test_expiry_0_is_refused_with_2013_and_an_expiry_is_never_0_on_a_get(connections: Factory) -> None:
+    app = connections("app")
+    for expiry in (0, -2):
+        with pytest.raises(MQError) as caught:
+            app.put1("T.EXPIRY", MQMD(expiry=expiry), b"never")
+        assert caught.value.reason == 2013
+    with pytest.raises(MQError) as caught:
+        app.put1("T.EXPIRY", MQMD(priority=-2), b"never")
+    assert caught.value.reason == 2050
+    app.put1("T.EXPIRY", MQMD(expiry=50), b"five seconds")  # its twin
+    got = app.open("T.EXPIRY", input=True).get()
+    assert got.body == b"five seconds" and 0 < got.md.expiry <= 50
+    with pytest.raises(NoMessageAvailable):
+        app.open("T.EXPIRY", input=True).get()
