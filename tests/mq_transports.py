@@ -50,6 +50,7 @@ TEST_QUEUES: dict[str, QueueAttributes] = {
     "T.STUCK": _DEFAULT,
     "T.STUCK.B": QueueAttributes(backout_queue="T.BOQ"),
     "T.INQ": _DEFAULT,
+    "T.HUGE": QueueAttributes(max_message_length=10 * 1024 * 1024),
 }  # fmt: skip
 # alias queues (DEFINE QALIAS) and the queues they name
 TEST_ALIASES = {"T.ALIAS": "T.ALIASED", "T.ALIAS.STUCK": "T.STUCK"}

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from ams.mq import MQMD, MQError, NoMessageAvailable
+from ams.mq import MQMD, MQError, NoMessageAvailable, ProtectedQueueManager
+from ams.mq.backout import ChannelTooSmallError
+from tests import fake_pymqi
+from tests.conftest import Pki, store
 from tests.mq_transports import Factory
 
 
@@ -39,3 +42,27 @@ def test_expiry_0_is_refused_with_2013_and_an_expiry_is_never_0_on_a_get(connect
     assert got.body == b"five seconds" and 0 < got.md.expiry <= 50
     with pytest.raises(NoMessageAvailable):
         app.open("T.EXPIRY", input=True).get()
+
+
+def test_a_message_longer_than_the_client_channel_stops_with_the_fix_and_stays(
+    connections: Factory, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 5 MiB message put by a bindings application, got over a client channel: both libraries
+    default the client side to 4 MiB, so every get was 2010, nothing backed out, and a route
+    stalled saying only that. Now the client asks for 100 MiB (the SVRCONN's MAXMSGL decides), and
+    2010 is a ConfigurationError naming the channel setting; the message stays."""
+    if connections.manager is None:
+        pytest.skip("needs a bindings connection beside the client one (scripts/test-real-mq puts it with amqsput)")
+    policies = store(f'setmqspl -m QM -p T.HUGE -s SHA256 -a "{pki.dn("alice")}"')
+    bindings = ProtectedQueueManager(connections.manager.connect("bindings"), pki.keystore("alice"), policies)
+    bindings.open("T.HUGE", output=True).put(MQMD(), bytes(5 * 1024 * 1024))
+    reader = ProtectedQueueManager(connections("bob"), pki.keystore("bob"), policies).open("T.HUGE", input=True)
+    if connections.kind == "pymqi-adapter":  # the SVRCONN's MAXMSGL is 4 MiB: too short
+        with pytest.raises(ChannelTooSmallError, match=r"CHLTYPE\(SVRCONN\) MAXMSGL") as caught:
+            reader.get()
+        assert caught.value.reason == 2010
+        assert connections.manager.connect("spy").depth("T.HUGE") == 1  # still there, never backed out
+        monkeypatch.setattr(fake_pymqi, "CHANNEL_MAX_MESSAGE_LENGTH", 10 * 1024 * 1024)  # ALTER CHANNEL ... MAXMSGL
+        reader = ProtectedQueueManager(connections("bob"), pki.keystore("bob"), policies).open("T.HUGE", input=True)
+    got = reader.get()
+    assert len(got.body) == 5 * 1024 * 1024 and got.md.backout_count == 0

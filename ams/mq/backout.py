@@ -87,6 +87,22 @@ class MessageStuckError(ConfigurationError):
         self.reason = failure.reason
 
 
+class ChannelTooSmallError(ConfigurationError):
+    """MQRC 2010 on a get: the message at the head of the queue is longer than the client channel
+    takes. It stays there (nothing was got, so nothing backs out) and every get fails the same way."""
+
+    code = "channel_too_small"
+
+    def __init__(self, queue: str, failure: MQError) -> None:
+        super().__init__(
+            f"a message on {queue} is longer than the client channel's MaxMsgLength (MQRC 2010): it stays at the head "
+            f"of {queue} and every get fails the same way, so this stops. Fix: raise MAXMSGL on the SVRCONN channel "
+            "(ALTER CHANNEL(...) CHLTYPE(SVRCONN) MAXMSGL(...); the lower of it and the client's applies, and ams asks "
+            f"for 100 MiB on the client side) and the queue manager's MAXMSGL, then start again ({failure.message})"
+        )
+        self.reason = failure.reason
+
+
 def cannot_move(error: MQError) -> bool:
     """Whether a failed move aside will fail the same way every time it is tried."""
     return error.reason in PERMANENT_PUT_FAILURES

@@ -24,7 +24,7 @@ from ams.algorithms import QoP
 from ams.errors import AmsError, InternalError, SecurityError, UsageError
 from ams.keys import Keystore
 from ams.limits import DEFAULT_LIMITS, Limits
-from ams.mq.backout import MessageStuckError, cannot_move, read_backout_settings
+from ams.mq.backout import ChannelTooSmallError, MessageStuckError, cannot_move, read_backout_settings
 from ams.mq.dlh import MQDLH
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import (
@@ -41,6 +41,7 @@ from ams.mqconstants import (
     MQFMT_DEAD_LETTER_HEADER,
     MQPER_PERSISTENT,
     MQRC_BACKOUT_THRESHOLD_REACHED,
+    MQRC_DATA_LENGTH_ERROR,
     MQRC_SECURITY_ERROR,
 )
 from ams.policy.model import Policy
@@ -355,7 +356,12 @@ class ProtectedQueue:
                 f"a get from {self.name} without syncpoint runs in a unit of work of its own, but this connection "
                 "holds uncommitted work: commit or back it out first, or get with syncpoint=True"
             )
-        message = self.handle.get(wait=wait, syncpoint=True, msg_id=msg_id, correl_id=correl_id)
+        try:
+            message = self.handle.get(wait=wait, syncpoint=True, msg_id=msg_id, correl_id=correl_id)
+        except MQError as error:
+            if error.reason == MQRC_DATA_LENGTH_ERROR:  # longer than the channel: no retry can get it
+                raise ChannelTooSmallError(self.name, error) from None
+            raise
         self.last_md = message.md
         self.manager.pending = True
         try:

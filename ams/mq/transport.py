@@ -20,8 +20,9 @@ from ams.mqconstants import DEFAULT_MAX_DEPTH, DEFAULT_MAX_MESSAGE_LENGTH, MQRC_
 
 # What to do next, for the reasons an AMS set-up meets first
 REASON_ADVICE: dict[int, str] = {
-    2010: "the message is longer than the client channel's MAXMSGL (4 MiB by default): raise it on the "
-    "SVRCONN channel and the queue manager",
+    2010: "the message is longer than the client channel's MaxMsgLength, the lower of the client's (ams asks for "
+    "100 MiB; pymqi and ibmmq default to 4 MiB) and the SVRCONN channel's MAXMSGL (4 MiB by default): ALTER "
+    "CHANNEL(...) CHLTYPE(SVRCONN) MAXMSGL(...), and the queue manager's MAXMSGL",
     2018: "the connection was closed: open a new one",
     2030: "the message is longer than the queue's MAXMSGL: ALTER QLOCAL(...) MAXMSGL(...), remembering that "
     "protection adds the signer's certificate, a signature and a key block per recipient",
