@@ -46,6 +46,7 @@ MQRC_MSG_TOO_BIG_FOR_Q = 2030
 MQRC_MSG_TOO_BIG_FOR_Q_MGR = 2031
 MQRC_SELECTOR_NOT_FOR_TYPE = 2068
 MQRC_EXPIRY_ERROR = 2013
+MQRC_SYNCPOINT_LIMIT_REACHED = 2024
 MQRC_PRIORITY_EXCEEDS_MAXIMUM = 2049
 MQRC_PRIORITY_ERROR = 2050
 MQRC_TRUNCATED_MSG_FAILED = 2080
@@ -66,6 +67,7 @@ REASON_NAMES: dict[int, str] = {
 # The queue attributes the embedded queue manager models, as MQ spells their values
 PROPCTL_VALUES = ("COMPAT", "NONE", "ALL", "FORCE", "V6COMPAT")
 DEFAULT_MAX_DEPTH = 5000  # MAXDEPTH of a queue by default
+DEFAULT_MAX_UNCOMMITTED = 10_000  # MAXUMSGS of a queue manager by default
 DEFAULT_MAX_MESSAGE_LENGTH = 4 * 1024 * 1024  # MAXMSGL of a queue, and of a client channel, by default
 
 

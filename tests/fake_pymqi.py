@@ -94,6 +94,7 @@ CMQC = SimpleNamespace(
     MQRC_TRUNCATED_MSG_FAILED=2080,
     MQIA_CURRENT_Q_DEPTH=3,
     MQIA_BACKOUT_THRESHOLD=22,
+    MQIA_MAX_UNCOMMITTED_MSGS=33,
     MQCA_BACKOUT_REQ_Q_NAME=2019,
     MQCA_BASE_Q_NAME=2002,
 )
@@ -315,6 +316,12 @@ class QueueManager:
             done = connection.put1(queue, _to_mqmd(md), message, syncpoint=syncpoint)
         _warn_after_put(md)
         _fill(md, done)
+
+    def inquire(self, attribute: int) -> int:
+        """MQINQ on the queue manager object: MaxUncommittedMsgs only."""
+        assert attribute == CMQC.MQIA_MAX_UNCOMMITTED_MSGS
+        with self._pymqe_handle().use() as connection:
+            return connection.max_uncommitted()
 
     def commit(self) -> None:
         with self._pymqe_handle().use() as connection:

@@ -55,6 +55,7 @@ from ams.mq.transport import (
     padded_id,
 )
 from ams.mqconstants import (
+    DEFAULT_MAX_UNCOMMITTED,
     MQ_MAX_PRIORITY,
     MQEI_UNLIMITED,
     MQPER_PERSISTENCE_AS_Q_DEF,
@@ -75,6 +76,7 @@ from ams.mqconstants import (
     MQRC_PUT_INHIBITED,
     MQRC_Q_FULL,
     MQRC_SELECTOR_NOT_FOR_TYPE,
+    MQRC_SYNCPOINT_LIMIT_REACHED,
     MQRC_UNEXPECTED_ERROR,
     MQRC_UNKNOWN_OBJECT_NAME,
     PROPCTL_VALUES,
@@ -232,6 +234,9 @@ class EmbeddedQueueManager:
 
     def __init__(self, path: str | Path | None = None, *, name: str = "AMSQM") -> None:
         self.name = name
+        # MAXUMSGS (ALTER QMGR MAXUMSGS): messages one connection may hold got or put under syncpoint
+        # (MQRC 2024 beyond); set on this object, it holds for the connections it makes
+        self.max_uncommitted = DEFAULT_MAX_UNCOMMITTED
         if path is None:
             # memdb, not a shared cache: a shared cache's table locks fail at once (SQLITE_LOCKED, which the busy
             # timeout does not wait out), so connections in two threads failed each other's calls with 2195
@@ -529,6 +534,7 @@ class EmbeddedConnection:
         self._lock = threading.Lock()
         self._durable = True  # PRAGMA synchronous=FULL, as the connection was opened
         self._expired_at: dict[str, float] = {}
+        self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
         with _transaction(db):
             db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
 
@@ -704,6 +710,8 @@ class EmbeddedConnection:
             correl_id=padded_id(md.correl_id, "CorrelId"),
         )
         stamped = attrs.evolve(stamped, msg_id=padded_id(stamped.msg_id, "MsgId"))
+        if syncpoint:
+            self._count_uncommitted(found.local)
         with self._lock, self._work(durable=not syncpoint):
             # expired messages go when a put or get meets them (MQ's expiry scan, for queues only browsed)
             self._expire(found.local)
@@ -729,11 +737,29 @@ class EmbeddedConnection:
                 ),
             )
             self._db.execute("INSERT INTO bodies (id, body) VALUES (?, ?)", (cursor.lastrowid, bytes(body)))
+        self._uncommitted += int(syncpoint)
         return stamped
+
+    def _count_uncommitted(self, local: str) -> None:
+        """MQRC 2024 when this connection already holds MAXUMSGS messages under syncpoint."""
+        limit = self.manager.max_uncommitted
+        if self._uncommitted >= limit:
+            raise MQError(
+                f"MQPUT or MQGET on {local} under syncpoint: the unit of work already holds {self._uncommitted:,} "
+                f"messages, the queue manager's MAXUMSGS ({limit:,}): commit more often (smaller batches), or "
+                "ALTER QMGR MAXUMSGS",
+                MQRC_SYNCPOINT_LIMIT_REACHED,
+            )
+
+    def max_uncommitted(self) -> int:
+        """MQINQ MaxUncommittedMsgs (MAXUMSGS) of the queue manager."""
+        return self.manager.max_uncommitted
 
     def _get(self, local: str, *, wait: float, syncpoint: bool, match: Match, force_rfh2: bool) -> Message:
         deadline = time.monotonic() + wait
         index, where, wanted = _matching(match)
+        if syncpoint:
+            self._count_uncommitted(local)
         while True:
             with self._lock, self._work(durable=not syncpoint):
                 self._expire(local)
@@ -754,6 +780,7 @@ class EmbeddedConnection:
                     else:
                         self._db.execute("DELETE FROM messages WHERE id = ?", (row[0],))
             if row is not None:
+                self._uncommitted += int(syncpoint)
                 return self._delivered(local, row, force_rfh2)
             if time.monotonic() >= deadline:
                 raise NoMessageAvailable(local, wait, "" if match == ANY else str(match))
@@ -798,11 +825,13 @@ class EmbeddedConnection:
                 "UPDATE messages SET state = ?, owner = NULL WHERE owner = ? AND state = ?",
                 (VISIBLE, self._owner, PUT_PENDING),
             )
+        self._uncommitted = 0
 
     def backout(self) -> None:
         """MQBACK: got messages return (their backout count raised), put ones vanish."""
         with self._lock, self._work():
             _back_out(self._db, self._owner)
+        self._uncommitted = 0
 
     def disconnect(self) -> None:
         """MQDISC, as IBM MQ does it: uncommitted work is committed."""

@@ -37,9 +37,11 @@ from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import ANY, BackoutSettings, Match, Message, MQError, NoMessageAvailable
 from ams.mqconstants import (
+    DEFAULT_MAX_UNCOMMITTED,
     MQ_MAX_PRIORITY,
     MQRC_HCONN_ERROR,
     MQRC_NO_MSG_AVAILABLE,
+    MQRC_NOT_AUTHORIZED,
     MQRC_SELECTOR_NOT_FOR_TYPE,
     MQRC_TRUNCATED_MSG_FAILED,
     reason_name,
@@ -312,6 +314,18 @@ class PymqiConnection:
         cmqc = self.mq.CMQC
         threshold, backout_queue = self._inquire(queue, cmqc.MQIA_BACKOUT_THRESHOLD, cmqc.MQCA_BACKOUT_REQ_Q_NAME)
         return BackoutSettings(int(threshold), _text(backout_queue))
+
+    def max_uncommitted(self) -> int:
+        """MQINQ MaxUncommittedMsgs of the queue manager (MQ's default, 10,000, when it cannot be
+        inquired: no +inq on the queue manager), so that batches never reach 2024."""
+        selector = self.mq.CMQC.MQIA_MAX_UNCOMMITTED_MSGS
+        try:
+            return int(self.calls("MQINQ MaxUncommittedMsgs", lambda: self._qmgr.inquire(selector)))
+        except MQError as error:
+            if error.reason != MQRC_NOT_AUTHORIZED:
+                raise
+            log.warning("cannot inquire %s's MaxUncommittedMsgs (%s): assuming 10,000", self.name, error.message)
+            return DEFAULT_MAX_UNCOMMITTED
 
     def resolve(self, queue: str) -> str:
         """MQINQ MQCA_BASE_Q_NAME: the queue an alias names; the name itself for any other queue

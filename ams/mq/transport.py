@@ -208,6 +208,10 @@ class QueueManager(Protocol):
         """The local queue's BOTHRESH and BOQNAME (MQINQ; MQRC 2068 on an alias, 2035 without +inq)."""
         ...
 
+    def max_uncommitted(self) -> int:
+        """MQINQ MaxUncommittedMsgs (MAXUMSGS): messages a unit of work may get and put (2024 beyond)."""
+        ...
+
     def resolve(self, queue: str) -> str:
         """The queue an alias names (MQINQ MQCA_BASE_Q_NAME); the name itself for a local queue."""
         ...
