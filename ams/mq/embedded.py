@@ -785,6 +785,10 @@ class EmbeddedConnection:
             if time.monotonic() >= deadline:
                 raise NoMessageAvailable(local, wait, "" if match == ANY else str(match))
             time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            if self._lookup(local).attributes.get_inhibited:  # a waiting MQGET ends with 2016, not 2033
+                raise MQError(
+                    f"MQGET from {local}: the queue was made GET(DISABLED) during the wait", MQRC_GET_INHIBITED
+                )
 
     def _delivered(self, local: str, row: tuple[object, ...], force_rfh2: bool) -> Message:
         _, md_text, body, backouts, expires = row
