@@ -53,7 +53,7 @@ TEST_QUEUES: dict[str, QueueAttributes] = {
     "T.HUGE": QueueAttributes(max_message_length=10 * 1024 * 1024),
 }  # fmt: skip
 # alias queues (DEFINE QALIAS) and the queues they name
-TEST_ALIASES = {"T.ALIAS": "T.ALIASED", "T.ALIAS.STUCK": "T.STUCK"}
+TEST_ALIASES = {"T.ALIAS": "T.ALIASED", "T.ALIAS.STUCK": "T.STUCK", "T.ALIAS.PERSIST": "T.PERSIST"}
 
 
 def define_test_queues(manager: EmbeddedQueueManager) -> EmbeddedQueueManager:

@@ -66,3 +66,25 @@ def test_a_message_longer_than_the_client_channel_stops_with_the_fix_and_stays(
         reader = ProtectedQueueManager(connections("bob"), pki.keystore("bob"), policies).open("T.HUGE", input=True)
     got = reader.get()
     assert len(got.body) == 5 * 1024 * 1024 and got.md.backout_count == 0
+
+
+def test_as_queue_default_persistence_and_priority_come_from_the_alias(connections: Factory) -> None:
+    """DEFPSIST and DEFPRTY come from the first definition on the resolution path: through an alias
+    (DEFPSIST(NO) DEFPRTY(0), MQ's defaults) to T.PERSIST (YES, 4) a message is non-persistent at 0,
+    and a restart loses it, where the stand-in kept it (issue 18, item 7)."""
+    app = connections("app")
+    app.put1("T.ALIAS.PERSIST", MQMD(), b"through the alias")
+    app.put1("T.PERSIST", MQMD(), b"direct")
+    handle = app.open("T.PERSIST", browse=True)
+    direct = handle.browse_first()
+    aliased = handle.browse_next()
+    assert (direct.body, direct.md.persistence, direct.md.priority) == (b"direct", 1, 4)
+    assert (aliased.body, aliased.md.persistence, aliased.md.priority) == (b"through the alias", 0, 0)
+    handle.close()
+    if connections.manager is None:
+        return  # scripts/test-real-mq restarts the queue manager with docker exec
+    assert connections.manager.restart() == 1  # the non-persistent one is gone
+    survivor = connections("after").open("T.PERSIST", input=True)
+    assert survivor.get().body == b"direct"
+    with pytest.raises(NoMessageAvailable):
+        survivor.get()

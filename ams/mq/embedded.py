@@ -338,10 +338,19 @@ class EmbeddedQueueManager:
                 (name, _attributes_to_json(chosen)),
             )
 
-    def define_alias(self, alias: str, target: str) -> None:
-        """DEFINE QALIAS(alias) TARGET(target) REPLACE."""
+    def define_alias(
+        self, alias: str, target: str, *, default_persistent: bool = False, default_priority: int = 0
+    ) -> None:
+        """DEFINE QALIAS(alias) TARGET(target) DEFPSIST DEFPRTY REPLACE (MQ's defaults: NO and 0). A
+        message put through the alias "as queue default" takes them, not the target's: MQ reads
+        DEFPSIST and DEFPRTY from the first definition on the resolution path."""
+        chosen = QueueAttributes(default_persistent=default_persistent, default_priority=default_priority)
+        _check_attributes(alias, chosen)
         with _transaction(self._keeper):
-            self._keeper.execute("INSERT OR REPLACE INTO queues (name, target) VALUES (?, ?)", (alias, target))
+            self._keeper.execute(
+                "INSERT OR REPLACE INTO queues (name, target, attributes) VALUES (?, ?, ?)",
+                (alias, target, _attributes_to_json(chosen)),
+            )
 
     def queues(self) -> dict[str, QueueAttributes | str]:
         """Every queue: a local queue's attributes, or an alias's target."""
@@ -519,6 +528,7 @@ class _Resolved:
     local: str
     attributes: QueueAttributes
     denied: frozenset[str]
+    first: QueueAttributes  # the first definition on the resolution path: DEFPSIST and DEFPRTY come from it
 
 
 @_mq_errors
@@ -583,13 +593,16 @@ class EmbeddedConnection:
     def _lookup(self, queue: str) -> _Resolved:
         seen = set()
         name = queue
+        first = QueueAttributes()
         while True:
             row = self._db.execute("SELECT target, attributes, denied FROM queues WHERE name = ?", (name,)).fetchone()
             if row is None or len(queue) > 48 or not queue:
                 raise MQError(f"MQOPEN {queue} on {self.name}: no such queue", MQRC_UNKNOWN_OBJECT_NAME)
             target, text, denied = row
+            first = first if name != queue else _attributes_from_json(text)
             if target is None:
-                return _Resolved(name, _attributes_from_json(text), frozenset(filter(None, (denied or "").split(","))))
+                allowed = frozenset(filter(None, (denied or "").split(",")))
+                return _Resolved(name, _attributes_from_json(text), allowed, first)
             if name in seen:
                 raise MQError(f"alias queue {queue} resolves in a loop", MQRC_UNKNOWN_OBJECT_NAME)
             seen.add(name)
@@ -696,12 +709,12 @@ class EmbeddedConnection:
             )
         msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + os.urandom(8)  # unique across processes, as MQ's
         persistent = (
-            found.attributes.default_persistent
+            found.first.default_persistent
             if md.persistence == MQPER_PERSISTENCE_AS_Q_DEF
             else (md.persistence == MQPER_PERSISTENT)
         )
         _check_md(found.local, md)
-        priority = found.attributes.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
+        priority = found.first.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
         expires = None if md.expiry == MQEI_UNLIMITED else time.time() + md.expiry / 10
         stamped = attrs.evolve(
             md.stamped(self.appl_name, msg_id),
