@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ams.mq import EmbeddedQueueManager, QueueManager, connect
-from ams.mq.mqsc import define_qalias, define_qlocal
+from ams.mq.mqsc import Authority, define_qalias, define_qlocal, set_authrec
 from ams.mq.transport import QueueAttributes
 
 _DEFAULT = QueueAttributes()
@@ -129,6 +129,10 @@ def mqsc() -> str:
     for name, attributes in TEST_QUEUES.items():
         lines += [define_qlocal(name, attributes), f"CLEAR QLOCAL('{name}')"]
     lines += [define_qalias(alias, target) for alias, target in TEST_ALIASES.items()]
+    user = os.environ.get("AMS_MQ_USER")
+    if user:  # MQ checks an alias's own authorities (scripts/test-real-mq grants the local queues')
+        grants = [Authority("queue", alias, ("put", "get", "browse", "inq")) for alias in TEST_ALIASES]
+        lines += set_authrec(user, grants)
     return "\n".join(lines) + "\n"
 
 
