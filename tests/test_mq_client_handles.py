@@ -6,8 +6,10 @@ code/pymqi/__init__.py), then the adapter over it, then every transport."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
+import sqlite3
 import sys
 import threading
 import time
@@ -212,3 +214,22 @@ def _wait_for(condition: object, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.1)
+
+
+def test_a_dropped_connection_is_backed_out_and_disconnected(pymqi: EmbeddedQueueManager) -> None:
+    """With disconnect_on_exit=False the library never disconnects a dropped connection (ibmmq's
+    connections used to stay open until the process ended); the adapter backs out, then disconnects."""
+
+    def live() -> int:
+        with contextlib.closing(sqlite3.connect(pymqi.path)) as db:  # type: ignore[arg-type]
+            return int(db.execute("SELECT COUNT(*) FROM connections").fetchone()[0])
+
+    before = live()
+    connection = connect(URL)
+    connection.put1("T.DROP", MQMD(), b"never committed", syncpoint=True)
+    assert live() == before + 1
+    del connection
+    gc.collect()
+    assert live() == before
+    with pymqi.connect("spy") as spy, pytest.raises(ams.mq.NoMessageAvailable):
+        spy.open("T.DROP", input=True).get()
