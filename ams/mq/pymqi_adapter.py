@@ -12,12 +12,21 @@ What MQ would do that could lose a message, and what this adapter does instead:
   several readers (proxy workers) can share a queue.
 * pymqi re-gets a message longer than its first buffer with the MQMD it was given, so another
   reader can slip in between: this adapter gives a buffer, and after MQRC 2080 gets the same
-  message again by its MsgId (GMO version 2: match options are ignored below it).
+  message again by its MsgId (GMO version 2: below it MatchOptions is not read, and MQ matches
+  whatever MsgId and CorrelId the MQMD holds).
 * An IBM MQ client from 7.5 on protects messages itself when the queue manager has AMS
   policies: connections made here set MQS_DISABLE_ALL_INTERCEPT, so a message is not
   protected twice.
-* Every MQ failure, commit, backout, close and inquire included, is an ``MQError`` with the
-  reason code and its name.
+* pymqi connects with MQCNO_NONE: a second connect on a thread is 2002 with the same handle, and
+  the orphaned object disconnects it (committing) when collected. Connections here share their
+  handle (MQCNO_HANDLE_SHARE_BLOCK), never reconnect behind the application
+  (MQCNO_RECONNECT_DISABLED), and are never disconnected by the library (``disconnect_on_exit``
+  False): a dropped one is backed out, then disconnected, here.
+* Every failure, commit, backout, close and inquire included, is an ``MQError`` with the reason
+  code and its name; the library's own (a ``TypeError`` or ``PYIFError`` once pymqi's handle is
+  None) is 2018. A put that completes with MQCC_WARNING (2049) was put: it is not an error.
+* BOTHRESH on an alias is 2068: :meth:`PymqiConnection.resolve` finds the base queue
+  (MQCA_BASE_Q_NAME); MaxUncommittedMsgs is inquired, for the proxy's batches.
 """
 
 from __future__ import annotations
