@@ -4,10 +4,13 @@ caller's retry never puts the message twice, and the MsgId of a warned put is kn
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ams.mq import MQMD, MQError, NoMessageAvailable, ProtectedQueueManager
 from ams.mq.backout import ChannelTooSmallError
+from ams.mq.ledger import SWEEP_EVERY, DeliveryLedger
 from tests import fake_pymqi
 from tests.conftest import Pki, store
 from tests.mq_transports import Factory
@@ -88,3 +91,38 @@ def test_as_queue_default_persistence_and_priority_come_from_the_alias(connectio
     assert survivor.get().body == b"direct"
     with pytest.raises(NoMessageAvailable):
         survivor.get()
+
+
+def test_expired_messages_count_towards_maxdepth_until_a_get_passes_over_them(connections: Factory) -> None:
+    """MQ discards an expired message only when a get or browse would have returned it: until then
+    it counts towards CURDEPTH and MAXDEPTH (issue 18, item 8). T.FULL holds 3."""
+    app = connections("app")
+    for n in range(3):
+        app.put1("T.FULL", MQMD(expiry=1), b"gone in 0.1 s %d" % n)
+    time.sleep(0.3)
+    with pytest.raises(MQError) as caught:
+        app.put1("T.FULL", MQMD(), b"no room yet")
+    assert caught.value.reason == 2053
+    assert app.depth("T.FULL") == 3
+    handle = app.open("T.FULL", input=True, browse=True)
+    with pytest.raises(NoMessageAvailable):
+        handle.browse_first()  # passes over all three: discarded
+    assert app.depth("T.FULL") == 0
+    app.put1("T.FULL", MQMD(), b"room now")
+    assert handle.get().body == b"room now"
+
+
+def test_a_ledger_sweeps_its_expired_entries(connections: Factory) -> None:
+    """A ledger looks entries up by key, passing over no other: without a sweep its expired entries
+    would fill the queue to MAXDEPTH on MQ. Every SWEEP_EVERY entries it browses its head."""
+    app = connections("proxy")
+    ledger = DeliveryLedger(app, "T.DEPTH", retention=1, scope="test")
+    for n in range(SWEEP_EVERY - 1):
+        ledger.record(b"%d" % n, b"body")
+    app.commit()
+    assert app.depth("T.DEPTH") == SWEEP_EVERY - 1
+    time.sleep(1.2)  # every entry has expired
+    assert app.depth("T.DEPTH") == SWEEP_EVERY - 1  # counted still
+    ledger.record(b"last", b"body")  # the SWEEP_EVERY-th: the sweep discards the expired ones
+    app.commit()
+    assert app.depth("T.DEPTH") == 1 and ledger.delivered(b"last", b"body")

@@ -9,7 +9,8 @@ strict, it is as strict, so that code which would lose a message on MQ fails a t
   restores them and counts; closing (or dropping the connection object) backs out, but
   ``disconnect`` (MQDISC) commits, as MQ does; a closed connection's calls are MQRC 2018;
 * CURDEPTH counts uncommitted puts and not uncommitted gets; delivery is by priority, then
-  first in, first out; expired messages are never delivered;
+  first in, first out; expired messages are never delivered, and count towards CURDEPTH and
+  MAXDEPTH until a get or browse passes over them, as on MQ;
 * the queue attributes of :class:`~ams.mq.transport.QueueAttributes`: BOTHRESH and BOQNAME,
   PROPCTL (applied to gets that do not force MQRFH2), DEFPSIST and DEFPRTY for messages put "as
   queue default", MAXMSGL (MQRC 2030), DEFSOPT and SHARE (MQRC 2042 for a second exclusive
@@ -179,7 +180,10 @@ _OWNERS = (  # every owner of work, an open queue or a connection in the file
     "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens "
     "UNION SELECT owner FROM connections"
 )
-_DELETE_EXPIRED = "DELETE FROM messages WHERE queue = ? AND state = ? AND expires IS NOT NULL AND expires < ?"
+_DISCARD_EXPIRED = (
+    "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.queue = ? AND m.expires IS NOT NULL "
+    "AND m.expires < ? AND m.state = ?{})"
+)
 
 
 def _md_to_json(md: MQMD) -> str:
@@ -543,7 +547,6 @@ class EmbeddedConnection:
         self._owner = f"{_process_tag()}:{uuid.uuid4().hex}"
         self._lock = threading.Lock()
         self._durable = True  # PRAGMA synchronous=FULL, as the connection was opened
-        self._expired_at: dict[str, float] = {}
         self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
         with _transaction(db):
             db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
@@ -575,13 +578,23 @@ class EmbeddedConnection:
                 )
             yield db
 
-    def _expire(self, local: str) -> None:
-        """Delete the queue's expired messages, at most every 0.1 s per queue and connection (reads
-        skip expired ones anyway; this keeps a browsed-only queue, such as a ledger, from growing)."""
-        now = time.time()
-        if now - self._expired_at.get(local, 0.0) >= 0.1:
-            self._db.execute(_DELETE_EXPIRED, (local, VISIBLE, now))
-            self._expired_at[local] = now
+    def _discard_expired(
+        self, local: str, match: Match, found: tuple[int, int] | None, after: tuple[int, int] | None = None
+    ) -> None:
+        """Discard the expired messages a get or browse passed over: those matching it ahead of the
+        message ``found`` (its priority and row id; None: all it would have returned), after the
+        browse cursor ``after``. MQ discards an expired message only "when a browse or non-browse
+        MQGET would have returned it" (IBM MQ docs, message expiry): until then it counts towards
+        CURDEPTH and MAXDEPTH, and a put meets 2053 earlier than the live messages explain."""
+        _, where, wanted = _matching(match)
+        arguments: tuple[object, ...] = (local, time.time(), VISIBLE, *wanted)
+        if found is not None:
+            where += " AND (m.priority > ? OR (m.priority = ? AND m.id < ?))"
+            arguments += (found[0], found[0], found[1])
+        if after is not None:
+            where += " AND (m.priority < ? OR (m.priority = ? AND m.id > ?))"
+            arguments += (after[0], after[0], after[1])
+        self._db.execute(_DISCARD_EXPIRED.format(where), arguments)
 
     @property
     def closed(self) -> bool:
@@ -726,8 +739,7 @@ class EmbeddedConnection:
         if syncpoint:
             self._count_uncommitted(found.local)
         with self._lock, self._work(durable=not syncpoint):
-            # expired messages go when a put or get meets them (MQ's expiry scan, for queues only browsed)
-            self._expire(found.local)
+            # expired messages count until a get or browse passes over them (MQ's EXPRYINT scan is off by default)
             row = self._db.execute(_DEPTH, (found.local,)).fetchone()
             depth = 0 if row is None else int(row[0])
             if depth >= found.attributes.max_depth:
@@ -775,9 +787,8 @@ class EmbeddedConnection:
             self._count_uncommitted(local)
         while True:
             with self._lock, self._work(durable=not syncpoint):
-                self._expire(local)
                 row = self._db.execute(
-                    _MESSAGE.format("", index)
+                    _MESSAGE.format(", m.priority", index)
                     + " WHERE m.queue = ? AND m.state = ?"
                     + where
                     + " AND (m.expires IS NULL OR m.expires >= ?)"
@@ -785,6 +796,7 @@ class EmbeddedConnection:
                     + " LIMIT 1",
                     (local, VISIBLE, *wanted, time.time()),
                 ).fetchone()
+                self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
                 if row is not None:
                     if syncpoint:
                         self._db.execute(
@@ -794,7 +806,7 @@ class EmbeddedConnection:
                         self._db.execute("DELETE FROM messages WHERE id = ?", (row[0],))
             if row is not None:
                 self._uncommitted += int(syncpoint)
-                return self._delivered(local, row, force_rfh2)
+                return self._delivered(local, row[:5], force_rfh2)
             if time.monotonic() >= deadline:
                 raise NoMessageAvailable(local, wait, "" if match == ANY else str(match))
             time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
@@ -830,6 +842,9 @@ class EmbeddedConnection:
             + " LIMIT 1",
             arguments + wanted,
         ).fetchone()
+        position = None if row is None else (int(row[5]), int(row[0]))
+        with self._lock:
+            self._discard_expired(local, match, position, after)
         if row is None:
             raise NoMessageAvailable(local, 0, "" if match == ANY else str(match))
         return (int(row[5]), int(row[0])), self._delivered(local, row[:5], force_rfh2)
