@@ -12,6 +12,7 @@ import ams
 from ams.mq import MQMD, NoMessageAvailable, ProtectedQueueManager
 from ams.mq.backout import MessageStuckError
 from ams.mq.protected import ERROR_QUEUE, PoisonMessageError
+from ams.mq.proxy import ReprotectionProxy
 from ams.mq.transport import BackoutSettings, QueueAttributes
 from tests.conftest import Pki, store
 from tests.mq_transports import Factory
@@ -131,3 +132,22 @@ def test_a_refused_message_too_long_for_the_error_queue_goes_to_boqname(
     assert (moved.body, moved.md.correl_id[:4]) == (b"y" * 1_900, b"mine")  # as it was, no MQDLH
     with pytest.raises(NoMessageAvailable):
         spy.open("T.STUCK.B", input=True).get()
+
+
+def test_a_route_stops_on_a_refused_message_it_can_never_move_aside(
+    connections: Factory, pki: Pki, policies: ams.PolicyStore
+) -> None:
+    """Through the proxy: the route raises the ConfigurationError (a worker pauses the route and
+    says why) instead of backing the message out and trying it again at once, for ever."""
+    _small_error_queue(connections)
+    spy = connections("spy")
+    spy.put1("T.STUCK", MQMD(), b"x" * 1_900)
+    spy.put1("T.STUCK", MQMD(), b"behind it")
+    gateway = bob(connections, pki, policies)
+    proxy = ReprotectionProxy(gateway, "T.STUCK", gateway, "T.MODES")
+    for _ in range(2):
+        with pytest.raises(MessageStuckError, match="ALTER QLOCAL"):
+            proxy.move_batch()
+    assert spy.open("T.STUCK", browse=True).browse_first().body == b"x" * 1_900  # nothing lost
+    with pytest.raises(NoMessageAvailable):  # nothing moved past it either
+        spy.open("T.MODES", input=True).get()
