@@ -126,3 +126,13 @@ def test_a_ledger_sweeps_its_expired_entries(connections: Factory) -> None:
     ledger.record(b"last", b"body")  # the SWEEP_EVERY-th: the sweep discards the expired ones
     app.commit()
     assert app.depth("T.DEPTH") == 1 and ledger.delivered(b"last", b"body")
+
+
+def test_a_put_leaves_the_input_only_fields_as_given(connections: Factory) -> None:
+    """MQPUT fills in the MsgId and the put context, not Persistence or Priority (input fields): the
+    MQMD after the put still says "as queue default"; the message got carries what was used."""
+    app = connections("app")
+    done = app.put1("T.PERSIST", MQMD(), b"as queue default")
+    assert (done.persistence, done.priority) == (2, -1) and any(done.msg_id) and done.put_date
+    got = app.open("T.PERSIST", input=True).get()
+    assert (got.md.persistence, got.md.priority, got.md.msg_id) == (1, 4, done.msg_id)

@@ -763,7 +763,9 @@ class EmbeddedConnection:
             )
             self._db.execute("INSERT INTO bodies (id, body) VALUES (?, ?)", (cursor.lastrowid, bytes(body)))
         self._uncommitted += int(syncpoint)
-        return stamped
+        # the MQMD as MQPUT leaves it: Persistence and Priority are input fields, left "as queue
+        # default" (the message itself carries the values used, which a get returns)
+        return attrs.evolve(stamped, persistence=md.persistence, priority=md.priority)
 
     def _count_uncommitted(self, local: str) -> None:
         """MQRC 2024 when this connection already holds MAXUMSGS messages under syncpoint."""
