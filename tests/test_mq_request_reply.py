@@ -228,3 +228,19 @@ def test_ams_get_selects_by_correl_id_and_msg_id(
     assert "expected hexadecimal digits" in errors and "at most 24 bytes (found 25)" in errors
     assert main(["get", "Q", *common]) == 0
     assert capsysbinary.readouterr().out == b"message 0\n"
+
+
+def test_browse_next_walks_the_messages_with_one_correl_id(
+    connections: Factory, pki: Pki, policies: ams.PolicyStore
+) -> None:
+    writer = side(connections, pki, "rr-responder", policies).open("T.REPLY", output=True)
+    for n, correl_id in enumerate((b"A", b"B", b"A", b"B", b"A")):
+        writer.put(MQMD(correl_id=correl_id), b"%d" % n)
+    reader = side(connections, pki, "rr-requester", policies).open("T.REPLY", browse=True)
+    walked = [reader.browse_first(correl_id=b"A").body]
+    with pytest.raises(NoMessageAvailable):
+        while True:
+            walked.append(reader.browse_next(correl_id=b"A").body)
+    assert walked == [b"0", b"2", b"4"]
+    assert [reader.browse_first(correl_id=b"B").body, reader.browse_next(correl_id=b"B").body] == [b"1", b"3"]
+    assert reader.browse_next().body == b"4"  # no selection: the next of any

@@ -458,9 +458,10 @@ class ProtectedQueue:
         unprotected; a failed check raises and moves nothing."""
         return self._unprotect(self.handle.browse_first(msg_id=msg_id, correl_id=correl_id))
 
-    def browse_next(self) -> ProtectedMessage:
-        """Browse the next message, unprotected; a failed check raises and moves nothing."""
-        return self._unprotect(self.handle.browse_next())
+    def browse_next(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None) -> ProtectedMessage:
+        """Browse the next message (the next with ``msg_id`` and/or ``correl_id``, if given),
+        unprotected; a failed check raises and moves nothing."""
+        return self._unprotect(self.handle.browse_next(msg_id=msg_id, correl_id=correl_id))
 
     def _unprotect(self, message: Message) -> ProtectedMessage:
         if not self._protected:

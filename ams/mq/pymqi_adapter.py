@@ -202,9 +202,9 @@ class PymqiQueue:
         """MQGET with MQGMO_BROWSE_FIRST (matching ``msg_id`` and ``correl_id``, if given)."""
         return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_FIRST, 0, Match.of(msg_id, correl_id))
 
-    def browse_next(self) -> Message:
-        """MQGET with MQGMO_BROWSE_NEXT."""
-        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_NEXT, 0, ANY)
+    def browse_next(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None) -> Message:
+        """MQGET with MQGMO_BROWSE_NEXT (the next matching ``msg_id`` and ``correl_id``, if given)."""
+        return self._get(self.connection.mq.CMQC.MQGMO_BROWSE_NEXT, 0, Match.of(msg_id, correl_id))
 
     def _get(self, options: int, wait: float, match: Match) -> Message:
         length, wanted = FIRST_BUFFER, match

@@ -169,8 +169,9 @@ class QueueHandle(Protocol):
         on the queue; NoMessageAvailable when there is none."""
         ...
 
-    def browse_next(self) -> Message:
-        """Browse the message after the last one browsed; NoMessageAvailable at the end."""
+    def browse_next(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None) -> Message:
+        """Browse the message after the last one browsed (the next with ``msg_id`` and ``correl_id``,
+        if given); NoMessageAvailable at the end."""
         ...
 
     def close(self) -> None:
