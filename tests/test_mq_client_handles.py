@@ -233,3 +233,30 @@ def test_a_dropped_connection_is_backed_out_and_disconnected(pymqi: EmbeddedQueu
     assert live() == before
     with pymqi.connect("spy") as spy, pytest.raises(ams.mq.NoMessageAvailable):
         spy.open("T.DROP", input=True).get()
+
+
+def test_the_stand_in_matches_a_version_1_gmo_on_the_mqmd_as_mq_does(pymqi: EmbeddedQueueManager) -> None:
+    """Below GMO version 2 MatchOptions is not read and MQ matches the MQMD's MsgId and CorrelId (a
+    reused MQMD still selects: the classic 2033 of a pymqi loop); BROWSE_NEXT matches too."""
+    cmqc = fake_pymqi.CMQC
+    with pymqi.connect("feeder") as feeder:
+        ids = [feeder.put1("T.MSGID", MQMD(correl_id=b"C"), b"m%d" % n).msg_id for n in range(3)]
+    qmgr = fake_pymqi.connect("TESTQM", "TEST.SVRCONN", "127.0.0.1(1414)")
+    queue = fake_pymqi.Queue(qmgr, "T.MSGID", cmqc.MQOO_INPUT_SHARED | cmqc.MQOO_BROWSE)
+    md = fake_pymqi.MD()
+    md.MsgId = ids[1]
+    gmo = fake_pymqi.GMO(cmqc.MQGMO_BROWSE_FIRST)
+    gmo.MatchOptions = cmqc.MQMO_NONE  # not read at version 1
+    assert queue.get(None, md, gmo) == b"m1"
+    md = fake_pymqi.MD()
+    md.CorrelId = b"C".ljust(24, b"\0")
+    browse_next = fake_pymqi.GMO(cmqc.MQGMO_BROWSE_NEXT)
+    browse_next.Version, browse_next.MatchOptions = cmqc.MQGMO_VERSION_2, cmqc.MQMO_MATCH_MSG_ID
+    md.MsgId = ids[2]
+    assert queue.get(None, md, browse_next) == b"m2"  # the next with that MsgId, past the cursor
+    md = fake_pymqi.MD()
+    assert queue.get(None, md, fake_pymqi.GMO()) == b"m0"  # a fresh MQMD: any message
+    with pytest.raises(fake_pymqi.MQMIError) as caught:
+        queue.get(None, md, fake_pymqi.GMO())  # the MQMD reused: MsgId m0's, gone now
+    assert caught.value.reason == 2033
+    qmgr.disconnect()
