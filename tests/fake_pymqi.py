@@ -8,34 +8,61 @@ adapter in ams.mq.pymqi_adapter fails a test if it forgets:
 * ``QueueManager.disconnect`` is MQDISC: it commits uncommitted work;
 * a get without MQGMO_PROPERTIES_FORCE_MQRFH2 gets what the queue's PROPCTL leaves;
 * MQOO_INPUT_AS_Q_DEF follows the queue's DEFSOPT, and exclusive readers exclude each other;
-* ``MatchOptions`` are ignored below GMO version 2;
+* ``MatchOptions`` are not read below GMO version 2, where MQ matches the MQMD's MsgId and
+  CorrelId (as if both match options were given);
 * a message longer than the buffer is MQRC 2080 (the MQMD filled in, the message left on the
   queue), and with no buffer size pymqi's own two-step get is imitated, MQMD and all;
 * every failure is MQMIError, commit, backout and inquire included, and a message longer than
   the client channel's MAXMSGL is MQRC 2010;
 * the QueueManager object, dropped while connected, disconnects, and so commits, as pymqi's
-  ``__del__`` does.
+  ``__del__`` does;
+* connection handles as MQ hands them out: ``pymqi.connect`` passes MQCNO_NONE, so a second
+  connect on a thread is MQCC_WARNING 2002 with the *same* Hconn, which pymqi stores in the new
+  object before raising, and that orphan's ``__del__`` disconnects (committing the first
+  connection's unit of work); a non-shared handle used from another thread is MQRC 2018; after
+  ``disconnect`` pymqi's handle is None, so MQCMIT, MQBACK and MQPUT1 raise TypeError and queue
+  calls PYIFError("not connected");
+* the client channel's MaxMsgLength is the lower of the MQCD's (4 MiB, pymqi's default) and the
+  SVRCONN's MAXMSGL (``CHANNEL_MAX_MESSAGE_LENGTH``): MQRC 2010 on a longer put or get.
+
+Sources: dsuch/pymqi 1.12.11 code/pymqi/__init__.py (QueueManager.__init__, __del__,
+connect_with_options, disconnect, commit, backout; Queue.get; connect) and the
+avoid_mqrc_already_connected examples; IBM MQ docs on MQCONNX handle sharing and reason codes
+2002, 2010, 2018.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
 from ams.mq.embedded import EmbeddedConnection, EmbeddedQueue, EmbeddedQueueManager
 from ams.mq.mqmd import MQMD
-from ams.mq.transport import Message, MQError, NoMessageAvailable
+from ams.mq.transport import Match, Message, MQError, NoMessageAvailable
 from ams.mqconstants import DEFAULT_MAX_MESSAGE_LENGTH, MQRC_DATA_LENGTH_ERROR
 
 MANAGERS: dict[str, EmbeddedQueueManager] = {}
-CHANNEL_MAX_MESSAGE_LENGTH = DEFAULT_MAX_MESSAGE_LENGTH
+CHANNEL_MAX_MESSAGE_LENGTH = DEFAULT_MAX_MESSAGE_LENGTH  # the SVRCONN channel's MAXMSGL (4 MiB by default)
 CALLS: list[tuple[str, dict[str, Any]]] = []  # what the adapter asked for, for the tests to read
 
+CMQXC = SimpleNamespace(MQCHT_CLNTCONN=6, MQXPT_TCP=2)
 CMQC = SimpleNamespace(
+    MQCNO_NONE=0,
+    MQCNO_HANDLE_SHARE_NONE=0x20,
+    MQCNO_HANDLE_SHARE_BLOCK=0x40,
+    MQCNO_HANDLE_SHARE_NO_BLOCK=0x80,
+    MQCNO_CLIENT_BINDING=0x800,
+    MQCNO_RECONNECT=0x01000000,
+    MQCNO_RECONNECT_DISABLED=0x02000000,
+    MQRC_ALREADY_CONNECTED=2002,
+    MQRC_HCONN_ERROR=2018,
+    MQRC_ANOTHER_Q_MGR_CONNECTED=2103,
     MQGMO_WAIT=0x1,
     MQGMO_SYNCPOINT=0x2,
     MQGMO_NO_SYNCPOINT=0x4,
@@ -46,6 +73,7 @@ CMQC = SimpleNamespace(
     MQGMO_PROPERTIES_FORCE_MQRFH2=0x02000000,
     MQGMO_VERSION_1=1,
     MQGMO_VERSION_2=2,
+    MQWI_UNLIMITED=-1,
     MQMO_NONE=0,
     MQMO_MATCH_MSG_ID=1,
     MQMO_MATCH_CORREL_ID=2,
@@ -67,7 +95,9 @@ CMQC = SimpleNamespace(
     MQRC_TRUNCATED_MSG_FAILED=2080,
     MQIA_CURRENT_Q_DEPTH=3,
     MQIA_BACKOUT_THRESHOLD=22,
+    MQIA_MAX_UNCOMMITTED_MSGS=33,
     MQCA_BACKOUT_REQ_Q_NAME=2019,
+    MQCA_BASE_Q_NAME=2002,
 )
 
 
@@ -105,6 +135,14 @@ class GMO:
     def __init__(self, Options: int = 0) -> None:
         self.Options, self.WaitInterval = Options, 0
         self.Version, self.MatchOptions = CMQC.MQGMO_VERSION_1, CMQC.MQMO_MATCH_MSG_ID | CMQC.MQMO_MATCH_CORREL_ID
+
+
+class CD:
+    """pymqi's MQCD, the fields a client connection sets; MaxMsgLength 4 MiB as pymqi's default."""
+
+    def __init__(self) -> None:
+        self.ChannelName, self.ConnectionName = b"", b""
+        self.ChannelType, self.TransportType, self.MaxMsgLength = CMQXC.MQCHT_CLNTCONN, CMQXC.MQXPT_TCP, 4 * 1024 * 1024
 
 
 class PMO:
@@ -150,44 +188,167 @@ def _fill(raw: MD, md: MQMD) -> None:
     )
 
 
-class QueueManager:
-    def __init__(self, connection: EmbeddedConnection) -> None:
-        self.connection = connection
-        self.disconnect_on_exit = True
-        self.__handle = 1  # as pymqi: __del__ disconnects while it is set
+class _Hconn:
+    """A connection handle as the MQI hands it out (IBM MQ docs, MQCONNX "Shared (thread independent)
+    connections", reason codes 2002, 2018). Without MQCNO_HANDLE_SHARE_* it belongs to the thread
+    that connected: another thread's call is MQRC 2018, and a second MQCONN(X) on that thread is
+    MQCC_WARNING 2002 returning this same handle. With MQCNO_HANDLE_SHARE_BLOCK any thread may use
+    it, one call at a time. MQDISC (which commits) ends it for every object holding it: 2018 after."""
 
-    def put1(self, queue: str, message: bytes, md: MD, pmo: PMO) -> None:
-        _check_channel(message)
-        try:
-            syncpoint = bool(pmo.Options & CMQC.MQPMO_SYNCPOINT)
-            every = bool(pmo.Options & CMQC.MQPMO_SET_ALL_CONTEXT)
-            done = self.connection.put1(queue, _to_mqmd(md), message, syncpoint=syncpoint, set_all_context=every)
-        except MQError as error:
-            raise _failed(error) from None
-        _fill(md, done)
+    def __init__(self, qmgr: str, connection: EmbeddedConnection, shared: bool, max_length: int) -> None:
+        self.qmgr, self.connection, self.shared, self.max_length = qmgr, connection, shared, max_length
+        self.thread = threading.current_thread()
+        self.lock = threading.Lock()
+        self.ended = False
 
-    def commit(self) -> None:
-        try:
-            self.connection.commit()
-        except MQError as error:
-            raise _failed(error) from None
-
-    def backout(self) -> None:
-        try:
-            self.connection.backout()
-        except MQError as error:
-            raise _failed(error) from None
+    @contextlib.contextmanager
+    def use(self) -> Iterator[EmbeddedConnection]:
+        """The connection for one MQI call; the stand-in's MQError as the MQMIError MQ would raise."""
+        if self.ended or self.connection.closed or (not self.shared and threading.current_thread() is not self.thread):
+            raise MQMIError(CMQC.MQCC_FAILED, CMQC.MQRC_HCONN_ERROR)
+        with self.lock:
+            try:
+                yield self.connection
+            except MQError as error:
+                raise _failed(error) from None
 
     def disconnect(self) -> None:
-        if self.connection.closed:
+        """MQDISC: commits what is uncommitted, and ends the handle."""
+        with self.use() as connection:
+            connection.disconnect()
+        self.ended = True
+        with _THREADS_LOCK:
+            if _THREAD_CONNECTIONS.get(self.thread) is self:
+                del _THREAD_CONNECTIONS[self.thread]
+
+
+_THREAD_CONNECTIONS: dict[threading.Thread, _Hconn] = {}  # each thread's non-shared connection
+_THREADS_LOCK = threading.Lock()
+
+
+def forget_connections() -> None:
+    """Forget every thread's non-shared connection (between tests: each test has its own queue manager)."""
+    with _THREADS_LOCK:
+        _THREAD_CONNECTIONS.clear()
+
+
+def _mqconnx(name: str, options: int, cd: CD) -> tuple[_Hconn | None, int, int]:
+    """MQCONNX: (Hconn, completion code, reason), as pymqe.MQCONNX returns them."""
+    if name not in MANAGERS:
+        return None, CMQC.MQCC_FAILED, 2059  # MQRC_Q_MGR_NOT_AVAILABLE
+    shared = bool(options & (CMQC.MQCNO_HANDLE_SHARE_BLOCK | CMQC.MQCNO_HANDLE_SHARE_NO_BLOCK))
+    me = threading.current_thread()
+    with _THREADS_LOCK:
+        mine = _THREAD_CONNECTIONS.get(me)
+        if not shared and mine is not None and not mine.ended and not mine.connection.closed:
+            if mine.qmgr == name:
+                return mine, CMQC.MQCC_WARNING, CMQC.MQRC_ALREADY_CONNECTED  # the same Hconn
+            return None, CMQC.MQCC_FAILED, CMQC.MQRC_ANOTHER_Q_MGR_CONNECTED
+        # the channel's MaxMsgLength is the lower of the client's MQCD and the SVRCONN's MAXMSGL
+        length = min(cd.MaxMsgLength, CHANNEL_MAX_MESSAGE_LENGTH)
+        hconn = _Hconn(name, MANAGERS[name].connect(os.environ.get("MQAPPLNAME", "python")), shared, length)
+        if not shared:
+            _THREAD_CONNECTIONS[me] = hconn
+    return hconn, CMQC.MQCC_OK, 0
+
+
+class QueueManager:
+    """pymqi.QueueManager (dsuch/pymqi 1.12.11, code/pymqi/__init__.py), call by call where it matters:
+
+    * ``connect_with_options`` stores the Hconn whenever the completion code is at most
+      MQCC_WARNING and then raises for any non-zero one: a second MQCNO_NONE connect on a thread
+      leaves an object holding the thread's Hconn (2002), which the caller never sees;
+    * ``__del__`` disconnects while it holds a handle and ``disconnect_on_exit`` (the default)
+      is set: MQDISC of that shared Hconn, which commits the first connection's unit of work;
+    * after ``disconnect`` the handle is None: ``commit``, ``backout`` and ``put1`` pass None to
+      pymqe and raise TypeError; ``disconnect`` and every Queue call (``getHandle``) raise
+      PYIFError("not connected").
+    """
+
+    def __init__(self, name: str | None = "", disconnect_on_exit: bool = True, **_: Any) -> None:
+        self.__handle: _Hconn | None = None
+        self.disconnect_on_exit = disconnect_on_exit
+        if name is not None:
+            self.connect_with_options(name)  # MQCONN: MQCNO_NONE
+
+    def connect_with_options(self, name: str, *args: Any, **kwargs: Any) -> None:
+        user, password = kwargs.get("user"), kwargs.get("password")
+        if user and password is None:
+            raise ValueError("Password must not be None if user is provided")  # what pymqi and ibmmq do
+        options, cd = int(kwargs.get("opts", CMQC.MQCNO_NONE)), kwargs.get("cd") or CD()
+        CALLS.append(
+            (
+                "connect",
+                {
+                    "intercept": os.environ.get("MQS_DISABLE_ALL_INTERCEPT"),
+                    "appl": os.environ.get("MQAPPLNAME"),
+                    "channel": cd.ChannelName.decode(),
+                    "conn_info": cd.ConnectionName.decode(),
+                    "options": options,
+                    "max_msg_length": cd.MaxMsgLength,
+                    "disconnect_on_exit": self.disconnect_on_exit,
+                },
+            )
+        )
+        hconn, comp, reason = _mqconnx(name, options, cd)
+        if comp <= CMQC.MQCC_WARNING:
+            self.__handle = hconn
+        if comp:
+            raise MQMIError(comp, reason)
+
+    def connect_tcp_client(
+        self, name: str, cd: CD, channel: str, conn_name: str, user: Any = None, password: Any = None
+    ) -> None:
+        cd.ChannelName, cd.ConnectionName = channel.encode(), conn_name.encode()
+        cd.ChannelType, cd.TransportType = CMQXC.MQCHT_CLNTCONN, CMQXC.MQXPT_TCP
+        self.connect_with_options(name, user=user, password=password, cd=cd)  # pymqi: MQCNO_NONE
+
+    def get_handle(self) -> _Hconn:
+        if not self.__handle:
             raise PYIFError("not connected")
-        self.connection.disconnect()  # MQDISC: commits what is uncommitted
+        return self.__handle
+
+    def _pymqe_handle(self) -> _Hconn:
+        """What pymqe.MQCMIT(self.__handle) and the like do with a None handle: TypeError."""
+        if self.__handle is None:
+            raise TypeError("'NoneType' object cannot be interpreted as an integer")
+        return self.__handle
+
+    def put1(self, queue: str, message: bytes, md: MD, pmo: PMO) -> None:
+        hconn = self._pymqe_handle()
+        _check_channel(hconn, message)
+        with hconn.use() as connection:
+            syncpoint = bool(pmo.Options & CMQC.MQPMO_SYNCPOINT)
+            every = bool(pmo.Options & CMQC.MQPMO_SET_ALL_CONTEXT)
+            done = connection.put1(queue, _to_mqmd(md), message, syncpoint=syncpoint, set_all_context=every)
+        _warn_after_put(md)
+        _fill(md, done)
+
+    def inquire(self, attribute: int) -> int:
+        """MQINQ on the queue manager object: MaxUncommittedMsgs only."""
+        assert attribute == CMQC.MQIA_MAX_UNCOMMITTED_MSGS
+        with self._pymqe_handle().use() as connection:
+            return connection.max_uncommitted()
+
+    def commit(self) -> None:
+        with self._pymqe_handle().use() as connection:
+            connection.commit()
+
+    def backout(self) -> None:
+        with self._pymqe_handle().use() as connection:
+            connection.backout()
+
+    def disconnect(self) -> None:
+        if not self.__handle:
+            raise PYIFError("not connected")
+        self.__handle.disconnect()  # MQDISC: commits what is uncommitted
+        self.__handle = None
 
     def __del__(self) -> None:
-        # pymqi's QueueManager.__del__ disconnects a connection still open: MQDISC, which commits
-        if self.__handle and self.disconnect_on_exit and not self.connection.closed:
+        # pymqi's QueueManager.__del__: MQDISC while it holds a handle, which commits
+        if self.__handle and self.disconnect_on_exit:
             with contextlib.suppress(Exception):
-                self.connection.disconnect()
+                self.disconnect()
 
 
 class Queue:
@@ -196,10 +357,10 @@ class Queue:
         exclusive = True if options & CMQC.MQOO_INPUT_EXCLUSIVE else False if options & CMQC.MQOO_INPUT_SHARED else None
         reads = bool(options & (CMQC.MQOO_INPUT_AS_Q_DEF | CMQC.MQOO_INPUT_SHARED | CMQC.MQOO_INPUT_EXCLUSIVE))
         CALLS.append(("open", {"queue": name, "options": options}))
-        try:
-            self.handle: EmbeddedQueue | None = None
+        self.handle: EmbeddedQueue | None = None
+        with qmgr.get_handle().use() as connection:
             if options & ~(CMQC.MQOO_INQUIRE | CMQC.MQOO_FAIL_IF_QUIESCING):
-                self.handle = qmgr.connection.open(
+                self.handle = connection.open(
                     name,
                     output=bool(options & CMQC.MQOO_OUTPUT),
                     input=reads,
@@ -207,20 +368,18 @@ class Queue:
                     exclusive=exclusive,
                 )
             else:
-                qmgr.connection.resolve(name)  # MQOPEN for inquire: the queue must exist
-        except MQError as error:
-            raise _failed(error) from None
+                connection.resolve(name)  # MQOPEN for inquire: the queue must exist
 
     def _open(self) -> EmbeddedQueue:
         assert self.handle is not None
         return self.handle
 
     def put(self, message: bytes, md: MD, pmo: PMO) -> None:
-        _check_channel(message)
-        try:
+        hconn = self.qmgr.get_handle()
+        _check_channel(hconn, message)
+        with hconn.use():
             done = self._open().put(_to_mqmd(md), message, syncpoint=bool(pmo.Options & CMQC.MQPMO_SYNCPOINT))
-        except MQError as error:
-            raise _failed(error) from None
+        _warn_after_put(md)
         _fill(md, done)
 
     def get(self, max_length: int | None, md: MD, gmo: GMO) -> bytes:
@@ -245,11 +404,14 @@ class Queue:
                     raise
                 md.MsgId = first
                 return self.get(int(error.original_length or 0), md, gmo)
-        message = self._next(md, gmo, take=False)
-        if len(message.body) > max_length and not gmo.Options & CMQC.MQGMO_ACCEPT_TRUNCATED_MSG:
-            _fill(md, message.md)
-            raise MQMIError(CMQC.MQCC_WARNING, CMQC.MQRC_TRUNCATED_MSG_FAILED, original_length=len(message.body))
-        message = self._next(md, gmo, take=True)
+        hconn = self.qmgr.get_handle()
+        with hconn.use():
+            message = self._next(md, gmo, take=False)
+            _check_channel(hconn, message.body)  # longer than the channel allows: 2010, the message stays
+            if len(message.body) > max_length and not gmo.Options & CMQC.MQGMO_ACCEPT_TRUNCATED_MSG:
+                _fill(md, message.md)
+                raise MQMIError(CMQC.MQCC_WARNING, CMQC.MQRC_TRUNCATED_MSG_FAILED, original_length=len(message.body))
+            message = self._next(md, gmo, take=True)
         _fill(md, message.md)
         return message.body
 
@@ -257,45 +419,79 @@ class Queue:
         """The message this get would return (``take`` False: left where it is)."""
         handle = self._open()
         force = bool(gmo.Options & CMQC.MQGMO_PROPERTIES_FORCE_MQRFH2)
-        matching = gmo.Version >= CMQC.MQGMO_VERSION_2 or gmo.MatchOptions == CMQC.MQMO_NONE
-        msg_id = bytes(md.MsgId) if matching and gmo.MatchOptions & CMQC.MQMO_MATCH_MSG_ID and any(md.MsgId) else None
+        match = _match(md, gmo)
         try:
             if gmo.Options & CMQC.MQGMO_BROWSE_FIRST:
                 if take:
-                    return handle.browse_first(msg_id=msg_id, force_rfh2=force)
-                return handle.peek_browse(None, msg_id=msg_id, force_rfh2=force)
+                    return handle.browse_first(msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force)
+                return handle.peek_browse(None, msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force)
             if gmo.Options & CMQC.MQGMO_BROWSE_NEXT:
-                return handle.browse_next(force_rfh2=force) if take else handle.peek_browse(True, force_rfh2=force)
-            wait = gmo.WaitInterval / 1000 if gmo.Options & CMQC.MQGMO_WAIT else 0.0
+                if take:
+                    return handle.browse_next(msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force)
+                return handle.peek_browse(True, msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force)
+            wait = _wait(gmo)
             if not take:
-                return _poll(lambda: handle.peek(msg_id=msg_id, force_rfh2=force), wait)
+                return _poll(
+                    lambda: handle.peek(msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force), wait
+                )
             syncpoint = bool(gmo.Options & CMQC.MQGMO_SYNCPOINT)
-            return handle.get(wait=wait, syncpoint=syncpoint, msg_id=msg_id, force_rfh2=force)
+            return handle.get(
+                wait=wait, syncpoint=syncpoint, msg_id=match.msg_id, correl_id=match.correl_id, force_rfh2=force
+            )
         except NoMessageAvailable:
             raise MQMIError(CMQC.MQCC_FAILED, CMQC.MQRC_NO_MSG_AVAILABLE) from None
-        except MQError as error:
-            raise _failed(error) from None
 
     def inquire(self, attribute: int) -> int | bytes:
-        connection = self.qmgr.connection
-        try:
+        with self.qmgr.get_handle().use() as connection:
             if attribute == CMQC.MQIA_BACKOUT_THRESHOLD:
                 return connection.backout_settings(self.name).threshold
             if attribute == CMQC.MQCA_BACKOUT_REQ_Q_NAME:
                 return connection.backout_settings(self.name).queue.encode().ljust(48)  # MQCA values: blank padded
+            if attribute == CMQC.MQCA_BASE_Q_NAME:
+                return connection.base_queue(self.name).encode().ljust(48)
             assert attribute == CMQC.MQIA_CURRENT_Q_DEPTH
             return connection.depth(self.name)
-        except MQError as error:
-            raise _failed(error) from None
 
     def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
+        with self.qmgr.get_handle().use():
+            if self.handle is not None:
+                self.handle.close()
 
 
-def _check_channel(message: bytes) -> None:
-    """A client channel's MAXMSGL (4 MiB unless the SVRCONN says otherwise): MQRC 2010 beyond it."""
-    if len(message) > CHANNEL_MAX_MESSAGE_LENGTH:
+def _warn_after_put(md: MD) -> None:
+    """A Priority above MaxPriority (9): the message is put, MQCC_WARNING 2049, and pymqi raises
+    MQMIError for it before unpacking the MQMD (Queue.put, QueueManager.put1: ``if rv[-2]: raise``),
+    so the caller never sees the MsgId the queue manager gave it."""
+    if md.Priority > 9:
+        raise MQMIError(CMQC.MQCC_WARNING, 2049)  # MQRC_PRIORITY_EXCEEDS_MAXIMUM
+
+
+def _match(md: MD, gmo: GMO) -> Match:
+    """What MQGET selects by: MatchOptions from a version-2 GMO; below version 2 MatchOptions is not
+    read and MQ matches as if MQMO_MATCH_MSG_ID + MQMO_MATCH_CORREL_ID (its initial value) were
+    given, so a reused MQMD's MsgId and CorrelId still select (IBM MQ docs, "MQGMO - Get-message
+    options": "If Version is less than MQGMO_VERSION_2, the remaining fields are ignored", and
+    "Getting a particular message": MQMI_NONE / MQCI_NONE match any)."""
+    options = (
+        gmo.MatchOptions if gmo.Version >= CMQC.MQGMO_VERSION_2 else CMQC.MQMO_MATCH_MSG_ID | CMQC.MQMO_MATCH_CORREL_ID
+    )
+    return Match.of(
+        bytes(md.MsgId) if options & CMQC.MQMO_MATCH_MSG_ID else None,
+        bytes(md.CorrelId) if options & CMQC.MQMO_MATCH_CORREL_ID else None,
+    )
+
+
+def _wait(gmo: GMO) -> float:
+    """MQGMO_WAIT's interval in seconds (MQWI_UNLIMITED: for ever); no wait without MQGMO_WAIT."""
+    if not gmo.Options & CMQC.MQGMO_WAIT:
+        return 0.0
+    return math.inf if gmo.WaitInterval == CMQC.MQWI_UNLIMITED else gmo.WaitInterval / 1000
+
+
+def _check_channel(hconn: _Hconn, message: bytes) -> None:
+    """The client channel's MaxMsgLength (the lower of the MQCD's, 4 MiB by default, and the
+    SVRCONN's MAXMSGL): MQRC 2010 beyond it, on a put and on the get of a longer message."""
+    if len(message) > hconn.max_length:
         raise MQMIError(CMQC.MQCC_FAILED, MQRC_DATA_LENGTH_ERROR)
 
 
@@ -312,26 +508,15 @@ def _poll(peek: Callable[[], Message], wait: float) -> Message:
 
 
 def connect(
-    qmgr: str, channel: str, conn_info: str, user: Any = None, password: Any = None, **options: Any
+    queue_manager: str,
+    channel: str | None = None,
+    conn_info: str | None = None,
+    user: Any = None,
+    password: Any = None,
+    disconnect_on_exit: bool = True,
+    **_: Any,
 ) -> QueueManager:
-    """pymqi.connect; ``options`` are ibmmq's (``disconnect_on_exit``), for when this module stands
-    in for ibmmq."""
-    if qmgr not in MANAGERS:
-        raise MQMIError(CMQC.MQCC_FAILED, 2059)  # MQRC_Q_MGR_NOT_AVAILABLE
-    if user is not None and password is None:
-        raise ValueError("Password must not be None if user is provided")  # what pymqi and ibmmq do
-    CALLS.append(
-        (
-            "connect",
-            {
-                "intercept": os.environ.get("MQS_DISABLE_ALL_INTERCEPT"),
-                "appl": os.environ.get("MQAPPLNAME"),
-                "channel": channel,
-                "conn_info": conn_info,
-                **options,
-            },
-        )
-    )
-    manager = QueueManager(MANAGERS[qmgr].connect(os.environ.get("MQAPPLNAME", "python")))  # as MQ 9.1.2+ does
-    manager.disconnect_on_exit = bool(options.get("disconnect_on_exit", True))
-    return manager
+    """pymqi.connect: a QueueManager connected with MQCNO_NONE (pymqi 1.12.11 passes no options)."""
+    qmgr = QueueManager(None, disconnect_on_exit)
+    qmgr.connect_tcp_client(queue_manager, CD(), channel or "", conn_info or "", user, password)
+    return qmgr

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ams.mq import EmbeddedQueueManager, QueueManager, connect
-from ams.mq.mqsc import define_qlocal
+from ams.mq.mqsc import Authority, define_qalias, define_qlocal, set_authrec
 from ams.mq.transport import QueueAttributes
 
 _DEFAULT = QueueAttributes()
@@ -33,6 +33,7 @@ TEST_QUEUES: dict[str, QueueAttributes] = {
             "DEMO.INTEGRITY", "DEMO.PRIVACY", "DEMO.CONFIDENTIAL",
             "T.CRASH", "T.FIFO", "T.BACKOUT", "T.UOW", "T.MSGID", "T.BROWSE", "T.WAIT", "T.SHARED", "T.MODES",
             "T.DISCARD", "T.BIG", "T.PRIORITY", "T.EXPIRY", "T.DEPTH", "T.DISC", "T.DROP", "T.RACE",
+            "T.REQUEST", "T.REPLY",
         )
     },
     "T.PROPS.NONE": QueueAttributes(propctl="NONE"),
@@ -44,13 +45,23 @@ TEST_QUEUES: dict[str, QueueAttributes] = {
     "T.FULL": QueueAttributes(max_depth=3),
     "T.PUTINH": QueueAttributes(put_inhibited=True),
     "T.GETINH": QueueAttributes(get_inhibited=True),
+    "T.ALIASED": QueueAttributes(backout_threshold=2, backout_queue="T.BOQ"),
+    "T.BOQ": _DEFAULT,
+    "T.STUCK": _DEFAULT,
+    "T.STUCK.B": QueueAttributes(backout_queue="T.BOQ"),
+    "T.INQ": _DEFAULT,
+    "T.HUGE": QueueAttributes(max_message_length=10 * 1024 * 1024),
 }  # fmt: skip
+# alias queues (DEFINE QALIAS) and the queues they name
+TEST_ALIASES = {"T.ALIAS": "T.ALIASED", "T.ALIAS.STUCK": "T.STUCK", "T.ALIAS.PERSIST": "T.PERSIST"}
 
 
 def define_test_queues(manager: EmbeddedQueueManager) -> EmbeddedQueueManager:
     """The test queues, with their attributes, on an embedded queue manager."""
     for queue, attributes in TEST_QUEUES.items():
         manager.define_queue(queue, attributes)
+    for alias, target in TEST_ALIASES.items():
+        manager.define_alias(alias, target)
     return manager
 
 
@@ -98,6 +109,7 @@ def connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
 
         manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM", create=True))
         fake_pymqi.MANAGERS["TESTQM"] = manager
+        fake_pymqi.forget_connections()
         request.getfixturevalue("monkeypatch").setitem(sys.modules, "pymqi", fake_pymqi)
         request.getfixturevalue("monkeypatch").setitem(sys.modules, "ibmmq", None)
         url = "mq://127.0.0.1(1414)/TESTQM?channel=TEST.SVRCONN"
@@ -118,6 +130,11 @@ def mqsc() -> str:
     lines = []
     for name, attributes in TEST_QUEUES.items():
         lines += [define_qlocal(name, attributes), f"CLEAR QLOCAL('{name}')"]
+    lines += [define_qalias(alias, target) for alias, target in TEST_ALIASES.items()]
+    user = os.environ.get("AMS_MQ_USER")
+    if user:  # MQ checks an alias's own authorities (scripts/test-real-mq grants the local queues')
+        grants = [Authority("queue", alias, ("put", "get", "browse", "inq")) for alias in TEST_ALIASES]
+        lines += set_authrec(user, grants)
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import struct
+import threading
 import time
 
 import pytest
@@ -307,3 +308,20 @@ def test_maxdepth_and_inhibited_queues_refuse_with_their_reasons(connections: Fa
     with pytest.raises(MQError) as get:
         app.open("T.GETINH", input=True).get()
     assert get.value.reason == 2016
+
+
+def test_a_waiting_get_ends_with_2016_when_the_queue_is_get_disabled(connections: Factory) -> None:
+    """ALTER QLOCAL(...) GET(DISABLED) during a waiting MQGET ends it with 2016, not 2033 at the end
+    of the wait (issue 18, item 11)."""
+    if connections.manager is None:
+        pytest.skip("needs a queue manager the test can alter (runmqsc on IBM MQ)")
+    manager = connections.manager
+    timer = threading.Timer(0.3, lambda: manager.define_queue("T.WAIT", get_inhibited=True))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(MQError) as caught:
+            connections("app").open("T.WAIT", input=True).get(wait=10)
+    finally:
+        timer.join()
+    assert caught.value.reason == 2016 and time.monotonic() - started < 5

@@ -26,6 +26,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
         EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM", create=True)
     )
     fake_pymqi.CALLS.clear()
+    fake_pymqi.forget_connections()
     if request.param == "ibmmq":
         module = types.ModuleType("ibmmq")
         module.__dict__.update({k: v for k, v in vars(fake_pymqi).items() if not k.startswith("__")})
@@ -50,8 +51,7 @@ def test_connect_switches_the_clients_own_ams_off_and_names_the_application(
     (made,) = calls("connect")
     assert made["intercept"] == "TRUE" and made["appl"] == "payments-gateway"
     assert (made["channel"], made["conn_info"]) == ("TEST.SVRCONN", "127.0.0.1(1414)")
-    if client == "ibmmq":  # its atexit disconnect would commit
-        assert made["disconnect_on_exit"] is False
+    assert made["disconnect_on_exit"] is False  # the library's own disconnect (__del__, atexit) would commit
     import os
 
     assert "MQS_DISABLE_ALL_INTERCEPT" not in os.environ  # set for the connect only

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ from ams.inspect import inspect_message, render
 from ams.mq import connect
 from ams.mq.errors_queue import FailedMessage, Requeue, explain, plan_requeue, read_error_queue, take
 from ams.mq.mqmd import MQMD
-from ams.mq.protected import ERROR_QUEUE, PoisonMessageError, ProtectedQueueManager
-from ams.mq.transport import NoMessageAvailable, QueueManager
+from ams.mq.protected import ERROR_QUEUE, PoisonMessageError, ProtectedMessage, ProtectedQueueManager
+from ams.mq.transport import MQ_ID_LENGTH, NoMessageAvailable, QueueManager
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,6 +45,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_keys_options(get, queue_manager=True)
     get.add_argument("--wait", type=float, default=0.0, help="wait this many seconds for each next message")
     _add_output_options(get)
+    get.add_argument("--msg-id", type=_identifier, help="only messages with this MsgId (hex, up to 24 bytes)")
+    get.add_argument("--correl-id", type=_identifier, help="only messages with this CorrelId (hex, up to 24 bytes)")
     get.set_defaults(run=run_get)
 
     browse = commands.add_parser("browse", help="browse messages without removing them")
@@ -101,6 +104,17 @@ def _writer(args: argparse.Namespace) -> MessageWriter:
     return MessageWriter(as_json=args.json, output_dir=args.output_dir, frame=True if args.framed else None)
 
 
+def _identifier(text: str) -> bytes:
+    """A MsgId or CorrelId given in hex (as amqsbcg and `DISPLAY` show them): at most 24 bytes."""
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected hexadecimal digits (found {text!r})") from None
+    if len(value) > MQ_ID_LENGTH:
+        raise argparse.ArgumentTypeError(f"a MsgId or CorrelId is at most {MQ_ID_LENGTH} bytes (found {len(value)})")
+    return value
+
+
 def _manager(args: argparse.Namespace) -> ProtectedQueueManager:
     return manager_for(args, connect(args.qm, appl_name="ams"))
 
@@ -141,7 +155,7 @@ def run_get(args: argparse.Namespace) -> int:
         warn_unprotected(manager.policies, args.queue, "read")
         while True:
             try:
-                message = queue.get(wait=args.wait, syncpoint=True)
+                message = queue.get(wait=args.wait, syncpoint=True, msg_id=args.msg_id, correl_id=args.correl_id)
             except NoMessageAvailable:
                 break
             except (SecurityError, PoisonMessageError) as error:
@@ -179,7 +193,7 @@ def run_browse(args: argparse.Namespace) -> int:
     try:
         queue = manager.open(args.queue, browse=True)
         warn_unprotected(manager.policies, args.queue, "read")
-        step = queue.browse_first
+        step: Callable[[], ProtectedMessage] = queue.browse_first
         while True:
             try:
                 message = step()

@@ -13,15 +13,17 @@ from ams.mq.protected import (
     policies_from_queue_manager,
     write_policies_to_queue_manager,
 )
-from ams.mq.transport import Message, MQError, NoMessageAvailable, QueueHandle, QueueManager
+from ams.mq.transport import WAIT_UNLIMITED, Match, Message, MQError, NoMessageAvailable, QueueHandle, QueueManager
 
 __all__ = [
     "ERROR_QUEUE",
     "MQDLH",
     "MQMD",
     "POLICY_QUEUE",
+    "WAIT_UNLIMITED",
     "EmbeddedQueueManager",
     "MQError",
+    "Match",
     "Message",
     "NoMessageAvailable",
     "ProtectedMessage",

@@ -9,7 +9,8 @@ strict, it is as strict, so that code which would lose a message on MQ fails a t
   restores them and counts; closing (or dropping the connection object) backs out, but
   ``disconnect`` (MQDISC) commits, as MQ does; a closed connection's calls are MQRC 2018;
 * CURDEPTH counts uncommitted puts and not uncommitted gets; delivery is by priority, then
-  first in, first out; expired messages are never delivered;
+  first in, first out; expired messages are never delivered, and count towards CURDEPTH and
+  MAXDEPTH until a get or browse passes over them, as on MQ;
 * the queue attributes of :class:`~ams.mq.transport.QueueAttributes`: BOTHRESH and BOQNAME,
   PROPCTL (applied to gets that do not force MQRFH2), DEFPSIST and DEFPRTY for messages put "as
   queue default", MAXMSGL (MQRC 2030), DEFSOPT and SHARE (MQRC 2042 for a second exclusive
@@ -44,13 +45,25 @@ from ams._files import PRIVATE_FILE_MODE, check_private_file, write_new_file
 from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
 from ams.mq.properties import deliver
-from ams.mq.transport import BackoutSettings, Message, MQError, NoMessageAvailable, QueueAttributes
+from ams.mq.transport import (
+    ANY,
+    BackoutSettings,
+    Match,
+    Message,
+    MQError,
+    NoMessageAvailable,
+    QueueAttributes,
+    padded_id,
+)
 from ams.mqconstants import (
+    DEFAULT_MAX_UNCOMMITTED,
+    MQ_MAX_PRIORITY,
     MQEI_UNLIMITED,
     MQPER_PERSISTENCE_AS_Q_DEF,
     MQPER_PERSISTENT,
     MQPRI_PRIORITY_AS_Q_DEF,
     MQRC_CONNECTION_BROKEN,
+    MQRC_EXPIRY_ERROR,
     MQRC_GET_INHIBITED,
     MQRC_HCONN_ERROR,
     MQRC_MSG_TOO_BIG_FOR_Q,
@@ -60,9 +73,12 @@ from ams.mqconstants import (
     MQRC_NOT_OPEN_FOR_OUTPUT,
     MQRC_OBJECT_IN_USE,
     MQRC_OPTIONS_ERROR,
+    MQRC_PRIORITY_ERROR,
     MQRC_PUT_INHIBITED,
     MQRC_Q_FULL,
     MQRC_Q_MGR_NAME_ERROR,
+    MQRC_SELECTOR_NOT_FOR_TYPE,
+    MQRC_SYNCPOINT_LIMIT_REACHED,
     MQRC_UNEXPECTED_ERROR,
     MQRC_UNKNOWN_OBJECT_NAME,
     PROPCTL_VALUES,
@@ -81,7 +97,8 @@ CREATE TABLE IF NOT EXISTS messages (
     priority INTEGER NOT NULL DEFAULT 0,
     persistent INTEGER NOT NULL DEFAULT 1,
     expires REAL,
-    msg_id TEXT
+    msg_id TEXT,
+    correl_id TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_in_order ON messages (queue, state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS opens (handle TEXT PRIMARY KEY, queue TEXT NOT NULL, owner TEXT NOT NULL, exclusive INTEGER);
@@ -114,13 +131,16 @@ CREATE TRIGGER IF NOT EXISTS body_on_delete AFTER DELETE ON messages BEGIN
     DELETE FROM bodies WHERE id = OLD.id;
 END;
 """
-_SCHEMA_VERSION = 4  # PRAGMA user_version: 2 added the msg_id column and its index, 3 the depths, 4 the bodies
+# PRAGMA user_version: 2 added the msg_id column and its index, 3 the depths, 4 the bodies, 5 the correl_id
+# column (a reader of 4 would put messages without it, which a get by CorrelId would never find)
+_SCHEMA_VERSION = 5
 _COLUMNS = {  # columns added since the first file format, and their definitions
     "messages": {
         "priority": "INTEGER NOT NULL DEFAULT 0",
         "persistent": "INTEGER NOT NULL DEFAULT 1",
         "expires": "REAL",
         "msg_id": "TEXT",
+        "correl_id": "TEXT",
     },
     "queues": {"attributes": "TEXT", "denied": "TEXT DEFAULT ''"},
 }
@@ -132,7 +152,7 @@ SYSTEM_QUEUES = (
     "SYSTEM.DEAD.LETTER.QUEUE",
     "SYSTEM.ADMIN.COMMAND.QUEUE",
 )
-OPERATIONS = ("put", "get", "browse", "setall")
+OPERATIONS = ("put", "get", "browse", "inq", "setall")
 _POLL_SECONDS = 0.02
 _ORDER = " ORDER BY m.priority DESC, m.id ASC"
 # the message and its body, wherever it is kept (its own table; its row, in files written before)
@@ -141,12 +161,30 @@ _MESSAGE = (
     "FROM messages m{} LEFT JOIN bodies b ON b.id = m.id"
 )
 _BY_MSG_ID = " INDEXED BY messages_by_msg_id"  # the planner would walk the queue in order to honour ORDER BY
+_BY_CORREL_ID = " INDEXED BY messages_by_correl_id"
+
+
+def _matching(match: Match) -> tuple[str, str, tuple[object, ...]]:
+    """The index, the WHERE clause and its arguments that select by MsgId and/or CorrelId."""
+    where = ""
+    arguments: tuple[object, ...] = ()
+    if match.msg_id is not None:
+        where, arguments = " AND m.msg_id = ?", (match.msg_id.hex(),)
+    if match.correl_id is not None:
+        where, arguments = where + " AND m.correl_id = ?", (*arguments, match.correl_id.hex())
+    index = _BY_MSG_ID if match.msg_id is not None else _BY_CORREL_ID if match.correl_id is not None else ""
+    return index, where, arguments
+
+
 _DEPTH = "SELECT depth FROM depths WHERE queue = ?"
 _OWNERS = (  # every owner of work, an open queue or a connection in the file
     "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens "
     "UNION SELECT owner FROM connections"
 )
-_DELETE_EXPIRED = "DELETE FROM messages WHERE queue = ? AND state = ? AND expires IS NOT NULL AND expires < ?"
+_DISCARD_EXPIRED = (
+    "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.queue = ? AND m.expires IS NOT NULL "
+    "AND m.expires < ? AND m.state = ?{})"
+)
 
 
 def _md_to_json(md: MQMD) -> str:
@@ -206,8 +244,13 @@ class EmbeddedQueueManager:
 
     def __init__(self, path: str | Path | None = None, *, name: str = "AMSQM", create: bool = False) -> None:
         self.name = name
+        # MAXUMSGS (ALTER QMGR MAXUMSGS): messages one connection may hold got or put under syncpoint
+        # (MQRC 2024 beyond); set on this object, it holds for the connections it makes
+        self.max_uncommitted = DEFAULT_MAX_UNCOMMITTED
         if path is None:
-            self._uri = f"file:ams-embedded-{uuid.uuid4().hex}?mode=memory&cache=shared"
+            # memdb, not a shared cache: a shared cache's table locks fail at once (SQLITE_LOCKED, which the busy
+            # timeout does not wait out), so connections in two threads failed each other's calls with 2195
+            self._uri = f"file:/ams-embedded-{uuid.uuid4().hex}?vfs=memdb"
             self.path: Path | None = None
         else:
             self.path = Path(path)
@@ -231,6 +274,7 @@ class EmbeddedQueueManager:
             if self._keeper.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
                 self._migrate()
             self._keeper.execute("CREATE INDEX IF NOT EXISTS messages_by_msg_id ON messages (queue, msg_id)")
+            self._keeper.execute("CREATE INDEX IF NOT EXISTS messages_by_correl_id ON messages (queue, correl_id)")
             self._keeper.execute(
                 "CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (queue, expires) WHERE expires IS NOT NULL"
             )
@@ -268,6 +312,7 @@ class EmbeddedQueueManager:
                     MQRC_UNEXPECTED_ERROR,
                 )
             db.execute("UPDATE messages SET msg_id = json_extract(md, '$.msg_id') WHERE msg_id IS NULL")
+            db.execute("UPDATE messages SET correl_id = json_extract(md, '$.correl_id') WHERE correl_id IS NULL")
             db.execute("DROP TABLE IF EXISTS depths")
             for statement in _statements(_DEPTHS + _BODIES):
                 db.execute(statement)
@@ -303,10 +348,19 @@ class EmbeddedQueueManager:
                 (name, _attributes_to_json(chosen)),
             )
 
-    def define_alias(self, alias: str, target: str) -> None:
-        """DEFINE QALIAS(alias) TARGET(target) REPLACE."""
+    def define_alias(
+        self, alias: str, target: str, *, default_persistent: bool = False, default_priority: int = 0
+    ) -> None:
+        """DEFINE QALIAS(alias) TARGET(target) DEFPSIST DEFPRTY REPLACE (MQ's defaults: NO and 0). A
+        message put through the alias "as queue default" takes them, not the target's: MQ reads
+        DEFPSIST and DEFPRTY from the first definition on the resolution path."""
+        chosen = QueueAttributes(default_persistent=default_persistent, default_priority=default_priority)
+        _check_attributes(alias, chosen)
         with _transaction(self._keeper):
-            self._keeper.execute("INSERT OR REPLACE INTO queues (name, target) VALUES (?, ?)", (alias, target))
+            self._keeper.execute(
+                "INSERT OR REPLACE INTO queues (name, target, attributes) VALUES (?, ?, ?)",
+                (alias, target, _attributes_to_json(chosen)),
+            )
 
     def queues(self) -> dict[str, QueueAttributes | str]:
         """Every queue: a local queue's attributes, or an alias's target."""
@@ -315,7 +369,8 @@ class EmbeddedQueueManager:
 
     def deny(self, queue: str, *operations: str, allowed: bool = False) -> None:
         """Refuse (or, with ``allowed``, allow again) ``operations`` on ``queue`` with MQRC 2035, as a
-        missing setmqaut authority would: "put", "get" or "browse"."""
+        missing setmqaut authority would: "put", "get", "browse" or "inq" (MQINQ: BOTHRESH, BOQNAME,
+        CURDEPTH, BASE_Q_NAME)."""
         unknown = set(operations) - set(OPERATIONS)
         if unknown:
             raise UsageError(f"unknown operations {sorted(unknown)}: expected some of {', '.join(OPERATIONS)}")
@@ -349,6 +404,22 @@ class EmbeddedQueueManager:
 
     def __repr__(self) -> str:
         return f"EmbeddedQueueManager({self.name}, {self.path or 'in memory'})"
+
+
+def _check_md(queue: str, md: MQMD) -> None:
+    """What MQPUT refuses in an MQMD: Expiry 0 or below -1 (MQRC 2013: MQEI_UNLIMITED or tenths of a
+    second), Priority below -1 (2050). A Priority above 9 is accepted and queued at 9, the MQMD
+    keeping the value given (MQ completes that put with MQCC_WARNING 2049)."""
+    if md.expiry == 0 or md.expiry < MQEI_UNLIMITED:
+        raise MQError(
+            f"MQPUT to {queue}: Expiry {md.expiry} is not a time (expected -1, MQEI_UNLIMITED, or tenths of a second "
+            "above 0)",
+            MQRC_EXPIRY_ERROR,
+        )
+    if md.priority < MQPRI_PRIORITY_AS_Q_DEF:
+        raise MQError(
+            f"MQPUT to {queue}: Priority {md.priority} (expected -1, as queue default, or 0-9)", MQRC_PRIORITY_ERROR
+        )
 
 
 def _check_attributes(name: str, chosen: QueueAttributes) -> None:
@@ -504,6 +575,7 @@ class _Resolved:
     local: str
     attributes: QueueAttributes
     denied: frozenset[str]
+    first: QueueAttributes  # the first definition on the resolution path: DEFPSIST and DEFPRTY come from it
 
 
 @_mq_errors
@@ -518,7 +590,7 @@ class EmbeddedConnection:
         self._owner = f"{_process_tag()}:{uuid.uuid4().hex}"
         self._lock = threading.Lock()
         self._durable = True  # PRAGMA synchronous=FULL, as the connection was opened
-        self._expired_at: dict[str, float] = {}
+        self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
         with _transaction(db):
             db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
 
@@ -549,13 +621,23 @@ class EmbeddedConnection:
                 )
             yield db
 
-    def _expire(self, local: str) -> None:
-        """Delete the queue's expired messages, at most every 0.1 s per queue and connection (reads
-        skip expired ones anyway; this keeps a browsed-only queue, such as a ledger, from growing)."""
-        now = time.time()
-        if now - self._expired_at.get(local, 0.0) >= 0.1:
-            self._db.execute(_DELETE_EXPIRED, (local, VISIBLE, now))
-            self._expired_at[local] = now
+    def _discard_expired(
+        self, local: str, match: Match, found: tuple[int, int] | None, after: tuple[int, int] | None = None
+    ) -> None:
+        """Discard the expired messages a get or browse passed over: those matching it ahead of the
+        message ``found`` (its priority and row id; None: all it would have returned), after the
+        browse cursor ``after``. MQ discards an expired message only "when a browse or non-browse
+        MQGET would have returned it" (IBM MQ docs, message expiry): until then it counts towards
+        CURDEPTH and MAXDEPTH, and a put meets 2053 earlier than the live messages explain."""
+        _, where, wanted = _matching(match)
+        arguments: tuple[object, ...] = (local, time.time(), VISIBLE, *wanted)
+        if found is not None:
+            where += " AND (m.priority > ? OR (m.priority = ? AND m.id < ?))"
+            arguments += (found[0], found[0], found[1])
+        if after is not None:
+            where += " AND (m.priority < ? OR (m.priority = ? AND m.id > ?))"
+            arguments += (after[0], after[0], after[1])
+        self._db.execute(_DISCARD_EXPIRED.format(where), arguments)
 
     @property
     def closed(self) -> bool:
@@ -567,13 +649,16 @@ class EmbeddedConnection:
     def _lookup(self, queue: str) -> _Resolved:
         seen = set()
         name = queue
+        first = QueueAttributes()
         while True:
             row = self._db.execute("SELECT target, attributes, denied FROM queues WHERE name = ?", (name,)).fetchone()
             if row is None or len(queue) > 48 or not queue:
                 raise MQError(f"MQOPEN {queue} on {self.name}: no such queue", MQRC_UNKNOWN_OBJECT_NAME)
             target, text, denied = row
+            first = first if name != queue else _attributes_from_json(text)
             if target is None:
-                return _Resolved(name, _attributes_from_json(text), frozenset(filter(None, (denied or "").split(","))))
+                allowed = frozenset(filter(None, (denied or "").split(",")))
+                return _Resolved(name, _attributes_from_json(text), allowed, first)
             if name in seen:
                 raise MQError(f"alias queue {queue} resolves in a loop", MQRC_UNKNOWN_OBJECT_NAME)
             seen.add(name)
@@ -637,14 +722,39 @@ class EmbeddedConnection:
             raise MQError(f"{what} {queue}: not authorised", MQRC_NOT_AUTHORIZED)
         return self._put(found, md, body, syncpoint=syncpoint, set_all_context=set_all_context)
 
+    def _inquire(self, queue: str, selector: str) -> _Resolved:
+        """The queue for an MQINQ of a local queue's attribute: MQRC 2035 without +inq, and 2068
+        (MQRC_SELECTOR_NOT_FOR_TYPE) on an alias, as MQ answers an inquiry of BOTHRESH, BOQNAME or
+        CURDEPTH on a QALIAS (pymqi and ibmmq raise it, though MQ calls it a warning)."""
+        row = self._db.execute("SELECT target FROM queues WHERE name = ?", (queue,)).fetchone()
+        found = self._lookup(queue)
+        if "inq" in found.denied:
+            raise MQError(f"MQINQ {selector} of {queue}: not authorised (+inq)", MQRC_NOT_AUTHORIZED)
+        if row is not None and row[0] is not None:
+            raise MQError(
+                f"MQINQ {selector} of {queue}: an alias queue has no {selector} (inquire its base queue, "
+                f"MQCA_BASE_Q_NAME)",
+                MQRC_SELECTOR_NOT_FOR_TYPE,
+            )
+        return found
+
     def backout_settings(self, queue: str) -> BackoutSettings:
-        """The queue's BOTHRESH and BOQNAME."""
-        attributes = self._lookup(queue).attributes
+        """MQINQ BOTHRESH and BOQNAME of a local queue (2068 on an alias, 2035 without +inq)."""
+        attributes = self._inquire(queue, "BOTHRESH").attributes
         return BackoutSettings(attributes.backout_threshold, attributes.backout_queue)
 
+    def base_queue(self, queue: str) -> str:
+        """MQINQ MQCA_BASE_Q_NAME of an alias: the queue it names (2068 on a local queue)."""
+        row = self._db.execute("SELECT target FROM queues WHERE name = ?", (queue,)).fetchone()
+        if "inq" in self._lookup(queue).denied:
+            raise MQError(f"MQINQ BASE_Q_NAME of {queue}: not authorised (+inq)", MQRC_NOT_AUTHORIZED)
+        if row is None or row[0] is None:
+            raise MQError(f"MQINQ BASE_Q_NAME of {queue}: not an alias queue", MQRC_SELECTOR_NOT_FOR_TYPE)
+        return str(row[0])
+
     def depth(self, queue: str) -> int:
-        """CURDEPTH: committed and uncommitted puts, not messages got under syncpoint."""
-        row = self._db.execute(_DEPTH, (self.resolve(queue),)).fetchone()
+        """CURDEPTH: committed and uncommitted puts, not messages got under syncpoint (2068 on an alias)."""
+        row = self._db.execute(_DEPTH, (self._inquire(queue, "CURDEPTH").local,)).fetchone()
         return 0 if row is None else int(row[0])
 
     # -- messages -----------------------------------------------------------------------------
@@ -660,26 +770,34 @@ class EmbeddedConnection:
             )
         msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + os.urandom(8)  # unique across processes, as MQ's
         persistent = (
-            found.attributes.default_persistent
+            found.first.default_persistent
             if md.persistence == MQPER_PERSISTENCE_AS_Q_DEF
             else (md.persistence == MQPER_PERSISTENT)
         )
-        priority = found.attributes.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
-        expires = None if md.expiry in (MQEI_UNLIMITED, 0) else time.time() + md.expiry / 10
+        _check_md(found.local, md)
+        priority = found.first.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
+        expires = None if md.expiry == MQEI_UNLIMITED else time.time() + md.expiry / 10
         stamped = md.stamped(self.appl_name, msg_id)
         if set_all_context:  # the context as the putter gave it (MQPMO_SET_ALL_CONTEXT)
             stamped = attrs.evolve(stamped, put_appl_name=md.put_appl_name, put_date=md.put_date, put_time=md.put_time)
-        stamped = attrs.evolve(stamped, persistence=int(persistent), priority=priority)
+        stamped = attrs.evolve(
+            stamped,
+            persistence=int(persistent),
+            priority=priority,
+            correl_id=padded_id(md.correl_id, "CorrelId"),
+        )
+        stamped = attrs.evolve(stamped, msg_id=padded_id(stamped.msg_id, "MsgId"))
+        if syncpoint:
+            self._count_uncommitted(found.local)
         with self._lock, self._work(durable=not syncpoint):
-            # expired messages go when a put or get meets them (MQ's expiry scan, for queues only browsed)
-            self._expire(found.local)
+            # expired messages count until a get or browse passes over them (MQ's EXPRYINT scan is off by default)
             row = self._db.execute(_DEPTH, (found.local,)).fetchone()
             depth = 0 if row is None else int(row[0])
             if depth >= found.attributes.max_depth:
                 raise MQError(f"MQPUT to {found.local}: the queue holds {depth:,} messages, its MAXDEPTH", MQRC_Q_FULL)
             cursor = self._db.execute(
-                "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "
+                "correl_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     found.local,
                     _md_to_json(stamped),
@@ -687,31 +805,51 @@ class EmbeddedConnection:
                     PUT_PENDING if syncpoint else VISIBLE,
                     self._owner if syncpoint else None,
                     0,
-                    priority,
+                    min(priority, MQ_MAX_PRIORITY),  # above MaxPriority: queued at it (MQCC_WARNING 2049 on MQ)
                     int(persistent),
                     expires,
                     stamped.msg_id.hex(),
+                    stamped.correl_id.hex(),
                 ),
             )
             self._db.execute("INSERT INTO bodies (id, body) VALUES (?, ?)", (cursor.lastrowid, bytes(body)))
-        return stamped
+        self._uncommitted += int(syncpoint)
+        # the MQMD as MQPUT leaves it: Persistence and Priority are input fields, left "as queue
+        # default" (the message itself carries the values used, which a get returns)
+        return attrs.evolve(stamped, persistence=md.persistence, priority=md.priority)
 
-    def _get(self, local: str, *, wait: float, syncpoint: bool, msg_id: bytes | None, force_rfh2: bool) -> Message:
+    def _count_uncommitted(self, local: str) -> None:
+        """MQRC 2024 when this connection already holds MAXUMSGS messages under syncpoint."""
+        limit = self.manager.max_uncommitted
+        if self._uncommitted >= limit:
+            raise MQError(
+                f"MQPUT or MQGET on {local} under syncpoint: the unit of work already holds {self._uncommitted:,} "
+                f"messages, the queue manager's MAXUMSGS ({limit:,}): commit more often (smaller batches), or "
+                "ALTER QMGR MAXUMSGS",
+                MQRC_SYNCPOINT_LIMIT_REACHED,
+            )
+
+    def max_uncommitted(self) -> int:
+        """MQINQ MaxUncommittedMsgs (MAXUMSGS) of the queue manager."""
+        return self.manager.max_uncommitted
+
+    def _get(self, local: str, *, wait: float, syncpoint: bool, match: Match, force_rfh2: bool) -> Message:
         deadline = time.monotonic() + wait
-        match = "" if msg_id is None else " AND m.msg_id = ?"
-        wanted: tuple[object, ...] = () if msg_id is None else (msg_id.hex(),)
+        index, where, wanted = _matching(match)
+        if syncpoint:
+            self._count_uncommitted(local)
         while True:
             with self._lock, self._work(durable=not syncpoint):
-                self._expire(local)
                 row = self._db.execute(
-                    _MESSAGE.format("", "" if msg_id is None else _BY_MSG_ID)
+                    _MESSAGE.format(", m.priority", index)
                     + " WHERE m.queue = ? AND m.state = ?"
-                    + match
+                    + where
                     + " AND (m.expires IS NULL OR m.expires >= ?)"
                     + _ORDER
                     + " LIMIT 1",
                     (local, VISIBLE, *wanted, time.time()),
                 ).fetchone()
+                self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
                 if row is not None:
                     if syncpoint:
                         self._db.execute(
@@ -720,10 +858,15 @@ class EmbeddedConnection:
                     else:
                         self._db.execute("DELETE FROM messages WHERE id = ?", (row[0],))
             if row is not None:
-                return self._delivered(local, row, force_rfh2)
+                self._uncommitted += int(syncpoint)
+                return self._delivered(local, row[:5], force_rfh2)
             if time.monotonic() >= deadline:
-                raise NoMessageAvailable(local, wait)
+                raise NoMessageAvailable(local, wait, "" if match == ANY else str(match))
             time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            if self._lookup(local).attributes.get_inhibited:  # a waiting MQGET ends with 2016, not 2033
+                raise MQError(
+                    f"MQGET from {local}: the queue was made GET(DISABLED) during the wait", MQRC_GET_INHIBITED
+                )
 
     def _delivered(self, local: str, row: tuple[object, ...], force_rfh2: bool) -> Message:
         _, md_text, body, backouts, expires = row
@@ -736,25 +879,27 @@ class EmbeddedConnection:
         return Message(md, data)
 
     def _browse(
-        self, local: str, after: tuple[int, int] | None, force_rfh2: bool, msg_id: bytes | None = None
+        self, local: str, after: tuple[int, int] | None, force_rfh2: bool, match: Match = ANY
     ) -> tuple[tuple[int, int], Message]:
         where = "" if after is None else " AND (m.priority < ? OR (m.priority = ? AND m.id > ?))"
         arguments: tuple[object, ...] = (local, VISIBLE, time.time())
         if after is not None:
             arguments += (after[0], after[0], after[1])
-        if msg_id is not None:
-            where += " AND m.msg_id = ?"
-            arguments += (msg_id.hex(),)
+        index, matching, wanted = _matching(match)
         row = self._db.execute(
-            _MESSAGE.format(", m.priority", "" if msg_id is None else _BY_MSG_ID)
+            _MESSAGE.format(", m.priority", index)
             + " WHERE m.queue = ? AND m.state = ? AND (m.expires IS NULL OR m.expires >= ?)"
             + where
+            + matching
             + _ORDER
             + " LIMIT 1",
-            arguments,
+            arguments + wanted,
         ).fetchone()
+        position = None if row is None else (int(row[5]), int(row[0]))
+        with self._lock:
+            self._discard_expired(local, match, position, after)
         if row is None:
-            raise NoMessageAvailable(local, 0)
+            raise NoMessageAvailable(local, 0, "" if match == ANY else str(match))
         return (int(row[5]), int(row[0])), self._delivered(local, row[:5], force_rfh2)
 
     def commit(self) -> None:
@@ -765,11 +910,13 @@ class EmbeddedConnection:
                 "UPDATE messages SET state = ?, owner = NULL WHERE owner = ? AND state = ?",
                 (VISIBLE, self._owner, PUT_PENDING),
             )
+        self._uncommitted = 0
 
     def backout(self) -> None:
         """MQBACK: got messages return (their backout count raised), put ones vanish."""
         with self._lock, self._work():
             _back_out(self._db, self._owner)
+        self._uncommitted = 0
 
     def disconnect(self) -> None:
         """MQDISC, as IBM MQ does it: uncommitted work is committed."""
@@ -843,40 +990,60 @@ class EmbeddedQueue:
         return self.connection._put(self.connection._lookup(self.name), md, body, syncpoint=syncpoint)
 
     def get(
-        self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None, force_rfh2: bool = True
+        self,
+        *,
+        wait: float = 0.0,
+        syncpoint: bool = False,
+        msg_id: bytes | None = None,
+        correl_id: bytes | None = None,
+        force_rfh2: bool = True,
     ) -> Message:
-        """MQGET; ``force_rfh2`` False applies the queue's PROPCTL, as MQ does without the GMO option."""
+        """MQGET (the first message matching ``msg_id`` and ``correl_id``, each if given and not all
+        zeros); ``force_rfh2`` False applies the queue's PROPCTL, as MQ does without the GMO option."""
         self._need("input")
         self._gets_allowed()
-        return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, msg_id=msg_id, force_rfh2=force_rfh2)
+        match = Match.of(msg_id, correl_id)
+        return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, match=match, force_rfh2=force_rfh2)
 
-    def browse_first(self, *, msg_id: bytes | None = None, force_rfh2: bool = True) -> Message:
-        """MQGET with MQGMO_BROWSE_FIRST (matching ``msg_id``, if given)."""
+    def browse_first(
+        self, *, msg_id: bytes | None = None, correl_id: bytes | None = None, force_rfh2: bool = True
+    ) -> Message:
+        """MQGET with MQGMO_BROWSE_FIRST (matching ``msg_id`` and ``correl_id``, if given)."""
         self._need("browse")
         self._gets_allowed()
-        self._cursor, message = self.connection._browse(self.local, None, force_rfh2, msg_id)
+        self._cursor, message = self.connection._browse(self.local, None, force_rfh2, Match.of(msg_id, correl_id))
         return message
 
-    def browse_next(self, *, force_rfh2: bool = True) -> Message:
-        """MQGET with MQGMO_BROWSE_NEXT."""
+    def browse_next(
+        self, *, msg_id: bytes | None = None, correl_id: bytes | None = None, force_rfh2: bool = True
+    ) -> Message:
+        """MQGET with MQGMO_BROWSE_NEXT (the next message after the cursor with ``msg_id`` and
+        ``correl_id``, if given: the pymqi stand-in's version-1 GMO matches on them)."""
         self._need("browse")
         self._gets_allowed()
-        self._cursor, message = self.connection._browse(self.local, self._cursor, force_rfh2)
+        match = Match.of(msg_id, correl_id)
+        self._cursor, message = self.connection._browse(self.local, self._cursor, force_rfh2, match)
         return message
 
-    def peek(self, *, msg_id: bytes | None = None, force_rfh2: bool = True) -> Message:
+    def peek(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None, force_rfh2: bool = True) -> Message:
         """The message a get would return now, left on the queue (how the pymqi stand-in models MQRC 2080)."""
         self._need("input")
         self._gets_allowed()
-        return self.connection._browse(self.local, None, force_rfh2, msg_id)[1]
+        return self.connection._browse(self.local, None, force_rfh2, Match.of(msg_id, correl_id))[1]
 
     def peek_browse(
-        self, after_cursor: bool | None, *, msg_id: bytes | None = None, force_rfh2: bool = True
+        self,
+        after_cursor: bool | None,
+        *,
+        msg_id: bytes | None = None,
+        correl_id: bytes | None = None,
+        force_rfh2: bool = True,
     ) -> Message:
         """The message ``browse_first`` (None) or ``browse_next`` (True) would return, the cursor unmoved."""
         self._need("browse")
         self._gets_allowed()
-        return self.connection._browse(self.local, self._cursor if after_cursor else None, force_rfh2, msg_id)[1]
+        cursor = self._cursor if after_cursor else None
+        return self.connection._browse(self.local, cursor, force_rfh2, Match.of(msg_id, correl_id))[1]
 
     def close(self) -> None:
         """MQCLOSE."""

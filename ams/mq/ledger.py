@@ -15,8 +15,12 @@ be enough to drop a message. Only redeliveries are looked up, so a message sent 
 (same MsgId, same bytes) is still delivered twice. Define the source queue with HARDENBO, so that
 a BackoutCount survives a queue manager restart.
 
-Entries expire (MQMD Expiry) after ``retention`` seconds, so the queue manager forgets them by
-itself: a redelivery later than that would be delivered again. Redeliveries follow a restart,
+Entries expire (MQMD Expiry) after ``retention`` seconds: a redelivery later than that would be
+delivered again. An expired message still counts towards CURDEPTH and MAXDEPTH until a get or
+browse would have returned it (MQ's expiry scan, EXPRYINT, is off by default), and a lookup by
+key passes over no other entry: so every ``SWEEP_EVERY`` entries, and at open, the ledger browses
+its first message, which makes the queue manager discard the expired entries at the head, where
+entries of one retention age first. Redeliveries follow a restart,
 so a day (the default) is generous. One entry is kept per message for that long: give the ledger
 queue a MAXDEPTH above a day's traffic (IBM MQ's default is 5,000), and the proxy's user +put
 +browse +inq on it.
@@ -24,6 +28,7 @@ queue a MAXDEPTH above a day's traffic (IBM MQ's default is 5,000), and the prox
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 
@@ -33,6 +38,7 @@ from ams.mqconstants import MQFMT_STRING, MQPER_PERSISTENT
 
 DEFAULT_LEDGER_QUEUE = "AMS.PROXY.LEDGER"
 DEFAULT_RETENTION_SECONDS = 24 * 3600
+SWEEP_EVERY = 100  # entries recorded between two browses of the head
 MAX_RETENTION_SECONDS = 99_999_999  # MQMD Expiry is a 4-byte count of tenths of a second
 
 
@@ -54,6 +60,8 @@ class DeliveryLedger:
         self.retention = retention
         self.scope = scope
         self._handle: QueueHandle = qm.open(queue, output=True, browse=True)
+        self._recorded = 0
+        self.sweep()
 
     def key(self, msg_id: bytes, body: bytes) -> bytes:
         """The entry's MsgId for a source message: 24 bytes of SHA-256 over scope, MsgId and bytes."""
@@ -81,6 +89,14 @@ class DeliveryLedger:
         )
         note = json.dumps({"scope": self.scope, "source_msg_id": msg_id.hex()}).encode()
         self._handle.put(md, note, syncpoint=True)
+        self._recorded += 1
+        if self._recorded % SWEEP_EVERY == 0:
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Browse the first entry: the queue manager discards the expired ones it passes over."""
+        with contextlib.suppress(NoMessageAvailable):
+            self._handle.browse_first()
 
     def probe(self) -> None:
         """Put an empty entry under syncpoint (the caller backs it out): raises what a real one would meet."""

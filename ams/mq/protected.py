@@ -24,6 +24,7 @@ from ams.algorithms import QoP
 from ams.errors import AmsError, InternalError, SecurityError, UsageError
 from ams.keys import Keystore
 from ams.limits import DEFAULT_LIMITS, Limits
+from ams.mq.backout import ChannelTooSmallError, MessageStuckError, cannot_move, read_backout_settings
 from ams.mq.dlh import MQDLH
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import (
@@ -40,6 +41,7 @@ from ams.mqconstants import (
     MQFMT_DEAD_LETTER_HEADER,
     MQPER_PERSISTENT,
     MQRC_BACKOUT_THRESHOLD_REACHED,
+    MQRC_DATA_LENGTH_ERROR,
     MQRC_SECURITY_ERROR,
 )
 from ams.policy.model import Policy
@@ -219,8 +221,12 @@ class ProtectedQueueManager:
             protector.prepare(queue, sending=output, receiving=input or browse)
         handle = self.qm.open(queue, output=output, input=input, browse=browse)
         opened = ProtectedQueue(self, queue, handle, protector)
-        if backout_threshold is not None or backout_queue is not None:
-            found = self.backout_settings(queue) if input else BackoutSettings(self.default_backout_threshold, "")
+        if input:  # read now, outside any unit of work: a failure inside a get's would back the message out
+            try:
+                found = self.backout_settings(queue)
+            except AmsError:
+                handle.close()
+                raise
             opened.backout = BackoutSettings(
                 found.threshold if backout_threshold is None else backout_threshold,
                 found.queue if backout_queue is None else backout_queue,
@@ -265,9 +271,9 @@ class ProtectedQueueManager:
         self.qm.close()
 
     def backout_settings(self, queue: str) -> BackoutSettings:
-        """The queue's BOTHRESH (``default_backout_threshold`` when it says 0) and BOQNAME."""
-        found = self.qm.backout_settings(queue)
-        return found if found.threshold > 0 else attrs.evolve(found, threshold=self.default_backout_threshold)
+        """The queue's BOTHRESH (``default_backout_threshold`` when it says 0) and BOQNAME; an
+        alias's from its base queue; the defaults when the queue cannot be inquired (no +inq)."""
+        return read_backout_settings(self.qm, queue, self.default_backout_threshold)
 
     def move_to_error_queue(
         self, queue: str, failed: Message, *, syncpoint: bool, reason: int = MQRC_SECURITY_ERROR
@@ -288,12 +294,18 @@ class ProtectedQueueManager:
     def move_aside(self, queue: str, poison: Message, settings: BackoutSettings) -> PoisonMessageError:
         """Move a message backed out ``settings.threshold`` times, under syncpoint: to BOQNAME as it
         is (as MQ's own clients do), or to the error queue behind an MQDLH (reason 2362)."""
-        if settings.queue:
-            self.qm.put1(settings.queue, poison.md, poison.body, syncpoint=True)
-            where = f"its backout queue {settings.queue}"
-        else:
-            self.move_to_error_queue(queue, poison, syncpoint=True, reason=MQRC_BACKOUT_THRESHOLD_REACHED)
-            where = f"{self.error_queue} with an MQDLH (reason {MQRC_BACKOUT_THRESHOLD_REACHED})"
+        try:
+            if settings.queue:
+                self.qm.put1(settings.queue, poison.md, poison.body, syncpoint=True)
+                where = f"its backout queue {settings.queue}"
+            else:
+                self.move_to_error_queue(queue, poison, syncpoint=True, reason=MQRC_BACKOUT_THRESHOLD_REACHED)
+                where = f"{self.error_queue} with an MQDLH (reason {MQRC_BACKOUT_THRESHOLD_REACHED})"
+        except MQError as failed:
+            if not cannot_move(failed):
+                raise
+            why = f"backed out {poison.md.backout_count} times, its backout threshold"
+            raise MessageStuckError(queue, poison, settings.queue or self.error_queue, failed, why) from None
         self.pending = True
         return PoisonMessageError(
             f"a message on {queue} was backed out {poison.md.backout_count} times, reaching its backout threshold "
@@ -311,11 +323,15 @@ class ProtectedQueue:
         self.handle = handle
         self.protector = protector
         self._protected = not never_protected(name)
-        self.backout: BackoutSettings | None = None  # BOTHRESH and BOQNAME, read at the first get
+        self.backout: BackoutSettings | None = None  # BOTHRESH and BOQNAME, read when opened for input
         self.last_md: MQMD | None = None  # the descriptor of the message the last get took, as it was
 
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
-        """Protect ``body`` under the queue's policy and put it; the caller's MQMD is left as it was."""
+        """Protect ``body`` under the queue's policy and put it; the caller's MQMD is left as it was.
+
+        Returns the descriptor as the queue manager completed it (the Format as on the queue): the
+        MsgId given, or the one generated (a requester keeps it to match the reply's CorrelId);
+        CorrelId, ReplyToQ and ReplyToQMgr pass through unchanged."""
         if not self._protected:
             done = self.handle.put(md, body, syncpoint=syncpoint)
         else:
@@ -325,9 +341,21 @@ class ProtectedQueue:
         return done
 
     def get(
-        self, *, wait: float = 0.0, syncpoint: bool = False, seen: Callable[[Message], bool] | None = None
+        self,
+        *,
+        wait: float = 0.0,
+        syncpoint: bool = False,
+        msg_id: bytes | None = None,
+        correl_id: bytes | None = None,
+        seen: Callable[[Message], bool] | None = None,
     ) -> ProtectedMessage:
         """Get and unprotect, inside a unit of work so that no failure loses the message.
+
+        ``wait``: seconds to wait for a message (MQGMO_WAIT; ``WAIT_UNLIMITED`` for ever; 0: no
+        wait), then NoMessageAvailable (2033). ``msg_id`` / ``correl_id``: the first message with
+        that MsgId and/or CorrelId (MQMO_MATCH_*; up to 24 bytes, padded with nulls; all nulls
+        matches any), as a requester gets its reply by the CorrelId its responder copied from the
+        request's MsgId.
 
         A message that fails a check moves to the error queue and the check's SecurityError is
         raised (MQRC 2063); one past the backout threshold moves aside and PoisonMessageError is
@@ -345,7 +373,12 @@ class ProtectedQueue:
                 "holds uncommitted work: commit or back it out first, or get with syncpoint=True"
             )
         self.last_md = None  # a get that fails before it has a message names none
-        message = self.handle.get(wait=wait, syncpoint=True)
+        try:
+            message = self.handle.get(wait=wait, syncpoint=True, msg_id=msg_id, correl_id=correl_id)
+        except MQError as error:
+            if error.reason == MQRC_DATA_LENGTH_ERROR:  # longer than the channel: no retry can get it
+                raise ChannelTooSmallError(self.name, error) from None
+            raise
         self.last_md = message.md
         self.manager.pending = True
         try:
@@ -376,17 +409,42 @@ class ProtectedQueue:
         try:
             return self._unprotect(message)
         except SecurityError as error:
-            self.manager.move_to_error_queue(self.name, message, syncpoint=True)
-            error.add_note(f"the message was moved to {self.manager.error_queue} with an MQDLH (reason 2063)")
+            where = self._move_refused(message, error)
+            error.add_note(f"the message was moved to {where}")
             log.warning(
                 "refused message %s on %s, moved to %s: %s: %s",
                 message.md.msg_id.hex(),
                 self.name,
-                self.manager.error_queue,
+                where,
                 type(error).__name__,
                 _printable(error.message),
             )
             return error
+
+    def _move_refused(self, message: Message, error: SecurityError) -> str:
+        """Move a refused message to the error queue behind an MQDLH; when it can never fit there,
+        to BOQNAME as it is, or MessageStuckError. Where it went."""
+        manager = self.manager
+        try:
+            manager.move_to_error_queue(self.name, message, syncpoint=True)
+            return f"{manager.error_queue} with an MQDLH (reason 2063)"
+        except MQError as failed:
+            if not cannot_move(failed):
+                raise
+            backout_queue = self.backout.queue if self.backout else ""
+            if not backout_queue:
+                raise MessageStuckError(
+                    self.name, message, manager.error_queue, failed, f"refused: {error.code}"
+                ) from None
+            try:
+                manager.qm.put1(backout_queue, message.md, message.body, syncpoint=True)
+            except MQError as again:
+                if not cannot_move(again):
+                    raise
+                raise MessageStuckError(self.name, message, backout_queue, again, f"refused: {error.code}") from None
+            return (
+                f"its backout queue {backout_queue}, as it is ({manager.error_queue} cannot take it: {failed.message})"
+            )
 
     def _back_out(self, error: BaseException) -> BaseException:
         """Back out the unit of work holding the get; the error to raise (typed, with what happened)."""
@@ -418,13 +476,15 @@ class ProtectedQueue:
         )
         return typed
 
-    def browse_first(self) -> ProtectedMessage:
-        """Browse the first message, unprotected; a failed check raises and moves nothing."""
-        return self._unprotect(self.handle.browse_first())
+    def browse_first(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None) -> ProtectedMessage:
+        """Browse the first message (the first with ``msg_id`` and/or ``correl_id``, if given),
+        unprotected; a failed check raises and moves nothing."""
+        return self._unprotect(self.handle.browse_first(msg_id=msg_id, correl_id=correl_id))
 
-    def browse_next(self) -> ProtectedMessage:
-        """Browse the next message, unprotected; a failed check raises and moves nothing."""
-        return self._unprotect(self.handle.browse_next())
+    def browse_next(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None) -> ProtectedMessage:
+        """Browse the next message (the next with ``msg_id`` and/or ``correl_id``, if given),
+        unprotected; a failed check raises and moves nothing."""
+        return self._unprotect(self.handle.browse_next(msg_id=msg_id, correl_id=correl_id))
 
     def _unprotect(self, message: Message) -> ProtectedMessage:
         if not self._protected:

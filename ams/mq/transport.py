@@ -8,19 +8,21 @@ use only what is here.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Protocol
 
 import attrs
 
-from ams.errors import AmsError
+from ams.errors import AmsError, UsageError
 from ams.mq.mqmd import MQMD
 from ams.mqconstants import DEFAULT_MAX_DEPTH, DEFAULT_MAX_MESSAGE_LENGTH, MQRC_NO_MSG_AVAILABLE, reason_name
 
 # What to do next, for the reasons an AMS set-up meets first
 REASON_ADVICE: dict[int, str] = {
-    2010: "the message is longer than the client channel's MAXMSGL (4 MiB by default): raise it on the "
-    "SVRCONN channel and the queue manager",
+    2010: "the message is longer than the client channel's MaxMsgLength, the lower of the client's (ams asks for "
+    "100 MiB; pymqi and ibmmq default to 4 MiB) and the SVRCONN channel's MAXMSGL (4 MiB by default): ALTER "
+    "CHANNEL(...) CHLTYPE(SVRCONN) MAXMSGL(...), and the queue manager's MAXMSGL",
     2018: "the connection was closed: open a new one",
     2030: "the message is longer than the queue's MAXMSGL: ALTER QLOCAL(...) MAXMSGL(...), remembering that "
     "protection adds the signer's certificate, a signature and a key block per recipient",
@@ -53,8 +55,9 @@ class NoMessageAvailable(MQError):
 
     code = "no_message"
 
-    def __init__(self, queue: str, waited: float) -> None:
-        super().__init__(f"no message on {queue} (waited {waited:g} s)", MQRC_NO_MSG_AVAILABLE)
+    def __init__(self, queue: str, waited: float, selecting: str = "") -> None:
+        wanted = f" with {selecting}" if selecting else ""
+        super().__init__(f"no message{wanted} on {queue} (waited {waited:g} s)", MQRC_NO_MSG_AVAILABLE)
 
 
 @attrs.frozen
@@ -90,6 +93,50 @@ class BackoutSettings:
     queue: str
 
 
+MQ_ID_LENGTH = 24  # MQBYTE24: MsgId, CorrelId
+WAIT_UNLIMITED = math.inf  # ``wait=WAIT_UNLIMITED``: MQWI_UNLIMITED, wait until a message comes
+
+
+def padded_id(value: bytes, what: str) -> bytes:
+    """A MsgId or CorrelId as MQ holds it: padded with nulls to 24 bytes (MQBYTE24); longer is refused."""
+    if len(value) > MQ_ID_LENGTH:
+        raise UsageError(f"a {what} is at most {MQ_ID_LENGTH} bytes (found {len(value)}: {value.hex()})")
+    return bytes(value).ljust(MQ_ID_LENGTH, b"\0")
+
+
+def _selector(value: bytes | None, what: str) -> bytes | None:
+    """A MsgId or CorrelId to match, padded; None for all nulls (MQMI_NONE / MQCI_NONE match any
+    message, as on MQGET)."""
+    if value is None:
+        return None
+    padded = padded_id(value, what)
+    return padded if any(padded) else None
+
+
+@attrs.frozen
+class Match:
+    """Which message a get or browse selects (MQGMO MatchOptions): by MsgId and/or CorrelId; None
+    for either matches any (as MQMI_NONE and MQCI_NONE do)."""
+
+    msg_id: bytes | None = None
+    correl_id: bytes | None = None
+
+    @classmethod
+    def of(cls, msg_id: bytes | None = None, correl_id: bytes | None = None) -> Match:
+        """The match for these identifiers, padded to 24 bytes; all nulls is None (any)."""
+        return cls(_selector(msg_id, "MsgId"), _selector(correl_id, "CorrelId"))
+
+    def __str__(self) -> str:
+        parts = [
+            f"MsgId {self.msg_id.hex()}" if self.msg_id else "",
+            f"CorrelId {self.correl_id.hex()}" if self.correl_id else "",
+        ]
+        return " and ".join(part for part in parts if part) or "any message"
+
+
+ANY = Match()
+
+
 @attrs.frozen
 class Message:
     """A message as got from a queue: its descriptor and its body."""
@@ -107,17 +154,26 @@ class QueueHandle(Protocol):
         """Put a message; returns the descriptor as the queue manager completed it."""
         ...
 
-    def get(self, *, wait: float = 0.0, syncpoint: bool = False, msg_id: bytes | None = None) -> Message:
-        """Destructive get (the message with ``msg_id``, if given); NoMessageAvailable after ``wait`` s."""
+    def get(
+        self,
+        *,
+        wait: float = 0.0,
+        syncpoint: bool = False,
+        msg_id: bytes | None = None,
+        correl_id: bytes | None = None,
+    ) -> Message:
+        """Destructive get (the first message with ``msg_id`` and ``correl_id``, each if given and not
+        all nulls); NoMessageAvailable after ``wait`` s (``WAIT_UNLIMITED``: for ever)."""
         ...
 
-    def browse_first(self, *, msg_id: bytes | None = None) -> Message:
-        """Browse the first message (the first with ``msg_id``, if given), leaving it on the queue;
-        NoMessageAvailable when there is none."""
+    def browse_first(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None) -> Message:
+        """Browse the first message (the first with ``msg_id`` and ``correl_id``, if given), leaving it
+        on the queue; NoMessageAvailable when there is none."""
         ...
 
-    def browse_next(self) -> Message:
-        """Browse the message after the last one browsed; NoMessageAvailable at the end."""
+    def browse_next(self, *, msg_id: bytes | None = None, correl_id: bytes | None = None) -> Message:
+        """Browse the message after the last one browsed (the next with ``msg_id`` and ``correl_id``,
+        if given); NoMessageAvailable at the end."""
         ...
 
     def close(self) -> None:
@@ -151,15 +207,20 @@ class QueueManager(Protocol):
         ...
 
     def depth(self, queue: str) -> int:
-        """MQINQ CURDEPTH: messages on the queue, counting uncommitted puts and not uncommitted gets."""
+        """MQINQ CURDEPTH of a local queue: messages on it, counting uncommitted puts and not
+        uncommitted gets (MQRC 2068 on an alias, as on MQ: not an existence check)."""
         ...
 
     def backout_settings(self, queue: str) -> BackoutSettings:
-        """The queue's BOTHRESH and BOQNAME (MQINQ)."""
+        """The local queue's BOTHRESH and BOQNAME (MQINQ; MQRC 2068 on an alias, 2035 without +inq)."""
+        ...
+
+    def max_uncommitted(self) -> int:
+        """MQINQ MaxUncommittedMsgs (MAXUMSGS): messages a unit of work may get and put (2024 beyond)."""
         ...
 
     def resolve(self, queue: str) -> str:
-        """The local queue an alias resolves to (the name itself for a local queue)."""
+        """The queue an alias names (MQINQ MQCA_BASE_Q_NAME); the name itself for a local queue."""
         ...
 
     def close(self) -> None:

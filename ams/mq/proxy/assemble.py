@@ -178,19 +178,21 @@ def _side_problems(route: Route, config: ServiceConfig, key: str) -> list[str]:
 
 
 def _queue_problems(route: Route, config: ServiceConfig, source_qm: QueueManager, target_qm: QueueManager) -> list[str]:
-    """The queues must exist: the source, the target, the backout queue, and the ledger's."""
-    wanted: list[tuple[QueueManager, str, tuple[str, ...]]] = [
-        (source_qm, route.source.queue, ("source", "queue")),
-        (target_qm, route.target.queue, ("target", "queue")),
+    """The queues must open for what the route does with them (MQOPEN: an alias or a remote queue
+    is as good as a local one, where an inquiry of CURDEPTH would fail with 2068): the source for
+    input, the target and the backout queue for output, the ledger for output and browse."""
+    wanted: list[tuple[QueueManager, str, dict[str, bool], tuple[str, ...]]] = [
+        (source_qm, route.source.queue, {"input": True}, ("source", "queue")),
+        (target_qm, route.target.queue, {"output": True}, ("target", "queue")),
     ]
     if route.backout_queue:
-        wanted.append((source_qm, route.backout_queue, ("backout_queue",)))
+        wanted.append((source_qm, route.backout_queue, {"output": True}, ("backout_queue",)))
     if not route.one_queue_manager:
-        wanted.append((target_qm, route.ledger_queue, ("ledger_queue",)))
+        wanted.append((target_qm, route.ledger_queue, {"output": True, "browse": True}, ("ledger_queue",)))
     problems = []
-    for qm, queue, keys in wanted:
+    for qm, queue, modes, keys in wanted:
         try:
-            qm.depth(queue)
+            qm.open(queue, **modes).close()
         except AmsError as error:
             problems.append(f"{_where(route, config, *keys)}: {error.message}")
     return problems

@@ -24,6 +24,7 @@ with ``signer_property`` the original signer's DN is added as an MQRFH2 ``usr`` 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -37,6 +38,8 @@ from ams.mq.protected import AlreadyDelivered, PoisonMessageError, ProtectedMess
 from ams.mq.proxy.events import ProxyEvent
 from ams.mq.rfh2 import with_usr_property
 from ams.mq.transport import Message, MQError, NoMessageAvailable
+
+log = logging.getLogger(__name__)
 
 # MQ reasons that say the route, not the message, is in trouble: the unit of work is backed out
 # and RouteUnavailable raised, so that a worker waits instead of wearing out every message's
@@ -96,6 +99,29 @@ class _Batch:
     started: float = attrs.field(factory=time.monotonic)
 
 
+# messages a moved one holds under syncpoint on each connection at most: its get and a put to the
+# error or backout queue on the source; its put and its ledger entry on the target (one of each on one)
+_UNCOMMITTED_PER_MESSAGE = 2
+
+
+def _bounded(batch_size: int, source: ProtectedQueueManager, target: ProtectedQueueManager, route: str) -> int:
+    """``batch_size``, lowered to what the queue managers' MaxUncommittedMsgs (inquired) allow: a
+    batch beyond it fails with 2024 at the same message every time, and always backs out."""
+    limit = min(source.qm.max_uncommitted(), target.qm.max_uncommitted()) // _UNCOMMITTED_PER_MESSAGE
+    if batch_size <= limit:
+        return batch_size
+    log.warning(
+        "route %s: batches of %d messages would hold up to %d under syncpoint, over the queue manager's "
+        "MaxUncommittedMsgs (%d): moving %d per unit of work (or ALTER QMGR MAXUMSGS)",
+        route,
+        batch_size,
+        batch_size * _UNCOMMITTED_PER_MESSAGE,
+        limit * _UNCOMMITTED_PER_MESSAGE,
+        max(1, limit),
+    )
+    return max(1, limit)
+
+
 class ReprotectionProxy:
     """Moves messages from ``source_queue`` (read as the source's identity) to ``target_queue``.
 
@@ -129,7 +155,7 @@ class ReprotectionProxy:
         self.source, self.target = source, target
         self.source_queue, self.target_queue = source_queue, target_queue
         self.route = route or f"{source_queue}->{target_queue}"
-        self.batch_size, self.batch_seconds = batch_size, batch_seconds
+        self.batch_size, self.batch_seconds = _bounded(batch_size, source, target, self.route), batch_seconds
         self._one_unit = source.qm is target.qm
         if ledger is not None and self._one_unit:
             raise ConfigurationError("a delivery ledger is for two queue managers: on one, delivery is exactly once")

@@ -244,7 +244,8 @@ class ProxyService:
                 qm = self._depth_connections.get(route.source.qm_key)
                 if qm is None:
                     qm = self._depth_connections[route.source.qm_key] = connect(route.source.qm, appl_name="ams proxy")
-                self.metrics.depth.labels(route.name).set(qm.depth(route.source.queue))
+                # CURDEPTH of an alias is 2068 on MQ: ask the queue it names
+                self.metrics.depth.labels(route.name).set(qm.depth(qm.resolve(route.source.queue)))
             except AmsError:
                 self._depth_connections.pop(route.source.qm_key, None)
 
