@@ -90,6 +90,7 @@ def test_policy_diff_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 def test_qm_show_speaks_mqsc_in_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     qm = ["--qm", str(tmp_path / "admin.sqlite")]
+    assert main(["qm", "create", *qm]) == 0
     assert main(["qm", "define", "APP.Q", "--bothresh", "3", "--boqname", "APP.BOQ", "--maxdepth", "10", *qm]) == 0
     assert main(["qm", "define", "APP.BOQ", "--defpsist", "yes", "--noshare", *qm]) == 0
     assert main(["qm", "alias", "APP.ALIAS", "APP.Q", *qm]) == 0

@@ -33,7 +33,7 @@ URL = "mq://127.0.0.1(1414)/TESTQM?channel=TEST.SVRCONN"
 @pytest.fixture
 def pymqi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedQueueManager]:
     """The stand-in installed as pymqi over a fresh queue manager TESTQM."""
-    manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM"))
+    manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM", create=True))
     fake_pymqi.MANAGERS["TESTQM"] = manager
     fake_pymqi.forget_connections()
     monkeypatch.setitem(sys.modules, "pymqi", fake_pymqi)

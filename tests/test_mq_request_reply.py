@@ -205,7 +205,7 @@ def test_ams_get_selects_by_correl_id_and_msg_id(
     tmp_path: Path, pki: Pki, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     qm = tmp_path / "qm.sqlite"
-    manager = EmbeddedQueueManager(qm)
+    manager = EmbeddedQueueManager(qm, create=True)
     manager.define_queue("Q")
     connection = manager.connect("app")
     ids = [connection.put1("Q", MQMD(correl_id=b"\x01\x02%c" % n), b"message %d" % n).msg_id for n in range(3)]

@@ -135,7 +135,7 @@ def test_the_commands_pay_for_a_bad_block_what_a_wrong_key_costs(
     policies.mkdir()
     (policies / "PRIV.Q.spl").write_text(f'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "{pki.dn("bob")}"\n')
     qm_path = tmp_path / "qm.sqlite"
-    qm = EmbeddedQueueManager(qm_path, name="QM").connect("attacker")
+    qm = EmbeddedQueueManager(qm_path, name="QM", create=True).connect("attacker")
     keys = ["--keystore-conf", str(conf)]
     probes = _probes(pki, message)
     dead_letter = MQDLH.for_message(2063, "PRIV.Q", "QM", MQMD(format=" " * 8)).pack(546)

@@ -139,8 +139,8 @@ def test_a_ca_bundle_owned_by_another_user_is_reported(
 
 def test_a_queue_manager_file_others_can_read_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "ams-qm.sqlite"
-    EmbeddedQueueManager(path).close()  # the twin: created by ams, 0600, opened again
-    EmbeddedQueueManager(path).close()
+    EmbeddedQueueManager(path, create=True).close()  # the twin: created by ams, 0600, opened again
+    EmbeddedQueueManager(path, create=True).close()
     for mode in (0o640, 0o604, 0o666):
         os.chmod(path, mode)
         with pytest.raises(ams.errors.ConfigurationError, match=f"chmod 600 {path}"):
@@ -148,12 +148,12 @@ def test_a_queue_manager_file_others_can_read_is_refused(tmp_path: Path, capsys:
         assert main(["qm", "show", "--qm", str(path)]) == 2
         assert f"chmod 600 {path}" in capsys.readouterr().err
     os.chmod(path, 0o600)
-    EmbeddedQueueManager(path).close()
+    EmbeddedQueueManager(path, create=True).close()
 
 
 def test_a_planted_wal_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "ams-qm.sqlite"
-    EmbeddedQueueManager(path).close()
+    EmbeddedQueueManager(path, create=True).close()
     wal = Path(f"{path}-wal")
     wal.write_bytes(b"")
     os.chmod(wal, 0o666)
@@ -164,7 +164,7 @@ def test_a_planted_wal_file_is_refused(tmp_path: Path) -> None:
 @as_root
 def test_a_queue_manager_file_another_user_owns_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "ams-qm.sqlite"
-    EmbeddedQueueManager(path).close()
+    EmbeddedQueueManager(path, create=True).close()
     os.chown(path, STRANGER, -1)
     with pytest.raises(ams.errors.ConfigurationError, match="chown"):
         EmbeddedQueueManager(path)
@@ -213,7 +213,7 @@ def test_doctor_reports_a_queue_manager_file_others_can_read(
 ) -> None:
     conf, _ = _pem_world(pki, tmp_path / "keys")
     path = tmp_path / "ams-qm.sqlite"
-    EmbeddedQueueManager(path).close()
+    EmbeddedQueueManager(path, create=True).close()
     assert main(["doctor", "--keystore-conf", str(conf), "--qm", str(path)]) == 0  # the twin: as ams made it
     assert "queue manager file" not in capsys.readouterr().out
     os.chmod(path, 0o644)

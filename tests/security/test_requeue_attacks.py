@@ -36,7 +36,7 @@ def world(tmp_path: Path, pki: Pki) -> Path:
     from ams.pki import write_user_keystore
 
     write_user_keystore(tmp_path / "bob", "bob", pki.users["bob"], [pki.ca.certificate])
-    qm = EmbeddedQueueManager(tmp_path / "qm.sqlite", name="QM")
+    qm = EmbeddedQueueManager(tmp_path / "qm.sqlite", name="QM", create=True)
     qm.define_queue("PAY.Q")
     qm.define_queue("PLAIN.Q")
     connection = qm.connect("admin")
