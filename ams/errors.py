@@ -273,6 +273,13 @@ class UnauthorisedSignerError(SecurityError):
         self.signer = signer
 
 
+class ForgedPropertyError(SecurityError):
+    """A message already carries the message property a re-protection proxy sets itself (the
+    original signer's DN): a reader could take the sender's copy for the proxy's."""
+
+    code = "forged_property"
+
+
 class NotARecipientError(SecurityError):
     """The message was not encrypted for this identity."""
 

@@ -48,6 +48,7 @@ class Properties:
     encoding: int
     ccsid: int
     payload_offset: int
+    complete: bool = True  # False: reading stopped at its bound (1,000 properties, 32 levels) before the end
 
 
 def deliver(md: MQMD, body: bytes, propctl: str) -> tuple[MQMD, bytes]:
@@ -112,16 +113,18 @@ def read_properties(md: MQMD, body: bytes) -> Properties:
     read); at most 1,000 per message, so a hostile header costs work in proportion to its size."""
     headers = _leading_rfh2(md, body)
     folders: dict[str, dict[str, str]] = {}
-    count = 0
+    count, complete = 0, True
     for header in headers:
         for text in header.texts:
-            for folder, name, value in _leaves(text.decode(_charset(header.ccsid), "replace"), _MAX_PROPERTIES - count):
+            leaves, read_whole = _leaves(text.decode(_charset(header.ccsid), "replace"), _MAX_PROPERTIES - count)
+            complete = complete and read_whole
+            for folder, name, value in leaves:
                 folders.setdefault(folder, {})[name] = value
                 count += 1
     if not headers:
         return Properties({}, md.format, md.encoding, md.ccsid, 0)
     last = headers[-1]
-    return Properties(folders, last.format, last.encoding, last.ccsid, last.end)
+    return Properties(folders, last.format, last.encoding, last.ccsid, last.end, complete)
 
 
 def _charset(ccsid: int) -> str:
@@ -129,14 +132,16 @@ def _charset(ccsid: int) -> str:
     return "utf-16-be" if ccsid in (1200, 13488, 17584) else "utf-8"
 
 
-def _leaves(text: str, limit: int = _MAX_PROPERTIES) -> list[tuple[str, str, str]]:
+def _leaves(text: str, limit: int = _MAX_PROPERTIES) -> tuple[list[tuple[str, str, str]], bool]:
     """``(folder, dotted name, value)`` for each leaf element inside the folder elements of ``text``:
     at most ``limit``, and none nested deeper than 32 (reading stops there), so the work stays in
-    proportion to the text."""
+    proportion to the text; and whether the text was read to its end."""
     opened: list[str] = []
     found: list[tuple[str, str, str]] = []
     position = 0
-    while len(found) < limit and len(opened) <= _MAX_DEPTH:
+    while True:
+        if len(found) >= limit or len(opened) > _MAX_DEPTH:
+            return found, False
         leaf = _LEAF.match(text, position)
         if leaf is not None and opened:
             name = ".".join([*opened[1:], leaf.group(1)])
@@ -145,11 +150,10 @@ def _leaves(text: str, limit: int = _MAX_PROPERTIES) -> list[tuple[str, str, str
             continue
         tag = _TAG.search(text, position)
         if tag is None:
-            return found
+            return found, True
         closing, name, empty = tag.groups()
         if closing and opened:
             opened.pop()
         elif not closing and not empty:
             opened.append(name)
         position = tag.end()
-    return found

@@ -348,6 +348,7 @@ class ProtectedQueue:
         msg_id: bytes | None = None,
         correl_id: bytes | None = None,
         seen: Callable[[Message], bool] | None = None,
+        check: Callable[[ProtectedMessage], None] | None = None,
     ) -> ProtectedMessage:
         """Get and unprotect, inside a unit of work so that no failure loses the message.
 
@@ -365,7 +366,9 @@ class ProtectedQueue:
         uncommitted work (commit or back it out first). ``seen``: asked first of a redelivered
         message (BackoutCount above 0) as it was on the queue; True means the caller handled it
         before (a proxy's delivery ledger), and AlreadyDelivered is raised with the message got
-        in the unit of work, before any backout threshold could move it aside.
+        in the unit of work, before any backout threshold could move it aside. ``check``: a rule of
+        the caller's own, run on the unprotected message; a SecurityError it raises refuses the
+        message as AMS's own checks do (moved to the error queue, the error raised).
         """
         if not syncpoint and self.manager.pending:
             raise UsageError(
@@ -382,7 +385,7 @@ class ProtectedQueue:
         self.last_md = message.md
         self.manager.pending = True
         try:
-            outcome = self._settle(message, seen)
+            outcome = self._settle(message, seen, check)
             if not syncpoint:
                 self.manager.commit()
         except BaseException as error:
@@ -391,7 +394,12 @@ class ProtectedQueue:
             raise outcome
         return outcome
 
-    def _settle(self, message: Message, seen: Callable[[Message], bool] | None) -> ProtectedMessage | AmsError:
+    def _settle(
+        self,
+        message: Message,
+        seen: Callable[[Message], bool] | None,
+        check: Callable[[ProtectedMessage], None] | None = None,
+    ) -> ProtectedMessage | AmsError:
         """The message delivered, or the error to raise once it was moved (in the unit of work)."""
         if self.backout is None:
             self.backout = self.manager.backout_settings(self.name)
@@ -407,7 +415,10 @@ class ProtectedQueue:
             )
             return self.manager.move_aside(self.name, message, self.backout)
         try:
-            return self._unprotect(message)
+            delivered = self._unprotect(message)
+            if check is not None:
+                check(delivered)
+            return delivered
         except SecurityError as error:
             where = self._move_refused(message, error)
             error.add_note(f"the message was moved to {where}")

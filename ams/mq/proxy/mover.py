@@ -31,9 +31,10 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from ams.dn import DistinguishedName
-from ams.errors import AmsError, ConfigurationError, InternalError, SecurityError
+from ams.errors import AmsError, ConfigurationError, ForgedPropertyError, InternalError, SecurityError
 from ams.mq.ledger import DeliveryLedger
 from ams.mq.mqmd import MQMD
+from ams.mq.properties import read_properties
 from ams.mq.protected import AlreadyDelivered, PoisonMessageError, ProtectedMessage, ProtectedQueueManager
 from ams.mq.proxy.events import ProxyEvent
 from ams.mq.rfh2 import with_usr_property
@@ -206,7 +207,8 @@ class ReprotectionProxy:
         started = time.monotonic()
         try:
             seen = self._delivered_before if self.ledger is not None else None
-            message = self._in.get(wait=wait, syncpoint=True, seen=seen)
+            check = self._no_forged_signer if self.signer_property else None
+            message = self._in.get(wait=wait, syncpoint=True, seen=seen, check=check)
         except NoMessageAvailable:
             return False
         except AlreadyDelivered:  # in the ledger: its get goes with this unit of work, and no put
@@ -240,6 +242,29 @@ class ReprotectionProxy:
                 raise RouteUnavailable(f"putting to {self.target_queue}: {reason_of(error)}") from None
             raise _BackedOut(error, started, message.md) from None
         return True
+
+    def _no_forged_signer(self, message: ProtectedMessage) -> None:
+        """Refuse a message that already carries the property this route sets to the verified
+        signer's DN. MQRFH2 headers travel in the clear, outside AMS's protection, so anyone on the
+        way can add one; and which of two same-named properties a reader sees is the queue
+        manager's to decide when it re-renders the headers, so the proxy's must be the only one."""
+        name = self.signer_property
+        assert name is not None  # asked only of a route that sets the property
+        properties = read_properties(message.md, message.body)
+        carried = properties.folders.get("usr", {})
+        if not properties.complete:  # more than can be read within bounds: a copy could hide past them
+            raise ForgedPropertyError(
+                f"message on {self.source_queue} carries more message properties than this route reads (1,000, "
+                f"nested at most 32 deep), so it cannot tell whether one of them poses as usr.{name}, the "
+                "property it sets to the verified signer's DN: refused; send fewer properties"
+            )
+        if name.lower() in {n.lower() for n in carried}:  # property names differ by case only: refused too
+            raise ForgedPropertyError(
+                f"message on {self.source_queue} already carries the property usr.{name}, which this route sets "
+                "to the verified signer's DN: refused so that no reader can take that copy for the proxy's. Remove "
+                "the property at the sender (or anyone adding it on the way), or give the route another "
+                "signer_property"
+            )
 
     def _delivered_before(self, message: Message) -> bool:
         """Whether a redelivered message is in the ledger: asked before its backout count could move
