@@ -23,6 +23,7 @@ from ams.testing.conformance.peers import BUILTIN
 from ams.testing.conformance.properties import BY_NAME, PROPERTIES, Property
 from ams.testing.conformance.protocol import PLACEHOLDERS, Capabilities, PeerSpec, Template
 from ams.testing.conformance.report import SKIPPED, PropertyResult
+from ams.testing.conformance.sandbox import printable
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -196,7 +197,7 @@ class TerminalProgress:
         detail = (
             result.reason if result.status == SKIPPED else f"{result.examples} peer call(s), {result.seconds:.1f} s"
         )
-        print(f"  {result.status:<8} {result.name:<32} {detail}", file=self.stream, flush=True)
+        print(printable(f"  {result.status:<8} {result.name:<32} {detail}"), file=self.stream, flush=True)
 
     def _live(self, text: str) -> None:
         if self.live:

@@ -34,7 +34,7 @@ ALL = (QoP.INTEGRITY, QoP.PRIVACY, QoP.CONFIDENTIALITY)
 class Check(enum.Enum):
     """What a step's outcome must be."""
 
-    REFUSE = "refuse"  # the peer refuses (exits non-zero)
+    REFUSE = "refuse"  # the peer refuses (exits 1-125: a crash is no refusal)
     ACCEPT = "accept"  # the peer unprotects and writes the original body
     READABLE = "readable"  # the peer protects, and every reader of ours gets the original body back
     STRICT = "strict"  # the peer protects exactly as AMS writes, and our strictest reader accepts it

@@ -5,7 +5,8 @@ template is split into words once, as a POSIX shell would split it; then each pl
 replaced *inside its word*, so a value is always exactly one argument (or, for the repeated
 placeholders, one per recipient) and no shell ever sees it. The peer runs with a timeout, in the
 case's working directory, without standard input. Exit status 0 means done and the output file
-holds the result; any other status means refused.
+holds the result; 1 to 125 mean refused; anything else (126 and 127: it could not be run; 128 and
+over, or a signal: it crashed) and a timeout fail the case.
 
 ``{recipient_cert}`` and ``{recipient_dn}`` repeat: a word holding one is written once per
 recipient (``--to={recipient_cert}``, or a bare ``{recipient_cert}`` for positional arguments),
@@ -15,13 +16,10 @@ and ``}}`` are literal braces.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import UsageError
 from ams.policy.model import Policy
 from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
+from ams.testing.conformance.sandbox import CaseDirectory, printable, run_bounded
 from ams.testing.conformance.world import World
 
 MIB = 1 << 20
@@ -304,31 +303,59 @@ class Request:
         )
 
 
+REFUSED = range(1, 126)  # 126, 127: the command could not be run; 128 + N: a shell's report of signal N
+
+
 @attrs.frozen
 class Outcome:
-    """What a peer did: its exit status (None when it timed out) and, after exit 0, what it wrote."""
+    """What a peer did: its exit status (None when it timed out, minus N when signal N killed it),
+    after exit 0 what it wrote, and what the kit refused to take from it (``problem``)."""
 
     status: int | None
     output: bytes | None = attrs.field(default=None, repr=False)
     stderr: str = ""
     command: tuple[str, ...] = ()
     seconds: float = 0.0
+    problem: str = ""  # e.g. {out} is a link, or over the size cap: the case fails whatever it checks
 
     @property
     def accepted(self) -> bool:
-        """Exit status 0: the peer did what was asked."""
-        return self.status == 0
+        """Exit status 0, and nothing the kit refused: the peer did what was asked."""
+        return self.status == 0 and not self.problem
+
+    @property
+    def refused(self) -> bool:
+        """Exit status 1-125: a refusal (a signal, a status over 125 or a timeout is a crash, not a refusal)."""
+        return self.status in REFUSED and not self.problem
 
     def describe(self) -> str:
-        """The outcome in words, with the end of the peer's standard error."""
+        """The outcome in words, with the end of the peer's standard error (escaped)."""
+        said = f": {printable(self.stderr.strip()[-600:])}" if self.stderr.strip() else ""
+        if self.problem:
+            return f"{self.problem}{said}"
         if self.status is None:
             return f"no answer within {self.seconds:.0f} s (the peer was stopped)"
-        said = f": {self.stderr.strip()[-600:]}" if self.stderr.strip() else ""
+        if self.status < 0:
+            return f"crashed: killed by {_signal_name(-self.status)}, which is no refusal{said}"
+        if self.status in (126, 127):
+            return f"could not be run (exit {self.status}: not found or not executable){said}"
+        if self.status >= 128:
+            return (
+                f"crashed (exit {self.status}, as a shell reports a command killed by "
+                f"{_signal_name(self.status - 128)}), which is no refusal{said}"
+            )
         if self.status != 0:
             return f"refused (exit {self.status}){said}"
         if self.output is None:
             return f"exit 0 but the output file was not written{said}"
         return f"done (exit 0), wrote {len(self.output):,} bytes"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def placeholder_values(request: Request, world: World, workdir: Path) -> dict[str, str | list[str]]:
@@ -360,40 +387,23 @@ def placeholder_values(request: Request, world: World, workdir: Path) -> dict[st
     }
 
 
-def write_case_files(request: Request, world: World, workdir: Path) -> None:
-    """The input file and the policy directory a command peer reads."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "in.bin").write_bytes(request.data)
-    policies = workdir / "policies"
-    policies.mkdir(exist_ok=True)
-    (policies / "policy.spl").write_text(request.policy(world).to_setmqspl("QM") + "\n", encoding="utf-8")
+def write_case_files(request: Request, world: World, case: CaseDirectory) -> None:
+    """The input file and the policy directory a command peer reads, in the kit's new directory."""
+    case.write("in.bin", request.data)
+    with case.subdirectory("policies") as policies:
+        policies.write("policy.spl", (request.policy(world).to_setmqspl("QM") + "\n").encode("utf-8"))
 
 
 def run_command(args: list[str], workdir: Path, timeout: float) -> Outcome:
-    """Run ``args`` (no shell) in ``workdir`` within ``timeout`` seconds; read ``out.bin`` after exit 0."""
-    output_file = workdir / "out.bin"
-    output_file.unlink(missing_ok=True)
-    started = time.monotonic()
-    try:
-        process = subprocess.Popen(
-            args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group, so that a timeout stops its children too
-        )  # fmt: skip
-    except OSError as error:
-        return Outcome(127, None, f"cannot run {args[0]!r}: {error.strerror or error}", tuple(args))
-    try:
-        _, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop(process)
-        return Outcome(None, None, "", tuple(args), time.monotonic() - started)
-    seconds = time.monotonic() - started
-    output = output_file.read_bytes() if process.returncode == 0 and output_file.is_file() else None
-    return Outcome(process.returncode, output, stderr.decode("utf-8", "replace")[-4000:], tuple(args), seconds)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        process.kill()
-    process.communicate()
+    """Run ``args`` (no shell) in ``workdir`` within ``timeout`` seconds; read ``out.bin`` after exit 0
+    (only a regular file, within :data:`~ams.testing.conformance.sandbox.OUTPUT_CAP`)."""
+    with CaseDirectory.open(workdir) as case:
+        try:
+            finished = run_bounded(args, workdir, timeout)
+        except OSError as error:
+            return Outcome(127, None, f"cannot run {args[0]!r}: {error.strerror or error}", tuple(args))
+        stderr = printable(finished.stderr.decode("utf-8", "replace")[-4000:])
+        output, problem = case.read("out.bin") if finished.status == 0 else (None, "")
+    if problem:
+        problem = f"exit 0, but the kit did not take its output: {problem}"
+    return Outcome(finished.status, output, stderr, tuple(args), finished.seconds, problem)

@@ -21,6 +21,8 @@ from typing import Any
 
 import attrs
 
+from ams.testing.conformance.sandbox import printable
+
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
 
@@ -94,7 +96,7 @@ class Report:
             "",
             f"{counts[FAILED]} failed, {counts[PASSED]} passed, {counts[SKIPPED]} skipped in {self.seconds:.1f} s",
         ]
-        return "\n".join(lines) + "\n"
+        return "\n".join(printable(line) for line in lines) + "\n"  # a peer's words cannot fake a line
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON values."""
@@ -113,7 +115,7 @@ class Report:
         counts = self.counts()
         suite = ElementTree.Element(
             "testsuite",
-            name=f"ams conformance ({self.peer})",
+            name=printable(f"ams conformance ({self.peer})"),
             tests=str(len(self.results)),
             failures=str(counts[FAILED]),
             skipped=str(counts[SKIPPED]),
@@ -124,15 +126,16 @@ class Report:
             case = ElementTree.SubElement(
                 suite,
                 "testcase",
-                classname=f"ams.conformance.{self.peer}",
+                classname=printable(f"ams.conformance.{self.peer}"),
                 name=result.name,
                 time=f"{result.seconds:.3f}",
             )
             if result.status == SKIPPED:
-                ElementTree.SubElement(case, "skipped", message=result.reason)
+                ElementTree.SubElement(case, "skipped", message=printable(result.reason))
             elif result.failure is not None:
-                element = ElementTree.SubElement(case, "failure", message=f"found: {result.failure.found}"[:500])
-                element.text = "\n".join(_failure_lines(result, result.failure))
+                found = printable(f"found: {result.failure.found}")[:500]
+                element = ElementTree.SubElement(case, "failure", message=found)
+                element.text = "\n".join(printable(line) for line in _failure_lines(result, result.failure))
         text: str = ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)
         return text + "\n"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import secrets
 import shlex
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -33,6 +32,14 @@ from ams.testing.conformance.peers import Peer, make_peer
 from ams.testing.conformance.properties import BY_NAME, PROPERTIES, Case, Check, Property, Step, build_step
 from ams.testing.conformance.protocol import Capabilities, Outcome, PeerSpec
 from ams.testing.conformance.report import FAILED, PASSED, SKIPPED, Failure, PropertyResult, Report
+from ams.testing.conformance.sandbox import (
+    CaseDirectory,
+    UnsafeDirectoryError,
+    copy_tree,
+    fresh_directory,
+    printable,
+    remove_tree,
+)
 from ams.testing.conformance.world import INVALID_SIGNERS, UNTRUSTED_SIGNERS, World
 from ams.testing.headers import ClearChain
 from ams.testing.mutations import MUTATION_KINDS
@@ -90,7 +97,8 @@ def run_conformance(
     options = attrs.evolve(options, output=options.output.resolve())  # the peer runs in another directory
     chosen_seed = options.seed if options.seed is not None else secrets.randbelow(2**32)
     options.output.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(options.output / "failures", ignore_errors=True)  # an earlier run's would read as this one's
+    fresh_directory(options.output / "failures")  # an earlier run's would read as this one's
+    fresh_directory(options.output / "work")  # an earlier (interrupted) run's may hold the peer's links
     (options.output / "peer.json").write_text(json.dumps(spec.to_json(), indent=2), encoding="utf-8")
     world = world or World.create(options.output / "world", key_bits=options.key_bits)
     peer = make_peer(spec)
@@ -107,7 +115,7 @@ def run_conformance(
         if progress is not None:
             progress.finished(result)
         results.append(result)
-    shutil.rmtree(options.output / "work", ignore_errors=True)
+    remove_tree(options.output / "work")
     seconds = time.monotonic() - started
     not_covered = tuple(spec.capabilities.not_covered())
     report = Report(spec.name, chosen_seed, options.max_examples, options.output, tuple(results), seconds, not_covered)
@@ -170,8 +178,7 @@ def _run_property(
         return PropertyResult(prop.name, prop.summary, SKIPPED, reason=reason)
     started = time.monotonic()
     state = _State(options.shrink_time)
-    work = options.output / "work" / prop.name
-    shutil.rmtree(work, ignore_errors=True)
+    work = fresh_directory(options.output / "work" / prop.name)
     test = _hypothesis_test(prop, peer, world, options, chosen_seed, state, work, progress)
     try:
         with warnings.catch_warnings():
@@ -181,7 +188,7 @@ def _run_property(
         failure = _save_failure(prop, peer, world, failed, options.output / "failures" / prop.name)
         return PropertyResult(prop.name, prop.summary, FAILED, state.calls, time.monotonic() - started, "", failure)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
     return PropertyResult(prop.name, prop.summary, PASSED, state.calls, time.monotonic() - started)
 
 
@@ -225,7 +232,7 @@ def _hypothesis_test(
         outcome = peer.run(step.request, world, workdir)
         verdict = _judge(step, outcome, world)
         if verdict.passed:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_tree(workdir)
             return
         failed = _Failed(case, step, outcome, verdict, workdir)
         state.failures[key] = failed
@@ -246,8 +253,14 @@ def _judge(step: Step, outcome: Outcome, world: World) -> Verdict:
 
 def _save_failure(prop: Property, peer: Peer, world: World, failed: _Failed, target: Path) -> Failure:
     """The minimal failure's files under ``target``, with the peer's command re-aimed at them."""
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(failed.workdir, target)
+    remove_tree(target)
+    try:
+        with CaseDirectory.open(failed.workdir) as case:
+            skipped = copy_tree(case, target)  # no link followed: the peer's links are left out
+    except UnsafeDirectoryError as error:
+        target.mkdir()
+        skipped = [str(error)]
+    remove_tree(target / "world")  # the peer's, if it wrote one: ours replaces it
     saved_world = world.copy_to(target / "world")
     step = failed.step
     (target / "payload.bin").write_bytes(step.expected)
@@ -269,9 +282,11 @@ def _save_failure(prop: Property, peer: Peer, world: World, failed: _Failed, tar
         (target / "replay.sh").write_text(
             "#!/bin/sh\n# the peer's step, as the kit ran it\n" + shlex.join(command) + "\n"
         )
+    left_out = f"not copied from the peer's directory: {'; '.join(skipped)}\n" if skipped else ""
     (target / "failure.txt").write_text(
-        f"{prop.name}: {prop.summary}\ncounterexample: {failure.case}\nexpected: {failure.expected}\n"
-        f"found: {failure.found}\nreplay: {failure.replay}\n",
+        printable(f"{prop.name}: {prop.summary}") + f"\ncounterexample: {printable(failure.case)}\n"
+        f"expected: {printable(failure.expected)}\nfound: {printable(failure.found)}\n"
+        f"replay: {printable(failure.replay)}\n{left_out}",
         encoding="utf-8",
     )
     return failure
