@@ -183,7 +183,15 @@ def test_self_conformance_in_process(world: World, tmp_path: Path) -> None:
     suite = ElementTree.parse(tmp_path / "junit.xml").getroot()
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("9", "0", "0")
     assert json.loads((tmp_path / "report.json").read_text())["ok"] is True
-    assert "0 failed, 9 passed, 0 skipped" in (tmp_path / "report.txt").read_text()
+    text = (tmp_path / "report.txt").read_text()
+    assert "0 failed, 9 passed, 0 skipped" in text
+    coverage = json.loads((tmp_path / "report.json").read_text())["coverage"]
+    assert set(coverage["counts"]["qops"]) == {"integrity", "privacy", "confidentiality"}
+    assert sum(coverage["counts"]["qops"].values()) == 9 * 12  # every peer call of every property
+    assert "coverage (peer calls per value" in text and "  tamper classes" in text
+    for dimension, values in coverage["never"].items():  # what was never drawn is said, and is really absent
+        assert all(not coverage["counts"][dimension].get(v) for v in values)
+        assert not values or f"never exercised: {', '.join(values)}" in text
 
 
 def test_a_peer_that_unprotects_nothing_proves_nothing_by_refusing(world: World, tmp_path: Path) -> None:

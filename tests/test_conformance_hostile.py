@@ -285,3 +285,36 @@ def test_a_crash_or_a_signal_is_no_refusal(
 def test_a_timeout_is_no_refusal(world: World) -> None:
     outcome = Outcome(None, seconds=1.0)
     assert not outcome.refused and not outcome.accepted
+
+
+# -- 8: every kind of failure keeps its own counterexample, and the right side is blamed -------------------------------
+
+TWO_FAULTS_PEER = """
+import os, signal, sys
+if os.path.getsize("in.bin") > 3000:
+    os.kill(os.getpid(), signal.SIGSEGV)  # a crash on big messages...
+open("out.bin", "wb").write(b"wrong")  # ...and a wrong body on all the others
+"""
+
+
+def test_each_kind_of_failure_is_reported_with_its_own_minimal_counterexample(tmp_path: Path, world: World) -> None:
+    spec = PeerSpec("two-faults", unprotect=_script(tmp_path, TWO_FAULTS_PEER), timeout=30)
+    options = Options(max_examples=20, seed=5, only=("roundtrip-to-peer",), output=tmp_path / "out", shrink_time=10)
+    [result] = run_conformance(spec, options, world=world).results
+    assert [f.kind for f in result.failures] == ["done", "crashed"], [f.found for f in result.failures]
+    done, crashed = result.failures
+    assert done.case.startswith("integrity SHA256; payload empty") and "the peer wrote 5 bytes" in done.found
+    assert "killed by SIGSEGV" in crashed.found and crashed.directory.name == "roundtrip-to-peer--crashed"
+    assert (crashed.directory / "in.bin").stat().st_size > 3000
+    text = (tmp_path / "out" / "report.txt").read_text()
+    assert "FAILED roundtrip-to-peer (2 kinds of failure; this one: crashed)" in text
+
+
+def test_we_refuse_tampered_blames_the_peer_for_a_message_that_is_not_ams(tmp_path: Path, world: World) -> None:
+    peer = _script(tmp_path, "open('out.bin', 'wb').write(b'PDMQ' + bytes(200))")
+    spec = PeerSpec("not-ams", protect=peer, timeout=30)
+    options = Options(max_examples=2, seed=1, only=("we-refuse-tampered",), output=tmp_path / "out", shrink_time=5)
+    [result] = run_conformance(spec, options, world=world).results
+    assert result.failure is not None
+    assert "the peer's message is not AMS's format" in result.failure.found
+    assert "refuses it even unchanged" in result.failure.found and "bug of the kit" not in result.failure.found

@@ -28,8 +28,10 @@ PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
 @attrs.frozen
 class Failure:
-    """A property's shrunk counterexample: the case, what was expected and found, and how to replay it."""
+    """A property's shrunk counterexample: its kind of failure (done wrongly, refused, crashed...), the
+    case, what was expected and found, and how to replay it."""
 
+    kind: str
     case: str
     expected: str
     found: str
@@ -54,6 +56,12 @@ class PropertyResult:
     seconds: float = 0.0
     reason: str = ""  # why it was skipped
     failure: Failure | None = None
+    more_failures: tuple[Failure, ...] = ()  # other kinds of failure, each with its counterexample
+
+    @property
+    def failures(self) -> list[Failure]:
+        """Every counterexample, the first one first."""
+        return ([self.failure] if self.failure else []) + list(self.more_failures)
 
 
 @attrs.frozen
@@ -67,6 +75,8 @@ class Report:
     results: tuple[PropertyResult, ...]
     seconds: float
     not_covered: tuple[str, ...] = ()
+    coverage: tuple[str, ...] = ()  # the coverage table's lines
+    coverage_json: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -88,9 +98,11 @@ class Report:
         lines.append("")
         for result in self.results:
             lines.append(f"  {result.status.upper():<8} {result.name:<32} {_detail(result)}")
+        if self.coverage:
+            lines += ["", "coverage (peer calls per value; what the peer can do but no case tried):", *self.coverage]
         for result in self.results:
-            if result.failure is not None:
-                lines += ["", *_failure_lines(result, result.failure)]
+            for failure in result.failures:
+                lines += ["", *_failure_lines(result, failure)]
         counts = self.counts()
         lines += [
             "",
@@ -107,6 +119,7 @@ class Report:
             "seconds": round(self.seconds, 3),
             "ok": self.ok,
             "not_covered": list(self.not_covered),
+            "coverage": self.coverage_json,
             "properties": [_result_json(r) for r in self.results],
         }
 
@@ -135,7 +148,8 @@ class Report:
             elif result.failure is not None:
                 found = printable(f"found: {result.failure.found}")[:500]
                 element = ElementTree.SubElement(case, "failure", message=found)
-                element.text = "\n".join(printable(line) for line in _failure_lines(result, result.failure))
+                lines = [line for failure in result.failures for line in ["", *_failure_lines(result, failure)]]
+                element.text = "\n".join(printable(line) for line in lines[1:])
         text: str = ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)
         return text + "\n"
 
@@ -154,8 +168,9 @@ def _detail(result: PropertyResult) -> str:
 
 
 def _failure_lines(result: PropertyResult, failure: Failure) -> list[str]:
+    kinds = f" ({len(result.failures)} kinds of failure; this one: {failure.kind})" if result.more_failures else ""
     lines = [
-        f"FAILED {result.name}: {result.summary}",
+        f"FAILED {result.name}{kinds}: {result.summary}",
         f"  counterexample: {failure.case}",
         f"  expected: {failure.expected}",
         f"  found:    {failure.found}",
@@ -176,14 +191,19 @@ def _result_json(result: PropertyResult) -> dict[str, Any]:
         "reason": result.reason,
     }
     if result.failure is not None:
-        failure = result.failure
-        data["failure"] = {
-            "case": failure.case,
-            "case_values": failure.case_json,
-            "expected": failure.expected,
-            "found": failure.found,
-            "directory": str(failure.directory),
-            "replay": failure.replay,
-            "peer_command": list(failure.peer_command) if failure.peer_command else None,
-        }
+        data["failure"] = _failure_json(result.failure)
+        data["more_failures"] = [_failure_json(f) for f in result.more_failures]
     return data
+
+
+def _failure_json(failure: Failure) -> dict[str, Any]:
+    return {
+        "kind": failure.kind,
+        "case": failure.case,
+        "case_values": failure.case_json,
+        "expected": failure.expected,
+        "found": failure.found,
+        "directory": str(failure.directory),
+        "replay": failure.replay,
+        "peer_command": list(failure.peer_command) if failure.peer_command else None,
+    }

@@ -28,6 +28,7 @@ from ams.errors import AmsDeprecationWarning, UsageError
 from ams.mqconstants import MQENC_NATIVE
 from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
 from ams.testing.conformance.checks import Verdict, evaluate
+from ams.testing.conformance.coverage import Coverage
 from ams.testing.conformance.peers import Peer, make_peer
 from ams.testing.conformance.properties import BY_NAME, PROPERTIES, Case, Check, Property, Step, build_step
 from ams.testing.conformance.protocol import Capabilities, Outcome, PeerSpec
@@ -62,6 +63,7 @@ class Options:
     shrink_time: float = 60.0
     key_bits: int = 2048
     junit: Path | None = None  # default: junit.xml in the output directory
+    counterexamples: int = 3  # distinct kinds of failure each property keeps, each shrunk on its own
 
 
 class Progress(Protocol):
@@ -78,11 +80,36 @@ class Progress(Protocol):
 
 
 class _Failed(Exception):
-    """Raised inside the Hypothesis test for a case whose step failed (Hypothesis then shrinks it)."""
+    """Raised inside the Hypothesis test for a case whose step failed (Hypothesis then shrinks it).
+    Each kind of failure (:func:`failure_kind`) raises its own subclass, so Hypothesis keeps and
+    shrinks one counterexample per kind rather than let the first hide the others."""
+
+    kind = ""
 
     def __init__(self, case: Case, step: Step, outcome: Outcome, verdict: Verdict, workdir: Path) -> None:
         super().__init__(verdict.found)
         self.case, self.step, self.outcome, self.verdict, self.workdir = case, step, outcome, verdict, workdir
+
+
+_FAILED_KINDS: dict[str, type[_Failed]] = {}
+
+
+def _failed_class(kind: str) -> type[_Failed]:
+    if kind not in _FAILED_KINDS:
+        _FAILED_KINDS[kind] = type(f"_Failed_{kind.replace(' ', '_')}", (_Failed,), {"kind": kind})
+    return _FAILED_KINDS[kind]
+
+
+def failure_kind(outcome: Outcome) -> str:
+    """What sort of wrong a failing outcome is: the peer did the step but wrongly (``done``),
+    ``refused``, ``crashed``, gave ``no answer``, or left output the kit would not take (``unsafe output``)."""
+    if outcome.problem:
+        return "unsafe output"
+    if outcome.status is None:
+        return "no answer"
+    if outcome.status == 0:
+        return "done"
+    return "refused" if outcome.refused else "crashed"
 
 
 def run_conformance(
@@ -104,21 +131,24 @@ def run_conformance(
     peer = make_peer(spec)
     chosen = [p for p in PROPERTIES if not options.only or p.name in options.only]
     control = _control(peer, world, options) if any(p.check is Check.REFUSE for p in chosen) else None
-    results = []
+    results, coverage = [], Coverage()
     for prop in chosen:
         if progress is not None:
             progress.started(prop)
         if control is not None and prop.check is Check.REFUSE:
             result = PropertyResult(prop.name, prop.summary, SKIPPED, reason=control)
         else:
-            result = _run_property(prop, peer, world, options, chosen_seed, progress)
+            result = _run_property(prop, peer, world, options, chosen_seed, progress, coverage)
         if progress is not None:
             progress.finished(result)
         results.append(result)
     remove_tree(options.output / "work")
     seconds = time.monotonic() - started
     not_covered = tuple(spec.capabilities.not_covered())
-    report = Report(spec.name, chosen_seed, options.max_examples, options.output, tuple(results), seconds, not_covered)
+    report = Report(
+        spec.name, chosen_seed, options.max_examples, options.output, tuple(results), seconds, not_covered,
+        tuple(coverage.table(spec.capabilities)), coverage.to_json(spec.capabilities),
+    )  # fmt: skip
     report.write(options.junit)
     return report
 
@@ -162,34 +192,77 @@ class _State:
     """One property's run: peer calls made, failures by case, when the first failure was found."""
 
     shrink_time: float
+    coverage: Coverage
+    limit: int = 3
     calls: int = 0
     failures: dict[str, _Failed] = attrs.field(factory=dict)
+    kinds: list[str] = attrs.field(factory=list)
     first_failure: float | None = None
+
+    def failed(self, case: Case, step: Step, outcome: Outcome, verdict: Verdict, workdir: Path) -> _Failed:
+        """The failure of ``case``, of its kind's class (the first kind's once ``limit`` kinds are kept)."""
+        kind = failure_kind(outcome)
+        if kind not in self.kinds and len(self.kinds) < self.limit:
+            self.kinds.append(kind)
+        failed = _failed_class(kind if kind in self.kinds else self.kinds[0])(case, step, outcome, verdict, workdir)
+        self.failures[repr(case)] = failed
+        self.first_failure = self.first_failure or time.monotonic()
+        return failed
 
     def out_of_time(self) -> bool:
         return self.first_failure is not None and time.monotonic() - self.first_failure > self.shrink_time
 
 
 def _run_property(
-    prop: Property, peer: Peer, world: World, options: Options, chosen_seed: int, progress: Progress | None
+    prop: Property,
+    peer: Peer,
+    world: World,
+    options: Options,
+    chosen_seed: int,
+    progress: Progress | None,
+    coverage: Coverage,
 ) -> PropertyResult:
     reason = skip_reason(prop, peer.spec)
     if reason is not None:
         return PropertyResult(prop.name, prop.summary, SKIPPED, reason=reason)
     started = time.monotonic()
-    state = _State(options.shrink_time)
+    state = _State(options.shrink_time, coverage, max(1, options.counterexamples))
     work = fresh_directory(options.output / "work" / prop.name)
     test = _hypothesis_test(prop, peer, world, options, chosen_seed, state, work, progress)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AmsDeprecationWarning)
             test()
-    except _Failed as failed:
-        failure = _save_failure(prop, peer, world, failed, options.output / "failures" / prop.name)
-        return PropertyResult(prop.name, prop.summary, FAILED, state.calls, time.monotonic() - started, "", failure)
+    except (_Failed, BaseExceptionGroup) as error:
+        failures = _save_failures(prop, peer, world, _collected(error), options.output / "failures")
+        seconds, more = time.monotonic() - started, tuple(failures[1:])
+        return PropertyResult(prop.name, prop.summary, FAILED, state.calls, seconds, "", failures[0], more)
     finally:
         remove_tree(work)
     return PropertyResult(prop.name, prop.summary, PASSED, state.calls, time.monotonic() - started)
+
+
+def _collected(error: BaseException) -> list[_Failed]:
+    """The failures Hypothesis raised: one, or a group of them (one per kind); anything else goes on."""
+    if isinstance(error, _Failed):
+        return [error]
+    assert isinstance(error, BaseExceptionGroup)
+    matched, rest = error.split(_Failed)
+    if rest is not None or matched is None:
+        raise error
+    out: list[_Failed] = []
+    for item in matched.exceptions:
+        out += _collected(item)
+    return out
+
+
+def _save_failures(prop: Property, peer: Peer, world: World, faileds: list[_Failed], root: Path) -> list[Failure]:
+    """Each kind's counterexample saved: the first under ``failures/PROPERTY``, the others under
+    ``failures/PROPERTY--KIND``."""
+    order = {kind: n for n, kind in enumerate(("done", "refused", "crashed", "no answer", "unsafe output"))}
+    faileds = sorted(faileds, key=lambda f: order.get(f.kind, 9))
+    names = [prop.name] + [f"{prop.name}--{f.kind.replace(' ', '-')}" for f in faileds[1:]]
+    return [_save_failure(prop, peer, world, f, root / name) for f, name in zip(faileds, names, strict=True)]
 
 
 def _hypothesis_test(
@@ -211,33 +284,30 @@ def _hypothesis_test(
         database=database,
         phases=phases,
         suppress_health_check=list(HealthCheck),
-        report_multiple_bugs=False,
+        report_multiple_bugs=True,  # one counterexample per kind of failure (see _Failed)
         verbosity=Verbosity.quiet,
         print_blob=False,
     )
     @seed(chosen_seed)
     @given(case=case_strategy(prop, peer.spec.capabilities))
     def check(case: Case) -> None:
-        key = repr(case)
-        known = state.failures.get(key)
-        if known is not None:
-            raise known
-        if state.out_of_time():
-            return  # the shrink budget is spent: only cases known to fail still fail
-        state.calls += 1
-        if progress is not None:
-            progress.example(prop, state.calls, state.first_failure is not None)
-        workdir = work / str(state.calls)
-        step = build_step(prop, case, world)
-        outcome = peer.run(step.request, world, workdir)
-        verdict = _judge(step, outcome, world)
-        if verdict.passed:
-            remove_tree(workdir)
-            return
-        failed = _Failed(case, step, outcome, verdict, workdir)
-        state.failures[key] = failed
-        state.first_failure = state.first_failure or time.monotonic()
-        raise failed
+        failed = state.failures.get(repr(case))
+        if failed is None:
+            if state.out_of_time():
+                return  # the shrink budget is spent: only cases known to fail still fail
+            state.calls += 1
+            if progress is not None:
+                progress.example(prop, state.calls, state.first_failure is not None)
+            workdir = work / str(state.calls)
+            step = build_step(prop, case, world)
+            state.coverage.add(case, case.mutation[0] if case.mutation else None)
+            outcome = peer.run(step.request, world, workdir)
+            verdict = _judge(step, outcome, world)
+            if verdict.passed:
+                remove_tree(workdir)
+                return
+            failed = state.failed(case, step, outcome, verdict, workdir)
+        raise failed  # one place, so that Hypothesis tells failures apart by their kind alone
 
     return check
 
@@ -271,6 +341,7 @@ def _save_failure(prop: Property, peer: Peer, world: World, failed: _Failed, tar
     (target / "peer.json").write_text(json.dumps(peer.spec.to_json(), indent=2), encoding="utf-8")
     command = peer.command(step.request, saved_world, target)
     failure = Failure(
+        failed.kind,
         failed.case.describe(),
         failed.verdict.expected,
         failed.verdict.found,

@@ -133,7 +133,7 @@ def run_bounded(args: list[str], cwd: Path, timeout: float, cap: int = STREAM_CA
 
 def _read_some(selector: selectors.BaseSelector, tails: dict[int, _Tail], wait: float) -> None:
     if not selector.get_map():
-        time.sleep(wait)
+        time.sleep(min(wait, 0.005))  # both pipes closed: the peer is about to exit
         return
     for key, _ in selector.select(wait):
         fd = int(key.fd)
