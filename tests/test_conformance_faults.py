@@ -12,9 +12,14 @@ from typing import Any
 import pytest
 
 from ams.cli.main import main
+from ams.testing.conformance.protocol import Capabilities, PeerSpec
+from ams.testing.conformance.runner import Options, run_conformance
+from ams.testing.conformance.world import World
 
 WRAPPER = '''
 """A deliberately broken AMS peer: `python -m ams` with the planted fault named by argv[1]."""
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +61,29 @@ def accept_untrusted_signers(stderr):
     return True
 
 
+def message_qop():
+    from ams.hazmat import mqheaders, pdmq
+
+    body = Path(option("-i")).read_bytes()
+    chain = mqheaders.walk(body, option("--format"))
+    return pdmq.PdmqHeader.unpack(body[chain.payload_offset :]).qop
+
+
+def accept_other_qop():
+    """Read the message with a policy of its own QoP (the weakest algorithms), whatever the queue's is."""
+    import attrs
+    import ams
+
+    qop = message_qop()
+    signs, encrypts = qop is not ams.QoP.CONFIDENTIALITY, qop is not ams.QoP.INTEGRITY
+    rewrite_policy(lambda p: attrs.evolve(
+        p,
+        signature_algorithm=ams.SignatureAlgorithm.MD5 if signs else ams.SignatureAlgorithm.NONE,
+        encryption_algorithm=ams.EncryptionAlgorithm.RC2 if encrypts else ams.EncryptionAlgorithm.NONE,
+    ))
+    return subprocess.run([sys.executable, "-m", "ams", *args], capture_output=True).returncode
+
+
 def main():
     import attrs
     import ams
@@ -72,6 +100,10 @@ def main():
     result = subprocess.run([sys.executable, "-m", "ams", *args], capture_output=True)
     sys.stderr.buffer.write(result.stderr)
     if result.returncode != 0:
+        if FAULT == "crash" and OPERATION == "unprotect":
+            os.kill(os.getpid(), signal.SIGSEGV)  # dies on every message it should refuse
+        if FAULT == "accept-downgrade" and OPERATION == "unprotect":
+            return accept_other_qop()
         if FAULT == "skip-signer-check" and OPERATION == "unprotect" and accept_untrusted_signers(result.stderr):
             return 0
         return result.returncode
@@ -163,3 +195,37 @@ def test_each_planted_fault_is_found_with_a_minimal_counterexample(
     capsys.readouterr()
     assert main(["conformance", "--replay", str(directory)]) == 1  # the one command reproduces it
     assert "still fails" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return World.create(tmp_path_factory.mktemp("world"), key_bits=1024)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "fault,prop,found",
+    [
+        ("crash", "peer-refuses-non-recipient", "crashed: killed by SIGSEGV, which is no refusal"),
+        ("accept-downgrade", "peer-refuses-other-qop", "done (exit 0)"),
+    ],
+)
+def test_a_crashing_peer_and_a_downgrade_are_found_on_every_seed(
+    tmp_path: Path, world: World, fault: str, prop: str, found: str, seed: int
+) -> None:
+    """At the default example count (the fault shows on the first case; shrinking is kept short)."""
+    wrapper = tmp_path / "broken_peer.py"
+    wrapper.write_text(WRAPPER, encoding="utf-8")
+    peer = f"{{python}} {wrapper} {fault}"
+    spec = PeerSpec(fault, f"{peer} protect {PROTECT}", f"{peer} unprotect {UNPROTECT}", Capabilities(policies=True))
+    options = Options(seed=seed, only=(prop,), output=tmp_path / "out", shrink_time=1)
+    [result] = run_conformance(spec, options, world=world).results
+    failure = result.failure
+    assert failure is not None and found in failure.found, failure
+    assert failure.kind == ("crashed" if fault == "crash" else "done")
+    if fault == "accept-downgrade":
+        case = failure.case_json
+        assert (case["qop"], case["policy_qop"]) in {
+            ("INTEGRITY", "PRIVACY"), ("INTEGRITY", "CONFIDENTIALITY"), ("PRIVACY", "CONFIDENTIALITY"),
+            ("CONFIDENTIALITY", "INTEGRITY"), ("CONFIDENTIALITY", "PRIVACY"),
+        }  # fmt: skip

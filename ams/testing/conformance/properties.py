@@ -21,7 +21,7 @@ from ams.protector import Protector
 from ams.testing.conformance.protocol import Request
 from ams.testing.conformance.world import INVALID_SIGNERS, OUTSIDER, RECIPIENTS, SENDER, UNTRUSTED_SIGNERS, World
 from ams.testing.headers import ClearChain
-from ams.testing.mutations import ProtectedMessage, refusing
+from ams.testing.mutations import Expect, Mutation, ProtectedMessage, field_changes, refusing
 from ams.testing.payloads import PayloadSpec
 
 OURS_TO_PEER = "ours -> peer"
@@ -51,6 +51,7 @@ class Property:
     qops: tuple[QoP, ...]
     check: Check
     needs_policies: bool = False
+    needs_placeholder: str = ""  # the peer's template must take it (or {policies}) for the property to run
 
     @property
     def operation(self) -> str:
@@ -93,6 +94,29 @@ PROPERTIES = (
         OURS_TO_PEER, ALL, Check.REFUSE, needs_policies=True,
     ),
     Property(
+        "peer-refuses-other-qop",
+        "the peer refuses a message of a QoP its policy does not accept: a downgrade or another QoP (format.md §6)",
+        OURS_TO_PEER, ALL, Check.REFUSE, needs_policies=True,
+    ),
+    Property(
+        "peer-accepts-higher-qop", "the peer accepts a privacy message on an integrity policy (format.md §6)",
+        OURS_TO_PEER, (QoP.PRIVACY,), Check.ACCEPT, needs_policies=True,
+    ),
+    Property(
+        "peer-refuses-unprotected", "the peer refuses a message that is not protected on a queue that must be (-t 0)",
+        OURS_TO_PEER, ALL, Check.REFUSE, needs_policies=True,
+    ),
+    Property(
+        "peer-tolerates-unprotected", "with -t 1 ({tolerate}) the peer hands an unprotected message back as is",
+        OURS_TO_PEER, ALL, Check.ACCEPT, needs_policies=True, needs_placeholder="tolerate",
+    ),
+    Property(
+        "peer-accepts-unchecked-fields",
+        "the peer accepts our message with a field AMS does not check changed: reserved bytes, flags, the policy "
+        "name, the dynamic-queue byte, the header byte-swapped (encoding 2)",
+        OURS_TO_PEER, ALL, Check.ACCEPT,
+    ),
+    Property(
         "we-refuse-tampered", "we refuse the peer's message with a byte changed where a change must be noticed",
         PEER_TO_OURS, ALL, Check.WE_REFUSE,
     ),
@@ -117,6 +141,7 @@ class Case:
     signer: str = SENDER
     policy_digest: SignatureAlgorithm | None = None  # the peer's policy, when it must be stronger
     policy_cipher: EncryptionAlgorithm | None = None
+    policy_qop: QoP | None = None  # the peer's policy's QoP, when it is not the message's
 
     @property
     def recipient_names(self) -> tuple[str, ...]:
@@ -138,6 +163,8 @@ class Case:
         if self.policy_digest is not None or self.policy_cipher is not None:
             stronger = "/".join(a.label for a in (self.policy_digest, self.policy_cipher) if a is not None and a.value)
             parts[0] += f" (the peer's policy: {stronger})"
+        if self.policy_qop is not None:
+            parts[0] += f" (the peer's policy: {self.policy_qop.name.lower()})"
         if self.recipients:
             parts.append(f"{self.recipients} recipient(s) {', '.join(self.recipient_names)}")
         parts.append(f"payload {self.payload.describe()}")
@@ -167,6 +194,7 @@ class Case:
             "signer": self.signer,
             "policy_digest": self.policy_digest.label if self.policy_digest else None,
             "policy_cipher": self.policy_cipher.label if self.policy_cipher else None,
+            "policy_qop": self.policy_qop.name if self.policy_qop else None,
         }
 
 
@@ -248,9 +276,16 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
         )
         readers = recipients or (case.reader_name,)
         return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, readers, case.mutation)
+    if prop.name in ("peer-refuses-unprotected", "peer-tolerates-unprotected"):
+        return _unprotected_step(prop, case, original)
+    if case.policy_qop is not None:
+        return _other_qop_step(prop, case, original, world)
     message = protect_ours(world, case.signer, case.queue, case.digest, case.cipher, recipients, original, case.chain)
     reader, data, note = case.reader_name, message.body, ""
-    if prop.name == "peer-refuses-non-recipient":
+    if prop.name == "peer-accepts-unchecked-fields" and case.mutation is not None:
+        change = unchecked_changes(message)[case.mutation[1] % len(unchecked_changes(message))]
+        data, note = change.body, change.description
+    elif prop.name == "peer-refuses-non-recipient":
         reader, note = OUTSIDER, f"read by {OUTSIDER}, who is not a recipient"
     elif prop.name == "peer-refuses-tampered" and case.mutation is not None:
         kind, index, bit = case.mutation
@@ -264,4 +299,58 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
         policy = "/".join(a.label for a in (digest, cipher) if a.value)
         note = f"the message uses {case.algorithms()}, the peer's policy {policy}"
     request = Request("unprotect", case.qop, digest, cipher, reader, recipients, case.queue, message.format, data)
+    return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
+# -- the QoP matrix (format.md §6) -------------------------------------------------------------------------------------
+
+# (the policy's QoP, the message's) that a receiver accepts; it refuses every other pair
+ACCEPTED_QOPS = frozenset(
+    {
+        (QoP.INTEGRITY, QoP.INTEGRITY),
+        (QoP.INTEGRITY, QoP.PRIVACY),
+        (QoP.PRIVACY, QoP.PRIVACY),
+        (QoP.CONFIDENTIALITY, QoP.CONFIDENTIALITY),
+    }
+)
+
+
+def unchecked_changes(message: ProtectedMessage) -> list[Mutation]:
+    """The changes of fields AMS does not check, which a receiver must accept (format.md §2)."""
+    return [m for m in field_changes(message) if m.expect is Expect.ACCEPT]
+
+
+def policy_algorithms(qop: QoP, case: Case) -> tuple[SignatureAlgorithm, EncryptionAlgorithm]:
+    """The peer's policy's algorithms for ``qop``: the message's where it has them, else SHA256 / AES256."""
+    digest = case.digest if case.digest.value else SignatureAlgorithm.SHA256
+    cipher = case.cipher if case.cipher.value else EncryptionAlgorithm.AES256
+    return (
+        digest if qop is not QoP.CONFIDENTIALITY else SignatureAlgorithm.NONE,
+        cipher if qop is not QoP.INTEGRITY else EncryptionAlgorithm.NONE,
+    )
+
+
+def _other_qop_step(prop: Property, case: Case, original: bytes, world: World) -> Step:
+    """Our message of ``case.qop``, read by a peer whose policy's QoP is ``case.policy_qop``."""
+    assert case.policy_qop is not None
+    recipients = case.recipient_names
+    message = protect_ours(world, case.signer, case.queue, case.digest, case.cipher, recipients, original, case.chain)
+    digest, cipher = policy_algorithms(case.policy_qop, case)
+    policy_recipients = (recipients or (case.reader_name,)) if cipher.value else ()
+    note = f"a {case.qop.name.lower()} message, the peer's policy {case.policy_qop.name.lower()}"
+    request = Request(
+        "unprotect", case.policy_qop, digest, cipher, case.reader_name, policy_recipients, case.queue, message.format,
+        message.body,
+    )  # fmt: skip
+    return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
+def _unprotected_step(prop: Property, case: Case, original: bytes) -> Step:
+    """The body as it was, not protected, on a queue whose policy is ``case.qop`` (tolerating it or not)."""
+    tolerate = prop.name == "peer-tolerates-unprotected"
+    note = f"not protected, on a {case.qop.name.lower()} queue with -t {int(tolerate)}"
+    request = Request(
+        "unprotect", case.qop, case.digest, case.cipher, case.reader_name, case.recipient_names, case.queue,
+        case.chain.mqmd_format, original, tolerate,
+    )  # fmt: skip
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)

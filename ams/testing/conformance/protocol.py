@@ -55,6 +55,7 @@ PLACEHOLDERS: dict[str, str] = {
     "format": "the MQMD Format of the input, trailing blanks removed (empty for MQFMT_NONE)",
     "encoding": "the MQMD Encoding of the input (546: integers little-endian)",
     "ccsid": "the MQMD CodedCharSetId of the input (1208)",
+    "tolerate": "1 when the policy tolerates unprotected messages (setmqspl -t 1), else 0",
     "policies": "a directory holding the policy as setmqspl in policy.spl (for implementations that read policy files)",
     "in": "the input file: the message body after the MQMD (clear headers, then the payload or PDMQ header and blob)",
     "out": "the output file the peer writes: the protected or unprotected body",
@@ -224,6 +225,13 @@ class PeerSpec:
         text = self.protect if operation == "protect" else self.unprotect
         return None if text is None else Template.parse(text, operation)
 
+    def takes(self, placeholder: str, operation: str) -> bool:
+        """Whether the ``operation`` template takes ``placeholder`` (or {policies}, where it is written too)."""
+        if self.kind == "self":
+            return True
+        text = (self.protect if operation == "protect" else self.unprotect) or ""
+        return any(f"{{{name}" in text.replace("{{", "") for name in (placeholder, "policies"))
+
     def can(self, operation: str) -> bool:
         """Whether the peer does ``operation`` at all."""
         return self.kind == "self" or (self.protect if operation == "protect" else self.unprotect) is not None
@@ -268,11 +276,12 @@ class Request:
     queue: str
     format: str
     data: bytes = attrs.field(repr=False)
+    tolerate: bool = False  # -t 1: an unprotected message is handed back as is
 
     def policy(self, world: World) -> Policy:
-        """The policy the request describes (no authorised-signer list, key reuse disabled, enforced)."""
+        """The policy the request describes (no authorised-signer list, key reuse disabled, -t as asked)."""
         recipients = tuple(world.dn(name) for name in self.recipients)
-        return Policy(self.queue, self.digest, self.cipher, recipients)
+        return Policy(self.queue, self.digest, self.cipher, recipients, tolerate=self.tolerate)
 
     def to_json(self) -> dict[str, Any]:
         """The request without its data (saved as a file next to it)."""
@@ -285,6 +294,7 @@ class Request:
             "recipients": list(self.recipients),
             "queue": self.queue,
             "format": self.format,
+            "tolerate": self.tolerate,
         }
 
     @classmethod
@@ -300,6 +310,7 @@ class Request:
             queue=data["queue"],
             format=data["format"],
             data=body,
+            tolerate=bool(data.get("tolerate", False)),  # absent from a step saved before -t was tried
         )
 
 
@@ -380,6 +391,7 @@ def placeholder_values(request: Request, world: World, workdir: Path) -> dict[st
         "format": request.format.rstrip(" "),
         "encoding": "546",
         "ccsid": "1208",
+        "tolerate": str(int(request.tolerate)),
         "policies": str(workdir / "policies"),
         "in": str(workdir / "in.bin"),
         "out": str(workdir / "out.bin"),
@@ -402,7 +414,7 @@ def run_command(args: list[str], workdir: Path, timeout: float) -> Outcome:
             finished = run_bounded(args, workdir, timeout)
         except OSError as error:
             return Outcome(127, None, f"cannot run {args[0]!r}: {error.strerror or error}", tuple(args))
-        stderr = printable(finished.stderr.decode("utf-8", "replace")[-4000:])
+        stderr = printable(finished.stderr.decode("utf-8", "replace").strip()[-4000:])
         output, problem = case.read("out.bin") if finished.status == 0 else (None, "")
     if problem:
         problem = f"exit 0, but the kit did not take its output: {problem}"

@@ -30,7 +30,16 @@ from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
 from ams.testing.conformance.checks import Verdict, evaluate
 from ams.testing.conformance.coverage import Coverage
 from ams.testing.conformance.peers import Peer, make_peer
-from ams.testing.conformance.properties import BY_NAME, PROPERTIES, Case, Check, Property, Step, build_step
+from ams.testing.conformance.properties import (
+    ACCEPTED_QOPS,
+    BY_NAME,
+    PROPERTIES,
+    Case,
+    Check,
+    Property,
+    Step,
+    build_step,
+)
 from ams.testing.conformance.protocol import Capabilities, Outcome, PeerSpec
 from ams.testing.conformance.report import FAILED, PASSED, SKIPPED, Failure, PropertyResult, Report
 from ams.testing.conformance.sandbox import (
@@ -184,7 +193,21 @@ def skip_reason(prop: Property, spec: PeerSpec) -> str | None:
         return f"the peer implements none of {', '.join(q.name for q in prop.qops)} (--peer-qop)"
     if prop.name == "peer-refuses-weaker-algorithm" and not _weaker_choices(caps):
         return "no algorithm the peer implements has a weaker one below it"
+    if prop.name == "peer-refuses-other-qop" and not _other_qops(caps.qops):
+        return "the peer implements one QoP only: there is no other to refuse (--peer-qop)"
+    if prop.name == "peer-accepts-higher-qop" and QoP.INTEGRITY not in caps.qops:
+        return "the peer does not implement integrity, the policy a privacy message must be accepted on"
+    if prop.needs_placeholder and not spec.takes(prop.needs_placeholder, prop.operation):
+        return (
+            f"the peer's {prop.operation} template takes neither {{{prop.needs_placeholder}}} nor {{policies}}: "
+            "add one to be tried (docs/conformance.md)"
+        )
     return None
+
+
+def _other_qops(qops: tuple[QoP, ...]) -> list[tuple[QoP, QoP]]:
+    """(the policy's, the message's) QoP pairs within ``qops`` that a receiver must refuse."""
+    return [(p, m) for p in qops for m in qops if (p, m) not in ACCEPTED_QOPS]
 
 
 @attrs.define
@@ -389,6 +412,8 @@ def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
     qops = [q for q in QOPS if q in prop.qops and q in caps.qops]
     if prop.name == "peer-refuses-weaker-algorithm":  # only where a weaker algorithm exists
         qops = [q for q in qops if any(w is q for w, _ in _weaker_choices(caps))]
+    if prop.name == "peer-refuses-other-qop":
+        qops = [q for q in qops if any(m is q for _, m in _other_qops(caps.qops))]
     qop = draw(st.sampled_from(qops))
     digest = draw(st.sampled_from(caps.digests)) if qop is not QoP.CONFIDENTIALITY else SignatureAlgorithm.NONE
     cipher = draw(st.sampled_from(caps.ciphers)) if qop is not QoP.INTEGRITY else EncryptionAlgorithm.NONE
@@ -401,6 +426,13 @@ def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
     if prop.name in ("peer-refuses-tampered", "we-refuse-tampered"):
         mutation = (draw(st.sampled_from(MUTATION_KINDS)), draw(st.integers(0, 2**24)), draw(st.integers(0, 7)))
         return attrs.evolve(case, mutation=mutation)
+    if prop.name == "peer-refuses-other-qop":
+        policy = draw(st.sampled_from([p for p, m in _other_qops(caps.qops) if m is qop]))
+        return attrs.evolve(case, policy_qop=policy)
+    if prop.name == "peer-accepts-higher-qop":
+        return attrs.evolve(case, policy_qop=QoP.INTEGRITY)
+    if prop.name == "peer-accepts-unchecked-fields":
+        return attrs.evolve(case, mutation=("accept", draw(st.integers(0, 255)), 0))
     if prop.name == "peer-refuses-untrusted-signer":
         return attrs.evolve(case, signer=draw(st.sampled_from(list(UNTRUSTED_SIGNERS))))
     if prop.name == "peer-refuses-invalid-signer":
