@@ -37,7 +37,8 @@ def test_self_conformance_through_the_command_line(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert time.monotonic() - started < 60
     assert f"0 failed, {len(PROPERTIES)} passed, 0 skipped" in result.stdout
-    assert "passed   roundtrip-to-peer" in result.stderr  # a line per property as it finishes
+    assert result.stderr.startswith(f"ams conformance: seed 7, files in {tmp_path / 'out'}\n")
+    assert "roundtrip-to-peer" not in result.stderr  # --no-progress: no line per property
     suite = ElementTree.parse(tmp_path / "junit.xml").getroot()
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (str(len(PROPERTIES)), "0", "0")
     assert [case.get("name") for case in suite][:2] == ["roundtrip-to-peer", "roundtrip-from-peer"]
@@ -60,6 +61,20 @@ def test_list_shows_the_properties_and_placeholders(capsys: pytest.CaptureFixtur
     assert main(["conformance", "--list"]) == 0
     out = capsys.readouterr().out
     assert "peer-refuses-tampered" in out and "{recipient_cert}" in out and "ours -> peer" in out
+    for line in out.splitlines():  # every name stands apart from its description, however long
+        if line.startswith("  "):
+            assert "  " in line.strip(), line
+
+
+def test_progress_shows_the_seed_and_a_line_per_property(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "ams", "conformance", "--peer", "self", "--only", "peer-refuses-non-recipient"]
+    args = ["--key-bits", "1024", "--max-examples", "2", "--output", str(tmp_path)]
+    result = subprocess.run([*command, *args], capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, second = result.stderr.splitlines()[:2]
+    seed = int(first.split("seed ")[1].split(",")[0])  # a seed of its own, printed before anything runs
+    assert first == f"ams conformance: seed {seed}, files in {tmp_path}"
+    assert second.startswith("  passed   peer-refuses-non-recipient") and f"seed {seed}," in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -318,3 +318,37 @@ def test_we_refuse_tampered_blames_the_peer_for_a_message_that_is_not_ams(tmp_pa
     assert result.failure is not None
     assert "the peer's message is not AMS's format" in result.failure.found
     assert "refuses it even unchanged" in result.failure.found and "bug of the kit" not in result.failure.found
+
+
+# -- an interrupted run ------------------------------------------------------------------------------------------------
+
+
+class _StopAtSecond:
+    """Progress that presses Ctrl-C as the second property starts."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def started(self, prop: object) -> None:
+        self.seen += 1
+        if self.seen == 2:
+            raise KeyboardInterrupt
+
+    def example(self, prop: object, number: int, shrinking: bool) -> None:
+        pass
+
+    def finished(self, result: object) -> None:
+        pass
+
+
+def test_an_interrupted_run_writes_a_partial_report_with_its_seed(tmp_path: Path, world: World) -> None:
+    spec = PeerSpec("self", kind="self")
+    only = ("roundtrip-to-peer", "roundtrip-from-peer", "peer-writes-strict")
+    options = Options(max_examples=2, seed=77, only=only, output=tmp_path / "out")
+    with pytest.raises(KeyboardInterrupt):
+        run_conformance(spec, options, world=world, progress=_StopAtSecond())
+    text = (tmp_path / "out" / "report.txt").read_text()
+    assert "INTERRUPTED: a partial report, 1 of 3 properties checked (the same --seed 77 runs them again)" in text
+    assert "PASSED   roundtrip-to-peer" in text and "roundtrip-from-peer" not in text
+    assert not (tmp_path / "out" / "work").exists()
+    ElementTree.parse(tmp_path / "out" / "junit.xml")

@@ -74,14 +74,21 @@ def test_the_pytest_plugin_gives_any_suite_its_fixtures(tmp_path: Path) -> None:
         "    policies = ams.PolicyStore.from_directory(queue)\n"
         "    sent = ams.Protector(ams_pki.keystore('alice'), policies).protect('Q', b'hi')\n"
         "    bob = ams.Keystore.from_conf(ams_keystore_conf('bob', kind='pem'), strict=True)\n"
-        "    assert ams.Protector(bob, policies).unprotect('Q', sent).body == b'hi'\n",
+        "    assert ams.Protector(bob, policies).unprotect('Q', sent).body == b'hi'\n"
+        "from hypothesis import given, settings\n"
+        "from ams.testing.strategies import policies\n"
+        "@settings(max_examples=3)\n"
+        "@given(policy=policies(deprecated=False))\n"  # the fixtures are not function-scoped: @given takes them
+        "def test_given_takes_the_fixtures(ams_keystore_conf, ams_policy_dir, policy):\n"
+        "    assert not policy.signature_algorithm.deprecated and not policy.encryption_algorithm.deprecated\n"
+        "    assert ams_keystore_conf('bob').is_file() and ams_policy_dir(policy.to_setmqspl('QM')).is_dir()\n",
         encoding="utf-8",
     )
     load = [] if _plugin_installed() else ["-p", "ams.testing.plugin"]  # installed: loaded by its entry point
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *load, str(tmp_path)]
     result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    assert "2 passed" in result.stdout
 
 
 # -- the throwaway PKI -------------------------------------------------------------------------------------------------

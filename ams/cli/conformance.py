@@ -9,6 +9,7 @@ status is 0 when no property failed, 1 when one did, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import secrets
 import shlex
 import sys
 from collections.abc import Callable
@@ -57,7 +58,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--junit", type=Path, default=None, metavar="FILE", help="JUnit XML (default OUTPUT/junit.xml)")
     run.add_argument("--shrink-time", type=float, default=60.0, metavar="SECONDS", help="per failure (default 60)")
     run.add_argument("--key-bits", type=int, default=2048, help="RSA key size of the test identities (default 2048)")
-    run.add_argument("--no-progress", action="store_true", help="no progress line on a terminal")
+    run.add_argument("--no-progress", action="store_true", help="no progress: no live line, no line per property")
     run.add_argument("--list", action="store_true", help="list the properties and placeholders, then exit")
     run.add_argument("--replay", type=Path, metavar="DIR", help="run a saved failure (OUTPUT/failures/PROPERTY) again")
     parser.set_defaults(run=run_conformance_command)
@@ -77,16 +78,18 @@ def run_conformance_command(args: argparse.Namespace) -> int:
     if args.replay is not None:
         return _replay(args.replay)
     spec = peer_spec(args)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    print(f"ams conformance: seed {seed}, files in {args.output.resolve()}", file=sys.stderr, flush=True)
     options = runner.Options(
         max_examples=args.max_examples,
-        seed=args.seed,
+        seed=seed,
         only=tuple(args.only),
         output=args.output,
         shrink_time=args.shrink_time,
         key_bits=args.key_bits,
         junit=args.junit,
     )
-    progress = TerminalProgress(sys.stderr, live=sys.stderr.isatty() and not args.no_progress)
+    progress = None if args.no_progress else TerminalProgress(sys.stderr, live=sys.stderr.isatty())
     report = runner.run_conformance(spec, options, progress=progress)
     print(report.text(), end="")
     return 0 if report.ok else 1
@@ -169,10 +172,12 @@ def _replay(directory: Path) -> int:
 
 def describe_kit() -> str:
     """The properties and placeholders, for ``--list``."""
+    width = max(len(p.name) for p in PROPERTIES)
     lines = ["properties:"]
-    lines += [f"  {p.name:<32} {p.direction:<13} {p.summary}" for p in PROPERTIES]
+    lines += [f"  {p.name:<{width}}  {p.direction:<12}  {p.summary}" for p in PROPERTIES]
     lines += ["", "placeholders (docs/conformance.md):"]
-    lines += [f"  {{{name}}}".ljust(18) + text for name, text in PLACEHOLDERS.items()]
+    width = max(len(name) for name in PLACEHOLDERS) + 2
+    lines += [f"  {'{' + name + '}':<{width}}  {text}" for name, text in PLACEHOLDERS.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -77,6 +77,7 @@ class Report:
     not_covered: tuple[str, ...] = ()
     coverage: tuple[str, ...] = ()  # the coverage table's lines
     coverage_json: dict[str, Any] = attrs.field(factory=dict)
+    interrupted: int = 0  # when the run was stopped: how many properties it was to check
 
     @property
     def ok(self) -> bool:
@@ -93,6 +94,11 @@ class Report:
             f"ams conformance against peer {self.peer!r}: seed {self.seed}, up to {self.max_examples} examples "
             f"per property; files in {self.output}",
         ]
+        if self.interrupted:
+            lines.append(
+                f"INTERRUPTED: a partial report, {len(self.results)} of {self.interrupted} properties checked "
+                f"(the same --seed {self.seed} runs them again)"
+            )
         if self.not_covered:
             lines.append(f"not tried (the peer does not implement them): {'; '.join(self.not_covered)}")
         lines.append("")
@@ -118,6 +124,7 @@ class Report:
             "max_examples": self.max_examples,
             "seconds": round(self.seconds, 3),
             "ok": self.ok,
+            "interrupted": bool(self.interrupted),
             "not_covered": list(self.not_covered),
             "coverage": self.coverage_json,
             "properties": [_result_json(r) for r in self.results],

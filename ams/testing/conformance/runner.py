@@ -140,23 +140,40 @@ def run_conformance(
     peer = make_peer(spec)
     chosen = [p for p in PROPERTIES if not options.only or p.name in options.only]
     control = _control(peer, world, options) if any(p.check is Check.REFUSE for p in chosen) else None
-    results, coverage = [], Coverage()
-    for prop in chosen:
-        if progress is not None:
-            progress.started(prop)
-        if control is not None and prop.check is Check.REFUSE:
-            result = PropertyResult(prop.name, prop.summary, SKIPPED, reason=control)
-        else:
-            result = _run_property(prop, peer, world, options, chosen_seed, progress, coverage)
-        if progress is not None:
-            progress.finished(result)
-        results.append(result)
+    results: list[PropertyResult] = []
+    coverage = Coverage()
+    try:
+        for prop in chosen:
+            if progress is not None:
+                progress.started(prop)
+            if control is not None and prop.check is Check.REFUSE:
+                result = PropertyResult(prop.name, prop.summary, SKIPPED, reason=control)
+            else:
+                result = _run_property(prop, peer, world, options, chosen_seed, progress, coverage)
+            if progress is not None:
+                progress.finished(result)
+            results.append(result)
+    except KeyboardInterrupt:  # what ran so far is reported, with the seed that repeats it, and the stop goes on
+        _finish(spec, options, chosen_seed, results, coverage, started, interrupted=len(chosen))
+        raise
+    return _finish(spec, options, chosen_seed, results, coverage, started)
+
+
+def _finish(
+    spec: PeerSpec,
+    options: Options,
+    chosen_seed: int,
+    results: list[PropertyResult],
+    coverage: Coverage,
+    started: float,
+    interrupted: int = 0,
+) -> Report:
+    """The report of ``results``, written; ``interrupted``: the number of properties the run was to check."""
     remove_tree(options.output / "work")
-    seconds = time.monotonic() - started
-    not_covered = tuple(spec.capabilities.not_covered())
     report = Report(
-        spec.name, chosen_seed, options.max_examples, options.output, tuple(results), seconds, not_covered,
-        tuple(coverage.table(spec.capabilities)), coverage.to_json(spec.capabilities),
+        spec.name, chosen_seed, options.max_examples, options.output, tuple(results), time.monotonic() - started,
+        tuple(spec.capabilities.not_covered()), tuple(coverage.table(spec.capabilities)),
+        coverage.to_json(spec.capabilities), interrupted,
     )  # fmt: skip
     report.write(options.junit)
     return report
