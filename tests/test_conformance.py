@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import UsageError
 from ams.testing.algorithms import QOPS
+from ams.testing.conformance.cases import case_strategy
 from ams.testing.conformance.peers import BUILTIN
 from ams.testing.conformance.properties import ACCEPTED_QOPS, BY_NAME, PROPERTIES, Case, build_step
 from ams.testing.conformance.protocol import Capabilities, PeerSpec, Request, Template, run_command
-from ams.testing.conformance.runner import Options, case_strategy, run_conformance, skip_reason
+from ams.testing.conformance.runner import Options, run_conformance, skip_reason
 from ams.testing.conformance.strict import deviations
 from ams.testing.conformance.world import World
 from ams.testing.headers import ClearChain, HeaderSpec

@@ -9,11 +9,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from ams.cli.main import main
-from ams.testing.conformance.protocol import Capabilities, PeerSpec
+from ams.testing.conformance import runner
+from ams.testing.conformance.cases import must_check_cases
+from ams.testing.conformance.peers import BUILTIN, InProcessPeer
+from ams.testing.conformance.protocol import Capabilities, Outcome, PeerSpec, Request
 from ams.testing.conformance.runner import Options, run_conformance
+from ams.testing.conformance.tampering import MUST_CHECK
 from ams.testing.conformance.world import World
 
 WRAPPER = '''
@@ -229,3 +234,50 @@ def test_a_crashing_peer_and_a_downgrade_are_found_on_every_seed(
             ("INTEGRITY", "PRIVACY"), ("INTEGRITY", "CONFIDENTIALITY"), ("PRIVACY", "CONFIDENTIALITY"),
             ("CONFIDENTIALITY", "INTEGRITY"), ("CONFIDENTIALITY", "PRIVACY"),
         }  # fmt: skip
+
+
+class _Ignoring(InProcessPeer):
+    """This project in process, with one check planted away: a refusal for ``code`` becomes a success."""
+
+    def __init__(self, spec: PeerSpec, code: str) -> None:
+        super().__init__(spec)
+        self.code = code
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        if request.operation == "unprotect" and f"[{self.code}]" in outcome.stderr:
+            return attrs.evolve(outcome, status=0, output=b"")
+        return outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "code,classes",
+    [
+        ("bad_signature", {"the signed content", "the messageDigest attribute", "the signature value"}),
+        ("size_mismatch", {"PDMQ origSize"}),
+        ("not_protected", {"PDMQ StrucId", "the last clear Format"}),
+    ],
+)
+def test_a_skipped_check_is_found_on_every_seed_by_the_must_check_list(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, code: str, classes: set[str], seed: int
+) -> None:
+    """Skipped signature verification, origSize and the blanked last Format: once sampled at random,
+    now changed once per QoP per run, whatever the seed."""
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _Ignoring(spec, code))
+    options = Options(seed=seed, only=("peer-refuses-tampered",), output=tmp_path, shrink_time=1)
+    [result] = run_conformance(BUILTIN["self"], options, world=world).results
+    assert result.failure is not None and result.failure.kind == "done"
+    assert any(f"({name}: " in result.failure.expected for name in classes), result.failure.expected
+    counts = json.loads((tmp_path / "report.json").read_text())["coverage"]["counts"]["tamper classes"]
+    assert all(counts.get(name) for name in classes)
+
+
+def test_the_must_check_list_is_sent_and_refused_by_a_correct_peer(tmp_path: Path, world: World) -> None:
+    options = Options(max_examples=1, seed=1, only=("peer-refuses-tampered",), output=tmp_path)
+    report = run_conformance(BUILTIN["self"], options, world=world)
+    assert report.ok, report.text()
+    counts = report.coverage_json["counts"]["tamper classes"]
+    for qop, names in MUST_CHECK.items():
+        assert all(counts.get(name) for name in names), (qop, names, counts)
+    assert report.results[0].examples == len(must_check_cases(Capabilities())) + 1

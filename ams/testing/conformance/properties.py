@@ -19,6 +19,7 @@ from ams.errors import AmsDeprecationWarning
 from ams.policy.model import Policy
 from ams.protector import Protector
 from ams.testing.conformance.protocol import Request
+from ams.testing.conformance.tampering import MUST_CHECK, must_check_change
 from ams.testing.conformance.world import INVALID_SIGNERS, OUTSIDER, RECIPIENTS, SENDER, UNTRUSTED_SIGNERS, World
 from ams.testing.headers import ClearChain
 from ams.testing.mutations import Expect, Mutation, ProtectedMessage, field_changes, refusing
@@ -122,6 +123,7 @@ PROPERTIES = (
     ),
 )  # fmt: skip
 BY_NAME = {p.name: p for p in PROPERTIES}
+MUST_CHECK_KIND = "must-check"  # a Case.mutation of this kind changes MUST_CHECK[qop][index]
 
 
 @attrs.frozen
@@ -152,6 +154,15 @@ class Case:
     def reader_name(self) -> str:
         """Who reads: one of the recipients (for integrity, any identity the CA issued)."""
         return RECIPIENTS[self.reader]
+
+    def tamper_class(self) -> str | None:
+        """What the case changes in a message: a random kind (``flip``...) or a named must-check field."""
+        if self.mutation is None:
+            return None
+        kind, index, _ = self.mutation
+        if kind == MUST_CHECK_KIND:
+            return MUST_CHECK[self.qop][index % len(MUST_CHECK[self.qop])]
+        return kind
 
     def algorithms(self) -> str:
         """``SHA256/AES256``, ``SHA512`` or ``AES128``: the message's algorithms."""
@@ -289,7 +300,14 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
         reader, note = OUTSIDER, f"read by {OUTSIDER}, who is not a recipient"
     elif prop.name == "peer-refuses-tampered" and case.mutation is not None:
         kind, index, bit = case.mutation
-        mutation = refusing(message, kind, index, bit, reader=world.issued(reader).certificate)
+        reader_cert = world.issued(reader).certificate
+        if kind == MUST_CHECK_KIND:
+            name, signer = MUST_CHECK[case.qop][index % len(MUST_CHECK[case.qop])], world.issued(case.signer)
+            mutation = must_check_change(
+                message, name, reader=reader_cert, signer=signer.certificate, digest=case.digest
+            )
+        else:
+            mutation = refusing(message, kind, index, bit, reader=reader_cert)
         data, note = mutation.body, mutation.description
     elif prop.name in ("peer-refuses-untrusted-signer", "peer-refuses-invalid-signer"):
         note = f"signed by {case.signer}"

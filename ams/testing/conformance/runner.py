@@ -19,19 +19,17 @@ from pathlib import Path
 from typing import Protocol
 
 import attrs
-from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, Verbosity, example, given, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import AmsDeprecationWarning, UsageError
-from ams.mqconstants import MQENC_NATIVE
-from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
+from ams.testing.algorithms import QOPS
+from ams.testing.conformance.cases import case_strategy, must_check_cases, other_qops, weaker_choices
 from ams.testing.conformance.checks import Verdict, evaluate
 from ams.testing.conformance.coverage import Coverage
 from ams.testing.conformance.peers import Peer, make_peer
 from ams.testing.conformance.properties import (
-    ACCEPTED_QOPS,
     BY_NAME,
     PROPERTIES,
     Case,
@@ -40,7 +38,7 @@ from ams.testing.conformance.properties import (
     Step,
     build_step,
 )
-from ams.testing.conformance.protocol import Capabilities, Outcome, PeerSpec
+from ams.testing.conformance.protocol import Outcome, PeerSpec
 from ams.testing.conformance.report import FAILED, PASSED, SKIPPED, Failure, PropertyResult, Report
 from ams.testing.conformance.sandbox import (
     CaseDirectory,
@@ -50,14 +48,9 @@ from ams.testing.conformance.sandbox import (
     printable,
     remove_tree,
 )
-from ams.testing.conformance.world import INVALID_SIGNERS, UNTRUSTED_SIGNERS, World
+from ams.testing.conformance.world import World
 from ams.testing.headers import ClearChain
-from ams.testing.mutations import MUTATION_KINDS
 from ams.testing.payloads import PayloadSpec
-from ams.testing.strategies import clear_chains, payload_specs
-
-QUEUES = ("Q", "AMS.CONFORMANCE.QUEUE", "lower.case.queue", "PAYROLL/2026%EU_1", "Q" * 48)
-FINAL_FORMATS = ("MQSTR", "        ", "MQADMIN", "MQXMIT", "APPDATA")
 
 
 @attrs.frozen
@@ -208,9 +201,9 @@ def skip_reason(prop: Property, spec: PeerSpec) -> str | None:
         return "the peer does not enforce policies' algorithms (say --peer-policies if it does)"
     if not [q for q in prop.qops if q in caps.qops]:
         return f"the peer implements none of {', '.join(q.name for q in prop.qops)} (--peer-qop)"
-    if prop.name == "peer-refuses-weaker-algorithm" and not _weaker_choices(caps):
+    if prop.name == "peer-refuses-weaker-algorithm" and not weaker_choices(caps):
         return "no algorithm the peer implements has a weaker one below it"
-    if prop.name == "peer-refuses-other-qop" and not _other_qops(caps.qops):
+    if prop.name == "peer-refuses-other-qop" and not other_qops(caps.qops):
         return "the peer implements one QoP only: there is no other to refuse (--peer-qop)"
     if prop.name == "peer-accepts-higher-qop" and QoP.INTEGRITY not in caps.qops:
         return "the peer does not implement integrity, the policy a privacy message must be accepted on"
@@ -220,11 +213,6 @@ def skip_reason(prop: Property, spec: PeerSpec) -> str | None:
             "add one to be tried (docs/conformance.md)"
         )
     return None
-
-
-def _other_qops(qops: tuple[QoP, ...]) -> list[tuple[QoP, QoP]]:
-    """(the policy's, the message's) QoP pairs within ``qops`` that a receiver must refuse."""
-    return [(p, m) for p in qops for m in qops if (p, m) not in ACCEPTED_QOPS]
 
 
 @attrs.define
@@ -300,7 +288,10 @@ def _save_failures(prop: Property, peer: Peer, world: World, faileds: list[_Fail
     """Each kind's counterexample saved: the first under ``failures/PROPERTY``, the others under
     ``failures/PROPERTY--KIND``."""
     order = {kind: n for n, kind in enumerate(("done", "refused", "crashed", "no answer", "unsafe output"))}
-    faileds = sorted(faileds, key=lambda f: order.get(f.kind, 9))
+    first: dict[str, _Failed] = {}
+    for failed in faileds:  # failing must-check cases come all at once: the first of each kind stands for it
+        first.setdefault(failed.kind, failed)
+    faileds = sorted(first.values(), key=lambda f: order.get(f.kind, 9))
     names = [prop.name] + [f"{prop.name}--{f.kind.replace(' ', '-')}" for f in faileds[1:]]
     return [_save_failure(prop, peer, world, f, root / name) for f, name in zip(faileds, names, strict=True)]
 
@@ -340,7 +331,7 @@ def _hypothesis_test(
                 progress.example(prop, state.calls, state.first_failure is not None)
             workdir = work / str(state.calls)
             step = build_step(prop, case, world)
-            state.coverage.add(case, case.mutation[0] if case.mutation else None)
+            state.coverage.add(case, case.tamper_class())
             outcome = peer.run(step.request, world, workdir)
             verdict = _judge(step, outcome, world)
             if verdict.passed:
@@ -349,6 +340,9 @@ def _hypothesis_test(
             failed = state.failed(case, step, outcome, verdict, workdir)
         raise failed  # one place, so that Hypothesis tells failures apart by their kind alone
 
+    if prop.name == "peer-refuses-tampered":  # the must-check changes first, then Hypothesis's own cases
+        for case in must_check_cases(peer.spec.capabilities):
+            check = example(case=case)(check)
     return check
 
 
@@ -401,74 +395,3 @@ def _save_failure(prop: Property, peer: Peer, world: World, failed: _Failed, tar
         encoding="utf-8",
     )
     return failure
-
-
-# -- the cases ---------------------------------------------------------------------------------------------------------
-
-
-def _weaker_choices(caps: Capabilities) -> list[tuple[QoP, SignatureAlgorithm | EncryptionAlgorithm]]:
-    """(QoP, the peer's policy algorithm) pairs for which a weaker algorithm exists."""
-    out: list[tuple[QoP, SignatureAlgorithm | EncryptionAlgorithm]] = []
-    for qop in QOPS:
-        if qop not in caps.qops:
-            continue
-        if qop is not QoP.CONFIDENTIALITY:
-            out += [(qop, d) for d in caps.digests if d.value > 1]
-        if qop is not QoP.INTEGRITY:
-            out += [(qop, c) for c in caps.ciphers if c.value > 1]
-    return out
-
-
-def case_strategy(prop: Property, caps: Capabilities) -> st.SearchStrategy[Case]:
-    """The cases ``prop`` tries against a peer that can do ``caps``."""
-    return _cases(prop, caps)
-
-
-@st.composite
-def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
-    qops = [q for q in QOPS if q in prop.qops and q in caps.qops]
-    if prop.name == "peer-refuses-weaker-algorithm":  # only where a weaker algorithm exists
-        qops = [q for q in qops if any(w is q for w, _ in _weaker_choices(caps))]
-    if prop.name == "peer-refuses-other-qop":
-        qops = [q for q in qops if any(m is q for _, m in _other_qops(caps.qops))]
-    qop = draw(st.sampled_from(qops))
-    digest = draw(st.sampled_from(caps.digests)) if qop is not QoP.CONFIDENTIALITY else SignatureAlgorithm.NONE
-    cipher = draw(st.sampled_from(caps.ciphers)) if qop is not QoP.INTEGRITY else EncryptionAlgorithm.NONE
-    count = draw(st.integers(1, max(1, caps.max_recipients))) if qop is not QoP.INTEGRITY else 0
-    reader = draw(st.integers(0, count - 1)) if count else 0
-    payload = draw(payload_specs(max_size=caps.max_payload))
-    headers = 3 if caps.clear_headers else 0
-    chain = draw(clear_chains(max_headers=headers, mqmd_encoding=MQENC_NATIVE, final_formats=FINAL_FORMATS))
-    case = Case(qop, digest, cipher, count, reader, payload, chain, draw(st.sampled_from(QUEUES)))
-    if prop.name in ("peer-refuses-tampered", "we-refuse-tampered"):
-        mutation = (draw(st.sampled_from(MUTATION_KINDS)), draw(st.integers(0, 2**24)), draw(st.integers(0, 7)))
-        return attrs.evolve(case, mutation=mutation)
-    if prop.name == "peer-refuses-other-qop":
-        policy = draw(st.sampled_from([p for p, m in _other_qops(caps.qops) if m is qop]))
-        return attrs.evolve(case, policy_qop=policy)
-    if prop.name == "peer-accepts-higher-qop":
-        return attrs.evolve(case, policy_qop=QoP.INTEGRITY)
-    if prop.name == "peer-accepts-unchecked-fields":
-        return attrs.evolve(case, mutation=("accept", draw(st.integers(0, 255)), 0))
-    if prop.name == "peer-refuses-untrusted-signer":
-        return attrs.evolve(case, signer=draw(st.sampled_from(list(UNTRUSTED_SIGNERS))))
-    if prop.name == "peer-refuses-invalid-signer":
-        return attrs.evolve(case, signer=draw(st.sampled_from(list(INVALID_SIGNERS))))
-    if prop.name == "peer-refuses-weaker-algorithm":
-        return _weaker(draw, case, caps)
-    return case
-
-
-def _weaker(draw: st.DrawFn, case: Case, caps: Capabilities) -> Case:
-    """The case with a policy for the peer stronger than the message in at least one algorithm."""
-    choices = [(q, a) for q, a in _weaker_choices(caps) if q is case.qop]
-    _, stronger = draw(st.sampled_from(choices))
-    if isinstance(stronger, SignatureAlgorithm):
-        weaker = draw(st.sampled_from([d for d in DIGESTS if d.value < stronger.value]))
-        cipher = case.cipher
-        return attrs.evolve(case, digest=weaker, policy_digest=stronger, policy_cipher=cipher if cipher.value else None)
-    weaker_cipher = draw(st.sampled_from([c for c in CIPHERS if c.value < stronger.value]))
-    digest = case.digest
-    return attrs.evolve(
-        case, cipher=weaker_cipher, policy_cipher=stronger, policy_digest=digest if digest.value else None
-    )
