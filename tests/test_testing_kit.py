@@ -53,7 +53,8 @@ def test_hypothesis_is_imported_only_by_the_strategies_and_the_conformance_runne
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             if any(n == "hypothesis" or n.startswith("hypothesis.") for n in names):
                 importers.add(path.relative_to(ROOT).as_posix())
-    assert importers == {"ams/testing/strategies.py", "ams/testing/conformance/runner.py"}
+    runner = {"ams/testing/conformance/runner.py", "ams/testing/conformance/cases.py"}  # cases: the runner's draws
+    assert importers == {"ams/testing/strategies.py", *runner}
 
 
 def test_the_package_declares_the_testing_extra_and_the_pytest_plugin() -> None:

@@ -56,6 +56,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--only", action="append", default=[], metavar="PROPERTY", choices=list(BY_NAME), help="repeat")
     run.add_argument("--output", type=Path, default=Path("ams-conformance"), help="report and failure files")
     run.add_argument("--junit", type=Path, default=None, metavar="FILE", help="JUnit XML (default OUTPUT/junit.xml)")
+    run.add_argument(
+        "--no-must-check", action="store_true", help="quicker: no must-check field changes (random ones only)"
+    )
     run.add_argument("--shrink-time", type=float, default=60.0, metavar="SECONDS", help="per failure (default 60)")
     run.add_argument("--key-bits", type=int, default=2048, help="RSA key size of the test identities (default 2048)")
     run.add_argument("--no-progress", action="store_true", help="no progress: no live line, no line per property")
@@ -88,6 +91,7 @@ def run_conformance_command(args: argparse.Namespace) -> int:
         shrink_time=args.shrink_time,
         key_bits=args.key_bits,
         junit=args.junit,
+        must_check=not args.no_must_check,
     )
     progress = None if args.no_progress else TerminalProgress(sys.stderr, live=sys.stderr.isatty())
     report = runner.run_conformance(spec, options, progress=progress)

@@ -66,6 +66,7 @@ class Options:
     key_bits: int = 2048
     junit: Path | None = None  # default: junit.xml in the output directory
     counterexamples: int = 3  # distinct kinds of failure each property keeps, each shrunk on its own
+    must_check: bool = True  # peer-refuses-tampered sends every must-check field change (tampering.MUST_CHECK)
 
 
 class Progress(Protocol):
@@ -340,7 +341,9 @@ def _hypothesis_test(
             failed = state.failed(case, step, outcome, verdict, workdir)
         raise failed  # one place, so that Hypothesis tells failures apart by their kind alone
 
-    if prop.name == "peer-refuses-tampered":  # the must-check changes first, then Hypothesis's own cases
+    if (
+        prop.name == "peer-refuses-tampered" and options.must_check
+    ):  # the must-check changes first, then Hypothesis's own cases
         for case in must_check_cases(peer.spec.capabilities):
             check = example(case=case)(check)
     return check
