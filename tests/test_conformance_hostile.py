@@ -30,6 +30,7 @@ from ams.testing.conformance.sandbox import (
     UnsafeDirectoryError,
     copy_tree,
     printable,
+    remove_tree,
     run_bounded,
 )
 from ams.testing.conformance.world import World
@@ -352,3 +353,37 @@ def test_an_interrupted_run_writes_a_partial_report_with_its_seed(tmp_path: Path
     assert "PASSED   roundtrip-to-peer" in text and "roundtrip-from-peer" not in text
     assert not (tmp_path / "out" / "work").exists()
     ElementTree.parse(tmp_path / "out" / "junit.xml")
+
+
+SWAPPING_PEER = """
+import os, sys
+from pathlib import Path
+here = Path.cwd()
+property_dir = here.parent
+os.rename(property_dir, str(property_dir) + ".moved")  # the kit's directory, moved away...
+os.symlink({outside!r}, property_dir)  # ...and a link in its place: the next case would be made outside
+sys.exit(1)
+"""
+
+
+def test_a_peer_that_swaps_the_kits_directory_for_a_link_makes_nothing_outside(tmp_path: Path, world: World) -> None:
+    outside = tmp_path / "outside"
+    (outside / "2").mkdir(parents=True)  # what the kit would remove as case 2's directory, through the link
+    (outside / "2" / "keep.txt").write_text("not the kit's")
+    spec = PeerSpec("swapping", unprotect=_script(tmp_path, SWAPPING_PEER.format(outside=str(outside))), timeout=30)
+    options = Options(max_examples=3, seed=1, only=("roundtrip-to-peer",), output=tmp_path / "out", shrink_time=5)
+    [result] = run_conformance(spec, options, world=world).results
+    assert result.status == "failed"
+    assert [p.name for p in outside.iterdir()] == ["2"]  # no case directory, no file, created through the link
+    assert (outside / "2" / "keep.txt").read_text() == "not the kit's"  # nor removed through it
+    assert any("symbolic link" in f.found or "refused" in f.found for f in result.failures), result.failures
+
+
+def test_removing_a_case_directory_never_reaches_through_a_link(tmp_path: Path) -> None:
+    (tmp_path / "outside" / "3").mkdir(parents=True)
+    (tmp_path / "kit").mkdir()
+    (tmp_path / "kit" / "property").symlink_to(tmp_path / "outside")
+    remove_tree(tmp_path / "kit" / "property" / "3")  # case 3's directory, as the kit names it
+    assert (tmp_path / "outside" / "3").is_dir()
+    remove_tree(tmp_path / "kit" / "property")  # the link goes, not what it points to
+    assert not (tmp_path / "kit" / "property").exists() and (tmp_path / "outside" / "3").is_dir()

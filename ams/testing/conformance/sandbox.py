@@ -173,7 +173,10 @@ def _reap(process: subprocess.Popen[bytes]) -> int:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove ``path`` whatever it is, never following a link (a link is removed, not its target)."""
+    """Remove ``path`` whatever it is, never following a link (a link is removed, not its target);
+    nothing when a link on the way to it would lead outside the kit's folder."""
+    if os.path.realpath(path.parent) != os.path.abspath(path.parent):
+        return  # a peer swapped a directory of the kit's for a link: what is behind it is not the kit's
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -200,14 +203,15 @@ class CaseDirectory:
     @classmethod
     def create(cls, path: Path) -> CaseDirectory:
         """Create ``path`` (its parent must exist); UnsafeDirectoryError if it exists or a link leads to it."""
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            raise UnsafeDirectoryError(
-                f"the working directory {printable(str(path))} already exists and the kit did not create it in "
-                "this run (left by the peer, or an interrupted run): refused, since it may hold links"
-            ) from None
-        return cls.open(path)
+        with cls.open(path.parent) as parent:  # no link on the way: nothing is made outside the kit's folder
+            try:
+                os.mkdir(path.name, 0o700, dir_fd=parent.fd)
+            except FileExistsError:
+                raise UnsafeDirectoryError(
+                    f"the working directory {printable(str(path))} already exists and the kit did not create it "
+                    "in this run (left by the peer, or an interrupted run): refused, since it may hold links"
+                ) from None
+            return cls(path, os.open(path.name, _DIRECTORY, dir_fd=parent.fd))
 
     @classmethod
     def open(cls, path: Path) -> CaseDirectory:
