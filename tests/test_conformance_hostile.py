@@ -27,6 +27,7 @@ from ams.testing.conformance.sandbox import (
     DRAIN_SECONDS,
     STREAM_CAP,
     CaseDirectory,
+    Limits,
     UnsafeDirectoryError,
     copy_tree,
     printable,
@@ -387,3 +388,31 @@ def test_removing_a_case_directory_never_reaches_through_a_link(tmp_path: Path) 
     assert (tmp_path / "outside" / "3").is_dir()
     remove_tree(tmp_path / "kit" / "property")  # the link goes, not what it points to
     assert not (tmp_path / "kit" / "property").exists() and (tmp_path / "outside" / "3").is_dir()
+
+
+# -- resource limits (--peer-memory, --peer-cpu; every peer: a file size) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command,limits,words",
+    [
+        (python_peer("while True: pass"), Limits(cpu_seconds=1), "killed by SIGXCPU"),
+        (["sh", "-c", "head -c 2097152 /dev/zero >big"], Limits(file_size=1 << 20), "killed by SIGXFSZ"),
+        (python_peer("x = bytearray(2 << 30)"), Limits(memory_mib=400), "MemoryError"),
+    ],
+)
+def test_resource_limits_stop_a_greedy_peer_long_before_its_timeout(
+    tmp_path: Path, command: list[str], limits: Limits, words: str
+) -> None:
+    started = time.monotonic()
+    outcome = run_command(command, tmp_path, timeout=60, limits=limits)
+    assert time.monotonic() - started < 20
+    assert not outcome.accepted and words in outcome.describe(), outcome.describe()
+    assert not (tmp_path / "big").exists() or (tmp_path / "big").stat().st_size <= 1 << 20
+
+
+def test_a_peers_limits_are_saved_with_it() -> None:
+    spec = PeerSpec("greedy", unprotect="tool {in}", limits=Limits(memory_mib=512, cpu_seconds=30))
+    assert PeerSpec.from_json(spec.to_json()) == spec
+    old = {k: v for k, v in spec.to_json().items() if k not in ("memory_mib", "cpu_seconds")}
+    assert PeerSpec.from_json(old).limits == Limits()  # a failure saved before limits existed still replays

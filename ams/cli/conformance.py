@@ -24,7 +24,7 @@ from ams.testing.conformance.peers import BUILTIN
 from ams.testing.conformance.properties import BY_NAME, PROPERTIES, Property
 from ams.testing.conformance.protocol import PLACEHOLDERS, Capabilities, PeerSpec, Template
 from ams.testing.conformance.report import SKIPPED, PropertyResult
-from ams.testing.conformance.sandbox import printable
+from ams.testing.conformance.sandbox import Limits, printable
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,6 +50,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     peer.add_argument("--peer-no-clear-headers", action="store_true", help="it handles no clear MQ header chains")
     peer.add_argument("--peer-policies", action="store_true", help="it refuses algorithms weaker than its policy's")
     peer.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per peer call (default 60)")
+    peer.add_argument("--peer-memory", type=int, default=None, metavar="MIB", help="address space limit per call")
+    peer.add_argument("--peer-cpu", type=int, default=None, metavar="SECONDS", help="CPU time limit per call")
     run = parser.add_argument_group("the run")
     run.add_argument("--max-examples", type=int, default=25, metavar="N", help="cases per property (default 25)")
     run.add_argument("--seed", type=int, default=None, help="the random seed (default: a new one, printed)")
@@ -113,6 +115,8 @@ def peer_spec(args: argparse.Namespace) -> PeerSpec:
             changes.update({"kind": "command", operation: template})
     if args.timeout is not None:
         changes["timeout"] = args.timeout
+    if args.peer_memory is not None or args.peer_cpu is not None:
+        changes["limits"] = Limits(args.peer_memory, args.peer_cpu)
     spec = attrs.evolve(spec, capabilities=_capabilities(args, spec.capabilities), **changes)  # type: ignore[arg-type]
     for operation in ("protect", "unprotect"):
         text = spec.protect if operation == "protect" else spec.unprotect

@@ -103,7 +103,7 @@ class CommandPeer:
             return Outcome(None, problem=str(error))
         args = self.command(request, world, workdir)
         assert args is not None
-        return run_command(args, workdir, self.spec.timeout)
+        return run_command(args, workdir, self.spec.timeout, self.spec.limits)
 
 
 class InProcessPeer:

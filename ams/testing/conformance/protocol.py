@@ -30,7 +30,7 @@ from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import UsageError
 from ams.policy.model import Policy
 from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
-from ams.testing.conformance.sandbox import CaseDirectory, printable, run_bounded
+from ams.testing.conformance.sandbox import CaseDirectory, Limits, printable, run_bounded
 from ams.testing.conformance.world import World
 
 MIB = 1 << 20
@@ -219,6 +219,7 @@ class PeerSpec:
     capabilities: Capabilities = attrs.field(factory=Capabilities)
     timeout: float = 60.0
     kind: str = "command"
+    limits: Limits = attrs.field(factory=Limits)  # --peer-memory, --peer-cpu
 
     def template(self, operation: str) -> Template | None:
         """The parsed template for ``operation``, or None when the peer has none."""
@@ -244,6 +245,8 @@ class PeerSpec:
             "protect": self.protect,
             "unprotect": self.unprotect,
             "timeout": self.timeout,
+            "memory_mib": self.limits.memory_mib,
+            "cpu_seconds": self.limits.cpu_seconds,
             "capabilities": self.capabilities.to_json(),
         }
 
@@ -256,6 +259,7 @@ class PeerSpec:
             unprotect=data["unprotect"],
             capabilities=Capabilities.from_json(data["capabilities"]),
             timeout=float(data["timeout"]),
+            limits=Limits(data.get("memory_mib"), data.get("cpu_seconds")),  # absent before limits existed
             kind=data["kind"],
         )
 
@@ -406,12 +410,12 @@ def write_case_files(request: Request, world: World, case: CaseDirectory) -> Non
         policies.write("policy.spl", (request.policy(world).to_setmqspl("QM") + "\n").encode("utf-8"))
 
 
-def run_command(args: list[str], workdir: Path, timeout: float) -> Outcome:
+def run_command(args: list[str], workdir: Path, timeout: float, limits: Limits | None = None) -> Outcome:
     """Run ``args`` (no shell) in ``workdir`` within ``timeout`` seconds; read ``out.bin`` after exit 0
     (only a regular file, within :data:`~ams.testing.conformance.sandbox.OUTPUT_CAP`)."""
     with CaseDirectory.open(workdir) as case:
         try:
-            finished = run_bounded(args, workdir, timeout)
+            finished = run_bounded(args, workdir, timeout, limits=limits)
         except OSError as error:
             return Outcome(127, None, f"cannot run {args[0]!r}: {error.strerror or error}", tuple(args))
         stderr = printable(finished.stderr.decode("utf-8", "replace").strip()[-4000:])

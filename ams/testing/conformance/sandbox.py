@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import selectors
 import shutil
 import signal
@@ -36,6 +37,7 @@ STREAM_CAP = 64 * KIB  # of each of the peer's standard output and error, the en
 OUTPUT_CAP = 64 << 20  # the largest {out} the kit reads: a 1 MiB payload protected for 10 recipients is far less
 FILE_CAP = 64 << 20  # the largest file a failure's copy keeps
 DRAIN_SECONDS = 1.0  # how long the pipes are read once the peer has exited or was killed
+FILE_SIZE_LIMIT = 4 * OUTPUT_CAP  # RLIMIT_FSIZE of every peer: it cannot fill the disk (SIGXFSZ: a crash)
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -96,12 +98,38 @@ class _Tail:
         return bytes(self.data[-self.cap :])
 
 
-def run_bounded(args: list[str], cwd: Path, timeout: float, cap: int = STREAM_CAP) -> Finished:
-    """Run ``args`` (no shell, no standard input) in ``cwd`` in a new process group; see the module."""
+@attrs.frozen
+class Limits:
+    """Resource limits for a peer's process (``setrlimit``): address space in MiB and CPU seconds
+    (None: no limit), and the largest file it may write."""
+
+    memory_mib: int | None = None
+    cpu_seconds: int | None = None
+    file_size: int = FILE_SIZE_LIMIT
+
+    def apply(self) -> None:
+        """Set the limits on the calling process (in the peer's child, before it runs the command)."""
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size, self.file_size))
+        if self.memory_mib is not None:
+            size = self.memory_mib << 20
+            resource.setrlimit(resource.RLIMIT_AS, (size, size))
+        if self.cpu_seconds is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 1))
+
+
+NO_LIMITS = Limits()  # but the file size
+
+
+def run_bounded(
+    args: list[str], cwd: Path, timeout: float, cap: int = STREAM_CAP, limits: Limits | None = None
+) -> Finished:
+    """Run ``args`` (no shell, no standard input) in ``cwd`` in a new process group, within ``limits``;
+    see the module."""
     started = time.monotonic()
     process = subprocess.Popen(
         args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, so that its children are stopped with it
+        preexec_fn=(limits or NO_LIMITS).apply,
     )  # fmt: skip
     assert process.stdout is not None and process.stderr is not None
     tails = {process.stdout.fileno(): _Tail(cap), process.stderr.fileno(): _Tail(cap)}
