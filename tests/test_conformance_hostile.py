@@ -125,7 +125,7 @@ def test_endless_output_on_both_streams_is_kept_to_its_end_within_the_cap(tmp_pa
 @pytest.mark.parametrize(
     "make,found",
     [
-        ("os.truncate(os.open('out.bin', os.O_CREAT | os.O_WRONLY), 2 << 30)", "2,147,483,648 bytes, over the kit"),
+        ("os.truncate(os.open('out.bin', os.O_CREAT | os.O_WRONLY), 100 << 20)", "104,857,600 bytes, over the kit"),
         ("os.mkfifo('out.bin')", "not a regular file"),
         ("os.mkdir('out.bin')", "not a regular file"),
         ("os.symlink({secret!r}, 'out.bin')", "symbolic link"),
@@ -139,6 +139,13 @@ def test_out_is_read_only_if_it_is_a_regular_file_within_the_cap(tmp_path: Path,
     outcome = run_command(python_peer("import os; " + make.format(secret=str(secret))), workdir, timeout=30)
     assert outcome.status == 0 and outcome.output is None and not outcome.accepted
     assert found in outcome.describe() and "exit 0, but the kit did not take its output" in outcome.describe()
+
+
+def test_a_2_gib_sparse_output_is_not_even_written(tmp_path: Path) -> None:
+    code = "import os; os.truncate(os.open('out.bin', os.O_CREAT | os.O_WRONLY), 2 << 30)"
+    outcome = run_command(python_peer(code), tmp_path, timeout=30)
+    assert not outcome.accepted and "File too large" in outcome.describe()  # RLIMIT_FSIZE: 256 MiB
+    assert (tmp_path / "out.bin").stat().st_size == 0
 
 
 # -- 11: a fresh working directory per case, and no link followed ------------------------------------------------------
