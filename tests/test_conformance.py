@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import UsageError
 from ams.testing.algorithms import QOPS
-from ams.testing.conformance.cases import case_strategy, must_check_cases
+from ams.testing.conformance.cases import case_strategy, must_accept_cases, must_check_cases
 from ams.testing.conformance.peers import BUILTIN
 from ams.testing.conformance.properties import ACCEPTED_QOPS, BY_NAME, PROPERTIES, Case, build_step
 from ams.testing.conformance.protocol import Capabilities, PeerSpec, Request, Template, run_command
@@ -201,10 +201,11 @@ def test_self_conformance_in_process(world: World, tmp_path: Path) -> None:
     options = Options(max_examples=9, seed=2026, output=tmp_path, shrink_time=5)
     report = run_conformance(BUILTIN["self"], options, world=world)
     assert [(r.name, r.status) for r in report.results] == [(p.name, "passed") for p in PROPERTIES], report.text()
-    must_check = len(must_check_cases(Capabilities()))  # sent before the random mutations
-    assert [r.examples for r in report.results] == [
-        9 + must_check * (p.name == "peer-refuses-tampered") for p in PROPERTIES
-    ]
+    explicit = {  # sent before the random cases
+        "peer-refuses-tampered": len(must_check_cases(Capabilities())),
+        "peer-accepts-unchecked-fields": len(must_accept_cases(Capabilities())),
+    }
+    assert [r.examples for r in report.results] == [9 + explicit.get(p.name, 0) for p in PROPERTIES]
     suite = ElementTree.parse(tmp_path / "junit.xml").getroot()
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (str(len(PROPERTIES)), "0", "0")
     assert json.loads((tmp_path / "report.json").read_text())["ok"] is True
@@ -212,7 +213,7 @@ def test_self_conformance_in_process(world: World, tmp_path: Path) -> None:
     assert f"0 failed, {len(PROPERTIES)} passed, 0 skipped" in text
     coverage = json.loads((tmp_path / "report.json").read_text())["coverage"]
     assert set(coverage["counts"]["qops"]) == {"integrity", "privacy", "confidentiality"}
-    assert sum(coverage["counts"]["qops"].values()) == len(PROPERTIES) * 9 + must_check  # every peer call
+    assert sum(coverage["counts"]["qops"].values()) == len(PROPERTIES) * 9 + sum(explicit.values())  # every call
     assert "coverage (peer calls per value" in text and "  tamper classes" in text
     for dimension, values in coverage["never"].items():  # what was never drawn is said, and is really absent
         assert all(not coverage["counts"][dimension].get(v) for v in values)

@@ -13,9 +13,11 @@ import attrs
 import pytest
 
 from ams.cli.main import main
+from ams.hazmat import mqheaders
 from ams.testing.conformance import runner
-from ams.testing.conformance.cases import must_check_cases
+from ams.testing.conformance.cases import must_accept_cases, must_check_cases
 from ams.testing.conformance.peers import BUILTIN, InProcessPeer
+from ams.testing.conformance.properties import BY_NAME, build_step
 from ams.testing.conformance.protocol import Capabilities, Outcome, PeerSpec, Request
 from ams.testing.conformance.runner import Options, run_conformance
 from ams.testing.conformance.tampering import MUST_CHECK
@@ -281,3 +283,47 @@ def test_the_must_check_list_is_sent_and_refused_by_a_correct_peer(tmp_path: Pat
     for qop, names in MUST_CHECK.items():
         assert all(counts.get(name) for name in names), (qop, names, counts)
     assert report.results[0].examples == len(must_check_cases(Capabilities())) + 1
+
+
+class _Pedantic(InProcessPeer):
+    """This project in process, with a check planted in that AMS does not make: it refuses a message
+    whose PDMQ ``field`` is not what this project writes (reserved bytes, byte order)."""
+
+    def __init__(self, spec: PeerSpec, field: str) -> None:
+        super().__init__(spec)
+        self.field = field
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        start = mqheaders.walk(request.data, request.format).payload_offset
+        header = request.data[start : start + 56]
+        if request.operation == "unprotect" and header[:4] == b"PDMQ":
+            odd = header[48:56] != bytes(8) if self.field == "reserved" else header[6] != 2
+            if odd:
+                return Outcome(3, None, f"pedantic: the PDMQ {self.field} is not as we write it")
+        return outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "field,name", [("reserved", "the reserved bytes"), ("encoding", "the header byte-swapped (encoding 2)")]
+)
+def test_a_peer_that_refuses_what_it_must_accept_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, field: str, name: str, seed: int
+) -> None:
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _Pedantic(spec, field))
+    options = Options(seed=seed, only=("peer-accepts-unchecked-fields",), output=tmp_path, shrink_time=1)
+    [result] = run_conformance(BUILTIN["self"], options, world=world).results
+    assert result.failure is not None and result.failure.kind == "refused", result
+    assert "pedantic" in result.failure.found
+    assert json.loads((tmp_path / "report.json").read_text())["coverage"]["counts"]["tamper classes"][name] >= 3
+
+
+def test_the_must_accept_names_follow_the_mutations(world: World) -> None:
+    keywords = {"dynamic-queue": "dynamic-queue", "flags": "flags", "reserved": "reserved",
+                "policy name": "policy name", "key-reuse": "key-reuse", "byte-swapped": "byte order"}  # fmt: skip
+    for case in must_accept_cases(Capabilities()):
+        step = build_step(BY_NAME["peer-accepts-unchecked-fields"], case, world)
+        name = case.tamper_class() or ""
+        word = next(key for key in keywords if key in name)
+        assert keywords[word] in step.note, (name, step.note)

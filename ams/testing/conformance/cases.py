@@ -1,5 +1,5 @@
 """The cases each property draws, within what the peer can do: Hypothesis strategies, and the
-deterministic must-check cases ``peer-refuses-tampered`` sends before them."""
+deterministic must-check and must-accept cases sent before them."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ from hypothesis import strategies as st
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.mqconstants import MQENC_NATIVE
 from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
-from ams.testing.conformance.properties import ACCEPTED_QOPS, MUST_CHECK_KIND, Case, Property
+from ams.testing.conformance.properties import ACCEPTED_QOPS, MUST_ACCEPT_KIND, MUST_CHECK_KIND, Case, Property
 from ams.testing.conformance.protocol import Capabilities
-from ams.testing.conformance.tampering import CANONICAL_CHAIN, CANONICAL_PAYLOAD, MUST_CHECK, canonical_algorithms
+from ams.testing.conformance.tampering import (
+    CANONICAL_CHAIN,
+    CANONICAL_PAYLOAD,
+    MUST_ACCEPT,
+    MUST_CHECK,
+    canonical_algorithms,
+)
 from ams.testing.conformance.world import INVALID_SIGNERS, UNTRUSTED_SIGNERS
 from ams.testing.headers import ClearChain
 from ams.testing.mutations import MUTATION_KINDS
@@ -27,21 +33,45 @@ def other_qops(qops: tuple[QoP, ...]) -> list[tuple[QoP, QoP]]:
     return [(p, m) for p in qops for m in qops if (p, m) not in ACCEPTED_QOPS]
 
 
+NEED_A_PAYLOAD = ("the signed content", "the messageDigest attribute", "PDMQ empty flag")
+
+
 def must_check_cases(caps: Capabilities) -> list[Case]:
     """For each QoP the peer implements, a canonical message with each field of
     :data:`~ams.testing.conformance.tampering.MUST_CHECK` changed (those the message has)."""
+    out = []
+    for case in _canonical_cases(caps):
+        for index, name in enumerate(MUST_CHECK[case.qop]):
+            if name == "the last clear Format" and not case.chain.headers:
+                continue
+            if not case.payload.size and name in (
+                "the signed content",
+                "the messageDigest attribute",
+                "PDMQ empty flag",
+            ):
+                continue
+            out.append(attrs.evolve(case, mutation=(MUST_CHECK_KIND, index, 0)))
+    return out
+
+
+def must_accept_cases(caps: Capabilities) -> list[Case]:
+    """For each QoP the peer implements, a canonical message with each field of
+    :data:`~ams.testing.conformance.tampering.MUST_ACCEPT` changed."""
+    return [
+        attrs.evolve(case, mutation=(MUST_ACCEPT_KIND, index, 0))
+        for case in _canonical_cases(caps)
+        for index in range(len(MUST_ACCEPT[case.qop]))
+    ]
+
+
+def _canonical_cases(caps: Capabilities) -> list[Case]:
+    """Per QoP the peer implements: a 40-byte text behind an MQRFH2, for one recipient, its first algorithms."""
     out = []
     for qop in (q for q in QOPS if q in caps.qops):
         digest, cipher = canonical_algorithms(qop, caps.digests, caps.ciphers)
         chain = CANONICAL_CHAIN if caps.clear_headers else ClearChain()
         payload = PayloadSpec("text", min(CANONICAL_PAYLOAD.size, caps.max_payload))
-        case = Case(qop, digest, cipher, int(qop is not QoP.INTEGRITY), 0, payload, chain, "Q")
-        for index, name in enumerate(MUST_CHECK[qop]):
-            if name == "the last clear Format" and not chain.headers:
-                continue
-            if not payload.size and name in ("the signed content", "the messageDigest attribute", "PDMQ empty flag"):
-                continue
-            out.append(attrs.evolve(case, mutation=(MUST_CHECK_KIND, index, 0)))
+        out.append(Case(qop, digest, cipher, int(qop is not QoP.INTEGRITY), 0, payload, chain, "Q"))
     return out
 
 
@@ -91,7 +121,7 @@ def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
     if prop.name == "peer-accepts-higher-qop":
         return attrs.evolve(case, policy_qop=QoP.INTEGRITY)
     if prop.name == "peer-accepts-unchecked-fields":
-        return attrs.evolve(case, mutation=("accept", draw(st.integers(0, 255)), 0))
+        return attrs.evolve(case, mutation=(MUST_ACCEPT_KIND, draw(st.integers(0, 255)), 0))
     if prop.name == "peer-refuses-untrusted-signer":
         return attrs.evolve(case, signer=draw(st.sampled_from(list(UNTRUSTED_SIGNERS))))
     if prop.name == "peer-refuses-invalid-signer":

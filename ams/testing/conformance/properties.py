@@ -19,7 +19,7 @@ from ams.errors import AmsDeprecationWarning
 from ams.policy.model import Policy
 from ams.protector import Protector
 from ams.testing.conformance.protocol import Request
-from ams.testing.conformance.tampering import MUST_CHECK, must_check_change
+from ams.testing.conformance.tampering import MUST_ACCEPT, MUST_CHECK, must_check_change
 from ams.testing.conformance.world import INVALID_SIGNERS, OUTSIDER, RECIPIENTS, SENDER, UNTRUSTED_SIGNERS, World
 from ams.testing.headers import ClearChain
 from ams.testing.mutations import Expect, Mutation, ProtectedMessage, field_changes, refusing
@@ -124,6 +124,7 @@ PROPERTIES = (
 )  # fmt: skip
 BY_NAME = {p.name: p for p in PROPERTIES}
 MUST_CHECK_KIND = "must-check"  # a Case.mutation of this kind changes MUST_CHECK[qop][index]
+MUST_ACCEPT_KIND = "accept"  # ... and of this kind, MUST_ACCEPT[qop][index] (peer-accepts-unchecked-fields)
 
 
 @attrs.frozen
@@ -162,6 +163,8 @@ class Case:
         kind, index, _ = self.mutation
         if kind == MUST_CHECK_KIND:
             return MUST_CHECK[self.qop][index % len(MUST_CHECK[self.qop])]
+        if kind == MUST_ACCEPT_KIND:
+            return MUST_ACCEPT[self.qop][index % len(MUST_ACCEPT[self.qop])]
         return kind
 
     def algorithms(self) -> str:

@@ -25,7 +25,13 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import AmsDeprecationWarning, UsageError
 from ams.testing.algorithms import QOPS
-from ams.testing.conformance.cases import case_strategy, must_check_cases, other_qops, weaker_choices
+from ams.testing.conformance.cases import (
+    case_strategy,
+    must_accept_cases,
+    must_check_cases,
+    other_qops,
+    weaker_choices,
+)
 from ams.testing.conformance.checks import Verdict, evaluate
 from ams.testing.conformance.coverage import Coverage
 from ams.testing.conformance.peers import Peer, make_peer
@@ -66,7 +72,7 @@ class Options:
     key_bits: int = 2048
     junit: Path | None = None  # default: junit.xml in the output directory
     counterexamples: int = 3  # distinct kinds of failure each property keeps, each shrunk on its own
-    must_check: bool = True  # peer-refuses-tampered sends every must-check field change (tampering.MUST_CHECK)
+    must_check: bool = True  # every must-check (and must-accept) field change is sent (tampering.MUST_CHECK)
 
 
 class Progress(Protocol):
@@ -341,10 +347,9 @@ def _hypothesis_test(
             failed = state.failed(case, step, outcome, verdict, workdir)
         raise failed  # one place, so that Hypothesis tells failures apart by their kind alone
 
-    if (
-        prop.name == "peer-refuses-tampered" and options.must_check
-    ):  # the must-check changes first, then Hypothesis's own cases
-        for case in must_check_cases(peer.spec.capabilities):
+    if options.must_check:  # the must-check (must-accept) changes, then Hypothesis's own cases
+        explicit = {"peer-refuses-tampered": must_check_cases, "peer-accepts-unchecked-fields": must_accept_cases}
+        for case in explicit[prop.name](peer.spec.capabilities) if prop.name in explicit else []:
             check = example(case=case)(check)
     return check
 

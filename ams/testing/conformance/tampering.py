@@ -1,7 +1,8 @@
 """The fields a receiver must check, per quality of protection (format.md §2-6), each changed once
-per run: ``peer-refuses-tampered`` sends these before its random mutations, so that a peer that
-skips one check (the signature, origSize, the blanked last Format...) is caught on every seed,
-not only on the seeds whose random change happens to land there.
+per run (and the fields it must not check, :data:`MUST_ACCEPT`, each changed once too):
+``peer-refuses-tampered`` sends these before its random mutations, so that a peer that skips one
+check (the signature, origSize, the blanked last Format...) is caught on every seed, not only on
+the seeds whose random change happens to land there.
 
 The list is explicit: a name per check, and where its bytes are in a canonical message (a 40
 byte text payload behind one MQRFH2, protected for one recipient). Each change is a flipped bit
@@ -42,6 +43,12 @@ MUST_CHECK: dict[QoP, tuple[str, ...]] = {
         "the reader's recipient identifier", "the reader's encryptedKey",
     ),
 }  # fmt: skip
+_UNCHECKED = ("the dynamic-queue byte", "the flags' other bytes", "the reserved bytes", "the policy name")
+MUST_ACCEPT: dict[QoP, tuple[str, ...]] = {  # in the order of mutations.field_changes' ACCEPT changes
+    QoP.INTEGRITY: (*_UNCHECKED, "the header byte-swapped (encoding 2)"),
+    QoP.PRIVACY: (*_UNCHECKED, "the header byte-swapped (encoding 2)"),
+    QoP.CONFIDENTIALITY: (*_UNCHECKED, "the key-reuse flag", "the header byte-swapped (encoding 2)"),
+}
 CANONICAL_PAYLOAD = PayloadSpec("text", 40)
 CANONICAL_CHAIN = ClearChain((HeaderSpec("MQHRF2"),))
 
