@@ -11,9 +11,11 @@ from typing import Any
 
 import attrs
 import pytest
+from cryptography import x509
 
+from ams.algorithms import QoP
 from ams.cli.main import main
-from ams.hazmat import mqheaders
+from ams.hazmat import mqheaders, pdmq, signed
 from ams.testing.conformance import runner
 from ams.testing.conformance.cases import must_accept_cases, must_check_cases
 from ams.testing.conformance.peers import BUILTIN, InProcessPeer
@@ -120,7 +122,7 @@ def main():
         if FAULT == "flip-byte":
             data[-1] ^= 0x01
         else:
-            from ams.hazmat import mqheaders
+            from ams.hazmat import mqheaders, pdmq, signed
 
             start = mqheaders.walk(Path(option("-i")).read_bytes(), option("--format")).payload_offset
             data[start + 48] = 0x01  # the first PDMQ reserved byte, which must be zero
@@ -327,3 +329,36 @@ def test_the_must_accept_names_follow_the_mutations(world: World) -> None:
         name = case.tamper_class() or ""
         word = next(key for key in keywords if key in name)
         assert keywords[word] in step.note, (name, step.note)
+
+
+class _SigningTimeOnly(InProcessPeer):
+    """This project in process, with the time check planted wrong: a signer's certificate passes when
+    the message's signingTime lies within its validity, valid now or not."""
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        if request.operation != "unprotect" or "[certificate_validity]" not in outcome.stderr:
+            return outcome
+        start = mqheaders.walk(request.data, request.format).payload_offset
+        header = pdmq.PdmqHeader.unpack(request.data[start:])
+        if header.qop is not QoP.INTEGRITY:  # (privacy's signature is inside the envelope: left alone here)
+            return outcome
+        content = signed.parse_signed_data(request.data[start + header.size :], wrapped=True)
+        when = signed.signing_time(content.signer_infos[0])
+        certificate = x509.load_der_x509_certificate(content.certificates[0])
+        if when is not None and certificate.not_valid_before_utc <= when <= certificate.not_valid_after_utc:
+            return attrs.evolve(outcome, status=0, output=bytes(content.content))
+        return outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_peer_that_checks_only_the_signing_time_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _SigningTimeOnly(spec))
+    only = ("peer-refuses-invalid-signer", "peer-refuses-backdated-signer")
+    options = Options(seed=seed, only=only, output=tmp_path, shrink_time=1)
+    invalid, backdated = run_conformance(BUILTIN["self"], options, world=world).results
+    assert invalid.status == "passed"  # signed now by an expired signer: refused, so the fault hid before
+    assert backdated.failure is not None and backdated.failure.kind == "done"
+    assert "signingTime" in backdated.failure.expected and "which does not hold now" in backdated.failure.expected

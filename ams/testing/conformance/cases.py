@@ -33,6 +33,7 @@ def other_qops(qops: tuple[QoP, ...]) -> list[tuple[QoP, QoP]]:
     return [(p, m) for p in qops for m in qops if (p, m) not in ACCEPTED_QOPS]
 
 
+BACKDATED_SIGNERS = ("expired", "not-yet-valid")  # signed within their validity, which does not hold now
 NEED_A_PAYLOAD = ("the signed content", "the messageDigest attribute", "PDMQ empty flag")
 
 
@@ -124,6 +125,8 @@ def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
         return attrs.evolve(case, mutation=(MUST_ACCEPT_KIND, draw(st.integers(0, 255)), 0))
     if prop.name == "peer-refuses-untrusted-signer":
         return attrs.evolve(case, signer=draw(st.sampled_from(list(UNTRUSTED_SIGNERS))))
+    if prop.name == "peer-refuses-backdated-signer":
+        return attrs.evolve(case, signer=draw(st.sampled_from(BACKDATED_SIGNERS)))
     if prop.name == "peer-refuses-invalid-signer":
         return attrs.evolve(case, signer=draw(st.sampled_from(list(INVALID_SIGNERS))))
     if prop.name == "peer-refuses-weaker-algorithm":

@@ -8,6 +8,7 @@ everything needed to run it again, so that a saved failure replays with one comm
 
 from __future__ import annotations
 
+import datetime
 import enum
 import warnings
 from typing import Any
@@ -19,7 +20,7 @@ from ams.errors import AmsDeprecationWarning
 from ams.policy.model import Policy
 from ams.protector import Protector
 from ams.testing.conformance.protocol import Request
-from ams.testing.conformance.tampering import MUST_ACCEPT, MUST_CHECK, must_check_change
+from ams.testing.conformance.tampering import MUST_ACCEPT, MUST_CHECK, must_check_change, resigned_at
 from ams.testing.conformance.world import INVALID_SIGNERS, OUTSIDER, RECIPIENTS, SENDER, UNTRUSTED_SIGNERS, World
 from ams.testing.headers import ClearChain
 from ams.testing.mutations import Expect, Mutation, ProtectedMessage, field_changes, refusing
@@ -89,6 +90,12 @@ PROPERTIES = (
         "peer-refuses-invalid-signer",
         "the peer refuses a signer whose certificate breaks AMS's rules (dates, usage, a CA)",
         OURS_TO_PEER, SIGNED, Check.REFUSE,
+    ),
+    Property(
+        "peer-refuses-backdated-signer",
+        "the peer refuses a signer whose certificate is not valid now, though the signingTime lies within its "
+        "validity (expired since, or valid only later)",
+        OURS_TO_PEER, (QoP.INTEGRITY,), Check.REFUSE,
     ),
     Property(
         "peer-refuses-weaker-algorithm", "the peer refuses a digest or cipher weaker than its policy's",
@@ -312,6 +319,8 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
         else:
             mutation = refusing(message, kind, index, bit, reader=reader_cert)
         data, note = mutation.body, mutation.description
+    elif prop.name == "peer-refuses-backdated-signer":
+        data, note = _backdated(message, case, world)
     elif prop.name in ("peer-refuses-untrusted-signer", "peer-refuses-invalid-signer"):
         note = f"signed by {case.signer}"
     digest = case.policy_digest or case.digest
@@ -375,3 +384,17 @@ def _unprotected_step(prop: Property, case: Case, original: bytes) -> Step:
         case.chain.mqmd_format, original, tolerate,
     )  # fmt: skip
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
+def _backdated(message: ProtectedMessage, case: Case, world: World) -> tuple[bytes, str]:
+    """``message`` signed again with a signingTime inside the signer's validity, which is not now."""
+    signer = world.issued(case.signer)
+    certificate = signer.certificate
+    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    now = datetime.datetime.now(datetime.UTC)
+    when = end - datetime.timedelta(days=1) if end < now else start + datetime.timedelta(days=1)
+    note = (
+        f"signed by {case.signer} at {when:%Y-%m-%d} (signingTime), inside its certificate's validity "
+        f"{start:%Y-%m-%d} to {end:%Y-%m-%d}, which does not hold now"
+    )
+    return resigned_at(message, signer, case.digest, when), note

@@ -11,6 +11,7 @@ that :mod:`ams.testing.mutations` also says a correct receiver must refuse.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 
 import attrs
@@ -18,6 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
+from ams.hazmat.signed import SignedDataWriter, parse_signed_data
+from ams.pki import Issued
 from ams.testing.headers import ClearChain, HeaderSpec
 from ams.testing.mutations import (
     Layout,
@@ -125,3 +128,14 @@ def canonical_algorithms(
     """The canonical message's algorithms: the peer's first (SHA256 and AES256 when it has them)."""
     digest = digests[0] if qop is not QoP.CONFIDENTIALITY else SignatureAlgorithm.NONE
     return digest, ciphers[0] if qop is not QoP.INTEGRITY else EncryptionAlgorithm.NONE
+
+
+def resigned_at(
+    message: ProtectedMessage, signer: Issued, digest: SignatureAlgorithm, when: datetime.datetime
+) -> bytes:
+    """The integrity ``message`` signed again by ``signer`` with the signingTime ``when`` (the PDMQ
+    header and clear headers unchanged): a backdated or forward-dated signature."""
+    start = layout(message).blob_offset
+    content = bytes(parse_signed_data(message.body[start:], wrapped=True).content)
+    writer = SignedDataWriter(signer.certificate, signer.key, digest)
+    return message.body[:start] + b"".join(bytes(part) for part in writer.content_info(content, now=when))
