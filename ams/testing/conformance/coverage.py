@@ -69,7 +69,8 @@ class Coverage:
             counter = self.counts[dimension]
             if dimension == "tamper classes" and not counter:
                 continue  # no refusal property ran
-            drawn = ", ".join(f"{name} {count}" for name, count in sorted(counter.items())) or "nothing"
+            ordered = sorted(counter.items(), key=lambda item: (int(item[0]) if item[0].isdigit() else -1, item[0]))
+            drawn = ", ".join(f"{name} {count}" for name, count in ordered) or "nothing"  # 2 before 10
             lines.append(f"  {dimension:<17} {drawn}")
             if never[dimension]:
                 lines.append(f"  {'':<17} never exercised: {', '.join(never[dimension])}")
