@@ -4,6 +4,7 @@ documented example adapter, and the command's options."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -93,3 +94,23 @@ def test_usage_errors_say_what_to_do(
 ) -> None:
     assert main(["conformance", "--output", str(tmp_path), *args]) == 2
     assert match in capsys.readouterr().err
+
+
+def _documented_command(path: Path) -> str:
+    """The `ams conformance --peer-policies ...` command of ``path``'s example, its lines joined."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("ams conformance --peer-policies \\"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].endswith("\\"))
+    return " ".join(line.rstrip("\\").strip() for line in lines[start : end + 1])
+
+
+def test_the_documented_adapter_command_runs_as_pasted_from_the_repository_root(tmp_path: Path) -> None:
+    command = _documented_command(ROOT / "docs" / "conformance.md")
+    readme = _documented_command(ROOT / "README.md")
+    assert readme.startswith(command)  # the README shows the same command (and then the options)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # this `ams`
+    options = "--only roundtrip-to-peer --max-examples 1 --key-bits 1024 --no-progress --output"
+    pasted = f"{command} {options} {shlex.quote(str(tmp_path))}"
+    result = subprocess.run(["sh", "-c", pasted], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 failed, 1 passed, 0 skipped" in result.stdout

@@ -2,8 +2,8 @@
 # peer_adapter.sh: wire an AMS implementation with a command line to `ams conformance`.
 #
 #   ams conformance --peer-policies \
-#     --peer-protect   'sh docs/examples/peer_adapter.sh protect   {digest} {cipher} {keystore_conf} {queue} {format} {in} {out} {recipient_dn}' \
-#     --peer-unprotect 'sh docs/examples/peer_adapter.sh unprotect {digest} {cipher} {keystore_conf} {queue} {format} {in} {out} {recipient_dn}'
+#     --peer-protect   "sh '$PWD/docs/examples/peer_adapter.sh' protect   {digest} {cipher} {keystore_conf} {queue} {format} {in} {out} {recipient_dn}" \
+#     --peer-unprotect "sh '$PWD/docs/examples/peer_adapter.sh' unprotect {digest} {cipher} {keystore_conf} {queue} {format} {in} {out} {recipient_dn}"
 #
 # The kit passes each value as exactly one argument (no shell ever reads the template's values), and
 # {recipient_dn} repeats once per recipient, so the DNs come last. The implementation driven here is
