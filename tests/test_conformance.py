@@ -158,6 +158,10 @@ def test_what_a_peer_cannot_do_is_skipped_with_the_reason() -> None:
     for template in ("tool -t {tolerate} {in}", "tool --policies={policies}"):
         assert skip_reason(tolerates, attrs.evolve(policed, unprotect=template)) is None
     assert skip_reason(tolerates, attrs.evolve(policed, unprotect="tool {{tolerate}}")) is not None
+    authorised = BY_NAME["peer-refuses-unauthorised-signer"]
+    signing = attrs.evolve(policed, capabilities=Capabilities(policies=True), unprotect="tool {in}")
+    assert "takes neither {authorised_dn} nor {policies}" in (skip_reason(authorised, signing) or "")
+    assert skip_reason(authorised, attrs.evolve(signing, unprotect="tool {authorised_dn:-a} {in}")) is None
 
 
 # -- the strict checks -------------------------------------------------------------------------------------------------

@@ -362,3 +362,19 @@ def test_a_peer_that_checks_only_the_signing_time_is_found_on_every_seed(
     assert invalid.status == "passed"  # signed now by an expired signer: refused, so the fault hid before
     assert backdated.failure is not None and backdated.failure.kind == "done"
     assert "signingTime" in backdated.failure.expected and "which does not hold now" in backdated.failure.expected
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_peer_that_ignores_the_authorised_signers_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _Ignoring(spec, "unauthorised_signer"))
+    only = ("peer-refuses-unauthorised-signer", "peer-accepts-authorised-signer")
+    options = Options(seed=seed, only=only, output=tmp_path, shrink_time=1)
+    refuses, accepts = run_conformance(BUILTIN["self"], options, world=world).results
+    assert refuses.failure is not None and refuses.failure.kind == "done"
+    assert (
+        "the peer's policy authorises" in refuses.failure.expected
+        and "alice" not in refuses.failure.case_json["authorised"]
+    )
+    assert accepts.status == "passed"  # its twin: a signer the policy authorises is accepted

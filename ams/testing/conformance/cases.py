@@ -18,7 +18,7 @@ from ams.testing.conformance.tampering import (
     MUST_CHECK,
     canonical_algorithms,
 )
-from ams.testing.conformance.world import INVALID_SIGNERS, UNTRUSTED_SIGNERS
+from ams.testing.conformance.world import INVALID_SIGNERS, RECIPIENTS, SENDER, UNTRUSTED_SIGNERS
 from ams.testing.headers import ClearChain
 from ams.testing.mutations import MUTATION_KINDS
 from ams.testing.payloads import PayloadSpec
@@ -125,6 +125,10 @@ def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
         return attrs.evolve(case, mutation=(MUST_ACCEPT_KIND, draw(st.integers(0, 255)), 0))
     if prop.name == "peer-refuses-untrusted-signer":
         return attrs.evolve(case, signer=draw(st.sampled_from(list(UNTRUSTED_SIGNERS))))
+    if prop.name in ("peer-refuses-unauthorised-signer", "peer-accepts-authorised-signer"):
+        others = draw(st.lists(st.sampled_from(RECIPIENTS), min_size=1, max_size=3, unique=True))
+        signer = [SENDER] if prop.name == "peer-accepts-authorised-signer" else []
+        return attrs.evolve(case, authorised=tuple(others + signer))
     if prop.name == "peer-refuses-backdated-signer":
         return attrs.evolve(case, signer=draw(st.sampled_from(BACKDATED_SIGNERS)))
     if prop.name == "peer-refuses-invalid-signer":

@@ -98,6 +98,16 @@ PROPERTIES = (
         OURS_TO_PEER, (QoP.INTEGRITY,), Check.REFUSE,
     ),
     Property(
+        "peer-refuses-unauthorised-signer",
+        "with authorised signers (-a, {authorised_dn}) the peer refuses a message signed by someone not among them",
+        OURS_TO_PEER, SIGNED, Check.REFUSE, needs_policies=True, needs_placeholder="authorised_dn",
+    ),
+    Property(
+        "peer-accepts-authorised-signer",
+        "with authorised signers (-a, {authorised_dn}) the peer accepts a message signed by one of them",
+        OURS_TO_PEER, SIGNED, Check.ACCEPT, needs_policies=True, needs_placeholder="authorised_dn",
+    ),
+    Property(
         "peer-refuses-weaker-algorithm", "the peer refuses a digest or cipher weaker than its policy's",
         OURS_TO_PEER, ALL, Check.REFUSE, needs_policies=True,
     ),
@@ -152,6 +162,7 @@ class Case:
     policy_digest: SignatureAlgorithm | None = None  # the peer's policy, when it must be stronger
     policy_cipher: EncryptionAlgorithm | None = None
     policy_qop: QoP | None = None  # the peer's policy's QoP, when it is not the message's
+    authorised: tuple[str, ...] = ()  # the peer's policy's authorised signers (-a)
 
     @property
     def recipient_names(self) -> tuple[str, ...]:
@@ -216,6 +227,7 @@ class Case:
             "policy_digest": self.policy_digest.label if self.policy_digest else None,
             "policy_cipher": self.policy_cipher.label if self.policy_cipher else None,
             "policy_qop": self.policy_qop.name if self.policy_qop else None,
+            "authorised": list(self.authorised),
         }
 
 
@@ -328,7 +340,12 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
     if case.policy_digest or case.policy_cipher:
         policy = "/".join(a.label for a in (digest, cipher) if a.value)
         note = f"the message uses {case.algorithms()}, the peer's policy {policy}"
-    request = Request("unprotect", case.qop, digest, cipher, reader, recipients, case.queue, message.format, data)
+    if case.authorised:
+        note = f"signed by {case.signer}; the peer's policy authorises {', '.join(case.authorised)} (-a)"
+    request = Request(
+        "unprotect", case.qop, digest, cipher, reader, recipients, case.queue, message.format, data,
+        signers=case.authorised,
+    )  # fmt: skip
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
 
 

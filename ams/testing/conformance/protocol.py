@@ -51,6 +51,7 @@ PLACEHOLDERS: dict[str, str] = {
     "trust": "a PEM bundle of the trust anchors (the CA that issues every valid certificate)",
     "recipient_cert": "repeated: each recipient's certificate, PEM (none for integrity)",
     "recipient_dn": "repeated: each recipient's DN, as setmqspl -r takes it",
+    "authorised_dn": "repeated: each authorised signer's DN, as setmqspl -a takes it (none: any signer)",
     "queue": "the queue (policy) name",
     "format": "the MQMD Format of the input, trailing blanks removed (empty for MQFMT_NONE)",
     "encoding": "the MQMD Encoding of the input (546: integers little-endian)",
@@ -61,7 +62,7 @@ PLACEHOLDERS: dict[str, str] = {
     "out": "the output file the peer writes: the protected or unprotected body",
     "workdir": "the case's working directory (also the peer's current directory)",
 }
-LIST_PLACEHOLDERS = frozenset({"recipient_cert", "recipient_dn"})
+LIST_PLACEHOLDERS = frozenset({"recipient_cert", "recipient_dn", "authorised_dn"})
 PROTECT_ONLY = frozenset({"signer_key", "signer_cert"})
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_]+)(?::([^{}]*))?\}|[{}]")
 
@@ -281,11 +282,13 @@ class Request:
     format: str
     data: bytes = attrs.field(repr=False)
     tolerate: bool = False  # -t 1: an unprotected message is handed back as is
+    signers: tuple[str, ...] = ()  # -a: the authorised signers (none: any signer the keystore trusts)
 
     def policy(self, world: World) -> Policy:
         """The policy the request describes (no authorised-signer list, key reuse disabled, -t as asked)."""
         recipients = tuple(world.dn(name) for name in self.recipients)
-        return Policy(self.queue, self.digest, self.cipher, recipients, tolerate=self.tolerate)
+        signers = tuple(world.dn(name) for name in self.signers)
+        return Policy(self.queue, self.digest, self.cipher, recipients, signers, tolerate=self.tolerate)
 
     def to_json(self) -> dict[str, Any]:
         """The request without its data (saved as a file next to it)."""
@@ -299,6 +302,7 @@ class Request:
             "queue": self.queue,
             "format": self.format,
             "tolerate": self.tolerate,
+            "signers": list(self.signers),
         }
 
     @classmethod
@@ -315,6 +319,7 @@ class Request:
             format=data["format"],
             data=body,
             tolerate=bool(data.get("tolerate", False)),  # absent from a step saved before -t was tried
+            signers=tuple(data.get("signers", ())),
         )
 
 
@@ -391,6 +396,7 @@ def placeholder_values(request: Request, world: World, workdir: Path) -> dict[st
         "trust": str(world.trust_file),
         "recipient_cert": [str(world.file(name, "cert.pem")) for name in request.recipients],
         "recipient_dn": [str(world.dn(name)) for name in request.recipients],
+        "authorised_dn": [str(world.dn(name)) for name in request.signers],
         "queue": request.queue,
         "format": request.format.rstrip(" "),
         "encoding": "546",
