@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import UsageError
+from ams.testing.algorithms import QOPS
+from ams.testing.conformance.cases import case_strategy, must_accept_cases, must_check_cases
 from ams.testing.conformance.peers import BUILTIN
-from ams.testing.conformance.properties import BY_NAME, PROPERTIES, Case, build_step
+from ams.testing.conformance.properties import ACCEPTED_QOPS, BY_NAME, PROPERTIES, Case, build_step
 from ams.testing.conformance.protocol import Capabilities, PeerSpec, Request, Template, run_command
-from ams.testing.conformance.runner import Options, case_strategy, run_conformance, skip_reason
+from ams.testing.conformance.runner import Options, run_conformance, skip_reason
 from ams.testing.conformance.strict import deviations
 from ams.testing.conformance.world import World
 from ams.testing.headers import ClearChain, HeaderSpec
@@ -109,7 +111,9 @@ NARROW = Capabilities(
 @settings(max_examples=60)
 @given(data=st.data())
 def test_cases_stay_within_the_capabilities(data: st.DataObject) -> None:
-    prop = data.draw(st.sampled_from([p for p in PROPERTIES if p.name != "peer-refuses-weaker-algorithm"]))
+    narrow = PeerSpec("narrow", "tool", "tool", attrs.evolve(NARROW, policies=True))
+    runnable = [p for p in PROPERTIES if skip_reason(p, narrow) is None and p.name != "peer-refuses-weaker-algorithm"]
+    prop = data.draw(st.sampled_from(runnable))
     case = data.draw(case_strategy(prop, NARROW))
     assert case.qop is QoP.PRIVACY and case.digest is SignatureAlgorithm.SHA512
     assert case.cipher is EncryptionAlgorithm.AES128 and 1 <= case.recipients <= 3
@@ -128,6 +132,17 @@ def test_weaker_algorithm_cases_are_weaker_than_the_peers_policy(data: st.DataOb
     assert case.digest.value < policy_digest.value or case.cipher.value < policy_cipher.value
 
 
+@settings(max_examples=40)
+@given(data=st.data())
+def test_other_qop_cases_pair_a_policy_with_a_message_it_must_refuse(data: st.DataObject) -> None:
+    qops = data.draw(st.sampled_from([(QoP.INTEGRITY, QoP.PRIVACY), (QoP.PRIVACY, QoP.CONFIDENTIALITY), QOPS]))
+    case = data.draw(case_strategy(BY_NAME["peer-refuses-other-qop"], attrs.evolve(NARROW, qops=qops)))
+    assert case.policy_qop in qops and case.qop in qops
+    assert (case.policy_qop, case.qop) not in ACCEPTED_QOPS
+    higher = data.draw(case_strategy(BY_NAME["peer-accepts-higher-qop"], attrs.evolve(NARROW, qops=QOPS)))
+    assert (higher.policy_qop, higher.qop) == (QoP.INTEGRITY, QoP.PRIVACY)
+
+
 def test_what_a_peer_cannot_do_is_skipped_with_the_reason() -> None:
     protect_only = PeerSpec("half", protect="tool {in}")
     assert "no unprotect command (--peer-unprotect)" in (skip_reason(BY_NAME["roundtrip-to-peer"], protect_only) or "")
@@ -136,6 +151,17 @@ def test_what_a_peer_cannot_do_is_skipped_with_the_reason() -> None:
     assert "--peer-policies" in (skip_reason(BY_NAME["peer-refuses-weaker-algorithm"], unprotect_only) or "")
     confidential = attrs.evolve(unprotect_only, capabilities=Capabilities(qops=(QoP.CONFIDENTIALITY,)))
     assert "none of INTEGRITY, PRIVACY" in (skip_reason(BY_NAME["peer-refuses-untrusted-signer"], confidential) or "")
+    policed = attrs.evolve(confidential, capabilities=Capabilities(qops=(QoP.CONFIDENTIALITY,), policies=True))
+    assert "one QoP only" in (skip_reason(BY_NAME["peer-refuses-other-qop"], policed) or "")
+    tolerates = BY_NAME["peer-tolerates-unprotected"]
+    assert "takes neither {tolerate} nor {policies}" in (skip_reason(tolerates, policed) or "")
+    for template in ("tool -t {tolerate} {in}", "tool --policies={policies}"):
+        assert skip_reason(tolerates, attrs.evolve(policed, unprotect=template)) is None
+    assert skip_reason(tolerates, attrs.evolve(policed, unprotect="tool {{tolerate}}")) is not None
+    authorised = BY_NAME["peer-refuses-unauthorised-signer"]
+    signing = attrs.evolve(policed, capabilities=Capabilities(policies=True), unprotect="tool {in}")
+    assert "takes neither {authorised_dn} nor {policies}" in (skip_reason(authorised, signing) or "")
+    assert skip_reason(authorised, attrs.evolve(signing, unprotect="tool {authorised_dn:-a} {in}")) is None
 
 
 # -- the strict checks -------------------------------------------------------------------------------------------------
@@ -176,14 +202,26 @@ def test_what_we_write_is_strict_and_every_deviation_is_named(world: World, qop:
 
 
 def test_self_conformance_in_process(world: World, tmp_path: Path) -> None:
-    options = Options(max_examples=12, seed=2026, output=tmp_path, shrink_time=5)
+    options = Options(max_examples=9, seed=2026, output=tmp_path, shrink_time=5)
     report = run_conformance(BUILTIN["self"], options, world=world)
     assert [(r.name, r.status) for r in report.results] == [(p.name, "passed") for p in PROPERTIES], report.text()
-    assert all(r.examples == 12 for r in report.results)
+    explicit = {  # sent before the random cases
+        "peer-refuses-tampered": len(must_check_cases(Capabilities())),
+        "peer-accepts-unchecked-fields": len(must_accept_cases(Capabilities())),
+    }
+    assert [r.examples for r in report.results] == [9 + explicit.get(p.name, 0) for p in PROPERTIES]
     suite = ElementTree.parse(tmp_path / "junit.xml").getroot()
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("9", "0", "0")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (str(len(PROPERTIES)), "0", "0")
     assert json.loads((tmp_path / "report.json").read_text())["ok"] is True
-    assert "0 failed, 9 passed, 0 skipped" in (tmp_path / "report.txt").read_text()
+    text = (tmp_path / "report.txt").read_text()
+    assert f"0 failed, {len(PROPERTIES)} passed, 0 skipped" in text
+    coverage = json.loads((tmp_path / "report.json").read_text())["coverage"]
+    assert set(coverage["counts"]["qops"]) == {"integrity", "privacy", "confidentiality"}
+    assert sum(coverage["counts"]["qops"].values()) == len(PROPERTIES) * 9 + sum(explicit.values())  # every call
+    assert "coverage (peer calls per value" in text and "  tamper classes" in text
+    for dimension, values in coverage["never"].items():  # what was never drawn is said, and is really absent
+        assert all(not coverage["counts"][dimension].get(v) for v in values)
+        assert not values or f"never exercised: {', '.join(values)}" in text
 
 
 def test_a_peer_that_unprotects_nothing_proves_nothing_by_refusing(world: World, tmp_path: Path) -> None:

@@ -9,12 +9,26 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+from cryptography import x509
 
+from ams.algorithms import QoP
 from ams.cli.main import main
+from ams.hazmat import mqheaders, pdmq, signed
+from ams.testing.conformance import runner
+from ams.testing.conformance.cases import must_accept_cases, must_check_cases
+from ams.testing.conformance.peers import BUILTIN, InProcessPeer
+from ams.testing.conformance.properties import BY_NAME, build_step
+from ams.testing.conformance.protocol import Capabilities, Outcome, PeerSpec, Request
+from ams.testing.conformance.runner import Options, run_conformance
+from ams.testing.conformance.tampering import MUST_CHECK
+from ams.testing.conformance.world import World
 
 WRAPPER = '''
 """A deliberately broken AMS peer: `python -m ams` with the planted fault named by argv[1]."""
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +70,29 @@ def accept_untrusted_signers(stderr):
     return True
 
 
+def message_qop():
+    from ams.hazmat import mqheaders, pdmq
+
+    body = Path(option("-i")).read_bytes()
+    chain = mqheaders.walk(body, option("--format"))
+    return pdmq.PdmqHeader.unpack(body[chain.payload_offset :]).qop
+
+
+def accept_other_qop():
+    """Read the message with a policy of its own QoP (the weakest algorithms), whatever the queue's is."""
+    import attrs
+    import ams
+
+    qop = message_qop()
+    signs, encrypts = qop is not ams.QoP.CONFIDENTIALITY, qop is not ams.QoP.INTEGRITY
+    rewrite_policy(lambda p: attrs.evolve(
+        p,
+        signature_algorithm=ams.SignatureAlgorithm.MD5 if signs else ams.SignatureAlgorithm.NONE,
+        encryption_algorithm=ams.EncryptionAlgorithm.RC2 if encrypts else ams.EncryptionAlgorithm.NONE,
+    ))
+    return subprocess.run([sys.executable, "-m", "ams", *args], capture_output=True).returncode
+
+
 def main():
     import attrs
     import ams
@@ -72,6 +109,10 @@ def main():
     result = subprocess.run([sys.executable, "-m", "ams", *args], capture_output=True)
     sys.stderr.buffer.write(result.stderr)
     if result.returncode != 0:
+        if FAULT == "crash" and OPERATION == "unprotect":
+            os.kill(os.getpid(), signal.SIGSEGV)  # dies on every message it should refuse
+        if FAULT == "accept-downgrade" and OPERATION == "unprotect":
+            return accept_other_qop()
         if FAULT == "skip-signer-check" and OPERATION == "unprotect" and accept_untrusted_signers(result.stderr):
             return 0
         return result.returncode
@@ -81,7 +122,7 @@ def main():
         if FAULT == "flip-byte":
             data[-1] ^= 0x01
         else:
-            from ams.hazmat import mqheaders
+            from ams.hazmat import mqheaders, pdmq, signed
 
             start = mqheaders.walk(Path(option("-i")).read_bytes(), option("--format")).payload_offset
             data[start + 48] = 0x01  # the first PDMQ reserved byte, which must be zero
@@ -163,3 +204,177 @@ def test_each_planted_fault_is_found_with_a_minimal_counterexample(
     capsys.readouterr()
     assert main(["conformance", "--replay", str(directory)]) == 1  # the one command reproduces it
     assert "still fails" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return World.create(tmp_path_factory.mktemp("world"), key_bits=1024)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "fault,prop,found",
+    [
+        ("crash", "peer-refuses-non-recipient", "crashed: killed by SIGSEGV, which is no refusal"),
+        ("accept-downgrade", "peer-refuses-other-qop", "done (exit 0)"),
+    ],
+)
+def test_a_crashing_peer_and_a_downgrade_are_found_on_every_seed(
+    tmp_path: Path, world: World, fault: str, prop: str, found: str, seed: int
+) -> None:
+    """At the default example count (the fault shows on the first case; shrinking is kept short)."""
+    wrapper = tmp_path / "broken_peer.py"
+    wrapper.write_text(WRAPPER, encoding="utf-8")
+    peer = f"{{python}} {wrapper} {fault}"
+    spec = PeerSpec(fault, f"{peer} protect {PROTECT}", f"{peer} unprotect {UNPROTECT}", Capabilities(policies=True))
+    options = Options(seed=seed, only=(prop,), output=tmp_path / "out", shrink_time=1)
+    [result] = run_conformance(spec, options, world=world).results
+    failure = result.failure
+    assert failure is not None and found in failure.found, failure
+    assert failure.kind == ("crashed" if fault == "crash" else "done")
+    if fault == "accept-downgrade":
+        case = failure.case_json
+        assert (case["qop"], case["policy_qop"]) in {
+            ("INTEGRITY", "PRIVACY"), ("INTEGRITY", "CONFIDENTIALITY"), ("PRIVACY", "CONFIDENTIALITY"),
+            ("CONFIDENTIALITY", "INTEGRITY"), ("CONFIDENTIALITY", "PRIVACY"),
+        }  # fmt: skip
+
+
+class _Ignoring(InProcessPeer):
+    """This project in process, with one check planted away: a refusal for ``code`` becomes a success."""
+
+    def __init__(self, spec: PeerSpec, code: str) -> None:
+        super().__init__(spec)
+        self.code = code
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        if request.operation == "unprotect" and f"[{self.code}]" in outcome.stderr:
+            return attrs.evolve(outcome, status=0, output=b"")
+        return outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "code,classes",
+    [
+        ("bad_signature", {"the signed content", "the messageDigest attribute", "the signature value"}),
+        ("size_mismatch", {"PDMQ origSize"}),
+        ("not_protected", {"PDMQ StrucId", "the last clear Format"}),
+    ],
+)
+def test_a_skipped_check_is_found_on_every_seed_by_the_must_check_list(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, code: str, classes: set[str], seed: int
+) -> None:
+    """Skipped signature verification, origSize and the blanked last Format: once sampled at random,
+    now changed once per QoP per run, whatever the seed."""
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _Ignoring(spec, code))
+    options = Options(seed=seed, only=("peer-refuses-tampered",), output=tmp_path, shrink_time=1)
+    [result] = run_conformance(BUILTIN["self"], options, world=world).results
+    assert result.failure is not None and result.failure.kind == "done"
+    assert any(f"({name}: " in result.failure.expected for name in classes), result.failure.expected
+    counts = json.loads((tmp_path / "report.json").read_text())["coverage"]["counts"]["tamper classes"]
+    assert all(counts.get(name) for name in classes)
+
+
+def test_the_must_check_list_is_sent_and_refused_by_a_correct_peer(tmp_path: Path, world: World) -> None:
+    options = Options(max_examples=1, seed=1, only=("peer-refuses-tampered",), output=tmp_path)
+    report = run_conformance(BUILTIN["self"], options, world=world)
+    assert report.ok, report.text()
+    counts = report.coverage_json["counts"]["tamper classes"]
+    for qop, names in MUST_CHECK.items():
+        assert all(counts.get(name) for name in names), (qop, names, counts)
+    assert report.results[0].examples == len(must_check_cases(Capabilities())) + 1
+
+
+class _Pedantic(InProcessPeer):
+    """This project in process, with a check planted in that AMS does not make: it refuses a message
+    whose PDMQ ``field`` is not what this project writes (reserved bytes, byte order)."""
+
+    def __init__(self, spec: PeerSpec, field: str) -> None:
+        super().__init__(spec)
+        self.field = field
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        start = mqheaders.walk(request.data, request.format).payload_offset
+        header = request.data[start : start + 56]
+        if request.operation == "unprotect" and header[:4] == b"PDMQ":
+            odd = header[48:56] != bytes(8) if self.field == "reserved" else header[6] != 2
+            if odd:
+                return Outcome(3, None, f"pedantic: the PDMQ {self.field} is not as we write it")
+        return outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "field,name", [("reserved", "the reserved bytes"), ("encoding", "the header byte-swapped (encoding 2)")]
+)
+def test_a_peer_that_refuses_what_it_must_accept_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, field: str, name: str, seed: int
+) -> None:
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _Pedantic(spec, field))
+    options = Options(seed=seed, only=("peer-accepts-unchecked-fields",), output=tmp_path, shrink_time=1)
+    [result] = run_conformance(BUILTIN["self"], options, world=world).results
+    assert result.failure is not None and result.failure.kind == "refused", result
+    assert "pedantic" in result.failure.found
+    assert json.loads((tmp_path / "report.json").read_text())["coverage"]["counts"]["tamper classes"][name] >= 3
+
+
+def test_the_must_accept_names_follow_the_mutations(world: World) -> None:
+    keywords = {"dynamic-queue": "dynamic-queue", "flags": "flags", "reserved": "reserved",
+                "policy name": "policy name", "key-reuse": "key-reuse", "byte-swapped": "byte order"}  # fmt: skip
+    for case in must_accept_cases(Capabilities()):
+        step = build_step(BY_NAME["peer-accepts-unchecked-fields"], case, world)
+        name = case.tamper_class() or ""
+        word = next(key for key in keywords if key in name)
+        assert keywords[word] in step.note, (name, step.note)
+
+
+class _SigningTimeOnly(InProcessPeer):
+    """This project in process, with the time check planted wrong: a signer's certificate passes when
+    the message's signingTime lies within its validity, valid now or not."""
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        if request.operation != "unprotect" or "[certificate_validity]" not in outcome.stderr:
+            return outcome
+        start = mqheaders.walk(request.data, request.format).payload_offset
+        header = pdmq.PdmqHeader.unpack(request.data[start:])
+        if header.qop is not QoP.INTEGRITY:  # (privacy's signature is inside the envelope: left alone here)
+            return outcome
+        content = signed.parse_signed_data(request.data[start + header.size :], wrapped=True)
+        when = signed.signing_time(content.signer_infos[0])
+        certificate = x509.load_der_x509_certificate(content.certificates[0])
+        if when is not None and certificate.not_valid_before_utc <= when <= certificate.not_valid_after_utc:
+            return attrs.evolve(outcome, status=0, output=bytes(content.content))
+        return outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_peer_that_checks_only_the_signing_time_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _SigningTimeOnly(spec))
+    only = ("peer-refuses-invalid-signer", "peer-refuses-backdated-signer")
+    options = Options(seed=seed, only=only, output=tmp_path, shrink_time=1)
+    invalid, backdated = run_conformance(BUILTIN["self"], options, world=world).results
+    assert invalid.status == "passed"  # signed now by an expired signer: refused, so the fault hid before
+    assert backdated.failure is not None and backdated.failure.kind == "done"
+    assert "signingTime" in backdated.failure.expected and "which does not hold now" in backdated.failure.expected
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_peer_that_ignores_the_authorised_signers_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _Ignoring(spec, "unauthorised_signer"))
+    only = ("peer-refuses-unauthorised-signer", "peer-accepts-authorised-signer")
+    options = Options(seed=seed, only=only, output=tmp_path, shrink_time=1)
+    refuses, accepts = run_conformance(BUILTIN["self"], options, world=world).results
+    assert refuses.failure is not None and refuses.failure.kind == "done"
+    assert (
+        "the peer's policy authorises" in refuses.failure.expected
+        and "alice" not in refuses.failure.case_json["authorised"]
+    )
+    assert accepts.status == "passed"  # its twin: a signer the policy authorises is accepted

@@ -53,7 +53,8 @@ def test_hypothesis_is_imported_only_by_the_strategies_and_the_conformance_runne
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             if any(n == "hypothesis" or n.startswith("hypothesis.") for n in names):
                 importers.add(path.relative_to(ROOT).as_posix())
-    assert importers == {"ams/testing/strategies.py", "ams/testing/conformance/runner.py"}
+    runner = {"ams/testing/conformance/runner.py", "ams/testing/conformance/cases.py"}  # cases: the runner's draws
+    assert importers == {"ams/testing/strategies.py", *runner}
 
 
 def test_the_package_declares_the_testing_extra_and_the_pytest_plugin() -> None:
@@ -74,14 +75,21 @@ def test_the_pytest_plugin_gives_any_suite_its_fixtures(tmp_path: Path) -> None:
         "    policies = ams.PolicyStore.from_directory(queue)\n"
         "    sent = ams.Protector(ams_pki.keystore('alice'), policies).protect('Q', b'hi')\n"
         "    bob = ams.Keystore.from_conf(ams_keystore_conf('bob', kind='pem'), strict=True)\n"
-        "    assert ams.Protector(bob, policies).unprotect('Q', sent).body == b'hi'\n",
+        "    assert ams.Protector(bob, policies).unprotect('Q', sent).body == b'hi'\n"
+        "from hypothesis import given, settings\n"
+        "from ams.testing.strategies import policies\n"
+        "@settings(max_examples=3)\n"
+        "@given(policy=policies(deprecated=False))\n"  # the fixtures are not function-scoped: @given takes them
+        "def test_given_takes_the_fixtures(ams_keystore_conf, ams_policy_dir, policy):\n"
+        "    assert not policy.signature_algorithm.deprecated and not policy.encryption_algorithm.deprecated\n"
+        "    assert ams_keystore_conf('bob').is_file() and ams_policy_dir(policy.to_setmqspl('QM')).is_dir()\n",
         encoding="utf-8",
     )
     load = [] if _plugin_installed() else ["-p", "ams.testing.plugin"]  # installed: loaded by its entry point
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *load, str(tmp_path)]
     result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    assert "2 passed" in result.stdout
 
 
 # -- the throwaway PKI -------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ams.testing.conformance.peers import BUILTIN
 from ams.testing.conformance.properties import BY_NAME, PROPERTIES, Property
 from ams.testing.conformance.protocol import PLACEHOLDERS, Capabilities, PeerSpec, Template
 from ams.testing.conformance.report import SKIPPED, PropertyResult
+from ams.testing.conformance.sandbox import Limits, printable
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,15 +54,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     peer.add_argument("--peer-no-clear-headers", action="store_true", help="it handles no clear MQ header chains")
     peer.add_argument("--peer-policies", action="store_true", help="it refuses algorithms weaker than its policy's")
     peer.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per peer call (default 60)")
+    peer.add_argument("--peer-memory", type=int, default=None, metavar="MIB", help="address space limit per call")
+    peer.add_argument("--peer-cpu", type=int, default=None, metavar="SECONDS", help="CPU time limit per call")
     run = parser.add_argument_group("the run")
     run.add_argument("--max-examples", type=int, default=25, metavar="N", help="cases per property (default 25)")
     run.add_argument("--seed", type=int, default=None, help="the random seed (default: a new one, printed)")
     run.add_argument("--only", action="append", default=[], metavar="PROPERTY", choices=list(BY_NAME), help="repeat")
     run.add_argument("--output", type=Path, default=Path("ams-conformance"), help="report and failure files")
     run.add_argument("--junit", type=Path, default=None, metavar="FILE", help="JUnit XML (default OUTPUT/junit.xml)")
+    run.add_argument(
+        "--no-must-check", action="store_true", help="quicker: no must-check field changes (random ones only)"
+    )
     run.add_argument("--shrink-time", type=float, default=60.0, metavar="SECONDS", help="per failure (default 60)")
     run.add_argument("--key-bits", type=int, default=2048, help="RSA key size of the test identities (default 2048)")
-    run.add_argument("--no-progress", action="store_true", help="no progress line on a terminal")
+    run.add_argument("--no-progress", action="store_true", help="no progress: no live line, no line per property")
     run.add_argument("--list", action="store_true", help="list the properties and placeholders, then exit")
     run.add_argument("--replay", type=Path, metavar="DIR", help="run a saved failure (OUTPUT/failures/PROPERTY) again")
     parser.set_defaults(run=run_conformance_command)
@@ -83,7 +89,11 @@ def run_conformance_command(args: argparse.Namespace) -> int:
     spec = peer_spec(args)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     # first, so that an interrupted or crashed run can be repeated with the same cases
-    print(f"ams conformance: seed {seed} (the same cases again: --seed {seed})", file=sys.stderr, flush=True)
+    print(
+        f"ams conformance: seed {seed} (the same cases again: --seed {seed}), files in {args.output.resolve()}",
+        file=sys.stderr,
+        flush=True,
+    )
     options = runner.Options(
         max_examples=args.max_examples,
         seed=seed,
@@ -92,8 +102,9 @@ def run_conformance_command(args: argparse.Namespace) -> int:
         shrink_time=args.shrink_time,
         key_bits=args.key_bits,
         junit=args.junit,
+        must_check=not args.no_must_check,
     )
-    progress = TerminalProgress(sys.stderr, live=sys.stderr.isatty() and not args.no_progress)
+    progress = None if args.no_progress else TerminalProgress(sys.stderr, live=sys.stderr.isatty())
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, _stop_on_first_interrupt(stop))
     try:
@@ -135,6 +146,8 @@ def peer_spec(args: argparse.Namespace) -> PeerSpec:
             changes.update({"kind": "command", operation: anchored(template)})
     if args.timeout is not None:
         changes["timeout"] = args.timeout
+    if args.peer_memory is not None or args.peer_cpu is not None:
+        changes["limits"] = Limits(args.peer_memory, args.peer_cpu)
     spec = attrs.evolve(spec, capabilities=_capabilities(args, spec.capabilities), **changes)  # type: ignore[arg-type]
     for operation in ("protect", "unprotect"):
         text = spec.protect if operation == "protect" else spec.unprotect
@@ -219,10 +232,12 @@ def _replay(directory: Path) -> int:
 
 def describe_kit() -> str:
     """The properties and placeholders, for ``--list``."""
+    width = max(len(p.name) for p in PROPERTIES)
     lines = ["properties:"]
-    lines += [f"  {p.name:<32} {p.direction:<13} {p.summary}" for p in PROPERTIES]
+    lines += [f"  {p.name:<{width}}  {p.direction:<12}  {p.summary}" for p in PROPERTIES]
     lines += ["", "placeholders (docs/conformance.md):"]
-    lines += [f"  {{{name}}}".ljust(18) + text for name, text in PLACEHOLDERS.items()]
+    width = max(len(name) for name in PLACEHOLDERS) + 2
+    lines += [f"  {'{' + name + '}':<{width}}  {text}" for name, text in PLACEHOLDERS.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -247,7 +262,7 @@ class TerminalProgress:
         detail = (
             result.reason if result.status == SKIPPED else f"{result.examples} peer call(s), {result.seconds:.1f} s"
         )
-        print(f"  {result.status:<8} {result.name:<32} {detail}", file=self.stream, flush=True)
+        print(printable(f"  {result.status:<8} {result.name:<32} {detail}"), file=self.stream, flush=True)
 
     def _live(self, text: str) -> None:
         if self.live:

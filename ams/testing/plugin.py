@@ -11,10 +11,13 @@ suite only asks for the fixtures::
 * ``ams_pki`` (session): a :class:`~ams.testing.pki.ThrowawayPki`: a CA valid since 2000, users
   alice, bob, carol, dave and erin (``CN=name,O=AMS,C=GB``), a foreign CA with mallory, and
   certificates that break each rule on request (``ams_pki.faulty(CertificateFault.EXPIRED)``).
-* ``ams_keystore_conf``: writes a user's keystore and keystore.conf into the test's temporary
+* ``ams_keystore_conf`` (module): writes a user's keystore and keystore.conf into a new temporary
   directory and returns the keystore.conf (``kind="pkcs12"`` or ``"pem"``, ``crl=True`` for the
   CA's CRL).
-* ``ams_policy_dir``: writes setmqspl lines into a new policy directory and returns it.
+* ``ams_policy_dir`` (module): writes setmqspl lines into a new policy directory and returns it.
+
+None is function-scoped, so a Hypothesis ``@given`` test can take them (Hypothesis refuses
+function-scoped fixtures, which would be shared by every example).
 
 Without the plugin installed, a conftest.py can load it with ``pytest_plugins = ["ams.testing.plugin"]``.
 """
@@ -56,26 +59,26 @@ def ams_pki() -> ThrowawayPki:
     return ThrowawayPki()
 
 
-@pytest.fixture
-def ams_keystore_conf(ams_pki: ThrowawayPki, tmp_path: Path) -> KeystoreConfWriter:
-    """Write a user's keystore and keystore.conf under the test's temporary directory."""
+@pytest.fixture(scope="module")
+def ams_keystore_conf(ams_pki: ThrowawayPki, tmp_path_factory: pytest.TempPathFactory) -> KeystoreConfWriter:
+    """Write a user's keystore and keystore.conf into a new temporary directory (module scope, so that
+    a Hypothesis ``@given`` test can use it: each call writes a directory of its own)."""
     counter = itertools.count(1)
 
     def write(name: str, *, kind: str = "pkcs12", crl: bool = False, extra: Sequence[Issued] = ()) -> Path:
-        directory = tmp_path / f"keystore-{name}-{next(counter)}"
+        directory = tmp_path_factory.mktemp(f"keystore-{name}-{next(counter)}")
         return ams_pki.write_keystore(directory, name, kind=kind, crl=crl, extra=extra)
 
     return write
 
 
-@pytest.fixture
-def ams_policy_dir(tmp_path: Path) -> PolicyDirWriter:
-    """Write setmqspl lines into a new policy directory under the test's temporary directory."""
+@pytest.fixture(scope="module")
+def ams_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> PolicyDirWriter:
+    """Write setmqspl lines into a new policy directory (module scope: usable with ``@given``)."""
     counter = itertools.count(1)
 
     def write(*lines: str) -> Path:
-        directory = tmp_path / f"policies-{next(counter)}"
-        directory.mkdir()
+        directory = tmp_path_factory.mktemp(f"policies-{next(counter)}")
         (directory / "policies.spl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         return directory
 

@@ -199,14 +199,15 @@ def _dn_lists(min_size: int = 0) -> st.SearchStrategy[list[DistinguishedName]]:
 
 
 @st.composite
-def policies(draw: st.DrawFn, qops: Sequence[QoP] = tuple(QoP)) -> Policy:
-    """Policies valid by IBM's rules, of the qualities of protection in ``qops`` (default: every one, NONE too)."""
+def policies(draw: st.DrawFn, qops: Sequence[QoP] = tuple(QoP), *, deprecated: bool = True) -> Policy:
+    """Policies valid by IBM's rules, of the qualities of protection in ``qops`` (default: every one, NONE too);
+    ``deprecated=False`` leaves out the algorithms IBM MQ deprecates (MD5, SHA1, RC2, DES, 3DES)."""
     qop = draw(st.sampled_from(list(qops)))
     signature, encryption = SignatureAlgorithm.NONE, EncryptionAlgorithm.NONE
     if qop in (QoP.INTEGRITY, QoP.PRIVACY):
-        signature = draw(st.sampled_from([a for a in SignatureAlgorithm if a is not SignatureAlgorithm.NONE]))
+        signature = draw(signature_algorithms(deprecated=deprecated))
     if qop in (QoP.PRIVACY, QoP.CONFIDENTIALITY):
-        encryption = draw(st.sampled_from([a for a in EncryptionAlgorithm if a is not EncryptionAlgorithm.NONE]))
+        encryption = draw(encryption_algorithms(deprecated=deprecated))
     recipients = tuple(draw(_dn_lists(1))) if encryption is not EncryptionAlgorithm.NONE else ()
     signers = tuple(draw(_dn_lists())) if signature is not SignatureAlgorithm.NONE else ()
     reuse = KEYREUSE_DISABLED

@@ -2,8 +2,8 @@
 # peer_adapter.sh: wire an AMS implementation with a command line to `ams conformance`.
 #
 #   ams conformance --peer-policies \
-#     --peer-protect   'sh docs/examples/peer_adapter.sh protect   {digest} {cipher} {keystore_conf} {queue} {format} {in} {out} {recipient_dn}' \
-#     --peer-unprotect 'sh docs/examples/peer_adapter.sh unprotect {digest} {cipher} {keystore_conf} {queue} {format} {in} {out} {recipient_dn}'
+#     --peer-protect   "sh '$PWD/docs/examples/peer_adapter.sh' protect   {digest} {cipher} {keystore_conf} {queue} {format} {in} {out} {recipient_dn}" \
+#     --peer-unprotect "sh '$PWD/docs/examples/peer_adapter.sh' unprotect {digest} {cipher} {keystore_conf} {queue} {format} {in} {out} {recipient_dn}"
 #
 # from the repository root: the kit runs each call in the case's own folder, after making a template
 # word that names a file here (docs/examples/peer_adapter.sh) absolute; from elsewhere, give its path.

@@ -28,7 +28,7 @@ class Verdict:
 
 
 _EXPECTED = {
-    Check.REFUSE: "the peer refuses the message (exits non-zero)",
+    Check.REFUSE: "the peer refuses the message (exit 1-125; a signal, a status over 125 or a timeout is a crash)",
     Check.ACCEPT: "the peer unprotects the message (exit 0) and writes the original body",
     Check.READABLE: "the peer protects (exit 0), and each recipient of ours gets the original body and Format back",
     Check.STRICT: "the peer protects (exit 0) exactly as AMS writes, and our strictest reader accepts it",
@@ -40,7 +40,7 @@ def evaluate(step: Step, outcome: Outcome, world: World) -> Verdict:
     """Judge ``outcome`` against ``step``."""
     expected = _EXPECTED[step.check] + (f" ({step.note})" if step.note else "")
     if step.check is Check.REFUSE:
-        return Verdict(outcome.status not in (0, None), expected, outcome.describe())
+        return Verdict(outcome.refused, expected, outcome.describe())
     if not outcome.accepted or outcome.output is None:
         return Verdict(False, expected, outcome.describe())
     if step.check is Check.ACCEPT:
@@ -113,9 +113,25 @@ def _refuse_changed(step: Step, output: bytes, world: World) -> list[str]:
     try:
         mutation = refusing(message, kind, index, bit, reader=world.issued(reader).certificate)
     except (AmsError, ValueError, IndexError) as error:
-        return [f"the peer's message cannot be laid out for a change: {error}"]
+        return [_blame_layout(step, output, world, reader, error)]
     try:
         _reader(step, world, reader, strict=False).unprotect(step.request.queue, mutation.body, mutation.format)
     except AmsError:
         return []
     return [f"{reader} accepted the peer's message after it was changed: {mutation.description}"]
+
+
+def _blame_layout(step: Step, output: bytes, world: World, reader: str, error: Exception) -> str:
+    """Whose fault it is that the kit cannot lay out the peer's message for a change: the peer's when
+    our reader refuses the message unchanged, the kit's when our reader accepts it."""
+    try:
+        _reader(step, world, reader, strict=False).unprotect(step.request.queue, output, protected_format(step))
+    except AmsError as refusal:
+        return (
+            f"the peer's message is not AMS's format: {reader} refuses it even unchanged ({refusal}), so there is "
+            f"nothing to tamper with (see roundtrip-from-peer)"
+        )
+    return (
+        f"the kit cannot lay out the peer's message for a change ({type(error).__name__}: {error}), although "
+        f"{reader} reads it unchanged: a bug of the kit's, please report it"
+    )

@@ -30,6 +30,7 @@ from ams.testing.conformance.protocol import (
     run_command,
     write_case_files,
 )
+from ams.testing.conformance.sandbox import CaseDirectory, UnsafeDirectoryError
 from ams.testing.conformance.world import World
 
 SELF_CLI_PROTECT = (
@@ -93,11 +94,16 @@ class CommandPeer:
         return template.render(placeholder_values(request, world, workdir))
 
     def run(self, request: Request, world: World, workdir: Path) -> Outcome:
-        """Write the case's files, run the command (no shell, with the timeout) and read its output."""
-        write_case_files(request, world, workdir)
+        """Create ``workdir`` with the case's files, run the command (no shell, with the timeout) and
+        read its output."""
+        try:
+            with CaseDirectory.create(workdir) as case:
+                write_case_files(request, world, case)
+        except UnsafeDirectoryError as error:
+            return Outcome(None, problem=str(error))
         args = self.command(request, world, workdir)
         assert args is not None
-        return run_command(args, workdir, self.spec.timeout)
+        return run_command(args, workdir, self.spec.timeout, self.spec.limits)
 
 
 class InProcessPeer:
@@ -116,7 +122,15 @@ class InProcessPeer:
 
     def run(self, request: Request, world: World, workdir: Path) -> Outcome:
         """Protect or unprotect with a Protector holding the request's identity and policy."""
-        write_case_files(request, world, workdir)  # so that a failure's files are those a command peer gets
+        try:
+            case = CaseDirectory.create(workdir)
+        except UnsafeDirectoryError as error:
+            return Outcome(None, problem=str(error))
+        with case:
+            write_case_files(request, world, case)  # so that a failure's files are those a command peer gets
+            return self._run(request, world, case)
+
+    def _run(self, request: Request, world: World, case: CaseDirectory) -> Outcome:
         started = time.monotonic()
         policy = request.policy(world)
         try:
@@ -131,7 +145,7 @@ class InProcessPeer:
             return Outcome(
                 3 if isinstance(error, SecurityError) else 2, None, str(error), (), time.monotonic() - started
             )
-        (workdir / "out.bin").write_bytes(body)
+        case.write("out.bin", body)
         return Outcome(0, body, "", (), time.monotonic() - started)
 
 

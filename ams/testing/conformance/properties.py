@@ -8,6 +8,7 @@ everything needed to run it again, so that a saved failure replays with one comm
 
 from __future__ import annotations
 
+import datetime
 import enum
 import warnings
 from typing import Any
@@ -19,9 +20,10 @@ from ams.errors import AmsDeprecationWarning
 from ams.policy.model import Policy
 from ams.protector import Protector
 from ams.testing.conformance.protocol import Request
+from ams.testing.conformance.tampering import MUST_ACCEPT, MUST_CHECK, must_check_change, resigned_at
 from ams.testing.conformance.world import INVALID_SIGNERS, OUTSIDER, RECIPIENTS, SENDER, UNTRUSTED_SIGNERS, World
 from ams.testing.headers import ClearChain
-from ams.testing.mutations import ProtectedMessage, refusing
+from ams.testing.mutations import Expect, Mutation, ProtectedMessage, field_changes, refusing
 from ams.testing.payloads import PayloadSpec
 
 OURS_TO_PEER = "ours -> peer"
@@ -34,7 +36,7 @@ ALL = (QoP.INTEGRITY, QoP.PRIVACY, QoP.CONFIDENTIALITY)
 class Check(enum.Enum):
     """What a step's outcome must be."""
 
-    REFUSE = "refuse"  # the peer refuses (exits non-zero)
+    REFUSE = "refuse"  # the peer refuses (exits 1-125: a crash is no refusal)
     ACCEPT = "accept"  # the peer unprotects and writes the original body
     READABLE = "readable"  # the peer protects, and every reader of ours gets the original body back
     STRICT = "strict"  # the peer protects exactly as AMS writes, and our strictest reader accepts it
@@ -51,6 +53,7 @@ class Property:
     qops: tuple[QoP, ...]
     check: Check
     needs_policies: bool = False
+    needs_placeholder: str = ""  # the peer's template must take it (or {policies}) for the property to run
 
     @property
     def operation(self) -> str:
@@ -89,8 +92,47 @@ PROPERTIES = (
         OURS_TO_PEER, SIGNED, Check.REFUSE,
     ),
     Property(
+        "peer-refuses-backdated-signer",
+        "the peer refuses a signer whose certificate is not valid now, though the signingTime lies within its "
+        "validity (expired since, or valid only later)",
+        OURS_TO_PEER, (QoP.INTEGRITY,), Check.REFUSE,
+    ),
+    Property(
+        "peer-refuses-unauthorised-signer",
+        "with authorised signers (-a, {authorised_dn}) the peer refuses a message signed by someone not among them",
+        OURS_TO_PEER, SIGNED, Check.REFUSE, needs_policies=True, needs_placeholder="authorised_dn",
+    ),
+    Property(
+        "peer-accepts-authorised-signer",
+        "with authorised signers (-a, {authorised_dn}) the peer accepts a message signed by one of them",
+        OURS_TO_PEER, SIGNED, Check.ACCEPT, needs_policies=True, needs_placeholder="authorised_dn",
+    ),
+    Property(
         "peer-refuses-weaker-algorithm", "the peer refuses a digest or cipher weaker than its policy's",
         OURS_TO_PEER, ALL, Check.REFUSE, needs_policies=True,
+    ),
+    Property(
+        "peer-refuses-other-qop",
+        "the peer refuses a message of a QoP its policy does not accept: a downgrade or another QoP (format.md §6)",
+        OURS_TO_PEER, ALL, Check.REFUSE, needs_policies=True,
+    ),
+    Property(
+        "peer-accepts-higher-qop", "the peer accepts a privacy message on an integrity policy (format.md §6)",
+        OURS_TO_PEER, (QoP.PRIVACY,), Check.ACCEPT, needs_policies=True,
+    ),
+    Property(
+        "peer-refuses-unprotected", "the peer refuses a message that is not protected on a queue that must be (-t 0)",
+        OURS_TO_PEER, ALL, Check.REFUSE, needs_policies=True,
+    ),
+    Property(
+        "peer-tolerates-unprotected", "with -t 1 ({tolerate}) the peer hands an unprotected message back as is",
+        OURS_TO_PEER, ALL, Check.ACCEPT, needs_policies=True, needs_placeholder="tolerate",
+    ),
+    Property(
+        "peer-accepts-unchecked-fields",
+        "the peer accepts our message with a field AMS does not check changed: reserved bytes, flags, the policy "
+        "name, the dynamic-queue byte, the header byte-swapped (encoding 2)",
+        OURS_TO_PEER, ALL, Check.ACCEPT,
     ),
     Property(
         "we-refuse-tampered", "we refuse the peer's message with a byte changed where a change must be noticed",
@@ -98,6 +140,8 @@ PROPERTIES = (
     ),
 )  # fmt: skip
 BY_NAME = {p.name: p for p in PROPERTIES}
+MUST_CHECK_KIND = "must-check"  # a Case.mutation of this kind changes MUST_CHECK[qop][index]
+MUST_ACCEPT_KIND = "accept"  # ... and of this kind, MUST_ACCEPT[qop][index] (peer-accepts-unchecked-fields)
 
 
 @attrs.frozen
@@ -117,6 +161,8 @@ class Case:
     signer: str = SENDER
     policy_digest: SignatureAlgorithm | None = None  # the peer's policy, when it must be stronger
     policy_cipher: EncryptionAlgorithm | None = None
+    policy_qop: QoP | None = None  # the peer's policy's QoP, when it is not the message's
+    authorised: tuple[str, ...] = ()  # the peer's policy's authorised signers (-a)
 
     @property
     def recipient_names(self) -> tuple[str, ...]:
@@ -128,6 +174,17 @@ class Case:
         """Who reads: one of the recipients (for integrity, any identity the CA issued)."""
         return RECIPIENTS[self.reader]
 
+    def tamper_class(self) -> str | None:
+        """What the case changes in a message: a random kind (``flip``...) or a named must-check field."""
+        if self.mutation is None:
+            return None
+        kind, index, _ = self.mutation
+        if kind == MUST_CHECK_KIND:
+            return MUST_CHECK[self.qop][index % len(MUST_CHECK[self.qop])]
+        if kind == MUST_ACCEPT_KIND:
+            return MUST_ACCEPT[self.qop][index % len(MUST_ACCEPT[self.qop])]
+        return kind
+
     def algorithms(self) -> str:
         """``SHA256/AES256``, ``SHA512`` or ``AES128``: the message's algorithms."""
         return "/".join(a.label for a in (self.digest, self.cipher) if a.value)
@@ -138,6 +195,8 @@ class Case:
         if self.policy_digest is not None or self.policy_cipher is not None:
             stronger = "/".join(a.label for a in (self.policy_digest, self.policy_cipher) if a is not None and a.value)
             parts[0] += f" (the peer's policy: {stronger})"
+        if self.policy_qop is not None:
+            parts[0] += f" (the peer's policy: {self.policy_qop.name.lower()})"
         if self.recipients:
             parts.append(f"{self.recipients} recipient(s) {', '.join(self.recipient_names)}")
         parts.append(f"payload {self.payload.describe()}")
@@ -167,6 +226,8 @@ class Case:
             "signer": self.signer,
             "policy_digest": self.policy_digest.label if self.policy_digest else None,
             "policy_cipher": self.policy_cipher.label if self.policy_cipher else None,
+            "policy_qop": self.policy_qop.name if self.policy_qop else None,
+            "authorised": list(self.authorised),
         }
 
 
@@ -248,14 +309,30 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
         )
         readers = recipients or (case.reader_name,)
         return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, readers, case.mutation)
+    if prop.name in ("peer-refuses-unprotected", "peer-tolerates-unprotected"):
+        return _unprotected_step(prop, case, original)
+    if case.policy_qop is not None:
+        return _other_qop_step(prop, case, original, world)
     message = protect_ours(world, case.signer, case.queue, case.digest, case.cipher, recipients, original, case.chain)
     reader, data, note = case.reader_name, message.body, ""
-    if prop.name == "peer-refuses-non-recipient":
+    if prop.name == "peer-accepts-unchecked-fields" and case.mutation is not None:
+        change = unchecked_changes(message)[case.mutation[1] % len(unchecked_changes(message))]
+        data, note = change.body, change.description
+    elif prop.name == "peer-refuses-non-recipient":
         reader, note = OUTSIDER, f"read by {OUTSIDER}, who is not a recipient"
     elif prop.name == "peer-refuses-tampered" and case.mutation is not None:
         kind, index, bit = case.mutation
-        mutation = refusing(message, kind, index, bit, reader=world.issued(reader).certificate)
+        reader_cert = world.issued(reader).certificate
+        if kind == MUST_CHECK_KIND:
+            name, signer = MUST_CHECK[case.qop][index % len(MUST_CHECK[case.qop])], world.issued(case.signer)
+            mutation = must_check_change(
+                message, name, reader=reader_cert, signer=signer.certificate, digest=case.digest
+            )
+        else:
+            mutation = refusing(message, kind, index, bit, reader=reader_cert)
         data, note = mutation.body, mutation.description
+    elif prop.name == "peer-refuses-backdated-signer":
+        data, note = _backdated(message, case, world)
     elif prop.name in ("peer-refuses-untrusted-signer", "peer-refuses-invalid-signer"):
         note = f"signed by {case.signer}"
     digest = case.policy_digest or case.digest
@@ -263,5 +340,78 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
     if case.policy_digest or case.policy_cipher:
         policy = "/".join(a.label for a in (digest, cipher) if a.value)
         note = f"the message uses {case.algorithms()}, the peer's policy {policy}"
-    request = Request("unprotect", case.qop, digest, cipher, reader, recipients, case.queue, message.format, data)
+    if case.authorised:
+        note = f"signed by {case.signer}; the peer's policy authorises {', '.join(case.authorised)} (-a)"
+    request = Request(
+        "unprotect", case.qop, digest, cipher, reader, recipients, case.queue, message.format, data,
+        signers=case.authorised,
+    )  # fmt: skip
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
+# -- the QoP matrix (format.md §6) -------------------------------------------------------------------------------------
+
+# (the policy's QoP, the message's) that a receiver accepts; it refuses every other pair
+ACCEPTED_QOPS = frozenset(
+    {
+        (QoP.INTEGRITY, QoP.INTEGRITY),
+        (QoP.INTEGRITY, QoP.PRIVACY),
+        (QoP.PRIVACY, QoP.PRIVACY),
+        (QoP.CONFIDENTIALITY, QoP.CONFIDENTIALITY),
+    }
+)
+
+
+def unchecked_changes(message: ProtectedMessage) -> list[Mutation]:
+    """The changes of fields AMS does not check, which a receiver must accept (format.md §2)."""
+    return [m for m in field_changes(message) if m.expect is Expect.ACCEPT]
+
+
+def policy_algorithms(qop: QoP, case: Case) -> tuple[SignatureAlgorithm, EncryptionAlgorithm]:
+    """The peer's policy's algorithms for ``qop``: the message's where it has them, else SHA256 / AES256."""
+    digest = case.digest if case.digest.value else SignatureAlgorithm.SHA256
+    cipher = case.cipher if case.cipher.value else EncryptionAlgorithm.AES256
+    return (
+        digest if qop is not QoP.CONFIDENTIALITY else SignatureAlgorithm.NONE,
+        cipher if qop is not QoP.INTEGRITY else EncryptionAlgorithm.NONE,
+    )
+
+
+def _other_qop_step(prop: Property, case: Case, original: bytes, world: World) -> Step:
+    """Our message of ``case.qop``, read by a peer whose policy's QoP is ``case.policy_qop``."""
+    assert case.policy_qop is not None
+    recipients = case.recipient_names
+    message = protect_ours(world, case.signer, case.queue, case.digest, case.cipher, recipients, original, case.chain)
+    digest, cipher = policy_algorithms(case.policy_qop, case)
+    policy_recipients = (recipients or (case.reader_name,)) if cipher.value else ()
+    note = f"a {case.qop.name.lower()} message, the peer's policy {case.policy_qop.name.lower()}"
+    request = Request(
+        "unprotect", case.policy_qop, digest, cipher, case.reader_name, policy_recipients, case.queue, message.format,
+        message.body,
+    )  # fmt: skip
+    return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
+def _unprotected_step(prop: Property, case: Case, original: bytes) -> Step:
+    """The body as it was, not protected, on a queue whose policy is ``case.qop`` (tolerating it or not)."""
+    tolerate = prop.name == "peer-tolerates-unprotected"
+    note = f"not protected, on a {case.qop.name.lower()} queue with -t {int(tolerate)}"
+    request = Request(
+        "unprotect", case.qop, case.digest, case.cipher, case.reader_name, case.recipient_names, case.queue,
+        case.chain.mqmd_format, original, tolerate,
+    )  # fmt: skip
+    return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
+def _backdated(message: ProtectedMessage, case: Case, world: World) -> tuple[bytes, str]:
+    """``message`` signed again with a signingTime inside the signer's validity, which is not now."""
+    signer = world.issued(case.signer)
+    certificate = signer.certificate
+    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    now = datetime.datetime.now(datetime.UTC)
+    when = end - datetime.timedelta(days=1) if end < now else start + datetime.timedelta(days=1)
+    note = (
+        f"signed by {case.signer} at {when:%Y-%m-%d} (signingTime), inside its certificate's validity "
+        f"{start:%Y-%m-%d} to {end:%Y-%m-%d}, which does not hold now"
+    )
+    return resigned_at(message, signer, case.digest, when), note

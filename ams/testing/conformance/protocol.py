@@ -5,7 +5,8 @@ template is split into words once, as a POSIX shell would split it; then each pl
 replaced *inside its word*, so a value is always exactly one argument (or, for the repeated
 placeholders, one per recipient) and no shell ever sees it. The peer runs with a timeout, in the
 case's working directory, without standard input. Exit status 0 means done and the output file
-holds the result; any other status means refused.
+holds the result; 1 to 125 mean refused; anything else (126 and 127: it could not be run; 128 and
+over, or a signal: it crashed) and a timeout fail the case.
 
 ``{recipient_cert}`` and ``{recipient_dn}`` repeat: a word holding one is written once per
 recipient (``--to={recipient_cert}``, or a bare ``{recipient_cert}`` for positional arguments),
@@ -15,25 +16,21 @@ and ``}}`` are literal braces.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ams._files import read_bounded
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
-from ams.errors import AmsError, UsageError
-from ams.limits import DEFAULT_LIMITS
+from ams.errors import UsageError
 from ams.policy.model import Policy
 from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
+from ams.testing.conformance.sandbox import CaseDirectory, Limits, printable, run_bounded
 from ams.testing.conformance.world import World
 
 MIB = 1 << 20
@@ -54,16 +51,18 @@ PLACEHOLDERS: dict[str, str] = {
     "trust": "a PEM bundle of the trust anchors (the CA that issues every valid certificate)",
     "recipient_cert": "repeated: each recipient's certificate, PEM (none for integrity)",
     "recipient_dn": "repeated: each recipient's DN, as setmqspl -r takes it",
+    "authorised_dn": "repeated: each authorised signer's DN, as setmqspl -a takes it (none: any signer)",
     "queue": "the queue (policy) name",
     "format": "the MQMD Format of the input, trailing blanks removed (empty for MQFMT_NONE)",
     "encoding": "the MQMD Encoding of the input (546: integers little-endian)",
     "ccsid": "the MQMD CodedCharSetId of the input (1208)",
+    "tolerate": "1 when the policy tolerates unprotected messages (setmqspl -t 1), else 0",
     "policies": "a directory holding the policy as setmqspl in policy.spl (for implementations that read policy files)",
     "in": "the input file: the message body after the MQMD (clear headers, then the payload or PDMQ header and blob)",
     "out": "the output file the peer writes: the protected or unprotected body",
     "workdir": "the case's working directory (also the peer's current directory)",
 }
-LIST_PLACEHOLDERS = frozenset({"recipient_cert", "recipient_dn"})
+LIST_PLACEHOLDERS = frozenset({"recipient_cert", "recipient_dn", "authorised_dn"})
 PROTECT_ONLY = frozenset({"signer_key", "signer_cert"})
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_]+)(?::([^{}]*))?\}|[{}]")
 
@@ -221,11 +220,19 @@ class PeerSpec:
     capabilities: Capabilities = attrs.field(factory=Capabilities)
     timeout: float = 60.0
     kind: str = "command"
+    limits: Limits = attrs.field(factory=Limits)  # --peer-memory, --peer-cpu
 
     def template(self, operation: str) -> Template | None:
         """The parsed template for ``operation``, or None when the peer has none."""
         text = self.protect if operation == "protect" else self.unprotect
         return None if text is None else Template.parse(text, operation)
+
+    def takes(self, placeholder: str, operation: str) -> bool:
+        """Whether the ``operation`` template takes ``placeholder`` (or {policies}, where it is written too)."""
+        if self.kind == "self":
+            return True
+        text = (self.protect if operation == "protect" else self.unprotect) or ""
+        return any(f"{{{name}" in text.replace("{{", "") for name in (placeholder, "policies"))
 
     def can(self, operation: str) -> bool:
         """Whether the peer does ``operation`` at all."""
@@ -239,6 +246,8 @@ class PeerSpec:
             "protect": self.protect,
             "unprotect": self.unprotect,
             "timeout": self.timeout,
+            "memory_mib": self.limits.memory_mib,
+            "cpu_seconds": self.limits.cpu_seconds,
             "capabilities": self.capabilities.to_json(),
         }
 
@@ -251,6 +260,7 @@ class PeerSpec:
             unprotect=data["unprotect"],
             capabilities=Capabilities.from_json(data["capabilities"]),
             timeout=float(data["timeout"]),
+            limits=Limits(data.get("memory_mib"), data.get("cpu_seconds")),  # absent before limits existed
             kind=data["kind"],
         )
 
@@ -271,11 +281,14 @@ class Request:
     queue: str
     format: str
     data: bytes = attrs.field(repr=False)
+    tolerate: bool = False  # -t 1: an unprotected message is handed back as is
+    signers: tuple[str, ...] = ()  # -a: the authorised signers (none: any signer the keystore trusts)
 
     def policy(self, world: World) -> Policy:
-        """The policy the request describes (no authorised-signer list, key reuse disabled, enforced)."""
+        """The policy the request describes (no authorised-signer list, key reuse disabled, -t as asked)."""
         recipients = tuple(world.dn(name) for name in self.recipients)
-        return Policy(self.queue, self.digest, self.cipher, recipients)
+        signers = tuple(world.dn(name) for name in self.signers)
+        return Policy(self.queue, self.digest, self.cipher, recipients, signers, tolerate=self.tolerate)
 
     def to_json(self) -> dict[str, Any]:
         """The request without its data (saved as a file next to it)."""
@@ -288,6 +301,8 @@ class Request:
             "recipients": list(self.recipients),
             "queue": self.queue,
             "format": self.format,
+            "tolerate": self.tolerate,
+            "signers": list(self.signers),
         }
 
     @classmethod
@@ -303,34 +318,64 @@ class Request:
             queue=data["queue"],
             format=data["format"],
             data=body,
+            tolerate=bool(data.get("tolerate", False)),  # absent from a step saved before -t was tried
+            signers=tuple(data.get("signers", ())),
         )
+
+
+REFUSED = range(1, 126)  # 126, 127: the command could not be run; 128 + N: a shell's report of signal N
 
 
 @attrs.frozen
 class Outcome:
-    """What a peer did: its exit status (None when it timed out) and, after exit 0, what it wrote."""
+    """What a peer did: its exit status (None when it timed out, minus N when signal N killed it),
+    after exit 0 what it wrote, and what the kit refused to take from it (``problem``)."""
 
     status: int | None
     output: bytes | None = attrs.field(default=None, repr=False)
     stderr: str = ""
     command: tuple[str, ...] = ()
     seconds: float = 0.0
+    problem: str = ""  # e.g. {out} is a link, or over the size cap: the case fails whatever it checks
 
     @property
     def accepted(self) -> bool:
-        """Exit status 0: the peer did what was asked."""
-        return self.status == 0
+        """Exit status 0, and nothing the kit refused: the peer did what was asked."""
+        return self.status == 0 and not self.problem
+
+    @property
+    def refused(self) -> bool:
+        """Exit status 1-125: a refusal (a signal, a status over 125 or a timeout is a crash, not a refusal)."""
+        return self.status in REFUSED and not self.problem
 
     def describe(self) -> str:
-        """The outcome in words, with the end of the peer's standard error."""
+        """The outcome in words, with the end of the peer's standard error (escaped)."""
+        said = f": {printable(self.stderr.strip()[-600:])}" if self.stderr.strip() else ""
+        if self.problem:
+            return f"{self.problem}{said}"
         if self.status is None:
             return f"no answer within {self.seconds:.0f} s (the peer was stopped)"
-        said = f": {self.stderr.strip()[-600:]}" if self.stderr.strip() else ""
+        if self.status < 0:
+            return f"crashed: killed by {_signal_name(-self.status)}, which is no refusal{said}"
+        if self.status in (126, 127):
+            return f"could not be run (exit {self.status}: not found or not executable){said}"
+        if self.status >= 128:
+            return (
+                f"crashed (exit {self.status}, as a shell reports a command killed by "
+                f"{_signal_name(self.status - 128)}), which is no refusal{said}"
+            )
         if self.status != 0:
             return f"refused (exit {self.status}){said}"
         if self.output is None:
             return f"exit 0 but the output file was not written{said}"
         return f"done (exit 0), wrote {len(self.output):,} bytes"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def placeholder_values(request: Request, world: World, workdir: Path) -> dict[str, str | list[str]]:
@@ -351,10 +396,12 @@ def placeholder_values(request: Request, world: World, workdir: Path) -> dict[st
         "trust": str(world.trust_file),
         "recipient_cert": [str(world.file(name, "cert.pem")) for name in request.recipients],
         "recipient_dn": [str(world.dn(name)) for name in request.recipients],
+        "authorised_dn": [str(world.dn(name)) for name in request.signers],
         "queue": request.queue,
         "format": request.format.rstrip(" "),
         "encoding": "546",
         "ccsid": "1208",
+        "tolerate": str(int(request.tolerate)),
         "policies": str(workdir / "policies"),
         "in": str(workdir / "in.bin"),
         "out": str(workdir / "out.bin"),
@@ -362,52 +409,23 @@ def placeholder_values(request: Request, world: World, workdir: Path) -> dict[st
     }
 
 
-def write_case_files(request: Request, world: World, workdir: Path) -> None:
-    """The input file and the policy directory a command peer reads."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "in.bin").write_bytes(request.data)
-    policies = workdir / "policies"
-    policies.mkdir(exist_ok=True)
-    (policies / "policy.spl").write_text(request.policy(world).to_setmqspl("QM") + "\n", encoding="utf-8")
+def write_case_files(request: Request, world: World, case: CaseDirectory) -> None:
+    """The input file and the policy directory a command peer reads, in the kit's new directory."""
+    case.write("in.bin", request.data)
+    with case.subdirectory("policies") as policies:
+        policies.write("policy.spl", (request.policy(world).to_setmqspl("QM") + "\n").encode("utf-8"))
 
 
-def run_command(args: list[str], workdir: Path, timeout: float) -> Outcome:
-    """Run ``args`` (no shell) in ``workdir`` within ``timeout`` seconds; read ``out.bin`` after exit 0."""
-    output_file = workdir / "out.bin"
-    output_file.unlink(missing_ok=True)
-    started = time.monotonic()
-    try:
-        process = subprocess.Popen(
-            args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group, so that a timeout stops its children too
-        )  # fmt: skip
-    except OSError as error:
-        return Outcome(127, None, f"cannot run {args[0]!r}: {error.strerror or error}", tuple(args))
-    try:
-        _, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop(process)
-        return Outcome(None, None, "", tuple(args), time.monotonic() - started)
-    except BaseException:  # Ctrl-C: the peer has a session of its own, so the terminal's signal missed it
-        _stop(process)
-        raise
-    seconds = time.monotonic() - started
-    said = stderr.decode("utf-8", "replace")[-4000:]
-    output = None
-    if process.returncode == 0 and os.path.lexists(output_file):
-        # the peer is under test: its out.bin may be a link (to /dev/zero, to a secret), a FIFO or huge
+def run_command(args: list[str], workdir: Path, timeout: float, limits: Limits | None = None) -> Outcome:
+    """Run ``args`` (no shell) in ``workdir`` within ``timeout`` seconds; read ``out.bin`` after exit 0
+    (only a regular file, within :data:`~ams.testing.conformance.sandbox.OUTPUT_CAP`)."""
+    with CaseDirectory.open(workdir) as case:
         try:
-            output = read_bounded(
-                output_file, "the peer's output", limit=DEFAULT_LIMITS.message_file_size, follow_symlinks=False
-            )
-        except AmsError as error:
-            said = f"{said}\n{error.message}".lstrip("\n")
-    return Outcome(process.returncode, output, said, tuple(args), seconds)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        process.kill()
-    process.communicate()
+            finished = run_bounded(args, workdir, timeout, limits=limits)
+        except OSError as error:
+            return Outcome(127, None, f"cannot run {args[0]!r}: {error.strerror or error}", tuple(args))
+        stderr = printable(finished.stderr.decode("utf-8", "replace").strip()[-4000:])
+        output, problem = case.read("out.bin") if finished.status == 0 else (None, "")
+    if problem:
+        problem = f"exit 0, but the kit did not take its output: {problem}"
+    return Outcome(finished.status, output, stderr, tuple(args), finished.seconds, problem)

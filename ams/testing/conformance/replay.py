@@ -13,6 +13,7 @@ from ams.testing.conformance.checks import Verdict, evaluate
 from ams.testing.conformance.peers import make_peer
 from ams.testing.conformance.properties import Step
 from ams.testing.conformance.protocol import Outcome, PeerSpec
+from ams.testing.conformance.sandbox import remove_tree
 from ams.testing.conformance.world import World
 
 
@@ -41,10 +42,12 @@ def load_step(directory: Path) -> tuple[PeerSpec, Step, World]:
 
 
 def replay(directory: Path) -> Replayed:
-    """Run the step saved in ``directory`` once more (in that directory) and judge it."""
+    """Run the step saved in ``directory`` once more (in a new ``replay/`` inside it) and judge it."""
     directory = directory.resolve()  # the peer runs in it, and its command names files in it
     spec, step, world = load_step(directory)
     peer = make_peer(spec)
-    command = peer.command(step.request, world, directory)
-    outcome = peer.run(step.request, world, directory)
+    workdir = directory / "replay"
+    remove_tree(workdir)  # an earlier replay's: the peer gets a directory the kit has just created
+    command = peer.command(step.request, world, workdir)
+    outcome = peer.run(step.request, world, workdir)
     return Replayed(step, tuple(command) if command else None, outcome, evaluate(step, outcome, world))

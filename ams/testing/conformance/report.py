@@ -21,13 +21,19 @@ from typing import Any
 
 import attrs
 
+from ams.testing.conformance.sandbox import printable
+
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
 
+NOT_RUN = "not run: the run was interrupted"  # the reason of a property an interrupted run did not reach
+
 @attrs.frozen
 class Failure:
-    """A property's shrunk counterexample: the case, what was expected and found, and how to replay it."""
+    """A property's shrunk counterexample: its kind of failure (done wrongly, refused, crashed...), the
+    case, what was expected and found, and how to replay it."""
 
+    kind: str
     case: str
     expected: str
     found: str
@@ -52,6 +58,12 @@ class PropertyResult:
     seconds: float = 0.0
     reason: str = ""  # why it was skipped
     failure: Failure | None = None
+    more_failures: tuple[Failure, ...] = ()  # other kinds of failure, each with its counterexample
+
+    @property
+    def failures(self) -> list[Failure]:
+        """Every counterexample, the first one first."""
+        return ([self.failure] if self.failure else []) + list(self.more_failures)
 
 
 @attrs.frozen
@@ -65,7 +77,9 @@ class Report:
     results: tuple[PropertyResult, ...]
     seconds: float
     not_covered: tuple[str, ...] = ()
-    interrupted: bool = False  # stopped (Ctrl-C) before every property ran: a partial report
+    coverage: tuple[str, ...] = ()  # the coverage table's lines
+    coverage_json: dict[str, Any] = attrs.field(factory=dict)
+    interrupted: int = 0  # when the run was stopped: how many properties it was to check
 
     @property
     def ok(self) -> bool:
@@ -82,24 +96,28 @@ class Report:
             f"ams conformance against peer {self.peer!r}: seed {self.seed}, up to {self.max_examples} examples "
             f"per property; files in {self.output}",
         ]
+        if self.interrupted:
+            checked = sum(1 for r in self.results if r.reason != NOT_RUN)
+            lines.append(
+                f"INTERRUPTED: a partial report, {checked} of {self.interrupted} properties checked "
+                f"(the same --seed {self.seed} runs them again; those not run are skipped)"
+            )
         if self.not_covered:
             lines.append(f"not tried (the peer does not implement them): {'; '.join(self.not_covered)}")
-        if self.interrupted:
-            lines.append(
-                f"INTERRUPTED: a partial report (properties not run are skipped); the same cases: --seed {self.seed}"
-            )
         lines.append("")
         for result in self.results:
             lines.append(f"  {result.status.upper():<8} {result.name:<32} {_detail(result)}")
+        if self.coverage:
+            lines += ["", "coverage (peer calls per value; what the peer can do but no case tried):", *self.coverage]
         for result in self.results:
-            if result.failure is not None:
-                lines += ["", *_failure_lines(result, result.failure)]
+            for failure in result.failures:
+                lines += ["", *_failure_lines(result, failure)]
         counts = self.counts()
         lines += [
             "",
             f"{counts[FAILED]} failed, {counts[PASSED]} passed, {counts[SKIPPED]} skipped in {self.seconds:.1f} s",
         ]
-        return "\n".join(lines) + "\n"
+        return "\n".join(printable(line) for line in lines) + "\n"  # a peer's words cannot fake a line
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON values."""
@@ -109,8 +127,9 @@ class Report:
             "max_examples": self.max_examples,
             "seconds": round(self.seconds, 3),
             "ok": self.ok,
-            "interrupted": self.interrupted,
+            "interrupted": bool(self.interrupted),
             "not_covered": list(self.not_covered),
+            "coverage": self.coverage_json,
             "properties": [_result_json(r) for r in self.results],
         }
 
@@ -119,7 +138,7 @@ class Report:
         counts = self.counts()
         suite = ElementTree.Element(
             "testsuite",
-            name=f"ams conformance ({self.peer})",
+            name=printable(f"ams conformance ({self.peer})"),
             tests=str(len(self.results)),
             failures=str(counts[FAILED]),
             skipped=str(counts[SKIPPED]),
@@ -130,15 +149,17 @@ class Report:
             case = ElementTree.SubElement(
                 suite,
                 "testcase",
-                classname=f"ams.conformance.{self.peer}",
+                classname=printable(f"ams.conformance.{self.peer}"),
                 name=result.name,
                 time=f"{result.seconds:.3f}",
             )
             if result.status == SKIPPED:
-                ElementTree.SubElement(case, "skipped", message=result.reason)
+                ElementTree.SubElement(case, "skipped", message=printable(result.reason))
             elif result.failure is not None:
-                element = ElementTree.SubElement(case, "failure", message=f"found: {result.failure.found}"[:500])
-                element.text = "\n".join(_failure_lines(result, result.failure))
+                found = printable(f"found: {result.failure.found}")[:500]
+                element = ElementTree.SubElement(case, "failure", message=found)
+                lines = [line for failure in result.failures for line in ["", *_failure_lines(result, failure)]]
+                element.text = "\n".join(printable(line) for line in lines[1:])
         text: str = ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)
         return text + "\n"
 
@@ -157,8 +178,9 @@ def _detail(result: PropertyResult) -> str:
 
 
 def _failure_lines(result: PropertyResult, failure: Failure) -> list[str]:
+    kinds = f" ({len(result.failures)} kinds of failure; this one: {failure.kind})" if result.more_failures else ""
     lines = [
-        f"FAILED {result.name}: {result.summary}",
+        f"FAILED {result.name}{kinds}: {result.summary}",
         f"  counterexample: {failure.case}",
         f"  expected: {failure.expected}",
         f"  found:    {failure.found}",
@@ -179,14 +201,19 @@ def _result_json(result: PropertyResult) -> dict[str, Any]:
         "reason": result.reason,
     }
     if result.failure is not None:
-        failure = result.failure
-        data["failure"] = {
-            "case": failure.case,
-            "case_values": failure.case_json,
-            "expected": failure.expected,
-            "found": failure.found,
-            "directory": str(failure.directory),
-            "replay": failure.replay,
-            "peer_command": list(failure.peer_command) if failure.peer_command else None,
-        }
+        data["failure"] = _failure_json(result.failure)
+        data["more_failures"] = [_failure_json(f) for f in result.more_failures]
     return data
+
+
+def _failure_json(failure: Failure) -> dict[str, Any]:
+    return {
+        "kind": failure.kind,
+        "case": failure.case,
+        "case_values": failure.case_json,
+        "expected": failure.expected,
+        "found": failure.found,
+        "directory": str(failure.directory),
+        "replay": failure.replay,
+        "peer_command": list(failure.peer_command) if failure.peer_command else None,
+    }

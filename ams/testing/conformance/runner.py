@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import secrets
 import shlex
-import shutil
 import threading
 import time
 import warnings
@@ -21,27 +20,44 @@ from pathlib import Path
 from typing import Protocol
 
 import attrs
-from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, Verbosity, example, given, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import AmsDeprecationWarning, UsageError
-from ams.mqconstants import MQENC_NATIVE
-from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
+from ams.testing.algorithms import QOPS
+from ams.testing.conformance.cases import (
+    case_strategy,
+    must_accept_cases,
+    must_check_cases,
+    other_qops,
+    weaker_choices,
+)
 from ams.testing.conformance.checks import Verdict, evaluate
+from ams.testing.conformance.coverage import Coverage
 from ams.testing.conformance.peers import Peer, make_peer
-from ams.testing.conformance.properties import BY_NAME, PROPERTIES, Case, Check, Property, Step, build_step
-from ams.testing.conformance.protocol import Capabilities, Outcome, PeerSpec
-from ams.testing.conformance.report import FAILED, PASSED, SKIPPED, Failure, PropertyResult, Report
-from ams.testing.conformance.world import INVALID_SIGNERS, UNTRUSTED_SIGNERS, World
+from ams.testing.conformance.properties import (
+    BY_NAME,
+    PROPERTIES,
+    Case,
+    Check,
+    Property,
+    Step,
+    build_step,
+)
+from ams.testing.conformance.protocol import Outcome, PeerSpec
+from ams.testing.conformance.report import FAILED, NOT_RUN, PASSED, SKIPPED, Failure, PropertyResult, Report
+from ams.testing.conformance.sandbox import (
+    CaseDirectory,
+    UnsafeDirectoryError,
+    copy_tree,
+    fresh_directory,
+    printable,
+    remove_tree,
+)
+from ams.testing.conformance.world import World
 from ams.testing.headers import ClearChain
-from ams.testing.mutations import MUTATION_KINDS
 from ams.testing.payloads import PayloadSpec
-from ams.testing.strategies import clear_chains, payload_specs
-
-QUEUES = ("Q", "AMS.CONFORMANCE.QUEUE", "lower.case.queue", "PAYROLL/2026%EU_1", "Q" * 48)
-FINAL_FORMATS = ("MQSTR", "        ", "MQADMIN", "MQXMIT", "APPDATA")
 
 
 @attrs.frozen
@@ -56,6 +72,8 @@ class Options:
     shrink_time: float = 60.0
     key_bits: int = 2048
     junit: Path | None = None  # default: junit.xml in the output directory
+    counterexamples: int = 3  # distinct kinds of failure each property keeps, each shrunk on its own
+    must_check: bool = True  # every must-check (and must-accept) field change is sent (tampering.MUST_CHECK)
 
 
 class Progress(Protocol):
@@ -72,11 +90,36 @@ class Progress(Protocol):
 
 
 class _Failed(Exception):
-    """Raised inside the Hypothesis test for a case whose step failed (Hypothesis then shrinks it)."""
+    """Raised inside the Hypothesis test for a case whose step failed (Hypothesis then shrinks it).
+    Each kind of failure (:func:`failure_kind`) raises its own subclass, so Hypothesis keeps and
+    shrinks one counterexample per kind rather than let the first hide the others."""
+
+    kind = ""
 
     def __init__(self, case: Case, step: Step, outcome: Outcome, verdict: Verdict, workdir: Path) -> None:
         super().__init__(verdict.found)
         self.case, self.step, self.outcome, self.verdict, self.workdir = case, step, outcome, verdict, workdir
+
+
+_FAILED_KINDS: dict[str, type[_Failed]] = {}
+
+
+def _failed_class(kind: str) -> type[_Failed]:
+    if kind not in _FAILED_KINDS:
+        _FAILED_KINDS[kind] = type(f"_Failed_{kind.replace(' ', '_')}", (_Failed,), {"kind": kind})
+    return _FAILED_KINDS[kind]
+
+
+def failure_kind(outcome: Outcome) -> str:
+    """What sort of wrong a failing outcome is: the peer did the step but wrongly (``done``),
+    ``refused``, ``crashed``, gave ``no answer``, or left output the kit would not take (``unsafe output``)."""
+    if outcome.problem:
+        return "unsafe output"
+    if outcome.status is None:
+        return "no answer"
+    if outcome.status == 0:
+        return "done"
+    return "refused" if outcome.refused else "crashed"
 
 
 def run_conformance(
@@ -100,7 +143,8 @@ def run_conformance(
     options = attrs.evolve(options, output=options.output.resolve())  # the peer runs in another directory
     chosen_seed = options.seed if options.seed is not None else secrets.randbelow(2**32)
     options.output.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(options.output / "failures", ignore_errors=True)  # an earlier run's would read as this one's
+    fresh_directory(options.output / "failures")  # an earlier run's would read as this one's
+    fresh_directory(options.output / "work")  # an earlier (interrupted) run's may hold the peer's links
     (options.output / "peer.json").write_text(json.dumps(spec.to_json(), indent=2), encoding="utf-8")
     world = world or World.create(options.output / "world", key_bits=options.key_bits)
     peer = make_peer(spec)
@@ -108,6 +152,7 @@ def run_conformance(
     control = _control(peer, world, options) if any(p.check is Check.REFUSE for p in chosen) else None
     results: list[PropertyResult] = []
     interrupted = False
+    coverage = Coverage()
     try:
         for prop in chosen:
             _stop_if_asked(stop)
@@ -116,27 +161,40 @@ def run_conformance(
             if control is not None and prop.check is Check.REFUSE:
                 result = PropertyResult(prop.name, prop.summary, SKIPPED, reason=control)
             else:
-                result = _run_property(prop, peer, world, options, (chosen_seed, stop), progress)
+                result = _run_property(prop, peer, world, options, (chosen_seed, stop), progress, coverage)
             if progress is not None:
                 progress.finished(result)
             results.append(result)
     except KeyboardInterrupt:  # Ctrl-C: what ran is reported, the rest is marked as not run
         interrupted = True
         done = {r.name for r in results}
-        results += [PropertyResult(p.name, p.summary, SKIPPED, reason=_NOT_RUN) for p in chosen if p.name not in done]
-    shutil.rmtree(options.output / "work", ignore_errors=True)
-    seconds = time.monotonic() - started
-    not_covered = tuple(spec.capabilities.not_covered())
+        results += [PropertyResult(p.name, p.summary, SKIPPED, reason=NOT_RUN) for p in chosen if p.name not in done]
+    stopped_at = len(chosen) if interrupted else 0
+    return _finish(spec, options, chosen_seed, results, coverage, started, interrupted=stopped_at)
+
+
+def _finish(
+    spec: PeerSpec,
+    options: Options,
+    chosen_seed: int,
+    results: list[PropertyResult],
+    coverage: Coverage,
+    started: float,
+    interrupted: int = 0,
+) -> Report:
+    """The report of ``results``, written; ``interrupted``: the number of properties the run was to
+    check, when it was stopped (then :class:`Interrupted` carries the report)."""
+    remove_tree(options.output / "work")
     report = Report(
-        spec.name, chosen_seed, options.max_examples, options.output, tuple(results), seconds, not_covered, interrupted
-    )
+        spec.name, chosen_seed, options.max_examples, options.output, tuple(results), time.monotonic() - started,
+        tuple(spec.capabilities.not_covered()), tuple(coverage.table(spec.capabilities)),
+        coverage.to_json(spec.capabilities), interrupted,
+    )  # fmt: skip
     report.write(options.junit)
     if interrupted:
         raise Interrupted(report)
     return report
 
-
-_NOT_RUN = "not run: the run was interrupted"
 
 
 def _stop_if_asked(stop: threading.Event | None) -> None:
@@ -183,8 +241,17 @@ def skip_reason(prop: Property, spec: PeerSpec) -> str | None:
         return "the peer does not enforce policies' algorithms (say --peer-policies if it does)"
     if not [q for q in prop.qops if q in caps.qops]:
         return f"the peer implements none of {', '.join(q.name for q in prop.qops)} (--peer-qop)"
-    if prop.name == "peer-refuses-weaker-algorithm" and not _weaker_choices(caps):
+    if prop.name == "peer-refuses-weaker-algorithm" and not weaker_choices(caps):
         return "no algorithm the peer implements has a weaker one below it"
+    if prop.name == "peer-refuses-other-qop" and not other_qops(caps.qops):
+        return "the peer implements one QoP only: there is no other to refuse (--peer-qop)"
+    if prop.name == "peer-accepts-higher-qop" and QoP.INTEGRITY not in caps.qops:
+        return "the peer does not implement integrity, the policy a privacy message must be accepted on"
+    if prop.needs_placeholder and not spec.takes(prop.needs_placeholder, prop.operation):
+        return (
+            f"the peer's {prop.operation} template takes neither {{{prop.needs_placeholder}}} nor {{policies}}: "
+            "add one to be tried (docs/conformance.md)"
+        )
     return None
 
 
@@ -193,9 +260,22 @@ class _State:
     """One property's run: peer calls made, failures by case, when the first failure was found."""
 
     shrink_time: float
+    coverage: Coverage
+    limit: int = 3
     calls: int = 0
     failures: dict[str, _Failed] = attrs.field(factory=dict)
+    kinds: list[str] = attrs.field(factory=list)
     first_failure: float | None = None
+
+    def failed(self, case: Case, step: Step, outcome: Outcome, verdict: Verdict, workdir: Path) -> _Failed:
+        """The failure of ``case``, of its kind's class (the first kind's once ``limit`` kinds are kept)."""
+        kind = failure_kind(outcome)
+        if kind not in self.kinds and len(self.kinds) < self.limit:
+            self.kinds.append(kind)
+        failed = _failed_class(kind if kind in self.kinds else self.kinds[0])(case, step, outcome, verdict, workdir)
+        self.failures[repr(case)] = failed
+        self.first_failure = self.first_failure or time.monotonic()
+        return failed
 
     def out_of_time(self) -> bool:
         return self.first_failure is not None and time.monotonic() - self.first_failure > self.shrink_time
@@ -208,25 +288,52 @@ def _run_property(
     options: Options,
     seeded: tuple[int, threading.Event | None],
     progress: Progress | None,
+    coverage: Coverage,
 ) -> PropertyResult:
     reason = skip_reason(prop, peer.spec)
     if reason is not None:
         return PropertyResult(prop.name, prop.summary, SKIPPED, reason=reason)
     started = time.monotonic()
-    state = _State(options.shrink_time)
-    work = options.output / "work" / prop.name
-    shutil.rmtree(work, ignore_errors=True)
+    state = _State(options.shrink_time, coverage, max(1, options.counterexamples))
+    work = fresh_directory(options.output / "work" / prop.name)
     test = _hypothesis_test(prop, peer, world, options, seeded, state, work, progress)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AmsDeprecationWarning)
             test()
-    except _Failed as failed:
-        failure = _save_failure(prop, peer, world, failed, options.output / "failures" / prop.name)
-        return PropertyResult(prop.name, prop.summary, FAILED, state.calls, time.monotonic() - started, "", failure)
+    except (_Failed, BaseExceptionGroup) as error:
+        failures = _save_failures(prop, peer, world, _collected(error), options.output / "failures")
+        seconds, more = time.monotonic() - started, tuple(failures[1:])
+        return PropertyResult(prop.name, prop.summary, FAILED, state.calls, seconds, "", failures[0], more)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
     return PropertyResult(prop.name, prop.summary, PASSED, state.calls, time.monotonic() - started)
+
+
+def _collected(error: BaseException) -> list[_Failed]:
+    """The failures Hypothesis raised: one, or a group of them (one per kind); anything else goes on."""
+    if isinstance(error, _Failed):
+        return [error]
+    assert isinstance(error, BaseExceptionGroup)
+    matched, rest = error.split(_Failed)
+    if rest is not None or matched is None:
+        raise error
+    out: list[_Failed] = []
+    for item in matched.exceptions:
+        out += _collected(item)
+    return out
+
+
+def _save_failures(prop: Property, peer: Peer, world: World, faileds: list[_Failed], root: Path) -> list[Failure]:
+    """Each kind's counterexample saved: the first under ``failures/PROPERTY``, the others under
+    ``failures/PROPERTY--KIND``."""
+    order = {kind: n for n, kind in enumerate(("done", "refused", "crashed", "no answer", "unsafe output"))}
+    first: dict[str, _Failed] = {}
+    for failed in faileds:  # failing must-check cases come all at once: the first of each kind stands for it
+        first.setdefault(failed.kind, failed)
+    faileds = sorted(first.values(), key=lambda f: order.get(f.kind, 9))
+    names = [prop.name] + [f"{prop.name}--{f.kind.replace(' ', '-')}" for f in faileds[1:]]
+    return [_save_failure(prop, peer, world, f, root / name) for f, name in zip(faileds, names, strict=True)]
 
 
 def _hypothesis_test(
@@ -249,7 +356,7 @@ def _hypothesis_test(
         database=database,
         phases=phases,
         suppress_health_check=list(HealthCheck),
-        report_multiple_bugs=False,
+        report_multiple_bugs=True,  # one counterexample per kind of failure (see _Failed)
         verbosity=Verbosity.quiet,
         print_blob=False,
     )
@@ -257,27 +364,28 @@ def _hypothesis_test(
     @given(case=case_strategy(prop, peer.spec.capabilities))
     def check(case: Case) -> None:
         _stop_if_asked(stop)
-        key = repr(case)
-        known = state.failures.get(key)
-        if known is not None:
-            raise known
-        if state.out_of_time():
-            return  # the shrink budget is spent: only cases known to fail still fail
-        state.calls += 1
-        if progress is not None:
-            progress.example(prop, state.calls, state.first_failure is not None)
-        workdir = work / str(state.calls)
-        step = build_step(prop, case, world)
-        outcome = peer.run(step.request, world, workdir)
-        verdict = _judge(step, outcome, world)
-        if verdict.passed:
-            shutil.rmtree(workdir, ignore_errors=True)
-            return
-        failed = _Failed(case, step, outcome, verdict, workdir)
-        state.failures[key] = failed
-        state.first_failure = state.first_failure or time.monotonic()
-        raise failed
+        failed = state.failures.get(repr(case))
+        if failed is None:
+            if state.out_of_time():
+                return  # the shrink budget is spent: only cases known to fail still fail
+            state.calls += 1
+            if progress is not None:
+                progress.example(prop, state.calls, state.first_failure is not None)
+            workdir = work / str(state.calls)
+            step = build_step(prop, case, world)
+            state.coverage.add(case, case.tamper_class())
+            outcome = peer.run(step.request, world, workdir)
+            verdict = _judge(step, outcome, world)
+            if verdict.passed:
+                remove_tree(workdir)
+                return
+            failed = state.failed(case, step, outcome, verdict, workdir)
+        raise failed  # one place, so that Hypothesis tells failures apart by their kind alone
 
+    if options.must_check:  # the must-check (must-accept) changes, then Hypothesis's own cases
+        explicit = {"peer-refuses-tampered": must_check_cases, "peer-accepts-unchecked-fields": must_accept_cases}
+        for case in explicit[prop.name](peer.spec.capabilities) if prop.name in explicit else []:
+            check = example(case=case)(check)
     return check
 
 
@@ -292,8 +400,14 @@ def _judge(step: Step, outcome: Outcome, world: World) -> Verdict:
 
 def _save_failure(prop: Property, peer: Peer, world: World, failed: _Failed, target: Path) -> Failure:
     """The minimal failure's files under ``target``, with the peer's command re-aimed at them."""
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(failed.workdir, target)
+    remove_tree(target)
+    try:
+        with CaseDirectory.open(failed.workdir) as case:
+            skipped = copy_tree(case, target)  # no link followed: the peer's links are left out
+    except UnsafeDirectoryError as error:
+        target.mkdir()
+        skipped = [str(error)]
+    remove_tree(target / "world")  # the peer's, if it wrote one: ours replaces it
     saved_world = world.copy_to(target / "world")
     step = failed.step
     (target / "payload.bin").write_bytes(step.expected)
@@ -304,6 +418,7 @@ def _save_failure(prop: Property, peer: Peer, world: World, failed: _Failed, tar
     (target / "peer.json").write_text(json.dumps(peer.spec.to_json(), indent=2), encoding="utf-8")
     command = peer.command(step.request, saved_world, target)
     failure = Failure(
+        failed.kind,
         failed.case.describe(),
         failed.verdict.expected,
         failed.verdict.found,
@@ -315,71 +430,11 @@ def _save_failure(prop: Property, peer: Peer, world: World, failed: _Failed, tar
         (target / "replay.sh").write_text(
             "#!/bin/sh\n# the peer's step, as the kit ran it\n" + shlex.join(command) + "\n"
         )
+    left_out = f"not copied from the peer's directory: {'; '.join(skipped)}\n" if skipped else ""
     (target / "failure.txt").write_text(
-        f"{prop.name}: {prop.summary}\ncounterexample: {failure.case}\nexpected: {failure.expected}\n"
-        f"found: {failure.found}\nreplay: {failure.replay}\n",
+        printable(f"{prop.name}: {prop.summary}") + f"\ncounterexample: {printable(failure.case)}\n"
+        f"expected: {printable(failure.expected)}\nfound: {printable(failure.found)}\n"
+        f"replay: {printable(failure.replay)}\n{left_out}",
         encoding="utf-8",
     )
     return failure
-
-
-# -- the cases ---------------------------------------------------------------------------------------------------------
-
-
-def _weaker_choices(caps: Capabilities) -> list[tuple[QoP, SignatureAlgorithm | EncryptionAlgorithm]]:
-    """(QoP, the peer's policy algorithm) pairs for which a weaker algorithm exists."""
-    out: list[tuple[QoP, SignatureAlgorithm | EncryptionAlgorithm]] = []
-    for qop in QOPS:
-        if qop not in caps.qops:
-            continue
-        if qop is not QoP.CONFIDENTIALITY:
-            out += [(qop, d) for d in caps.digests if d.value > 1]
-        if qop is not QoP.INTEGRITY:
-            out += [(qop, c) for c in caps.ciphers if c.value > 1]
-    return out
-
-
-def case_strategy(prop: Property, caps: Capabilities) -> st.SearchStrategy[Case]:
-    """The cases ``prop`` tries against a peer that can do ``caps``."""
-    return _cases(prop, caps)
-
-
-@st.composite
-def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
-    qops = [q for q in QOPS if q in prop.qops and q in caps.qops]
-    if prop.name == "peer-refuses-weaker-algorithm":  # only where a weaker algorithm exists
-        qops = [q for q in qops if any(w is q for w, _ in _weaker_choices(caps))]
-    qop = draw(st.sampled_from(qops))
-    digest = draw(st.sampled_from(caps.digests)) if qop is not QoP.CONFIDENTIALITY else SignatureAlgorithm.NONE
-    cipher = draw(st.sampled_from(caps.ciphers)) if qop is not QoP.INTEGRITY else EncryptionAlgorithm.NONE
-    count = draw(st.integers(1, max(1, caps.max_recipients))) if qop is not QoP.INTEGRITY else 0
-    reader = draw(st.integers(0, count - 1)) if count else 0
-    payload = draw(payload_specs(max_size=caps.max_payload))
-    headers = 3 if caps.clear_headers else 0
-    chain = draw(clear_chains(max_headers=headers, mqmd_encoding=MQENC_NATIVE, final_formats=FINAL_FORMATS))
-    case = Case(qop, digest, cipher, count, reader, payload, chain, draw(st.sampled_from(QUEUES)))
-    if prop.name in ("peer-refuses-tampered", "we-refuse-tampered"):
-        mutation = (draw(st.sampled_from(MUTATION_KINDS)), draw(st.integers(0, 2**24)), draw(st.integers(0, 7)))
-        return attrs.evolve(case, mutation=mutation)
-    if prop.name == "peer-refuses-untrusted-signer":
-        return attrs.evolve(case, signer=draw(st.sampled_from(list(UNTRUSTED_SIGNERS))))
-    if prop.name == "peer-refuses-invalid-signer":
-        return attrs.evolve(case, signer=draw(st.sampled_from(list(INVALID_SIGNERS))))
-    if prop.name == "peer-refuses-weaker-algorithm":
-        return _weaker(draw, case, caps)
-    return case
-
-
-def _weaker(draw: st.DrawFn, case: Case, caps: Capabilities) -> Case:
-    """The case with a policy for the peer stronger than the message in at least one algorithm."""
-    choices = [(q, a) for q, a in _weaker_choices(caps) if q is case.qop]
-    _, stronger = draw(st.sampled_from(choices))
-    if isinstance(stronger, SignatureAlgorithm):
-        weaker = draw(st.sampled_from([d for d in DIGESTS if d.value < stronger.value]))
-        cipher = case.cipher
-        return attrs.evolve(case, digest=weaker, policy_digest=stronger, policy_cipher=cipher if cipher.value else None)
-    weaker_cipher = draw(st.sampled_from([c for c in CIPHERS if c.value < stronger.value]))
-    digest = case.digest
-    return attrs.evolve(
-        case, cipher=weaker_cipher, policy_cipher=stronger, policy_digest=digest if digest.value else None
-    )

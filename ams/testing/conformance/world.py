@@ -145,7 +145,7 @@ class World:
 
     def copy_to(self, target: Path) -> World:
         """The same world, its files copied under ``target`` (a failure's directory)."""
-        shutil.copytree(self.root, target, dirs_exist_ok=True)
+        shutil.copytree(self.root, target, symlinks=True, dirs_exist_ok=True)  # a link is copied as one, not followed
         return World(target, self.ca, self.identities, self.people, self.password)
 
     # -- lookups ------------------------------------------------------------------------------------------------------
