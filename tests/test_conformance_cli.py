@@ -7,7 +7,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -30,14 +29,12 @@ def conformance(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 def test_self_conformance_through_the_command_line(tmp_path: Path) -> None:
     """The acceptance run: every property against `ams protect` / `ams unprotect`, in about 40 s (the
     must-check changes are sent to this project in process: test_conformance_faults.py)."""
-    started = time.monotonic()
     result = conformance(
         "--peer-protect", SELF_CLI_PROTECT, "--peer-unprotect", SELF_CLI_UNPROTECT, "--peer-policies",
         "--peer-name", "self-cli", "--max-examples", "3", "--seed", "7", "--no-must-check",
         "--output", str(tmp_path / "out"), "--junit", str(tmp_path / "junit.xml"),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert time.monotonic() - started < 90  # 43 peer calls; about 40 s on two idle cores
     assert f"0 failed, {len(PROPERTIES)} passed, 0 skipped" in result.stdout
     assert result.stderr.startswith(f"ams conformance: seed 7, files in {tmp_path / 'out'}\n")
     assert "roundtrip-to-peer" not in result.stderr  # --no-progress: no line per property

@@ -89,11 +89,7 @@ def run_conformance_command(args: argparse.Namespace) -> int:
     spec = peer_spec(args)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     # first, so that an interrupted or crashed run can be repeated with the same cases
-    print(
-        f"ams conformance: seed {seed} (the same cases again: --seed {seed}), files in {args.output.resolve()}",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(f"ams conformance: seed {seed}, files in {args.output.resolve()}", file=sys.stderr, flush=True)
     options = runner.Options(
         max_examples=args.max_examples,
         seed=seed,

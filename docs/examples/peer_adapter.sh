@@ -10,7 +10,8 @@
 # The kit passes each value as exactly one argument (no shell ever reads the template's values), and
 # {recipient_dn} repeats once per recipient, so the DNs come last. The implementation driven here is
 # `ams` itself ($AMS, default `ams`); replace run_protect and run_unprotect with the commands of yours.
-# Exit 0 when done, with the output file written; any other status means "refused".
+# Exit 0 when done, with the output file written; 1 to 125 mean "refused" (126 and up, or a signal,
+# count as a crash, which fails the case: docs/conformance.md, "Exit status").
 set -eu
 
 operation=$1 digest=$2 cipher=$3 keystore_conf=$4 queue=$5 format=$6 input=$7 output=$8
