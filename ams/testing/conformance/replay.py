@@ -8,13 +8,14 @@ from pathlib import Path
 
 import attrs
 
-from ams.errors import UsageError
+from ams.errors import AmsError, UsageError
+from ams.limits import DEFAULT_LIMITS
 from ams.testing.conformance.checks import Verdict, evaluate
 from ams.testing.conformance.peers import make_peer
 from ams.testing.conformance.properties import Step
 from ams.testing.conformance.protocol import Outcome, PeerSpec
 from ams.testing.conformance.sandbox import remove_tree
-from ams.testing.conformance.world import World
+from ams.testing.conformance.world import World, saved_file
 
 
 @attrs.frozen
@@ -30,10 +31,10 @@ class Replayed:
 def load_step(directory: Path) -> tuple[PeerSpec, Step, World]:
     """The peer, the step and the identities a failure's directory holds."""
     try:
-        peer = PeerSpec.from_json(json.loads((directory / "peer.json").read_text(encoding="utf-8")))
-        data = json.loads((directory / "step.json").read_text(encoding="utf-8"))
-        step = Step.from_json(data, (directory / "in.bin").read_bytes(), (directory / "payload.bin").read_bytes())
-    except (OSError, ValueError, KeyError) as error:
+        peer = PeerSpec.from_json(json.loads(saved_file(directory / "peer.json", DEFAULT_LIMITS.file_size)))
+        data = json.loads(saved_file(directory / "step.json", DEFAULT_LIMITS.file_size))
+        step = Step.from_json(data, saved_file(directory / "in.bin"), saved_file(directory / "payload.bin"))
+    except (AmsError, ValueError, KeyError) as error:
         raise UsageError(
             f"{directory} is not a saved conformance failure ({error}): expected the directory a run wrote under "
             "failures/<property>/, with peer.json, step.json, in.bin and payload.bin"

@@ -27,9 +27,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from ams._files import read_bounded
 from ams.dn import DistinguishedName
-from ams.errors import UsageError
+from ams.errors import AmsError, UsageError
 from ams.keys.keystore import Identity, Keystore
+from ams.limits import DEFAULT_LIMITS
 from ams.testing.pki import CertificateFault, Issued, ThrowawayPki, pem
 
 SENDER = "alice"
@@ -128,19 +130,19 @@ class World:
     def load(cls, root: Path) -> World:
         """A world written by :meth:`create` (for replaying a saved failure)."""
         try:
-            record = json.loads((root / "world.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
+            record = json.loads(saved_file(root / "world.json").decode("utf-8"))
+        except (AmsError, ValueError) as error:
             raise UsageError(
                 f"cannot read the conformance identities in {root}: {error}; expected the world/ directory a "
                 "conformance run writes next to each failure"
             ) from None
-        ca = x509.load_pem_x509_certificate((root / "trust.pem").read_bytes())
+        ca = x509.load_pem_x509_certificate(saved_file(root / "trust.pem"))
         identities = {}
         for name in record["identities"]:
-            key = serialization.load_pem_private_key((root / name / "key.pem").read_bytes(), None)
+            key = serialization.load_pem_private_key(saved_file(root / name / "key.pem"), None)
             if not isinstance(key, rsa.RSAPrivateKey):
                 raise UsageError(f"{root / name / 'key.pem'}: expected an RSA private key")
-            identities[name] = Issued(key, x509.load_pem_x509_certificate((root / name / "cert.pem").read_bytes()))
+            identities[name] = Issued(key, x509.load_pem_x509_certificate(saved_file(root / name / "cert.pem")))
         return cls(root, ca, identities, tuple(record["people"]), record["password"])
 
     def copy_to(self, target: Path) -> World:
@@ -183,3 +185,9 @@ class World:
         """One of an identity's files: ``key.pem``, ``cert.pem``, ``keystore.p12`` or ``keystore.conf``."""
         self.issued(name)
         return self.root / name / kind
+
+
+def saved_file(path: Path, limit: int = DEFAULT_LIMITS.message_file_size) -> bytes:
+    """A file of a saved failure, read as every file ams reads is: a regular file, no link followed,
+    within ``limit`` (a failure's directory may come from elsewhere, a bug report, a peer's run)."""
+    return read_bounded(path, "a saved conformance file", limit=limit, error=UsageError, follow_symlinks=False)
