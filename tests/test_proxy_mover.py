@@ -363,18 +363,28 @@ def test_a_target_that_refuses_puts_costs_its_messages_one_backout_at_most(
 
 
 def test_a_sender_cannot_pose_as_the_original_signer(connections: Factory, people: dict[str, Issued]) -> None:
-    """An unsigned message carrying its own copy of the signer property: the proxy's own, empty,
-    comes first, where MQ's property readers look."""
+    """An unsigned message carrying its own copy of the signer property is refused: MQ decides which of
+    two same-named properties a reader sees, so the proxy's must be the only one
+    (tests/security/test_proxy_property_attacks.py has the protected cases)."""
     forged = b"<usr><AMSOriginalSigner>CN=treasurer,O=AMS,C=GB</AMSOriginalSigner></usr>"
     rfh2 = struct.pack("<4siiii8sii", b"RFH ", 2, 36 + 4 + len(forged), 546, 1208, b"MQSTR   ", 0, 1208)
     rfh2 += struct.pack("<i", len(forged)) + forged
     connections("legacy").put1("NO.POLICY.Q", MQMD(format="MQHRF2  "), rfh2 + b"pay")
+    connections("legacy").put1("NO.POLICY.Q", MQMD(format="MQSTR   "), b"plain")  # the twin: no such property
     qm = connections("gateway")
+    events: list[ProxyEvent] = []
     proxy = ReprotectionProxy(
-        gateway(qm, people), "NO.POLICY.Q", gateway(qm, people), "INTERNAL_IN", signer_property="AMSOriginalSigner"
+        gateway(qm, people),
+        "NO.POLICY.Q",
+        gateway(qm, people),
+        "INTERNAL_IN",
+        signer_property="AMSOriginalSigner",
+        on_event=events.append,
+        batch_size=10,
     )
-    assert proxy.move_one()
+    assert proxy.move_batch() == 2
+    assert [e.outcome for e in events] == ["refused", "moved"] and "ForgedPropertyError" in events[0].reason
     (got,) = read_all(connections, people)
     first_folder = got.body[40 : 40 + struct.unpack("<i", got.body[36:40])[0]]
-    assert first_folder.rstrip() == b"<usr><AMSOriginalSigner></AMSOriginalSigner></usr>"
-    assert got.body.endswith(rfh2 + b"pay")
+    assert first_folder.rstrip() == b"<usr><AMSOriginalSigner></AMSOriginalSigner></usr>"  # unsigned: empty
+    assert got.body.endswith(b"plain") and connections("spy").depth(ERROR_QUEUE) == 1
