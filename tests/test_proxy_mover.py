@@ -13,6 +13,7 @@ import ams
 import ams.errors
 from ams.mq import MQMD, EmbeddedQueueManager, ProtectedQueueManager, QueueManager
 from ams.mq.ledger import DeliveryLedger
+from ams.mq.properties import read_properties
 from ams.mq.protected import ERROR_QUEUE, PoisonMessageError
 from ams.mq.proxy import ProxyEvent, ReprotectionProxy, RouteUnavailable
 from ams.pki import Issued
@@ -175,9 +176,11 @@ def test_what_travels_with_a_message(connections: Factory, people: dict[str, Iss
     )
     assert (got.md.persistence, got.md.priority, got.md.format) == (1, 7, "MQHRF2  ")
     assert 0 < got.md.expiry <= 36000
-    # the proxy's own MQRFH2 first (the original signer), then the partner's byte for byte
-    signer = f"<usr><AMSOriginalSigner>{NAMES['orders']}</AMSOriginalSigner></usr>".encode()
-    assert signer in got.body[:200] and got.body.endswith(rfh2 + b"order")
+    # the proxy's property (the original signer) and the partner's, as properties: the queue manager
+    # merges and re-renders the MQRFH2 headers (ams/mq/rfh2_render.py), so their bytes are its to choose
+    properties = read_properties(got.md, got.body)
+    assert properties.folders == {"usr": {"AMSOriginalSigner": NAMES["orders"], "Colour": "blue"}}
+    assert (got.body[properties.payload_offset :], properties.format) == (b"order", "MQSTR   ")
     assert str(ams.DistinguishedName.from_x509(got.signer.subject)) == NAMES["gateway"]  # type: ignore[union-attr]
 
 
@@ -363,8 +366,8 @@ def test_a_target_that_refuses_puts_costs_its_messages_one_backout_at_most(
 
 
 def test_a_sender_cannot_pose_as_the_original_signer(connections: Factory, people: dict[str, Issued]) -> None:
-    """An unsigned message carrying its own copy of the signer property: the proxy's own, empty,
-    comes first, where MQ's property readers look."""
+    """An unsigned message (a queue without a policy) carrying its own copy of the signer property
+    is refused too, and kept on the error queue: which copy a reader would see is MQ's to decide."""
     forged = b"<usr><AMSOriginalSigner>CN=treasurer,O=AMS,C=GB</AMSOriginalSigner></usr>"
     rfh2 = struct.pack("<4siiii8sii", b"RFH ", 2, 36 + 4 + len(forged), 546, 1208, b"MQSTR   ", 0, 1208)
     rfh2 += struct.pack("<i", len(forged)) + forged
@@ -373,8 +376,5 @@ def test_a_sender_cannot_pose_as_the_original_signer(connections: Factory, peopl
     proxy = ReprotectionProxy(
         gateway(qm, people), "NO.POLICY.Q", gateway(qm, people), "INTERNAL_IN", signer_property="AMSOriginalSigner"
     )
-    assert proxy.move_one()
-    (got,) = read_all(connections, people)
-    first_folder = got.body[40 : 40 + struct.unpack("<i", got.body[36:40])[0]]
-    assert first_folder.rstrip() == b"<usr><AMSOriginalSigner></AMSOriginalSigner></usr>"
-    assert got.body.endswith(rfh2 + b"pay")
+    assert proxy.move_one() and proxy.stats.refused == 1
+    assert read_all(connections, people) == [] and connections("spy").depth(ERROR_QUEUE) == 1

@@ -118,8 +118,10 @@ def read_properties(md: MQMD, body: bytes) -> Properties:
         for text in header.texts:
             leaves, read_whole = _leaves(text.decode(_charset(header.ccsid), "replace"), _MAX_PROPERTIES - count)
             complete = complete and read_whole
+            # of two same-named elements, the one closest to the head is the property (IBM's
+            # "MQRFH2 element name conflicts"), as after a queue manager re-rendered them
             for folder, name, value in leaves:
-                folders.setdefault(folder, {})[name] = value
+                folders.setdefault(folder, {}).setdefault(name, value)
                 count += 1
     if not headers:
         return Properties({}, md.format, md.encoding, md.ccsid, 0)
