@@ -91,7 +91,8 @@ class Factory:
                     connection.close()
 
 
-TRANSPORTS = ["embedded-memory", "embedded-file", "pymqi-adapter", "ibm-mq"]
+TRANSPORTS = ["embedded-memory", "embedded-file", "pymqi-adapter", "ibmmq-adapter", "ibm-mq"]
+_CLIENTS = {"pymqi-adapter": "pymqi", "ibmmq-adapter": "ibmmq"}
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -103,15 +104,18 @@ def connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
         if not target:
             pytest.skip("no IBM MQ here: set AMS_TEST_MQ=mq://host(port)/QMGR?channel=CHANNEL to run against one")
         factory = Factory(kind, lambda appl: connect(target, appl_name=appl), None)
-    elif kind == "pymqi-adapter":
-        # the adapter's own code over a pymqi stand-in (IBM MQ cannot run here): tests/fake_pymqi.py
-        from tests import fake_pymqi
+    elif kind in _CLIENTS:
+        # the adapter's own code over a stand-in for pymqi or ibmmq (IBM MQ cannot run here):
+        # tests/fake_pymqi.py, tests/fake_ibmmq.py; the other library is made unimportable
+        from tests import fake_ibmmq, fake_pymqi
 
         manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM", create=True))
         fake_pymqi.MANAGERS["TESTQM"] = manager
         fake_pymqi.forget_connections()
-        request.getfixturevalue("monkeypatch").setitem(sys.modules, "pymqi", fake_pymqi)
-        request.getfixturevalue("monkeypatch").setitem(sys.modules, "ibmmq", None)
+        client = _CLIENTS[kind]
+        fakes = {"pymqi": fake_pymqi, "ibmmq": fake_ibmmq}
+        for name, module in fakes.items():
+            request.getfixturevalue("monkeypatch").setitem(sys.modules, name, module if name == client else None)
         url = "mq://127.0.0.1(1414)/TESTQM?channel=TEST.SVRCONN"
         factory = Factory(kind, lambda appl: connect(url, appl_name=appl), manager)
     else:
