@@ -103,6 +103,7 @@ def connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
         target = os.environ.get("AMS_TEST_MQ")
         if not target:
             pytest.skip("no IBM MQ here: set AMS_TEST_MQ=mq://host(port)/QMGR?channel=CHANNEL to run against one")
+        clear_test_queues(target)
         factory = Factory(kind, lambda appl: connect(target, appl_name=appl), None)
     elif kind in _CLIENTS:
         # the adapter's own code over a stand-in for pymqi or ibmmq (IBM MQ cannot run here):
@@ -127,6 +128,33 @@ def connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
         factory = Factory(kind, manager.connect, manager)
     yield factory
     factory.close_all()
+
+
+# emptied before each test on IBM MQ besides the test queues (tests count the errors and write policies)
+ERROR_QUEUE, POLICY_QUEUE = "SYSTEM.PROTECTION.ERROR.QUEUE", "SYSTEM.PROTECTION.POLICY.QUEUE"
+_MOST_MESSAGES_CLEARED = 100_000
+
+
+def clear_test_queues(target: str) -> None:
+    """Empty the test queues and the error queue on IBM MQ before a test, by destructive gets (the
+    test user has +get, not CLEAR's +clr). A queue that cannot be opened for input fails the test,
+    naming the queue: scripts/test-real-mq defines them and grants the authorities. Get-inhibited
+    queues are left to the script's CLEAR QLOCAL."""
+    from ams.mq.transport import MQError, NoMessageAvailable
+
+    with contextlib.closing(connect(target, appl_name="ams-test-clear")) as qm:
+        for queue in [*TEST_QUEUES, ERROR_QUEUE, POLICY_QUEUE]:
+            if TEST_QUEUES.get(queue, _DEFAULT).get_inhibited:
+                continue
+            try:
+                handle = qm.open(queue, input=True)
+                for _ in range(_MOST_MESSAGES_CLEARED):
+                    handle.get()
+                pytest.fail(f"{queue} still holds messages after {_MOST_MESSAGES_CLEARED:,} gets")
+            except NoMessageAvailable:
+                handle.close()
+            except MQError as error:
+                pytest.fail(f"cannot empty {queue} before the test (run scripts/test-real-mq): {error}")
 
 
 def mqsc() -> str:
