@@ -98,6 +98,17 @@ def test_a_header_that_is_not_xml_is_left_as_put(connections: Factory) -> None:
     assert put_and_get(connections, put + b"pay")[1] == put + b"pay"
 
 
+def test_a_hostile_nesting_is_left_as_put(connections: Factory) -> None:
+    """Rendering walks the elements: a folder nested 100,000 deep is not re-rendered (nor does the
+    put fail); its twin 30 deep is."""
+    deep = b"<usr>" + b"<g>" * 100_000 + b"x" + b"</g>" * 100_000 + b"</usr>"
+    put = rfh2(deep, next_format=RFH2.encode()) + rfh2(b"<usr><A>1</A><A>2</A></usr>")
+    assert put_and_get(connections, put + b"pay", "T.HUGE")[1] == put + b"pay"
+    shallow = rfh2(b"<usr>" + b"<g>" * 30 + b"x" + b"</g>" * 30 + b"</usr>", next_format=RFH2.encode())
+    md, body = put_and_get(connections, shallow + rfh2(b"<usr><A>1</A><A>2</A></usr>") + b"pay")
+    assert len(_leading_rfh2(md, body)) == 1 and body.count(b"<A>") == 1
+
+
 def test_a_redelivery_after_re_rendering_is_still_recognised_by_the_ledger(
     tmp_path: Path, people: dict[str, Issued]
 ) -> None:

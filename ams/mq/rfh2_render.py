@@ -25,7 +25,8 @@ one closest to the head) and drops later ones; folder attributes go; the NameVal
 rendering is a function of the properties alone, so every get of one message (a redelivery too)
 receives the same bytes: the proxy's delivery ledger, keyed by the bytes as got, depends on it.
 
-Folders that are not well-formed XML, or that declare anything (``<!``), are left as put: MQ
+Folders that are not well-formed XML, that declare anything (``<!``) or that nest deeper than
+property readers go (32 levels), are left as put: MQ
 documents that it "reports an error in the layout of the MQRFH2 header" in some such cases without
 saying which, so the embedded queue manager does not guess.
 """
@@ -43,6 +44,7 @@ from ams.mqconstants import MQCCSI_UTF8, integer_order
 
 MQFMT_RF_HEADER_2 = "MQHRF2  "
 _FIXED = 36
+_MAX_DEPTH = 34  # the wrapper, the folder, then the 32 levels of groups property readers go to
 _ORDER = ("mcd", "jms", "usr", "mqext")  # first in the rendering, as IBM's JMS mapping lists them
 
 
@@ -95,6 +97,8 @@ def _merge(folders: dict[str, _Folder], text: str) -> bool:
         root = ET.fromstring("<_>" + text.rstrip(" \0") + "</_>")
     except ET.ParseError:
         return False
+    if _deeper_than(root, _MAX_DEPTH):  # rendering recurses: a hostile nesting is left as put
+        return False
     for found in root:
         folder = folders.setdefault(found.tag, _Folder(found.tag, {}))
         for element in found:
@@ -102,6 +106,17 @@ def _merge(folders: dict[str, _Folder], text: str) -> bool:
             rendered = ET.tostring(element, encoding="unicode", short_empty_elements=False).encode("utf-8")
             folder.elements.setdefault(element.tag, rendered)
     return True
+
+
+def _deeper_than(root: ET.Element, limit: int) -> bool:
+    """Whether elements nest more than ``limit`` deep under ``root`` (walked without recursion)."""
+    stack = [(root, 0)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in element)
+    return False
 
 
 def _ordered(folders: dict[str, _Folder]) -> list[_Folder]:
