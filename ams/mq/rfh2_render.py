@@ -39,7 +39,7 @@ import xml.etree.ElementTree as ET
 import attrs
 
 from ams.mq.mqmd import MQMD
-from ams.mq.properties import _charset, _leading_rfh2
+from ams.mq.properties import _leading_rfh2
 from ams.mqconstants import MQCCSI_UTF8, integer_order
 
 MQFMT_RF_HEADER_2 = "MQHRF2  "
@@ -61,13 +61,10 @@ def rerender(md: MQMD, body: bytes) -> tuple[MQMD, bytes]:
     if not headers:
         return md, body
     folders: dict[str, _Folder] = {}
-    start, encoding = 0, md.encoding  # each MQRFH2's integers are in the encoding of what precedes it
     for header in headers:
-        (name_value_ccsid,) = struct.unpack_from(integer_order(encoding) + "i", body, start + 32)
         for text in header.texts:
-            if not _merge(folders, text.decode(_charset(name_value_ccsid), "replace")):
+            if not _merge(folders, text.decode(header.charset, "replace")):
                 return md, body
-        start, encoding = header.end, header.encoding
     last = headers[-1]
     rest = body[last.end :]
     if not folders:
