@@ -151,7 +151,8 @@ class PMO:
 
 
 def _text(value: bytes) -> str:
-    return value.decode().rstrip(" ")
+    # MQ reads a name field up to its first null character (both libraries pad with nulls: '48s')
+    return value.decode().split("\0")[0].rstrip(" ")
 
 
 def _to_mqmd(raw: MD) -> MQMD:

@@ -91,7 +91,8 @@ class Factory:
                     connection.close()
 
 
-TRANSPORTS = ["embedded-memory", "embedded-file", "pymqi-adapter", "ibm-mq"]
+TRANSPORTS = ["embedded-memory", "embedded-file", "pymqi-adapter", "ibmmq-adapter", "ibm-mq"]
+_CLIENTS = {"pymqi-adapter": "pymqi", "ibmmq-adapter": "ibmmq"}
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -102,16 +103,20 @@ def connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
         target = os.environ.get("AMS_TEST_MQ")
         if not target:
             pytest.skip("no IBM MQ here: set AMS_TEST_MQ=mq://host(port)/QMGR?channel=CHANNEL to run against one")
+        clear_test_queues(target)
         factory = Factory(kind, lambda appl: connect(target, appl_name=appl), None)
-    elif kind == "pymqi-adapter":
-        # the adapter's own code over a pymqi stand-in (IBM MQ cannot run here): tests/fake_pymqi.py
-        from tests import fake_pymqi
+    elif kind in _CLIENTS:
+        # the adapter's own code over a stand-in for pymqi or ibmmq (IBM MQ cannot run here):
+        # tests/fake_pymqi.py, tests/fake_ibmmq.py; the other library is made unimportable
+        from tests import fake_ibmmq, fake_pymqi
 
         manager = define_test_queues(EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM", create=True))
         fake_pymqi.MANAGERS["TESTQM"] = manager
         fake_pymqi.forget_connections()
-        request.getfixturevalue("monkeypatch").setitem(sys.modules, "pymqi", fake_pymqi)
-        request.getfixturevalue("monkeypatch").setitem(sys.modules, "ibmmq", None)
+        client = _CLIENTS[kind]
+        fakes = {"pymqi": fake_pymqi, "ibmmq": fake_ibmmq}
+        for name, module in fakes.items():
+            request.getfixturevalue("monkeypatch").setitem(sys.modules, name, module if name == client else None)
         url = "mq://127.0.0.1(1414)/TESTQM?channel=TEST.SVRCONN"
         factory = Factory(kind, lambda appl: connect(url, appl_name=appl), manager)
     else:
@@ -123,6 +128,33 @@ def connections(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
         factory = Factory(kind, manager.connect, manager)
     yield factory
     factory.close_all()
+
+
+# emptied before each test on IBM MQ besides the test queues (tests count the errors and write policies)
+ERROR_QUEUE, POLICY_QUEUE = "SYSTEM.PROTECTION.ERROR.QUEUE", "SYSTEM.PROTECTION.POLICY.QUEUE"
+_MOST_MESSAGES_CLEARED = 100_000
+
+
+def clear_test_queues(target: str) -> None:
+    """Empty the test queues and the error queue on IBM MQ before a test, by destructive gets (the
+    test user has +get, not CLEAR's +clr). A queue that cannot be opened for input fails the test,
+    naming the queue: scripts/test-real-mq defines them and grants the authorities. Get-inhibited
+    queues are left to the script's CLEAR QLOCAL."""
+    from ams.mq.transport import MQError, NoMessageAvailable
+
+    with contextlib.closing(connect(target, appl_name="ams-test-clear")) as qm:
+        for queue in [*TEST_QUEUES, ERROR_QUEUE, POLICY_QUEUE]:
+            if TEST_QUEUES.get(queue, _DEFAULT).get_inhibited:
+                continue
+            try:
+                handle = qm.open(queue, input=True)
+                for _ in range(_MOST_MESSAGES_CLEARED):
+                    handle.get()
+                pytest.fail(f"{queue} still holds messages after {_MOST_MESSAGES_CLEARED:,} gets")
+            except NoMessageAvailable:
+                handle.close()
+            except MQError as error:
+                pytest.fail(f"cannot empty {queue} before the test (run scripts/test-real-mq): {error}")
 
 
 def mqsc() -> str:

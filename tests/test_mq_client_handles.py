@@ -23,7 +23,7 @@ from ams.mq import MQMD, MQError, connect
 from ams.mq.embedded import EmbeddedQueueManager
 from ams.mq.proxy.worker import RouteWorker
 from ams.mq.pymqi_adapter import PymqiConnection
-from tests import fake_pymqi
+from tests import fake_ibmmq, fake_pymqi
 from tests.mq_transports import Factory, define_test_queues
 from tests.proxy_world import make_world
 
@@ -101,6 +101,57 @@ def _record(failures: list[BaseException], call: object) -> None:
         call()  # type: ignore[operator]
     except BaseException as error:
         failures.append(error)
+
+
+def test_the_ibmmq_stand_in_shares_handles_itself_as_ibmmq_does(pymqi: EmbeddedQueueManager) -> None:
+    """ibmmq (mq-mqi-python code/ibmmq/mqqmgr.py) adds MQCNO_HANDLE_SHARE_BLOCK to a connect that
+    names no sharing: two connects on one thread are two handles, and dropping the second commits
+    nothing of the first. Its twin: ``QueueManager(name)`` is a bare MQCONN, a handle of the
+    thread's own, so a second one is 2002; ibmmq raises before storing the handle (no orphan)."""
+    _put(pymqi, "T.UOW", b"got under syncpoint")
+    first = fake_ibmmq.connect("TESTQM", "TEST.SVRCONN", "127.0.0.1(1414)")
+    queue = fake_ibmmq.Queue(first, "T.UOW", fake_ibmmq.CMQC.MQOO_INPUT_SHARED)
+    queue.get(None, fake_ibmmq.MD(), fake_ibmmq.GMO(fake_ibmmq.CMQC.MQGMO_SYNCPOINT))
+    second = fake_ibmmq.connect("TESTQM", "TEST.SVRCONN", "127.0.0.1(1414)")
+    assert second.get_handle() is not first.get_handle()
+    del second
+    gc.collect()  # its __del__ disconnects its own handle only
+    first.backout()
+    assert fake_ibmmq.Queue(first, "T.UOW", fake_ibmmq.CMQC.MQOO_INPUT_SHARED).get(
+        None, fake_ibmmq.MD(), fake_ibmmq.GMO()
+    ) == b"got under syncpoint"
+    bare = fake_ibmmq.QueueManager("TESTQM")
+    orphan = fake_ibmmq.QueueManager(None)
+    with pytest.raises(fake_ibmmq.MQMIError) as caught:
+        orphan.connect("TESTQM")
+    assert (caught.value.comp, caught.value.reason) == (1, 2002)
+    with pytest.raises(fake_ibmmq.PYIFError, match="not connected"):
+        orphan.get_handle()
+    del orphan
+    gc.collect()
+    bare.commit()  # still connected: nothing disconnected the bare handle
+    first.disconnect()
+    bare.disconnect()
+
+
+def test_the_ibmmq_stand_in_has_a_version_2_mqmd_and_a_version_4_gmo(pymqi: EmbeddedQueueManager) -> None:
+    """mqmd.py: GroupId, MsgSeqNumber, Offset, MsgFlags and OriginalLength are there (only the
+    MQMD inside an MQXQH drops them, mqxqh.py); mqgmo.py: version 4, where pymqi's GMO is version 1."""
+    md, gmo = fake_ibmmq.MD(), fake_ibmmq.GMO()
+    assert (md.Version, md.GroupId, md.MsgSeqNumber, md.MsgFlags, gmo.Version) == (2, bytes(24), 1, 0, 4)
+    assert fake_pymqi.GMO().Version == 1  # pymqi 1.12.11: MQGMO_VERSION_1 by default
+
+
+def test_the_adapter_prefers_ibmmq_when_both_are_installed(
+    pymqi: EmbeddedQueueManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ams/mq/pymqi_adapter.py ``_client``: ibmmq first, pymqi when ibmmq cannot be imported."""
+    monkeypatch.setitem(sys.modules, "ibmmq", fake_ibmmq)
+    with contextlib.closing(connect(URL)) as both:
+        assert isinstance(both, PymqiConnection) and both.mq is fake_ibmmq
+    monkeypatch.setitem(sys.modules, "ibmmq", None)
+    with contextlib.closing(connect(URL)) as only_pymqi:
+        assert isinstance(only_pymqi, PymqiConnection) and only_pymqi.mq is fake_pymqi
 
 
 def test_the_adapter_shares_its_handle_and_never_reconnects_behind_the_application(

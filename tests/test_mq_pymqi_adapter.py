@@ -4,7 +4,6 @@ the options that keep a message and its headers whole, and the client's own AMS 
 from __future__ import annotations
 
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 import ams
 from ams.mq import MQMD, EmbeddedQueueManager, connect
-from tests import fake_pymqi
+from tests import fake_ibmmq, fake_pymqi
 from tests.mq_transports import define_test_queues
 
 URL = "mq://127.0.0.1(1414)/TESTQM?channel=TEST.SVRCONN"
@@ -21,16 +20,14 @@ URL = "mq://127.0.0.1(1414)/TESTQM?channel=TEST.SVRCONN"
 
 @pytest.fixture(params=["pymqi", "ibmmq"])
 def client(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The stand-in installed as pymqi, or as ibmmq (which the adapter prefers when both exist)."""
+    """The stand-in installed as pymqi, or ibmmq's (tests/fake_ibmmq.py: the adapter prefers it when both exist)."""
     fake_pymqi.MANAGERS["TESTQM"] = define_test_queues(
         EmbeddedQueueManager(tmp_path / "qm.sqlite", name="TESTQM", create=True)
     )
     fake_pymqi.CALLS.clear()
     fake_pymqi.forget_connections()
     if request.param == "ibmmq":
-        module = types.ModuleType("ibmmq")
-        module.__dict__.update({k: v for k, v in vars(fake_pymqi).items() if not k.startswith("__")})
-        monkeypatch.setitem(sys.modules, "ibmmq", module)
+        monkeypatch.setitem(sys.modules, "ibmmq", fake_ibmmq)
         monkeypatch.setitem(sys.modules, "pymqi", None)
     else:
         monkeypatch.setitem(sys.modules, "pymqi", fake_pymqi)

@@ -45,6 +45,7 @@ from ams._files import PRIVATE_FILE_MODE, check_private_file, write_new_file
 from ams.errors import UsageError
 from ams.mq.mqmd import MQMD
 from ams.mq.properties import deliver
+from ams.mq.rfh2_render import rerender
 from ams.mq.transport import (
     ANY,
     BackoutSettings,
@@ -768,6 +769,8 @@ class EmbeddedConnection:
                 f"MQPUT to {found.local}: a message of {len(body):,} bytes is longer than its MAXMSGL ({limit:,})",
                 MQRC_MSG_TOO_BIG_FOR_Q,
             )
+        # MQ keeps properties, not MQRFH2 bytes: what a get receives is rendered again (ams/mq/rfh2_render.py)
+        md, body = rerender(md, body)
         msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + os.urandom(8)  # unique across processes, as MQ's
         persistent = (
             found.first.default_persistent

@@ -36,6 +36,7 @@ class _Header:
     ccsid: int
     folders: frozenset[str]
     texts: tuple[bytes, ...] = ()
+    charset: str = "utf-8"  # of ``texts``: its NameValueCCSID (CodedCharSetId above is what follows)
 
 
 @attrs.frozen
@@ -75,9 +76,11 @@ def _leading_rfh2(md: MQMD, body: bytes) -> list[_Header]:
             break
         next_encoding, ccsid = struct.unpack_from(order + "ii", body, offset + 12)
         fmt = body[offset + 20 : offset + 28].decode("ascii", "replace")
+        (name_value_ccsid,) = struct.unpack_from(order + "i", body, offset + 32)
         texts = _folder_texts(body[offset + _RFH2_FIXED : offset + length], order)
-        folders = frozenset(_folder_name(text) for text in texts) - {""}
-        headers.append(_Header(offset + length, fmt, next_encoding, ccsid, folders, texts))
+        charset = _charset(name_value_ccsid, order)
+        folders = frozenset(_folder_name(text.decode(charset, "replace").encode()) for text in texts) - {""}
+        headers.append(_Header(offset + length, fmt, next_encoding, ccsid, folders, texts, charset))
         encoding, offset = next_encoding, offset + length
     return headers
 
@@ -116,10 +119,15 @@ def read_properties(md: MQMD, body: bytes) -> Properties:
     count, complete = 0, True
     for header in headers:
         for text in header.texts:
-            leaves, read_whole = _leaves(text.decode(_charset(header.ccsid), "replace"), _MAX_PROPERTIES - count)
+            # NameValueData is in the header's NameValueCCSID, not in its CodedCharSetId (which
+            # describes what follows): decoding by the latter hid a UTF-8 folder behind a 1200
+            text_read = text.decode(header.charset, "replace")
+            leaves, read_whole = _leaves(text_read, _MAX_PROPERTIES - count)
             complete = complete and read_whole
+            # of two same-named elements, the one closest to the head is the property (IBM's
+            # "MQRFH2 element name conflicts"), as after a queue manager re-rendered them
             for folder, name, value in leaves:
-                folders.setdefault(folder, {})[name] = value
+                folders.setdefault(folder, {}).setdefault(name, value)
                 count += 1
     if not headers:
         return Properties({}, md.format, md.encoding, md.ccsid, 0)
@@ -127,9 +135,12 @@ def read_properties(md: MQMD, body: bytes) -> Properties:
     return Properties(folders, last.format, last.encoding, last.ccsid, last.end, complete)
 
 
-def _charset(ccsid: int) -> str:
-    # NameValueCCSID is 1208 (UTF-8), 1200, 13488 or 17584 (UTF-16) per IBM's MQRFH2 reference
-    return "utf-16-be" if ccsid in (1200, 13488, 17584) else "utf-8"
+def _charset(ccsid: int, order: str) -> str:
+    # NameValueCCSID is 1208 (UTF-8), 1200, 13488 or 17584 (UTF-16) per IBM's MQRFH2 reference,
+    # UTF-16 "in the same byte order as the numeric fields in the MQRFH2" (``order``)
+    if ccsid in (1200, 13488, 17584):
+        return "utf-16-le" if order == "<" else "utf-16-be"
+    return "utf-8"
 
 
 def _leaves(text: str, limit: int = _MAX_PROPERTIES) -> tuple[list[tuple[str, str, str]], bool]:

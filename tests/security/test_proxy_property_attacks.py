@@ -16,6 +16,7 @@ import struct
 import pytest
 
 from ams.mq import MQMD
+from ams.mq.properties import read_properties
 from ams.mq.protected import ERROR_QUEUE
 from ams.mq.proxy import ProxyEvent, ReprotectionProxy
 from ams.pki import Issued
@@ -75,6 +76,29 @@ def test_a_message_carrying_the_proxys_signer_property_is_refused(
     assert connections("spy").depth(ERROR_QUEUE) == 1  # refused, not lost
 
 
+@pytest.mark.parametrize(
+    ("name_value_ccsid", "what_follows_ccsid"),
+    [pytest.param(1208, 1200, id="UTF-8 folders, UTF-16 payload"), pytest.param(1200, 1208, id="UTF-16 folders")],
+)
+def test_the_property_is_found_in_the_folders_own_character_set(
+    connections: Factory, people: dict[str, Issued], name_value_ccsid: int, what_follows_ccsid: int
+) -> None:
+    """NameValueData is in the header's NameValueCCSID; its CodedCharSetId describes what follows.
+    Reading the folders by the latter hid a forged property behind a UTF-16 payload."""
+    charset = "utf-16-le" if name_value_ccsid == 1200 else "utf-8"  # UTF-16 in the header's integer order
+    folders = f"<usr><{PROPERTY}>{NAMES['alice']}</{PROPERTY}></usr>".encode(charset)
+    folders += b" " * (-len(folders) % 4)
+    header = struct.pack(
+        "<4siiii8sii", b"RFH ", 2, 36 + 4 + len(folders), 546, what_follows_ccsid, b"MQSTR   ", 0, name_value_ccsid
+    )
+    sender = partner(connections, people).open("EXTERNAL_IN", output=True)
+    sender.put(MQMD(format="MQHRF2  "), header + struct.pack("<i", len(folders)) + folders + "pay".encode("utf-16-be"))
+    events: list[ProxyEvent] = []
+    assert _route(connections, people, events).move_batch() == 1
+    assert [e.outcome for e in events] == ["refused"] and "ForgedPropertyError" in events[0].reason
+    assert read_all(connections, people) == [] and connections("spy").depth(ERROR_QUEUE) == 1
+
+
 def test_its_twin_with_other_properties_is_delivered_with_one_signer(
     connections: Factory, people: dict[str, Issued]
 ) -> None:
@@ -84,7 +108,10 @@ def test_its_twin_with_other_properties_is_delivered_with_one_signer(
     assert _route(connections, people, events).move_batch() == 1
     assert [e.outcome for e in events] == ["moved"]
     (got,) = read_all(connections, people)
-    assert got.body.count(f"<{PROPERTY}>".encode()) == 1 and got.body.endswith(_rfh2(folders) + b"ok")
+    assert got.body.count(f"<{PROPERTY}>".encode()) == 1  # after the queue manager re-rendered the headers
+    properties = read_properties(got.md, got.body)
+    assert properties.folders == {"usr": {PROPERTY: NAMES["orders"], "Colour": "blue", "Signer": "someone"}}
+    assert got.body[properties.payload_offset :] == b"ok"
 
 
 def test_a_route_without_the_property_lets_the_same_message_through(
