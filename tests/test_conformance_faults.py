@@ -16,12 +16,15 @@ from cryptography import x509
 from ams.algorithms import QoP
 from ams.cli.main import main
 from ams.hazmat import mqheaders, pdmq, signed
+from ams.mqconstants import MQENC_NATIVE
+from ams.protector import Protector
 from ams.testing.conformance import runner
 from ams.testing.conformance.cases import must_accept_cases, must_check_cases
 from ams.testing.conformance.peers import BUILTIN, InProcessPeer
 from ams.testing.conformance.properties import BY_NAME, build_step
 from ams.testing.conformance.protocol import Capabilities, Outcome, PeerSpec, Request
 from ams.testing.conformance.runner import Options, run_conformance
+from ams.testing.conformance.streams import message_iv
 from ams.testing.conformance.tampering import MUST_CHECK
 from ams.testing.conformance.world import World
 
@@ -378,3 +381,75 @@ def test_a_peer_that_ignores_the_authorised_signers_is_found_on_every_seed(
         and "alice" not in refuses.failure.case_json["authorised"]
     )
     assert accepts.status == "passed"  # its twin: a signer the policy authorises is accepted
+
+
+class _ZeroIv(InProcessPeer):
+    """This project in process, with the IV planted wrong: every message it protects has an all-zero IV."""
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        if request.operation != "protect" or outcome.output is None:
+            return outcome
+        fmt = protected_format_of(request)
+        iv = message_iv(outcome.output, fmt)
+        return attrs.evolve(outcome, output=outcome.output.replace(iv, bytes(len(iv)), 1))
+
+
+def protected_format_of(request: Request) -> str:
+    chain = mqheaders.walk(request.data, request.format)
+    return request.format if chain.format_offset is not None else " " * 8
+
+
+class _KeyReusing(InProcessPeer):
+    """This project in process, keeping one sender across calls (as one open queue handle) whose key
+    reuse is planted wrong: unlimited whatever the policy says, or one message more than its count."""
+
+    def __init__(self, spec: PeerSpec, extra: str) -> None:
+        super().__init__(spec)
+        self.extra = extra
+        self.senders: dict[str, Protector] = {}
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        if request.operation != "protect" or outcome.output is None:
+            return outcome
+        policy = request.policy(world)
+        count = -1 if self.extra == "unlimited" or policy.key_reuse < 0 else policy.key_reuse + 1
+        policy = attrs.evolve(policy, key_reuse=count)
+        keystore, policies = world.keystore(request.identity), {policy.name: policy}
+        sender = self.senders.setdefault(repr(policy), Protector(keystore, policies, allow_deprecated=True))
+        body = sender.protect(request.queue, request.data, request.format, encoding=MQENC_NATIVE).body
+        return attrs.evolve(outcome, output=body)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "fault,prop,found",
+    [
+        ("zero-iv", "peer-writes-fresh-keys", "has an all-zero IV"),
+        ("unlimited", "peer-writes-fresh-keys", "share one content-encryption key"),
+        ("one-more", "peer-honours-key-reuse", "where the key reuse count"),
+    ],
+)
+def test_a_stale_iv_or_key_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, fault: str, prop: str, found: str, seed: int
+) -> None:
+    """An all-zero IV; a key repeated where key reuse is off; a key used once more than -c N allows.
+    (This project reuses a confidentiality key only, so the key faults are planted there.)"""
+    peer = (lambda spec: _ZeroIv(spec)) if fault == "zero-iv" else (lambda spec: _KeyReusing(spec, fault))
+    monkeypatch.setattr(runner, "make_peer", peer)
+    caps = Capabilities(qops=(QoP.CONFIDENTIALITY,), policies=True) if fault != "zero-iv" else Capabilities()
+    spec = attrs.evolve(BUILTIN["self"], capabilities=caps)
+    options = Options(max_examples=5, seed=seed, only=(prop,), output=tmp_path, shrink_time=1)
+    [result] = run_conformance(spec, options, world=world).results
+    assert result.failure is not None and result.failure.kind == "done", result
+    assert found in result.failure.found, result.failure.found
+    assert (Path(result.failure.directory) / "stream-1.bin").is_file()
+
+
+def test_a_correct_peer_writes_fresh_ivs_and_keys_and_honours_key_reuse(tmp_path: Path, world: World) -> None:
+    only = ("peer-writes-fresh-keys", "peer-honours-key-reuse")
+    options = Options(max_examples=3, seed=1, only=only, output=tmp_path)
+    report = run_conformance(BUILTIN["self"], options, world=world)
+    assert report.ok, report.text()
+    assert [r.examples for r in report.results] == [3, 3]

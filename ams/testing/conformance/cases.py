@@ -34,6 +34,7 @@ def other_qops(qops: tuple[QoP, ...]) -> list[tuple[QoP, QoP]]:
 
 
 BACKDATED_SIGNERS = ("expired", "not-yet-valid")  # signed within their validity, which does not hold now
+KEY_REUSE_COUNTS = (1, 2, -1)  # -c N below every stream's length (3-5), so a count exceeded shows; -1 is UNLIMITED
 NEED_A_PAYLOAD = ("the signed content", "the messageDigest attribute", "PDMQ empty flag")
 
 
@@ -135,6 +136,9 @@ def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
         return attrs.evolve(case, signer=draw(st.sampled_from(list(INVALID_SIGNERS))))
     if prop.name == "peer-refuses-weaker-algorithm":
         return _weaker(draw, case, caps)
+    if prop.name in ("peer-writes-fresh-keys", "peer-honours-key-reuse"):
+        reuse = draw(st.sampled_from(KEY_REUSE_COUNTS)) if prop.name == "peer-honours-key-reuse" else 0
+        return attrs.evolve(case, stream=draw(st.integers(3, 5)), key_reuse=reuse)
     return case
 
 

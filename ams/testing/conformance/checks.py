@@ -13,6 +13,7 @@ from ams.mqconstants import MQENC_NATIVE
 from ams.protector import Protector
 from ams.testing.conformance.properties import Check, Step
 from ams.testing.conformance.protocol import Outcome
+from ams.testing.conformance.streams import stream_problems
 from ams.testing.conformance.strict import deviations
 from ams.testing.conformance.world import World
 from ams.testing.mutations import ProtectedMessage, refusing
@@ -33,6 +34,8 @@ _EXPECTED = {
     Check.READABLE: "the peer protects (exit 0), and each recipient of ours gets the original body and Format back",
     Check.STRICT: "the peer protects (exit 0) exactly as AMS writes, and our strictest reader accepts it",
     Check.WE_REFUSE: "the peer protects (exit 0), and we refuse its message changed where a change must be noticed",
+    Check.FRESH: "the peer protects each message (exit 0); each has an IV of its own, not all zero, and keys are "
+    "renewed as the key reuse count says (format.md §4-5); each recipient of ours reads each",
 }
 
 
@@ -53,6 +56,12 @@ def evaluate(step: Step, outcome: Outcome, world: World) -> Verdict:
             problems = deviations(outcome.output, step.request, world) or _read_as_each(
                 step, outcome.output, world, strict=True
             )
+        elif step.check is Check.FRESH:
+            bodies = [*outcome.earlier, outcome.output]
+            reader = world.issued(step.readers[0])
+            problems = stream_problems(bodies, protected_format(step), reader, step.request.key_reuse)
+            for number, body in enumerate(bodies, 1):
+                problems += [f"message {number}: {p}" for p in _read_as_each(step, body, world, strict=False)]
         else:
             problems = _refuse_changed(step, outcome.output, world)
     return Verdict(not problems, expected, "; ".join(problems) if problems else outcome.describe())

@@ -41,6 +41,7 @@ class Check(enum.Enum):
     READABLE = "readable"  # the peer protects, and every reader of ours gets the original body back
     STRICT = "strict"  # the peer protects exactly as AMS writes, and our strictest reader accepts it
     WE_REFUSE = "we-refuse"  # the peer protects, and we refuse its message once changed
+    FRESH = "fresh"  # the peer protects a stream of messages, each readable, with fresh IVs and keys (streams.py)
 
 
 @attrs.frozen
@@ -135,6 +136,18 @@ PROPERTIES = (
         OURS_TO_PEER, ALL, Check.ACCEPT,
     ),
     Property(
+        "peer-writes-fresh-keys",
+        "over a stream of 3-5 messages the peer protects, each has an IV of its own, not all zero, and a "
+        "content-encryption key of its own (key reuse DISABLED, format.md §4-5)",
+        PEER_TO_OURS, ENCRYPTED, Check.FRESH,
+    ),
+    Property(
+        "peer-honours-key-reuse",
+        "with key reuse -c N ({key_reuse}), over a stream of 3-5 messages the peer protects, a key serves at most N "
+        "of them, each has an IV of its own and the key-reuse flag (format.md §5)",
+        PEER_TO_OURS, (QoP.CONFIDENTIALITY,), Check.FRESH, needs_placeholder="key_reuse",
+    ),
+    Property(
         "we-refuse-tampered", "we refuse the peer's message with a byte changed where a change must be noticed",
         PEER_TO_OURS, ALL, Check.WE_REFUSE,
     ),
@@ -163,6 +176,8 @@ class Case:
     policy_cipher: EncryptionAlgorithm | None = None
     policy_qop: QoP | None = None  # the peer's policy's QoP, when it is not the message's
     authorised: tuple[str, ...] = ()  # the peer's policy's authorised signers (-a)
+    stream: int = 1  # messages the peer protects in a row (properties over several messages)
+    key_reuse: int = 0  # the peer's policy's key reuse count (-c; -1 UNLIMITED)
 
     @property
     def recipient_names(self) -> tuple[str, ...]:
@@ -204,6 +219,8 @@ class Case:
             f"headers: {self.chain.describe()}" if self.chain.headers else f"Format {self.chain.final_format!r}"
         )
         parts.append(f"queue {self.queue!r}")
+        if self.stream > 1:
+            parts.append(f"a stream of {self.stream} messages, key reuse -c {_reuse_label(self.key_reuse)}")
         if self.signer != SENDER:
             fault = UNTRUSTED_SIGNERS.get(self.signer) or INVALID_SIGNERS[self.signer]
             parts.append(f"signed by {self.signer}: {fault.description}")
@@ -228,6 +245,8 @@ class Case:
             "policy_cipher": self.policy_cipher.label if self.policy_cipher else None,
             "policy_qop": self.policy_qop.name if self.policy_qop else None,
             "authorised": list(self.authorised),
+            "stream": self.stream,
+            "key_reuse": self.key_reuse,
         }
 
 
@@ -243,6 +262,7 @@ class Step:
     readers: tuple[str, ...] = ()  # who of ours reads what the peer writes
     mutation: tuple[str, int, int] | None = None
     note: str = ""  # what was done to the message, in words
+    repeat: int = 1  # the peer is called this many times with the request (a stream: Check.FRESH)
 
     def to_json(self) -> dict[str, Any]:
         """The step as JSON values, without its data (saved as files next to it)."""
@@ -254,6 +274,7 @@ class Step:
             "readers": list(self.readers),
             "mutation": list(self.mutation) if self.mutation else None,
             "note": self.note,
+            "repeat": self.repeat,
         }
 
     @classmethod
@@ -269,6 +290,7 @@ class Step:
             tuple(data["readers"]),
             (mutation[0], int(mutation[1]), int(mutation[2])) if mutation else None,
             data["note"],
+            int(data.get("repeat", 1)),
         )
 
 
@@ -306,9 +328,14 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
             case.queue,
             case.chain.mqmd_format,
             original,
+            key_reuse=case.key_reuse,
         )
         readers = recipients or (case.reader_name,)
-        return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, readers, case.mutation)
+        reuse = _reuse_label(case.key_reuse)
+        note = f"{case.stream} messages in a row, key reuse -c {reuse}" if case.stream > 1 else ""
+        return Step(
+            prop.name, request, prop.check, original, case.chain.mqmd_format, readers, case.mutation, note, case.stream
+        )
     if prop.name in ("peer-refuses-unprotected", "peer-tolerates-unprotected"):
         return _unprotected_step(prop, case, original)
     if case.policy_qop is not None:
@@ -347,6 +374,11 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
         signers=case.authorised,
     )  # fmt: skip
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
+def _reuse_label(count: int) -> str:
+    """A key reuse count as setmqspl -c takes it: 0, * or N."""
+    return "*" if count < 0 else str(count)
 
 
 # -- the QoP matrix (format.md §6) -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
+from ams.algorithms import KEYREUSE_DISABLED, KEYREUSE_UNLIMITED, EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import UsageError
 from ams.policy.model import Policy
 from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
@@ -57,6 +57,7 @@ PLACEHOLDERS: dict[str, str] = {
     "encoding": "the MQMD Encoding of the input (546: integers little-endian)",
     "ccsid": "the MQMD CodedCharSetId of the input (1208)",
     "tolerate": "1 when the policy tolerates unprotected messages (setmqspl -t 1), else 0",
+    "key_reuse": "the policy's key reuse count as setmqspl -c takes it: 0 (DISABLED), * (UNLIMITED) or N",
     "policies": "a directory holding the policy as setmqspl in policy.spl (for implementations that read policy files)",
     "in": "the input file: the message body after the MQMD (clear headers, then the payload or PDMQ header and blob)",
     "out": "the output file the peer writes: the protected or unprotected body",
@@ -283,12 +284,15 @@ class Request:
     data: bytes = attrs.field(repr=False)
     tolerate: bool = False  # -t 1: an unprotected message is handed back as is
     signers: tuple[str, ...] = ()  # -a: the authorised signers (none: any signer the keystore trusts)
+    key_reuse: int = KEYREUSE_DISABLED  # -c: messages per confidentiality key (-1 UNLIMITED)
 
     def policy(self, world: World) -> Policy:
-        """The policy the request describes (no authorised-signer list, key reuse disabled, -t as asked)."""
+        """The policy the request describes (-a, -c and -t as asked)."""
         recipients = tuple(world.dn(name) for name in self.recipients)
         signers = tuple(world.dn(name) for name in self.signers)
-        return Policy(self.queue, self.digest, self.cipher, recipients, signers, tolerate=self.tolerate)
+        return Policy(
+            self.queue, self.digest, self.cipher, recipients, signers, tolerate=self.tolerate, key_reuse=self.key_reuse
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The request without its data (saved as a file next to it)."""
@@ -303,6 +307,7 @@ class Request:
             "format": self.format,
             "tolerate": self.tolerate,
             "signers": list(self.signers),
+            "key_reuse": self.key_reuse,
         }
 
     @classmethod
@@ -320,6 +325,7 @@ class Request:
             data=body,
             tolerate=bool(data.get("tolerate", False)),  # absent from a step saved before -t was tried
             signers=tuple(data.get("signers", ())),
+            key_reuse=int(data.get("key_reuse", KEYREUSE_DISABLED)),
         )
 
 
@@ -337,6 +343,7 @@ class Outcome:
     command: tuple[str, ...] = ()
     seconds: float = 0.0
     problem: str = ""  # e.g. {out} is a link, or over the size cap: the case fails whatever it checks
+    earlier: tuple[bytes, ...] = attrs.field(default=(), repr=False)  # a stream step's outputs before this call's
 
     @property
     def accepted(self) -> bool:
@@ -402,6 +409,7 @@ def placeholder_values(request: Request, world: World, workdir: Path) -> dict[st
         "encoding": "546",
         "ccsid": "1208",
         "tolerate": str(int(request.tolerate)),
+        "key_reuse": "*" if request.key_reuse == KEYREUSE_UNLIMITED else str(request.key_reuse),
         "policies": str(workdir / "policies"),
         "in": str(workdir / "in.bin"),
         "out": str(workdir / "out.bin"),

@@ -374,7 +374,7 @@ def _hypothesis_test(
             workdir = work / str(state.calls)
             step = build_step(prop, case, world)
             state.coverage.add(case, case.tamper_class())
-            outcome = peer.run(step.request, world, workdir)
+            outcome, workdir = run_step(peer, step, world, workdir)
             verdict = _judge(step, outcome, world)
             if verdict.passed:
                 remove_tree(workdir)
@@ -387,6 +387,22 @@ def _hypothesis_test(
         for case in explicit[prop.name](peer.spec.capabilities) if prop.name in explicit else []:
             check = example(case=case)(check)
     return check
+
+
+def run_step(peer: Peer, step: Step, world: World, workdir: Path) -> tuple[Outcome, Path]:
+    """The step's peer call, or for a stream (``step.repeat`` > 1) its calls, each in a directory of its
+    own (the last in ``workdir``): the first call that does not succeed ends the stream. Returns the last
+    outcome, carrying the earlier outputs, and the directory of the call it describes."""
+    outputs: list[bytes] = []
+    for number in range(1, step.repeat):
+        directory = workdir.with_name(f"{workdir.name}-{number}")
+        outcome = peer.run(step.request, world, directory)
+        if not outcome.accepted or outcome.output is None:
+            return outcome, directory
+        outputs.append(outcome.output)
+        remove_tree(directory)
+    outcome = peer.run(step.request, world, workdir)
+    return attrs.evolve(outcome, earlier=tuple(outputs)), workdir
 
 
 def _judge(step: Step, outcome: Outcome, world: World) -> Verdict:
@@ -412,6 +428,8 @@ def _save_failure(prop: Property, peer: Peer, world: World, failed: _Failed, tar
     step = failed.step
     (target / "payload.bin").write_bytes(step.expected)
     (target / "found.bin").write_bytes(failed.outcome.output or b"")
+    for number, earlier in enumerate(failed.outcome.earlier, 1):  # a stream's messages before the last
+        (target / f"stream-{number}.bin").write_bytes(earlier)
     message = step.request.data if prop.operation == "unprotect" else (failed.outcome.output or b"")
     (target / "message.bin").write_bytes(message)
     (target / "step.json").write_text(json.dumps(step.to_json(), indent=2), encoding="utf-8")
