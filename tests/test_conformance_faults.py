@@ -5,6 +5,7 @@ and a replay that still fails (the correct peer passes everything: test_conforma
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -246,13 +247,13 @@ def test_a_crashing_peer_and_a_downgrade_are_found_on_every_seed(
 class _Ignoring(InProcessPeer):
     """This project in process, with one check planted away: a refusal for ``code`` becomes a success."""
 
-    def __init__(self, spec: PeerSpec, code: str) -> None:
+    def __init__(self, spec: PeerSpec, code: str, operation: str = "unprotect") -> None:
         super().__init__(spec)
-        self.code = code
+        self.code, self.operation = code, operation
 
     def run(self, request: Request, world: World, workdir: Path) -> Outcome:
         outcome = super().run(request, world, workdir)
-        if request.operation == "unprotect" and f"[{self.code}]" in outcome.stderr:
+        if request.operation == self.operation and f"[{self.code}]" in outcome.stderr:
             return attrs.evolve(outcome, status=0, output=b"")
         return outcome
 
@@ -453,3 +454,84 @@ def test_a_correct_peer_writes_fresh_ivs_and_keys_and_honours_key_reuse(tmp_path
     report = run_conformance(BUILTIN["self"], options, world=world)
     assert report.ok, report.text()
     assert [r.examples for r in report.results] == [3, 3]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "code,operation,refuses,twin",
+    [
+        ("certificate_revoked", "unprotect", "peer-refuses-revoked-signer", "peer-accepts-unrevoked-signer"),
+        ("recipient_certificate", "protect", "peer-refuses-unusable-recipient", "roundtrip-from-peer"),
+    ],
+)
+def test_a_peer_that_ignores_revocation_or_recipient_key_usage_is_found_on_every_seed(
+    tmp_path: Path,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    code: str,
+    operation: str,
+    refuses: str,
+    twin: str,
+    seed: int,
+) -> None:
+    """A signer the CRL revokes accepted; a recipient without keyEncipherment encrypted to."""
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _Ignoring(spec, code, operation))
+    options = Options(max_examples=3, seed=seed, only=(refuses, twin), output=tmp_path, shrink_time=1)
+    results = {r.name: r for r in run_conformance(BUILTIN["self"], options, world=world).results}
+    failure = results[refuses].failure
+    assert failure is not None and failure.kind == "done", results[refuses]
+    assert ("revoked" if operation == "unprotect" else "keyEncipherment") in failure.case + failure.expected
+    assert results[twin].status == "passed"  # the twin: an unrevoked signer, usable recipients
+
+
+class _FormatDropping(InProcessPeer):
+    """This project in process, with the Format planted wrong: it hands back the MQMD Format it was
+    given (blank without clear headers) rather than the origFormat the message carries."""
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        return attrs.evolve(outcome, format=request.format) if outcome.format is not None else outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_peer_that_drops_the_format_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _FormatDropping(spec))
+    options = Options(max_examples=5, seed=seed, only=("peer-restores-format",), output=tmp_path, shrink_time=1)
+    [result] = run_conformance(BUILTIN["self"], options, world=world).results
+    assert result.failure is not None and result.failure.kind == "done", result
+    assert "the Format handed back is '        '" in result.failure.found
+    assert result.failure.case_json["headers"] == [] and result.failure.case_json["final_format"].strip()
+
+
+class _NoFutureSignatures(InProcessPeer):
+    """This project in process, with a rule planted in that AMS does not have: a signingTime more than
+    five minutes ahead is refused (format.md §6 checks the certificate's validity now, not the signingTime)."""
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        start = mqheaders.walk(request.data, request.format).payload_offset
+        if request.operation != "unprotect" or outcome.status != 0 or request.data[start : start + 4] != b"PDMQ":
+            return outcome
+        header = pdmq.PdmqHeader.unpack(request.data[start:])
+        if header.qop is not QoP.INTEGRITY:
+            return outcome
+        content = signed.parse_signed_data(request.data[start + header.size :], wrapped=True)
+        when = signed.signing_time(content.signer_infos[0])
+        if when is not None and when > datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5):
+            return Outcome(3, None, f"pedantic: signingTime {when} is in the future")
+        return outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_peer_that_refuses_a_future_signing_time_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _NoFutureSignatures(spec))
+    only = ("roundtrip-to-peer", "peer-accepts-future-signing-time")
+    options = Options(max_examples=3, seed=seed, only=only, output=tmp_path, shrink_time=1)
+    roundtrip, future = run_conformance(BUILTIN["self"], options, world=world).results
+    assert roundtrip.status == "passed"  # signed now: accepted
+    assert future.failure is not None and future.failure.kind == "refused", future
+    assert "pedantic" in future.failure.found and "ahead of now" in future.failure.expected

@@ -21,7 +21,16 @@ from ams.policy.model import Policy
 from ams.protector import Protector
 from ams.testing.conformance.protocol import Request
 from ams.testing.conformance.tampering import MUST_ACCEPT, MUST_CHECK, must_check_change, resigned_at
-from ams.testing.conformance.world import INVALID_SIGNERS, OUTSIDER, RECIPIENTS, SENDER, UNTRUSTED_SIGNERS, World
+from ams.testing.conformance.world import (
+    INVALID_SIGNERS,
+    OUTSIDER,
+    RECIPIENTS,
+    REVOKED_SIGNERS,
+    SENDER,
+    UNTRUSTED_SIGNERS,
+    UNUSABLE_RECIPIENT,
+    World,
+)
 from ams.testing.headers import ClearChain
 from ams.testing.mutations import Expect, Mutation, ProtectedMessage, field_changes, refusing
 from ams.testing.payloads import PayloadSpec
@@ -41,6 +50,7 @@ class Check(enum.Enum):
     READABLE = "readable"  # the peer protects, and every reader of ours gets the original body back
     STRICT = "strict"  # the peer protects exactly as AMS writes, and our strictest reader accepts it
     WE_REFUSE = "we-refuse"  # the peer protects, and we refuse its message once changed
+    RESTORES = "restores"  # the peer unprotects, writes the original body and hands back the original Format
     FRESH = "fresh"  # the peer protects a stream of messages, each readable, with fresh IVs and keys (streams.py)
 
 
@@ -99,6 +109,27 @@ PROPERTIES = (
         OURS_TO_PEER, (QoP.INTEGRITY,), Check.REFUSE,
     ),
     Property(
+        "peer-accepts-future-signing-time",
+        "the peer accepts an integrity message from a signer valid now whose signingTime lies 30 days ahead: AMS "
+        "checks the certificate's validity now, not the signingTime (format.md §6, SECURITY.md)",
+        OURS_TO_PEER, (QoP.INTEGRITY,), Check.ACCEPT,
+    ),
+    Property(
+        "peer-refuses-revoked-signer",
+        "given the CA's CRL ({crl}), the peer refuses a message signed by a signer the CRL revokes",
+        OURS_TO_PEER, SIGNED, Check.REFUSE, needs_placeholder="crl",
+    ),
+    Property(
+        "peer-accepts-unrevoked-signer",
+        "given the CA's CRL ({crl}), the peer accepts a message signed by a signer the CRL does not revoke",
+        OURS_TO_PEER, SIGNED, Check.ACCEPT, needs_placeholder="crl",
+    ),
+    Property(
+        "peer-refuses-unusable-recipient",
+        "the peer refuses to encrypt for a recipient whose certificate has keyUsage without keyEncipherment",
+        PEER_TO_OURS, ENCRYPTED, Check.REFUSE,
+    ),
+    Property(
         "peer-refuses-unauthorised-signer",
         "with authorised signers (-a, {authorised_dn}) the peer refuses a message signed by someone not among them",
         OURS_TO_PEER, SIGNED, Check.REFUSE, needs_policies=True, needs_placeholder="authorised_dn",
@@ -130,6 +161,12 @@ PROPERTIES = (
         OURS_TO_PEER, ALL, Check.ACCEPT, needs_policies=True, needs_placeholder="tolerate",
     ),
     Property(
+        "peer-restores-format",
+        "with no clear headers, the peer hands back the original MQMD Format ({out_format}), which the message "
+        "carries in PDMQ origFormat (format.md §1-2)",
+        OURS_TO_PEER, ALL, Check.RESTORES, needs_placeholder="out_format",
+    ),
+    Property(
         "peer-accepts-unchecked-fields",
         "the peer accepts our message with a field AMS does not check changed: reserved bytes, flags, the policy "
         "name, the dynamic-queue byte, the header byte-swapped (encoding 2)",
@@ -137,13 +174,13 @@ PROPERTIES = (
     ),
     Property(
         "peer-writes-fresh-keys",
-        "over a stream of 3-5 messages the peer protects, each has an IV of its own, not all zero, and a "
+        "over a stream of 3-4 messages the peer protects, each has an IV of its own, not all zero, and a "
         "content-encryption key of its own (key reuse DISABLED, format.md §4-5)",
         PEER_TO_OURS, ENCRYPTED, Check.FRESH,
     ),
     Property(
         "peer-honours-key-reuse",
-        "with key reuse -c N ({key_reuse}), over a stream of 3-5 messages the peer protects, a key serves at most N "
+        "with key reuse -c N ({key_reuse}), over a stream of 3-4 messages the peer protects, a key serves at most N "
         "of them, each has an IV of its own and the key-reuse flag (format.md §5)",
         PEER_TO_OURS, (QoP.CONFIDENTIALITY,), Check.FRESH, needs_placeholder="key_reuse",
     ),
@@ -222,7 +259,7 @@ class Case:
         if self.stream > 1:
             parts.append(f"a stream of {self.stream} messages, key reuse -c {_reuse_label(self.key_reuse)}")
         if self.signer != SENDER:
-            fault = UNTRUSTED_SIGNERS.get(self.signer) or INVALID_SIGNERS[self.signer]
+            fault = {**UNTRUSTED_SIGNERS, **INVALID_SIGNERS, **REVOKED_SIGNERS}[self.signer]
             parts.append(f"signed by {self.signer}: {fault.description}")
         return "; ".join(parts)
 
@@ -317,6 +354,8 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
     """The peer call ``case`` makes for ``prop`` (protecting this side's message first when the peer reads)."""
     original = case.chain.message(case.payload.data())
     recipients = case.recipient_names
+    if prop.name == "peer-refuses-unusable-recipient":
+        return _unusable_recipient_step(prop, case, original)
     if prop.direction == PEER_TO_OURS:
         request = Request(
             "protect",
@@ -360,7 +399,9 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
         data, note = mutation.body, mutation.description
     elif prop.name == "peer-refuses-backdated-signer":
         data, note = _backdated(message, case, world)
-    elif prop.name in ("peer-refuses-untrusted-signer", "peer-refuses-invalid-signer"):
+    elif prop.name == "peer-accepts-future-signing-time":
+        data, note = _forward_dated(message, case, world)
+    elif prop.name in ("peer-refuses-untrusted-signer", "peer-refuses-invalid-signer", "peer-refuses-revoked-signer"):
         note = f"signed by {case.signer}"
     digest = case.policy_digest or case.digest
     cipher = case.policy_cipher or case.cipher
@@ -424,6 +465,18 @@ def _other_qop_step(prop: Property, case: Case, original: bytes, world: World) -
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
 
 
+def _unusable_recipient_step(prop: Property, case: Case, original: bytes) -> Step:
+    """A protect request whose recipients include, in the reader's place, one without keyEncipherment."""
+    recipients = list(case.recipient_names)
+    recipients[case.reader] = UNUSABLE_RECIPIENT
+    note = f"recipient {case.reader + 1} of {len(recipients)} is {UNUSABLE_RECIPIENT}: keyUsage without keyEncipherment"
+    request = Request(
+        "protect", case.qop, case.digest, case.cipher, SENDER, tuple(recipients), case.queue, case.chain.mqmd_format,
+        original,
+    )  # fmt: skip
+    return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
 def _unprotected_step(prop: Property, case: Case, original: bytes) -> Step:
     """The body as it was, not protected, on a queue whose policy is ``case.qop`` (tolerating it or not)."""
     tolerate = prop.name == "peer-tolerates-unprotected"
@@ -433,6 +486,18 @@ def _unprotected_step(prop: Property, case: Case, original: bytes) -> Step:
         case.chain.mqmd_format, original, tolerate,
     )  # fmt: skip
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
+FORWARD = datetime.timedelta(days=30)  # far beyond any clock skew (ams: 5 minutes by default)
+
+
+def _forward_dated(message: ProtectedMessage, case: Case, world: World) -> tuple[bytes, str]:
+    """``message`` signed again with a signingTime :data:`FORWARD` ahead, within the signer's validity."""
+    signer = world.issued(case.signer)
+    end = signer.certificate.not_valid_after_utc
+    when = min(datetime.datetime.now(datetime.UTC) + FORWARD, end - datetime.timedelta(days=1))
+    note = f"signed by {case.signer}, valid now, with the signingTime {when:%Y-%m-%d %H:%M}Z, ahead of now"
+    return resigned_at(message, signer, case.digest, when), note
 
 
 def _backdated(message: ProtectedMessage, case: Case, world: World) -> tuple[bytes, str]:
