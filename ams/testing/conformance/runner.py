@@ -149,7 +149,8 @@ def run_conformance(
     world = world or World.create(options.output / "world", key_bits=options.key_bits)
     peer = make_peer(spec)
     chosen = [p for p in PROPERTIES if not options.only or p.name in options.only]
-    control = _control(peer, world, options) if any(p.check is Check.REFUSE for p in chosen) else None
+    refusing = {p.operation for p in chosen if p.check is Check.REFUSE}
+    controls = {operation: _control(peer, world, options, operation) for operation in sorted(refusing)}
     results: list[PropertyResult] = []
     interrupted = False
     coverage = Coverage()
@@ -158,7 +159,8 @@ def run_conformance(
             _stop_if_asked(stop)
             if progress is not None:
                 progress.started(prop)
-            if control is not None and prop.check is Check.REFUSE:
+            control = controls.get(prop.operation) if prop.check is Check.REFUSE else None
+            if control is not None:
                 result = PropertyResult(prop.name, prop.summary, SKIPPED, reason=control)
             else:
                 result = _run_property(prop, peer, world, options, (chosen_seed, stop), progress, coverage)
@@ -212,23 +214,24 @@ class Interrupted(KeyboardInterrupt):
         self.report = report
 
 
-def _control(peer: Peer, world: World, options: Options) -> str | None:
-    """Why refusals would prove nothing (the peer does not unprotect even the simplest message), or None."""
-    if not peer.spec.can("unprotect"):
+def _control(peer: Peer, world: World, options: Options, operation: str) -> str | None:
+    """Why refusals would prove nothing (the peer does not ``operation`` even the simplest message), or None."""
+    if not peer.spec.can(operation):
         return None
     caps = peer.spec.capabilities
     qop = next((q for q in QOPS if q in caps.qops), QoP.INTEGRITY)
     digest = caps.digests[0] if qop is not QoP.CONFIDENTIALITY else SignatureAlgorithm.NONE
     cipher = caps.ciphers[0] if qop is not QoP.INTEGRITY else EncryptionAlgorithm.NONE
     case = Case(qop, digest, cipher, int(qop is not QoP.INTEGRITY), 0, PayloadSpec("text", 5), ClearChain(), "Q")
-    step = build_step(BY_NAME["roundtrip-to-peer"], case, world)
-    workdir = options.output / "work" / "control"
+    roundtrip = "roundtrip-to-peer" if operation == "unprotect" else "roundtrip-from-peer"
+    step = build_step(BY_NAME[roundtrip], case, world)
+    workdir = options.output / "work" / f"control-{operation}"
     outcome = peer.run(step.request, world, workdir)
     if evaluate(step, outcome, world).passed:
         return None
     return (
-        f"the peer does not unprotect even the simplest message ({case.describe()}): {outcome.describe()[:300]}; "
-        "a refusal would prove nothing: fix the peer's wiring first (see roundtrip-to-peer)"
+        f"the peer does not {operation} even the simplest message ({case.describe()}): {outcome.describe()[:300]}; "
+        f"a refusal would prove nothing: fix the peer's wiring first (see {roundtrip})"
     )
 
 
@@ -372,7 +375,8 @@ def _hypothesis_test(
                 progress.example(prop, state.calls, state.first_failure is not None)
             workdir = work / str(state.calls)
             step = build_step(prop, case, world)
-            state.coverage.add(case, case.tamper_class())
+            for _ in range(step.repeat):  # a stream's every call
+                state.coverage.add(case, case.tamper_class())
             outcome, workdir = run_step(peer, step, world, workdir)
             verdict = _judge(step, outcome, world)
             if verdict.passed:
