@@ -8,7 +8,6 @@ everything needed to run it again, so that a saved failure replays with one comm
 
 from __future__ import annotations
 
-import datetime
 import enum
 import warnings
 from typing import Any
@@ -20,7 +19,8 @@ from ams.errors import AmsDeprecationWarning
 from ams.policy.model import Policy
 from ams.protector import Protector
 from ams.testing.conformance.protocol import Request
-from ams.testing.conformance.tampering import MUST_ACCEPT, MUST_CHECK, must_check_change, resigned_at
+from ams.testing.conformance.signing_times import backdated, forward_dated
+from ams.testing.conformance.tampering import MUST_ACCEPT, MUST_CHECK, must_check_change
 from ams.testing.conformance.world import (
     INVALID_SIGNERS,
     OUTSIDER,
@@ -357,24 +357,7 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
     if prop.name == "peer-refuses-unusable-recipient":
         return _unusable_recipient_step(prop, case, original)
     if prop.direction == PEER_TO_OURS:
-        request = Request(
-            "protect",
-            case.qop,
-            case.digest,
-            case.cipher,
-            SENDER,
-            recipients,
-            case.queue,
-            case.chain.mqmd_format,
-            original,
-            key_reuse=case.key_reuse,
-        )
-        readers = recipients or (case.reader_name,)
-        reuse = _reuse_label(case.key_reuse)
-        note = f"{case.stream} messages in a row, key reuse -c {reuse}" if case.stream > 1 else ""
-        return Step(
-            prop.name, request, prop.check, original, case.chain.mqmd_format, readers, case.mutation, note, case.stream
-        )
+        return _protect_step(prop, case, original)
     if prop.name in ("peer-refuses-unprotected", "peer-tolerates-unprotected"):
         return _unprotected_step(prop, case, original)
     if case.policy_qop is not None:
@@ -398,9 +381,9 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
             mutation = refusing(message, kind, index, bit, reader=reader_cert)
         data, note = mutation.body, mutation.description
     elif prop.name == "peer-refuses-backdated-signer":
-        data, note = _backdated(message, case, world)
+        data, note = backdated(message, world.issued(case.signer), case.signer, case.digest)
     elif prop.name == "peer-accepts-future-signing-time":
-        data, note = _forward_dated(message, case, world)
+        data, note = forward_dated(message, world.issued(case.signer), case.signer, case.digest)
     elif prop.name in ("peer-refuses-untrusted-signer", "peer-refuses-invalid-signer", "peer-refuses-revoked-signer"):
         note = f"signed by {case.signer}"
     digest = case.policy_digest or case.digest
@@ -465,6 +448,21 @@ def _other_qop_step(prop: Property, case: Case, original: bytes, world: World) -
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
 
 
+def _protect_step(prop: Property, case: Case, original: bytes) -> Step:
+    """The peer protects the case's body (a stream: ``case.stream`` times), and recipients of ours read it."""
+    recipients = case.recipient_names
+    request = Request(
+        "protect", case.qop, case.digest, case.cipher, SENDER, recipients, case.queue, case.chain.mqmd_format,
+        original, key_reuse=case.key_reuse,
+    )  # fmt: skip
+    readers = recipients or (case.reader_name,)
+    reuse = _reuse_label(case.key_reuse)
+    note = f"{case.stream} messages in a row, key reuse -c {reuse}" if case.stream > 1 else ""
+    return Step(
+        prop.name, request, prop.check, original, case.chain.mqmd_format, readers, case.mutation, note, case.stream
+    )
+
+
 def _unusable_recipient_step(prop: Property, case: Case, original: bytes) -> Step:
     """A protect request whose recipients include, in the reader's place, one without keyEncipherment."""
     recipients = list(case.recipient_names)
@@ -486,29 +484,3 @@ def _unprotected_step(prop: Property, case: Case, original: bytes) -> Step:
         case.chain.mqmd_format, original, tolerate,
     )  # fmt: skip
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
-
-
-FORWARD = datetime.timedelta(days=30)  # far beyond any clock skew (ams: 5 minutes by default)
-
-
-def _forward_dated(message: ProtectedMessage, case: Case, world: World) -> tuple[bytes, str]:
-    """``message`` signed again with a signingTime :data:`FORWARD` ahead, within the signer's validity."""
-    signer = world.issued(case.signer)
-    end = signer.certificate.not_valid_after_utc
-    when = min(datetime.datetime.now(datetime.UTC) + FORWARD, end - datetime.timedelta(days=1))
-    note = f"signed by {case.signer}, valid now, with the signingTime {when:%Y-%m-%d %H:%M}Z, ahead of now"
-    return resigned_at(message, signer, case.digest, when), note
-
-
-def _backdated(message: ProtectedMessage, case: Case, world: World) -> tuple[bytes, str]:
-    """``message`` signed again with a signingTime inside the signer's validity, which is not now."""
-    signer = world.issued(case.signer)
-    certificate = signer.certificate
-    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-    now = datetime.datetime.now(datetime.UTC)
-    when = end - datetime.timedelta(days=1) if end < now else start + datetime.timedelta(days=1)
-    note = (
-        f"signed by {case.signer} at {when:%Y-%m-%d} (signingTime), inside its certificate's validity "
-        f"{start:%Y-%m-%d} to {end:%Y-%m-%d}, which does not hold now"
-    )
-    return resigned_at(message, signer, case.digest, when), note
