@@ -54,8 +54,15 @@ def test_protect_then_unprotect(workspace: Path, queue: str, capsys: pytest.Capt
     protected, plain = workspace / f"{queue}.ams", workspace / f"{queue}.out"
     assert _run(workspace, "alice", "protect", "-p", queue, "-i", str(workspace / "in.txt"), "-o", str(protected)) == 0
     assert protected.read_bytes()[:4] == b"PDMQ"
-    assert _run(workspace, "bob", "unprotect", "-p", queue, "-i", str(protected), "-o", str(plain)) == 0
+    fmt = workspace / f"{queue}.format"
+    assert (
+        _run(
+            workspace, "bob", "unprotect", "-p", queue, "-i", str(protected), "-o", str(plain), "--format-out", str(fmt)
+        )
+        == 0
+    )
     assert plain.read_bytes() == (workspace / "in.txt").read_bytes()
+    assert fmt.read_bytes() == b"MQSTR   "  # the Format handed back: the PDMQ origFormat (no clear headers)
     assert f"unprotected from {queue}" in capsys.readouterr().err
 
 

@@ -19,9 +19,9 @@ from ams.errors import UsageError
 from ams.testing.algorithms import QOPS
 from ams.testing.conformance.cases import case_strategy, must_accept_cases, must_check_cases
 from ams.testing.conformance.peers import BUILTIN
-from ams.testing.conformance.properties import ACCEPTED_QOPS, BY_NAME, PROPERTIES, Case, build_step
+from ams.testing.conformance.properties import ACCEPTED_QOPS, BY_NAME, PROPERTIES, Case, Check, build_step
 from ams.testing.conformance.protocol import Capabilities, PeerSpec, Request, Template, run_command
-from ams.testing.conformance.runner import Options, run_conformance, skip_reason
+from ams.testing.conformance.runner import Options, run_conformance, skip_reason, stream_examples
 from ams.testing.conformance.strict import deviations
 from ams.testing.conformance.world import World
 from ams.testing.headers import ClearChain, HeaderSpec
@@ -209,7 +209,9 @@ def test_self_conformance_in_process(world: World, tmp_path: Path) -> None:
         "peer-refuses-tampered": len(must_check_cases(Capabilities())),
         "peer-accepts-unchecked-fields": len(must_accept_cases(Capabilities())),
     }
-    assert [r.examples for r in report.results] == [9 + explicit.get(p.name, 0) for p in PROPERTIES]
+    streams = [p for p in PROPERTIES if p.check is Check.FRESH]  # each case a stream of 3-4 calls
+    examples = {p.name: stream_examples(9) if p in streams else 9 + explicit.get(p.name, 0) for p in PROPERTIES}
+    assert [r.examples for r in report.results] == list(examples.values())
     suite = ElementTree.parse(tmp_path / "junit.xml").getroot()
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (str(len(PROPERTIES)), "0", "0")
     assert json.loads((tmp_path / "report.json").read_text())["ok"] is True
@@ -217,7 +219,9 @@ def test_self_conformance_in_process(world: World, tmp_path: Path) -> None:
     assert f"0 failed, {len(PROPERTIES)} passed, 0 skipped" in text
     coverage = json.loads((tmp_path / "report.json").read_text())["coverage"]
     assert set(coverage["counts"]["qops"]) == {"integrity", "privacy", "confidentiality"}
-    assert sum(coverage["counts"]["qops"].values()) == len(PROPERTIES) * 9 + sum(explicit.values())  # every call
+    single = (len(PROPERTIES) - len(streams)) * 9 + sum(explicit.values())
+    calls = sum(coverage["counts"]["qops"].values())  # every call, each of a stream's too
+    assert single + 3 * stream_examples(9) * len(streams) <= calls <= single + 4 * stream_examples(9) * len(streams)
     assert "coverage (peer calls per value" in text and "  tamper classes" in text
     for dimension, values in coverage["never"].items():  # what was never drawn is said, and is really absent
         assert all(not coverage["counts"][dimension].get(v) for v in values)
@@ -243,3 +247,11 @@ def test_a_peer_that_unprotects_nothing_proves_nothing_by_refusing(world: World,
 def test_unknown_properties_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown property roundtrip: expected one of roundtrip-to-peer"):
         run_conformance(BUILTIN["self"], Options(only=("roundtrip",), output=tmp_path))
+
+
+def test_a_peer_that_protects_nothing_proves_nothing_by_refusing(world: World, tmp_path: Path) -> None:
+    """A refusal to encrypt for an unusable recipient counts only from a peer that protects at all."""
+    never = PeerSpec("never", protect=f"{PYTHON} -c 'import sys; sys.exit(3)'")
+    options = Options(max_examples=3, seed=1, only=("peer-refuses-unusable-recipient",), output=tmp_path)
+    [result] = run_conformance(never, options, world=world).results
+    assert result.status == "skipped" and "does not protect even the simplest message" in result.reason

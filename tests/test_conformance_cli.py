@@ -27,7 +27,7 @@ def conformance(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 
 def test_self_conformance_through_the_command_line(tmp_path: Path) -> None:
-    """The acceptance run: every property against `ams protect` / `ams unprotect`, in about 40 s (the
+    """The acceptance run: every property against `ams protect` / `ams unprotect`, in about a minute (the
     must-check changes are sent to this project in process: test_conformance_faults.py)."""
     result = conformance(
         "--peer-protect", SELF_CLI_PROTECT, "--peer-unprotect", SELF_CLI_UNPROTECT, "--peer-policies",

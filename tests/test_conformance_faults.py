@@ -5,6 +5,7 @@ and a replay that still fails (the correct peer passes everything: test_conforma
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,15 @@ from cryptography import x509
 from ams.algorithms import QoP
 from ams.cli.main import main
 from ams.hazmat import mqheaders, pdmq, signed
+from ams.mqconstants import MQENC_NATIVE
+from ams.protector import Protector
 from ams.testing.conformance import runner
 from ams.testing.conformance.cases import must_accept_cases, must_check_cases
 from ams.testing.conformance.peers import BUILTIN, InProcessPeer
 from ams.testing.conformance.properties import BY_NAME, build_step
 from ams.testing.conformance.protocol import Capabilities, Outcome, PeerSpec, Request
 from ams.testing.conformance.runner import Options, run_conformance
+from ams.testing.conformance.streams import message_iv
 from ams.testing.conformance.tampering import MUST_CHECK
 from ams.testing.conformance.world import World
 
@@ -243,13 +247,13 @@ def test_a_crashing_peer_and_a_downgrade_are_found_on_every_seed(
 class _Ignoring(InProcessPeer):
     """This project in process, with one check planted away: a refusal for ``code`` becomes a success."""
 
-    def __init__(self, spec: PeerSpec, code: str) -> None:
+    def __init__(self, spec: PeerSpec, code: str, operation: str = "unprotect") -> None:
         super().__init__(spec)
-        self.code = code
+        self.code, self.operation = code, operation
 
     def run(self, request: Request, world: World, workdir: Path) -> Outcome:
         outcome = super().run(request, world, workdir)
-        if request.operation == "unprotect" and f"[{self.code}]" in outcome.stderr:
+        if request.operation == self.operation and f"[{self.code}]" in outcome.stderr:
             return attrs.evolve(outcome, status=0, output=b"")
         return outcome
 
@@ -378,3 +382,156 @@ def test_a_peer_that_ignores_the_authorised_signers_is_found_on_every_seed(
         and "alice" not in refuses.failure.case_json["authorised"]
     )
     assert accepts.status == "passed"  # its twin: a signer the policy authorises is accepted
+
+
+class _ZeroIv(InProcessPeer):
+    """This project in process, with the IV planted wrong: every message it protects has an all-zero IV."""
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        if request.operation != "protect" or outcome.output is None:
+            return outcome
+        fmt = protected_format_of(request)
+        iv = message_iv(outcome.output, fmt)
+        return attrs.evolve(outcome, output=outcome.output.replace(iv, bytes(len(iv)), 1))
+
+
+def protected_format_of(request: Request) -> str:
+    chain = mqheaders.walk(request.data, request.format)
+    return request.format if chain.format_offset is not None else " " * 8
+
+
+class _KeyReusing(InProcessPeer):
+    """This project in process, keeping one sender across calls (as one open queue handle) whose key
+    reuse is planted wrong: unlimited whatever the policy says, or one message more than its count."""
+
+    def __init__(self, spec: PeerSpec, extra: str) -> None:
+        super().__init__(spec)
+        self.extra = extra
+        self.senders: dict[str, Protector] = {}
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        if request.operation != "protect" or outcome.output is None:
+            return outcome
+        policy = request.policy(world)
+        count = -1 if self.extra == "unlimited" or policy.key_reuse < 0 else policy.key_reuse + 1
+        policy = attrs.evolve(policy, key_reuse=count)
+        keystore, policies = world.keystore(request.identity), {policy.name: policy}
+        sender = self.senders.setdefault(repr(policy), Protector(keystore, policies, allow_deprecated=True))
+        body = sender.protect(request.queue, request.data, request.format, encoding=MQENC_NATIVE).body
+        return attrs.evolve(outcome, output=body)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "fault,prop,found",
+    [
+        ("zero-iv", "peer-writes-fresh-keys", "has an all-zero IV"),
+        ("unlimited", "peer-writes-fresh-keys", "share one content-encryption key"),
+        ("one-more", "peer-honours-key-reuse", "where the key reuse count"),
+    ],
+)
+def test_a_stale_iv_or_key_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, fault: str, prop: str, found: str, seed: int
+) -> None:
+    """An all-zero IV; a key repeated where key reuse is off; a key used once more than -c N allows.
+    (This project reuses a confidentiality key only, so the key faults are planted there.)"""
+    peer = (lambda spec: _ZeroIv(spec)) if fault == "zero-iv" else (lambda spec: _KeyReusing(spec, fault))
+    monkeypatch.setattr(runner, "make_peer", peer)
+    caps = Capabilities(qops=(QoP.CONFIDENTIALITY,), policies=True) if fault != "zero-iv" else Capabilities()
+    spec = attrs.evolve(BUILTIN["self"], capabilities=caps)
+    options = Options(max_examples=9, seed=seed, only=(prop,), output=tmp_path, shrink_time=1)  # 3 streams
+    [result] = run_conformance(spec, options, world=world).results
+    assert result.failure is not None and result.failure.kind == "done", result
+    assert found in result.failure.found, result.failure.found
+    assert (Path(result.failure.directory) / "stream-1.bin").is_file()
+
+
+def test_a_correct_peer_writes_fresh_ivs_and_keys_and_honours_key_reuse(tmp_path: Path, world: World) -> None:
+    only = ("peer-writes-fresh-keys", "peer-honours-key-reuse")
+    options = Options(max_examples=9, seed=1, only=only, output=tmp_path)
+    report = run_conformance(BUILTIN["self"], options, world=world)
+    assert report.ok, report.text()
+    assert [r.examples for r in report.results] == [3, 3]  # a third of --max-examples: each case is 3-4 calls
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "code,operation,refuses,twin",
+    [
+        ("certificate_revoked", "unprotect", "peer-refuses-revoked-signer", "peer-accepts-unrevoked-signer"),
+        ("recipient_certificate", "protect", "peer-refuses-unusable-recipient", "roundtrip-from-peer"),
+    ],
+)
+def test_a_peer_that_ignores_revocation_or_recipient_key_usage_is_found_on_every_seed(
+    tmp_path: Path,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    code: str,
+    operation: str,
+    refuses: str,
+    twin: str,
+    seed: int,
+) -> None:
+    """A signer the CRL revokes accepted; a recipient without keyEncipherment encrypted to."""
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _Ignoring(spec, code, operation))
+    options = Options(max_examples=3, seed=seed, only=(refuses, twin), output=tmp_path, shrink_time=1)
+    results = {r.name: r for r in run_conformance(BUILTIN["self"], options, world=world).results}
+    failure = results[refuses].failure
+    assert failure is not None and failure.kind == "done", results[refuses]
+    assert ("revoked" if operation == "unprotect" else "keyEncipherment") in failure.case + failure.expected
+    assert results[twin].status == "passed"  # the twin: an unrevoked signer, usable recipients
+
+
+class _FormatDropping(InProcessPeer):
+    """This project in process, with the Format planted wrong: it hands back the MQMD Format it was
+    given (blank without clear headers) rather than the origFormat the message carries."""
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        return attrs.evolve(outcome, format=request.format) if outcome.format is not None else outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_peer_that_drops_the_format_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _FormatDropping(spec))
+    options = Options(max_examples=5, seed=seed, only=("peer-restores-format",), output=tmp_path, shrink_time=1)
+    [result] = run_conformance(BUILTIN["self"], options, world=world).results
+    assert result.failure is not None and result.failure.kind == "done", result
+    assert "the Format handed back is '        '" in result.failure.found
+    assert result.failure.case_json["headers"] == [] and result.failure.case_json["final_format"].strip()
+
+
+class _NoFutureSignatures(InProcessPeer):
+    """This project in process, with a rule planted in that AMS does not have: a signingTime more than
+    five minutes ahead is refused (format.md §6 checks the certificate's validity now, not the signingTime)."""
+
+    def run(self, request: Request, world: World, workdir: Path) -> Outcome:
+        outcome = super().run(request, world, workdir)
+        start = mqheaders.walk(request.data, request.format).payload_offset
+        if request.operation != "unprotect" or outcome.status != 0 or request.data[start : start + 4] != b"PDMQ":
+            return outcome
+        header = pdmq.PdmqHeader.unpack(request.data[start:])
+        if header.qop is not QoP.INTEGRITY:
+            return outcome
+        content = signed.parse_signed_data(request.data[start + header.size :], wrapped=True)
+        when = signed.signing_time(content.signer_infos[0])
+        if when is not None and when > datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5):
+            return Outcome(3, None, f"pedantic: signingTime {when} is in the future")
+        return outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_peer_that_refuses_a_future_signing_time_is_found_on_every_seed(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    monkeypatch.setattr(runner, "make_peer", lambda spec: _NoFutureSignatures(spec))
+    only = ("roundtrip-to-peer", "peer-accepts-future-signing-time")
+    options = Options(max_examples=3, seed=seed, only=only, output=tmp_path, shrink_time=1)
+    roundtrip, future = run_conformance(BUILTIN["self"], options, world=world).results
+    assert roundtrip.status == "passed"  # signed now: accepted
+    assert future.failure is not None and future.failure.kind == "refused", future
+    assert "pedantic" in future.failure.found and "ahead of now" in future.failure.expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ams.algorithms import QoP
 from ams.cli.common import (
@@ -34,6 +35,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_keys_options(unprotect)
     unprotect.add_argument(
         "--format", default=MQFMT_NONE, help="MQMD Format of the input (default blank: no clear headers)"
+    )
+    unprotect.add_argument(
+        "--format-out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the MQMD Format handed back (8 characters, blank-padded) to FILE",
     )
     unprotect.add_argument("--at", type=parse_time, default=None, help="validation time (ISO 8601; default now)")
     unprotect.add_argument(
@@ -73,6 +81,8 @@ def run_unprotect(args: argparse.Namespace) -> int:
             )
         raise
     write_output(args.output, message.body)
+    if args.format_out is not None:
+        args.format_out.write_bytes(message.format.ljust(8).encode("ascii", "replace"))
     warn_unprotected(handle.policies, args.queue, "read")
     signer = f", signed by {message.signer_dn}" if message.signer_dn else ""
     print(f"unprotected from {args.queue}: {message.qop}, Format {message.format.strip()!r}{signer}", file=sys.stderr)

@@ -18,7 +18,7 @@ from ams.testing.conformance.tampering import (
     MUST_CHECK,
     canonical_algorithms,
 )
-from ams.testing.conformance.world import INVALID_SIGNERS, RECIPIENTS, SENDER, UNTRUSTED_SIGNERS
+from ams.testing.conformance.world import INVALID_SIGNERS, RECIPIENTS, REVOKED_SIGNERS, SENDER, UNTRUSTED_SIGNERS
 from ams.testing.headers import ClearChain
 from ams.testing.mutations import MUTATION_KINDS
 from ams.testing.payloads import PayloadSpec
@@ -34,6 +34,7 @@ def other_qops(qops: tuple[QoP, ...]) -> list[tuple[QoP, QoP]]:
 
 
 BACKDATED_SIGNERS = ("expired", "not-yet-valid")  # signed within their validity, which does not hold now
+KEY_REUSE_COUNTS = (1, 2, -1)  # -c N below every stream's length (3-4), so a count exceeded shows; -1 is UNLIMITED
 NEED_A_PAYLOAD = ("the signed content", "the messageDigest attribute", "PDMQ empty flag")
 
 
@@ -129,12 +130,19 @@ def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
         others = draw(st.lists(st.sampled_from(RECIPIENTS), min_size=1, max_size=3, unique=True))
         signer = [SENDER] if prop.name == "peer-accepts-authorised-signer" else []
         return attrs.evolve(case, authorised=tuple(others + signer))
+    if prop.name == "peer-restores-format":  # no clear header: the Format travels in PDMQ origFormat only
+        return attrs.evolve(case, chain=ClearChain(final_format=draw(st.sampled_from(FINAL_FORMATS))))
+    if prop.name == "peer-refuses-revoked-signer":
+        return attrs.evolve(case, signer=draw(st.sampled_from(list(REVOKED_SIGNERS))))
     if prop.name == "peer-refuses-backdated-signer":
         return attrs.evolve(case, signer=draw(st.sampled_from(BACKDATED_SIGNERS)))
     if prop.name == "peer-refuses-invalid-signer":
         return attrs.evolve(case, signer=draw(st.sampled_from(list(INVALID_SIGNERS))))
     if prop.name == "peer-refuses-weaker-algorithm":
         return _weaker(draw, case, caps)
+    if prop.name in ("peer-writes-fresh-keys", "peer-honours-key-reuse"):
+        reuse = draw(st.sampled_from(KEY_REUSE_COUNTS)) if prop.name == "peer-honours-key-reuse" else 0
+        return attrs.evolve(case, stream=draw(st.integers(3, 4)), key_reuse=reuse)
     return case
 
 

@@ -13,6 +13,8 @@ from ams.mqconstants import MQENC_NATIVE
 from ams.protector import Protector
 from ams.testing.conformance.properties import Check, Step
 from ams.testing.conformance.protocol import Outcome
+from ams.testing.conformance.sandbox import printable
+from ams.testing.conformance.streams import stream_problems
 from ams.testing.conformance.strict import deviations
 from ams.testing.conformance.world import World
 from ams.testing.mutations import ProtectedMessage, refusing
@@ -33,6 +35,10 @@ _EXPECTED = {
     Check.READABLE: "the peer protects (exit 0), and each recipient of ours gets the original body and Format back",
     Check.STRICT: "the peer protects (exit 0) exactly as AMS writes, and our strictest reader accepts it",
     Check.WE_REFUSE: "the peer protects (exit 0), and we refuse its message changed where a change must be noticed",
+    Check.RESTORES: "the peer unprotects the message (exit 0), writes the original body, and writes the original "
+    "MQMD Format to {out_format}",
+    Check.FRESH: "the peer protects each message (exit 0); each has an IV of its own, not all zero, and keys are "
+    "renewed as the key reuse count says (format.md §4-5); each recipient of ours reads each",
 }
 
 
@@ -45,6 +51,8 @@ def evaluate(step: Step, outcome: Outcome, world: World) -> Verdict:
         return Verdict(False, expected, outcome.describe())
     if step.check is Check.ACCEPT:
         return Verdict(outcome.output == step.expected, expected, _compare(outcome.output, step.expected))
+    if step.check is Check.RESTORES:
+        return _restores(step, outcome, expected)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AmsDeprecationWarning)
         if step.check is Check.READABLE:
@@ -53,9 +61,26 @@ def evaluate(step: Step, outcome: Outcome, world: World) -> Verdict:
             problems = deviations(outcome.output, step.request, world) or _read_as_each(
                 step, outcome.output, world, strict=True
             )
+        elif step.check is Check.FRESH:
+            bodies = [*outcome.earlier, outcome.output]
+            reader = world.issued(step.readers[0])
+            problems = stream_problems(bodies, protected_format(step), reader, step.request.key_reuse)
+            for number, body in enumerate(bodies, 1):
+                problems += [f"message {number}: {p}" for p in _read_as_each(step, body, world, strict=False)]
         else:
             problems = _refuse_changed(step, outcome.output, world)
     return Verdict(not problems, expected, "; ".join(problems) if problems else outcome.describe())
+
+
+def _restores(step: Step, outcome: Outcome, expected: str) -> Verdict:
+    """The original body, and the original MQMD Format handed back (trailing blanks aside)."""
+    assert outcome.output is not None
+    if outcome.output != step.expected:
+        return Verdict(False, expected, _compare(outcome.output, step.expected))
+    if outcome.format is None:
+        return Verdict(False, expected, "the peer wrote the body but nothing to {out_format}")
+    same = outcome.format.rstrip(" ") == step.expected_format.rstrip(" ")
+    return Verdict(same, expected, f"the Format handed back is {printable(repr(outcome.format))}")
 
 
 def _compare(found: bytes, expected: bytes) -> str:

@@ -236,12 +236,18 @@ def sign(content: bytes, digest: str, key: str, cert: str) -> bytes:
     return openssl("cms", *options, "-signer", cert, "-inkey", key, data=content)
 
 
-def verify(signed: bytes, trust: str, scratch: Path) -> bytes:
-    """The content of a SignedData whose signature, signer chain and usage openssl verifies; not a CA."""
+def verify(signed: bytes, trust: str, scratch: Path, crl: str | None = None) -> bytes:
+    """The content of a SignedData whose signature, signer chain and usage openssl verifies (and, with
+    ``crl``, that the CRL does not revoke the signer); not a CA."""
     start, end = content_info(signed, OID_SIGNED_DATA)
     check_signed_data(signed, start, end)
     signer = scratch / "signer.pem"
-    options = ("-verify", "-binary", "-inform", "DER", "-CAfile", trust, "-purpose", "smimesign")
+    if crl:  # openssl cms reads CRLs from the -CAfile bundle
+        bundle = scratch / "trust-and-crl.pem"
+        bundle.write_bytes(Path(trust).read_bytes() + b"\n" + Path(crl).read_bytes())
+        trust = str(bundle)
+    options: tuple[str, ...] = ("-verify", "-binary", "-inform", "DER", "-CAfile", trust, "-purpose", "smimesign")
+    options += ("-crl_check",) if crl else ()
     content = openssl("cms", *options, "-signer", str(signer), data=signed)
     text = openssl("x509", "-in", str(signer), "-noout", "-text").decode(errors="replace")
     expect("CA:TRUE" not in text, "the signer's certificate is a CA's: AMS signers are end entities")
@@ -249,7 +255,14 @@ def verify(signed: bytes, trust: str, scratch: Path) -> bytes:
 
 
 def encrypt(plaintext: bytes, cipher: str, recipients: list[str]) -> bytes:
-    """A DER EnvelopedData of ``plaintext`` (labelled id-data) for the recipients' certificates."""
+    """A DER EnvelopedData of ``plaintext`` (labelled id-data) for the recipients' certificates, each
+    of which must allow keyEncipherment when it has a keyUsage (openssl cms -encrypt does not ask)."""
+    for recipient in recipients:
+        usage = openssl("x509", "-in", recipient, "-noout", "-ext", "keyUsage").decode(errors="replace")
+        expect(
+            not usage.strip() or "Key Encipherment" in usage,
+            f"the recipient certificate {recipient} has keyUsage without keyEncipherment: it cannot receive a key",
+        )
     return openssl(
         "cms",
         "-encrypt",
@@ -306,18 +319,20 @@ def unprotect(args: argparse.Namespace, body: bytes, scratch: Path) -> bytes:
     expect(qop == args.qop, f"the policy asks for {args.qop}, the message is {qop}")
     blob = body[offset + size :]
     if qop == "integrity":
-        content = verify(blob, args.trust, scratch)
+        content = verify(blob, args.trust, scratch, args.crl)
     elif qop == "privacy":
         octets = decrypt(blob, check_enveloped_data(blob, OID_SIGNED_DATA), args.key, args.cert)
         expect(octets[:1] == b"\x02", "the envelope must hold the SignedData's content octets")
         inner = b"\x30" + _length(len(octets)) + octets
         wrapped = OID_SIGNED_DATA + b"\xa0" + _length(len(inner)) + inner
-        content = verify(b"\x30" + _length(len(wrapped)) + wrapped, args.trust, scratch)
+        content = verify(b"\x30" + _length(len(wrapped)) + wrapped, args.trust, scratch, args.crl)
     else:
         content = _open_confidential(blob, sizes, args)
     expect(len(content) == orig_size, f"origSize {orig_size} but {len(content)} bytes were protected")
     expect(not empty or content == b"\x00", "the empty flag is set but the content is not one NUL")
     if format_offset is None:
+        if args.format_out:  # no clear header: the MQMD gets origFormat back
+            Path(args.format_out).write_bytes(orig_format.ljust(8).encode("ascii", "replace"))
         return b"" if empty else content
     restored = bytearray(body[:offset])
     restored[format_offset : format_offset + 8] = orig_format.encode(charset)
@@ -354,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cert", required=True)
     parser.add_argument("--recipient", action="append", default=[])
     parser.add_argument("--trust", default=None)
+    parser.add_argument("--crl", default=None)
+    parser.add_argument("--format-out", default=None)
     parser.add_argument("--queue", default="")
     parser.add_argument("--format", default="")
     parser.add_argument("--in", dest="input", required=True)

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from ams.algorithms import EncryptionAlgorithm
 from ams.errors import AmsDeprecationWarning, AmsError, SecurityError, UsageError
+from ams.keys.revocation_settings import RevocationSettings
 from ams.mqconstants import MQENC_NATIVE
 from ams.protector import Protector
 from ams.testing.conformance.protocol import (
@@ -39,7 +40,7 @@ SELF_CLI_PROTECT = (
 )
 SELF_CLI_UNPROTECT = (
     "{python} -m ams unprotect -p {queue} --policies {policies} --keystore-conf {keystore_conf} "
-    "--format {format} -i {in} -o {out}"
+    "--format {format} --crl {crl} --format-out {out_format} -i {in} -o {out}"
 )
 OPENSSL_PROTECT = (
     "{python} -m ams.testing.conformance.openssl_peer protect --qop {qop} --digest {digest} --cipher {cipher} "
@@ -47,7 +48,7 @@ OPENSSL_PROTECT = (
 )
 OPENSSL_UNPROTECT = (
     "{python} -m ams.testing.conformance.openssl_peer unprotect --qop {qop} --key {key} --cert {cert} "
-    "--trust {trust} --format {format} --in {in} --out {out}"
+    "--trust {trust} --crl {crl} --format {format} --format-out {out_format} --in {in} --out {out}"
 )
 BUILTIN: dict[str, PeerSpec] = {
     "self": PeerSpec("self", kind="self", capabilities=Capabilities(policies=True)),
@@ -136,17 +137,25 @@ class InProcessPeer:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AmsDeprecationWarning)
-                protector = Protector(world.keystore(request.identity), {policy.name: policy}, allow_deprecated=True)
+                keystore, policies = world.keystore(request.identity), {policy.name: policy}
+                protector = Protector(keystore, policies, allow_deprecated=True, revocation=_revocation(world))
                 if request.operation == "protect":
                     body = protector.protect(request.queue, request.data, request.format, encoding=MQENC_NATIVE).body
+                    fmt = None
                 else:
-                    body = protector.unprotect(request.queue, request.data, request.format).body
+                    message = protector.unprotect(request.queue, request.data, request.format)
+                    body, fmt = message.body, message.format
         except AmsError as error:
             return Outcome(
                 3 if isinstance(error, SecurityError) else 2, None, str(error), (), time.monotonic() - started
             )
         case.write("out.bin", body)
-        return Outcome(0, body, "", (), time.monotonic() - started)
+        return Outcome(0, body, "", (), time.monotonic() - started, format=fmt)
+
+
+def _revocation(world: World) -> RevocationSettings | None:
+    """The CA's CRL, as ``--crl {crl}`` gives it to ``ams unprotect`` (none in a world saved before it had one)."""
+    return RevocationSettings(crl_files=(world.crl_file,)) if world.crl_file.is_file() else None
 
 
 def make_peer(spec: PeerSpec) -> Peer:

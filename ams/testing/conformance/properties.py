@@ -8,7 +8,6 @@ everything needed to run it again, so that a saved failure replays with one comm
 
 from __future__ import annotations
 
-import datetime
 import enum
 import warnings
 from typing import Any
@@ -20,8 +19,18 @@ from ams.errors import AmsDeprecationWarning
 from ams.policy.model import Policy
 from ams.protector import Protector
 from ams.testing.conformance.protocol import Request
-from ams.testing.conformance.tampering import MUST_ACCEPT, MUST_CHECK, must_check_change, resigned_at
-from ams.testing.conformance.world import INVALID_SIGNERS, OUTSIDER, RECIPIENTS, SENDER, UNTRUSTED_SIGNERS, World
+from ams.testing.conformance.signing_times import backdated, forward_dated
+from ams.testing.conformance.tampering import MUST_ACCEPT, MUST_CHECK, must_check_change
+from ams.testing.conformance.world import (
+    INVALID_SIGNERS,
+    OUTSIDER,
+    RECIPIENTS,
+    REVOKED_SIGNERS,
+    SENDER,
+    UNTRUSTED_SIGNERS,
+    UNUSABLE_RECIPIENT,
+    World,
+)
 from ams.testing.headers import ClearChain
 from ams.testing.mutations import Expect, Mutation, ProtectedMessage, field_changes, refusing
 from ams.testing.payloads import PayloadSpec
@@ -41,6 +50,8 @@ class Check(enum.Enum):
     READABLE = "readable"  # the peer protects, and every reader of ours gets the original body back
     STRICT = "strict"  # the peer protects exactly as AMS writes, and our strictest reader accepts it
     WE_REFUSE = "we-refuse"  # the peer protects, and we refuse its message once changed
+    RESTORES = "restores"  # the peer unprotects, writes the original body and hands back the original Format
+    FRESH = "fresh"  # the peer protects a stream of messages, each readable, with fresh IVs and keys (streams.py)
 
 
 @attrs.frozen
@@ -98,6 +109,27 @@ PROPERTIES = (
         OURS_TO_PEER, (QoP.INTEGRITY,), Check.REFUSE,
     ),
     Property(
+        "peer-accepts-future-signing-time",
+        "the peer accepts an integrity message from a signer valid now whose signingTime lies 30 days ahead: AMS "
+        "checks the certificate's validity now, not the signingTime (format.md §6, SECURITY.md)",
+        OURS_TO_PEER, (QoP.INTEGRITY,), Check.ACCEPT,
+    ),
+    Property(
+        "peer-refuses-revoked-signer",
+        "given the CA's CRL ({crl}), the peer refuses a message signed by a signer the CRL revokes",
+        OURS_TO_PEER, SIGNED, Check.REFUSE, needs_placeholder="crl",
+    ),
+    Property(
+        "peer-accepts-unrevoked-signer",
+        "given the CA's CRL ({crl}), the peer accepts a message signed by a signer the CRL does not revoke",
+        OURS_TO_PEER, SIGNED, Check.ACCEPT, needs_placeholder="crl",
+    ),
+    Property(
+        "peer-refuses-unusable-recipient",
+        "the peer refuses to encrypt for a recipient whose certificate has keyUsage without keyEncipherment",
+        PEER_TO_OURS, ENCRYPTED, Check.REFUSE,
+    ),
+    Property(
         "peer-refuses-unauthorised-signer",
         "with authorised signers (-a, {authorised_dn}) the peer refuses a message signed by someone not among them",
         OURS_TO_PEER, SIGNED, Check.REFUSE, needs_policies=True, needs_placeholder="authorised_dn",
@@ -129,10 +161,28 @@ PROPERTIES = (
         OURS_TO_PEER, ALL, Check.ACCEPT, needs_policies=True, needs_placeholder="tolerate",
     ),
     Property(
+        "peer-restores-format",
+        "with no clear headers, the peer hands back the original MQMD Format ({out_format}), which the message "
+        "carries in PDMQ origFormat (format.md §1-2)",
+        OURS_TO_PEER, ALL, Check.RESTORES, needs_placeholder="out_format",
+    ),
+    Property(
         "peer-accepts-unchecked-fields",
         "the peer accepts our message with a field AMS does not check changed: reserved bytes, flags, the policy "
         "name, the dynamic-queue byte, the header byte-swapped (encoding 2)",
         OURS_TO_PEER, ALL, Check.ACCEPT,
+    ),
+    Property(
+        "peer-writes-fresh-keys",
+        "over a stream of 3-4 messages the peer protects, each has an IV of its own, not all zero, and a "
+        "content-encryption key of its own (key reuse DISABLED, format.md §4-5)",
+        PEER_TO_OURS, ENCRYPTED, Check.FRESH,
+    ),
+    Property(
+        "peer-honours-key-reuse",
+        "with key reuse -c N ({key_reuse}), over a stream of 3-4 messages the peer protects, a key serves at most N "
+        "of them, each has an IV of its own and the key-reuse flag (format.md §5)",
+        PEER_TO_OURS, (QoP.CONFIDENTIALITY,), Check.FRESH, needs_placeholder="key_reuse",
     ),
     Property(
         "we-refuse-tampered", "we refuse the peer's message with a byte changed where a change must be noticed",
@@ -163,6 +213,8 @@ class Case:
     policy_cipher: EncryptionAlgorithm | None = None
     policy_qop: QoP | None = None  # the peer's policy's QoP, when it is not the message's
     authorised: tuple[str, ...] = ()  # the peer's policy's authorised signers (-a)
+    stream: int = 1  # messages the peer protects in a row (properties over several messages)
+    key_reuse: int = 0  # the peer's policy's key reuse count (-c; -1 UNLIMITED)
 
     @property
     def recipient_names(self) -> tuple[str, ...]:
@@ -204,8 +256,10 @@ class Case:
             f"headers: {self.chain.describe()}" if self.chain.headers else f"Format {self.chain.final_format!r}"
         )
         parts.append(f"queue {self.queue!r}")
+        if self.stream > 1:
+            parts.append(f"a stream of {self.stream} messages, key reuse -c {_reuse_label(self.key_reuse)}")
         if self.signer != SENDER:
-            fault = UNTRUSTED_SIGNERS.get(self.signer) or INVALID_SIGNERS[self.signer]
+            fault = {**UNTRUSTED_SIGNERS, **INVALID_SIGNERS, **REVOKED_SIGNERS}[self.signer]
             parts.append(f"signed by {self.signer}: {fault.description}")
         return "; ".join(parts)
 
@@ -228,6 +282,8 @@ class Case:
             "policy_cipher": self.policy_cipher.label if self.policy_cipher else None,
             "policy_qop": self.policy_qop.name if self.policy_qop else None,
             "authorised": list(self.authorised),
+            "stream": self.stream,
+            "key_reuse": self.key_reuse,
         }
 
 
@@ -243,6 +299,7 @@ class Step:
     readers: tuple[str, ...] = ()  # who of ours reads what the peer writes
     mutation: tuple[str, int, int] | None = None
     note: str = ""  # what was done to the message, in words
+    repeat: int = 1  # the peer is called this many times with the request (a stream: Check.FRESH)
 
     def to_json(self) -> dict[str, Any]:
         """The step as JSON values, without its data (saved as files next to it)."""
@@ -254,6 +311,7 @@ class Step:
             "readers": list(self.readers),
             "mutation": list(self.mutation) if self.mutation else None,
             "note": self.note,
+            "repeat": self.repeat,
         }
 
     @classmethod
@@ -269,6 +327,7 @@ class Step:
             tuple(data["readers"]),
             (mutation[0], int(mutation[1]), int(mutation[2])) if mutation else None,
             data["note"],
+            int(data.get("repeat", 1)),
         )
 
 
@@ -295,20 +354,10 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
     """The peer call ``case`` makes for ``prop`` (protecting this side's message first when the peer reads)."""
     original = case.chain.message(case.payload.data())
     recipients = case.recipient_names
+    if prop.name == "peer-refuses-unusable-recipient":
+        return _unusable_recipient_step(prop, case, original)
     if prop.direction == PEER_TO_OURS:
-        request = Request(
-            "protect",
-            case.qop,
-            case.digest,
-            case.cipher,
-            SENDER,
-            recipients,
-            case.queue,
-            case.chain.mqmd_format,
-            original,
-        )
-        readers = recipients or (case.reader_name,)
-        return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, readers, case.mutation)
+        return _protect_step(prop, case, original)
     if prop.name in ("peer-refuses-unprotected", "peer-tolerates-unprotected"):
         return _unprotected_step(prop, case, original)
     if case.policy_qop is not None:
@@ -332,8 +381,10 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
             mutation = refusing(message, kind, index, bit, reader=reader_cert)
         data, note = mutation.body, mutation.description
     elif prop.name == "peer-refuses-backdated-signer":
-        data, note = _backdated(message, case, world)
-    elif prop.name in ("peer-refuses-untrusted-signer", "peer-refuses-invalid-signer"):
+        data, note = backdated(message, world.issued(case.signer), case.signer, case.digest)
+    elif prop.name == "peer-accepts-future-signing-time":
+        data, note = forward_dated(message, world.issued(case.signer), case.signer, case.digest)
+    elif prop.name in ("peer-refuses-untrusted-signer", "peer-refuses-invalid-signer", "peer-refuses-revoked-signer"):
         note = f"signed by {case.signer}"
     digest = case.policy_digest or case.digest
     cipher = case.policy_cipher or case.cipher
@@ -347,6 +398,11 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
         signers=case.authorised,
     )  # fmt: skip
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
+def _reuse_label(count: int) -> str:
+    """A key reuse count as setmqspl -c takes it: 0, * or N."""
+    return "*" if count < 0 else str(count)
 
 
 # -- the QoP matrix (format.md §6) -------------------------------------------------------------------------------------
@@ -392,6 +448,33 @@ def _other_qop_step(prop: Property, case: Case, original: bytes, world: World) -
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
 
 
+def _protect_step(prop: Property, case: Case, original: bytes) -> Step:
+    """The peer protects the case's body (a stream: ``case.stream`` times), and recipients of ours read it."""
+    recipients = case.recipient_names
+    request = Request(
+        "protect", case.qop, case.digest, case.cipher, SENDER, recipients, case.queue, case.chain.mqmd_format,
+        original, key_reuse=case.key_reuse,
+    )  # fmt: skip
+    readers = recipients or (case.reader_name,)
+    reuse = _reuse_label(case.key_reuse)
+    note = f"{case.stream} messages in a row, key reuse -c {reuse}" if case.stream > 1 else ""
+    return Step(
+        prop.name, request, prop.check, original, case.chain.mqmd_format, readers, case.mutation, note, case.stream
+    )
+
+
+def _unusable_recipient_step(prop: Property, case: Case, original: bytes) -> Step:
+    """A protect request whose recipients include, in the reader's place, one without keyEncipherment."""
+    recipients = list(case.recipient_names)
+    recipients[case.reader] = UNUSABLE_RECIPIENT
+    note = f"recipient {case.reader + 1} of {len(recipients)} is {UNUSABLE_RECIPIENT}: keyUsage without keyEncipherment"
+    request = Request(
+        "protect", case.qop, case.digest, case.cipher, SENDER, tuple(recipients), case.queue, case.chain.mqmd_format,
+        original,
+    )  # fmt: skip
+    return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
 def _unprotected_step(prop: Property, case: Case, original: bytes) -> Step:
     """The body as it was, not protected, on a queue whose policy is ``case.qop`` (tolerating it or not)."""
     tolerate = prop.name == "peer-tolerates-unprotected"
@@ -401,17 +484,3 @@ def _unprotected_step(prop: Property, case: Case, original: bytes) -> Step:
         case.chain.mqmd_format, original, tolerate,
     )  # fmt: skip
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
-
-
-def _backdated(message: ProtectedMessage, case: Case, world: World) -> tuple[bytes, str]:
-    """``message`` signed again with a signingTime inside the signer's validity, which is not now."""
-    signer = world.issued(case.signer)
-    certificate = signer.certificate
-    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-    now = datetime.datetime.now(datetime.UTC)
-    when = end - datetime.timedelta(days=1) if end < now else start + datetime.timedelta(days=1)
-    note = (
-        f"signed by {case.signer} at {when:%Y-%m-%d} (signingTime), inside its certificate's validity "
-        f"{start:%Y-%m-%d} to {end:%Y-%m-%d}, which does not hold now"
-    )
-    return resigned_at(message, signer, case.digest, when), note

@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
+from ams.algorithms import KEYREUSE_DISABLED, KEYREUSE_UNLIMITED, EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import UsageError
 from ams.policy.model import Policy
 from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
@@ -49,6 +49,7 @@ PLACEHOLDERS: dict[str, str] = {
     "pkcs12": "the PKCS#12 that keystore.conf names",
     "password": "the PKCS#12's password",
     "trust": "a PEM bundle of the trust anchors (the CA that issues every valid certificate)",
+    "crl": "the CA's CRL (PEM), which revokes one signer: a peer given it must check signers against it",
     "recipient_cert": "repeated: each recipient's certificate, PEM (none for integrity)",
     "recipient_dn": "repeated: each recipient's DN, as setmqspl -r takes it",
     "authorised_dn": "repeated: each authorised signer's DN, as setmqspl -a takes it (none: any signer)",
@@ -57,13 +58,17 @@ PLACEHOLDERS: dict[str, str] = {
     "encoding": "the MQMD Encoding of the input (546: integers little-endian)",
     "ccsid": "the MQMD CodedCharSetId of the input (1208)",
     "tolerate": "1 when the policy tolerates unprotected messages (setmqspl -t 1), else 0",
+    "key_reuse": "the policy's key reuse count as setmqspl -c takes it: 0 (DISABLED), * (UNLIMITED) or N",
     "policies": "a directory holding the policy as setmqspl in policy.spl (for implementations that read policy files)",
     "in": "the input file: the message body after the MQMD (clear headers, then the payload or PDMQ header and blob)",
     "out": "the output file the peer writes: the protected or unprotected body",
+    "out_format": "unprotect only: a file the peer writes the MQMD Format it hands back to (8 characters or fewer)",
     "workdir": "the case's working directory (also the peer's current directory)",
 }
 LIST_PLACEHOLDERS = frozenset({"recipient_cert", "recipient_dn", "authorised_dn"})
 PROTECT_ONLY = frozenset({"signer_key", "signer_cert"})
+UNPROTECT_ONLY = frozenset({"out_format"})
+IN_POLICY_FILE = frozenset({"authorised_dn", "tolerate", "key_reuse"})  # what {policies}' policy.spl carries too
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_]+)(?::([^{}]*))?\}|[{}]")
 
 
@@ -116,6 +121,8 @@ def _check_word(word: str, operation: str) -> None:
             )
         if name in PROTECT_ONLY and operation != "protect":
             raise UsageError(f"{{{name}}} is for protect templates only: use {{key}} and {{cert}}, the reader's")
+        if name in UNPROTECT_ONLY and operation != "unprotect":
+            raise UsageError(f"{{{name}}} is for unprotect templates only: protect's Format follows from its input")
         if flag is not None and (name not in LIST_PLACEHOLDERS or token.group(0) != word or not flag):
             raise UsageError(
                 f"{token.group(0)!r} in the {operation} template: only the repeated placeholders "
@@ -228,11 +235,12 @@ class PeerSpec:
         return None if text is None else Template.parse(text, operation)
 
     def takes(self, placeholder: str, operation: str) -> bool:
-        """Whether the ``operation`` template takes ``placeholder`` (or {policies}, where it is written too)."""
+        """Whether the ``operation`` template takes ``placeholder`` (or {policies}, for what policy.spl carries)."""
         if self.kind == "self":
             return True
         text = (self.protect if operation == "protect" else self.unprotect) or ""
-        return any(f"{{{name}" in text.replace("{{", "") for name in (placeholder, "policies"))
+        names = (placeholder, "policies") if placeholder in IN_POLICY_FILE else (placeholder,)
+        return any(f"{{{name}" in text.replace("{{", "") for name in names)
 
     def can(self, operation: str) -> bool:
         """Whether the peer does ``operation`` at all."""
@@ -283,12 +291,15 @@ class Request:
     data: bytes = attrs.field(repr=False)
     tolerate: bool = False  # -t 1: an unprotected message is handed back as is
     signers: tuple[str, ...] = ()  # -a: the authorised signers (none: any signer the keystore trusts)
+    key_reuse: int = KEYREUSE_DISABLED  # -c: messages per confidentiality key (-1 UNLIMITED)
 
     def policy(self, world: World) -> Policy:
-        """The policy the request describes (no authorised-signer list, key reuse disabled, -t as asked)."""
+        """The policy the request describes (-a, -c and -t as asked)."""
         recipients = tuple(world.dn(name) for name in self.recipients)
         signers = tuple(world.dn(name) for name in self.signers)
-        return Policy(self.queue, self.digest, self.cipher, recipients, signers, tolerate=self.tolerate)
+        return Policy(
+            self.queue, self.digest, self.cipher, recipients, signers, tolerate=self.tolerate, key_reuse=self.key_reuse
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The request without its data (saved as a file next to it)."""
@@ -303,6 +314,7 @@ class Request:
             "format": self.format,
             "tolerate": self.tolerate,
             "signers": list(self.signers),
+            "key_reuse": self.key_reuse,
         }
 
     @classmethod
@@ -320,6 +332,7 @@ class Request:
             data=body,
             tolerate=bool(data.get("tolerate", False)),  # absent from a step saved before -t was tried
             signers=tuple(data.get("signers", ())),
+            key_reuse=int(data.get("key_reuse", KEYREUSE_DISABLED)),
         )
 
 
@@ -337,6 +350,8 @@ class Outcome:
     command: tuple[str, ...] = ()
     seconds: float = 0.0
     problem: str = ""  # e.g. {out} is a link, or over the size cap: the case fails whatever it checks
+    earlier: tuple[bytes, ...] = attrs.field(default=(), repr=False)  # a stream step's outputs before this call's
+    format: str | None = None  # after an unprotect, the MQMD Format the peer wrote to {out_format} (None: none)
 
     @property
     def accepted(self) -> bool:
@@ -394,6 +409,7 @@ def placeholder_values(request: Request, world: World, workdir: Path) -> dict[st
         "pkcs12": str(world.file(request.identity, "keystore.p12")),
         "password": world.password,
         "trust": str(world.trust_file),
+        "crl": str(world.crl_file),
         "recipient_cert": [str(world.file(name, "cert.pem")) for name in request.recipients],
         "recipient_dn": [str(world.dn(name)) for name in request.recipients],
         "authorised_dn": [str(world.dn(name)) for name in request.signers],
@@ -402,9 +418,11 @@ def placeholder_values(request: Request, world: World, workdir: Path) -> dict[st
         "encoding": "546",
         "ccsid": "1208",
         "tolerate": str(int(request.tolerate)),
+        "key_reuse": "*" if request.key_reuse == KEYREUSE_UNLIMITED else str(request.key_reuse),
         "policies": str(workdir / "policies"),
         "in": str(workdir / "in.bin"),
         "out": str(workdir / "out.bin"),
+        "out_format": str(workdir / "out_format.txt"),
         "workdir": str(workdir),
     }
 
@@ -426,6 +444,8 @@ def run_command(args: list[str], workdir: Path, timeout: float, limits: Limits |
             return Outcome(127, None, f"cannot run {args[0]!r}: {error.strerror or error}", tuple(args))
         stderr = printable(finished.stderr.decode("utf-8", "replace").strip()[-4000:])
         output, problem = case.read("out.bin") if finished.status == 0 else (None, "")
-    if problem:
-        problem = f"exit 0, but the kit did not take its output: {problem}"
-    return Outcome(finished.status, output, stderr, tuple(args), finished.seconds, problem)
+        written, format_problem = case.read("out_format.txt", 64) if finished.status == 0 else (None, "")
+    if problem or format_problem:
+        problem = f"exit 0, but the kit did not take its output: {problem or format_problem}"
+    fmt = None if written is None else written.decode("ascii", "replace").rstrip("\r\n")
+    return Outcome(finished.status, output, stderr, tuple(args), finished.seconds, problem, format=fmt)

@@ -14,6 +14,7 @@ from ams.testing.conformance.checks import Verdict, evaluate
 from ams.testing.conformance.peers import make_peer
 from ams.testing.conformance.properties import Step
 from ams.testing.conformance.protocol import Outcome, PeerSpec
+from ams.testing.conformance.runner import run_step
 from ams.testing.conformance.sandbox import remove_tree
 from ams.testing.conformance.world import World, saved_file
 
@@ -48,7 +49,8 @@ def replay(directory: Path) -> Replayed:
     spec, step, world = load_step(directory)
     peer = make_peer(spec)
     workdir = directory / "replay"
-    remove_tree(workdir)  # an earlier replay's: the peer gets a directory the kit has just created
+    for path in (workdir, *(directory / f"replay-{n}" for n in range(1, step.repeat))):
+        remove_tree(path)  # an earlier replay's: the peer gets a directory the kit has just created
     command = peer.command(step.request, world, workdir)
-    outcome = peer.run(step.request, world, workdir)
+    outcome, _ = run_step(peer, step, world, workdir)
     return Replayed(step, tuple(command) if command else None, outcome, evaluate(step, outcome, world))

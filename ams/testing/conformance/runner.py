@@ -45,7 +45,7 @@ from ams.testing.conformance.properties import (
     Step,
     build_step,
 )
-from ams.testing.conformance.protocol import Outcome, PeerSpec
+from ams.testing.conformance.protocol import IN_POLICY_FILE, Outcome, PeerSpec
 from ams.testing.conformance.report import FAILED, NOT_RUN, PASSED, SKIPPED, Failure, PropertyResult, Report
 from ams.testing.conformance.sandbox import (
     CaseDirectory,
@@ -149,7 +149,8 @@ def run_conformance(
     world = world or World.create(options.output / "world", key_bits=options.key_bits)
     peer = make_peer(spec)
     chosen = [p for p in PROPERTIES if not options.only or p.name in options.only]
-    control = _control(peer, world, options) if any(p.check is Check.REFUSE for p in chosen) else None
+    refusing = {p.operation for p in chosen if p.check is Check.REFUSE}
+    controls = {operation: _control(peer, world, options, operation) for operation in sorted(refusing)}
     results: list[PropertyResult] = []
     interrupted = False
     coverage = Coverage()
@@ -158,7 +159,8 @@ def run_conformance(
             _stop_if_asked(stop)
             if progress is not None:
                 progress.started(prop)
-            if control is not None and prop.check is Check.REFUSE:
+            control = controls.get(prop.operation) if prop.check is Check.REFUSE else None
+            if control is not None:
                 result = PropertyResult(prop.name, prop.summary, SKIPPED, reason=control)
             else:
                 result = _run_property(prop, peer, world, options, (chosen_seed, stop), progress, coverage)
@@ -212,23 +214,24 @@ class Interrupted(KeyboardInterrupt):
         self.report = report
 
 
-def _control(peer: Peer, world: World, options: Options) -> str | None:
-    """Why refusals would prove nothing (the peer does not unprotect even the simplest message), or None."""
-    if not peer.spec.can("unprotect"):
+def _control(peer: Peer, world: World, options: Options, operation: str) -> str | None:
+    """Why refusals would prove nothing (the peer does not ``operation`` even the simplest message), or None."""
+    if not peer.spec.can(operation):
         return None
     caps = peer.spec.capabilities
     qop = next((q for q in QOPS if q in caps.qops), QoP.INTEGRITY)
     digest = caps.digests[0] if qop is not QoP.CONFIDENTIALITY else SignatureAlgorithm.NONE
     cipher = caps.ciphers[0] if qop is not QoP.INTEGRITY else EncryptionAlgorithm.NONE
     case = Case(qop, digest, cipher, int(qop is not QoP.INTEGRITY), 0, PayloadSpec("text", 5), ClearChain(), "Q")
-    step = build_step(BY_NAME["roundtrip-to-peer"], case, world)
-    workdir = options.output / "work" / "control"
+    roundtrip = "roundtrip-to-peer" if operation == "unprotect" else "roundtrip-from-peer"
+    step = build_step(BY_NAME[roundtrip], case, world)
+    workdir = options.output / "work" / f"control-{operation}"
     outcome = peer.run(step.request, world, workdir)
     if evaluate(step, outcome, world).passed:
         return None
     return (
-        f"the peer does not unprotect even the simplest message ({case.describe()}): {outcome.describe()[:300]}; "
-        "a refusal would prove nothing: fix the peer's wiring first (see roundtrip-to-peer)"
+        f"the peer does not {operation} even the simplest message ({case.describe()}): {outcome.describe()[:300]}; "
+        f"a refusal would prove nothing: fix the peer's wiring first (see {roundtrip})"
     )
 
 
@@ -248,10 +251,9 @@ def skip_reason(prop: Property, spec: PeerSpec) -> str | None:
     if prop.name == "peer-accepts-higher-qop" and QoP.INTEGRITY not in caps.qops:
         return "the peer does not implement integrity, the policy a privacy message must be accepted on"
     if prop.needs_placeholder and not spec.takes(prop.needs_placeholder, prop.operation):
-        return (
-            f"the peer's {prop.operation} template takes neither {{{prop.needs_placeholder}}} nor {{policies}}: "
-            "add one to be tried (docs/conformance.md)"
-        )
+        wanted = f"{{{prop.needs_placeholder}}}"
+        wanted = f"neither {wanted} nor {{policies}}" if prop.needs_placeholder in IN_POLICY_FILE else f"no {wanted}"
+        return f"the peer's {prop.operation} template takes {wanted}: add it to be tried (docs/conformance.md)"
     return None
 
 
@@ -351,7 +353,7 @@ def _hypothesis_test(
     phases = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)  # no explain: no extra calls
 
     @settings(
-        max_examples=options.max_examples,
+        max_examples=stream_examples(options.max_examples) if prop.check is Check.FRESH else options.max_examples,
         deadline=None,
         database=database,
         phases=phases,
@@ -373,8 +375,9 @@ def _hypothesis_test(
                 progress.example(prop, state.calls, state.first_failure is not None)
             workdir = work / str(state.calls)
             step = build_step(prop, case, world)
-            state.coverage.add(case, case.tamper_class())
-            outcome = peer.run(step.request, world, workdir)
+            for _ in range(step.repeat):  # a stream's every call
+                state.coverage.add(case, case.tamper_class())
+            outcome, workdir = run_step(peer, step, world, workdir)
             verdict = _judge(step, outcome, world)
             if verdict.passed:
                 remove_tree(workdir)
@@ -387,6 +390,27 @@ def _hypothesis_test(
         for case in explicit[prop.name](peer.spec.capabilities) if prop.name in explicit else []:
             check = example(case=case)(check)
     return check
+
+
+def stream_examples(max_examples: int) -> int:
+    """Cases of a stream property: each makes 3-4 peer calls, so a third of ``--max-examples`` (at least 1)."""
+    return max(1, max_examples // 3)
+
+
+def run_step(peer: Peer, step: Step, world: World, workdir: Path) -> tuple[Outcome, Path]:
+    """The step's peer call, or for a stream (``step.repeat`` > 1) its calls, each in a directory of its
+    own (the last in ``workdir``): the first call that does not succeed ends the stream. Returns the last
+    outcome, carrying the earlier outputs, and the directory of the call it describes."""
+    outputs: list[bytes] = []
+    for number in range(1, step.repeat):
+        directory = workdir.with_name(f"{workdir.name}-{number}")
+        outcome = peer.run(step.request, world, directory)
+        if not outcome.accepted or outcome.output is None:
+            return outcome, directory
+        outputs.append(outcome.output)
+        remove_tree(directory)
+    outcome = peer.run(step.request, world, workdir)
+    return attrs.evolve(outcome, earlier=tuple(outputs)), workdir
 
 
 def _judge(step: Step, outcome: Outcome, world: World) -> Verdict:
@@ -412,6 +436,8 @@ def _save_failure(prop: Property, peer: Peer, world: World, failed: _Failed, tar
     step = failed.step
     (target / "payload.bin").write_bytes(step.expected)
     (target / "found.bin").write_bytes(failed.outcome.output or b"")
+    for number, earlier in enumerate(failed.outcome.earlier, 1):  # a stream's messages before the last
+        (target / f"stream-{number}.bin").write_bytes(earlier)
     message = step.request.data if prop.operation == "unprotect" else (failed.outcome.output or b"")
     (target / "message.bin").write_bytes(message)
     (target / "step.json").write_text(json.dumps(step.to_json(), indent=2), encoding="utf-8")

@@ -8,6 +8,7 @@ extended key usage). Every file sits in the world directory::
 
     trust.pem                  the trust anchor (the conformance CA)
     people.pem                 every valid end-entity certificate of that CA
+    crl.pem                    the CA's CRL, revoking ``revoked``
     <name>/key.pem cert.pem    the identity's key (unencrypted PKCS#8) and certificate
     <name>/keystore.p12        key, certificate, the CA and the people (password in world.json)
     <name>/keystore.conf       pkcs12.* lines pointing at keystore.p12
@@ -45,6 +46,9 @@ INVALID_SIGNERS = {
     "no-signing-usage": CertificateFault.NO_DIGITAL_SIGNATURE,
     "server-eku": CertificateFault.WRONG_EXTENDED_KEY_USAGE,
 }
+REVOKED_SIGNERS = {"revoked": CertificateFault.REVOKED}  # listed by the CA's CRL (crl.pem, the {crl} placeholder)
+UNUSABLE_RECIPIENT = "no-encipherment"  # keyUsage without keyEncipherment: in every keystore, never to be encrypted to
+
 _ORG = "O=AMS Conformance"
 _DNS = {
     "alice": f"CN=alice,OU=Payments,{_ORG},C=GB",
@@ -96,17 +100,19 @@ class World:
         identities = dict(pki.users)
         identities["trudy"] = pki.faulty(CertificateFault.UNTRUSTED_ISSUER, "CN=trudy,O=Elsewhere,C=US")
         identities["sybil"] = pki.faulty(CertificateFault.SELF_SIGNED, _dn("sybil"))
-        for name, fault in INVALID_SIGNERS.items():
+        for name, fault in {**INVALID_SIGNERS, **REVOKED_SIGNERS}.items():
             identities[name] = pki.faulty(fault, _dn(name))
+        identities[UNUSABLE_RECIPIENT] = pki.faulty(CertificateFault.NO_KEY_ENCIPHERMENT, _dn(UNUSABLE_RECIPIENT))
         world = cls(root, pki.ca.certificate, identities, people, secrets.token_urlsafe(12))
         world._write()
+        _write(world.crl_file, pki.crl().public_bytes(serialization.Encoding.PEM))
         return world
 
     def _write(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         _write(self.trust_file, pem(self.ca))
         _write(self.people_file, pem(*(self.identities[n].certificate for n in self.people)))
-        others = [self.ca, *(self.identities[n].certificate for n in self.people)]
+        others = self._others()
         for name, issued in self.identities.items():
             directory = self.root / name
             directory.mkdir(mode=0o700, exist_ok=True)
@@ -168,13 +174,23 @@ class World:
     def keystore(self, name: str) -> Keystore:
         """``name``'s keystore in memory: its identity, the CA and the people's certificates."""
         issued = self.issued(name)
-        others = [self.ca, *(self.identities[n].certificate for n in self.people)]
-        return Keystore(Identity(issued.certificate, issued.key), others, source=f"{name}'s conformance keystore")
+        source = f"{name}'s conformance keystore"
+        return Keystore(Identity(issued.certificate, issued.key), self._others(), source=source)
+
+    def _others(self) -> list[x509.Certificate]:
+        """Every keystore's other certificates: the CA, the people, and the recipient no one may encrypt to."""
+        unusable = [self.identities[UNUSABLE_RECIPIENT].certificate] if UNUSABLE_RECIPIENT in self.identities else []
+        return [self.ca, *(self.identities[n].certificate for n in self.people), *unusable]
 
     @property
     def trust_file(self) -> Path:
         """The PEM bundle of trust anchors (the conformance CA)."""
         return self.root / "trust.pem"
+
+    @property
+    def crl_file(self) -> Path:
+        """The CA's CRL (PEM), listing the revoked signer."""
+        return self.root / "crl.pem"
 
     @property
     def people_file(self) -> Path:
