@@ -210,6 +210,34 @@ def test_each_planted_fault_is_found_with_a_minimal_counterexample(
     assert "still fails" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("seed", [1, 2])  # seed 3: the test above, with its minimal counterexamples
+@pytest.mark.parametrize(
+    "fault,prop",
+    [
+        ("flip-byte", "roundtrip-from-peer"),
+        ("drop-recipient", "roundtrip-from-peer"),
+        ("skip-signer-check", "peer-refuses-untrusted-signer"),
+        ("weaker-algorithm", "peer-refuses-weaker-algorithm"),
+        ("pdmq-field", "peer-writes-strict"),
+    ],
+)
+def test_the_first_planted_faults_are_found_on_every_seed(tmp_path: Path, fault: str, prop: str, seed: int) -> None:
+    wrapper = tmp_path / "broken_peer.py"
+    wrapper.write_text(WRAPPER, encoding="utf-8")
+    peer = f"{{python}} {wrapper} {fault}"
+    status = main(
+        [
+            "conformance", "--peer-name", fault, "--peer-protect", f"{peer} protect {PROTECT}",
+            "--peer-unprotect", f"{peer} unprotect {UNPROTECT}", "--peer-policies", "--only", prop,
+            "--max-examples", "10", "--seed", str(seed), "--shrink-time", "1", "--key-bits", "1024",
+            "--output", str(tmp_path / "out"), "--no-progress",
+        ]
+    )  # fmt: skip
+    assert status == 1
+    [result] = json.loads((tmp_path / "out" / "report.json").read_text())["properties"]
+    assert (result["name"], result["status"]) == (prop, "failed")
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World.create(tmp_path_factory.mktemp("world"), key_bits=1024)
