@@ -14,7 +14,9 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+import attrs
 
 from ams.algorithms import EncryptionAlgorithm
 from ams.errors import AmsDeprecationWarning, AmsError, SecurityError, UsageError
@@ -31,8 +33,11 @@ from ams.testing.conformance.protocol import (
     run_command,
     write_case_files,
 )
-from ams.testing.conformance.sandbox import CaseDirectory, UnsafeDirectoryError
+from ams.testing.conformance.sandbox import CaseDirectory, UnsafeDirectoryError, remove_tree
 from ams.testing.conformance.world import World
+
+if TYPE_CHECKING:  # properties builds steps; peers only run them
+    from ams.testing.conformance.properties import Step
 
 SELF_CLI_PROTECT = (
     "{python} -m ams protect -p {queue} --policies {policies} --keystore-conf {keystore_conf} "
@@ -161,3 +166,19 @@ def _revocation(world: World) -> RevocationSettings | None:
 def make_peer(spec: PeerSpec) -> Peer:
     """The peer a spec describes."""
     return InProcessPeer(spec) if spec.kind == "self" else CommandPeer(spec)
+
+
+def run_step(peer: Peer, step: Step, world: World, workdir: Path) -> tuple[Outcome, Path]:
+    """The step's peer call, or for a stream (``step.repeat`` > 1) its calls, each in a directory of its
+    own (the last in ``workdir``): the first call that does not succeed ends the stream. Returns the last
+    outcome, carrying the earlier outputs, and the directory of the call it describes."""
+    outputs: list[bytes] = []
+    for number in range(1, step.repeat):
+        directory = workdir.with_name(f"{workdir.name}-{number}")
+        outcome = peer.run(step.request, world, directory)
+        if not outcome.accepted or outcome.output is None:
+            return outcome, directory
+        outputs.append(outcome.output)
+        remove_tree(directory)
+    outcome = peer.run(step.request, world, workdir)
+    return attrs.evolve(outcome, earlier=tuple(outputs)), workdir

@@ -11,10 +11,9 @@ import attrs
 from ams.errors import AmsError, UsageError
 from ams.limits import DEFAULT_LIMITS
 from ams.testing.conformance.checks import Verdict, evaluate
-from ams.testing.conformance.peers import make_peer
+from ams.testing.conformance.peers import make_peer, run_step
 from ams.testing.conformance.properties import Step
 from ams.testing.conformance.protocol import Outcome, PeerSpec
-from ams.testing.conformance.runner import run_step
 from ams.testing.conformance.sandbox import remove_tree
 from ams.testing.conformance.world import World, saved_file
 

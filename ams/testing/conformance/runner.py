@@ -35,7 +35,7 @@ from ams.testing.conformance.cases import (
 )
 from ams.testing.conformance.checks import Verdict, evaluate
 from ams.testing.conformance.coverage import Coverage
-from ams.testing.conformance.peers import Peer, make_peer
+from ams.testing.conformance.peers import Peer, make_peer, run_step
 from ams.testing.conformance.properties import (
     BY_NAME,
     PROPERTIES,
@@ -395,22 +395,6 @@ def _hypothesis_test(
 def stream_examples(max_examples: int) -> int:
     """Cases of a stream property: each makes 3-4 peer calls, so a third of ``--max-examples`` (at least 1)."""
     return max(1, max_examples // 3)
-
-
-def run_step(peer: Peer, step: Step, world: World, workdir: Path) -> tuple[Outcome, Path]:
-    """The step's peer call, or for a stream (``step.repeat`` > 1) its calls, each in a directory of its
-    own (the last in ``workdir``): the first call that does not succeed ends the stream. Returns the last
-    outcome, carrying the earlier outputs, and the directory of the call it describes."""
-    outputs: list[bytes] = []
-    for number in range(1, step.repeat):
-        directory = workdir.with_name(f"{workdir.name}-{number}")
-        outcome = peer.run(step.request, world, directory)
-        if not outcome.accepted or outcome.output is None:
-            return outcome, directory
-        outputs.append(outcome.output)
-        remove_tree(directory)
-    outcome = peer.run(step.request, world, workdir)
-    return attrs.evolve(outcome, earlier=tuple(outputs)), workdir
 
 
 def _judge(step: Step, outcome: Outcome, world: World) -> Verdict:
