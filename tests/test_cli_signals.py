@@ -20,9 +20,20 @@ ROOT = Path(__file__).resolve().parents[1]
 AMS = [sys.executable, "-m", "ams"]
 
 
+def _as_in_a_terminal() -> None:
+    # Ctrl-C reaches a command a person runs in a terminal; a shell's background job (as a CI runner
+    # may start the tests) ignores SIGINT, and its children inherit that: give them the terminal's
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args: list[str], **options: object) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        [*AMS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, **options
+        [*AMS, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_as_in_a_terminal,
+        **options,
     )
 
 
