@@ -21,10 +21,12 @@ import pytest
 import ams
 import ams.errors
 import ams.mq
+from ams.hazmat.pdmq import looks_protected
+from ams.inspect import inspect_message
 from ams.mq import MQMD, MQError, NoMessageAvailable, ProtectedQueueManager, connect
 from ams.mq.ledger import DeliveryLedger
 from ams.mq.properties import read_properties
-from ams.mq.protected import ERROR_QUEUE
+from ams.mq.protected import ERROR_QUEUE, policies_from_queue_manager
 from ams.mq.proxy import ProxyEvent, ReprotectionProxy
 from ams.pki import Issued
 from tests.conftest import Pki, store
@@ -196,6 +198,39 @@ def test_2035_on_the_error_queue_put_keeps_the_message(real: Factory, pki: Pki) 
     with pytest.raises(ams.errors.NotARecipientError):
         carol.open("P.PRIV", input=True).get()
     assert real("spy").depth(ERROR_QUEUE) == 1
+
+
+def test_a_real_setmqspl_policy_is_read_and_protects_once(real: Factory, pki: Pki) -> None:
+    """A policy written by IBM's own setmqspl (in the container) is read from the policy queue as
+    set, and a message put under it through ams is protected once: one PDMQ header on the queue,
+    and the plaintext inside (IBM's client-side AMS, switched off for ams's connections, would
+    have wrapped it a second time)."""
+    qmgr, _ = _names()
+    mqsc("DISPLAY QMGR QMNAME")  # skips without a container
+    recipient, signer = pki.dn("bob"), pki.dn("alice")
+    made = _docker(
+        "exec", CONTAINER, "setmqspl", "-m", qmgr, "-p", "P.PRIV", "-s", "SHA256", "-e", "AES256",
+        "-r", recipient, "-a", signer,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    try:
+        found = policies_from_queue_manager(real("admin"))
+        policy = found["P.PRIV"]
+        assert (policy.signature_algorithm.name, policy.encryption_algorithm.name) == ("SHA256", "AES256")
+        assert [str(dn) for dn in policy.recipients] == [recipient] and [str(dn) for dn in policy.signers] == [signer]
+        policies = ams.PolicyStore(found.values())
+        ProtectedQueueManager(real("alice"), pki.keystore("alice"), policies).open("P.PRIV", output=True).put(
+            MQMD(), b"protected once"
+        )
+        raw = real("spy").open("P.PRIV", input=True, browse=True).browse_first()
+        assert looks_protected(raw.body), "the message on the queue carries no PDMQ header"
+        report = inspect_message(raw.body, raw.md.format, keystore=pki.keystore("bob"))
+        assert report["qop"] == "PRIVACY", report
+        got = ProtectedQueueManager(real("bob"), pki.keystore("bob"), policies).open("P.PRIV", input=True).get()
+        assert got.body == b"protected once" and not looks_protected(got.body)
+    finally:
+        removed = _docker("exec", CONTAINER, "setmqspl", "-m", qmgr, "-p", "P.PRIV", "-remove")
+        assert removed.returncode == 0, removed.stdout + removed.stderr
 
 
 def test_a_restart_keeps_persistent_messages_only(real: Factory) -> None:
