@@ -18,7 +18,16 @@ from ams._files import private_file_problems, read_bounded
 from ams._trust import check_recipient_usage, check_signer_usage, is_anchor, is_ca, is_self_signed
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.dn import DistinguishedName
-from ams.errors import AmsError, RecipientNotFoundError, SecurityError, summarise
+from ams.errors import (
+    AmsError,
+    CertificatePathError,
+    CertificateRevokedError,
+    CertificateUsageError,
+    CertificateValidityError,
+    RecipientNotFoundError,
+    SecurityError,
+    summarise,
+)
 from ams.hazmat.certificates import key_usage
 from ams.keys import Keystore
 from ams.keys.hygiene import PlantableTrustWarning
@@ -447,10 +456,26 @@ def _signers(
                         "error",
                         who,
                         f"would never validate here: {error.message}",
-                        "add the signer's issuing CA to this keystore",
+                        _signer_fix(error),
                     )
                 )
     return out
+
+
+def _signer_fix(error: SecurityError) -> str:
+    """What to do about a signer that would never validate, by what its validation found."""
+    if isinstance(error, CertificatePathError):  # a path exists, and breaks an RFC 5280 rule
+        return (
+            "the signer's CA chain breaks the rule named above: adding CAs will not help; ask the signer's CA "
+            "to issue within its constraints, or trust a CA whose constraints allow this signer"
+        )
+    if isinstance(error, CertificateValidityError):
+        return "the signer needs a certificate valid now: ask the signer to renew it, then import the new one"
+    if isinstance(error, CertificateUsageError):
+        return "the signer needs a certificate whose keyUsage allows signing (digitalSignature or nonRepudiation)"
+    if isinstance(error, CertificateRevokedError):
+        return "the signer's certificate is revoked: remove its DN from the policy's -a, or import its new certificate"
+    return "add the signer's issuing CA (and any CA between it and a trust anchor) to this keystore"
 
 
 def _duplicates(keystore: Keystore) -> list[Finding]:

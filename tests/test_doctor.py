@@ -100,6 +100,24 @@ def test_signers_no_anchor_could_validate(tmp_path: Path, made: GeneratedPki) ->
     assert levels(diagnose(conf, store('setmqspl -m QM -p Q -s SHA256 -a "CN=partner,O=P,C=US"'))) == []
 
 
+def test_the_fix_for_a_signer_that_never_validates_follows_what_failed(tmp_path: Path, made: GeneratedPki) -> None:
+    """No path to an anchor: add the CA; a path that breaks a name constraint: adding CAs cannot help."""
+    permitted = x509.DirectoryName(x509.Name.from_rfc4514_string("O=P,C=US"))
+    constrained = ams.pki.make_ca(
+        "CN=Partner CA,O=P,C=US", extensions=[(x509.NameConstraints([permitted], None), True)]
+    )
+    outsider = issue(constrained, "CN=partner,O=Elsewhere,C=US")
+    alice = made.users["alice"]
+    policy = store('setmqspl -m QM -p Q -s SHA256 -a "CN=partner,O=Elsewhere,C=US"')
+    conf = write_user_keystore(tmp_path / "a", "alice", alice, [made.ca.certificate, outsider.certificate])
+    (missing,) = [f for f in diagnose(conf, policy) if "would never validate here" in f.problem]
+    assert "add the signer's issuing CA" in missing.fix
+    trusted = [made.ca.certificate, outsider.certificate, constrained.certificate]
+    conf = write_user_keystore(tmp_path / "b", "alice", alice, trusted)
+    (broken,) = [f for f in diagnose(conf, policy) if "would never validate here" in f.problem]
+    assert "name" in broken.problem.lower() and "adding CAs will not help" in broken.fix
+
+
 def test_duplicate_dns_and_a_queue_without_policy(tmp_path: Path, made: GeneratedPki) -> None:
     twin = issue(made.ca, "CN=bob,O=AMS,C=GB")
     conf = write_user_keystore(
