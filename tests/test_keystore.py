@@ -25,14 +25,12 @@ def test_pki_init_writes_a_working_keystore_conf(made: tuple[Path, object]) -> N
     root, _ = made
     keystore = ams.Keystore.from_conf(root / "alice" / "keystore.conf")
     assert keystore.identity is not None and str(keystore.identity.dn) == "CN=alice,O=AMS,C=GB"
-    assert (
-        str(
-            ams.DistinguishedName.from_x509(
-                keystore.recipient(ams.DistinguishedName.parse("cn=BOB,o=ams,c=gb")).subject
-            )
-        )
-        == "CN=bob,O=AMS,C=GB"
-    )
+    bob = keystore.recipient(ams.DistinguishedName.parse("CN=bob,O=AMS,C=GB"))
+    assert str(ams.DistinguishedName.from_x509(bob.subject)) == "CN=bob,O=AMS,C=GB"
+    loose = ams.DistinguishedName.parse("cn=BOB,o=ams,c=gb")  # a recipient DN must match exactly
+    with pytest.raises(ams.errors.RecipientNotFoundError, match="differ only in case"):
+        keystore.recipient(loose)
+    assert keystore.recipient(loose, strict=False) == bob
     assert (root / "ca" / "ca.pem").is_file() and (root / "ca" / "ca.key.pem").is_file()
     assert os.stat(root / "alice" / "alice.p12").st_mode & 0o077 == 0
     assert "keystore_pass" not in repr(keystore) and "pass" not in repr(keystore.identity)

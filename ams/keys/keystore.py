@@ -154,8 +154,10 @@ class Keystore:
         """The certificates whose subject matches ``dn`` (see :meth:`DistinguishedName.matches`), in keystore order."""
         return [c for c in self.certificates if DistinguishedName.from_x509(c.subject).matches(dn, strict=strict)]
 
-    def recipient(self, dn: DistinguishedName, *, strict: bool = False) -> x509.Certificate:
-        """The certificate a policy's recipient DN names; a clear error with near misses if none."""
+    def recipient(self, dn: DistinguishedName, *, strict: bool = True) -> x509.Certificate:
+        """The certificate a policy's recipient DN names, compared exactly as IBM documents for
+        recipient DNs (and as protect chooses them); a clear error with near misses if none.
+        ``strict=False`` compares as IBM's Java client compares signers (case and spacing)."""
         found = self.find(dn, strict=strict)
         if found:
             return found[0]
