@@ -241,3 +241,10 @@ def test_there_is_a_planted_fault_for_each_property_class() -> None:
         "peer-accepts-unchecked-fields", "peer-writes-fresh-keys", "peer-honours-key-reuse", "peer-refuses-tampered",
         "peer-refuses-non-recipient",
     }  # fmt: skip
+
+
+def test_the_correct_peer_passes_a_full_default_run(tmp_path: Path, world: World) -> None:
+    """Every property, the default example count, the must-check lists: nothing fails, nothing is skipped."""
+    report = run_conformance(BUILTIN[THROUGH], Options(seed=1, output=tmp_path), world=world)
+    assert report.ok, report.text()
+    assert {result.status for result in report.results} == {"passed"}, report.text()
