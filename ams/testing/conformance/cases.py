@@ -141,6 +141,9 @@ def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
         return attrs.evolve(case, policy_qop=policy)
     if prop.name == "peer-accepts-higher-qop":
         return attrs.evolve(case, policy_qop=QoP.INTEGRITY)
+    if prop.name in ("peer-refuses-unprotected", "peer-tolerates-unprotected"):  # the body on a queue of ``qop``
+        tolerate = prop.name == "peer-tolerates-unprotected"
+        return attrs.evolve(case, policy_qop=qop, tolerate=tolerate, unprotected=True)
     if prop.name == QOP_MATRIX:  # a cell at random (every one is sent first: qop_matrix_cases), with its case
         policy, tolerate = draw(st.sampled_from(qops)), draw(st.booleans())
         return attrs.evolve(case, policy_qop=policy, tolerate=tolerate, unprotected=draw(st.integers(0, 3)) == 0)
