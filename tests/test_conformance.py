@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import UsageError
 from ams.testing.algorithms import QOPS
-from ams.testing.conformance.cases import case_strategy, must_accept_cases, must_check_cases
+from ams.testing.conformance.cases import case_strategy, must_accept_cases, must_check_cases, qop_matrix_cases
 from ams.testing.conformance.peers import BUILTIN
 from ams.testing.conformance.properties import ACCEPTED_QOPS, BY_NAME, PROPERTIES, Case, Check, build_step
 from ams.testing.conformance.protocol import Capabilities, PeerSpec, Request, Template, run_command
@@ -208,6 +208,7 @@ def test_self_conformance_in_process(world: World, tmp_path: Path) -> None:
     explicit = {  # sent before the random cases
         "peer-refuses-tampered": len(must_check_cases(Capabilities())),
         "peer-accepts-unchecked-fields": len(must_accept_cases(Capabilities())),
+        "peer-follows-qop-matrix": len(qop_matrix_cases(Capabilities())),
     }
     streams = [p for p in PROPERTIES if p.check is Check.FRESH]  # each case a stream of 3-4 calls
     examples = {p.name: stream_examples(9) if p in streams else 9 + explicit.get(p.name, 0) for p in PROPERTIES}
@@ -218,7 +219,7 @@ def test_self_conformance_in_process(world: World, tmp_path: Path) -> None:
     text = (tmp_path / "report.txt").read_text()
     assert f"0 failed, {len(PROPERTIES)} passed, 0 skipped" in text
     coverage = json.loads((tmp_path / "report.json").read_text())["coverage"]
-    assert set(coverage["counts"]["qops"]) == {"integrity", "privacy", "confidentiality"}
+    assert set(coverage["counts"]["qops"]) == {"integrity", "privacy", "confidentiality", "not protected"}
     single = (len(PROPERTIES) - len(streams)) * 9 + sum(explicit.values())
     calls = sum(coverage["counts"]["qops"].values())  # every call, each of a stream's too
     assert single + 3 * stream_examples(9) * len(streams) <= calls <= single + 4 * stream_examples(9) * len(streams)
@@ -255,3 +256,21 @@ def test_a_peer_that_protects_nothing_proves_nothing_by_refusing(world: World, t
     options = Options(max_examples=3, seed=1, only=("peer-refuses-unusable-recipient",), output=tmp_path)
     [result] = run_conformance(never, options, world=world).results
     assert result.status == "skipped" and "does not protect even the simplest message" in result.reason
+
+
+INT, PRIV, CONF = QoP.INTEGRITY, QoP.PRIVACY, QoP.CONFIDENTIALITY
+# docs/format.md §6: the (policy's QoP, message's QoP) pairs a receiver accepts
+FORMAT_MD_ACCEPTS = {(INT, INT), (INT, PRIV), (PRIV, PRIV), (CONF, CONF)}
+
+
+def test_the_qop_matrix_sends_every_cell_of_format_md_with_its_verdict(world: World) -> None:
+    cases = qop_matrix_cases(Capabilities())
+    cells = {(c.policy_qop, c.tolerate, None if c.unprotected else c.qop) for c in cases}
+    assert len(cells) == len(cases) == 3 * 2 * 4  # policy QoP x -t 0/1 x (not protected, each QoP)
+    for case in cases:
+        step = build_step(BY_NAME["peer-follows-qop-matrix"], case, world)
+        accepted = case.tolerate if case.unprotected else (case.policy_qop, case.qop) in FORMAT_MD_ACCEPTS
+        assert step.check is (Check.ACCEPT if accepted else Check.REFUSE), (case.describe(), step.note)
+        assert (step.request.qop, step.request.tolerate) == (case.policy_qop, case.tolerate)
+        assert (step.request.data == step.expected) is case.unprotected  # ours protected, or the body as it was
+    assert len(qop_matrix_cases(Capabilities(qops=(INT, CONF)))) == 2 * 2 * 3  # only what the peer implements

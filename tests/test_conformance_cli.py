@@ -111,3 +111,18 @@ def test_the_documented_adapter_command_runs_as_pasted_from_the_repository_root(
     result = subprocess.run(["sh", "-c", pasted], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 failed, 1 passed, 0 skipped" in result.stdout
+
+
+def test_protect_and_unprotect_load_only_their_own_command_group() -> None:
+    """A peer adapter starts `ams protect` / `ams unprotect` once per message: neither loads the kit, the
+    queue manager's modules or the other commands (which once cost every call a third of its start-up)."""
+    probe = (
+        "import sys; from ams.cli.main import build_parser; build_parser(sys.argv[1]).parse_args(sys.argv[1:]); "
+        "print(sorted(m for m in sys.modules if m.startswith(('ams.testing', 'ams.mq.', 'ams.cli.', 'hypothesis'))))"
+    )
+    for command in ("protect", "unprotect"):
+        args = [sys.executable, "-c", probe, command, "-p", "Q", "--policies", "."]
+        result = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60)
+        assert result.stdout.strip() == "['ams.cli.common', 'ams.cli.main', 'ams.cli.protect']", result.stdout
+    everything = subprocess.run([sys.executable, "-m", "ams", "--help"], capture_output=True, text=True, timeout=60)
+    assert "conformance" in everything.stdout and "unprotect" in everything.stdout  # `ams --help` lists them all

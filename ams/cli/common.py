@@ -7,6 +7,7 @@ import datetime
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -17,11 +18,13 @@ from ams.keys import Keystore, RevocationChecker, RevocationSettings
 from ams.keys.hygiene import check_trusted
 from ams.keys.loading import default_conf_path, default_conf_tried
 from ams.limits import DEFAULT_LIMITS, Limits
-from ams.mq.protected import POLICY_QUEUE, ProtectedQueueManager, never_protected, policies_from_queue_manager
-from ams.mq.transport import QueueManager
 from ams.policy import Policy, PolicyStore
 from ams.protector import Protector
 from ams.verify import Verifier
+
+if TYPE_CHECKING:  # the queue manager's modules are loaded when a command uses one (ams protect does not)
+    from ams.mq.protected import ProtectedQueueManager
+    from ams.mq.transport import QueueManager
 
 
 def add_keys_options(parser: argparse.ArgumentParser, *, queue_manager: bool = False) -> None:
@@ -177,6 +180,8 @@ def protector(args: argparse.Namespace) -> Protector:
 
 def manager_for(args: argparse.Namespace, qm: QueueManager) -> ProtectedQueueManager:
     """A protected connection to ``qm`` with the command line's keystore, policies and checks."""
+    from ams.mq.protected import ProtectedQueueManager
+
     keystore = keystore_for(args)
     return ProtectedQueueManager(
         qm,
@@ -193,6 +198,8 @@ def policies_for(args: argparse.Namespace, qm: QueueManager) -> Mapping[str, Pol
     """The --policies directory, or the queue manager's SYSTEM.PROTECTION.POLICY.QUEUE."""
     if args.policies is not None:
         return PolicyStore.from_directory(args.policies)
+    from ams.mq.protected import POLICY_QUEUE, policies_from_queue_manager
+
     store = PolicyStore(policies_from_queue_manager(qm).values())
     store.source = f"{qm.name}'s {POLICY_QUEUE}"
     return store
@@ -200,15 +207,14 @@ def policies_for(args: argparse.Namespace, qm: QueueManager) -> Mapping[str, Pol
 
 def warn_unprotected(policies: Mapping[str, Policy], queue: str, verb: str) -> None:
     """On standard error: ``queue`` has no policy that protects it, so its messages are ``verb`` in the clear."""
+    policy = policies.get(queue)
+    if policy is not None and policy.qop is not QoP.NONE:
+        return
+    from ams.mq.protected import never_protected  # here: a protected queue's command need not load ams.mq
+
     if never_protected(queue):
         return
-    policy = policies.get(queue)
-    if policy is None:
-        what = "has no policy"
-    elif policy.qop is QoP.NONE:
-        what = "has a policy that sets no algorithm (-s NONE -e NONE)"
-    else:
-        return
+    what = "has no policy" if policy is None else "has a policy that sets no algorithm (-s NONE -e NONE)"
     print(
         f"ams: warning: {queue} {what}: {verb} in the clear (IBM AMS does the same); use --require-policy to refuse",
         file=sys.stderr,

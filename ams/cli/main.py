@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
 from ams import __version__
-from ams.cli import conformance, demo, doctor, inspect, keys, pki, policy, protect, proxy, qm, queues
 from ams.errors import AmsError, SecurityError
 
+# the modules of ams.cli that register the commands, in the order `ams --help` lists them
+GROUPS = ("protect", "inspect", "queues", "proxy", "policy", "qm", "doctor", "keys", "pki", "demo", "conformance")
+# commands one group answers alone: `ams protect` loads only ams.cli.protect, not every group (a peer
+# adapter, or a script, starts one process per message: the other groups' imports cost it a third)
+ALONE = {"protect": "protect", "unprotect": "protect"}
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``ams`` argument parser, with every command group."""
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``ams`` argument parser, with every command group (only ``command``'s group when one of
+    :data:`ALONE`)."""
     parser = argparse.ArgumentParser(prog="ams", description="IBM MQ Advanced Message Security in Python")
     parser.add_argument("--version", action="version", version=f"ams {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (protect, inspect, queues, proxy, policy, qm, doctor, keys, pki, demo, conformance):
-        module.register(commands)
+    for group in (ALONE[command],) if command in ALONE else GROUPS:
+        importlib.import_module(f"ams.cli.{group}").register(commands)
     return parser
 
 
@@ -33,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands that take messages commit each one only after it was written, so the one being
     written when either happens is backed out onto its queue.
     """
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(words[0] if words else None).parse_args(words)
     try:
         result: int = args.run(args)
         sys.stdout.flush()  # here, not at exit, so that a reader gone away is seen as one

@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.mqconstants import MQENC_NATIVE
 from ams.testing.algorithms import CIPHERS, DIGESTS, QOPS
-from ams.testing.conformance.properties import ACCEPTED_QOPS, MUST_ACCEPT_KIND, MUST_CHECK_KIND, Case, Property
+from ams.testing.conformance.properties import (
+    ACCEPTED_QOPS,
+    MUST_ACCEPT_KIND,
+    MUST_CHECK_KIND,
+    QOP_MATRIX,
+    Case,
+    Property,
+)
 from ams.testing.conformance.protocol import Capabilities
 from ams.testing.conformance.tampering import (
     CANONICAL_CHAIN,
@@ -63,6 +70,18 @@ def must_accept_cases(caps: Capabilities) -> list[Case]:
         attrs.evolve(case, mutation=(MUST_ACCEPT_KIND, index, 0))
         for case in _canonical_cases(caps)
         for index in range(len(MUST_ACCEPT[case.qop]))
+    ]
+
+
+def qop_matrix_cases(caps: Capabilities) -> list[Case]:
+    """Every cell of format.md §6's table the peer implements: for each policy QoP, -t 0 and -t 1, a
+    canonical message of each QoP, and the canonical body not protected."""
+    canonical = {case.qop: case for case in _canonical_cases(caps)}
+    return [
+        attrs.evolve(canonical[message or policy], policy_qop=policy, tolerate=tolerate, unprotected=message is None)
+        for policy in canonical
+        for tolerate in (False, True)
+        for message in (None, *canonical)
     ]
 
 
@@ -122,6 +141,12 @@ def _cases(draw: st.DrawFn, prop: Property, caps: Capabilities) -> Case:
         return attrs.evolve(case, policy_qop=policy)
     if prop.name == "peer-accepts-higher-qop":
         return attrs.evolve(case, policy_qop=QoP.INTEGRITY)
+    if prop.name in ("peer-refuses-unprotected", "peer-tolerates-unprotected"):  # the body on a queue of ``qop``
+        tolerate = prop.name == "peer-tolerates-unprotected"
+        return attrs.evolve(case, policy_qop=qop, tolerate=tolerate, unprotected=True)
+    if prop.name == QOP_MATRIX:  # a cell at random (every one is sent first: qop_matrix_cases), with its case
+        policy, tolerate = draw(st.sampled_from(qops)), draw(st.booleans())
+        return attrs.evolve(case, policy_qop=policy, tolerate=tolerate, unprotected=draw(st.integers(0, 3)) == 0)
     if prop.name == "peer-accepts-unchecked-fields":
         return attrs.evolve(case, mutation=(MUST_ACCEPT_KIND, draw(st.integers(0, 255)), 0))
     if prop.name == "peer-refuses-untrusted-signer":

@@ -29,16 +29,16 @@ class Coverage:
 
     def add(self, case: Case, tamper_class: str | None = None) -> None:
         """Count one peer call's case (and, for a tampered message, the class of its change)."""
-        self.counts["qops"][case.qop.name.lower()] += 1
-        if case.digest.value:
+        self.counts["qops"]["not protected" if case.unprotected else case.qop.name.lower()] += 1
+        if case.digest.value and not case.unprotected:
             self.counts["digests"][case.digest.label] += 1
-        if case.cipher.value:
+        if case.cipher.value and not case.unprotected:
             self.counts["ciphers"][case.cipher.label] += 1
         for header in case.chain.headers:
             self.counts["header kinds"][header.kind] += 1
         if not case.chain.headers:
             self.counts["header kinds"]["none"] += 1
-        if case.qop is not QoP.INTEGRITY:
+        if case.qop is not QoP.INTEGRITY and not case.unprotected:
             self.counts["recipient counts"][str(case.recipients)] += 1
         if tamper_class is not None:
             self.counts["tamper classes"][tamper_class] += 1

@@ -40,6 +40,7 @@ PEER_TO_OURS = "peer -> ours"
 SIGNED = (QoP.INTEGRITY, QoP.PRIVACY)
 ENCRYPTED = (QoP.PRIVACY, QoP.CONFIDENTIALITY)
 ALL = (QoP.INTEGRITY, QoP.PRIVACY, QoP.CONFIDENTIALITY)
+QOP_MATRIX = "peer-follows-qop-matrix"
 
 
 class Check(enum.Enum):
@@ -160,6 +161,12 @@ PROPERTIES = (
         "peer-tolerates-unprotected", "with -t 1 ({tolerate}) the peer hands an unprotected message back as is",
         OURS_TO_PEER, ALL, Check.ACCEPT, needs_policies=True, needs_placeholder="tolerate",
     ),
+    Property(  # each step accepts or refuses, as its cell says (Check.REFUSE here: refusals need the control call)
+        QOP_MATRIX,
+        "with a policy of each QoP and -t 0 or 1 ({tolerate}), the peer accepts or refuses a message of each QoP, "
+        "and one not protected, as format.md §6's table says",
+        OURS_TO_PEER, ALL, Check.REFUSE, needs_policies=True, needs_placeholder="tolerate",
+    ),
     Property(
         "peer-restores-format",
         "with no clear headers, the peer hands back the original MQMD Format ({out_format}), which the message "
@@ -215,6 +222,8 @@ class Case:
     authorised: tuple[str, ...] = ()  # the peer's policy's authorised signers (-a)
     stream: int = 1  # messages the peer protects in a row (properties over several messages)
     key_reuse: int = 0  # the peer's policy's key reuse count (-c; -1 UNLIMITED)
+    tolerate: bool = False  # the peer's policy tolerates unprotected messages (-t 1)
+    unprotected: bool = False  # the message is the body as it was, not protected (``qop``: the policy's)
 
     @property
     def recipient_names(self) -> tuple[str, ...]:
@@ -243,12 +252,13 @@ class Case:
 
     def describe(self) -> str:
         """The case in words, as a report shows a counterexample."""
-        parts = [f"{self.qop.name.lower()} {self.algorithms()}"]
+        parts = ["not protected" if self.unprotected else f"{self.qop.name.lower()} {self.algorithms()}"]
         if self.policy_digest is not None or self.policy_cipher is not None:
             stronger = "/".join(a.label for a in (self.policy_digest, self.policy_cipher) if a is not None and a.value)
             parts[0] += f" (the peer's policy: {stronger})"
         if self.policy_qop is not None:
-            parts[0] += f" (the peer's policy: {self.policy_qop.name.lower()})"
+            tolerates = " -t 1" if self.tolerate else ""
+            parts[0] += f" (the peer's policy: {self.policy_qop.name.lower()}{tolerates})"
         if self.recipients:
             parts.append(f"{self.recipients} recipient(s) {', '.join(self.recipient_names)}")
         parts.append(f"payload {self.payload.describe()}")
@@ -284,6 +294,8 @@ class Case:
             "authorised": list(self.authorised),
             "stream": self.stream,
             "key_reuse": self.key_reuse,
+            "tolerate": self.tolerate,
+            "unprotected": self.unprotected,
         }
 
 
@@ -360,6 +372,8 @@ def build_step(prop: Property, case: Case, world: World) -> Step:
         return _protect_step(prop, case, original)
     if prop.name in ("peer-refuses-unprotected", "peer-tolerates-unprotected"):
         return _unprotected_step(prop, case, original)
+    if prop.name == QOP_MATRIX:
+        return _matrix_step(prop, case, original, world)
     if case.policy_qop is not None:
         return _other_qop_step(prop, case, original, world)
     message = protect_ours(world, case.signer, case.queue, case.digest, case.cipher, recipients, original, case.chain)
@@ -446,6 +460,30 @@ def _other_qop_step(prop: Property, case: Case, original: bytes, world: World) -
         message.body,
     )  # fmt: skip
     return Step(prop.name, request, prop.check, original, case.chain.mqmd_format, (), None, note)
+
+
+def _matrix_step(prop: Property, case: Case, original: bytes, world: World) -> Step:
+    """One cell of format.md §6's table: our message of ``case.qop`` (or the body not protected), read by a
+    peer whose policy is ``case.policy_qop`` with ``-t case.tolerate``; the cell says accept or refuse."""
+    policy_qop = case.policy_qop or case.qop
+    digest, cipher = policy_algorithms(policy_qop, case)
+    policy_recipients = (case.recipient_names or (case.reader_name,)) if cipher.value else ()
+    if case.unprotected:
+        data, fmt, accepted, sent = original, case.chain.mqmd_format, case.tolerate, "a message not protected"
+    else:
+        message = protect_ours(
+            world, case.signer, case.queue, case.digest, case.cipher, case.recipient_names, original, case.chain
+        )
+        data, fmt, sent = message.body, message.format, f"a {case.qop.name.lower()} message"
+        accepted = (policy_qop, case.qop) in ACCEPTED_QOPS
+    must = "accept it (as is, when not protected)" if accepted else "refuse it"
+    note = f"{sent} on a {policy_qop.name.lower()} queue with -t {int(case.tolerate)}: format.md §6 says {must}"
+    request = Request(
+        "unprotect", policy_qop, digest, cipher, case.reader_name, policy_recipients, case.queue, fmt, data,
+        case.tolerate,
+    )  # fmt: skip
+    check = Check.ACCEPT if accepted else Check.REFUSE
+    return Step(prop.name, request, check, original, case.chain.mqmd_format, (), None, note)
 
 
 def _protect_step(prop: Property, case: Case, original: bytes) -> Step:

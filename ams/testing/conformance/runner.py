@@ -31,6 +31,7 @@ from ams.testing.conformance.cases import (
     must_accept_cases,
     must_check_cases,
     other_qops,
+    qop_matrix_cases,
     weaker_choices,
 )
 from ams.testing.conformance.checks import Verdict, evaluate
@@ -39,6 +40,7 @@ from ams.testing.conformance.peers import Peer, make_peer, run_step
 from ams.testing.conformance.properties import (
     BY_NAME,
     PROPERTIES,
+    QOP_MATRIX,
     Case,
     Check,
     Property,
@@ -385,8 +387,12 @@ def _hypothesis_test(
             failed = state.failed(case, step, outcome, verdict, workdir)
         raise failed  # one place, so that Hypothesis tells failures apart by their kind alone
 
-    if options.must_check:  # the must-check (must-accept) changes, then Hypothesis's own cases
-        explicit = {"peer-refuses-tampered": must_check_cases, "peer-accepts-unchecked-fields": must_accept_cases}
+    if options.must_check:  # the must-check (must-accept) changes and the QoP grid, then Hypothesis's own cases
+        explicit = {
+            "peer-refuses-tampered": must_check_cases,
+            "peer-accepts-unchecked-fields": must_accept_cases,
+            QOP_MATRIX: qop_matrix_cases,
+        }
         for case in explicit[prop.name](peer.spec.capabilities) if prop.name in explicit else []:
             check = example(case=case)(check)
     return check
