@@ -697,7 +697,9 @@ class EmbeddedConnection:
     def release_writer(self, *, wait: bool) -> None:
         """Write the transaction held (``wait`` False: unless a call is under way, or it is younger
         than HOLD_SECONDS): for another connection of this process, or the flusher thread."""
-        if not self._lock.acquire(blocking=wait):
+        # bounded: a connection dropped (and closed by the collector) inside another's call, in the same
+        # thread, must not wait for ever; past it, SQLite's own busy timeout decides (MQRC 2195)
+        if not self._lock.acquire(blocking=wait, timeout=30 if wait else -1):
             return
         try:
             stale = self._held is not None and (wait or time.monotonic() - self._held >= HOLD_SECONDS)
