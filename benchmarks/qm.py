@@ -95,9 +95,11 @@ def raw(path: Path, size: int, batch: int) -> Callable[[], object]:
     return one_batch
 
 
-def run(*, quick: bool, sizes: tuple[int, ...] = SIZES, batches: tuple[int, ...] = BATCHES) -> list[dict[str, Any]]:
+def run(
+    *, quick: bool, sizes: tuple[int, ...] = SIZES, batches: tuple[int, ...] = BATCHES, seconds: float | None = None
+) -> list[dict[str, Any]]:
     """One record per size and batch: microseconds per message for ours and raw, and their ratio."""
-    seconds = 0.3 if quick else 1.0
+    seconds = seconds if seconds is not None else 0.3 if quick else 1.0
     records = []
     with tempfile.TemporaryDirectory(prefix="ams-qm-bench-") as scratch:
         for size in sizes:
