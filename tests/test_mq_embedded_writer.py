@@ -197,3 +197,25 @@ def test_a_process_killed_inside_mqcmit_loses_nothing_and_repeats_nothing(
     if not committed:  # every get was written before it returned: each message counts its backout
         reader = EmbeddedQueueManager(path).connect("after").open("SOURCE", input=True)
         assert {reader.get().md.backout_count for _ in range(COUNT)} == {1}
+
+
+def test_a_failing_call_undoes_its_own_work_not_the_unit_of_works(tmp_path: Path) -> None:
+    """A put that fails half-way (its body refused, as by a full disk) inside a unit of work whose
+    transaction is held leaves nothing of itself, and the earlier put of the unit of work stays."""
+    path = tmp_path / "qm.sqlite"
+    manager = _manager(path)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON bodies WHEN NEW.body = CAST('refused' AS BLOB) "
+            "BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+        )
+    app = manager.connect("app")
+    out = app.open("TARGET", output=True)
+    out.put(MD, b"kept", syncpoint=True)
+    with pytest.raises(embedded_module.MQError) as caught:
+        out.put(MD, b"refused", syncpoint=True)
+    assert caught.value.reason == 2195
+    out.put(MD, b"after", syncpoint=True)
+    app.commit()
+    assert app.depth("TARGET") == 2  # no message row left without its body
+    assert _rows(path)["TARGET"] == [b"kept", b"after"]

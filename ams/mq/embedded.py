@@ -698,7 +698,13 @@ class EmbeddedConnection:
         """Commit the transaction held; ``durable``: and wait for the disk."""
         self._held = None
         released(self)
-        db.execute("COMMIT")
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error:  # the unit of work's work since its last write is gone with the transaction
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._break()
+            raise
         if durable:
             sync_log(self.manager.path)
 

@@ -21,7 +21,9 @@ The writer is held for a bounded time, so that other processes make progress:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -85,7 +87,9 @@ def release_others(database: str, me: object = None) -> None:
     with _registry.lock:
         others = [holder for holder, (name, _) in _registry.holders.items() if name == database and holder is not me]
     for holder in others:
-        holder.release_writer(wait=True)
+        # a holder whose commit fails is broken (its next call says so, MQRC 2009): not our call's failure
+        with contextlib.suppress(sqlite3.Error):
+            holder.release_writer(wait=True)
 
 
 def _flusher(registry: _Registry) -> None:
@@ -100,7 +104,8 @@ def _flusher(registry: _Registry) -> None:
             oldest = min(since for _, since in registry.holders.values())
             stale = [holder for holder, (_, since) in registry.holders.items() if now - since >= HOLD_SECONDS]
         for holder in stale:
-            holder.release_writer(wait=False)
+            with contextlib.suppress(Exception):  # the holder is broken then (its next call says so)
+                holder.release_writer(wait=False)
         time.sleep(max(0.001, HOLD_SECONDS - (time.monotonic() - oldest)) if not stale else HOLD_SECONDS / 2)
 
 
