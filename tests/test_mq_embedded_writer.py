@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ams.mq import MQMD, EmbeddedQueueManager, NoMessageAvailable
+from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable
 from ams.mq import embedded as embedded_module
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -212,7 +212,7 @@ def test_a_failing_call_undoes_its_own_work_not_the_unit_of_works(tmp_path: Path
     app = manager.connect("app")
     out = app.open("TARGET", output=True)
     out.put(MD, b"kept", syncpoint=True)
-    with pytest.raises(embedded_module.MQError) as caught:
+    with pytest.raises(MQError) as caught:
         out.put(MD, b"refused", syncpoint=True)
     assert caught.value.reason == 2195
     out.put(MD, b"after", syncpoint=True)
