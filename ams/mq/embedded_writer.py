@@ -1,8 +1,13 @@
 """How the embedded queue manager's connections share SQLite's single writer.
 
-A connection keeps one SQLite transaction across the calls of its MQ unit of work, as MQ's own log
-writes a batch of gets and puts once: the rows change exactly as they would call by call (state,
-owner, backout count), only written to the file less often. What others observe is unchanged:
+A connection keeps its SQLite transaction open across the calls of its MQ unit of work, so that
+its puts are written with its next get or its commit, not one by one: the rows change exactly as
+they would call by call (state, owner, backout count), only written to the file less often. A get
+is written before it returns, so that a process killed holding a message has raised its
+BackoutCount (a message that kills its reader reaches the backout threshold instead of being read
+for ever): with the queue manager inside the application's process, the application's crash is
+the queue manager's too, which IBM MQ's separate process does not share. What others observe is
+unchanged:
 another connection's get, browse, CURDEPTH or MQOPEN first takes the writer (BEGIN IMMEDIATE), so
 it waits until the holder has written, and then sees every call made before it.
 
