@@ -77,3 +77,14 @@ def test_plot_refuses_a_file_without_records(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no records to draw"):
         plot([empty], tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_queue_manager_is_measured_against_raw_sqlite_in_the_same_run() -> None:
+    from benchmarks.qm import markdown, run
+
+    records = run(quick=True, sizes=(1024,), batches=(1, 3), seconds=0.001)
+    assert [(r["size"], r["batch"]) for r in records] == [(1024, 1), (1024, 3)]
+    for record in records:
+        assert record["ours_us"] > 0 and record["raw_us"] > 0
+        assert record["ratio"] == record["ours_us"] / record["raw_us"]
+    assert markdown(records).count("\n| 1 KiB |") == 2

@@ -43,7 +43,8 @@ import attrs
 
 from ams._files import PRIVATE_FILE_MODE, check_private_file, write_new_file
 from ams.errors import UsageError
-from ams.mq.mqmd import MQMD
+from ams.mq.embedded_writer import HOLD_SECONDS, held, release_others, released, sync_log
+from ams.mq.mqmd import MQMD, _now_date_time
 from ams.mq.properties import deliver
 from ams.mq.rfh2_render import rerender
 from ams.mq.transport import (
@@ -182,14 +183,23 @@ _OWNERS = (  # every owner of work, an open queue or a connection in the file
     "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens "
     "UNION SELECT owner FROM connections"
 )
+_ANY_EXPIRED = (
+    "SELECT 1 FROM messages INDEXED BY messages_by_expiry WHERE queue = ? AND expires IS NOT NULL AND expires < ? "
+    "LIMIT 1"
+)
 _DISCARD_EXPIRED = (
     "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.queue = ? AND m.expires IS NOT NULL "
     "AND m.expires < ? AND m.state = ?{})"
 )
 
 
+_MD_FIELDS = tuple(field.name for field in attrs.fields(MQMD))
+
+
 def _md_to_json(md: MQMD) -> str:
-    return json.dumps({k: v.hex() if isinstance(v, bytes) else v for k, v in attrs.asdict(md).items()})
+    fields = {name: getattr(md, name) for name in _MD_FIELDS}  # attrs.asdict, without its generality
+    fields["msg_id"], fields["correl_id"] = md.msg_id.hex(), md.correl_id.hex()
+    return json.dumps(fields)
 
 
 def _md_from_json(text: str, backouts: int) -> MQMD:
@@ -269,6 +279,7 @@ class EmbeddedQueueManager:
                 f"ams reads ({_SCHEMA_VERSION}): open it with the version that wrote it, or a later one",
                 MQRC_UNEXPECTED_ERROR,
             )
+        release_others(self._uri)  # a connection of ours holding the writer would keep it from us
         with self._keeper:
             self._keeper.executescript(_SCHEMA)
             _add_columns(self._keeper)
@@ -290,7 +301,12 @@ class EmbeddedQueueManager:
         db = sqlite3.connect(self._uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
         if self.path is not None:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            # committed work survives the process at NORMAL; what MQ promises on return (MQCMIT, calls
+            # outside syncpoint) also waits for the disk, as FULL would (embedded_writer.sync_log)
+            db.execute("PRAGMA synchronous=NORMAL")
+            # a checkpoint (every 1,000 pages by default) syncs the log and the database: one per about
+            # 100 get+put pairs cost a third of a commit; the log grows to about 40 MiB instead of 4
+            db.execute("PRAGMA wal_autocheckpoint=10000")
         return db
 
     def _migrate(self) -> None:
@@ -300,7 +316,7 @@ class EmbeddedQueueManager:
 
         Refused while another live process is connected: it may run an earlier version of ams,
         which would read the empty body left in the row of every message put from now on."""
-        with _transaction(self._keeper) as db:
+        with _transaction(self._keeper, self._uri) as db:
             if db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION:
                 return  # another process opening the file at the same time did it
             others = sorted({owner.split(":", 1)[0] for (owner,) in db.execute(_OWNERS).fetchall()} - {_process_tag()})
@@ -329,7 +345,7 @@ class EmbeddedQueueManager:
         for (owner,) in rows:
             if owner.split(":", 1)[0] == _process_tag() or _alive(owner):
                 continue
-            with _transaction(self._keeper):
+            with _transaction(self._keeper, self._uri):
                 _back_out(self._keeper, owner)
                 self._keeper.execute("DELETE FROM opens WHERE owner = ?", (owner,))
                 self._keeper.execute("DELETE FROM connections WHERE owner = ?", (owner,))
@@ -342,7 +358,7 @@ class EmbeddedQueueManager:
         """DEFINE QLOCAL ... REPLACE: the queue with ``attributes`` (default MQ's), changed by ``changes``."""
         chosen = attrs.evolve(attributes or QueueAttributes(), **changes)  # type: ignore[arg-type]
         _check_attributes(name, chosen)
-        with _transaction(self._keeper):
+        with _transaction(self._keeper, self._uri):
             self._keeper.execute(
                 "INSERT INTO queues (name, target, attributes) VALUES (?, NULL, ?) ON CONFLICT (name) DO UPDATE "
                 "SET target = NULL, attributes = excluded.attributes",
@@ -357,7 +373,7 @@ class EmbeddedQueueManager:
         DEFPSIST and DEFPRTY from the first definition on the resolution path."""
         chosen = QueueAttributes(default_persistent=default_persistent, default_priority=default_priority)
         _check_attributes(alias, chosen)
-        with _transaction(self._keeper):
+        with _transaction(self._keeper, self._uri):
             self._keeper.execute(
                 "INSERT OR REPLACE INTO queues (name, target, attributes) VALUES (?, ?, ?)",
                 (alias, target, _attributes_to_json(chosen)),
@@ -375,7 +391,7 @@ class EmbeddedQueueManager:
         unknown = set(operations) - set(OPERATIONS)
         if unknown:
             raise UsageError(f"unknown operations {sorted(unknown)}: expected some of {', '.join(OPERATIONS)}")
-        with _transaction(self._keeper):
+        with _transaction(self._keeper, self._uri):
             row = self._keeper.execute("SELECT denied FROM queues WHERE name = ?", (queue,)).fetchone()
             if row is None:
                 raise MQError(f"no queue {queue} to change the authorities of", MQRC_UNKNOWN_OBJECT_NAME)
@@ -388,7 +404,7 @@ class EmbeddedQueueManager:
 
         Returns how many messages were discarded.
         """
-        with _transaction(self._keeper):
+        with _transaction(self._keeper, self._uri):
             rows = self._keeper.execute("SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL")
             owners = [row[0] for row in rows]
             for owner in owners:
@@ -558,12 +574,14 @@ def _alive(owner: str) -> bool:
 
 
 class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT, so concurrent processes serialise their changes."""
+    """BEGIN IMMEDIATE ... COMMIT, so concurrent processes serialise their changes; the connections
+    of this process holding the writer of ``database`` write first (they would keep it from us)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def __init__(self, db: sqlite3.Connection, database: str, me: object = None) -> None:
+        self.db, self.database, self.me = db, database, me
 
     def __enter__(self) -> sqlite3.Connection:
+        release_others(self.database, self.me)
         self.db.execute("BEGIN IMMEDIATE")
         return self.db
 
@@ -590,9 +608,13 @@ class EmbeddedConnection:
         self._connection: sqlite3.Connection | None = db
         self._owner = f"{_process_tag()}:{uuid.uuid4().hex}"
         self._lock = threading.Lock()
-        self._durable = True  # PRAGMA synchronous=FULL, as the connection was opened
+        self._held: float | None = None  # when this connection took the writer it still holds
+        self._resolved: dict[str, _Resolved] = {}  # queues resolved, while the file's data_version is
+        self._resolved_at: int | None = None
+        self._version: int | None = None  # the file's data_version when this connection last took the writer
         self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
-        with _transaction(db):
+        self._taken: dict[int, list[tuple[int, str, int]]] = {GOT_PENDING: [], PUT_PENDING: []}  # their rows
+        with _transaction(db, manager._uri):
             db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
 
     @property
@@ -602,25 +624,103 @@ class EmbeddedConnection:
         return self._connection
 
     @contextlib.contextmanager
-    def _work(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """A transaction of this connection; MQRC 2009 when the connection was broken since (a
-        queue manager restart, or another process taking it for dead and backing its work out).
+    def _work(
+        self, *, durable: bool = False, keep: bool = False, end: bool = False, guard: bool = False
+    ) -> Iterator[sqlite3.Connection]:
+        """A call's work in this connection's transaction (begun if none is held); MQRC 2009 when
+        the connection was broken since (a queue manager restart, or another process taking it for
+        dead and backing its work out).
 
-        Only ``durable`` transactions (a commit, a put or get outside syncpoint: what MQ has
-        promised once the call returns) wait for the disk; the others (work inside a unit of work,
-        which a crash backs out anyway) do not, and the next durable one flushes them too."""
-        if self.manager.path is not None and durable != self._durable:
-            self._db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-            self._durable = durable
-        with _transaction(self._db) as db:
+        The transaction outlives the call (ams/mq/embedded_writer.py) when the call is work of
+        the unit of work (``keep``: a put or get under syncpoint) or found it held, unless it is
+        older than HOLD_SECONDS. A ``durable`` call (a commit, a put or get outside syncpoint: what
+        MQ has promised once the call returns) writes it and waits for the disk; ``end`` (MQBACK)
+        writes it. A call that writes more than one row (``guard``) has its own savepoint in a
+        transaction held: failing, it undoes its own work, not the unit of work's (SQLite undoes a
+        failed statement itself)."""
+        db = self._db
+        fresh = self._held is None
+        saved = guard and not fresh
+        if fresh:
+            self._begin(db)
+        elif saved:
+            db.execute("SAVEPOINT call")
+        try:
+            yield db
+        except BaseException:
+            self._undo(db, fresh, saved)
+            raise
+        if saved:
+            db.execute("RELEASE call")
+        if durable or end or (fresh and not keep) or time.monotonic() - (self._held or 0.0) >= HOLD_SECONDS:
+            self._write(db, durable=durable)
+
+    def _begin(self, db: sqlite3.Connection) -> None:
+        release_others(self.manager._uri, self)
+        db.execute("BEGIN IMMEDIATE")
+        version = int(db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._version:  # another connection wrote since we last held the writer: broken?
             row = db.execute("SELECT broken FROM connections WHERE owner = ?", (self._owner,)).fetchone()
             if row is None or row[0]:
+                db.execute("ROLLBACK")
                 raise MQError(
-                    f"the connection to {self.name} was broken (the queue manager restarted, or its work was backed "
-                    "out): its uncommitted work is gone; connect again",
+                    f"the connection to {self.name} was broken (the queue manager restarted, or its work was "
+                    "backed out): its uncommitted work is gone; connect again",
                     MQRC_CONNECTION_BROKEN,
                 )
-            yield db
+            self._version = version
+        self._held = time.monotonic()
+        held(self.manager._uri, self)
+
+    def _undo(self, db: sqlite3.Connection, fresh: bool, saved: bool) -> None:
+        """A call failed: its own changes undone; the unit of work's earlier ones kept, unless SQLite
+        rolled the whole transaction back (a full disk, an I/O error): then the unit of work is lost
+        and the connection broken, as MQ breaks a connection whose unit of work it cannot keep."""
+        if fresh or not db.in_transaction:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._held = None
+            released(self)
+            if not fresh:
+                self._break()
+            return
+        if saved:
+            db.execute("ROLLBACK TO call")
+            db.execute("RELEASE call")
+
+    def _break(self) -> None:
+        self._version = None  # our own writes leave data_version as it was: the flag must be read again
+        with contextlib.suppress(sqlite3.Error), _transaction(self._db, self.manager._uri, self) as db:
+            _back_out(db, self._owner)
+            db.execute("UPDATE connections SET broken = 1 WHERE owner = ?", (self._owner,))
+
+    def _write(self, db: sqlite3.Connection, *, durable: bool = False) -> None:
+        """Commit the transaction held; ``durable``: and wait for the disk."""
+        self._held = None
+        released(self)
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error:  # the unit of work's work since its last write is gone with the transaction
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._break()
+            raise
+        if durable:
+            sync_log(self.manager.path)
+
+    def release_writer(self, *, wait: bool) -> None:
+        """Write the transaction held (``wait`` False: unless a call is under way, or it is younger
+        than HOLD_SECONDS): for another connection of this process, or the flusher thread."""
+        # bounded: a connection dropped (and closed by the collector) inside another's call, in the same
+        # thread, must not wait for ever; past it, SQLite's own busy timeout decides (MQRC 2195)
+        if not self._lock.acquire(blocking=wait, timeout=30 if wait else -1):
+            return
+        try:
+            stale = self._held is not None and (wait or time.monotonic() - self._held >= HOLD_SECONDS)
+            if stale and self._connection is not None:
+                self._write(self._connection)
+        finally:
+            self._lock.release()
 
     def _discard_expired(
         self, local: str, match: Match, found: tuple[int, int] | None, after: tuple[int, int] | None = None
@@ -630,8 +730,11 @@ class EmbeddedConnection:
         browse cursor ``after``. MQ discards an expired message only "when a browse or non-browse
         MQGET would have returned it" (IBM MQ docs, message expiry): until then it counts towards
         CURDEPTH and MAXDEPTH, and a put meets 2053 earlier than the live messages explain."""
+        now = time.time()
+        if self._db.execute(_ANY_EXPIRED, (local, now)).fetchone() is None:
+            return  # nothing to discard (a read on the expiry index costs less than a DELETE finding nothing)
         _, where, wanted = _matching(match)
-        arguments: tuple[object, ...] = (local, time.time(), VISIBLE, *wanted)
+        arguments: tuple[object, ...] = (local, now, VISIBLE, *wanted)
         if found is not None:
             where += " AND (m.priority > ? OR (m.priority = ? AND m.id < ?))"
             arguments += (found[0], found[0], found[1])
@@ -648,6 +751,21 @@ class EmbeddedConnection:
     # -- queues -------------------------------------------------------------------------------
 
     def _lookup(self, queue: str) -> _Resolved:
+        """The queue's resolution, read again only when another connection wrote to the file since
+        (PRAGMA data_version: nothing else changes the definitions; none changes while we hold the writer)."""
+        if self._held is not None:
+            version = self._version
+        else:
+            version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._resolved_at:
+            self._resolved.clear()
+            self._resolved_at = version
+        found = self._resolved.get(queue)
+        if found is None:
+            found = self._resolved[queue] = self._resolve(queue)
+        return found
+
+    def _resolve(self, queue: str) -> _Resolved:
         seen = set()
         name = queue
         first = QueueAttributes()
@@ -755,7 +873,11 @@ class EmbeddedConnection:
 
     def depth(self, queue: str) -> int:
         """CURDEPTH: committed and uncommitted puts, not messages got under syncpoint (2068 on an alias)."""
-        row = self._db.execute(_DEPTH, (self._inquire(queue, "CURDEPTH").local,)).fetchone()
+        local = self._inquire(queue, "CURDEPTH").local
+        # once the writer's holder (another connection, or this one: what the file says) wrote: its
+        # uncommitted puts count
+        with self._lock, self._work(end=True):
+            row = self._db.execute(_DEPTH, (local,)).fetchone()
         return 0 if row is None else int(row[0])
 
     # -- messages -----------------------------------------------------------------------------
@@ -771,28 +893,13 @@ class EmbeddedConnection:
             )
         # MQ keeps properties, not MQRFH2 bytes: what a get receives is rendered again (ams/mq/rfh2_render.py)
         md, body = rerender(md, body)
-        msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + os.urandom(8)  # unique across processes, as MQ's
-        persistent = (
-            found.first.default_persistent
-            if md.persistence == MQPER_PERSISTENCE_AS_Q_DEF
-            else (md.persistence == MQPER_PERSISTENT)
-        )
         _check_md(found.local, md)
-        priority = found.first.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
+        stamped = self._stamped(found, md, set_all_context)
+        persistent, priority = stamped.persistence, stamped.priority
         expires = None if md.expiry == MQEI_UNLIMITED else time.time() + md.expiry / 10
-        stamped = md.stamped(self.appl_name, msg_id)
-        if set_all_context:  # the context as the putter gave it (MQPMO_SET_ALL_CONTEXT)
-            stamped = attrs.evolve(stamped, put_appl_name=md.put_appl_name, put_date=md.put_date, put_time=md.put_time)
-        stamped = attrs.evolve(
-            stamped,
-            persistence=int(persistent),
-            priority=priority,
-            correl_id=padded_id(md.correl_id, "CorrelId"),
-        )
-        stamped = attrs.evolve(stamped, msg_id=padded_id(stamped.msg_id, "MsgId"))
         if syncpoint:
             self._count_uncommitted(found.local)
-        with self._lock, self._work(durable=not syncpoint):
+        with self._lock, self._work(durable=not syncpoint, keep=syncpoint, guard=True):
             # expired messages count until a get or browse passes over them (MQ's EXPRYINT scan is off by default)
             row = self._db.execute(_DEPTH, (found.local,)).fetchone()
             depth = 0 if row is None else int(row[0])
@@ -816,10 +923,35 @@ class EmbeddedConnection:
                 ),
             )
             self._db.execute("INSERT INTO bodies (id, body) VALUES (?, ?)", (cursor.lastrowid, bytes(body)))
-        self._uncommitted += int(syncpoint)
+        if syncpoint:
+            self._uncommitted += 1
+            self._taken[PUT_PENDING].append((int(cursor.lastrowid or 0), self._owner, PUT_PENDING))
         # the MQMD as MQPUT leaves it: Persistence and Priority are input fields, left "as queue
         # default" (the message itself carries the values used, which a get returns)
         return attrs.evolve(stamped, persistence=md.persistence, priority=md.priority)
+
+    def _stamped(self, found: _Resolved, md: MQMD, set_all_context: bool) -> MQMD:
+        """The MQMD as stored: what MQMD.stamped fills in (the default context) or the context given
+        (MQPMO_SET_ALL_CONTEXT), and the persistence and priority used, in one copy."""
+        msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + os.urandom(8)  # unique across processes, as MQ's
+        persistent = (
+            found.first.default_persistent
+            if md.persistence == MQPER_PERSISTENCE_AS_Q_DEF
+            else (md.persistence == MQPER_PERSISTENT)
+        )
+        date, hour = _now_date_time()
+        context = (md.put_appl_name, md.put_date, md.put_time) if set_all_context else (self.appl_name[:28], date, hour)
+        return attrs.evolve(
+            md,
+            put_appl_name=context[0],
+            put_date=context[1],
+            put_time=context[2],
+            backout_count=0,
+            msg_id=padded_id(md.msg_id if any(md.msg_id) else msg_id, "MsgId"),
+            persistence=int(persistent),
+            priority=found.first.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority,
+            correl_id=padded_id(md.correl_id, "CorrelId"),
+        )
 
     def _count_uncommitted(self, local: str) -> None:
         """MQRC 2024 when this connection already holds MAXUMSGS messages under syncpoint."""
@@ -842,7 +974,10 @@ class EmbeddedConnection:
         if syncpoint:
             self._count_uncommitted(local)
         while True:
-            with self._lock, self._work(durable=not syncpoint):
+            # written before it returns, even under syncpoint: if this process dies with the message, its
+            # BackoutCount must have risen when another gets it (a message that kills its reader is not
+            # read for ever); so a unit of work's puts are written with the next get, or its commit
+            with self._lock, self._work(durable=not syncpoint, end=True):
                 row = self._db.execute(
                     _MESSAGE.format(", m.priority", index)
                     + " WHERE m.queue = ? AND m.state = ?"
@@ -861,10 +996,13 @@ class EmbeddedConnection:
                     else:
                         self._db.execute("DELETE FROM messages WHERE id = ?", (row[0],))
             if row is not None:
-                self._uncommitted += int(syncpoint)
+                if syncpoint:
+                    self._uncommitted += 1
+                    self._taken[GOT_PENDING].append((int(row[0]), self._owner, GOT_PENDING))
                 return self._delivered(local, row[:5], force_rfh2)
             if time.monotonic() >= deadline:
                 raise NoMessageAvailable(local, wait, "" if match == ANY else str(match))
+            self.release_writer(wait=True)  # another process may be about to put the message
             time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
             if self._lookup(local).attributes.get_inhibited:  # a waiting MQGET ends with 2016, not 2033
                 raise MQError(
@@ -889,17 +1027,17 @@ class EmbeddedConnection:
         if after is not None:
             arguments += (after[0], after[0], after[1])
         index, matching, wanted = _matching(match)
-        row = self._db.execute(
-            _MESSAGE.format(", m.priority", index)
-            + " WHERE m.queue = ? AND m.state = ? AND (m.expires IS NULL OR m.expires >= ?)"
-            + where
-            + matching
-            + _ORDER
-            + " LIMIT 1",
-            arguments + wanted,
-        ).fetchone()
-        position = None if row is None else (int(row[5]), int(row[0]))
-        with self._lock:
+        with self._lock, self._work():  # after the writer's holder wrote: what it got is hidden
+            row = self._db.execute(
+                _MESSAGE.format(", m.priority", index)
+                + " WHERE m.queue = ? AND m.state = ? AND (m.expires IS NULL OR m.expires >= ?)"
+                + where
+                + matching
+                + _ORDER
+                + " LIMIT 1",
+                arguments + wanted,
+            ).fetchone()
+            position = None if row is None else (int(row[5]), int(row[0]))
             self._discard_expired(local, match, position, after)
         if row is None:
             raise NoMessageAvailable(local, 0, "" if match == ANY else str(match))
@@ -908,18 +1046,25 @@ class EmbeddedConnection:
     def commit(self) -> None:
         """MQCMIT: gets become final, puts become visible."""
         with self._lock, self._work(durable=True):
-            self._db.execute("DELETE FROM messages WHERE owner = ? AND state = ?", (self._owner, GOT_PENDING))
-            self._db.execute(
-                "UPDATE messages SET state = ?, owner = NULL WHERE owner = ? AND state = ?",
-                (VISIBLE, self._owner, PUT_PENDING),
+            # the rows this unit of work changed, by id (there is no index on the owner to find them by)
+            self._db.executemany(
+                "DELETE FROM messages WHERE id = ? AND owner = ? AND state = ?", self._taken[GOT_PENDING]
             )
+            self._db.executemany(
+                f"UPDATE messages SET state = {VISIBLE}, owner = NULL WHERE id = ? AND owner = ? AND state = ?",
+                self._taken[PUT_PENDING],
+            )
+        self._settled()
+
+    def _settled(self) -> None:
         self._uncommitted = 0
+        self._taken = {GOT_PENDING: [], PUT_PENDING: []}
 
     def backout(self) -> None:
         """MQBACK: got messages return (their backout count raised), put ones vanish."""
-        with self._lock, self._work():
+        with self._lock, self._work(end=True):
             _back_out(self._db, self._owner)
-        self._uncommitted = 0
+        self._settled()
 
     def disconnect(self) -> None:
         """MQDISC, as IBM MQ does it: uncommitted work is committed."""
@@ -935,7 +1080,8 @@ class EmbeddedConnection:
         self._end()
 
     def _end(self) -> None:
-        with self._lock, _transaction(self._db):
+        self.release_writer(wait=True)
+        with self._lock, _transaction(self._db, self.manager._uri, self):
             self._db.execute("DELETE FROM opens WHERE owner = ?", (self._owner,))
             self._db.execute("DELETE FROM connections WHERE owner = ?", (self._owner,))
         self._db.close()

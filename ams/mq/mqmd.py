@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
+import time
 
 import attrs
 
@@ -19,8 +19,13 @@ from ams.mqconstants import (
 
 
 def _now_date_time() -> tuple[str, str]:
-    now = datetime.datetime.now(datetime.UTC)
-    return now.strftime("%Y%m%d"), now.strftime("%H%M%S") + f"{now.microsecond // 10000:02d}"
+    """PutDate and PutTime (UTC, to the hundredth of a second), as MQ stamps them."""
+    now = time.time()
+    day = time.gmtime(now)
+    return (
+        f"{day.tm_year:04d}{day.tm_mon:02d}{day.tm_mday:02d}",
+        f"{day.tm_hour:02d}{day.tm_min:02d}{day.tm_sec:02d}{int(now * 100) % 100:02d}",
+    )
 
 
 @attrs.frozen

@@ -1,0 +1,132 @@
+"""How the embedded queue manager's connections share SQLite's single writer.
+
+A connection keeps its SQLite transaction open across the calls of its MQ unit of work, so that
+its puts are written with its next get or its commit, not one by one: the rows change exactly as
+they would call by call (state, owner, backout count), only written to the file less often. A get
+is written before it returns, so that a process killed holding a message has raised its
+BackoutCount (a message that kills its reader reaches the backout threshold instead of being read
+for ever): with the queue manager inside the application's process, the application's crash is
+the queue manager's too, which IBM MQ's separate process does not share. What others observe is
+unchanged:
+another connection's get, browse, CURDEPTH or MQOPEN first takes the writer (BEGIN IMMEDIATE), so
+it waits until the holder has written, and then sees every call made before it.
+
+The writer is held for a bounded time, so that other processes make progress:
+
+* MQCMIT, MQBACK, and every call outside syncpoint write at once (MQCMIT and calls outside
+  syncpoint then wait for the disk: :func:`sync_log`);
+* a get about to wait for a message writes first (another process may be about to put it);
+* a call that finds the transaction older than :data:`HOLD_SECONDS` writes it;
+* a connection that holds the writer between calls longer than that (its application busy
+  elsewhere) is written by a thread of its process (:func:`held`);
+* another connection of the same process wanting the file (another thread's, or the same
+  thread's second connection) has every holder write first (:func:`release_others`), since
+  waiting on a holder in one's own thread would never end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+# the longest a unit of work keeps the writer between its calls (and, at a call's end, in all)
+HOLD_SECONDS = 0.01
+
+
+class Holder(Protocol):
+    """A connection that may hold the writer of a database between its calls."""
+
+    def release_writer(self, *, wait: bool) -> None:
+        """Write what is held now (``wait`` False: unless a call of the connection is under way)."""
+
+
+class _Registry:
+    """The holders of this process, by database, and the thread that bounds their hold."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.holders: dict[Holder, tuple[str, float]] = {}  # holder -> (database, when it took the writer)
+        self.thread: threading.Thread | None = None
+        self.idle = False  # the thread waits for a holder (woken by the next), rather than sleeping
+
+
+_registry = _Registry()
+
+
+def _reset_after_fork() -> None:
+    global _registry
+    _registry = _Registry()  # the parent's thread did not come along; its locks may be held
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def held(database: str, holder: Holder) -> None:
+    """``holder`` took the writer of ``database`` and keeps it between calls: written within about
+    HOLD_SECONDS by this process's flusher thread if no call of its own writes it first."""
+    registry = _registry
+    with registry.lock:
+        registry.holders[holder] = (database, time.monotonic())
+        if registry.thread is None:
+            registry.thread = threading.Thread(target=_flusher, args=(registry,), name="ams-qm-writer", daemon=True)
+            registry.thread.start()
+        if registry.idle:  # woken only from its wait: a notify per hold would switch threads per call
+            registry.lock.notify()
+
+
+def released(holder: Holder) -> None:
+    """``holder`` wrote its transaction: no longer a holder."""
+    with _registry.lock:
+        _registry.holders.pop(holder, None)
+
+
+def release_others(database: str, me: object = None) -> None:
+    """Every holder of ``database`` in this process but ``me`` writes what it holds (waiting for a
+    call under way to end): done before taking the writer, which they would keep from us."""
+    with _registry.lock:
+        others = [holder for holder, (name, _) in _registry.holders.items() if name == database and holder is not me]
+    for holder in others:
+        # a holder whose commit fails is broken (its next call says so, MQRC 2009): not our call's failure
+        with contextlib.suppress(sqlite3.Error):
+            holder.release_writer(wait=True)
+
+
+def _flusher(registry: _Registry) -> None:
+    """Write the transactions held longer than HOLD_SECONDS, whose connections are between calls."""
+    while True:
+        with registry.lock:
+            while not registry.holders:
+                registry.idle = True
+                registry.lock.wait()
+            registry.idle = False
+            now = time.monotonic()
+            oldest = min(since for _, since in registry.holders.values())
+            stale = [holder for holder, (_, since) in registry.holders.items() if now - since >= HOLD_SECONDS]
+        for holder in stale:
+            with contextlib.suppress(Exception):  # the holder is broken then (its next call says so)
+                holder.release_writer(wait=False)
+        time.sleep(max(0.001, HOLD_SECONDS - (time.monotonic() - oldest)) if not stale else HOLD_SECONDS / 2)
+
+
+def sync_log(path: Path | None, fsync: Callable[[int], None] = os.fsync) -> None:
+    """Wait for the disk to hold what was just committed to ``path``'s write-ahead log: what
+    ``synchronous=FULL`` does at each commit, here only for the commits that need it (MQCMIT, calls
+    outside syncpoint). The connection runs ``synchronous=NORMAL``, which a transaction spanning
+    several calls cannot change at its commit. A missing log was checkpointed into the database
+    (and synced) by the last connection to close."""
+    if path is None:
+        return
+    try:
+        descriptor = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fsync(descriptor)
+    finally:
+        os.close(descriptor)

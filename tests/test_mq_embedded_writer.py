@@ -1,0 +1,221 @@
+"""The embedded queue manager's units of work share SQLite's one writer (ams/mq/embedded_writer.py).
+
+A unit of work's puts stay in an SQLite transaction until its next get or its commit; the writer
+is held a bounded time between calls; other processes make progress meanwhile; and a process
+killed anywhere, inside MQCMIT included, loses nothing committed and repeats nothing. No timing
+is asserted: a writer held for ever shows as a process that never finishes (MQRC 2195 after
+SQLite's 30 s busy timeout), not as a slow one."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.synchronize
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable
+from ams.mq import embedded as embedded_module
+
+SPAWN = multiprocessing.get_context("spawn")
+MD = MQMD(persistence=1)
+COUNT = 60
+
+
+def _manager(path: Path) -> EmbeddedQueueManager:
+    manager = EmbeddedQueueManager(path, create=True)
+    for queue in ("SOURCE", "TARGET"):
+        manager.define_queue(queue, max_depth=100_000)
+    return manager
+
+
+def _fill(path: Path, count: int = COUNT) -> list[bytes]:
+    bodies = [b"message %03d" % index for index in range(count)]
+    connection = _manager(path).connect("filler")
+    out = connection.open("SOURCE", output=True)
+    for body in bodies:
+        out.put(MD, body, syncpoint=True)
+    connection.commit()
+    connection.close()
+    return bodies
+
+
+def _rows(path: Path) -> dict[str, list[bytes]]:
+    """Every message in the file by queue, as another process reads it (after recovery)."""
+    _manager(path).close()  # backs out what dead processes left uncommitted
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute(
+            "SELECT m.queue, b.body, m.state FROM messages m JOIN bodies b ON b.id = m.id ORDER BY m.id"
+        ).fetchall()
+    assert all(state == 0 for _, _, state in rows), "work of a dead process left pending"
+    found: dict[str, list[bytes]] = {"SOURCE": [], "TARGET": []}
+    for queue, body, _ in rows:
+        found[queue].append(bytes(body))
+    return found
+
+
+def _exactly_once(path: Path, bodies: list[bytes]) -> dict[str, list[bytes]]:
+    found = _rows(path)
+    assert sorted(found["SOURCE"] + found["TARGET"]) == sorted(bodies)  # none lost, none twice
+    return found
+
+
+# -- two processes ------------------------------------------------------------------------------
+
+
+def _mover(path: str, name: str, batch: int, moved: multiprocessing.Queue[tuple[str, int]]) -> None:
+    """Move SOURCE to TARGET in units of work of ``batch`` until SOURCE is empty."""
+    connection = EmbeddedQueueManager(path).connect(name)
+    into, out = connection.open("SOURCE", input=True), connection.open("TARGET", output=True)
+    count = 0
+    while True:
+        try:
+            for _ in range(batch):
+                message = into.get(syncpoint=True)
+                out.put(message.md, message.body, syncpoint=True)
+                count += 1
+        except NoMessageAvailable:
+            connection.commit()
+            break
+        connection.commit()
+    connection.close()
+    moved.put((name, count))
+
+
+def test_two_processes_interleave_and_move_every_message_once(tmp_path: Path) -> None:
+    path = tmp_path / "qm.sqlite"
+    bodies = _fill(path, 400)
+    moved: multiprocessing.Queue[tuple[str, int]] = SPAWN.Queue()
+    workers = [SPAWN.Process(target=_mover, args=(str(path), f"w{n}", 7, moved)) for n in (1, 2)]
+    for worker in workers:
+        worker.start()
+    counts = dict(moved.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    found = _exactly_once(path, bodies)
+    assert found["SOURCE"] == [] and sum(counts.values()) == len(bodies)
+
+
+def _idle_holder(path: str, put: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event) -> None:
+    """Put under syncpoint (the transaction held), then make no call until told to commit."""
+    connection = EmbeddedQueueManager(path).connect("idle")
+    connection.open("TARGET", output=True).put(MD, b"held", syncpoint=True)
+    put.set()
+    assert go.wait(timeout=120)
+    connection.commit()
+    connection.close()
+
+
+def test_a_unit_of_work_idle_between_calls_does_not_keep_the_writer(tmp_path: Path) -> None:
+    """Another process moves every message and commits while the first one's unit of work, with
+    an uncommitted put, makes no call: the writer it took for the put was given up meanwhile."""
+    path = tmp_path / "qm.sqlite"
+    bodies = _fill(path, 30)
+    put, go = SPAWN.Event(), SPAWN.Event()
+    holder = SPAWN.Process(target=_idle_holder, args=(str(path), put, go))
+    holder.start()
+    assert put.wait(timeout=120)
+    moved: multiprocessing.Queue[tuple[str, int]] = SPAWN.Queue()
+    _mover(str(path), "mover", 5, moved)  # here: would wait for ever (2195) on a writer never given up
+    assert moved.get(timeout=10) == ("mover", 30)
+    spy = EmbeddedQueueManager(path).connect("spy")
+    assert spy.depth("TARGET") == 31  # the idle one's uncommitted put counts, as on MQ
+    go.set()
+    holder.join(timeout=60)
+    assert holder.exitcode == 0
+    assert sorted(_rows(path)["TARGET"]) == sorted([*bodies, b"held"])
+
+
+def test_threads_of_one_process_share_the_writer(tmp_path: Path) -> None:
+    """A second connection in the same thread (which cannot wait for the first to finish its call)
+    and the queue manager's own writes take the writer from a unit of work holding it."""
+    path = tmp_path / "qm.sqlite"
+    manager = _manager(path)
+    first, second = manager.connect("first"), manager.connect("second")
+    first.open("TARGET", output=True).put(MD, b"first", syncpoint=True)
+    second.open("TARGET", output=True).put(MD, b"second", syncpoint=True)
+    manager.define_queue("LATER")
+    assert first.depth("TARGET") == 2
+    with pytest.raises(NoMessageAvailable):  # uncommitted puts are invisible to a getter
+        second.open("TARGET", input=True).get()
+    first.backout()
+    second.commit()
+    assert [m.body for m in [manager.connect("reader").open("TARGET", input=True).get()]] == [b"second"]
+
+
+# -- killed inside MQCMIT -----------------------------------------------------------------------
+
+
+def _commit_and_die(path: str, at: str) -> None:
+    """Move every message under one unit of work, then die at ``at`` inside MQCMIT."""
+    connection = EmbeddedQueueManager(path).connect("doomed")
+    into, out = connection.open("SOURCE", input=True), connection.open("TARGET", output=True)
+    for _ in range(COUNT):
+        message = into.get(syncpoint=True)
+        out.put(message.md, message.body, syncpoint=True)
+
+    def die(*_: object) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_statement(sql: str) -> None:
+        if sql.startswith(at):
+            die()
+
+    if at == "sync":
+        embedded_module.sync_log = die  # type: ignore[attr-defined,assignment]  # after COMMIT, before the disk confirms it
+    else:
+        connection._db.set_trace_callback(on_statement)
+    connection.commit()
+    os._exit(3)  # not reached: a commit that returned would be the test's failure
+
+
+@pytest.mark.parametrize(
+    ("at", "committed"),
+    [
+        ("DELETE FROM messages WHERE id", False),  # the first of the commit's statements
+        ("UPDATE messages SET state = 0", False),  # between its statements
+        ("COMMIT", False),  # as SQLite starts to commit
+        ("sync", True),  # committed, the log not yet synced: the process's death loses nothing
+    ],
+)
+def test_a_process_killed_inside_mqcmit_loses_nothing_and_repeats_nothing(
+    tmp_path: Path, at: str, committed: bool
+) -> None:
+    path = tmp_path / "qm.sqlite"
+    bodies = _fill(path)
+    process = SPAWN.Process(target=_commit_and_die, args=(str(path), at))
+    process.start()
+    process.join(timeout=120)
+    assert process.exitcode == -signal.SIGKILL
+    found = _exactly_once(path, bodies)
+    assert found["TARGET" if committed else "SOURCE"] == bodies
+    if not committed:  # every get was written before it returned: each message counts its backout
+        reader = EmbeddedQueueManager(path).connect("after").open("SOURCE", input=True)
+        assert {reader.get().md.backout_count for _ in range(COUNT)} == {1}
+
+
+def test_a_failing_call_undoes_its_own_work_not_the_unit_of_works(tmp_path: Path) -> None:
+    """A put that fails half-way (its body refused, as by a full disk) inside a unit of work whose
+    transaction is held leaves nothing of itself, and the earlier put of the unit of work stays."""
+    path = tmp_path / "qm.sqlite"
+    manager = _manager(path)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON bodies WHEN NEW.body = CAST('refused' AS BLOB) "
+            "BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+        )
+    app = manager.connect("app")
+    out = app.open("TARGET", output=True)
+    out.put(MD, b"kept", syncpoint=True)
+    with pytest.raises(MQError) as caught:
+        out.put(MD, b"refused", syncpoint=True)
+    assert caught.value.reason == 2195
+    out.put(MD, b"after", syncpoint=True)
+    app.commit()
+    assert app.depth("TARGET") == 2  # no message row left without its body
+    assert _rows(path)["TARGET"] == [b"kept", b"after"]
