@@ -38,6 +38,7 @@ from ams.errors import (
     summarise,
 )
 from ams.hazmat.enveloped import (
+    CbcDecryptor,
     EnvelopedContent,
     PendingCiphertext,
     Recipient,
@@ -89,14 +90,15 @@ class _Opened(NamedTuple):
 class _ReceivedKey:
     """A confidentiality message key kept for the next message with the byte-identical key block."""
 
-    __slots__ = ("algorithm", "block_size", "cipher", "key", "key_block")
+    __slots__ = ("algorithm", "block_size", "decryptor", "key", "key_block")
 
     def __init__(self, key_block: bytes, key: bytes, algorithm: EncryptionAlgorithm) -> None:
         self.key_block = key_block
         self.key = key
         self.algorithm = algorithm
         self.block_size = algorithm.spec.block_size
-        self.cipher = algorithm.spec.factory(key)  # made once, for every message that reuses the key
+        # made once, for every message that reuses the key
+        self.decryptor = CbcDecryptor(algorithm, algorithm.spec.factory(key))
 
     def matches(self, key_block: memoryview) -> bool:
         """Whether ``key_block`` is byte for byte the one this key came from."""
@@ -518,13 +520,13 @@ class Protector:
         cached = self._receiver_keys.pop(queue, None) if header.key_reuse else None
         identity = self.keystore.identity
         if cached is not None and cached.matches(parts.key_block):
-            key, algorithm, cipher = cached.key, cached.algorithm, cached.cipher
+            key, algorithm, decryptor = cached.key, cached.algorithm, cached.decryptor
             self.stats.key_reuse_hits += 1
             if algorithm is not policy.encryption_algorithm or header.iv_block_size != cached.block_size:
                 _check_cipher(policy, header, algorithm)
             steps, step_error, rejected = ["using the key cached for this key block"], None, False
         else:
-            cached, cipher = None, None
+            cached, decryptor = None, None
             envelope = wire.key_block(parts)
             algorithm = envelope.algorithm
             _check_cipher(policy, header, algorithm)
@@ -540,16 +542,11 @@ class Protector:
             if step_error is not None:
                 raise step_error
             steps.append("decrypting and unpadding the payload")
-            decrypted = cbc_decrypt(
-                algorithm,
-                key,
-                parts.iv,
-                parts.ciphertext,
-                what="confidentiality payload",
-                headroom=headroom,
-                into=into,
-                cipher=cipher,
-            )
+            iv, ciphertext, what = parts.iv, parts.ciphertext, "confidentiality payload"
+            if decryptor is not None:
+                decrypted = decryptor.decrypt(iv, ciphertext, what=what, headroom=headroom, into=into)
+            else:
+                decrypted = cbc_decrypt(algorithm, key, iv, ciphertext, what=what, headroom=headroom, into=into)
             steps.append("checking origSize and the empty flag")
             content = check_size(decrypted, header.orig_size, header.empty)
             if rejected:  # garbage that decrypted and had the right size: refused all the same
