@@ -24,6 +24,7 @@ from ams.errors import (
     UnsupportedAlgorithmError,
 )
 from ams.hazmat import der
+from ams.hazmat.buffers import fresh_bytes
 from ams.hazmat.certificates import issuer_and_serial, issuer_bytes, subject_key_identifier
 from ams.hazmat.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
 from ams.hazmat.signed import Chunk
@@ -200,10 +201,10 @@ class CbcDecryptor:
     of its cache while it decrypts with it.
     """
 
-    __slots__ = ("_algorithm", "_block", "_context", "_scratch")
+    __slots__ = ("_block", "_context", "_scratch", "algorithm")
 
     def __init__(self, algorithm: EncryptionAlgorithm, cipher: BlockCipherAlgorithm) -> None:
-        self._algorithm = algorithm
+        self.algorithm = algorithm
         self._block = cipher.block_size // 8
         self._context = Cipher(cipher, modes.CBC(bytes(self._block))).decryptor()
         self._scratch = memoryview(bytearray(2 * self._block))  # the IV block's output, thrown away
@@ -212,7 +213,7 @@ class CbcDecryptor:
         self, iv: bytes, ciphertext: Chunk, *, what: str, headroom: int = 0, into: memoryview | None = None
     ) -> memoryview:
         """As :func:`cbc_decrypt` with this decryptor's key."""
-        block, algorithm = self._block, self._algorithm
+        block, algorithm = self._block, self.algorithm
         _check_cbc_input(algorithm, block, iv, ciphertext, what)
         needed = headroom + len(ciphertext) + block
         if into is None:
@@ -223,6 +224,43 @@ class CbcDecryptor:
         context.update_into(iv, self._scratch)  # the IV is now the chaining value
         end = headroom + context.update_into(ciphertext, into[headroom:needed])
         return _unpadded(into, headroom, end, block, algorithm, what)
+
+    def decrypt_exact(self, iv: bytes, ciphertext: Chunk, size: int, *, what: str) -> bytes:
+        """The plaintext, which must be ``size`` bytes once unpadded, decrypted straight into a new
+        ``bytes`` object (no buffer of its own, no copy after): DecryptionError when the padding is
+        bad, MalformedMessageError when the length is not ``size``.
+
+        All but the last two blocks go straight to their place (update_into wants a block of room
+        past what it writes, which the padding leaves); the last two through a small buffer.
+        """
+        block, algorithm = self._block, self.algorithm
+        _check_cbc_input(algorithm, block, iv, ciphertext, what)
+        fresh = fresh_bytes(size) if len(ciphertext) - block <= size < len(ciphertext) else None
+        if fresh is None:  # a size the padding cannot give, or no such object here: decrypt, then copy
+            return _exact(self.decrypt(iv, ciphertext, what=what), size)
+        out, view = fresh
+        head = max(0, len(ciphertext) - 2 * block)
+        context = self._context
+        context.update_into(iv, self._scratch)  # the IV is now the chaining value
+        if head:
+            context.update_into(ciphertext[:head], view)
+        tail = memoryview(bytearray(3 * block))
+        last = _unpadded(tail, 0, context.update_into(ciphertext[head:], tail), block, algorithm, what)
+        if head + len(last) != size:
+            raise _size_differs()
+        view[head:] = last
+        view.release()
+        return out
+
+
+def _exact(plaintext: memoryview, size: int) -> bytes:
+    if len(plaintext) != size:
+        raise _size_differs()
+    return bytes(plaintext)
+
+
+def _size_differs() -> MalformedMessageError:
+    return MalformedMessageError("the unprotected payload's length differs from the PDMQ header's origSize")
 
 
 def recipient_info(certificate: x509.Certificate, key: bytes) -> bytes:
