@@ -37,7 +37,7 @@ from ams.errors import (
     plural,
     summarise,
 )
-from ams.hazmat.buffers import fresh_bytes, scratch
+from ams.hazmat.buffers import SpareBuffer, fresh_bytes
 from ams.hazmat.enveloped import (
     CbcDecryptor,
     EnvelopedContent,
@@ -62,6 +62,7 @@ from ams.verify import Verifier
 
 _EMPTY_MARKER = b"\x00"  # AMS protects this byte in place of an empty payload (format.md §1)
 _HEADERS_KEPT = 256
+_SPARE_KEPT = 32 * 1024 * 1024  # a larger plaintext buffer is not kept between messages
 _DIRECT_FROM = 64 * 1024  # from this size the allocating calls write their bytes object straight (hazmat.buffers)
 _BLOCK_SIZES: dict[EncryptionAlgorithm, int] = {
     a: a.spec.block_size for a in EncryptionAlgorithm if a is not EncryptionAlgorithm.NONE
@@ -152,6 +153,7 @@ class Protector:
         self._headers: dict[tuple[object, ...], bytes] = {}  # packed PDMQ headers by their fields
         self._prepared: dict[int, tuple[tuple[x509.Certificate, ...], tuple[Recipient, ...]]] = {}
         self._identity_ids: tuple[Identity | None, tuple[bytes, ...]] = (None, ())  # how RecipientInfos name it
+        self._spare = SpareBuffer(keep_up_to=_SPARE_KEPT)  # large privacy plaintext, copied out of it
 
     def __repr__(self) -> str:
         return f"Protector({self.keystore!r}, {plural(len(self.policies), 'policy', 'policies')})"
@@ -488,9 +490,32 @@ class Protector:
         # implicit rejection: a key that did not unwrap is a key derived from the block, used as a
         # real one would be, so that a bad RSA block costs what a wrong key does and fails with it
         key, unwrapped = self._unwrap(envelope, identity)
-        if into is None and len(envelope.ciphertext) >= _DIRECT_FROM:
-            # the allocating call copies the payload out of it: a buffer not zeroed first will do
-            into = scratch(plaintext_room(envelope, wire.chain.payload_offset))
+        if into is not None or len(envelope.ciphertext) < _DIRECT_FROM:
+            return self._open_unwrapped(policy, wire, header, when, (envelope, identity, key, unwrapped), into)
+        # a large payload of the allocating call is copied out of a buffer kept for the next one,
+        # whose fresh pages would cost about as much as the decryption (a refusal zeroes it)
+        needed = plaintext_room(envelope, wire.chain.payload_offset)
+        spare = self._spare.take(needed)
+        try:
+            opened = self._open_unwrapped(policy, wire, header, when, (envelope, identity, key, unwrapped), spare)
+        except BaseException:
+            self._spare.give_back(spare, needed, refused=True)
+            raise
+        content = bytes(opened.content)
+        self._spare.give_back(spare, needed, refused=False)
+        return opened._replace(content=content, offset=-1)
+
+    def _open_unwrapped(
+        self,
+        policy: Policy,
+        wire: _wire.Wire,
+        header: PdmqHeader,
+        when: datetime.datetime,
+        unwrapped_key: tuple[EnvelopedContent, Identity, bytes, bool],
+        into: memoryview | None,
+    ) -> _Opened:
+        """The privacy message's one step, then the signer's checks, with the content key unwrapped."""
+        envelope, identity, key, unwrapped = unwrapped_key
         try:
             opened = open_unwrapped(
                 envelope,

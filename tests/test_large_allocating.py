@@ -141,3 +141,18 @@ def test_fresh_bytes_is_written_through_its_view_and_never_a_shared_object() -> 
     assert other is not None and other[0] is not out
     buffer = scratch(1000)
     assert len(buffer) == 1000 and not buffer.readonly
+
+
+def test_a_refused_privacy_message_leaves_nothing_in_the_kept_buffer(
+    alice: ams.Protector, bob: ams.Protector
+) -> None:
+    """The buffer kept between large privacy messages holds no byte of a refused one: the payload of
+    a message refused after decryption (its signature no longer verifies) is zeroed."""
+    payload = b"SECRET-PAYLOAD-" * (DIRECT // 15 + 1)
+    good = bytearray(alice.protect("PRIV.Q", payload).body)
+    assert bob.unprotect("PRIV.Q", bytes(good)).body == payload
+    good[-40] ^= 0x01  # the signature's block: the payload still decrypts, the signature fails
+    with pytest.raises(ams.errors.DecryptionError):
+        bob.unprotect("PRIV.Q", bytes(good))
+    kept = bob._spare._held  # the buffer itself is what is checked
+    assert len(kept) == 1 and b"SECRET-PAYLOAD" not in bytes(kept[0])

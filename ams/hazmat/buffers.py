@@ -59,3 +59,44 @@ def scratch(size: int) -> memoryview:
     if not _AVAILABLE or size < _SMALLEST:
         return memoryview(bytearray(size))
     return memoryview(_new_bytearray(None, size))
+
+
+def wipe(view: memoryview) -> None:
+    """Zero every byte of the writable ``view`` (one memset, no zero buffer made to copy from)."""
+    if _AVAILABLE and len(view) >= _SMALLEST:
+        ctypes.memset(ctypes.addressof(ctypes.c_char.from_buffer(view)), 0, len(view))
+    else:
+        view[:] = bytes(len(view))
+
+
+class SpareBuffer:
+    """One buffer kept from message to message for plaintext that is copied out of it: a fresh one
+    per message costs its page faults again each time (for 1 MiB, as much as decrypting it).
+
+    :meth:`take` hands it out and :meth:`give_back` keeps it for the next message; what a refused
+    message left in it is zeroed first (``refused``), as ``unprotect_into`` zeroes a caller's
+    buffer. An accepted message's plaintext, which the caller now holds a copy of, is left to be
+    overwritten, as the memory of any freed buffer is. A second thread that asks while the buffer
+    is out gets a fresh one (the list's pop is atomic). Buffers over ``keep_up_to`` bytes are not
+    kept.
+    """
+
+    def __init__(self, keep_up_to: int) -> None:
+        self.keep_up_to = keep_up_to
+        self._held: list[memoryview] = []
+
+    def take(self, size: int) -> memoryview:
+        """A writable buffer of at least ``size`` bytes, not zeroed first (see :func:`scratch`)."""
+        try:
+            held = self._held.pop()
+        except IndexError:
+            held = None
+        return held if held is not None and len(held) >= size else scratch(size)
+
+    def give_back(self, buffer: memoryview, used: int, *, refused: bool) -> None:
+        """Keep ``buffer`` for the next message, its first ``used`` bytes (all that was written) zeroed
+        when the message was ``refused``."""
+        if refused:
+            wipe(buffer[:used])
+        if len(buffer) <= self.keep_up_to:
+            self._held[:] = [buffer]
