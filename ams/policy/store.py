@@ -227,10 +227,12 @@ class PolicyStore(Mapping[str, Policy]):
         return self._policies[name]
 
     @overload
-    def get(self, name: str, /) -> Policy | None: ...
+    def get(self, name: str, /) -> Policy | None:
+        """``name``'s policy, else None."""
 
     @overload
-    def get(self, name: str, /, default: Policy | T) -> Policy | T: ...
+    def get(self, name: str, /, default: Policy | T) -> Policy | T:
+        """``name``'s policy, else ``default``."""
 
     def get(self, name: str, /, default: object = None) -> object:
         """``name``'s policy, else ``default``: one dictionary lookup (asked once per message)."""
