@@ -110,7 +110,7 @@ def open_privacy(
     progress.append("decrypting and unpadding the content")
     start = headroom + _SEQUENCE_HEADROOM
     if into is None:
-        into = memoryview(bytearray(start + len(envelope.ciphertext) + envelope.algorithm.spec.block_size))
+        into = memoryview(bytearray(plaintext_room(envelope, headroom)))
     plaintext = envelope.decrypt(key, what="privacy content", headroom=start, into=into)
     progress.append("parsing the decrypted SignedData")
     base, signed = _parse_privacy_plaintext(into, start, len(plaintext), limits)
@@ -121,6 +121,12 @@ def open_privacy(
     progress.append("checking origSize and the empty flag")
     content = check_size(signed.content, orig_size, empty)
     return OpenedPrivacy(signed, carried, content, base + signed.content_offset)
+
+
+def plaintext_room(envelope: EnvelopedContent, headroom: int = 0) -> int:
+    """How many bytes :func:`open_privacy` needs in ``into``: ``headroom``, room for a SEQUENCE
+    header, the ciphertext and one block."""
+    return headroom + _SEQUENCE_HEADROOM + len(envelope.ciphertext) + envelope.algorithm.spec.block_size
 
 
 class PrivacyRefused(Exception):

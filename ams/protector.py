@@ -21,7 +21,7 @@ import attrs
 from cryptography import x509
 
 from ams import _rules, _wire
-from ams._privacy import PrivacyRefused, check_size, decryption_failed, open_unwrapped
+from ams._privacy import PrivacyRefused, check_size, decryption_failed, open_unwrapped, plaintext_room
 from ams._sending import Sender
 from ams.algorithms import KEYREUSE_DISABLED, EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.dn import DistinguishedName
@@ -37,12 +37,13 @@ from ams.errors import (
     plural,
     summarise,
 )
+from ams.hazmat.buffers import SpareBuffer, fresh_bytes
 from ams.hazmat.enveloped import (
+    CbcDecryptor,
     EnvelopedContent,
     PendingCiphertext,
     Recipient,
     RecipientRef,
-    cbc_decrypt,
     enveloped_data_parts,
     recipient_ids,
 )
@@ -61,6 +62,8 @@ from ams.verify import Verifier
 
 _EMPTY_MARKER = b"\x00"  # AMS protects this byte in place of an empty payload (format.md §1)
 _HEADERS_KEPT = 256
+_SPARE_KEPT = 32 * 1024 * 1024  # a larger plaintext buffer is not kept between messages
+_DIRECT_FROM = 64 * 1024  # from this size the allocating calls write their bytes object straight (hazmat.buffers)
 _BLOCK_SIZES: dict[EncryptionAlgorithm, int] = {
     a: a.spec.block_size for a in EncryptionAlgorithm if a is not EncryptionAlgorithm.NONE
 }
@@ -89,14 +92,14 @@ class _Opened(NamedTuple):
 class _ReceivedKey:
     """A confidentiality message key kept for the next message with the byte-identical key block."""
 
-    __slots__ = ("algorithm", "block_size", "cipher", "key", "key_block")
+    __slots__ = ("algorithm", "block_size", "decryptor", "key", "key_block")
 
-    def __init__(self, key_block: bytes, key: bytes, algorithm: EncryptionAlgorithm) -> None:
+    def __init__(self, key_block: bytes, key: bytes, decryptor: CbcDecryptor) -> None:
         self.key_block = key_block
         self.key = key
-        self.algorithm = algorithm
-        self.block_size = algorithm.spec.block_size
-        self.cipher = algorithm.spec.factory(key)  # made once, for every message that reuses the key
+        self.algorithm = decryptor.algorithm
+        self.block_size = self.algorithm.spec.block_size
+        self.decryptor = decryptor  # made once, for every message that reuses the key
 
     def matches(self, key_block: memoryview) -> bool:
         """Whether ``key_block`` is byte for byte the one this key came from."""
@@ -150,6 +153,7 @@ class Protector:
         self._headers: dict[tuple[object, ...], bytes] = {}  # packed PDMQ headers by their fields
         self._prepared: dict[int, tuple[tuple[x509.Certificate, ...], tuple[Recipient, ...]]] = {}
         self._identity_ids: tuple[Identity | None, tuple[bytes, ...]] = (None, ())  # how RecipientInfos name it
+        self._spare = SpareBuffer(keep_up_to=_SPARE_KEPT)  # large privacy plaintext, copied out of it
 
     def __repr__(self) -> str:
         return f"Protector({self.keystore!r}, {plural(len(self.policies), 'policy', 'policies')})"
@@ -195,8 +199,15 @@ class Protector:
         if laid_out is None:
             return Protected(bytes(body), format, QoP.NONE)
         wire, parts, qop = laid_out
-        computed = [p.compute() if isinstance(p, PendingCiphertext) else p for p in parts]
-        out = _wire.assemble(wire.body, wire.chain, computed)
+        size = _wire.assembled_size(wire.chain, parts)
+        fresh = fresh_bytes(size) if size >= _DIRECT_FROM else None
+        if fresh is not None:  # a large message is written once, straight into the bytes returned
+            out, view = fresh
+            _wire.assemble_into(wire.body, wire.chain, parts, view)
+            view.release()
+        else:
+            computed = [p.compute() if isinstance(p, PendingCiphertext) else p for p in parts]
+            out = _wire.assemble(wire.body, wire.chain, computed)
         return Protected(out, MQFMT_NONE if wire.chain.format_offset is None else format, qop)
 
     def protect_into(
@@ -479,6 +490,32 @@ class Protector:
         # implicit rejection: a key that did not unwrap is a key derived from the block, used as a
         # real one would be, so that a bad RSA block costs what a wrong key does and fails with it
         key, unwrapped = self._unwrap(envelope, identity)
+        if into is not None or len(envelope.ciphertext) < _DIRECT_FROM:
+            return self._open_unwrapped(policy, wire, header, when, (envelope, identity, key, unwrapped), into)
+        # a large payload of the allocating call is copied out of a buffer kept for the next one,
+        # whose fresh pages would cost about as much as the decryption (a refusal zeroes it)
+        needed = plaintext_room(envelope, wire.chain.payload_offset)
+        spare = self._spare.take(needed)
+        try:
+            opened = self._open_unwrapped(policy, wire, header, when, (envelope, identity, key, unwrapped), spare)
+        except BaseException:
+            self._spare.give_back(spare, needed, refused=True)
+            raise
+        content = bytes(opened.content)
+        self._spare.give_back(spare, needed, refused=False)
+        return opened._replace(content=content, offset=-1)
+
+    def _open_unwrapped(
+        self,
+        policy: Policy,
+        wire: _wire.Wire,
+        header: PdmqHeader,
+        when: datetime.datetime,
+        unwrapped_key: tuple[EnvelopedContent, Identity, bytes, bool],
+        into: memoryview | None,
+    ) -> _Opened:
+        """The privacy message's one step, then the signer's checks, with the content key unwrapped."""
+        envelope, identity, key, unwrapped = unwrapped_key
         try:
             opened = open_unwrapped(
                 envelope,
@@ -516,52 +553,68 @@ class Protector:
         """
         parts = wire.confidential()
         cached = self._receiver_keys.pop(queue, None) if header.key_reuse else None
-        identity = self.keystore.identity
+        headroom = wire.chain.payload_offset if into is not None else 0
         if cached is not None and cached.matches(parts.key_block):
-            key, algorithm, cipher = cached.key, cached.algorithm, cached.cipher
             self.stats.key_reuse_hits += 1
+            algorithm = cached.algorithm
             if algorithm is not policy.encryption_algorithm or header.iv_block_size != cached.block_size:
                 _check_cipher(policy, header, algorithm)
-            steps, step_error, rejected = ["using the key cached for this key block"], None, False
-        else:
-            cached, cipher = None, None
-            envelope = wire.key_block(parts)
-            algorithm = envelope.algorithm
-            _check_cipher(policy, header, algorithm)
-            identity = self._sender.identity("decrypting a confidentiality message")
-            # implicit rejection: a key that did not unwrap is used as a real one would be (the key
-            # block, then the payload), so that a bad RSA block costs what a wrong key does
-            content_key, unwrapped = self._unwrap(envelope, identity)
-            rejected = not unwrapped
-            steps = ["unwrapping the key block's key with RSA"]
-            key, step_error = _message_key(envelope, content_key, steps)
-        headroom = wire.chain.payload_offset if into is not None else 0
+            steps = ["using the key cached for this key block"]
+            content = self._decrypt_payload(header, parts, cached.decryptor, (into, headroom), steps)
+            self._receiver_keys[queue] = cached
+            return _Opened(content, cipher=algorithm, offset=-1 if header.empty else headroom)
+        envelope = wire.key_block(parts)
+        algorithm = envelope.algorithm
+        _check_cipher(policy, header, algorithm)
+        identity = self._sender.identity("decrypting a confidentiality message")
+        # implicit rejection: a key that did not unwrap is used as a real one would be (the key
+        # block, then the payload), so that a bad RSA block costs what a wrong key does
+        content_key, unwrapped = self._unwrap(envelope, identity)
+        steps = ["unwrapping the key block's key with RSA"]
+        key, step_error = _message_key(envelope, content_key, steps)
+        decryptor = CbcDecryptor(algorithm, algorithm.spec.factory(key))
+        content = self._decrypt_payload(header, parts, decryptor, (into, headroom), steps, step_error, not unwrapped)
+        if header.key_reuse:
+            self._receiver_keys[queue] = _ReceivedKey(bytes(parts.key_block), key, decryptor)
+        return _Opened(content, cipher=algorithm, offset=-1 if header.empty else headroom)
+
+    def _decrypt_payload(
+        self,
+        header: PdmqHeader,
+        parts: _wire.Confidential,
+        decryptor: CbcDecryptor,
+        output: tuple[memoryview | None, int],
+        steps: list[str],
+        step_error: Exception | None = None,
+        rejected: bool = False,
+    ) -> bytes | memoryview:
+        """A confidentiality payload decrypted (into ``output``: a buffer and the room to leave in
+        it, or None) and checked against the PDMQ header. Every failure is the one error:
+        ``step_error`` is one found before; ``rejected`` (the key did not unwrap) refuses after the
+        same work, with a diagnostic that stops at the unwrap. A large payload of the allocating
+        call goes straight into the bytes object it returns."""
+        (into, headroom), what = output, "confidentiality payload"
         try:
             if step_error is not None:
                 raise step_error
             steps.append("decrypting and unpadding the payload")
-            decrypted = cbc_decrypt(
-                algorithm,
-                key,
-                parts.iv,
-                parts.ciphertext,
-                what="confidentiality payload",
-                headroom=headroom,
-                into=into,
-                cipher=cipher,
-            )
-            steps.append("checking origSize and the empty flag")
-            content = check_size(decrypted, header.orig_size, header.empty)
+            if into is None and not header.empty and header.orig_size >= _DIRECT_FROM:
+                content: bytes | memoryview = decryptor.decrypt_exact(
+                    parts.iv, parts.ciphertext, header.orig_size, what=what
+                )
+            else:
+                decrypted = decryptor.decrypt(parts.iv, parts.ciphertext, what=what, headroom=headroom, into=into)
+                steps.append("checking origSize and the empty flag")
+                content = check_size(decrypted, header.orig_size, header.empty)
             if rejected:  # garbage that decrypted and had the right size: refused all the same
                 raise DecryptionError("implicit rejection")
         except Exception as error:  # every failure after the unwrap is the same error
             # the key owner's diagnostic names the step that really failed
             failure = DecryptionError("implicit rejection") if rejected else error
             done = steps[:1] if rejected else steps
-            raise self._failed(header, algorithm, header.enc_block_size, identity, done, failure) from None
-        if header.key_reuse:
-            self._receiver_keys[queue] = cached or _ReceivedKey(bytes(parts.key_block), key, algorithm)
-        return _Opened(content, cipher=algorithm, offset=-1 if header.empty else headroom)
+            identity = self.keystore.identity
+            raise self._failed(header, decryptor.algorithm, header.enc_block_size, identity, done, failure) from None
+        return content
 
     def _unwrap(self, envelope: EnvelopedContent, identity: Identity) -> tuple[bytes, bool]:
         """This identity's content key (implicit rejection: a failed unwrap still gives a key)."""

@@ -2,6 +2,7 @@
 
 python -m benchmarks --quick            # about a minute
 python -m benchmarks --json out.json    # the full run, under fifteen minutes
+python -m benchmarks --case privacy-1 --op unprotect --size 2048   # narrowed, while iterating
 """
 
 from __future__ import annotations
@@ -38,18 +39,26 @@ def _label(size: int) -> str:
     return f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB" if size >= KIB else f"{size} B"
 
 
-def run_cases(world: World, sizes: list[int], seconds: float, repeats: int) -> list[dict[str, Any]]:
+def run_cases(
+    world: World,
+    sizes: list[int],
+    seconds: float,
+    repeats: int,
+    cases: list[Case] = CASES,
+    only: tuple[str, ...] = tuple(OPS),
+) -> list[dict[str, Any]]:
     """Every case at every size: protect and unprotect first, then unprotect_into in a pass of its
     own, so that the first two see the same sequence of allocations as before it existed (at 16 MiB,
-    whether glibc hands out fresh pages or reuses freed ones moves a ratio by up to 0.4)."""
+    whether glibc hands out fresh pages or reuses freed ones moves a ratio by up to 0.4).
+    ``cases`` and ``only`` (operations) narrow the run, while iterating."""
     sender, receiver = world.sender(), world.receiver()
     records = []
     for ops in (OPS[:2], OPS[2:]):
         for size in sizes:
             primitives = Primitives(world, size)
             peer = Peer(world, size, primitives.payload)
-            for case in CASES:
-                measured = [op for op in ops if op in _ops(sender, size)]
+            for case in cases:
+                measured = [op for op in ops if op in _ops(sender, size) and op in only]
                 protected = len(sender.protect(case.queue, primitives.payload).body) if measured else 0
                 for op in measured:
                     record = _measure(world, sender, receiver, case, op, primitives, peer, seconds, repeats)
@@ -186,18 +195,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--big", action="store_true", help="add 100 MiB payloads")
     parser.add_argument("--json", type=Path, default=None, help="write the records as JSON here")
+    names = [c.name for c in CASES]
+    parser.add_argument("--case", action="append", choices=names, help="only this case (repeatable)")
+    parser.add_argument("--op", action="append", choices=OPS, help="only this operation (repeatable)")
+    parser.add_argument("--size", action="append", type=int, help="only this payload size in bytes (repeatable)")
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES + ([100 * MIB] if args.big else [])
+    sizes = args.size or sizes
     seconds, repeats = (0.06, 3) if args.quick else (0.4, 3)
+    narrowed = bool(args.case or args.op or args.size)
     started = time.time()
     world = World()
     print(
         f"ams benchmarks on {platform.machine()} ({os.cpu_count()} cores), Python {platform.python_version()}, "
         f"cryptography {cryptography.__version__}"
     )
-    records = run_cases(world, sizes, seconds, repeats)
-    memory = run_memory(world, [MIB] if args.quick else [MIB, 16 * MIB] + ([100 * MIB] if args.big else []))
-    scaling = run_scaling(world, 1.0 if args.quick else 3.0)
+    cases = [c for c in CASES if c.name in args.case] if args.case else CASES
+    records = run_cases(world, sizes, seconds, repeats, cases, tuple(args.op or OPS))
+    # a narrowed run measures its cases only: no memory or scaling pass
+    memory_sizes = [MIB] if args.quick else [MIB, 16 * MIB] + ([100 * MIB] if args.big else [])
+    memory = [] if narrowed else run_memory(world, memory_sizes)
+    scaling = [] if narrowed else run_scaling(world, 1.0 if args.quick else 3.0)
     report = {
         "machine": {
             "arch": platform.machine(),

@@ -10,6 +10,7 @@ difference: the split is approximate, the totals are measured.
 
     python -m benchmarks.profile                 # 2 KiB, every small-message case
     python -m benchmarks.profile --size 256 --top 12
+    python -m benchmarks.profile --case privacy-1:unprotect   # one case
 """
 
 from __future__ import annotations
@@ -111,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
     parser.add_argument("--size", type=int, default=2048, help="payload size in bytes (default 2048)")
     parser.add_argument("--top", type=int, default=8, help="functions to list per case")
+    parser.add_argument("--case", action="append", help="only this case, as NAME or NAME:OP (repeatable)")
     args = parser.parse_args(argv)
     world = World()
+    chosen = args.case or []
     for name, op in SMALL_CASES:
+        if chosen and name not in chosen and f"{name}:{op}" not in chosen:
+            continue
         print(render(profile_case(world, args.size, name, op, args.top)), flush=True)
     return 0
 

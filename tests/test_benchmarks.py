@@ -27,6 +27,17 @@ def test_every_case_produces_a_record_with_both_ratios() -> None:
     }
 
 
+def test_a_run_narrows_to_the_cases_operations_and_sizes_asked() -> None:
+    from benchmarks.cases import CASES
+
+    chosen = [c for c in CASES if c.name in ("privacy-1", "confidentiality-reuse-unlimited")]
+    records = run_cases(World(), [256], seconds=0.001, repeats=1, cases=chosen, only=("unprotect",))
+    assert [(r["case"], r["op"], r["size"]) for r in records] == [
+        ("privacy-1", "unprotect", 256),
+        ("confidentiality-reuse-unlimited", "unprotect", 256),
+    ]
+
+
 def test_memory_is_measured_in_a_child_process(tmp_path: Path) -> None:
     from benchmarks.memory import measure
 
@@ -47,6 +58,7 @@ def test_help_runs() -> None:
         check=False,
     )
     assert result.returncode == 0 and "--quick" in result.stdout and "--json" in result.stdout
+    assert all(flag in result.stdout for flag in ("--case", "--op", "--size"))
 
 
 RESULTS = Path(__file__).parents[1] / "benchmarks" / "results"

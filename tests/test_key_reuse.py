@@ -94,3 +94,61 @@ def test_a_changed_key_block_is_not_served_from_the_cache(pki: Pki) -> None:
     carol = ams.Protector(pki.keystore("carol"), policies)
     with pytest.raises(ams.errors.NotARecipientError):
         carol.unprotect("CONF.Q", alice.protect("CONF.Q", b"z").body)
+
+
+def test_a_reused_key_decrypts_each_message_from_its_own_iv(pki: Pki) -> None:
+    """The cached key's one decryption context gives each message its own plaintext, whatever it
+    decrypted before: messages of every length, one tampered in its IV between good ones, and one
+    whose padding fails; a message whose IV was changed decrypts (CBC has no integrity) to its own
+    first block changed exactly as the IV was, as a fresh context would make it."""
+    policies = _policies(pki, "*")
+    alice = ams.Protector(pki.keystore("alice"), policies)
+    bob = ams.Protector(pki.keystore("bob"), policies)
+    payloads = [bytes([i]) * size for i, size in enumerate((1, 15, 16, 17, 31, 32, 33, 1000, 4096))]
+    for payload in payloads:
+        assert bob.unprotect("CONF.Q", alice.protect("CONF.Q", payload).body).body == payload
+    message = bytearray(alice.protect("CONF.Q", b"A" * 40).body)
+    iv_at = 112 + struct.unpack(">i", message[28:32])[0]
+    message[iv_at] ^= 0x01  # the first plaintext byte flips with it
+    assert bob.unprotect("CONF.Q", bytes(message)).body == b"@" + b"A" * 39
+    assert bob.stats.rsa_private_operations == 1
+    broken = bytearray(alice.protect("CONF.Q", b"B" * 40).body)
+    broken[-17] ^= 0x01  # the padding's block changes: refused, and the key leaves the cache
+    with pytest.raises(ams.errors.DecryptionError):
+        bob.unprotect("CONF.Q", bytes(broken))
+    for payload in payloads:
+        assert bob.unprotect("CONF.Q", alice.protect("CONF.Q", payload).body).body == payload
+    assert bob.stats.rsa_private_operations == 2
+
+
+def test_chained_decryptor_matches_a_fresh_context_after_any_call() -> None:
+    """CbcDecryptor against cbc_decrypt on the same inputs, including after a call that was refused
+    (bad padding, a ciphertext of no whole blocks) and after one whose output buffer was too small."""
+    import os
+
+    from ams.algorithms import EncryptionAlgorithm
+    from ams.hazmat.enveloped import CbcDecryptor, cbc_decrypt, cbc_encrypt
+
+    for algorithm in (EncryptionAlgorithm.AES256, EncryptionAlgorithm.AES128, EncryptionAlgorithm.TDES):
+        spec = algorithm.spec
+        key = os.urandom(spec.key_size)
+        chained = CbcDecryptor(algorithm, spec.factory(key))
+        for size in (0, 1, spec.block_size, 100, 3000):
+            iv, plaintext = os.urandom(spec.block_size), os.urandom(size)
+            ciphertext = bytes(cbc_encrypt(algorithm, key, iv, [plaintext]))
+            expected = bytes(cbc_decrypt(algorithm, key, iv, ciphertext, what="x"))
+            assert expected == plaintext
+            assert bytes(chained.decrypt(iv, ciphertext, what="x", headroom=7)) == plaintext
+            pad = spec.block_size - size % spec.block_size
+            bad_iv, bad = bytearray(iv), bytearray(ciphertext)
+            if len(bad) == spec.block_size:
+                bad_iv[-1] ^= pad  # the block before the last one's last byte steers it
+            else:
+                bad[-1 - spec.block_size] ^= pad
+            with pytest.raises(ams.errors.DecryptionError):  # the last byte now decrypts to 0: no padding
+                chained.decrypt(bytes(bad_iv), bytes(bad), what="x")
+            with pytest.raises(ams.errors.DecryptionError):
+                chained.decrypt(iv, ciphertext[:-1], what="x")
+            with pytest.raises(ValueError):
+                chained.decrypt(iv, ciphertext, what="x", into=memoryview(bytearray(len(ciphertext))))
+            assert bytes(chained.decrypt(iv, ciphertext, what="x")) == plaintext

@@ -24,6 +24,7 @@ from ams.errors import (
     UnsupportedAlgorithmError,
 )
 from ams.hazmat import der
+from ams.hazmat.buffers import fresh_bytes
 from ams.hazmat.certificates import issuer_and_serial, issuer_bytes, subject_key_identifier
 from ams.hazmat.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
 from ams.hazmat.signed import Chunk
@@ -154,12 +155,7 @@ def cbc_decrypt(
     if cipher is None:
         cipher = algorithm.spec.factory(key)
     block = cipher.block_size // 8
-    if len(ciphertext) == 0 or len(ciphertext) % block:
-        raise DecryptionError(
-            f"{what}: ciphertext of {len(ciphertext)} bytes is not a whole number of {block}-byte {algorithm} blocks"
-        )
-    if len(iv) != block:
-        raise DecryptionError(f"{what}: {algorithm} IV must be {block} bytes, found {len(iv)}")
+    _check_cbc_input(algorithm, block, iv, ciphertext, what)
     needed = headroom + len(ciphertext) + block
     if into is None:
         into = memoryview(bytearray(needed))
@@ -168,12 +164,103 @@ def cbc_decrypt(
     decryptor = Cipher(cipher, modes.CBC(iv)).decryptor()
     end = headroom + decryptor.update_into(ciphertext, into[headroom:needed])
     decryptor.finalize()
-    pad = into[end - 1] if end > headroom else 0
-    if not 1 <= pad <= min(block, end - headroom) or bytes(into[end - pad : end]) != _PADDING[pad]:
+    return _unpadded(into, headroom, end, block, algorithm, what)
+
+
+def _unpadded(
+    into: memoryview, start: int, end: int, block: int, algorithm: EncryptionAlgorithm, what: str
+) -> memoryview:
+    """The plaintext from ``start`` to ``end`` in ``into`` without its PKCS#7 padding; DecryptionError when
+    the padding is bad."""
+    pad = into[end - 1] if end > start else 0
+    if not 1 <= pad <= min(block, end - start) or bytes(into[end - pad : end]) != _PADDING[pad]:
         raise DecryptionError(
             f"{what}: bad {algorithm} padding after decryption: the content key is wrong or the ciphertext was changed"
         )
-    return into[headroom : end - pad]
+    return into[start : end - pad]
+
+
+def _check_cbc_input(algorithm: EncryptionAlgorithm, block: int, iv: bytes, ciphertext: Chunk, what: str) -> None:
+    """DecryptionError unless ``ciphertext`` is whole blocks and ``iv`` one block."""
+    if len(ciphertext) == 0 or len(ciphertext) % block:
+        raise DecryptionError(
+            f"{what}: ciphertext of {len(ciphertext)} bytes is not a whole number of {block}-byte {algorithm} blocks"
+        )
+    if len(iv) != block:
+        raise DecryptionError(f"{what}: {algorithm} IV must be {block} bytes, found {len(iv)}")
+
+
+class CbcDecryptor:
+    """CBC decryption of many messages under one key (a reused confidentiality key) with one
+    OpenSSL context, made once: making a context costs more than decrypting a small message.
+
+    CBC decrypts block i as D(C[i]) xor C[i-1], with C[0] the IV. So a message's IV, put through
+    the context as a block of its own (its output thrown away), becomes the chaining value for the
+    message's first block, whatever the context decrypted before, even a call that failed half
+    way. The context is never finalised. One user at a time: the Protector takes a cached key out
+    of its cache while it decrypts with it.
+    """
+
+    __slots__ = ("_block", "_context", "_scratch", "algorithm")
+
+    def __init__(self, algorithm: EncryptionAlgorithm, cipher: BlockCipherAlgorithm) -> None:
+        self.algorithm = algorithm
+        self._block = cipher.block_size // 8
+        self._context = Cipher(cipher, modes.CBC(bytes(self._block))).decryptor()
+        self._scratch = memoryview(bytearray(2 * self._block))  # the IV block's output, thrown away
+
+    def decrypt(
+        self, iv: bytes, ciphertext: Chunk, *, what: str, headroom: int = 0, into: memoryview | None = None
+    ) -> memoryview:
+        """As :func:`cbc_decrypt` with this decryptor's key."""
+        block, algorithm = self._block, self.algorithm
+        _check_cbc_input(algorithm, block, iv, ciphertext, what)
+        needed = headroom + len(ciphertext) + block
+        if into is None:
+            into = memoryview(bytearray(needed))
+        elif len(into) < needed:
+            raise ValueError(f"{what}: the output buffer holds {len(into)} bytes; {needed} are needed")
+        context = self._context
+        context.update_into(iv, self._scratch)  # the IV is now the chaining value
+        end = headroom + context.update_into(ciphertext, into[headroom:needed])
+        return _unpadded(into, headroom, end, block, algorithm, what)
+
+    def decrypt_exact(self, iv: bytes, ciphertext: Chunk, size: int, *, what: str) -> bytes:
+        """The plaintext, which must be ``size`` bytes once unpadded, decrypted straight into a new
+        ``bytes`` object (no buffer of its own, no copy after): DecryptionError when the padding is
+        bad, MalformedMessageError when the length is not ``size``.
+
+        All but the last two blocks go straight to their place (update_into wants a block of room
+        past what it writes, which the padding leaves); the last two through a small buffer.
+        """
+        block, algorithm = self._block, self.algorithm
+        _check_cbc_input(algorithm, block, iv, ciphertext, what)
+        fresh = fresh_bytes(size) if len(ciphertext) - block <= size < len(ciphertext) else None
+        if fresh is None:  # a size the padding cannot give, or no such object here: decrypt, then copy
+            return _exact(self.decrypt(iv, ciphertext, what=what), size)
+        out, view = fresh
+        head = max(0, len(ciphertext) - 2 * block)
+        context = self._context
+        context.update_into(iv, self._scratch)  # the IV is now the chaining value
+        if head:
+            context.update_into(ciphertext[:head], view)
+        tail = memoryview(bytearray(3 * block))
+        last = _unpadded(tail, 0, context.update_into(ciphertext[head:], tail), block, algorithm, what)
+        if head + len(last) != size:
+            raise _size_differs()
+        view[head:] = last
+        view.release()
+        return out
+
+
+def _exact(plaintext: memoryview, size: int) -> bytes:
+    if len(plaintext) != size:
+        raise _size_differs()
+    return bytes(plaintext)
+
+
+def _size_differs() -> MalformedMessageError:
+    return MalformedMessageError("the unprotected payload's length differs from the PDMQ header's origSize")
 
 
 def recipient_info(certificate: x509.Certificate, key: bytes) -> bytes:

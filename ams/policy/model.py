@@ -33,6 +33,20 @@ def key_reuse_label(value: int) -> str:
     return str(value)
 
 
+def _implied_qop(signature: SignatureAlgorithm, encryption: EncryptionAlgorithm) -> QoP:
+    """Both algorithms: PRIVACY; a signature algorithm alone: INTEGRITY; an encryption algorithm
+    alone: CONFIDENTIALITY; neither: NONE."""
+    signs = signature is not SignatureAlgorithm.NONE
+    encrypts = encryption is not EncryptionAlgorithm.NONE
+    if signs and encrypts:
+        return QoP.PRIVACY
+    if signs:
+        return QoP.INTEGRITY
+    if encrypts:
+        return QoP.CONFIDENTIALITY
+    return QoP.NONE
+
+
 @attrs.frozen
 class Policy:
     """One queue's protection, as ``setmqspl`` or ``SET POLICY`` define it.
@@ -49,8 +63,10 @@ class Policy:
     signers: tuple[DistinguishedName, ...] = ()
     tolerate: bool = False
     key_reuse: int = KEYREUSE_DISABLED
+    _qop: QoP = attrs.field(init=False, eq=False, repr=False)  # derived once: asked for on every message
 
     def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_qop", _implied_qop(self.signature_algorithm, self.encryption_algorithm))
         self.validate()
         for algorithm in (self.signature_algorithm, self.encryption_algorithm):
             if algorithm.deprecated:
@@ -78,15 +94,7 @@ class Policy:
         Both algorithms: PRIVACY; a signature algorithm alone: INTEGRITY; an encryption algorithm
         alone: CONFIDENTIALITY; neither: NONE.
         """
-        signs = self.signature_algorithm is not SignatureAlgorithm.NONE
-        encrypts = self.encryption_algorithm is not EncryptionAlgorithm.NONE
-        if signs and encrypts:
-            return QoP.PRIVACY
-        if signs:
-            return QoP.INTEGRITY
-        if encrypts:
-            return QoP.CONFIDENTIALITY
-        return QoP.NONE
+        return self._qop
 
     def validate(self) -> None:
         """Apply IBM's rules; each error names the rule and the offending value."""

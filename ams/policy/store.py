@@ -11,6 +11,7 @@ import re
 import string
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar, overload
 
 import attrs
 
@@ -21,6 +22,8 @@ from ams.policy.dspmqspl import parse_dspmqspl
 from ams.policy.model import Policy
 from ams.policy.mqsc import decode_text, parse_mqsc_collecting, split_lines
 from ams.policy.setmqspl import PolicyRemoval, parse_setmqspl
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -222,6 +225,18 @@ class PolicyStore(Mapping[str, Policy]):
 
     def __getitem__(self, name: str) -> Policy:
         return self._policies[name]
+
+    @overload
+    def get(self, name: str, /) -> Policy | None:
+        """``name``'s policy, else None."""
+
+    @overload
+    def get(self, name: str, /, default: Policy | T) -> Policy | T:
+        """``name``'s policy, else ``default``."""
+
+    def get(self, name: str, /, default: object = None) -> object:
+        """``name``'s policy, else ``default``: one dictionary lookup (asked once per message)."""
+        return self._policies.get(name, default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._policies))

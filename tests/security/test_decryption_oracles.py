@@ -13,6 +13,7 @@ import json
 import os
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -218,9 +219,14 @@ def test_a_block_that_does_not_unwrap_costs_what_a_wrong_key_costs(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(enveloped, "cbc_decrypt", counted)
-    import ams.protector
+    for name in ("decrypt", "decrypt_exact"):  # a confidentiality payload's, with the message key's context
+        method = getattr(enveloped.CbcDecryptor, name)
 
-    monkeypatch.setattr(ams.protector, "cbc_decrypt", counted)
+        def chained(self: Any, iv: bytes, ciphertext: bytes, *args: object, _real: Any = method, **kw: Any) -> Any:
+            decrypted.append(len(ciphertext))
+            return _real(self, iv, ciphertext, *args, **kw)
+
+        monkeypatch.setattr(enveloped.CbcDecryptor, name, chained)
     identity = pki.keystore("bob").identity
     assert identity is not None
     public = identity.certificate.public_key()

@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -52,9 +53,14 @@ def decrypted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(enveloped, "cbc_decrypt", counted)
-    import ams.protector
+    for name in ("decrypt", "decrypt_exact"):  # a confidentiality payload's, with the message key's context
+        method = getattr(enveloped.CbcDecryptor, name)
 
-    monkeypatch.setattr(ams.protector, "cbc_decrypt", counted)
+        def chained(self: Any, iv: bytes, ciphertext: bytes, *args: object, _real: Any = method, **kw: Any) -> Any:
+            sizes.append(len(ciphertext))
+            return _real(self, iv, ciphertext, *args, **kw)
+
+        monkeypatch.setattr(enveloped.CbcDecryptor, name, chained)
     return sizes
 
 
