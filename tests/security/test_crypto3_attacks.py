@@ -13,6 +13,7 @@ caller; and a Protector shared by threads reads every message as one Protector p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import struct
@@ -157,9 +158,10 @@ def _tampered(body: bytes, kind: str, rng: random.Random, pool: list[bytes]) -> 
     return bytes(out)
 
 
-def _recording_keys(alice: ams.Protector, keys: dict[bytes, bytes]) -> None:
-    """Remember every message key alice makes, by its key block (the reference's way to decrypt)."""
-    sender = alice._sender
+@contextlib.contextmanager
+def _recording_keys(alice: ams.Protector) -> Iterator[dict[bytes, bytes]]:
+    """Every message key alice makes while it lasts, by its key block (the reference's way to decrypt)."""
+    sender, keys = alice._sender, dict[bytes, bytes]()
     real = sender.confidentiality_key
 
     def recording(*args: object, **options: object) -> ReusableKey:
@@ -168,6 +170,10 @@ def _recording_keys(alice: ams.Protector, keys: dict[bytes, bytes]) -> None:
         return state
 
     sender.confidentiality_key = recording  # type: ignore[method-assign]
+    try:
+        yield keys
+    finally:
+        del sender.confidentiality_key  # the class's method again
 
 
 def _garble_kept_contexts(bob: ams.Protector, rng: random.Random) -> None:
@@ -196,8 +202,13 @@ def test_a_reused_key_reads_any_stream_as_a_fresh_context_would(
     (IV, ciphertext, padding, origSize, a key block or IV from another message) and maybe with the
     kept contexts left half-way through a message before it: the receiver accepts exactly what a
     stateless reference accepts, with the same bytes, and no canary byte ever reaches it."""
-    keys: dict[bytes, bytes] = {}
-    _recording_keys(alice, keys)
+    with _recording_keys(alice) as keys:
+        _read_a_stream(pki, policies, alice, keys, data)
+
+
+def _read_a_stream(
+    pki: Pki, policies: ams.PolicyStore, alice: ams.Protector, keys: dict[bytes, bytes], data: st.DataObject
+) -> None:
     bob = ams.Protector(pki.keystore("bob"), policies)
     rng = random.Random(data.draw(st.integers(0, 2**32), label="seed"))
     pools: dict[str, list[bytes]] = {}
