@@ -26,6 +26,7 @@ from ams._sending import Sender
 from ams.algorithms import KEYREUSE_DISABLED, EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.dn import DistinguishedName
 from ams.errors import (
+    AmsError,
     DecryptionError,
     EmptyFlagError,
     MalformedMessageError,
@@ -41,6 +42,7 @@ from ams.hazmat.buffers import SpareBuffer, fresh_bytes
 from ams.hazmat.enveloped import (
     CbcDecryptor,
     EnvelopedContent,
+    PayloadSizeError,
     PendingCiphertext,
     Recipient,
     RecipientRef,
@@ -203,8 +205,10 @@ class Protector:
         fresh = fresh_bytes(size) if size >= _DIRECT_FROM else None
         if fresh is not None:  # a large message is written once, straight into the bytes returned
             out, view = fresh
-            _wire.assemble_into(wire.body, wire.chain, parts, view)
-            view.release()
+            try:
+                _wire.assemble_into(wire.body, wire.chain, parts, view)
+            finally:  # the view does not keep ``out`` alive: never let it outlive this call
+                view.release()
         else:
             computed = [p.compute() if isinstance(p, PendingCiphertext) else p for p in parts]
             out = _wire.assemble(wire.body, wire.chain, computed)
@@ -445,7 +449,29 @@ class Protector:
         into: memoryview | None,
     ) -> _Opened:
         """The checks of the message's QoP, in AMS's order, and its payload (decrypted into ``into``
-        after room for the clear headers, when given)."""
+        after room for the clear headers, when given).
+
+        A refusal leaves with no traceback and no context: their frames hold the decrypted bytes
+        (and views of the buffer kept for the next message), which anything that keeps or walks
+        the error (``capture_locals``, a debugger, an error reporter) could read."""
+        failure: AmsError | None = None
+        try:
+            return self._open_checked(queue, policy, wire, header, at, into)
+        except AmsError as error:
+            failure = error.with_traceback(None)
+            failure.__cause__ = failure.__context__ = None
+        raise failure
+
+    def _open_checked(
+        self,
+        queue: str,
+        policy: Policy,
+        wire: _wire.Wire,
+        header: PdmqHeader,
+        at: datetime.datetime | None,
+        into: memoryview | None,
+    ) -> _Opened:
+        """:meth:`_open`, whose frames a refusal must not carry out."""
         qop = header.qop
         if qop is not policy.qop:  # a policy accepts its own QoP; which others, the rules say
             _rules.check_qop(queue, policy.qop, qop, header.name)
@@ -599,9 +625,13 @@ class Protector:
                 raise step_error
             steps.append("decrypting and unpadding the payload")
             if into is None and not header.empty and header.orig_size >= _DIRECT_FROM:
-                content: bytes | memoryview = decryptor.decrypt_exact(
-                    parts.iv, parts.ciphertext, header.orig_size, what=what
-                )
+                try:
+                    content: bytes | memoryview = decryptor.decrypt_exact(
+                        parts.iv, parts.ciphertext, header.orig_size, what=what
+                    )
+                except PayloadSizeError as differs:  # the padding was good: the size's step failed
+                    steps.append("checking origSize and the empty flag")
+                    raise MalformedMessageError(differs.message) from None
             else:
                 decrypted = decryptor.decrypt(parts.iv, parts.ciphertext, what=what, headroom=headroom, into=into)
                 steps.append("checking origSize and the empty flag")

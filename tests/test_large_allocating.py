@@ -147,12 +147,13 @@ def test_a_refused_privacy_message_leaves_nothing_in_the_kept_buffer(
     alice: ams.Protector, bob: ams.Protector
 ) -> None:
     """The buffer kept between large privacy messages holds no byte of a refused one: the payload of
-    a message refused after decryption (its signature no longer verifies) is zeroed."""
+    a message refused after decryption (its signature no longer verifies) is zeroed, and the buffer
+    is not kept (a sender with no key must not make a handle hold memory of the size it chose)."""
     payload = b"SECRET-PAYLOAD-" * (DIRECT // 15 + 1)
     good = bytearray(alice.protect("PRIV.Q", payload).body)
     assert bob.unprotect("PRIV.Q", bytes(good)).body == payload
+    (used,) = bob._spare._held  # the buffer itself is what is checked: the refused message gets it
     good[-40] ^= 0x01  # the signature's block: the payload still decrypts, the signature fails
     with pytest.raises(ams.errors.DecryptionError):
         bob.unprotect("PRIV.Q", bytes(good))
-    kept = bob._spare._held  # the buffer itself is what is checked
-    assert len(kept) == 1 and b"SECRET-PAYLOAD" not in bytes(kept[0])
+    assert bob._spare._held == [] and b"SECRET-PAYLOAD" not in bytes(used)

@@ -74,8 +74,8 @@ class SpareBuffer:
     per message costs its page faults again each time (for 1 MiB, as much as decrypting it).
 
     :meth:`take` hands it out and :meth:`give_back` keeps it for the next message; what a refused
-    message left in it is zeroed first (``refused``), as ``unprotect_into`` zeroes a caller's
-    buffer. An accepted message's plaintext, which the caller now holds a copy of, is left to be
+    message left in it is zeroed (``refused``), as ``unprotect_into`` zeroes a caller's buffer,
+    and that buffer is dropped. An accepted message's plaintext, which the caller now holds a copy of, is left to be
     overwritten, as the memory of any freed buffer is. A second thread that asks while the buffer
     is out gets a fresh one (the list's pop is atomic). Buffers over ``keep_up_to`` bytes are not
     kept.
@@ -94,9 +94,11 @@ class SpareBuffer:
         return held if held is not None and len(held) >= size else scratch(size)
 
     def give_back(self, buffer: memoryview, used: int, *, refused: bool) -> None:
-        """Keep ``buffer`` for the next message, its first ``used`` bytes (all that was written) zeroed
-        when the message was ``refused``."""
+        """Keep ``buffer`` for the next message; a ``refused`` message's buffer has its first ``used``
+        bytes (all that was written) zeroed and is not kept: a sender with no key must not make a
+        handle hold memory of the size it chose."""
         if refused:
             wipe(buffer[:used])
+            return
         if len(buffer) <= self.keep_up_to:
             self._held[:] = [buffer]

@@ -24,7 +24,7 @@ from ams.errors import (
     UnsupportedAlgorithmError,
 )
 from ams.hazmat import der
-from ams.hazmat.buffers import fresh_bytes
+from ams.hazmat.buffers import fresh_bytes, wipe
 from ams.hazmat.certificates import issuer_and_serial, issuer_bytes, subject_key_identifier
 from ams.hazmat.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
 from ams.hazmat.signed import Chunk
@@ -241,15 +241,21 @@ class CbcDecryptor:
         out, view = fresh
         head = max(0, len(ciphertext) - 2 * block)
         context = self._context
-        context.update_into(iv, self._scratch)  # the IV is now the chaining value
-        if head:
-            context.update_into(ciphertext[:head], view)
         tail = memoryview(bytearray(3 * block))
-        last = _unpadded(tail, 0, context.update_into(ciphertext[head:], tail), block, algorithm, what)
-        if head + len(last) != size:
-            raise _size_differs()
-        view[head:] = last
-        view.release()
+        try:
+            context.update_into(iv, self._scratch)  # the IV is now the chaining value
+            if head:
+                context.update_into(ciphertext[:head], view)
+            last = _unpadded(tail, 0, context.update_into(ciphertext[head:], tail), block, algorithm, what)
+            if head + len(last) != size:
+                raise _size_differs()
+            view[head:] = last
+        except BaseException:  # a refused plaintext is not left in memory that nobody can zero later
+            wipe(view)
+            wipe(tail)
+            raise
+        finally:  # the view does not keep ``out`` alive: never let it outlive this call
+            view.release()
         return out
 
 
@@ -259,8 +265,13 @@ def _exact(plaintext: memoryview, size: int) -> bytes:
     return bytes(plaintext)
 
 
-def _size_differs() -> MalformedMessageError:
-    return MalformedMessageError("the unprotected payload's length differs from the PDMQ header's origSize")
+class PayloadSizeError(MalformedMessageError):
+    """The payload decrypted and unpadded, and its length is not origSize: a step of its own, which
+    the key owner's diagnostic names (the error any sender sees is the one error all the same)."""
+
+
+def _size_differs() -> PayloadSizeError:
+    return PayloadSizeError("the unprotected payload's length differs from the PDMQ header's origSize")
 
 
 def recipient_info(certificate: x509.Certificate, key: bytes) -> bytes:

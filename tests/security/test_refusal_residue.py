@@ -1,5 +1,5 @@
-"""Findings of the review of round three's fast paths: each test FAILS on 1e11a32 and passes once
-the finding is fixed (see the review report for the suggested fixes).
+"""What a refused message leaves behind (an attacker's review of round three's fast paths found
+each of these; each test failed before its fix):
 
 1. A refusal's error object keeps decrypted bytes reachable: the frames of its traceback (and of
    the exception it was raised during, kept as ``__context__`` although ``from None`` hides it
