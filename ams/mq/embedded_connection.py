@@ -1,0 +1,412 @@
+"""A connection to the embedded queue manager: its queues (resolution, MQOPEN, MQINQ) and its
+messages (MQPUT, MQPUT1, MQGET, browse, expiry), over the unit of work of
+ams/mq/embedded_unit_of_work.py.
+
+Separate from ams/mq/embedded.py, which holds the queue manager (the file, its definitions,
+restart and recovery).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ams.mq.embedded_queue import EmbeddedQueue
+from ams.mq.embedded_schema import (
+    _ANY_EXPIRED,
+    _DEPTH,
+    _DISCARD_EXPIRED,
+    _MESSAGE,
+    _ORDER,
+    GOT_PENDING,
+    PUT_PENDING,
+    VISIBLE,
+    _attributes_from_json,
+    _matching,
+    _md_from_json,
+    _md_to_json,
+)
+from ams.mq.embedded_sqlite import _mq_errors
+from ams.mq.embedded_unit_of_work import UnitOfWork
+from ams.mq.mqmd import MQMD, _now_date_time
+from ams.mq.properties import deliver
+from ams.mq.rfh2_render import rerender
+from ams.mq.transport import (
+    ANY,
+    BackoutSettings,
+    Match,
+    Message,
+    MQError,
+    NoMessageAvailable,
+    QueueAttributes,
+    padded_id,
+)
+from ams.mqconstants import (
+    MQ_MAX_PRIORITY,
+    MQEI_UNLIMITED,
+    MQPER_PERSISTENCE_AS_Q_DEF,
+    MQPER_PERSISTENT,
+    MQPRI_PRIORITY_AS_Q_DEF,
+    MQRC_EXPIRY_ERROR,
+    MQRC_GET_INHIBITED,
+    MQRC_MSG_TOO_BIG_FOR_Q,
+    MQRC_NOT_AUTHORIZED,
+    MQRC_OBJECT_IN_USE,
+    MQRC_OPTIONS_ERROR,
+    MQRC_PRIORITY_ERROR,
+    MQRC_PUT_INHIBITED,
+    MQRC_Q_FULL,
+    MQRC_SELECTOR_NOT_FOR_TYPE,
+    MQRC_UNKNOWN_OBJECT_NAME,
+)
+
+if TYPE_CHECKING:
+    from ams.mq.embedded import EmbeddedQueueManager
+
+_POLL_SECONDS = 0.02  # how often a get waiting for a message looks again
+
+
+def _check_md(queue: str, md: MQMD) -> None:
+    """What MQPUT refuses in an MQMD: Expiry 0 or below -1 (MQRC 2013: MQEI_UNLIMITED or tenths of a
+    second), Priority below -1 (2050). A Priority above 9 is accepted and queued at 9, the MQMD
+    keeping the value given (MQ completes that put with MQCC_WARNING 2049)."""
+    if md.expiry == 0 or md.expiry < MQEI_UNLIMITED:
+        raise MQError(
+            f"MQPUT to {queue}: Expiry {md.expiry} is not a time (expected -1, MQEI_UNLIMITED, or tenths of a second "
+            "above 0)",
+            MQRC_EXPIRY_ERROR,
+        )
+    if md.priority < MQPRI_PRIORITY_AS_Q_DEF:
+        raise MQError(
+            f"MQPUT to {queue}: Priority {md.priority} (expected -1, as queue default, or 0-9)", MQRC_PRIORITY_ERROR
+        )
+
+
+@attrs.frozen
+class _Resolved:
+    local: str
+    attributes: QueueAttributes
+    denied: frozenset[str]
+    first: QueueAttributes  # the first definition on the resolution path: DEFPSIST and DEFPRTY come from it
+
+
+@_mq_errors
+class EmbeddedConnection(UnitOfWork):
+    """One connection: its own unit of work, like an MQ connection handle."""
+
+    def __init__(self, manager: EmbeddedQueueManager, db: sqlite3.Connection, appl_name: str) -> None:
+        self._resolved: dict[str, _Resolved] = {}  # queues resolved, while the file's data_version is
+        self._resolved_at: int | None = None
+        super().__init__(manager, db, appl_name)
+
+    def _discard_expired(
+        self, local: str, match: Match, found: tuple[int, int] | None, after: tuple[int, int] | None = None
+    ) -> None:
+        """Discard the expired messages a get or browse passed over: those matching it ahead of the
+        message ``found`` (its priority and row id; None: all it would have returned), after the
+        browse cursor ``after``. MQ discards an expired message only "when a browse or non-browse
+        MQGET would have returned it" (IBM MQ docs, message expiry): until then it counts towards
+        CURDEPTH and MAXDEPTH, and a put meets 2053 earlier than the live messages explain."""
+        now = time.time()
+        if self._db.execute(_ANY_EXPIRED, (local, now)).fetchone() is None:
+            return  # nothing to discard (a read on the expiry index costs less than a DELETE finding nothing)
+        _, where, wanted = _matching(match)
+        arguments: tuple[object, ...] = (local, now, VISIBLE, *wanted)
+        if found is not None:
+            where += " AND (m.priority > ? OR (m.priority = ? AND m.id < ?))"
+            arguments += (found[0], found[0], found[1])
+        if after is not None:
+            where += " AND (m.priority < ? OR (m.priority = ? AND m.id > ?))"
+            arguments += (after[0], after[0], after[1])
+        self._db.execute(_DISCARD_EXPIRED.format(where), arguments)
+
+    # -- queues -------------------------------------------------------------------------------
+
+    def _lookup(self, queue: str) -> _Resolved:
+        """The queue's resolution, read again only when another connection wrote to the file since
+        (PRAGMA data_version: nothing else changes the definitions; none changes while we hold the writer)."""
+        if self._held is not None:
+            version = self._version
+        else:
+            version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._resolved_at:
+            self._resolved.clear()
+            self._resolved_at = version
+        found = self._resolved.get(queue)
+        if found is None:
+            found = self._resolved[queue] = self._resolve(queue)
+        return found
+
+    def _resolve(self, queue: str) -> _Resolved:
+        seen = set()
+        name = queue
+        first = QueueAttributes()
+        while True:
+            row = self._db.execute("SELECT target, attributes, denied FROM queues WHERE name = ?", (name,)).fetchone()
+            if row is None or len(queue) > 48 or not queue:
+                raise MQError(f"MQOPEN {queue} on {self.name}: no such queue", MQRC_UNKNOWN_OBJECT_NAME)
+            target, text, denied = row
+            first = first if name != queue else _attributes_from_json(text)
+            if target is None:
+                allowed = frozenset(filter(None, (denied or "").split(",")))
+                return _Resolved(name, _attributes_from_json(text), allowed, first)
+            if name in seen:
+                raise MQError(f"alias queue {queue} resolves in a loop", MQRC_UNKNOWN_OBJECT_NAME)
+            seen.add(name)
+            name = target
+
+    def resolve(self, queue: str) -> str:
+        """The local queue ``queue`` names (itself, or an alias's target); MQRC 2085 if undefined."""
+        return self._lookup(queue).local
+
+    def attributes(self, queue: str) -> QueueAttributes:
+        """The attributes of the local queue ``queue`` resolves to."""
+        return self._lookup(queue).attributes
+
+    def open(
+        self,
+        queue: str,
+        *,
+        output: bool = False,
+        input: bool = False,
+        browse: bool = False,
+        exclusive: bool | None = False,
+    ) -> EmbeddedQueue:
+        """MQOPEN. Input is shared (MQOO_INPUT_SHARED) unless ``exclusive`` (None: the queue's DEFSOPT,
+        as MQOO_INPUT_AS_Q_DEF); a second exclusive reader, or any reader beside an exclusive one, or
+        a second reader of a NOSHARE queue, is MQRC 2042."""
+        if not (output or input or browse):
+            raise MQError(f"MQOPEN {queue}: ask for output, input or browse", MQRC_OPTIONS_ERROR)
+        found = self._lookup(queue)
+        for wanted, operation in ((output, "put"), (input, "get"), (browse, "browse")):
+            if wanted and operation in found.denied:
+                raise MQError(f"MQOPEN {queue} for {operation}: not authorised", MQRC_NOT_AUTHORIZED)
+        handle = uuid.uuid4().hex
+        if input:
+            alone = (not found.attributes.shared_by_default) if exclusive is None else exclusive
+            self._register_input(handle, found, alone or not found.attributes.shareable)
+        return EmbeddedQueue(self, queue, found.local, handle, output=output, input=input, browse=browse)
+
+    def _register_input(self, handle: str, found: _Resolved, exclusive: bool) -> None:
+        with self._lock, self._work():
+            rows = self._db.execute("SELECT exclusive FROM opens WHERE queue = ?", (found.local,)).fetchall()
+            if rows and (exclusive or any(row[0] for row in rows)):
+                raise MQError(f"MQOPEN {found.local} for input: it is open exclusively", MQRC_OBJECT_IN_USE)
+            self._db.execute(
+                "INSERT INTO opens (handle, queue, owner, exclusive) VALUES (?, ?, ?, ?)",
+                (handle, found.local, self._owner, int(exclusive)),
+            )
+
+    def _unregister(self, handle: str) -> None:
+        with self._lock, self._work():
+            self._db.execute("DELETE FROM opens WHERE handle = ?", (handle,))
+
+    def put1(
+        self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False, set_all_context: bool = False
+    ) -> MQMD:
+        """MQPUT1: open ``queue`` for output, put one message, close; ``set_all_context`` keeps the
+        MQMD's put application, date and time (MQPMO_SET_ALL_CONTEXT: needs the setall authority,
+        as setmqaut +setall grants it; MQRC 2035 when denied)."""
+        found = self._lookup(queue)
+        if "put" in found.denied or (set_all_context and "setall" in found.denied):
+            what = "set all context on" if "put" not in found.denied else "MQPUT1 to"
+            raise MQError(f"{what} {queue}: not authorised", MQRC_NOT_AUTHORIZED)
+        return self._put(found, md, body, syncpoint=syncpoint, set_all_context=set_all_context)
+
+    def _inquire(self, queue: str, selector: str) -> _Resolved:
+        """The queue for an MQINQ of a local queue's attribute: MQRC 2035 without +inq, and 2068
+        (MQRC_SELECTOR_NOT_FOR_TYPE) on an alias, as MQ answers an inquiry of BOTHRESH, BOQNAME or
+        CURDEPTH on a QALIAS (pymqi and ibmmq raise it, though MQ calls it a warning)."""
+        row = self._db.execute("SELECT target FROM queues WHERE name = ?", (queue,)).fetchone()
+        found = self._lookup(queue)
+        if "inq" in found.denied:
+            raise MQError(f"MQINQ {selector} of {queue}: not authorised (+inq)", MQRC_NOT_AUTHORIZED)
+        if row is not None and row[0] is not None:
+            raise MQError(
+                f"MQINQ {selector} of {queue}: an alias queue has no {selector} (inquire its base queue, "
+                f"MQCA_BASE_Q_NAME)",
+                MQRC_SELECTOR_NOT_FOR_TYPE,
+            )
+        return found
+
+    def backout_settings(self, queue: str) -> BackoutSettings:
+        """MQINQ BOTHRESH and BOQNAME of a local queue (2068 on an alias, 2035 without +inq)."""
+        attributes = self._inquire(queue, "BOTHRESH").attributes
+        return BackoutSettings(attributes.backout_threshold, attributes.backout_queue)
+
+    def base_queue(self, queue: str) -> str:
+        """MQINQ MQCA_BASE_Q_NAME of an alias: the queue it names (2068 on a local queue)."""
+        row = self._db.execute("SELECT target FROM queues WHERE name = ?", (queue,)).fetchone()
+        if "inq" in self._lookup(queue).denied:
+            raise MQError(f"MQINQ BASE_Q_NAME of {queue}: not authorised (+inq)", MQRC_NOT_AUTHORIZED)
+        if row is None or row[0] is None:
+            raise MQError(f"MQINQ BASE_Q_NAME of {queue}: not an alias queue", MQRC_SELECTOR_NOT_FOR_TYPE)
+        return str(row[0])
+
+    def depth(self, queue: str) -> int:
+        """CURDEPTH: committed and uncommitted puts, not messages got under syncpoint (2068 on an alias)."""
+        local = self._inquire(queue, "CURDEPTH").local
+        # once the writer's holder (another connection, or this one: what the file says) wrote: its
+        # uncommitted puts count
+        with self._lock, self._work(end=True):
+            row = self._db.execute(_DEPTH, (local,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def _put(self, found: _Resolved, md: MQMD, body: bytes, *, syncpoint: bool, set_all_context: bool = False) -> MQMD:
+        if found.attributes.put_inhibited:
+            raise MQError(f"MQPUT to {found.local}: the queue is PUT(DISABLED)", MQRC_PUT_INHIBITED)
+        limit = found.attributes.max_message_length
+        if len(body) > limit:
+            raise MQError(
+                f"MQPUT to {found.local}: a message of {len(body):,} bytes is longer than its MAXMSGL ({limit:,})",
+                MQRC_MSG_TOO_BIG_FOR_Q,
+            )
+        # MQ keeps properties, not MQRFH2 bytes: what a get receives is rendered again (ams/mq/rfh2_render.py)
+        md, body = rerender(md, body)
+        _check_md(found.local, md)
+        stamped = self._stamped(found, md, set_all_context)
+        persistent, priority = stamped.persistence, stamped.priority
+        expires = None if md.expiry == MQEI_UNLIMITED else time.time() + md.expiry / 10
+        if syncpoint:
+            self._count_uncommitted(found.local)
+        with self._lock, self._work(durable=not syncpoint, keep=syncpoint, guard=True):
+            # expired messages count until a get or browse passes over them (MQ's EXPRYINT scan is off by default)
+            row = self._db.execute(_DEPTH, (found.local,)).fetchone()
+            depth = 0 if row is None else int(row[0])
+            if depth >= found.attributes.max_depth:
+                raise MQError(f"MQPUT to {found.local}: the queue holds {depth:,} messages, its MAXDEPTH", MQRC_Q_FULL)
+            cursor = self._db.execute(
+                "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "
+                "correl_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    found.local,
+                    _md_to_json(stamped),
+                    b"",
+                    PUT_PENDING if syncpoint else VISIBLE,
+                    self._owner if syncpoint else None,
+                    0,
+                    min(priority, MQ_MAX_PRIORITY),  # above MaxPriority: queued at it (MQCC_WARNING 2049 on MQ)
+                    int(persistent),
+                    expires,
+                    stamped.msg_id.hex(),
+                    stamped.correl_id.hex(),
+                ),
+            )
+            self._db.execute("INSERT INTO bodies (id, body) VALUES (?, ?)", (cursor.lastrowid, bytes(body)))
+        if syncpoint:
+            self._uncommitted += 1
+            self._taken[PUT_PENDING].append((int(cursor.lastrowid or 0), self._owner, PUT_PENDING))
+        # the MQMD as MQPUT leaves it: Persistence and Priority are input fields, left "as queue
+        # default" (the message itself carries the values used, which a get returns)
+        return attrs.evolve(stamped, persistence=md.persistence, priority=md.priority)
+
+    def _stamped(self, found: _Resolved, md: MQMD, set_all_context: bool) -> MQMD:
+        """The MQMD as stored: what MQMD.stamped fills in (the default context) or the context given
+        (MQPMO_SET_ALL_CONTEXT), and the persistence and priority used, in one copy."""
+        msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + os.urandom(8)  # unique across processes, as MQ's
+        persistent = (
+            found.first.default_persistent
+            if md.persistence == MQPER_PERSISTENCE_AS_Q_DEF
+            else (md.persistence == MQPER_PERSISTENT)
+        )
+        date, hour = _now_date_time()
+        context = (md.put_appl_name, md.put_date, md.put_time) if set_all_context else (self.appl_name[:28], date, hour)
+        return attrs.evolve(
+            md,
+            put_appl_name=context[0],
+            put_date=context[1],
+            put_time=context[2],
+            backout_count=0,
+            msg_id=padded_id(md.msg_id if any(md.msg_id) else msg_id, "MsgId"),
+            persistence=int(persistent),
+            priority=found.first.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority,
+            correl_id=padded_id(md.correl_id, "CorrelId"),
+        )
+
+    def _get(self, local: str, *, wait: float, syncpoint: bool, match: Match, force_rfh2: bool) -> Message:
+        deadline = time.monotonic() + wait
+        index, where, wanted = _matching(match)
+        if syncpoint:
+            self._count_uncommitted(local)
+        while True:
+            # written before it returns, even under syncpoint: if this process dies with the message, its
+            # BackoutCount must have risen when another gets it (a message that kills its reader is not
+            # read for ever); so a unit of work's puts are written with the next get, or its commit
+            with self._lock, self._work(durable=not syncpoint, end=True):
+                row = self._db.execute(
+                    _MESSAGE.format(", m.priority", index)
+                    + " WHERE m.queue = ? AND m.state = ?"
+                    + where
+                    + " AND (m.expires IS NULL OR m.expires >= ?)"
+                    + _ORDER
+                    + " LIMIT 1",
+                    (local, VISIBLE, *wanted, time.time()),
+                ).fetchone()
+                self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
+                if row is not None:
+                    if syncpoint:
+                        self._db.execute(
+                            "UPDATE messages SET state = ?, owner = ? WHERE id = ?", (GOT_PENDING, self._owner, row[0])
+                        )
+                    else:
+                        self._db.execute("DELETE FROM messages WHERE id = ?", (row[0],))
+            if row is not None:
+                if syncpoint:
+                    self._uncommitted += 1
+                    self._taken[GOT_PENDING].append((int(row[0]), self._owner, GOT_PENDING))
+                return self._delivered(local, row[:5], force_rfh2)
+            if time.monotonic() >= deadline:
+                raise NoMessageAvailable(local, wait, "" if match == ANY else str(match))
+            self.release_writer(wait=True)  # another process may be about to put the message
+            time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            if self._lookup(local).attributes.get_inhibited:  # a waiting MQGET ends with 2016, not 2033
+                raise MQError(
+                    f"MQGET from {local}: the queue was made GET(DISABLED) during the wait", MQRC_GET_INHIBITED
+                )
+
+    def _delivered(self, local: str, row: tuple[object, ...], force_rfh2: bool) -> Message:
+        _, md_text, body, backouts, expires = row
+        md = _md_from_json(str(md_text), int(backouts))  # type: ignore[call-overload]
+        if isinstance(expires, float):
+            md = attrs.evolve(md, expiry=max(1, int((expires - time.time()) * 10)))
+        data = bytes(body)  # type: ignore[call-overload]
+        if not force_rfh2:
+            md, data = deliver(md, data, self._lookup(local).attributes.propctl)
+        return Message(md, data)
+
+    def _browse(
+        self, local: str, after: tuple[int, int] | None, force_rfh2: bool, match: Match = ANY
+    ) -> tuple[tuple[int, int], Message]:
+        where = "" if after is None else " AND (m.priority < ? OR (m.priority = ? AND m.id > ?))"
+        arguments: tuple[object, ...] = (local, VISIBLE, time.time())
+        if after is not None:
+            arguments += (after[0], after[0], after[1])
+        index, matching, wanted = _matching(match)
+        with self._lock, self._work():  # after the writer's holder wrote: what it got is hidden
+            row = self._db.execute(
+                _MESSAGE.format(", m.priority", index)
+                + " WHERE m.queue = ? AND m.state = ? AND (m.expires IS NULL OR m.expires >= ?)"
+                + where
+                + matching
+                + _ORDER
+                + " LIMIT 1",
+                arguments + wanted,
+            ).fetchone()
+            position = None if row is None else (int(row[5]), int(row[0]))
+            self._discard_expired(local, match, position, after)
+        if row is None:
+            raise NoMessageAvailable(local, 0, "" if match == ANY else str(match))
+        return (int(row[5]), int(row[0])), self._delivered(local, row[:5], force_rfh2)
+
+    def __enter__(self) -> EmbeddedConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

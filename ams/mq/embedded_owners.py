@@ -1,0 +1,71 @@
+"""Who owns work in the embedded queue manager's file, and whether they still live.
+
+An owner ("pid.start:connection") is the connection that holds messages under syncpoint, an open
+queue or a connection row; a process that died holding them has its work backed out by the next
+one to open the file. Separate so that process liveness (/proc, signals) is kept out of the
+queue manager's MQ semantics.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
+
+_OWNERS = (  # every owner of work, an open queue or a connection in the file
+    "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens "
+    "UNION SELECT owner FROM connections"
+)
+_BACK_OUT_GETS = "UPDATE messages SET state = ?, owner = NULL, backouts = backouts + 1 WHERE owner = ? AND state = ?"
+
+
+def _back_out(db: sqlite3.Connection, owner: str) -> None:
+    """Undo ``owner``'s uncommitted work: its puts deleted, its gets returned, their backout count raised."""
+    db.execute("DELETE FROM messages WHERE owner = ? AND state = ?", (owner, PUT_PENDING))
+    db.execute(_BACK_OUT_GETS, (VISIBLE, owner, GOT_PENDING))
+
+
+def _started(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from /proc), "" where that is unknown;
+    a zombie is "dead"."""
+    try:
+        record = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""  # no /proc (macOS, BSD), or hidden from us (hidepid): os.kill decides
+    fields = record.rpartition(")")[2].split()  # after "pid (comm)": state, ppid, ...; starttime is field 22
+    if not fields or fields[0] in ("Z", "X"):
+        return "dead"
+    return fields[19] if len(fields) > 19 else ""
+
+
+_TAGS: dict[int, str] = {}
+
+
+def _process_tag() -> str:
+    """ "pid.start" of this process: what owners begin with (a pid alone can be reused)."""
+    pid = os.getpid()
+    if pid not in _TAGS:
+        _TAGS[pid] = f"{pid}.{_started(pid)}"
+    return _TAGS[pid]
+
+
+def _alive(owner: str) -> bool:
+    """Whether the process that wrote ``owner`` ("pid.start:..." or "pid:...") still runs: not a
+    zombie waiting to be reaped, and not another process that was given its pid since."""
+    process = owner.split(":", 1)[0]
+    pid_text, _, start = process.partition(".")
+    pid = int(pid_text)
+    now = _started(pid)
+    if now == "dead":
+        return False
+    if now and start and now != start:
+        return False  # the pid was reused
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,182 @@
+"""The embedded queue manager's file format: tables, triggers, format version, the columns added
+since the first format, the SQL statements that read and change messages, and how an MQMD and a
+queue's attributes are written into a row (JSON).
+
+Separate from ams/mq/embedded.py so that what the file holds is read in one place, apart from
+the MQ semantics that use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Iterator
+
+import attrs
+
+from ams.mq.mqmd import MQMD
+from ams.mq.transport import Match, QueueAttributes
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, target TEXT, attributes TEXT, denied TEXT DEFAULT '');
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    md TEXT NOT NULL,
+    body BLOB NOT NULL,
+    state INTEGER NOT NULL,
+    owner TEXT,
+    backouts INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0,
+    persistent INTEGER NOT NULL DEFAULT 1,
+    expires REAL,
+    msg_id TEXT,
+    correl_id TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_in_order ON messages (queue, state, priority DESC, id);
+CREATE TABLE IF NOT EXISTS opens (handle TEXT PRIMARY KEY, queue TEXT NOT NULL, owner TEXT NOT NULL, exclusive INTEGER);
+CREATE TABLE IF NOT EXISTS connections (owner TEXT PRIMARY KEY, broken INTEGER NOT NULL DEFAULT 0);
+"""
+# CURDEPTH per queue (rows whose state is VISIBLE or PUT_PENDING), kept by triggers on every change
+# of a message, whatever made it (put, get, commit, backout, recovery, expiry, restart): a put then
+# checks MAXDEPTH in constant time, where counting the rows cost time in proportion to the depth.
+_DEPTHS = """
+CREATE TABLE IF NOT EXISTS depths (queue TEXT PRIMARY KEY, depth INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS depth_on_insert AFTER INSERT ON messages WHEN NEW.state IN (0, 1) BEGIN
+    INSERT INTO depths (queue, depth) VALUES (NEW.queue, 1) ON CONFLICT (queue) DO UPDATE SET depth = depth + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS depth_on_delete AFTER DELETE ON messages WHEN OLD.state IN (0, 1) BEGIN
+    UPDATE depths SET depth = depth - 1 WHERE queue = OLD.queue;
+END;
+CREATE TRIGGER IF NOT EXISTS depth_on_update AFTER UPDATE OF state, queue ON messages
+WHEN (OLD.state IN (0, 1)) != (NEW.state IN (0, 1)) OR OLD.queue != NEW.queue BEGIN
+    UPDATE depths SET depth = depth - 1 WHERE queue = OLD.queue AND OLD.state IN (0, 1);
+    INSERT INTO depths (queue, depth) SELECT NEW.queue, 1 WHERE NEW.state IN (0, 1)
+        ON CONFLICT (queue) DO UPDATE SET depth = depth + 1;
+END;
+"""
+# A message's body lives in a table of its own: a get under syncpoint marks the message taken, and
+# SQLite rewrites a whole row to change one column (a 64 KiB body cost 2 ms per get and put).
+# Messages written before keep their body in their row, where the reads find it.
+_BODIES = """
+CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS body_on_delete AFTER DELETE ON messages BEGIN
+    DELETE FROM bodies WHERE id = OLD.id;
+END;
+"""
+# PRAGMA user_version: 2 added the msg_id column and its index, 3 the depths, 4 the bodies, 5 the correl_id
+# column (a reader of 4 would put messages without it, which a get by CorrelId would never find)
+_SCHEMA_VERSION = 5
+_COLUMNS = {  # columns added since the first file format, and their definitions
+    "messages": {
+        "priority": "INTEGER NOT NULL DEFAULT 0",
+        "persistent": "INTEGER NOT NULL DEFAULT 1",
+        "expires": "REAL",
+        "msg_id": "TEXT",
+        "correl_id": "TEXT",
+    },
+    "queues": {"attributes": "TEXT", "denied": "TEXT DEFAULT ''"},
+}
+# messages.state: committed; put under syncpoint, not yet committed; got under syncpoint, not yet committed
+VISIBLE, PUT_PENDING, GOT_PENDING = 0, 1, 2
+_ORDER = " ORDER BY m.priority DESC, m.id ASC"
+# the message and its body, wherever it is kept (its own table; its row, in files written before)
+_MESSAGE = (
+    "SELECT m.id, m.md, coalesce(b.body, m.body), m.backouts, m.expires{} "
+    "FROM messages m{} LEFT JOIN bodies b ON b.id = m.id"
+)
+_BY_MSG_ID = " INDEXED BY messages_by_msg_id"  # the planner would walk the queue in order to honour ORDER BY
+_BY_CORREL_ID = " INDEXED BY messages_by_correl_id"
+
+
+def _matching(match: Match) -> tuple[str, str, tuple[object, ...]]:
+    """The index, the WHERE clause and its arguments that select by MsgId and/or CorrelId."""
+    where = ""
+    arguments: tuple[object, ...] = ()
+    if match.msg_id is not None:
+        where, arguments = " AND m.msg_id = ?", (match.msg_id.hex(),)
+    if match.correl_id is not None:
+        where, arguments = where + " AND m.correl_id = ?", (*arguments, match.correl_id.hex())
+    index = _BY_MSG_ID if match.msg_id is not None else _BY_CORREL_ID if match.correl_id is not None else ""
+    return index, where, arguments
+
+
+_DEPTH = "SELECT depth FROM depths WHERE queue = ?"
+_ANY_EXPIRED = (
+    "SELECT 1 FROM messages INDEXED BY messages_by_expiry WHERE queue = ? AND expires IS NOT NULL AND expires < ? "
+    "LIMIT 1"
+)
+_DISCARD_EXPIRED = (
+    "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.queue = ? AND m.expires IS NOT NULL "
+    "AND m.expires < ? AND m.state = ?{})"
+)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script`` one by one (executescript would commit the transaction)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Files made by earlier versions get the columns added since, with their defaults."""
+    for table, columns in _COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column, definition in columns.items():
+            if column not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
+def _create_indexes(db: sqlite3.Connection) -> None:
+    """The indexes a get, browse or expiry scan looks messages up by (their columns may have just
+    been added by :func:`_add_columns`)."""
+    db.execute("CREATE INDEX IF NOT EXISTS messages_by_msg_id ON messages (queue, msg_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS messages_by_correl_id ON messages (queue, correl_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (queue, expires) WHERE expires IS NOT NULL")
+
+
+def _migrate_rows(db: sqlite3.Connection) -> None:
+    """The rows of a file of an earlier format brought to this one, in the caller's transaction:
+    MsgId and CorrelId copied into their columns, the depths counted once (the triggers keep them
+    from then on), the bodies' table made; then the format version set."""
+    db.execute("UPDATE messages SET msg_id = json_extract(md, '$.msg_id') WHERE msg_id IS NULL")
+    db.execute("UPDATE messages SET correl_id = json_extract(md, '$.correl_id') WHERE correl_id IS NULL")
+    db.execute("DROP TABLE IF EXISTS depths")
+    for statement in _statements(_DEPTHS + _BODIES):
+        db.execute(statement)
+    db.execute(
+        "INSERT INTO depths (queue, depth) SELECT queue, COUNT(*) FROM messages WHERE state IN (0, 1) GROUP BY queue"
+    )
+    db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+
+_MD_FIELDS = tuple(field.name for field in attrs.fields(MQMD))
+
+
+def _md_to_json(md: MQMD) -> str:
+    fields = {name: getattr(md, name) for name in _MD_FIELDS}  # attrs.asdict, without its generality
+    fields["msg_id"], fields["correl_id"] = md.msg_id.hex(), md.correl_id.hex()
+    return json.dumps(fields)
+
+
+def _md_from_json(text: str, backouts: int) -> MQMD:
+    raw = json.loads(text)
+    for key in ("msg_id", "correl_id"):
+        raw[key] = bytes.fromhex(raw[key])
+    raw["backout_count"] = backouts
+    return MQMD(**raw)
+
+
+def _attributes_to_json(attributes: QueueAttributes) -> str:
+    return json.dumps(attrs.asdict(attributes))
+
+
+@functools.lru_cache(maxsize=256)
+def _attributes_from_json(text: str | None) -> QueueAttributes:
+    """A queue's attributes as stored (read at every call, decoded once per text: the value is frozen)."""
+    return QueueAttributes(**json.loads(text)) if text else QueueAttributes()

@@ -1,0 +1,56 @@
+"""How the embedded queue manager's classes meet SQLite: transactions that serialise processes
+(BEGIN IMMEDIATE, after this process's connections wrote what they held), and SQLite's errors
+raised as MQ's (MQRC 2195).
+
+Separate because every class of the embedded queue manager uses them.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ams.mq.embedded_writer import release_others
+from ams.mq.transport import MQError
+from ams.mqconstants import MQRC_UNEXPECTED_ERROR
+
+_Class = TypeVar("_Class", bound=type)
+
+
+def _translated(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except sqlite3.Error as error:  # a locked, full, missing or damaged file: an MQ failure like any other
+            raise MQError(
+                f"the embedded queue manager's file failed ({type(error).__name__}: {error})", MQRC_UNEXPECTED_ERROR
+            ) from None
+
+    return call
+
+
+def _mq_errors(cls: _Class) -> _Class:
+    """SQLite's errors from the public methods of ``cls`` become MQError (MQRC 2195)."""
+    for name, member in list(vars(cls).items()):
+        if callable(member) and (name == "__init__" or not name.startswith("_")):
+            setattr(cls, name, _translated(member))
+    return cls
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, so concurrent processes serialise their changes; the connections
+    of this process holding the writer of ``database`` write first (they would keep it from us)."""
+
+    def __init__(self, db: sqlite3.Connection, database: str, me: object = None) -> None:
+        self.db, self.database, self.me = db, database, me
+
+    def __enter__(self) -> sqlite3.Connection:
+        release_others(self.database, self.me)
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -1,0 +1,221 @@
+"""The unit of work of an embedded queue manager's connection: its SQLite transaction, held across
+the calls of the unit of work (ams/mq/embedded_writer.py), MQCMIT, MQBACK, MQDISC and close, the
+MAXUMSGS count, and the connection broken when its work is lost.
+
+Separate from ams/mq/embedded_connection.py, which adds the queues and messages: what a call does
+is kept apart from how its work is kept, written and undone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ams.mq.embedded_owners import _back_out
+from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
+from ams.mq.embedded_sqlite import _mq_errors, _transaction
+from ams.mq.embedded_writer import HOLD_SECONDS, held, release_others, released
+from ams.mq.transport import MQError
+from ams.mqconstants import MQRC_CONNECTION_BROKEN, MQRC_HCONN_ERROR, MQRC_SYNCPOINT_LIMIT_REACHED
+
+if TYPE_CHECKING:
+    from ams.mq.embedded import EmbeddedQueueManager
+
+
+@_mq_errors
+class UnitOfWork:
+    """A connection's unit of work, like an MQ connection handle's; :class:`EmbeddedConnection`
+    (ams/mq/embedded_connection.py) is one, with its queues and messages."""
+
+    def __init__(self, manager: EmbeddedQueueManager, db: sqlite3.Connection, appl_name: str) -> None:
+        self.manager = manager
+        self.name = manager.name
+        self.appl_name = appl_name
+        self._connection: sqlite3.Connection | None = db
+        self._owner = manager._new_owner()
+        self._lock = threading.Lock()
+        self._held: float | None = None  # when this connection took the writer it still holds
+        self._version: int | None = None  # the file's data_version when this connection last took the writer
+        self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
+        self._taken: dict[int, list[tuple[int, str, int]]] = {GOT_PENDING: [], PUT_PENDING: []}  # their rows
+        with _transaction(db, manager._uri):
+            db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise MQError(f"the connection to {self.name} was closed", MQRC_HCONN_ERROR)
+        return self._connection
+
+    @contextlib.contextmanager
+    def _work(
+        self, *, durable: bool = False, keep: bool = False, end: bool = False, guard: bool = False
+    ) -> Iterator[sqlite3.Connection]:
+        """A call's work in this connection's transaction (begun if none is held); MQRC 2009 when
+        the connection was broken since (a queue manager restart, or another process taking it for
+        dead and backing its work out).
+
+        The transaction outlives the call (ams/mq/embedded_writer.py) when the call is work of
+        the unit of work (``keep``: a put or get under syncpoint) or found it held, unless it is
+        older than HOLD_SECONDS. A ``durable`` call (a commit, a put or get outside syncpoint: what
+        MQ has promised once the call returns) writes it and waits for the disk; ``end`` (MQBACK)
+        writes it. A call that writes more than one row (``guard``) has its own savepoint in a
+        transaction held: failing, it undoes its own work, not the unit of work's (SQLite undoes a
+        failed statement itself)."""
+        db = self._db
+        fresh = self._held is None
+        saved = guard and not fresh
+        if fresh:
+            self._begin(db)
+        elif saved:
+            db.execute("SAVEPOINT call")
+        try:
+            yield db
+        except BaseException:
+            self._undo(db, fresh, saved)
+            raise
+        if saved:
+            db.execute("RELEASE call")
+        if durable or end or (fresh and not keep) or time.monotonic() - (self._held or 0.0) >= HOLD_SECONDS:
+            self._write(db, durable=durable)
+
+    def _begin(self, db: sqlite3.Connection) -> None:
+        release_others(self.manager._uri, self)
+        db.execute("BEGIN IMMEDIATE")
+        version = int(db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._version:  # another connection wrote since we last held the writer: broken?
+            row = db.execute("SELECT broken FROM connections WHERE owner = ?", (self._owner,)).fetchone()
+            if row is None or row[0]:
+                db.execute("ROLLBACK")
+                raise MQError(
+                    f"the connection to {self.name} was broken (the queue manager restarted, or its work was "
+                    "backed out): its uncommitted work is gone; connect again",
+                    MQRC_CONNECTION_BROKEN,
+                )
+            self._version = version
+        self._held = time.monotonic()
+        held(self.manager._uri, self)
+
+    def _undo(self, db: sqlite3.Connection, fresh: bool, saved: bool) -> None:
+        """A call failed: its own changes undone; the unit of work's earlier ones kept, unless SQLite
+        rolled the whole transaction back (a full disk, an I/O error): then the unit of work is lost
+        and the connection broken, as MQ breaks a connection whose unit of work it cannot keep."""
+        if fresh or not db.in_transaction:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._held = None
+            released(self)
+            if not fresh:
+                self._break()
+            return
+        if saved:
+            db.execute("ROLLBACK TO call")
+            db.execute("RELEASE call")
+
+    def _break(self) -> None:
+        self._version = None  # our own writes leave data_version as it was: the flag must be read again
+        with contextlib.suppress(sqlite3.Error), _transaction(self._db, self.manager._uri, self) as db:
+            _back_out(db, self._owner)
+            db.execute("UPDATE connections SET broken = 1 WHERE owner = ?", (self._owner,))
+
+    def _write(self, db: sqlite3.Connection, *, durable: bool = False) -> None:
+        """Commit the transaction held; ``durable``: and wait for the disk."""
+        self._held = None
+        released(self)
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error:  # the unit of work's work since its last write is gone with the transaction
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._break()
+            raise
+        if durable:
+            self.manager._sync_log()
+
+    def release_writer(self, *, wait: bool) -> None:
+        """Write the transaction held (``wait`` False: unless a call is under way, or it is younger
+        than HOLD_SECONDS): for another connection of this process, or the flusher thread."""
+        # bounded: a connection dropped (and closed by the collector) inside another's call, in the same
+        # thread, must not wait for ever; past it, SQLite's own busy timeout decides (MQRC 2195)
+        if not self._lock.acquire(blocking=wait, timeout=30 if wait else -1):
+            return
+        try:
+            stale = self._held is not None and (wait or time.monotonic() - self._held >= HOLD_SECONDS)
+            if stale and self._connection is not None:
+                self._write(self._connection)
+        finally:
+            self._lock.release()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection was closed or disconnected."""
+        return self._connection is None
+
+    def _count_uncommitted(self, local: str) -> None:
+        """MQRC 2024 when this connection already holds MAXUMSGS messages under syncpoint."""
+        limit = self.manager.max_uncommitted
+        if self._uncommitted >= limit:
+            raise MQError(
+                f"MQPUT or MQGET on {local} under syncpoint: the unit of work already holds {self._uncommitted:,} "
+                f"messages, the queue manager's MAXUMSGS ({limit:,}): commit more often (smaller batches), or "
+                "ALTER QMGR MAXUMSGS",
+                MQRC_SYNCPOINT_LIMIT_REACHED,
+            )
+
+    def max_uncommitted(self) -> int:
+        """MQINQ MaxUncommittedMsgs (MAXUMSGS) of the queue manager."""
+        return self.manager.max_uncommitted
+
+    def commit(self) -> None:
+        """MQCMIT: gets become final, puts become visible."""
+        with self._lock, self._work(durable=True):
+            # the rows this unit of work changed, by id (there is no index on the owner to find them by)
+            self._db.executemany(
+                "DELETE FROM messages WHERE id = ? AND owner = ? AND state = ?", self._taken[GOT_PENDING]
+            )
+            self._db.executemany(
+                f"UPDATE messages SET state = {VISIBLE}, owner = NULL WHERE id = ? AND owner = ? AND state = ?",
+                self._taken[PUT_PENDING],
+            )
+        self._settled()
+
+    def _settled(self) -> None:
+        self._uncommitted = 0
+        self._taken = {GOT_PENDING: [], PUT_PENDING: []}
+
+    def backout(self) -> None:
+        """MQBACK: got messages return (their backout count raised), put ones vanish."""
+        with self._lock, self._work(end=True):
+            _back_out(self._db, self._owner)
+        self._settled()
+
+    def disconnect(self) -> None:
+        """MQDISC, as IBM MQ does it: uncommitted work is committed."""
+        self.commit()
+        self._end()
+
+    def close(self) -> None:
+        """This library's way to disconnect: uncommitted work is backed out first, never committed.
+        Closing a closed connection does nothing."""
+        if self._connection is None:
+            return
+        self.backout()
+        self._end()
+
+    def _end(self) -> None:
+        self.release_writer(wait=True)
+        with self._lock, _transaction(self._db, self.manager._uri, self):
+            self._db.execute("DELETE FROM opens WHERE owner = ?", (self._owner,))
+            self._db.execute("DELETE FROM connections WHERE owner = ?", (self._owner,))
+        self._db.close()
+        self._connection = None
+
+    def __del__(self) -> None:
+        # a connection dropped without close: its work is backed out, as close() would
+        if getattr(self, "_connection", None) is not None:
+            with contextlib.suppress(Exception):
+                self.close()
