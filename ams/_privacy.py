@@ -165,7 +165,14 @@ def open_unwrapped(
     """
     try:
         opened = open_privacy(
-            envelope, key, orig_size=orig_size, empty=empty, limits=limits, load=load, steps=steps, into=into,
+            envelope,
+            key,
+            orig_size=orig_size,
+            empty=empty,
+            limits=limits,
+            load=load,
+            steps=steps,
+            into=into,
             headroom=headroom,
         )
         steps.append("chaining the signer's certificate to a CA in this keystore")
@@ -179,9 +186,7 @@ def open_unwrapped(
     return opened
 
 
-def _parse_privacy_plaintext(
-    buffer: memoryview, start: int, size: int, limits: Limits
-) -> tuple[int, SignedContent]:
+def _parse_privacy_plaintext(buffer: memoryview, start: int, size: int, limits: Limits) -> tuple[int, SignedContent]:
     """The decrypted privacy content (``size`` bytes at ``start`` in ``buffer``): SignedData content
     octets (what AMS writes), and where the bytes parsed start in ``buffer``.
 

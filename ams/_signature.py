@@ -211,8 +211,8 @@ def _signed_attributes_strictly(content: memoryview) -> tuple[str, bytes]:
         ):
             fields = attribute.children("attribute")
             oid = fields.read("attrType", der.OID).oid("attrType")
-            values = fields.read("attrValues", der.SET).children("attrValues").all(
-                "value", limit=limits.attribute_values
+            values = (
+                fields.read("attrValues", der.SET).children("attrValues").all("value", limit=limits.attribute_values)
             )
             fields.end()
             if oid in (ID_CONTENT_TYPE, ID_MESSAGE_DIGEST):

@@ -77,6 +77,7 @@ class SignatureAlgorithm(_Labelled):
         """The digest a CMS digest OID names, or None when AMS defines no such digest."""
         return _DIGEST_BY_OID.get(oid)
 
+
 class EncryptionAlgorithm(_Labelled):
     """``-e`` / ENCALG. The value is the PCF value and the strength rank."""
 

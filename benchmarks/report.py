@@ -1,8 +1,8 @@
 """Render a benchmark JSON (``python -m benchmarks --json F``) as the Markdown tables in the README.
 
-    python -m benchmarks.report F
-    python -m benchmarks.report --compare BEFORE AFTER   # the small- and large-message targets, before and after
-    python -m benchmarks.report --plot DIR F [F ...]     # PNG charts (needs matplotlib: the `bench` extra)
+python -m benchmarks.report F
+python -m benchmarks.report --compare BEFORE AFTER   # the small- and large-message targets, before and after
+python -m benchmarks.report --plot DIR F [F ...]     # PNG charts (needs matplotlib: the `bench` extra)
 """
 
 from __future__ import annotations
@@ -43,14 +43,23 @@ def render(report: dict[str, Any]) -> str:
                 cells.append(f"{found['rate']:,.0f} ({found['bound_ratio']:.2f} / {peer})")
             lines.append(f"| {case} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines.append("| peak memory of one operation | " + " | ".join(
-        sorted({_size(m["size"]) for m in report["memory"]}, key=lambda s: s)) + " |")
+    lines.append(
+        "| peak memory of one operation | "
+        + " | ".join(sorted({_size(m["size"]) for m in report["memory"]}, key=lambda s: s))
+        + " |"
+    )
     memory_sizes = sorted({m["size"] for m in report["memory"]})
     lines.append("| --- |" + " ---: |" * len(memory_sizes))
     for key in dict.fromkeys((m["case"], m["op"]) for m in report["memory"]):
         cells = [
-            next((f"{m['peak_ratio']:.2f} x payload" for m in report["memory"]
-                  if (m["case"], m["op"]) == key and m["size"] == size), "")
+            next(
+                (
+                    f"{m['peak_ratio']:.2f} x payload"
+                    for m in report["memory"]
+                    if (m["case"], m["op"]) == key and m["size"] == size
+                ),
+                "",
+            )
             for size in memory_sizes
         ]
         lines.append(f"| {key[0]} {key[1]} | " + " | ".join(cells) + " |")
@@ -152,4 +161,3 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
-

@@ -143,9 +143,7 @@ def test_fresh_bytes_is_written_through_its_view_and_never_a_shared_object() -> 
     assert len(buffer) == 1000 and not buffer.readonly
 
 
-def test_a_refused_privacy_message_leaves_nothing_in_the_kept_buffer(
-    alice: ams.Protector, bob: ams.Protector
-) -> None:
+def test_a_refused_privacy_message_leaves_nothing_in_the_kept_buffer(alice: ams.Protector, bob: ams.Protector) -> None:
     """The buffer kept between large privacy messages holds no byte of a refused one: the payload of
     a message refused after decryption (its signature no longer verifies) is zeroed, and the buffer
     is not kept (a sender with no key must not make a handle hold memory of the size it chose)."""

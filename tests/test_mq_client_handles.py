@@ -117,9 +117,10 @@ def test_the_ibmmq_stand_in_shares_handles_itself_as_ibmmq_does(pymqi: EmbeddedQ
     del second
     gc.collect()  # its __del__ disconnects its own handle only
     first.backout()
-    assert fake_ibmmq.Queue(first, "T.UOW", fake_ibmmq.CMQC.MQOO_INPUT_SHARED).get(
-        None, fake_ibmmq.MD(), fake_ibmmq.GMO()
-    ) == b"got under syncpoint"
+    assert (
+        fake_ibmmq.Queue(first, "T.UOW", fake_ibmmq.CMQC.MQOO_INPUT_SHARED).get(None, fake_ibmmq.MD(), fake_ibmmq.GMO())
+        == b"got under syncpoint"
+    )
     bare = fake_ibmmq.QueueManager("TESTQM")
     orphan = fake_ibmmq.QueueManager(None)
     with pytest.raises(fake_ibmmq.MQMIError) as caught:

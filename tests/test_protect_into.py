@@ -53,9 +53,7 @@ def bob(pki: Pki, policies: ams.PolicyStore) -> ams.Protector:
 
 
 @pytest.mark.parametrize("queue", QUEUES)
-def test_what_protect_into_writes_is_what_protect_writes(
-    alice: ams.Protector, bob: ams.Protector, queue: str
-) -> None:
+def test_what_protect_into_writes_is_what_protect_writes(alice: ams.Protector, bob: ams.Protector, queue: str) -> None:
     buffer = bytearray(200_000)
     for size in SIZES:
         payload = os.urandom(size)

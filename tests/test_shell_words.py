@@ -37,7 +37,7 @@ def test_words_and_errors_are_shlex_s(line: str) -> None:
     "line,words",
     [
         (
-            'setmqspl -m QM -p Q -r "CN=bob, O=AMS" -a \'CN=a\\b\'',
+            "setmqspl -m QM -p Q -r \"CN=bob, O=AMS\" -a 'CN=a\\b'",
             ["setmqspl", "-m", "QM", "-p", "Q", "-r", "CN=bob, O=AMS", "-a", "CN=a\\b"],
         ),
         ('-r "CN=\\"quoted\\",O=X" # a comment', ["-r", 'CN="quoted",O=X']),

@@ -129,8 +129,6 @@ def read_dspmqspl(path: str | Path) -> list[Policy]:
     return parse_dspmqspl(decode_text(data, str(path)), source=str(path))
 
 
-
-
 def _dn(text: str, where: str) -> DistinguishedName:
     try:
         return DistinguishedName.parse(text)
@@ -187,5 +185,3 @@ def _key_reuse(text: str, where: str) -> int:
             f"{where}: Key Reuse Count {quoted(text)}: expected 0 (disabled), 1 to {KEYREUSE_MAX} or UNLIMITED"
         )
     return count
-
-

@@ -59,8 +59,6 @@ def decode_text(data: bytes, source: str) -> str:
         ) from None
 
 
-
-
 @attrs.frozen
 class MqscCommand:
     """One SET POLICY or DELETE POLICY command, with the line it started on."""

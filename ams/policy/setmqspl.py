@@ -37,8 +37,7 @@ def _key_reuse(value: str) -> int:
     count = key_reuse_count(value, "key reuse -c")
     if count is None:
         raise PolicyError(
-            f"key reuse -c {quoted(value)} is not a number: expected 0 (disabled), * (unlimited) or 1 to "
-            f"{KEYREUSE_MAX}"
+            f"key reuse -c {quoted(value)} is not a number: expected 0 (disabled), * (unlimited) or 1 to {KEYREUSE_MAX}"
         )
     return count
 

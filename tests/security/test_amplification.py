@@ -155,9 +155,7 @@ def test_a_genuine_message_padded_with_recipient_infos_is_refused(pki: Pki, bob:
     (info,) = infos.children("recipientInfos").all("RecipientInfo")
     padding = _recipient_info(pki.ca.certificate.subject.public_bytes(), 99) * 300_000
     content = version + der.tlv(der.SET, bytes(info.encoded) + padding) + rest
-    padded_blob = der.tlv(
-        der.SEQUENCE, der.oid(ID_ENVELOPED_DATA) + der.tlv(0xA0, der.tlv(der.SEQUENCE, content))
-    )
+    padded_blob = der.tlv(der.SEQUENCE, der.oid(ID_ENVELOPED_DATA) + der.tlv(0xA0, der.tlv(der.SEQUENCE, content)))
     padded = genuine[:104] + padded_blob
     error, elapsed, _ = _measure(lambda: bob.unprotect("PRIV.Q", padded))
     assert isinstance(error, ams.errors.MalformedMessageError) and "more than 1024" in error.message

@@ -52,7 +52,9 @@ FORGED = [
     pytest.param(f"<usr><{PROPERTY}>{NAMES['alice']}</{PROPERTY}></usr>".encode(), id="the same name"),
     pytest.param(f"<usr><{PROPERTY.lower()}>{NAMES['alice']}</{PROPERTY.lower()}></usr>".encode(), id="another case"),
     pytest.param(
-        b"<usr>" + b"".join(b"<p%d>x</p%d>" % (n, n) for n in range(1000)) + f"<{PROPERTY}>x</{PROPERTY}>".encode()
+        b"<usr>"
+        + b"".join(b"<p%d>x</p%d>" % (n, n) for n in range(1000))
+        + f"<{PROPERTY}>x</{PROPERTY}>".encode()
         + b"</usr>",
         id="behind 1,000 others",
     ),

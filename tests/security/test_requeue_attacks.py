@@ -174,7 +174,10 @@ def test_the_original_put_application_and_time_are_kept_or_reported(
     connection = qm.connect("check")
     got = connection.open("PAY.Q", input=True).get()
     assert (got.body, got.md.put_appl_name, got.md.put_date, got.md.put_time) == (
-        b"first", "payroll", "20260101", "12000000"
+        b"first",
+        "payroll",
+        "20260101",
+        "12000000",
     )
     qm.deny("PAY.Q", "setall")
     connection.close()

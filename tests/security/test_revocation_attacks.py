@@ -746,7 +746,12 @@ def test_bad_settings_name_the_key_and_the_expected_form(key: str, value: str) -
 
 def test_good_settings_are_read() -> None:
     read = RevocationSettings.from_conf(
-        {"ocsp.timeout": "2.5", "ocsp.max_age": "600", "ocsp.max_response_size": "65536", "ocsp.url": "http://o.test:8080/x"},
+        {
+            "ocsp.timeout": "2.5",
+            "ocsp.max_age": "600",
+            "ocsp.max_response_size": "65536",
+            "ocsp.url": "http://o.test:8080/x",
+        },
         Path("."),
     )
     assert (read.timeout, read.max_age, read.max_response_size) == (2.5, datetime.timedelta(minutes=10), 65536)

@@ -78,9 +78,7 @@ def _receiver(pki: Pki, *extra: x509.Certificate, line: str) -> ams.Protector:
     [x509.BasicConstraints(ca=False, path_length=None), None],
     ids=["cA-false", "no-basicConstraints"],
 )
-def test_a_self_signed_partner_cannot_issue_itself_alice(
-    pki: Pki, constraints: x509.BasicConstraints | None
-) -> None:
+def test_a_self_signed_partner_cannot_issue_itself_alice(pki: Pki, constraints: x509.BasicConstraints | None) -> None:
     partner = _self_signed("CN=partner,O=PARTNER,C=US", constraints=constraints)
     line = f'setmqspl -m QM -p INT.Q -s SHA256 -a "{pki.dn("alice")}"'
     forged_alice = issue(partner, pki.dn("alice"))  # the partner's key signs a certificate named alice

@@ -28,6 +28,7 @@ PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
 NOT_RUN = "not run: the run was interrupted"  # the reason of a property an interrupted run did not reach
 
+
 @attrs.frozen
 class Failure:
     """A property's shrunk counterexample: its kind of failure (done wrongly, refused, crashed...), the

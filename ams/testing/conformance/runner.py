@@ -200,7 +200,6 @@ def _finish(
     return report
 
 
-
 def _stop_if_asked(stop: threading.Event | None) -> None:
     # raised here, between peer calls, rather than from a signal handler at an arbitrary point
     # (one raised inside Hypothesis's garbage-collector callback is printed and ignored)
