@@ -156,15 +156,23 @@ def cbc_decrypt(
         cipher = algorithm.spec.factory(key)
     block = cipher.block_size // 8
     _check_cbc_input(algorithm, block, iv, ciphertext, what)
-    needed = headroom + len(ciphertext) + block
-    if into is None:
-        into = memoryview(bytearray(needed))
-    elif len(into) < needed:
-        raise ValueError(f"{what}: the output buffer holds {len(into)} bytes; {needed} are needed")
+    into, needed = _output_room(into, headroom, len(ciphertext), block, what)
     decryptor = Cipher(cipher, modes.CBC(iv)).decryptor()
     end = headroom + decryptor.update_into(ciphertext, into[headroom:needed])
     decryptor.finalize()
     return _unpadded(into, headroom, end, block, algorithm, what)
+
+
+def _output_room(into: memoryview | None, headroom: int, size: int, block: int, what: str) -> tuple[memoryview, int]:
+    """The buffer a CBC decryption of ``size`` ciphertext bytes writes into after ``headroom``
+    (``into``, or a fresh one), and the bytes it needs: update_into wants a block of room past
+    what it writes."""
+    needed = headroom + size + block
+    if into is None:
+        return memoryview(bytearray(needed)), needed
+    if len(into) < needed:
+        raise ValueError(f"{what}: the output buffer holds {len(into)} bytes; {needed} are needed")
+    return into, needed
 
 
 def _unpadded(
@@ -215,11 +223,7 @@ class CbcDecryptor:
         """As :func:`cbc_decrypt` with this decryptor's key."""
         block, algorithm = self._block, self.algorithm
         _check_cbc_input(algorithm, block, iv, ciphertext, what)
-        needed = headroom + len(ciphertext) + block
-        if into is None:
-            into = memoryview(bytearray(needed))
-        elif len(into) < needed:
-            raise ValueError(f"{what}: the output buffer holds {len(into)} bytes; {needed} are needed")
+        into, needed = _output_room(into, headroom, len(ciphertext), block, what)
         context = self._context
         context.update_into(iv, self._scratch)  # the IV is now the chaining value
         end = headroom + context.update_into(ciphertext, into[headroom:needed])
