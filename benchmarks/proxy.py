@@ -8,13 +8,20 @@ a queue of such messages on an embedded queue manager file, with 1 and 2 worker 
 work; its rate is messages moved per second of wall time, from the first get to the empty queue.
 ``per_worker`` = rate / (bound x workers): 1.0 would be the crypto alone, on every core.
 
+``--memory``: one worker in this process on an in-memory queue manager (no file, no second
+process can share it), the proxy's own path and the queue manager's Python without the disk; the
+bound and the proxy runs are taken in turn, best of three each, so that another process's burst
+slows both alike.
+
 python -m benchmarks.proxy --quick             # a few seconds per cell
 python -m benchmarks.proxy --json out.json     # more messages per cell
+python -m benchmarks.proxy --quick --memory    # in memory, one worker
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing
 import platform
@@ -67,8 +74,7 @@ def bound(world: ProxyWorld, source: str, size: int, seconds: float) -> float:
     return rate(one, seconds=seconds, repeats=3)
 
 
-def _fill(world: ProxyWorld, path: Path, source: str, size: int, count: int) -> None:
-    manager = EmbeddedQueueManager(path, name="BENCHQM", create=True)
+def _fill(world: ProxyWorld, manager: EmbeddedQueueManager, source: str, size: int, count: int) -> None:
     for queue in ("IN.PRIV", "IN.INT", "OUT.PRIV"):
         manager.define_queue(queue, max_depth=999_999_999)
     alice = ProtectedQueueManager(manager.connect("alice"), world.keystore("alice"), world.policies)
@@ -99,7 +105,7 @@ def proxy_rate(world: ProxyWorld, source: str, size: int, count: int, workers: i
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="ams-proxy-bench-") as scratch:
         path = Path(scratch) / "qm.sqlite"
-        _fill(world, path, source, size, count)
+        _fill(world, EmbeddedQueueManager(path, name="BENCHQM", create=True), source, size, count)
         start, done = context.Barrier(workers + 1), context.Queue()
         processes = [
             context.Process(target=_work, args=(world, str(path), source, batch, start, done)) for _ in range(workers)
@@ -117,35 +123,75 @@ def proxy_rate(world: ProxyWorld, source: str, size: int, count: int, workers: i
     return count / elapsed
 
 
-def run(*, quick: bool) -> list[dict[str, Any]]:
+def memory_rate(world: ProxyWorld, source: str, size: int, count: int, batch: int) -> float:
+    """Messages moved per second by one proxy in this process, on an in-memory queue manager."""
+    manager = EmbeddedQueueManager(None, name="BENCHQM")
+    _fill(world, manager, source, size, count)
+    qm = manager.connect("proxy")
+    gateway = ProtectedQueueManager(qm, world.keystore("bob"), world.policies)
+    proxy = ReprotectionProxy(gateway, source, gateway, "OUT.PRIV", batch_size=batch, batch_seconds=60.0)
+    proxy.move_one()  # warm caches (the signer's chain, the reused keys), as the bound's first call does
+    gc.collect()
+    began = time.perf_counter()
+    moved = proxy.run().moved
+    elapsed = time.perf_counter() - began
+    proxy.close()
+    qm.close()
+    if moved != count - 1:
+        raise RuntimeError(f"the proxy moved {moved} of {count - 1} messages")
+    return moved / elapsed
+
+
+def _record(case: str, size: int, workers: int, batch: int, count: int, moved: float, limit: float) -> dict[str, Any]:
+    print(
+        f"{case:<20} {size // KIB:>3} KiB  workers {workers}  batch {batch:>2}: {moved:8.0f} msg/s, "
+        f"bound {limit:6.0f}/s per process, per worker {moved / (limit * workers):.2f}",
+        file=sys.stderr,
+    )
+    return {
+        "case": case,
+        "size": size,
+        "workers": workers,
+        "batch": batch,
+        "messages": count,
+        "rate": moved,
+        "bound": limit,
+        "per_worker": moved / (limit * workers),
+    }
+
+
+def run(*, quick: bool, memory: bool = False) -> list[dict[str, Any]]:
+    """Every cell: on a queue-manager file (1 and 2 workers), or in memory (1 worker)."""
     world = ProxyWorld()
     seconds = 0.5 if quick else 1.0
     records = []
     for size in (KIB, 64 * KIB):
         for case, source in CASES.items():
+            if memory:
+                records.extend(_memory_cells(world, case, size, seconds, quick=quick))
+                continue
             limit = bound(world, source, size, seconds)
             for workers in (1, 2):
                 for batch in (1, 50):
                     # a commit per message waits for the disk each time: fewer messages measure it as well
                     count = max(100, int(limit * (0.2 if batch == 1 else 2 if quick else 6)))
                     moved = proxy_rate(world, source, size, count, workers, batch)
-                    records.append(
-                        {
-                            "case": case,
-                            "size": size,
-                            "workers": workers,
-                            "batch": batch,
-                            "messages": count,
-                            "rate": moved,
-                            "bound": limit,
-                            "per_worker": moved / (limit * workers),
-                        }
-                    )
-                    print(
-                        f"{case:<20} {size // KIB:>3} KiB  workers {workers}  batch {batch:>2}: {moved:8.0f} msg/s, "
-                        f"bound {limit:6.0f}/s per process, per worker {moved / (limit * workers):.2f}",
-                        file=sys.stderr,
-                    )
+                    records.append(_record(case, size, workers, batch, count, moved, limit))
+    return records
+
+
+def _memory_cells(world: ProxyWorld, case: str, size: int, seconds: float, *, quick: bool) -> list[dict[str, Any]]:
+    """One worker in memory, batches of 1 and 50: the bound and the proxy taken in turn, best of three."""
+    source = CASES[case]
+    records = []
+    for batch in (1, 50):
+        limit = best = 0.0
+        count = 0
+        for _ in range(3):
+            limit = max(limit, bound(world, source, size, seconds / 3))
+            count = max(100, int(limit * seconds))
+            best = max(best, memory_rate(world, source, size, count + 1, batch))
+        records.append(_record(case, size, 1, batch, count, best, limit))
     return records
 
 
@@ -160,7 +206,11 @@ def markdown(records: list[dict[str, Any]]) -> str:
     for case, size in keys:
         cells = {(r["workers"], r["batch"]): r for r in records if (r["case"], r["size"]) == (case, size)}
         limit = next(iter(cells.values()))["bound"]
-        row = [f"{cells[w, b]['rate']:,.0f} ({cells[w, b]['per_worker']:.2f})" for w in (1, 2) for b in (1, 50)]
+        row = [
+            f"{cells[w, b]['rate']:,.0f} ({cells[w, b]['per_worker']:.2f})" if (w, b) in cells else "-"
+            for w in (1, 2)
+            for b in (1, 50)
+        ]
         lines.append(f"| {case} | {size // KIB} KiB | {limit:,.0f} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -169,13 +219,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.proxy", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--memory", action="store_true", help="one worker on an in-memory queue manager")
     args = parser.parse_args()
     started = time.perf_counter()
-    records = run(quick=args.quick)
+    records = run(quick=args.quick, memory=args.memory)
     header = (
         f"Run on {time.strftime('%Y-%m-%d')}: {platform.machine()}, {multiprocessing.cpu_count()} cores, "
-        f"Python {platform.python_version()} ({time.perf_counter() - started:.1f} s). Each cell: messages/s "
-        "(per worker: rate / (bound x workers))."
+        f"Python {platform.python_version()} ({time.perf_counter() - started:.1f} s), queue manager "
+        f"{'in memory' if args.memory else 'on a file'}. Each cell: messages/s (per worker: rate / (bound x workers))."
     )
     print(header + "\n\n" + markdown(records))
     if args.json:

@@ -13,7 +13,7 @@ import ams.errors
 from ams.mq import MQMD, NoMessageAvailable, ProtectedQueueManager
 from ams.mq.dlh import MQDLH
 from ams.mq.properties import read_properties
-from ams.mq.protected import ERROR_QUEUE, policies_from_queue_manager, write_policies_to_queue_manager
+from ams.mq.protected import ERROR_QUEUE, md_with, policies_from_queue_manager, write_policies_to_queue_manager
 from tests.conftest import Pki, store
 from tests.mq_transports import Factory
 
@@ -47,6 +47,35 @@ def test_every_qop_through_put_and_get(
     assert raw.body[:4] == b"PDMQ" and (b"payload for bob" in raw.body) is (qop is ams.QoP.INTEGRITY)
     got = manager(connections, pki, "bob", policies).open(queue, input=True).get()
     assert (got.body, got.md.format, got.qop, got.md.correl_id) == (b"payload for bob", "MQSTR   ", qop, b"C" * 24)
+
+
+@pytest.mark.parametrize("keep_msg_id", [True, False])
+def test_forward_puts_a_got_message_with_its_descriptor(
+    connections: Factory, pki: Pki, policies: ams.PolicyStore, keep_msg_id: bool
+) -> None:
+    """As a proxy forwards: the descriptor travels, its BackoutCount does not, and the MsgId is kept or new."""
+    alice = manager(connections, pki, "alice", policies)
+    got = MQMD(format="MQSTR   ", msg_id=b"M" * 24, correl_id=b"C" * 24, backout_count=3, reply_to_q="REPLIES")
+    done = alice.open("P.INT", output=True).forward(got, b"forwarded", keep_msg_id=keep_msg_id)
+    assert got.backout_count == 3 and got.msg_id == b"M" * 24  # the caller's MQMD is left as it was
+    read = manager(connections, pki, "bob", policies).open("P.INT", input=True).get()
+    assert (read.body, read.md.format, read.md.correl_id, read.md.reply_to_q) == (
+        b"forwarded",
+        "MQSTR   ",
+        b"C" * 24,
+        "REPLIES",
+    )
+    assert read.md.backout_count == 0 and read.md.msg_id == done.msg_id
+    assert (read.md.msg_id == b"M" * 24) is keep_msg_id  # a new MsgId, from the queue manager, when not kept
+    assert any(read.md.msg_id)
+
+
+def test_md_with_is_evolve_and_refuses_what_evolve_refuses() -> None:
+    md = MQMD(format="MQSTR   ", msg_id=b"M" * 24, priority=7, put_appl_name="app")
+    assert md_with(md, format="MQHRF2  ", backout_count=2) == attrs.evolve(md, format="MQHRF2  ", backout_count=2)
+    assert md_with(md) == md and md_with(md) is not md
+    with pytest.raises(TypeError, match="formats"):
+        md_with(md, formats="MQHRF2  ")
 
 
 def test_refused_get_moves_the_message_to_the_error_queue_field_by_field(

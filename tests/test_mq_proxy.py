@@ -51,7 +51,7 @@ def test_a_failed_put_leaves_the_message_where_it_was(connections: Factory, peop
     def broken_put(*args: object, **kwargs: object) -> MQMD:
         raise ams.mq.MQError("queue full", 2053)
 
-    proxy._out.put = broken_put  # type: ignore[method-assign]
+    proxy._out.handle.put = broken_put  # type: ignore[method-assign]  # the queue manager refuses the put
     with pytest.raises(RouteUnavailable, match="queue full"):  # the target's trouble, not the message's
         proxy.move_one()
     assert proxy.stats.failed == 0
@@ -80,7 +80,7 @@ def test_a_configuration_error_stops_the_proxy_and_keeps_the_message(
     def misconfigured(*args: object, **kwargs: object) -> MQMD:
         raise ams.errors.ConfigurationError("the target policy changed under the proxy")
 
-    proxy._out.put = misconfigured  # type: ignore[method-assign]
+    proxy._out.forward = misconfigured  # type: ignore[method-assign]
     with pytest.raises(ams.errors.ConfigurationError):
         proxy.run()
     gateway.close()

@@ -202,6 +202,33 @@ def test_a_refused_message_is_counted_and_the_batch_goes_on(connections: Factory
     assert connections("spy").depth(ERROR_QUEUE) == 1
 
 
+def test_each_event_names_its_own_messages_signer(connections: Factory, people: dict[str, Issued]) -> None:
+    """The DN of the last signer is kept: a message from another signer must not be reported under it."""
+    senders = ["orders", "orders", "invoices", "orders", "invoices", "invoices"]
+    for index, name in enumerate(senders):
+        partner(connections, people, name).open("EXTERNAL_IN", output=True).put(MQMD(), b"order %d" % index)
+    qm = connections("gateway")
+    events: list[ProxyEvent] = []
+    proxy = ReprotectionProxy(
+        gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN", batch_size=10, on_event=events.append
+    )
+    assert proxy.move_batch() == len(senders)
+    assert [e.signer for e in events] == [NAMES[name] for name in senders]
+
+
+def test_without_a_listener_every_outcome_is_still_counted(connections: Factory, people: dict[str, Issued]) -> None:
+    """Events are made only for someone to hear them; the counts and the refusals' reasons are kept either way."""
+    partner(connections, people).open("EXTERNAL_IN", output=True).put(MQMD(), b"order 1")
+    partner(connections, people, "intruder").open("EXTERNAL_IN", output=True).put(MQMD(), b"pay me")
+    partner(connections, people).open("EXTERNAL_IN", output=True).put(MQMD(), b"order 2")
+    qm = connections("gateway")
+    proxy = ReprotectionProxy(gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN", batch_size=10)
+    assert proxy.move_batch() == 3
+    assert (proxy.stats.moved, proxy.stats.refused, proxy.stats.handled) == (2, 1, 3)
+    assert len(proxy.stats.reasons) == 1 and "UnauthorisedSignerError" in proxy.stats.reasons[0]
+    assert [m.body for m in read_all(connections, people)] == [b"order 1", b"order 2"]
+
+
 # -- two queue managers ------------------------------------------------------------------------------
 
 

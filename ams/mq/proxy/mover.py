@@ -28,6 +28,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import attrs
 from cryptography import x509
@@ -90,20 +91,30 @@ def reason_of(error: BaseException) -> str:
     return f"{type(error).__name__}: {detail}"
 
 
-def _signer_dn(message: ProtectedMessage) -> str:
-    return _subject_text(message.signer) if message.signer is not None else ""
-
-
 @functools.lru_cache(maxsize=256)  # a route sees few signers: rendering the DN was 5 % of a 1 KiB message
 def _subject_text(certificate: x509.Certificate) -> str:
     return str(DistinguishedName.from_x509(certificate.subject))
 
 
+class _Handled(NamedTuple):
+    """One message of a unit of work, as cheap to keep as a tuple: its event is made only once the
+    unit of work is settled, and only when someone hears of events (``on_event``). ``certificate``:
+    the verified signer, whose DN is rendered then (``signer`` when the route rendered it already)."""
+
+    outcome: str
+    started: float  # when its get began
+    md: MQMD | None = None
+    signer: str = ""
+    certificate: x509.Certificate | None = None
+    qop_in: str = ""
+    reason: str = ""
+
+
 @attrs.define
 class _Batch:
-    """The messages of one unit of work, and the events to report once it commits."""
+    """The messages of one unit of work, to count and report once it commits."""
 
-    events: list[tuple[ProxyEvent, float]] = attrs.field(factory=list)  # and when each message's get began
+    events: list[_Handled] = attrs.field(factory=list)
     started: float = attrs.field(factory=time.monotonic)
 
 
@@ -180,6 +191,7 @@ class ReprotectionProxy:
         # after a backout, or a message got again (its worker may have died on it), this many
         # messages move one per unit of work, so that a failing one alone counts its backouts
         self._careful = 0
+        self._last_signer: tuple[x509.Certificate | None, str] = (None, "")
 
     # -- one unit of work ------------------------------------------------------------------------
 
@@ -219,14 +231,15 @@ class ReprotectionProxy:
         except NoMessageAvailable:
             return False
         except AlreadyDelivered:  # in the ledger: its get goes with this unit of work, and no put
-            batch.events.append((self._event("duplicate", started, md=self._in.last_md), started))
+            batch.events.append(_Handled("duplicate", started, self._in.last_md))
             return True
         except SecurityError as error:  # moved to the error queue inside the unit of work
-            refused = self._event("refused", started, md=self._in.last_md, signer=error.signer, reason=reason_of(error))
-            batch.events.append((refused, started))
+            batch.events.append(
+                _Handled("refused", started, self._in.last_md, signer=error.signer, reason=reason_of(error))
+            )
             return True
         except PoisonMessageError as error:  # backed out BOTHRESH times: moved aside inside the unit of work
-            batch.events.append((self._event("poison", started, md=self._in.last_md, reason=reason_of(error)), started))
+            batch.events.append(_Handled("poison", started, self._in.last_md, reason=reason_of(error)))
             return True
         except ConfigurationError:
             self._back_out_both()
@@ -239,7 +252,7 @@ class ReprotectionProxy:
         if message.md.backout_count > 0:
             self._careful = max(self._careful, self.batch_size if self.batch_size > 1 else 0)
         try:
-            batch.events.append((self._deliver(message, started), started))
+            batch.events.append(self._deliver(message, started))
         except ConfigurationError:
             self._back_out_both()
             raise
@@ -279,20 +292,29 @@ class ReprotectionProxy:
         assert self.ledger is not None  # asked only of a route with a ledger
         return self.ledger.delivered(message.md.msg_id, message.body)
 
-    def _deliver(self, message: ProtectedMessage, started: float) -> ProxyEvent:
-        """Put ``message`` to the target (and its ledger entry), or recognise it as delivered before."""
-        raw = message.raw_body
-        md = message.md
-        signer = _signer_dn(message)
-        body = message.body
+    def _deliver(self, message: ProtectedMessage, started: float) -> _Handled:
+        """Put ``message`` to the target (and its ledger entry), under syncpoint."""
+        md, body = message.md, message.body
         if self.signer_property:
+            signer = self._signer_dn(message.signer)
             # always first, empty for an unsigned message: a sender's own copy further in cannot pose as it
             md, body = with_usr_property(md, body, self.signer_property, signer)
-        out = attrs.evolve(md, backout_count=0, msg_id=md.msg_id if self.keep_msg_id else bytes(24))
-        self._out.put(out, body, syncpoint=True)
+            handled = _Handled("moved", started, message.md, signer=signer, qop_in=message.qop.name)
+        else:
+            handled = _Handled("moved", started, message.md, certificate=message.signer, qop_in=message.qop.name)
+        self._out.forward(md, body, syncpoint=True, keep_msg_id=self.keep_msg_id)
         if self.ledger is not None:
-            self.ledger.record(message.md.msg_id, raw)
-        return self._event("moved", started, md=message.md, signer=signer, qop_in=message.qop.name)
+            self.ledger.record(message.md.msg_id, message.raw_body)
+        return handled
+
+    def _signer_dn(self, certificate: x509.Certificate | None) -> str:
+        """The signer's DN as text ("" for none): the last one is kept, as a route's messages mostly
+        come from one signer, and the verifier hands out the certificate object it cached."""
+        if certificate is None:
+            return ""
+        if certificate is not self._last_signer[0]:
+            self._last_signer = (certificate, _subject_text(certificate))
+        return self._last_signer[1]
 
     def _commit(self, batch: _Batch) -> int:
         """Commit the batch (target first between two queue managers); report its events."""
@@ -307,18 +329,23 @@ class ReprotectionProxy:
                 raise
             if _route_level(error):
                 raise RouteUnavailable(f"committing: {reason_of(error)}") from None
-            ids = [event.msg_id for event, _ in batch.events]
+            ids = [handled.md.msg_id.hex() if handled.md is not None else "" for handled in batch.events]
             return self._failed(error, batch.started, count=len(batch.events), msg_ids=ids)
         if self._careful:
             self._careful = max(0, self._careful - len(batch.events))
         settled = time.monotonic()
-        for pending, started in batch.events:
-            event = attrs.evolve(pending, elapsed_ms=(settled - started) * 1000)  # from its get to the commit
-            counter = _COUNTERS[event.outcome]
-            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
-            if event.outcome in ("refused", "poison") and len(self.stats.reasons) < 1000:
-                self.stats.reasons.append(event.reason)
-            self._emit(event)
+        stats = self.stats
+        for handled in batch.events:
+            outcome = handled.outcome
+            if outcome == "moved":
+                stats.moved += 1
+            else:
+                counter = _COUNTERS[outcome]
+                setattr(stats, counter, getattr(stats, counter) + 1)
+                if outcome in ("refused", "poison") and len(stats.reasons) < 1000:
+                    stats.reasons.append(handled.reason)
+            if self.on_event is not None:  # made only for someone to hear it
+                self.on_event(self._event(handled, settled))
         return len(batch.events)
 
     def _failed(self, error: BaseException, started: float, *, count: int = 1, msg_ids: Sequence[str] = ()) -> int:
@@ -331,8 +358,11 @@ class ReprotectionProxy:
         self.stats.failed += 1
         self.stats.record(typed)
         self._careful = self.batch_size if self.batch_size > 1 else 0
-        for msg_id in msg_ids or [""]:
-            self._emit(attrs.evolve(self._event("backed_out", started, reason=reason_of(typed)), msg_id=msg_id))
+        if self.on_event is not None:
+            failed_at = time.monotonic()
+            for msg_id in msg_ids or [""]:
+                event = self._event(_Handled("backed_out", started, reason=reason_of(typed)), failed_at)
+                self.on_event(attrs.evolve(event, msg_id=msg_id))
         return count
 
     def _back_out_both(self) -> None:
@@ -340,30 +370,18 @@ class ReprotectionProxy:
         if not self._one_unit:
             self.source.backout()
 
-    def _event(
-        self,
-        outcome: str,
-        started: float,
-        *,
-        md: MQMD | None = None,
-        signer: str = "",
-        qop_in: str = "",
-        reason: str = "",
-    ) -> ProxyEvent:
+    def _event(self, handled: _Handled, settled: float) -> ProxyEvent:
+        """The event of a message handled, settled (committed, or backed out) at ``settled``."""
         return ProxyEvent(
             route=self.route,
-            outcome=outcome,
-            msg_id=md.msg_id.hex() if md is not None else "",
-            signer=signer,
-            qop_in=qop_in,
-            qop_out=self._qop_out if outcome == "moved" else "",
-            elapsed_ms=(time.monotonic() - started) * 1000,
-            reason=reason,
+            outcome=handled.outcome,
+            msg_id=handled.md.msg_id.hex() if handled.md is not None else "",
+            signer=handled.signer or self._signer_dn(handled.certificate),
+            qop_in=handled.qop_in,
+            qop_out=self._qop_out if handled.outcome == "moved" else "",
+            elapsed_ms=(settled - handled.started) * 1000,  # from its get to its settled unit of work
+            reason=handled.reason,
         )
-
-    def _emit(self, event: ProxyEvent) -> None:
-        if self.on_event is not None:
-            self.on_event(event)
 
     def probe(self) -> MQError | None:
         """Whether the target, its ledger and the source's error queue would take a put now: an
