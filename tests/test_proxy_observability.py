@@ -19,6 +19,7 @@ from ams.errors import UsageError
 from ams.mq.proxy.events import OUTCOMES, ProxyEvent, log_line
 from ams.mq.proxy.metrics import ProxyMetrics, RouteStatus, parse_status
 from ams.mq.proxy.service import ProxyService
+from ams.mq.proxy.worker import RouteWorker
 from tests.proxy_world import make_world
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
@@ -49,6 +50,39 @@ def test_elapsed_is_milliseconds_in_text_and_json_and_lines_carry_a_level() -> N
     }
     assert attrs.evolve(EVENT, outcome="moved").level == logging.INFO
     assert ProxyEvent.from_json(EVENT.to_json()) == EVENT
+
+
+class _Pipe:
+    """A worker's standard output as the service sees it: only what was flushed has arrived."""
+
+    def __init__(self) -> None:
+        self.buffered: list[str] = []
+        self.arrived: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.buffered.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.arrived.extend("".join(self.buffered).splitlines())
+        self.buffered.clear()
+
+
+def test_a_workers_event_lines_go_to_the_service_together_and_its_news_at_once(tmp_path: Path) -> None:
+    pipe = _Pipe()
+    worker = RouteWorker(tmp_path / "proxy.toml", "in", 0, out=pipe)  # type: ignore[arg-type]
+    moved = attrs.evolve(EVENT, outcome="moved", reason="")
+    worker.emit(EVENT)
+    worker.emit(moved)
+    assert pipe.arrived == []  # a unit of work's lines wait for its end
+    worker.flush()
+    records = [json.loads(line) for line in pipe.arrived]
+    assert [r.pop("kind") for r in records] == ["event", "event"]
+    assert [ProxyEvent.from_fields(r) for r in records] == [EVENT, moved]
+    worker.emit(EVENT)
+    worker.say(logging.WARNING, "route in waits")  # news is sent at once, after the lines before it
+    assert [json.loads(line)["kind"] for line in pipe.arrived[2:]] == ["event", "log"]
+    assert ProxyEvent.from_fields({**EVENT.fields(), "kind": "event", "time": "later"}) == EVENT
 
 
 def _documented() -> set[str]:

@@ -107,9 +107,8 @@ class ProxyService:
             self.log(logging.WARNING, f"unreadable line from worker {worker.route}/{worker.index}")
             return
         if record.pop("kind", None) == "event":
-            event = ProxyEvent.from_json(json.dumps(record))
-            self.out.write(log_line(event, as_json=self.as_json, worker=f"{worker.index}") + "\n")
-            self.out.flush()
+            event = ProxyEvent.from_fields(record)
+            self.out.write(log_line(event, as_json=self.as_json, worker=f"{worker.index}") + "\n")  # flushed by _lines
             if self.metrics is not None:
                 self.metrics.observe(event)
         else:
@@ -211,6 +210,7 @@ class ProxyService:
         for line in lines:
             if line.strip():
                 self._line_from(worker, line.decode("utf-8", "replace"))
+        self.out.flush()  # once for what the worker sent together (a unit of work's lines)
         return b"" if final else rest
 
     # -- signals and the loop -----------------------------------------------------------------

@@ -27,8 +27,6 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-import attrs
-
 from ams.errors import AmsError, ConfigurationError
 from ams.mq.proxy.assemble import OpenRoute, open_route
 from ams.mq.proxy.config import Route, ServiceConfig, load_config
@@ -53,8 +51,13 @@ class RouteWorker:
     # -- what the service reads ---------------------------------------------------------------
 
     def emit(self, event: ProxyEvent) -> None:
-        """One line for one message."""
-        self._write({"kind": "event", **attrs.asdict(event)})
+        """One line for one message, flushed with the others of its unit of work (:meth:`flush`):
+        one write to the service's pipe per batch, not per message."""
+        self.out.write(json.dumps({"kind": "event", **event.fields()}, separators=(",", ":")) + "\n")
+
+    def flush(self) -> None:
+        """Send the lines written so far to the service."""
+        self.out.flush()
 
     def say(self, level: int, message: str) -> None:
         """One line of news about the worker itself, at a :mod:`logging` level."""
@@ -132,6 +135,8 @@ class RouteWorker:
                     backoff = 1.0
                 except RouteUnavailable as error:
                     backoff = self._until_ready(opened, route, error, backoff)
+                finally:
+                    self.flush()  # the batch's lines, before the next one waits for messages
         except ConfigurationError as error:
             self.say(logging.ERROR, f"route {route.name} paused: {error.message}; waiting for a fix and SIGHUP")
             opened.close()
