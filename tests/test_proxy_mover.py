@@ -3,6 +3,8 @@ duplicates between two queue managers suppressed by the delivery ledger."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import struct
 from pathlib import Path
@@ -302,6 +304,25 @@ def test_the_ledger_needs_the_same_bytes_not_only_the_msgid(tmp_path: Path, peop
     assert ledger.delivered(b"M" * 24, b"first message")
     assert not ledger.delivered(b"M" * 24, b"another message with the same MsgId")
     assert not ledger.delivered(b"N" * 24, b"first message") and not ledger.delivered(bytes(24), b"x")
+
+
+def test_a_ledger_key_is_the_documented_digest_of_its_scope_msgid_and_bytes(tmp_path: Path) -> None:
+    """Entries written by an earlier version must still be found: the key and the note keep their form."""
+    _, ours = _two(tmp_path)
+
+    def documented(scope: str, msg_id: bytes, body: bytes) -> bytes:
+        parts = (scope.encode(), msg_id, body)
+        return hashlib.sha256(b"".join(len(p).to_bytes(8, "big") + p for p in parts)).digest()[:24]
+
+    ledger = DeliveryLedger(ours.connect("gateway"), scope='route "a" \u00e9')
+    assert ledger.key(b"M" * 24, b"bytes") == documented('route "a" \u00e9', b"M" * 24, b"bytes")
+    assert ledger.key(b"M" * 24, b"bytes") != documented("route b", b"M" * 24, b"bytes")  # another route's
+    ledger.record(b"M" * 24, b"bytes")
+    ledger.qm.commit()
+    entry = ours.connect("spy").open("AMS.PROXY.LEDGER", browse=True).browse_first()
+    assert entry.md.msg_id == documented('route "a" \u00e9', b"M" * 24, b"bytes")
+    assert json.loads(entry.body) == {"scope": 'route "a" \u00e9', "source_msg_id": "4d" * 24}
+    assert entry.body == json.dumps({"scope": 'route "a" \u00e9', "source_msg_id": "4d" * 24}).encode()
 
 
 def test_the_ledger_is_for_two_queue_managers_only(connections: Factory, people: dict[str, Issued]) -> None:

@@ -61,14 +61,19 @@ class DeliveryLedger:
         self.scope = scope
         self._handle: QueueHandle = qm.open(queue, output=True, browse=True)
         self._recorded = 0
+        scope_bytes = scope.encode("utf-8")
+        self._scoped = hashlib.sha256(len(scope_bytes).to_bytes(8, "big") + scope_bytes)  # copied per key
+        self._note = json.dumps({"scope": scope, "source_msg_id": ""})[:-3]  # the entry's text, but the MsgId
         self.sweep()
 
     def key(self, msg_id: bytes, body: bytes) -> bytes:
-        """The entry's MsgId for a source message: 24 bytes of SHA-256 over scope, MsgId and bytes."""
-        digest = hashlib.sha256()
-        for part in (self.scope.encode("utf-8"), msg_id, body):
-            digest.update(len(part).to_bytes(8, "big"))
-            digest.update(part)
+        """The entry's MsgId for a source message: 24 bytes of SHA-256 over scope, MsgId and bytes
+        (each after its length, 8 bytes big-endian)."""
+        digest = self._scoped.copy()
+        digest.update(len(msg_id).to_bytes(8, "big"))
+        digest.update(msg_id)
+        digest.update(len(body).to_bytes(8, "big"))
+        digest.update(body)
         return digest.digest()[:24]
 
     def delivered(self, msg_id: bytes, body: bytes) -> bool:
@@ -87,7 +92,7 @@ class DeliveryLedger:
             persistence=MQPER_PERSISTENT,
             expiry=int(self.retention * 10),
         )
-        note = json.dumps({"scope": self.scope, "source_msg_id": msg_id.hex()}).encode()
+        note = f'{self._note}"{msg_id.hex()}"}}'.encode()  # as json.dumps writes it, its scope quoted once
         self._handle.put(md, note, syncpoint=True)
         self._recorded += 1
         if self._recorded % SWEEP_EVERY == 0:
