@@ -16,15 +16,19 @@ slows both alike.
 python -m benchmarks.proxy --quick             # a few seconds per cell
 python -m benchmarks.proxy --json out.json     # more messages per cell
 python -m benchmarks.proxy --quick --memory    # in memory, one worker
+python -m benchmarks.proxy --profile           # crypto / queue manager / the proxy's own, per message
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import cProfile
 import gc
 import json
 import multiprocessing
 import platform
+import pstats
 import sys
 import tempfile
 import time
@@ -123,8 +127,11 @@ def proxy_rate(world: ProxyWorld, source: str, size: int, count: int, workers: i
     return count / elapsed
 
 
-def memory_rate(world: ProxyWorld, source: str, size: int, count: int, batch: int) -> float:
-    """Messages moved per second by one proxy in this process, on an in-memory queue manager."""
+def memory_rate(
+    world: ProxyWorld, source: str, size: int, count: int, batch: int, profiler: cProfile.Profile | None = None
+) -> float:
+    """Messages moved per second by one proxy in this process, on an in-memory queue manager (its
+    loop under ``profiler``, if given)."""
     manager = EmbeddedQueueManager(None, name="BENCHQM")
     _fill(world, manager, source, size, count)
     qm = manager.connect("proxy")
@@ -133,7 +140,8 @@ def memory_rate(world: ProxyWorld, source: str, size: int, count: int, batch: in
     proxy.move_one()  # warm caches (the signer's chain, the reused keys), as the bound's first call does
     gc.collect()
     began = time.perf_counter()
-    moved = proxy.run().moved - 1
+    with profiler or contextlib.nullcontext():
+        moved = proxy.run().moved - 1
     elapsed = time.perf_counter() - began
     proxy.close()
     qm.close()
@@ -194,6 +202,37 @@ def _memory_cells(world: ProxyWorld, case: str, size: int, seconds: float) -> li
     return [_record(case, size, 1, batch, count, moved, limit) for batch, moved in best.items()]
 
 
+# what the profile's buckets hold: (file name ending, function names), summed by cumulative time
+_CRYPTO = ("ams/protector.py", ("protect", "unprotect"))  # the framing too, as the bound pays it
+_QUEUE_MANAGER = (("embedded_queue.py", ("put", "get")), ("embedded_unit_of_work.py", ("commit", "backout")))
+
+
+def _cumulative(found: dict[Any, Any], ending: str, names: tuple[str, ...]) -> float:
+    """Seconds spent in (and under) the functions ``names`` of the file ending with ``ending``."""
+    return float(sum(row[3] for (file, _, name), row in found.items() if file.endswith(ending) and name in names))
+
+
+def profile(count: int = 1000) -> str:
+    """Where one in-memory worker's time goes (1 KiB, batches of 50): cProfile of its loop, split
+    into the cryptography, the queue manager and the rest (the proxy's own path), per message."""
+    world = ProxyWorld()
+    lines = [
+        "| case | µs per message (profiled) | crypto | queue manager | proxy's own |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for case, source in CASES.items():
+        profiler = cProfile.Profile()
+        memory_rate(world, source, KIB, count + 1, 50, profiler)
+        found = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        total = _cumulative(found, "ams/mq/proxy/mover.py", ("run",))
+        crypto = _cumulative(found, *_CRYPTO)
+        queue_manager = sum(_cumulative(found, *bucket) for bucket in _QUEUE_MANAGER)
+        own = total - crypto - queue_manager
+        cells = [f"{part / count * 1e6:,.0f} ({part / total:.0%})" for part in (crypto, queue_manager, own)]
+        lines.append(f"| {case} | {total / count * 1e6:,.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(records: list[dict[str, Any]]) -> str:
     """The table for benchmarks/README.md."""
     lines = [
@@ -219,7 +258,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--memory", action="store_true", help="one worker on an in-memory queue manager")
+    parser.add_argument("--profile", action="store_true", help="where an in-memory worker's time goes, and stop")
     args = parser.parse_args()
+    if args.profile:
+        print(profile())
+        return 0
     started = time.perf_counter()
     records = run(quick=args.quick, memory=args.memory)
     header = (
