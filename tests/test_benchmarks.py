@@ -100,3 +100,25 @@ def test_the_queue_manager_is_measured_against_raw_sqlite_in_the_same_run() -> N
         assert record["ours_us"] > 0 and record["raw_us"] > 0
         assert record["ratio"] == record["ours_us"] / record["raw_us"]
     assert markdown(records).count("\n| 1 KiB |") == 2
+
+
+def test_the_proxy_in_memory_moves_every_message_and_its_table_leaves_the_other_cells_empty() -> None:
+    from benchmarks.proxy import CASES, ProxyWorld, markdown, memory_rate
+
+    world = ProxyWorld()
+    assert memory_rate(world, CASES["integrity->privacy"], 64, 6, 50) > 0  # raises unless all 5 moved
+    memory = {"case": "integrity->privacy", "size": 1024, "workers": 1, "rate": 900.0, "bound": 1000.0}
+    table = markdown([{**memory, "batch": 1, "per_worker": 0.9}, {**memory, "batch": 50, "per_worker": 0.9}])
+    assert "| integrity->privacy | 1 KiB | 1,000 | 900 (0.90) | 900 (0.90) | - | - |" in table
+    on_file = [{**memory, "workers": w, "batch": b, "per_worker": 0.9 / w} for w in (1, 2) for b in (1, 50)]
+    assert "| 900 (0.45) | 900 (0.45) |" in markdown(on_file) and " - |" not in markdown(on_file)
+
+
+def test_the_proxy_profile_splits_a_messages_time_into_three_parts() -> None:
+    from benchmarks.proxy import profile
+
+    rows = [line.split("|")[1:-1] for line in profile(count=10).splitlines()[2:]]
+    assert [row[0].strip() for row in rows] == ["privacy->privacy", "integrity->privacy"]
+    for row in rows:
+        shares = [int(cell.split("(")[1].rstrip("%) ")) for cell in row[2:]]
+        assert 98 <= sum(shares) <= 102 and min(shares) >= 0  # crypto, queue manager and the rest: the whole loop
