@@ -336,10 +336,9 @@ class EmbeddedConnection(UnitOfWork):
         if syncpoint:
             self._count_uncommitted(local)
         while True:
-            # written before it returns, even under syncpoint: if this process dies with the message, its
-            # BackoutCount must have risen when another gets it (a message that kills its reader is not
-            # read for ever); so a unit of work's puts are written with the next get, or its commit
-            with self._lock, self._work(durable=not syncpoint, end=True):
+            # under syncpoint, kept in the unit of work's transaction; its journal (ams/mq/embedded_journal.py)
+            # raises the BackoutCount if this process dies with the message before that transaction is written
+            with self._lock, self._work(durable=not syncpoint, keep=syncpoint):
                 row = self._db.execute(
                     _MESSAGE.format(", m.priority", index)
                     + " WHERE m.queue = ? AND m.state = ?"
@@ -355,6 +354,7 @@ class EmbeddedConnection(UnitOfWork):
                         self._db.execute(
                             "UPDATE messages SET state = ?, owner = ? WHERE id = ?", (GOT_PENDING, self._owner, row[0])
                         )
+                        self._journal.record(self._generation, int(row[0]))
                     else:
                         self._db.execute("DELETE FROM messages WHERE id = ?", (row[0],))
             if row is not None:

@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_in_order ON messages (queue, state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS opens (handle TEXT PRIMARY KEY, queue TEXT NOT NULL, owner TEXT NOT NULL, exclusive INTEGER);
-CREATE TABLE IF NOT EXISTS connections (owner TEXT PRIMARY KEY, broken INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS connections (
+    owner TEXT PRIMARY KEY, broken INTEGER NOT NULL DEFAULT 0, settled INTEGER NOT NULL DEFAULT 0
+);
 """
 # CURDEPTH per queue (rows whose state is VISIBLE or PUT_PENDING), kept by triggers on every change
 # of a message, whatever made it (put, get, commit, backout, recovery, expiry, restart): a put then
@@ -77,6 +79,8 @@ _COLUMNS = {  # columns added since the first file format, and their definitions
         "correl_id": "TEXT",
     },
     "queues": {"attributes": "TEXT", "denied": "TEXT DEFAULT ''"},
+    # the generation of a connection's get journal (ams/mq/embedded_journal.py), raised with each backout of its work
+    "connections": {"settled": "INTEGER NOT NULL DEFAULT 0"},
 }
 # messages.state: committed; put under syncpoint, not yet committed; got under syncpoint, not yet committed
 VISIBLE, PUT_PENDING, GOT_PENDING = 0, 1, 2

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ams.mq.embedded_owners import _back_out
+from ams.mq.embedded_owners import _back_out, _count_journaled
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
 from ams.mq.embedded_writer import HOLD_SECONDS, held, release_others, released
@@ -24,6 +24,9 @@ from ams.mqconstants import MQRC_CONNECTION_BROKEN, MQRC_HCONN_ERROR, MQRC_SYNCP
 
 if TYPE_CHECKING:
     from ams.mq.embedded import EmbeddedQueueManager
+
+
+_SETTLED = "UPDATE connections SET settled = settled + 1 WHERE owner = ?"  # the next generation of the journal
 
 
 @_mq_errors
@@ -42,8 +45,17 @@ class UnitOfWork:
         self._version: int | None = None  # the file's data_version when this connection last took the writer
         self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
         self._taken: dict[int, list[tuple[int, str, int]]] = {GOT_PENDING: [], PUT_PENDING: []}  # their rows
-        with _transaction(db, manager._uri):
-            db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
+        # the gets under syncpoint of this unit of work, kept outside SQLite (ams/mq/embedded_journal.py), and
+        # the generation of its records (its connection row's "settled", raised with each backout of its work)
+        self._journal = manager._journal(self._owner)
+        self._generation = 0
+        self._recovered: list[str] = []  # dead owners recovered in the transaction held (their journals go after it)
+        try:
+            with _transaction(db, manager._uri):
+                db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
+        except BaseException:
+            self._journal.remove()
+            raise
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -97,14 +109,28 @@ class UnitOfWork:
                     MQRC_CONNECTION_BROKEN,
                 )
             self._version = version
+        try:
+            self._recover_dead_journals(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         self._held = time.monotonic()
         held(self.manager._uri, self)
+
+    def _recover_dead_journals(self, db: sqlite3.Connection) -> None:
+        """Recover, in the transaction just begun, the owners whose process died with a get journal
+        left: a get their death lost is back on its queue, and must count its backout before this
+        connection can get it (embedded_journal.py). Their journals go once this transaction is written."""
+        for owner in self.manager._dead_journals():
+            self.manager._recover(db, owner)
+            self._recovered.append(owner)
 
     def _undo(self, db: sqlite3.Connection, fresh: bool, saved: bool) -> None:
         """A call failed: its own changes undone; the unit of work's earlier ones kept, unless SQLite
         rolled the whole transaction back (a full disk, an I/O error): then the unit of work is lost
         and the connection broken, as MQ breaks a connection whose unit of work it cannot keep."""
         if fresh or not db.in_transaction:
+            self._recovered = []
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._held = None
@@ -117,10 +143,22 @@ class UnitOfWork:
             db.execute("RELEASE call")
 
     def _break(self) -> None:
+        """The unit of work was lost with its transaction: what is left of it backed out, the gets the
+        transaction lost counted as backed out too (as the recovery of a dead owner counts them), and
+        the connection broken."""
         self._version = None  # our own writes leave data_version as it was: the flag must be read again
-        with contextlib.suppress(sqlite3.Error), _transaction(self._db, self.manager._uri, self) as db:
-            _back_out(db, self._owner)
-            db.execute("UPDATE connections SET broken = 1 WHERE owner = ?", (self._owner,))
+        with contextlib.suppress(sqlite3.Error):
+            with _transaction(self._db, self.manager._uri, self) as db:
+                _count_journaled(db, self._owner, self._journal.records)
+                _back_out(db, self._owner)
+                db.execute(_SETTLED.replace("SET", "SET broken = 1,"), (self._owner,))
+            self._settle_journal(backed_out=True)
+
+    def _settle_journal(self, *, backed_out: bool) -> None:
+        """The unit of work's commit or backout was committed: its journal records are settled
+        (a backout raised the generation in the same transaction)."""
+        self._generation += backed_out
+        self._journal.clear()
 
     def _write(self, db: sqlite3.Connection, *, durable: bool = False) -> None:
         """Commit the transaction held; ``durable``: and wait for the disk."""
@@ -129,10 +167,14 @@ class UnitOfWork:
         try:
             db.execute("COMMIT")
         except sqlite3.Error:  # the unit of work's work since its last write is gone with the transaction
+            self._recovered = []
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._break()
             raise
+        for owner in self._recovered:
+            self.manager._forget(owner)
+        self._recovered = []
         if durable:
             self.manager._sync_log()
 
@@ -181,6 +223,7 @@ class UnitOfWork:
                 f"UPDATE messages SET state = {VISIBLE}, owner = NULL WHERE id = ? AND owner = ? AND state = ?",
                 self._taken[PUT_PENDING],
             )
+        self._settle_journal(backed_out=False)  # the rows it lists are deleted: nothing left to count
         self._settled()
 
     def _settled(self) -> None:
@@ -191,6 +234,8 @@ class UnitOfWork:
         """MQBACK: got messages return (their backout count raised), put ones vanish."""
         with self._lock, self._work(end=True):
             _back_out(self._db, self._owner)
+            self._db.execute(_SETTLED, (self._owner,))  # the journal's records are counted now
+        self._settle_journal(backed_out=True)
         self._settled()
 
     def disconnect(self) -> None:
@@ -211,6 +256,7 @@ class UnitOfWork:
         with self._lock, _transaction(self._db, self.manager._uri, self):
             self._db.execute("DELETE FROM opens WHERE owner = ?", (self._owner,))
             self._db.execute("DELETE FROM connections WHERE owner = ?", (self._owner,))
+        self._journal.remove()
         self._db.close()
         self._connection = None
 

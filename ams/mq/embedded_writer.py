@@ -1,15 +1,17 @@
 """How the embedded queue manager's connections share SQLite's single writer.
 
 A connection keeps its SQLite transaction open across the calls of its MQ unit of work, so that
-its puts are written with its next get or its commit, not one by one: the rows change exactly as
-they would call by call (state, owner, backout count), only written to the file less often. A get
-is written before it returns, so that a process killed holding a message has raised its
-BackoutCount (a message that kills its reader reaches the backout threshold instead of being read
-for ever): with the queue manager inside the application's process, the application's crash is
-the queue manager's too, which IBM MQ's separate process does not share. What others observe is
-unchanged:
-another connection's get, browse, CURDEPTH or MQOPEN first takes the writer (BEGIN IMMEDIATE), so
-it waits until the holder has written, and then sees every call made before it.
+its gets and puts are written with its commit (or when the hold below ends), not one by one: the
+rows change exactly as they would call by call (state, owner, backout count), only written to the
+file less often. A process killed before its transaction was written loses the gets in it: the
+messages are back on their queue as if never got. So that their BackoutCount still rises (a
+message that kills its reader reaches the backout threshold instead of being read for ever: with
+the queue manager inside the application's process, the application's crash is the queue
+manager's too, which IBM MQ's separate process does not share), each get under syncpoint is also
+appended to the connection's get journal (ams/mq/embedded_journal.py), which the next connection
+to take the writer applies once the process is dead. What others observe is unchanged: another
+connection's get, browse, CURDEPTH or MQOPEN first takes the writer (BEGIN IMMEDIATE), so it waits
+until the holder has written, and then sees every call made before it.
 
 The writer is held for a bounded time, so that other processes make progress:
 
@@ -31,6 +33,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -51,7 +54,9 @@ class _Registry:
 
     def __init__(self) -> None:
         self.lock = threading.Condition()
-        self.holders: dict[Holder, tuple[str, float]] = {}  # holder -> (database, when it took the writer)
+        # holder -> (database, when it took the writer); weakly, so that a connection dropped without
+        # close while holding the writer is still collected, and backs its work out (UnitOfWork.__del__)
+        self.holders: weakref.WeakKeyDictionary[Holder, tuple[str, float]] = weakref.WeakKeyDictionary()
         self.thread: threading.Thread | None = None
         self.idle = False  # the thread waits for a holder (woken by the next), rather than sleeping
 
