@@ -62,6 +62,11 @@ def _counts(path: Path) -> dict[bytes, int]:
     return found
 
 
+def _journals(path: Path) -> list[str]:
+    """The get journals beside the file (not the writer's lock file, ".writer")."""
+    return sorted(name for name in os.listdir(journal_directory(path)) if not name.startswith("."))
+
+
 def _hold_for_ever() -> None:
     """The writer is held between calls until the process writes it itself (no flusher write)."""
     embedded_writer.HOLD_SECONDS = 3600.0
@@ -99,9 +104,9 @@ def test_a_process_killed_holding_a_get_raises_its_backout_count_once(tmp_path: 
     # not written: the transaction died with the process and the message is back as if never got
     # (only the journal knows); written: it is pending, held by the dead process
     assert _raw(path)[b"poison"] == ((2, 0) if written else (0, 0))
-    assert os.listdir(journal_directory(path))  # the dead connection's journal is still there
+    assert _journals(path)  # the dead connection's journal is still there
     assert _counts(path) == {b"poison": 1, b"other": 0}  # counted once either way
-    assert not os.listdir(journal_directory(path))  # applied, then removed
+    assert not _journals(path)  # applied, then removed
     assert _counts(path) == {b"poison": 1, b"other": 0}  # a second recovery counts nothing
 
 
@@ -114,7 +119,7 @@ def test_a_connection_opened_before_the_kill_gets_the_message_counted(tmp_path: 
     _run(_get_and_die, str(path), False)
     assert reader.get(syncpoint=True).md.backout_count == 1
     reader.connection.commit()  # the dead one's journal goes once the recovery is written; the reader's stays
-    assert os.listdir(journal_directory(path)) == [reader.connection._journal.path.name]  # type: ignore[union-attr]
+    assert _journals(path) == [reader.connection._journal.path.name]  # type: ignore[union-attr]
 
 
 def _two_connections_and_die(path: str) -> None:
@@ -183,13 +188,13 @@ def test_the_journal_of_a_live_process_is_left_alone(tmp_path: Path) -> None:
     process = SPAWN.Process(target=_get_and_wait, args=(str(path), got, go))
     process.start()
     assert got.wait(timeout=120)
-    journals = os.listdir(journal_directory(path))
+    journals = _journals(path)
     _manager(path).close()  # recovers dead owners: not this one
-    assert os.listdir(journal_directory(path)) == journals and _raw(path)[b"held"] == (2, 0)
+    assert _journals(path) == journals and _raw(path)[b"held"] == (2, 0)
     go.set()
     process.join(timeout=60)
     assert process.exitcode == 0
-    assert _counts(path) == {b"held": 1} and not os.listdir(journal_directory(path))
+    assert _counts(path) == {b"held": 1} and not _journals(path)
 
 
 def _plant(path: Path, process: str, body: bytes) -> str:
@@ -213,7 +218,7 @@ def test_a_reused_pid_is_not_taken_for_the_journals_owner(tmp_path: Path) -> Non
     _plant(path, f"{parent}.{embedded_module._started(parent)}", b"of the live parent")
     _plant(path, f"{parent}.1", b"of a dead process")  # the same pid, started at another time
     assert _counts(path) == {b"of the live parent": 0, b"of a dead process": 1}
-    assert len(os.listdir(journal_directory(path))) == 1  # the live one's, left alone
+    assert len(_journals(path)) == 1  # the live one's, left alone
 
 
 def test_a_journal_someone_else_could_have_written_is_refused(tmp_path: Path) -> None:
@@ -281,3 +286,14 @@ def test_a_queue_manager_in_memory_has_no_journal_file(tmp_path: Path, monkeypat
     assert queue.get(syncpoint=True).md.backout_count == 1
     connection.commit()
     assert os.listdir(tmp_path) == []
+
+
+def test_a_link_planted_at_the_writer_lock_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"message")
+    wish = journal_directory(path) / ".writer"
+    wish.unlink()
+    wish.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigurationError, match="symbolic link"):
+        _manager(path).connect("app")
+    assert not (tmp_path / "elsewhere").exists()

@@ -69,6 +69,15 @@ def _check_directory(directory: Path) -> None:
         )
 
 
+def private_directory(database: Path) -> Path:
+    """The directory beside ``database`` of its get journals and writer lock file: made private
+    (0700) if missing, refused if someone else could write to it."""
+    directory = journal_directory(database)
+    make_private_directory(directory)
+    _check_directory(directory)
+    return directory
+
+
 class GetJournal:
     """One connection's journal: ``<qm file>-gets/<owner>``, created private (0600) and never
     through a symbolic link; appended to by each get under syncpoint, emptied at each MQCMIT and
@@ -80,10 +89,7 @@ class GetJournal:
         self.path: Path | None = None
         if database is None:
             return  # in memory: a crash of the process is the queue manager's end
-        directory = journal_directory(database)
-        make_private_directory(directory)
-        _check_directory(directory)
-        self.path = directory / owner
+        self.path = private_directory(database) / owner
         write_new_file(self.path, b"", mode=PRIVATE_FILE_MODE)
         self._descriptor = os.open(self.path, _APPEND_FLAGS)
 

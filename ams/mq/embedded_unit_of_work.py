@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ams.mq.embedded_owners import _back_out, _count_journaled
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
-from ams.mq.embedded_writer import HOLD_SECONDS, held, release_others, released
+from ams.mq.embedded_writer import CONTENDED_SECONDS, CONTENDED_WAIT, HOLD_SECONDS, held, release_others, released
 from ams.mq.transport import MQError
 from ams.mqconstants import MQRC_CONNECTION_BROKEN, MQRC_HCONN_ERROR, MQRC_SYNCPOINT_LIMIT_REACHED
 
@@ -32,10 +32,10 @@ class _Call:
     """What :meth:`UnitOfWork._work` returns: a class, not a generator's context manager, which
     cost a tenth of a put's Python time."""
 
-    __slots__ = ("db", "durable", "end", "fresh", "keep", "unit")
+    __slots__ = ("db", "durable", "end", "fresh", "keep", "unit", "yields")
 
-    def __init__(self, unit: UnitOfWork, durable: bool, keep: bool, end: bool) -> None:
-        self.unit, self.durable, self.keep, self.end = unit, durable, keep, end
+    def __init__(self, unit: UnitOfWork, durable: bool, keep: bool, end: bool, yields: bool) -> None:
+        self.unit, self.durable, self.keep, self.end, self.yields = unit, durable, keep, end, yields
 
     def __enter__(self) -> sqlite3.Connection:
         unit = self.unit
@@ -50,12 +50,7 @@ class _Call:
         if kind is not None:
             unit._undo(db, self.fresh)
             return
-        if (
-            self.durable
-            or self.end
-            or (self.fresh and not self.keep)
-            or time.monotonic() - (unit._held or 0.0) >= HOLD_SECONDS
-        ):
+        if self.durable or self.end or (self.fresh and not self.keep) or unit._hold_over(self.yields):
             unit._write(db, durable=self.durable)
 
 
@@ -78,6 +73,8 @@ class UnitOfWork:
         # the gets under syncpoint of this unit of work, kept outside SQLite (ams/mq/embedded_journal.py), and
         # the generation of its records (its connection row's "settled", raised with each backout of its work)
         self._journal = manager._journal(self._owner)
+        self._wish = manager._wish()
+        self._contended = 0.0  # until when another process competes for the writer (time.monotonic)
         self._generation = 0
         self._recovered: list[str] = []  # dead owners recovered in the transaction held (their journals go after it)
         try:
@@ -85,6 +82,7 @@ class UnitOfWork:
                 db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
         except BaseException:
             self._journal.remove()
+            self._wish.close()
             raise
 
     @property
@@ -93,7 +91,7 @@ class UnitOfWork:
             raise MQError(f"the connection to {self.name} was closed", MQRC_HCONN_ERROR)
         return self._connection
 
-    def _work(self, *, durable: bool = False, keep: bool = False, end: bool = False) -> _Call:
+    def _work(self, *, durable: bool = False, keep: bool = False, end: bool = False, yields: bool = False) -> _Call:
         """A call's work in this connection's transaction (begun if none is held); MQRC 2009 when
         the connection was broken since (a queue manager restart, or another process taking it for
         dead and backing its work out).
@@ -102,14 +100,22 @@ class UnitOfWork:
         the unit of work (``keep``: a put or get under syncpoint) or found it held, unless it is
         older than HOLD_SECONDS. A ``durable`` call (a commit, a put or get outside syncpoint: what
         MQ has promised once the call returns) writes it and waits for the disk; ``end`` (MQBACK)
-        writes it. A failing call's statement is undone by SQLite; a call that writes more than
-        one row undoes its own earlier ones (a put: ams/mq/embedded_connection.py), not the unit
-        of work's."""
-        return _Call(self, durable, keep, end)
+        writes it; a call that ``yields`` (a get: the application works on its message next) writes
+        it while another process competes for the writer. A failing call's statement is undone by
+        SQLite; a call that writes more than one row undoes its own earlier ones (a put:
+        ams/mq/embedded_connection.py), not the unit of work's."""
+        return _Call(self, durable, keep, end, yields)
 
     def _begin(self, db: sqlite3.Connection) -> None:
         release_others(self.manager._uri, self)
-        db.execute("BEGIN IMMEDIATE")
+        self._wish.waiting()  # a holder in another process writes at its next call's end, or its flusher's round
+        asked = time.monotonic()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        finally:
+            self._wish.done()
+        if time.monotonic() - asked >= CONTENDED_WAIT:  # SQLite's busy handler slept: another process holds it
+            self._contended = time.monotonic() + CONTENDED_SECONDS
         version = int(db.execute("PRAGMA data_version").fetchone()[0])
         if version != self._version:  # another connection wrote since we last held the writer: broken?
             row = db.execute("SELECT broken FROM connections WHERE owner = ?", (self._owner,)).fetchone()
@@ -128,6 +134,21 @@ class UnitOfWork:
             raise
         self._held = time.monotonic()
         held(self.manager._uri, self)
+
+    def _hold_over(self, yields: bool = True) -> bool:
+        """Whether the transaction held is to be written now, at the end of a call (``yields``: a
+        get, after which the application works on its message) or on the flusher's round (the
+        application is working): held HOLD_SECONDS, or another process wants the writer now, or did
+        within the last CONTENDED_SECONDS (ams/mq/embedded_writer.py) and the application is about
+        to work, so that the writer is not kept from it through that work. A put then stays held
+        until the next call (a proxy's next get, at once), as the get's write carries it."""
+        now = time.monotonic()
+        if now - (self._held or 0.0) >= HOLD_SECONDS or (yields and now < self._contended):
+            return True
+        if self._wish.wanted():
+            self._contended = now + CONTENDED_SECONDS
+            return True
+        return False
 
     def _recover_dead_journals(self, db: sqlite3.Connection) -> None:
         """Recover, in the transaction just begun, the owners whose process died with a get journal
@@ -194,7 +215,7 @@ class UnitOfWork:
         if not self._lock.acquire(blocking=wait, timeout=30 if wait else -1):
             return
         try:
-            stale = self._held is not None and (wait or time.monotonic() - self._held >= HOLD_SECONDS)
+            stale = self._held is not None and (wait or self._hold_over())
             if stale and self._connection is not None:
                 self._write(self._connection)
         finally:
@@ -265,6 +286,7 @@ class UnitOfWork:
             self._db.execute("DELETE FROM opens WHERE owner = ?", (self._owner,))
             self._db.execute("DELETE FROM connections WHERE owner = ?", (self._owner,))
         self._journal.remove()
+        self._wish.close()
         self._db.close()
         self._connection = None
 
