@@ -432,6 +432,7 @@ class EmbeddedConnection(UnitOfWork):
             # under syncpoint, kept in the unit of work's transaction; its journal (ams/mq/embedded_journal.py)
             # raises the BackoutCount if this process dies with the message before that transaction is written
             with self._lock, self._work(durable=not syncpoint, keep=syncpoint, yields=True):
+                self._recover_dead_journals()
                 row = self._db.execute(_next_message(index, where), (local, VISIBLE, *wanted, time.time())).fetchone()
                 self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
                 if row is not None:
@@ -472,6 +473,7 @@ class EmbeddedConnection(UnitOfWork):
             arguments += (after[0], after[0], after[1])
         index, matching, wanted = _matching(match)
         with self._lock, self._work():  # after the writer's holder wrote: what it got is hidden
+            self._recover_dead_journals()
             row = self._db.execute(
                 _MESSAGE.format(", m.priority", index)
                 + " WHERE m.queue = ? AND m.state = ? AND (m.expires IS NULL OR m.expires >= ?)"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from pathlib import Path
 
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
 
@@ -44,8 +43,12 @@ def _count_journaled(db: sqlite3.Connection, owner: str, records: list[tuple[int
 def _started(pid: int) -> str:
     """When process ``pid`` started (clock ticks since boot, from /proc), "" where that is unknown;
     a zombie is "dead"."""
-    try:
-        record = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    try:  # os.open and read, not Path.read_text: a get looks at every other process's journal owner
+        descriptor = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            record = os.read(descriptor, 4096).decode("ascii", "replace")
+        finally:
+            os.close(descriptor)
     except OSError:
         return ""  # no /proc (macOS, BSD), or hidden from us (hidepid): os.kill decides
     fields = record.rpartition(")")[2].split()  # after "pid (comm)": state, ppid, ...; starttime is field 22

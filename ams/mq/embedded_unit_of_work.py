@@ -75,6 +75,7 @@ class UnitOfWork:
         self._journal = manager._journal(self._owner)
         self._wish = manager._wish()
         self._contended = 0.0  # until when another process competes for the writer (time.monotonic)
+        self._checked = False  # whether the transaction held looked for dead processes' get journals
         self._generation = 0
         self._recovered: list[str] = []  # dead owners recovered in the transaction held (their journals go after it)
         try:
@@ -127,11 +128,7 @@ class UnitOfWork:
                     MQRC_CONNECTION_BROKEN,
                 )
             self._version = version
-        try:
-            self._recover_dead_journals(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        self._checked = False  # for journals of dead processes, before this transaction reads a message
         self._held = time.monotonic()
         held(self.manager._uri, self)
 
@@ -143,20 +140,25 @@ class UnitOfWork:
         to work, so that the writer is not kept from it through that work. A put then stays held
         until the next call (a proxy's next get, at once), as the get's write carries it."""
         now = time.monotonic()
-        if now - (self._held or 0.0) >= HOLD_SECONDS or (yields and now < self._contended):
+        if now - (self._held or 0.0) >= HOLD_SECONDS:
             return True
-        if self._wish.wanted():
+        if self._wish.wanted():  # looked at even while contended: each wish prolongs it
             self._contended = now + CONTENDED_SECONDS
             return True
-        return False
+        return yields and now < self._contended
 
-    def _recover_dead_journals(self, db: sqlite3.Connection) -> None:
-        """Recover, in the transaction just begun, the owners whose process died with a get journal
-        left: a get their death lost is back on its queue, and must count its backout before this
-        connection can get it (embedded_journal.py). Their journals go once this transaction is written."""
+    def _recover_dead_journals(self) -> None:
+        """Before the transaction held first reads a message (a get, a browse): recover the owners
+        whose process died with a get journal left. A get their death lost is back on its queue, and
+        must count its backout before this connection can get it (embedded_journal.py); a process
+        that held the writer died before this transaction took it, so once per transaction is enough.
+        Their journals go once this transaction is written."""
+        if self._checked:
+            return
         for owner in self.manager._dead_journals():
-            self.manager._recover(db, owner)
+            self.manager._recover(self._db, owner)
             self._recovered.append(owner)
+        self._checked = True
 
     def _undo(self, db: sqlite3.Connection, fresh: bool) -> None:
         """A call failed: its own changes undone; the unit of work's earlier ones kept, unless SQLite

@@ -48,13 +48,13 @@ HOLD_SECONDS = 0.01
 
 
 # how often the flusher looks whether another process waits for a writer held between calls
-WANTED_POLL_SECONDS = 0.001
+WANTED_POLL_SECONDS = 0.002
 # once another process wanted the writer (or made us wait for it: a BEGIN IMMEDIATE that took
 # CONTENDED_WAIT, a sleep of SQLite's busy handler), each call writes at its end for this long: a
 # unit of work holding the writer through its application's work (a proxy worker's cryptography)
 # would have the other process wait for all of it, and SQLite's busy handler, sleeping 1, 2, 5 ms
 # between tries, would hand the writer back to the holder's next call first
-CONTENDED_SECONDS = 0.1
+CONTENDED_SECONDS = 0.5
 CONTENDED_WAIT = 0.0005
 
 
