@@ -297,3 +297,25 @@ def test_a_link_planted_at_the_writer_lock_file_is_refused(tmp_path: Path) -> No
     with pytest.raises(ConfigurationError, match="symbolic link"):
         _manager(path).connect("app")
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_journal_is_emptied_once_it_holds_enough_settled_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settled records stay (harmless: their rows are deleted, or their generation is past) until
+    TRUNCATE_AFTER of them; then the file is emptied, so it stays small."""
+    monkeypatch.setattr(embedded_journal, "TRUNCATE_AFTER", 3)
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"1", b"2", b"3")
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True)
+    journal = connection._journal.path
+    assert journal is not None
+    sizes = []
+    for settle in (connection.commit, connection.backout, connection.commit):
+        queue.get(syncpoint=True)
+        settle()
+        sizes.append(journal.stat().st_size)
+    record = embedded_journal._RECORD.size
+    assert sizes == [record, 2 * record, 0]
+    assert _counts(path) == {b"3": 0}  # "2", backed out once, was got again and committed

@@ -11,7 +11,8 @@ instead of being read for ever). Each get therefore appends its row id to a smal
 (no fsync: a killed process's writes are in the page cache, which survives it) before it returns;
 the recovery of a dead owner (ams/mq/embedded.py) raises BackoutCount by one for every listed row
 that still exists and the dead owner no longer holds (the rows it holds are backed out, and
-counted, with the rest of its work). MQCMIT and MQBACK empty the journal after their commit.
+counted, with the rest of its work). MQCMIT and MQBACK settle the journal's records after their
+commit (the file is emptied every few thousand records: GetJournal.clear).
 
 Each record carries the connection's *generation*, a count kept in its ``connections`` row and
 raised in the same SQLite transaction as every backout of its work (MQBACK, a broken connection,
@@ -47,6 +48,7 @@ from ams.errors import ConfigurationError
 _RECORD = struct.Struct("<qq")  # generation, row id
 # owners are "pid.start:hex" (ams/mq/embedded_owners.py); any other name in the directory is not a journal
 _OWNER = re.compile(r"[0-9A-Za-z.]{1,64}:[0-9a-f]{1,64}")
+TRUNCATE_AFTER = 4096  # settled records a journal keeps before it is emptied (64 KiB)
 _LIMIT = 64 << 20  # a journal holds at most MAXUMSGS records per generation; far below this
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -84,7 +86,8 @@ class GetJournal:
     MQBACK, removed when the connection ends."""
 
     def __init__(self, database: Path | None, owner: str) -> None:
-        self.records: list[tuple[int, int]] = []  # what the file holds, for the connection's own use
+        self.records: list[tuple[int, int]] = []  # the records of the unit of work under way
+        self._written = 0  # records of settled units of work still in the file
         self._descriptor: int | None = None
         self.path: Path | None = None
         if database is None:
@@ -101,10 +104,15 @@ class GetJournal:
             os.write(self._descriptor, _RECORD.pack(generation, row))
 
     def clear(self) -> None:
-        """MQCMIT or MQBACK was committed: the unit of work's records are settled."""
-        if self.records and self._descriptor is not None:
-            os.ftruncate(self._descriptor, 0)
+        """MQCMIT or MQBACK was committed: the unit of work's records are settled. The file is
+        emptied only once it holds TRUNCATE_AFTER records (an ftruncate per MQCMIT cost a tenth of a
+        get+put in batches of one): the records left are harmless, those of a commit naming rows it
+        deleted (ids are never reused), those of a backout being of an earlier generation."""
+        self._written += len(self.records)
         self.records = []
+        if self._written >= TRUNCATE_AFTER and self._descriptor is not None:
+            os.ftruncate(self._descriptor, 0)
+            self._written = 0
 
     def remove(self) -> None:
         """The connection ended (its work committed or backed out): the journal goes."""
