@@ -219,3 +219,41 @@ def test_a_failing_call_undoes_its_own_work_not_the_unit_of_works(tmp_path: Path
     app.commit()
     assert app.depth("TARGET") == 2  # no message row left without its body
     assert _rows(path)["TARGET"] == [b"kept", b"after"]
+
+
+# -- another process wanting the writer -----------------------------------------------------------
+
+
+def _hold_until_told(path: str, got: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event) -> None:
+    """Get under syncpoint with a hold longer than the test, then make no call until told to commit."""
+    from ams.mq import embedded_unit_of_work, embedded_writer
+
+    embedded_writer.HOLD_SECONDS = 3600.0
+    embedded_unit_of_work.HOLD_SECONDS = 3600.0  # type: ignore[attr-defined]  # imported there by name
+    connection = EmbeddedQueueManager(path).connect("holder")
+    connection.open("SOURCE", input=True).get(syncpoint=True)
+    got.set()
+    assert go.wait(timeout=120)
+    connection.commit()
+    connection.close()
+
+
+def test_a_writer_held_between_calls_is_written_when_another_process_wants_it(tmp_path: Path) -> None:
+    """The holder would keep the writer for an hour between its calls; another process waiting for
+    it (its wish: embedded_writer.WriterWish) has the holder's flusher write it. Without the wish,
+    the getter here would wait until SQLite's busy timeout and fail with MQRC 2195."""
+    path = tmp_path / "qm.sqlite"
+    bodies = _fill(path, 2)
+    got, go = SPAWN.Event(), SPAWN.Event()
+    holder = SPAWN.Process(target=_hold_until_told, args=(str(path), got, go))
+    holder.start()
+    try:
+        assert got.wait(timeout=120)
+        other = EmbeddedQueueManager(path).connect("other").open("SOURCE", input=True)
+        assert other.get(syncpoint=True).body == bodies[1]  # the holder's get was written: it is hidden
+        other.connection.commit()
+    finally:
+        go.set()
+        holder.join(timeout=60)
+    assert holder.exitcode == 0
+    assert _rows(path) == {"SOURCE": [], "TARGET": []}

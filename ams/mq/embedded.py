@@ -17,7 +17,8 @@ strict, it is as strict, so that code which would lose a message on MQ fails a t
   reader);
 * authority failures a test can switch on (``deny(queue, "put")``: MQRC 2035);
 * a file mode that several processes share: a dead process's uncommitted work is backed out
-  when the next connection opens, and ``restart()`` (``ams qm restart``) is a queue manager
+  when the next connection opens (and, for its gets journaled beside the file, when the next
+  connection takes the writer: ``embedded_journal``), and ``restart()`` (``ams qm restart``) is a queue manager
   restart: non-persistent messages are gone. The file is created private (0600), never through
   a symbolic link.
 
@@ -27,7 +28,8 @@ This module holds the queue manager (its file, definitions, restart, recovery of
 rest is beside it: the connection (``embedded_connection``, over ``embedded_unit_of_work`` and
 ``embedded_writer``), the open queue (``embedded_queue``), the file's format
 (``embedded_schema``), the file on disk (``embedded_files``), the owners of work
-(``embedded_owners``), and transactions and SQLite errors (``embedded_sqlite``).
+(``embedded_owners``), the gets a connection holds (``embedded_journal``), and transactions and
+SQLite errors (``embedded_sqlite``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ import attrs
 from ams.errors import UsageError
 from ams.mq.embedded_connection import EmbeddedConnection as EmbeddedConnection
 from ams.mq.embedded_files import _create_private
-from ams.mq.embedded_owners import _OWNERS, _back_out
+from ams.mq.embedded_journal import GetJournal, journaled_owners, private_directory, read_journal, remove_journal
+from ams.mq.embedded_owners import _OWNERS, _back_out, _count_journaled
 from ams.mq.embedded_owners import _alive as _alive
 from ams.mq.embedded_owners import _process_tag as _process_tag
 from ams.mq.embedded_owners import _started as _started
@@ -63,7 +66,7 @@ from ams.mq.embedded_schema import GOT_PENDING as GOT_PENDING
 from ams.mq.embedded_schema import PUT_PENDING as PUT_PENDING
 from ams.mq.embedded_schema import VISIBLE as VISIBLE
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
-from ams.mq.embedded_writer import release_others, sync_log
+from ams.mq.embedded_writer import WriterWish, register_wish, release_others, sync_log, wanting
 from ams.mq.transport import MQError, QueueAttributes
 from ams.mqconstants import DEFAULT_MAX_UNCOMMITTED, MQRC_UNEXPECTED_ERROR, MQRC_UNKNOWN_OBJECT_NAME, PROPCTL_VALUES
 
@@ -117,7 +120,9 @@ class EmbeddedQueueManager:
                 MQRC_UNEXPECTED_ERROR,
             )
         release_others(self._uri)  # a connection of ours holding the writer would keep it from us
-        with self._keeper:
+        if self.path is not None:
+            register_wish(self._uri, private_directory(self.path) / ".writer")
+        with wanting(self._uri), self._keeper:
             self._keeper.executescript(_SCHEMA)
             _add_columns(self._keeper)
             if self._keeper.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
@@ -164,15 +169,55 @@ class EmbeddedQueueManager:
             _migrate_rows(db)
 
     def _recover_dead_owners(self) -> None:
-        """Back out what processes that died left uncommitted (as MQ does when a connection breaks)."""
-        rows = self._keeper.execute(_OWNERS).fetchall()
-        for (owner,) in rows:
+        """Back out what processes that died left uncommitted (as MQ does when a connection breaks),
+        the messages their get journals list counted (ams/mq/embedded_journal.py)."""
+        owners = {owner for (owner,) in self._keeper.execute(_OWNERS).fetchall()}
+        if self.path is not None:
+            owners.update(journaled_owners(self.path))  # an ended connection's, left by a crash
+        for owner in sorted(owners):
             if owner.split(":", 1)[0] == _process_tag() or _alive(owner):
                 continue
             with _transaction(self._keeper, self._uri):
-                _back_out(self._keeper, owner)
-                self._keeper.execute("DELETE FROM opens WHERE owner = ?", (owner,))
-                self._keeper.execute("DELETE FROM connections WHERE owner = ?", (owner,))
+                self._recover(self._keeper, owner)
+            self._forget(owner)
+
+    def _dead_journals(self) -> list[str]:
+        """The owners of other processes whose get journal is left and whose process died: what each
+        connection recovers as it takes the writer (ams/mq/embedded_unit_of_work.py), so that a message
+        got in a transaction the death lost is counted before anyone can get it again."""
+        if self.path is None:
+            return []
+        alive: dict[str, bool] = {}
+        dead = []
+        for owner in journaled_owners(self.path):
+            process = owner.split(":", 1)[0]
+            if process != _process_tag() and not alive.setdefault(process, _alive(owner)):
+                dead.append(owner)
+        return dead
+
+    def _recover(self, db: sqlite3.Connection, owner: str) -> None:
+        """Dead ``owner``'s work backed out, in the caller's transaction (then :meth:`_forget` it)."""
+        records = [] if self.path is None else read_journal(self.path, owner)
+        _count_journaled(db, owner, records)  # first: _back_out releases the rows it holds
+        _back_out(db, owner)
+        db.execute("DELETE FROM opens WHERE owner = ?", (owner,))
+        # with the row, the journal's generation goes: a second recovery of this owner counts nothing
+        db.execute("DELETE FROM connections WHERE owner = ?", (owner,))
+
+    def _forget(self, owner: str) -> None:
+        """Dead ``owner``'s journal removed, once its recovery was committed."""
+        if self.path is not None:
+            remove_journal(self.path, owner)
+
+    def _wish(self) -> WriterWish:
+        """A new connection's view of who waits for the writer (embedded_writer.WriterWish; none in
+        memory, where only this process's connections share it, and release_others serves them)."""
+        return WriterWish(None if self.path is None else private_directory(self.path) / ".writer")
+
+    def _journal(self, owner: str) -> GetJournal:
+        """A new connection's get journal (ams/mq/embedded_journal.py; held in memory only for a
+        queue manager in memory)."""
+        return GetJournal(self.path, owner)
 
     def _new_owner(self) -> str:
         """The owner of a new connection's work: this process's tag, and the connection's own part.
@@ -238,6 +283,7 @@ class EmbeddedQueueManager:
 
         Returns how many messages were discarded.
         """
+        self._recover_dead_owners()  # their journals counted first: the generations below settle every journal
         with _transaction(self._keeper, self._uri):
             rows = self._keeper.execute("SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL")
             owners = [row[0] for row in rows]
@@ -245,7 +291,8 @@ class EmbeddedQueueManager:
                 _back_out(self._keeper, owner)
             self._keeper.execute("DELETE FROM opens")
             # every connection is broken by a restart: its next call, MQCMIT included, is MQRC 2009
-            self._keeper.execute("UPDATE connections SET broken = 1")
+            # (and the records of their get journals are settled: what they got is backed out and counted here)
+            self._keeper.execute("UPDATE connections SET broken = 1, settled = settled + 1")
             gone = self._keeper.execute("DELETE FROM messages WHERE persistent = 0").rowcount
         return int(gone)
 

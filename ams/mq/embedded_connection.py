@@ -12,28 +12,33 @@ import os
 import sqlite3
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ams.mq.embedded_queue import EmbeddedQueue
 from ams.mq.embedded_schema import (
-    _ANY_EXPIRED,
     _DEPTH,
     _DISCARD_EXPIRED,
     _MESSAGE,
     _ORDER,
+    _SOONEST_EXPIRY,
     GOT_PENDING,
+    MD_CORREL_ID,
+    MD_MSG_ID,
+    MD_PERSISTENCE,
+    MD_PRIORITY,
     PUT_PENDING,
     VISIBLE,
     _attributes_from_json,
     _matching,
     _md_from_json,
+    _md_from_values,
     _md_to_json,
 )
 from ams.mq.embedded_sqlite import _mq_errors
 from ams.mq.embedded_unit_of_work import UnitOfWork
-from ams.mq.mqmd import MQMD, _now_date_time
+from ams.mq.mqmd import MQMD
 from ams.mq.properties import deliver
 from ams.mq.rfh2_render import rerender
 from ams.mq.transport import (
@@ -69,6 +74,49 @@ if TYPE_CHECKING:
     from ams.mq.embedded import EmbeddedQueueManager
 
 _POLL_SECONDS = 0.02  # how often a get waiting for a message looks again
+# the statements of every put and get, as constants (sqlite3 caches a prepared statement by its text)
+_INSERT = (
+    "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "
+    "correl_id) VALUES (?, ?, X'', ?, ?, 0, ?, ?, ?, ?, ?)"
+)
+_INSERT_BODY = "INSERT INTO bodies (id, body) VALUES (?, ?)"
+_TAKE = "UPDATE messages SET state = ?, owner = ? WHERE id = ?"
+_DELETE = "DELETE FROM messages WHERE id = ?"
+_NEXT: dict[tuple[str, str], str] = {}
+
+
+def _next_message(index: str, where: str) -> str:
+    """The statement that finds the message a get returns (one text per way of matching)."""
+    statement = _NEXT.get((index, where))
+    if statement is None:
+        statement = _NEXT[index, where] = (
+            _MESSAGE.format(", m.priority", index)
+            + " WHERE m.queue = ? AND m.state = ?"
+            + where
+            + " AND (m.expires IS NULL OR m.expires >= ?)"
+            + _ORDER
+            + " LIMIT 1"
+        )
+    return statement
+
+
+_CLOCK = (-1, "", "")  # the second last stamped: its PutDate and PutTime's hours, minutes and seconds
+
+
+def _put_date_time() -> tuple[str, str]:
+    """PutDate and PutTime (UTC, to the hundredth of a second), as MQMD.stamped gives them, the
+    calendar work done once a second."""
+    global _CLOCK
+    now = time.time()
+    clock = _CLOCK
+    if int(now) != clock[0]:
+        day = time.gmtime(int(now))
+        clock = _CLOCK = (
+            int(now),
+            f"{day.tm_year:04d}{day.tm_mon:02d}{day.tm_mday:02d}",
+            f"{day.tm_hour:02d}{day.tm_min:02d}{day.tm_sec:02d}",
+        )
+    return clock[1], f"{clock[2]}{int(now * 100) % 100:02d}"
 
 
 def _check_md(queue: str, md: MQMD) -> None:
@@ -102,6 +150,8 @@ class EmbeddedConnection(UnitOfWork):
     def __init__(self, manager: EmbeddedQueueManager, db: sqlite3.Connection, appl_name: str) -> None:
         self._resolved: dict[str, _Resolved] = {}  # queues resolved, while the file's data_version is
         self._resolved_at: int | None = None
+        self._no_expiry: set[str] = set()  # queues with no message that expires, while the data_version is
+        self._no_expiry_at: int | None = None
         super().__init__(manager, db, appl_name)
 
     def _discard_expired(
@@ -111,9 +161,21 @@ class EmbeddedConnection(UnitOfWork):
         message ``found`` (its priority and row id; None: all it would have returned), after the
         browse cursor ``after``. MQ discards an expired message only "when a browse or non-browse
         MQGET would have returned it" (IBM MQ docs, message expiry): until then it counts towards
-        CURDEPTH and MAXDEPTH, and a put meets 2053 earlier than the live messages explain."""
+        CURDEPTH and MAXDEPTH, and a put meets 2053 earlier than the live messages explain.
+
+        A queue found with no message that expires at all is not looked at again while nobody else
+        wrote to the file (PRAGMA data_version, read as this connection took the writer) and this
+        connection put none that expires."""
+        if self._no_expiry_at != self._version or self._version is None:
+            self._no_expiry.clear()
+            self._no_expiry_at = self._version
+        if local in self._no_expiry:
+            return
         now = time.time()
-        if self._db.execute(_ANY_EXPIRED, (local, now)).fetchone() is None:
+        (soonest,) = self._db.execute(_SOONEST_EXPIRY, (local,)).fetchone()
+        if soonest is None:
+            self._no_expiry.add(local)
+        if soonest is None or soonest >= now:
             return  # nothing to discard (a read on the expiry index costs less than a DELETE finding nothing)
         _, where, wanted = _matching(match)
         arguments: tuple[object, ...] = (local, now, VISIBLE, *wanted)
@@ -271,64 +333,95 @@ class EmbeddedConnection(UnitOfWork):
         # MQ keeps properties, not MQRFH2 bytes: what a get receives is rendered again (ams/mq/rfh2_render.py)
         md, body = rerender(md, body)
         _check_md(found.local, md)
-        stamped = self._stamped(found, md, set_all_context)
-        persistent, priority = stamped.persistence, stamped.priority
+        values = self._stamped(found, md, set_all_context)
         expires = None if md.expiry == MQEI_UNLIMITED else time.time() + md.expiry / 10
         if syncpoint:
             self._count_uncommitted(found.local)
-        with self._lock, self._work(durable=not syncpoint, keep=syncpoint, guard=True):
+        with self._lock, self._work(durable=not syncpoint, keep=syncpoint):
             # expired messages count until a get or browse passes over them (MQ's EXPRYINT scan is off by default)
             row = self._db.execute(_DEPTH, (found.local,)).fetchone()
             depth = 0 if row is None else int(row[0])
             if depth >= found.attributes.max_depth:
                 raise MQError(f"MQPUT to {found.local}: the queue holds {depth:,} messages, its MAXDEPTH", MQRC_Q_FULL)
             cursor = self._db.execute(
-                "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "
-                "correl_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _INSERT,
                 (
                     found.local,
-                    _md_to_json(stamped),
-                    b"",
+                    _md_to_json(values),
                     PUT_PENDING if syncpoint else VISIBLE,
                     self._owner if syncpoint else None,
-                    0,
-                    min(priority, MQ_MAX_PRIORITY),  # above MaxPriority: queued at it (MQCC_WARNING 2049 on MQ)
-                    int(persistent),
+                    # above MaxPriority: queued at it (MQCC_WARNING 2049 on MQ)
+                    min(values[MD_PRIORITY], MQ_MAX_PRIORITY),
+                    values[MD_PERSISTENCE],
                     expires,
-                    stamped.msg_id.hex(),
-                    stamped.correl_id.hex(),
+                    values[MD_MSG_ID],
+                    values[MD_CORREL_ID],
                 ),
             )
-            self._db.execute("INSERT INTO bodies (id, body) VALUES (?, ?)", (cursor.lastrowid, bytes(body)))
+            self._insert_body(int(cursor.lastrowid or 0), body)
+            if expires is not None:
+                self._no_expiry.discard(found.local)
         if syncpoint:
             self._uncommitted += 1
             self._taken[PUT_PENDING].append((int(cursor.lastrowid or 0), self._owner, PUT_PENDING))
         # the MQMD as MQPUT leaves it: Persistence and Priority are input fields, left "as queue
         # default" (the message itself carries the values used, which a get returns)
-        return attrs.evolve(stamped, persistence=md.persistence, priority=md.priority)
+        values[MD_PERSISTENCE], values[MD_PRIORITY] = md.persistence, md.priority
+        return _md_from_values(values)
 
-    def _stamped(self, found: _Resolved, md: MQMD, set_all_context: bool) -> MQMD:
-        """The MQMD as stored: what MQMD.stamped fills in (the default context) or the context given
-        (MQPMO_SET_ALL_CONTEXT), and the persistence and priority used, in one copy."""
-        msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + os.urandom(8)  # unique across processes, as MQ's
+    def _insert_body(self, message: int, body: bytes) -> None:
+        """The body of the message row just inserted; failing, the row is deleted again, so that the
+        call leaves nothing of itself in a unit of work whose transaction is held (no row without
+        its body), and keeps the unit of work's earlier work (what a savepoint per put would do, at
+        two statements per put)."""
+        try:
+            self._db.execute(_INSERT_BODY, (message, bytes(body)))
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                try:
+                    self._db.execute(_DELETE, (message,))
+                except sqlite3.Error:
+                    self._db.execute("ROLLBACK")  # the unit of work is lost then: the connection breaks
+            raise
+
+    def _stamped(self, found: _Resolved, md: MQMD, set_all_context: bool) -> list[Any]:
+        """The MQMD as stored (its values in the order of embedded_schema._MD_ORDER, MsgId and CorrelId
+        in hex): what MQMD.stamped fills in (the default context) or the context given
+        (MQPMO_SET_ALL_CONTEXT), and the persistence and priority used."""
+        if any(md.msg_id):
+            msg_id = padded_id(md.msg_id, "MsgId")
+        else:  # unique across processes, as MQ's
+            msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + os.urandom(8)
         persistent = (
             found.first.default_persistent
             if md.persistence == MQPER_PERSISTENCE_AS_Q_DEF
             else (md.persistence == MQPER_PERSISTENT)
         )
-        date, hour = _now_date_time()
-        context = (md.put_appl_name, md.put_date, md.put_time) if set_all_context else (self.appl_name[:28], date, hour)
-        return attrs.evolve(
-            md,
-            put_appl_name=context[0],
-            put_date=context[1],
-            put_time=context[2],
-            backout_count=0,
-            msg_id=padded_id(md.msg_id if any(md.msg_id) else msg_id, "MsgId"),
-            persistence=int(persistent),
-            priority=found.first.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority,
-            correl_id=padded_id(md.correl_id, "CorrelId"),
-        )
+        if set_all_context:
+            appl, date, hour = md.put_appl_name, md.put_date, md.put_time
+        else:
+            appl, (date, hour) = self.appl_name[:28], _put_date_time()
+        priority = found.first.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
+        values: list[Any] = [
+            md.format,
+            md.encoding,
+            md.ccsid,
+            int(persistent),
+            md.msg_type,
+            priority,
+            md.expiry,
+            msg_id.hex(),
+            padded_id(md.correl_id, "CorrelId").hex(),
+            0,
+            md.reply_to_q,
+            md.reply_to_qmgr,
+            md.user_identifier,
+            md.put_appl_type,
+            appl,
+            date,
+            hour,
+        ]
+        return values
 
     def _get(self, local: str, *, wait: float, syncpoint: bool, match: Match, force_rfh2: bool) -> Message:
         deadline = time.monotonic() + wait
@@ -336,27 +429,18 @@ class EmbeddedConnection(UnitOfWork):
         if syncpoint:
             self._count_uncommitted(local)
         while True:
-            # written before it returns, even under syncpoint: if this process dies with the message, its
-            # BackoutCount must have risen when another gets it (a message that kills its reader is not
-            # read for ever); so a unit of work's puts are written with the next get, or its commit
-            with self._lock, self._work(durable=not syncpoint, end=True):
-                row = self._db.execute(
-                    _MESSAGE.format(", m.priority", index)
-                    + " WHERE m.queue = ? AND m.state = ?"
-                    + where
-                    + " AND (m.expires IS NULL OR m.expires >= ?)"
-                    + _ORDER
-                    + " LIMIT 1",
-                    (local, VISIBLE, *wanted, time.time()),
-                ).fetchone()
+            # under syncpoint, kept in the unit of work's transaction; its journal (ams/mq/embedded_journal.py)
+            # raises the BackoutCount if this process dies with the message before that transaction is written
+            with self._lock, self._work(durable=not syncpoint, keep=syncpoint, yields=True):
+                self._recover_dead_journals()
+                row = self._db.execute(_next_message(index, where), (local, VISIBLE, *wanted, time.time())).fetchone()
                 self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
                 if row is not None:
                     if syncpoint:
-                        self._db.execute(
-                            "UPDATE messages SET state = ?, owner = ? WHERE id = ?", (GOT_PENDING, self._owner, row[0])
-                        )
+                        self._db.execute(_TAKE, (GOT_PENDING, self._owner, row[0]))
+                        self._journal.record(self._generation, int(row[0]))
                     else:
-                        self._db.execute("DELETE FROM messages WHERE id = ?", (row[0],))
+                        self._db.execute(_DELETE, (row[0],))
             if row is not None:
                 if syncpoint:
                     self._uncommitted += 1
@@ -373,9 +457,8 @@ class EmbeddedConnection(UnitOfWork):
 
     def _delivered(self, local: str, row: tuple[object, ...], force_rfh2: bool) -> Message:
         _, md_text, body, backouts, expires = row
-        md = _md_from_json(str(md_text), int(backouts))  # type: ignore[call-overload]
-        if isinstance(expires, float):
-            md = attrs.evolve(md, expiry=max(1, int((expires - time.time()) * 10)))
+        left = max(1, int((expires - time.time()) * 10)) if isinstance(expires, float) else None
+        md = _md_from_json(str(md_text), int(backouts), left)  # type: ignore[call-overload]
         data = bytes(body)  # type: ignore[call-overload]
         if not force_rfh2:
             md, data = deliver(md, data, self._lookup(local).attributes.propctl)
@@ -390,6 +473,7 @@ class EmbeddedConnection(UnitOfWork):
             arguments += (after[0], after[0], after[1])
         index, matching, wanted = _matching(match)
         with self._lock, self._work():  # after the writer's holder wrote: what it got is hidden
+            self._recover_dead_journals()
             row = self._db.execute(
                 _MESSAGE.format(", m.priority", index)
                 + " WHERE m.queue = ? AND m.state = ? AND (m.expires IS NULL OR m.expires >= ?)"

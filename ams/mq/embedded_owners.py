@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from pathlib import Path
 
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
 
@@ -27,15 +26,35 @@ def _back_out(db: sqlite3.Connection, owner: str) -> None:
     db.execute(_BACK_OUT_GETS, (VISIBLE, owner, GOT_PENDING))
 
 
+def _count_journaled(db: sqlite3.Connection, owner: str, records: list[tuple[int, int]]) -> None:
+    """Raise the backout count of the messages dead ``owner``'s get journal lists (generation, row
+    id) in its current generation, that still exist and it no longer holds: got in a transaction
+    its death lost (ams/mq/embedded_journal.py). Done before :func:`_back_out`, which counts the
+    ones it still holds; records of an owner with no connection row (ended) are settled."""
+    row = db.execute("SELECT settled FROM connections WHERE owner = ?", (owner,)).fetchone()
+    if row is None:
+        return
+    rows = sorted({message for generation, message in records if generation == row[0]})
+    db.executemany(
+        "UPDATE messages SET backouts = backouts + 1 WHERE id = ? AND owner IS NOT ?", [(r, owner) for r in rows]
+    )
+
+
 def _started(pid: int) -> str:
     """When process ``pid`` started (clock ticks since boot, from /proc), "" where that is unknown;
     a zombie is "dead"."""
-    try:
-        record = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    try:  # os.open and read, not Path.read_text: a get looks at every other process's journal owner
+        descriptor = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            record = os.read(descriptor, 4096).decode("ascii", "replace")
+        finally:
+            os.close(descriptor)
     except OSError:
         return ""  # no /proc (macOS, BSD), or hidden from us (hidepid): os.kill decides
     fields = record.rpartition(")")[2].split()  # after "pid (comm)": state, ppid, ...; starttime is field 22
-    if not fields or fields[0] in ("Z", "X"):
+    # PF_EXITING (0x4) in flags (field 9): exiting, it does no more work, though not a zombie yet; it
+    # may have released its file locks already, so another process may hold the writer it held
+    if not fields or fields[0] in ("Z", "X") or (len(fields) > 6 and int(fields[6]) & 0x4):
         return "dead"
     return fields[19] if len(fields) > 19 else ""
 

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ams.mq.embedded_writer import release_others
+from ams.mq.embedded_writer import release_others, wanting
 from ams.mq.transport import MQError
 from ams.mqconstants import MQRC_UNEXPECTED_ERROR
 
@@ -49,7 +49,8 @@ class _transaction:
 
     def __enter__(self) -> sqlite3.Connection:
         release_others(self.database, self.me)
-        self.db.execute("BEGIN IMMEDIATE")
+        with wanting(self.database):  # and a holder in another process, at its next call or flusher round
+            self.db.execute("BEGIN IMMEDIATE")
         return self.db
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:

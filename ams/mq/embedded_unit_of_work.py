@@ -12,18 +12,46 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ams.mq.embedded_owners import _back_out
+from ams.mq.embedded_owners import _back_out, _count_journaled
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
-from ams.mq.embedded_writer import HOLD_SECONDS, held, release_others, released
+from ams.mq.embedded_writer import CONTENDED_SECONDS, CONTENDED_WAIT, HOLD_SECONDS, held, release_others, released
 from ams.mq.transport import MQError
 from ams.mqconstants import MQRC_CONNECTION_BROKEN, MQRC_HCONN_ERROR, MQRC_SYNCPOINT_LIMIT_REACHED
 
 if TYPE_CHECKING:
     from ams.mq.embedded import EmbeddedQueueManager
+
+
+_SETTLED = "UPDATE connections SET settled = settled + 1 WHERE owner = ?"  # the next generation of the journal
+
+
+class _Call:
+    """What :meth:`UnitOfWork._work` returns: a class, not a generator's context manager, which
+    cost a tenth of a put's Python time."""
+
+    __slots__ = ("db", "durable", "end", "fresh", "keep", "unit", "yields")
+
+    def __init__(self, unit: UnitOfWork, durable: bool, keep: bool, end: bool, yields: bool) -> None:
+        self.unit, self.durable, self.keep, self.end, self.yields = unit, durable, keep, end, yields
+
+    def __enter__(self) -> sqlite3.Connection:
+        unit = self.unit
+        db = self.db = unit._db
+        self.fresh = unit._held is None
+        if self.fresh:
+            unit._begin(db)
+        return db
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        unit, db = self.unit, self.db
+        if kind is not None:
+            unit._undo(db, self.fresh)
+            return
+        if self.durable or self.end or (self.fresh and not self.keep) or unit._hold_over(self.yields):
+            unit._write(db, durable=self.durable)
 
 
 @_mq_errors
@@ -42,8 +70,21 @@ class UnitOfWork:
         self._version: int | None = None  # the file's data_version when this connection last took the writer
         self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
         self._taken: dict[int, list[tuple[int, str, int]]] = {GOT_PENDING: [], PUT_PENDING: []}  # their rows
-        with _transaction(db, manager._uri):
-            db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
+        # the gets under syncpoint of this unit of work, kept outside SQLite (ams/mq/embedded_journal.py), and
+        # the generation of its records (its connection row's "settled", raised with each backout of its work)
+        self._journal = manager._journal(self._owner)
+        self._wish = manager._wish()
+        self._contended = 0.0  # until when another process competes for the writer (time.monotonic)
+        self._checked = False  # whether the transaction held looked for dead processes' get journals
+        self._generation = 0
+        self._recovered: list[str] = []  # dead owners recovered in the transaction held (their journals go after it)
+        try:
+            with _transaction(db, manager._uri):
+                db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
+        except BaseException:
+            self._journal.remove()
+            self._wish.close()
+            raise
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -51,10 +92,7 @@ class UnitOfWork:
             raise MQError(f"the connection to {self.name} was closed", MQRC_HCONN_ERROR)
         return self._connection
 
-    @contextlib.contextmanager
-    def _work(
-        self, *, durable: bool = False, keep: bool = False, end: bool = False, guard: bool = False
-    ) -> Iterator[sqlite3.Connection]:
+    def _work(self, *, durable: bool = False, keep: bool = False, end: bool = False, yields: bool = False) -> _Call:
         """A call's work in this connection's transaction (begun if none is held); MQRC 2009 when
         the connection was broken since (a queue manager restart, or another process taking it for
         dead and backing its work out).
@@ -63,29 +101,22 @@ class UnitOfWork:
         the unit of work (``keep``: a put or get under syncpoint) or found it held, unless it is
         older than HOLD_SECONDS. A ``durable`` call (a commit, a put or get outside syncpoint: what
         MQ has promised once the call returns) writes it and waits for the disk; ``end`` (MQBACK)
-        writes it. A call that writes more than one row (``guard``) has its own savepoint in a
-        transaction held: failing, it undoes its own work, not the unit of work's (SQLite undoes a
-        failed statement itself)."""
-        db = self._db
-        fresh = self._held is None
-        saved = guard and not fresh
-        if fresh:
-            self._begin(db)
-        elif saved:
-            db.execute("SAVEPOINT call")
-        try:
-            yield db
-        except BaseException:
-            self._undo(db, fresh, saved)
-            raise
-        if saved:
-            db.execute("RELEASE call")
-        if durable or end or (fresh and not keep) or time.monotonic() - (self._held or 0.0) >= HOLD_SECONDS:
-            self._write(db, durable=durable)
+        writes it; a call that ``yields`` (a get: the application works on its message next) writes
+        it while another process competes for the writer. A failing call's statement is undone by
+        SQLite; a call that writes more than one row undoes its own earlier ones (a put:
+        ams/mq/embedded_connection.py), not the unit of work's."""
+        return _Call(self, durable, keep, end, yields)
 
     def _begin(self, db: sqlite3.Connection) -> None:
         release_others(self.manager._uri, self)
-        db.execute("BEGIN IMMEDIATE")
+        self._wish.waiting()  # a holder in another process writes at its next call's end, or its flusher's round
+        asked = time.monotonic()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        finally:
+            self._wish.done()
+        if time.monotonic() - asked >= CONTENDED_WAIT:  # SQLite's busy handler slept: another process holds it
+            self._contended = time.monotonic() + CONTENDED_SECONDS
         version = int(db.execute("PRAGMA data_version").fetchone()[0])
         if version != self._version:  # another connection wrote since we last held the writer: broken?
             row = db.execute("SELECT broken FROM connections WHERE owner = ?", (self._owner,)).fetchone()
@@ -97,30 +128,68 @@ class UnitOfWork:
                     MQRC_CONNECTION_BROKEN,
                 )
             self._version = version
+        self._checked = False  # for journals of dead processes, before this transaction reads a message
         self._held = time.monotonic()
         held(self.manager._uri, self)
 
-    def _undo(self, db: sqlite3.Connection, fresh: bool, saved: bool) -> None:
+    def _hold_over(self, yields: bool = True) -> bool:
+        """Whether the transaction held is to be written now, at the end of a call (``yields``: a
+        get, after which the application works on its message) or on the flusher's round (the
+        application is working): held HOLD_SECONDS, or another process wants the writer now, or did
+        within the last CONTENDED_SECONDS (ams/mq/embedded_writer.py) and the application is about
+        to work, so that the writer is not kept from it through that work. A put then stays held
+        until the next call (a proxy's next get, at once), as the get's write carries it."""
+        now = time.monotonic()
+        if now - (self._held or 0.0) >= HOLD_SECONDS:
+            return True
+        if self._wish.wanted():  # looked at even while contended: each wish prolongs it
+            self._contended = now + CONTENDED_SECONDS
+            return True
+        return yields and now < self._contended
+
+    def _recover_dead_journals(self) -> None:
+        """Before the transaction held first reads a message (a get, a browse): recover the owners
+        whose process died with a get journal left. A get their death lost is back on its queue, and
+        must count its backout before this connection can get it (embedded_journal.py); a process
+        that held the writer died before this transaction took it, so once per transaction is enough.
+        Their journals go once this transaction is written."""
+        if self._checked:
+            return
+        for owner in self.manager._dead_journals():
+            self.manager._recover(self._db, owner)
+            self._recovered.append(owner)
+        self._checked = True
+
+    def _undo(self, db: sqlite3.Connection, fresh: bool) -> None:
         """A call failed: its own changes undone; the unit of work's earlier ones kept, unless SQLite
         rolled the whole transaction back (a full disk, an I/O error): then the unit of work is lost
         and the connection broken, as MQ breaks a connection whose unit of work it cannot keep."""
         if fresh or not db.in_transaction:
+            self._recovered = []
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._held = None
             released(self)
             if not fresh:
                 self._break()
-            return
-        if saved:
-            db.execute("ROLLBACK TO call")
-            db.execute("RELEASE call")
 
     def _break(self) -> None:
+        """The unit of work was lost with its transaction: what is left of it backed out, the gets the
+        transaction lost counted as backed out too (as the recovery of a dead owner counts them), and
+        the connection broken."""
         self._version = None  # our own writes leave data_version as it was: the flag must be read again
-        with contextlib.suppress(sqlite3.Error), _transaction(self._db, self.manager._uri, self) as db:
-            _back_out(db, self._owner)
-            db.execute("UPDATE connections SET broken = 1 WHERE owner = ?", (self._owner,))
+        with contextlib.suppress(sqlite3.Error):
+            with _transaction(self._db, self.manager._uri, self) as db:
+                _count_journaled(db, self._owner, self._journal.records)
+                _back_out(db, self._owner)
+                db.execute(_SETTLED.replace("SET", "SET broken = 1,"), (self._owner,))
+            self._settle_journal(backed_out=True)
+
+    def _settle_journal(self, *, backed_out: bool) -> None:
+        """The unit of work's commit or backout was committed: its journal records are settled
+        (a backout raised the generation in the same transaction)."""
+        self._generation += backed_out
+        self._journal.clear()
 
     def _write(self, db: sqlite3.Connection, *, durable: bool = False) -> None:
         """Commit the transaction held; ``durable``: and wait for the disk."""
@@ -129,10 +198,14 @@ class UnitOfWork:
         try:
             db.execute("COMMIT")
         except sqlite3.Error:  # the unit of work's work since its last write is gone with the transaction
+            self._recovered = []
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._break()
             raise
+        for owner in self._recovered:
+            self.manager._forget(owner)
+        self._recovered = []
         if durable:
             self.manager._sync_log()
 
@@ -144,7 +217,7 @@ class UnitOfWork:
         if not self._lock.acquire(blocking=wait, timeout=30 if wait else -1):
             return
         try:
-            stale = self._held is not None and (wait or time.monotonic() - self._held >= HOLD_SECONDS)
+            stale = self._held is not None and (wait or self._hold_over())
             if stale and self._connection is not None:
                 self._write(self._connection)
         finally:
@@ -181,6 +254,7 @@ class UnitOfWork:
                 f"UPDATE messages SET state = {VISIBLE}, owner = NULL WHERE id = ? AND owner = ? AND state = ?",
                 self._taken[PUT_PENDING],
             )
+        self._settle_journal(backed_out=False)  # the rows it lists are deleted: nothing left to count
         self._settled()
 
     def _settled(self) -> None:
@@ -191,6 +265,8 @@ class UnitOfWork:
         """MQBACK: got messages return (their backout count raised), put ones vanish."""
         with self._lock, self._work(end=True):
             _back_out(self._db, self._owner)
+            self._db.execute(_SETTLED, (self._owner,))  # the journal's records are counted now
+        self._settle_journal(backed_out=True)
         self._settled()
 
     def disconnect(self) -> None:
@@ -211,6 +287,8 @@ class UnitOfWork:
         with self._lock, _transaction(self._db, self.manager._uri, self):
             self._db.execute("DELETE FROM opens WHERE owner = ?", (self._owner,))
             self._db.execute("DELETE FROM connections WHERE owner = ?", (self._owner,))
+        self._journal.remove()
+        self._wish.close()
         self._db.close()
         self._connection = None
 

@@ -1,0 +1,159 @@
+"""The get journal of an embedded queue manager's connection: which messages it got under
+syncpoint in its unit of work, kept outside SQLite so that a process killed holding them still
+raises their BackoutCount.
+
+A get under syncpoint stays in the unit of work's SQLite transaction (ams/mq/embedded_writer.py),
+so a process killed before that transaction was written loses the get with it: the message is
+back on the queue as if never got. The queue manager lives in the application's process, so the
+application's crash is the queue manager's too; IBM MQ, in a process of its own, would still know
+the message was got, and count the backout (a message that kills its reader reaches BOTHRESH
+instead of being read for ever). Each get therefore appends its row id to a small private file
+(no fsync: a killed process's writes are in the page cache, which survives it) before it returns;
+the recovery of a dead owner (ams/mq/embedded.py) raises BackoutCount by one for every listed row
+that still exists and the dead owner no longer holds (the rows it holds are backed out, and
+counted, with the rest of its work). MQCMIT and MQBACK settle the journal's records after their
+commit (the file is emptied every few thousand records: GetJournal.clear).
+
+Each record carries the connection's *generation*, a count kept in its ``connections`` row and
+raised in the same SQLite transaction as every backout of its work (MQBACK, a broken connection,
+a restart): records of an earlier generation were backed out, and counted, already, so a process
+killed after MQBACK's commit and before the journal was emptied counts nothing twice. MQCMIT needs
+no generation: the rows it committed are deleted, and row ids are never reused (AUTOINCREMENT).
+
+After a power loss the journal may have lost its last records (it is not synced), and so the count
+may be lower than the number of failed attempts, as with MQ's HARDENBO(NO) across a queue
+manager restart. A queue manager in memory has no journal (a crash loses the queue manager).
+
+Separate because it is about a file beside the queue manager's, not SQLite or MQ semantics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import stat
+import struct
+from pathlib import Path
+
+from ams._files import (
+    PRIVATE_FILE_MODE,
+    check_private_file,
+    make_private_directory,
+    read_bounded,
+    write_new_file,
+)
+from ams.errors import ConfigurationError
+
+_RECORD = struct.Struct("<qq")  # generation, row id
+# owners are "pid.start:hex" (ams/mq/embedded_owners.py); any other name in the directory is not a journal
+_OWNER = re.compile(r"[0-9A-Za-z.]{1,64}:[0-9a-f]{1,64}")
+TRUNCATE_AFTER = 4096  # settled records a journal keeps before it is emptied (64 KiB)
+_LIMIT = 64 << 20  # a journal holds at most MAXUMSGS records per generation; far below this
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def journal_directory(database: Path) -> Path:
+    """The directory of the get journals of the queue manager file ``database``."""
+    return database.with_name(database.name + "-gets")
+
+
+def _check_directory(directory: Path) -> None:
+    """Refuse a journal directory someone else made or may write to: whoever can plant a journal
+    there raises the BackoutCount of any message, or has a live connection's journal ignored."""
+    found = os.lstat(directory)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid() or stat.S_IMODE(found.st_mode) & 0o077:
+        raise ConfigurationError(
+            f"refusing to use the queue manager's get journal directory {directory}: expected a directory this user "
+            f"owns and only it may use (mode 0700, uid {os.geteuid()}), found mode {stat.S_IMODE(found.st_mode):04o}, "
+            f"uid {found.st_uid}{'' if stat.S_ISDIR(found.st_mode) else ', not a directory'}; remove it (it is made "
+            "again, private, at the next connection)"
+        )
+
+
+def private_directory(database: Path) -> Path:
+    """The directory beside ``database`` of its get journals and writer lock file: made private
+    (0700) if missing, refused if someone else could write to it."""
+    directory = journal_directory(database)
+    make_private_directory(directory)
+    _check_directory(directory)
+    return directory
+
+
+class GetJournal:
+    """One connection's journal: ``<qm file>-gets/<owner>``, created private (0600) and never
+    through a symbolic link; appended to by each get under syncpoint, emptied at each MQCMIT and
+    MQBACK, removed when the connection ends."""
+
+    def __init__(self, database: Path | None, owner: str) -> None:
+        self.records: list[tuple[int, int]] = []  # the records of the unit of work under way
+        self._written = 0  # records of settled units of work still in the file
+        self._descriptor: int | None = None
+        self.path: Path | None = None
+        if database is None:
+            return  # in memory: a crash of the process is the queue manager's end
+        self.path = private_directory(database) / owner
+        write_new_file(self.path, b"", mode=PRIVATE_FILE_MODE)
+        self._descriptor = os.open(self.path, _APPEND_FLAGS)
+
+    def record(self, generation: int, row: int) -> None:
+        """A get under syncpoint of message ``row``, in the unit of work of ``generation``: appended,
+        not synced (a killed process's write is kept by the page cache)."""
+        self.records.append((generation, row))
+        if self._descriptor is not None:
+            os.write(self._descriptor, _RECORD.pack(generation, row))
+
+    def clear(self) -> None:
+        """MQCMIT or MQBACK was committed: the unit of work's records are settled. The file is
+        emptied only once it holds TRUNCATE_AFTER records (an ftruncate per MQCMIT cost a tenth of a
+        get+put in batches of one): the records left are harmless, those of a commit naming rows it
+        deleted (ids are never reused), those of a backout being of an earlier generation."""
+        self._written += len(self.records)
+        self.records = []
+        if self._written >= TRUNCATE_AFTER and self._descriptor is not None:
+            os.ftruncate(self._descriptor, 0)
+            self._written = 0
+
+    def remove(self) -> None:
+        """The connection ended (its work committed or backed out): the journal goes."""
+        self.records = []
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+
+def journaled_owners(database: Path) -> list[str]:
+    """The owners that have a journal beside ``database`` (ended connections of dead processes may
+    have left one, with no row in the file any more)."""
+    directory = journal_directory(database)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    _check_directory(directory)
+    return [name for name in names if _OWNER.fullmatch(name)]
+
+
+def read_journal(database: Path, owner: str) -> list[tuple[int, int]]:
+    """(generation, row id) of each get ``owner``'s journal lists; none when it has no journal. A
+    journal that is a symbolic link, someone else's or readable by others is refused, as the queue
+    manager's own file is (ConfigurationError); a record cut short (by a power loss) is ignored."""
+    path = journal_directory(database) / owner
+    check_private_file(path, "queue manager get journal", "the messages a connection got")
+    try:
+        data = read_bounded(path, "queue manager get journal", limit=_LIMIT, follow_symlinks=False)
+    except ConfigurationError:
+        if not os.path.lexists(path):
+            return []  # removed meanwhile, by the recovery of another process
+        raise
+    whole = len(data) - len(data) % _RECORD.size
+    return [_RECORD.unpack_from(data, offset) for offset in range(0, whole, _RECORD.size)]
+
+
+def remove_journal(database: Path, owner: str) -> None:
+    """``owner``'s journal gone, once its records were applied in a committed transaction."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(journal_directory(database) / owner)

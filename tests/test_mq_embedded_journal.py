@@ -1,0 +1,321 @@
+"""The get journal (ams/mq/embedded_journal.py): a get under syncpoint stays in the unit of work's
+SQLite transaction, and a process killed holding the message still raises its BackoutCount, once.
+
+Each case kills a real process (SIGKILL, or os._exit) at a chosen point: before the transaction
+holding its get was written, after, after MQBACK or MQCMIT, and between their commit and the
+journal being emptied. No timing is asserted: where a case needs the transaction still held, the
+hold is made longer than the test (HOLD_SECONDS), not raced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.synchronize
+import os
+import signal
+import sqlite3
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ams.errors import ConfigurationError, UsageError
+from ams.mq import MQMD, EmbeddedQueueManager, MQError, embedded_journal, embedded_unit_of_work, embedded_writer
+from ams.mq import embedded as embedded_module
+from ams.mq.embedded_journal import journal_directory
+
+SPAWN = multiprocessing.get_context("spawn")
+MD = MQMD(persistence=1)
+
+
+def _manager(path: Path | str) -> EmbeddedQueueManager:
+    manager = EmbeddedQueueManager(path, create=True)
+    manager.define_queue("Q", max_depth=1000)
+    return manager
+
+
+def _fill(path: Path, *bodies: bytes) -> None:
+    connection = _manager(path).connect("filler")
+    for body in bodies:
+        connection.put1("Q", MD, body)
+    connection.close()
+
+
+def _raw(path: Path) -> dict[bytes, tuple[int, int]]:
+    """body -> (state, backouts) of every message, as the file holds them now (no recovery)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT b.body, m.state, m.backouts FROM messages m JOIN bodies b ON b.id = m.id")
+        return {bytes(body): (state, backouts) for body, state, backouts in rows}
+
+
+def _counts(path: Path) -> dict[bytes, int]:
+    """body -> BackoutCount of every message, as a reader sees it after the file was opened (recovery)."""
+    reader = _manager(path).connect("after").open("Q", input=True, browse=True)
+    found = {}
+    with contextlib.suppress(MQError):
+        message = reader.browse_first()
+        while True:
+            found[message.body] = message.md.backout_count
+            message = reader.browse_next()
+    return found
+
+
+def _journals(path: Path) -> list[str]:
+    """The get journals beside the file (not the writer's lock file, ".writer")."""
+    return sorted(name for name in os.listdir(journal_directory(path)) if not name.startswith("."))
+
+
+def _hold_for_ever() -> None:
+    """The writer is held between calls until the process writes it itself (no flusher write)."""
+    embedded_writer.HOLD_SECONDS = 3600.0
+    embedded_unit_of_work.HOLD_SECONDS = 3600.0  # type: ignore[attr-defined]  # imported there by name
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _run(target: Callable[..., object], *args: object) -> None:
+    process = SPAWN.Process(target=target, args=args)
+    process.start()
+    process.join(timeout=120)
+    assert process.exitcode == -signal.SIGKILL
+
+
+# -- killed holding the message ---------------------------------------------------------------------
+
+
+def _get_and_die(path: str, written: bool) -> None:
+    _hold_for_ever()
+    connection = _manager(path).connect("doomed")
+    connection.open("Q", input=True).get(syncpoint=True)
+    if written:
+        connection.release_writer(wait=True)  # what the flusher does after HOLD_SECONDS
+    _die()
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_a_process_killed_holding_a_get_raises_its_backout_count_once(tmp_path: Path, written: bool) -> None:
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"poison", b"other")
+    _run(_get_and_die, str(path), written)
+    # not written: the transaction died with the process and the message is back as if never got
+    # (only the journal knows); written: it is pending, held by the dead process
+    assert _raw(path)[b"poison"] == ((2, 0) if written else (0, 0))
+    assert _journals(path)  # the dead connection's journal is still there
+    assert _counts(path) == {b"poison": 1, b"other": 0}  # counted once either way
+    assert not _journals(path)  # applied, then removed
+    assert _counts(path) == {b"poison": 1, b"other": 0}  # a second recovery counts nothing
+
+
+def test_a_connection_opened_before_the_kill_gets_the_message_counted(tmp_path: Path) -> None:
+    """No new open is needed: the next connection to take the writer recovers the dead process's
+    journal first, so the message its death put back is never got with the count not raised."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"poison")
+    reader = _manager(path).connect("reader").open("Q", input=True)
+    _run(_get_and_die, str(path), False)
+    assert reader.get(syncpoint=True).md.backout_count == 1
+    reader.connection.commit()  # the dead one's journal goes once the recovery is written; the reader's stays
+    assert _journals(path) == [reader.connection._journal.path.name]  # type: ignore[union-attr]
+
+
+def _two_connections_and_die(path: str) -> None:
+    _hold_for_ever()
+    manager = _manager(path)
+    first, second = manager.connect("first"), manager.connect("second")
+    first.open("Q", input=True).get(syncpoint=True)  # written when the second takes the writer
+    second.open("Q", input=True).get(syncpoint=True)  # held when the process dies
+    _die()
+
+
+def test_two_connections_of_a_killed_process_count_each_message_once(tmp_path: Path) -> None:
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"first", b"second", b"third")
+    _run(_two_connections_and_die, str(path))
+    assert _raw(path)[b"first"] == (2, 0) and _raw(path)[b"second"] == (0, 0)
+    assert _counts(path) == {b"first": 1, b"second": 1, b"third": 0}
+
+
+# -- killed after MQBACK or MQCMIT --------------------------------------------------------------------
+
+
+def _settle_and_die(path: str, how: str, inside: bool) -> None:
+    _hold_for_ever()
+    connection = _manager(path).connect("doomed")
+    queue = connection.open("Q", input=True, output=True)
+    message = queue.get(syncpoint=True)
+    if how == "commit":
+        queue.put(message.md, b"again", syncpoint=True)
+    if inside:  # between the SQLite commit and the journal being emptied
+        embedded_journal.GetJournal.clear = lambda self: _die()  # type: ignore[method-assign]
+    connection.commit() if how == "commit" else connection.backout()
+    _die()
+
+
+@pytest.mark.parametrize("inside", [False, True])
+@pytest.mark.parametrize("how", ["backout", "commit"])
+def test_a_process_killed_after_its_mqback_or_mqcmit_counts_nothing_more(
+    tmp_path: Path, how: str, inside: bool
+) -> None:
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"got", b"other")
+    _run(_settle_and_die, str(path), how, inside)
+    if how == "backout":  # counted once, by MQBACK: its journal's records are of a settled generation
+        assert _counts(path) == {b"got": 1, b"other": 0}
+    else:  # committed: the message is gone, its successor never got
+        assert _counts(path) == {b"other": 0, b"again": 0}
+
+
+# -- whose journals are read ------------------------------------------------------------------------
+
+
+def _get_and_wait(path: str, got: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event) -> None:
+    connection = _manager(path).connect("alive")
+    connection.open("Q", input=True).get(syncpoint=True)
+    got.set()
+    assert go.wait(timeout=120)
+    connection.backout()
+    connection.close()
+
+
+def test_the_journal_of_a_live_process_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"held")
+    got, go = SPAWN.Event(), SPAWN.Event()
+    process = SPAWN.Process(target=_get_and_wait, args=(str(path), got, go))
+    process.start()
+    assert got.wait(timeout=120)
+    journals = _journals(path)
+    _manager(path).close()  # recovers dead owners: not this one
+    assert _journals(path) == journals and _raw(path)[b"held"] == (2, 0)
+    go.set()
+    process.join(timeout=60)
+    assert process.exitcode == 0
+    assert _counts(path) == {b"held": 1} and not _journals(path)
+
+
+def _plant(path: Path, process: str, body: bytes) -> str:
+    """A journal and connection row of ``process`` ("pid.start") listing the message ``body``."""
+    owner = f"{process}:{uuid.uuid4().hex}"
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("INSERT INTO connections (owner) VALUES (?)", (owner,))
+        (row,) = db.execute("SELECT id FROM bodies WHERE body = ?", (body,)).fetchone()
+    (journal_directory(path) / owner).write_bytes(embedded_journal._RECORD.pack(0, row))
+    os.chmod(journal_directory(path) / owner, 0o600)
+    return owner
+
+
+def test_a_reused_pid_is_not_taken_for_the_journals_owner(tmp_path: Path) -> None:
+    """The owner tag has the process's start time: a live process with the pid of a dead owner
+    (another start time) does not keep that owner's journal from being applied."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"of the live parent", b"of a dead process")
+    _manager(path).connect("makes the directory").close()
+    parent = os.getppid()
+    _plant(path, f"{parent}.{embedded_module._started(parent)}", b"of the live parent")
+    _plant(path, f"{parent}.1", b"of a dead process")  # the same pid, started at another time
+    assert _counts(path) == {b"of the live parent": 0, b"of a dead process": 1}
+    assert len(_journals(path)) == 1  # the live one's, left alone
+
+
+def test_a_journal_someone_else_could_have_written_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"message")
+    _manager(path).connect("makes the directory").close()
+    owner = _plant(path, "1.1", b"message")  # pid 1 started at tick 1: not the running init
+    journal = journal_directory(path) / owner
+    os.chmod(journal, 0o644)
+    with pytest.raises(ConfigurationError, match="group or others"):
+        EmbeddedQueueManager(path)
+    journal.unlink()
+    journal.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigurationError, match="symbolic link"):
+        EmbeddedQueueManager(path)
+    journal.unlink()
+    os.chmod(journal_directory(path), 0o777)
+    with pytest.raises(ConfigurationError, match="get journal directory"):
+        EmbeddedQueueManager(path)
+    os.chmod(journal_directory(path), 0o700)
+    assert _counts(path) == {b"message": 0}  # the rejected twin: a private directory without the journal
+
+
+def test_a_link_planted_at_a_new_connections_journal_is_not_followed(tmp_path: Path) -> None:
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"message")
+    owner = f"{embedded_module._process_tag()}:{'0' * 32}"
+    target = tmp_path / "target"
+    (journal_directory(path) / owner).symlink_to(target)
+    manager = _manager(path)
+    manager._new_owner = lambda: owner  # type: ignore[method-assign]
+    with pytest.raises(UsageError, match="symbolic link"):
+        manager.connect("app")
+    assert not target.exists()
+
+
+def test_a_restart_settles_the_journals_of_the_connections_it_breaks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """restart() backs out (and counts) what a live connection got; when that connection's process
+    dies later, its journal counts nothing more."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"message")
+    manager = _manager(path)
+    victim = manager.connect("victim")
+    victim.open("Q", input=True).get(syncpoint=True)
+    manager.restart()
+    with pytest.raises(MQError) as caught:
+        victim.commit()
+    assert caught.value.reason == 2009
+    monkeypatch.setattr(embedded_module, "_alive", lambda owner: False)
+    monkeypatch.setattr(embedded_module, "_process_tag", lambda: "another")
+    assert _counts(path) == {b"message": 1}
+
+
+def test_a_queue_manager_in_memory_has_no_journal_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    manager = EmbeddedQueueManager()
+    manager.define_queue("Q")
+    connection = manager.connect("app")
+    connection.put1("Q", MD, b"message")
+    queue = connection.open("Q", input=True)
+    queue.get(syncpoint=True)
+    connection.backout()
+    assert queue.get(syncpoint=True).md.backout_count == 1
+    connection.commit()
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_link_planted_at_the_writer_lock_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"message")
+    wish = journal_directory(path) / ".writer"
+    wish.unlink()
+    wish.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigurationError, match="symbolic link"):
+        _manager(path).connect("app")
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_journal_is_emptied_once_it_holds_enough_settled_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settled records stay (harmless: their rows are deleted, or their generation is past) until
+    TRUNCATE_AFTER of them; then the file is emptied, so it stays small."""
+    monkeypatch.setattr(embedded_journal, "TRUNCATE_AFTER", 3)
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"1", b"2", b"3")
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True)
+    journal = connection._journal.path
+    assert journal is not None
+    sizes = []
+    for settle in (connection.commit, connection.backout, connection.commit):
+        queue.get(syncpoint=True)
+        settle()
+        sizes.append(journal.stat().st_size)
+    record = embedded_journal._RECORD.size
+    assert sizes == [record, 2 * record, 0]
+    assert _counts(path) == {b"3": 0}  # "2", backed out once, was got again and committed
