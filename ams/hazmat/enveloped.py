@@ -155,12 +155,12 @@ def cbc_decrypt(
     if cipher is None:
         cipher = algorithm.spec.factory(key)
     block = cipher.block_size // 8
-    _check_cbc_input(algorithm, block, iv, ciphertext, what)
+    check_cbc_input(algorithm, block, iv, ciphertext, what)
     into, needed = _output_room(into, headroom, len(ciphertext), block, what)
     decryptor = Cipher(cipher, modes.CBC(iv)).decryptor()
     end = headroom + decryptor.update_into(ciphertext, into[headroom:needed])
     decryptor.finalize()
-    return _unpadded(into, headroom, end, block, algorithm, what)
+    return unpadded(into, headroom, end, block, algorithm, what)
 
 
 def _output_room(into: memoryview | None, headroom: int, size: int, block: int, what: str) -> tuple[memoryview, int]:
@@ -175,7 +175,7 @@ def _output_room(into: memoryview | None, headroom: int, size: int, block: int, 
     return into, needed
 
 
-def _unpadded(
+def unpadded(
     into: memoryview, start: int, end: int, block: int, algorithm: EncryptionAlgorithm, what: str
 ) -> memoryview:
     """The plaintext from ``start`` to ``end`` in ``into`` without its PKCS#7 padding; DecryptionError when
@@ -188,7 +188,7 @@ def _unpadded(
     return into[start : end - pad]
 
 
-def _check_cbc_input(algorithm: EncryptionAlgorithm, block: int, iv: bytes, ciphertext: Chunk, what: str) -> None:
+def check_cbc_input(algorithm: EncryptionAlgorithm, block: int, iv: bytes, ciphertext: Chunk, what: str) -> None:
     """DecryptionError unless ``ciphertext`` is whole blocks and ``iv`` one block."""
     if len(ciphertext) == 0 or len(ciphertext) % block:
         raise DecryptionError(
@@ -222,12 +222,12 @@ class CbcDecryptor:
     ) -> memoryview:
         """As :func:`cbc_decrypt` with this decryptor's key."""
         block, algorithm = self._block, self.algorithm
-        _check_cbc_input(algorithm, block, iv, ciphertext, what)
+        check_cbc_input(algorithm, block, iv, ciphertext, what)
         into, needed = _output_room(into, headroom, len(ciphertext), block, what)
         context = self._context
         context.update_into(iv, self._scratch)  # the IV is now the chaining value
         end = headroom + context.update_into(ciphertext, into[headroom:needed])
-        return _unpadded(into, headroom, end, block, algorithm, what)
+        return unpadded(into, headroom, end, block, algorithm, what)
 
     def decrypt_exact(self, iv: bytes, ciphertext: Chunk, size: int, *, what: str) -> bytes:
         """The plaintext, which must be ``size`` bytes once unpadded, decrypted straight into a new
@@ -238,7 +238,7 @@ class CbcDecryptor:
         past what it writes, which the padding leaves); the last two through a small buffer.
         """
         block, algorithm = self._block, self.algorithm
-        _check_cbc_input(algorithm, block, iv, ciphertext, what)
+        check_cbc_input(algorithm, block, iv, ciphertext, what)
         fresh = fresh_bytes(size) if len(ciphertext) - block <= size < len(ciphertext) else None
         if fresh is None:  # a size the padding cannot give, or no such object here: decrypt, then copy
             return _exact(self.decrypt(iv, ciphertext, what=what), size)
@@ -250,7 +250,7 @@ class CbcDecryptor:
             context.update_into(iv, self._scratch)  # the IV is now the chaining value
             if head:
                 context.update_into(ciphertext[:head], view)
-            last = _unpadded(tail, 0, context.update_into(ciphertext[head:], tail), block, algorithm, what)
+            last = unpadded(tail, 0, context.update_into(ciphertext[head:], tail), block, algorithm, what)
             if head + len(last) != size:
                 raise _size_differs()
             view[head:] = last
