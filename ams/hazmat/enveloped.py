@@ -27,12 +27,12 @@ from ams.hazmat import der
 from ams.hazmat.buffers import fresh_bytes, wipe
 from ams.hazmat.certificates import issuer_and_serial, issuer_bytes, subject_key_identifier
 from ams.hazmat.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
+from ams.hazmat.recipient_layouts import LAYOUT_KEPT_SIZE, LAYOUTS, LAYOUTS_KEPT, RSA_KEY_PREFIX, RecipientsLayout
 from ams.hazmat.signed import Chunk
 from ams.limits import DEFAULT_LIMITS, Limits
 
 _RSA_ALGORITHM = der.algorithm_identifier(RSA_ENCRYPTION)
 _PKCS1 = padding.PKCS1v15()  # stateless: one for every key wrapped
-_RSA_KEY_PREFIX = _RSA_ALGORITHM + b"\x04\x82"  # rsaEncryption, then an encryptedKey of 256 to 65535 bytes
 
 
 def cipher_parameters(algorithm: EncryptionAlgorithm, iv: bytes) -> bytes:
@@ -428,7 +428,7 @@ class EnvelopedContent:
         # AMS's rsaEncryption (NULL parameters) and a short encryptedKey, recognised by their bytes
         # (the length octets too must be there: a RecipientInfo that ends inside them is the strict reader's)
         head = len(_RSA_ALGORITHM) + 4
-        if len(rest) > head and bytes(rest[: head - 2]) == _RSA_KEY_PREFIX:
+        if len(rest) > head and bytes(rest[: head - 2]) == RSA_KEY_PREFIX:
             size = rest[head - 2] << 8 | rest[head - 1]
             if size >= 0x100 and head + size == len(rest):
                 return bytes(rest[head:])
@@ -608,7 +608,7 @@ def read_ams_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEF
         if bytes(data[start : start + 3]) != _V0:
             return None
         set_start, set_stop = der.expect(data, start + 3, stop, der.SET)
-        found = _read_recipients(data, set_start, set_stop, limits.recipients)
+        found = _recipients(data, set_start, set_stop, limits.recipients)
         eci_start, eci_stop = der.expect(data, set_stop, stop, der.SEQUENCE)
         type_start, type_stop = der.expect(data, eci_start, eci_stop, der.OID)
         inner_type = der.decode_oid(bytes(data[type_start:type_stop]))
@@ -631,6 +631,26 @@ def read_ams_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEF
     rids, rests = found
     iv, ciphertext = bytes(data[iv_start:iv_stop]), data[content_start:content_stop]
     return EnvelopedContent(algorithm, inner_type, iv, ciphertext, rids, rests, data)
+
+
+def _recipients(
+    data: memoryview, position: int, stop: int, limit: int
+) -> tuple[tuple[bytes, ...], tuple[tuple[int, int], ...]] | None:
+    """:func:`_read_recipients`, or the same answer from the layout of the last RecipientInfos SET of
+    this length that it read, when these public bytes match it everywhere but in the wrapped keys."""
+    layout = LAYOUTS.get(stop - position)
+    if layout is not None:
+        found = layout.match(data, position, stop, limit)
+        if found is not None:
+            return found
+    found = _read_recipients(data, position, stop, limit)
+    if found is not None and stop - position <= LAYOUT_KEPT_SIZE:
+        layout = RecipientsLayout.of(data, position, stop, found)
+        if layout is not None:
+            if len(LAYOUTS) >= LAYOUTS_KEPT:
+                LAYOUTS.clear()
+            LAYOUTS[stop - position] = layout
+    return found
 
 
 def _read_recipients(

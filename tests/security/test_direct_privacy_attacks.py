@@ -415,3 +415,31 @@ def _plaintexts_for_the_readers(pki: Pki) -> list[bytes]:
             for n in (1, 80, 128, 200, 1000):
                 _READER_PLAINTEXTS.append(b"".join(bytes(part) for part in writer.content_parts(bytes(n))))
     return _READER_PLAINTEXTS
+
+
+# -- the RecipientInfos layout: recognised by its public bytes, never more than the reader accepts ----
+
+
+def test_a_recipient_layout_accepts_only_what_the_strict_reader_reads_alike(pki: Pki) -> None:
+    """With the layout of a genuine three-recipient SET kept, every byte of a SET of that length
+    changed in turn (identifiers, versions, the key algorithm, lengths, the wrapped keys): the
+    reader gives what the strict reader gives (asn1crypto too, on a sample), or declines."""
+    from ams.hazmat import recipient_layouts
+    from tests.test_readers_differential import check_enveloped
+
+    recipients = [pki.issued(name).certificate for name in ("bob", "carol", "dave")]
+    parts, _ = build_enveloped_data(recipients, EncryptionAlgorithm.AES256, ID_SIGNED_DATA, [b"x" * 100])
+    genuine = b"".join(bytes(part) for part in parts)
+    recipient_layouts.LAYOUTS.clear()
+    assert check_enveloped(genuine) and len(recipient_layouts.LAYOUTS) == 1  # the layout is kept
+    layout = next(iter(recipient_layouts.LAYOUTS.values()))
+    start = genuine.index(layout.segments[0][1])
+    stop = start + next(iter(recipient_layouts.LAYOUTS))
+    accepted = 0
+    for at in range(start, stop):
+        for xor in (0x01, 0x80):
+            changed = bytearray(genuine)
+            changed[at] ^= xor
+            accepted += check_enveloped(bytes(changed), third=at % 97 == 0)
+    keys = sum(stop_ - start_ - len(recipient_layouts.RSA_KEY_PREFIX) - 2 for start_, stop_ in layout.rests)
+    assert accepted >= 2 * keys  # a changed wrapped key is still a well-formed SET: the layout's
