@@ -27,7 +27,18 @@ from ams.hazmat import der
 from ams.hazmat.buffers import fresh_bytes, wipe
 from ams.hazmat.certificates import issuer_and_serial, issuer_bytes, subject_key_identifier
 from ams.hazmat.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
-from ams.hazmat.recipient_layouts import LAYOUT_KEPT_SIZE, LAYOUTS, LAYOUTS_KEPT, RSA_KEY_PREFIX, RecipientsLayout
+from ams.hazmat.recipient_layouts import (
+    ENVELOPE_KEPT_SIZE,
+    ENVELOPES,
+    ENVELOPES_KEPT,
+    LAYOUT_KEPT_SIZE,
+    LAYOUTS,
+    LAYOUTS_KEPT,
+    RSA_KEY_PREFIX,
+    EnvelopeLayout,
+    RecipientsLayout,
+    key_ranges,
+)
 from ams.hazmat.signed import Chunk
 from ams.limits import DEFAULT_LIMITS, Limits
 
@@ -603,6 +614,11 @@ def read_ams_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEF
     :func:`parse_enveloped_data_strictly` returns. Anything else, valid or not, is None.
     """
     data = encoded if isinstance(encoded, memoryview) else memoryview(encoded)
+    layout = ENVELOPES.get(len(data))
+    if layout is not None and layout.matches(data, limits.recipients):
+        iv_start, iv_stop = layout.iv
+        iv, ciphertext = bytes(data[iv_start:iv_stop]), data[layout.content_start :]
+        return EnvelopedContent(layout.algorithm, layout.content_type, iv, ciphertext, layout.rids, layout.rests, data)
     try:
         start, stop = der.content_bounds(data, _ENVELOPED_DATA_TYPE)
         if bytes(data[start : start + 3]) != _V0:
@@ -629,6 +645,12 @@ def read_ams_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEF
     ):
         return None
     rids, rests = found
+    keys = key_ranges(data, rests)
+    if keys is not None and content_start <= ENVELOPE_KEPT_SIZE:
+        if len(ENVELOPES) >= ENVELOPES_KEPT:
+            ENVELOPES.clear()
+        read = (algorithm, inner_type, (iv_start, iv_stop), content_start)
+        ENVELOPES[len(data)] = EnvelopeLayout(data, [*keys, (iv_start, iv_stop), (content_start, stop)], read, found)
     iv, ciphertext = bytes(data[iv_start:iv_stop]), data[content_start:content_stop]
     return EnvelopedContent(algorithm, inner_type, iv, ciphertext, rids, rests, data)
 

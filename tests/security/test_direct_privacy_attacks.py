@@ -420,10 +420,12 @@ def _plaintexts_for_the_readers(pki: Pki) -> list[bytes]:
 # -- the RecipientInfos layout: recognised by its public bytes, never more than the reader accepts ----
 
 
-def test_a_recipient_layout_accepts_only_what_the_strict_reader_reads_alike(pki: Pki) -> None:
-    """With the layout of a genuine three-recipient SET kept, every byte of a SET of that length
-    changed in turn (identifiers, versions, the key algorithm, lengths, the wrapped keys): the
-    reader gives what the strict reader gives (asn1crypto too, on a sample), or declines."""
+def test_a_kept_layout_accepts_only_what_the_strict_reader_reads_alike(pki: Pki) -> None:
+    """With the layouts of a genuine three-recipient EnvelopedData kept (the whole framing, and its
+    RecipientInfos SET), every byte before its ciphertext changed in turn (the outer framing,
+    identifiers, versions, the key algorithm, lengths, the wrapped keys, the cipher, the IV): the
+    reader gives what the strict reader gives (asn1crypto too, on a sample), or declines. Changed
+    wrapped keys and IVs, which no reader interprets, are read through the layout."""
     from ams.hazmat import recipient_layouts
     from tests.test_readers_differential import check_enveloped
 
@@ -431,15 +433,27 @@ def test_a_recipient_layout_accepts_only_what_the_strict_reader_reads_alike(pki:
     parts, _ = build_enveloped_data(recipients, EncryptionAlgorithm.AES256, ID_SIGNED_DATA, [b"x" * 100])
     genuine = b"".join(bytes(part) for part in parts)
     recipient_layouts.LAYOUTS.clear()
-    assert check_enveloped(genuine) and len(recipient_layouts.LAYOUTS) == 1  # the layout is kept
-    layout = next(iter(recipient_layouts.LAYOUTS.values()))
-    start = genuine.index(layout.segments[0][1])
-    stop = start + next(iter(recipient_layouts.LAYOUTS))
+    recipient_layouts.ENVELOPES.clear()
+    assert check_enveloped(genuine)
+    assert len(recipient_layouts.LAYOUTS) == 1 and list(recipient_layouts.ENVELOPES) == [len(genuine)]
+    envelope = recipient_layouts.ENVELOPES[len(genuine)]
+    varying = sum(stop - start - len(recipient_layouts.RSA_KEY_PREFIX) - 2 for start, stop in envelope.rests)
+    varying += envelope.iv[1] - envelope.iv[0]
     accepted = 0
-    for at in range(start, stop):
+    for at in range(envelope.content_start):
         for xor in (0x01, 0x80):
             changed = bytearray(genuine)
             changed[at] ^= xor
             accepted += check_enveloped(bytes(changed), third=at % 97 == 0)
-    keys = sum(stop_ - start_ - len(recipient_layouts.RSA_KEY_PREFIX) - 2 for start_, stop_ in layout.rests)
-    assert accepted >= 2 * keys  # a changed wrapped key is still a well-formed SET: the layout's
+    assert accepted >= 2 * varying  # a changed wrapped key or IV is still well formed: the layout's
+    # the SET's layout alone, as an EnvelopedData of another length to the same recipients finds it
+    other, _ = build_enveloped_data(recipients, EncryptionAlgorithm.AES256, ID_SIGNED_DATA, [b"y" * 3000])
+    longer = b"".join(bytes(part) for part in other)
+    set_start = longer.index(genuine[envelope.rests[0][0] - 200 : envelope.rests[0][0]])
+    accepted = 0
+    for at in range(set_start, set_start + 3 * 200):
+        changed = bytearray(longer)
+        changed[at] ^= 0x80
+        recipient_layouts.ENVELOPES.clear()
+        accepted += check_enveloped(bytes(changed), third=False)
+    assert len(recipient_layouts.LAYOUTS) == 1 and accepted > 256  # changed wrapped keys among them
