@@ -26,7 +26,7 @@ from ams.hazmat.oids import ID_SIGNED_DATA
 from ams.hazmat.signed import SignedContent, parse_signed_data
 from ams.limits import DEFAULT_LIMITS, Limits
 
-_SEQUENCE_HEADROOM = 6  # room for a SEQUENCE tag and a length of up to 4 bytes
+SEQUENCE_HEADROOM = 6  # room for a SEQUENCE tag and a length of up to 4 bytes
 EMPTY_MARKER = b"\x00"  # what AMS protects in place of an empty payload (PDMQ flag[0] = 1)
 
 
@@ -108,17 +108,49 @@ def open_privacy(
     """
     progress = steps if steps is not None else []
     progress.append("decrypting and unpadding the content")
-    start = headroom + _SEQUENCE_HEADROOM
+    start = headroom + SEQUENCE_HEADROOM
     if into is None:
         into = memoryview(bytearray(plaintext_room(envelope, headroom)))
     plaintext = envelope.decrypt(key, what="privacy content", headroom=start, into=into)
-    progress.append("parsing the decrypted SignedData")
-    base, signed = _parse_privacy_plaintext(into, start, len(plaintext), limits)
-    progress.append("loading the signer's certificate")
+    return judge_plaintext(
+        into, start, len(plaintext), orig_size=orig_size, empty=empty, limits=limits, load=load, steps=progress
+    )
+
+
+def judge_plaintext(
+    buffer: memoryview,
+    start: int,
+    size: int,
+    *,
+    orig_size: int,
+    empty: bool,
+    limits: Limits,
+    load: Callable[[bytes], CarriedCertificate],
+    steps: list[str],
+) -> OpenedPrivacy:
+    """The decrypted, unpadded privacy content (``size`` bytes at ``start`` in ``buffer``, with
+    room for a SEQUENCE header before it) parsed, its inner signature verified and its size checked."""
+    steps.append("parsing the decrypted SignedData")
+    base, signed = _parse_privacy_plaintext(buffer, start, size, limits)
+    return verified(signed, base, orig_size=orig_size, empty=empty, load=load, steps=steps)
+
+
+def verified(
+    signed: SignedContent,
+    base: int,
+    *,
+    orig_size: int,
+    empty: bool,
+    load: Callable[[bytes], CarriedCertificate],
+    steps: list[str],
+) -> OpenedPrivacy:
+    """A parsed privacy SignedData (read from ``base`` in its buffer) whose inner signature verified
+    with the certificate it carries, and whose content has the PDMQ header's size."""
+    steps.append("loading the signer's certificate")
     carried = signer_certificate(signed, load)
-    progress.append("verifying the inner signature")
+    steps.append("verifying the inner signature")
     verify_signed_data(signed, carried)
-    progress.append("checking origSize and the empty flag")
+    steps.append("checking origSize and the empty flag")
     content = check_size(signed.content, orig_size, empty)
     return OpenedPrivacy(signed, carried, content, base + signed.content_offset)
 
@@ -126,7 +158,7 @@ def open_privacy(
 def plaintext_room(envelope: EnvelopedContent, headroom: int = 0) -> int:
     """How many bytes :func:`open_privacy` needs in ``into``: ``headroom``, room for a SEQUENCE
     header, the ciphertext and one block."""
-    return headroom + _SEQUENCE_HEADROOM + len(envelope.ciphertext) + envelope.algorithm.spec.block_size
+    return headroom + SEQUENCE_HEADROOM + len(envelope.ciphertext) + envelope.algorithm.spec.block_size
 
 
 class PrivacyRefused(Exception):
@@ -153,6 +185,7 @@ def open_unwrapped(
     load: Callable[[bytes], CarriedCertificate] = carried_certificate,
     into: memoryview | None = None,
     headroom: int = 0,
+    opener: Callable[..., OpenedPrivacy] | None = None,
 ) -> OpenedPrivacy:
     """The one decryption of a privacy message for every reader (unprotect, inspect, explain).
 
@@ -162,9 +195,10 @@ def open_unwrapped(
     parsing and signature check, and fails with it. The signer's certificate is then
     authenticated with ``authenticate`` (the inner signature does not cover it). Any failure
     raises :class:`PrivacyRefused`, whose steps stop at the unwrap when the key did not unwrap.
+    ``opener`` decrypts, parses and verifies instead of :func:`open_privacy` (with its arguments).
     """
     try:
-        opened = open_privacy(
+        opened = (opener or open_privacy)(
             envelope,
             key,
             orig_size=orig_size,

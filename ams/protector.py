@@ -13,15 +13,17 @@ confidentiality everything after the unwrap is (format.md §6, SECURITY.md).
 from __future__ import annotations
 
 import datetime
+import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import attrs
 from cryptography import x509
 
 from ams import _rules, _wire
-from ams._privacy import PrivacyRefused, check_size, decryption_failed, open_unwrapped, plaintext_room
+from ams._privacy import OpenedPrivacy, PrivacyRefused, check_size, decryption_failed, open_unwrapped
+from ams._privacy_direct import DirectOutput, open_direct
 from ams._sending import Sender
 from ams.algorithms import KEYREUSE_DISABLED, EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.dn import DistinguishedName
@@ -518,18 +520,19 @@ class Protector:
         key, unwrapped = self._unwrap(envelope, identity)
         if into is not None or len(envelope.ciphertext) < _DIRECT_FROM:
             return self._open_unwrapped(policy, wire, header, when, (envelope, identity, key, unwrapped), into)
-        # a large payload of the allocating call is copied out of a buffer kept for the next one,
-        # whose fresh pages would cost about as much as the decryption (a refusal zeroes it)
-        needed = plaintext_room(envelope, wire.chain.payload_offset)
-        spare = self._spare.take(needed)
+        # a large payload of the allocating call is decrypted straight into the bytes returned
+        # (or, for a framing not AMS's, into a buffer kept for the next message, whose fresh pages
+        # would cost about as much as the decryption, and copied out); a refusal zeroes them all
+        output = DirectOutput(self._spare)
+        opener = functools.partial(open_direct, output=output)
         try:
-            opened = self._open_unwrapped(policy, wire, header, when, (envelope, identity, key, unwrapped), spare)
+            opened = self._open_unwrapped(
+                policy, wire, header, when, (envelope, identity, key, unwrapped), None, opener
+            )
         except BaseException:
-            self._spare.give_back(spare, needed, refused=True)
+            output.refuse()
             raise
-        content = bytes(opened.content)
-        self._spare.give_back(spare, needed, refused=False)
-        return opened._replace(content=content, offset=-1)
+        return opened._replace(content=output.accept(opened.content), offset=-1)
 
     def _open_unwrapped(
         self,
@@ -539,8 +542,10 @@ class Protector:
         when: datetime.datetime,
         unwrapped_key: tuple[EnvelopedContent, Identity, bytes, bool],
         into: memoryview | None,
+        opener: Callable[..., OpenedPrivacy] | None = None,
     ) -> _Opened:
-        """The privacy message's one step, then the signer's checks, with the content key unwrapped."""
+        """The privacy message's one step, then the signer's checks, with the content key unwrapped
+        (decrypted into ``into``, or by ``opener``: see :func:`ams._privacy.open_unwrapped`)."""
         envelope, identity, key, unwrapped = unwrapped_key
         try:
             opened = open_unwrapped(
@@ -554,7 +559,8 @@ class Protector:
                 limits=self.limits,
                 load=self.verifier.carried,
                 into=into,
-                headroom=wire.chain.payload_offset,
+                headroom=0 if opener is not None else wire.chain.payload_offset,
+                opener=opener,
             )
         except PrivacyRefused as refused:  # the key owner's diagnostic names the step that really failed
             raise self._failed(

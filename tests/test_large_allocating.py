@@ -15,6 +15,7 @@ import attrs
 import pytest
 
 import ams
+import ams._privacy_direct
 from ams.hazmat.buffers import fresh_bytes, scratch
 from ams.hazmat.pdmq import PdmqHeader
 from tests.conftest import Pki, store
@@ -143,15 +144,34 @@ def test_fresh_bytes_is_written_through_its_view_and_never_a_shared_object() -> 
     assert len(buffer) == 1000 and not buffer.readonly
 
 
-def test_a_refused_privacy_message_leaves_nothing_in_the_kept_buffer(alice: ams.Protector, bob: ams.Protector) -> None:
-    """The buffer kept between large privacy messages holds no byte of a refused one: the payload of
-    a message refused after decryption (its signature no longer verifies) is zeroed, and the buffer
-    is not kept (a sender with no key must not make a handle hold memory of the size it chose)."""
+def test_a_refused_privacy_message_leaves_nothing_in_its_buffers(
+    alice: ams.Protector, bob: ams.Protector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every buffer a large privacy message is decrypted into (the ``bytes`` to return, the head and
+    tail buffers, the buffer kept between messages) holds no byte of a refused one: the payload of a
+    message refused after decryption (its signature no longer verifies) is zeroed, and no buffer is
+    kept (a sender with no key must not make a handle hold memory of the size it chose)."""
+    made: list[bytes | memoryview] = []
+
+    def recorded_bytes(size: int) -> tuple[bytes, memoryview] | None:
+        found = fresh_bytes(size)
+        made.extend(found[:1] if found is not None else ())
+        return found
+
+    def recorded_scratch(size: int) -> memoryview:
+        buffer = scratch(size)
+        made.append(buffer)
+        return buffer
+
+    monkeypatch.setattr(ams._privacy_direct, "fresh_bytes", recorded_bytes)
+    monkeypatch.setattr(ams._privacy_direct, "scratch", recorded_scratch)
     payload = b"SECRET-PAYLOAD-" * (DIRECT // 15 + 1)
     good = bytearray(alice.protect("PRIV.Q", payload).body)
     assert bob.unprotect("PRIV.Q", bytes(good)).body == payload
-    (used,) = bob._spare._held  # the buffer itself is what is checked: the refused message gets it
+    assert [type(b) for b in made] == [memoryview, bytes, memoryview]  # head, the result, tail
+    made.clear()
     good[-40] ^= 0x01  # the signature's block: the payload still decrypts, the signature fails
     with pytest.raises(ams.errors.DecryptionError):
         bob.unprotect("PRIV.Q", bytes(good))
-    assert bob._spare._held == [] and b"SECRET-PAYLOAD" not in bytes(used)
+    assert len(made) == 3 and all(b"SECRET" not in bytes(buffer) for buffer in made)
+    assert bob._spare._held == []

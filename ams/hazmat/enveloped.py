@@ -27,12 +27,23 @@ from ams.hazmat import der
 from ams.hazmat.buffers import fresh_bytes, wipe
 from ams.hazmat.certificates import issuer_and_serial, issuer_bytes, subject_key_identifier
 from ams.hazmat.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
+from ams.hazmat.recipient_layouts import (
+    ENVELOPE_KEPT_SIZE,
+    ENVELOPES,
+    ENVELOPES_KEPT,
+    LAYOUT_KEPT_SIZE,
+    LAYOUTS,
+    LAYOUTS_KEPT,
+    RSA_KEY_PREFIX,
+    EnvelopeLayout,
+    RecipientsLayout,
+    key_ranges,
+)
 from ams.hazmat.signed import Chunk
 from ams.limits import DEFAULT_LIMITS, Limits
 
 _RSA_ALGORITHM = der.algorithm_identifier(RSA_ENCRYPTION)
 _PKCS1 = padding.PKCS1v15()  # stateless: one for every key wrapped
-_RSA_KEY_PREFIX = _RSA_ALGORITHM + b"\x04\x82"  # rsaEncryption, then an encryptedKey of 256 to 65535 bytes
 
 
 def cipher_parameters(algorithm: EncryptionAlgorithm, iv: bytes) -> bytes:
@@ -155,12 +166,12 @@ def cbc_decrypt(
     if cipher is None:
         cipher = algorithm.spec.factory(key)
     block = cipher.block_size // 8
-    _check_cbc_input(algorithm, block, iv, ciphertext, what)
+    check_cbc_input(algorithm, block, iv, ciphertext, what)
     into, needed = _output_room(into, headroom, len(ciphertext), block, what)
     decryptor = Cipher(cipher, modes.CBC(iv)).decryptor()
     end = headroom + decryptor.update_into(ciphertext, into[headroom:needed])
     decryptor.finalize()
-    return _unpadded(into, headroom, end, block, algorithm, what)
+    return unpadded(into, headroom, end, block, algorithm, what)
 
 
 def _output_room(into: memoryview | None, headroom: int, size: int, block: int, what: str) -> tuple[memoryview, int]:
@@ -175,7 +186,7 @@ def _output_room(into: memoryview | None, headroom: int, size: int, block: int, 
     return into, needed
 
 
-def _unpadded(
+def unpadded(
     into: memoryview, start: int, end: int, block: int, algorithm: EncryptionAlgorithm, what: str
 ) -> memoryview:
     """The plaintext from ``start`` to ``end`` in ``into`` without its PKCS#7 padding; DecryptionError when
@@ -188,7 +199,7 @@ def _unpadded(
     return into[start : end - pad]
 
 
-def _check_cbc_input(algorithm: EncryptionAlgorithm, block: int, iv: bytes, ciphertext: Chunk, what: str) -> None:
+def check_cbc_input(algorithm: EncryptionAlgorithm, block: int, iv: bytes, ciphertext: Chunk, what: str) -> None:
     """DecryptionError unless ``ciphertext`` is whole blocks and ``iv`` one block."""
     if len(ciphertext) == 0 or len(ciphertext) % block:
         raise DecryptionError(
@@ -222,12 +233,12 @@ class CbcDecryptor:
     ) -> memoryview:
         """As :func:`cbc_decrypt` with this decryptor's key."""
         block, algorithm = self._block, self.algorithm
-        _check_cbc_input(algorithm, block, iv, ciphertext, what)
+        check_cbc_input(algorithm, block, iv, ciphertext, what)
         into, needed = _output_room(into, headroom, len(ciphertext), block, what)
         context = self._context
         context.update_into(iv, self._scratch)  # the IV is now the chaining value
         end = headroom + context.update_into(ciphertext, into[headroom:needed])
-        return _unpadded(into, headroom, end, block, algorithm, what)
+        return unpadded(into, headroom, end, block, algorithm, what)
 
     def decrypt_exact(self, iv: bytes, ciphertext: Chunk, size: int, *, what: str) -> bytes:
         """The plaintext, which must be ``size`` bytes once unpadded, decrypted straight into a new
@@ -238,7 +249,7 @@ class CbcDecryptor:
         past what it writes, which the padding leaves); the last two through a small buffer.
         """
         block, algorithm = self._block, self.algorithm
-        _check_cbc_input(algorithm, block, iv, ciphertext, what)
+        check_cbc_input(algorithm, block, iv, ciphertext, what)
         fresh = fresh_bytes(size) if len(ciphertext) - block <= size < len(ciphertext) else None
         if fresh is None:  # a size the padding cannot give, or no such object here: decrypt, then copy
             return _exact(self.decrypt(iv, ciphertext, what=what), size)
@@ -250,7 +261,7 @@ class CbcDecryptor:
             context.update_into(iv, self._scratch)  # the IV is now the chaining value
             if head:
                 context.update_into(ciphertext[:head], view)
-            last = _unpadded(tail, 0, context.update_into(ciphertext[head:], tail), block, algorithm, what)
+            last = unpadded(tail, 0, context.update_into(ciphertext[head:], tail), block, algorithm, what)
             if head + len(last) != size:
                 raise _size_differs()
             view[head:] = last
@@ -428,7 +439,7 @@ class EnvelopedContent:
         # AMS's rsaEncryption (NULL parameters) and a short encryptedKey, recognised by their bytes
         # (the length octets too must be there: a RecipientInfo that ends inside them is the strict reader's)
         head = len(_RSA_ALGORITHM) + 4
-        if len(rest) > head and bytes(rest[: head - 2]) == _RSA_KEY_PREFIX:
+        if len(rest) > head and bytes(rest[: head - 2]) == RSA_KEY_PREFIX:
             size = rest[head - 2] << 8 | rest[head - 1]
             if size >= 0x100 and head + size == len(rest):
                 return bytes(rest[head:])
@@ -603,12 +614,17 @@ def read_ams_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEF
     :func:`parse_enveloped_data_strictly` returns. Anything else, valid or not, is None.
     """
     data = encoded if isinstance(encoded, memoryview) else memoryview(encoded)
+    layout = ENVELOPES.get(len(data))
+    if layout is not None and layout.matches(data, limits.recipients):
+        iv_start, iv_stop = layout.iv
+        iv, ciphertext = bytes(data[iv_start:iv_stop]), data[layout.content_start :]
+        return EnvelopedContent(layout.algorithm, layout.content_type, iv, ciphertext, layout.rids, layout.rests, data)
     try:
         start, stop = der.content_bounds(data, _ENVELOPED_DATA_TYPE)
         if bytes(data[start : start + 3]) != _V0:
             return None
         set_start, set_stop = der.expect(data, start + 3, stop, der.SET)
-        found = _read_recipients(data, set_start, set_stop, limits.recipients)
+        found = _recipients(data, set_start, set_stop, limits.recipients)
         eci_start, eci_stop = der.expect(data, set_stop, stop, der.SEQUENCE)
         type_start, type_stop = der.expect(data, eci_start, eci_stop, der.OID)
         inner_type = der.decode_oid(bytes(data[type_start:type_stop]))
@@ -629,8 +645,34 @@ def read_ams_enveloped_data(encoded: bytes | memoryview, *, limits: Limits = DEF
     ):
         return None
     rids, rests = found
+    keys = key_ranges(data, rests)
+    if keys is not None and content_start <= ENVELOPE_KEPT_SIZE:
+        if len(ENVELOPES) >= ENVELOPES_KEPT:
+            ENVELOPES.clear()
+        read = (algorithm, inner_type, (iv_start, iv_stop), content_start)
+        ENVELOPES[len(data)] = EnvelopeLayout(data, [*keys, (iv_start, iv_stop), (content_start, stop)], read, found)
     iv, ciphertext = bytes(data[iv_start:iv_stop]), data[content_start:content_stop]
     return EnvelopedContent(algorithm, inner_type, iv, ciphertext, rids, rests, data)
+
+
+def _recipients(
+    data: memoryview, position: int, stop: int, limit: int
+) -> tuple[tuple[bytes, ...], tuple[tuple[int, int], ...]] | None:
+    """:func:`_read_recipients`, or the same answer from the layout of the last RecipientInfos SET of
+    this length that it read, when these public bytes match it everywhere but in the wrapped keys."""
+    layout = LAYOUTS.get(stop - position)
+    if layout is not None:
+        found = layout.match(data, position, stop, limit)
+        if found is not None:
+            return found
+    found = _read_recipients(data, position, stop, limit)
+    if found is not None and stop - position <= LAYOUT_KEPT_SIZE:
+        layout = RecipientsLayout.of(data, position, stop, found)
+        if layout is not None:
+            if len(LAYOUTS) >= LAYOUTS_KEPT:
+                LAYOUTS.clear()
+            LAYOUTS[stop - position] = layout
+    return found
 
 
 def _read_recipients(

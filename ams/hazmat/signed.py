@@ -383,6 +383,19 @@ def _signed_data_bounds(data: memoryview, wrapped: bool) -> tuple[int, int]:
 
 def _read_signed_fields(data: memoryview, position: int, stop: int, templates: bool) -> SignedContent:
     """The SignedData's fields, from its content at ``position`` to ``stop``."""
+    version, digest_oid, content_start, content_stop = read_ams_signed_head(data, position, stop)
+    certificates, info, algorithm = read_ams_signed_tail(data, content_stop, stop, templates)
+    content = data[content_start:content_stop]
+    return SignedContent(version, algorithm, (digest_oid,), certificates, content, (info,), content_start)
+
+
+def read_ams_signed_head(data: memoryview, position: int, stop: int) -> tuple[int, str, int, int]:
+    """The fields of a SignedData of the shape AMS writes that come before the payload, from its
+    content at ``position`` (version, digestAlgorithms, the encapContentInfo's framing): the version,
+    the digest OID, and where the eContent OCTET STRING's content starts and stops (the payload
+    ends the encapContentInfo). Reads only the framing's bytes (``stop`` bounds the lengths), so
+    ``data`` may hold the framing alone: a byte it lacks is an IndexError. DerError for any other shape.
+    """
     version = _VERSIONS.get(bytes(data[position : position + 3]))
     set_stop = der.expect(data, position + 3, stop, der.SET)[1]
     digest_oid = _DIGEST_SETS.get(bytes(data[position + 3 : set_stop]))
@@ -393,21 +406,29 @@ def _read_signed_fields(data: memoryview, position: int, stop: int, templates: b
     content_start, content_stop = der.expect(data, explicit_start, explicit_stop, der.OCTET_STRING)
     if content_stop != explicit_stop or explicit_stop != encap_stop:
         raise der.DerError("not the shape AMS writes")
-    trailer = _TRAILERS.get(stop - encap_stop) if templates else None
-    found = trailer.match(data, encap_stop) if trailer is not None else None
+    return version, digest_oid, content_start, content_stop
+
+
+def read_ams_signed_tail(
+    data: memoryview, position: int, stop: int, templates: bool
+) -> tuple[tuple[bytes, ...], SignerInfo, SignatureAlgorithm]:
+    """The fields of a SignedData of the shape AMS writes after the payload, from ``position`` to
+    ``stop`` (its certificate and one SignerInfo), and the SignerInfo's digest algorithm; DerError
+    for any other shape. ``templates``: see :func:`read_ams_signed_data`."""
+    trailer = _TRAILERS.get(stop - position) if templates else None
+    found = trailer.match(data, position) if trailer is not None else None
     if found is None:
-        trailer = _Trailer.read(data, encap_stop, stop)
+        trailer = _Trailer.read(data, position, stop)
         found = trailer.certificates, trailer.info
-        if templates and stop - encap_stop <= _TRAILER_KEPT_SIZE:
+        if templates and stop - position <= _TRAILER_KEPT_SIZE:
             if len(_TRAILERS) >= _TRAILERS_KEPT:
                 _TRAILERS.clear()
-            _TRAILERS[stop - encap_stop] = trailer.template()
+            _TRAILERS[stop - position] = trailer.template()
     certificates, info = found
     algorithm = SignatureAlgorithm.from_oid(info.digest_oid)
     if algorithm is None:
         raise der.DerError("not a digest AMS defines")
-    content = data[content_start:content_stop]
-    return SignedContent(version, algorithm, (digest_oid,), certificates, content, (info,), content_start)
+    return certificates, info, algorithm
 
 
 class _Trailer:

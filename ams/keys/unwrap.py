@@ -14,12 +14,13 @@ case is ours to hide in either case.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from ams.keys.keystore import Identity
+
+_PKCS1 = padding.PKCS1v15()  # stateless: one for every unwrap
 
 
 def unwrap_content_key(identity: Identity, wrapped: bytes, size: int) -> tuple[bytes, bool]:
@@ -27,9 +28,10 @@ def unwrap_content_key(identity: Identity, wrapped: bytes, size: int) -> tuple[b
 
     The flag is for the receiver's local diagnostic only; the key is always ``size`` bytes.
     """
-    synthetic = hmac.new(identity.rejection_secret, b"ams-implicit-rejection" + wrapped, hashlib.sha256).digest()
+    # hmac.digest: the same HMAC-SHA256 as hmac.new(...).digest(), in one C call
+    synthetic = hmac.digest(identity.rejection_secret, b"ams-implicit-rejection" + wrapped, "sha256")
     try:
-        key = identity.private_key.decrypt(wrapped, padding.PKCS1v15())
+        key = identity.private_key.decrypt(wrapped, _PKCS1)
     except Exception:  # a token raises its own errors; every failure is handled alike
         return synthetic[:size], False
     if len(key) != size:
