@@ -1,0 +1,473 @@
+"""An attacker's review of round four's large privacy path (``ams._privacy_direct``): the framing
+decrypted and read first, the payload decrypted straight into the ``bytes`` returned, the rest into
+a tail buffer; anything else judged by the buffered reader on the same bytes.
+
+Three references read every message beside the path under test: ``unprotect_into`` (the caller's
+buffer), the allocating call as it was before the change (``open_privacy`` into a fresh buffer:
+``_DIRECT_FROM`` raised out of reach), and the direct path's own fallback (``fresh_bytes`` gives
+nothing, so every message is judged in the kept buffer). An attacker with a genuine message and
+no key can change any ciphertext block (CBC: a block garbled, the next one's bits flipped at will),
+cut or add blocks, and change the PDMQ header; anyone with the receiver's certificate can encrypt
+any plaintext for it. For each such message:
+
+1. **no oracle**: the same error (class, text, arguments, attributes, context, the frames it was
+   raised through, the local diagnostic) on every path and for every region changed, no log line,
+   and every ciphertext byte decrypted exactly once whichever way the framing read;
+2. **no unwritten byte**: an accepted message's ``bytes`` (made full of a canary) is the payload
+   on every path, at sizes around the 64 KiB threshold and every block alignment, for 1, 3 and 10
+   recipients;
+3. **no residue**: after a refusal on each road (the payload in place, judged whole, the buffered
+   fallback, an authentic message from a signer the policy does not authorise) no object the
+   interpreter can reach holds a byte of the payload.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import os
+import random
+import warnings
+from collections.abc import Callable, Iterator
+
+import attrs
+import pytest
+from asn1crypto import cms
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherAlgorithm, modes
+
+import ams
+import ams._privacy_direct
+import ams.errors
+import ams.hazmat.enveloped
+import ams.protector
+from ams.hazmat import der
+from ams.hazmat.buffers import fresh_bytes
+from ams.hazmat.enveloped import parse_enveloped_data
+from ams.hazmat.pdmq import V2_SIZE, PdmqHeader
+from ams.hazmat.signed import read_ams_signed_head
+from ams.testing.pki import Issued
+from tests.conftest import Pki, store
+from tests.security.test_direct_privacy_attacks import Sealer
+
+DIRECT = ams.protector._DIRECT_FROM
+HEAD = ams._privacy_direct.HEAD
+SIZE = DIRECT + 4099  # a payload whose ciphertext takes the direct path
+
+
+@pytest.fixture(scope="module")
+def others(pki: Pki) -> list[Issued]:
+    """Seven more recipients (one spare key: only their certificates matter), for ten in all."""
+    return [pki.issue(f"CN=recipient{n},O=AMS,C=GB", key=pki.spare_key) for n in range(7)]
+
+
+@pytest.fixture(scope="module")
+def policies(pki: Pki, others: list[Issued]) -> ams.PolicyStore:
+    bob, carol, dave = (pki.dn(name) for name in ("bob", "carol", "dave"))
+    ten = " ".join(f'-r "{dn}"' for dn in [bob, carol, dave, *(str(o.dn) for o in others)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 3DES is deprecated: still read, written with an opt-in
+        return store(
+            f'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "{bob}"',
+            f'setmqspl -m QM -p PRIV128.Q -s SHA512 -e AES128 -r "{bob}"',
+            f'setmqspl -m QM -p 3DES.Q -s SHA256 -e 3DES -r "{bob}"',
+            f'setmqspl -m QM -p THREE.Q -s SHA256 -e AES256 -r "{bob}" -r "{carol}" -r "{dave}"',
+            f"setmqspl -m QM -p TEN.Q -s SHA384 -e AES128 {ten}",
+            f'setmqspl -m QM -p CAROL.ONLY -s SHA256 -e AES256 -r "{bob}" -a "{carol}"',
+        )
+
+
+@pytest.fixture(scope="module")
+def alice(pki: Pki, policies: ams.PolicyStore, others: list[Issued]) -> ams.Protector:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ams.Protector(pki.keystore("alice", extra=others), policies, allow_deprecated=True)
+
+
+@pytest.fixture(scope="module")
+def readers(pki: Pki, policies: ams.PolicyStore) -> dict[str, ams.Protector]:
+    """bob four times, each Protector with its own kept buffer: diagnostics on, so the step is compared too."""
+    return {
+        name: ams.Protector(pki.keystore("bob"), policies, diagnose_decryption=True)
+        for name in ("direct", "into", "before", "fallback")
+    }
+
+
+Action = Callable[[], ams.Unprotected | ams.UnprotectedView]
+
+
+def _error_facts(error: BaseException, frames: bool) -> tuple[object, ...]:
+    """Everything an error shows: class, text, args, attributes, chained exceptions, notes, and
+    (``frames``) the functions its traceback runs through."""
+    names = []
+    trace = error.__traceback__
+    while frames and trace is not None:
+        names.append(trace.tb_frame.f_code.co_name)
+        trace = trace.tb_next
+    return (
+        type(error).__qualname__,
+        str(error),
+        error.args,
+        sorted((key, repr(value)) for key, value in vars(error).items()),
+        error.__cause__,
+        error.__context__,
+        error.__suppress_context__,
+        getattr(error, "__notes__", None),
+        names,
+    )
+
+
+def _outcome(action: Action, frames: bool = True) -> tuple[object, ...]:
+    try:
+        result = action()
+    except ams.AmsError as error:
+        return ("refused", *_error_facts(error, frames))
+    facts = (result.format, result.qop, result.signer, result.signature_algorithm, result.encryption_algorithm)
+    return ("accepted", type(result.body).__name__, bytes(result.body), *facts, result.header)
+
+
+def _no_direct_bytes(size: int) -> None:
+    """``fresh_bytes`` where the interpreter offers no such object: the direct path falls back."""
+    return None
+
+
+def _all_paths(readers: dict[str, ams.Protector], queue: str, message: bytes) -> tuple[object, ...]:
+    """The outcome of ``message`` on the direct path, which each reference must give too."""
+    direct = _outcome(functools.partial(readers["direct"].unprotect, queue, message))
+    into = _outcome(lambda: readers["into"].unprotect_into(queue, message, bytearray(len(message))), frames=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ams.protector, "_DIRECT_FROM", 1 << 62)  # the allocating call before the change
+        before = _outcome(functools.partial(readers["before"].unprotect, queue, message))
+        patch.setattr(ams.protector, "_DIRECT_FROM", DIRECT)
+        patch.setattr(ams._privacy_direct, "fresh_bytes", _no_direct_bytes)  # the direct path's fallback
+        fallback = _outcome(functools.partial(readers["fallback"].unprotect, queue, message))
+    assert direct == before == fallback
+    if direct[0] == "accepted":
+        assert direct[1] == "bytes" and into[2:] == direct[2:]
+    else:
+        assert into[:-1] == direct[:-1]  # the frames differ only by the public function called
+    return direct
+
+
+# -- the messages an attacker makes -------------------------------------------------------------------
+
+
+@attrs.frozen
+class Known:
+    """A message sealed with a known content key, and where its plaintext's parts lie."""
+
+    sealer: Sealer
+    payload: bytes
+    plaintext: bytes
+    message: bytes
+    start: int  # the payload's first byte in the plaintext
+    stop: int  # the byte after its last
+    middle: int  # where the direct path's tail buffer starts
+
+    @classmethod
+    def of(cls, pki: Pki, queue: str, payload: bytes) -> Known:
+        sealer = Sealer(pki, queue)
+        plaintext = sealer.plaintext(payload)
+        _, _, start, stop = read_ams_signed_head(memoryview(plaintext), 0, len(plaintext))
+        block = sealer.algorithm.spec.block_size
+        middle = stop - (block - 1)
+        return cls(
+            sealer, payload, plaintext, sealer.seal(plaintext, len(payload)), start, stop, middle - middle % block
+        )
+
+    @property
+    def block(self) -> int:
+        return self.sealer.algorithm.spec.block_size
+
+    def ciphertext_at(self) -> int:
+        envelope = parse_enveloped_data(self.message[V2_SIZE:])
+        return len(self.message) - len(envelope.ciphertext)
+
+
+def _flip(message: bytes, at: int, xor: int = 0x41) -> bytes:
+    changed = bytearray(message)
+    changed[at] ^= xor
+    return bytes(changed)
+
+
+def _ciphertext_changed(known: Known) -> Iterator[tuple[str, bytes]]:
+    """A byte of each region: the IV, every block of the framing, the blocks around each boundary
+    (head and result, result and tail, the payload's end), the padding's blocks; and the padding
+    oracle's probes (the next to last block's last byte, which flips the padding byte at will)."""
+    at, block, message = known.ciphertext_at(), known.block, known.message
+    blocks = (len(message) - at) // block
+    iv_at = message.rindex(parse_enveloped_data(message[V2_SIZE:]).iv, 0, at)
+    yield "IV first byte", _flip(message, iv_at)
+    yield "IV last byte", _flip(message, iv_at + block - 1)
+    regions = {f"head block {n}": n for n in range(HEAD // block + 1)}
+    regions["last block into the result"] = known.middle // block - 1
+    regions["first tail block"] = known.middle // block
+    regions["block with the payload's last byte"] = (known.stop - 1) // block
+    regions["block after the payload"] = known.stop // block
+    regions["next to last block"] = blocks - 2
+    regions["last block"] = blocks - 1
+    for what, index in regions.items():
+        for offset in (0, block - 1):
+            yield f"{what} ({index}/{blocks}) byte {offset}", _flip(message, at + index * block + offset)
+    for xor in range(1, 33):  # a padding oracle's probes: some give a valid padding of another length
+        yield f"padding probe {xor}", _flip(message, len(message) - block - 1, xor)
+
+
+def _reframed(message: bytes, ciphertext: bytes, orig_size: int | None = None) -> bytes:
+    """``message`` with its encrypted content replaced (the DER lengths around it made right) and,
+    when given, another origSize in its PDMQ header."""
+    info = cms.ContentInfo.load(message[V2_SIZE:])
+    info["content"]["encrypted_content_info"]["encrypted_content"] = ciphertext
+    header = PdmqHeader.unpack(message)
+    if orig_size is not None:
+        header = attrs.evolve(header, orig_size=orig_size)
+    return header.pack() + bytes(info.dump(force=True))
+
+
+def _resized(known: Known) -> Iterator[tuple[str, bytes]]:
+    """Whole blocks cut or added, and origSize changed in the clear header."""
+    envelope = parse_enveloped_data(known.message[V2_SIZE:])
+    ciphertext, block, size = bytes(envelope.ciphertext), known.block, len(known.payload)
+    yield "one block cut", _reframed(known.message, ciphertext[:-block])
+    yield "two blocks cut", _reframed(known.message, ciphertext[: -2 * block])
+    yield "a random block added", _reframed(known.message, ciphertext + os.urandom(block))
+    yield "the last block repeated", _reframed(known.message, ciphertext + ciphertext[-block:])
+    for delta in (-16, -1, 1, 16):
+        yield f"origSize {delta:+d}", _reframed(known.message, ciphertext, size + delta)
+
+
+def _framings(known: Known) -> Iterator[tuple[str, bytes, int]]:
+    """Plaintexts the attacker encrypts for the receiver: (what, plaintext, origSize). Each signature
+    is genuine where it can be (the attacker may hold any sender's key): only the framing is wrong."""
+    plaintext, payload, size = known.plaintext, known.payload, len(known.payload)
+    set_stop = der.expect(plaintext, 3, len(plaintext), der.SET)[1]
+    head, trailer = plaintext[:set_stop], plaintext[known.stop :]
+
+    def encap(econtent: bytes) -> bytes:
+        return der.tlv(der.SEQUENCE, der.oid("1.2.840.113549.1.7.1") + der.tlv(0xA0, econtent))
+
+    octets = der.tlv(der.OCTET_STRING, payload)
+    yield "eContent constructed (definite)", head + encap(der.tlv(0x24, octets)) + trailer, size
+    indefinite = b"\x24\x80" + octets + b"\x00\x00"
+    yield "eContent constructed (indefinite)", head + encap(indefinite) + trailer, size
+    inner = der.oid("1.2.840.113549.1.7.1") + der.tlv(0xA0, octets)
+    yield "encapContentInfo indefinite", head + b"\x30\x80" + inner + b"\x00\x00" + trailer, size
+    for delta in (-16, -1, 1, 16):  # a genuine SignedData of another size: only origSize tells
+        other = known.sealer.plaintext(payload[:delta] if delta < 0 else payload + bytes(delta))
+        yield f"eContent {delta:+d} bytes against origSize", other, size
+    yield "no trailer", plaintext[: known.stop], size
+    yield "the trailer twice", plaintext + trailer, size
+
+
+def _refusals(pki: Pki, queue: str) -> Iterator[tuple[str, bytes]]:
+    known = Known.of(pki, queue, random.Random(queue).randbytes(SIZE))
+    yield from _ciphertext_changed(known)
+    yield from _resized(known)
+    for what, plaintext, size in _framings(known):
+        yield what, known.sealer.seal(plaintext, size)
+
+
+@pytest.mark.parametrize("queue", ["PRIV.Q", "3DES.Q"])
+def test_every_tampering_gets_one_error_on_every_path(
+    pki: Pki, readers: dict[str, ams.Protector], queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every region, every resize, every reframing: refused on all four paths with the same error
+    (its class, text, attributes and frames), one text per ciphertext size, and no log line."""
+    caplog.set_level("DEBUG")
+    texts: dict[int, set[str]] = {}
+    roads = set()
+    for what, message in _refusals(pki, queue):
+        roads.add(_road(readers["direct"], queue, message))
+        outcome = _all_paths(readers, queue, message)
+        assert outcome[:2] == ("refused", "DecryptionError"), what
+        size = len(parse_enveloped_data(message[V2_SIZE:]).ciphertext)
+        texts.setdefault(size, set()).add(str(outcome[2]))
+    assert all(len(found) == 1 for found in texts.values()), texts
+    assert caplog.records == []
+    assert roads == {"the fallback", "judged whole", "in place"}  # the changes reach every road
+    known = Known.of(pki, queue, b"the genuine twin" * (SIZE // 16))
+    assert _all_paths(readers, queue, known.message)[0] == "accepted"
+
+
+def _road(reader: ams.Protector, queue: str, message: bytes) -> str:
+    """Which road the direct path took for ``message``: the buffered fallback (the framing did not
+    read), the whole plaintext judged in the kept buffer (the tail did not read), or in place."""
+    taken = []
+    framing, whole = ams._privacy_direct._framing, ams._privacy_direct._Split._judged_whole
+
+    def recorded_framing(*args: object) -> object:
+        found = framing(*args)  # type: ignore[arg-type]
+        taken.append("in place" if found is not None else "the fallback")
+        return found
+
+    def recorded_whole(*args: object) -> object:
+        taken.append("judged whole")
+        return whole(*args)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ams._privacy_direct, "_framing", recorded_framing)
+        patch.setattr(ams._privacy_direct._Split, "_judged_whole", recorded_whole)
+        _outcome(functools.partial(reader.unprotect, queue, message))
+    return taken[-1] if taken else "not the direct path"
+
+
+class _Counted:
+    """cryptography's Cipher, counting every byte its decryptors are given."""
+
+    decrypted = 0
+
+    def __init__(self, algorithm: CipherAlgorithm, mode: modes.CBC) -> None:
+        self.cipher = Cipher(algorithm, mode)
+
+    def decryptor(self) -> _Counted:
+        self.context = self.cipher.decryptor()
+        return self
+
+    def update_into(self, data: bytes | memoryview, out: memoryview) -> int:
+        _Counted.decrypted += len(data)
+        return self.context.update_into(data, out)
+
+    def finalize(self) -> bytes:
+        return self.context.finalize()
+
+
+def test_each_ciphertext_byte_is_decrypted_once_whichever_way_the_framing_reads(
+    pki: Pki, readers: dict[str, ams.Protector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No second decryption when the framing reads and the rest does not (or the reverse): the
+    work a tampered message costs does not double on what its decrypted bytes say."""
+    known = Known.of(pki, "PRIV.Q", os.urandom(SIZE))
+    cases = [*_ciphertext_changed(known), *_resized(known), ("genuine", known.message)]
+    monkeypatch.setattr(ams._privacy_direct, "Cipher", _Counted)
+    monkeypatch.setattr(ams.hazmat.enveloped, "Cipher", _Counted)
+    for what, message in cases:
+        _Counted.decrypted = 0
+        size = len(parse_enveloped_data(message[V2_SIZE:]).ciphertext)
+        _outcome(functools.partial(readers["direct"].unprotect, "PRIV.Q", message))
+        assert _Counted.decrypted == size, what
+
+
+# -- 2. every byte of an accepted result is the payload's -----------------------------------------------
+
+
+def _threshold(alice: ams.Protector, queue: str) -> int:
+    """The smallest payload whose ciphertext takes the direct path."""
+    low, high = DIRECT - 4096, DIRECT
+    while low < high:
+        middle = (low + high) // 2
+        envelope = parse_enveloped_data(alice.protect(queue, bytes(middle)).body[V2_SIZE:])
+        low, high = (middle + 1, high) if len(envelope.ciphertext) < DIRECT else (low, middle)
+    return low
+
+
+@pytest.mark.parametrize("queue", ["PRIV.Q", "PRIV128.Q", "3DES.Q", "THREE.Q", "TEN.Q"])
+def test_an_accepted_result_is_the_payload_at_every_size_and_alignment(
+    alice: ams.Protector, readers: dict[str, ams.Protector], queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Payloads at the threshold and at n*16-1, n*16, n*16+1 for several n (each ``bytes`` made
+    full of a random canary): the payload, as every reference reads it; the direct path's result
+    is the object it made; a changed twin is refused and its object zeroed."""
+    made: list[bytes] = []
+
+    def canary_bytes(size: int) -> tuple[bytes, memoryview] | None:
+        found = fresh_bytes(size)
+        assert found is not None
+        found[1][:] = random.Random(size).randbytes(size)
+        made.append(found[0])
+        return found
+
+    threshold = _threshold(alice, queue)
+    sizes = [threshold - 1, threshold, threshold + 1]
+    sizes += [n * 16 + d for n in (4096, 4097, 4104, 65536) for d in (-1, 0, 1)]
+    rng = random.Random(queue)
+    for size in sizes:
+        payload = rng.randbytes(size)
+        message = alice.protect(queue, payload).body
+        monkeypatch.setattr(ams._privacy_direct, "fresh_bytes", canary_bytes)
+        made.clear()
+        outcome = _outcome(functools.partial(readers["direct"].unprotect, queue, message))
+        monkeypatch.undo()
+        assert outcome[0] == "accepted" and outcome[2] == payload, size
+        direct = len(parse_enveloped_data(message[V2_SIZE:]).ciphertext) >= DIRECT
+        assert len(made) == direct and (not direct or made[0] == payload), size
+        assert _all_paths(readers, queue, message)[2] == payload
+        if direct:
+            monkeypatch.setattr(ams._privacy_direct, "fresh_bytes", canary_bytes)
+            made.clear()
+            refused = _outcome(functools.partial(readers["direct"].unprotect, queue, _flip(message, -60)))
+            monkeypatch.undo()
+            assert refused[0] == "refused" and made[0] == bytes(size), size
+
+
+# -- 3. after a refusal, nothing the interpreter can reach holds the payload ---------------------------
+
+
+def _reachable_holders(needles: list[bytes]) -> dict[bytes, list[str]]:
+    """For each of ``needles``, the bytes-like objects that hold it and are reachable from an object
+    the collector tracks (through the objects it does not track, such as tuples of bytes); ctypes
+    arrays and other buffers included."""
+    found: dict[bytes, list[str]] = {}
+    seen = {id(needle) for needle in needles} | {id(needles)}
+    pending = gc.get_objects()
+    while pending:
+        current = pending.pop()
+        for value in gc.get_referents(current):
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            content = _buffer_content(value)
+            for needle in needles if content is not None else ():
+                if needle in content:  # type: ignore[operator]
+                    found.setdefault(needle, []).append(f"{type(value).__name__} in a {type(current).__name__}")
+            if content is None and not gc.is_tracked(value):
+                pending.append(value)
+    return found
+
+
+def _buffer_content(value: object) -> bytes | None:
+    """The bytes of a buffer (bytes, bytearray, a view, a ctypes array); None for anything else."""
+    if isinstance(value, str | int | float | type) or value is None:
+        return None
+    try:
+        with memoryview(value) as view:  # type: ignore[arg-type]
+            return view.tobytes()
+    except (TypeError, ValueError):  # not a buffer, or a released view
+        return None
+
+
+def _sealed_refusals(pki: Pki, mark: bytes) -> Iterator[tuple[str, str, bytes]]:
+    """(road, queue, message) for each road a refusal takes, its payload ``mark`` repeated."""
+    known = Known.of(pki, "PRIV.Q", mark * (SIZE // len(mark)))
+    sealer, plaintext, size = known.sealer, known.plaintext, len(known.payload)
+    yield "the signature, payload in place", "PRIV.Q", _flip(known.message, -40)
+    yield "the padding, judged whole", "PRIV.Q", _flip(known.message, -known.block - 1, 0x10)
+    trailer = plaintext[: known.stop] + b"\x05\x00" + plaintext[known.stop :]
+    yield "a trailer of another shape, judged whole", "PRIV.Q", sealer.seal(trailer, size)
+    yield "origSize, the fallback", "PRIV.Q", sealer.seal(plaintext, size + 1)
+    yield "a framing not AMS's, the fallback", "PRIV.Q", sealer.seal(der.tlv(der.SEQUENCE, plaintext[:-1]), size)
+    yield "an unauthorised signer, authentic", "CAROL.ONLY", _relabelled(known.message, "CAROL.ONLY")
+
+
+def _relabelled(message: bytes, queue: str) -> bytes:
+    header = PdmqHeader.unpack(message)
+    packed = attrs.evolve(header, name=queue).pack()
+    return packed + message[len(packed) :]
+
+
+def test_a_refusal_leaves_no_byte_of_the_payload_reachable(pki: Pki, policies: ams.PolicyStore) -> None:
+    """The error, the Protector, its kept buffer, the readers' caches, any frame: after a refusal on
+    each road no reachable object holds its payload (a mark made at run time for each road, so that
+    no constant of the test holds it; the messages are made first, and their makers let go). The
+    twin: an accepted payload is found."""
+    bob = ams.Protector(pki.keystore("bob"), policies)
+    marks = [os.urandom(24).hex().encode() for _ in range(6)]
+    refusals = [list(_sealed_refusals(pki, mark))[index] for index, mark in enumerate(marks)]
+    needles = [mark * 2 for mark in marks]
+    gc.collect()
+    assert _reachable_holders(needles) == {}  # the messages themselves hold no plaintext
+    for road, queue, message in refusals:
+        assert _outcome(functools.partial(bob.unprotect, queue, message))[0] == "refused", road
+    found = _reachable_holders(needles)
+    assert found == {}, {refusals[needles.index(needle)][0]: where for needle, where in found.items()}
+    accepted = bob.unprotect("PRIV.Q", Known.of(pki, "PRIV.Q", marks[0] * (SIZE // 48)).message)
+    assert accepted.body.count(marks[0]) == SIZE // 48
+    assert needles[0] in _reachable_holders(needles)
