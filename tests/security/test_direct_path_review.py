@@ -27,6 +27,7 @@ import functools
 import gc
 import os
 import random
+import struct
 import warnings
 from collections.abc import Callable, Iterator
 
@@ -45,8 +46,11 @@ from ams.hazmat.buffers import fresh_bytes
 from ams.hazmat.enveloped import parse_enveloped_data
 from ams.hazmat.pdmq import V2_SIZE, PdmqHeader
 from ams.hazmat.signed import read_ams_signed_head
+from ams.mq import MQMD, ProtectedQueueManager
+from ams.mq.protected import ERROR_QUEUE
 from ams.testing.pki import Issued
 from tests.conftest import Pki, store
+from tests.mq_transports import Factory
 from tests.security.test_direct_privacy_attacks import Sealer
 
 DIRECT = ams.protector._DIRECT_FROM
@@ -308,6 +312,43 @@ def _road(reader: ams.Protector, queue: str, message: bytes) -> str:
         patch.setattr(ams._privacy_direct._Split, "_judged_whole", recorded_whole)
         _outcome(functools.partial(reader.unprotect, queue, message))
     return taken[-1] if taken else "not the direct path"
+
+
+def test_over_a_queue_every_road_is_refused_alike(
+    connections: Factory, pki: Pki, policies: ams.PolicyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through a protected queue on every transport, as the attacker sees it: a message changed so
+    that the direct path takes each road goes to the error queue with reason 2063, with the same
+    error and the same log line but for its MsgId; the genuine twin behind them is delivered."""
+    known = Known.of(pki, "PRIV.Q", os.urandom(SIZE))
+    at, block = known.ciphertext_at(), known.block
+    bodies = {
+        "the fallback": _flip(known.message, at + block),
+        "judged whole": _flip(known.message, len(known.message) - block - 1, 0x10),
+        "in place": _flip(known.message, at + 2 * HEAD),
+    }
+    assert {road: _road(ams.Protector(pki.keystore("bob"), policies), "PRIV.Q", b) for road, b in bodies.items()} == {
+        road: road for road in bodies
+    }
+    attacker = connections("mallory")
+    for body in [*bodies.values(), known.message]:
+        attacker.put1("PRIV.Q", MQMD(format=" " * 8), body)
+    queue = ProtectedQueueManager(connections("bob"), pki.keystore("bob"), policies).open("PRIV.Q", input=True)
+    caplog.set_level("DEBUG")
+    refused = []
+    for _ in bodies:
+        with pytest.raises(ams.errors.DecryptionError) as error:
+            queue.get()
+        refused.append((str(error.value), error.value.__notes__))
+    assert queue.get().body == known.payload
+    assert len(set(map(repr, refused))) == 1
+    lines = {record.getMessage().replace(str(record.args[0]), "MSGID") for record in caplog.records}  # type: ignore[index]
+    assert len(caplog.records) == len(bodies) and len(lines) == 1, lines
+    dead = attacker.open(ERROR_QUEUE, input=True)
+    for body in bodies.values():
+        moved = dead.get()
+        order = "<i" if moved.md.encoding == 546 else ">i"
+        assert struct.unpack(order, moved.body[8:12]) == (2063,) and moved.body.endswith(body)
 
 
 class _Counted:
