@@ -93,23 +93,37 @@ def test_a_protector_picks_its_own_recipient_whatever_layout_was_read_last(
     refuses it), and is told it is not a recipient of the other."""
     alice = ams.Protector(pki.keystore("alice", extra=twins), policies)
     readers = [_reader(pki, twin, policies) for twin in twins]
-    messages = {queue: alice.protect(queue, queue.encode() * 50).body for queue in ("ONE.TWO", "TWO.THREE")}
+    payloads = {queue: queue.ljust(9).encode() * 50 for queue in ("ONE.TWO", "TWO.THREE")}  # one length
+    messages = {queue: alice.protect(queue, payload).body for queue, payload in payloads.items()}
     blobs = {queue: message[V2_SIZE:] for queue, message in messages.items()}
     rids = {queue: parse_enveloped_data_strictly(blob).recipient_ids for queue, blob in blobs.items()}
     assert rids["ONE.TWO"][1] == rids["TWO.THREE"][0]  # twin2 at another index
-    (first, stop_first), (second, stop_second) = (_set_of(blob) for blob in blobs.values())
-    assert stop_first - first == stop_second - second
+    assert len({len(blob) for blob in blobs.values()}) == 1 and len(set(map(_set_length, blobs.values()))) == 1
     for queue in ["ONE.TWO", "TWO.THREE"] * 3:
-        layout = recipient_layouts.LAYOUTS.get(stop_first - first)
+        kept = _kept_rids(blobs[queue])
         for twin, reader in zip((1, 2, 3), readers, strict=True):
             if str(twin) in {"ONE.TWO": "12", "TWO.THREE": "23"}[queue]:
-                assert reader.unprotect(queue, messages[queue]).body == queue.encode() * 50
+                assert reader.unprotect(queue, messages[queue]).body == payloads[queue]
             else:
                 with pytest.raises(ams.errors.NotARecipientError):
                     reader.unprotect(queue, messages[queue])
         other = "TWO.THREE" if queue == "ONE.TWO" else "ONE.TWO"
-        assert layout is None or layout.rids == rids[other]  # read with the other's layout kept
-    assert recipient_layouts.LAYOUTS[stop_first - first].rids == rids["TWO.THREE"]
+        assert all(found == rids[other] for found in kept)  # each read with the other's layouts kept
+    assert _kept_rids(blobs["TWO.THREE"]) and set(_kept_rids(blobs["TWO.THREE"])) == {rids["TWO.THREE"]}
+
+
+def _set_length(blob: bytes) -> int:
+    start, stop = _set_of(blob)
+    return stop - start
+
+
+def _kept_rids(blob: bytes) -> list[tuple[bytes, ...]]:
+    """The recipients of each layout the reader keeps for a blob of this one's lengths: the SET's
+    and, since the crypto4 branch's ad9b004, the whole EnvelopedData's."""
+    kept = [recipient_layouts.LAYOUTS.get(_set_length(blob))]
+    envelopes = getattr(recipient_layouts, "ENVELOPES", {})
+    kept.append(envelopes.get(len(blob)))
+    return [layout.rids for layout in kept if layout is not None]
 
 
 # -- SETs of one length, another structure ----------------------------------------------------------------
@@ -167,9 +181,8 @@ def _check_with_layout_of(kept: bytes, changed: bytes) -> bool:
     """``changed`` read with ``kept``'s layout in the cache: as the strict reader reads it (and asn1crypto
     where the fast reader accepts it); True when the fast reader accepted it."""
     assert read_ams_enveloped_data(kept) is not None
-    start, stop = _set_of(kept)
-    layout = recipient_layouts.LAYOUTS[stop - start]
-    assert layout.rids == parse_enveloped_data_strictly(kept).recipient_ids  # the cache holds ``kept``'s
+    rids = parse_enveloped_data_strictly(kept).recipient_ids
+    assert set(_kept_rids(kept)) == {rids}  # the caches hold ``kept``'s layout
     return check_enveloped(changed)
 
 
@@ -232,16 +245,18 @@ def test_a_tighter_recipient_limit_holds_against_a_layout_read_under_a_looser_on
 def test_threads_reading_sets_of_one_length_never_see_each_others_layout(
     pki: Pki, twins: tuple[Issued, Issued, Issued], policies: ams.PolicyStore
 ) -> None:
-    """Two threads, each reading its own message over and over: (twin1, twin2) in a small message and
-    (twin2, twin3) in one over 64 KiB (its SET at another offset), the interpreter switching threads
-    as often as it can. Every read gives that message's recipients, their positions and keys."""
+    """Three threads, each reading its own message over and over: (twin1, twin2) and (twin2, twin3)
+    in small messages of one length, and (twin2, twin3) in one over 64 KiB (its SET at another
+    offset), the interpreter switching threads as often as it can. Every read gives that message's
+    recipients, their positions and keys."""
     alice = ams.Protector(pki.keystore("alice", extra=twins), policies)
     blobs = [
         alice.protect("ONE.TWO", b"small").body[V2_SIZE:],
+        alice.protect("TWO.THREE", b"SMALL").body[V2_SIZE:],
         alice.protect("TWO.THREE", bytes(70_000)).body[V2_SIZE:],
     ]
-    assert len({bytes(blob[slice(*_set_of(blob))][:200]) for blob in blobs}) == 2  # two layouts
-    assert _set_of(blobs[0])[0] != _set_of(blobs[1])[0]  # the SETs start at different offsets
+    assert len(blobs[0]) == len(blobs[1]) and blobs[0][:300] != blobs[1][:300]  # one length, two layouts
+    assert _set_of(blobs[0])[0] != _set_of(blobs[2])[0]  # the SETs start at different offsets
     expected = [_facts(parse_enveloped_data_strictly(blob)) for blob in blobs]
     wrong: list[int] = []
 
@@ -254,7 +269,7 @@ def test_threads_reading_sets_of_one_length_never_see_each_others_layout(
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     try:
-        threads = [threading.Thread(target=read, args=(index,)) for index in (0, 1)]
+        threads = [threading.Thread(target=read, args=(index,)) for index in range(len(blobs))]
         for thread in threads:
             thread.start()
         for thread in threads:
