@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 import attrs
 import pytest
 from asn1crypto import cms
+from cryptography import x509
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherAlgorithm, modes
 
 import ams
@@ -41,11 +42,12 @@ import ams._privacy_direct
 import ams.errors
 import ams.hazmat.enveloped
 import ams.protector
+from ams.algorithms import SignatureAlgorithm
 from ams.hazmat import der
 from ams.hazmat.buffers import fresh_bytes
 from ams.hazmat.enveloped import parse_enveloped_data
 from ams.hazmat.pdmq import V2_SIZE, PdmqHeader
-from ams.hazmat.signed import read_ams_signed_head
+from ams.hazmat.signed import SignedDataWriter, read_ams_signed_head
 from ams.mq import MQMD, ProtectedQueueManager
 from ams.mq.protected import ERROR_QUEUE
 from ams.testing.pki import Issued
@@ -437,6 +439,43 @@ def test_an_accepted_result_is_the_payload_at_every_size_and_alignment(
             refused = _outcome(functools.partial(readers["direct"].unprotect, queue, _flip(message, -60)))
             monkeypatch.undo()
             assert refused[0] == "refused" and made[0] == bytes(size), size
+
+
+def test_a_small_payload_behind_a_large_trailer_is_every_byte_written(
+    pki: Pki, readers: dict[str, ams.Protector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender whose certificate carries 70 KB of extension: a payload of a few hundred bytes
+    takes the direct path (the ciphertext is over 64 KiB), so the result, head and tail meet within
+    a few blocks of ``HEAD``. Every payload size from where the direct path starts to past ``HEAD``
+    plus three blocks: the payload (the result made full of a canary first), as every reference
+    reads it; a changed twin refused on every path alike."""
+    extension = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), bytes(70_000))
+    signer = pki.issue("CN=large certificate,O=AMS,C=GB", key=pki.spare_key, extensions=[(extension, False)])
+    sealer = Sealer(pki, "PRIV.Q")
+    sealer.writer = SignedDataWriter(signer.certificate, signer.key, SignatureAlgorithm.SHA256)
+    made: list[bytes] = []
+
+    def canary_bytes(size: int) -> tuple[bytes, memoryview] | None:
+        found = fresh_bytes(size)
+        assert found is not None
+        found[1][:] = bytes([0xA5]) * size
+        made.append(found[0])
+        return found
+
+    taken = 0
+    for size in range(HEAD - 90, HEAD + 3 * 16 + 2):
+        payload = random.Random(size).randbytes(size)
+        message = sealer.seal(sealer.plaintext(payload), size)
+        monkeypatch.setattr(ams._privacy_direct, "fresh_bytes", canary_bytes)
+        made.clear()
+        direct = _outcome(functools.partial(readers["direct"].unprotect, "PRIV.Q", message))
+        monkeypatch.undo()
+        assert direct[0] == "accepted" and direct[2] == payload, size
+        assert made == [] or made == [payload], size
+        taken += len(made)
+        assert _all_paths(readers, "PRIV.Q", message)[2] == payload
+        assert _all_paths(readers, "PRIV.Q", _flip(message, -300))[0] == "refused"
+    assert taken > 40, taken  # the direct path read most of them
 
 
 # -- 3. after a refusal, nothing the interpreter can reach holds the payload ---------------------------
