@@ -353,6 +353,30 @@ def test_over_a_queue_every_road_is_refused_alike(
         assert struct.unpack(order, moved.body[8:12]) == (2063,) and moved.body.endswith(body)
 
 
+def test_an_rsa_block_that_unwraps_to_another_key_and_one_that_does_not_unwrap_take_one_road(
+    pki: Pki, readers: dict[str, ams.Protector]
+) -> None:
+    """Bleichenbacher's probes on the new path: a wrapped key changed (implicit rejection: a key
+    derived from the block) and a genuine wrap of another key (what a conformant probe gives) both
+    decrypt the content to garbage, take the fallback (never a road that depends on the key being
+    right) and are refused alike; the genuine wrap of the right key takes the direct road."""
+    known = Known.of(pki, "PRIV.Q", os.urandom(SIZE))
+    other = Known.of(pki, "PRIV.Q", known.payload)  # the same plaintext under another content key
+    _, stop = parse_enveloped_data(known.message[V2_SIZE:]).rests[0]
+    key_at = V2_SIZE + stop - 256
+    assert other.message[:key_at] != known.message[:key_at] or other.message[key_at:] != known.message[key_at:]
+    probes = {
+        "a changed block": _flip(known.message, key_at + 100),
+        "another key": known.message[:key_at] + other.message[key_at : key_at + 256] + known.message[key_at + 256 :],
+    }
+    outcomes = set()
+    for what, message in probes.items():
+        assert _road(readers["direct"], "PRIV.Q", message) == "the fallback", what
+        outcomes.add(_all_paths(readers, "PRIV.Q", message)[:3])
+    assert len(outcomes) == 1 and next(iter(outcomes))[:2] == ("refused", "DecryptionError")
+    assert _road(readers["direct"], "PRIV.Q", known.message) == "in place"
+
+
 class _Counted:
     """cryptography's Cipher, counting every byte its decryptors are given."""
 
