@@ -135,10 +135,18 @@ def _info(rid: bytes, key: bytes, algorithm: bytes | None = None, version: bytes
     return der.tlv(der.SEQUENCE, version + rid + algorithm + der.tlv(der.OCTET_STRING, key))
 
 
-def _blob(infos: list[bytes], ciphertext: bytes = bytes(64)) -> bytes:
-    """An EnvelopedData ContentInfo with these RecipientInfos and an AES-256 content."""
-    algorithm = der.tlv(der.SEQUENCE, der.oid(AES256.spec.oid) + der.tlv(der.OCTET_STRING, bytes(16)))
-    content = der.tlv(der.SEQUENCE, der.oid(ID_SIGNED_DATA) + algorithm + der.tlv(0x80, ciphertext))
+def _blob(
+    infos: list[bytes],
+    ciphertext: bytes = bytes(64),
+    *,
+    content_type: str = ID_SIGNED_DATA,
+    cipher: str = AES256.spec.oid,
+    iv: bytes = bytes(16),
+    tag: int = 0x80,
+) -> bytes:
+    """An EnvelopedData ContentInfo with these RecipientInfos and (by default) an AES-256 content."""
+    algorithm = der.tlv(der.SEQUENCE, der.oid(cipher) + der.tlv(der.OCTET_STRING, iv))
+    content = der.tlv(der.SEQUENCE, der.oid(content_type) + algorithm + der.tlv(tag, ciphertext))
     enveloped = der.tlv(der.SEQUENCE, b"\x02\x01\x00" + der.tlv(der.SET, b"".join(infos)) + content)
     return der.tlv(der.SEQUENCE, der.oid(ID_ENVELOPED_DATA) + der.tlv(0xA0, enveloped))
 
@@ -199,6 +207,35 @@ def test_a_set_of_the_same_length_and_another_structure_reads_as_the_strict_read
         fast = read_ams_enveloped_data(changed_blob)
         if fast is not None:
             assert fast.recipient_ids == parse_enveloped_data_strictly(changed_blob).recipient_ids, what
+
+
+def test_an_envelope_of_the_same_length_and_another_framing_reads_as_the_strict_reader_reads_it(
+    pki: Pki, twins: tuple[Issued, Issued, Issued]
+) -> None:
+    """The same RecipientInfos, an EnvelopedData of the same length around them that differs outside
+    the IV and the ciphertext (its content type, cipher, IV length, the content's tag), read with
+    the genuine one's layouts kept (the whole EnvelopedData's too, on h-crypto4): the strict
+    reader's value or verdict, the cipher and IV of the message read."""
+    one, two, _ = (issuer_and_serial(twin.certificate) for twin in twins)
+    infos = [_info(one, os.urandom(256)), _info(two, os.urandom(256))]
+    genuine = _blob(infos)
+    variants = {
+        "content type id-data": _blob(infos, content_type="1.2.840.113549.1.7.1"),
+        "AES-128, as long an OID": _blob(infos, cipher=EncryptionAlgorithm.AES128.spec.oid),
+        "an 8-byte IV, 8 more bytes of content": _blob(infos, bytes(72), iv=bytes(8)),
+        "3DES, a shorter OID and IV": _blob(infos, bytes(73), cipher=EncryptionAlgorithm.TDES.spec.oid, iv=bytes(8)),
+        "the content constructed": _blob(infos, tag=0xA0),
+        "the IV changed, a value never compared": _blob(infos, iv=os.urandom(16)),
+    }
+    for what, changed in variants.items():
+        assert len(changed) == len(genuine), what
+        accepted = _check_with_layout_of(genuine, changed)  # the strict reader's value or verdict
+        fast = read_ams_enveloped_data(changed)
+        assert accepted == (fast is not None), what
+        if fast is not None:
+            strict = parse_enveloped_data_strictly(changed)
+            assert (fast.algorithm, fast.iv, fast.content_type) == (strict.algorithm, strict.iv, strict.content_type)
+    assert _check_with_layout_of(genuine, variants["the IV changed, a value never compared"])
 
 
 def test_random_changes_outside_the_wrapped_keys_never_borrow_the_kept_layout(
