@@ -4,7 +4,8 @@ from ``test_direct_path_review.py`` (its references and messages are used here):
 1. **no unwritten byte**: an accepted message's ``bytes`` (made full of a canary) is the payload on
    every path, at sizes around the 64 KiB threshold and every block alignment, for 1, 3 and 10
    recipients, and for payloads of a few hundred bytes behind a 70 KB trailer (where the result,
-   the head and the tail meet within a few blocks);
+   the head and the tail meet within a few blocks), where random changes of the plaintext get
+   every reference's verdict too;
 2. **no residue**: after a refusal on each road (the payload in place, judged whole, the buffered
    fallback, an authentic message from a signer the policy does not authorise) no object the
    interpreter can reach holds a byte of the payload.
@@ -29,7 +30,7 @@ from ams.hazmat import der
 from ams.hazmat.buffers import fresh_bytes
 from ams.hazmat.enveloped import parse_enveloped_data
 from ams.hazmat.pdmq import V2_SIZE, PdmqHeader
-from ams.hazmat.signed import SignedDataWriter
+from ams.hazmat.signed import SignedDataWriter, read_ams_signed_head
 from tests.conftest import Pki
 from tests.security.test_direct_path_review import DIRECT, HEAD, SIZE, Known, _all_paths, _flip, _outcome
 from tests.security.test_direct_path_review import alice as alice
@@ -90,18 +91,23 @@ def test_an_accepted_result_is_the_payload_at_every_size_and_alignment(
             assert refused[0] == "refused" and made[0] == bytes(size), size
 
 
-def test_a_small_payload_behind_a_large_trailer_is_every_byte_written(
-    pki: Pki, readers: dict[str, ams.Protector], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A sender whose certificate carries 70 KB of extension: a payload of a few hundred bytes
-    takes the direct path (the ciphertext is over 64 KiB), so the result, head and tail meet within
-    a few blocks of ``HEAD``. Every payload size from where the direct path starts to past ``HEAD``
-    plus three blocks: the payload (the result made full of a canary first), as every reference
-    reads it; a changed twin refused on every path alike."""
+@pytest.fixture(scope="module")
+def large_trailer(pki: Pki) -> Sealer:
+    """A sealer for bob whose signer's certificate carries 70 KB of extension (issued by the CA bob
+    trusts): a payload of a few hundred bytes behind it takes the direct path."""
     extension = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), bytes(70_000))
     signer = pki.issue("CN=large certificate,O=AMS,C=GB", key=pki.spare_key, extensions=[(extension, False)])
     sealer = Sealer(pki, "PRIV.Q")
     sealer.writer = SignedDataWriter(signer.certificate, signer.key, SignatureAlgorithm.SHA256)
+    return sealer
+
+
+def test_a_small_payload_behind_a_large_trailer_is_every_byte_written(
+    large_trailer: Sealer, readers: dict[str, ams.Protector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result, head and tail meet within a few blocks of ``HEAD``: every payload size from where
+    the direct path starts to past ``HEAD`` plus three blocks is the payload (the result made full
+    of a canary first), as every reference reads it; a changed twin refused on every path alike."""
     made: list[bytes] = []
 
     def canary_bytes(size: int) -> tuple[bytes, memoryview] | None:
@@ -114,7 +120,7 @@ def test_a_small_payload_behind_a_large_trailer_is_every_byte_written(
     taken = 0
     for size in range(HEAD - 90, HEAD + 3 * 16 + 2):
         payload = random.Random(size).randbytes(size)
-        message = sealer.seal(sealer.plaintext(payload), size)
+        message = large_trailer.seal(large_trailer.plaintext(payload), size)
         monkeypatch.setattr(ams._privacy_direct, "fresh_bytes", canary_bytes)
         made.clear()
         direct = _outcome(functools.partial(readers["direct"].unprotect, "PRIV.Q", message))
@@ -125,6 +131,28 @@ def test_a_small_payload_behind_a_large_trailer_is_every_byte_written(
         assert _all_paths(readers, "PRIV.Q", message)[2] == payload
         assert _all_paths(readers, "PRIV.Q", _flip(message, -300))[0] == "refused"
     assert taken > 40, taken  # the direct path read most of them
+
+
+def test_random_changes_where_result_head_and_tail_meet_get_every_references_verdict(
+    large_trailer: Sealer, readers: dict[str, ams.Protector]
+) -> None:
+    """Plaintexts the attacker encrypts, behind the large trailer: a byte changed in the framing,
+    around the payload's end, in the trailer or near the padding, a few bytes cut, or origSize off
+    by a block or a byte: the same verdict, error and diagnostic on every path."""
+    rng = random.Random(20261206)
+    verdicts = []
+    for _ in range(int(os.environ.get("AMS_REVIEW_EXAMPLES", "40")) * 3):
+        size = rng.randint(100, 400)
+        plaintext = bytearray(large_trailer.plaintext(rng.randbytes(size)))
+        _, _, start, stop = read_ams_signed_head(memoryview(bytes(plaintext)), 0, len(plaintext))
+        region = rng.choice([(0, start), (stop - 40, stop + 40), (stop, stop + 200), (len(plaintext) - 300, None)])
+        orig_size = size + rng.choice([0, 0, 0, -17, -16, -1, 1, 16, 17])
+        if region[1] is None and rng.random() < 0.5:
+            del plaintext[-rng.randint(1, 40) :]
+        else:
+            plaintext[rng.randrange(region[0], region[1] or len(plaintext))] ^= rng.randrange(1, 256)
+        verdicts.append(_all_paths(readers, "PRIV.Q", large_trailer.seal(bytes(plaintext), orig_size))[0])
+    assert verdicts.count("refused") > len(verdicts) * 0.9  # (a version 1 made 3 would read alike everywhere)
 
 
 # -- 2. after a refusal, nothing the interpreter can reach holds the payload ---------------------------
