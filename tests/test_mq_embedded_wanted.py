@@ -164,6 +164,8 @@ def test_a_get_is_written_at_once_while_another_process_reads_the_queue(
         connection.put1("Q", MD, b"%d" % index)
     monkeypatch.setattr(embedded_writer, "HOLD_SECONDS", 3600.0)
     monkeypatch.setattr(embedded_unit_of_work, "HOLD_SECONDS", 3600.0)
+    # nor after the other process made us wait, or waited for us (only who reads the queue counts here)
+    monkeypatch.setattr(embedded_unit_of_work, "CONTENDED_SECONDS", 0.0)
     queue = connection.open("Q", input=True)
     queue.get(syncpoint=True)
     assert connection._held is not None
