@@ -15,6 +15,8 @@ import multiprocessing.synchronize
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -328,3 +330,18 @@ def test_a_writer_held_between_calls_is_written_when_another_process_wants_it(tm
         holder.join(timeout=60)
     assert holder.exitcode == 0
     assert _rows(path) == {"SOURCE": [], "TARGET": []}
+
+
+def test_a_connection_left_open_at_exit_lets_the_process_end(tmp_path: Path) -> None:
+    """The collector closes (backs out) a connection dropped unclosed, at the interpreter's exit too:
+    no flusher thread is started then (it would never run, and its start would wait for ever)."""
+    path = tmp_path / "qm.sqlite"
+    _manager(path).close()
+    script = (
+        "import sys\nfrom ams.mq import MQMD, EmbeddedQueueManager\n"
+        "connection = EmbeddedQueueManager(sys.argv[1]).connect('left')\n"
+        "connection.open('TARGET', output=True).put(MQMD(), b'uncommitted', syncpoint=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], timeout=120, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert _rows(path)["TARGET"] == []  # backed out, as close() does

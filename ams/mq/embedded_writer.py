@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import sys
 import threading
 import time
 import weakref
@@ -95,7 +96,9 @@ def held(database: str, holder: Holder) -> None:
     registry = _registry
     with registry.lock:
         registry.holders[holder] = (database, time.monotonic())
-        if registry.thread is None:
+        # a connection dropped unclosed is closed (backed out, written at once) by the collector, at exit
+        # too, when a thread started now would never run, and start() would wait for it for ever
+        if registry.thread is None and not sys.is_finalizing():
             registry.thread = threading.Thread(target=_flusher, args=(registry,), name="ams-qm-writer", daemon=True)
             registry.thread.start()
         if registry.idle:  # woken only from its wait: a notify per hold would switch threads per call
