@@ -313,7 +313,7 @@ def _hold_until_told(path: str, got: multiprocessing.synchronize.Event, go: mult
 
 def test_a_writer_held_between_calls_is_written_when_another_process_wants_it(tmp_path: Path) -> None:
     """The holder would keep the writer for an hour between its calls; another process waiting for
-    it (its wish: embedded_writer.WriterWish) has the holder's flusher write it. Without the wish,
+    it (its lock on FILE-writer: ams/mq/embedded_wanted.py) has the holder's flusher write it. Without it,
     the getter here would wait until SQLite's busy timeout and fail with MQRC 2195."""
     path = tmp_path / "qm.sqlite"
     bodies = _fill(path, 2)
