@@ -333,8 +333,10 @@ def test_a_writer_held_between_calls_is_written_when_another_process_wants_it(tm
 
 
 def test_a_connection_left_open_at_exit_lets_the_process_end(tmp_path: Path) -> None:
-    """The collector closes (backs out) a connection dropped unclosed, at the interpreter's exit too:
-    no flusher thread is started then (it would never run, and its start would wait for ever)."""
+    """A connection left open at the interpreter's exit, holding the writer with an uncommitted
+    put, neither hangs the process (a flusher thread started then would never run; one stopped
+    holding the connection's lock would block its close) nor keeps its put: the process ends as a
+    killed one, and the next to open the file backs its work out."""
     path = tmp_path / "qm.sqlite"
     _manager(path).close()
     script = (
@@ -344,4 +346,4 @@ def test_a_connection_left_open_at_exit_lets_the_process_end(tmp_path: Path) -> 
     )
     done = subprocess.run([sys.executable, "-c", script, str(path)], timeout=120, capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert _rows(path)["TARGET"] == []  # backed out, as close() does
+    assert _rows(path)["TARGET"] == []  # backed out

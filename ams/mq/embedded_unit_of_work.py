@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -325,7 +326,10 @@ class UnitOfWork:
         self._connection = None
 
     def __del__(self) -> None:
-        # a connection dropped without close: its work is backed out, as close() would
-        if getattr(self, "_connection", None) is not None:
+        # a connection dropped without close: its work is backed out, as close() would. Not at the
+        # interpreter's exit: the flusher (a daemon thread) may have been stopped holding this
+        # connection's lock; the process ends as a killed one does, and the next to open the file
+        # backs its work out, counting its gets (ams/mq/embedded_journal.py)
+        if getattr(self, "_connection", None) is not None and not sys.is_finalizing():
             with contextlib.suppress(Exception):
                 self.close()
