@@ -25,6 +25,7 @@ from ams.errors import ConfigurationError, UsageError
 from ams.mq import MQMD, EmbeddedQueueManager, MQError, embedded_journal, embedded_unit_of_work, embedded_writer
 from ams.mq import embedded as embedded_module
 from ams.mq.embedded_journal import journal_directory
+from ams.mq.embedded_wanted import wanted_path
 
 SPAWN = multiprocessing.get_context("spawn")
 MD = MQMD(persistence=1)
@@ -291,7 +292,7 @@ def test_a_queue_manager_in_memory_has_no_journal_file(tmp_path: Path, monkeypat
 def test_a_link_planted_at_the_writer_lock_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "qm.sqlite"
     _fill(path, b"message")
-    wish = journal_directory(path) / ".writer"
+    wish = wanted_path(path)  # beside the file (ams/mq/embedded_wanted.py); tests/test_mq_embedded_wanted.py has more
     wish.unlink()
     wish.symlink_to(tmp_path / "elsewhere")
     with pytest.raises(ConfigurationError, match="symbolic link"):

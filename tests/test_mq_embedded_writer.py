@@ -9,16 +9,21 @@ SQLite's 30 s busy timeout), not as a slow one."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import multiprocessing
 import multiprocessing.synchronize
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable
+from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable, embedded_unit_of_work, embedded_writer
 from ams.mq import embedded as embedded_module
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -67,8 +72,18 @@ def _exactly_once(path: Path, bodies: list[bytes]) -> dict[str, list[bytes]]:
 # -- two processes ------------------------------------------------------------------------------
 
 
-def _mover(path: str, name: str, batch: int, moved: multiprocessing.Queue[tuple[str, int]]) -> None:
-    """Move SOURCE to TARGET in units of work of ``batch`` until SOURCE is empty."""
+def _hold_for_ever() -> None:
+    """In this process, a unit of work keeps the writer between its calls for ever, unless another
+    process waits for it (no time bound left to make progress with)."""
+    embedded_writer.HOLD_SECONDS = 3600.0
+    embedded_unit_of_work.HOLD_SECONDS = 3600.0  # type: ignore[attr-defined]  # imported there by name
+
+
+def _mover(path: str, name: str, batch: int, moved: multiprocessing.Queue[tuple[str, int]], hold: bool = False) -> None:
+    """Move SOURCE to TARGET in units of work of ``batch`` until SOURCE is empty; ``hold``: with no
+    time bound on the writer held, and some work of the application's between get and put."""
+    if hold:
+        _hold_for_ever()
     connection = EmbeddedQueueManager(path).connect(name)
     into, out = connection.open("SOURCE", input=True), connection.open("TARGET", output=True)
     count = 0
@@ -76,6 +91,8 @@ def _mover(path: str, name: str, batch: int, moved: multiprocessing.Queue[tuple[
         try:
             for _ in range(batch):
                 message = into.get(syncpoint=True)
+                if hold:
+                    hashlib.sha256(message.body * 2000).digest()  # the application's work, the writer held or not
                 out.put(message.md, message.body, syncpoint=True)
                 count += 1
         except NoMessageAvailable:
@@ -86,11 +103,15 @@ def _mover(path: str, name: str, batch: int, moved: multiprocessing.Queue[tuple[
     moved.put((name, count))
 
 
-def test_two_processes_interleave_and_move_every_message_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hold", [False, True])
+def test_two_processes_interleave_and_move_every_message_once(tmp_path: Path, hold: bool) -> None:
+    """Competing consumers, each under syncpoint; ``hold``: neither ever gives up the writer for
+    time's sake, so they progress only by hearing that the other waits (ams/mq/embedded_wanted.py),
+    and by writing each get while the other reads the queue too (2195 after 30 s otherwise)."""
     path = tmp_path / "qm.sqlite"
     bodies = _fill(path, 400)
     moved: multiprocessing.Queue[tuple[str, int]] = SPAWN.Queue()
-    workers = [SPAWN.Process(target=_mover, args=(str(path), f"w{n}", 7, moved)) for n in (1, 2)]
+    workers = [SPAWN.Process(target=_mover, args=(str(path), f"w{n}", 7, moved, hold)) for n in (1, 2)]
     for worker in workers:
         worker.start()
     counts = dict(moved.get(timeout=120) for _ in workers)
@@ -129,6 +150,58 @@ def test_a_unit_of_work_idle_between_calls_does_not_keep_the_writer(tmp_path: Pa
     holder.join(timeout=60)
     assert holder.exitcode == 0
     assert sorted(_rows(path)["TARGET"]) == sorted([*bodies, b"held"])
+
+
+def _idle_holder_for_ever(
+    path: str, put: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event
+) -> None:
+    """The idle holder, the writer kept for ever between its calls: only its flusher thread, hearing
+    that another process waits, gives it up."""
+    _hold_for_ever()
+    _idle_holder(path, put, go)
+
+
+def _busy_holder(path: str, put: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event) -> None:
+    """Put under syncpoint, then browse again and again, the writer kept for ever between calls and
+    the flusher asleep, until told to commit: only the end of its own calls can give the writer up
+    (for two minutes at most, longer than SQLite's 30 s: the waiter fails first)."""
+    _hold_for_ever()
+    embedded_writer.WANTED_POLL_SECONDS = 3600.0
+    connection = EmbeddedQueueManager(path).connect("busy")
+    connection.open("TARGET", output=True).put(MD, b"busy", syncpoint=True)
+    browser = connection.open("SOURCE", browse=True)
+    put.set()
+    deadline = time.monotonic() + 120
+    while not go.wait(timeout=0.002) and time.monotonic() < deadline:
+        with contextlib.suppress(NoMessageAvailable):  # once the test got SOURCE's messages
+            browser.browse_first()
+    connection.commit()
+    connection.close()
+
+
+@pytest.mark.parametrize("holder", [_idle_holder_for_ever, _busy_holder])
+def test_a_waiting_process_gets_the_writer_with_no_time_bound(tmp_path: Path, holder: Callable[..., None]) -> None:
+    """The holder keeps the writer for ever between its calls (HOLD_SECONDS an hour), idle (its
+    flusher thread hears that we wait) or calling (each call's end hears it): our put and get
+    complete meanwhile, not after SQLite's 30 s (MQRC 2195)."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, 1)
+    put, go = SPAWN.Event(), SPAWN.Event()
+    process = SPAWN.Process(target=holder, args=(str(path), put, go))
+    process.start()
+    assert put.wait(timeout=120)
+    app = EmbeddedQueueManager(path).connect("app")
+    app.open("SOURCE", output=True).put(MD, b"mine", syncpoint=True)
+    app.commit()
+    assert process.is_alive() and not go.is_set()  # the holder still holds its unit of work open
+    assert sorted(m.body for m in (app.open("SOURCE", input=True).get() for _ in range(2))) == [
+        b"message 000",
+        b"mine",
+    ]
+    go.set()
+    process.join(timeout=60)
+    assert process.exitcode == 0
+    assert _rows(path)["TARGET"] == [b"held" if holder is _idle_holder_for_ever else b"busy"]
 
 
 def test_threads_of_one_process_share_the_writer(tmp_path: Path) -> None:
@@ -240,7 +313,7 @@ def _hold_until_told(path: str, got: multiprocessing.synchronize.Event, go: mult
 
 def test_a_writer_held_between_calls_is_written_when_another_process_wants_it(tmp_path: Path) -> None:
     """The holder would keep the writer for an hour between its calls; another process waiting for
-    it (its wish: embedded_writer.WriterWish) has the holder's flusher write it. Without the wish,
+    it (its lock on FILE-writer: ams/mq/embedded_wanted.py) has the holder's flusher write it. Without it,
     the getter here would wait until SQLite's busy timeout and fail with MQRC 2195."""
     path = tmp_path / "qm.sqlite"
     bodies = _fill(path, 2)
@@ -257,3 +330,20 @@ def test_a_writer_held_between_calls_is_written_when_another_process_wants_it(tm
         holder.join(timeout=60)
     assert holder.exitcode == 0
     assert _rows(path) == {"SOURCE": [], "TARGET": []}
+
+
+def test_a_connection_left_open_at_exit_lets_the_process_end(tmp_path: Path) -> None:
+    """A connection left open at the interpreter's exit, holding the writer with an uncommitted
+    put, neither hangs the process (a flusher thread started then would never run; one stopped
+    holding the connection's lock would block its close) nor keeps its put: the process ends as a
+    killed one, and the next to open the file backs its work out."""
+    path = tmp_path / "qm.sqlite"
+    _manager(path).close()
+    script = (
+        "import sys\nfrom ams.mq import MQMD, EmbeddedQueueManager\n"
+        "connection = EmbeddedQueueManager(sys.argv[1]).connect('left')\n"
+        "connection.open('TARGET', output=True).put(MQMD(), b'uncommitted', syncpoint=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], timeout=120, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert _rows(path)["TARGET"] == []  # backed out

@@ -44,7 +44,7 @@ import attrs
 from ams.errors import UsageError
 from ams.mq.embedded_connection import EmbeddedConnection as EmbeddedConnection
 from ams.mq.embedded_files import _create_private
-from ams.mq.embedded_journal import GetJournal, journaled_owners, private_directory, read_journal, remove_journal
+from ams.mq.embedded_journal import GetJournal, journaled_owners, read_journal, remove_journal
 from ams.mq.embedded_owners import _OWNERS, _back_out, _count_journaled
 from ams.mq.embedded_owners import _alive as _alive
 from ams.mq.embedded_owners import _process_tag as _process_tag
@@ -66,7 +66,8 @@ from ams.mq.embedded_schema import GOT_PENDING as GOT_PENDING
 from ams.mq.embedded_schema import PUT_PENDING as PUT_PENDING
 from ams.mq.embedded_schema import VISIBLE as VISIBLE
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
-from ams.mq.embedded_writer import WriterWish, register_wish, release_others, sync_log, wanting
+from ams.mq.embedded_wanted import WriterWanted, writer_wanted
+from ams.mq.embedded_writer import release_others, sync_log
 from ams.mq.transport import MQError, QueueAttributes
 from ams.mqconstants import DEFAULT_MAX_UNCOMMITTED, MQRC_UNEXPECTED_ERROR, MQRC_UNKNOWN_OBJECT_NAME, PROPCTL_VALUES
 
@@ -108,6 +109,8 @@ class EmbeddedQueueManager:
             _create_private(self.path, create=create)
             # percent-encoded, so that '?' or '#' in a path is part of the name, not URI syntax
             self._uri = "file:" + urllib.parse.quote(str(self.path.absolute()))
+        # who waits for the writer, in other processes (ams/mq/embedded_wanted.py; none in memory)
+        self._wanted: WriterWanted | None = None if self.path is None else writer_wanted(self._uri, self.path)
         self._keeper = self._open_db()  # keeps an in-memory database alive
         found = self._keeper.execute("PRAGMA user_version").fetchone()[0]
         if found > _SCHEMA_VERSION:
@@ -120,19 +123,20 @@ class EmbeddedQueueManager:
                 MQRC_UNEXPECTED_ERROR,
             )
         release_others(self._uri)  # a connection of ours holding the writer would keep it from us
-        if self.path is not None:
-            register_wish(self._uri, private_directory(self.path) / ".writer")
-        with wanting(self._uri), self._keeper:
+        with self._keeper:
             self._keeper.executescript(_SCHEMA)
             _add_columns(self._keeper)
             if self._keeper.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
                 self._migrate()
             _create_indexes(self._keeper)
-            for queue in SYSTEM_QUEUES:
-                self._keeper.execute(
-                    "INSERT OR IGNORE INTO queues (name, target, attributes) VALUES (?, NULL, ?)",
-                    (queue, _attributes_to_json(QueueAttributes(default_persistent=True))),
-                )
+            # a write: waited for as every other is (ams/mq/embedded_wanted.py), not in SQLite's busy
+            # handler, where a holder of the writer in another process would not hear of us
+            with _transaction(self._keeper, self._uri):
+                for queue in SYSTEM_QUEUES:
+                    self._keeper.execute(
+                        "INSERT OR IGNORE INTO queues (name, target, attributes) VALUES (?, NULL, ?)",
+                        (queue, _attributes_to_json(QueueAttributes(default_persistent=True))),
+                    )
         self._recover_dead_owners()
 
     def _open_db(self) -> sqlite3.Connection:
@@ -208,11 +212,6 @@ class EmbeddedQueueManager:
         """Dead ``owner``'s journal removed, once its recovery was committed."""
         if self.path is not None:
             remove_journal(self.path, owner)
-
-    def _wish(self) -> WriterWish:
-        """A new connection's view of who waits for the writer (embedded_writer.WriterWish; none in
-        memory, where only this process's connections share it, and release_others serves them)."""
-        return WriterWish(None if self.path is None else private_directory(self.path) / ".writer")
 
     def _journal(self, owner: str) -> GetJournal:
         """A new connection's get journal (ams/mq/embedded_journal.py; held in memory only for a

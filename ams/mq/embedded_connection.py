@@ -431,7 +431,7 @@ class EmbeddedConnection(UnitOfWork):
         while True:
             # under syncpoint, kept in the unit of work's transaction; its journal (ams/mq/embedded_journal.py)
             # raises the BackoutCount if this process dies with the message before that transaction is written
-            with self._lock, self._work(durable=not syncpoint, keep=syncpoint, yields=True):
+            with self._lock, self._work(durable=not syncpoint, keep=syncpoint, consumed=local):
                 self._recover_dead_journals()
                 row = self._db.execute(_next_message(index, where), (local, VISIBLE, *wanted, time.time())).fetchone()
                 self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))

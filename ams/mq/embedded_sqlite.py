@@ -12,7 +12,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ams.mq.embedded_writer import release_others, wanting
+from ams.mq.embedded_wanted import begin_immediate
+from ams.mq.embedded_writer import release_others
 from ams.mq.transport import MQError
 from ams.mqconstants import MQRC_UNEXPECTED_ERROR
 
@@ -42,15 +43,15 @@ def _mq_errors(cls: _Class) -> _Class:
 
 class _transaction:
     """BEGIN IMMEDIATE ... COMMIT, so concurrent processes serialise their changes; the connections
-    of this process holding the writer of ``database`` write first (they would keep it from us)."""
+    of this process holding the writer of ``database`` write first (they would keep it from us),
+    and other processes' holders hear that we wait (ams/mq/embedded_wanted.py)."""
 
     def __init__(self, db: sqlite3.Connection, database: str, me: object = None) -> None:
         self.db, self.database, self.me = db, database, me
 
     def __enter__(self) -> sqlite3.Connection:
         release_others(self.database, self.me)
-        with wanting(self.database):  # and a holder in another process, at its next call or flusher round
-            self.db.execute("BEGIN IMMEDIATE")
+        begin_immediate(self.db, self.database)
         return self.db
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from ams.mq.embedded_owners import _back_out, _count_journaled
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
+from ams.mq.embedded_wanted import begin_immediate
 from ams.mq.embedded_writer import CONTENDED_SECONDS, CONTENDED_WAIT, HOLD_SECONDS, held, release_others, released
 from ams.mq.transport import MQError
 from ams.mqconstants import MQRC_CONNECTION_BROKEN, MQRC_HCONN_ERROR, MQRC_SYNCPOINT_LIMIT_REACHED
@@ -32,10 +34,10 @@ class _Call:
     """What :meth:`UnitOfWork._work` returns: a class, not a generator's context manager, which
     cost a tenth of a put's Python time."""
 
-    __slots__ = ("db", "durable", "end", "fresh", "keep", "unit", "yields")
+    __slots__ = ("consumed", "db", "durable", "end", "fresh", "keep", "unit")
 
-    def __init__(self, unit: UnitOfWork, durable: bool, keep: bool, end: bool, yields: bool) -> None:
-        self.unit, self.durable, self.keep, self.end, self.yields = unit, durable, keep, end, yields
+    def __init__(self, unit: UnitOfWork, durable: bool, keep: bool, end: bool, consumed: str | None) -> None:
+        self.unit, self.durable, self.keep, self.end, self.consumed = unit, durable, keep, end, consumed
 
     def __enter__(self) -> sqlite3.Connection:
         unit = self.unit
@@ -50,7 +52,12 @@ class _Call:
         if kind is not None:
             unit._undo(db, self.fresh)
             return
-        if self.durable or self.end or (self.fresh and not self.keep) or unit._hold_over(self.yields):
+        if (
+            self.durable
+            or self.end
+            or (self.fresh and not self.keep)
+            or unit._hold_over(self.consumed, yields=self.consumed is not None)
+        ):
             unit._write(db, durable=self.durable)
 
 
@@ -73,17 +80,17 @@ class UnitOfWork:
         # the gets under syncpoint of this unit of work, kept outside SQLite (ams/mq/embedded_journal.py), and
         # the generation of its records (its connection row's "settled", raised with each backout of its work)
         self._journal = manager._journal(self._owner)
-        self._wish = manager._wish()
         self._contended = 0.0  # until when another process competes for the writer (time.monotonic)
         self._checked = False  # whether the transaction held looked for dead processes' get journals
         self._generation = 0
         self._recovered: list[str] = []  # dead owners recovered in the transaction held (their journals go after it)
+        self._competitors: dict[str, bool] = {}  # by queue: whether another process has it open for input ...
+        self._competitors_at: int | None = None  # ... while the file's data_version is this
         try:
             with _transaction(db, manager._uri):
                 db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
         except BaseException:
             self._journal.remove()
-            self._wish.close()
             raise
 
     @property
@@ -92,7 +99,9 @@ class UnitOfWork:
             raise MQError(f"the connection to {self.name} was closed", MQRC_HCONN_ERROR)
         return self._connection
 
-    def _work(self, *, durable: bool = False, keep: bool = False, end: bool = False, yields: bool = False) -> _Call:
+    def _work(
+        self, *, durable: bool = False, keep: bool = False, end: bool = False, consumed: str | None = None
+    ) -> _Call:
         """A call's work in this connection's transaction (begun if none is held); MQRC 2009 when
         the connection was broken since (a queue manager restart, or another process taking it for
         dead and backing its work out).
@@ -101,21 +110,20 @@ class UnitOfWork:
         the unit of work (``keep``: a put or get under syncpoint) or found it held, unless it is
         older than HOLD_SECONDS. A ``durable`` call (a commit, a put or get outside syncpoint: what
         MQ has promised once the call returns) writes it and waits for the disk; ``end`` (MQBACK)
-        writes it; a call that ``yields`` (a get: the application works on its message next) writes
-        it while another process competes for the writer. A failing call's statement is undone by
-        SQLite; a call that writes more than one row undoes its own earlier ones (a put:
+        writes it; so does any call while another process waits for the writer, and a get from queue
+        ``consumed`` (the application works on its message next) while another process competes for
+        the writer or has that queue open for input (:meth:`_hold_over`). A failing call's statement
+        is undone by SQLite; a call that writes more than one row undoes its own earlier ones (a put:
         ams/mq/embedded_connection.py), not the unit of work's."""
-        return _Call(self, durable, keep, end, yields)
+        return _Call(self, durable, keep, end, consumed)
 
     def _begin(self, db: sqlite3.Connection) -> None:
         release_others(self.manager._uri, self)
-        self._wish.waiting()  # a holder in another process writes at its next call's end, or its flusher's round
         asked = time.monotonic()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        finally:
-            self._wish.done()
-        if time.monotonic() - asked >= CONTENDED_WAIT:  # SQLite's busy handler slept: another process holds it
+        # waiting, a holder in another process hears of it (embedded_wanted.py) at its next call's end
+        # or its flusher's round
+        begin_immediate(db, self.manager._uri)
+        if time.monotonic() - asked >= CONTENDED_WAIT:  # we waited: another process held it
             self._contended = time.monotonic() + CONTENDED_SECONDS
         version = int(db.execute("PRAGMA data_version").fetchone()[0])
         if version != self._version:  # another connection wrote since we last held the writer: broken?
@@ -132,20 +140,46 @@ class UnitOfWork:
         self._held = time.monotonic()
         held(self.manager._uri, self)
 
-    def _hold_over(self, yields: bool = True) -> bool:
-        """Whether the transaction held is to be written now, at the end of a call (``yields``: a
-        get, after which the application works on its message) or on the flusher's round (the
-        application is working): held HOLD_SECONDS, or another process wants the writer now, or did
-        within the last CONTENDED_SECONDS (ams/mq/embedded_writer.py) and the application is about
-        to work, so that the writer is not kept from it through that work. A put then stays held
-        until the next call (a proxy's next get, at once), as the get's write carries it."""
+    def _hold_over(self, consumed: str | None = None, *, yields: bool = True) -> bool:
+        """Whether the transaction held is to be written now, at the end of a call (``yields``: a get
+        from queue ``consumed``, after which the application works on its message) or on the
+        flusher's round (the application is working): held HOLD_SECONDS, or another process waits for
+        the writer now (embedded_wanted.py); or, the application about to work, another process waited
+        for it within the last CONTENDED_SECONDS, or has ``consumed`` open for input (its next get
+        would wait for that work: :meth:`_competing`). A put then stays held until the next call (a
+        proxy's next get, at once), as the get's write carries it; a single reader keeps it."""
         now = time.monotonic()
         if now - (self._held or 0.0) >= HOLD_SECONDS:
             return True
-        if self._wish.wanted():  # looked at even while contended: each wish prolongs it
+        if self._wanted_elsewhere():  # asked even while contended: each wait prolongs it
             self._contended = now + CONTENDED_SECONDS
             return True
-        return yields and now < self._contended
+        if not yields:
+            return False
+        return now < self._contended or (consumed is not None and self._competing(consumed))
+
+    def _wanted_elsewhere(self) -> bool:
+        """Whether another process waits for the writer this connection holds (embedded_wanted.py)."""
+        wanted = self.manager._wanted
+        return wanted is not None and wanted.by_others()
+
+    def _competing(self, queue: str) -> bool:
+        """Whether another process has ``queue`` open for input, read again only when another
+        connection wrote to the file since (PRAGMA data_version, as _lookup does)."""
+        if self.manager.path is None:
+            return False  # in memory: no other process
+        if self._competitors_at != self._version or self._version is None:
+            self._competitors.clear()
+            self._competitors_at = self._version
+        found = self._competitors.get(queue)
+        if found is None:
+            process = self._owner.split(":", 1)[0] + ":"
+            row = self._db.execute(
+                "SELECT 1 FROM opens WHERE queue = ? AND substr(owner, 1, ?) != ? LIMIT 1",
+                (queue, len(process), process),
+            ).fetchone()
+            found = self._competitors[queue] = row is not None
+        return found
 
     def _recover_dead_journals(self) -> None:
         """Before the transaction held first reads a message (a get, a browse): recover the owners
@@ -288,12 +322,14 @@ class UnitOfWork:
             self._db.execute("DELETE FROM opens WHERE owner = ?", (self._owner,))
             self._db.execute("DELETE FROM connections WHERE owner = ?", (self._owner,))
         self._journal.remove()
-        self._wish.close()
         self._db.close()
         self._connection = None
 
     def __del__(self) -> None:
-        # a connection dropped without close: its work is backed out, as close() would
-        if getattr(self, "_connection", None) is not None:
+        # a connection dropped without close: its work is backed out, as close() would. Not at the
+        # interpreter's exit: the flusher (a daemon thread) may have been stopped holding this
+        # connection's lock; the process ends as a killed one does, and the next to open the file
+        # backs its work out, counting its gets (ams/mq/embedded_journal.py)
+        if getattr(self, "_connection", None) is not None and not sys.is_finalizing():
             with contextlib.suppress(Exception):
                 self.close()

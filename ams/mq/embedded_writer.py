@@ -18,10 +18,13 @@ The writer is held for a bounded time, so that other processes make progress:
 * MQCMIT, MQBACK, and every call outside syncpoint write at once (MQCMIT and calls outside
   syncpoint then wait for the disk: :func:`sync_log`);
 * a get about to wait for a message writes first (another process may be about to put it);
-* a call that finds the transaction older than :data:`HOLD_SECONDS` writes it, and so does every
-  call while another process competes for the writer (:class:`WriterWish`, :data:`CONTENDED_SECONDS`);
+* a call that finds the transaction older than :data:`HOLD_SECONDS` writes it;
 * a connection that holds the writer between calls longer than that (its application busy
   elsewhere) is written by a thread of its process (:func:`held`);
+* a call that ends, or that thread between calls, writes at once when another process waits for
+  the writer (ams/mq/embedded_wanted.py), and a get under syncpoint does while another process
+  reads the same queue, or competed for the writer within :data:`CONTENDED_SECONDS`
+  (ams/mq/embedded_unit_of_work.py);
 * another connection of the same process wanting the file (another thread's, or the same
   thread's second connection) has every holder write first (:func:`release_others`), since
   waiting on a holder in one's own thread would never end.
@@ -30,30 +33,28 @@ The writer is held for a bounded time, so that other processes make progress:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
+import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from ams._files import PRIVATE_FILE_MODE, check_private_file, write_new_file
-from ams.errors import UsageError
+from ams.mq.embedded_wanted import watched
 
 # the longest a unit of work keeps the writer between its calls (and, at a call's end, in all)
 HOLD_SECONDS = 0.01
 
 
-# how often the flusher looks whether another process waits for a writer held between calls
+# how often the flusher asks, for a writer held between calls, whether another process waits for it
 WANTED_POLL_SECONDS = 0.002
 # once another process wanted the writer (or made us wait for it: a BEGIN IMMEDIATE that took
-# CONTENDED_WAIT, a sleep of SQLite's busy handler), each call writes at its end for this long: a
+# CONTENDED_WAIT), each get writes at its end for this long: a
 # unit of work holding the writer through its application's work (a proxy worker's cryptography)
-# would have the other process wait for all of it, and SQLite's busy handler, sleeping 1, 2, 5 ms
-# between tries, would hand the writer back to the holder's next call first
+# would have the other process wait for all of it
 CONTENDED_SECONDS = 0.5
 CONTENDED_WAIT = 0.0005
 
@@ -64,57 +65,6 @@ class Holder(Protocol):
     def release_writer(self, *, wait: bool) -> None:
         """Write what is held now (``wait`` False: unless a call of the connection is under way, or
         it is younger than HOLD_SECONDS and nobody else wants the writer)."""
-
-
-class WriterWish:
-    """Whether another connection waits for the writer of a queue manager file: each connection
-    about to take it (BEGIN IMMEDIATE) holds a shared lock on a file beside it while it waits; the
-    holder, after each call and on the flusher's rounds, tries the exclusive lock without waiting,
-    and writes what it holds when that fails. So a unit of work holds the writer between its calls
-    only while nobody else wants it (two proxy workers would otherwise take turns HOLD_SECONDS
-    apart, each waiting while the other does its cryptography). Advisory only (flock: released by
-    the kernel when a process dies): SQLite's own lock still decides who writes, a missed wish
-    costs at most HOLD_SECONDS, and nobody ever waits for this lock."""
-
-    def __init__(self, path: Path | None) -> None:
-        self._descriptor = None if path is None else _open_private(path)
-
-    def waiting(self) -> None:
-        """About to wait for the writer (released by :meth:`done` once taken or given up)."""
-        if self._descriptor is not None:
-            with contextlib.suppress(OSError):  # a holder's probe at this very moment: it wrote anyway, or will
-                fcntl.flock(self._descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-
-    def done(self) -> None:
-        """No longer waiting for the writer."""
-        if self._descriptor is not None:
-            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
-
-    def wanted(self) -> bool:
-        """Whether another connection waits for the writer now."""
-        if self._descriptor is None:
-            return False
-        try:
-            fcntl.flock(self._descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(self._descriptor, fcntl.LOCK_UN)
-        return False
-
-    def close(self) -> None:
-        """The connection ended."""
-        if self._descriptor is not None:
-            os.close(self._descriptor)
-            self._descriptor = None
-
-
-def _open_private(path: Path) -> int:
-    """``path`` opened for locking: created private (0600) if missing, never through a link, refused
-    when someone else could use it (check_private_file)."""
-    with contextlib.suppress(UsageError):  # there already (made by another connection meanwhile too)
-        write_new_file(path, b"", mode=PRIVATE_FILE_MODE)
-    check_private_file(path, "queue manager writer lock file", "who waits for the queue manager's writer")
-    return os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
 
 
 class _Registry:
@@ -132,37 +82,9 @@ class _Registry:
 _registry = _Registry()
 
 
-# this process's wish for the writer of each database, for the writes made outside a connection's
-# unit of work (opening the file, definitions, a connection's start and end: embedded_sqlite._transaction)
-_WISHES: dict[str, WriterWish] = {}
-
-
-def register_wish(database: str, path: Path) -> None:
-    """The writer lock file of ``database`` (a queue manager file), for :func:`wanting`."""
-    if database not in _WISHES:
-        _WISHES[database] = WriterWish(path)
-
-
-@contextlib.contextmanager
-def wanting(database: str) -> Iterator[None]:
-    """This process waits for the writer of ``database`` in the block (WriterWish.waiting): a holder
-    in another process writes what it holds between its calls, rather than after HOLD_SECONDS."""
-    wish = _WISHES.get(database)
-    if wish is None:
-        yield
-        return
-    wish.waiting()
-    try:
-        yield
-    finally:
-        wish.done()
-
-
 def _reset_after_fork() -> None:
     global _registry
     _registry = _Registry()  # the parent's thread did not come along; its locks may be held
-    # inherited descriptors share their locks with the parent's: the child opens its own
-    _WISHES.clear()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -174,7 +96,9 @@ def held(database: str, holder: Holder) -> None:
     registry = _registry
     with registry.lock:
         registry.holders[holder] = (database, time.monotonic())
-        if registry.thread is None:
+        # a connection dropped unclosed is closed (backed out, written at once) by the collector, at exit
+        # too, when a thread started now would never run, and start() would wait for it for ever
+        if registry.thread is None and not sys.is_finalizing():
             registry.thread = threading.Thread(target=_flusher, args=(registry,), name="ams-qm-writer", daemon=True)
             registry.thread.start()
         if registry.idle:  # woken only from its wait: a notify per hold would switch threads per call
@@ -199,19 +123,29 @@ def release_others(database: str, me: object = None) -> None:
 
 
 def _flusher(registry: _Registry) -> None:
-    """Write the transactions held longer than HOLD_SECONDS, or wanted by another connection, whose
-    connections are between calls."""
+    """Write the transactions held longer than HOLD_SECONDS, or wanted by another process (asked
+    every WANTED_POLL_SECONDS), whose connections are between calls."""
     while True:
         with registry.lock:
             while not registry.holders:
                 registry.idle = True
                 registry.lock.wait()
             registry.idle = False
-            holders = list(registry.holders)
-        while holders:  # popped: none kept alive while sleeping (a connection dropped unclosed is collected)
+            now = time.monotonic()
+            oldest = min(since for _, since in registry.holders.values())
+            stale = any(now - since >= HOLD_SECONDS for _, since in registry.holders.values())
+            # a holder of a file others may wait for is asked each round (it writes if one does)
+            asked = [
+                holder
+                for holder, (name, since) in registry.holders.items()
+                if now - since >= HOLD_SECONDS or watched(name)
+            ]
+            poll = any(watched(name) for name, _ in registry.holders.values())
+        while asked:  # popped: none kept alive while sleeping (a connection dropped unclosed is collected)
             with contextlib.suppress(Exception):  # the holder is broken then (its next call says so)
-                holders.pop().release_writer(wait=False)
-        time.sleep(WANTED_POLL_SECONDS)
+                asked.pop().release_writer(wait=False)
+        pause = HOLD_SECONDS / 2 if stale else max(0.001, HOLD_SECONDS - (time.monotonic() - oldest))
+        time.sleep(min(pause, WANTED_POLL_SECONDS) if poll else pause)
 
 
 def sync_log(path: Path | None, fsync: Callable[[int], None] = os.fsync) -> None:

@@ -302,7 +302,8 @@ def test_helpers_report_other_failures_as_the_chosen_error(tmp_path: Path) -> No
 
 def test_the_queue_manager_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
     """Messages wait there, protected or not (an error queue, a ledger): 0600 from the first byte,
-    and SQLite gives its -wal and -shm files the same mode."""
+    and SQLite gives its -wal and -shm files the same mode; so are the writer's lock file (-writer)
+    and the get journals' directory (-gets, 0700)."""
     from ams.mq import MQMD, EmbeddedQueueManager
 
     old = os.umask(0o022)
@@ -312,7 +313,8 @@ def test_the_queue_manager_file_is_private_whatever_the_umask(tmp_path: Path) ->
     finally:
         os.umask(old)
     assert {p.name: oct(_mode(p)) for p in path.parent.iterdir()} == {
-        name: "0o600" for name in ("file.sqlite", "file.sqlite-wal", "file.sqlite-shm")
+        **{name: "0o600" for name in ("file.sqlite", "file.sqlite-wal", "file.sqlite-shm", "file.sqlite-writer")},
+        "file.sqlite-gets": "0o700",
     }
 
 
