@@ -346,3 +346,9 @@ def make_private_directory(path: Path, *, follow_symlink: bool = False, error: t
                 f"cannot use {path} as a directory: expected a directory, found {_what_is_at(path)}; "
                 "remove it or choose another directory"
             )
+
+
+def queue_manager_companions(database: Path) -> tuple[Path, Path]:
+    """The get journals' directory and the writer's lock file the embedded queue manager keeps beside
+    its file ``database`` (named here, outside ams.mq, so that ``ams doctor`` can check them too)."""
+    return database.with_name(database.name + "-gets"), database.with_name(database.name + "-writer")

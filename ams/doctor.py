@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import shlex
 import stat
 import warnings
@@ -14,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ams import _rules
-from ams._files import private_file_problems, read_bounded
+from ams._files import private_file_problems, queue_manager_companions, read_bounded
 from ams._trust import check_recipient_usage, check_signer_usage, is_anchor, is_ca, is_self_signed
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.dn import DistinguishedName
@@ -115,16 +116,50 @@ def diagnose(
 
 
 def _queue_manager_file(path: Path) -> list[Finding]:
-    """The embedded queue manager's file and journals: this user's, and private (as ams makes them)."""
-    out = []
-    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    """The embedded queue manager's file, SQLite's journals of it, its writer lock file and its get
+    journals: this user's, and private (as ams makes them)."""
+    journals, writer = queue_manager_companions(path)
+    files = [path, Path(f"{path}-wal"), Path(f"{path}-shm"), writer]
+    out = _private_directory(journals)
+    if not out and journals.is_dir():
+        files += sorted(journals.iterdir())
+    for file in files:
         try:
             problems = private_file_problems(file)
         except OSError as error:
             problems = [(f"cannot be examined: {error.strerror or error}", "check the path and its permissions")]
-        holds = "it holds every queue, the policy queue too"
+        holds = "it holds every queue, the policy queue too" if file.parent != journals else _JOURNAL_HOLDS
         out += [Finding("error", f"queue manager file {file}", f"{problem}: {holds}", fix) for problem, fix in problems]
     return out
+
+
+# why a get journal matters: whoever writes one raises BackoutCounts, whoever removes one hides a crash's gets
+_JOURNAL_HOLDS = "it lists the messages a connection got, which the next connection counts as backed out"
+
+
+def _private_directory(directory: Path) -> list[Finding]:
+    """The get journals' directory: a directory this user owns and only it may use (none: fine)."""
+    try:
+        found = os.lstat(directory)
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        return [_journal_finding(directory, f"cannot be examined: {error.strerror or error}", "check its permissions")]
+    if not stat.S_ISDIR(found.st_mode):
+        return [_journal_finding(directory, "it is not a directory", f"remove {directory}")]
+    out = []
+    if found.st_uid != os.geteuid():
+        problem = f"it is owned by uid {found.st_uid}, not by this user (uid {os.geteuid()})"
+        out.append(_journal_finding(directory, problem, f"remove {directory}, after checking who made it and why"))
+    if stat.S_IMODE(found.st_mode) & 0o077:
+        problem = f"group or others may use it (mode {stat.S_IMODE(found.st_mode):04o})"
+        out.append(_journal_finding(directory, problem, f"chmod 700 {directory}"))
+    return out
+
+
+def _journal_finding(directory: Path, problem: str, fix: str) -> Finding:
+    where = "the queue manager's get journals: "
+    return Finding("error", f"queue manager file {directory}", f"{problem}: {where}{_JOURNAL_HOLDS}", fix)
 
 
 def _hygiene(conf: Path, keystore: Keystore, warned: list[Warning | str]) -> list[Finding]:

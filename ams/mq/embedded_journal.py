@@ -40,6 +40,7 @@ from ams._files import (
     PRIVATE_FILE_MODE,
     check_private_file,
     make_private_directory,
+    queue_manager_companions,
     read_bounded,
     write_new_file,
 )
@@ -55,7 +56,7 @@ _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getat
 
 def journal_directory(database: Path) -> Path:
     """The directory of the get journals of the queue manager file ``database``."""
-    return database.with_name(database.name + "-gets")
+    return queue_manager_companions(database)[0]
 
 
 def _check_directory(directory: Path) -> None:

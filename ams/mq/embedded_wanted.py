@@ -38,7 +38,7 @@ import time
 import weakref
 from pathlib import Path
 
-from ams._files import PRIVATE_FILE_MODE, check_private_file, write_new_file
+from ams._files import PRIVATE_FILE_MODE, check_private_file, queue_manager_companions, write_new_file
 from ams.errors import UsageError
 
 BUSY_TIMEOUT_SECONDS = 30  # the connections' own (sqlite3.connect timeout): how long a BEGIN waits in all
@@ -72,7 +72,7 @@ _TYPE_AT = 0 if _LAYOUT is None else _LAYOUT[1].index("type")
 
 def wanted_path(database: Path) -> Path:
     """The file on which processes waiting for the writer of ``database`` hold their lock."""
-    return database.with_name(database.name + "-writer")
+    return queue_manager_companions(database)[1]
 
 
 class WriterWanted:

@@ -222,3 +222,36 @@ def test_doctor_reports_a_queue_manager_file_others_can_read(
     assert main(["doctor", "--keystore-conf", str(conf), "--qm", str(path)]) == 1
     out = capsys.readouterr().out
     assert f"queue manager file {path}" in out and f"chmod 600 {path}" in out
+
+
+def test_doctor_checks_the_queue_managers_writer_lock_and_get_journals(pki: Pki, tmp_path: Path) -> None:
+    conf, _ = _pem_world(pki, tmp_path / "keys")
+    path = tmp_path / "ams-qm.sqlite"
+    manager = EmbeddedQueueManager(path, create=True)
+    connection = manager.connect("doctor")  # its get journal exists while it is connected
+    journals, writer = path.with_name(path.name + "-gets"), path.with_name(path.name + "-writer")
+    journal = next(journals.iterdir())
+    assert writer.exists() and journal.is_file()
+
+    def found() -> list[tuple[str, str]]:
+        return [
+            (f.subject, f.fix)
+            for f in diagnose(conf, {}, queue_manager_file=path)
+            if f.subject.startswith("queue manager file")
+        ]
+
+    assert found() == []  # the twin: as ams made them
+    os.chmod(writer, 0o666)
+    os.chmod(journal, 0o644)
+    assert found() == [
+        (f"queue manager file {writer}", f"chmod 600 {writer}"),
+        (f"queue manager file {journal}", f"chmod 600 {journal}"),
+    ]
+    os.chmod(writer, 0o600)
+    os.chmod(journals, 0o755)  # others may list and, with a write bit, plant journals: the files inside are not judged
+    assert found() == [(f"queue manager file {journals}", f"chmod 700 {journals}")]
+    os.chmod(journals, 0o700)
+    os.chmod(journal, 0o600)
+    connection.close()
+    manager.close()
+    assert found() == []
