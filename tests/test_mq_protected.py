@@ -12,8 +12,9 @@ import ams
 import ams.errors
 from ams.mq import MQMD, NoMessageAvailable, ProtectedQueueManager
 from ams.mq.dlh import MQDLH
+from ams.mq.mqmd import md_with
 from ams.mq.properties import read_properties
-from ams.mq.protected import ERROR_QUEUE, md_with, policies_from_queue_manager, write_policies_to_queue_manager
+from ams.mq.protected import ERROR_QUEUE, policies_from_queue_manager, write_policies_to_queue_manager
 from tests.conftest import Pki, store
 from tests.mq_transports import Factory
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from ams.mq.mqmd import MQMD
+from ams.mq.mqmd import MD_FIELDS, MQMD
 from ams.mq.transport import Match, QueueAttributes
 
 _SCHEMA = """
@@ -163,7 +163,6 @@ def _migrate_rows(db: sqlite3.Connection) -> None:
     db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
 
-_MD_FIELDS = tuple(field.name for field in attrs.fields(MQMD))
 # the MQMD as stored since format 6: its fields' values in this order (MsgId and CorrelId in hex), a JSON
 # array; fixed here, whatever MQMD's own order becomes (a field added later is absent from older rows)
 _MD_ORDER = (
@@ -187,7 +186,7 @@ _MD_ORDER = (
 )
 MD_PERSISTENCE, MD_PRIORITY, MD_EXPIRY = (_MD_ORDER.index(name) for name in ("persistence", "priority", "expiry"))
 MD_MSG_ID, MD_CORREL_ID, MD_BACKOUTS = (_MD_ORDER.index(name) for name in ("msg_id", "correl_id", "backout_count"))
-_POSITIONAL = _MD_ORDER == _MD_FIELDS  # MQMD(*values) builds it (a third of the time of MQMD(**fields))
+_POSITIONAL = _MD_ORDER == MD_FIELDS  # MQMD(*values) builds it (a third of the time of MQMD(**fields))
 
 
 def _md_to_json(values: list[Any]) -> str:

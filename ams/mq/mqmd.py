@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 import time
+from typing import Any
 
 import attrs
 
@@ -68,3 +70,21 @@ class MQMD:
             backout_count=0,
             msg_id=self.msg_id if any(self.msg_id) else msg_id,
         )
+
+
+MD_FIELDS = tuple(field.name for field in attrs.fields(MQMD))  # MQMD's fields, in its initialiser's order
+_MD_VALUES = operator.attrgetter(*MD_FIELDS)
+_MD_INDEX = {name: index for index, name in enumerate(MD_FIELDS)}
+
+
+def md_with(md: MQMD, **changes: Any) -> MQMD:
+    """``attrs.evolve(md, **changes)`` at half its cost (it was two of a proxied message's per-message
+    copies): the fields read in one C call and passed in their order to MQMD's own initialiser, so
+    that its validators and any field added later apply as they do for evolve."""
+    values = list(_MD_VALUES(md))
+    for name, value in changes.items():
+        index = _MD_INDEX.get(name)
+        if index is None:
+            raise TypeError(f"MQMD has no field {name!r} (its fields: {', '.join(MD_FIELDS)})")
+        values[index] = value
+    return MQMD(*values)
