@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +51,29 @@ def policy(line: str) -> ams.Policy:
 
 def store(*lines: str) -> ams.PolicyStore:
     return ams.PolicyStore.of(*(policy(line) for line in lines))
+
+
+def five_queue_policies(pki: Pki) -> tuple[str, ...]:
+    """The five queues the fast-path tests protect on: integrity, privacy to bob, privacy to three
+    recipients, confidentiality, and confidentiality reusing its key ten times."""
+    three = " ".join(f'-r "{pki.dn(name)}"' for name in ("carol", "bob", "dave"))
+    return (
+        "setmqspl -m QM -p INT.Q -s SHA256",
+        f'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "{pki.dn("bob")}"',
+        f"setmqspl -m QM -p PRIV3.Q -s SHA512 -e AES128 {three}",
+        f'setmqspl -m QM -p CONF.Q -e AES256 -r "{pki.dn("bob")}"',
+        f'setmqspl -m QM -p CONF.REUSE.Q -e AES128 -r "{pki.dn("bob")}" -c 10',
+    )
+
+
+def rfh2(folder: bytes, *, big_endian: bool = False, next_format: str = "MQSTR", length: int | None = None) -> bytes:
+    """An MQRFH2 version 2 with one folder, in either integer encoding (546 little-endian, 273
+    big-endian), CCSID 1208; ``length`` overrides StrucLength to make a malformed one."""
+    order, encoding = (">", 273) if big_endian else ("<", 546)
+    data = struct.pack(order + "i", len(folder)) + folder
+    total = 36 + len(data) if length is None else length
+    fixed = struct.pack(order + "4siiii8sii", b"RFH ", 2, total, encoding, 1208, next_format.ljust(8).encode(), 0, 1208)
+    return fixed + data
 
 
 NOW = datetime.datetime.now(datetime.UTC)

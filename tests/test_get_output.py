@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import struct
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from ams.mq import MQMD, EmbeddedQueueManager, ProtectedQueueManager
 from ams.mq.properties import read_properties
 from ams.mq.rfh2 import with_usr_property
 from ams.policy import PolicyStore
+from tests.conftest import rfh2
 from tests.test_mq_cli import as_user, define
 
 POLICIES = Path(__file__).parents[1] / "policies"
@@ -133,9 +133,7 @@ def test_output_dir_writes_body_and_mqmd_and_never_overwrites(
 
 
 def _rfh2(folders: bytes, length: int | None = None) -> bytes:
-    data = struct.pack("<i", len(folders)) + folders
-    total = 36 + len(data) if length is None else length
-    return struct.pack("<4siiii8sii", b"RFH ", 2, total, 546, 1208, b"MQSTR   ", 0, 1208) + data
+    return rfh2(folders, length=length)
 
 
 def test_properties_of_groups_and_escapes_and_of_broken_headers() -> None:

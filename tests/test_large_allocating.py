@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import os
-import struct
 import tracemalloc
 from collections.abc import Callable
 
@@ -18,7 +17,7 @@ import ams
 import ams._privacy_direct
 from ams.hazmat.buffers import fresh_bytes, scratch
 from ams.hazmat.pdmq import PdmqHeader
-from tests.conftest import Pki, store
+from tests.conftest import Pki, five_queue_policies, rfh2, store
 
 QUEUES = ("INT.Q", "PRIV.Q", "PRIV3.Q", "CONF.Q", "CONF.REUSE.Q")
 DIRECT = 64 * 1024  # protector._DIRECT_FROM: below it the small-message path runs
@@ -27,13 +26,8 @@ SIZES = (DIRECT - 1, DIRECT, DIRECT + 1, DIRECT + 15, DIRECT + 16, DIRECT + 17)
 
 @pytest.fixture(scope="module")
 def policies(pki: Pki) -> ams.PolicyStore:
-    three = " ".join(f'-r "{pki.dn(name)}"' for name in ("carol", "bob", "dave"))
     return store(
-        "setmqspl -m QM -p INT.Q -s SHA256",
-        f'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "{pki.dn("bob")}"',
-        f"setmqspl -m QM -p PRIV3.Q -s SHA512 -e AES128 {three}",
-        f'setmqspl -m QM -p CONF.Q -e AES256 -r "{pki.dn("bob")}"',
-        f'setmqspl -m QM -p CONF.REUSE.Q -e AES128 -r "{pki.dn("bob")}" -c 10',
+        *five_queue_policies(pki),
     )
 
 
@@ -48,9 +42,7 @@ def bob(pki: Pki, policies: ams.PolicyStore) -> ams.Protector:
 
 
 def _rfh2() -> bytes:
-    folder = b"<usr><k>v</k></usr>    "
-    fixed = struct.pack(">4siiii8sii", b"RFH ", 2, 40 + len(folder), 273, 1208, b"MQSTR   ", 0, 1208)
-    return fixed + struct.pack(">i", len(folder)) + folder
+    return rfh2(b"<usr><k>v</k></usr>    ", big_endian=True)
 
 
 @pytest.mark.parametrize("queue", QUEUES)

@@ -15,7 +15,7 @@ from ams.mq.dlh import MQDLH
 from ams.mq.mqmd import md_with
 from ams.mq.properties import read_properties
 from ams.mq.protected import ERROR_QUEUE, policies_from_queue_manager, write_policies_to_queue_manager
-from tests.conftest import Pki, store
+from tests.conftest import Pki, rfh2, store
 from tests.mq_transports import Factory
 
 
@@ -173,10 +173,9 @@ def test_properties_in_mqrfh2_survive(connections: Factory, pki: Pki, policies: 
     """The MQRFH2 stays in the clear in front of the PDMQ header, its properties readable; its bytes
     are the queue manager's to re-render (here, the 34-byte folder comes back padded to 32)."""
     folder = b"<usr><Colour>blue</Colour></usr>  "
-    rfh2 = struct.pack("<4siiii8sii", b"RFH ", 2, 36 + 4 + len(folder), 546, 1208, b"MQSTR   ", 0, 1208)
-    rfh2 += struct.pack("<i", len(folder)) + folder
+    header = rfh2(folder)
     md = MQMD(format="MQHRF2  ", encoding=546, ccsid=1208)
-    manager(connections, pki, "alice", policies).open("P.PRIV", output=True).put(md, rfh2 + b"body")
+    manager(connections, pki, "alice", policies).open("P.PRIV", output=True).put(md, header + b"body")
     raw = connections("spy").open("P.PRIV", browse=True).browse_first()
     clear = read_properties(raw.md, raw.body)
     assert raw.md.format == "MQHRF2  " and (clear.folders, clear.format) == ({"usr": {"Colour": "blue"}}, " " * 8)
@@ -185,7 +184,7 @@ def test_properties_in_mqrfh2_survive(connections: Factory, pki: Pki, policies: 
         manager(connections, pki, "carol", policies).open("P.PRIV", input=True).get()
     moved = connections("spy2").open(ERROR_QUEUE, input=True).get()
     assert moved.body[172:] == raw.body and moved.body[116:124] == b"MQHRF2  "
-    manager(connections, pki, "alice", policies).open("P.PRIV", output=True).put(md, rfh2 + b"body")
+    manager(connections, pki, "alice", policies).open("P.PRIV", output=True).put(md, header + b"body")
     got = manager(connections, pki, "bob", policies).open("P.PRIV", input=True).get()
     properties = read_properties(got.md, got.body)
     assert (properties.folders, properties.format) == ({"usr": {"Colour": "blue"}}, "MQSTR   ")

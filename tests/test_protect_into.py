@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import ams
 from ams.hazmat.enveloped import PendingCiphertext
 from ams.hazmat.pdmq import PdmqHeader
-from tests.conftest import Pki, needs_openssl, store
+from tests.conftest import Pki, five_queue_policies, needs_openssl, store
 from tests.test_openssl import files as files
 from tests.test_openssl import openssl
 from tests.test_unprotect_into import _rfh2
@@ -31,13 +31,8 @@ SIZES = (0, 1, 15, 16, 17, 31, 1000, 70_001)
 
 @pytest.fixture(scope="module")
 def policies(pki: Pki) -> ams.PolicyStore:
-    three = " ".join(f'-r "{pki.dn(name)}"' for name in ("carol", "bob", "dave"))
     return store(
-        "setmqspl -m QM -p INT.Q -s SHA256",
-        f'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "{pki.dn("bob")}"',
-        f"setmqspl -m QM -p PRIV3.Q -s SHA512 -e AES128 {three}",
-        f'setmqspl -m QM -p CONF.Q -e AES256 -r "{pki.dn("bob")}"',
-        f'setmqspl -m QM -p CONF.REUSE.Q -e AES128 -r "{pki.dn("bob")}" -c 10',
+        *five_queue_policies(pki),
         f'setmqspl -m QM -p PRIV.3DES.Q -s SHA256 -e 3DES -r "{pki.dn("bob")}"',  # an 8-byte block
     )
 

@@ -20,6 +20,7 @@ from ams.mq.protected import ERROR_QUEUE, PoisonMessageError
 from ams.mq.proxy import ProxyEvent, ReprotectionProxy, RouteUnavailable
 from ams.pki import Issued
 from ams.protector import Protector
+from tests.conftest import rfh2
 from tests.example_people import NAMES, POLICIES, keystore, make_people
 from tests.mq_transports import Factory
 
@@ -152,8 +153,7 @@ def test_a_poison_message_in_a_batch_never_moves_its_neighbours_aside(
 
 def test_what_travels_with_a_message(connections: Factory, people: dict[str, Issued]) -> None:
     folder = b"<usr><Colour>blue</Colour></usr>  "
-    rfh2 = struct.pack("<4siiii8sii", b"RFH ", 2, 36 + 4 + len(folder), 546, 1208, b"MQSTR   ", 0, 1208)
-    rfh2 += struct.pack("<i", len(folder)) + folder
+    header = rfh2(folder)
     md = MQMD(
         format="MQHRF2  ",
         correl_id=b"C" * 24,
@@ -163,7 +163,7 @@ def test_what_travels_with_a_message(connections: Factory, people: dict[str, Iss
         priority=7,
         expiry=36000,
     )
-    done = partner(connections, people).open("EXTERNAL_IN", output=True).put(md, rfh2 + b"order")
+    done = partner(connections, people).open("EXTERNAL_IN", output=True).put(md, header + b"order")
     qm = connections("gateway")
     proxy = ReprotectionProxy(
         gateway(qm, people), "EXTERNAL_IN", gateway(qm, people), "INTERNAL_IN", signer_property="AMSOriginalSigner"
@@ -418,9 +418,8 @@ def test_a_sender_cannot_pose_as_the_original_signer(connections: Factory, peopl
     two same-named properties a reader sees, so the proxy's must be the only one
     (tests/security/test_proxy_property_attacks.py has the protected cases)."""
     forged = b"<usr><AMSOriginalSigner>CN=treasurer,O=AMS,C=GB</AMSOriginalSigner></usr>"
-    rfh2 = struct.pack("<4siiii8sii", b"RFH ", 2, 36 + 4 + len(forged), 546, 1208, b"MQSTR   ", 0, 1208)
-    rfh2 += struct.pack("<i", len(forged)) + forged
-    connections("legacy").put1("NO.POLICY.Q", MQMD(format="MQHRF2  "), rfh2 + b"pay")
+    header = rfh2(forged)
+    connections("legacy").put1("NO.POLICY.Q", MQMD(format="MQHRF2  "), header + b"pay")
     connections("legacy").put1("NO.POLICY.Q", MQMD(format="MQSTR   "), b"plain")  # the twin: no such property
     qm = connections("gateway")
     events: list[ProxyEvent] = []

@@ -9,14 +9,13 @@ the benchmarks measure both).
 from __future__ import annotations
 
 import os
-import struct
 import tracemalloc
 
 import pytest
 
 import ams
 from ams.message import UnprotectedView
-from tests.conftest import Pki, store
+from tests.conftest import Pki, five_queue_policies, rfh2, store
 
 QUEUES = ("INT.Q", "PRIV.Q", "PRIV3.Q", "CONF.Q", "CONF.REUSE.Q")
 PAYLOADS = (b"", b"\x00", b"pay bob 100 GBP", os.urandom(5000))
@@ -24,13 +23,8 @@ PAYLOADS = (b"", b"\x00", b"pay bob 100 GBP", os.urandom(5000))
 
 @pytest.fixture(scope="module")
 def policies(pki: Pki) -> ams.PolicyStore:
-    three = " ".join(f'-r "{pki.dn(name)}"' for name in ("carol", "bob", "dave"))
     return store(
-        "setmqspl -m QM -p INT.Q -s SHA256",
-        f'setmqspl -m QM -p PRIV.Q -s SHA256 -e AES256 -r "{pki.dn("bob")}"',
-        f"setmqspl -m QM -p PRIV3.Q -s SHA512 -e AES128 {three}",
-        f'setmqspl -m QM -p CONF.Q -e AES256 -r "{pki.dn("bob")}"',
-        f'setmqspl -m QM -p CONF.REUSE.Q -e AES128 -r "{pki.dn("bob")}" -c 10',
+        *five_queue_policies(pki),
         f'setmqspl -m QM -p AUTH.Q -s SHA256 -e AES256 -r "{pki.dn("bob")}" -a "{pki.dn("carol")}"',
         "setmqspl -m QM -p TOLERANT.Q -s SHA256 -t 1",
     )
@@ -47,9 +41,7 @@ def bob(pki: Pki, policies: ams.PolicyStore) -> ams.Protector:
 
 
 def _rfh2(next_format: str = "MQSTR") -> bytes:
-    folder = b"<usr><k>v</k></usr>    "
-    fixed = struct.pack(">4siiii8sii", b"RFH ", 2, 40 + len(folder), 273, 1208, next_format.ljust(8).encode(), 0, 1208)
-    return fixed + struct.pack(">i", len(folder)) + folder
+    return rfh2(b"<usr><k>v</k></usr>    ", big_endian=True, next_format=next_format)
 
 
 def _same(plain: ams.Unprotected, view: UnprotectedView) -> None:
