@@ -292,3 +292,13 @@ def test_the_expiry_scan_is_skipped_only_while_nothing_on_the_queue_expires(tmp_
     with pytest.raises(NoMessageAvailable):
         queue.get()
     assert getter.depth("Q") == 0
+
+
+def test_the_layout_holds_every_field_of_the_mqmd() -> None:
+    """The binary layout, and the put and get that build an MQMD field by field in a straight line
+    (ams/mq/embedded_connection.py, embedded_md.py), name every field MQMD has: a field added to
+    MQMD fails here until they (and a format 8 migration) carry it."""
+    from ams.mq.embedded_md import _INTEGERS, _TEXTS
+    from ams.mq.mqmd import MD_FIELDS
+
+    assert sorted(MD_FIELDS) == sorted(_MD_ORDER) == sorted((*_INTEGERS, "msg_id", "correl_id", *_TEXTS))

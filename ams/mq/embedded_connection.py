@@ -76,23 +76,26 @@ _INSERT = (
     "WHERE coalesce((SELECT depth FROM depths WHERE queue = ?1), 0) < ?10"
 )
 _INSERT_BODY = "INSERT INTO bodies (id, body) VALUES (?, ?)"
-_TAKE = "UPDATE messages SET state = ?, owner = ? WHERE id = ?"
 _DELETE = "DELETE FROM messages WHERE id = ?"
-_NEXT: dict[tuple[str, str], str] = {}
+_NEXT: dict[tuple[str, str, bool], str] = {}
+_CHOSEN = f" WHERE m.queue = ? AND m.state = {VISIBLE}{{}} AND (m.expires IS NULL OR m.expires >= ?){_ORDER} LIMIT 1"
+# a get under syncpoint takes the message it finds in the same statement: (owner, queue, match..., now)
+_TAKE_NEXT = (
+    f"UPDATE messages SET state = {GOT_PENDING}, owner = ? WHERE id = (SELECT m.id FROM messages m{{}}{_CHOSEN}) "
+    "RETURNING id, md, coalesce((SELECT b.body FROM bodies b WHERE b.id = messages.id), body), backouts, expires, "
+    "priority"
+)
 
 
-def _next_message(index: str, where: str) -> str:
-    """The statement that finds the message a get returns (one text per way of matching)."""
-    statement = _NEXT.get((index, where))
+def _next_message(index: str, where: str, take: bool) -> str:
+    """The statement that finds the message a get returns (one text per way of matching), and with
+    ``take`` marks it got under syncpoint."""
+    statement = _NEXT.get((index, where, take))
     if statement is None:
-        statement = _NEXT[index, where] = (
-            _MESSAGE.format(", m.priority", index)
-            + f" WHERE m.queue = ? AND m.state = {VISIBLE}"
-            + where
-            + " AND (m.expires IS NULL OR m.expires >= ?)"
-            + _ORDER
-            + " LIMIT 1"
+        found = (
+            _TAKE_NEXT.format(index, where) if take else _MESSAGE.format(", m.priority", index) + _CHOSEN.format(where)
         )
+        statement = _NEXT[index, where, take] = found
     return statement
 
 
@@ -374,11 +377,21 @@ class EmbeddedConnection(UnitOfWork):
             self._taken[PUT_PENDING].append((int(cursor.lastrowid or 0), self._owner, PUT_PENDING))
         # the MQMD as MQPUT leaves it: Persistence and Priority are input fields, left "as queue
         # default" (the message itself carries the values used, which a get returns)
-        return md_with(
-            md,
+        return MQMD(  # as md_with(md, ...) would, in a straight line: a put's per-message cost
+            format=md.format,
+            encoding=md.encoding,
+            ccsid=md.ccsid,
+            persistence=md.persistence,
+            msg_type=md.msg_type,
+            priority=md.priority,
+            expiry=md.expiry,
             msg_id=stored.msg_id,
             correl_id=stored.correl_id,
             backout_count=0,
+            reply_to_q=md.reply_to_q,
+            reply_to_qmgr=md.reply_to_qmgr,
+            user_identifier=md.user_identifier,
+            put_appl_type=md.put_appl_type,
             put_appl_name=stored.appl,
             put_date=stored.date,
             put_time=stored.time,
@@ -439,11 +452,15 @@ class EmbeddedConnection(UnitOfWork):
             # raises the BackoutCount if this process dies with the message before that transaction is written
             with self._lock, self._work(durable=not syncpoint, keep=syncpoint, consumed=local):
                 self._recover_dead_journals()
-                row = self._db.execute(_next_message(index, where), (local, *wanted, time.time())).fetchone()
+                arguments = (local, *wanted, time.time())
+                if syncpoint:  # fetchall: the UPDATE runs to its end here
+                    rows = self._db.execute(_next_message(index, where, True), (self._owner, *arguments)).fetchall()
+                    row = rows[0] if rows else None
+                else:
+                    row = self._db.execute(_next_message(index, where, False), arguments).fetchone()
                 self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
                 if row is not None:
                     if syncpoint:
-                        self._db.execute(_TAKE, (GOT_PENDING, self._owner, row[0]))
                         self._journal.record(self._generation, int(row[0]))
                     else:
                         self._db.execute(_DELETE, (row[0],))

@@ -18,12 +18,10 @@ The layout (little-endian), whatever MQMD's own field order becomes:
 
 from __future__ import annotations
 
-import itertools
 import json
 import struct
-from typing import Any
 
-from ams.mq.mqmd import MD_FIELDS, MQMD
+from ams.mq.mqmd import MQMD
 from ams.mq.transport import MQError
 from ams.mqconstants import MQRC_MD_ERROR
 
@@ -48,13 +46,8 @@ _MD_ORDER = (
     "put_time",
 )
 _INTEGERS = ("encoding", "ccsid", "persistence", "msg_type", "priority", "expiry", "backout_count", "put_appl_type")
-_IDS = ("msg_id", "correl_id")
 _TEXTS = ("format", "reply_to_q", "reply_to_qmgr", "user_identifier", "put_appl_name", "put_date", "put_time")
 _LAYOUT = struct.Struct(f"<{len(_INTEGERS)}q24s24s{len(_TEXTS)}I")
-# where MQMD's initialiser takes each of the layout's values (integers, ids, then texts)
-_LAYOUT_ORDER = _INTEGERS + _IDS + _TEXTS
-_TO_MQMD = tuple(_LAYOUT_ORDER.index(name) for name in MD_FIELDS)
-_BACKOUTS, _EXPIRY = _LAYOUT_ORDER.index("backout_count"), _LAYOUT_ORDER.index("expiry")
 _ENCODING = ("utf-8", "surrogatepass")
 
 
@@ -96,23 +89,38 @@ def md_to_bytes(
     return head + "".join(texts).encode(*_ENCODING)
 
 
-def _values(data: bytes) -> list[Any]:
-    """The layout's values of a stored MQMD, in _LAYOUT_ORDER."""
-    values: list[Any] = list(_LAYOUT.unpack_from(data))
-    text = data[_LAYOUT.size :].decode(*_ENCODING)
-    lengths = values[-len(_TEXTS) :]
-    ends = list(itertools.accumulate(lengths))
-    values[-len(_TEXTS) :] = [text[end - length : end] for end, length in zip(ends, lengths, strict=True)]
-    return values
-
-
 def md_from_bytes(data: bytes, backouts: int, expiry: int | None = None) -> MQMD:
-    """The MQMD stored as ``data`` (format 7), with the row's backout count and, given, the Expiry left."""
-    values = _values(data)
-    values[_BACKOUTS] = backouts
-    if expiry is not None:
-        values[_EXPIRY] = expiry
-    return MQMD(*[values[index] for index in _TO_MQMD])
+    """The MQMD stored as ``data`` (format 7), with the row's backout count and, given, the Expiry
+    left: one unpack, one decode, the texts sliced out in a straight line (a get's per-message cost)."""
+    (encoding, ccsid, persistence, msg_type, priority, stored_expiry, _, appl_type, msg_id, correl_id, *lengths) = (
+        _LAYOUT.unpack_from(data)
+    )
+    text = data[_LAYOUT.size :].decode(*_ENCODING)
+    a, b, c, d, e, f, _ = lengths  # where each text ends
+    b += a
+    c += b
+    d += c
+    e += d
+    f += e
+    return MQMD(
+        format=text[:a],
+        encoding=encoding,
+        ccsid=ccsid,
+        persistence=persistence,
+        msg_type=msg_type,
+        priority=priority,
+        expiry=stored_expiry if expiry is None else expiry,
+        msg_id=msg_id,
+        correl_id=correl_id,
+        backout_count=backouts,
+        reply_to_q=text[a:b],
+        reply_to_qmgr=text[b:c],
+        user_identifier=text[c:d],
+        put_appl_type=appl_type,
+        put_appl_name=text[d:e],
+        put_date=text[e:f],
+        put_time=text[f:],
+    )
 
 
 def md_from_json(text: str, backouts: int) -> MQMD:
