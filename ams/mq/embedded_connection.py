@@ -155,6 +155,32 @@ class _Stored(NamedTuple):
     time: str
 
 
+def _put_result(md: MQMD, stored: _Stored) -> MQMD:
+    """The MQMD as MQPUT leaves it: ``md`` with the MsgId, CorrelId and context the put stored, a
+    BackoutCount of 0; Persistence and Priority are input fields, left "as queue default" (the
+    message itself carries the values used, which a get returns). As md_with(md, ...) would, in
+    a straight line (a put's per-message cost)."""
+    return MQMD(
+        format=md.format,
+        encoding=md.encoding,
+        ccsid=md.ccsid,
+        persistence=md.persistence,
+        msg_type=md.msg_type,
+        priority=md.priority,
+        expiry=md.expiry,
+        msg_id=stored.msg_id,
+        correl_id=stored.correl_id,
+        backout_count=0,
+        reply_to_q=md.reply_to_q,
+        reply_to_qmgr=md.reply_to_qmgr,
+        user_identifier=md.user_identifier,
+        put_appl_type=md.put_appl_type,
+        put_appl_name=stored.appl,
+        put_date=stored.date,
+        put_time=stored.time,
+    )
+
+
 @_mq_errors
 class EmbeddedConnection(UnitOfWork):
     """One connection: its own unit of work, like an MQ connection handle."""
@@ -375,27 +401,7 @@ class EmbeddedConnection(UnitOfWork):
         if syncpoint:
             self._uncommitted += 1
             self._taken[PUT_PENDING].append((int(cursor.lastrowid or 0), self._owner, PUT_PENDING))
-        # the MQMD as MQPUT leaves it: Persistence and Priority are input fields, left "as queue
-        # default" (the message itself carries the values used, which a get returns)
-        return MQMD(  # as md_with(md, ...) would, in a straight line: a put's per-message cost
-            format=md.format,
-            encoding=md.encoding,
-            ccsid=md.ccsid,
-            persistence=md.persistence,
-            msg_type=md.msg_type,
-            priority=md.priority,
-            expiry=md.expiry,
-            msg_id=stored.msg_id,
-            correl_id=stored.correl_id,
-            backout_count=0,
-            reply_to_q=md.reply_to_q,
-            reply_to_qmgr=md.reply_to_qmgr,
-            user_identifier=md.user_identifier,
-            put_appl_type=md.put_appl_type,
-            put_appl_name=stored.appl,
-            put_date=stored.date,
-            put_time=stored.time,
-        )
+        return _put_result(md, stored)
 
     def _insert_body(self, message: int, body: bytes) -> None:
         """The body of the message row just inserted; failing, the row is deleted again, so that the
