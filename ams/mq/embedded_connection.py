@@ -69,11 +69,11 @@ if TYPE_CHECKING:
 
 _POLL_SECONDS = 0.02  # how often a get waiting for a message looks again
 # the statements of every put and get, as constants (sqlite3 caches a prepared statement by its text)
-# the put's row, unless the queue's kept depth has reached MAXDEPTH (one statement: no row inserted)
+# the put's row (its MAXDEPTH checked by a SELECT before: an INSERT ... SELECT ... WHERE depth < MAXDEPTH cost
+# 17 µs against 9 for both, the trigger that writes the depths making SQLite materialise the SELECT)
 _INSERT = (
     "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "
-    "correl_id) SELECT ?1, ?2, X'', ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9 "
-    "WHERE coalesce((SELECT depth FROM depths WHERE queue = ?1), 0) < ?10"
+    "correl_id) VALUES (?, ?, X'', ?, ?, 0, ?, ?, ?, ?, ?)"
 )
 _INSERT_BODY = "INSERT INTO bodies (id, body) VALUES (?, ?)"
 _TAKE = f"UPDATE messages SET state = {GOT_PENDING}, owner = ? WHERE id = ?"
@@ -375,6 +375,10 @@ class EmbeddedConnection(UnitOfWork):
             self._count_uncommitted(found.local)
         with self._lock, self._work(durable=not syncpoint, keep=syncpoint):
             # expired messages count until a get or browse passes over them (MQ's EXPRYINT scan is off by default)
+            row = self._db.execute(_DEPTH, (found.local,)).fetchone()
+            depth = 0 if row is None else int(row[0])
+            if depth >= found.attributes.max_depth:
+                raise MQError(f"MQPUT to {found.local}: the queue holds {depth:,} messages, its MAXDEPTH", MQRC_Q_FULL)
             cursor = self._db.execute(
                 _INSERT,
                 (
@@ -387,12 +391,8 @@ class EmbeddedConnection(UnitOfWork):
                     expires,
                     stored.msg_id,
                     stored.correl_id if any(stored.correl_id) else None,  # MQCI_NONE: outside the CorrelId index
-                    found.attributes.max_depth,
                 ),
             )
-            if not cursor.rowcount:
-                (depth,) = self._db.execute(_DEPTH, (found.local,)).fetchone() or (0,)
-                raise MQError(f"MQPUT to {found.local}: the queue holds {depth:,} messages, its MAXDEPTH", MQRC_Q_FULL)
             self._insert_body(int(cursor.lastrowid or 0), body)
             if expires is not None:
                 self._no_expiry.discard(found.local)
