@@ -240,6 +240,22 @@ def test_a_file_of_an_earlier_format_is_not_migrated_under_a_live_process(tmp_pa
         assert db.execute("SELECT DISTINCT typeof(md), typeof(msg_id) FROM messages").fetchall() == [("text", "text")]
 
 
+def test_a_damaged_mqmd_stops_the_migration_and_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    """Another rejected twin: a row whose MQMD is no JSON the earlier formats wrote stops the
+    migration with MQRC 2195 naming the row; nothing of the file is changed (one transaction)."""
+    path = tmp_path / "qm.sqlite"
+    _earlier_file(path, 6)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        (damaged,) = db.execute("SELECT MAX(id) FROM messages").fetchone()
+        db.execute("UPDATE messages SET md = '[\"cut short' WHERE id = ?", (damaged,))
+    with pytest.raises(MQError) as caught:
+        EmbeddedQueueManager(path)
+    assert caught.value.reason == 2195 and f"message row {damaged} holds no MQMD" in str(caught.value)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (6,)
+        assert db.execute("SELECT DISTINCT typeof(md), typeof(msg_id) FROM messages").fetchall() == [("text", "text")]
+
+
 def test_a_release_of_format_6_refuses_a_file_of_format_7(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Format 6's reader would look MsgIds up as hex text and find nothing: it refuses the file, as
     this release refuses one of a later format, naming both formats and what to do."""

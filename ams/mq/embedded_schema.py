@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+import struct
 from collections.abc import Iterator
 
 import attrs
 
 from ams.mq.embedded_md import md_from_row, md_row_bytes
-from ams.mq.transport import Match, QueueAttributes
+from ams.mq.transport import Match, MQError, QueueAttributes
+from ams.mqconstants import MQRC_UNEXPECTED_ERROR
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, target TEXT, attributes TEXT, denied TEXT DEFAULT '');
@@ -160,7 +162,16 @@ def _convert_rows(db: sqlite3.Connection) -> None:
     whose definition changed in format 7 dropped, for :func:`_create_indexes` to make again."""
     rows = db.execute("SELECT id, md, backouts FROM messages").fetchall()
     for row_id, stored, backouts in rows:
-        md = md_from_row(stored, int(backouts))
+        try:
+            md = md_from_row(stored, int(backouts))
+        except (ValueError, TypeError, KeyError, struct.error) as error:  # a damaged row: the migration stops
+            raise MQError(
+                f"the embedded queue manager's file cannot be brought to format {_SCHEMA_VERSION}: message "
+                f"row {row_id} holds no MQMD this version can read (expected JSON of format 6 or earlier, "
+                f"or format 7's layout; {type(error).__name__}); the file is left as it was: restore it "
+                "from a backup, or open it with the version that wrote it and move its messages",
+                MQRC_UNEXPECTED_ERROR,
+            ) from None
         correl_id = md.correl_id if any(md.correl_id) else None
         db.execute(
             "UPDATE messages SET md = ?, msg_id = ?, correl_id = ? WHERE id = ?",
