@@ -60,6 +60,7 @@ MQRC_GET_INHIBITED = 2016
 MQRC_MSG_TOO_BIG_FOR_CHANNEL = 2218
 MQRC_DATA_LENGTH_ERROR = 2010
 MQRC_HCONN_ERROR = 2018
+MQRC_MD_ERROR = 2026  # an MQMD field MQ cannot hold (an integer outside MQLONG)
 MQRC_UNEXPECTED_ERROR = 2195
 REASON_NAMES: dict[int, str] = {
     value: name for name, value in dict(globals()).items() if name.startswith("MQRC_") and isinstance(value, int)

@@ -88,7 +88,7 @@ def test_every_change_keeps_the_depth_and_pairs_bodies_with_messages(tmp_path: P
     _sound(path)
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT m.msg_id, b.body FROM messages m JOIN bodies b ON b.id = m.id").fetchall() == [
-            (first.msg_id.hex(), b"first")
+            (first.msg_id, b"first")  # a 24-byte BLOB since format 7
         ]
     pending = out.put(MD, b"pending", syncpoint=True)
     _sound(path)

@@ -27,7 +27,7 @@ Message groups, segmentation and triggers are not implemented.
 This module holds the queue manager (its file, definitions, restart, recovery of dead owners); the
 rest is beside it: the connection (``embedded_connection``, over ``embedded_unit_of_work`` and
 ``embedded_writer``), the open queue (``embedded_queue``), the file's format
-(``embedded_schema``), the file on disk (``embedded_files``), the owners of work
+(``embedded_schema``; the MQMD's bytes: ``embedded_md``), the file on disk (``embedded_files``), the owners of work
 (``embedded_owners``), the gets a connection holds (``embedded_journal``), and transactions and
 SQLite errors (``embedded_sqlite``).
 """

@@ -1,6 +1,7 @@
 """The embedded queue manager's file format: tables, triggers, format version, the columns added
-since the first format, the SQL statements that read and change messages, and how an MQMD and a
-queue's attributes are written into a row (JSON).
+since the first format, the SQL statements that read and change messages, the migration of files
+of earlier formats, and how a queue's attributes are written into a row (JSON; the MQMD's bytes
+are ams/mq/embedded_md.py's).
 
 Separate from ams/mq/embedded.py so that what the file holds is read in one place, apart from
 the MQ semantics that use it.
@@ -11,20 +12,21 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+import struct
 from collections.abc import Iterator
-from typing import Any
 
 import attrs
 
-from ams.mq.mqmd import MD_FIELDS, MQMD
-from ams.mq.transport import Match, QueueAttributes
+from ams.mq.embedded_md import md_from_row, md_row_bytes
+from ams.mq.transport import Match, MQError, QueueAttributes
+from ams.mqconstants import MQRC_UNEXPECTED_ERROR
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, target TEXT, attributes TEXT, denied TEXT DEFAULT '');
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,
-    md TEXT NOT NULL,
+    md BLOB NOT NULL,
     body BLOB NOT NULL,
     state INTEGER NOT NULL,
     owner TEXT,
@@ -32,10 +34,9 @@ CREATE TABLE IF NOT EXISTS messages (
     priority INTEGER NOT NULL DEFAULT 0,
     persistent INTEGER NOT NULL DEFAULT 1,
     expires REAL,
-    msg_id TEXT,
-    correl_id TEXT
+    msg_id BLOB,
+    correl_id BLOB
 );
-CREATE INDEX IF NOT EXISTS messages_in_order ON messages (queue, state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS opens (handle TEXT PRIMARY KEY, queue TEXT NOT NULL, owner TEXT NOT NULL, exclusive INTEGER);
 CREATE TABLE IF NOT EXISTS connections (
     owner TEXT PRIMARY KEY, broken INTEGER NOT NULL DEFAULT 0, settled INTEGER NOT NULL DEFAULT 0
@@ -70,15 +71,17 @@ END;
 """
 # PRAGMA user_version: 2 added the msg_id column and its index, 3 the depths, 4 the bodies, 5 the correl_id
 # column (a reader of 4 would put messages without it, which a get by CorrelId would never find), 6 the
-# MQMD as a JSON array in the order of _MD_ORDER (a reader of 5 expects an object; rows of 5 are still read)
-_SCHEMA_VERSION = 6
+# MQMD as a JSON array (a reader of 5 expects an object), 7 the MQMD in a binary layout (embedded_md.py), MsgId
+# and CorrelId as 24-byte BLOBs (an all-zero CorrelId NULL), the order and CorrelId indexes partial (a reader of 6
+# would look for hex text and find nothing)
+_SCHEMA_VERSION = 7
 _COLUMNS = {  # columns added since the first file format, and their definitions
     "messages": {
         "priority": "INTEGER NOT NULL DEFAULT 0",
         "persistent": "INTEGER NOT NULL DEFAULT 1",
         "expires": "REAL",
-        "msg_id": "TEXT",
-        "correl_id": "TEXT",
+        "msg_id": "BLOB",
+        "correl_id": "BLOB",
     },
     "queues": {"attributes": "TEXT", "denied": "TEXT DEFAULT ''"},
     # the generation of a connection's get journal (ams/mq/embedded_journal.py), raised with each backout of its work
@@ -87,6 +90,7 @@ _COLUMNS = {  # columns added since the first file format, and their definitions
 # messages.state: committed; put under syncpoint, not yet committed; got under syncpoint, not yet committed
 VISIBLE, PUT_PENDING, GOT_PENDING = 0, 1, 2
 _ORDER = " ORDER BY m.priority DESC, m.id ASC"
+_COMMITTED = f"WHERE state = {VISIBLE}"  # the order index's rows: a query names the state literally to use it
 # the message and its body, wherever it is kept (its own table; its row, in files written before)
 _MESSAGE = (
     "SELECT m.id, m.md, coalesce(b.body, m.body), m.backouts, m.expires{} "
@@ -101,9 +105,9 @@ def _matching(match: Match) -> tuple[str, str, tuple[object, ...]]:
     where = ""
     arguments: tuple[object, ...] = ()
     if match.msg_id is not None:
-        where, arguments = " AND m.msg_id = ?", (match.msg_id.hex(),)
-    if match.correl_id is not None:
-        where, arguments = where + " AND m.correl_id = ?", (*arguments, match.correl_id.hex())
+        where, arguments = " AND m.msg_id = ?", (match.msg_id,)
+    if match.correl_id is not None:  # never all zeros (Match.of: MQCI_NONE matches any), so never a NULL row
+        where, arguments = where + " AND m.correl_id = ?", (*arguments, match.correl_id)
     index = _BY_MSG_ID if match.msg_id is not None else _BY_CORREL_ID if match.correl_id is not None else ""
     return index, where, arguments
 
@@ -139,21 +143,49 @@ def _add_columns(db: sqlite3.Connection) -> None:
 
 def _create_indexes(db: sqlite3.Connection) -> None:
     """The indexes a get, browse or expiry scan looks messages up by (their columns may have just
-    been added by :func:`_add_columns`)."""
+    been added by :func:`_add_columns`). Since format 7 the order index holds only committed
+    messages (a get under syncpoint takes its entry out, MQCMIT of a put adds it: each message's
+    entry is written twice, where moving it between states wrote it four times), and the CorrelId
+    index only messages that have one (a get by CorrelId never asks for all zeros: MQCI_NONE
+    matches any message); a query reaches them by saying ``m.state = 0`` and ``m.correl_id = ?``."""
+    db.execute(f"CREATE INDEX IF NOT EXISTS messages_in_order ON messages (queue, priority DESC, id) {_COMMITTED}")
     db.execute("CREATE INDEX IF NOT EXISTS messages_by_msg_id ON messages (queue, msg_id)")
-    db.execute("CREATE INDEX IF NOT EXISTS messages_by_correl_id ON messages (queue, correl_id)")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS messages_by_correl_id ON messages (queue, correl_id) WHERE correl_id IS NOT NULL"
+    )
     db.execute("CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (queue, expires) WHERE expires IS NOT NULL")
+
+
+def _convert_rows(db: sqlite3.Connection) -> None:
+    """Each message's MQMD re-encoded in the layout of format 7 (from JSON, an array or an object),
+    its MsgId and CorrelId columns set from it as BLOBs (an all-zero CorrelId NULL); the indexes
+    whose definition changed in format 7 dropped, for :func:`_create_indexes` to make again."""
+    rows = db.execute("SELECT id, md, backouts FROM messages").fetchall()
+    for row_id, stored, backouts in rows:
+        try:
+            md = md_from_row(stored, int(backouts))
+        except (ValueError, TypeError, KeyError, struct.error) as error:  # a damaged row: the migration stops
+            raise MQError(
+                f"the embedded queue manager's file cannot be brought to format {_SCHEMA_VERSION}: message "
+                f"row {row_id} holds no MQMD this version can read (expected JSON of format 6 or earlier, "
+                f"or format 7's layout; {type(error).__name__}); the file is left as it was: restore it "
+                "from a backup, or open it with the version that wrote it and move its messages",
+                MQRC_UNEXPECTED_ERROR,
+            ) from None
+        correl_id = md.correl_id if any(md.correl_id) else None
+        db.execute(
+            "UPDATE messages SET md = ?, msg_id = ?, correl_id = ? WHERE id = ?",
+            (md_row_bytes(md), md.msg_id, correl_id, row_id),
+        )
+    db.execute("DROP INDEX IF EXISTS messages_in_order")
+    db.execute("DROP INDEX IF EXISTS messages_by_correl_id")
 
 
 def _migrate_rows(db: sqlite3.Connection) -> None:
     """The rows of a file of an earlier format brought to this one, in the caller's transaction:
-    MsgId and CorrelId copied into their columns, the depths counted once (the triggers keep them
-    from then on), the bodies' table made; then the format version set."""
-    for column, index in (("msg_id", MD_MSG_ID), ("correl_id", MD_CORREL_ID)):  # the MQMD an object, or an array
-        db.execute(
-            f"UPDATE messages SET {column} = CASE json_type(md) WHEN 'array' THEN json_extract(md, '$[{index}]') "
-            f"ELSE json_extract(md, '$.{column}') END WHERE {column} IS NULL"
-        )
+    the MQMD, MsgId and CorrelId as format 7 stores them (:func:`_convert_rows`), the depths counted
+    once (the triggers keep them from then on), the bodies' table made; then the format version set."""
+    _convert_rows(db)
     db.execute("DROP TABLE IF EXISTS depths")
     for statement in _statements(_DEPTHS + _BODIES):
         db.execute(statement)
@@ -161,61 +193,6 @@ def _migrate_rows(db: sqlite3.Connection) -> None:
         "INSERT INTO depths (queue, depth) SELECT queue, COUNT(*) FROM messages WHERE state IN (0, 1) GROUP BY queue"
     )
     db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-
-
-# the MQMD as stored since format 6: its fields' values in this order (MsgId and CorrelId in hex), a JSON
-# array; fixed here, whatever MQMD's own order becomes (a field added later is absent from older rows)
-_MD_ORDER = (
-    "format",
-    "encoding",
-    "ccsid",
-    "persistence",
-    "msg_type",
-    "priority",
-    "expiry",
-    "msg_id",
-    "correl_id",
-    "backout_count",
-    "reply_to_q",
-    "reply_to_qmgr",
-    "user_identifier",
-    "put_appl_type",
-    "put_appl_name",
-    "put_date",
-    "put_time",
-)
-MD_PERSISTENCE, MD_PRIORITY, MD_EXPIRY = (_MD_ORDER.index(name) for name in ("persistence", "priority", "expiry"))
-MD_MSG_ID, MD_CORREL_ID, MD_BACKOUTS = (_MD_ORDER.index(name) for name in ("msg_id", "correl_id", "backout_count"))
-_POSITIONAL = _MD_ORDER == MD_FIELDS  # MQMD(*values) builds it (a third of the time of MQMD(**fields))
-
-
-def _md_to_json(values: list[Any]) -> str:
-    """The MQMD as stored: ``values`` in the order of _MD_ORDER, MsgId and CorrelId already in hex."""
-    return json.dumps(values)
-
-
-def _md_from_values(values: list[Any]) -> MQMD:
-    """The MQMD of ``values`` in the order of _MD_ORDER (MsgId and CorrelId in hex; changed in place)."""
-    values[MD_MSG_ID] = bytes.fromhex(values[MD_MSG_ID])
-    values[MD_CORREL_ID] = bytes.fromhex(values[MD_CORREL_ID])
-    return MQMD(*values) if _POSITIONAL else MQMD(**dict(zip(_MD_ORDER, values, strict=True)))
-
-
-def _md_from_json(text: str, backouts: int, expiry: int | None = None) -> MQMD:
-    """The MQMD of a row (an array since format 6, an object before), with the row's backout count
-    and, given, the Expiry left."""
-    raw = json.loads(text)
-    if isinstance(raw, list):
-        raw[MD_BACKOUTS] = backouts
-        if expiry is not None:
-            raw[MD_EXPIRY] = expiry
-        return _md_from_values(raw)
-    for key in ("msg_id", "correl_id"):
-        raw[key] = bytes.fromhex(raw[key])
-    raw["backout_count"] = backouts
-    if expiry is not None:
-        raw["expiry"] = expiry
-    return MQMD(**raw)
 
 
 def _attributes_to_json(attributes: QueueAttributes) -> str:

@@ -1,0 +1,153 @@
+"""The MQMD as the embedded queue manager's file holds it: since format 7 a fixed binary layout,
+packed and unpacked with ``struct`` (one C call each way); before, JSON (an array in the order of
+_MD_ORDER in format 6, an object before), read only to migrate a file of an earlier format.
+
+Separate from ams/mq/embedded_schema.py (tables, statements, migration): this is one row's bytes.
+
+The layout (little-endian), whatever MQMD's own field order becomes:
+
+* eight signed 64-bit integers: Encoding, CodedCharSetId, Persistence, MsgType, Priority, Expiry,
+  BackoutCount, PutApplType (the values the put used; the row's ``backouts`` column overrides
+  BackoutCount and its ``expires`` the Expiry left, on the way out);
+* MsgId and CorrelId, 24 bytes each;
+* the lengths, in characters, of the seven text fields (Format, ReplyToQ, ReplyToQMgr,
+  UserIdentifier, PutApplName, PutDate, PutTime), unsigned 32-bit;
+* the seven texts concatenated, UTF-8 (lone surrogates kept: "surrogatepass", so that any Python
+  string an MQMD held comes back equal).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from ams.mq.mqmd import MQMD
+from ams.mq.transport import MQError
+from ams.mqconstants import MQRC_MD_ERROR
+
+# the MQMD as stored in format 6: its fields' values in this order (MsgId and CorrelId in hex), a JSON array
+_MD_ORDER = (
+    "format",
+    "encoding",
+    "ccsid",
+    "persistence",
+    "msg_type",
+    "priority",
+    "expiry",
+    "msg_id",
+    "correl_id",
+    "backout_count",
+    "reply_to_q",
+    "reply_to_qmgr",
+    "user_identifier",
+    "put_appl_type",
+    "put_appl_name",
+    "put_date",
+    "put_time",
+)
+_INTEGERS = ("encoding", "ccsid", "persistence", "msg_type", "priority", "expiry", "backout_count", "put_appl_type")
+_TEXTS = ("format", "reply_to_q", "reply_to_qmgr", "user_identifier", "put_appl_name", "put_date", "put_time")
+_LAYOUT = struct.Struct(f"<{len(_INTEGERS)}q24s24s{len(_TEXTS)}I")
+_ENCODING = ("utf-8", "surrogatepass")
+
+
+def md_to_bytes(
+    md: MQMD,
+    *,
+    persistence: int,
+    priority: int,
+    msg_id: bytes,
+    correl_id: bytes,
+    appl: str,
+    date: str,
+    time: str,
+) -> bytes:
+    """The MQMD a put stores: ``md`` with the persistence and priority used, its 24-byte MsgId and
+    CorrelId, the put application, date and time, and a BackoutCount of 0. An integer outside
+    64 bits (MQ's own are 32) is MQRC 2026 (MQRC_MD_ERROR)."""
+    texts = (md.format, md.reply_to_q, md.reply_to_qmgr, md.user_identifier, appl, date, time)
+    try:
+        head = _LAYOUT.pack(
+            md.encoding,
+            md.ccsid,
+            persistence,
+            md.msg_type,
+            priority,
+            md.expiry,
+            0,
+            md.put_appl_type,
+            msg_id,
+            correl_id,
+            *map(len, texts),
+        )
+    except struct.error as error:
+        raise MQError(
+            f"MQPUT: an MQMD integer field does not fit in 64 bits ({error}); expected MQ's MQLONG values "
+            "(32-bit signed)",
+            MQRC_MD_ERROR,
+        ) from None
+    return head + "".join(texts).encode(*_ENCODING)
+
+
+def md_from_bytes(data: bytes, backouts: int, expiry: int | None = None) -> MQMD:
+    """The MQMD stored as ``data`` (format 7), with the row's backout count and, given, the Expiry
+    left: one unpack, one decode, the texts sliced out in a straight line (a get's per-message cost)."""
+    (encoding, ccsid, persistence, msg_type, priority, stored_expiry, _, appl_type, msg_id, correl_id, *lengths) = (
+        _LAYOUT.unpack_from(data)
+    )
+    text = data[_LAYOUT.size :].decode(*_ENCODING)
+    a, b, c, d, e, f, _ = lengths  # where each text ends
+    b += a
+    c += b
+    d += c
+    e += d
+    f += e
+    return MQMD(
+        format=text[:a],
+        encoding=encoding,
+        ccsid=ccsid,
+        persistence=persistence,
+        msg_type=msg_type,
+        priority=priority,
+        expiry=stored_expiry if expiry is None else expiry,
+        msg_id=msg_id,
+        correl_id=correl_id,
+        backout_count=backouts,
+        reply_to_q=text[a:b],
+        reply_to_qmgr=text[b:c],
+        user_identifier=text[c:d],
+        put_appl_type=appl_type,
+        put_appl_name=text[d:e],
+        put_date=text[e:f],
+        put_time=text[f:],
+    )
+
+
+def md_from_json(text: str, backouts: int) -> MQMD:
+    """The MQMD of a row of format 6 (a JSON array in the order of _MD_ORDER) or earlier (an
+    object), MsgId and CorrelId in hex, with the row's backout count: what a migration reads."""
+    raw = json.loads(text)
+    fields = dict(zip(_MD_ORDER, raw, strict=True)) if isinstance(raw, list) else raw
+    fields["msg_id"] = bytes.fromhex(fields["msg_id"])
+    fields["correl_id"] = bytes.fromhex(fields["correl_id"])
+    fields["backout_count"] = backouts
+    return MQMD(**fields)
+
+
+def md_from_row(stored: bytes | str, backouts: int) -> MQMD:
+    """The MQMD of a row of any format (binary since 7, JSON before)."""
+    return md_from_json(stored, backouts) if isinstance(stored, str) else md_from_bytes(bytes(stored), backouts)
+
+
+def md_row_bytes(md: MQMD) -> bytes:
+    """``md`` in the layout of format 7, every field as it is (a migration's re-encoding)."""
+    return md_to_bytes(
+        md,
+        persistence=md.persistence,
+        priority=md.priority,
+        msg_id=md.msg_id,
+        correl_id=md.correl_id,
+        appl=md.put_appl_name,
+        date=md.put_date,
+        time=md.put_time,
+    )
