@@ -8,7 +8,6 @@ restart and recovery).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 import uuid
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
 
-from ams.mq.embedded_md import md_from_bytes, md_from_json, md_to_bytes
+from ams.mq.embedded_md import md_from_bytes, md_from_json, md_to_bytes, random_tail
 from ams.mq.embedded_queue import EmbeddedQueue
 from ams.mq.embedded_schema import (
     _DEPTH,
@@ -422,7 +421,7 @@ class EmbeddedConnection(UnitOfWork):
         if any(md.msg_id):
             msg_id = padded_id(md.msg_id, "MsgId")
         else:  # unique across processes, as MQ's
-            msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + os.urandom(8)
+            msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + random_tail()
         correl_id = padded_id(md.correl_id, "CorrelId")
         persistent = int(
             found.first.default_persistent
