@@ -3,7 +3,9 @@ while the depth last read plus this connection's puts since stays below MAXDEPTH
 same transaction held does not read it again; at MAXDEPTH, after its own gets, and after a
 recovery of a dead process's gets (which puts messages back) it is read, and MQRC 2053 comes at
 exactly the put that would pass MAXDEPTH. No timing is asserted: the transaction is held for longer
-than the test (HOLD_SECONDS), not raced."""
+than the test (HOLD_SECONDS), not raced; each test closes its connections before it ends (one
+collected later, its close taking the writer while another test holds it for an hour, would
+have the flusher sleep that hour)."""
 
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ def test_a_put_in_the_transaction_held_reads_the_depth_once_until_it_could_be_fu
     assert caught.value.reason == 2053 and len(reads) == 2  # 0 + 3: read, found full
     connection.commit()
     assert connection.depth("Q") == 3
+    connection.close()  # now, not by the collector in a later test (ams/mq/embedded_writer.py's flusher)
 
 
 def test_gets_in_the_same_transaction_make_room_read_at_the_next_put(tmp_path: Path, held: None) -> None:
@@ -78,6 +81,7 @@ def test_gets_in_the_same_transaction_make_room_read_at_the_next_put(tmp_path: P
     assert caught.value.reason == 2053
     connection.commit()
     assert connection.depth("Q") == 3
+    connection.close()  # now, not by the collector in a later test (ams/mq/embedded_writer.py's flusher)
 
 
 def _get_written_and_end(path: str, commit: bool) -> None:
@@ -120,6 +124,7 @@ def test_a_recovery_in_the_transaction_held_is_counted_before_the_next_put(tmp_p
     assert caught.value.reason == 2053
     connection.commit()
     assert connection.depth("Q") == 3
+    connection.close()  # now, not by the collector in a later test (ams/mq/embedded_writer.py's flusher)
 
 
 def test_a_dead_process_that_committed_leaves_room(tmp_path: Path, held: None) -> None:
@@ -128,3 +133,4 @@ def test_a_dead_process_that_committed_leaves_room(tmp_path: Path, held: None) -
     connection.open("Q", output=True).put(MD, b"fits", syncpoint=True)
     connection.commit()
     assert connection.depth("Q") == 3
+    connection.close()  # now, not by the collector in a later test (ams/mq/embedded_writer.py's flusher)
