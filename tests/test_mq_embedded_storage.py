@@ -124,6 +124,28 @@ def test_every_change_keeps_the_depth_and_pairs_bodies_with_messages(tmp_path: P
     assert manager.connect("spy").depth("T.DEPTH") == 0
 
 
+def test_a_got_message_does_not_stay_in_the_file(tmp_path: Path) -> None:
+    """The queue manager's connections zero freed pages (secure_delete), whatever SQLite was built
+    with: once a got message is committed and the log checkpointed, its bytes are not in the file;
+    the twin, a message still queued, is found there, so the scan does see bodies."""
+    path = tmp_path / "qm.sqlite"
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
+    gone, kept = b"GONE-" + os.urandom(12).hex().encode(), b"KEPT-" + os.urandom(12).hex().encode()
+    app = manager.connect("app")
+    app.put1("T.DEPTH", PERSISTENT, gone * 40)
+    app.put1("T.DEPTH", PERSISTENT, kept * 40)
+    assert app.open("T.DEPTH", input=True).get(syncpoint=True).body == gone * 40
+    app.commit()
+    app.close()
+    manager.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    stored = b"".join(file.read_bytes() for file in tmp_path.iterdir() if file.is_file())
+    assert (kept in stored, gone in stored) == (True, False)
+    with contextlib.closing(EmbeddedQueueManager(path)._open_db()) as db:
+        assert db.execute("PRAGMA secure_delete").fetchone() == (1,)  # set by us, not left to the build
+
+
 def test_a_put_whose_body_cannot_be_stored_leaves_no_message(tmp_path: Path) -> None:
     """The message row and its body are written in one transaction: when the second write fails
     (a full disk, here a trigger), nothing of the put stays, and the failure is MQRC 2195."""
