@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import attrs
 from cryptography import x509
@@ -400,13 +401,13 @@ class RecipientRef:
         return f"subjectKeyIdentifier {shown or '(empty)'}"
 
 
-@attrs.frozen(eq=False)
-class EnvelopedContent:
+class EnvelopedContent(NamedTuple):
     """A parsed EnvelopedData: cipher, recipients and the still-encrypted content.
 
     Each RecipientInfo is kept as the exact DER of its recipient identifier (checked strictly:
     an issuerAndSerialNumber or a [0] subjectKeyIdentifier) and where its remaining fields lie;
-    only the one this receiver uses is read in full.
+    only the one this receiver uses is read in full. A named tuple, not a frozen attrs class: one
+    is made per message read, and a frozen attrs instance costs a Python call per field to make.
     """
 
     algorithm: EncryptionAlgorithm
