@@ -167,7 +167,8 @@ def cbc_decrypt(
     if cipher is None:
         cipher = algorithm.spec.factory(key)
     block = cipher.block_size // 8
-    check_cbc_input(algorithm, block, iv, ciphertext, what)
+    if len(ciphertext) == 0 or len(ciphertext) % block or len(iv) != block:  # checked inline; errors there
+        check_cbc_input(algorithm, block, iv, ciphertext, what)
     into, needed = _output_room(into, headroom, len(ciphertext), block, what)
     decryptor = Cipher(cipher, modes.CBC(iv)).decryptor()
     end = headroom + decryptor.update_into(ciphertext, into[headroom:needed])
@@ -234,7 +235,8 @@ class CbcDecryptor:
     ) -> memoryview:
         """As :func:`cbc_decrypt` with this decryptor's key."""
         block, algorithm = self._block, self.algorithm
-        check_cbc_input(algorithm, block, iv, ciphertext, what)
+        if len(ciphertext) == 0 or len(ciphertext) % block or len(iv) != block:  # as cbc_decrypt
+            check_cbc_input(algorithm, block, iv, ciphertext, what)
         into, needed = _output_room(into, headroom, len(ciphertext), block, what)
         context = self._context
         context.update_into(iv, self._scratch)  # the IV is now the chaining value
