@@ -524,31 +524,43 @@ _TRAILERS: dict[int, _Trailer] = {}  # by length: the template read last
 def _read_signer_info(data: memoryview, position: int, stop: int) -> tuple[SignerInfo, int, int]:
     """One SignerInfo of the shape AMS writes, from its content at ``position`` to ``stop``, and
     where its signed attributes' content starts and ends."""
-    version = _VERSIONS.get(bytes(data[position : position + 3]))
-    if version is None or position + 4 > stop:
+    # one copy of the SignerInfo (a few hundred bytes): bytes index and slice faster than a view,
+    # and its fields are copied out anyway; the signed attributes stay a view of ``data``
+    region = bytes(data[position:stop])
+    end = len(region)
+    version = _VERSIONS.get(region[:3])
+    if version is None or end < 4:
         raise der.DerError("not the shape AMS writes")
     issuer = serial = key_identifier = None
-    if data[position + 3] == der.SEQUENCE:
-        sid_start, sid_stop = der.expect(data, position + 3, stop, der.SEQUENCE)
-        issuer_stop = der.expect(data, sid_start, sid_stop, der.SEQUENCE)[1]
-        serial_start, serial_stop = der.expect(data, issuer_stop, sid_stop, der.INTEGER)
+    if region[3] == der.SEQUENCE:
+        sid_start, sid_stop = der.expect(region, 3, end, der.SEQUENCE)
+        issuer_stop = der.expect(region, sid_start, sid_stop, der.SEQUENCE)[1]
+        serial_start, serial_stop = der.expect(region, issuer_stop, sid_stop, der.INTEGER)
         if serial_stop != sid_stop:
             raise der.DerError("not the shape AMS writes")
-        issuer = bytes(data[sid_start:issuer_stop])
-        serial = der.decode_integer(data[serial_start:serial_stop], "serialNumber")
+        issuer = region[sid_start:issuer_stop]
+        serial = der.decode_integer(region[serial_start:serial_stop], "serialNumber")
     else:
-        sid_start, sid_stop = der.expect(data, position + 3, stop, der.CONTEXT_0_PRIMITIVE)
-        key_identifier = bytes(data[sid_start:sid_stop])
-    digest_stop = der.expect(data, sid_stop, stop, der.SEQUENCE)[1]
-    digest_oid = _DIGEST_IDS.get(bytes(data[sid_stop:digest_stop]))
-    attributes_start, position = der.expect(data, digest_stop, stop, der.CONTEXT_0_CONSTRUCTED)
-    signature_stop = der.expect(data, position, stop, der.SEQUENCE)[1]
-    signature_oid = _SIGNATURE_IDS.get(bytes(data[position:signature_stop]))
-    value_start, value_stop = der.expect(data, signature_stop, stop, der.OCTET_STRING)
-    if digest_oid is None or signature_oid is None or value_stop != stop:
+        sid_start, sid_stop = der.expect(region, 3, end, der.CONTEXT_0_PRIMITIVE)
+        key_identifier = region[sid_start:sid_stop]
+    digest_stop = der.expect(region, sid_stop, end, der.SEQUENCE)[1]
+    digest_oid = _DIGEST_IDS.get(region[sid_stop:digest_stop])
+    attributes_start, attributes_stop = der.expect(region, digest_stop, end, der.CONTEXT_0_CONSTRUCTED)
+    signature_stop = der.expect(region, attributes_stop, end, der.SEQUENCE)[1]
+    signature_oid = _SIGNATURE_IDS.get(region[attributes_stop:signature_stop])
+    value_start, value_stop = der.expect(region, signature_stop, end, der.OCTET_STRING)
+    if digest_oid is None or signature_oid is None or value_stop != end:
         raise der.DerError("not the shape AMS writes")
-    signature = bytes(data[value_start:value_stop])
+    attributes_start += position
+    attributes_stop += position
     info = SignerInfo(
-        version, issuer, serial, key_identifier, digest_oid, data[attributes_start:position], signature_oid, signature
+        version,
+        issuer,
+        serial,
+        key_identifier,
+        digest_oid,
+        data[attributes_start:attributes_stop],
+        signature_oid,
+        region[value_start:value_stop],
     )
-    return info, attributes_start, position
+    return info, attributes_start, attributes_stop
