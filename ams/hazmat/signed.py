@@ -527,7 +527,7 @@ def _read_signer_info(data: memoryview, position: int, stop: int) -> tuple[Signe
     # one copy of the SignerInfo (a few hundred bytes): bytes index and slice faster than a view,
     # and its fields are copied out anyway; the signed attributes stay a view of ``data``
     region = bytes(data[position:stop])
-    end = len(region)
+    end = stop - position  # the bound as given (a byte beyond ``data`` is an IndexError, as on the view)
     version = _VERSIONS.get(region[:3])
     if version is None or end < 4:
         raise der.DerError("not the shape AMS writes")
