@@ -30,7 +30,7 @@ import ams.errors
 from ams import _rules
 from ams._privacy import SEQUENCE_HEADROOM, _parse_privacy_plaintext, decryption_failed
 from ams.algorithms import _CIPHERS, _DIGEST_OIDS, _HASHES, EncryptionAlgorithm, SignatureAlgorithm
-from ams.hazmat import der
+from ams.hazmat import der, signed
 from ams.hazmat.certificates import issuer_and_serial
 from ams.hazmat.enveloped import parse_enveloped_data
 from ams.hazmat.pdmq import V2_SIZE
@@ -311,3 +311,55 @@ def test_every_mutant_the_receiver_reads_is_the_one_error_whichever_reader_judge
         diagnostic = _refused(bob, message)
         assert diagnostic is not None and diagnostic.endswith("Error)"), what  # a step's name and an AmsError's
     assert paths == {"fast", "strict", "refused"}
+
+
+# -- no state learnt from decrypted bytes; the named tuples where the code compares them ---------------------
+
+
+def test_privacy_plaintexts_teach_no_trailer_template_and_integrity_ones_do(
+    pki: Pki, bob: ams.Protector, sealer: Sealer, plaintexts: list[bytes]
+) -> None:
+    """read_ams_signed_tail with templates off no longer builds a _Trailer: nothing decrypted, accepted
+    or refused, of any length, adds or replaces a kept template. Its twin: an integrity message of a
+    new length does (so that this test could fail)."""
+    kept = dict(signed._TRAILERS)
+    for plaintext in plaintexts:
+        assert _judge(plaintext)[0] == "fast"
+    for size in (1, 77, 300, 1000):
+        payload = _payload(size)
+        assert bob.unprotect("PRIV.Q", sealer.seal(sealer.plaintext(payload), size)).body == payload
+        _refused(bob, sealer.seal(sealer.plaintext(payload)[:-1], size))
+    assert signed._TRAILERS.keys() == kept.keys() and all(signed._TRAILERS[k] is kept[k] for k in kept)
+    alice = ams.Protector(pki.keystore("alice"), store("setmqspl -m QM -p INT.Q -s SHA256"))
+    signed._TRAILERS.clear()  # a template of this length may be kept already; it is learnt again
+    try:
+        message = alice.protect("INT.Q", PAYLOAD).body
+        reader = ams.Protector(pki.keystore("bob"), store("setmqspl -m QM -p INT.Q -s SHA256"))
+        assert reader.unprotect("INT.Q", message).body == PAYLOAD
+        [template] = signed._TRAILERS.values()
+        assert template.info.signed_attributes is None  # kept without a view of the message (_replace)
+    finally:
+        signed._TRAILERS.clear()
+        signed._TRAILERS.update(kept)
+
+
+def test_the_named_tuples_compare_as_the_receive_path_needs(sealer: Sealer, bob: ams.Protector) -> None:
+    """SignerInfo and SignedContent compared by value before (attrs' eq) and still do; EnvelopedContent
+    compared by identity and now by value, which nothing on the receive path relies on: the Protector
+    reads the same message twice, and a changed twin of it, each with its own verdict."""
+    plaintext = sealer.plaintext(PAYLOAD)
+    first, second = _read(plaintext), _read(plaintext)
+    assert first is not None and second is not None and first == second and first is not second
+    assert first.signer_infos[0] == second.signer_infos[0]
+    changed = _read(plaintext[:-1] + bytes([plaintext[-1] ^ 1]))  # the signature's last byte
+    assert changed is not None and changed != first and changed.signer_infos[0] != first.signer_infos[0]
+    message = sealer.seal(plaintext, len(PAYLOAD))
+    envelopes = [parse_enveloped_data(message[V2_SIZE:]) for _ in range(2)]
+    assert envelopes[0] == envelopes[1]
+    assert bob.unprotect("PRIV.Q", message).body == PAYLOAD
+    assert bob.unprotect("PRIV.Q", message).body == PAYLOAD  # the same message again: the same verdict
+    tampered = bytearray(message)
+    tampered[-1] ^= 1  # the last ciphertext block: the padding or the signature breaks
+    assert parse_enveloped_data(bytes(tampered[V2_SIZE:])) != envelopes[0]
+    _refused(bob, bytes(tampered))
+    assert bob.unprotect("PRIV.Q", message).body == PAYLOAD  # and the genuine one after the refusal
