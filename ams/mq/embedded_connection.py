@@ -36,6 +36,7 @@ from ams.mq.embedded_schema import (
     _md_from_values,
     _md_to_json,
 )
+from ams.mq.embedded_shape import shape_version
 from ams.mq.embedded_sqlite import _mq_errors
 from ams.mq.embedded_unit_of_work import UnitOfWork
 from ams.mq.mqmd import MQMD
@@ -148,7 +149,7 @@ class EmbeddedConnection(UnitOfWork):
     """One connection: its own unit of work, like an MQ connection handle."""
 
     def __init__(self, manager: EmbeddedQueueManager, db: sqlite3.Connection, appl_name: str) -> None:
-        self._resolved: dict[str, _Resolved] = {}  # queues resolved, while the file's data_version is
+        self._resolved: dict[str, _Resolved] = {}  # queues resolved, while the file's shape counter is
         self._resolved_at: int | None = None
         self._no_expiry: set[str] = set()  # queues with no message that expires, while the data_version is
         self._no_expiry_at: int | None = None
@@ -190,13 +191,11 @@ class EmbeddedConnection(UnitOfWork):
     # -- queues -------------------------------------------------------------------------------
 
     def _lookup(self, queue: str) -> _Resolved:
-        """The queue's resolution, read again only when another connection wrote to the file since
-        (PRAGMA data_version: nothing else changes the definitions; none changes while we hold the writer)."""
-        if self._held is not None:
-            version = self._version
-        else:
-            version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
-        if version != self._resolved_at:
+        """The queue's resolution, read again only when the definitions changed since (the file's
+        shape counter, ams/mq/embedded_shape.py, raised by every change of a queue; none changes while
+        we hold the writer)."""
+        version = self._shape if self._held is not None else shape_version(self._db)
+        if version != self._resolved_at or version is None:
             self._resolved.clear()
             self._resolved_at = version
         found = self._resolved.get(queue)
