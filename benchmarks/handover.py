@@ -32,8 +32,8 @@ KIB = 1024
 
 def _fill(path: Path, size: int, count: int) -> None:
     manager = EmbeddedQueueManager(path, name="BENCHQM", create=True)
-    for queue in ("IN", "OUT"):
-        manager.define_queue(queue, max_depth=999_999_999)
+    for name in ("IN", "OUT"):
+        manager.define_queue(name, max_depth=999_999_999)
     connection = manager.connect("filler")
     queue = connection.open("IN", output=True)
     body = bytes(size)
