@@ -8,6 +8,9 @@ or MQ.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import urllib.parse
 from pathlib import Path
 
 from ams._files import PRIVATE_FILE_MODE, check_private_file, write_new_file
@@ -39,26 +42,33 @@ def _create_private(path: Path, *, create: bool) -> None:
         check_private_file(file, "queue manager file", "every queue, the policy queue included")
 
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
 def _refuse_foreign(path: Path) -> None:
     """MQRC 2058 for a path that is not an embedded queue manager's file: not a regular file (a directory,
-    a FIFO), or one that is neither empty (just created) nor SQLite (the README given to --qm by mistake)."""
+    a FIFO), or one that is neither empty (just created) nor SQLite (the README given to --qm by mistake).
+
+    Asked of SQLite, not read with a descriptor of our own: closing any descriptor of a file drops
+    every POSIX lock the process holds on it, SQLite's too, which SQLite's own descriptors avoid. A
+    second queue manager object on a file this process had connections to dropped their shared lock,
+    and another process's last connection then took itself for the file's last user, checkpointed
+    and deleted the write-ahead log under them ("database disk image is malformed")."""
     what = "a directory" if path.is_dir() else None if path.is_file() else "not a regular file"
     if what is None:
         try:
-            with path.open("rb") as file:
-                start = file.read(len(_SQLITE_MAGIC))
-        except OSError as error:
-            raise MQError(
-                f"cannot read the embedded queue manager's file {path}: {error.strerror or error}; check its "
-                "permissions",
-                MQRC_Q_MGR_NAME_ERROR,
-            ) from None
-        what = "not SQLite" if start and start != _SQLITE_MAGIC else None
+            uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=rw"  # never created here
+            with contextlib.closing(sqlite3.connect(uri, uri=True, isolation_level=None)) as db:
+                db.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as error:
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF != _SQLITE_NOTADB:
+                raise MQError(
+                    f"cannot read the embedded queue manager's file {path}: {error}; check its permissions",
+                    MQRC_Q_MGR_NAME_ERROR,
+                ) from None
+            what = "not SQLite"
     if what is not None:
         raise MQError(
             f"{path} is not an embedded queue manager's file ({what}): check the name given to --qm",
             MQRC_Q_MGR_NAME_ERROR,
         )
+
+
+_SQLITE_NOTADB = 26
