@@ -336,6 +336,7 @@ class EmbeddedConnection(UnitOfWork):
         expires = None if md.expiry == MQEI_UNLIMITED else time.time() + md.expiry / 10
         if syncpoint:
             self._count_uncommitted(found.local)
+        stored = _md_to_json(values)  # before taking the writer: another process may be waiting for it
         with self._lock, self._work(durable=not syncpoint, keep=syncpoint):
             # expired messages count until a get or browse passes over them (MQ's EXPRYINT scan is off by default)
             row = self._db.execute(_DEPTH, (found.local,)).fetchone()
@@ -346,7 +347,7 @@ class EmbeddedConnection(UnitOfWork):
                 _INSERT,
                 (
                     found.local,
-                    _md_to_json(values),
+                    stored,
                     PUT_PENDING if syncpoint else VISIBLE,
                     self._owner if syncpoint else None,
                     # above MaxPriority: queued at it (MQCC_WARNING 2049 on MQ)

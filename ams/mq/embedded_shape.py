@@ -40,6 +40,9 @@ SHAPE_SCHEMA = "\n".join([_TABLE, *(_TRIGGER.format(table=t, event=e, what=w) fo
 # its one row, inserted in the opener's first transaction (a write: not made at every open)
 SHAPE_ROW = "INSERT OR IGNORE INTO shape (id, version) VALUES (0, 0)"
 _VERSION = "SELECT version FROM shape"
+# what a connection reads as it takes the writer, in one statement: the file's data_version (another
+# connection wrote?) and its shape counter (None before its row exists)
+VERSIONS = "SELECT data_version, (SELECT version FROM shape) FROM pragma_data_version"
 
 
 def shape_version(db: sqlite3.Connection) -> int | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ams.mq.embedded_journal import JournalWatch
 from ams.mq.embedded_owners import _back_out, _count_journaled
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
-from ams.mq.embedded_shape import shape_version
+from ams.mq.embedded_shape import VERSIONS
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
 from ams.mq.embedded_wanted import begin_immediate
 from ams.mq.embedded_writer import CONTENDED_SECONDS, CONTENDED_WAIT, HOLD_SECONDS, held, release_others, released
@@ -91,7 +91,7 @@ class UnitOfWork:
         self._generation = 0
         self._recovered: list[str] = []  # dead owners recovered in the transaction held (their journals go after it)
         self._competitors: dict[str, bool] = {}  # by queue: whether another process has it open for input ...
-        self._competitors_at: int | None = None  # ... while the file's data_version is this
+        self._competitors_at: int | None = None  # ... while the file's shape counter is this
         try:
             with _transaction(db, manager._uri):
                 db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
@@ -131,9 +131,8 @@ class UnitOfWork:
         begin_immediate(db, self.manager._uri)
         if time.monotonic() - asked >= CONTENDED_WAIT:  # we waited: another process held it
             self._contended = time.monotonic() + CONTENDED_SECONDS
-        version = int(db.execute("PRAGMA data_version").fetchone()[0])
+        version, shape = db.execute(VERSIONS).fetchone()
         if version != self._version:  # another connection wrote since we last held the writer
-            shape = shape_version(db)
             if shape is None or shape != self._shape:  # a connection changed: broken?
                 row = db.execute("SELECT broken FROM connections WHERE owner = ?", (self._owner,)).fetchone()
                 if row is None or row[0]:
