@@ -8,6 +8,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.synchronize
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,28 @@ def test_another_process_breaking_the_connection_is_seen_at_the_next_call(tmp_pa
     with pytest.raises(MQError) as caught:
         connection.commit()
     assert caught.value.reason == 2009  # MQRC_CONNECTION_BROKEN
+
+
+def test_the_expiry_look_up_is_made_again_only_after_a_put_that_expires(tmp_path: Path) -> None:
+    """Another connection's puts without an expiry leave a getter's "nothing expires here" as it was
+    (data_version moved, the count of expiring puts did not); one that expires is looked for, and
+    discarded once expired, at the getter's next get."""
+    path = tmp_path / "qm.sqlite"
+    getter = _world(path)
+    putter = getter.manager.connect("putter")
+    for body in (b"a", b"b", b"c"):
+        putter.put1("Q1", MQMD(), body)
+    statements: list[str] = []
+    getter._db.set_trace_callback(statements.append)
+    queue = getter.open("Q1", input=True)
+    assert queue.get().body == b"a"
+    putter.put1("Q1", MQMD(), b"d")  # another writer, no expiry
+    assert queue.get().body == b"b"
+    assert len([sql for sql in statements if "min(expires)" in sql]) == 1  # looked at once only
+    putter.put1("Q1", MQMD(expiry=1), b"short-lived")
+    putter.put1("Q1", MQMD(), b"e")
+    time.sleep(0.25)
+    assert [queue.get().body, queue.get().body, queue.get().body] == [b"c", b"d", b"e"]
+    assert len([sql for sql in statements if "min(expires)" in sql]) > 1
+    assert getter.depth("Q1") == 0  # the expired one discarded as the get passed over it
+    getter.close()

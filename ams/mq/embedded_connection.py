@@ -151,7 +151,7 @@ class EmbeddedConnection(UnitOfWork):
     def __init__(self, manager: EmbeddedQueueManager, db: sqlite3.Connection, appl_name: str) -> None:
         self._resolved: dict[str, _Resolved] = {}  # queues resolved, while the file's shape counter is
         self._resolved_at: int | None = None
-        self._no_expiry: set[str] = set()  # queues with no message that expires, while the data_version is
+        self._no_expiry: set[str] = set()  # queues with no message that expires, while the count of expiring puts is
         self._no_expiry_at: int | None = None
         super().__init__(manager, db, appl_name)
 
@@ -164,12 +164,12 @@ class EmbeddedConnection(UnitOfWork):
         MQGET would have returned it" (IBM MQ docs, message expiry): until then it counts towards
         CURDEPTH and MAXDEPTH, and a put meets 2053 earlier than the live messages explain.
 
-        A queue found with no message that expires at all is not looked at again while nobody else
-        wrote to the file (PRAGMA data_version, read as this connection took the writer) and this
-        connection put none that expires."""
-        if self._no_expiry_at != self._version or self._version is None:
+        A queue found with no message that expires at all is not looked at again while nobody put
+        one that expires (the file's count of them, ams/mq/embedded_shape.py, read as this connection
+        took the writer, which it holds now: only its own puts move it meanwhile, and they say so)."""
+        if self._no_expiry_at != self._expiring or self._expiring is None:
             self._no_expiry.clear()
-            self._no_expiry_at = self._version
+            self._no_expiry_at = self._expiring
         if local in self._no_expiry:
             return
         now = time.time()

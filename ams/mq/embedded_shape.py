@@ -1,5 +1,5 @@
 """The shape of an embedded queue manager's file: a counter that moves with what connections cache
-about the file, and not with its messages.
+about the file, and not with its messages (but for one count: the messages put with an expiry).
 
 A connection caches a queue's resolution and attributes (``queues``), whether another process has a
 queue open for input (``opens``), whether its own connection row was broken, and the get journals of
@@ -35,14 +35,23 @@ _EVENTS = (
     ("connections", "update", "UPDATE OF owner, broken"),
     ("connections", "delete", "DELETE"),
 )
-_TABLE = "CREATE TABLE IF NOT EXISTS shape (id INTEGER PRIMARY KEY CHECK (id = 0), version INTEGER NOT NULL);"
-SHAPE_SCHEMA = "\n".join([_TABLE, *(_TRIGGER.format(table=t, event=e, what=w) for t, e, w in _EVENTS)])
+_TABLE = (
+    "CREATE TABLE IF NOT EXISTS shape (id INTEGER PRIMARY KEY CHECK (id = 0), version INTEGER NOT NULL, "
+    "expiring INTEGER NOT NULL DEFAULT 0);"
+)
+# and a count of the messages ever put with an expiry: a queue found with none that expires stays so
+# while it does not move (the expiry look-up of each get skipped)
+_EXPIRING = (
+    "CREATE TRIGGER IF NOT EXISTS shape_on_expiring_put AFTER INSERT ON messages WHEN NEW.expires IS NOT NULL "
+    "BEGIN UPDATE shape SET expiring = expiring + 1; END;"
+)
+SHAPE_SCHEMA = "\n".join([_TABLE, _EXPIRING, *(_TRIGGER.format(table=t, event=e, what=w) for t, e, w in _EVENTS)])
 # its one row, inserted in the opener's first transaction (a write: not made at every open)
 SHAPE_ROW = "INSERT OR IGNORE INTO shape (id, version) VALUES (0, 0)"
 _VERSION = "SELECT version FROM shape"
 # what a connection reads as it takes the writer, in one statement: the file's data_version (another
-# connection wrote?) and its shape counter (None before its row exists)
-VERSIONS = "SELECT data_version, (SELECT version FROM shape) FROM pragma_data_version"
+# connection wrote?), its shape counter and its count of expiring puts (None before their row exists)
+VERSIONS = "SELECT p.data_version, s.version, s.expiring FROM pragma_data_version p LEFT JOIN shape s"
 
 
 def shape_version(db: sqlite3.Connection) -> int | None:

@@ -81,6 +81,7 @@ class UnitOfWork:
         # so do the connection's broken flag, the queues open for input and the get journals' list
         self._shape: int | None = None
         self._watch = JournalWatch(manager.path)  # other processes' get journals (ams/mq/embedded_journal.py)
+        self._expiring: int | None = None  # the file's count of messages put with an expiry, as the writer was taken
         self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
         self._taken: dict[int, list[tuple[int, str, int]]] = {GOT_PENDING: [], PUT_PENDING: []}  # their rows
         # the gets under syncpoint of this unit of work, kept outside SQLite (ams/mq/embedded_journal.py), and
@@ -131,7 +132,7 @@ class UnitOfWork:
         begin_immediate(db, self.manager._uri)
         if time.monotonic() - asked >= CONTENDED_WAIT:  # we waited: another process held it
             self._contended = time.monotonic() + CONTENDED_SECONDS
-        version, shape = db.execute(VERSIONS).fetchone()
+        version, shape, self._expiring = db.execute(VERSIONS).fetchone()
         if version != self._version:  # another connection wrote since we last held the writer
             if shape is None or shape != self._shape:  # a connection changed: broken?
                 row = db.execute("SELECT broken FROM connections WHERE owner = ?", (self._owner,)).fetchone()
