@@ -28,8 +28,8 @@ This module holds the queue manager (its file, definitions, restart, recovery of
 rest is beside it: the connection (``embedded_connection``, over ``embedded_unit_of_work`` and
 ``embedded_writer``), the open queue (``embedded_queue``), the file's format
 (``embedded_schema``), the file on disk (``embedded_files``), the owners of work
-(``embedded_owners``), the gets a connection holds (``embedded_journal``), and transactions and
-SQLite errors (``embedded_sqlite``).
+(``embedded_owners``), the gets a connection holds (``embedded_journal``), what connections cache
+about the file (``embedded_shape``), and transactions and SQLite errors (``embedded_sqlite``).
 """
 
 from __future__ import annotations
