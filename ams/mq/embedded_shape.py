@@ -49,9 +49,16 @@ SHAPE_SCHEMA = "\n".join([_TABLE, _EXPIRING, *(_TRIGGER.format(table=t, event=e,
 # its one row, inserted in the opener's first transaction (a write: not made at every open)
 SHAPE_ROW = "INSERT OR IGNORE INTO shape (id, version) VALUES (0, 0)"
 _VERSION = "SELECT version FROM shape"
-# what a connection reads as it takes the writer, in one statement: the file's data_version (another
-# connection wrote?), its shape counter and its count of expiring puts (None before their row exists)
-VERSIONS = "SELECT p.data_version, s.version, s.expiring FROM pragma_data_version p LEFT JOIN shape s"
+_COUNTS = "SELECT version, expiring FROM shape"
+
+
+def versions(db: sqlite3.Connection) -> tuple[int, int | None, int | None]:
+    """What a connection reads as it takes the writer: the file's data_version (another connection
+    wrote?), its shape counter and its count of expiring puts (None before their row exists). Two
+    statements: 4 µs, where one joining ``pragma_data_version`` took 5.6."""
+    (data_version,) = db.execute("PRAGMA data_version").fetchone()
+    row = db.execute(_COUNTS).fetchone()
+    return (int(data_version), None, None) if row is None else (int(data_version), int(row[0]), int(row[1]))
 
 
 def shape_version(db: sqlite3.Connection) -> int | None:

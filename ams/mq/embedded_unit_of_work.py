@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ams.mq.embedded_journal import JournalWatch
 from ams.mq.embedded_owners import _back_out, _count_journaled
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
-from ams.mq.embedded_shape import VERSIONS
+from ams.mq.embedded_shape import versions
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
 from ams.mq.embedded_wanted import begin_immediate
 from ams.mq.embedded_writer import CONTENDED_SECONDS, CONTENDED_WAIT, HOLD_SECONDS, held, release_others, released
@@ -132,7 +132,7 @@ class UnitOfWork:
         begin_immediate(db, self.manager._uri)
         if time.monotonic() - asked >= CONTENDED_WAIT:  # we waited: another process held it
             self._contended = time.monotonic() + CONTENDED_SECONDS
-        version, shape, self._expiring = db.execute(VERSIONS).fetchone()
+        version, shape, self._expiring = versions(db)
         if version != self._version:  # another connection wrote since we last held the writer
             if shape is None or shape != self._shape:  # a connection changed: broken?
                 row = db.execute("SELECT broken FROM connections WHERE owner = ?", (self._owner,)).fetchone()
