@@ -461,3 +461,28 @@ def test_a_file_is_not_migrated_under_a_process_of_an_earlier_release(tmp_path: 
     after.connect("new").put1("T.UOW", MD, b"put by this release")
     _sound(path)
     assert _drain(after, "T.UOW") == [b"put by this release"]
+
+
+def _connect_and_close(path: str) -> None:
+    EmbeddedQueueManager(path).connect("passing").close()
+
+
+def test_a_second_queue_manager_object_keeps_the_first_ones_connections_sound(tmp_path: Path) -> None:
+    """Opening the file again in the same process (``ams.mq.connect`` twice, for a proxy's source and
+    target) must not drop SQLite's locks of the connections already open: then another process's last
+    close took itself for the file's last user and deleted the write-ahead log under them ("database
+    disk image is malformed" at their next call)."""
+    path = tmp_path / "qm.sqlite"
+    first = EmbeddedQueueManager(path, create=True)
+    first.define_queue("Q")
+    connection = first.connect("first")
+    connection.put1("Q", MQMD(), b"before")
+    second = EmbeddedQueueManager(path)  # in this process, while the first's connections are open
+    process = SPAWN.Process(target=_connect_and_close, args=(str(path),))
+    process.start()
+    process.join(timeout=120)
+    assert process.exitcode == 0
+    connection.put1("Q", MQMD(), b"after")
+    queue = second.connect("second").open("Q", input=True)
+    assert [queue.get().body, queue.get().body] == [b"before", b"after"]
+    connection.close()
