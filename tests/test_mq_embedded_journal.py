@@ -222,6 +222,21 @@ def test_a_reused_pid_is_not_taken_for_the_journals_owner(tmp_path: Path) -> Non
     assert len(_journals(path)) == 1  # the live one's, left alone
 
 
+def test_an_owner_no_release_writes_is_no_process_to_wait_for(tmp_path: Path) -> None:
+    """Owner tags that name no process ("abc", pid 0, which os.kill would take for our own process
+    group) are applied as a dead process's, not an exception escaping a get; the live parent's
+    journal beside them is still left alone."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"of the live parent", b"of no process", b"of pid 0")
+    _manager(path).connect("makes the directory").close()
+    parent = os.getppid()
+    _plant(path, f"{parent}.{embedded_module._started(parent)}", b"of the live parent")
+    _plant(path, "abc.def", b"of no process")
+    _plant(path, "0.1", b"of pid 0")
+    assert _counts(path) == {b"of the live parent": 0, b"of no process": 1, b"of pid 0": 1}
+    assert len(_journals(path)) == 1
+
+
 def test_a_journal_someone_else_could_have_written_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "qm.sqlite"
     _fill(path, b"message")
