@@ -127,7 +127,7 @@ def verify_signed_data(signed: SignedContent, certificate: x509.Certificate | Ca
             raise BadSignatureError(
                 f"message digest mismatch: the content was changed after {subject_dn(carried.certificate)} signed it"
             )
-        signed_bytes = der.header(der.SET, len(info.signed_attributes)) + info.signed_attributes
+        signed_bytes = b"\x31" + der.length(len(info.signed_attributes)) + info.signed_attributes  # SET OF
         public_key.verify(info.signature, signed_bytes, _PKCS1, hash_algorithm)
     except InvalidSignature:
         raise BadSignatureError(
@@ -141,7 +141,8 @@ def _only_signer_info(signed: SignedContent, certificate: CarriedCertificate) ->
     if len(signed.signer_infos) != 1:
         raise SignerCertificateError(f"expected exactly one SignerInfo, found {len(signed.signer_infos)}")
     info = signed.signer_infos[0]
-    _check_sid(info, certificate)
+    if info.issuer is None or info.issuer != certificate.issuer or info.serial != certificate.serial:
+        _check_sid(info, certificate)  # the usual match inline (a call fewer); any other case judged there
     # RFC 5652 5.1/5.3: v1 with issuerAndSerialNumber, v3 with subjectKeyIdentifier
     expected_version = 1 if info.issuer is not None else 3
     if info.version != expected_version or signed.version != expected_version:

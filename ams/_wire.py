@@ -57,8 +57,8 @@ class Wire(NamedTuple):
     @property
     def blob(self) -> memoryview:
         """The CMS blob after the PDMQ header."""
-        header = self._protected()
-        return self.payload[header.size :]
+        header = self.header if self.header is not None else self._protected()
+        return self.body[self.chain.payload_offset + header.size :]
 
     def unprotected_reason(self) -> str:
         """What was found where a PDMQ header was expected, for the error that says so: public,
@@ -79,7 +79,8 @@ class Wire(NamedTuple):
 
     def enveloped_data(self) -> EnvelopedContent:
         """Privacy: the EnvelopedData the blob holds, which must carry signedData."""
-        self._expect_qop(QoP.PRIVACY)
+        if self.header is None or self.header.qop is not QoP.PRIVACY:  # the check inline: a call fewer
+            self._expect_qop(QoP.PRIVACY)
         blob = self.blob
         envelope = read_ams_enveloped_data(blob, limits=self.limits)  # AMS's shape: one ContentInfo, filling the blob
         if envelope is None:
@@ -94,7 +95,9 @@ class Wire(NamedTuple):
 
     def confidential(self) -> Confidential:
         """Confidentiality: key block, IV and ciphertext, whose sizes must add up to the blob."""
-        header = self._expect_qop(QoP.CONFIDENTIALITY)
+        header = self.header
+        if header is None or header.qop is not QoP.CONFIDENTIALITY:  # the check inline: a call fewer
+            header = self._expect_qop(QoP.CONFIDENTIALITY)
         blob = self.body[self.chain.payload_offset + V3_SIZE :]
         expected = header.key_block_size + header.iv_block_size + header.enc_block_size
         if expected != len(blob):
@@ -119,7 +122,7 @@ class Wire(NamedTuple):
 
     def restore(self, content: bytes | memoryview) -> tuple[bytes, str]:
         """The original body and MQMD Format: origFormat goes back where protect took it from."""
-        header = self._protected()
+        header = self.header if self.header is not None else self._protected()
         chain = self.chain
         if chain.format_offset is None:
             return bytes(content), header.orig_format

@@ -66,11 +66,11 @@ class SignatureAlgorithm(_Labelled):
     @property
     def oid(self) -> str:
         """The digest's OID in CMS (format.md §3); KeyError for NONE."""
-        return _DIGEST_OIDS[self]
+        return _DIGEST_OIDS_BY_VALUE[self._value_]  # an int key: an enum member's hash is a Python call
 
     def hash(self) -> hashes.HashAlgorithm:
         """A new instance of cryptography's hash for this digest; KeyError for NONE."""
-        return _HASHES[self]()
+        return _HASHES_BY_VALUE[self._value_]()
 
     @classmethod
     def from_oid(cls, oid: str) -> SignatureAlgorithm | None:
@@ -101,7 +101,7 @@ class EncryptionAlgorithm(_Labelled):
     @property
     def spec(self) -> CipherSpec:
         """The cipher's OID, key and block sizes and constructor (format.md §4); KeyError for NONE."""
-        return _CIPHERS[self]
+        return _CIPHERS_BY_VALUE[self._value_]  # an int key: an enum member's hash is a Python call
 
     @classmethod
     def from_oid(cls, oid: str) -> EncryptionAlgorithm | None:
@@ -149,6 +149,8 @@ _DIGEST_OIDS: dict[SignatureAlgorithm, str] = {
     SignatureAlgorithm.SHA512: "2.16.840.1.101.3.4.2.3",
 }
 _DIGEST_BY_OID = {oid: alg for alg, oid in _DIGEST_OIDS.items()}
+_DIGEST_OIDS_BY_VALUE = {alg.value: oid for alg, oid in _DIGEST_OIDS.items()}
+_CIPHERS_BY_VALUE = {alg.value: spec for alg, spec in _CIPHERS.items()}
 
 _HASHES: dict[SignatureAlgorithm, Callable[[], hashes.HashAlgorithm]] = {
     SignatureAlgorithm.MD5: hashes.MD5,
@@ -157,6 +159,7 @@ _HASHES: dict[SignatureAlgorithm, Callable[[], hashes.HashAlgorithm]] = {
     SignatureAlgorithm.SHA384: hashes.SHA384,
     SignatureAlgorithm.SHA512: hashes.SHA512,
 }
+_HASHES_BY_VALUE = {alg.value: factory for alg, factory in _HASHES.items()}
 
 # Signature algorithm OIDs a reader accepts: rsaEncryption (what AMS writes) or the
 # hash-specific PKCS#1 v1.5 OIDs some CMS libraries write instead.

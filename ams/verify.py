@@ -158,13 +158,17 @@ class Verifier:
     ) -> Sequence[x509.Certificate]:
         """The signer's chain, authenticated, then key usage, dates and revocation checked."""
         when = at or datetime.datetime.now(datetime.UTC)
-        chain = self._chain_of(certificate, "signer")
         if isinstance(certificate, CarriedCertificate):
+            # _chain_of's steps, with the one cache entry looked up once for the chain and the usage
             known = self._known_carried(certificate)
+            chain = known.chain
+            if chain is None:
+                chain = known.chain = self._chain(certificate.certificate, "signer")
             if not known.signer_usage:
                 check_usage(certificate.certificate, "signer")
                 known.signer_usage = True
         else:
+            chain = self._chain(certificate, "signer")
             self._check_usage(certificate, "signer")
         self._check_dates(chain, when, "signer")
         links = [link for link, _, _ in chain]

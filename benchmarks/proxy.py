@@ -17,6 +17,7 @@ python -m benchmarks.proxy --quick             # a few seconds per cell
 python -m benchmarks.proxy --json out.json     # more messages per cell
 python -m benchmarks.proxy --quick --memory    # in memory, one worker
 python -m benchmarks.proxy --profile           # crypto / queue manager / the proxy's own, per message
+python -m benchmarks.proxy --quick --sizes 1 --batches 50   # narrowed, while iterating
 """
 
 from __future__ import annotations
@@ -168,19 +169,21 @@ def _record(case: str, size: int, workers: int, batch: int, count: int, moved: f
     }
 
 
-def run(*, quick: bool, memory: bool = False) -> list[dict[str, Any]]:
+def run(
+    *, quick: bool, memory: bool = False, sizes: tuple[int, ...] = (KIB, 64 * KIB), batches: tuple[int, ...] = (1, 50)
+) -> list[dict[str, Any]]:
     """Every cell: on a queue-manager file (1 and 2 workers), or in memory (1 worker)."""
     world = ProxyWorld()
     seconds = 0.5 if quick else 1.0
     records = []
-    for size in (KIB, 64 * KIB):
+    for size in sizes:
         for case, source in CASES.items():
             if memory:
                 records.extend(_memory_cells(world, case, size, seconds))
                 continue
             limit = bound(world, source, size, seconds)
             for workers in (1, 2):
-                for batch in (1, 50):
+                for batch in batches:
                     # a commit per message waits for the disk each time: fewer messages measure it as well
                     count = max(100, int(limit * (0.2 if batch == 1 else 2 if quick else 6)))
                     moved = proxy_rate(world, source, size, count, workers, batch)
@@ -259,12 +262,16 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--memory", action="store_true", help="one worker on an in-memory queue manager")
     parser.add_argument("--profile", action="store_true", help="where an in-memory worker's time goes, and stop")
+    parser.add_argument("--sizes", default="1,64", help="payload sizes in KiB, comma-separated (1,64)")
+    parser.add_argument("--batches", default="1,50", help="messages per unit of work on the file (1,50)")
     args = parser.parse_args()
     if args.profile:
         print(profile())
         return 0
     started = time.perf_counter()
-    records = run(quick=args.quick, memory=args.memory)
+    sizes = tuple(int(size) * KIB for size in args.sizes.split(","))
+    batches = tuple(int(batch) for batch in args.batches.split(","))
+    records = run(quick=args.quick, memory=args.memory, sizes=sizes, batches=batches)
     header = (
         f"Run on {time.strftime('%Y-%m-%d')}: {platform.machine()}, {multiprocessing.cpu_count()} cores, "
         f"Python {platform.python_version()} ({time.perf_counter() - started:.1f} s), queue manager "

@@ -25,7 +25,7 @@ from ams.errors import ConfigurationError, UsageError
 from ams.mq import MQMD, EmbeddedQueueManager, MQError, embedded_journal, embedded_unit_of_work, embedded_writer
 from ams.mq import embedded as embedded_module
 from ams.mq.embedded_journal import journal_directory
-from ams.mq.embedded_wanted import wanted_path
+from ams.mq.embedded_wanted import locked_elsewhere, wanted_path
 
 SPAWN = multiprocessing.get_context("spawn")
 MD = MQMD(persistence=1)
@@ -222,6 +222,21 @@ def test_a_reused_pid_is_not_taken_for_the_journals_owner(tmp_path: Path) -> Non
     assert len(_journals(path)) == 1  # the live one's, left alone
 
 
+def test_an_owner_no_release_writes_is_no_process_to_wait_for(tmp_path: Path) -> None:
+    """Owner tags that name no process ("abc", pid 0, which os.kill would take for our own process
+    group) are applied as a dead process's, not an exception escaping a get; the live parent's
+    journal beside them is still left alone."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"of the live parent", b"of no process", b"of pid 0")
+    _manager(path).connect("makes the directory").close()
+    parent = os.getppid()
+    _plant(path, f"{parent}.{embedded_module._started(parent)}", b"of the live parent")
+    _plant(path, "abc.def", b"of no process")
+    _plant(path, "0.1", b"of pid 0")
+    assert _counts(path) == {b"of the live parent": 0, b"of no process": 1, b"of pid 0": 1}
+    assert len(_journals(path)) == 1
+
+
 def test_a_journal_someone_else_could_have_written_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "qm.sqlite"
     _fill(path, b"message")
@@ -320,3 +335,111 @@ def test_a_journal_is_emptied_once_it_holds_enough_settled_records(
     record = embedded_journal._RECORD.size
     assert sizes == [record, 2 * record, 0]
     assert _counts(path) == {b"3": 0}  # "2", backed out once, was got again and committed
+
+
+# -- whose journals are asked about: the journal's lock (a live connection holds it) ---------------
+
+
+def _lock_seen(journal: Path) -> bool | None:
+    """Whether another process holds the lock on ``journal`` (None: not known on this system)."""
+    descriptor = os.open(journal, os.O_RDONLY)
+    try:
+        return locked_elsewhere(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _open_then_die_on_go(
+    path: str, opened: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event
+) -> None:
+    _hold_for_ever()
+    connection = _manager(path).connect("doomed")
+    queue = connection.open("Q", input=True)  # a change of the file's shape: made before the reader looks
+    opened.set()
+    assert go.wait(timeout=120)
+    queue.get(syncpoint=True)  # held in the transaction when it dies
+    _die()
+
+
+def test_a_journal_seen_locked_is_applied_once_its_process_died_though_nothing_else_changed(tmp_path: Path) -> None:
+    """The reader lists the journals once (the file's shape then unchanged): the journal it found
+    locked, of a live connection, is asked about again at every transaction, and applied once the
+    kernel dropped the lock with the process."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"poison", b"other")
+    reader = _manager(path).connect("reader")
+    queue = reader.open("Q", input=True, browse=True)
+    opened, go = SPAWN.Event(), SPAWN.Event()
+    process = SPAWN.Process(target=_open_then_die_on_go, args=(str(path), opened, go))
+    process.start()
+    assert opened.wait(timeout=120)
+    (journal,) = (journal_directory(path) / name for name in _journals(path) if name != reader._owner)
+    assert queue.browse_first().body == b"poison"  # a transaction that looked at the journals: the other's alive
+    assert _lock_seen(journal) in (True, None) and journal.exists()
+    shape = reader._shape
+    go.set()
+    process.join(timeout=120)
+    assert process.exitcode == -signal.SIGKILL
+    assert _lock_seen(journal) in (False, None)  # dropped by the kernel with the process
+    got = queue.get(syncpoint=True)
+    assert (got.body, got.md.backout_count) == (b"poison", 1)
+    assert reader._shape == shape  # counted from the journals listed before its death
+    reader.commit()
+    assert not journal.exists()
+
+
+def _drop_own_lock_and_wait(
+    path: str, dropped: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event
+) -> None:
+    connection = _manager(path).connect("alive")
+    connection.open("Q", input=True).get(syncpoint=True)
+    connection.release_writer(wait=True)
+    journal = connection._journal.path
+    assert journal is not None
+    os.close(os.open(journal, os.O_RDONLY))  # closing any descriptor of a file drops the process's POSIX locks on it
+    dropped.set()
+    assert go.wait(timeout=120)
+    connection.backout()
+    connection.close()
+
+
+def test_a_live_process_that_lost_its_journals_lock_is_not_taken_for_dead(tmp_path: Path) -> None:
+    """The rejected twin of the lock: a journal found unlocked is applied only once its process is
+    dead too (pid and start time), never on the lock alone."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"held", b"free")
+    dropped, go = SPAWN.Event(), SPAWN.Event()
+    process = SPAWN.Process(target=_drop_own_lock_and_wait, args=(str(path), dropped, go))
+    process.start()
+    assert dropped.wait(timeout=120)
+    (journal,) = (journal_directory(path) / name for name in _journals(path))
+    assert _lock_seen(journal) in (False, None)
+    reader = _manager(path).connect("reader")
+    assert reader.open("Q", input=True).get(syncpoint=True).body == b"free"  # the journals were looked at
+    reader.backout()
+    assert _raw(path)[b"held"] == (2, 0) and journal.exists()  # still the live process's, not backed out
+    go.set()
+    process.join(timeout=60)
+    assert process.exitcode == 0
+    assert _counts(path) == {b"held": 1, b"free": 1}  # each backed out once, by its own connection
+    reader.close()
+
+
+def test_a_journal_locked_by_this_process_is_not_taken_for_dead_by_its_other_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F_GETLK does not report a process's own locks: a connection of this process, played as
+    another process's, finds the journal unlocked, and asks whether the process lives (it does)."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"held", b"free")
+    manager = _manager(path)
+    holder = manager.connect("holder")
+    holder.open("Q", input=True).get(syncpoint=True)
+    monkeypatch.setattr(embedded_module, "_process_tag", lambda: "another.1")
+    reader = _manager(path).connect("reader")  # its owner is "another.1:...": the holder's journal is another's
+    assert reader.open("Q", input=True).get(syncpoint=True).body == b"free"
+    assert holder._journal.path is not None and holder._journal.path.exists()
+    assert _raw(path)[b"held"] == (2, 0)
+    reader.commit()
+    holder.commit()  # its work is still its own: not backed out, the connection not broken
+    assert _raw(path) == {}

@@ -124,6 +124,28 @@ def test_every_change_keeps_the_depth_and_pairs_bodies_with_messages(tmp_path: P
     assert manager.connect("spy").depth("T.DEPTH") == 0
 
 
+def test_a_got_message_does_not_stay_in_the_file(tmp_path: Path) -> None:
+    """The queue manager's connections zero freed pages (secure_delete), whatever SQLite was built
+    with: once a got message is committed and the log checkpointed, its bytes are not in the file;
+    the twin, a message still queued, is found there, so the scan does see bodies."""
+    path = tmp_path / "qm.sqlite"
+    manager = define_test_queues(EmbeddedQueueManager(path, create=True))
+    gone, kept = b"GONE-" + os.urandom(12).hex().encode(), b"KEPT-" + os.urandom(12).hex().encode()
+    app = manager.connect("app")
+    app.put1("T.DEPTH", PERSISTENT, gone * 40)
+    app.put1("T.DEPTH", PERSISTENT, kept * 40)
+    assert app.open("T.DEPTH", input=True).get(syncpoint=True).body == gone * 40
+    app.commit()
+    app.close()
+    manager.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    stored = b"".join(file.read_bytes() for file in tmp_path.iterdir() if file.is_file())
+    assert (kept in stored, gone in stored) == (True, False)
+    with contextlib.closing(EmbeddedQueueManager(path)._open_db()) as db:
+        assert db.execute("PRAGMA secure_delete").fetchone() == (1,)  # set by us, not left to the build
+
+
 def test_a_put_whose_body_cannot_be_stored_leaves_no_message(tmp_path: Path) -> None:
     """The message row and its body are written in one transaction: when the second write fails
     (a full disk, here a trigger), nothing of the put stays, and the failure is MQRC 2195."""
@@ -439,3 +461,28 @@ def test_a_file_is_not_migrated_under_a_process_of_an_earlier_release(tmp_path: 
     after.connect("new").put1("T.UOW", MD, b"put by this release")
     _sound(path)
     assert _drain(after, "T.UOW") == [b"put by this release"]
+
+
+def _connect_and_close(path: str) -> None:
+    EmbeddedQueueManager(path).connect("passing").close()
+
+
+def test_a_second_queue_manager_object_keeps_the_first_ones_connections_sound(tmp_path: Path) -> None:
+    """Opening the file again in the same process (``ams.mq.connect`` twice, for a proxy's source and
+    target) must not drop SQLite's locks of the connections already open: then another process's last
+    close took itself for the file's last user and deleted the write-ahead log under them ("database
+    disk image is malformed" at their next call)."""
+    path = tmp_path / "qm.sqlite"
+    first = EmbeddedQueueManager(path, create=True)
+    first.define_queue("Q")
+    connection = first.connect("first")
+    connection.put1("Q", MQMD(), b"before")
+    second = EmbeddedQueueManager(path)  # in this process, while the first's connections are open
+    process = SPAWN.Process(target=_connect_and_close, args=(str(path),))
+    process.start()
+    process.join(timeout=120)
+    assert process.exitcode == 0
+    connection.put1("Q", MQMD(), b"after")
+    queue = second.connect("second").open("Q", input=True)
+    assert [queue.get().body, queue.get().body] == [b"before", b"after"]
+    connection.close()

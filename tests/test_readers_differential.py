@@ -35,6 +35,7 @@ from ams.hazmat.signed import (
     SignedContent,
     parse_signed_data,
     parse_signed_data_strictly,
+    read_ams_signed_content,
     read_ams_signed_data,
 )
 from tests.conftest import Pki, store
@@ -105,6 +106,22 @@ def check_signed(data: bytes | memoryview, wrapped: bool, third: bool = True) ->
     for info in fast.signer_infos:
         if info.signed_attributes is not None:
             check_signed_attributes(info.signed_attributes)
+    return True
+
+
+def check_signed_content(inner: bytes) -> bool:
+    """The privacy receiver's reader of the decrypted content octets (framed by a SEQUENCE header it
+    writes itself) agrees with the strict reader and with :func:`read_ams_signed_data`, which it
+    stands for there; True when it accepted ``inner``."""
+    head = der.header(der.SEQUENCE, len(inner))
+    framed = memoryview(bytearray(head + inner))
+    found = read_ams_signed_content(framed, len(head))
+    expected = read_ams_signed_data(bytes(framed), wrapped=False, templates=False)
+    assert (found is None) == (expected is None)
+    if found is None or expected is None:
+        return False
+    assert _signed(found) == _signed(expected)
+    assert ("value", _signed(found)) == _outcome(lambda: parse_signed_data_strictly(framed, wrapped=False), _signed)
     return True
 
 
@@ -245,6 +262,7 @@ def check_message(seed: fuzz.Seed[Any], data: bytes, inner: bytes | None = None,
         framed = der.header(der.SEQUENCE, len(inner)) + inner
         accepted += check_signed(framed, wrapped=False) + check_signed(inner, wrapped=False)
         accepted += check_signed(inner, wrapped=True)
+        check_signed_content(inner)
     return accepted
 
 
@@ -264,6 +282,36 @@ def test_every_genuine_message_takes_the_specialised_readers(seeds: list[fuzz.Se
         if seed.inner is not None:
             expected += 1  # the framed plaintext; the bare content octets are not a SEQUENCE
         assert accepted >= expected, seed.label
+
+
+def test_the_privacy_content_reader_agrees_on_every_cut_and_changed_byte(seeds: list[fuzz.Seed[Any]]) -> None:
+    """The decrypted content octets of genuine privacy messages, cut at every length, extended, and
+    with a bit flipped in every byte: read_ams_signed_content accepts exactly what the reader of AMS's
+    shape accepts (and then as the strict reader reads it), and asn1crypto reads what it accepts alike."""
+    inners = [s.inner for s in seeds if s.inner is not None and s.context.qop is ams.QoP.PRIVACY][:2]
+    assert inners
+    for inner in inners:
+        assert check_signed_content(inner)  # the genuine content takes it
+        _asn1crypto_signed(der.header(der.SEQUENCE, len(inner)) + inner, False, _read_content(inner))
+        rejected = 0
+        for size in range(len(inner)):
+            rejected += not check_signed_content(inner[:size])
+        for extra in (b"\x00", b"\x30\x00", inner[-3:]):
+            rejected += not check_signed_content(inner + extra)
+        for position in range(len(inner)):
+            changed = bytearray(inner)
+            changed[position] ^= 1 << (position % 8)
+            if check_signed_content(bytes(changed)) and position % 8 == 0:
+                framed = der.header(der.SEQUENCE, len(changed)) + changed
+                _asn1crypto_signed(bytes(framed), False, _read_content(bytes(changed)))
+        assert rejected == len(inner) + 3  # every truncation and every trailing byte is refused
+
+
+def _read_content(inner: bytes) -> SignedContent:
+    head = der.header(der.SEQUENCE, len(inner))
+    found = read_ams_signed_content(memoryview(head + inner), len(head))
+    assert found is not None
+    return found
 
 
 def test_the_readers_agree_on_the_fuzzers_mutants(seeds: list[fuzz.Seed[Any]]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import attrs
 from cryptography import x509
@@ -166,7 +167,8 @@ def cbc_decrypt(
     if cipher is None:
         cipher = algorithm.spec.factory(key)
     block = cipher.block_size // 8
-    check_cbc_input(algorithm, block, iv, ciphertext, what)
+    if len(ciphertext) == 0 or len(ciphertext) % block or len(iv) != block:  # checked inline; errors there
+        check_cbc_input(algorithm, block, iv, ciphertext, what)
     into, needed = _output_room(into, headroom, len(ciphertext), block, what)
     decryptor = Cipher(cipher, modes.CBC(iv)).decryptor()
     end = headroom + decryptor.update_into(ciphertext, into[headroom:needed])
@@ -233,7 +235,8 @@ class CbcDecryptor:
     ) -> memoryview:
         """As :func:`cbc_decrypt` with this decryptor's key."""
         block, algorithm = self._block, self.algorithm
-        check_cbc_input(algorithm, block, iv, ciphertext, what)
+        if len(ciphertext) == 0 or len(ciphertext) % block or len(iv) != block:  # as cbc_decrypt
+            check_cbc_input(algorithm, block, iv, ciphertext, what)
         into, needed = _output_room(into, headroom, len(ciphertext), block, what)
         context = self._context
         context.update_into(iv, self._scratch)  # the IV is now the chaining value
@@ -400,13 +403,13 @@ class RecipientRef:
         return f"subjectKeyIdentifier {shown or '(empty)'}"
 
 
-@attrs.frozen(eq=False)
-class EnvelopedContent:
+class EnvelopedContent(NamedTuple):
     """A parsed EnvelopedData: cipher, recipients and the still-encrypted content.
 
     Each RecipientInfo is kept as the exact DER of its recipient identifier (checked strictly:
     an issuerAndSerialNumber or a [0] subjectKeyIdentifier) and where its remaining fields lie;
-    only the one this receiver uses is read in full.
+    only the one this receiver uses is read in full. A named tuple, not a frozen attrs class: one
+    is made per message read, and a frozen attrs instance costs a Python call per field to make.
     """
 
     algorithm: EncryptionAlgorithm

@@ -13,8 +13,8 @@ tests' fuzzers produce. Nothing here verifies a signature or trusts a certificat
 from __future__ import annotations
 
 import datetime
+from typing import NamedTuple
 
-import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -127,9 +127,12 @@ class SignedDataWriter:
         return [outer + oid + explicit + signed_header + parts[0], *parts[1:]]
 
 
-@attrs.frozen
-class SignerInfo:
-    """The one SignerInfo AMS writes, read strictly."""
+class SignerInfo(NamedTuple):
+    """The one SignerInfo AMS writes, read strictly.
+
+    A named tuple, not a frozen attrs class: one is made per message read, and a frozen attrs
+    instance costs a Python call per field to make (a tuple's fields cannot be reassigned either).
+    """
 
     version: int
     issuer: bytes | None  # DER of the issuer Name (issuerAndSerialNumber), or None
@@ -141,9 +144,8 @@ class SignerInfo:
     signature: bytes
 
 
-@attrs.frozen
-class SignedContent:
-    """A parsed SignedData, as it arrived (``ams.verify`` checks it)."""
+class SignedContent(NamedTuple):
+    """A parsed SignedData, as it arrived (``ams.verify`` checks it); a named tuple, as SignerInfo."""
 
     version: int
     digest_algorithm: SignatureAlgorithm
@@ -363,6 +365,16 @@ def read_ams_signed_data(encoded: bytes | memoryview, *, wrapped: bool, template
         return None
 
 
+def read_ams_signed_content(data: memoryview, start: int) -> SignedContent | None:
+    """:func:`read_ams_signed_data` (``wrapped`` False, ``templates`` False) for a SignedData SEQUENCE
+    whose header, the ``start`` bytes before its content, the caller wrote itself (the privacy
+    content, which AMS encrypts without it): the content to the end of ``data`` is read, in full."""
+    try:
+        return _read_signed_fields(data, start, len(data), False)
+    except der.DerError:
+        return None
+
+
 def _constant(data: memoryview, offset: int, expected: bytes) -> int:
     """The offset after ``expected``, which must be the bytes at ``offset``; DerError otherwise."""
     end = offset + len(expected)
@@ -415,16 +427,19 @@ def read_ams_signed_tail(
     """The fields of a SignedData of the shape AMS writes after the payload, from ``position`` to
     ``stop`` (its certificate and one SignerInfo), and the SignerInfo's digest algorithm; DerError
     for any other shape. ``templates``: see :func:`read_ams_signed_data`."""
-    trailer = _TRAILERS.get(stop - position) if templates else None
-    found = trailer.match(data, position) if trailer is not None else None
-    if found is None:
-        trailer = _Trailer.read(data, position, stop)
-        found = trailer.certificates, trailer.info
-        if templates and stop - position <= _TRAILER_KEPT_SIZE:
-            if len(_TRAILERS) >= _TRAILERS_KEPT:
-                _TRAILERS.clear()
-            _TRAILERS[stop - position] = trailer.template()
-    certificates, info = found
+    if not templates:  # decrypted bytes: read in full, nothing kept
+        certificates, info, _, _ = _read_trailer(data, position, stop)
+    else:
+        trailer = _TRAILERS.get(stop - position)
+        found = trailer.match(data, position) if trailer is not None else None
+        if found is None:
+            trailer = _Trailer.read(data, position, stop)
+            found = trailer.certificates, trailer.info
+            if stop - position <= _TRAILER_KEPT_SIZE:
+                if len(_TRAILERS) >= _TRAILERS_KEPT:
+                    _TRAILERS.clear()
+                _TRAILERS[stop - position] = trailer.template()
+        certificates, info = found
     algorithm = SignatureAlgorithm.from_oid(info.digest_oid)
     if algorithm is None:
         raise der.DerError("not a digest AMS defines")
@@ -448,18 +463,7 @@ class _Trailer:
     @classmethod
     def read(cls, data: memoryview, start: int, stop: int) -> _Trailer:
         """The certificates field and the one SignerInfo from ``start`` to ``stop``, read in full."""
-        position = start
-        certificates: tuple[bytes, ...] = ()
-        if position < stop and data[position] == der.CONTEXT_0_CONSTRUCTED:
-            certificates_start, certificates_stop = der.expect(data, position, stop, der.CONTEXT_0_CONSTRUCTED)
-            if der.expect(data, certificates_start, certificates_stop, der.SEQUENCE)[1] != certificates_stop:
-                raise der.DerError("not one certificate")
-            position, certificates = certificates_stop, (bytes(data[certificates_start:certificates_stop]),)
-        infos_start, infos_stop = der.expect(data, position, stop, der.SET)
-        info_start, info_stop = der.expect(data, infos_start, infos_stop, der.SEQUENCE)
-        if info_stop != infos_stop or infos_stop != stop:
-            raise der.DerError("not one SignerInfo")
-        info, attributes_start, attributes_stop = _read_signer_info(data, info_start, info_stop)
+        certificates, info, attributes_start, attributes_stop = _read_trailer(data, start, stop)
         signature_start = stop - len(info.signature)
         prefix, middle = bytes(data[start:attributes_start]), bytes(data[attributes_stop:signature_start])
         return cls(prefix, attributes_stop - attributes_start, middle, (certificates, info))
@@ -467,7 +471,7 @@ class _Trailer:
     def template(self) -> _Trailer:
         """This trailer as it is kept: without the view of the signed attributes, which would hold the
         whole message (and its buffer, which could then not be resized) for as long as it is kept."""
-        info = attrs.evolve(self.info, signed_attributes=None)
+        info = self.info._replace(signed_attributes=None)
         return _Trailer(self.prefix, self.attributes_size, self.middle, (self.certificates, info))
 
     def match(self, data: memoryview, start: int) -> tuple[tuple[bytes, ...], SignerInfo] | None:
@@ -494,6 +498,24 @@ class _Trailer:
         )
 
 
+def _read_trailer(data: memoryview, start: int, stop: int) -> tuple[tuple[bytes, ...], SignerInfo, int, int]:
+    """The certificates field and the one SignerInfo from ``start`` to ``stop``, read in full, and
+    where the signed attributes' content starts and ends."""
+    position = start
+    certificates: tuple[bytes, ...] = ()
+    if position < stop and data[position] == der.CONTEXT_0_CONSTRUCTED:
+        certificates_start, certificates_stop = der.expect(data, position, stop, der.CONTEXT_0_CONSTRUCTED)
+        if der.expect(data, certificates_start, certificates_stop, der.SEQUENCE)[1] != certificates_stop:
+            raise der.DerError("not one certificate")
+        position, certificates = certificates_stop, (bytes(data[certificates_start:certificates_stop]),)
+    infos_start, infos_stop = der.expect(data, position, stop, der.SET)
+    info_start, info_stop = der.expect(data, infos_start, infos_stop, der.SEQUENCE)
+    if info_stop != infos_stop or infos_stop != stop:
+        raise der.DerError("not one SignerInfo")
+    info, attributes_start, attributes_stop = _read_signer_info(data, info_start, info_stop)
+    return certificates, info, attributes_start, attributes_stop
+
+
 _TRAILERS_KEPT = 64  # a few senders' worth, each about the size of its certificate
 _TRAILER_KEPT_SIZE = 16 * 1024  # larger trailers (a sender's choice) are read, never kept: at most 1 MiB is
 _TRAILERS: dict[int, _Trailer] = {}  # by length: the template read last
@@ -502,31 +524,43 @@ _TRAILERS: dict[int, _Trailer] = {}  # by length: the template read last
 def _read_signer_info(data: memoryview, position: int, stop: int) -> tuple[SignerInfo, int, int]:
     """One SignerInfo of the shape AMS writes, from its content at ``position`` to ``stop``, and
     where its signed attributes' content starts and ends."""
-    version = _VERSIONS.get(bytes(data[position : position + 3]))
-    if version is None or position + 4 > stop:
+    # one copy of the SignerInfo (a few hundred bytes): bytes index and slice faster than a view,
+    # and its fields are copied out anyway; the signed attributes stay a view of ``data``
+    region = bytes(data[position:stop])
+    end = stop - position  # the bound as given (a byte beyond ``data`` is an IndexError, as on the view)
+    version = _VERSIONS.get(region[:3])
+    if version is None or end < 4:
         raise der.DerError("not the shape AMS writes")
     issuer = serial = key_identifier = None
-    if data[position + 3] == der.SEQUENCE:
-        sid_start, sid_stop = der.expect(data, position + 3, stop, der.SEQUENCE)
-        issuer_stop = der.expect(data, sid_start, sid_stop, der.SEQUENCE)[1]
-        serial_start, serial_stop = der.expect(data, issuer_stop, sid_stop, der.INTEGER)
+    if region[3] == der.SEQUENCE:
+        sid_start, sid_stop = der.expect(region, 3, end, der.SEQUENCE)
+        issuer_stop = der.expect(region, sid_start, sid_stop, der.SEQUENCE)[1]
+        serial_start, serial_stop = der.expect(region, issuer_stop, sid_stop, der.INTEGER)
         if serial_stop != sid_stop:
             raise der.DerError("not the shape AMS writes")
-        issuer = bytes(data[sid_start:issuer_stop])
-        serial = der.decode_integer(data[serial_start:serial_stop], "serialNumber")
+        issuer = region[sid_start:issuer_stop]
+        serial = der.decode_integer(region[serial_start:serial_stop], "serialNumber")
     else:
-        sid_start, sid_stop = der.expect(data, position + 3, stop, der.CONTEXT_0_PRIMITIVE)
-        key_identifier = bytes(data[sid_start:sid_stop])
-    digest_stop = der.expect(data, sid_stop, stop, der.SEQUENCE)[1]
-    digest_oid = _DIGEST_IDS.get(bytes(data[sid_stop:digest_stop]))
-    attributes_start, position = der.expect(data, digest_stop, stop, der.CONTEXT_0_CONSTRUCTED)
-    signature_stop = der.expect(data, position, stop, der.SEQUENCE)[1]
-    signature_oid = _SIGNATURE_IDS.get(bytes(data[position:signature_stop]))
-    value_start, value_stop = der.expect(data, signature_stop, stop, der.OCTET_STRING)
-    if digest_oid is None or signature_oid is None or value_stop != stop:
+        sid_start, sid_stop = der.expect(region, 3, end, der.CONTEXT_0_PRIMITIVE)
+        key_identifier = region[sid_start:sid_stop]
+    digest_stop = der.expect(region, sid_stop, end, der.SEQUENCE)[1]
+    digest_oid = _DIGEST_IDS.get(region[sid_stop:digest_stop])
+    attributes_start, attributes_stop = der.expect(region, digest_stop, end, der.CONTEXT_0_CONSTRUCTED)
+    signature_stop = der.expect(region, attributes_stop, end, der.SEQUENCE)[1]
+    signature_oid = _SIGNATURE_IDS.get(region[attributes_stop:signature_stop])
+    value_start, value_stop = der.expect(region, signature_stop, end, der.OCTET_STRING)
+    if digest_oid is None or signature_oid is None or value_stop != end:
         raise der.DerError("not the shape AMS writes")
-    signature = bytes(data[value_start:value_stop])
+    attributes_start += position
+    attributes_stop += position
     info = SignerInfo(
-        version, issuer, serial, key_identifier, digest_oid, data[attributes_start:position], signature_oid, signature
+        version,
+        issuer,
+        serial,
+        key_identifier,
+        digest_oid,
+        data[attributes_start:attributes_stop],
+        signature_oid,
+        region[value_start:value_stop],
     )
-    return info, attributes_start, position
+    return info, attributes_start, attributes_stop

@@ -28,8 +28,8 @@ This module holds the queue manager (its file, definitions, restart, recovery of
 rest is beside it: the connection (``embedded_connection``, over ``embedded_unit_of_work`` and
 ``embedded_writer``), the open queue (``embedded_queue``), the file's format
 (``embedded_schema``; the MQMD's bytes: ``embedded_md``), the file on disk (``embedded_files``), the owners of work
-(``embedded_owners``), the gets a connection holds (``embedded_journal``), and transactions and
-SQLite errors (``embedded_sqlite``).
+(``embedded_owners``), the gets a connection holds (``embedded_journal``), what connections cache
+about the file (``embedded_shape``), and transactions and SQLite errors (``embedded_sqlite``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import attrs
 from ams.errors import UsageError
 from ams.mq.embedded_connection import EmbeddedConnection as EmbeddedConnection
 from ams.mq.embedded_files import _create_private
-from ams.mq.embedded_journal import GetJournal, journaled_owners, read_journal, remove_journal
+from ams.mq.embedded_journal import GetJournal, JournalWatch, journaled_owners, read_journal, remove_journal
 from ams.mq.embedded_owners import _OWNERS, _back_out, _count_journaled
 from ams.mq.embedded_owners import _alive as _alive
 from ams.mq.embedded_owners import _process_tag as _process_tag
@@ -65,6 +65,7 @@ from ams.mq.embedded_schema import (
 from ams.mq.embedded_schema import GOT_PENDING as GOT_PENDING
 from ams.mq.embedded_schema import PUT_PENDING as PUT_PENDING
 from ams.mq.embedded_schema import VISIBLE as VISIBLE
+from ams.mq.embedded_shape import SHAPE_ROW, SHAPE_SCHEMA
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
 from ams.mq.embedded_wanted import WriterWanted, writer_wanted
 from ams.mq.embedded_writer import release_others, sync_log
@@ -129,9 +130,11 @@ class EmbeddedQueueManager:
             if self._keeper.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
                 self._migrate()
             _create_indexes(self._keeper)
+            self._keeper.executescript(SHAPE_SCHEMA)  # ams/mq/embedded_shape.py
             # a write: waited for as every other is (ams/mq/embedded_wanted.py), not in SQLite's busy
             # handler, where a holder of the writer in another process would not hear of us
             with _transaction(self._keeper, self._uri):
+                self._keeper.execute(SHAPE_ROW)
                 for queue in SYSTEM_QUEUES:
                     self._keeper.execute(
                         "INSERT OR IGNORE INTO queues (name, target, attributes) VALUES (?, NULL, ?)",
@@ -149,6 +152,9 @@ class EmbeddedQueueManager:
             # a checkpoint (every 1,000 pages by default) syncs the log and the database: one per about
             # 100 get+put pairs cost a third of a commit; the log grows to about 40 MiB instead of 4
             db.execute("PRAGMA wal_autocheckpoint=10000")
+            # a got message's pages are zeroed when freed, whatever this SQLite was built with (Debian's
+            # default, not python.org's): its bytes do not stay on the file's free pages until reused
+            db.execute("PRAGMA secure_delete=ON")
         return db
 
     def _migrate(self) -> None:
@@ -185,15 +191,17 @@ class EmbeddedQueueManager:
                 self._recover(self._keeper, owner)
             self._forget(owner)
 
-    def _dead_journals(self) -> list[str]:
+    def _dead_journals(self, watch: JournalWatch, shape: int | None) -> list[str]:
         """The owners of other processes whose get journal is left and whose process died: what each
         connection recovers as it takes the writer (ams/mq/embedded_unit_of_work.py), so that a message
-        got in a transaction the death lost is counted before anyone can get it again."""
+        got in a transaction the death lost is counted before anyone can get it again. Only the journals
+        no live connection holds locked are asked about (``watch``, listed again when the file's
+        ``shape`` moved: ams/mq/embedded_journal.py)."""
         if self.path is None:
             return []
         alive: dict[str, bool] = {}
         dead = []
-        for owner in journaled_owners(self.path):
+        for owner in watch.unlocked(shape, _process_tag()):
             process = owner.split(":", 1)[0]
             if process != _process_tag() and not alive.setdefault(process, _alive(owner)):
                 dead.append(owner)

@@ -29,6 +29,7 @@ from ams.mq.embedded_schema import (
     _attributes_from_json,
     _matching,
 )
+from ams.mq.embedded_shape import shape_version
 from ams.mq.embedded_sqlite import _mq_errors
 from ams.mq.embedded_unit_of_work import UnitOfWork
 from ams.mq.mqmd import MQMD, md_with
@@ -183,9 +184,9 @@ class EmbeddedConnection(UnitOfWork):
     """One connection: its own unit of work, like an MQ connection handle."""
 
     def __init__(self, manager: EmbeddedQueueManager, db: sqlite3.Connection, appl_name: str) -> None:
-        self._resolved: dict[str, _Resolved] = {}  # queues resolved, while the file's data_version is
+        self._resolved: dict[str, _Resolved] = {}  # queues resolved, while the file's shape counter is
         self._resolved_at: int | None = None
-        self._no_expiry: set[str] = set()  # queues with no message that expires, while the data_version is
+        self._no_expiry: set[str] = set()  # queues with no message that expires, while the count of expiring puts is
         self._no_expiry_at: int | None = None
         # by queue, in the transaction held since _depths_in: its depth as last read, and this connection's puts since
         self._depths: dict[str, tuple[int, int]] = {}
@@ -201,12 +202,12 @@ class EmbeddedConnection(UnitOfWork):
         MQGET would have returned it" (IBM MQ docs, message expiry): until then it counts towards
         CURDEPTH and MAXDEPTH, and a put meets 2053 earlier than the live messages explain.
 
-        A queue found with no message that expires at all is not looked at again while nobody else
-        wrote to the file (PRAGMA data_version, read as this connection took the writer) and this
-        connection put none that expires."""
-        if self._no_expiry_at != self._version or self._version is None:
+        A queue found with no message that expires at all is not looked at again while nobody put
+        one that expires (the file's count of them, ams/mq/embedded_shape.py, read as this connection
+        took the writer, which it holds now: only its own puts move it meanwhile, and they say so)."""
+        if self._no_expiry_at != self._expiring or self._expiring is None:
             self._no_expiry.clear()
-            self._no_expiry_at = self._version
+            self._no_expiry_at = self._expiring
         if local in self._no_expiry:
             return
         now = time.time()
@@ -228,13 +229,11 @@ class EmbeddedConnection(UnitOfWork):
     # -- queues -------------------------------------------------------------------------------
 
     def _lookup(self, queue: str) -> _Resolved:
-        """The queue's resolution, read again only when another connection wrote to the file since
-        (PRAGMA data_version: nothing else changes the definitions; none changes while we hold the writer)."""
-        if self._held is not None:
-            version = self._version
-        else:
-            version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
-        if version != self._resolved_at:
+        """The queue's resolution, read again only when the definitions changed since (the file's
+        shape counter, ams/mq/embedded_shape.py, raised by every change of a queue; none changes while
+        we hold the writer)."""
+        version = self._shape if self._held is not None else shape_version(self._db)
+        if version != self._resolved_at or version is None:
             self._resolved.clear()
             self._resolved_at = version
         found = self._resolved.get(queue)

@@ -8,9 +8,12 @@ or MQ.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import urllib.parse
 from pathlib import Path
 
-from ams._files import PRIVATE_FILE_MODE, check_private_file, write_new_file
+from ams._files import PRIVATE_FILE_MODE, check_private_file, private_file_problems, write_new_file
 from ams.errors import UsageError
 from ams.mq.transport import MQError
 from ams.mqconstants import MQRC_Q_MGR_NAME_ERROR
@@ -23,8 +26,9 @@ def _create_private(path: Path, *, create: bool) -> None:
         raise UsageError(
             f"refusing to open queue manager file {path}: it is a symbolic link; give the real path of the file"
         )
-    if path.exists():
-        _refuse_foreign(path)
+    existed = path.exists()
+    if existed:
+        _refuse_not_regular(path)
     elif not create:
         raise MQError(
             f"no embedded queue manager at {path} (the file does not exist; nothing was created): check the "
@@ -34,19 +38,36 @@ def _create_private(path: Path, *, create: bool) -> None:
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_new_file(path, b"", mode=PRIVATE_FILE_MODE)
-    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for file in (Path(f"{path}-wal"), Path(f"{path}-shm"), path):
+        if file is path and existed:  # once its write-ahead log is known to be ours: SQLite reads it
+            _refuse_not_sqlite(path)
         # whoever pre-created the file (or its journal) world-readable, or owns it, reads every queue
         check_private_file(file, "queue manager file", "every queue, the policy queue included")
 
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+def _refuse_not_regular(path: Path) -> None:
+    """MQRC 2058 for a path that is not a regular file (a directory, a FIFO)."""
+    if not path.is_file():
+        _refuse(path, "a directory" if path.is_dir() else "not a regular file")
 
 
-def _refuse_foreign(path: Path) -> None:
-    """MQRC 2058 for a path that is not an embedded queue manager's file: not a regular file (a directory,
-    a FIFO), or one that is neither empty (just created) nor SQLite (the README given to --qm by mistake)."""
-    what = "a directory" if path.is_dir() else None if path.is_file() else "not a regular file"
-    if what is None:
+def _refuse(path: Path, what: str) -> None:
+    raise MQError(
+        f"{path} is not an embedded queue manager's file ({what}): check the name given to --qm",
+        MQRC_Q_MGR_NAME_ERROR,
+    )
+
+
+def _refuse_not_sqlite(path: Path) -> None:
+    """MQRC 2058 for a file that is neither empty (just created) nor SQLite (the README given to --qm
+    by mistake).
+
+    Asked of SQLite, not read with a descriptor of our own: closing any descriptor of a file drops
+    every POSIX lock the process holds on it, SQLite's too, which SQLite's own descriptors avoid. A
+    second queue manager object on a file this process had connections to dropped their shared lock,
+    and another process's last connection then took itself for the file's last user, checkpointed
+    and deleted the write-ahead log under them ("database disk image is malformed")."""
+    if private_file_problems(path):  # refused next (not ours, so no connection of ours has it open): read
         try:
             with path.open("rb") as file:
                 start = file.read(len(_SQLITE_MAGIC))
@@ -56,9 +77,21 @@ def _refuse_foreign(path: Path) -> None:
                 "permissions",
                 MQRC_Q_MGR_NAME_ERROR,
             ) from None
-        what = "not SQLite" if start and start != _SQLITE_MAGIC else None
-    if what is not None:
-        raise MQError(
-            f"{path} is not an embedded queue manager's file ({what}): check the name given to --qm",
-            MQRC_Q_MGR_NAME_ERROR,
-        )
+        if start and start != _SQLITE_MAGIC:
+            _refuse(path, "not SQLite")
+        return
+    try:
+        uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=rw"  # never created here
+        with contextlib.closing(sqlite3.connect(uri, uri=True, isolation_level=None)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as error:
+        if getattr(error, "sqlite_errorcode", 0) & 0xFF != _SQLITE_NOTADB:
+            raise MQError(
+                f"cannot read the embedded queue manager's file {path}: {error}; check its permissions",
+                MQRC_Q_MGR_NAME_ERROR,
+            ) from None
+        _refuse(path, "not SQLite")
+
+
+_SQLITE_NOTADB = 26
+_SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -24,12 +24,25 @@ After a power loss the journal may have lost its last records (it is not synced)
 may be lower than the number of failed attempts, as with MQ's HARDENBO(NO) across a queue
 manager restart. A queue manager in memory has no journal (a crash loses the queue manager).
 
+Whose journals to apply, at every transaction that reads a message: a connection holds an
+exclusive POSIX lock (fcntl, byte 0) on its own journal for as long as it lives, which the kernel
+drops when its process dies, so that a journal another process still holds locked is of a live
+connection (one F_GETLK, where a directory listing and ``/proc`` cost about 20 µs). A journal found
+unlocked is not taken for dead on that alone: its owner's process is asked, as before (by pid and
+start time, ams/mq/embedded_owners.py), since a lock can be missing while its owner lives (an
+earlier version of ams, a system without ``struct flock``'s layout, or the owner's process having
+closed another descriptor of its journal: POSIX locks are the process's, and any close drops them).
+The lock only spares the question. The journals are listed again only when the file's shape moved
+(ams/mq/embedded_shape.py): a connection's row, which raises it, is inserted after its journal is
+made, and a journal without a row has nothing to count (:class:`JournalWatch`).
+
 Separate because it is about a file beside the queue manager's, not SQLite or MQ semantics.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import stat
@@ -45,6 +58,7 @@ from ams._files import (
     write_new_file,
 )
 from ams.errors import ConfigurationError
+from ams.mq.embedded_wanted import locked_elsewhere
 
 _RECORD = struct.Struct("<qq")  # generation, row id
 # owners are "pid.start:hex" (ams/mq/embedded_owners.py); any other name in the directory is not a journal
@@ -52,6 +66,8 @@ _OWNER = re.compile(r"[0-9A-Za-z.]{1,64}:[0-9a-f]{1,64}")
 TRUNCATE_AFTER = 4096  # settled records a journal keeps before it is emptied (64 KiB)
 _LIMIT = 64 << 20  # a journal holds at most MAXUMSGS records per generation; far below this
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# another's journal, opened only to ask about its lock (O_NONBLOCK: a FIFO planted there must not block the open)
+_WATCH_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def journal_directory(database: Path) -> Path:
@@ -96,6 +112,10 @@ class GetJournal:
         self.path = private_directory(database) / owner
         write_new_file(self.path, b"", mode=PRIVATE_FILE_MODE)
         self._descriptor = os.open(self.path, _APPEND_FLAGS)
+        # held while this process lives (the kernel drops it with the process): others then know the
+        # journal is a live connection's without asking /proc. Not having it costs them that question only
+        with contextlib.suppress(OSError):
+            fcntl.lockf(self._descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0, os.SEEK_SET)
 
     def record(self, generation: int, row: int) -> None:
         """A get under syncpoint of message ``row``, in the unit of work of ``generation``: appended,
@@ -118,12 +138,12 @@ class GetJournal:
     def remove(self) -> None:
         """The connection ended (its work committed or backed out): the journal goes."""
         self.records = []
+        if self.path is not None:  # before the close drops the lock: never seen unlocked under its name
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
         if self._descriptor is not None:
             os.close(self._descriptor)
             self._descriptor = None
-        if self.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
 
 
 def journaled_owners(database: Path) -> list[str]:
@@ -158,3 +178,61 @@ def remove_journal(database: Path, owner: str) -> None:
     """``owner``'s journal gone, once its records were applied in a committed transaction."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(journal_directory(database) / owner)
+
+
+class JournalWatch:
+    """The get journals of other processes' connections beside one queue manager file, for one
+    connection: which of them no live connection holds locked (see the module), the ones whose
+    owner's process must be asked whether it died. Listed again when the file's shape moved; each
+    kept open, so that asking is one F_GETLK per journal."""
+
+    def __init__(self, database: Path | None) -> None:
+        self._database = database
+        self._shape: int | None = None
+        self._listed = False
+        self._descriptors: dict[str, int] = {}  # owner -> its journal, open (-1: could not be: always asked)
+
+    def unlocked(self, shape: int | None, process: str) -> list[str]:
+        """The owners, not of this ``process`` ("pid.start"), whose journal nobody holds locked now,
+        as the file's shape counter reads ``shape`` (None: unknown, listed again)."""
+        if self._database is None:
+            return []
+        if shape is None or not self._listed or shape != self._shape:
+            self._list(process)
+            self._shape, self._listed = shape, True
+        found = []
+        for owner, descriptor in list(self._descriptors.items()):
+            if descriptor >= 0 and locked_elsewhere(descriptor):
+                continue
+            if descriptor >= 0 and os.fstat(descriptor).st_nlink == 0:
+                self._drop(owner)  # removed: its connection ended, or was recovered, with its row
+                continue
+            found.append(owner)
+        return found
+
+    def _list(self, process: str) -> None:
+        assert self._database is not None
+        names = {owner for owner in journaled_owners(self._database) if owner.split(":", 1)[0] != process}
+        for owner in self._descriptors.keys() - names:
+            self._drop(owner)
+        directory = journal_directory(self._database)
+        for owner in names - self._descriptors.keys():
+            try:
+                self._descriptors[owner] = os.open(directory / owner, _WATCH_FLAGS)
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            except OSError:
+                self._descriptors[owner] = -1  # a link, say: read_journal refuses it, as before
+
+    def _drop(self, owner: str) -> None:
+        descriptor = self._descriptors.pop(owner, -1)
+        if descriptor >= 0:
+            # drops this process's locks on the file: none, on another process's journal (a test playing
+            # another process with its own connections loses a lock, and /proc is asked instead)
+            os.close(descriptor)
+
+    def close(self) -> None:
+        """The connection ended: its descriptors closed."""
+        for owner in list(self._descriptors):
+            self._drop(owner)
+        self._listed = False

@@ -75,6 +75,10 @@ def _alive(owner: str) -> bool:
     zombie waiting to be reaped, and not another process that was given its pid since."""
     process = owner.split(":", 1)[0]
     pid_text, _, start = process.partition(".")
+    if not (pid_text.isascii() and pid_text.isdigit()) or int(pid_text) == 0:
+        # no process of any ams release wrote it: no process to wait for, and backing out its work
+        # (if any) puts messages back on their queues, which loses none
+        return False
     pid = int(pid_text)
     now = _started(pid)
     if now == "dead":

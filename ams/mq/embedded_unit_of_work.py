@@ -15,8 +15,10 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from ams.mq.embedded_journal import JournalWatch
 from ams.mq.embedded_owners import _back_out, _count_journaled
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
+from ams.mq.embedded_shape import versions
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
 from ams.mq.embedded_wanted import begin_immediate
 from ams.mq.embedded_writer import CONTENDED_SECONDS, CONTENDED_WAIT, HOLD_SECONDS, held, release_others, released
@@ -75,6 +77,11 @@ class UnitOfWork:
         self._lock = threading.Lock()
         self._held: float | None = None  # when this connection took the writer it still holds
         self._version: int | None = None  # the file's data_version when this connection last took the writer
+        # its shape counter then (ams/mq/embedded_shape.py), read when data_version moved; while it stays,
+        # so do the connection's broken flag, the queues open for input and the get journals' list
+        self._shape: int | None = None
+        self._watch = JournalWatch(manager.path)  # other processes' get journals (ams/mq/embedded_journal.py)
+        self._expiring: int | None = None  # the file's count of messages put with an expiry, as the writer was taken
         self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
         self._taken: dict[int, list[tuple[int, str, int]]] = {GOT_PENDING: [], PUT_PENDING: []}  # their rows
         # the gets under syncpoint of this unit of work, kept outside SQLite (ams/mq/embedded_journal.py), and
@@ -85,7 +92,7 @@ class UnitOfWork:
         self._generation = 0
         self._recovered: list[str] = []  # dead owners recovered in the transaction held (their journals go after it)
         self._competitors: dict[str, bool] = {}  # by queue: whether another process has it open for input ...
-        self._competitors_at: int | None = None  # ... while the file's data_version is this
+        self._competitors_at: int | None = None  # ... while the file's shape counter is this
         try:
             with _transaction(db, manager._uri):
                 db.execute("INSERT INTO connections (owner) VALUES (?)", (self._owner,))
@@ -125,16 +132,18 @@ class UnitOfWork:
         begin_immediate(db, self.manager._uri)
         if time.monotonic() - asked >= CONTENDED_WAIT:  # we waited: another process held it
             self._contended = time.monotonic() + CONTENDED_SECONDS
-        version = int(db.execute("PRAGMA data_version").fetchone()[0])
-        if version != self._version:  # another connection wrote since we last held the writer: broken?
-            row = db.execute("SELECT broken FROM connections WHERE owner = ?", (self._owner,)).fetchone()
-            if row is None or row[0]:
-                db.execute("ROLLBACK")
-                raise MQError(
-                    f"the connection to {self.name} was broken (the queue manager restarted, or its work was "
-                    "backed out): its uncommitted work is gone; connect again",
-                    MQRC_CONNECTION_BROKEN,
-                )
+        version, shape, self._expiring = versions(db)
+        if version != self._version:  # another connection wrote since we last held the writer
+            if shape is None or shape != self._shape:  # a connection changed: broken?
+                row = db.execute("SELECT broken FROM connections WHERE owner = ?", (self._owner,)).fetchone()
+                if row is None or row[0]:
+                    db.execute("ROLLBACK")
+                    raise MQError(
+                        f"the connection to {self.name} was broken (the queue manager restarted, or its work was "
+                        "backed out): its uncommitted work is gone; connect again",
+                        MQRC_CONNECTION_BROKEN,
+                    )
+                self._shape = shape
             self._version = version
         self._checked = False  # for journals of dead processes, before this transaction reads a message
         self._held = time.monotonic()
@@ -164,13 +173,13 @@ class UnitOfWork:
         return wanted is not None and wanted.by_others()
 
     def _competing(self, queue: str) -> bool:
-        """Whether another process has ``queue`` open for input, read again only when another
-        connection wrote to the file since (PRAGMA data_version, as _lookup does)."""
+        """Whether another process has ``queue`` open for input, read again only when a queue was
+        opened or closed since (the file's shape counter, as _lookup does)."""
         if self.manager.path is None:
             return False  # in memory: no other process
-        if self._competitors_at != self._version or self._version is None:
+        if self._competitors_at != self._shape or self._shape is None:
             self._competitors.clear()
-            self._competitors_at = self._version
+            self._competitors_at = self._shape
         found = self._competitors.get(queue)
         if found is None:
             process = self._owner.split(":", 1)[0] + ":"
@@ -189,7 +198,7 @@ class UnitOfWork:
         Their journals go once this transaction is written."""
         if self._checked:
             return
-        for owner in self.manager._dead_journals():
+        for owner in self.manager._dead_journals(self._watch, self._shape):
             self.manager._recover(self._db, owner)
             self._recovered.append(owner)
         self._checked = True
@@ -211,7 +220,8 @@ class UnitOfWork:
         """The unit of work was lost with its transaction: what is left of it backed out, the gets the
         transaction lost counted as backed out too (as the recovery of a dead owner counts them), and
         the connection broken."""
-        self._version = None  # our own writes leave data_version as it was: the flag must be read again
+        # our own writes leave data_version as it was: the flag must be read again
+        self._version = self._shape = None
         with contextlib.suppress(sqlite3.Error):
             with _transaction(self._db, self.manager._uri, self) as db:
                 _count_journaled(db, self._owner, self._journal.records)
@@ -322,6 +332,7 @@ class UnitOfWork:
             self._db.execute("DELETE FROM opens WHERE owner = ?", (self._owner,))
             self._db.execute("DELETE FROM connections WHERE owner = ?", (self._owner,))
         self._journal.remove()
+        self._watch.close()
         self._db.close()
         self._connection = None
 

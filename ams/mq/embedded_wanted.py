@@ -70,6 +70,19 @@ _QUERY = (
 _TYPE_AT = 0 if _LAYOUT is None else _LAYOUT[1].index("type")
 
 
+def locked_elsewhere(descriptor: int) -> bool | None:
+    """Whether another process holds a lock (of either kind) on byte 0 of the file open at
+    ``descriptor`` (F_GETLK: this process's own locks are not reported); None where that cannot be
+    asked (no known ``struct flock`` layout, or the call failed)."""
+    if _QUERY is None or _LAYOUT is None:
+        return None
+    try:
+        answer = fcntl.fcntl(descriptor, fcntl.F_GETLK, _QUERY)
+    except OSError:
+        return None
+    return bool(_LAYOUT[0].unpack(answer)[_TYPE_AT] != fcntl.F_UNLCK)
+
+
 def wanted_path(database: Path) -> Path:
     """The file on which processes waiting for the writer of ``database`` hold their lock."""
     return queue_manager_companions(database)[1]
@@ -104,13 +117,7 @@ class WriterWanted:
 
     def by_others(self) -> bool:
         """Whether another process waits for the writer now (this process's own waiters not counted)."""
-        if _QUERY is None or _LAYOUT is None:
-            return False
-        try:
-            answer = fcntl.fcntl(self._descriptor, fcntl.F_GETLK, _QUERY)
-        except OSError:
-            return False
-        return bool(_LAYOUT[0].unpack(answer)[_TYPE_AT] != fcntl.F_UNLCK)
+        return bool(locked_elsewhere(self._descriptor))
 
     def _after_fork(self) -> None:
         # a child inherits the descriptor, not the parent's locks, nor its waiting threads

@@ -23,6 +23,7 @@ import random
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -84,13 +85,29 @@ def _set_of(blob: bytes) -> tuple[int, int]:
     return der.expect(blob, start + 3, stop, der.SET)
 
 
+@pytest.fixture
+def no_layouts_kept() -> Iterator[None]:
+    """The readers' layout caches empty for one test, then as they were: the caches are module
+    state, and a test that ran before may have left a layout of the lengths this one reads."""
+    caches: list[dict[int, Any]] = [recipient_layouts.LAYOUTS, recipient_layouts.ENVELOPES]
+    saved = [dict(cache) for cache in caches]
+    for cache in caches:
+        cache.clear()
+    yield
+    for cache, kept in zip(caches, saved, strict=True):
+        cache.clear()
+        cache.update(kept)
+
+
+@pytest.mark.usefixtures("no_layouts_kept")
 def test_a_protector_picks_its_own_recipient_whatever_layout_was_read_last(
     pki: Pki, twins: tuple[Issued, Issued, Issued], policies: ams.PolicyStore
 ) -> None:
     """Messages to (twin1, twin2) and (twin2, twin3): SETs of one length, twin2 first in one and
     second in the other. Each read with the other's layout kept: every twin reads the messages
     for it with its own RecipientInfo and key (the wrong one would not unwrap: implicit rejection
-    refuses it), and is told it is not a recipient of the other."""
+    refuses it), and is told it is not a recipient of the other. The caches start empty (whatever
+    ran before), so the first message is read with no layout kept."""
     alice = ams.Protector(pki.keystore("alice", extra=twins), policies)
     readers = [_reader(pki, twin, policies) for twin in twins]
     payloads = {queue: queue.ljust(9).encode() * 50 for queue in ("ONE.TWO", "TWO.THREE")}  # one length
@@ -99,6 +116,7 @@ def test_a_protector_picks_its_own_recipient_whatever_layout_was_read_last(
     rids = {queue: parse_enveloped_data_strictly(blob).recipient_ids for queue, blob in blobs.items()}
     assert rids["ONE.TWO"][1] == rids["TWO.THREE"][0]  # twin2 at another index
     assert len({len(blob) for blob in blobs.values()}) == 1 and len(set(map(_set_length, blobs.values()))) == 1
+    assert _kept_rids(blobs["ONE.TWO"]) == []
     for queue in ["ONE.TWO", "TWO.THREE"] * 3:
         kept = _kept_rids(blobs[queue])
         for twin, reader in zip((1, 2, 3), readers, strict=True):
