@@ -157,3 +157,19 @@ def test_reading_properties_takes_the_one_closest_to_the_head() -> None:
     queue manager has re-rendered yet: the first of two same-named elements is the property."""
     body = rfh2(b"<usr><A>1</A><A>2</A></usr>", next_format=RFH2.encode()) + rfh2(b"<usr><A>3</A><B>4</B></usr>")
     assert read_properties(MQMD(format=RFH2), body + b"pay").folders == {"usr": {"A": "1", "B": "4"}}
+
+
+def test_an_mqrfh2_behind_another_format_is_left_as_put(connections: Factory) -> None:
+    """A body that starts like an MQRFH2 under a Format that does not say so is data, not a header:
+    put and got byte for byte (rerender looks no further than the Format, as MQ reads the chain)."""
+    body = rfh2(b"<usr><Amount>1</Amount><Amount>2</Amount></usr>") + b"pay"
+    connections("sender").put1("Q", MQMD(format="MQSTR   "), body)
+    got = connections("receiver").open("Q", input=True).get()
+    assert (got.md.format, got.body) == ("MQSTR   ", body)
+
+
+def test_the_same_bytes_under_mqhrf2_are_rendered_again(connections: Factory) -> None:
+    """The twin: the same body under Format MQHRF2 is a header, re-rendered (one Amount left)."""
+    body = rfh2(b"<usr><Amount>1</Amount><Amount>2</Amount></usr>") + b"pay"
+    md, got = put_and_get(connections, body)
+    assert got != body and got.count(b"<Amount>") == 1 and md.format == RFH2

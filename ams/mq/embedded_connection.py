@@ -8,7 +8,6 @@ restart and recovery).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 import uuid
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
 
-from ams.mq.embedded_md import md_from_bytes, md_from_json, md_to_bytes
+from ams.mq.embedded_md import md_from_bytes, md_from_json, md_to_bytes, random_tail
 from ams.mq.embedded_queue import EmbeddedQueue
 from ams.mq.embedded_schema import (
     _DEPTH,
@@ -189,6 +188,9 @@ class EmbeddedConnection(UnitOfWork):
         self._resolved_at: int | None = None
         self._no_expiry: set[str] = set()  # queues with no message that expires, while the count of expiring puts is
         self._no_expiry_at: int | None = None
+        # by queue, in the transaction held since _depths_in: its depth as last read, and this connection's puts since
+        self._depths: dict[str, tuple[int, int]] = {}
+        self._depths_in: float | None = None
         super().__init__(manager, db, appl_name)
 
     def _discard_expired(
@@ -373,11 +375,7 @@ class EmbeddedConnection(UnitOfWork):
         if syncpoint:
             self._count_uncommitted(found.local)
         with self._lock, self._work(durable=not syncpoint, keep=syncpoint):
-            # expired messages count until a get or browse passes over them (MQ's EXPRYINT scan is off by default)
-            row = self._db.execute(_DEPTH, (found.local,)).fetchone()
-            depth = 0 if row is None else int(row[0])
-            if depth >= found.attributes.max_depth:
-                raise MQError(f"MQPUT to {found.local}: the queue holds {depth:,} messages, its MAXDEPTH", MQRC_Q_FULL)
+            read = self._depth_read(found)
             cursor = self._db.execute(
                 _INSERT,
                 (
@@ -393,12 +391,35 @@ class EmbeddedConnection(UnitOfWork):
                 ),
             )
             self._insert_body(int(cursor.lastrowid or 0), body)
+            self._depths[found.local] = (read[0], read[1] + 1)
             if expires is not None:
                 self._no_expiry.discard(found.local)
         if syncpoint:
             self._uncommitted += 1
             self._taken[PUT_PENDING].append((int(cursor.lastrowid or 0), self._owner, PUT_PENDING))
         return _put_result(md, stored)
+
+    def _depth_read(self, found: _Resolved) -> tuple[int, int]:
+        """MQRC 2053 when ``found`` holds MAXDEPTH messages (expired ones count until a get or browse
+        passes over them: MQ's EXPRYINT scan is off by default). Returns the depth read, and the puts
+        since, for the put to count itself in.
+
+        The depth is read again only when it could be MAXDEPTH: in one transaction held, nobody else
+        writes, and only this connection's puts raise the depth (its gets and expiry lower it; a
+        backout, the one call that restores messages, writes the transaction), or a recovery of a
+        dead process's gets, after which it is read at each put. So the depth last read in this
+        transaction, plus this connection's puts since, bounds it from above."""
+        if self._depths_in != self._held or self._recovered:
+            self._depths.clear()
+            self._depths_in = self._held
+        known = self._depths.get(found.local)
+        if known is not None and known[0] + known[1] < found.attributes.max_depth:
+            return known
+        row = self._db.execute(_DEPTH, (found.local,)).fetchone()
+        depth = 0 if row is None else int(row[0])
+        if depth >= found.attributes.max_depth:
+            raise MQError(f"MQPUT to {found.local}: the queue holds {depth:,} messages, its MAXDEPTH", MQRC_Q_FULL)
+        return depth, 0
 
     def _insert_body(self, message: int, body: bytes) -> None:
         """The body of the message row just inserted; failing, the row is deleted again, so that the
@@ -421,7 +442,7 @@ class EmbeddedConnection(UnitOfWork):
         if any(md.msg_id):
             msg_id = padded_id(md.msg_id, "MsgId")
         else:  # unique across processes, as MQ's
-            msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + os.urandom(8)
+            msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + random_tail()
         correl_id = padded_id(md.correl_id, "CorrelId")
         persistent = int(
             found.first.default_persistent

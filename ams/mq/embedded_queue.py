@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ams.mq.embedded_sqlite import _mq_errors
 from ams.mq.mqmd import MQMD
-from ams.mq.transport import Match, Message, MQError
+from ams.mq.transport import ANY, Match, Message, MQError
 from ams.mqconstants import (
     MQRC_GET_INHIBITED,
     MQRC_NOT_OPEN_FOR_BROWSE,
@@ -42,6 +42,7 @@ class EmbeddedQueue:
         self.local = local
         self._handle = handle
         self._modes = {"output": output, "input": input, "browse": browse}
+        self._output, self._input = output, input
         self._cursor: tuple[int, int] | None = None
 
     def _gets_allowed(self) -> None:
@@ -57,7 +58,8 @@ class EmbeddedQueue:
 
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
         """MQPUT; the MQMD comes back as the queue manager completed it."""
-        self._need("output")
+        if not self._output:  # asked here, not through _need: a put's per-message cost
+            self._need("output")
         return self.connection._put(self.connection._lookup(self.name), md, body, syncpoint=syncpoint)
 
     def get(
@@ -71,9 +73,10 @@ class EmbeddedQueue:
     ) -> Message:
         """MQGET (the first message matching ``msg_id`` and ``correl_id``, each if given and not all
         zeros); ``force_rfh2`` False applies the queue's PROPCTL, as MQ does without the GMO option."""
-        self._need("input")
+        if not self._input:  # asked here, not through _need: a get's per-message cost
+            self._need("input")
         self._gets_allowed()
-        match = Match.of(msg_id, correl_id)
+        match = ANY if msg_id is None and correl_id is None else Match.of(msg_id, correl_id)
         return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, match=match, force_rfh2=force_rfh2)
 
     def browse_first(

@@ -57,6 +57,8 @@ class _Folder:
 def rerender(md: MQMD, body: bytes) -> tuple[MQMD, bytes]:
     """``md`` and ``body`` with the leading MQRFH2 headers merged and rendered as described above
     (unchanged when there are none, or when one of their folders cannot be read as XML)."""
+    if md.format.strip() != "MQHRF2":  # no MQRFH2 then (as _leading_rfh2 finds): every put asks, most have none
+        return md, body
     headers = _leading_rfh2(md, body)
     if not headers:
         return md, body
