@@ -23,7 +23,7 @@ import struct
 
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import MQError
-from ams.mqconstants import MQRC_MD_ERROR
+from ams.mqconstants import MQRC_MD_ERROR, MQRC_UNEXPECTED_ERROR
 
 # the MQMD as stored in format 6: its fields' values in this order (MsgId and CorrelId in hex), a JSON array
 _MD_ORDER = (
@@ -91,11 +91,17 @@ def md_to_bytes(
 
 def md_from_bytes(data: bytes, backouts: int, expiry: int | None = None) -> MQMD:
     """The MQMD stored as ``data`` (format 7), with the row's backout count and, given, the Expiry
-    left: one unpack, one decode, the texts sliced out in a straight line (a get's per-message cost)."""
-    (encoding, ccsid, persistence, msg_type, priority, stored_expiry, _, appl_type, msg_id, correl_id, *lengths) = (
-        _LAYOUT.unpack_from(data)
-    )
-    text = data[_LAYOUT.size :].decode(*_ENCODING)
+    left: one unpack, one decode, the texts sliced out in a straight line (a get's per-message cost).
+    Bytes that are not that layout (a damaged row) are MQRC 2195, never a struct or decoding error."""
+    try:
+        (encoding, ccsid, persistence, msg_type, priority, stored_expiry, _, appl_type, msg_id, correl_id, *lengths) = (
+            _LAYOUT.unpack_from(data)
+        )
+        text = data[_LAYOUT.size :].decode(*_ENCODING)
+    except (struct.error, UnicodeDecodeError):
+        raise _damaged(data, None) from None
+    if sum(lengths) != len(text):  # the texts would be cut in the wrong places
+        raise _damaged(data, sum(lengths))
     a, b, c, d, e, f, _ = lengths  # where each text ends
     b += a
     c += b
@@ -120,6 +126,22 @@ def md_from_bytes(data: bytes, backouts: int, expiry: int | None = None) -> MQMD
         put_appl_name=text[d:e],
         put_date=text[e:f],
         put_time=text[f:],
+    )
+
+
+def _damaged(data: bytes, characters: int | None) -> MQError:
+    """MQRC 2195 for a stored MQMD that is not format 7's layout (``characters``: the texts' lengths
+    add up to that, not to what follows the fields; None: the bytes do not unpack or decode)."""
+    found = (
+        "fields that do not unpack or texts that do not decode"
+        if characters is None
+        else (f"text lengths adding up to {characters} characters, not what follows the fields")
+    )
+    return MQError(
+        f"a message's stored MQMD is damaged: expected format 7's layout ({_LAYOUT.size} bytes of fields, then the "
+        f"UTF-8 texts their lengths give), found {len(data)} bytes with {found}; restore the queue manager's file "
+        "from a backup, or remove the message's row",
+        MQRC_UNEXPECTED_ERROR,
     )
 
 

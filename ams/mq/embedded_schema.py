@@ -164,7 +164,7 @@ def _convert_rows(db: sqlite3.Connection) -> None:
     for row_id, stored, backouts in rows:
         try:
             md = md_from_row(stored, int(backouts))
-        except (ValueError, TypeError, KeyError, struct.error) as error:  # a damaged row: the migration stops
+        except (ValueError, TypeError, KeyError, struct.error, MQError) as error:  # a damaged row: the migration stops
             raise MQError(
                 f"the embedded queue manager's file cannot be brought to format {_SCHEMA_VERSION}: message "
                 f"row {row_id} holds no MQMD this version can read (expected JSON of format 6 or earlier, "
