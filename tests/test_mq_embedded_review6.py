@@ -337,3 +337,55 @@ def test_a_forked_child_closing_inherited_journals_leaves_the_parents_lock(tmp_p
     finally:
         process.kill()
         process.join(timeout=60)
+
+
+# -- the descriptors a process keeps on other processes' journals -----------------------------------
+
+
+def _many_connections(
+    path: str, count: int, ready: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event
+) -> None:
+    connections = [EmbeddedQueueManager(Path(path)).connect(f"held {n}") for n in range(count)]
+    ready.set()
+    assert go.wait(timeout=120)
+    for connection in connections:
+        connection.close()
+
+
+def _descriptors_on(names: set[str]) -> int:
+    """How many descriptors this process has open on the files named ``names`` (by base name)."""
+    found = 0
+    for descriptor in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            found += os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}")) in names
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors through /proc")
+def test_a_process_keeps_one_descriptor_per_other_journal_whatever_its_connections(tmp_path: Path) -> None:
+    """Each connection asks about the journals of other processes' connections by their lock, on a
+    descriptor kept open: one per journal in the process, shared by its connections, not one per
+    connection and journal (8 connections of each of two processes held 64 before: 40 and 40 would
+    be 1,600, past a soft limit of 1,024, and a new connection's SQLite open then fails). The twin:
+    closing the connections of this process closes them; the other's journals still seen live."""
+    path = tmp_path / "qm.sqlite"
+    _manager(path).close()
+    ready, go = SPAWN.Event(), SPAWN.Event()
+    process = SPAWN.Process(target=_many_connections, args=(str(path), 8, ready, go))
+    process.start()
+    try:
+        assert ready.wait(timeout=120)
+        theirs = set(os.listdir(journal_directory(path))) - {".writer"}
+        readers = [EmbeddedQueueManager(path).connect(f"reader {n}") for n in range(8)]
+        for reader in readers:
+            with pytest.raises(NoMessageAvailable):  # a transaction that read a message: journals asked about
+                reader.open("Q", input=True).get(syncpoint=True)
+            reader.backout()
+        assert len(theirs) >= 8 and 0 < _descriptors_on(theirs) <= len(theirs)
+        for reader in readers:
+            reader.close()
+        assert _descriptors_on(theirs) == 0
+    finally:
+        go.set()
+        process.join(timeout=60)
+    assert process.exitcode == 0
