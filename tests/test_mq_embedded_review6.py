@@ -10,6 +10,7 @@ import multiprocessing
 import multiprocessing.queues
 import multiprocessing.synchronize
 import os
+import signal
 import sqlite3
 import struct
 import time
@@ -389,3 +390,61 @@ def test_a_process_keeps_one_descriptor_per_other_journal_whatever_its_connectio
         go.set()
         process.join(timeout=60)
     assert process.exitcode == 0
+
+
+# -- a journal without a connection row ---------------------------------------------------------------
+
+
+def test_a_connection_whose_row_cannot_be_inserted_leaves_no_journal(tmp_path: Path) -> None:
+    """The row's INSERT refused (a trigger of the file raising, as a full disk would fail it): the
+    connection is MQRC 2195 and its journal is removed with it; the twin, the trigger gone, connects."""
+    path = tmp_path / "qm.sqlite"
+    manager = _manager(path)
+    _raw(path, "CREATE TRIGGER refuse BEFORE INSERT ON connections BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    with pytest.raises(MQError) as caught:
+        manager.connect("refused")
+    assert caught.value.reason == 2195 and "refused" in str(caught.value)
+    assert [name for name in os.listdir(journal_directory(path)) if not name.startswith(".")] == []
+    _raw(path, "DROP TRIGGER refuse")
+    connection = manager.connect("accepted")
+    assert connection._journal.path is not None and connection._journal.path.exists()
+    connection.close()
+
+
+def _row_ids(path: Path) -> list[int]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [row for (row,) in db.execute("SELECT id FROM messages")]
+
+
+def _journal_then_die(path: str) -> None:
+    """A connection killed after its journal was made, before its row was inserted."""
+    from ams.mq import embedded as embedded_module
+    from ams.mq.embedded_journal import GetJournal
+
+    journal = GetJournal(Path(path), embedded_module._process_tag() + ":" + "ab" * 16)
+    journal.record(0, 1)  # as if a get had been made: no row, so nothing of it is counted
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_journal_left_without_a_row_counts_nothing_and_is_removed_once_listed(tmp_path: Path) -> None:
+    """Made by a process killed before its connection row was inserted: the shape did not move, so
+    a reader connected before does not list it (nothing to count: a journal without a row never
+    holds a get); once the shape moves, it is listed, found dead, counts nothing, and goes."""
+    path = tmp_path / "qm.sqlite"
+    filler = _manager(path).connect("filler")
+    assert filler.put1("Q", MQMD(persistence=1), b"message") and _row_ids(path) == [1]  # what the journal lists
+    reader = _manager(path).connect("reader")
+    queue = reader.open("Q", input=True, browse=True)
+    assert queue.browse_first().md.backout_count == 0  # the journals listed
+    process = SPAWN.Process(target=_journal_then_die, args=(str(path),))
+    process.start()
+    process.join(timeout=120)
+    assert process.exitcode == -signal.SIGKILL
+    (left,) = [name for name in os.listdir(journal_directory(path)) if name.startswith(f"{process.pid}.")]
+    assert queue.browse_first().md.backout_count == 0 and (journal_directory(path) / left).exists()
+    filler.close()  # a connection row deleted: the shape moves
+    got = queue.get(syncpoint=True)
+    assert (got.body, got.md.backout_count) == (b"message", 0)  # its row id was listed: nothing counted
+    reader.commit()
+    assert not (journal_directory(path) / left).exists()
+    reader.close()
