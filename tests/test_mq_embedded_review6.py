@@ -448,3 +448,51 @@ def test_a_journal_left_without_a_row_counts_nothing_and_is_removed_once_listed(
     reader.commit()
     assert not (journal_directory(path) / left).exists()
     reader.close()
+
+
+def test_an_alias_retargeted_or_a_queue_deleted_elsewhere_is_seen_at_the_next_call(tmp_path: Path) -> None:
+    """DEFINE QALIAS ... REPLACE is an INSERT OR REPLACE (its DELETE fires no trigger without
+    recursive triggers; its INSERT does): a connection that cached the alias's target puts to the
+    new one. A queue row deleted by a plain SQLite connection is MQRC 2085 at the next call, not a
+    put into a queue that no longer exists (the twin: before, it was put)."""
+    path = tmp_path / "qm.sqlite"
+    manager = _manager(path)
+    manager.define_queue("Q2")
+    manager.define_alias("A", "Q")
+    connection = manager.connect("app")
+    connection.put1("A", MQMD(), b"to Q")
+    EmbeddedQueueManager(path).define_alias("A", "Q2")  # another object: another SQLite connection
+    connection.put1("A", MQMD(), b"to Q2")
+    assert (connection.depth("Q"), connection.depth("Q2")) == (1, 1)
+    _raw(path, "DELETE FROM queues WHERE name = 'Q2'")
+    with pytest.raises(MQError) as caught:
+        connection.put1("A", MQMD(), b"to nowhere")
+    assert caught.value.reason == 2085
+
+
+@pytest.mark.parametrize("version", [5, 6])
+def test_a_short_msg_id_or_correl_id_of_an_early_release_is_found_after_the_migration(
+    tmp_path: Path, version: int
+) -> None:
+    """Releases before format 5 stored a MsgId or CorrelId given shorter than 24 bytes as given:
+    migrated, the columns hold them as the layout does (padded), so a get by either finds the
+    message (before: browsed with the padded id, never got by it). The twin: another id does not."""
+    path = tmp_path / "qm.sqlite"
+    md = MQMD(msg_id=b"A", correl_id=b"C")
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.executescript(EARLIER_SCHEMA)
+        db.execute("INSERT INTO queues (name, attributes) VALUES ('Q', NULL)")
+        for body in (b"by msg_id", b"by correl_id"):
+            db.execute(
+                "INSERT INTO messages (queue, md, body, state, msg_id, correl_id) VALUES ('Q', ?, ?, 0, '41', '43')",
+                (_earlier_md(md, version), body),
+            )
+        db.execute(f"PRAGMA user_version = {version}")
+    os.chmod(path, 0o600)
+    queue = EmbeddedQueueManager(path).connect("new").open("Q", input=True)
+    for msg_id, correl_id in ((b"B", None), (None, b"A"), (b"A", b"A")):
+        with pytest.raises(NoMessageAvailable):
+            queue.get(msg_id=msg_id, correl_id=correl_id)
+    got = queue.get(msg_id=b"A")
+    assert (got.body, got.md.msg_id, got.md.correl_id) == (b"by msg_id", b"A".ljust(24, b"\0"), b"C".ljust(24, b"\0"))
+    assert queue.get(correl_id=b"C", msg_id=got.md.msg_id).body == b"by correl_id"

@@ -172,10 +172,12 @@ def _convert_rows(db: sqlite3.Connection) -> None:
                 "from a backup, or open it with the version that wrote it and move its messages",
                 MQRC_UNEXPECTED_ERROR,
             ) from None
-        correl_id = md.correl_id if any(md.correl_id) else None
+        # as the layout holds them (24 bytes): releases before format 5 kept a short MsgId or CorrelId as given,
+        # which a get by it (padded to 24, as MQ's MQBYTE24) would never find
+        msg_id, correl_id = (bytes(value[:24]).ljust(24, b"\0") for value in (md.msg_id, md.correl_id))
         db.execute(
             "UPDATE messages SET md = ?, msg_id = ?, correl_id = ? WHERE id = ?",
-            (md_row_bytes(md), md.msg_id, correl_id, row_id),
+            (md_row_bytes(md), msg_id, correl_id if any(correl_id) else None, row_id),
         )
     db.execute("DROP INDEX IF EXISTS messages_in_order")
     db.execute("DROP INDEX IF EXISTS messages_by_correl_id")
