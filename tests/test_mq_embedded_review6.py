@@ -6,6 +6,7 @@ twin, real processes (spawn, and a fork) where liveness is the question."""
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import multiprocessing.queues
 import multiprocessing.synchronize
@@ -52,6 +53,7 @@ EXTREME = MQMD(
     put_date="20261206",
     put_time="23595999",
 )
+RICH_ENOUGH = MQMD(user_identifier="bob", persistence=1, priority=3)
 
 
 def _manager(path: Path) -> EmbeddedQueueManager:
@@ -496,3 +498,46 @@ def test_a_short_msg_id_or_correl_id_of_an_early_release_is_found_after_the_migr
     got = queue.get(msg_id=b"A")
     assert (got.body, got.md.msg_id, got.md.correl_id) == (b"by msg_id", b"A".ljust(24, b"\0"), b"C".ljust(24, b"\0"))
     assert queue.get(correl_id=b"C", msg_id=got.md.msg_id).body == b"by correl_id"
+
+
+@pytest.mark.parametrize("stored", ["not json", "null", "[1, 2]", '{"msg_id": 5}', "too big"])
+def test_a_damaged_json_mqmd_stops_the_migration_with_2195_naming_its_row(tmp_path: Path, stored: str) -> None:
+    """A format-6 row whose JSON is not an MQMD, or holds an integer beyond 64 bits, stops the
+    migration with MQRC 2195 naming the row, never a JSON, type or struct error, and leaves the file
+    at format 6; the twin, the row made whole, is migrated."""
+    path = tmp_path / "qm.sqlite"
+    whole = _earlier_md(MQMD(msg_id=b"A"), 6)
+    text = stored
+    if stored == "too big":  # Format (a text) first, then Encoding: Encoding made 2**64
+        fields = json.loads(whole)
+        fields[1] = 1 << 64
+        text = json.dumps(fields)
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.executescript(EARLIER_SCHEMA)
+        db.execute("INSERT INTO queues (name, attributes) VALUES ('Q', NULL)")
+        db.execute("INSERT INTO messages (queue, md, body, state) VALUES ('Q', ?, X'01', 0)", (text,))
+        db.execute("PRAGMA user_version = 6")
+    os.chmod(path, 0o600)
+    with pytest.raises(MQError) as caught:
+        EmbeddedQueueManager(path)
+    assert caught.value.reason == 2195 and "message row 1" in str(caught.value)
+    _raw(path, "UPDATE messages SET md = ?", whole)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (6,)
+    queue = EmbeddedQueueManager(path).connect("new").open("Q", input=True)
+    assert queue.get(msg_id=b"A").body == b"\x01"
+
+
+def test_a_json_mqmd_in_a_format_7_file_is_read_and_a_damaged_one_is_2195(tmp_path: Path) -> None:
+    """A row of format 6 (JSON text) in a file of format 7, as an earlier release racing the
+    migration would put it, is got with its MQMD; damaged, it is MQRC 2195, not a JSON error."""
+    path = tmp_path / "qm.sqlite"
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True, output=True, browse=True)
+    queue.put(MQMD(), b"json")
+    _raw(path, "UPDATE messages SET md = ?", _earlier_md(md_with(RICH_ENOUGH, msg_id=b"J".ljust(24, b"\0")), 6))
+    assert queue.browse_first().md.user_identifier == RICH_ENOUGH.user_identifier
+    _raw(path, "UPDATE messages SET md = ?", '["MQSTR"]')
+    with pytest.raises(MQError) as caught:
+        queue.get()
+    assert caught.value.reason == 2195 and "damaged" in str(caught.value)

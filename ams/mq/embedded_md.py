@@ -147,13 +147,22 @@ def _damaged(data: bytes, characters: int | None) -> MQError:
 
 def md_from_json(text: str, backouts: int) -> MQMD:
     """The MQMD of a row of format 6 (a JSON array in the order of _MD_ORDER) or earlier (an
-    object), MsgId and CorrelId in hex, with the row's backout count: what a migration reads."""
-    raw = json.loads(text)
-    fields = dict(zip(_MD_ORDER, raw, strict=True)) if isinstance(raw, list) else raw
-    fields["msg_id"] = bytes.fromhex(fields["msg_id"])
-    fields["correl_id"] = bytes.fromhex(fields["correl_id"])
-    fields["backout_count"] = backouts
-    return MQMD(**fields)
+    object), MsgId and CorrelId in hex, with the row's backout count: what a migration reads. A
+    text that is not that JSON (a damaged row) is MQRC 2195, never a decoding or type error."""
+    try:
+        raw = json.loads(text)
+        fields = dict(zip(_MD_ORDER, raw, strict=True)) if isinstance(raw, list) else raw
+        fields["msg_id"] = bytes.fromhex(fields["msg_id"])
+        fields["correl_id"] = bytes.fromhex(fields["correl_id"])
+        fields["backout_count"] = backouts
+        return MQMD(**fields)
+    except (ValueError, TypeError, KeyError) as error:
+        raise MQError(
+            f"a message's stored MQMD is damaged: expected the JSON of format 6 (an array of {len(_MD_ORDER)} "
+            f"fields) or earlier (an object), found {len(text)} characters that are not ({type(error).__name__}); "
+            "restore the queue manager's file from a backup, or remove the message's row",
+            MQRC_UNEXPECTED_ERROR,
+        ) from None
 
 
 def md_from_row(stored: bytes | str, backouts: int) -> MQMD:

@@ -164,6 +164,7 @@ def _convert_rows(db: sqlite3.Connection) -> None:
     for row_id, stored, backouts in rows:
         try:
             md = md_from_row(stored, int(backouts))
+            data = md_row_bytes(md)  # an integer beyond 64 bits (MQError) stops it too, naming this row
         except (ValueError, TypeError, KeyError, struct.error, MQError) as error:  # a damaged row: the migration stops
             raise MQError(
                 f"the embedded queue manager's file cannot be brought to format {_SCHEMA_VERSION}: message "
@@ -177,7 +178,7 @@ def _convert_rows(db: sqlite3.Connection) -> None:
         msg_id, correl_id = (bytes(value[:24]).ljust(24, b"\0") for value in (md.msg_id, md.correl_id))
         db.execute(
             "UPDATE messages SET md = ?, msg_id = ?, correl_id = ? WHERE id = ?",
-            (md_row_bytes(md), msg_id, correl_id if any(correl_id) else None, row_id),
+            (data, msg_id, correl_id if any(correl_id) else None, row_id),
         )
     db.execute("DROP INDEX IF EXISTS messages_in_order")
     db.execute("DROP INDEX IF EXISTS messages_by_correl_id")
