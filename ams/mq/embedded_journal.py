@@ -188,6 +188,16 @@ _WATCHED: dict[str, list[int]] = {}
 _WATCHED_LOCK = threading.Lock()
 
 
+def _reset_after_fork() -> None:
+    """A child forked while another thread held the lock would wait for it for ever: a new one (the
+    descriptors are the child's too, and ask the same question about the same files)."""
+    global _WATCHED_LOCK
+    _WATCHED_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def _watch_open(path: Path) -> int:
     """A descriptor of another process's journal ``path``, shared (OSError: it could not be opened)."""
     with _WATCHED_LOCK:
