@@ -541,3 +541,24 @@ def test_a_json_mqmd_in_a_format_7_file_is_read_and_a_damaged_one_is_2195(tmp_pa
     with pytest.raises(MQError) as caught:
         queue.get()
     assert caught.value.reason == 2195 and "damaged" in str(caught.value)
+
+
+def test_a_shape_row_deleted_and_made_again_never_counts_through_a_cached_value(tmp_path: Path) -> None:
+    """The row deleted, the next opener makes it again: however many changes follow, the counter
+    never reads a value a connection cached the queue at while the queue changed (from 0, the
+    change that brought it back to that value was taken for none: a denied put was let through)."""
+    path = tmp_path / "qm.sqlite"
+    connection = _manager(path).connect("app")
+    connection.put1("Q", MQMD(), b"cached")  # the resolution cached at the counter's value now
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (cached,) = db.execute("SELECT version FROM shape").fetchone()
+    _raw(path, "DELETE FROM shape")
+    EmbeddedQueueManager(path).close()  # the row made again
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (start,) = db.execute("SELECT version FROM shape").fetchone()
+    for _ in range(max(0, cached - start - 1)):  # never, now: counted from 0 it brought the counter back
+        _raw(path, "UPDATE queues SET denied = denied WHERE name = 'Q'")
+    _raw(path, "UPDATE queues SET denied = 'put' WHERE name = 'Q'")
+    with pytest.raises(MQError) as caught:
+        connection.put1("Q", MQMD(), b"denied")
+    assert caught.value.reason == 2035 and start > cached
