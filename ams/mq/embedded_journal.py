@@ -47,6 +47,7 @@ import os
 import re
 import stat
 import struct
+import threading
 from pathlib import Path
 
 from ams._files import (
@@ -180,11 +181,52 @@ def remove_journal(database: Path, owner: str) -> None:
         os.unlink(journal_directory(database) / owner)
 
 
+# other processes' journals open in this process, shared by its connections' watches: path -> [descriptor,
+# watches using it]. One per connection and journal was N x M descriptors: two processes of 40 connections
+# each held 1,600, past the usual soft limit of 1,024 (the next connection's SQLite open then failed)
+_WATCHED: dict[str, list[int]] = {}
+_WATCHED_LOCK = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    """A child forked while another thread held the lock would wait for it for ever: a new one (the
+    descriptors are the child's too, and ask the same question about the same files)."""
+    global _WATCHED_LOCK
+    _WATCHED_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _watch_open(path: Path) -> int:
+    """A descriptor of another process's journal ``path``, shared (OSError: it could not be opened)."""
+    with _WATCHED_LOCK:
+        entry = _WATCHED.get(str(path))
+        if entry is None:
+            entry = _WATCHED[str(path)] = [os.open(path, _WATCH_FLAGS), 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def _watch_close(path: Path) -> None:
+    """One watch stopped using ``path``'s shared descriptor: closed with the last."""
+    with _WATCHED_LOCK:
+        entry = _WATCHED.get(str(path))
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del _WATCHED[str(path)]
+                # drops this process's locks on the file: none, on another process's journal (a test playing
+                # another process with its own connections loses a lock, and /proc is asked instead)
+                os.close(entry[0])
+
+
 class JournalWatch:
     """The get journals of other processes' connections beside one queue manager file, for one
     connection: which of them no live connection holds locked (see the module), the ones whose
     owner's process must be asked whether it died. Listed again when the file's shape moved; each
-    kept open, so that asking is one F_GETLK per journal."""
+    kept open, so that asking is one F_GETLK per journal (one descriptor per journal in the
+    process, shared by its connections' watches)."""
 
     def __init__(self, database: Path | None) -> None:
         self._database = database
@@ -218,7 +260,7 @@ class JournalWatch:
         directory = journal_directory(self._database)
         for owner in names - self._descriptors.keys():
             try:
-                self._descriptors[owner] = os.open(directory / owner, _WATCH_FLAGS)
+                self._descriptors[owner] = _watch_open(directory / owner)
             except FileNotFoundError:
                 continue  # removed meanwhile
             except OSError:
@@ -226,10 +268,8 @@ class JournalWatch:
 
     def _drop(self, owner: str) -> None:
         descriptor = self._descriptors.pop(owner, -1)
-        if descriptor >= 0:
-            # drops this process's locks on the file: none, on another process's journal (a test playing
-            # another process with its own connections loses a lock, and /proc is asked instead)
-            os.close(descriptor)
+        if descriptor >= 0 and self._database is not None:
+            _watch_close(journal_directory(self._database) / owner)
 
     def close(self) -> None:
         """The connection ended: its descriptors closed."""

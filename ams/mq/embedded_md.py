@@ -25,7 +25,7 @@ import struct
 
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import MQError
-from ams.mqconstants import MQRC_MD_ERROR
+from ams.mqconstants import MQRC_MD_ERROR, MQRC_UNEXPECTED_ERROR
 
 # the MQMD as stored in format 6: its fields' values in this order (MsgId and CorrelId in hex), a JSON array
 _MD_ORDER = (
@@ -113,11 +113,17 @@ def md_to_bytes(
 
 def md_from_bytes(data: bytes, backouts: int, expiry: int | None = None) -> MQMD:
     """The MQMD stored as ``data`` (format 7), with the row's backout count and, given, the Expiry
-    left: one unpack, one decode, the texts sliced out in a straight line (a get's per-message cost)."""
-    (encoding, ccsid, persistence, msg_type, priority, stored_expiry, _, appl_type, msg_id, correl_id, *lengths) = (
-        _LAYOUT.unpack_from(data)
-    )
-    text = data[_LAYOUT.size :].decode(*_ENCODING)
+    left: one unpack, one decode, the texts sliced out in a straight line (a get's per-message cost).
+    Bytes that are not that layout (a damaged row) are MQRC 2195, never a struct or decoding error."""
+    try:
+        (encoding, ccsid, persistence, msg_type, priority, stored_expiry, _, appl_type, msg_id, correl_id, *lengths) = (
+            _LAYOUT.unpack_from(data)
+        )
+        text = data[_LAYOUT.size :].decode(*_ENCODING)
+    except (struct.error, UnicodeDecodeError):
+        raise _damaged(data, None) from None
+    if sum(lengths) != len(text):  # the texts would be cut in the wrong places
+        raise _damaged(data, sum(lengths))
     a, b, c, d, e, f, _ = lengths  # where each text ends
     b += a
     c += b
@@ -145,15 +151,40 @@ def md_from_bytes(data: bytes, backouts: int, expiry: int | None = None) -> MQMD
     )
 
 
+def _damaged(data: bytes, characters: int | None) -> MQError:
+    """MQRC 2195 for a stored MQMD that is not format 7's layout (``characters``: the texts' lengths
+    add up to that, not to what follows the fields; None: the bytes do not unpack or decode)."""
+    found = (
+        "fields that do not unpack or texts that do not decode"
+        if characters is None
+        else (f"text lengths adding up to {characters} characters, not what follows the fields")
+    )
+    return MQError(
+        f"a message's stored MQMD is damaged: expected format 7's layout ({_LAYOUT.size} bytes of fields, then the "
+        f"UTF-8 texts their lengths give), found {len(data)} bytes with {found}; restore the queue manager's file "
+        "from a backup, or remove the message's row",
+        MQRC_UNEXPECTED_ERROR,
+    )
+
+
 def md_from_json(text: str, backouts: int) -> MQMD:
     """The MQMD of a row of format 6 (a JSON array in the order of _MD_ORDER) or earlier (an
-    object), MsgId and CorrelId in hex, with the row's backout count: what a migration reads."""
-    raw = json.loads(text)
-    fields = dict(zip(_MD_ORDER, raw, strict=True)) if isinstance(raw, list) else raw
-    fields["msg_id"] = bytes.fromhex(fields["msg_id"])
-    fields["correl_id"] = bytes.fromhex(fields["correl_id"])
-    fields["backout_count"] = backouts
-    return MQMD(**fields)
+    object), MsgId and CorrelId in hex, with the row's backout count: what a migration reads. A
+    text that is not that JSON (a damaged row) is MQRC 2195, never a decoding or type error."""
+    try:
+        raw = json.loads(text)
+        fields = dict(zip(_MD_ORDER, raw, strict=True)) if isinstance(raw, list) else raw
+        fields["msg_id"] = bytes.fromhex(fields["msg_id"])
+        fields["correl_id"] = bytes.fromhex(fields["correl_id"])
+        fields["backout_count"] = backouts
+        return MQMD(**fields)
+    except (ValueError, TypeError, KeyError) as error:
+        raise MQError(
+            f"a message's stored MQMD is damaged: expected the JSON of format 6 (an array of {len(_MD_ORDER)} "
+            f"fields) or earlier (an object), found {len(text)} characters that are not ({type(error).__name__}); "
+            "restore the queue manager's file from a backup, or remove the message's row",
+            MQRC_UNEXPECTED_ERROR,
+        ) from None
 
 
 def md_from_row(stored: bytes | str, backouts: int) -> MQMD:

@@ -164,7 +164,8 @@ def _convert_rows(db: sqlite3.Connection) -> None:
     for row_id, stored, backouts in rows:
         try:
             md = md_from_row(stored, int(backouts))
-        except (ValueError, TypeError, KeyError, struct.error) as error:  # a damaged row: the migration stops
+            data = md_row_bytes(md)  # an integer beyond 64 bits (MQError) stops it too, naming this row
+        except (ValueError, TypeError, KeyError, struct.error, MQError) as error:  # a damaged row: the migration stops
             raise MQError(
                 f"the embedded queue manager's file cannot be brought to format {_SCHEMA_VERSION}: message "
                 f"row {row_id} holds no MQMD this version can read (expected JSON of format 6 or earlier, "
@@ -172,10 +173,12 @@ def _convert_rows(db: sqlite3.Connection) -> None:
                 "from a backup, or open it with the version that wrote it and move its messages",
                 MQRC_UNEXPECTED_ERROR,
             ) from None
-        correl_id = md.correl_id if any(md.correl_id) else None
+        # as the layout holds them (24 bytes): releases before format 5 kept a short MsgId or CorrelId as given,
+        # which a get by it (padded to 24, as MQ's MQBYTE24) would never find
+        msg_id, correl_id = (bytes(value[:24]).ljust(24, b"\0") for value in (md.msg_id, md.correl_id))
         db.execute(
             "UPDATE messages SET md = ?, msg_id = ?, correl_id = ? WHERE id = ?",
-            (md_row_bytes(md), md.msg_id, correl_id, row_id),
+            (data, msg_id, correl_id if any(correl_id) else None, row_id),
         )
     db.execute("DROP INDEX IF EXISTS messages_in_order")
     db.execute("DROP INDEX IF EXISTS messages_by_correl_id")

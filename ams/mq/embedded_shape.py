@@ -46,8 +46,13 @@ _EXPIRING = (
     "BEGIN UPDATE shape SET expiring = expiring + 1; END;"
 )
 SHAPE_SCHEMA = "\n".join([_TABLE, _EXPIRING, *(_TRIGGER.format(table=t, event=e, what=w) for t, e, w in _EVENTS)])
-# its one row, inserted in the opener's first transaction (a write: not made at every open)
-SHAPE_ROW = "INSERT OR IGNORE INTO shape (id, version) VALUES (0, 0)"
+# its one row, inserted in the opener's first transaction (a write: not made at every open), counting from the
+# microseconds since 1970: a row deleted (by anyone) and made again never counts through a value a connection
+# cached before (from 0 it would, and a queue changed at that value would be taken as unchanged)
+SHAPE_ROW = (
+    "INSERT OR IGNORE INTO shape (id, version) "
+    "VALUES (0, CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))"
+)
 _VERSION = "SELECT version FROM shape"
 _COUNTS = "SELECT version, expiring FROM shape"
 
