@@ -149,6 +149,31 @@ def test_a_damaged_stored_mqmd_is_mqrc_2195_never_a_struct_or_decoding_error(tmp
     assert queue.get().md.put_appl_name == "app"  # backed out once: intact again, it is got
 
 
+@pytest.mark.parametrize("syncpoint", [False, True])
+def test_a_get_of_a_damaged_message_leaves_it_on_its_queue(tmp_path: Path, syncpoint: bool) -> None:
+    """No get loses a message: the stored MQMD is read before the row is deleted (outside syncpoint)
+    or taken (under it), so a damaged one is MQRC 2195 and the message is still queued, at its
+    depth and not taken; the twin: repaired, the same message is got, once."""
+    path = tmp_path / "qm.sqlite"
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True, output=True)
+    queue.put(EXTREME, b"keep me")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (stored,) = db.execute("SELECT md FROM messages").fetchone()
+    _raw(path, "UPDATE messages SET md = ?", _damage(stored, "truncated"))
+    with pytest.raises(MQError) as caught:
+        queue.get(syncpoint=syncpoint)
+    assert caught.value.reason == 2195
+    connection.commit()
+    assert connection.depth("Q") == 1
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT state, owner FROM messages").fetchall() == [(0, None)]
+    _raw(path, "UPDATE messages SET md = ?", stored)
+    assert queue.get(syncpoint=syncpoint).body == b"keep me"
+    connection.commit()
+    assert connection.depth("Q") == 0
+
+
 def test_a_format_6_message_with_every_field_away_from_its_default_is_migrated_whole(tmp_path: Path) -> None:
     """A file of format 6 holding a message with every field at its extreme: opened by format 7,
     it comes back field for field, its BackoutCount kept, its 24-byte ids found by a get by both."""

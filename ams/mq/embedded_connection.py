@@ -132,6 +132,19 @@ def _check_md(queue: str, md: MQMD) -> None:
         )
 
 
+def _decoded(row: tuple[object, ...]) -> tuple[MQMD, bytes]:
+    """The MQMD and body of a message row (id, stored MQMD, body, backouts, expiry time); a damaged
+    stored MQMD is MQRC 2195 (ams/mq/embedded_md.py)."""
+    _, md_text, body, backouts, expires = row
+    left = max(1, int((expires - time.time()) * 10)) if isinstance(expires, float) else None
+    if isinstance(md_text, bytes):
+        md = md_from_bytes(md_text, int(backouts), left)  # type: ignore[call-overload]
+    else:  # a row of format 6 or earlier, put by an earlier release while this one migrated the file
+        md = md_from_json(str(md_text), int(backouts))  # type: ignore[call-overload]
+        md = md if left is None else md_with(md, expiry=left)
+    return md, bytes(body)  # type: ignore[call-overload]
+
+
 @attrs.frozen
 class _Resolved:
     local: str
@@ -479,6 +492,8 @@ class EmbeddedConnection(UnitOfWork):
                 row = self._db.execute(_next_message(index, where), (local, *wanted, time.time())).fetchone()
                 self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
                 if row is not None:
+                    # read before the row goes: a damaged MQMD (MQRC 2195) leaves the message on its queue
+                    md, data = _decoded(row[:5])
                     if syncpoint:
                         self._db.execute(_TAKE, (self._owner, row[0]))
                         self._journal.record(self._generation, int(row[0]))
@@ -488,7 +503,7 @@ class EmbeddedConnection(UnitOfWork):
                 if syncpoint:
                     self._uncommitted += 1
                     self._taken[GOT_PENDING].append((int(row[0]), self._owner, GOT_PENDING))
-                return self._delivered(local, row[:5], force_rfh2)
+                return self._delivered(local, md, data, force_rfh2)
             if time.monotonic() >= deadline:
                 raise NoMessageAvailable(local, wait, "" if match == ANY else str(match))
             self.release_writer(wait=True)  # another process may be about to put the message
@@ -498,15 +513,7 @@ class EmbeddedConnection(UnitOfWork):
                     f"MQGET from {local}: the queue was made GET(DISABLED) during the wait", MQRC_GET_INHIBITED
                 )
 
-    def _delivered(self, local: str, row: tuple[object, ...], force_rfh2: bool) -> Message:
-        _, md_text, body, backouts, expires = row
-        left = max(1, int((expires - time.time()) * 10)) if isinstance(expires, float) else None
-        if isinstance(md_text, bytes):
-            md = md_from_bytes(md_text, int(backouts), left)  # type: ignore[call-overload]
-        else:  # a row of format 6 or earlier, put by an earlier release while this one migrated the file
-            md = md_from_json(str(md_text), int(backouts))  # type: ignore[call-overload]
-            md = md if left is None else md_with(md, expiry=left)
-        data = bytes(body)  # type: ignore[call-overload]
+    def _delivered(self, local: str, md: MQMD, data: bytes, force_rfh2: bool) -> Message:
         if not force_rfh2:
             md, data = deliver(md, data, self._lookup(local).attributes.propctl)
         return Message(md, data)
@@ -534,7 +541,8 @@ class EmbeddedConnection(UnitOfWork):
             self._discard_expired(local, match, position, after)
         if row is None:
             raise NoMessageAvailable(local, 0, "" if match == ANY else str(match))
-        return (int(row[5]), int(row[0])), self._delivered(local, row[:5], force_rfh2)
+        md, data = _decoded(row[:5])
+        return (int(row[5]), int(row[0])), self._delivered(local, md, data, force_rfh2)
 
     def __enter__(self) -> EmbeddedConnection:
         return self
