@@ -17,7 +17,8 @@ from ams import _wire
 from ams._privacy import EMPTY_MARKER
 from ams._protector_state import ProtectorState
 from ams.algorithms import KEYREUSE_DISABLED, QoP
-from ams.hazmat.enveloped import PendingCiphertext, Recipient, enveloped_data_parts
+from ams.hazmat.cbc import PendingCiphertext
+from ams.hazmat.enveloped_writer import Recipient, enveloped_data_parts
 from ams.hazmat.oids import ID_SIGNED_DATA
 from ams.hazmat.pdmq import PdmqHeader
 from ams.hazmat.signed import Chunk

@@ -41,7 +41,8 @@ from ams.errors import (
     summarise,
 )
 from ams.hazmat.buffers import SpareBuffer
-from ams.hazmat.enveloped import CbcDecryptor, EnvelopedContent, PayloadSizeError, RecipientRef, recipient_ids
+from ams.hazmat.cbc import CbcDecryptor, PayloadSizeError
+from ams.hazmat.enveloped import EnvelopedContent, RecipientRef, recipient_ids
 from ams.hazmat.pdmq import PdmqHeader
 from ams.keys.keystore import Identity
 from ams.keys.unwrap import unwrap_content_key

@@ -31,7 +31,7 @@ from ams._unprotecting import Unprotecting
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
 from ams.errors import NotProtectedError, UsageError, plural
 from ams.hazmat.buffers import SpareBuffer, fresh_bytes
-from ams.hazmat.enveloped import PendingCiphertext
+from ams.hazmat.cbc import PendingCiphertext
 from ams.keys.keystore import Keystore
 from ams.keys.revocation import RevocationChecker
 from ams.keys.revocation_settings import RevocationSettings

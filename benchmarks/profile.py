@@ -45,7 +45,10 @@ PRIMITIVES = "primitives (RSA, AES, SHA in C)"
 GROUPS: list[tuple[str, Callable[[str], bool]]] = [
     (PRIMITIVES, lambda k: "_rust.openssl" in k or any(m in k for m in ("ciphers.create", "hashes.", "_hashlib"))),
     ("cryptography's Python layer", lambda k: "cryptography" in k),
-    ("DER readers and writers (hazmat)", lambda k: any(m in k for m in ("der.py", "signed.py", "enveloped.py"))),
+    (
+        "DER readers and writers (hazmat)",
+        lambda k: any(m in k for m in ("der.py", "signed.py", "enveloped.py", "enveloped_writer.py", "cbc.py")),
+    ),
     ("PDMQ header, header chain, wire", lambda k: any(m in k for m in ("pdmq.py", "mqheaders.py", "_wire.py"))),
     ("verifier (caches, chain, dates)", lambda k: "verify.py" in k or "_trust.py" in k),
     ("signature and privacy checks", lambda k: any(m in k for m in ("_signature.py", "_privacy.py", "unwrap.py"))),

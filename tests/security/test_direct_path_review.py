@@ -35,7 +35,7 @@ import ams._privacy_direct
 import ams._protector_state
 import ams._unprotecting
 import ams.errors
-import ams.hazmat.enveloped
+import ams.hazmat.cbc
 from ams.hazmat import der
 from ams.hazmat.enveloped import parse_enveloped_data
 from ams.hazmat.pdmq import V2_SIZE, PdmqHeader
@@ -397,7 +397,7 @@ def test_each_ciphertext_byte_is_decrypted_once_whichever_way_the_framing_reads(
     known = Known.of(pki, "PRIV.Q", os.urandom(SIZE))
     cases = [*_ciphertext_changed(known), *_resized(known), ("genuine", known.message)]
     monkeypatch.setattr(ams._privacy_direct, "Cipher", _Counted)
-    monkeypatch.setattr(ams.hazmat.enveloped, "Cipher", _Counted)
+    monkeypatch.setattr(ams.hazmat.cbc, "Cipher", _Counted)
     for what, message in cases:
         _Counted.decrypted = 0
         size = len(parse_enveloped_data(message[V2_SIZE:]).ciphertext)

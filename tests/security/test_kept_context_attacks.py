@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import ams
 import ams.errors
-import ams.hazmat.enveloped
+import ams.hazmat.cbc
 import ams.protector
 from ams._sending import ReusableKey
 from ams.algorithms import EncryptionAlgorithm
@@ -84,7 +84,7 @@ def canary_bytes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return result
 
     monkeypatch.setattr(ams.protector, "fresh_bytes", fresh)
-    monkeypatch.setattr(ams.hazmat.enveloped, "fresh_bytes", fresh)
+    monkeypatch.setattr(ams.hazmat.cbc, "fresh_bytes", fresh)
     return made
 
 
