@@ -18,10 +18,10 @@ from ams._privacy import EMPTY_MARKER
 from ams._protector_state import ProtectorState
 from ams.algorithms import KEYREUSE_DISABLED, QoP
 from ams.hazmat.cbc import PendingCiphertext
+from ams.hazmat.der import Chunk
 from ams.hazmat.enveloped_writer import Recipient, enveloped_data_parts
 from ams.hazmat.oids import ID_SIGNED_DATA
 from ams.hazmat.pdmq import PdmqHeader
-from ams.hazmat.signed import Chunk
 from ams.policy.model import Policy
 
 _HEADERS_KEPT = 256

@@ -19,7 +19,7 @@ from ams.algorithms import KEYREUSE_DISABLED, KEYREUSE_UNLIMITED, EncryptionAlgo
 from ams.errors import AmsDeprecationWarning, DeprecatedAlgorithmError, KeystoreError
 from ams.hazmat.enveloped_writer import build_enveloped_data
 from ams.hazmat.oids import ID_DATA
-from ams.hazmat.signed import SignedDataWriter
+from ams.hazmat.signed_writer import SignedDataWriter
 from ams.keys.keystore import Identity, Keystore
 from ams.policy.model import Policy
 

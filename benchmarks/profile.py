@@ -47,7 +47,9 @@ GROUPS: list[tuple[str, Callable[[str], bool]]] = [
     ("cryptography's Python layer", lambda k: "cryptography" in k),
     (
         "DER readers and writers (hazmat)",
-        lambda k: any(m in k for m in ("der.py", "signed.py", "enveloped.py", "enveloped_writer.py", "cbc.py")),
+        lambda k: any(
+            m in k for m in ("der.py", "signed.py", "signed_writer.py", "enveloped.py", "enveloped_writer.py", "cbc.py")
+        ),
     ),
     ("PDMQ header, header chain, wire", lambda k: any(m in k for m in ("pdmq.py", "mqheaders.py", "_wire.py"))),
     ("verifier (caches, chain, dates)", lambda k: "verify.py" in k or "_trust.py" in k),

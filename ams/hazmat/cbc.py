@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm, Cipher,
 from ams.algorithms import EncryptionAlgorithm
 from ams.errors import DecryptionError, MalformedMessageError
 from ams.hazmat.buffers import fresh_bytes, wipe
-from ams.hazmat.signed import Chunk
+from ams.hazmat.der import Chunk
 
 
 def cbc_encrypt(

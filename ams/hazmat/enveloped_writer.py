@@ -19,8 +19,8 @@ from ams.errors import UnsupportedAlgorithmError
 from ams.hazmat import der
 from ams.hazmat.cbc import PendingCiphertext
 from ams.hazmat.certificates import issuer_and_serial
+from ams.hazmat.der import Chunk
 from ams.hazmat.oids import ID_ENVELOPED_DATA, RC2_PARAMETER_VERSION_128, RSA_ENCRYPTION
-from ams.hazmat.signed import Chunk
 
 RSA_ALGORITHM = der.algorithm_identifier(RSA_ENCRYPTION)  # rsaEncryption with NULL parameters
 _PKCS1 = padding.PKCS1v15()  # stateless: one for every key wrapped
