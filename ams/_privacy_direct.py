@@ -40,7 +40,8 @@ from ams._signature import CarriedCertificate
 from ams.errors import DecryptionError
 from ams.hazmat import der
 from ams.hazmat.buffers import SpareBuffer, fresh_bytes, scratch, wipe
-from ams.hazmat.enveloped import EnvelopedContent, check_cbc_input, unpadded
+from ams.hazmat.cbc import check_cbc_input, unpadded
+from ams.hazmat.enveloped import EnvelopedContent
 from ams.hazmat.signed import SignedContent, read_ams_signed_head, read_ams_signed_tail
 from ams.limits import Limits
 

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm
 from ams import _rules
 from ams.algorithms import KEYREUSE_DISABLED, KEYREUSE_UNLIMITED, EncryptionAlgorithm, SignatureAlgorithm
 from ams.errors import AmsDeprecationWarning, DeprecatedAlgorithmError, KeystoreError
-from ams.hazmat.enveloped import build_enveloped_data
+from ams.hazmat.enveloped_writer import build_enveloped_data
 from ams.hazmat.oids import ID_DATA
-from ams.hazmat.signed import SignedDataWriter
+from ams.hazmat.signed_writer import SignedDataWriter
 from ams.keys.keystore import Identity, Keystore
 from ams.policy.model import Policy
 

@@ -14,7 +14,8 @@ from typing import NamedTuple
 from ams.algorithms import QoP
 from ams.errors import HeaderContentMismatchError, MalformedMessageError
 from ams.hazmat import der, mqheaders, pdmq
-from ams.hazmat.enveloped import EnvelopedContent, PendingCiphertext, parse_enveloped_data, read_ams_enveloped_data
+from ams.hazmat.cbc import PendingCiphertext
+from ams.hazmat.enveloped import EnvelopedContent, parse_enveloped_data, read_ams_enveloped_data
 from ams.hazmat.oids import ID_DATA, ID_ENVELOPED_DATA, ID_SIGNED_DATA
 from ams.hazmat.pdmq import V3_SIZE, PdmqHeader, looks_protected
 from ams.hazmat.signed import Chunk, SignedContent, parse_signed_data, read_ams_signed_data

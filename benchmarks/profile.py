@@ -45,11 +45,22 @@ PRIMITIVES = "primitives (RSA, AES, SHA in C)"
 GROUPS: list[tuple[str, Callable[[str], bool]]] = [
     (PRIMITIVES, lambda k: "_rust.openssl" in k or any(m in k for m in ("ciphers.create", "hashes.", "_hashlib"))),
     ("cryptography's Python layer", lambda k: "cryptography" in k),
-    ("DER readers and writers (hazmat)", lambda k: any(m in k for m in ("der.py", "signed.py", "enveloped.py"))),
+    (
+        "DER readers and writers (hazmat)",
+        lambda k: any(
+            m in k for m in ("der.py", "signed.py", "signed_writer.py", "enveloped.py", "enveloped_writer.py", "cbc.py")
+        ),
+    ),
     ("PDMQ header, header chain, wire", lambda k: any(m in k for m in ("pdmq.py", "mqheaders.py", "_wire.py"))),
     ("verifier (caches, chain, dates)", lambda k: "verify.py" in k or "_trust.py" in k),
     ("signature and privacy checks", lambda k: any(m in k for m in ("_signature.py", "_privacy.py", "unwrap.py"))),
-    ("protector flow, results, sender", lambda k: any(m in k for m in ("protector.py", "message.py", "_sending"))),
+    (
+        "protector flow, results, sender",
+        # protector.py, _protector_state.py, _protecting.py, _unprotecting.py
+        lambda k: any(
+            m in k for m in ("protector.py", "_protector_state.py", "protecting.py", "message.py", "_sending")
+        ),
+    ),
     ("the rest: builtins, attrs, enums, policy", lambda k: True),
 ]
 

@@ -317,7 +317,7 @@ def test_der_names_read_as_cryptography_reads_them(rdns: list[list[tuple[str, st
     from cryptography import x509
     from cryptography.x509.name import _ASN1Type
 
-    from ams.dn import _ALIASES
+    from ams._dn_attributes import _ALIASES
 
     def attribute(name: str, value: str, kind: str) -> x509.NameAttribute[str]:
         if kind in ("PrintableString", "IA5String") and not value.isascii():

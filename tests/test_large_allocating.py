@@ -20,7 +20,7 @@ from ams.hazmat.pdmq import PdmqHeader
 from tests.conftest import Pki, five_queue_policies, rfh2, store
 
 QUEUES = ("INT.Q", "PRIV.Q", "PRIV3.Q", "CONF.Q", "CONF.REUSE.Q")
-DIRECT = 64 * 1024  # protector._DIRECT_FROM: below it the small-message path runs
+DIRECT = 64 * 1024  # ams._protector_state.DIRECT_FROM: below it the small-message path runs
 SIZES = (DIRECT - 1, DIRECT, DIRECT + 1, DIRECT + 15, DIRECT + 16, DIRECT + 17)
 
 

@@ -14,6 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "ams"
 WIRE = ("ams.hazmat", "ams._wire", "ams.limits", "ams.mqconstants")
 EDGES = ("ams.mq", "ams.cli")
+PROTECTOR = ("ams.protector", "ams._protector_state", "ams._protecting", "ams._unprotecting")
 MAX_FUNCTION_LINES = 60
 
 
@@ -41,11 +42,22 @@ def _within(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def test_the_wire_layer_imports_no_keys_policy_mq_or_cli() -> None:
-    forbidden = ("ams.keys", "ams.policy", "ams.verify", "ams.protector", *EDGES)
+    forbidden = ("ams.keys", "ams.policy", "ams.verify", *PROTECTOR, *EDGES)
     broken = {
         name: sorted(i for i in _imports(tree) if _within(i, forbidden))
         for name, _, tree in _modules()
         if _within(name, WIRE)
+    }
+    assert {name: found for name, found in broken.items() if found} == {}
+
+
+def test_only_the_protector_imports_its_parts() -> None:
+    """The send side, the receive side and their shared state are parts of one class, not a layer."""
+    parts = PROTECTOR[1:]
+    broken = {
+        name: sorted(i for i in _imports(tree) if _within(i, parts))
+        for name, _, tree in _modules()
+        if not _within(name, PROTECTOR)
     }
     assert {name: found for name, found in broken.items() if found} == {}
 

@@ -10,7 +10,12 @@ is :class:`ams.Protector`, which applies every check of format.md §6.
 * ``oids``: the object identifiers of the CMS structures AMS uses.
 * ``mqheaders``: the chain of MQ headers left in the clear before the PDMQ header (format.md §1).
 * ``pdmq``: the PDMQ header that precedes every protected payload (format.md §2).
-* ``signed``: CMS SignedData, a writer and a strict parser (format.md §3).
-* ``enveloped``: CMS EnvelopedData, a writer, a strict parser and CBC (format.md §4-5).
+* ``signed``: CMS SignedData, a strict parser and a reader of AMS's shape (format.md §3); its
+  writer is importable from it too.
+* ``signed_writer``: CMS SignedData as AMS writes it (format.md §3).
+* ``enveloped``: CMS EnvelopedData, a strict parser and a reader of AMS's shape (format.md §4-5);
+  its names for writing and CBC are importable from it too.
+* ``enveloped_writer``: CMS EnvelopedData as AMS writes it (format.md §4-5).
+* ``cbc``: CBC with PKCS#7 padding, encrypting and decrypting (format.md §4-5).
 * ``certificates``: small cached readings of X.509 certificates (issuer, serial, extensions).
 """

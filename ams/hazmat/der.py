@@ -20,6 +20,8 @@ NULL = b"\x05\x00"
 CONTEXT_0_CONSTRUCTED = 0xA0
 CONTEXT_0_PRIMITIVE = 0x80
 
+Chunk = bytes | memoryview  # a piece of a message to write: bytes, or a view of a payload not copied
+
 
 def length(size: int) -> bytes:
     """The DER length octets for ``size``: short form below 128, else minimal long form."""

@@ -5,7 +5,7 @@ oracles; ``test_direct_path_results.py``: what an accepted message returns and a
 
 Three references read every message beside the path under test: ``unprotect_into`` (the caller's
 buffer), the allocating call as it was before the change (``open_privacy`` into a fresh buffer:
-``_DIRECT_FROM`` raised out of reach), and the direct path's own fallback (``fresh_bytes`` gives
+``DIRECT_FROM`` raised out of reach), and the direct path's own fallback (``fresh_bytes`` gives
 nothing, so every message is judged in the kept buffer). An attacker with a genuine message and
 no key can change any ciphertext block (CBC: a block garbled, the next one's bits flipped at will),
 cut or add blocks, and change the PDMQ header; anyone with the receiver's certificate can encrypt
@@ -32,9 +32,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherAlgorithm, mode
 
 import ams
 import ams._privacy_direct
+import ams._protector_state
+import ams._unprotecting
 import ams.errors
-import ams.hazmat.enveloped
-import ams.protector
+import ams.hazmat.cbc
 from ams.hazmat import der
 from ams.hazmat.enveloped import parse_enveloped_data
 from ams.hazmat.pdmq import V2_SIZE, PdmqHeader
@@ -46,7 +47,7 @@ from tests.conftest import Pki, store
 from tests.mq_transports import Factory
 from tests.security.test_direct_privacy_attacks import Sealer
 
-DIRECT = ams.protector._DIRECT_FROM
+DIRECT = ams._protector_state.DIRECT_FROM
 HEAD = ams._privacy_direct.HEAD
 SIZE = DIRECT + 4099  # a payload whose ciphertext takes the direct path
 
@@ -132,9 +133,9 @@ def _all_paths(readers: dict[str, ams.Protector], queue: str, message: bytes) ->
     direct = _outcome(functools.partial(readers["direct"].unprotect, queue, message))
     into = _outcome(lambda: readers["into"].unprotect_into(queue, message, bytearray(len(message))), frames=False)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ams.protector, "_DIRECT_FROM", 1 << 62)  # the allocating call before the change
+        patch.setattr(ams._unprotecting, "DIRECT_FROM", 1 << 62)  # the allocating call before the change
         before = _outcome(functools.partial(readers["before"].unprotect, queue, message))
-        patch.setattr(ams.protector, "_DIRECT_FROM", DIRECT)
+        patch.setattr(ams._unprotecting, "DIRECT_FROM", DIRECT)
         patch.setattr(ams._privacy_direct, "fresh_bytes", _no_direct_bytes)  # the direct path's fallback
         fallback = _outcome(functools.partial(readers["fallback"].unprotect, queue, message))
     assert direct == before == fallback
@@ -396,7 +397,7 @@ def test_each_ciphertext_byte_is_decrypted_once_whichever_way_the_framing_reads(
     known = Known.of(pki, "PRIV.Q", os.urandom(SIZE))
     cases = [*_ciphertext_changed(known), *_resized(known), ("genuine", known.message)]
     monkeypatch.setattr(ams._privacy_direct, "Cipher", _Counted)
-    monkeypatch.setattr(ams.hazmat.enveloped, "Cipher", _Counted)
+    monkeypatch.setattr(ams.hazmat.cbc, "Cipher", _Counted)
     for what, message in cases:
         _Counted.decrypted = 0
         size = len(parse_enveloped_data(message[V2_SIZE:]).ciphertext)

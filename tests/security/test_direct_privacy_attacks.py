@@ -40,7 +40,7 @@ from tests.conftest import Pki, store
 from tests.security.test_refusal_residue import _exceptions
 
 EXAMPLES = int(os.environ.get("AMS_REVIEW_EXAMPLES", "40"))
-DIRECT = 64 * 1024  # protector._DIRECT_FROM
+DIRECT = 64 * 1024  # ams._protector_state.DIRECT_FROM
 HEAD = ams._privacy_direct.HEAD
 MARK = b"SECRET-PAYLOAD-OF-A-LARGE-PRIVACY-MESSAGE/"
 QUEUES = {"PRIV.Q": EncryptionAlgorithm.AES256, "PRIV128.Q": EncryptionAlgorithm.AES128}

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import ams
 import ams.errors
-import ams.hazmat.enveloped
+import ams.hazmat.cbc
 import ams.protector
 from ams._sending import ReusableKey
 from ams.algorithms import EncryptionAlgorithm
@@ -40,7 +40,7 @@ from ams.hazmat.pdmq import PdmqHeader
 from tests.conftest import Pki, store
 
 EXAMPLES = int(os.environ.get("AMS_REVIEW_EXAMPLES", "40"))
-DIRECT = 64 * 1024  # protector._DIRECT_FROM
+DIRECT = 64 * 1024  # ams._protector_state.DIRECT_FROM
 CANARY = b"\xa5UNINIT\x5a"  # what an unwritten byte of a fresh_bytes object holds in these tests
 ALGORITHMS = {"AES128.Q": EncryptionAlgorithm.AES128, "AES256.Q": EncryptionAlgorithm.AES256}
 ALGORITHMS["3DES.Q"] = EncryptionAlgorithm.TDES
@@ -84,7 +84,7 @@ def canary_bytes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return result
 
     monkeypatch.setattr(ams.protector, "fresh_bytes", fresh)
-    monkeypatch.setattr(ams.hazmat.enveloped, "fresh_bytes", fresh)
+    monkeypatch.setattr(ams.hazmat.cbc, "fresh_bytes", fresh)
     return made
 
 

@@ -19,7 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ams.algorithms import EncryptionAlgorithm, QoP, SignatureAlgorithm
-from ams.hazmat.signed import SignedDataWriter, parse_signed_data
+from ams.hazmat.signed import parse_signed_data
+from ams.hazmat.signed_writer import SignedDataWriter
 from ams.pki import Issued
 from ams.testing.headers import ClearChain, HeaderSpec
 from ams.testing.mutations import (
