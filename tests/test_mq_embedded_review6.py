@@ -28,6 +28,7 @@ from ams.mq.embedded_wanted import locked_elsewhere
 from ams.mq.mqmd import md_with
 from tests.test_mq_embedded_format import _EARLIER_SCHEMA as EARLIER_SCHEMA
 from tests.test_mq_embedded_format import DEAD, _earlier_md
+from tests.test_mq_embedded_journal import _lock_seen
 
 SPAWN = multiprocessing.get_context("spawn")
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -249,14 +250,6 @@ def test_a_raw_put_that_expires_is_looked_for_by_the_next_get(tmp_path: Path) ->
 
 
 # -- the get journals' locks: several connections, a fork ------------------------------------------
-
-
-def _lock_seen(journal: Path) -> bool | None:
-    descriptor = os.open(journal, os.O_RDONLY)
-    try:
-        return locked_elsewhere(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _two_then_one(
