@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ams.mq import MQMD, EmbeddedQueueManager, NoMessageAvailable
+from benchmarks.workers import timed_workers
 
 KIB = 1024
 
@@ -54,7 +55,7 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def _work(path: str, work: float, batch: int, start: Any, done: Any, spin: bool = False) -> None:
+def _work(path: str, work: float, batch: int, spin: bool, start: Any, done: Any) -> None:
     """A worker process: get, work, put under syncpoint, MQCMIT every ``batch``, until IN is empty."""
     wait = _spin if spin else time.sleep
     manager = EmbeddedQueueManager(path, name="BENCHQM")
@@ -80,24 +81,10 @@ def _work(path: str, work: float, batch: int, start: Any, done: Any, spin: bool 
 
 def handover_rate(processes: int, *, size: int, count: int, work: float, batch: int, spin: bool = False) -> float:
     """Messages per second moved by ``processes`` workers."""
-    context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="ams-handover-bench-") as scratch:
         path = Path(scratch) / "qm.sqlite"
         _fill(path, size, count)
-        start, done = context.Barrier(processes + 1), context.Queue()
-        arguments = (str(path), work, batch, start, done, spin)
-        workers = [context.Process(target=_work, args=arguments) for _ in range(processes)]
-        for worker in workers:
-            worker.start()
-        start.wait()
-        began = time.perf_counter()
-        moved = sum(done.get(timeout=600) for _ in workers)
-        elapsed = time.perf_counter() - began
-        for worker in workers:
-            worker.join(60)
-        if moved != count:
-            raise RuntimeError(f"the workers moved {moved} of {count} messages")
-    return count / elapsed
+        return timed_workers(processes, count, _work, str(path), work, batch, spin)
 
 
 def run(*, size: int, count: int, work: float, batch: int, runs: int, spin: bool = False) -> dict[str, Any]:

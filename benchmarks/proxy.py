@@ -41,6 +41,7 @@ from ams.mq import MQMD, EmbeddedQueueManager, ProtectedQueueManager
 from ams.mq.proxy import ReprotectionProxy
 from ams.pki import Issued, issue, make_ca
 from benchmarks.timing import rate
+from benchmarks.workers import timed_workers
 
 KIB = 1024
 CASES = {"privacy->privacy": "IN.PRIV", "integrity->privacy": "IN.INT"}
@@ -107,25 +108,10 @@ def _work(world: ProxyWorld, path: str, source: str, batch: int, start: Any, don
 
 def proxy_rate(world: ProxyWorld, source: str, size: int, count: int, workers: int, batch: int) -> float:
     """Messages moved per second by ``workers`` processes with batches of ``batch``."""
-    context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="ams-proxy-bench-") as scratch:
         path = Path(scratch) / "qm.sqlite"
         _fill(world, EmbeddedQueueManager(path, name="BENCHQM", create=True), source, size, count)
-        start, done = context.Barrier(workers + 1), context.Queue()
-        processes = [
-            context.Process(target=_work, args=(world, str(path), source, batch, start, done)) for _ in range(workers)
-        ]
-        for process in processes:
-            process.start()
-        start.wait()
-        began = time.perf_counter()
-        moved = sum(done.get(timeout=600) for _ in processes)
-        elapsed = time.perf_counter() - began
-        for process in processes:
-            process.join(60)
-        if moved != count:
-            raise RuntimeError(f"the proxy moved {moved} of {count} messages")
-    return count / elapsed
+        return timed_workers(workers, count, _work, world, str(path), source, batch)
 
 
 def memory_rate(
