@@ -224,13 +224,17 @@ def test_threads_of_one_process_share_the_writer(tmp_path: Path) -> None:
 # -- killed inside MQCMIT -----------------------------------------------------------------------
 
 
-def _commit_and_die(path: str, at: str) -> None:
-    """Move every message under one unit of work, then die at ``at`` inside MQCMIT."""
+def _commit_and_die(path: str, at: str, written: bool) -> None:
+    """Move every message under one unit of work (``written``: its transaction written before
+    MQCMIT, as a wait of another process has it, its gets' rows then taken, not deleted), then die
+    at ``at`` inside MQCMIT."""
     connection = EmbeddedQueueManager(path).connect("doomed")
     into, out = connection.open("SOURCE", input=True), connection.open("TARGET", output=True)
     for _ in range(COUNT):
         message = into.get(syncpoint=True)
         out.put(message.md, message.body, syncpoint=True)
+    if written:
+        connection.release_writer(wait=True)
 
     def die(*_: object) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -248,20 +252,25 @@ def _commit_and_die(path: str, at: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("at", "committed"),
+    ("at", "committed", "written"),
     [
-        ("DELETE FROM messages WHERE id", False),  # the first of the commit's statements
-        ("UPDATE messages SET state = 0", False),  # between its statements
-        ("COMMIT", False),  # as SQLite starts to commit
-        ("sync", True),  # committed, the log not yet synced: the process's death loses nothing
+        # the transaction held: the gets deleted their rows (ams/mq/embedded_kept.py), MQCMIT makes the puts visible
+        ("UPDATE messages SET state = 0", False, False),  # the first of the commit's statements
+        ("COMMIT", False, False),  # as SQLite starts to commit
+        ("sync", True, False),  # committed, the log not yet synced: the process's death loses nothing
+        # written before MQCMIT: the gets' rows restored as taken, which MQCMIT deletes
+        ("DELETE FROM messages WHERE id", False, True),  # the first of the commit's statements
+        ("UPDATE messages SET state = 0", False, True),  # between its statements
+        ("COMMIT", False, True),
+        ("sync", True, True),
     ],
 )
 def test_a_process_killed_inside_mqcmit_loses_nothing_and_repeats_nothing(
-    tmp_path: Path, at: str, committed: bool
+    tmp_path: Path, at: str, committed: bool, written: bool
 ) -> None:
     path = tmp_path / "qm.sqlite"
     bodies = _fill(path)
-    process = SPAWN.Process(target=_commit_and_die, args=(str(path), at))
+    process = SPAWN.Process(target=_commit_and_die, args=(str(path), at, written))
     process.start()
     process.join(timeout=120)
     assert process.exitcode == -signal.SIGKILL

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
 
+from ams.mq.embedded_kept import KEPT_BYTES, KeptGet
 from ams.mq.embedded_md import md_from_bytes, md_from_json, md_to_bytes, random_tail
 from ams.mq.embedded_queue import EmbeddedQueue
 from ams.mq.embedded_schema import (
@@ -87,7 +88,7 @@ def _next_message(index: str, where: str) -> str:
     statement = _NEXT.get((index, where))
     if statement is None:
         statement = _NEXT[index, where] = (
-            _MESSAGE.format(", m.priority", index)
+            _MESSAGE.format(", m.priority, m.persistent, m.msg_id, m.correl_id", index)
             + f" WHERE m.queue = ? AND m.state = {VISIBLE}"
             + where
             + " AND (m.expires IS NULL OR m.expires >= ?)"
@@ -495,14 +496,12 @@ class EmbeddedConnection(UnitOfWork):
                     # read before the row goes: a damaged MQMD (MQRC 2195) leaves the message on its queue
                     md, data = _decoded(row[:5])
                     if syncpoint:
-                        self._db.execute(_TAKE, (self._owner, row[0]))
-                        self._journal.record(self._generation, int(row[0]))
+                        self._take(local, row, data)
                     else:
                         self._db.execute(_DELETE, (row[0],))
             if row is not None:
                 if syncpoint:
                     self._uncommitted += 1
-                    self._taken[GOT_PENDING].append((int(row[0]), self._owner, GOT_PENDING))
                 return self._delivered(local, md, data, force_rfh2)
             if time.monotonic() >= deadline:
                 raise NoMessageAvailable(local, wait, "" if match == ANY else str(match))
@@ -512,6 +511,23 @@ class EmbeddedConnection(UnitOfWork):
                 raise MQError(
                     f"MQGET from {local}: the queue was made GET(DISABLED) during the wait", MQRC_GET_INHIBITED
                 )
+
+    def _take(self, local: str, row: tuple[object, ...], body: bytes) -> None:
+        """A get under syncpoint takes message ``row`` (as :func:`_next_message` selects it), in the
+        transaction held: deleted and kept in memory (ams/mq/embedded_kept.py) while the transaction
+        is likely to stay held past the call (no other process competes for the writer or reads the
+        queue) and the bodies kept stay small; marked taken otherwise. The get journal's record
+        comes first: if it cannot be written, nothing was taken."""
+        message = int(row[0])  # type: ignore[call-overload]
+        self._journal.record(self._generation, message)
+        if self._kept_bytes + len(body) > KEPT_BYTES or time.monotonic() < self._contended or self._competing(local):
+            self._db.execute(_TAKE, (self._owner, message))
+            self._taken[GOT_PENDING].append((message, self._owner, GOT_PENDING))
+            return
+        self._db.execute(_DELETE, (message,))
+        _, md, _, backouts, expires, priority, persistent, msg_id, correl_id = row
+        self._kept.append(KeptGet(message, local, md, body, backouts, priority, persistent, expires, msg_id, correl_id))  # type: ignore[arg-type]
+        self._kept_bytes += len(body)
 
     def _delivered(self, local: str, md: MQMD, data: bytes, force_rfh2: bool) -> Message:
         if not force_rfh2:

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ams.mq.embedded_journal import JournalWatch
+from ams.mq.embedded_kept import KeptGet, restore_taken
 from ams.mq.embedded_owners import _back_out, _count_journaled
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
 from ams.mq.embedded_shape import versions
@@ -84,6 +85,10 @@ class UnitOfWork:
         self._expiring: int | None = None  # the file's count of messages put with an expiry, as the writer was taken
         self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
         self._taken: dict[int, list[tuple[int, str, int]]] = {GOT_PENDING: [], PUT_PENDING: []}  # their rows
+        # the rows its gets deleted in the transaction held, restored as taken before any write but
+        # MQCMIT's (ams/mq/embedded_kept.py), and their bodies' bytes
+        self._kept: list[KeptGet] = []
+        self._kept_bytes = 0
         # the gets under syncpoint of this unit of work, kept outside SQLite (ams/mq/embedded_journal.py), and
         # the generation of its records (its connection row's "settled", raised with each backout of its work)
         self._journal = manager._journal(self._owner)
@@ -209,6 +214,7 @@ class UnitOfWork:
         and the connection broken, as MQ breaks a connection whose unit of work it cannot keep."""
         if fresh or not db.in_transaction:
             self._recovered = []
+            self._drop_kept()
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._held = None
@@ -240,9 +246,12 @@ class UnitOfWork:
         self._held = None
         released(self)
         try:
+            if self._kept:  # the unit of work goes on (or is backed out): its gets' rows taken, not gone
+                self._restore_kept(db)
             db.execute("COMMIT")
         except sqlite3.Error:  # the unit of work's work since its last write is gone with the transaction
             self._recovered = []
+            self._drop_kept()
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._break()
@@ -252,6 +261,17 @@ class UnitOfWork:
         self._recovered = []
         if durable:
             self.manager._sync_log()
+
+    def _restore_kept(self, db: sqlite3.Connection) -> None:
+        """The rows this unit of work's gets deleted in the transaction held, inserted again as
+        taken by it (what MQCMIT deletes and MQBACK returns; ams/mq/embedded_kept.py)."""
+        self._taken[GOT_PENDING] += restore_taken(db, self._owner, self._kept)
+        self._drop_kept()
+
+    def _drop_kept(self) -> None:
+        """The transaction held is written or gone: its deletes with it, so are the rows kept."""
+        self._kept = []
+        self._kept_bytes = 0
 
     def release_writer(self, *, wait: bool) -> None:
         """Write the transaction held (``wait`` False: unless a call is under way, or it is younger
@@ -298,6 +318,7 @@ class UnitOfWork:
                 f"UPDATE messages SET state = {VISIBLE}, owner = NULL WHERE id = ? AND owner = ? AND state = ?",
                 self._taken[PUT_PENDING],
             )
+            self._drop_kept()  # the rows its gets deleted in the transaction held: gone for good now
         self._settle_journal(backed_out=False)  # the rows it lists are deleted: nothing left to count
         self._settled()
 
@@ -308,6 +329,7 @@ class UnitOfWork:
     def backout(self) -> None:
         """MQBACK: got messages return (their backout count raised), put ones vanish."""
         with self._lock, self._work(end=True):
+            self._restore_kept(self._db)  # then returned as every taken row is
             _back_out(self._db, self._owner)
             self._db.execute(_SETTLED, (self._owner,))  # the journal's records are counted now
         self._settle_journal(backed_out=True)
