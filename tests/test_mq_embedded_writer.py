@@ -254,9 +254,8 @@ def _commit_and_die(path: str, at: str, written: bool) -> None:
 @pytest.mark.parametrize(
     ("at", "committed", "written"),
     [
-        # the transaction held: the gets deleted their rows (ams/mq/embedded_kept.py), MQCMIT makes the puts visible
-        ("UPDATE messages SET state = 0", False, False),  # the first of the commit's statements
-        ("COMMIT", False, False),  # as SQLite starts to commit
+        # the transaction held: the gets deleted their rows, the puts inserted them visible (ams/mq/embedded_kept.py)
+        ("COMMIT", False, False),  # MQCMIT's one statement, as SQLite starts to commit
         ("sync", True, False),  # committed, the log not yet synced: the process's death loses nothing
         # written before MQCMIT: the gets' rows restored as taken, which MQCMIT deletes
         ("DELETE FROM messages WHERE id", False, True),  # the first of the commit's statements

@@ -89,7 +89,7 @@ def _next_message(index: str, where: str) -> str:
     if statement is None:
         statement = _NEXT[index, where] = (
             _MESSAGE.format(", m.priority, m.persistent, m.msg_id, m.correl_id", index)
-            + f" WHERE m.queue = ? AND m.state = {VISIBLE}"
+            + f" WHERE m.queue = ? AND m.state = {VISIBLE} AND m.id < ?"
             + where
             + " AND (m.expires IS NULL OR m.expires >= ?)"
             + _ORDER
@@ -231,7 +231,7 @@ class EmbeddedConnection(UnitOfWork):
         if soonest is None or soonest >= now:
             return  # nothing to discard (a read on the expiry index costs less than a DELETE finding nothing)
         _, where, wanted = _matching(match)
-        arguments: tuple[object, ...] = (local, now, VISIBLE, *wanted)
+        arguments: tuple[object, ...] = (local, now, VISIBLE, self._below_own_puts(), *wanted)
         if found is not None:
             where += " AND (m.priority > ? OR (m.priority = ? AND m.id < ?))"
             arguments += (found[0], found[0], found[1])
@@ -390,13 +390,14 @@ class EmbeddedConnection(UnitOfWork):
             self._count_uncommitted(found.local)
         with self._lock, self._work(durable=not syncpoint, keep=syncpoint):
             read = self._depth_read(found)
+            pending = syncpoint and not self._keeps()  # else visible until a write before MQCMIT marks it
             cursor = self._db.execute(
                 _INSERT,
                 (
                     found.local,
                     stored.data,
-                    PUT_PENDING if syncpoint else VISIBLE,
-                    self._owner if syncpoint else None,
+                    PUT_PENDING if pending else VISIBLE,
+                    self._owner if pending else None,
                     min(stored.priority, MQ_MAX_PRIORITY),  # above MaxPriority: queued at it (MQCC_WARNING 2049 on MQ)
                     stored.persistent,
                     expires,
@@ -408,9 +409,12 @@ class EmbeddedConnection(UnitOfWork):
             self._depths[found.local] = (read[0], read[1] + 1)
             if expires is not None:
                 self._no_expiry.discard(found.local)
+            if pending:  # listed before the call's end, which may write the transaction (and mark a visible one)
+                self._taken[PUT_PENDING].append((int(cursor.lastrowid or 0), self._owner, PUT_PENDING))
+            elif syncpoint:
+                self._visible.append(int(cursor.lastrowid or 0))
         if syncpoint:
             self._uncommitted += 1
-            self._taken[PUT_PENDING].append((int(cursor.lastrowid or 0), self._owner, PUT_PENDING))
         return _put_result(md, stored)
 
     def _depth_read(self, found: _Resolved) -> tuple[int, int]:
@@ -490,7 +494,9 @@ class EmbeddedConnection(UnitOfWork):
             # raises the BackoutCount if this process dies with the message before that transaction is written
             with self._lock, self._work(durable=not syncpoint, keep=syncpoint, consumed=local):
                 self._recover_dead_journals()
-                row = self._db.execute(_next_message(index, where), (local, *wanted, time.time())).fetchone()
+                row = self._db.execute(
+                    _next_message(index, where), (local, self._below_own_puts(), *wanted, time.time())
+                ).fetchone()
                 self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
                 if row is not None:
                     # read before the row goes: a damaged MQMD (MQRC 2195) leaves the message on its queue
@@ -520,7 +526,7 @@ class EmbeddedConnection(UnitOfWork):
         comes first: if it cannot be written, nothing was taken."""
         message = int(row[0])  # type: ignore[call-overload]
         self._journal.record(self._generation, message)
-        if self._kept_bytes + len(body) > KEPT_BYTES or time.monotonic() < self._contended or self._competing(local):
+        if self._kept_bytes + len(body) > KEPT_BYTES or not self._keeps() or self._competing(local):
             self._db.execute(_TAKE, (self._owner, message))
             self._taken[GOT_PENDING].append((message, self._owner, GOT_PENDING))
             return
@@ -538,7 +544,7 @@ class EmbeddedConnection(UnitOfWork):
         self, local: str, after: tuple[int, int] | None, force_rfh2: bool, match: Match = ANY
     ) -> tuple[tuple[int, int], Message]:
         where = "" if after is None else " AND (m.priority < ? OR (m.priority = ? AND m.id > ?))"
-        arguments: tuple[object, ...] = (local, time.time())
+        arguments: tuple[object, ...] = (local, self._below_own_puts(), time.time())
         if after is not None:
             arguments += (after[0], after[0], after[1])
         index, matching, wanted = _matching(match)
@@ -546,7 +552,7 @@ class EmbeddedConnection(UnitOfWork):
             self._recover_dead_journals()
             row = self._db.execute(
                 _MESSAGE.format(", m.priority", index)
-                + f" WHERE m.queue = ? AND m.state = {VISIBLE} AND (m.expires IS NULL OR m.expires >= ?)"
+                + f" WHERE m.queue = ? AND m.state = {VISIBLE} AND m.id < ? AND (m.expires IS NULL OR m.expires >= ?)"
                 + where
                 + matching
                 + _ORDER

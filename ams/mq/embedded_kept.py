@@ -1,15 +1,19 @@
-"""Messages got under syncpoint whose rows are deleted at the get, kept in memory until the unit of
-work's transaction is written.
+"""A unit of work's rows written as MQCMIT will leave them while its transaction is held: messages
+got under syncpoint deleted at the get (kept in memory), messages put under syncpoint inserted
+visible; both marked as uncommitted work (taken, put pending) only if the transaction is written
+before MQCMIT.
 
-While a connection holds the writer (ams/mq/embedded_writer.py) nobody else reads the file's
-uncommitted state, so a get under syncpoint may delete its message's row at once instead of marking
-it taken and deleting it at MQCMIT: one statement per message instead of two, and the freed pages
-are reused by the next put (where a delete at MQCMIT came after the batch's puts had taken new
-pages). What MQCMIT finds then is already right. Before anything else writes the transaction (a
-write while the unit of work goes on, MQBACK), :func:`restore_taken` puts each row back as taken by
-its owner, exactly as a get that marked it would have left it; a transaction that is lost (rolled
-back, the process killed) takes the deletes with it, and the messages are back on their queues as
-with a mark, their backout counted from the get journal (ams/mq/embedded_journal.py).
+While a connection holds the writer (ams/mq/embedded_writer.py) nobody else reads the file, so
+a get under syncpoint may delete its message's row at once instead of marking it taken and deleting
+it at MQCMIT (one statement per message instead of two, the freed pages reused by the next put,
+where a delete at MQCMIT came after the batch's puts had taken new pages), and a put may insert its
+row committed-looking instead of updating it at MQCMIT; the connection's own gets and browses pass
+over the rows it put (their ids are the highest: :class:`ams.mq.embedded_connection.EmbeddedConnection`
+asks for ids below the first). Before anything else writes the transaction (a write while the unit
+of work goes on, MQBACK), :func:`restore_taken` and :func:`mark_put` leave each row exactly as a
+call that marked it would have; a transaction that is lost (rolled back, the process killed)
+takes the deletes and inserts with it, and the messages got are back on their queues as with a
+mark, their backout counted from the get journal (ams/mq/embedded_journal.py).
 
 Only messages up to a bound are kept (:data:`KEPT_BYTES` per transaction, the bodies being the
 ones the application was handed): beyond it, a get marks the row as before.
@@ -20,7 +24,7 @@ from __future__ import annotations
 import sqlite3
 from typing import NamedTuple
 
-from ams.mq.embedded_schema import GOT_PENDING
+from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING
 
 # bodies kept per held transaction, at most: a unit of work of large messages marks them instead
 KEPT_BYTES = 1 << 20
@@ -30,6 +34,7 @@ _RESTORE = (
     f"correl_id) VALUES (?, ?, ?, X'', {GOT_PENDING}, ?, ?, ?, ?, ?, ?, ?)"
 )
 _RESTORE_BODY = "INSERT INTO bodies (id, body) VALUES (?, ?)"
+_MARK_PUT = f"UPDATE messages SET state = {PUT_PENDING}, owner = ? WHERE id = ?"
 
 
 class KeptGet(NamedTuple):
@@ -60,3 +65,10 @@ def restore_taken(db: sqlite3.Connection, owner: str, kept: list[KeptGet]) -> li
     )
     db.executemany(_RESTORE_BODY, [(k.id, k.body) for k in kept])
     return [(k.id, owner, GOT_PENDING) for k in kept]
+
+
+def mark_put(db: sqlite3.Connection, owner: str, puts: list[int]) -> list[tuple[int, str, int]]:
+    """The rows of ``puts`` (inserted visible in the transaction held) marked put by ``owner`` and not
+    committed (the depth triggers count both states alike); returns them as MQCMIT's list names them."""
+    db.executemany(_MARK_PUT, [(owner, put) for put in puts])
+    return [(put, owner, PUT_PENDING) for put in puts]

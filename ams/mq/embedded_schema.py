@@ -118,7 +118,7 @@ _SOONEST_EXPIRY = (  # None: no message of the queue expires
 )
 _DISCARD_EXPIRED = (
     "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.queue = ? AND m.expires IS NOT NULL "
-    "AND m.expires < ? AND m.state = ?{})"
+    "AND m.expires < ? AND m.state = ? AND m.id < ?{})"
 )
 
 

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ams.mq.embedded_journal import JournalWatch
-from ams.mq.embedded_kept import KeptGet, restore_taken
+from ams.mq.embedded_kept import KeptGet, mark_put, restore_taken
 from ams.mq.embedded_owners import _back_out, _count_journaled
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
 from ams.mq.embedded_shape import versions
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ams.mq.embedded import EmbeddedQueueManager
 
 
+_ALL_ROWS = (1 << 63) - 1  # no row id is above it (SQLite's are 64-bit signed)
 _SETTLED = "UPDATE connections SET settled = settled + 1 WHERE owner = ?"  # the next generation of the journal
 
 
@@ -89,6 +90,9 @@ class UnitOfWork:
         # MQCMIT's (ams/mq/embedded_kept.py), and their bodies' bytes
         self._kept: list[KeptGet] = []
         self._kept_bytes = 0
+        self._visible: list[int] = []  # the rows its puts inserted visible in the transaction held, in order
+        # whether its transaction was written since its last MQCMIT or MQBACK: it then marks its rows
+        self._written_before_end = False
         # the gets under syncpoint of this unit of work, kept outside SQLite (ams/mq/embedded_journal.py), and
         # the generation of its records (its connection row's "settled", raised with each backout of its work)
         self._journal = manager._journal(self._owner)
@@ -246,7 +250,9 @@ class UnitOfWork:
         self._held = None
         released(self)
         try:
-            if self._kept:  # the unit of work goes on (or is backed out): its gets' rows taken, not gone
+            if self._kept or self._visible or self._uncommitted:
+                self._written_before_end = True
+            if self._kept or self._visible:  # the unit of work goes on (or is backed out): its rows marked
                 self._restore_kept(db)
             db.execute("COMMIT")
         except sqlite3.Error:  # the unit of work's work since its last write is gone with the transaction
@@ -264,14 +270,30 @@ class UnitOfWork:
 
     def _restore_kept(self, db: sqlite3.Connection) -> None:
         """The rows this unit of work's gets deleted in the transaction held, inserted again as
-        taken by it (what MQCMIT deletes and MQBACK returns; ams/mq/embedded_kept.py)."""
+        taken by it, and those its puts inserted visible, marked put (what MQCMIT deletes or makes
+        visible, and MQBACK returns or deletes; ams/mq/embedded_kept.py)."""
         self._taken[GOT_PENDING] += restore_taken(db, self._owner, self._kept)
+        self._taken[PUT_PENDING] += mark_put(db, self._owner, self._visible)
         self._drop_kept()
 
     def _drop_kept(self) -> None:
-        """The transaction held is written or gone: its deletes with it, so are the rows kept."""
+        """The transaction held is written or gone: its deletes and inserts with it."""
         self._kept = []
         self._kept_bytes = 0
+        self._visible = []
+
+    def _below_own_puts(self) -> int:
+        """The row ids a get or browse of this connection may return are below this: its puts under
+        syncpoint inserted visible in the transaction held (the highest ids: nobody else inserts
+        meanwhile) are not committed."""
+        return self._visible[0] if self._visible else _ALL_ROWS
+
+    def _keeps(self) -> bool:
+        """Whether a call under syncpoint leaves its row as MQCMIT will (ams/mq/embedded_kept.py):
+        unless the unit of work's transaction was written before its end already, or another
+        process competed for the writer lately; either makes a write before MQCMIT likely, which
+        would have to mark the row anyway."""
+        return not self._written_before_end and time.monotonic() >= self._contended
 
     def release_writer(self, *, wait: bool) -> None:
         """Write the transaction held (``wait`` False: unless a call is under way, or it is younger
@@ -324,6 +346,7 @@ class UnitOfWork:
 
     def _settled(self) -> None:
         self._uncommitted = 0
+        self._written_before_end = False
         self._taken = {GOT_PENDING: [], PUT_PENDING: []}
 
     def backout(self) -> None:
