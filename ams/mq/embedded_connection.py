@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
 
-from ams.mq.embedded_kept import KEPT_BYTES, KeptGet
+from ams.mq.embedded_kept import KEPT_BYTES, KEPT_COLUMNS
 from ams.mq.embedded_md import md_from_bytes, md_from_json, md_to_bytes, random_tail
 from ams.mq.embedded_queue import EmbeddedQueue
 from ams.mq.embedded_schema import (
@@ -88,7 +88,7 @@ def _next_message(index: str, where: str) -> str:
     statement = _NEXT.get((index, where))
     if statement is None:
         statement = _NEXT[index, where] = (
-            _MESSAGE.format(", m.priority, m.persistent, m.msg_id, m.correl_id", index)
+            _MESSAGE.format(KEPT_COLUMNS, index)
             + f" WHERE m.queue = ? AND m.state = {VISIBLE} AND m.id < ?"
             + where
             + " AND (m.expires IS NULL OR m.expires >= ?)"
@@ -390,7 +390,7 @@ class EmbeddedConnection(UnitOfWork):
             self._count_uncommitted(found.local)
         with self._lock, self._work(durable=not syncpoint, keep=syncpoint):
             read = self._depth_read(found)
-            pending = syncpoint and not self._keeps()  # else visible until a write before MQCMIT marks it
+            pending = syncpoint and not self._keeping  # else visible until a write before MQCMIT marks it
             cursor = self._db.execute(
                 _INSERT,
                 (
@@ -524,16 +524,16 @@ class EmbeddedConnection(UnitOfWork):
         is likely to stay held past the call (no other process competes for the writer or reads the
         queue) and the bodies kept stay small; marked taken otherwise. The get journal's record
         comes first: if it cannot be written, nothing was taken."""
-        message = int(row[0])  # type: ignore[call-overload]
-        self._journal.record(self._generation, message)
-        if self._kept_bytes + len(body) > KEPT_BYTES or not self._keeps() or self._competing(local):
+        message = row[0]
+        self._journal.record(self._generation, message)  # type: ignore[arg-type]
+        kept = self._kept_bytes + len(body)
+        if kept > KEPT_BYTES or not self._keeping or self._competing(local):
             self._db.execute(_TAKE, (self._owner, message))
-            self._taken[GOT_PENDING].append((message, self._owner, GOT_PENDING))
+            self._taken[GOT_PENDING].append((message, self._owner, GOT_PENDING))  # type: ignore[arg-type]
             return
         self._db.execute(_DELETE, (message,))
-        _, md, _, backouts, expires, priority, persistent, msg_id, correl_id = row
-        self._kept.append(KeptGet(message, local, md, body, backouts, priority, persistent, expires, msg_id, correl_id))  # type: ignore[arg-type]
-        self._kept_bytes += len(body)
+        self._kept.append((local, row))
+        self._kept_bytes = kept
 
     def _delivered(self, local: str, md: MQMD, data: bytes, force_rfh2: bool) -> Message:
         if not force_rfh2:

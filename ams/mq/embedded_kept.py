@@ -22,7 +22,6 @@ ones the application was handed): beyond it, a get marks the row as before.
 from __future__ import annotations
 
 import sqlite3
-from typing import NamedTuple
 
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING
 
@@ -37,34 +36,29 @@ _RESTORE_BODY = "INSERT INTO bodies (id, body) VALUES (?, ?)"
 _MARK_PUT = f"UPDATE messages SET state = {PUT_PENDING}, owner = ? WHERE id = ?"
 
 
-class KeptGet(NamedTuple):
-    """A message row deleted by a get under syncpoint, as it was (its MQMD as stored, verbatim)."""
+# what a get selects after the columns of ams/mq/embedded_schema.py's _MESSAGE (id, MQMD as stored, body,
+# backout count, expiry time): the rest of a row, for :func:`restore_taken` to insert it again
+KEPT_COLUMNS = ", m.priority, m.persistent, m.msg_id, m.correl_id"
 
-    id: int
-    queue: str
-    md: object  # bytes of format 7; text of a row an earlier release put during a migration
-    body: bytes
-    backouts: int
-    priority: int
-    persistent: int
-    expires: float | None
-    msg_id: bytes | None
-    correl_id: bytes | None
+# a message row a get under syncpoint deleted: its queue, and the row as the get selected it (its MQMD as
+# stored, verbatim: bytes of format 7, or the text of a row an earlier release put during a migration)
+KeptGet = tuple[str, tuple[object, ...]]
 
 
 def restore_taken(db: sqlite3.Connection, owner: str, kept: list[KeptGet]) -> list[tuple[int, str, int]]:
     """The rows of ``kept`` inserted again, taken by ``owner`` (state GOT_PENDING: the depth
     triggers leave CURDEPTH as the delete left it); returns them as MQCMIT's list of taken rows
     names them. Ids are never reused (AUTOINCREMENT), so each is still free."""
+    rows = [row for _, row in kept]
     db.executemany(
         _RESTORE,
         [
-            (k.id, k.queue, k.md, owner, k.backouts, k.priority, k.persistent, k.expires, k.msg_id, k.correl_id)
-            for k in kept
+            (row_id, queue, md, owner, backouts, priority, persistent, expires, msg_id, correl_id)
+            for queue, (row_id, md, _, backouts, expires, priority, persistent, msg_id, correl_id) in kept
         ],
     )
-    db.executemany(_RESTORE_BODY, [(k.id, k.body) for k in kept])
-    return [(k.id, owner, GOT_PENDING) for k in kept]
+    db.executemany(_RESTORE_BODY, [(row[0], row[2]) for row in rows])
+    return [(row[0], owner, GOT_PENDING) for row in rows]  # type: ignore[misc]
 
 
 def mark_put(db: sqlite3.Connection, owner: str, puts: list[int]) -> list[tuple[int, str, int]]:

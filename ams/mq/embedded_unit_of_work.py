@@ -91,8 +91,10 @@ class UnitOfWork:
         self._kept: list[KeptGet] = []
         self._kept_bytes = 0
         self._visible: list[int] = []  # the rows its puts inserted visible in the transaction held, in order
-        # whether its transaction was written since its last MQCMIT or MQBACK: it then marks its rows
+        # whether its transaction was written since its last MQCMIT or MQBACK; and whether the calls of the
+        # transaction held leave their rows as MQCMIT will (ams/mq/embedded_kept.py), decided as it began
         self._written_before_end = False
+        self._keeping = False
         # the gets under syncpoint of this unit of work, kept outside SQLite (ams/mq/embedded_journal.py), and
         # the generation of its records (its connection row's "settled", raised with each backout of its work)
         self._journal = manager._journal(self._owner)
@@ -156,6 +158,10 @@ class UnitOfWork:
             self._version = version
         self._checked = False  # for journals of dead processes, before this transaction reads a message
         self._held = time.monotonic()
+        # not once the unit of work was written before its end, or another process competed for the writer
+        # lately: either makes another write before MQCMIT likely, which would have to mark each row anyway
+        # (within the transaction, _contended is raised only by a wish that writes it)
+        self._keeping = not self._written_before_end and self._held >= self._contended
         held(self.manager._uri, self)
 
     def _hold_over(self, consumed: str | None = None, *, yields: bool = True) -> bool:
@@ -288,12 +294,6 @@ class UnitOfWork:
         meanwhile) are not committed."""
         return self._visible[0] if self._visible else _ALL_ROWS
 
-    def _keeps(self) -> bool:
-        """Whether a call under syncpoint leaves its row as MQCMIT will (ams/mq/embedded_kept.py):
-        unless the unit of work's transaction was written before its end already, or another
-        process competed for the writer lately; either makes a write before MQCMIT likely, which
-        would have to mark the row anyway."""
-        return not self._written_before_end and time.monotonic() >= self._contended
 
     def release_writer(self, *, wait: bool) -> None:
         """Write the transaction held (``wait`` False: unless a call is under way, or it is younger
