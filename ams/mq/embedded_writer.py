@@ -1,9 +1,11 @@
 """How the embedded queue manager's connections share SQLite's single writer.
 
 A connection keeps its SQLite transaction open across the calls of its MQ unit of work, so that
-its gets and puts are written with its commit (or when the hold below ends), not one by one: the
-rows change exactly as they would call by call (state, owner, backout count), only written to the
-file less often. A process killed before its transaction was written loses the gets in it: the
+its gets and puts are written with its commit (or when the hold below ends), not one by one: what
+is written is what the calls would have written one by one (state, owner, backout count), only
+less often. Inside the transaction held, a get deletes its row and a put inserts its row visible,
+as MQCMIT will leave them, and both are marked as uncommitted work before any other write
+(ams/mq/embedded_kept.py). A process killed before its transaction was written loses the gets in it: the
 messages are back on their queue as if never got. So that their BackoutCount still rises (a
 message that kills its reader reaches the backout threshold instead of being read for ever: with
 the queue manager inside the application's process, the application's crash is the queue
