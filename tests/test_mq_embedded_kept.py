@@ -166,6 +166,22 @@ def test_messages_beyond_the_bound_are_marked_not_kept(
     app.close()
 
 
+def test_rows_beyond_the_bound_are_marked_not_kept(tmp_path: Path, held: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ams.mq import embedded_connection
+
+    monkeypatch.setattr(embedded_connection, "KEPT_ROWS", 2)
+    manager = _manager(tmp_path / "qm.sqlite")
+    app = manager.connect("app")
+    queue = app.open("Q", input=True, output=True)
+    sent = [queue.put(MD, bytes([n])) for n in range(3)]
+    for _ in sent:
+        queue.get(syncpoint=True)
+    assert [_state(app, m.msg_id) for m in sent] == [None, None, GOT_PENDING]
+    app.backout()
+    assert [queue.get().md.backout_count for _ in sent] == [1, 1, 1]
+    app.close()
+
+
 # -- the same observations, whatever wrote the transaction when -----------------------------------
 
 _STEPS = st.lists(

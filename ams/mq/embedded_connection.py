@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
 
-from ams.mq.embedded_kept import KEPT_BYTES, KEPT_COLUMNS
+from ams.mq.embedded_kept import KEPT_BYTES, KEPT_COLUMNS, KEPT_ROWS
 from ams.mq.embedded_md import md_from_bytes, md_from_json, md_to_bytes, random_tail
 from ams.mq.embedded_queue import EmbeddedQueue
 from ams.mq.embedded_schema import (
@@ -527,7 +527,7 @@ class EmbeddedConnection(UnitOfWork):
         message = row[0]
         self._journal.record(self._generation, message)  # type: ignore[arg-type]
         kept = self._kept_bytes + len(body)
-        if kept > KEPT_BYTES or not self._keeping or self._competing(local):
+        if kept > KEPT_BYTES or len(self._kept) >= KEPT_ROWS or not self._keeping or self._competing(local):
             self._db.execute(_TAKE, (self._owner, message))
             self._taken[GOT_PENDING].append((message, self._owner, GOT_PENDING))  # type: ignore[arg-type]
             return

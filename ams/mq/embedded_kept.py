@@ -15,8 +15,8 @@ call that marked it would have; a transaction that is lost (rolled back, the pro
 takes the deletes and inserts with it, and the messages got are back on their queues as with a
 mark, their backout counted from the get journal (ams/mq/embedded_journal.py).
 
-Only messages up to a bound are kept (:data:`KEPT_BYTES` per transaction, the bodies being the
-ones the application was handed): beyond it, a get marks the row as before.
+Only messages up to a bound are kept (:data:`KEPT_BYTES` and :data:`KEPT_ROWS` per transaction,
+the bodies being the ones the application was handed): beyond it, a get marks the row as before.
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ import sqlite3
 
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING
 
-# bodies kept per held transaction, at most: a unit of work of large messages marks them instead
-KEPT_BYTES = 1 << 20
+# kept per held transaction, at most: bodies' bytes, and rows. A transaction held past HOLD_SECONDS is
+# written, restoring every row kept (a batch of 64 KiB messages, 1 MiB kept, cost a fifth more per message);
+# the bounds keep that within about one put's work, beyond them a get marks its row
+KEPT_BYTES = 64 * 1024
+KEPT_ROWS = 256
 
 _RESTORE = (
     "INSERT INTO messages (id, queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "

@@ -294,7 +294,6 @@ class UnitOfWork:
         meanwhile) are not committed."""
         return self._visible[0] if self._visible else _ALL_ROWS
 
-
     def release_writer(self, *, wait: bool) -> None:
         """Write the transaction held (``wait`` False: unless a call is under way, or it is younger
         than HOLD_SECONDS): for another connection of this process, or the flusher thread."""
