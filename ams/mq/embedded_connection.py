@@ -170,25 +170,25 @@ def _put_result(md: MQMD, stored: _Stored) -> MQMD:
     """The MQMD as MQPUT leaves it: ``md`` with the MsgId, CorrelId and context the put stored, a
     BackoutCount of 0; Persistence and Priority are input fields, left "as queue default" (the
     message itself carries the values used, which a get returns). As md_with(md, ...) would, in
-    a straight line (a put's per-message cost)."""
+    a straight line, MQMD's fields by position (embedded_md.POSITIONAL: a put's per-message cost)."""
     return MQMD(
-        format=md.format,
-        encoding=md.encoding,
-        ccsid=md.ccsid,
-        persistence=md.persistence,
-        msg_type=md.msg_type,
-        priority=md.priority,
-        expiry=md.expiry,
-        msg_id=stored.msg_id,
-        correl_id=stored.correl_id,
-        backout_count=0,
-        reply_to_q=md.reply_to_q,
-        reply_to_qmgr=md.reply_to_qmgr,
-        user_identifier=md.user_identifier,
-        put_appl_type=md.put_appl_type,
-        put_appl_name=stored.appl,
-        put_date=stored.date,
-        put_time=stored.time,
+        md.format,
+        md.encoding,
+        md.ccsid,
+        md.persistence,
+        md.msg_type,
+        md.priority,
+        md.expiry,
+        stored.msg_id,
+        stored.correl_id,
+        0,
+        md.reply_to_q,
+        md.reply_to_qmgr,
+        md.user_identifier,
+        md.put_appl_type,
+        stored.appl,
+        stored.date,
+        stored.time,
     )
 
 
