@@ -350,3 +350,17 @@ def test_the_mqmds_built_by_position_hold_every_value_in_its_own_field(tmp_path:
     assert got.md == given
     connection.backout()
     assert connection.open("Q", input=True).get().md == attrs.evolve(given, backout_count=1)
+
+
+def test_identifiers_not_yet_24_bytes_are_padded_and_zeros_of_any_length_generated(tmp_path: Path) -> None:
+    """A put takes a 24-byte MsgId or CorrelId as it is and pads a shorter one to
+    MQ's 24 bytes; a MsgId of zeros, of any length, is generated (what padding would give)."""
+    connection = _manager(tmp_path / "qm.sqlite").connect("app")
+    short = connection.put1("Q", MQMD(msg_id=b"m", correl_id=b"c"), b"short")
+    assert (short.msg_id, short.correl_id) == (b"m".ljust(24, b"\0"), b"c".ljust(24, b"\0"))
+    assert type(short.msg_id) is bytes and type(short.correl_id) is bytes
+    for zeros in (b"", b"\0", bytes(24), bytes(30)):
+        generated = connection.put1("Q", MQMD(msg_id=zeros), b"zeros")
+        assert generated.msg_id.startswith(b"AMQ ") and len(generated.msg_id) == 24
+    got = connection.open("Q", input=True).get(msg_id=b"m")
+    assert (got.body, got.md.correl_id) == (b"short", b"c".ljust(24, b"\0"))
