@@ -17,10 +17,11 @@ import attrs
 import pytest
 
 from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable
-from ams.mq.embedded_md import _MD_ORDER, md_from_bytes
+from ams.mq.embedded_md import _MD_ORDER, POSITIONAL, md_from_bytes
 from ams.mq.embedded_schema import _SCHEMA_VERSION
-from ams.mq.mqmd import md_with
+from ams.mq.mqmd import MD_FIELDS, md_with
 from ams.mq.transport import QueueAttributes
+from ams.mqconstants import MQEI_UNLIMITED
 
 RICH = MQMD(
     format="MQSTR",
@@ -318,3 +319,48 @@ def test_the_layout_holds_every_field_of_the_mqmd() -> None:
     from ams.mq.mqmd import MD_FIELDS
 
     assert sorted(MD_FIELDS) == sorted(_MD_ORDER) == sorted((*_INTEGERS, "msg_id", "correl_id", *_TEXTS))
+
+
+def test_the_mqmds_built_by_position_hold_every_value_in_its_own_field(tmp_path: Path) -> None:
+    """MQPUT's output MQMD and a got message's are built with MQMD's fields passed by position
+    (embedded_md.POSITIONAL): with every field's value distinct, a value in a neighbour's field
+    shows here."""
+    assert POSITIONAL == MD_FIELDS
+    given = MQMD(
+        format="FMT",
+        encoding=273,
+        ccsid=819,
+        persistence=1,
+        msg_type=2,
+        priority=3,
+        expiry=MQEI_UNLIMITED,
+        msg_id=b"m".ljust(24, b"\0"),
+        correl_id=b"c".ljust(24, b"\0"),
+        reply_to_q="RQ",
+        reply_to_qmgr="RQM",
+        user_identifier="user",
+        put_appl_type=11,
+        put_appl_name="appl",
+        put_date="20200101",
+        put_time="12000000",
+    )
+    connection = _manager(tmp_path / "qm.sqlite").connect("app")
+    assert connection.put1("Q", given, b"body", set_all_context=True) == given
+    got = connection.open("Q", input=True).get(syncpoint=True)
+    assert got.md == given
+    connection.backout()
+    assert connection.open("Q", input=True).get().md == attrs.evolve(given, backout_count=1)
+
+
+def test_identifiers_not_yet_24_bytes_are_padded_and_zeros_of_any_length_generated(tmp_path: Path) -> None:
+    """A put takes a 24-byte MsgId or CorrelId as it is and pads a shorter one to
+    MQ's 24 bytes; a MsgId of zeros, of any length, is generated (what padding would give)."""
+    connection = _manager(tmp_path / "qm.sqlite").connect("app")
+    short = connection.put1("Q", MQMD(msg_id=b"m", correl_id=b"c"), b"short")
+    assert (short.msg_id, short.correl_id) == (b"m".ljust(24, b"\0"), b"c".ljust(24, b"\0"))
+    assert type(short.msg_id) is bytes and type(short.correl_id) is bytes
+    for zeros in (b"", b"\0", bytes(24), bytes(30)):
+        generated = connection.put1("Q", MQMD(msg_id=zeros), b"zeros")
+        assert generated.msg_id.startswith(b"AMQ ") and len(generated.msg_id) == 24
+    got = connection.open("Q", input=True).get(msg_id=b"m")
+    assert (got.body, got.md.correl_id) == (b"short", b"c".ljust(24, b"\0"))

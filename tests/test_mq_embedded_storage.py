@@ -8,12 +8,14 @@ no message without its body."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import multiprocessing.synchronize
 import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -155,10 +157,13 @@ def test_a_put_whose_body_cannot_be_stored_leaves_no_message(tmp_path: Path) -> 
     app.put1("T.DEPTH", MD, b"before")
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TRIGGER disk_full BEFORE INSERT ON bodies BEGIN SELECT RAISE(ABORT, 'disk is full'); END")
+    handle = app.open("T.DEPTH", output=True)  # its put translates SQLite's errors itself, unwrapped
+    puts: tuple[Callable[..., MQMD], ...] = (functools.partial(app.put1, "T.DEPTH"), handle.put)
     for syncpoint in (False, True):
-        with pytest.raises(MQError) as caught:
-            app.put1("T.DEPTH", MD, b"never stored", syncpoint=syncpoint)
-        assert caught.value.reason == 2195 and not isinstance(caught.value, sqlite3.Error)
+        for put in puts:
+            with pytest.raises(MQError) as caught:
+                put(MD, b"never stored", syncpoint=syncpoint)
+            assert caught.value.reason == 2195 and not isinstance(caught.value, sqlite3.Error)
     app.commit()
     _sound(path)
     with contextlib.closing(sqlite3.connect(path)) as db, db:

@@ -161,10 +161,13 @@ def _idle_holder_for_ever(
     _idle_holder(path, put, go)
 
 
-def _busy_holder(path: str, put: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event) -> None:
-    """Put under syncpoint, then browse again and again, the writer kept for ever between calls and
-    the flusher asleep, until told to commit: only the end of its own calls can give the writer up
-    (for two minutes at most, longer than SQLite's 30 s: the waiter fails first)."""
+def _busy_holder(
+    path: str, put: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event, pause: float = 0.002
+) -> None:
+    """Put under syncpoint, then browse again and again (``pause`` between calls), the writer kept
+    for ever between calls and the flusher asleep, until told to commit: only the end of its own
+    calls can give the writer up (for two minutes at most, longer than SQLite's 30 s: the waiter
+    fails first)."""
     _hold_for_ever()
     embedded_writer.WANTED_POLL_SECONDS = 3600.0
     connection = EmbeddedQueueManager(path).connect("busy")
@@ -172,18 +175,28 @@ def _busy_holder(path: str, put: multiprocessing.synchronize.Event, go: multipro
     browser = connection.open("SOURCE", browse=True)
     put.set()
     deadline = time.monotonic() + 120
-    while not go.wait(timeout=0.002) and time.monotonic() < deadline:
+    while not go.wait(timeout=pause) and time.monotonic() < deadline:
         with contextlib.suppress(NoMessageAvailable):  # once the test got SOURCE's messages
             browser.browse_first()
     connection.commit()
     connection.close()
 
 
-@pytest.mark.parametrize("holder", [_idle_holder_for_ever, _busy_holder])
+def _back_to_back_holder(
+    path: str, put: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event
+) -> None:
+    """The busy holder with no pause between its calls, and a call's end asking whether another
+    process waits at most every 50 ms (WANTED_ASK_SECONDS, far longer than a call): heard only
+    because the first call to end that long after the last ask asks again."""
+    embedded_unit_of_work.WANTED_ASK_SECONDS = 0.05  # type: ignore[attr-defined]  # imported there by name
+    _busy_holder(path, put, go, pause=0.0)
+
+
+@pytest.mark.parametrize("holder", [_idle_holder_for_ever, _busy_holder, _back_to_back_holder])
 def test_a_waiting_process_gets_the_writer_with_no_time_bound(tmp_path: Path, holder: Callable[..., None]) -> None:
     """The holder keeps the writer for ever between its calls (HOLD_SECONDS an hour), idle (its
-    flusher thread hears that we wait) or calling (each call's end hears it): our put and get
-    complete meanwhile, not after SQLite's 30 s (MQRC 2195)."""
+    flusher thread hears that we wait) or calling (a call's end hears it, calls back to back
+    included): our put and get complete meanwhile, not after SQLite's 30 s (MQRC 2195)."""
     path = tmp_path / "qm.sqlite"
     _fill(path, 1)
     put, go = SPAWN.Event(), SPAWN.Event()

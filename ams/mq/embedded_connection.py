@@ -38,6 +38,7 @@ from ams.mq.properties import deliver
 from ams.mq.rfh2_render import rerender
 from ams.mq.transport import (
     ANY,
+    MQ_ID_LENGTH,
     BackoutSettings,
     Match,
     Message,
@@ -80,6 +81,7 @@ _INSERT_BODY = "INSERT INTO bodies (id, body) VALUES (?, ?)"
 _TAKE = f"UPDATE messages SET state = {GOT_PENDING}, owner = ? WHERE id = ?"
 _DELETE = "DELETE FROM messages WHERE id = ?"
 _NEXT: dict[tuple[str, str], str] = {}
+_NO_ID = bytes(MQ_ID_LENGTH)  # MQMI_NONE, MQCI_NONE
 
 
 def _next_message(index: str, where: str) -> str:
@@ -99,22 +101,24 @@ def _next_message(index: str, where: str) -> str:
 
 
 _CLOCK = (-1, "", "")  # the second last stamped: its PutDate and PutTime's hours, minutes and seconds
+_HUNDREDTHS = tuple(f"{hundredth:02d}" for hundredth in range(100))  # PutTime's last two digits
 
 
 def _put_date_time() -> tuple[str, str]:
     """PutDate and PutTime (UTC, to the hundredth of a second), as MQMD.stamped gives them, the
     calendar work done once a second."""
     global _CLOCK
-    now = time.time()
+    hundredths = int(time.time() * 100)
+    second = hundredths // 100
     clock = _CLOCK
-    if int(now) != clock[0]:
-        day = time.gmtime(int(now))
+    if second != clock[0]:
+        day = time.gmtime(second)
         clock = _CLOCK = (
-            int(now),
+            second,
             f"{day.tm_year:04d}{day.tm_mon:02d}{day.tm_mday:02d}",
             f"{day.tm_hour:02d}{day.tm_min:02d}{day.tm_sec:02d}",
         )
-    return clock[1], f"{clock[2]}{int(now * 100) % 100:02d}"
+    return clock[1], clock[2] + _HUNDREDTHS[hundredths - second * 100]
 
 
 def _check_md(queue: str, md: MQMD) -> None:
@@ -171,25 +175,25 @@ def _put_result(md: MQMD, stored: _Stored) -> MQMD:
     """The MQMD as MQPUT leaves it: ``md`` with the MsgId, CorrelId and context the put stored, a
     BackoutCount of 0; Persistence and Priority are input fields, left "as queue default" (the
     message itself carries the values used, which a get returns). As md_with(md, ...) would, in
-    a straight line (a put's per-message cost)."""
+    a straight line, MQMD's fields by position (embedded_md.POSITIONAL: a put's per-message cost)."""
     return MQMD(
-        format=md.format,
-        encoding=md.encoding,
-        ccsid=md.ccsid,
-        persistence=md.persistence,
-        msg_type=md.msg_type,
-        priority=md.priority,
-        expiry=md.expiry,
-        msg_id=stored.msg_id,
-        correl_id=stored.correl_id,
-        backout_count=0,
-        reply_to_q=md.reply_to_q,
-        reply_to_qmgr=md.reply_to_qmgr,
-        user_identifier=md.user_identifier,
-        put_appl_type=md.put_appl_type,
-        put_appl_name=stored.appl,
-        put_date=stored.date,
-        put_time=stored.time,
+        md.format,
+        md.encoding,
+        md.ccsid,
+        md.persistence,
+        md.msg_type,
+        md.priority,
+        md.expiry,
+        stored.msg_id,
+        stored.correl_id,
+        0,
+        md.reply_to_q,
+        md.reply_to_qmgr,
+        md.user_identifier,
+        md.put_appl_type,
+        stored.appl,
+        stored.date,
+        stored.time,
     )
 
 
@@ -402,7 +406,7 @@ class EmbeddedConnection(UnitOfWork):
                     stored.persistent,
                     expires,
                     stored.msg_id,
-                    stored.correl_id if any(stored.correl_id) else None,  # MQCI_NONE: outside the CorrelId index
+                    stored.correl_id if stored.correl_id != _NO_ID else None,  # MQCI_NONE: outside the CorrelId index
                 ),
             )
             self._insert_body(int(cursor.lastrowid or 0), body)
@@ -457,11 +461,13 @@ class EmbeddedConnection(UnitOfWork):
     def _stamped(self, found: _Resolved, md: MQMD, set_all_context: bool) -> _Stored:
         """The MQMD as stored (ams/mq/embedded_md.py): what MQMD.stamped fills in (the default
         context) or the context given (MQPMO_SET_ALL_CONTEXT), and the persistence and priority used."""
-        if any(md.msg_id):
-            msg_id = padded_id(md.msg_id, "MsgId")
-        else:  # unique across processes, as MQ's
+        msg_id, correl_id = md.msg_id, md.correl_id
+        if len(msg_id) != MQ_ID_LENGTH or msg_id.__class__ is not bytes:  # not as MQ holds it (every got MQMD's is)
+            msg_id = padded_id(msg_id, "MsgId") if any(msg_id) else _NO_ID
+        if msg_id == _NO_ID:  # unique across processes, as MQ's
             msg_id = b"AMQ " + self.name.encode()[:12].ljust(12) + random_tail()
-        correl_id = padded_id(md.correl_id, "CorrelId")
+        if len(correl_id) != MQ_ID_LENGTH or correl_id.__class__ is not bytes:
+            correl_id = padded_id(correl_id, "CorrelId")
         persistent = int(
             found.first.default_persistent
             if md.persistence == MQPER_PERSISTENCE_AS_Q_DEF

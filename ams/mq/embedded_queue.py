@@ -6,9 +6,10 @@ Separate from ams/mq/embedded_connection.py, which does the work: this is the ha
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
-from ams.mq.embedded_sqlite import _mq_errors
+from ams.mq.embedded_sqlite import _mq_errors, file_failed, translates_itself
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import ANY, Match, Message, MQError
 from ams.mqconstants import (
@@ -46,7 +47,7 @@ class EmbeddedQueue:
         self._cursor: tuple[int, int] | None = None
 
     def _gets_allowed(self) -> None:
-        if self.connection.attributes(self.local).get_inhibited:
+        if self.connection._lookup(self.local).attributes.get_inhibited:  # not through attributes(): its wrapper
             raise MQError(f"MQGET from {self.local}: the queue is GET(DISABLED)", MQRC_GET_INHIBITED)
 
     def _need(self, mode: str) -> None:
@@ -56,12 +57,17 @@ class EmbeddedQueue:
             )
             raise MQError(f"{self.name} was not opened for {mode}", reason)
 
+    @translates_itself
     def put(self, md: MQMD, body: bytes, *, syncpoint: bool = False) -> MQMD:
         """MQPUT; the MQMD comes back as the queue manager completed it."""
-        if not self._output:  # asked here, not through _need: a put's per-message cost
-            self._need("output")
-        return self.connection._put(self.connection._lookup(self.name), md, body, syncpoint=syncpoint)
+        try:
+            if not self._output:  # asked here, not through _need: a put's per-message cost
+                self._need("output")
+            return self.connection._put(self.connection._lookup(self.name), md, body, syncpoint=syncpoint)
+        except sqlite3.Error as error:
+            raise file_failed(error) from None
 
+    @translates_itself
     def get(
         self,
         *,
@@ -73,11 +79,14 @@ class EmbeddedQueue:
     ) -> Message:
         """MQGET (the first message matching ``msg_id`` and ``correl_id``, each if given and not all
         zeros); ``force_rfh2`` False applies the queue's PROPCTL, as MQ does without the GMO option."""
-        if not self._input:  # asked here, not through _need: a get's per-message cost
-            self._need("input")
-        self._gets_allowed()
-        match = ANY if msg_id is None and correl_id is None else Match.of(msg_id, correl_id)
-        return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, match=match, force_rfh2=force_rfh2)
+        try:
+            if not self._input:  # asked here, not through _need: a get's per-message cost
+                self._need("input")
+            self._gets_allowed()
+            match = ANY if msg_id is None and correl_id is None else Match.of(msg_id, correl_id)
+            return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, match=match, force_rfh2=force_rfh2)
+        except sqlite3.Error as error:
+            raise file_failed(error) from None
 
     def browse_first(
         self, *, msg_id: bytes | None = None, correl_id: bytes | None = None, force_rfh2: bool = True

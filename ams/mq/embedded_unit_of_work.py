@@ -22,7 +22,15 @@ from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
 from ams.mq.embedded_shape import versions
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
 from ams.mq.embedded_wanted import begin_immediate
-from ams.mq.embedded_writer import CONTENDED_SECONDS, CONTENDED_WAIT, HOLD_SECONDS, held, release_others, released
+from ams.mq.embedded_writer import (
+    CONTENDED_SECONDS,
+    CONTENDED_WAIT,
+    HOLD_SECONDS,
+    WANTED_ASK_SECONDS,
+    held,
+    release_others,
+    released,
+)
 from ams.mq.transport import MQError
 from ams.mqconstants import MQRC_CONNECTION_BROKEN, MQRC_HCONN_ERROR, MQRC_SYNCPOINT_LIMIT_REACHED
 
@@ -60,7 +68,7 @@ class _Call:
             self.durable
             or self.end
             or (self.fresh and not self.keep)
-            or unit._hold_over(self.consumed, yields=self.consumed is not None)
+            or unit._hold_over(self.consumed, yields=self.consumed is not None, ending=True)
         ):
             unit._write(db, durable=self.durable)
 
@@ -99,6 +107,7 @@ class UnitOfWork:
         # the generation of its records (its connection row's "settled", raised with each backout of its work)
         self._journal = manager._journal(self._owner)
         self._contended = 0.0  # until when another process competes for the writer (time.monotonic)
+        self._next_ask = 0.0  # from when a call's end asks again whether another process waits (_hold_over)
         self._checked = False  # whether the transaction held looked for dead processes' get journals
         self._generation = 0
         self._recovered: list[str] = []  # dead owners recovered in the transaction held (their journals go after it)
@@ -128,7 +137,8 @@ class UnitOfWork:
         the unit of work (``keep``: a put or get under syncpoint) or found it held, unless it is
         older than HOLD_SECONDS. A ``durable`` call (a commit, a put or get outside syncpoint: what
         MQ has promised once the call returns) writes it and waits for the disk; ``end`` (MQBACK)
-        writes it; so does any call while another process waits for the writer, and a get from queue
+        writes it; so does any call while another process waits for the writer (asked at most every
+        WANTED_ASK_SECONDS by calls back to back), and a get from queue
         ``consumed`` (the application works on its message next) while another process competes for
         the writer or has that queue open for input (:meth:`_hold_over`). A failing call's statement
         is undone by SQLite; a call that writes more than one row undoes its own earlier ones (a put:
@@ -164,18 +174,24 @@ class UnitOfWork:
         self._keeping = not self._written_before_end and self._held >= self._contended
         held(self.manager._uri, self)
 
-    def _hold_over(self, consumed: str | None = None, *, yields: bool = True) -> bool:
-        """Whether the transaction held is to be written now, at the end of a call (``yields``: a get
-        from queue ``consumed``, after which the application works on its message) or on the
-        flusher's round (the application is working): held HOLD_SECONDS, or another process waits for
-        the writer now (embedded_wanted.py); or, the application about to work, another process waited
-        for it within the last CONTENDED_SECONDS, or has ``consumed`` open for input (its next get
-        would wait for that work: :meth:`_competing`). A put then stays held until the next call (a
-        proxy's next get, at once), as the get's write carries it; a single reader keeps it."""
+    def _hold_over(self, consumed: str | None = None, *, yields: bool = True, ending: bool = False) -> bool:
+        """Whether the transaction held is to be written now, at the end of a call (``ending``;
+        ``yields``: a get from queue ``consumed``, after which the application works on its message)
+        or on the flusher's round (the application is working): held HOLD_SECONDS, or another process
+        waits for the writer now (embedded_wanted.py: asked on each flusher's round, and by a call's
+        end when none asked within WANTED_ASK_SECONDS); or, the application about to work, another
+        process waited for it within the last CONTENDED_SECONDS, or has ``consumed`` open for input
+        (its next get would wait for that work: :meth:`_competing`). A put then stays held until the
+        next call (a proxy's next get, at once), as the get's write carries it; a single reader keeps it."""
         now = time.monotonic()
         if now - (self._held or 0.0) >= HOLD_SECONDS:
             return True
-        if self._wanted_elsewhere():  # asked even while contended: each wait prolongs it
+        # calls back to back ask once per WANTED_ASK_SECONDS (embedded_writer.py): a waiter is heard by the
+        # first call to end that long after the last ask, or by the flusher once the calls stop
+        asks = not ending or now >= self._next_ask
+        if ending and asks:
+            self._next_ask = now + WANTED_ASK_SECONDS
+        if asks and self._wanted_elsewhere():  # asked even while contended: each wait prolongs it
             self._contended = now + CONTENDED_SECONDS
             return True
         if not yields:

@@ -12,10 +12,11 @@ A unit of work keeps the writer between its calls (ams/mq/embedded_writer.py), s
 wait for the holder's application work as well, up to HOLD_SECONDS. So a process that waits holds a
 shared lock (fcntl F_SETLK, F_RDLCK) on byte 0 of a small file beside the queue manager's file,
 ``<file>-writer``, while it retries; a holder asks (F_GETLK, which reports other processes' locks
-only) at the end of each call, and its flusher thread between calls, and writes what it holds when
-someone waits. The lock is advisory and nobody ever waits for it: SQLite's lock still decides who
-writes, a question missed costs at most HOLD_SECONDS, and the kernel drops the lock of a process
-that dies. Connections of one process are served by embedded_writer.release_others instead.
+only) at the end of a call (of calls back to back, one per embedded_writer.WANTED_ASK_SECONDS), and
+its flusher thread between calls, and writes what it holds when someone waits. The lock is
+advisory and nobody ever waits for it: SQLite's lock still decides who writes, a question missed
+costs at most HOLD_SECONDS, and the kernel drops the lock of a process that dies. Connections of
+one process are served by embedded_writer.release_others instead.
 
 POSIX locks belong to a process, not a descriptor: one thread's unlock, or the close of any
 descriptor of the file, drops them all. So each process opens the file once per queue manager

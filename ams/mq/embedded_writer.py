@@ -23,10 +23,10 @@ The writer is held for a bounded time, so that other processes make progress:
 * a call that finds the transaction older than :data:`HOLD_SECONDS` writes it;
 * a connection that holds the writer between calls longer than that (its application busy
   elsewhere) is written by a thread of its process (:func:`held`);
-* a call that ends, or that thread between calls, writes at once when another process waits for
-  the writer (ams/mq/embedded_wanted.py), and a get under syncpoint does while another process
-  reads the same queue, or competed for the writer within :data:`CONTENDED_SECONDS`
-  (ams/mq/embedded_unit_of_work.py);
+* a call that ends (asking at most every :data:`WANTED_ASK_SECONDS`), or that thread between
+  calls, writes at once when another process waits for the writer (ams/mq/embedded_wanted.py),
+  and a get under syncpoint does while another process reads the same queue, or competed for the
+  writer within :data:`CONTENDED_SECONDS` (ams/mq/embedded_unit_of_work.py);
 * another connection of the same process wanting the file (another thread's, or the same
   thread's second connection) has every holder write first (:func:`release_others`), since
   waiting on a holder in one's own thread would never end.
@@ -53,6 +53,11 @@ HOLD_SECONDS = 0.01
 
 # how often the flusher asks, for a writer held between calls, whether another process waits for it
 WANTED_POLL_SECONDS = 0.002
+# how often, at most, the end of a call asks it (an F_GETLK, about 1 µs, was a few per cent of a get+put):
+# a call ending within this of the last call end that asked does not ask. A waiter is heard at the first
+# call to end this long after the last ask, or the flusher's next round: at most this much later than
+# when every call asked, far below HOLD_SECONDS, and within the waiter's own pauses (50 µs doubling to 1 ms)
+WANTED_ASK_SECONDS = 0.0002
 # once another process wanted the writer (or made us wait for it: a BEGIN IMMEDIATE that took
 # CONTENDED_WAIT), each get writes at its end for this long: a
 # unit of work holding the writer through its application's work (a proxy worker's cryptography)
