@@ -138,9 +138,9 @@ def _check_md(queue: str, md: MQMD) -> None:
 
 
 def _decoded(row: tuple[object, ...]) -> tuple[MQMD, bytes]:
-    """The MQMD and body of a message row (id, stored MQMD, body, backouts, expiry time); a damaged
-    stored MQMD is MQRC 2195 (ams/mq/embedded_md.py)."""
-    _, md_text, body, backouts, expires = row
+    """The MQMD and body of a message row (id, stored MQMD, body, backouts, expiry time, and any
+    columns after them); a damaged stored MQMD is MQRC 2195 (ams/mq/embedded_md.py)."""
+    md_text, body, backouts, expires = row[1], row[2], row[3], row[4]
     left = max(1, int((expires - time.time()) * 10)) if isinstance(expires, float) else None
     if isinstance(md_text, bytes):
         md = md_from_bytes(md_text, int(backouts), left)  # type: ignore[call-overload]
@@ -390,8 +390,8 @@ class EmbeddedConnection(UnitOfWork):
         _check_md(found.local, md)
         stored = self._stamped(found, md, set_all_context)
         expires = None if md.expiry == MQEI_UNLIMITED else time.time() + md.expiry / 10
-        if syncpoint:
-            self._count_uncommitted(found.local)
+        if syncpoint and self._uncommitted >= self.manager.max_uncommitted:
+            self._count_uncommitted(found.local)  # MQRC 2024
         with self._lock, self._work(durable=not syncpoint, keep=syncpoint):
             read = self._depth_read(found)
             pending = syncpoint and not self._keeping  # else visible until a write before MQCMIT marks it
@@ -409,14 +409,15 @@ class EmbeddedConnection(UnitOfWork):
                     stored.correl_id if stored.correl_id != _NO_ID else None,  # MQCI_NONE: outside the CorrelId index
                 ),
             )
-            self._insert_body(int(cursor.lastrowid or 0), body)
+            row_id = int(cursor.lastrowid or 0)
+            self._insert_body(row_id, body)
             self._depths[found.local] = (read[0], read[1] + 1)
             if expires is not None:
                 self._no_expiry.discard(found.local)
             if pending:  # listed before the call's end, which may write the transaction (and mark a visible one)
-                self._taken[PUT_PENDING].append((int(cursor.lastrowid or 0), self._owner, PUT_PENDING))
+                self._taken[PUT_PENDING].append((row_id, self._owner, PUT_PENDING))
             elif syncpoint:
-                self._visible.append(int(cursor.lastrowid or 0))
+                self._visible.append(row_id)
         if syncpoint:
             self._uncommitted += 1
         return _put_result(md, stored)
@@ -492,21 +493,23 @@ class EmbeddedConnection(UnitOfWork):
 
     def _get(self, local: str, *, wait: float, syncpoint: bool, match: Match, force_rfh2: bool) -> Message:
         deadline = time.monotonic() + wait
-        index, where, wanted = _matching(match)
-        if syncpoint:
-            self._count_uncommitted(local)
+        index, where, wanted = ("", "", ()) if match is ANY else _matching(match)
+        if syncpoint and self._uncommitted >= self.manager.max_uncommitted:
+            self._count_uncommitted(local)  # MQRC 2024
         while True:
             # under syncpoint, kept in the unit of work's transaction; its journal (ams/mq/embedded_journal.py)
             # raises the BackoutCount if this process dies with the message before that transaction is written
             with self._lock, self._work(durable=not syncpoint, keep=syncpoint, consumed=local):
-                self._recover_dead_journals()
+                if not self._checked:
+                    self._recover_dead_journals()
                 row = self._db.execute(
                     _next_message(index, where), (local, self._below_own_puts(), *wanted, time.time())
                 ).fetchone()
-                self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
+                if local not in self._no_expiry or self._no_expiry_at != self._expiring or self._expiring is None:
+                    self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
                 if row is not None:
                     # read before the row goes: a damaged MQMD (MQRC 2195) leaves the message on its queue
-                    md, data = _decoded(row[:5])
+                    md, data = _decoded(row)
                     if syncpoint:
                         self._take(local, row, data)
                     else:
@@ -514,7 +517,7 @@ class EmbeddedConnection(UnitOfWork):
             if row is not None:
                 if syncpoint:
                     self._uncommitted += 1
-                return self._delivered(local, md, data, force_rfh2)
+                return Message(md, data) if force_rfh2 else self._delivered(local, md, data, force_rfh2)
             if time.monotonic() >= deadline:
                 raise NoMessageAvailable(local, wait, "" if match == ANY else str(match))
             self.release_writer(wait=True)  # another process may be about to put the message
