@@ -392,10 +392,10 @@ class EmbeddedConnection(UnitOfWork):
         expires = None if md.expiry == MQEI_UNLIMITED else time.time() + md.expiry / 10
         if syncpoint and self._uncommitted >= self.manager.max_uncommitted:
             self._count_uncommitted(found.local)  # MQRC 2024
-        with self._lock, self._work(durable=not syncpoint, keep=syncpoint):
+        with self._lock, self._work(durable=not syncpoint, keep=syncpoint) as db:
             read = self._depth_read(found)
             pending = syncpoint and not self._keeping  # else visible until a write before MQCMIT marks it
-            cursor = self._db.execute(
+            cursor = db.execute(
                 _INSERT,
                 (
                     found.local,
@@ -410,7 +410,7 @@ class EmbeddedConnection(UnitOfWork):
                 ),
             )
             row_id = int(cursor.lastrowid or 0)
-            self._insert_body(row_id, body)
+            self._insert_body(db, row_id, body)
             self._depths[found.local] = (read[0], read[1] + 1)
             if expires is not None:
                 self._no_expiry.discard(found.local)
@@ -444,19 +444,19 @@ class EmbeddedConnection(UnitOfWork):
             raise MQError(f"MQPUT to {found.local}: the queue holds {depth:,} messages, its MAXDEPTH", MQRC_Q_FULL)
         return depth, 0
 
-    def _insert_body(self, message: int, body: bytes) -> None:
+    def _insert_body(self, db: sqlite3.Connection, message: int, body: bytes) -> None:
         """The body of the message row just inserted; failing, the row is deleted again, so that the
         call leaves nothing of itself in a unit of work whose transaction is held (no row without
         its body), and keeps the unit of work's earlier work (what a savepoint per put would do, at
         two statements per put)."""
         try:
-            self._db.execute(_INSERT_BODY, (message, bytes(body)))
+            db.execute(_INSERT_BODY, (message, bytes(body)))
         except sqlite3.Error:
-            if self._db.in_transaction:
+            if db.in_transaction:
                 try:
-                    self._db.execute(_DELETE, (message,))
+                    db.execute(_DELETE, (message,))
                 except sqlite3.Error:
-                    self._db.execute("ROLLBACK")  # the unit of work is lost then: the connection breaks
+                    db.execute("ROLLBACK")  # the unit of work is lost then: the connection breaks
             raise
 
     def _stamped(self, found: _Resolved, md: MQMD, set_all_context: bool) -> _Stored:
@@ -499,10 +499,10 @@ class EmbeddedConnection(UnitOfWork):
         while True:
             # under syncpoint, kept in the unit of work's transaction; its journal (ams/mq/embedded_journal.py)
             # raises the BackoutCount if this process dies with the message before that transaction is written
-            with self._lock, self._work(durable=not syncpoint, keep=syncpoint, consumed=local):
+            with self._lock, self._work(durable=not syncpoint, keep=syncpoint, consumed=local) as db:
                 if not self._checked:
                     self._recover_dead_journals()
-                row = self._db.execute(
+                row = db.execute(
                     _next_message(index, where), (local, self._below_own_puts(), *wanted, time.time())
                 ).fetchone()
                 if local not in self._no_expiry or self._no_expiry_at != self._expiring or self._expiring is None:
@@ -511,9 +511,9 @@ class EmbeddedConnection(UnitOfWork):
                     # read before the row goes: a damaged MQMD (MQRC 2195) leaves the message on its queue
                     md, data = _decoded(row)
                     if syncpoint:
-                        self._take(local, row, data)
+                        self._take(db, local, row, data)
                     else:
-                        self._db.execute(_DELETE, (row[0],))
+                        db.execute(_DELETE, (row[0],))
             if row is not None:
                 if syncpoint:
                     self._uncommitted += 1
@@ -527,7 +527,7 @@ class EmbeddedConnection(UnitOfWork):
                     f"MQGET from {local}: the queue was made GET(DISABLED) during the wait", MQRC_GET_INHIBITED
                 )
 
-    def _take(self, local: str, row: tuple[object, ...], body: bytes) -> None:
+    def _take(self, db: sqlite3.Connection, local: str, row: tuple[object, ...], body: bytes) -> None:
         """A get under syncpoint takes message ``row`` (as :func:`_next_message` selects it), in the
         transaction held: deleted and kept in memory (ams/mq/embedded_kept.py) while the transaction
         is likely to stay held past the call (no other process competes for the writer or reads the
@@ -537,10 +537,10 @@ class EmbeddedConnection(UnitOfWork):
         self._journal.record(self._generation, message)  # type: ignore[arg-type]
         kept = self._kept_bytes + len(body)
         if kept > KEPT_BYTES or len(self._kept) >= KEPT_ROWS or not self._keeping or self._competing(local):
-            self._db.execute(_TAKE, (self._owner, message))
+            db.execute(_TAKE, (self._owner, message))
             self._taken[GOT_PENDING].append((message, self._owner, GOT_PENDING))  # type: ignore[arg-type]
             return
-        self._db.execute(_DELETE, (message,))
+        db.execute(_DELETE, (message,))
         self._kept.append((local, row))
         self._kept_bytes = kept
 
