@@ -348,7 +348,9 @@ def test_a_forked_child_closing_inherited_journals_leaves_the_parents_lock(tmp_p
         assert results.get(timeout=60) is not True
         assert results.get(timeout=60) == 1
         names = [name for name in os.listdir(journal_directory(path)) if not name.startswith(".")]
-        assert len(names) == 2  # the parent's, and the dead child's, not yet recovered by anyone
+        # the parent's, and the dead child's: the parent's last get recovered it, but its journal goes only
+        # once the parent's transaction is written (its flusher's, within HOLD_SECONDS), which may be done
+        assert len(names) in (1, 2)
         parent_journal = [journal_directory(path) / n for n in names if _lock_seen(journal_directory(path) / n)]
         assert len(parent_journal) in (1, 0)  # 0 only where F_GETLK cannot be asked
         reader = _manager(path).connect("reader")
