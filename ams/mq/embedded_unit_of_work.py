@@ -277,9 +277,23 @@ class UnitOfWork:
     def _restore_kept(self, db: sqlite3.Connection) -> None:
         """The rows this unit of work's gets deleted in the transaction held, inserted again as
         taken by it, and those its puts inserted visible, marked put (what MQCMIT deletes or makes
-        visible, and MQBACK returns or deletes; ams/mq/embedded_kept.py)."""
-        self._taken[GOT_PENDING] += restore_taken(db, self._owner, self._kept)
-        self._taken[PUT_PENDING] += mark_put(db, self._owner, self._visible)
+        visible, and MQBACK returns or deletes; ams/mq/embedded_kept.py). All or none: a restore
+        that fails part way (a full disk) leaves the rows and lists as they were, for MQCMIT to
+        drop or MQBACK to restore again (a half-restored row, committed, was a got message back)."""
+        if not (self._kept or self._visible):
+            return
+        db.execute("SAVEPOINT kept")
+        try:
+            taken = restore_taken(db, self._owner, self._kept)
+            put = mark_put(db, self._owner, self._visible)
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK TO kept")
+                db.execute("RELEASE kept")
+            raise
+        db.execute("RELEASE kept")
+        self._taken[GOT_PENDING] += taken
+        self._taken[PUT_PENDING] += put
         self._drop_kept()
 
     def _drop_kept(self) -> None:
