@@ -133,3 +133,53 @@ def test_a_browse_raced_by_a_write_sees_what_others_committed(
     assert queue.browse_first().body == b"theirs"
     app.close()
     other.close()
+
+
+class _Interrupted(list[object]):
+    """A list of the unit of work whose next append is interrupted (Ctrl-C, a signal handler that
+    raises): the row deleted or inserted just before, its record in memory missing."""
+
+    def append(self, item: object) -> None:
+        raise KeyboardInterrupt
+
+
+def test_a_get_interrupted_after_its_delete_loses_no_message(tmp_path: Path, held: None) -> None:
+    """The kept list is the only record of a row a get deleted in the transaction held: interrupted
+    before it is listed, an MQBACK (here: close) committed the delete, and the message was gone."""
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    app, other = manager.connect("app"), manager.connect("other")
+    queue = app.open("Q", input=True, output=True)
+    queue.put(MD, b"first")
+    queue.put(MD, b"second")
+    assert queue.get(syncpoint=True).body == b"first"  # kept, listed
+    app._kept = _Interrupted(app._kept)  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        queue.get(syncpoint=True)
+    with pytest.raises(MQError) as caught:  # the unit of work is lost with the call: the connection broken
+        app.backout()
+    assert caught.value.reason == 2009
+    reader = other.open("Q", input=True)
+    got = [reader.get() for _ in range(2)]
+    assert [(m.body, m.md.backout_count) for m in got] == [(b"first", 1), (b"second", 1)]
+    other.close()
+
+
+def test_a_put_interrupted_after_its_insert_publishes_nothing(tmp_path: Path, held: None) -> None:
+    """The twin for a put: its row inserted visible in the transaction held, interrupted before it
+    is listed, was never marked put, and an MQBACK committed it as a message put outside syncpoint."""
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    app, other = manager.connect("app"), manager.connect("other")
+    queue = app.open("Q", input=True, output=True)
+    queue.put(MD, b"uncommitted", syncpoint=True)
+    app._visible = _Interrupted(app._visible)  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        queue.put(MD, b"interrupted", syncpoint=True)
+    with pytest.raises(MQError) as caught:
+        app.backout()
+    assert caught.value.reason == 2009
+    with pytest.raises(NoMessageAvailable):
+        other.open("Q", input=True).get()
+    assert other.depth("Q") == 0
+    other.close()

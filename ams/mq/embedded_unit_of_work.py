@@ -54,6 +54,11 @@ class _Call:
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
         unit, db = self.unit, self.db
         if kind is not None:
+            if not isinstance(value, Exception) and db.in_transaction:
+                # interrupted (KeyboardInterrupt, a signal handler's exception) anywhere, perhaps between a
+                # row's delete or insert and its record in the lists restore_taken and mark_put read: the
+                # transaction goes, and the unit of work with it (its gets counted as backed out)
+                db.execute("ROLLBACK")
             unit._undo(db, self.fresh)
             return
         if (
