@@ -183,3 +183,35 @@ def test_a_put_interrupted_after_its_insert_publishes_nothing(tmp_path: Path, he
         other.open("Q", input=True).get()
     assert other.depth("Q") == 0
     other.close()
+
+
+def test_a_write_interrupted_as_it_restores_loses_the_unit_of_work_not_the_connection_s_writer(
+    tmp_path: Path, held: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted inside the write before MQCMIT (the kept rows restored, the puts not yet marked),
+    the transaction stayed open with the connection no longer counting itself its holder: every
+    later call failed to begin one (2195), and other processes waited on its lock for ever. Now the
+    transaction is rolled back, the unit of work lost with it (its get counted) and the connection
+    broken (2009)."""
+
+    def interrupted(*_: object) -> list[tuple[int, str, int]]:
+        raise KeyboardInterrupt
+
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    app, other = manager.connect("app"), manager.connect("other")
+    queue = app.open("Q", input=True, output=True)
+    queue.put(MD, b"got")
+    assert queue.get(syncpoint=True).body == b"got"
+    queue.put(MD, b"uncommitted", syncpoint=True)
+    monkeypatch.setattr(embedded_unit_of_work, "mark_put", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        app.release_writer(wait=True)
+    with pytest.raises(MQError) as caught:
+        app.backout()
+    assert caught.value.reason == 2009
+    got = other.open("Q", input=True).get()
+    assert (got.body, got.md.backout_count) == (b"got", 1)
+    with pytest.raises(NoMessageAvailable):
+        other.open("Q", input=True).get()
+    other.close()

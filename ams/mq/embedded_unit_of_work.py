@@ -266,7 +266,10 @@ class UnitOfWork:
             if self._kept or self._visible:  # the unit of work goes on (or is backed out): its rows marked
                 self._restore_kept(db)
             db.execute("COMMIT")
-        except sqlite3.Error:  # the unit of work's work since its last write is gone with the transaction
+        # the unit of work's work since its last write is gone with the transaction; interrupted
+        # (KeyboardInterrupt) too: left open, no call of this connection could begin another, and other
+        # processes would wait for its writer for ever
+        except BaseException:
             self._recovered = []
             self._drop_kept()
             if db.in_transaction:
