@@ -215,3 +215,31 @@ def test_a_write_interrupted_as_it_restores_loses_the_unit_of_work_not_the_conne
     with pytest.raises(NoMessageAvailable):
         other.open("Q", input=True).get()
     other.close()
+
+
+def test_a_transaction_begun_but_failing_before_it_is_held_is_not_left_open(
+    tmp_path: Path, held: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read failing just after BEGIN IMMEDIATE (an I/O error, an interrupt) left the transaction
+    open while the connection counted itself no holder: each later call failed to begin (2195:
+    "cannot start a transaction within a transaction"), close could not back out, and other
+    processes waited on the writer it kept. Now it is rolled back, and the next call works."""
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    app = manager.connect("app")
+    queue = app.open("Q", input=True, output=True)
+    versions = embedded_unit_of_work.versions
+
+    def failing(db: sqlite3.Connection) -> tuple[int, int | None, int | None]:
+        monkeypatch.setattr(embedded_unit_of_work, "versions", versions)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(embedded_unit_of_work, "versions", failing)
+    with pytest.raises(MQError) as caught:
+        queue.put(MD, b"refused")
+    assert caught.value.reason == 2195
+    queue.put(MD, b"after")
+    other = manager.connect("other")
+    assert other.open("Q", input=True).get().body == b"after"
+    other.close()
+    app.close()

@@ -48,7 +48,13 @@ class _Call:
         db = self.db = unit._db
         self.fresh = unit._held is None
         if self.fresh:
-            unit._begin(db)
+            try:
+                unit._begin(db)
+            except BaseException:
+                if db.in_transaction and unit._held is None:  # begun, not held: no later call could begin again
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
         return db
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
