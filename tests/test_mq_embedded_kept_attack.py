@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable, embedded_unit_of_work, embedded_writer
+from ams.mq.embedded_shape import versions
 from ams.mq.transport import Match
 
 MD = MQMD(persistence=1)
@@ -228,7 +229,6 @@ def test_a_transaction_begun_but_failing_before_it_is_held_is_not_left_open(
     manager.define_queue("Q")
     app = manager.connect("app")
     queue = app.open("Q", input=True, output=True)
-    versions = embedded_unit_of_work.versions
 
     def failing(db: sqlite3.Connection) -> tuple[int, int | None, int | None]:
         monkeypatch.setattr(embedded_unit_of_work, "versions", versions)
