@@ -553,12 +553,15 @@ class EmbeddedConnection(UnitOfWork):
         self, local: str, after: tuple[int, int] | None, force_rfh2: bool, match: Match = ANY
     ) -> tuple[tuple[int, int], Message]:
         where = "" if after is None else " AND (m.priority < ? OR (m.priority = ? AND m.id > ?))"
-        arguments: tuple[object, ...] = (local, self._below_own_puts(), time.time())
+        arguments: tuple[object, ...] = (time.time(),)
         if after is not None:
             arguments += (after[0], after[0], after[1])
         index, matching, wanted = _matching(match)
         with self._lock, self._work():  # after the writer's holder wrote: what it got is hidden
             self._recover_dead_journals()
+            # read under the lock: a write meanwhile (the flusher, another thread's connection) marks the
+            # puts it names, and others may then put above them
+            arguments = (local, self._below_own_puts(), *arguments)
             row = self._db.execute(
                 _MESSAGE.format(", m.priority", index)
                 + f" WHERE m.queue = ? AND m.state = {VISIBLE} AND m.id < ? AND (m.expires IS NULL OR m.expires >= ?)"

@@ -56,12 +56,23 @@ class _Call:
         db = self.db = unit._db
         self.fresh = unit._held is None
         if self.fresh:
-            unit._begin(db)
+            try:
+                unit._begin(db)
+            except BaseException:
+                if db.in_transaction and unit._held is None:  # begun, not held: no later call could begin again
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
         return db
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
         unit, db = self.unit, self.db
         if kind is not None:
+            if not isinstance(value, Exception) and db.in_transaction:
+                # interrupted (KeyboardInterrupt, a signal handler's exception) anywhere, perhaps between a
+                # row's delete or insert and its record in the lists restore_taken and mark_put read: the
+                # transaction goes, and the unit of work with it (its gets counted as backed out)
+                db.execute("ROLLBACK")
             unit._undo(db, self.fresh)
             return
         if (
@@ -277,7 +288,10 @@ class UnitOfWork:
             if self._kept or self._visible:  # the unit of work goes on (or is backed out): its rows marked
                 self._restore_kept(db)
             db.execute("COMMIT")
-        except sqlite3.Error:  # the unit of work's work since its last write is gone with the transaction
+        # the unit of work's work since its last write is gone with the transaction; interrupted
+        # (KeyboardInterrupt) too: left open, no call of this connection could begin another, and other
+        # processes would wait for its writer for ever
+        except BaseException:
             self._recovered = []
             self._drop_kept()
             if db.in_transaction:
@@ -293,9 +307,23 @@ class UnitOfWork:
     def _restore_kept(self, db: sqlite3.Connection) -> None:
         """The rows this unit of work's gets deleted in the transaction held, inserted again as
         taken by it, and those its puts inserted visible, marked put (what MQCMIT deletes or makes
-        visible, and MQBACK returns or deletes; ams/mq/embedded_kept.py)."""
-        self._taken[GOT_PENDING] += restore_taken(db, self._owner, self._kept)
-        self._taken[PUT_PENDING] += mark_put(db, self._owner, self._visible)
+        visible, and MQBACK returns or deletes; ams/mq/embedded_kept.py). All or none: a restore
+        that fails part way (a full disk) leaves the rows and lists as they were, for MQCMIT to
+        drop or MQBACK to restore again (a half-restored row, committed, was a got message back)."""
+        if not (self._kept or self._visible):
+            return
+        db.execute("SAVEPOINT kept")
+        try:
+            taken = restore_taken(db, self._owner, self._kept)
+            put = mark_put(db, self._owner, self._visible)
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK TO kept")
+                db.execute("RELEASE kept")
+            raise
+        db.execute("RELEASE kept")
+        self._taken[GOT_PENDING] += taken
+        self._taken[PUT_PENDING] += put
         self._drop_kept()
 
     def _drop_kept(self) -> None:

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ams.mq.embedded_wanted import watched
+from ams.mq.transport import MQError
 
 # the longest a unit of work keeps the writer between its calls (and, at a call's end, in all)
 HOLD_SECONDS = 0.01
@@ -125,7 +126,8 @@ def release_others(database: str, me: object = None) -> None:
         others = [holder for holder, (name, _) in _registry.holders.items() if name == database and holder is not me]
     for holder in others:
         # a holder whose commit fails is broken (its next call says so, MQRC 2009): not our call's failure
-        with contextlib.suppress(sqlite3.Error):
+        # (release_writer, public, raises SQLite's errors as MQError)
+        with contextlib.suppress(sqlite3.Error, MQError):
             holder.release_writer(wait=True)
 
 

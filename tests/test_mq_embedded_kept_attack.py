@@ -1,0 +1,245 @@
+"""Attacks on the rows kept in the transaction held (ams/mq/embedded_kept.py): a restore that fails
+part way (a full disk, played by a trigger that refuses one body), a holder's failing write met
+by another connection of the process, and a write racing a browse. The transaction is held for
+longer than each test (HOLD_SECONDS): no timing is asserted."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable, embedded_unit_of_work, embedded_writer
+from ams.mq.embedded_shape import versions
+from ams.mq.transport import Match
+
+MD = MQMD(persistence=1)
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedded_writer, "HOLD_SECONDS", 3600.0)
+    monkeypatch.setattr(embedded_unit_of_work, "HOLD_SECONDS", 3600.0)
+    monkeypatch.setattr(embedded_unit_of_work, "CONTENDED_SECONDS", 0.0)
+
+
+def _disk_full(path: Path, body: bytes) -> None:
+    """Inserting ``body`` into the bodies' table fails as a full disk does, until :func:`_disk_free`."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE disk (full INTEGER)")
+        db.execute("INSERT INTO disk VALUES (1)")
+        db.execute(
+            f"CREATE TRIGGER disk_full BEFORE INSERT ON bodies WHEN NEW.body = CAST('{body.decode()}' AS BLOB) "
+            "AND (SELECT full FROM disk) BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+        )
+
+
+def _disk_free(db: sqlite3.Connection) -> None:
+    db.execute("UPDATE disk SET full = 0")
+
+
+def test_an_mqcmit_after_a_failed_mqback_delivers_nothing_again(tmp_path: Path, held: None) -> None:
+    """MQBACK's restore of the rows kept fails at the second body: the first row, inserted again as
+    taken, must not stay behind. It did: MQCMIT then left it taken, and the close backed it out,
+    a committed get delivered a second time."""
+    path = tmp_path / "qm.sqlite"
+    manager = EmbeddedQueueManager(path, create=True)
+    manager.define_queue("Q")
+    app = manager.connect("app")
+    queue = app.open("Q", input=True, output=True)
+    queue.put(MD, b"a")
+    queue.put(MD, b"refused")
+    _disk_full(path, b"refused")
+    assert queue.get(syncpoint=True).body == b"a"
+    assert queue.get(syncpoint=True).body == b"refused"
+    with pytest.raises(MQError):
+        app.backout()
+    _disk_free(app._db)
+    app.commit()  # the unit of work went on: both gets final
+    app.close()
+    other = manager.connect("other")
+    with pytest.raises(NoMessageAvailable):
+        other.open("Q", input=True).get()
+    assert other.depth("Q") == 0
+    other.close()
+
+
+def test_an_mqback_after_a_failed_mqback_returns_every_message(tmp_path: Path, held: None) -> None:
+    """The twin: MQBACK again, the disk free, returns both messages, counted once (it failed on
+    the half-restored row's id, UNIQUE constraint, at every try)."""
+    path = tmp_path / "qm.sqlite"
+    manager = EmbeddedQueueManager(path, create=True)
+    manager.define_queue("Q")
+    app = manager.connect("app")
+    queue = app.open("Q", input=True, output=True)
+    queue.put(MD, b"a")
+    queue.put(MD, b"refused")
+    _disk_full(path, b"refused")
+    assert queue.get(syncpoint=True).body == b"a"
+    assert queue.get(syncpoint=True).body == b"refused"
+    with pytest.raises(MQError):
+        app.backout()
+    _disk_free(app._db)
+    app.backout()
+    got = [queue.get() for _ in range(2)]
+    assert [(m.body, m.md.backout_count) for m in got] == [(b"a", 1), (b"refused", 1)]
+    app.close()
+
+
+def test_another_connections_call_is_not_failed_by_the_holders_failing_restore(tmp_path: Path, held: None) -> None:
+    """Another connection of the process has the holder write first (release_others); the holder's
+    restore fails: the holder is broken (2009 at its next call), its get backed out and counted, and
+    the other connection's call goes on. It failed with the holder's 2195 (release_writer raises
+    MQError, which release_others did not expect)."""
+    path = tmp_path / "qm.sqlite"
+    manager = EmbeddedQueueManager(path, create=True)
+    manager.define_queue("Q")
+    app, other = manager.connect("app"), manager.connect("other")
+    queue = app.open("Q", input=True, output=True)
+    queue.put(MD, b"refused")
+    _disk_full(path, b"refused")
+    assert queue.get(syncpoint=True).body == b"refused"
+    assert other.depth("Q") == 1  # the holder's write failed: its unit of work is lost, the message back
+    with pytest.raises(MQError) as caught:
+        queue.get(syncpoint=True)
+    assert caught.value.reason == 2009
+    got = other.open("Q", input=True).get()
+    assert (got.body, got.md.backout_count) == (b"refused", 1)
+    other.close()
+
+
+def test_a_browse_raced_by_a_write_sees_what_others_committed(
+    tmp_path: Path, held: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The browse's bound (below its own puts inserted visible) was read before its lock: a write in
+    between (the flusher, another thread's connection) marks those puts, another connection puts
+    above them and commits, and the browse passed over that committed message (2033)."""
+    from ams.mq import embedded_connection, embedded_schema
+
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    app, other = manager.connect("app"), manager.connect("other")
+    queue = app.open("Q", browse=True, output=True)
+    queue.put(MD, b"mine", syncpoint=True)  # visible in the transaction held: its id bounds the browse
+    matching = embedded_schema._matching  # what the browse calls before taking its lock
+
+    def raced(match: Match) -> tuple[str, str, tuple[object, ...]]:  # the flusher, or another thread, writes here
+        monkeypatch.setattr(embedded_connection, "_matching", matching)
+        other.open("Q", output=True).put(MD, b"theirs")
+        return matching(match)
+
+    monkeypatch.setattr(embedded_connection, "_matching", raced)
+    assert queue.browse_first().body == b"theirs"
+    app.close()
+    other.close()
+
+
+class _Interrupted(list[object]):
+    """A list of the unit of work whose next append is interrupted (Ctrl-C, a signal handler that
+    raises): the row deleted or inserted just before, its record in memory missing."""
+
+    def append(self, item: object) -> None:
+        raise KeyboardInterrupt
+
+
+def test_a_get_interrupted_after_its_delete_loses_no_message(tmp_path: Path, held: None) -> None:
+    """The kept list is the only record of a row a get deleted in the transaction held: interrupted
+    before it is listed, an MQBACK (here: close) committed the delete, and the message was gone."""
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    app, other = manager.connect("app"), manager.connect("other")
+    queue = app.open("Q", input=True, output=True)
+    queue.put(MD, b"first")
+    queue.put(MD, b"second")
+    assert queue.get(syncpoint=True).body == b"first"  # kept, listed
+    app._kept = _Interrupted(app._kept)  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        queue.get(syncpoint=True)
+    with pytest.raises(MQError) as caught:  # the unit of work is lost with the call: the connection broken
+        app.backout()
+    assert caught.value.reason == 2009
+    reader = other.open("Q", input=True)
+    got = [reader.get() for _ in range(2)]
+    assert [(m.body, m.md.backout_count) for m in got] == [(b"first", 1), (b"second", 1)]
+    other.close()
+
+
+def test_a_put_interrupted_after_its_insert_publishes_nothing(tmp_path: Path, held: None) -> None:
+    """The twin for a put: its row inserted visible in the transaction held, interrupted before it
+    is listed, was never marked put, and an MQBACK committed it as a message put outside syncpoint."""
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    app, other = manager.connect("app"), manager.connect("other")
+    queue = app.open("Q", input=True, output=True)
+    queue.put(MD, b"uncommitted", syncpoint=True)
+    app._visible = _Interrupted(app._visible)  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        queue.put(MD, b"interrupted", syncpoint=True)
+    with pytest.raises(MQError) as caught:
+        app.backout()
+    assert caught.value.reason == 2009
+    with pytest.raises(NoMessageAvailable):
+        other.open("Q", input=True).get()
+    assert other.depth("Q") == 0
+    other.close()
+
+
+def test_a_write_interrupted_as_it_restores_loses_the_unit_of_work_not_the_connection_s_writer(
+    tmp_path: Path, held: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted inside the write before MQCMIT (the kept rows restored, the puts not yet marked),
+    the transaction stayed open with the connection no longer counting itself its holder: every
+    later call failed to begin one (2195), and other processes waited on its lock for ever. Now the
+    transaction is rolled back, the unit of work lost with it (its get counted) and the connection
+    broken (2009)."""
+
+    def interrupted(*_: object) -> list[tuple[int, str, int]]:
+        raise KeyboardInterrupt
+
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    app, other = manager.connect("app"), manager.connect("other")
+    queue = app.open("Q", input=True, output=True)
+    queue.put(MD, b"got")
+    assert queue.get(syncpoint=True).body == b"got"
+    queue.put(MD, b"uncommitted", syncpoint=True)
+    monkeypatch.setattr(embedded_unit_of_work, "mark_put", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        app.release_writer(wait=True)
+    with pytest.raises(MQError) as caught:
+        app.backout()
+    assert caught.value.reason == 2009
+    got = other.open("Q", input=True).get()
+    assert (got.body, got.md.backout_count) == (b"got", 1)
+    with pytest.raises(NoMessageAvailable):
+        other.open("Q", input=True).get()
+    other.close()
+
+
+def test_a_transaction_begun_but_failing_before_it_is_held_is_not_left_open(
+    tmp_path: Path, held: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read failing just after BEGIN IMMEDIATE (an I/O error, an interrupt) left the transaction
+    open while the connection counted itself no holder: each later call failed to begin (2195:
+    "cannot start a transaction within a transaction"), close could not back out, and other
+    processes waited on the writer it kept. Now it is rolled back, and the next call works."""
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    app = manager.connect("app")
+    queue = app.open("Q", input=True, output=True)
+
+    def failing(db: sqlite3.Connection) -> tuple[int, int | None, int | None]:
+        monkeypatch.setattr(embedded_unit_of_work, "versions", versions)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(embedded_unit_of_work, "versions", failing)
+    with pytest.raises(MQError) as caught:
+        queue.put(MD, b"refused")
+    assert caught.value.reason == 2195
+    queue.put(MD, b"after")
+    other = manager.connect("other")
+    assert other.open("Q", input=True).get().body == b"after"
+    other.close()
+    app.close()
