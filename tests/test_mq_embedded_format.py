@@ -350,6 +350,7 @@ def test_the_mqmds_built_by_position_hold_every_value_in_its_own_field(tmp_path:
     assert got.md == given
     connection.backout()
     assert connection.open("Q", input=True).get().md == attrs.evolve(given, backout_count=1)
+    connection.close()
 
 
 def test_identifiers_not_yet_24_bytes_are_padded_and_zeros_of_any_length_generated(tmp_path: Path) -> None:
@@ -364,3 +365,4 @@ def test_identifiers_not_yet_24_bytes_are_padded_and_zeros_of_any_length_generat
         assert generated.msg_id.startswith(b"AMQ ") and len(generated.msg_id) == 24
     got = connection.open("Q", input=True).get(msg_id=b"m")
     assert (got.body, got.md.correl_id) == (b"short", b"c".ljust(24, b"\0"))
+    connection.close()

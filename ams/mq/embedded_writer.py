@@ -65,6 +65,7 @@ WANTED_ASK_SECONDS = 0.0002
 # would have the other process wait for all of it
 CONTENDED_SECONDS = 0.5
 CONTENDED_WAIT = 0.0005
+_LONGEST_SLEEP = 0.05  # the flusher's longest sleep between rounds (HOLD_SECONDS is shorter: only a bound)
 
 
 class Holder(Protocol):
@@ -154,7 +155,10 @@ def _flusher(registry: _Registry) -> None:
             with contextlib.suppress(Exception):  # the holder is broken then (its next call says so)
                 asked.pop().release_writer(wait=False)
         pause = HOLD_SECONDS / 2 if stale else max(0.001, HOLD_SECONDS - (time.monotonic() - oldest))
-        time.sleep(min(pause, WANTED_POLL_SECONDS) if poll else pause)
+        # never longer than _LONGEST_SLEEP: a holder registered meanwhile does not wake this sleep (only the
+        # idle wait above), so a HOLD_SECONDS raised for a while (tests make it an hour) would leave every
+        # later holder unwritten for that long
+        time.sleep(min(pause, WANTED_POLL_SECONDS if poll else _LONGEST_SLEEP))
 
 
 def sync_log(path: Path | None, fsync: Callable[[int], None] = os.fsync) -> None:
