@@ -83,3 +83,15 @@ needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="the 
 
 from tests.mq_transports import connections as connections  # noqa: E402 - the transport fixture, shared
 from tests.softhsm import token as token  # noqa: E402 - a real PKCS#11 token, one per session
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded queue manager's writer held between calls for longer than any test (HOLD_SECONDS
+    an hour, patched where embedded_unit_of_work imported it by name), and not written early after a
+    wait for it on a loaded machine (CONTENDED_SECONDS 0): a test then sees the transaction held."""
+    from ams.mq import embedded_unit_of_work, embedded_writer
+
+    monkeypatch.setattr(embedded_writer, "HOLD_SECONDS", 3600.0)
+    monkeypatch.setattr(embedded_unit_of_work, "HOLD_SECONDS", 3600.0)
+    monkeypatch.setattr(embedded_unit_of_work, "CONTENDED_SECONDS", 0.0)

@@ -29,14 +29,6 @@ def _hold_for_ever() -> None:
     embedded_unit_of_work.HOLD_SECONDS = 3600.0  # type: ignore[attr-defined]  # imported there by name
 
 
-@pytest.fixture
-def held(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedded_writer, "HOLD_SECONDS", 3600.0)
-    monkeypatch.setattr(embedded_unit_of_work, "HOLD_SECONDS", 3600.0)
-    # nor after a wait for the writer (a loaded machine's), which would have the flusher write it
-    monkeypatch.setattr(embedded_unit_of_work, "CONTENDED_SECONDS", 0.0)
-
-
 def _manager(path: Path | str, max_depth: int = 3) -> EmbeddedQueueManager:
     manager = EmbeddedQueueManager(path, create=True)
     manager.define_queue("Q", max_depth=max_depth)

@@ -18,19 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ams.mq import MQMD, EmbeddedQueueManager, NoMessageAvailable, embedded_unit_of_work, embedded_writer
+from ams.mq import MQMD, EmbeddedQueueManager, NoMessageAvailable
 from ams.mq.embedded import EmbeddedConnection
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
 
 MD = MQMD(persistence=1)
-
-
-@pytest.fixture
-def held(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedded_writer, "HOLD_SECONDS", 3600.0)
-    monkeypatch.setattr(embedded_unit_of_work, "HOLD_SECONDS", 3600.0)
-    # nor after a wait for the writer (a loaded machine's), which would have calls mark their rows
-    monkeypatch.setattr(embedded_unit_of_work, "CONTENDED_SECONDS", 0.0)
 
 
 def _manager(path: Path) -> EmbeddedQueueManager:

@@ -11,18 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable, embedded_unit_of_work, embedded_writer
+from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable, embedded_unit_of_work
+from ams.mq.embedded import EmbeddedConnection
+from ams.mq.embedded_queue import EmbeddedQueue
 from ams.mq.embedded_shape import versions
 from ams.mq.transport import Match
 
 MD = MQMD(persistence=1)
-
-
-@pytest.fixture
-def held(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedded_writer, "HOLD_SECONDS", 3600.0)
-    monkeypatch.setattr(embedded_unit_of_work, "HOLD_SECONDS", 3600.0)
-    monkeypatch.setattr(embedded_unit_of_work, "CONTENDED_SECONDS", 0.0)
 
 
 def _disk_full(path: Path, body: bytes) -> None:
@@ -40,10 +35,9 @@ def _disk_free(db: sqlite3.Connection) -> None:
     db.execute("UPDATE disk SET full = 0")
 
 
-def test_an_mqcmit_after_a_failed_mqback_delivers_nothing_again(tmp_path: Path, held: None) -> None:
-    """MQBACK's restore of the rows kept fails at the second body: the first row, inserted again as
-    taken, must not stay behind. It did: MQCMIT then left it taken, and the close backed it out,
-    a committed get delivered a second time."""
+def _after_a_failed_mqback(tmp_path: Path) -> tuple[EmbeddedQueueManager, EmbeddedConnection, EmbeddedQueue]:
+    """Two messages got under syncpoint, the second's body refused as MQBACK restores it (its
+    first row restored already), the disk free again."""
     path = tmp_path / "qm.sqlite"
     manager = EmbeddedQueueManager(path, create=True)
     manager.define_queue("Q")
@@ -57,6 +51,14 @@ def test_an_mqcmit_after_a_failed_mqback_delivers_nothing_again(tmp_path: Path, 
     with pytest.raises(MQError):
         app.backout()
     _disk_free(app._db)
+    return manager, app, queue
+
+
+def test_an_mqcmit_after_a_failed_mqback_delivers_nothing_again(tmp_path: Path, held: None) -> None:
+    """MQBACK's restore of the rows kept fails at the second body: the first row, inserted again as
+    taken, must not stay behind. It did: MQCMIT then left it taken, and the close backed it out,
+    a committed get delivered a second time."""
+    manager, app, _ = _after_a_failed_mqback(tmp_path)
     app.commit()  # the unit of work went on: both gets final
     app.close()
     other = manager.connect("other")
@@ -69,19 +71,7 @@ def test_an_mqcmit_after_a_failed_mqback_delivers_nothing_again(tmp_path: Path, 
 def test_an_mqback_after_a_failed_mqback_returns_every_message(tmp_path: Path, held: None) -> None:
     """The twin: MQBACK again, the disk free, returns both messages, counted once (it failed on
     the half-restored row's id, UNIQUE constraint, at every try)."""
-    path = tmp_path / "qm.sqlite"
-    manager = EmbeddedQueueManager(path, create=True)
-    manager.define_queue("Q")
-    app = manager.connect("app")
-    queue = app.open("Q", input=True, output=True)
-    queue.put(MD, b"a")
-    queue.put(MD, b"refused")
-    _disk_full(path, b"refused")
-    assert queue.get(syncpoint=True).body == b"a"
-    assert queue.get(syncpoint=True).body == b"refused"
-    with pytest.raises(MQError):
-        app.backout()
-    _disk_free(app._db)
+    _, app, queue = _after_a_failed_mqback(tmp_path)
     app.backout()
     got = [queue.get() for _ in range(2)]
     assert [(m.body, m.md.backout_count) for m in got] == [(b"a", 1), (b"refused", 1)]
