@@ -505,6 +505,7 @@ class EmbeddedConnection(UnitOfWork):
                 row = db.execute(
                     _next_message(index, where), (local, self._below_own_puts(), *wanted, time.time())
                 ).fetchone()
+                # _discard_expired's own first test, asked here: a get's per-message cost
                 if local not in self._no_expiry or self._no_expiry_at != self._expiring or self._expiring is None:
                     self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
                 if row is not None:
@@ -575,7 +576,7 @@ class EmbeddedConnection(UnitOfWork):
             self._discard_expired(local, match, position, after)
         if row is None:
             raise NoMessageAvailable(local, 0, "" if match == ANY else str(match))
-        md, data = _decoded(row[:5])
+        md, data = _decoded(row)
         return (int(row[5]), int(row[0])), self._delivered(local, md, data, force_rfh2)
 
     def __enter__(self) -> EmbeddedConnection:
