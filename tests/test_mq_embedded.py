@@ -261,7 +261,7 @@ def test_a_file_from_before_the_kept_depths_is_counted_once(tmp_path: Path) -> N
         connection.put1("T.FIFO", MD, b"m%d" % index)
     connection.close()
     with sqlite3.connect(path) as db:  # as a file written before schema version 3 looks
-        db.execute("DROP TABLE depths")
+        db.execute("DROP TABLE curdepths")
         db.execute("PRAGMA user_version = 2")
     reopened = EmbeddedQueueManager(path, create=True).connect("app")
     assert reopened.depth("T.FIFO") == 3

@@ -38,7 +38,7 @@ def _manager(path: Path | str, max_depth: int = 3) -> EmbeddedQueueManager:
 
 def _depth_reads(connection: EmbeddedConnection) -> list[str]:
     reads: list[str] = []
-    connection._db.set_trace_callback(lambda sql: reads.append(sql) if "FROM depths" in sql else None)
+    connection._db.set_trace_callback(lambda sql: reads.append(sql) if "FROM curdepths" in sql else None)
     return reads
 
 

@@ -18,7 +18,8 @@ import pytest
 
 from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable
 from ams.mq.embedded_md import _MD_ORDER, POSITIONAL, md_from_bytes
-from ams.mq.embedded_schema import _SCHEMA_VERSION
+from ams.mq.embedded_schema import _SCHEMA_VERSION, _statements
+from ams.mq.embedded_shape import _EARLIER_TRIGGERS, SHAPE_SCHEMA
 from ams.mq.mqmd import MD_FIELDS, md_with
 from ams.mq.transport import QueueAttributes
 from ams.mqconstants import MQEI_UNLIMITED
@@ -99,20 +100,8 @@ def test_gets_by_correl_id_use_the_partial_index_and_none_matches_any(tmp_path: 
 
 # -- files of earlier formats -------------------------------------------------------------------
 
-# The file as formats 5 and 6 made it (ams/mq/embedded_schema.py before format 7), kept here as it was
-_EARLIER_SCHEMA = """
-CREATE TABLE queues (name TEXT PRIMARY KEY, target TEXT, attributes TEXT, denied TEXT DEFAULT '');
-CREATE TABLE messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, md TEXT NOT NULL, body BLOB NOT NULL,
-    state INTEGER NOT NULL, owner TEXT, backouts INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 0,
-    persistent INTEGER NOT NULL DEFAULT 1, expires REAL, msg_id TEXT, correl_id TEXT
-);
-CREATE INDEX messages_in_order ON messages (queue, state, priority DESC, id);
-CREATE TABLE opens (handle TEXT PRIMARY KEY, queue TEXT NOT NULL, owner TEXT NOT NULL, exclusive INTEGER);
-CREATE TABLE connections (
-    owner TEXT PRIMARY KEY, broken INTEGER NOT NULL DEFAULT 0, settled INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE depths (queue TEXT PRIMARY KEY, depth INTEGER NOT NULL);
+# How formats 3 to 7 kept each queue's depth (format 8 keeps it in its writers), kept here as it was
+FORMAT_7_DEPTH_TRIGGERS = """
 CREATE TRIGGER depth_on_insert AFTER INSERT ON messages WHEN NEW.state IN (0, 1) BEGIN
     INSERT INTO depths (queue, depth) VALUES (NEW.queue, 1) ON CONFLICT (queue) DO UPDATE SET depth = depth + 1;
 END;
@@ -125,12 +114,31 @@ WHEN (OLD.state IN (0, 1)) != (NEW.state IN (0, 1)) OR OLD.queue != NEW.queue BE
     INSERT INTO depths (queue, depth) SELECT NEW.queue, 1 WHERE NEW.state IN (0, 1)
         ON CONFLICT (queue) DO UPDATE SET depth = depth + 1;
 END;
-CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+"""
+# The file as formats 5 and 6 made it (ams/mq/embedded_schema.py before format 7), kept here as it was
+_EARLIER_SCHEMA = (
+    """
+CREATE TABLE queues (name TEXT PRIMARY KEY, target TEXT, attributes TEXT, denied TEXT DEFAULT '');
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, md TEXT NOT NULL, body BLOB NOT NULL,
+    state INTEGER NOT NULL, owner TEXT, backouts INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 0,
+    persistent INTEGER NOT NULL DEFAULT 1, expires REAL, msg_id TEXT, correl_id TEXT
+);
+CREATE INDEX messages_in_order ON messages (queue, state, priority DESC, id);
+CREATE TABLE opens (handle TEXT PRIMARY KEY, queue TEXT NOT NULL, owner TEXT NOT NULL, exclusive INTEGER);
+CREATE TABLE connections (
+    owner TEXT PRIMARY KEY, broken INTEGER NOT NULL DEFAULT 0, settled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE depths (queue TEXT PRIMARY KEY, depth INTEGER NOT NULL);
+"""
+    + FORMAT_7_DEPTH_TRIGGERS
+    + """CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TRIGGER body_on_delete AFTER DELETE ON messages BEGIN DELETE FROM bodies WHERE id = OLD.id; END;
 CREATE INDEX messages_by_msg_id ON messages (queue, msg_id);
 CREATE INDEX messages_by_correl_id ON messages (queue, correl_id);
 CREATE INDEX messages_by_expiry ON messages (queue, expires) WHERE expires IS NOT NULL;
 """
+)
 _STAMPED = MQMD(persistence=1, priority=0, put_appl_name="old app", put_date="20261205", put_time="12000000")
 # (MQMD as stored, body, state, owner, backouts, expiry in seconds): what a crashed format-6 process left
 _EARLIER_MESSAGES = [
@@ -204,7 +212,7 @@ def test_a_file_of_an_earlier_format_is_migrated_with_every_message_as_it_was(tm
     _earlier_file(path, version)
     connection = EmbeddedQueueManager(path).connect("new")
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (_SCHEMA_VERSION,) == (7,)
+        assert db.execute("PRAGMA user_version").fetchone() == (_SCHEMA_VERSION,) == (8,)
         kinds = db.execute("SELECT DISTINCT typeof(md), typeof(msg_id) FROM messages").fetchall()
         assert kinds == [("blob", "blob")]
         assert db.execute("SELECT COUNT(*) FROM messages WHERE correl_id IS NOT NULL").fetchone() == (1,)
@@ -257,26 +265,99 @@ def test_a_damaged_mqmd_stops_the_migration_and_leaves_the_file_as_it_was(tmp_pa
         assert db.execute("SELECT DISTINCT typeof(md), typeof(msg_id) FROM messages").fetchall() == [("text", "text")]
 
 
-def test_a_release_of_format_6_refuses_a_file_of_format_7(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Format 6's reader would look MsgIds up as hex text and find nothing: it refuses the file, as
-    this release refuses one of a later format, naming both formats and what to do."""
+def _as_format_7(path: Path) -> None:
+    """The file as the release of format 7 kept it: the depths in ``depths``, kept by triggers; the
+    shape counter in ``shape``."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        for trigger in _EARLIER_TRIGGERS:
+            db.execute(f"DROP TRIGGER {trigger}")
+        db.execute("ALTER TABLE file_shape RENAME TO shape")
+        for statement in _statements(SHAPE_SCHEMA.replace("file_shape", "shape")):
+            db.execute(statement)
+        db.execute("ALTER TABLE curdepths RENAME TO depths")
+        for statement in _statements(FORMAT_7_DEPTH_TRIGGERS):
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 7")
+        db.execute("COMMIT")
+
+
+def _counted(path: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """The depths the file keeps, and its rows' own count (state 0 or 1), by queue."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        kept = {queue: depth for queue, depth in db.execute("SELECT queue, depth FROM curdepths") if depth}
+        counted = dict(db.execute("SELECT queue, COUNT(*) FROM messages WHERE state IN (0, 1) GROUP BY queue"))
+    return kept, counted
+
+
+def test_a_file_of_format_7_is_migrated_its_depths_kept_by_the_writers_from_then_on(tmp_path: Path) -> None:
+    """Format 8 keeps the depths in its writers: a file of format 7 (triggers) opened with a live
+    process connected is refused and left as it was; with none, its triggers go, the depths are
+    counted once (a dead process's get back, its put gone), its rows are left as they were, and a
+    process of format 7 that had it open fails at its next statement (the depth it reads before a put,
+    the shape counter it reads as it begins), never changing a message whose depth nobody keeps."""
+    from ams.mq import embedded
+
+    path = tmp_path / "qm.sqlite"
+    connection = _manager(path).connect("app")
+    for body in (b"a", b"b", b"c", b"got by the dead", b"put by the dead"):
+        connection.put1("Q", RICH, body)
+    connection.close()
+    _as_format_7(path)
+    parent = os.getppid()
+    live = f"{parent}.{embedded._started(parent)}:live"
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # as format 7 leaves a killed process's work
+        db.execute("INSERT INTO connections (owner) VALUES (?), (?)", (DEAD, live))
+        db.execute("UPDATE messages SET state = 2, owner = ? WHERE id = (SELECT MAX(id) - 1 FROM messages)", (DEAD,))
+        db.execute("UPDATE messages SET state = 1, owner = ? WHERE id = (SELECT MAX(id) FROM messages)", (DEAD,))
+        stored = db.execute("SELECT id, md, msg_id FROM messages ORDER BY id").fetchall()
+        assert db.execute("SELECT depth FROM depths").fetchall() == [(4,)]  # the triggers kept it
+    with pytest.raises(MQError) as caught:
+        EmbeddedQueueManager(path)
+    assert caught.value.reason == 2195 and "earlier format" in str(caught.value)
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as earlier:
+        assert earlier.execute("PRAGMA user_version").fetchone() == (7,)
+        earlier.execute("DELETE FROM connections WHERE owner = ?", (live,))  # the live process goes
+        migrated = EmbeddedQueueManager(path).connect("new")
+        for statement in ("SELECT depth FROM depths WHERE queue = 'Q'", "SELECT version, expiring FROM shape"):
+            with pytest.raises(sqlite3.OperationalError, match="no such table"):
+                earlier.execute(statement)  # what a process of format 7 reads first
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (8,)
+        names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
+        assert not names & {"depths", "shape", "depth_on_insert", "depth_on_delete", "depth_on_update"}
+        assert {"curdepths", "file_shape", "body_on_delete"} <= names
+        assert db.execute("SELECT id, md, msg_id FROM messages ORDER BY id").fetchall() == stored[:4]  # as they were
+    assert migrated.depth("Q") == 4 and _counted(path) == ({"Q": 4}, {"Q": 4})
+    queue = migrated.open("Q", input=True, output=True)
+    queue.put(RICH, b"new", syncpoint=True)
+    assert queue.get(syncpoint=True).body == b"a"
+    assert migrated.depth("Q") == 4
+    migrated.backout()
+    assert [queue.get().body for _ in range(4)] == [b"a", b"b", b"c", b"got by the dead"]
+    assert migrated.depth("Q") == 0 and _counted(path) == ({}, {})
+
+
+def test_a_release_of_an_earlier_format_refuses_a_later_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Format 7's writer would change messages leaving their depth as it was: it refuses a file of
+    format 8, as this release refuses one of a later format, naming both formats and what to do."""
     from ams.mq import embedded
 
     path = tmp_path / "qm.sqlite"
     _manager(path).connect("app").put1("Q", RICH, b"body")
-    monkeypatch.setattr(embedded, "_SCHEMA_VERSION", 6)
+    monkeypatch.setattr(embedded, "_SCHEMA_VERSION", 7)
     with pytest.raises(MQError) as caught:
         EmbeddedQueueManager(path)
-    assert caught.value.reason == 2195 and "format 7" in str(caught.value) and "(6)" in str(caught.value)
+    assert caught.value.reason == 2195 and "format 8" in str(caught.value) and "(7)" in str(caught.value)
     monkeypatch.undo()
     with contextlib.closing(sqlite3.connect(path)) as db, db:
-        db.execute("PRAGMA user_version = 8")  # a file of the next format, met by this release
+        db.execute("PRAGMA user_version = 9")  # a file of the next format, met by this release
     with pytest.raises(MQError) as later:
         EmbeddedQueueManager(path)
-    assert later.value.reason == 2195 and "format 8" in str(later.value) and "(7)" in str(later.value)
+    assert later.value.reason == 2195 and "format 9" in str(later.value) and "(8)" in str(later.value)
     assert "open it with the version that wrote it" in str(later.value)
     with contextlib.closing(sqlite3.connect(path)) as db, db:
-        db.execute("PRAGMA user_version = 7")  # the accepted twin: its own format opens, the message there
+        db.execute("PRAGMA user_version = 8")  # the accepted twin: its own format opens, the message there
     assert EmbeddedQueueManager(path).connect("app").open("Q", input=True).get().body == b"body"
 
 

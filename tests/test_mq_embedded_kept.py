@@ -180,7 +180,7 @@ _STEPS = st.lists(
     st.one_of(
         st.tuples(st.just("put"), st.integers(0, 9), st.booleans()),  # priority, under syncpoint
         st.tuples(st.just("get"), st.booleans()),  # under syncpoint
-        st.tuples(st.sampled_from(["commit", "backout", "write", "peek", "depth"])),
+        st.tuples(st.sampled_from(["commit", "backout", "write", "peek", "depth", "own depth"])),
     ),
     max_size=25,
 )
@@ -251,6 +251,8 @@ def test_what_the_connection_observes_matches_mq_whenever_the_transaction_is_wri
             except NoMessageAvailable:
                 seen = None
             assert seen == first
+        elif step[0] == "own depth":  # read in the transaction held, its calls' changes not written yet
+            assert app.depth("Q") == len(model.committed) + len(model.put)
         else:
             assert observer.depth("Q") == len(model.committed) + len(model.put)
     app.close()  # backs out: what it got returns

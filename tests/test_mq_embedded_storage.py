@@ -1,4 +1,4 @@
-"""The embedded queue manager's storage: the depths kept by triggers, the bodies in their own table,
+"""The embedded queue manager's storage: the depths kept by every writer, the bodies in their own table,
 reads by MsgId on their index, the attributes decoded once, and files of earlier or later formats.
 
 After every change, whatever made it (calls, crashes, races, migrations), a file must hold: the kept
@@ -22,8 +22,10 @@ import attrs
 import pytest
 
 from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable
+from ams.mq.embedded_shape import _EARLIER_TRIGGERS
 from ams.mq.transport import QueueAttributes
 from tests.mq_transports import define_test_queues
+from tests.test_mq_embedded_format import FORMAT_7_DEPTH_TRIGGERS
 
 MD = MQMD()
 PERSISTENT = MQMD(persistence=1)
@@ -34,7 +36,7 @@ def _sound(path: Path | str) -> None:
     """The file's invariants: kept depths are counts, bodies and messages pair up."""
     with contextlib.closing(sqlite3.connect(path)) as db:
         counted = dict(db.execute("SELECT queue, COUNT(*) FROM messages WHERE state IN (0, 1) GROUP BY queue"))
-        kept = {queue: depth for queue, depth in db.execute("SELECT queue, depth FROM depths") if depth}
+        kept = {queue: depth for queue, depth in db.execute("SELECT queue, depth FROM curdepths") if depth}
         (orphans,) = db.execute("SELECT COUNT(*) FROM bodies WHERE id NOT IN (SELECT id FROM messages)").fetchone()
         (bodiless,) = db.execute(
             "SELECT COUNT(*) FROM messages m LEFT JOIN bodies b ON b.id = m.id "
@@ -46,7 +48,7 @@ def _sound(path: Path | str) -> None:
 
 def _as_format(path: Path | str, version: int) -> None:
     """The file as a release of schema ``version`` (2 or 3) left it: bodies in the rows; before 3,
-    no depths and no triggers."""
+    no depths, from 3 the depths kept by triggers."""
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("BEGIN IMMEDIATE")
         db.execute(
@@ -55,10 +57,15 @@ def _as_format(path: Path | str, version: int) -> None:
         )
         db.execute("DROP TRIGGER body_on_delete")
         db.execute("DROP TABLE bodies")
+        for trigger in _EARLIER_TRIGGERS:  # the shape counter came later
+            db.execute(f"DROP TRIGGER {trigger}")
+        db.execute("DROP TABLE file_shape")
         if version < 3:
-            for trigger in ("depth_on_insert", "depth_on_delete", "depth_on_update"):
-                db.execute(f"DROP TRIGGER {trigger}")
-            db.execute("DROP TABLE depths")
+            db.execute("DROP TABLE curdepths")
+        else:  # named so, and kept by triggers, until format 8
+            db.execute("ALTER TABLE curdepths RENAME TO depths")
+            for statement in FORMAT_7_DEPTH_TRIGGERS.split(";\nEND;")[:-1]:
+                db.execute(statement + ";\nEND;")
         db.execute(f"PRAGMA user_version = {version}")
         db.execute("COMMIT")
 
@@ -236,10 +243,13 @@ def test_a_file_of_a_later_format_is_refused_not_misread(tmp_path: Path) -> None
         assert db.execute("PRAGMA user_version").fetchone() == (99,)
 
 
-def test_work_in_flight_across_a_migration_from_schema_2(tmp_path: Path) -> None:
-    """Uncommitted puts and gets of this process, and a writer of the earlier release (bodies in the
-    rows, no depth of its own) that keeps the file open while it is migrated: the depths count
-    them right, commit and backout keep them right, and every body is delivered."""
+def test_work_in_flight_across_a_migration_from_schema_3(tmp_path: Path) -> None:
+    """Uncommitted puts and gets of this process, and a process of an earlier release (bodies in the
+    rows, depths kept by triggers) that keeps the file open while it is migrated: the depths count
+    this process's work right, commit and backout keep them right, and every body is delivered.
+    The earlier release's put after the migration fails at its first statement, the depth read every
+    release of formats 3-7 makes before a put (the table is renamed): it never writes a message whose
+    depth nobody keeps."""
     path = tmp_path / "qm.sqlite"
     manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     writer, reader = manager.connect("writer"), manager.connect("reader")
@@ -247,26 +257,20 @@ def test_work_in_flight_across_a_migration_from_schema_2(tmp_path: Path) -> None
         writer.put1("T.UOW", MD, b"committed %d" % index)
     writer.put1("T.UOW", MD, b"pending put", syncpoint=True)
     assert reader.open("T.UOW", input=True).get(syncpoint=True).body == b"committed 0"
-    _as_format(path, 2)
+    _as_format(path, 3)
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as earlier:
         earlier.execute("BEGIN")  # a reader of the earlier release, mid-transaction while the file migrates
         assert earlier.execute("SELECT COUNT(*) FROM messages").fetchone() == (4,)
         migrated = EmbeddedQueueManager(path, create=True)
         earlier.execute("COMMIT")
-        earlier.execute(  # its put, as the earlier release writes it
-            "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id) "
-            "SELECT queue, md, ?, 0, NULL, 0, priority, persistent, NULL, msg_id FROM messages WHERE id = "
-            "(SELECT MIN(id) FROM messages)",
-            (b"from the earlier release",),
-        )
+        with pytest.raises(sqlite3.OperationalError, match="no such table: depths"):
+            earlier.execute("SELECT depth FROM depths WHERE queue = ?", ("T.UOW",))  # its put's first statement
     _sound(path)
-    assert migrated.connect("spy").depth("T.UOW") == 4
+    assert migrated.connect("spy").depth("T.UOW") == 3  # committed 1 and 2, the pending put; not the got one
     writer.commit()
     reader.backout()
     _sound(path)
-    assert sorted(_drain(migrated, "T.UOW")) == sorted(
-        [b"committed 0", b"committed 1", b"committed 2", b"pending put", b"from the earlier release"]
-    )
+    assert sorted(_drain(migrated, "T.UOW")) == sorted([b"committed 0", b"committed 1", b"committed 2", b"pending put"])
     _sound(path)
 
 
@@ -396,10 +400,10 @@ def test_an_opener_that_read_the_earlier_format_finds_it_migrated(tmp_path: Path
     parent = os.getppid()  # a live process other than this one, connected
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("INSERT INTO connections (owner) VALUES (?)", (f"{parent}.{embedded._started(parent)}:live",))
-        db.execute("UPDATE depths SET depth = 7")  # a recount would show
+        db.execute("UPDATE curdepths SET depth = 7")  # a recount would show
     manager._migrate()
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT COUNT(*) FROM depths WHERE depth = 7").fetchone()[0] > 0
+        assert db.execute("SELECT COUNT(*) FROM curdepths WHERE depth = 7").fetchone()[0] > 0
 
 
 def _earlier_release(

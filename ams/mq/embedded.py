@@ -61,6 +61,7 @@ from ams.mq.embedded_schema import (
     _attributes_to_json,
     _create_indexes,
     _migrate_rows,
+    count_depths,
 )
 from ams.mq.embedded_schema import GOT_PENDING as GOT_PENDING
 from ams.mq.embedded_schema import PUT_PENDING as PUT_PENDING
@@ -160,12 +161,14 @@ class EmbeddedQueueManager:
     def _migrate(self) -> None:
         """An earlier format brought to this one, in one transaction (a process opening the file
         meanwhile sees before or after): gets and browses by MsgId (a proxy's delivery ledger) look
-        it up, not scan for it; the depths are counted once, and the triggers keep them from then on.
+        it up, not scan for it; the depths are counted once, and every writer keeps them from then on.
 
         Refused while another live process is connected: it may run an earlier version of ams,
-        which would read the empty body left in the row of every message put from now on."""
+        which would read the empty body left in the row of every message put from now on, or (format
+        7) change messages with no depth kept."""
         with _transaction(self._keeper, self._uri) as db:
-            if db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION:
+            found = db.execute("PRAGMA user_version").fetchone()[0]
+            if found >= _SCHEMA_VERSION:
                 return  # another process opening the file at the same time did it
             others = sorted({owner.split(":", 1)[0] for (owner,) in db.execute(_OWNERS).fetchall()} - {_process_tag()})
             alive = [process for process in others if _alive(process)]
@@ -176,7 +179,7 @@ class EmbeddedQueueManager:
                     "are connected to it: stop them, so that it can be brought to this version's format",
                     MQRC_UNEXPECTED_ERROR,
                 )
-            _migrate_rows(db)
+            _migrate_rows(db, found)
 
     def _recover_dead_owners(self) -> None:
         """Back out what processes that died left uncommitted (as MQ does when a connection breaks),
@@ -301,6 +304,8 @@ class EmbeddedQueueManager:
             # (and the records of their get journals are settled: what they got is backed out and counted here)
             self._keeper.execute("UPDATE connections SET broken = 1, settled = settled + 1")
             gone = self._keeper.execute("DELETE FROM messages WHERE persistent = 0").rowcount
+            if gone:
+                count_depths(self._keeper)
         return int(gone)
 
     def close(self) -> None:

@@ -49,8 +49,8 @@ KeptGet = tuple[str, tuple[object, ...]]
 
 
 def restore_taken(db: sqlite3.Connection, owner: str, kept: list[KeptGet]) -> list[tuple[int, str, int]]:
-    """The rows of ``kept`` inserted again, taken by ``owner`` (state GOT_PENDING: the depth
-    triggers leave CURDEPTH as the delete left it); returns them as MQCMIT's list of taken rows
+    """The rows of ``kept`` inserted again, taken by ``owner`` (state GOT_PENDING, not counted in
+    CURDEPTH: the depth stays as the delete left it); returns them as MQCMIT's list of taken rows
     names them. Ids are never reused (AUTOINCREMENT), so each is still free."""
     rows = [row for _, row in kept]
     db.executemany(
@@ -66,6 +66,6 @@ def restore_taken(db: sqlite3.Connection, owner: str, kept: list[KeptGet]) -> li
 
 def mark_put(db: sqlite3.Connection, owner: str, puts: list[int]) -> list[tuple[int, str, int]]:
     """The rows of ``puts`` (inserted visible in the transaction held) marked put by ``owner`` and not
-    committed (the depth triggers count both states alike); returns them as MQCMIT's list names them."""
+    committed (CURDEPTH counts both states alike); returns them as MQCMIT's list names them."""
     db.executemany(_MARK_PUT, [(owner, put) for put in puts])
     return [(put, owner, PUT_PENDING) for put in puts]

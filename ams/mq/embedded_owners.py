@@ -11,19 +11,27 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
+from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE, add_depths
 
 _OWNERS = (  # every owner of work, an open queue or a connection in the file
     "SELECT DISTINCT owner FROM messages WHERE owner IS NOT NULL UNION SELECT DISTINCT owner FROM opens "
     "UNION SELECT owner FROM connections"
 )
-_BACK_OUT_GETS = "UPDATE messages SET state = ?, owner = NULL, backouts = backouts + 1 WHERE owner = ? AND state = ?"
+_BACK_OUT_GETS = (
+    "UPDATE messages SET state = ?, owner = NULL, backouts = backouts + 1 WHERE owner = ? AND state = ? RETURNING queue"
+)
+_BACK_OUT_PUTS = "DELETE FROM messages WHERE owner = ? AND state = ? RETURNING queue"
 
 
 def _back_out(db: sqlite3.Connection, owner: str) -> None:
-    """Undo ``owner``'s uncommitted work: its puts deleted, its gets returned, their backout count raised."""
-    db.execute("DELETE FROM messages WHERE owner = ? AND state = ?", (owner, PUT_PENDING))
-    db.execute(_BACK_OUT_GETS, (VISIBLE, owner, GOT_PENDING))
+    """Undo ``owner``'s uncommitted work: its puts deleted, its gets returned, their backout count
+    raised; the depths of their queues moved to match (put ones counted, got ones not)."""
+    changes: dict[str, int] = {}
+    for (queue,) in db.execute(_BACK_OUT_PUTS, (owner, PUT_PENDING)).fetchall():
+        changes[queue] = changes.get(queue, 0) - 1
+    for (queue,) in db.execute(_BACK_OUT_GETS, (VISIBLE, owner, GOT_PENDING)).fetchall():
+        changes[queue] = changes.get(queue, 0) + 1
+    add_depths(db, changes)
 
 
 def _count_journaled(db: sqlite3.Connection, owner: str, records: list[tuple[int, int]]) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import attrs
 
 from ams.mq.embedded_md import md_from_row, md_row_bytes
+from ams.mq.embedded_shape import drop_earlier_shape
 from ams.mq.transport import Match, MQError, QueueAttributes
 from ams.mqconstants import MQRC_UNEXPECTED_ERROR
 
@@ -42,24 +43,23 @@ CREATE TABLE IF NOT EXISTS connections (
     owner TEXT PRIMARY KEY, broken INTEGER NOT NULL DEFAULT 0, settled INTEGER NOT NULL DEFAULT 0
 );
 """
-# CURDEPTH per queue (rows whose state is VISIBLE or PUT_PENDING), kept by triggers on every change
-# of a message, whatever made it (put, get, commit, backout, recovery, expiry, restart): a put then
-# checks MAXDEPTH in constant time, where counting the rows cost time in proportion to the depth.
+# CURDEPTH per queue (rows whose state is VISIBLE or PUT_PENDING), kept by whoever changes a message: a put
+# then checks MAXDEPTH in constant time, where counting the rows cost time in proportion to the depth. Since
+# format 8 the calls of a connection count their changes in memory and write them once, as their transaction
+# is written (ams/mq/embedded_unit_of_work.py); the rarer paths (backout, recovery, restart) write theirs at
+# once (add_depths). Formats 3-7 kept them by triggers on every row changed: a fifth of SQLite's work per
+# get and put of a batch.
 _DEPTHS = """
-CREATE TABLE IF NOT EXISTS depths (queue TEXT PRIMARY KEY, depth INTEGER NOT NULL);
-CREATE TRIGGER IF NOT EXISTS depth_on_insert AFTER INSERT ON messages WHEN NEW.state IN (0, 1) BEGIN
-    INSERT INTO depths (queue, depth) VALUES (NEW.queue, 1) ON CONFLICT (queue) DO UPDATE SET depth = depth + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS depth_on_delete AFTER DELETE ON messages WHEN OLD.state IN (0, 1) BEGIN
-    UPDATE depths SET depth = depth - 1 WHERE queue = OLD.queue;
-END;
-CREATE TRIGGER IF NOT EXISTS depth_on_update AFTER UPDATE OF state, queue ON messages
-WHEN (OLD.state IN (0, 1)) != (NEW.state IN (0, 1)) OR OLD.queue != NEW.queue BEGIN
-    UPDATE depths SET depth = depth - 1 WHERE queue = OLD.queue AND OLD.state IN (0, 1);
-    INSERT INTO depths (queue, depth) SELECT NEW.queue, 1 WHERE NEW.state IN (0, 1)
-        ON CONFLICT (queue) DO UPDATE SET depth = depth + 1;
-END;
+CREATE TABLE IF NOT EXISTS curdepths (queue TEXT PRIMARY KEY, depth INTEGER NOT NULL);
 """
+_DEPTH_TRIGGERS = ("depth_on_insert", "depth_on_delete", "depth_on_update")  # formats 3-7's
+_ADD_DEPTH = (
+    "INSERT INTO curdepths (queue, depth) VALUES (?, ?) "
+    "ON CONFLICT (queue) DO UPDATE SET depth = depth + excluded.depth"
+)
+_COUNT_DEPTHS = (
+    "INSERT INTO curdepths (queue, depth) SELECT queue, COUNT(*) FROM messages WHERE state IN (0, 1) GROUP BY queue"
+)
 # A message's body lives in a table of its own: a get under syncpoint marks the message taken, and
 # SQLite rewrites a whole row to change one column (a 64 KiB body cost 2 ms per get and put).
 # Messages written before keep their body in their row, where the reads find it.
@@ -73,8 +73,9 @@ END;
 # column (a reader of 4 would put messages without it, which a get by CorrelId would never find), 6 the
 # MQMD as a JSON array (a reader of 5 expects an object), 7 the MQMD in a binary layout (embedded_md.py), MsgId
 # and CorrelId as 24-byte BLOBs (an all-zero CorrelId NULL), the order and CorrelId indexes partial (a reader of 6
-# would look for hex text and find nothing)
-_SCHEMA_VERSION = 7
+# would look for hex text and find nothing), 8 the depths kept by the writers, not by triggers (a writer of 7
+# would leave them as they were: the tables it reads first, depths and shape, renamed curdepths and file_shape)
+_SCHEMA_VERSION = 8
 _COLUMNS = {  # columns added since the first file format, and their definitions
     "messages": {
         "priority": "INTEGER NOT NULL DEFAULT 0",
@@ -112,7 +113,7 @@ def _matching(match: Match) -> tuple[str, str, tuple[object, ...]]:
     return index, where, arguments
 
 
-_DEPTH = "SELECT depth FROM depths WHERE queue = ?"
+_DEPTH = "SELECT depth FROM curdepths WHERE queue = ?"
 _SOONEST_EXPIRY = (  # None: no message of the queue expires
     "SELECT min(expires) FROM messages INDEXED BY messages_by_expiry WHERE queue = ? AND expires IS NOT NULL"
 )
@@ -184,18 +185,38 @@ def _convert_rows(db: sqlite3.Connection) -> None:
     db.execute("DROP INDEX IF EXISTS messages_by_correl_id")
 
 
-def _migrate_rows(db: sqlite3.Connection) -> None:
-    """The rows of a file of an earlier format brought to this one, in the caller's transaction:
-    the MQMD, MsgId and CorrelId as format 7 stores them (:func:`_convert_rows`), the depths counted
-    once (the triggers keep them from then on), the bodies' table made; then the format version set."""
-    _convert_rows(db)
+def _migrate_rows(db: sqlite3.Connection, found: int) -> None:
+    """The rows of a file of format ``found`` brought to this one, in the caller's transaction: the
+    MQMD, MsgId and CorrelId as format 7 stores them (:func:`_convert_rows`, from format 6 or
+    earlier), the depth triggers of formats 3-7 dropped, the depths counted once (every writer
+    keeps them from then on), the bodies' table made; then the format version set."""
+    if found < 7:
+        _convert_rows(db)
+    for trigger in _DEPTH_TRIGGERS:
+        db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    # gone by their names, so that a process of an earlier format that had the file open fails at its next
+    # put (formats 3-7 read the depth at their first put of a transaction) or call (format 7: the shape
+    # counter), MQRC 2195, where it would change messages leaving their queue's depth as it was
     db.execute("DROP TABLE IF EXISTS depths")
-    for statement in _statements(_DEPTHS + _BODIES):
+    drop_earlier_shape(db)
+    count_depths(db)
+    for statement in _statements(_BODIES):
         db.execute(statement)
-    db.execute(
-        "INSERT INTO depths (queue, depth) SELECT queue, COUNT(*) FROM messages WHERE state IN (0, 1) GROUP BY queue"
-    )
     db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+
+def count_depths(db: sqlite3.Connection) -> None:
+    """Every queue's depth counted from its rows, in the caller's transaction (a migration, a
+    restart that discarded the non-persistent messages): time in proportion to the messages."""
+    for statement in _statements(_DEPTHS):
+        db.execute(statement)
+    db.execute("DELETE FROM curdepths")  # rows, not the table: no schema change for every connection to prepare again
+    db.execute(_COUNT_DEPTHS)
+
+
+def add_depths(db: sqlite3.Connection, changes: dict[str, int]) -> None:
+    """The depths of the queues in ``changes`` moved by as many messages, in the caller's transaction."""
+    db.executemany(_ADD_DEPTH, [(queue, change) for queue, change in changes.items() if change])
 
 
 def _attributes_to_json(attributes: QueueAttributes) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ams.mq.embedded_journal import JournalWatch
 from ams.mq.embedded_kept import KeptGet, mark_put, restore_taken
 from ams.mq.embedded_owners import _back_out, _count_journaled
-from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
+from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE, add_depths
 from ams.mq.embedded_shape import versions
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
 from ams.mq.embedded_wanted import begin_immediate
@@ -62,6 +62,7 @@ class _Call:
                 if db.in_transaction and unit._held is None:  # begun, not held: no later call could begin again
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
+                    unit._depth_changes.clear()
                 raise
         return db
 
@@ -73,6 +74,7 @@ class _Call:
                 # row's delete or insert and its record in the lists restore_taken and mark_put read: the
                 # transaction goes, and the unit of work with it (its gets counted as backed out)
                 db.execute("ROLLBACK")
+                unit._depth_changes.clear()
             unit._undo(db, self.fresh)
             return
         if (
@@ -110,6 +112,8 @@ class UnitOfWork:
         self._kept: list[KeptGet] = []
         self._kept_bytes = 0
         self._visible: list[int] = []  # the rows its puts inserted visible in the transaction held, in order
+        # by queue, how far its calls moved the depth in the transaction held: written with it (_write), gone with it
+        self._depth_changes: dict[str, int] = {}
         # whether its transaction was written since its last MQCMIT or MQBACK; and whether the calls of the
         # transaction held leave their rows as MQCMIT will (ams/mq/embedded_kept.py), decided as it began
         self._written_before_end = False
@@ -252,6 +256,7 @@ class UnitOfWork:
         if fresh or not db.in_transaction:
             self._recovered = []
             self._drop_kept()
+            self._depth_changes.clear()
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._held = None
@@ -287,6 +292,9 @@ class UnitOfWork:
                 self._written_before_end = True
             if self._kept or self._visible:  # the unit of work goes on (or is backed out): its rows marked
                 self._restore_kept(db)
+            if self._depth_changes:
+                add_depths(db, self._depth_changes)
+                self._depth_changes.clear()
             db.execute("COMMIT")
         # the unit of work's work since its last write is gone with the transaction; interrupted
         # (KeyboardInterrupt) too: left open, no call of this connection could begin another, and other
@@ -294,6 +302,7 @@ class UnitOfWork:
         except BaseException:
             self._recovered = []
             self._drop_kept()
+            self._depth_changes.clear()
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._break()
