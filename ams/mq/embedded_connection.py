@@ -77,6 +77,13 @@ _INSERT = (
     "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "
     "correl_id) VALUES (?, ?, X'', ?, ?, 0, ?, ?, ?, ?, ?)"
 )
+# the row of a put kept visible in the transaction held, with no expiry and no CorrelId (a proxy's, a batch's):
+# NULLs written in the statement, not bound: sqlite3 sends each None parameter through its adapter protocol
+# (half a microsecond each, as a bytes one: the MQMD is passed as a bytearray, which is bound as it is)
+_INSERT_PLAIN = (
+    "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "
+    f"correl_id) VALUES (?, ?, X'', {VISIBLE}, NULL, 0, ?, ?, NULL, ?, NULL)"
+)
 _INSERT_BODY = "INSERT INTO bodies (id, body) VALUES (?, ?)"
 _TAKE = f"UPDATE messages SET state = {GOT_PENDING}, owner = ? WHERE id = ?"
 _DELETE = "DELETE FROM messages WHERE id = ?"
@@ -161,7 +168,7 @@ class _Resolved:
 class _Stored(NamedTuple):
     """A put's MQMD as its row holds it (``data``), and the values the put used."""
 
-    data: bytes
+    data: bytearray
     persistent: int
     priority: int
     msg_id: bytes
@@ -397,20 +404,25 @@ class EmbeddedConnection(UnitOfWork):
         with self._lock, self._work(durable=not syncpoint, keep=syncpoint) as db:
             read = self._depth_read(found)
             pending = syncpoint and not self._keeping  # else visible until a write before MQCMIT marks it
-            cursor = db.execute(
-                _INSERT,
-                (
-                    found.local,
-                    stored.data,
-                    PUT_PENDING if pending else VISIBLE,
-                    self._owner if pending else None,
-                    min(stored.priority, MQ_MAX_PRIORITY),  # above MaxPriority: queued at it (MQCC_WARNING 2049 on MQ)
-                    stored.persistent,
-                    expires,
-                    stored.msg_id,
-                    stored.correl_id if stored.correl_id != _NO_ID else None,  # MQCI_NONE: outside the CorrelId index
-                ),
-            )
+            priority = min(stored.priority, MQ_MAX_PRIORITY)  # above MaxPriority: queued at it (MQCC_WARNING 2049)
+            if not pending and expires is None and stored.correl_id == _NO_ID:
+                arguments = (found.local, stored.data, priority, stored.persistent, stored.msg_id)
+                cursor = db.execute(_INSERT_PLAIN, arguments)
+            else:
+                cursor = db.execute(
+                    _INSERT,
+                    (
+                        found.local,
+                        stored.data,
+                        PUT_PENDING if pending else VISIBLE,
+                        self._owner if pending else None,
+                        priority,
+                        stored.persistent,
+                        expires,
+                        stored.msg_id,
+                        stored.correl_id if stored.correl_id != _NO_ID else None,  # MQCI_NONE: outside its index
+                    ),
+                )
             row_id = int(cursor.lastrowid or 0)
             self._insert_body(db, row_id, body)
             changes = self._depth_changes
