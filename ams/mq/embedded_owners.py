@@ -25,13 +25,23 @@ _BACK_OUT_PUTS = "DELETE FROM messages WHERE owner = ? AND state = ? RETURNING q
 
 def _back_out(db: sqlite3.Connection, owner: str) -> None:
     """Undo ``owner``'s uncommitted work: its puts deleted, its gets returned, their backout count
-    raised; the depths of their queues moved to match (put ones counted, got ones not)."""
+    raised; the depths of their queues moved to match (put ones counted, got ones not). All or
+    none: an MQBACK failing part way (a full disk) keeps its transaction, which a later write
+    commits; rows changed there without their depths (counted only here) would stay miscounted."""
     changes: dict[str, int] = {}
-    for (queue,) in db.execute(_BACK_OUT_PUTS, (owner, PUT_PENDING)).fetchall():
-        changes[queue] = changes.get(queue, 0) - 1
-    for (queue,) in db.execute(_BACK_OUT_GETS, (VISIBLE, owner, GOT_PENDING)).fetchall():
-        changes[queue] = changes.get(queue, 0) + 1
-    add_depths(db, changes)
+    db.execute("SAVEPOINT back_out")
+    try:
+        for (queue,) in db.execute(_BACK_OUT_PUTS, (owner, PUT_PENDING)).fetchall():
+            changes[queue] = changes.get(queue, 0) - 1
+        for (queue,) in db.execute(_BACK_OUT_GETS, (VISIBLE, owner, GOT_PENDING)).fetchall():
+            changes[queue] = changes.get(queue, 0) + 1
+        add_depths(db, changes)
+    except sqlite3.Error:
+        if db.in_transaction:  # else SQLite rolled the whole transaction back, the savepoint with it
+            db.execute("ROLLBACK TO back_out")
+            db.execute("RELEASE back_out")
+        raise
+    db.execute("RELEASE back_out")
 
 
 def _count_journaled(db: sqlite3.Connection, owner: str, records: list[tuple[int, int]]) -> None:

@@ -1,0 +1,260 @@
+"""Attacks on the depths of file format 8, kept by the writers (a connection's calls count their
+changes in memory and write them with their transaction; MQBACK, recovery and restart write theirs
+at once): after each, the file's kept depth of every queue must equal its rows' count (state 0 or
+1), MQINQ CURDEPTH must say so, and MAXDEPTH must refuse a put exactly at it. Faults are played by
+triggers that refuse a write as a full disk does (statement-level, as SQLITE_FULL may be), and the
+transaction is held for longer than each test (HOLD_SECONDS): no timing is asserted."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+import types
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable, embedded, embedded_connection
+from ams.mq.embedded import EmbeddedConnection
+from ams.mq.embedded_queue import EmbeddedQueue
+from ams.mq.embedded_writer import released
+
+MD = MQMD(persistence=1)
+
+
+def _counted(path: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """The file's kept depths (those not 0) and its rows' own counts, committed."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        counted = dict(db.execute("SELECT queue, COUNT(*) FROM messages WHERE state IN (0, 1) GROUP BY queue"))
+        kept = {queue: depth for queue, depth in db.execute("SELECT queue, depth FROM curdepths") if depth}
+    return kept, counted
+
+
+def _disk_full_for_depths(path: Path) -> None:
+    """Writing a kept depth fails as a full disk does while ``disk.full`` (set in the holder's own
+    transaction by :func:`_fill`)."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE disk (full INTEGER)")
+        db.execute("INSERT INTO disk VALUES (0)")
+        for event in ("INSERT", "UPDATE"):
+            db.execute(
+                f"CREATE TRIGGER disk_full_{event.lower()} BEFORE {event} ON curdepths WHEN (SELECT full FROM disk) "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+
+
+def _fill(db: sqlite3.Connection, full: bool) -> None:
+    db.execute("UPDATE disk SET full = ?", (int(full),))
+
+
+def test_an_mqback_whose_depth_write_fails_leaves_the_depths_counts(tmp_path: Path, held: None) -> None:
+    """MQBACK deletes the unit of work's put and returns its get, then writes their queues' depths:
+    that write refused (a full disk), the call fails with 2195 and the transaction stays held. The
+    row changes stayed in it without their depths, and the next write (here MQCMIT) committed the
+    put's +1 alone: R's depth 1 with no message on it. Now the backout is all or none."""
+    path = tmp_path / "qm.sqlite"
+    manager = EmbeddedQueueManager(path, create=True)
+    manager.define_queue("Q", max_depth=2)
+    manager.define_queue("R")
+    _disk_full_for_depths(path)
+    app = manager.connect("app")
+    queue, other_queue = app.open("Q", input=True, output=True), app.open("R", output=True)
+    queue.put(MD, b"committed")
+    assert queue.get(syncpoint=True).body == b"committed"  # kept in the transaction held
+    queue.put(MD, b"uncommitted", syncpoint=True)
+    other_queue.put(MD, b"elsewhere", syncpoint=True)
+    _fill(app._db, True)
+    with pytest.raises(MQError) as caught:
+        app.backout()
+    assert caught.value.reason == 2195
+    _fill(app._db, False)
+    app.commit()  # the unit of work went on, whole: its get final, its puts visible
+    kept, counted = _counted(path)
+    assert kept == counted == {"Q": 1, "R": 1}
+    assert app.depth("Q") == 1
+    queue.put(MD, b"to MAXDEPTH")
+    with pytest.raises(MQError) as full:
+        queue.put(MD, b"one too many")
+    assert full.value.reason == 2053
+    app.close()
+
+
+# -- every step, two connections ---------------------------------------------------------------
+
+QUEUES = ("Q", "A", "R")  # Q (MAXDEPTH 3), A an alias of Q, R
+MAX_DEPTH = 3
+_FAULTS = {  # a write refused as a full disk refuses it, by the connections under test only (TEMP triggers)
+    "depths": ("BEFORE INSERT ON curdepths", "BEFORE UPDATE ON curdepths"),
+    "bodies": ("BEFORE INSERT ON bodies",),
+    "messages": ("BEFORE UPDATE ON messages", "BEFORE DELETE ON messages"),
+}
+_OPERATION = st.one_of(
+    st.tuples(st.just("put"), st.integers(0, 1), st.sampled_from(QUEUES), st.booleans(), st.booleans()),
+    st.tuples(st.just("get"), st.integers(0, 1), st.sampled_from(QUEUES), st.booleans()),
+    st.tuples(st.sampled_from(["browse", "depth"]), st.integers(0, 1), st.sampled_from(QUEUES)),
+    st.tuples(st.sampled_from(["commit", "backout", "write", "close"]), st.integers(0, 1)),
+    st.tuples(st.sampled_from(["tick", "restart", "kill"])),
+)
+# each step an operation, and the fault it meets (mostly none)
+_STEP = st.tuples(_OPERATION, st.sampled_from([None, None, None, *sorted(_FAULTS)]))
+
+
+class _World:
+    """A file, two connections playing the application (each with a handle on every queue), a clock
+    a step moves on, and the fault the step under way meets."""
+
+    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.path, self.monkeypatch = path, monkeypatch
+        self.manager = EmbeddedQueueManager(path, create=True)
+        self.manager.define_queue("Q", max_depth=MAX_DEPTH)
+        self.manager.define_queue("R")
+        self.manager.define_alias("A", "Q")
+        self.fault: str | None = None
+        self.offset = 0.0
+        clock = types.SimpleNamespace(
+            time=lambda: time.time() + self.offset, monotonic=time.monotonic, sleep=time.sleep, gmtime=time.gmtime
+        )
+        monkeypatch.setattr(embedded_connection, "time", clock)
+        self.connections = [self._connect(), self._connect()]
+        self.serial = 0
+
+    def _connect(self) -> tuple[EmbeddedConnection, dict[str, EmbeddedQueue]]:
+        connection = self.manager.connect("app")
+        connection._db.create_function("fault", 1, lambda kind: kind == self.fault)
+        for kind, events in _FAULTS.items():
+            for index, event in enumerate(events):
+                connection._db.execute(
+                    f"CREATE TEMP TRIGGER fault_{kind}_{index} {event} WHEN fault('{kind}') "
+                    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+                )
+        return connection, {name: connection.open(name, input=True, output=True, browse=True) for name in QUEUES}
+
+    def replace(self, which: int) -> None:
+        """A new connection in place of a broken or closed one."""
+        old = self.connections[which][0]
+        with contextlib.suppress(MQError):
+            old.close()
+        self.connections[which] = self._connect()
+
+    def kill(self) -> None:
+        """The process dies: every connection's transaction lost (its database closed, as the kernel
+        closes it), its get journal left; then another process opens the file and recovers them."""
+        for connection, _ in self.connections:
+            released(connection)
+            connection._watch.close()
+            connection._db.close()
+            connection._connection = None
+            if connection._journal._descriptor is not None:  # the lock goes with the process, the file stays
+                os.close(connection._journal._descriptor)
+                connection._journal._descriptor = None
+        with self.monkeypatch.context() as dead:
+            dead.setattr(embedded, "_alive", lambda owner: False)
+            dead.setattr(embedded, "_process_tag", lambda: "another")
+            EmbeddedQueueManager(self.path).close()
+        self.connections = [self._connect(), self._connect()]
+
+    def run(self, step: tuple[object, ...], fault: str | None) -> None:
+        """One step, meeting ``fault``; the MQ failures a step may meet (a fault, a broken connection,
+        MAXDEPTH) are checked for what they say, and a broken connection replaced."""
+        kind = step[0]
+        if kind in ("tick", "restart", "kill"):
+            self.offset += kind == "tick"
+            if kind == "restart":
+                self.manager.restart()
+            elif kind == "kill":
+                self.kill()
+            return
+        which = int(step[1])  # type: ignore[call-overload]
+        connection, handles = self.connections[which]
+        self.fault = fault
+        try:
+            self._call(connection, handles, step)
+        except NoMessageAvailable:
+            pass
+        except MQError as error:
+            assert error.reason in (2009, 2195, 2053), error
+            if error.reason == 2053:
+                assert step[0] == "put" and step[2] in ("Q", "A")
+                assert _seen(connection, "Q") >= MAX_DEPTH, "a put refused below MAXDEPTH"
+            if error.reason == 2009:
+                self.replace(which)
+        finally:
+            self.fault = None
+
+    def _call(
+        self, connection: EmbeddedConnection, handles: dict[str, EmbeddedQueue], step: tuple[object, ...]
+    ) -> None:
+        kind = step[0]
+        if kind == "put":
+            _, _, name, syncpoint, expiring = step
+            self.serial += 1
+            md = MQMD(persistence=int(not expiring), expiry=5 if expiring else -1)
+            handles[str(name)].put(md, b"m%d" % self.serial, syncpoint=bool(syncpoint))
+            if name in ("Q", "A"):  # the depth it was checked at: what it sees now, less its own row
+                assert _seen(connection, "Q") - 1 < MAX_DEPTH, "a put accepted at MAXDEPTH"
+        elif kind == "get":
+            handles[str(step[2])].get(syncpoint=bool(step[3]))
+        elif kind == "browse":
+            handles[str(step[2])].browse_first()
+            handles[str(step[2])].browse_next()
+        elif kind == "depth":
+            local = "Q" if step[2] == "A" else str(step[2])
+            assert connection.depth(local) == _seen(connection, local), "MQINQ CURDEPTH"
+        elif kind == "commit":
+            connection.commit()
+        elif kind == "backout":
+            connection.backout()
+        elif kind == "write":
+            connection.release_writer(wait=True)
+        else:
+            connection.close()
+            self.connections[int(step[1])] = self._connect()  # type: ignore[call-overload]
+
+    def check(self) -> None:
+        """The file's depths are counts; so are those a holder sees with its changes not yet written,
+        and a connection holding nothing has none."""
+        kept, counted = _counted(self.path)
+        assert kept == counted
+        for connection, _ in self.connections:
+            changes = {queue: change for queue, change in connection._depth_changes.items() if change}
+            if connection._held is None:
+                assert changes == {}
+                continue
+            for queue in ("Q", "R"):
+                row = connection._db.execute("SELECT depth FROM curdepths WHERE queue = ?", (queue,)).fetchone()
+                assert (0 if row is None else row[0]) + changes.get(queue, 0) == _seen(connection, queue)
+
+    def close(self) -> None:
+        for connection, _ in self.connections:
+            with contextlib.suppress(MQError):
+                connection.close()
+        self.manager.close()
+
+
+def _seen(connection: EmbeddedConnection, queue: str) -> int:
+    """The queue's depth counted from the rows the connection sees (its own transaction's included)."""
+    row = connection._db.execute("SELECT COUNT(*) FROM messages WHERE queue = ? AND state IN (0, 1)", (queue,))
+    return int(row.fetchone()[0])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(_STEP, min_size=20, max_size=40))
+def test_every_step_keeps_the_depths_counts(
+    tmp_path_factory: pytest.TempPathFactory, held: None, steps: list[tuple[tuple[object, ...], str | None]]
+) -> None:
+    """Puts (through an alias, expiring, to MAXDEPTH), gets and browses (passing expired messages
+    over), MQCMIT, MQBACK, writes, closes, each step perhaps meeting a fault, restarts and a process's death,
+    by two connections: after every step the depths are counts, MQINQ CURDEPTH says so, and
+    MAXDEPTH refuses a put exactly at it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        world = _World(tmp_path_factory.mktemp("qm") / "qm.sqlite", monkeypatch)
+        try:
+            for step, fault in steps:
+                world.run(step, fault)
+                world.check()
+        finally:
+            world.close()
