@@ -583,3 +583,26 @@ def test_a_shape_row_deleted_and_made_again_never_counts_through_a_cached_value(
     with pytest.raises(MQError) as caught:
         connection.put1("Q", MQMD(), b"denied")
     assert caught.value.reason == 2035 and start > cached
+
+
+def test_a_connections_own_mqopen_leaves_its_queue_resolutions_cached(tmp_path: Path) -> None:
+    """Opening a queue for input raises the file's shape counter by this connection's own write,
+    which leaves data_version as it was: the counter it keeps for its transactions is read again
+    there, so that inside and outside them it agrees with the file's and the queue resolved once
+    stays cached batch after batch. The rejected twin: another connection's DEFINE changes the
+    shape, and the queue is resolved again (its new attributes seen)."""
+    manager = _manager(tmp_path / "qm.sqlite")
+    connection = manager.connect("app")
+    queue = connection.open("Q", input=True, output=True)
+    queue.put(MQMD(), b"first")  # resolved again once: the open's own write moved the counter after its look-up
+    resolutions: list[str] = []
+    connection._db.set_trace_callback(lambda sql: resolutions.append(sql) if "FROM queues" in sql else None)
+    for _ in range(3):
+        message = queue.get(syncpoint=True)  # then a put in the transaction the get holds, as a proxy's
+        queue.put(message.md, message.body, syncpoint=True)
+        connection.commit()
+    assert resolutions == []
+    manager.define_queue("Q", max_message_length=10)
+    with pytest.raises(MQError) as caught:
+        queue.put(MQMD(), b"longer than ten bytes")
+    assert caught.value.reason == 2030 and len(resolutions) == 1

@@ -326,10 +326,12 @@ class EmbeddedConnection(UnitOfWork):
                 "INSERT INTO opens (handle, queue, owner, exclusive) VALUES (?, ?, ?, ?)",
                 (handle, found.local, self._owner, int(exclusive)),
             )
+            self._shape = shape_version(self._db)  # raised by our own write, which leaves data_version as it was
 
     def _unregister(self, handle: str) -> None:
         with self._lock, self._work():
             self._db.execute("DELETE FROM opens WHERE handle = ?", (handle,))
+            self._shape = shape_version(self._db)
 
     def put1(
         self, queue: str, md: MQMD, body: bytes, *, syncpoint: bool = False, set_all_context: bool = False
