@@ -91,6 +91,8 @@ _FAULTS = {  # a write refused as a full disk refuses it, by the connections und
     "depths": ("BEFORE INSERT ON curdepths", "BEFORE UPDATE ON curdepths"),
     "bodies": ("BEFORE INSERT ON bodies",),
     "messages": ("BEFORE UPDATE ON messages", "BEFORE DELETE ON messages"),
+    # SQLITE_INTERRUPT in a change: SQLite rolls the whole transaction back (sqlite3_interrupt's docs)
+    "rollback": ("BEFORE INSERT ON messages", "BEFORE UPDATE ON messages", "BEFORE INSERT ON curdepths"),
 }
 _OPERATION = st.one_of(
     st.tuples(st.just("put"), st.integers(0, 1), st.sampled_from(QUEUES), st.booleans(), st.booleans()),
@@ -107,8 +109,8 @@ class _World:
     """A file, two connections playing the application (each with a handle on every queue), a clock
     a step moves on, and the fault the step under way meets."""
 
-    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.path, self.monkeypatch = path, monkeypatch
+    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch, elsewhere: bool) -> None:
+        self.path, self.monkeypatch, self.elsewhere = path, monkeypatch, elsewhere
         self.manager = EmbeddedQueueManager(path, create=True)
         self.manager.define_queue("Q", max_depth=MAX_DEPTH)
         self.manager.define_queue("R")
@@ -119,26 +121,40 @@ class _World:
             time=lambda: time.time() + self.offset, monotonic=time.monotonic, sleep=time.sleep, gmtime=time.gmtime
         )
         monkeypatch.setattr(embedded_connection, "time", clock)
-        self.connections = [self._connect(), self._connect()]
+        self.connections = [self._connect(0), self._connect(1)]
         self.serial = 0
 
-    def _connect(self) -> tuple[EmbeddedConnection, dict[str, EmbeddedQueue]]:
-        connection = self.manager.connect("app")
-        connection._db.create_function("fault", 1, lambda kind: kind == self.fault)
+    def _connect(self, which: int) -> tuple[EmbeddedConnection, dict[str, EmbeddedQueue]]:
+        """Connection ``which``; the second, ``elsewhere``, as one of another live process (the parent
+        of this one): each then has the queues open for input in another process, and marks its gets."""
+        with self.monkeypatch.context() as there:
+            if which and self.elsewhere:
+                parent = os.getppid()
+                there.setattr(embedded, "_process_tag", lambda: f"{parent}.{embedded._started(parent)}")
+            connection = self.manager.connect("app")
+            handles = {name: connection.open(name, input=True, output=True, browse=True) for name in QUEUES}
+        db = connection._db
+
+        def fault(kind: str) -> bool:
+            if kind == "rollback" == self.fault:
+                db.interrupt()
+            return kind == self.fault
+
+        db.create_function("fault", 1, fault)
         for kind, events in _FAULTS.items():
+            refusal = "SELECT 1" if kind == "rollback" else "SELECT RAISE(ABORT, 'database or disk is full')"
             for index, event in enumerate(events):
-                connection._db.execute(
-                    f"CREATE TEMP TRIGGER fault_{kind}_{index} {event} WHEN fault('{kind}') "
-                    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+                db.execute(
+                    f"CREATE TEMP TRIGGER fault_{kind}_{index} {event} WHEN fault('{kind}') BEGIN {refusal}; END"
                 )
-        return connection, {name: connection.open(name, input=True, output=True, browse=True) for name in QUEUES}
+        return connection, handles
 
     def replace(self, which: int) -> None:
         """A new connection in place of a broken or closed one."""
         old = self.connections[which][0]
         with contextlib.suppress(MQError):
             old.close()
-        self.connections[which] = self._connect()
+        self.connections[which] = self._connect(which)
 
     def kill(self) -> None:
         """The process dies: every connection's transaction lost (its database closed, as the kernel
@@ -155,7 +171,7 @@ class _World:
             dead.setattr(embedded, "_alive", lambda owner: False)
             dead.setattr(embedded, "_process_tag", lambda: "another")
             EmbeddedQueueManager(self.path).close()
-        self.connections = [self._connect(), self._connect()]
+        self.connections = [self._connect(0), self._connect(1)]
 
     def run(self, step: tuple[object, ...], fault: str | None) -> None:
         """One step, meeting ``fault``; the MQ failures a step may meet (a fault, a broken connection,
@@ -212,7 +228,7 @@ class _World:
             connection.release_writer(wait=True)
         else:
             connection.close()
-            self.connections[int(step[1])] = self._connect()  # type: ignore[call-overload]
+            self.connections[int(step[1])] = self._connect(int(step[1]))  # type: ignore[call-overload]
 
     def check(self) -> None:
         """The file's depths are counts; so are those a holder sees with its changes not yet written,
@@ -242,19 +258,48 @@ def _seen(connection: EmbeddedConnection, queue: str) -> int:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(_STEP, min_size=20, max_size=40))
+@given(steps=st.lists(_STEP, min_size=20, max_size=40), elsewhere=st.booleans())
 def test_every_step_keeps_the_depths_counts(
-    tmp_path_factory: pytest.TempPathFactory, held: None, steps: list[tuple[tuple[object, ...], str | None]]
+    tmp_path_factory: pytest.TempPathFactory,
+    held: None,
+    steps: list[tuple[tuple[object, ...], str | None]],
+    elsewhere: bool,
 ) -> None:
     """Puts (through an alias, expiring, to MAXDEPTH), gets and browses (passing expired messages
     over), MQCMIT, MQBACK, writes, closes, each step perhaps meeting a fault, restarts and a process's death,
     by two connections: after every step the depths are counts, MQINQ CURDEPTH says so, and
     MAXDEPTH refuses a put exactly at it."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        world = _World(tmp_path_factory.mktemp("qm") / "qm.sqlite", monkeypatch)
+        world = _World(tmp_path_factory.mktemp("qm") / "qm.sqlite", monkeypatch, elsewhere)
         try:
             for step, fault in steps:
                 world.run(step, fault)
                 world.check()
         finally:
             world.close()
+
+
+def test_closing_a_broken_connection_ends_it(tmp_path: Path) -> None:
+    """A connection broken by a restart (its unit of work backed out by it): close() raised 2009
+    at every try and never ended it, its SQLite connection, get journal and connection row left
+    for as long as the process lived (a later release's migration refused the file meanwhile, this
+    process counted as connected). Now close() ends it; the twin, a close that fails otherwise,
+    still raises."""
+    path = tmp_path / "qm.sqlite"
+    manager = EmbeddedQueueManager(path, create=True)
+    manager.define_queue("Q")
+    app = manager.connect("app")
+    app.open("Q", output=True).put(MD, b"backed out by the restart", syncpoint=True)
+    manager.restart()
+    app.close()
+    assert app.closed
+    app.close()  # a closed connection's close does nothing
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM connections").fetchone() == (0,)
+    assert list((tmp_path / "qm.sqlite-gets").iterdir()) == []
+    failing = manager.connect("failing")
+    failing._db.execute("CREATE TEMP TRIGGER refused BEFORE DELETE ON opens BEGIN SELECT RAISE(ABORT, 'disk'); END")
+    failing.open("Q", input=True)
+    with pytest.raises(MQError) as caught:
+        failing.close()
+    assert caught.value.reason == 2195 and not failing.closed
