@@ -8,7 +8,9 @@ transaction is held for longer than each test (HOLD_SECONDS): no timing is asser
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
+import random
 import sqlite3
 import time
 import types
@@ -303,3 +305,67 @@ def test_closing_a_broken_connection_ends_it(tmp_path: Path) -> None:
     with pytest.raises(MQError) as caught:
         failing.close()
     assert caught.value.reason == 2195 and not failing.closed
+
+
+# -- two processes -------------------------------------------------------------------------------
+
+
+def _holder_sound(connection: EmbeddedConnection) -> None:
+    """While ``connection`` holds the writer (nobody else writes, its flusher kept out by its lock),
+    the file's depths plus its changes not yet written are the counts it sees; holding nothing, it
+    has no changes."""
+    with connection._lock:
+        changes = {queue: change for queue, change in connection._depth_changes.items() if change}
+        if connection._held is None:
+            assert changes == {}
+            return
+        for queue in ("Q", "R"):
+            row = connection._db.execute("SELECT depth FROM curdepths WHERE queue = ?", (queue,)).fetchone()
+            assert (0 if row is None else row[0]) + changes.get(queue, 0) == _seen(connection, queue), queue
+
+
+def _interleaving(path: str, seed: int) -> None:
+    """One process's calls, chosen by ``seed``, each followed by :func:`_holder_sound`."""
+    choose = random.Random(seed)
+    connection = EmbeddedQueueManager(path).connect(f"p{seed}")
+    handles = {name: connection.open(name, input=True, output=True, browse=True) for name in ("Q", "R")}
+    for index in range(300):
+        handle = handles[choose.choice("QR")]
+        action = choose.randrange(8)
+        try:
+            if action < 3:
+                md = MQMD(persistence=1, expiry=choose.choice([-1, -1, 1]))
+                handle.put(md, b"%d.%d" % (seed, index), syncpoint=choose.random() < 0.6)
+            elif action < 5:
+                handle.get(syncpoint=choose.random() < 0.6)
+            elif action == 5:
+                handle.browse_first()
+            elif action == 6:
+                connection.commit() if choose.random() < 0.7 else connection.backout()
+            else:
+                time.sleep(0.01)  # expiring puts expire; the flusher writes what is held
+        except MQError as error:
+            assert error.reason in (2033, 2053), error
+        _holder_sound(connection)
+    connection.close()
+
+
+def test_two_processes_interleaving_keep_the_depths_counts(tmp_path: Path) -> None:
+    """Two processes put (some expiring, up to MAXDEPTH), get, browse, commit and back out on the
+    same queues, each writer's depth changes held in memory until it writes: each sees, whenever it
+    holds the writer, the file's depths plus its own changes equal the counts, and the file's depths
+    are counts at the end."""
+    path = tmp_path / "qm.sqlite"
+    manager = EmbeddedQueueManager(path, create=True)
+    manager.define_queue("Q", max_depth=MAX_DEPTH)
+    manager.define_queue("R")
+    spawn = multiprocessing.get_context("spawn")
+    processes = [spawn.Process(target=_interleaving, args=(str(path), seed)) for seed in (1, 2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0, 0]
+    kept, counted = _counted(path)
+    assert kept == counted
+    manager.close()
