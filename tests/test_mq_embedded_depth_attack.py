@@ -11,6 +11,7 @@ import contextlib
 import multiprocessing
 import os
 import random
+import signal
 import sqlite3
 import time
 import types
@@ -324,12 +325,15 @@ def _holder_sound(connection: EmbeddedConnection) -> None:
             assert (0 if row is None else row[0]) + changes.get(queue, 0) == _seen(connection, queue), queue
 
 
-def _interleaving(path: str, seed: int) -> None:
-    """One process's calls, chosen by ``seed``, each followed by :func:`_holder_sound`."""
+def _interleaving(path: str, seed: int, calls: int) -> None:
+    """One process's ``calls`` calls (0: until it is killed), chosen by ``seed``, each followed by
+    :func:`_holder_sound`."""
     choose = random.Random(seed)
     connection = EmbeddedQueueManager(path).connect(f"p{seed}")
     handles = {name: connection.open(name, input=True, output=True, browse=True) for name in ("Q", "R")}
-    for index in range(300):
+    index = 0
+    while index < calls or not calls:
+        index += 1
         handle = handles[choose.choice("QR")]
         action = choose.randrange(8)
         try:
@@ -352,19 +356,26 @@ def _interleaving(path: str, seed: int) -> None:
 
 def test_two_processes_interleaving_keep_the_depths_counts(tmp_path: Path) -> None:
     """Two processes put (some expiring, up to MAXDEPTH), get, browse, commit and back out on the
-    same queues, each writer's depth changes held in memory until it writes: each sees, whenever it
-    holds the writer, the file's depths plus its own changes equal the counts, and the file's depths
-    are counts at the end."""
+    same queues, each writer's depth changes held in memory until it writes, and one is killed
+    (SIGKILL) on the way, its work recovered by the other: each sees, whenever it holds the writer,
+    the file's depths plus its own changes equal the counts, and the file's depths are counts at
+    the end."""
     path = tmp_path / "qm.sqlite"
     manager = EmbeddedQueueManager(path, create=True)
     manager.define_queue("Q", max_depth=MAX_DEPTH)
     manager.define_queue("R")
     spawn = multiprocessing.get_context("spawn")
-    processes = [spawn.Process(target=_interleaving, args=(str(path), seed)) for seed in (1, 2)]
-    for process in processes:
+    survivor = spawn.Process(target=_interleaving, args=(str(path), 1, 800))
+    killed = spawn.Process(target=_interleaving, args=(str(path), 2, 0))
+    for process in (survivor, killed):
         process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [process.exitcode for process in processes] == [0, 0]
+    time.sleep(1.0)  # both at work (a spawned process takes about half of it to start)
+    assert killed.pid is not None
+    os.kill(killed.pid, signal.SIGKILL)
+    survivor.join(timeout=120)
+    killed.join(timeout=60)
+    assert (survivor.exitcode, killed.exitcode) == (0, -signal.SIGKILL)
+    _sound(path)
+    EmbeddedQueueManager(path).close()  # what the survivor did not recover (no call of its took the writer since)
     _sound(path)
     manager.close()
