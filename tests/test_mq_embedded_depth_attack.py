@@ -15,19 +15,32 @@ import signal
 import sqlite3
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable, embedded, embedded_connection
+from ams.mq import (
+    MQMD,
+    EmbeddedQueueManager,
+    MQError,
+    NoMessageAvailable,
+    embedded,
+    embedded_connection,
+    embedded_kept,
+    embedded_owners,
+    embedded_unit_of_work,
+)
 from ams.mq.embedded import EmbeddedConnection
 from ams.mq.embedded_queue import EmbeddedQueue
 from ams.mq.embedded_writer import released
 from tests.test_mq_embedded_storage import _sound
 
 MD = MQMD(persistence=1)
+_T = TypeVar("_T")
 
 
 def _counted(path: Path) -> tuple[dict[str, int], dict[str, int]]:
@@ -106,7 +119,8 @@ _OPERATION = st.one_of(
     st.tuples(st.sampled_from(["tick", "restart", "kill"])),
 )
 # each step an operation, and the fault it meets (mostly none)
-_STEP = st.tuples(_OPERATION, st.sampled_from([None, None, None, *sorted(_FAULTS)]))
+# "interrupt": Ctrl-C (KeyboardInterrupt) as a depth is written, or a put marked before a write
+_STEP = st.tuples(_OPERATION, st.sampled_from([None, None, None, None, "interrupt", *sorted(_FAULTS)]))
 
 
 class _World:
@@ -125,6 +139,9 @@ class _World:
             time=lambda: time.time() + self.offset, monotonic=time.monotonic, sleep=time.sleep, gmtime=time.gmtime
         )
         monkeypatch.setattr(embedded_connection, "time", clock)
+        for module, name in ((embedded_unit_of_work, "add_depths"), (embedded_owners, "add_depths")):
+            monkeypatch.setattr(module, name, self._interruptible(getattr(module, name)))
+        monkeypatch.setattr(embedded_unit_of_work, "mark_put", self._interruptible(embedded_kept.mark_put))
         self.connections = [self._connect(0), self._connect(1)]
         self.serial = 0
 
@@ -152,6 +169,14 @@ class _World:
                     f"CREATE TEMP TRIGGER fault_{kind}_{index} {event} WHEN fault('{kind}') BEGIN {refusal}; END"
                 )
         return connection, handles
+
+    def _interruptible(self, function: Callable[..., _T]) -> Callable[..., _T]:
+        def interrupted(*arguments: Any) -> _T:
+            if self.fault == "interrupt":
+                raise KeyboardInterrupt
+            return function(*arguments)
+
+        return interrupted
 
     def replace(self, which: int) -> None:
         """A new connection in place of a broken or closed one."""
@@ -193,7 +218,7 @@ class _World:
         self.fault = fault
         try:
             self._call(connection, handles, step)
-        except NoMessageAvailable:
+        except (NoMessageAvailable, KeyboardInterrupt):
             pass
         except MQError as error:
             assert error.reason in (2009, 2195, 2053), error
