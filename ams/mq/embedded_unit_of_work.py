@@ -417,10 +417,16 @@ class UnitOfWork:
 
     def close(self) -> None:
         """This library's way to disconnect: uncommitted work is backed out first, never committed.
-        Closing a closed connection does nothing."""
+        Closing a closed connection does nothing; closing a broken one (MQRC 2009) ends it."""
         if self._connection is None:
             return
-        self.backout()
+        try:
+            self.backout()
+        except MQError as error:
+            # broken (a restart, a recovery): its work was backed out then, and MQBACK says 2009 at every try;
+            # it still ends, not left open with its journal and connection row for as long as the process lives
+            if error.reason != MQRC_CONNECTION_BROKEN:
+                raise
         self._end()
 
     def _end(self) -> None:
