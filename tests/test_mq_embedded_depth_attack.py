@@ -259,13 +259,7 @@ class _World:
         and a connection holding nothing has none."""
         _sound(self.path)  # and every message has its body, every body its message
         for connection, _ in self.connections:
-            changes = {queue: change for queue, change in connection._depth_changes.items() if change}
-            if connection._held is None:
-                assert changes == {}
-                continue
-            for queue in ("Q", "R"):
-                row = connection._db.execute("SELECT depth FROM curdepths WHERE queue = ?", (queue,)).fetchone()
-                assert (0 if row is None else row[0]) + changes.get(queue, 0) == _seen(connection, queue)
+            _holder_sound(connection)
 
     def close(self) -> None:
         for connection, _ in self.connections:
