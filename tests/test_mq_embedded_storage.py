@@ -22,6 +22,7 @@ import attrs
 import pytest
 
 from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable
+from ams.mq.embedded_schema import _statements
 from ams.mq.embedded_shape import _EARLIER_TRIGGERS
 from ams.mq.transport import QueueAttributes
 from tests.mq_transports import define_test_queues
@@ -64,8 +65,8 @@ def _as_format(path: Path | str, version: int) -> None:
             db.execute("DROP TABLE curdepths")
         else:  # named so, and kept by triggers, until format 8
             db.execute("ALTER TABLE curdepths RENAME TO depths")
-            for statement in FORMAT_7_DEPTH_TRIGGERS.split(";\nEND;")[:-1]:
-                db.execute(statement + ";\nEND;")
+            for statement in _statements(FORMAT_7_DEPTH_TRIGGERS):
+                db.execute(statement)
         db.execute(f"PRAGMA user_version = {version}")
         db.execute("COMMIT")
 
