@@ -36,6 +36,7 @@ from ams.mq import (
 )
 from ams.mq.embedded import EmbeddedConnection
 from ams.mq.embedded_queue import EmbeddedQueue
+from ams.mq.embedded_schema import INLINE_BODY_BYTES
 from ams.mq.embedded_writer import released
 from tests.test_mq_embedded_storage import _sound
 
@@ -233,7 +234,9 @@ class _World:
             _, _, name, syncpoint, expiring = step
             self.serial += 1
             md = MQMD(persistence=int(not expiring), expiry=5 if expiring else -1)
-            handles[str(name)].put(md, b"m%d" % self.serial, syncpoint=bool(syncpoint))
+            # every other body beyond INLINE_BODY_BYTES: a put of one row, and a put of a row and its body
+            body = (b"m%d" % self.serial).ljust(INLINE_BODY_BYTES + 1 if self.serial % 2 else 0, b".")
+            handles[str(name)].put(md, body, syncpoint=bool(syncpoint))
             if name in ("Q", "A"):  # the depth it was checked at: what it sees now, less its own row
                 assert _seen(connection, "Q") - 1 < MAX_DEPTH, "a put accepted at MAXDEPTH"
         elif kind == "get":

@@ -47,7 +47,9 @@ def _fill(path: Path, *bodies: bytes) -> None:
 def _raw(path: Path) -> dict[bytes, tuple[int, int]]:
     """body -> (state, backouts) of every message, as the file holds them now (no recovery)."""
     with contextlib.closing(sqlite3.connect(path)) as db:
-        rows = db.execute("SELECT b.body, m.state, m.backouts FROM messages m JOIN bodies b ON b.id = m.id")
+        rows = db.execute(
+            "SELECT coalesce(b.body, m.body), m.state, m.backouts FROM messages m LEFT JOIN bodies b ON b.id = m.id"
+        )
         return {bytes(body): (state, backouts) for body, state, backouts in rows}
 
 
@@ -203,7 +205,9 @@ def _plant(path: Path, process: str, body: bytes) -> str:
     owner = f"{process}:{uuid.uuid4().hex}"
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("INSERT INTO connections (owner) VALUES (?)", (owner,))
-        (row,) = db.execute("SELECT id FROM bodies WHERE body = ?", (body,)).fetchone()
+        (row,) = db.execute(
+            "SELECT m.id FROM messages m LEFT JOIN bodies b ON b.id = m.id WHERE coalesce(b.body, m.body) = ?", (body,)
+        ).fetchone()
     (journal_directory(path) / owner).write_bytes(embedded_journal._RECORD.pack(0, row))
     os.chmod(journal_directory(path) / owner, 0o600)
     return owner

@@ -14,28 +14,39 @@ import pytest
 from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable, embedded_unit_of_work
 from ams.mq.embedded import EmbeddedConnection
 from ams.mq.embedded_queue import EmbeddedQueue
+from ams.mq.embedded_schema import INLINE_BODY_BYTES
 from ams.mq.embedded_shape import versions
 from ams.mq.transport import Match
 
 MD = MQMD(persistence=1)
 
 
+# what the second message's restore fails to write: its row, its body kept there (INLINE_BODY_BYTES); or
+# its body, in the bodies table, after its row
+REFUSED = pytest.mark.parametrize("refused", [b"refused", b"refused".ljust(INLINE_BODY_BYTES + 1, b".")], ids=len)
+
+
 def _disk_full(path: Path, body: bytes) -> None:
-    """Inserting ``body`` into the bodies' table fails as a full disk does, until :func:`_disk_free`."""
+    """Inserting ``body`` into the messages' or the bodies' table fails as a full disk does, until
+    :func:`_disk_free`."""
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE disk (full INTEGER)")
         db.execute("INSERT INTO disk VALUES (1)")
-        db.execute(
-            f"CREATE TRIGGER disk_full BEFORE INSERT ON bodies WHEN NEW.body = CAST('{body.decode()}' AS BLOB) "
-            "AND (SELECT full FROM disk) BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
-        )
+        for table in ("messages", "bodies"):
+            db.execute(
+                f"CREATE TRIGGER disk_full_{table} BEFORE INSERT ON {table} "
+                f"WHEN NEW.body = CAST('{body.decode()}' AS BLOB) "
+                "AND (SELECT full FROM disk) BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+            )
 
 
 def _disk_free(db: sqlite3.Connection) -> None:
     db.execute("UPDATE disk SET full = 0")
 
 
-def _after_a_failed_mqback(tmp_path: Path) -> tuple[EmbeddedQueueManager, EmbeddedConnection, EmbeddedQueue]:
+def _after_a_failed_mqback(
+    tmp_path: Path, refused: bytes
+) -> tuple[EmbeddedQueueManager, EmbeddedConnection, EmbeddedQueue]:
     """Two messages got under syncpoint, the second's body refused as MQBACK restores it (its
     first row restored already), the disk free again."""
     path = tmp_path / "qm.sqlite"
@@ -44,21 +55,22 @@ def _after_a_failed_mqback(tmp_path: Path) -> tuple[EmbeddedQueueManager, Embedd
     app = manager.connect("app")
     queue = app.open("Q", input=True, output=True)
     queue.put(MD, b"a")
-    queue.put(MD, b"refused")
-    _disk_full(path, b"refused")
+    queue.put(MD, refused)
+    _disk_full(path, refused)
     assert queue.get(syncpoint=True).body == b"a"
-    assert queue.get(syncpoint=True).body == b"refused"
+    assert queue.get(syncpoint=True).body == refused
     with pytest.raises(MQError):
         app.backout()
     _disk_free(app._db)
     return manager, app, queue
 
 
-def test_an_mqcmit_after_a_failed_mqback_delivers_nothing_again(tmp_path: Path, held: None) -> None:
+@REFUSED
+def test_an_mqcmit_after_a_failed_mqback_delivers_nothing_again(tmp_path: Path, held: None, refused: bytes) -> None:
     """MQBACK's restore of the rows kept fails at the second body: the first row, inserted again as
     taken, must not stay behind. It did: MQCMIT then left it taken, and the close backed it out,
     a committed get delivered a second time."""
-    manager, app, _ = _after_a_failed_mqback(tmp_path)
+    manager, app, _ = _after_a_failed_mqback(tmp_path, refused)
     app.commit()  # the unit of work went on: both gets final
     app.close()
     other = manager.connect("other")
@@ -68,17 +80,21 @@ def test_an_mqcmit_after_a_failed_mqback_delivers_nothing_again(tmp_path: Path, 
     other.close()
 
 
-def test_an_mqback_after_a_failed_mqback_returns_every_message(tmp_path: Path, held: None) -> None:
+@REFUSED
+def test_an_mqback_after_a_failed_mqback_returns_every_message(tmp_path: Path, held: None, refused: bytes) -> None:
     """The twin: MQBACK again, the disk free, returns both messages, counted once (it failed on
     the half-restored row's id, UNIQUE constraint, at every try)."""
-    _, app, queue = _after_a_failed_mqback(tmp_path)
+    _, app, queue = _after_a_failed_mqback(tmp_path, refused)
     app.backout()
     got = [queue.get() for _ in range(2)]
-    assert [(m.body, m.md.backout_count) for m in got] == [(b"a", 1), (b"refused", 1)]
+    assert [(m.body, m.md.backout_count) for m in got] == [(b"a", 1), (refused, 1)]
     app.close()
 
 
-def test_another_connections_call_is_not_failed_by_the_holders_failing_restore(tmp_path: Path, held: None) -> None:
+@REFUSED
+def test_another_connections_call_is_not_failed_by_the_holders_failing_restore(
+    tmp_path: Path, held: None, refused: bytes
+) -> None:
     """Another connection of the process has the holder write first (release_others); the holder's
     restore fails: the holder is broken (2009 at its next call), its get backed out and counted, and
     the other connection's call goes on. It failed with the holder's 2195 (release_writer raises
@@ -88,15 +104,15 @@ def test_another_connections_call_is_not_failed_by_the_holders_failing_restore(t
     manager.define_queue("Q")
     app, other = manager.connect("app"), manager.connect("other")
     queue = app.open("Q", input=True, output=True)
-    queue.put(MD, b"refused")
-    _disk_full(path, b"refused")
-    assert queue.get(syncpoint=True).body == b"refused"
+    queue.put(MD, refused)
+    _disk_full(path, refused)
+    assert queue.get(syncpoint=True).body == refused
     assert other.depth("Q") == 1  # the holder's write failed: its unit of work is lost, the message back
     with pytest.raises(MQError) as caught:
         queue.get(syncpoint=True)
     assert caught.value.reason == 2009
     got = other.open("Q", input=True).get()
-    assert (got.body, got.md.backout_count) == (b"refused", 1)
+    assert (got.body, got.md.backout_count) == (refused, 1)
     other.close()
 
 

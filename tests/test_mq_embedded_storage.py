@@ -22,7 +22,7 @@ import attrs
 import pytest
 
 from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable
-from ams.mq.embedded_schema import _statements
+from ams.mq.embedded_schema import INLINE_BODY_BYTES, _statements
 from ams.mq.embedded_shape import _EARLIER_TRIGGERS
 from ams.mq.transport import QueueAttributes
 from tests.mq_transports import define_test_queues
@@ -97,8 +97,8 @@ def test_every_change_keeps_the_depth_and_pairs_bodies_with_messages(tmp_path: P
     first = out.put(MD, b"first")  # the queue's first put makes its depths row
     _sound(path)
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT m.msg_id, b.body FROM messages m JOIN bodies b ON b.id = m.id").fetchall() == [
-            (first.msg_id, b"first")  # a 24-byte BLOB since format 7
+        assert db.execute("SELECT msg_id, body FROM messages").fetchall() == [
+            (first.msg_id, b"first")  # a 24-byte BLOB since format 7; a body of INLINE_BODY_BYTES or less in its row
         ]
     pending = out.put(MD, b"pending", syncpoint=True)
     _sound(path)
@@ -157,8 +157,9 @@ def test_a_got_message_does_not_stay_in_the_file(tmp_path: Path) -> None:
 
 
 def test_a_put_whose_body_cannot_be_stored_leaves_no_message(tmp_path: Path) -> None:
-    """The message row and its body are written in one transaction: when the second write fails
-    (a full disk, here a trigger), nothing of the put stays, and the failure is MQRC 2195."""
+    """The message row and its body (beyond INLINE_BODY_BYTES, in the bodies table) are written in
+    one transaction: when the second write fails (a full disk, here a trigger), nothing of the put
+    stays, and the failure is MQRC 2195."""
     path = tmp_path / "qm.sqlite"
     manager = define_test_queues(EmbeddedQueueManager(path, create=True))
     app = manager.connect("app")
@@ -170,14 +171,15 @@ def test_a_put_whose_body_cannot_be_stored_leaves_no_message(tmp_path: Path) -> 
     for syncpoint in (False, True):
         for put in puts:
             with pytest.raises(MQError) as caught:
-                put(MD, b"never stored", syncpoint=syncpoint)
+                put(MD, b"never stored".ljust(INLINE_BODY_BYTES + 1, b"."), syncpoint=syncpoint)
             assert caught.value.reason == 2195 and not isinstance(caught.value, sqlite3.Error)
     app.commit()
     _sound(path)
+    app.put1("T.DEPTH", MD, b"x" * INLINE_BODY_BYTES)  # the twin: one write, the row's
     with contextlib.closing(sqlite3.connect(path)) as db, db:
-        assert db.execute("SELECT COUNT(*) FROM messages").fetchone() == (1,)
+        assert db.execute("SELECT COUNT(*) FROM messages").fetchone() == (2,)
         db.execute("DROP TRIGGER disk_full")
-    assert app.depth("T.DEPTH") == 1 and _drain(manager, "T.DEPTH") == [b"before"]
+    assert app.depth("T.DEPTH") == 2 and _drain(manager, "T.DEPTH") == [b"before", b"x" * INLINE_BODY_BYTES]
 
 
 def test_reads_by_msg_id_in_every_form_and_without_their_index(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from ams.mq.embedded_schema import (
     _ORDER,
     _SOONEST_EXPIRY,
     GOT_PENDING,
+    INLINE_BODY_BYTES,
     PUT_PENDING,
     VISIBLE,
     _attributes_from_json,
@@ -75,20 +76,22 @@ _POLL_SECONDS = 0.02  # how often a get waiting for a message looks again
 # 17 µs against 9 for both, the trigger that wrote the depths in formats 3-7 making SQLite materialise the SELECT)
 _INSERT = (
     "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "
-    "correl_id) VALUES (?, ?, X'', ?, ?, 0, ?, ?, ?, ?, ?)"
+    "correl_id) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)"
 )
 # the row of a put kept visible in the transaction held, with no expiry and no CorrelId (a proxy's, a batch's):
 # NULLs written in the statement, not bound: sqlite3 sends each None parameter through its adapter protocol
-# (half a microsecond each, as a bytes one: the MQMD is passed as a bytearray, which is bound as it is)
+# (half a microsecond each, as a bytes one: the MQMD, a body kept in the row and the MsgId are passed as
+# bytearrays, which it binds as they are)
 _INSERT_PLAIN = (
     "INSERT INTO messages (queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "
-    f"correl_id) VALUES (?, ?, X'', {VISIBLE}, NULL, 0, ?, ?, NULL, ?, NULL)"
+    f"correl_id) VALUES (?, ?, ?, {VISIBLE}, NULL, 0, ?, ?, NULL, ?, NULL)"
 )
 _INSERT_BODY = "INSERT INTO bodies (id, body) VALUES (?, ?)"
 _TAKE = f"UPDATE messages SET state = {GOT_PENDING}, owner = ? WHERE id = ?"
 _DELETE = "DELETE FROM messages WHERE id = ?"
 _NEXT: dict[tuple[str, str], str] = {}
 _NO_ID = bytes(MQ_ID_LENGTH)  # MQMI_NONE, MQCI_NONE
+_NO_BODY = b""  # the row's body when the bodies table holds it
 
 
 def _next_message(index: str, where: str) -> str:
@@ -407,8 +410,10 @@ class EmbeddedConnection(UnitOfWork):
             read = self._depth_read(found)
             pending = syncpoint and not self._keeping  # else visible until a write before MQCMIT marks it
             priority = min(stored.priority, MQ_MAX_PRIORITY)  # above MaxPriority: queued at it (MQCC_WARNING 2049)
+            in_row = 0 < len(body) <= INLINE_BODY_BYTES  # else in the bodies table (ams/mq/embedded_schema.py)
+            row_body = bytearray(body) if in_row else _NO_BODY
             if not pending and expires is None and stored.correl_id == _NO_ID:
-                arguments = (found.local, stored.data, priority, stored.persistent, stored.msg_id)
+                arguments = (found.local, stored.data, row_body, priority, stored.persistent, bytearray(stored.msg_id))
                 cursor = db.execute(_INSERT_PLAIN, arguments)
             else:
                 cursor = db.execute(
@@ -416,6 +421,7 @@ class EmbeddedConnection(UnitOfWork):
                     (
                         found.local,
                         stored.data,
+                        row_body,
                         PUT_PENDING if pending else VISIBLE,
                         self._owner if pending else None,
                         priority,
@@ -426,7 +432,8 @@ class EmbeddedConnection(UnitOfWork):
                     ),
                 )
             row_id = int(cursor.lastrowid or 0)
-            self._insert_body(db, row_id, body)
+            if not in_row:
+                self._insert_body(db, row_id, body)
             changes = self._depth_changes
             changes[found.local] = changes.get(found.local, 0) + 1
             self._depths[found.local] = (read[0], read[1] + 1)

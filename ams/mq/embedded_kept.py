@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING
+from ams.mq.embedded_schema import GOT_PENDING, INLINE_BODY_BYTES, PUT_PENDING
 
 # kept per held transaction, at most: bodies' bytes, and rows. A transaction held past HOLD_SECONDS is
 # written, restoring every row kept (a batch of 64 KiB messages, 1 MiB kept, cost a fifth more per message);
@@ -33,7 +33,7 @@ KEPT_ROWS = 256
 
 _RESTORE = (
     "INSERT INTO messages (id, queue, md, body, state, owner, backouts, priority, persistent, expires, msg_id, "
-    f"correl_id) VALUES (?, ?, ?, X'', {GOT_PENDING}, ?, ?, ?, ?, ?, ?, ?)"
+    f"correl_id) VALUES (?, ?, ?, ?, {GOT_PENDING}, ?, ?, ?, ?, ?, ?, ?)"
 )
 _RESTORE_BODY = "INSERT INTO bodies (id, body) VALUES (?, ?)"
 _MARK_PUT = f"UPDATE messages SET state = {PUT_PENDING}, owner = ? WHERE id = ?"
@@ -51,17 +51,35 @@ KeptGet = tuple[str, tuple[object, ...]]
 def restore_taken(db: sqlite3.Connection, owner: str, kept: list[KeptGet]) -> list[tuple[int, str, int]]:
     """The rows of ``kept`` inserted again, taken by ``owner`` (state GOT_PENDING, not counted in
     CURDEPTH: the depth stays as the delete left it); returns them as MQCMIT's list of taken rows
-    names them. Ids are never reused (AUTOINCREMENT), so each is still free."""
+    names them. Ids are never reused (AUTOINCREMENT), so each is still free. A body goes back where
+    a put writes it (ams/mq/embedded_schema.py's INLINE_BODY_BYTES)."""
     rows = [row for _, row in kept]
     db.executemany(
         _RESTORE,
         [
-            (row_id, queue, md, owner, backouts, priority, persistent, expires, msg_id, correl_id)
-            for queue, (row_id, md, _, backouts, expires, priority, persistent, msg_id, correl_id) in kept
+            (
+                row_id,
+                queue,
+                md,
+                body if _in_row(body) else b"",
+                owner,
+                backouts,
+                priority,
+                persistent,
+                expires,
+                msg,
+                correl,
+            )
+            for queue, (row_id, md, body, backouts, expires, priority, persistent, msg, correl) in kept
         ],
     )
-    db.executemany(_RESTORE_BODY, [(row[0], row[2]) for row in rows])
+    db.executemany(_RESTORE_BODY, [(row[0], row[2]) for row in rows if not _in_row(row[2])])
     return [(row[0], owner, GOT_PENDING) for row in rows]  # type: ignore[misc]
+
+
+def _in_row(body: object) -> bool:
+    """Whether a restored message's body goes in its row (else in the bodies table)."""
+    return 0 < len(body) <= INLINE_BODY_BYTES  # type: ignore[arg-type]
 
 
 def mark_put(db: sqlite3.Connection, owner: str, puts: list[int]) -> list[tuple[int, str, int]]:
