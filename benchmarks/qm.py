@@ -8,7 +8,9 @@ in turn in the same process and seconds (``benchmarks.timing.rates``):
 * **raw**: SQLite alone on a file of its own with the same settings (WAL; synchronous FULL: the
   commit waits for the disk, as MQCMIT's does),
   doing the same row work in one transaction per batch: per message, delete the oldest row (with
-  its body) and insert one of the same sizes (the MQMD as the queue manager stores it, the body).
+  its body) and insert one of the same sizes (the MQMD as the queue manager stores it, the body),
+  the body where the queue manager keeps it: in the row up to ``INLINE_BODY_BYTES``, else in a
+  table of bodies (ams/mq/embedded_schema.py).
 
 ``ratio`` = ours' time per message / raw's: the queue manager's own cost over SQLite's floor.
 
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ams.mq import MQMD, EmbeddedQueueManager
+from ams.mq.embedded_schema import INLINE_BODY_BYTES
 from ams.mq.transport import Message
 from benchmarks.timing import rates
 
@@ -67,15 +70,29 @@ def raw(path: Path, size: int, batch: int) -> Callable[[], object]:
     db.execute("PRAGMA synchronous=FULL")  # the commit waits for the disk, as MQCMIT's does
     db.execute("PRAGMA wal_autocheckpoint=10000")  # as the queue manager's
     db.executescript(
-        "CREATE TABLE messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, md BLOB NOT NULL);"
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, md BLOB NOT NULL, body BLOB);"
         "CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);"
         "CREATE INDEX messages_in_order ON messages (queue, id);"
     )
     md, body = bytes(MD_BYTES), bytes(size)
+    in_row = size <= INLINE_BODY_BYTES  # where the queue manager keeps it
 
     def put() -> None:
+        if in_row:
+            db.execute("INSERT INTO messages (queue, md, body) VALUES (?, ?, ?)", ("Q", md, body))
+            return
         cursor = db.execute("INSERT INTO messages (queue, md) VALUES (?, ?)", ("Q", md))
         db.execute("INSERT INTO bodies (id, body) VALUES (?, ?)", (cursor.lastrowid, body))
+
+    def take(first: int) -> None:
+        if in_row:
+            db.execute("SELECT md, body FROM messages WHERE id = ?", (first,)).fetchone()
+            db.execute("DELETE FROM messages WHERE id = ?", (first,))
+            return
+        db.execute("SELECT md FROM messages WHERE id = ?", (first,)).fetchone()
+        db.execute("SELECT body FROM bodies WHERE id = ?", (first,)).fetchone()
+        db.execute("DELETE FROM messages WHERE id = ?", (first,))
+        db.execute("DELETE FROM bodies WHERE id = ?", (first,))
 
     db.execute("BEGIN")
     for _ in range(DEPTH):
@@ -86,10 +103,7 @@ def raw(path: Path, size: int, batch: int) -> Callable[[], object]:
         db.execute("BEGIN IMMEDIATE")
         for _ in range(batch):
             (first,) = db.execute("SELECT id FROM messages WHERE queue = ? ORDER BY id LIMIT 1", ("Q",)).fetchone()
-            db.execute("SELECT md FROM messages WHERE id = ?", (first,)).fetchone()
-            db.execute("SELECT body FROM bodies WHERE id = ?", (first,)).fetchone()
-            db.execute("DELETE FROM messages WHERE id = ?", (first,))
-            db.execute("DELETE FROM bodies WHERE id = ?", (first,))
+            take(first)
             put()
         db.execute("COMMIT")
 

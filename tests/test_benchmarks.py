@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +102,21 @@ def test_the_queue_manager_is_measured_against_raw_sqlite_in_the_same_run() -> N
         assert record["ours_us"] > 0 and record["raw_us"] > 0
         assert record["ratio"] == record["ours_us"] / record["raw_us"]
     assert markdown(records).count("\n| 1 KiB |") == 2
+
+
+@pytest.mark.parametrize("size", [1024, 4096])
+def test_raw_sqlite_keeps_each_body_where_the_queue_manager_does(tmp_path: Path, size: int) -> None:
+    """The bound does the queue manager's row work: a body in its message's row up to
+    INLINE_BODY_BYTES, else in the bodies table, in both files after a batch."""
+    from benchmarks.qm import DEPTH, ours, raw
+
+    for make in (ours, raw):
+        path = tmp_path / f"{make.__name__}.sqlite"
+        make(path, size, 3)()
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            (apart,) = db.execute("SELECT COUNT(*) FROM bodies").fetchone()
+            (in_rows,) = db.execute("SELECT COUNT(*) FROM messages WHERE length(body) = ?", (size,)).fetchone()
+        assert (in_rows, apart) == ((DEPTH, 0) if size <= 2048 else (0, DEPTH)), make.__name__
 
 
 def test_the_proxy_in_memory_moves_every_message_and_its_table_leaves_the_other_cells_empty() -> None:
