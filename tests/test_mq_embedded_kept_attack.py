@@ -91,6 +91,60 @@ def test_an_mqback_after_a_failed_mqback_returns_every_message(tmp_path: Path, h
     app.close()
 
 
+def _mqback_unsettled(tmp_path: Path) -> tuple[EmbeddedQueueManager, EmbeddedConnection, EmbeddedQueue]:
+    """Two messages got under syncpoint, and an MQBACK that failed at its last write, the get
+    journal's generation (the connections' ``settled``, refused as by a full disk), the disk free
+    again."""
+    path = tmp_path / "qm.sqlite"
+    manager = EmbeddedQueueManager(path, create=True)
+    manager.define_queue("Q")
+    app = manager.connect("app")
+    queue = app.open("Q", input=True, output=True)
+    queue.put(MD, b"a")
+    queue.put(MD, b"b")
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE disk (full INTEGER)")
+        db.execute("INSERT INTO disk VALUES (1)")
+        db.execute(
+            "CREATE TRIGGER disk_full BEFORE UPDATE OF settled ON connections WHEN (SELECT full FROM disk) "
+            "BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+        )
+    assert [queue.get(syncpoint=True).body for _ in range(2)] == [b"a", b"b"]
+    with pytest.raises(MQError) as caught:
+        app.backout()
+    assert caught.value.reason == 2195
+    _disk_free(app._db)
+    return manager, app, queue
+
+
+def test_an_mqcmit_after_an_mqback_that_could_not_settle_its_journal_commits_the_gets(
+    tmp_path: Path, held: None
+) -> None:
+    """The MQBACK that failed at the journal's generation is undone whole: the unit of work goes
+    on as it was, and MQCMIT makes its gets final. Its messages stayed returned (backout count 1)
+    with the journal unsettled: MQCMIT left them on the queue, and a death of the process before
+    the journal was emptied would have raised their counts a second time."""
+    manager, app, _ = _mqback_unsettled(tmp_path)
+    app.commit()
+    app.close()
+    other = manager.connect("other")
+    assert other.depth("Q") == 0
+    with pytest.raises(NoMessageAvailable):
+        other.open("Q", input=True).get()
+    other.close()
+
+
+def test_an_mqback_after_one_that_could_not_settle_its_journal_counts_each_message_once(
+    tmp_path: Path, held: None
+) -> None:
+    """The twin: MQBACK again, the disk free, returns both messages with a backout count of 1."""
+    _, app, queue = _mqback_unsettled(tmp_path)
+    app.backout()
+    got = [queue.get() for _ in range(2)]
+    assert [(m.body, m.md.backout_count) for m in got] == [(b"a", 1), (b"b", 1)]
+    app.close()
+
+
 @REFUSED
 def test_another_connections_call_is_not_failed_by_the_holders_failing_restore(
     tmp_path: Path, held: None, refused: bytes

@@ -23,11 +23,17 @@ _BACK_OUT_GETS = (
 _BACK_OUT_PUTS = "DELETE FROM messages WHERE owner = ? AND state = ? RETURNING queue"
 
 
-def _back_out(db: sqlite3.Connection, owner: str) -> None:
+SETTLED = "UPDATE connections SET settled = settled + 1 WHERE owner = ?"  # the next generation of its journal
+
+
+def _back_out(db: sqlite3.Connection, owner: str, *, settle: bool = False) -> None:
     """Undo ``owner``'s uncommitted work: its puts deleted, its gets returned, their backout count
-    raised; the depths of their queues moved to match (put ones counted, got ones not). All or
-    none: an MQBACK failing part way (a full disk) keeps its transaction, which a later write
-    commits; rows changed there without their depths (counted only here) would stay miscounted."""
+    raised; the depths of their queues moved to match (put ones counted, got ones not); ``settle``
+    (MQBACK): and the owner's get journal settled (SETTLED: the records just counted are not
+    counted again if the process dies). All or none: an MQBACK failing part way (a full disk)
+    keeps its transaction, which a later write commits; rows changed there without their depths
+    (counted only here) would stay miscounted, and without the journal settled a later death would
+    raise their backout counts a second time."""
     changes: dict[str, int] = {}
     db.execute("SAVEPOINT back_out")
     try:
@@ -36,6 +42,8 @@ def _back_out(db: sqlite3.Connection, owner: str) -> None:
         for (queue,) in db.execute(_BACK_OUT_GETS, (VISIBLE, owner, GOT_PENDING)).fetchall():
             changes[queue] = changes.get(queue, 0) + 1
         add_depths(db, changes)
+        if settle:
+            db.execute(SETTLED, (owner,))
     except sqlite3.Error:
         if db.in_transaction:  # else SQLite rolled the whole transaction back, the savepoint with it
             db.execute("ROLLBACK TO back_out")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ams.mq.embedded_journal import JournalWatch
 from ams.mq.embedded_kept import KeptGet, mark_put, restore_taken
-from ams.mq.embedded_owners import _back_out, _count_journaled
+from ams.mq.embedded_owners import SETTLED, _back_out, _count_journaled
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE, add_depths
 from ams.mq.embedded_shape import versions
 from ams.mq.embedded_sqlite import _mq_errors, _transaction
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 
 _ALL_ROWS = (1 << 63) - 1  # no row id is above it (SQLite's are 64-bit signed)
-_SETTLED = "UPDATE connections SET settled = settled + 1 WHERE owner = ?"  # the next generation of the journal
 
 
 class _Call:
@@ -274,7 +273,7 @@ class UnitOfWork:
             with _transaction(self._db, self.manager._uri, self) as db:
                 _count_journaled(db, self._owner, self._journal.records)
                 _back_out(db, self._owner)
-                db.execute(_SETTLED.replace("SET", "SET broken = 1,"), (self._owner,))
+                db.execute(SETTLED.replace("SET", "SET broken = 1,"), (self._owner,))
             self._settle_journal(backed_out=True)
 
     def _settle_journal(self, *, backed_out: bool) -> None:
@@ -405,8 +404,7 @@ class UnitOfWork:
         """MQBACK: got messages return (their backout count raised), put ones vanish."""
         with self._lock, self._work(end=True):
             self._restore_kept(self._db)  # then returned as every taken row is
-            _back_out(self._db, self._owner)
-            self._db.execute(_SETTLED, (self._owner,))  # the journal's records are counted now
+            _back_out(self._db, self._owner, settle=True)  # the journal's records are counted now
         self._settle_journal(backed_out=True)
         self._settled()
 
