@@ -26,17 +26,27 @@ MD = MQMD(persistence=1)
 REFUSED = pytest.mark.parametrize("refused", [b"refused", b"refused".ljust(INLINE_BODY_BYTES + 1, b".")], ids=len)
 
 
-def _disk_full(path: Path, body: bytes) -> None:
-    """Inserting ``body`` into the messages' or the bodies' table fails as a full disk does, until
-    :func:`_disk_free`."""
+TABLES = ("messages", "bodies")
+
+
+def _refusing(body: bytes) -> tuple[str, ...]:
+    """The inserts of ``body`` into the messages' or the bodies' table (for :func:`_disk_full`)."""
+    return tuple(f"BEFORE INSERT ON {table} WHEN NEW.body = CAST('{body.decode()}' AS BLOB)" for table in TABLES)
+
+
+# MQBACK's last write: the get journal's generation, raised with the messages' return
+SETTLING = "BEFORE UPDATE OF settled ON connections WHEN 1"
+
+
+def _disk_full(path: Path, *writes: str) -> None:
+    """The ``writes`` (a trigger's event and condition) fail as on a full disk, until :func:`_disk_free`."""
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE disk (full INTEGER)")
         db.execute("INSERT INTO disk VALUES (1)")
-        for table in ("messages", "bodies"):
+        for number, write in enumerate(writes):
             db.execute(
-                f"CREATE TRIGGER disk_full_{table} BEFORE INSERT ON {table} "
-                f"WHEN NEW.body = CAST('{body.decode()}' AS BLOB) "
-                "AND (SELECT full FROM disk) BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+                f"CREATE TRIGGER disk_full_{number} {write} AND (SELECT full FROM disk) "
+                "BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
             )
 
 
@@ -45,22 +55,23 @@ def _disk_free(db: sqlite3.Connection) -> None:
 
 
 def _after_a_failed_mqback(
-    tmp_path: Path, refused: bytes
+    tmp_path: Path, second: bytes, *refused: str
 ) -> tuple[EmbeddedQueueManager, EmbeddedConnection, EmbeddedQueue]:
-    """Two messages got under syncpoint, the second's body refused as MQBACK restores it (its
-    first row restored already), the disk free again."""
+    """Messages ``a`` and ``second`` got under syncpoint, an MQBACK failing at one of the writes
+    ``refused`` (MQRC 2195), the disk free again."""
     path = tmp_path / "qm.sqlite"
     manager = EmbeddedQueueManager(path, create=True)
     manager.define_queue("Q")
     app = manager.connect("app")
     queue = app.open("Q", input=True, output=True)
     queue.put(MD, b"a")
-    queue.put(MD, refused)
-    _disk_full(path, refused)
+    queue.put(MD, second)
+    _disk_full(path, *refused)
     assert queue.get(syncpoint=True).body == b"a"
-    assert queue.get(syncpoint=True).body == refused
-    with pytest.raises(MQError):
+    assert queue.get(syncpoint=True).body == second
+    with pytest.raises(MQError) as caught:
         app.backout()
+    assert caught.value.reason == 2195
     _disk_free(app._db)
     return manager, app, queue
 
@@ -70,7 +81,7 @@ def test_an_mqcmit_after_a_failed_mqback_delivers_nothing_again(tmp_path: Path, 
     """MQBACK's restore of the rows kept fails at the second body: the first row, inserted again as
     taken, must not stay behind. It did: MQCMIT then left it taken, and the close backed it out,
     a committed get delivered a second time."""
-    manager, app, _ = _after_a_failed_mqback(tmp_path, refused)
+    manager, app, _ = _after_a_failed_mqback(tmp_path, refused, *_refusing(refused))
     app.commit()  # the unit of work went on: both gets final
     app.close()
     other = manager.connect("other")
@@ -84,37 +95,11 @@ def test_an_mqcmit_after_a_failed_mqback_delivers_nothing_again(tmp_path: Path, 
 def test_an_mqback_after_a_failed_mqback_returns_every_message(tmp_path: Path, held: None, refused: bytes) -> None:
     """The twin: MQBACK again, the disk free, returns both messages, counted once (it failed on
     the half-restored row's id, UNIQUE constraint, at every try)."""
-    _, app, queue = _after_a_failed_mqback(tmp_path, refused)
+    _, app, queue = _after_a_failed_mqback(tmp_path, refused, *_refusing(refused))
     app.backout()
     got = [queue.get() for _ in range(2)]
     assert [(m.body, m.md.backout_count) for m in got] == [(b"a", 1), (refused, 1)]
     app.close()
-
-
-def _mqback_unsettled(tmp_path: Path) -> tuple[EmbeddedQueueManager, EmbeddedConnection, EmbeddedQueue]:
-    """Two messages got under syncpoint, and an MQBACK that failed at its last write, the get
-    journal's generation (the connections' ``settled``, refused as by a full disk), the disk free
-    again."""
-    path = tmp_path / "qm.sqlite"
-    manager = EmbeddedQueueManager(path, create=True)
-    manager.define_queue("Q")
-    app = manager.connect("app")
-    queue = app.open("Q", input=True, output=True)
-    queue.put(MD, b"a")
-    queue.put(MD, b"b")
-    with contextlib.closing(sqlite3.connect(path)) as db, db:
-        db.execute("CREATE TABLE disk (full INTEGER)")
-        db.execute("INSERT INTO disk VALUES (1)")
-        db.execute(
-            "CREATE TRIGGER disk_full BEFORE UPDATE OF settled ON connections WHEN (SELECT full FROM disk) "
-            "BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
-        )
-    assert [queue.get(syncpoint=True).body for _ in range(2)] == [b"a", b"b"]
-    with pytest.raises(MQError) as caught:
-        app.backout()
-    assert caught.value.reason == 2195
-    _disk_free(app._db)
-    return manager, app, queue
 
 
 def test_an_mqcmit_after_an_mqback_that_could_not_settle_its_journal_commits_the_gets(
@@ -124,7 +109,7 @@ def test_an_mqcmit_after_an_mqback_that_could_not_settle_its_journal_commits_the
     on as it was, and MQCMIT makes its gets final. Its messages stayed returned (backout count 1)
     with the journal unsettled: MQCMIT left them on the queue, and a death of the process before
     the journal was emptied would have raised their counts a second time."""
-    manager, app, _ = _mqback_unsettled(tmp_path)
+    manager, app, _ = _after_a_failed_mqback(tmp_path, b"b", SETTLING)
     app.commit()
     app.close()
     other = manager.connect("other")
@@ -138,7 +123,7 @@ def test_an_mqback_after_one_that_could_not_settle_its_journal_counts_each_messa
     tmp_path: Path, held: None
 ) -> None:
     """The twin: MQBACK again, the disk free, returns both messages with a backout count of 1."""
-    _, app, queue = _mqback_unsettled(tmp_path)
+    _, app, queue = _after_a_failed_mqback(tmp_path, b"b", SETTLING)
     app.backout()
     got = [queue.get() for _ in range(2)]
     assert [(m.body, m.md.backout_count) for m in got] == [(b"a", 1), (b"b", 1)]
@@ -159,7 +144,7 @@ def test_another_connections_call_is_not_failed_by_the_holders_failing_restore(
     app, other = manager.connect("app"), manager.connect("other")
     queue = app.open("Q", input=True, output=True)
     queue.put(MD, refused)
-    _disk_full(path, refused)
+    _disk_full(path, *_refusing(refused))
     assert queue.get(syncpoint=True).body == refused
     assert other.depth("Q") == 1  # the holder's write failed: its unit of work is lost, the message back
     with pytest.raises(MQError) as caught:
