@@ -25,11 +25,11 @@ from ams.mq.embedded_schema import (
     _ORDER,
     _SOONEST_EXPIRY,
     GOT_PENDING,
-    INLINE_BODY_BYTES,
     PUT_PENDING,
     VISIBLE,
     _attributes_from_json,
     _matching,
+    body_in_row,
 )
 from ams.mq.embedded_shape import shape_version
 from ams.mq.embedded_sqlite import _mq_errors
@@ -410,7 +410,7 @@ class EmbeddedConnection(UnitOfWork):
             read = self._depth_read(found)
             pending = syncpoint and not self._keeping  # else visible until a write before MQCMIT marks it
             priority = min(stored.priority, MQ_MAX_PRIORITY)  # above MaxPriority: queued at it (MQCC_WARNING 2049)
-            in_row = 0 < len(body) <= INLINE_BODY_BYTES  # else in the bodies table (ams/mq/embedded_schema.py)
+            in_row = body_in_row(body)  # else in the bodies table (ams/mq/embedded_schema.py)
             row_body = bytearray(body) if in_row else _NO_BODY
             if not pending and expires is None and stored.correl_id == _NO_ID:
                 arguments = (found.local, stored.data, row_body, priority, stored.persistent, bytearray(stored.msg_id))

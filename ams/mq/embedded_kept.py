@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ams.mq.embedded_schema import GOT_PENDING, INLINE_BODY_BYTES, PUT_PENDING
+from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, body_in_row
 
 # kept per held transaction, at most: bodies' bytes, and rows. A transaction held past HOLD_SECONDS is
 # written, restoring every row kept (a batch of 64 KiB messages, 1 MiB kept, cost a fifth more per message);
@@ -61,7 +61,7 @@ def restore_taken(db: sqlite3.Connection, owner: str, kept: list[KeptGet]) -> li
                 row_id,
                 queue,
                 md,
-                body if _in_row(body) else b"",
+                body if body_in_row(body) else b"",  # type: ignore[arg-type]
                 owner,
                 backouts,
                 priority,
@@ -73,13 +73,8 @@ def restore_taken(db: sqlite3.Connection, owner: str, kept: list[KeptGet]) -> li
             for queue, (row_id, md, body, backouts, expires, priority, persistent, msg, correl) in kept
         ],
     )
-    db.executemany(_RESTORE_BODY, [(row[0], row[2]) for row in rows if not _in_row(row[2])])
+    db.executemany(_RESTORE_BODY, [(row[0], row[2]) for row in rows if not body_in_row(row[2])])  # type: ignore[arg-type]
     return [(row[0], owner, GOT_PENDING) for row in rows]  # type: ignore[misc]
-
-
-def _in_row(body: object) -> bool:
-    """Whether a restored message's body goes in its row (else in the bodies table)."""
-    return 0 < len(body) <= INLINE_BODY_BYTES  # type: ignore[arg-type]
 
 
 def mark_put(db: sqlite3.Connection, owner: str, puts: list[int]) -> list[tuple[int, str, int]]:

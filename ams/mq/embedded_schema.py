@@ -81,6 +81,13 @@ _SCHEMA_VERSION = 8
 # the SQL of a 1 KiB get+put). Every reader of format 8 reads coalesce(bodies.body, messages.body); an
 # empty body goes to the bodies table, so that an empty one in the row always means "there".
 INLINE_BODY_BYTES = 2048
+
+
+def body_in_row(body: bytes | bytearray | memoryview) -> bool:
+    """Whether a message's body is kept in its row (else in the bodies table)."""
+    return 0 < len(body) <= INLINE_BODY_BYTES
+
+
 _COLUMNS = {  # columns added since the first file format, and their definitions
     "messages": {
         "priority": "INTEGER NOT NULL DEFAULT 0",
