@@ -28,6 +28,7 @@ from ams.mq.embedded_writer import (
     HOLD_SECONDS,
     WANTED_ASK_SECONDS,
     held,
+    hold_share,
     release_others,
     released,
 )
@@ -103,6 +104,7 @@ class UnitOfWork:
         # so do the connection's broken flag, the queues open for input and the get journals' list
         self._shape: int | None = None
         self._watch = JournalWatch(manager.path)  # other processes' get journals (ams/mq/embedded_journal.py)
+        self._hold_share = hold_share(manager._uri)  # of HOLD_SECONDS: less where a waiting process is not heard
         self._expiring: int | None = None  # the file's count of messages put with an expiry, as the writer was taken
         self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
         self._taken: dict[int, list[tuple[int, str, int]]] = {GOT_PENDING: [], PUT_PENDING: []}  # their rows
@@ -191,14 +193,15 @@ class UnitOfWork:
     def _hold_over(self, consumed: str | None = None, *, yields: bool = True, ending: bool = False) -> bool:
         """Whether the transaction held is to be written now, at the end of a call (``ending``;
         ``yields``: a get from queue ``consumed``, after which the application works on its message)
-        or on the flusher's round (the application is working): held HOLD_SECONDS, or another process
+        or on the flusher's round (the application is working): held its bound (HOLD_SECONDS, a share of
+        it where no waiter is heard: ams/mq/embedded_writer.py), or another process
         waits for the writer now (embedded_wanted.py: asked on each flusher's round, and by a call's
         end when none asked within WANTED_ASK_SECONDS); or, the application about to work, another
         process waited for it within the last CONTENDED_SECONDS, or has ``consumed`` open for input
         (its next get would wait for that work: :meth:`_competing`). A put then stays held until the
         next call (a proxy's next get, at once), as the get's write carries it; a single reader keeps it."""
         now = time.monotonic()
-        if now - (self._held or 0.0) >= HOLD_SECONDS:
+        if now - (self._held or 0.0) >= HOLD_SECONDS * self._hold_share:
             return True
         # calls back to back ask once per WANTED_ASK_SECONDS (embedded_writer.py): a waiter is heard by the
         # first call to end that long after the last ask, or by the flusher once the calls stop
