@@ -9,6 +9,7 @@ SQLite's 30 s busy timeout), not as a slow one."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import multiprocessing
 import multiprocessing.synchronize
@@ -370,3 +371,43 @@ def test_a_connection_left_open_at_exit_lets_the_process_end(tmp_path: Path) -> 
     done = subprocess.run([sys.executable, "-c", script, str(path)], timeout=120, capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
     assert _rows(path)["TARGET"] == []  # backed out
+
+
+# -- a connection dropped unclosed ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("in_memory", [True, False], ids=["memory", "file"])
+def test_a_connection_collected_inside_another_connections_call_is_closed_after_that_call(
+    tmp_path: Path, in_memory: bool
+) -> None:
+    """The garbage collector runs a dropped connection's finalizer inside whatever call allocates:
+    here another connection's put, which holds its own lock and the writer. The finalizer's close
+    waited there for that lock (30 s) and then for the writer (30 s more), failed, and left the
+    dropped unit of work's get unfinished: the message stayed taken. Now the process's next
+    transaction closes it: the message is back, its backout counted once, and the put went through."""
+    manager = EmbeddedQueueManager(None if in_memory else tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    manager.connect("setup").put1("Q", MD, b"in flight")
+    dropped = manager.connect("dropped")
+    taken = dropped.open("Q", input=True).get(syncpoint=True).body  # not in an assert: its rewrite keeps the queue
+    assert taken == b"in flight"
+    cycle: list[object] = [dropped]
+    cycle.append(cycle)  # freed by the collector only, not as the last name goes
+    del dropped, cycle
+    other = manager.connect("other")
+    out = other.open("Q", output=True)
+    collected: list[int] = []
+    depth_read = other._depth_read
+
+    def collecting(found: object) -> tuple[int, int]:  # inside the put's call: its lock and the writer held
+        collected.append(gc.collect())
+        return depth_read(found)  # type: ignore[arg-type]
+
+    other._depth_read = collecting  # type: ignore[method-assign]
+    out.put(MD, b"after", syncpoint=True)
+    other.commit()
+    assert collected and collected[0] > 0  # the dropped connection was collected in there
+    queue = other.open("Q", input=True)  # a transaction of the process: the dropped connection closed first
+    got = [queue.get(), queue.get()]
+    assert [(m.body, m.md.backout_count) for m in got] == [(b"in flight", 1), (b"after", 0)]
+    other.close()

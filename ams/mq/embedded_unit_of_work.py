@@ -27,6 +27,7 @@ from ams.mq.embedded_writer import (
     CONTENDED_WAIT,
     HOLD_SECONDS,
     WANTED_ASK_SECONDS,
+    dropped,
     held,
     hold_share,
     release_others,
@@ -430,6 +431,16 @@ class UnitOfWork:
                 raise
         self._end()
 
+    def close_if_idle(self) -> bool:
+        """:meth:`close`, unless a call of this connection is under way (False then): for a
+        connection dropped unclosed and reached again through a weak reference, whose close would
+        otherwise wait for its own call, in the same thread, for ever (embedded_writer.dropped)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        self._lock.release()
+        self.close()
+        return True
+
     def _end(self) -> None:
         self.release_writer(wait=True)
         with self._lock, _transaction(self._db, self.manager._uri, self):
@@ -441,10 +452,10 @@ class UnitOfWork:
         self._connection = None
 
     def __del__(self) -> None:
-        # a connection dropped without close: its work is backed out, as close() would. Not at the
-        # interpreter's exit: the flusher (a daemon thread) may have been stopped holding this
-        # connection's lock; the process ends as a killed one does, and the next to open the file
-        # backs its work out, counting its gets (ams/mq/embedded_journal.py)
+        # a connection dropped without close: its work is backed out, as close() would, by this process's
+        # next transaction on the file or its writer thread (embedded_writer.dropped: the finalizer may run
+        # inside another connection's call). Not at the interpreter's exit: the flusher (a daemon thread)
+        # may have been stopped holding this connection's lock; the process ends as a killed one does, and
+        # the next to open the file backs its work out, counting its gets (ams/mq/embedded_journal.py)
         if getattr(self, "_connection", None) is not None and not sys.is_finalizing():
-            with contextlib.suppress(Exception):
-                self.close()
+            dropped(self.manager._uri, self)

@@ -89,14 +89,23 @@ class Holder(Protocol):
         it was held for less than its bound, :func:`hold_share`, and nobody else wants the writer)."""
 
 
+class Closable(Protocol):
+    """A connection dropped without close, to be closed (its work backed out) all the same."""
+
+    def close_if_idle(self) -> bool:
+        """Back out its work and end it, unless a call of it is under way (False then)."""
+
+
 class _Registry:
-    """The holders of this process, by database, and the thread that bounds their hold."""
+    """The holders of this process, by database, the connections dropped unclosed, and the thread
+    that bounds their hold and closes those."""
 
     def __init__(self) -> None:
         self.lock = threading.Condition()
         # holder -> (database, when it took the writer); weakly, so that a connection dropped without
         # close while holding the writer is still collected, and backs its work out (UnitOfWork.__del__)
         self.holders: weakref.WeakKeyDictionary[Holder, tuple[str, float]] = weakref.WeakKeyDictionary()
+        self.dropped: list[tuple[str, Closable]] = []  # (database, connection): see dropped()
         self.thread: threading.Thread | None = None
         self.idle = False  # the thread waits for a holder (woken by the next), rather than sleeping
 
@@ -112,6 +121,44 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+def _start(registry: _Registry) -> None:
+    """The flusher thread started if it is not (not at the interpreter's exit, when a thread
+    started would never run, and start() would wait for it for ever), and woken if idle. Under
+    ``registry.lock``."""
+    if registry.thread is None and not sys.is_finalizing():
+        registry.thread = threading.Thread(target=_flusher, args=(registry,), name="ams-qm-writer", daemon=True)
+        registry.thread.start()
+    if registry.idle:  # woken only from its wait: a notify per hold would switch threads per call
+        registry.lock.notify()
+
+
+def dropped(database: str, connection: Closable) -> None:
+    """``connection`` of ``database`` was dropped without close (its ``__del__``): closed by this
+    process's next transaction on ``database`` (:func:`release_others`) or by the flusher thread,
+    whichever comes first, never in the finalizer itself. The garbage collector runs a finalizer
+    inside whatever call allocates: inside another connection's call, a close waited 30 s for that
+    connection's lock and 30 s more for the writer it holds, and then failed."""
+    registry = _registry
+    with registry.lock:  # a Condition's RLock: a finalizer run inside held() or _round() takes it again
+        registry.dropped.append((database, connection))
+        _start(registry)
+
+
+def _close(registry: _Registry, entries: list[tuple[str, Closable]]) -> None:
+    """Close the connections dropped unclosed (each as its close() can: one that fails stays as
+    a dead process's work does, for recovery); one in a call (reached through a weak reference,
+    in this thread or another) goes back to the list, for a later round."""
+    busy = []
+    while entries:
+        entry = entries.pop()
+        with contextlib.suppress(Exception):
+            if not entry[1].close_if_idle():
+                busy.append(entry)
+    if busy:
+        with registry.lock:
+            registry.dropped.extend(busy)
+
+
 def held(database: str, holder: Holder) -> None:
     """``holder`` took the writer of ``database`` and keeps it between calls: written within about
     its bound (:func:`hold_share`) by this process's flusher thread if no call of its own writes it
@@ -119,13 +166,7 @@ def held(database: str, holder: Holder) -> None:
     registry = _registry
     with registry.lock:
         registry.holders[holder] = (database, time.monotonic())
-        # a connection dropped unclosed is closed (backed out, written at once) by the collector, at exit
-        # too, when a thread started now would never run, and start() would wait for it for ever
-        if registry.thread is None and not sys.is_finalizing():
-            registry.thread = threading.Thread(target=_flusher, args=(registry,), name="ams-qm-writer", daemon=True)
-            registry.thread.start()
-        if registry.idle:  # woken only from its wait: a notify per hold would switch threads per call
-            registry.lock.notify()
+        _start(registry)
 
 
 def released(holder: Holder) -> None:
@@ -136,9 +177,16 @@ def released(holder: Holder) -> None:
 
 def release_others(database: str, me: object = None) -> None:
     """Every holder of ``database`` in this process but ``me`` writes what it holds (waiting for a
-    call under way to end): done before taking the writer, which they would keep from us."""
+    call under way to end), and the connections of ``database`` dropped unclosed are closed: done
+    before taking the writer, which they would keep from us."""
     with _registry.lock:
+        # swapped first: a finalizer the collector runs meanwhile (in this thread: the lock is an RLock)
+        # appends to the new list, never to one being read
+        pending, _registry.dropped = _registry.dropped, []
+        closing = [entry for entry in pending if entry[0] == database]
+        _registry.dropped.extend(entry for entry in pending if entry[0] != database)
         others = [holder for holder, (name, _) in _registry.holders.items() if name == database and holder is not me]
+    _close(_registry, closing)
     for holder in others:
         # a holder whose commit fails is broken (its next call says so, MQRC 2009): not our call's failure
         # (release_writer, public, raises SQLite's errors as MQError)
@@ -150,7 +198,8 @@ def _flusher(registry: _Registry) -> None:
     """Write the transactions held longer than their bound (:func:`hold_share`), or wanted by another
     process (asked every WANTED_POLL_SECONDS), whose connections are between calls."""
     while True:
-        asked, stale, soonest, poll = _round(registry)
+        closing, asked, stale, soonest, poll = _round(registry)
+        _close(registry, closing)
         while asked:  # popped: none kept alive while sleeping (a connection dropped unclosed is collected)
             with contextlib.suppress(Exception):  # the holder is broken then (its next call says so)
                 asked.pop().release_writer(wait=False)
@@ -161,22 +210,25 @@ def _flusher(registry: _Registry) -> None:
         time.sleep(min(pause, WANTED_POLL_SECONDS if poll else _LONGEST_SLEEP))
 
 
-def _round(registry: _Registry) -> tuple[list[Holder], bool, float, bool]:
-    """Once there are holders: those to ask to write now (held past their bound, or of a file
-    others may wait for: each writes if one does), whether any is past its bound, when the next
-    will be, and whether any is of a file others may wait for."""
+def _round(registry: _Registry) -> tuple[list[tuple[str, Closable]], list[Holder], bool, float, bool]:
+    """Once there are holders or connections dropped unclosed: those to close, those to ask to
+    write now (held past their bound, or of a file others may wait for: each writes if one does),
+    whether any is past its bound, when the next will be, and whether any is of a file others may
+    wait for."""
     with registry.lock:
-        while not registry.holders:
+        while not registry.holders and not registry.dropped:
             registry.idle = True
             registry.lock.wait()
         registry.idle = False
+        closing, registry.dropped = registry.dropped, []  # swapped, as in release_others
         now = time.monotonic()
         due = [
             (holder, since + HOLD_SECONDS * hold_share(name), watched(name))
             for holder, (name, since) in registry.holders.items()
         ]
     asked = [holder for holder, at, heard in due if now >= at or heard]
-    return asked, any(now >= at for _, at, _ in due), min(at for _, at, _ in due), any(heard for *_, heard in due)
+    soonest = min((at for _, at, _ in due), default=now + _LONGEST_SLEEP)
+    return closing, asked, any(now >= at for _, at, _ in due), soonest, any(heard for *_, heard in due)
 
 
 def sync_log(path: Path | None, fsync: Callable[[int], None] = os.fsync) -> None:
