@@ -13,6 +13,7 @@ import sqlite3
 import sys
 import threading
 import time
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from ams.mq.embedded_journal import JournalWatch
@@ -99,6 +100,9 @@ class UnitOfWork:
         self._connection: sqlite3.Connection | None = db
         self._owner = manager._new_owner()
         self._lock = threading.Lock()
+        # held by close() and disconnect(): a connection dropped unclosed may be closed by the writer thread
+        # (embedded_writer.dropped) while another thread, holding it through a weak reference, closes it too
+        self._closing = threading.Lock()
         self._held: float | None = None  # when this connection took the writer it still holds
         self._version: int | None = None  # the file's data_version when this connection last took the writer
         # its shape counter then (ams/mq/embedded_shape.py), read when data_version moved; while it stays,
@@ -414,12 +418,17 @@ class UnitOfWork:
 
     def disconnect(self) -> None:
         """MQDISC, as IBM MQ does it: uncommitted work is committed."""
-        self.commit()
-        self._end()
+        with self._closing:
+            self.commit()
+            self._end()
 
     def close(self) -> None:
         """This library's way to disconnect: uncommitted work is backed out first, never committed.
         Closing a closed connection does nothing; closing a broken one (MQRC 2009) ends it."""
+        with self._closing:
+            self._close()
+
+    def _close(self) -> None:
         if self._connection is None:
             return
         try:
@@ -434,11 +443,17 @@ class UnitOfWork:
     def close_if_idle(self) -> bool:
         """:meth:`close`, unless a call of this connection is under way (False then): for a
         connection dropped unclosed and reached again through a weak reference, whose close would
-        otherwise wait for its own call, in the same thread, for ever (embedded_writer.dropped)."""
+        otherwise wait for its own call, in the same thread, for ever (embedded_writer.dropped).
+        Being closed by another thread counts as closed (waiting for it could wait for this one)."""
         if not self._lock.acquire(blocking=False):
             return False
         self._lock.release()
-        self.close()
+        if not self._closing.acquire(blocking=False):
+            return True
+        try:
+            self._close()
+        finally:
+            self._closing.release()
         return True
 
     def _end(self) -> None:
@@ -452,10 +467,28 @@ class UnitOfWork:
         self._connection = None
 
     def __del__(self) -> None:
-        # a connection dropped without close: its work is backed out, as close() would, by this process's
-        # next transaction on the file or its writer thread (embedded_writer.dropped: the finalizer may run
-        # inside another connection's call). Not at the interpreter's exit: the flusher (a daemon thread)
-        # may have been stopped holding this connection's lock; the process ends as a killed one does, and
-        # the next to open the file backs its work out, counting its gets (ams/mq/embedded_journal.py)
+        # a connection dropped without close: its work is backed out, as close() would (collected inside
+        # another connection's call, by this process's next transaction on the file: embedded_writer.dropped).
+        # Not at the interpreter's exit: the flusher (a daemon thread) may have been stopped holding this
+        # connection's lock; the process ends as a killed one does, and the next to open the file backs its
+        # work out, counting its gets (ams/mq/embedded_journal.py)
         if getattr(self, "_connection", None) is not None and not sys.is_finalizing():
-            dropped(self.manager._uri, self)
+            if _inside_a_call(self):
+                dropped(self.manager._uri, self)
+            else:
+                with contextlib.suppress(Exception):
+                    self.close()
+
+
+def _inside_a_call(dropped: UnitOfWork) -> bool:
+    """Whether the garbage collector runs ``dropped``'s finalizer inside a call of another
+    connection: a method of one on this thread's stack, its lock taken. Asked only there (a walk of
+    the stack), where a close would wait for that call's lock and its writer, in the call's own
+    thread (60 s), and then fail."""
+    frame: FrameType | None = sys._getframe(1).f_back  # above __del__
+    while frame is not None:
+        caller = frame.f_locals.get("self")
+        if isinstance(caller, UnitOfWork) and caller is not dropped and caller._lock.locked():
+            return True
+        frame = frame.f_back
+    return False

@@ -97,8 +97,8 @@ class Closable(Protocol):
 
 
 class _Registry:
-    """The holders of this process, by database, the connections dropped unclosed, and the thread
-    that bounds their hold and closes those."""
+    """The holders of this process, by database, the thread that bounds their hold, and the
+    connections dropped unclosed inside another connection's call."""
 
     def __init__(self) -> None:
         self.lock = threading.Condition()
@@ -121,33 +121,23 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _start(registry: _Registry) -> None:
-    """The flusher thread started if it is not (not at the interpreter's exit, when a thread
-    started would never run, and start() would wait for it for ever), and woken if idle. Under
-    ``registry.lock``."""
-    if registry.thread is None and not sys.is_finalizing():
-        registry.thread = threading.Thread(target=_flusher, args=(registry,), name="ams-qm-writer", daemon=True)
-        registry.thread.start()
-    if registry.idle:  # woken only from its wait: a notify per hold would switch threads per call
-        registry.lock.notify()
-
-
 def dropped(database: str, connection: Closable) -> None:
-    """``connection`` of ``database`` was dropped without close (its ``__del__``): closed by this
-    process's next transaction on ``database`` (:func:`release_others`) or by the flusher thread,
-    whichever comes first, never in the finalizer itself. The garbage collector runs a finalizer
-    inside whatever call allocates: inside another connection's call, a close waited 30 s for that
-    connection's lock and 30 s more for the writer it holds, and then failed."""
-    registry = _registry
-    with registry.lock:  # a Condition's RLock: a finalizer run inside held() or _round() takes it again
-        registry.dropped.append((database, connection))
-        _start(registry)
+    """``connection`` of ``database`` was dropped without close inside another connection's call
+    (the garbage collector runs a finalizer inside whatever call allocates): closed by this
+    process's next transaction on ``database`` (:func:`release_others`), in the thread that begins
+    it, not in the finalizer, whose close waited 30 s for that call's connection's lock and 30 s
+    more for the writer it holds, and then failed. It holds no writer meanwhile (the connection in
+    its call does: it had this one write first); its unit of work stays uncommitted, invisible to
+    others, until then (or, if the process makes no other call on the file, until the next opener
+    recovers it after the process ends)."""
+    with _registry.lock:  # a Condition's RLock: a finalizer run inside held() or release_others() takes it again
+        _registry.dropped.append((database, connection))
 
 
-def _close(registry: _Registry, entries: list[tuple[str, Closable]]) -> None:
+def _close(entries: list[tuple[str, Closable]]) -> None:
     """Close the connections dropped unclosed (each as its close() can: one that fails stays as
-    a dead process's work does, for recovery); one in a call (reached through a weak reference,
-    in this thread or another) goes back to the list, for a later round."""
+    a dead process's work does, for recovery); one in a call (reached again through a weak
+    reference, in this thread or another) goes back to the list, for the next transaction."""
     busy = []
     while entries:
         entry = entries.pop()
@@ -155,8 +145,8 @@ def _close(registry: _Registry, entries: list[tuple[str, Closable]]) -> None:
             if not entry[1].close_if_idle():
                 busy.append(entry)
     if busy:
-        with registry.lock:
-            registry.dropped.extend(busy)
+        with _registry.lock:
+            _registry.dropped.extend(busy)
 
 
 def held(database: str, holder: Holder) -> None:
@@ -166,7 +156,13 @@ def held(database: str, holder: Holder) -> None:
     registry = _registry
     with registry.lock:
         registry.holders[holder] = (database, time.monotonic())
-        _start(registry)
+        # a connection dropped unclosed is closed (backed out, written at once) by the collector, at exit
+        # too, when a thread started now would never run, and start() would wait for it for ever
+        if registry.thread is None and not sys.is_finalizing():
+            registry.thread = threading.Thread(target=_flusher, args=(registry,), name="ams-qm-writer", daemon=True)
+            registry.thread.start()
+        if registry.idle:  # woken only from its wait: a notify per hold would switch threads per call
+            registry.lock.notify()
 
 
 def released(holder: Holder) -> None:
@@ -186,7 +182,7 @@ def release_others(database: str, me: object = None) -> None:
         closing = [entry for entry in pending if entry[0] == database]
         _registry.dropped.extend(entry for entry in pending if entry[0] != database)
         others = [holder for holder, (name, _) in _registry.holders.items() if name == database and holder is not me]
-    _close(_registry, closing)
+    _close(closing)
     for holder in others:
         # a holder whose commit fails is broken (its next call says so, MQRC 2009): not our call's failure
         # (release_writer, public, raises SQLite's errors as MQError)
@@ -198,8 +194,7 @@ def _flusher(registry: _Registry) -> None:
     """Write the transactions held longer than their bound (:func:`hold_share`), or wanted by another
     process (asked every WANTED_POLL_SECONDS), whose connections are between calls."""
     while True:
-        closing, asked, stale, soonest, poll = _round(registry)
-        _close(registry, closing)
+        asked, stale, soonest, poll = _round(registry)
         while asked:  # popped: none kept alive while sleeping (a connection dropped unclosed is collected)
             with contextlib.suppress(Exception):  # the holder is broken then (its next call says so)
                 asked.pop().release_writer(wait=False)
@@ -210,25 +205,22 @@ def _flusher(registry: _Registry) -> None:
         time.sleep(min(pause, WANTED_POLL_SECONDS if poll else _LONGEST_SLEEP))
 
 
-def _round(registry: _Registry) -> tuple[list[tuple[str, Closable]], list[Holder], bool, float, bool]:
-    """Once there are holders or connections dropped unclosed: those to close, those to ask to
-    write now (held past their bound, or of a file others may wait for: each writes if one does),
-    whether any is past its bound, when the next will be, and whether any is of a file others may
-    wait for."""
+def _round(registry: _Registry) -> tuple[list[Holder], bool, float, bool]:
+    """Once there are holders: those to ask to write now (held past their bound, or of a file
+    others may wait for: each writes if one does), whether any is past its bound, when the next
+    will be, and whether any is of a file others may wait for."""
     with registry.lock:
-        while not registry.holders and not registry.dropped:
+        while not registry.holders:
             registry.idle = True
             registry.lock.wait()
         registry.idle = False
-        closing, registry.dropped = registry.dropped, []  # swapped, as in release_others
         now = time.monotonic()
         due = [
             (holder, since + HOLD_SECONDS * hold_share(name), watched(name))
             for holder, (name, since) in registry.holders.items()
         ]
     asked = [holder for holder, at, heard in due if now >= at or heard]
-    soonest = min((at for _, at, _ in due), default=now + _LONGEST_SLEEP)
-    return closing, asked, any(now >= at for _, at, _ in due), soonest, any(heard for *_, heard in due)
+    return asked, any(now >= at for _, at, _ in due), min(at for _, at, _ in due), any(heard for *_, heard in due)
 
 
 def sync_log(path: Path | None, fsync: Callable[[int], None] = os.fsync) -> None:
