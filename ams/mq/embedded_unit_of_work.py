@@ -30,7 +30,6 @@ from ams.mq.embedded_writer import (
     WANTED_ASK_SECONDS,
     dropped,
     held,
-    hold_share,
     release_others,
     released,
 )
@@ -100,8 +99,8 @@ class UnitOfWork:
         self._connection: sqlite3.Connection | None = db
         self._owner = manager._new_owner()
         self._lock = threading.Lock()
-        # held by close() and disconnect(): a connection dropped unclosed may be closed by the writer thread
-        # (embedded_writer.dropped) while another thread, holding it through a weak reference, closes it too
+        # held by close() and disconnect(): a connection dropped unclosed may be closed by the next transaction
+        # of any thread (embedded_writer.dropped) while another, holding it through a weak reference, closes it
         self._closing = threading.Lock()
         self._held: float | None = None  # when this connection took the writer it still holds
         self._version: int | None = None  # the file's data_version when this connection last took the writer
@@ -109,7 +108,6 @@ class UnitOfWork:
         # so do the connection's broken flag, the queues open for input and the get journals' list
         self._shape: int | None = None
         self._watch = JournalWatch(manager.path)  # other processes' get journals (ams/mq/embedded_journal.py)
-        self._hold_share = hold_share(manager._uri)  # of HOLD_SECONDS: less where a waiting process is not heard
         self._expiring: int | None = None  # the file's count of messages put with an expiry, as the writer was taken
         self._uncommitted = 0  # messages got or put under syncpoint since the last commit or backout
         self._taken: dict[int, list[tuple[int, str, int]]] = {GOT_PENDING: [], PUT_PENDING: []}  # their rows
@@ -198,15 +196,14 @@ class UnitOfWork:
     def _hold_over(self, consumed: str | None = None, *, yields: bool = True, ending: bool = False) -> bool:
         """Whether the transaction held is to be written now, at the end of a call (``ending``;
         ``yields``: a get from queue ``consumed``, after which the application works on its message)
-        or on the flusher's round (the application is working): held its bound (HOLD_SECONDS, a share of
-        it where no waiter is heard: ams/mq/embedded_writer.py), or another process
+        or on the flusher's round (the application is working): held HOLD_SECONDS, or another process
         waits for the writer now (embedded_wanted.py: asked on each flusher's round, and by a call's
         end when none asked within WANTED_ASK_SECONDS); or, the application about to work, another
         process waited for it within the last CONTENDED_SECONDS, or has ``consumed`` open for input
         (its next get would wait for that work: :meth:`_competing`). A put then stays held until the
         next call (a proxy's next get, at once), as the get's write carries it; a single reader keeps it."""
         now = time.monotonic()
-        if now - (self._held or 0.0) >= HOLD_SECONDS * self._hold_share:
+        if now - (self._held or 0.0) >= HOLD_SECONDS:
             return True
         # calls back to back ask once per WANTED_ASK_SECONDS (embedded_writer.py): a waiter is heard by the
         # first call to end that long after the last ask, or by the flusher once the calls stop
@@ -482,13 +479,19 @@ class UnitOfWork:
 
 def _inside_a_call(dropped: UnitOfWork) -> bool:
     """Whether the garbage collector runs ``dropped``'s finalizer inside a call of another
-    connection: a method of one on this thread's stack, its lock taken. Asked only there (a walk of
-    the stack), where a close would wait for that call's lock and its writer, in the call's own
-    thread (60 s), and then fail."""
+    connection to the same file: a method of one on this thread's stack, its lock taken. Asked only
+    there (a walk of the stack), where a close would wait for that call's lock and the writer it
+    holds, in the call's own thread (60 s), and then fail. A call on another file keeps nothing
+    from this one's close (and this one, maybe holding its own file's writer, closes at once)."""
     frame: FrameType | None = sys._getframe(1).f_back  # above __del__
     while frame is not None:
         caller = frame.f_locals.get("self")
-        if isinstance(caller, UnitOfWork) and caller is not dropped and caller._lock.locked():
+        if (
+            isinstance(caller, UnitOfWork)
+            and caller is not dropped
+            and caller.manager._uri == dropped.manager._uri
+            and caller._lock.locked()
+        ):
             return True
         frame = frame.f_back
     return False

@@ -20,8 +20,7 @@ The writer is held for a bounded time, so that other processes make progress:
 * MQCMIT, MQBACK, and every call outside syncpoint write at once (MQCMIT and calls outside
   syncpoint then wait for the disk: :func:`sync_log`);
 * a get about to wait for a message writes first (another process may be about to put it);
-* a call that finds the transaction older than :data:`HOLD_SECONDS` writes it (a tenth of that
-  where a waiting process is not heard: in memory, or where F_GETLK cannot be asked);
+* a call that finds the transaction older than :data:`HOLD_SECONDS` writes it;
 * a connection that holds the writer between calls longer than that (its application busy
   elsewhere) is written by a thread of its process (:func:`held`);
 * a call that ends (asking at most every :data:`WANTED_ASK_SECONDS`), or that thread between
@@ -49,15 +48,8 @@ from typing import Protocol
 from ams.mq.embedded_wanted import watched
 from ams.mq.transport import MQError
 
-# the longest a unit of work keeps the writer between its calls (and, at a call's end, in all). A process
-# waiting for it is heard within WANTED_POLL_SECONDS where waiters say so (a file: ams/mq/embedded_wanted.py),
-# so this bounds the wait of those that cannot (processes of earlier releases, other tools): long enough
-# for a proxy's unit of work of 50 messages (about 50 ms of cryptography) to be written once, at MQCMIT,
-# where 10 ms had it written five times, each restoring the rows its gets kept for MQCMIT to delete again
-HOLD_SECONDS = 0.1
-# the share of it a unit of work keeps the writer where no waiter is heard: in memory (where another
-# thread's read outside a transaction waits for the holder) and where F_GETLK cannot be asked
-UNHEARD_SHARE = 0.1
+# the longest a unit of work keeps the writer between its calls (and, at a call's end, in all)
+HOLD_SECONDS = 0.01
 
 
 # how often the flusher asks, for a writer held between calls, whether another process waits for it
@@ -76,17 +68,12 @@ CONTENDED_WAIT = 0.0005
 _LONGEST_SLEEP = 0.05  # the flusher's longest sleep between rounds (HOLD_SECONDS is shorter: only a bound)
 
 
-def hold_share(database: str) -> float:
-    """The share of HOLD_SECONDS a unit of work on ``database`` keeps the writer between its calls."""
-    return 1.0 if watched(database) else UNHEARD_SHARE
-
-
 class Holder(Protocol):
     """A connection that may hold the writer of a database between its calls."""
 
     def release_writer(self, *, wait: bool) -> None:
         """Write what is held now (``wait`` False: unless a call of the connection is under way, or
-        it was held for less than its bound, :func:`hold_share`, and nobody else wants the writer)."""
+        it is younger than HOLD_SECONDS and nobody else wants the writer)."""
 
 
 class Closable(Protocol):
@@ -151,8 +138,7 @@ def _close(entries: list[tuple[str, Closable]]) -> None:
 
 def held(database: str, holder: Holder) -> None:
     """``holder`` took the writer of ``database`` and keeps it between calls: written within about
-    its bound (:func:`hold_share`) by this process's flusher thread if no call of its own writes it
-    first."""
+    HOLD_SECONDS by this process's flusher thread if no call of its own writes it first."""
     registry = _registry
     with registry.lock:
         registry.holders[holder] = (database, time.monotonic())
@@ -191,36 +177,32 @@ def release_others(database: str, me: object = None) -> None:
 
 
 def _flusher(registry: _Registry) -> None:
-    """Write the transactions held longer than their bound (:func:`hold_share`), or wanted by another
-    process (asked every WANTED_POLL_SECONDS), whose connections are between calls."""
+    """Write the transactions held longer than HOLD_SECONDS, or wanted by another process (asked
+    every WANTED_POLL_SECONDS), whose connections are between calls."""
     while True:
-        asked, stale, soonest, poll = _round(registry)
+        with registry.lock:
+            while not registry.holders:
+                registry.idle = True
+                registry.lock.wait()
+            registry.idle = False
+            now = time.monotonic()
+            oldest = min(since for _, since in registry.holders.values())
+            stale = any(now - since >= HOLD_SECONDS for _, since in registry.holders.values())
+            # a holder of a file others may wait for is asked each round (it writes if one does)
+            asked = [
+                holder
+                for holder, (name, since) in registry.holders.items()
+                if now - since >= HOLD_SECONDS or watched(name)
+            ]
+            poll = any(watched(name) for name, _ in registry.holders.values())
         while asked:  # popped: none kept alive while sleeping (a connection dropped unclosed is collected)
             with contextlib.suppress(Exception):  # the holder is broken then (its next call says so)
                 asked.pop().release_writer(wait=False)
-        pause = HOLD_SECONDS * UNHEARD_SHARE / 2 if stale else max(0.001, soonest - time.monotonic())
+        pause = HOLD_SECONDS / 2 if stale else max(0.001, HOLD_SECONDS - (time.monotonic() - oldest))
         # never longer than _LONGEST_SLEEP: a holder registered meanwhile does not wake this sleep (only the
-        # idle wait in _round), so a hold made long for a while (tests make it an hour) would leave every
+        # idle wait above), so a HOLD_SECONDS raised for a while (tests make it an hour) would leave every
         # later holder unwritten for that long
         time.sleep(min(pause, WANTED_POLL_SECONDS if poll else _LONGEST_SLEEP))
-
-
-def _round(registry: _Registry) -> tuple[list[Holder], bool, float, bool]:
-    """Once there are holders: those to ask to write now (held past their bound, or of a file
-    others may wait for: each writes if one does), whether any is past its bound, when the next
-    will be, and whether any is of a file others may wait for."""
-    with registry.lock:
-        while not registry.holders:
-            registry.idle = True
-            registry.lock.wait()
-        registry.idle = False
-        now = time.monotonic()
-        due = [
-            (holder, since + HOLD_SECONDS * hold_share(name), watched(name))
-            for holder, (name, since) in registry.holders.items()
-        ]
-    asked = [holder for holder, at, heard in due if now >= at or heard]
-    return asked, any(now >= at for _, at, _ in due), min(at for _, at, _ in due), any(heard for *_, heard in due)
 
 
 def sync_log(path: Path | None, fsync: Callable[[int], None] = os.fsync) -> None:
