@@ -161,12 +161,14 @@ def release_others(database: str, me: object = None) -> None:
     """Every holder of ``database`` in this process but ``me`` writes what it holds (waiting for a
     call under way to end), and the connections of ``database`` dropped unclosed are closed: done
     before taking the writer, which they would keep from us."""
+    closing: list[tuple[str, Closable]] = []
     with _registry.lock:
-        # swapped first: a finalizer the collector runs meanwhile (in this thread: the lock is an RLock)
-        # appends to the new list, never to one being read
-        pending, _registry.dropped = _registry.dropped, []
-        closing = [entry for entry in pending if entry[0] == database]
-        _registry.dropped.extend(entry for entry in pending if entry[0] != database)
+        if _registry.dropped:  # rarely: asked at every transaction's begin
+            # swapped first: a finalizer the collector runs meanwhile (in this thread: the lock is an RLock)
+            # appends to the new list, never to one being read
+            pending, _registry.dropped = _registry.dropped, []
+            closing = [entry for entry in pending if entry[0] == database]
+            _registry.dropped.extend(entry for entry in pending if entry[0] != database)
         others = [holder for holder, (name, _) in _registry.holders.items() if name == database and holder is not me]
     _close(closing)
     for holder in others:
