@@ -34,7 +34,7 @@ from ams.mq.embedded_schema import (
 from ams.mq.embedded_shape import shape_version
 from ams.mq.embedded_sqlite import _mq_errors
 from ams.mq.embedded_unit_of_work import UnitOfWork
-from ams.mq.mqmd import MQMD, md_with
+from ams.mq.mqmd import MQMD, md_with, new_md
 from ams.mq.properties import deliver
 from ams.mq.rfh2_render import rerender
 from ams.mq.transport import (
@@ -46,6 +46,7 @@ from ams.mq.transport import (
     MQError,
     NoMessageAvailable,
     QueueAttributes,
+    new_message,
     padded_id,
 )
 from ams.mqconstants import (
@@ -186,7 +187,7 @@ def _put_result(md: MQMD, stored: _Stored) -> MQMD:
     BackoutCount of 0; Persistence and Priority are input fields, left "as queue default" (the
     message itself carries the values used, which a get returns). As md_with(md, ...) would, in
     a straight line, MQMD's fields by position (embedded_md.POSITIONAL: a put's per-message cost)."""
-    return MQMD(
+    return new_md(
         md.format,
         md.encoding,
         md.ccsid,
@@ -545,7 +546,7 @@ class EmbeddedConnection(UnitOfWork):
             if row is not None:
                 if syncpoint:
                     self._uncommitted += 1
-                return Message(md, data) if force_rfh2 else self._delivered(local, md, data, force_rfh2)
+                return new_message(md, data) if force_rfh2 else self._delivered(local, md, data, force_rfh2)
             if time.monotonic() >= deadline:
                 raise NoMessageAvailable(local, wait, "" if match == ANY else str(match))
             self.release_writer(wait=True)  # another process may be about to put the message

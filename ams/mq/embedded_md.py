@@ -23,7 +23,7 @@ import json
 import os
 import struct
 
-from ams.mq.mqmd import MD_FIELDS, MQMD
+from ams.mq.mqmd import MD_FIELDS, MQMD, new_md
 from ams.mq.transport import MQError
 from ams.mqconstants import MQRC_MD_ERROR, MQRC_UNEXPECTED_ERROR
 
@@ -165,7 +165,7 @@ def md_from_bytes(data: bytes | bytearray, backouts: int, expiry: int | None = N
     f += e
     if f + g != len(text):  # the texts would be cut in the wrong places
         raise _damaged(data, f + g)
-    return MQMD(
+    return new_md(
         text[:a],
         encoding,
         ccsid,

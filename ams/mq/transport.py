@@ -14,6 +14,7 @@ from typing import Protocol
 
 import attrs
 
+from ams._frozen_build import builder
 from ams.errors import AmsError, UsageError
 from ams.mq.mqmd import MQMD
 from ams.mqconstants import DEFAULT_MAX_DEPTH, DEFAULT_MAX_MESSAGE_LENGTH, MQRC_NO_MSG_AVAILABLE, reason_name
@@ -137,12 +138,15 @@ class Match:
 ANY = Match()
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no __weakref__ slot: new_message (ams/_frozen_build.py) needs that layout
 class Message:
     """A message as got from a queue: its descriptor and its body."""
 
     md: MQMD
     body: bytes
+
+
+new_message = builder(Message, (MQMD(), b""))  # Message(md, body) at less cost: the queue manager's get
 
 
 class QueueHandle(Protocol):
