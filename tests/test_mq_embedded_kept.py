@@ -10,9 +10,11 @@ rows a marked get and put would have left. The transaction is held for longer th
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 from ams.mq import MQMD, EmbeddedQueueManager, NoMessageAvailable
 from ams.mq.embedded import EmbeddedConnection
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
+from ams.mq.mqmd import MD_FIELDS
 
 MD = MQMD(persistence=1)
 
@@ -133,6 +136,69 @@ def test_mqback_of_the_transaction_held_returns_every_message_as_it_was(tmp_path
         assert 0 < after.md.expiry <= before.md.expiry
     with pytest.raises(NoMessageAvailable):
         queue.get()
+    app.close()
+
+
+_COLUMNS = "id, queue, md, body, priority, persistent, expires, msg_id, correl_id"  # all but state, owner, backouts
+
+
+def _columns(path: Path) -> dict[int, tuple[Any, ...]]:
+    """Every message row of the file (committed), by id: every column a get's restore must put back."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute(f"SELECT {_COLUMNS}, backouts, (SELECT body FROM bodies b WHERE b.id = m.id) FROM messages m")
+        return {int(row[0]): tuple(row[1:]) for row in rows.fetchall()}
+
+
+_VARIED = [  # priorities above MaxPriority (queued at 9), CorrelIds given and none, expiries, both persistences
+    (MQMD(priority=12, correl_id=b"c" * 24, expiry=36000, persistence=1), b"x" * 100),
+    (MQMD(priority=4, msg_id=b"given", persistence=0), b""),
+    (MQMD(priority=9, correl_id=b"short"), bytes(10_000)),  # its body in the bodies table
+    (MQMD(), b"y" * 2048),
+]
+
+
+@pytest.mark.parametrize("end", ["backout", "write"])
+def test_a_kept_get_restores_its_row_column_by_column(tmp_path: Path, held: None, end: str) -> None:
+    path = tmp_path / "qm.sqlite"
+    manager = _manager(path)
+    app = manager.connect("app")
+    queue = app.open("Q", input=True, output=True)
+    sent = [queue.put(md, body) for md, body in _VARIED]
+    before = _columns(path)
+    got = [queue.get(syncpoint=True) for _ in sent]
+    assert all(_state(app, m.md.msg_id) is None for m in got)  # kept: the rows are gone from the transaction
+    if end == "backout":
+        app.backout()
+        expected = {row_id: (*row[:8], row[8] + 1, row[9]) for row_id, row in before.items()}  # BackoutCount + 1
+    else:
+        app.release_writer(wait=True)  # written before MQCMIT: each row back, marked taken
+        expected = before
+    assert _columns(path) == expected
+    assert any(row[7] is None for row in before.values()) and any(row[7] is not None for row in before.values())
+    if end == "write":
+        app.commit()
+        assert _columns(path) == {}
+    app.close()
+
+
+def test_a_row_whose_mqmd_an_earlier_release_stored_as_text_is_marked_not_kept(tmp_path: Path, held: None) -> None:
+    path = tmp_path / "qm.sqlite"
+    manager = _manager(path)
+    app = manager.connect("app")
+    queue = app.open("Q", input=True, output=True)
+    texted, binary = queue.put(MD, b"as text"), queue.put(MD, b"as bytes")
+    fields = {name: getattr(texted, name) for name in MD_FIELDS}
+    fields["msg_id"], fields["correl_id"] = texted.msg_id.hex(), texted.correl_id.hex()
+    app.release_writer(wait=True)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # as format 6's JSON array, put during a migration
+        db.execute("UPDATE messages SET md = ? WHERE msg_id = ?", (json.dumps(list(fields.values())), texted.msg_id))
+    before = _columns(path)
+    first, second = queue.get(syncpoint=True), queue.get(syncpoint=True)
+    assert (first.body, first.md.msg_id) == (b"as text", texted.msg_id)
+    assert _state(app, texted.msg_id) == GOT_PENDING  # marked: its restore would need its MQMD's bytes
+    assert _state(app, binary.msg_id) is None and second.body == b"as bytes"  # the twin: kept
+    app.backout()
+    assert _columns(path) == {row_id: (*row[:8], row[8] + 1, row[9]) for row_id, row in before.items()}
     app.close()
 
 

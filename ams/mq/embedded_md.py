@@ -186,6 +186,17 @@ def md_from_bytes(data: bytes | bytearray, backouts: int, expiry: int | None = N
     )
 
 
+_IDS = struct.Struct(f"<{8 * len(_INTEGERS)}x24s24s")  # the MsgId and CorrelId inside format 7's layout
+
+
+def stored_ids(data: bytes) -> tuple[bytes, bytes | None]:
+    """The MsgId and CorrelId of a stored MQMD (format 7's layout) as its row's columns hold them:
+    the 24 bytes each, an all-zero CorrelId as NULL (None). Every writer sets the columns so (a put,
+    the conversion to format 7), which lets a get keep only the MQMD to restore its row from."""
+    msg_id, correl_id = _IDS.unpack_from(data)
+    return msg_id, correl_id if any(correl_id) else None
+
+
 def _damaged(data: bytes | bytearray, characters: int | None) -> MQError:
     """MQRC 2195 for a stored MQMD that is not format 7's layout (``characters``: the texts' lengths
     add up to that, not to what follows the fields; None: the bytes do not unpack or decode)."""
