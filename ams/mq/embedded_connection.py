@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -169,17 +169,10 @@ class _Resolved:
     first: QueueAttributes  # the first definition on the resolution path: DEFPSIST and DEFPRTY come from it
 
 
-class _Stored(NamedTuple):
-    """A put's MQMD as its row holds it (``data``), and the values the put used."""
-
-    data: bytearray
-    persistent: int
-    priority: int
-    msg_id: bytes
-    correl_id: bytes
-    appl: str
-    date: str
-    time: str
+# a put's MQMD as its row holds it, then the values the put used: persistence, priority, MsgId, CorrelId,
+# PutApplName, PutDate, PutTime: a plain tuple (a NamedTuple's __new__, a Python call, and its fields read through
+# properties cost 3 % of a get+put)
+_Stored = tuple[bytearray, int, int, bytes, bytes, str, str, str]
 
 
 def _put_result(md: MQMD, stored: _Stored) -> MQMD:
@@ -187,6 +180,7 @@ def _put_result(md: MQMD, stored: _Stored) -> MQMD:
     BackoutCount of 0; Persistence and Priority are input fields, left "as queue default" (the
     message itself carries the values used, which a get returns). As md_with(md, ...) would, in
     a straight line, MQMD's fields by position (embedded_md.POSITIONAL: a put's per-message cost)."""
+    _, _, _, msg_id, correl_id, appl, date, hour = stored
     return new_md(
         md.format,
         md.encoding,
@@ -195,16 +189,16 @@ def _put_result(md: MQMD, stored: _Stored) -> MQMD:
         md.msg_type,
         md.priority,
         md.expiry,
-        stored.msg_id,
-        stored.correl_id,
+        msg_id,
+        correl_id,
         0,
         md.reply_to_q,
         md.reply_to_qmgr,
         md.user_identifier,
         md.put_appl_type,
-        stored.appl,
-        stored.date,
-        stored.time,
+        appl,
+        date,
+        hour,
     )
 
 
@@ -404,32 +398,33 @@ class EmbeddedConnection(UnitOfWork):
         md, body = rerender(md, body)
         _check_md(found.local, md)
         stored = self._stamped(found, md, set_all_context)
+        data, persistent, priority, msg_id, correl_id = stored[:5]
         expires = None if md.expiry == MQEI_UNLIMITED else time.time() + md.expiry / 10
         if syncpoint and self._uncommitted >= self.manager.max_uncommitted:
             self._count_uncommitted(found.local)  # MQRC 2024
         with self._lock, self._work(durable=not syncpoint, keep=syncpoint) as db:
             read = self._depth_read(found)
             pending = syncpoint and not self._keeping  # else visible until a write before MQCMIT marks it
-            priority = min(stored.priority, MQ_MAX_PRIORITY)  # above MaxPriority: queued at it (MQCC_WARNING 2049)
+            priority = min(priority, MQ_MAX_PRIORITY)  # above MaxPriority: queued at it (MQCC_WARNING 2049)
             in_row = body_in_row(body)  # else in the bodies table (ams/mq/embedded_schema.py)
             row_body = bytearray(body) if in_row else _NO_BODY
-            if not pending and expires is None and stored.correl_id == _NO_ID:
-                arguments = (found.local, stored.data, row_body, priority, stored.persistent, bytearray(stored.msg_id))
+            if not pending and expires is None and correl_id == _NO_ID:
+                arguments = (found.local, data, row_body, priority, persistent, bytearray(msg_id))
                 cursor = db.execute(_INSERT_PLAIN, arguments)
             else:
                 cursor = db.execute(
                     _INSERT,
                     (
                         found.local,
-                        stored.data,
+                        data,
                         row_body,
                         PUT_PENDING if pending else VISIBLE,
                         self._owner if pending else None,
                         priority,
-                        stored.persistent,
+                        persistent,
                         expires,
-                        stored.msg_id,
-                        stored.correl_id if stored.correl_id != _NO_ID else None,  # MQCI_NONE: outside its index
+                        msg_id,
+                        correl_id if correl_id != _NO_ID else None,  # MQCI_NONE: outside its index
                     ),
                 )
             row_id = int(cursor.lastrowid or 0)
@@ -506,17 +501,8 @@ class EmbeddedConnection(UnitOfWork):
         else:
             appl, (date, hour) = self.appl_name[:28], _put_date_time()
         priority = found.first.default_priority if md.priority == MQPRI_PRIORITY_AS_Q_DEF else md.priority
-        data = md_to_bytes(
-            md,
-            persistence=persistent,
-            priority=priority,
-            msg_id=msg_id,
-            correl_id=correl_id,
-            appl=appl,
-            date=date,
-            time=hour,
-        )
-        return _Stored(data, persistent, priority, msg_id, correl_id, appl, date, hour)
+        data = md_to_bytes(md, persistent, priority, msg_id, correl_id, appl, date, hour)
+        return data, persistent, priority, msg_id, correl_id, appl, date, hour
 
     def _get(self, local: str, *, wait: float, syncpoint: bool, match: Match, force_rfh2: bool) -> Message:
         deadline = time.monotonic() + wait

@@ -54,7 +54,8 @@ class _Call:
 
     def __enter__(self) -> sqlite3.Connection:
         unit = self.unit
-        db = self.db = unit._db
+        # the connection itself, not the _db property (MQRC 2018 when closed): a call's per-call cost
+        db = self.db = unit._connection or unit._db
         self.fresh = unit._held is None
         if self.fresh:
             try:
@@ -82,7 +83,7 @@ class _Call:
             self.durable
             or self.end
             or (self.fresh and not self.keep)
-            or unit._hold_over(self.consumed, yields=self.consumed is not None, ending=True)
+            or unit._hold_over(self.consumed, self.consumed is not None, True)  # by position: a per-call cost
         ):
             unit._write(db, durable=self.durable)
 
@@ -193,7 +194,7 @@ class UnitOfWork:
         self._keeping = not self._written_before_end and self._held >= self._contended
         held(self.manager._uri, self)
 
-    def _hold_over(self, consumed: str | None = None, *, yields: bool = True, ending: bool = False) -> bool:
+    def _hold_over(self, consumed: str | None = None, yields: bool = True, ending: bool = False) -> bool:
         """Whether the transaction held is to be written now, at the end of a call (``ending``;
         ``yields``: a get from queue ``consumed``, after which the application works on its message)
         or on the flusher's round (the application is working): held HOLD_SECONDS, or another process
