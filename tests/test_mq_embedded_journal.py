@@ -10,6 +10,7 @@ hold is made longer than the test (HOLD_SECONDS), not raced.
 from __future__ import annotations
 
 import contextlib
+import errno
 import multiprocessing
 import multiprocessing.synchronize
 import os
@@ -319,26 +320,68 @@ def test_a_link_planted_at_the_writer_lock_file_is_refused(tmp_path: Path) -> No
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_a_journal_is_emptied_once_it_holds_enough_settled_records(
+def _overwrite_and_die(path: str) -> None:
+    _hold_for_ever()
+    embedded_journal.MAPPED_RECORDS = 1  # room for one record: the first unit of work makes it grow
+    connection = _manager(path).connect("doomed")
+    queue = connection.open("Q", input=True)
+    queue.get(syncpoint=True)
+    queue.get(syncpoint=True)
+    connection.commit()  # "a" and "b" gone; their records stay in the file, settled
+    queue.get(syncpoint=True)
+    connection.backout()  # "c" counted once, the generation raised
+    queue.get(syncpoint=True)  # "c" again, its record written over the first settled one
+    journal = connection._journal.path
+    assert journal is not None and journal.stat().st_size == 2 * embedded_journal._RECORD.size  # grown once
+    _die()
+
+
+def test_a_unit_of_work_writes_its_records_over_the_settled_ones(tmp_path: Path) -> None:
+    """A journal is written from its start by each unit of work: the records past the current ones
+    are settled (a commit's rows deleted, a backout's of an earlier generation) and count nothing."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"a", b"b", b"c", b"d")
+    _run(_overwrite_and_die, str(path))
+    (owner,) = _journals(path)
+    records = embedded_journal.read_journal(path, owner)
+    assert [generation for generation, _ in records] == [1, 0]  # "c" of generation 1, then "b"'s settled record
+    assert _counts(path) == {b"c": 2, b"d": 0}  # once by MQBACK, once by the death: "b"'s record counts nothing
+
+
+def test_a_journal_that_cannot_grow_fails_the_get_and_takes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Settled records stay (harmless: their rows are deleted, or their generation is past) until
-    TRUNCATE_AFTER of them; then the file is emptied, so it stays small."""
-    monkeypatch.setattr(embedded_journal, "TRUNCATE_AFTER", 3)
+    def full(descriptor: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     path = tmp_path / "qm.sqlite"
-    _fill(path, b"1", b"2", b"3")
+    _fill(path, b"kept")
     connection = _manager(path).connect("app")
     queue = connection.open("Q", input=True)
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(MQError) as failed:
+        queue.get(syncpoint=True)
+    assert failed.value.reason == 2195
+    assert "get journal" in str(failed.value) and "No space left on device" in str(failed.value)
+    assert connection.depth("Q") == 1  # nothing taken
+    monkeypatch.undo()  # the twin: room again, the same get succeeds and counts nothing extra
+    assert queue.get(syncpoint=True).body == b"kept"
+    connection.backout()
+    assert queue.get(syncpoint=True).md.backout_count == 1
+    connection.close()
+
+
+def test_a_journal_reads_no_record_from_room_never_written(tmp_path: Path) -> None:
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"one", b"two")
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True)
+    queue.get(syncpoint=True)
     journal = connection._journal.path
     assert journal is not None
-    sizes = []
-    for settle in (connection.commit, connection.backout, connection.commit):
-        queue.get(syncpoint=True)
-        settle()
-        sizes.append(journal.stat().st_size)
-    record = embedded_journal._RECORD.size
-    assert sizes == [record, 2 * record, 0]
-    assert _counts(path) == {b"3": 0}  # "2", backed out once, was got again and committed
+    assert journal.stat().st_size == embedded_journal.MAPPED_RECORDS * embedded_journal._RECORD.size  # made room
+    assert len(embedded_journal.read_journal(path, journal.name)) == 1  # the zeros after it are no records
+    connection.close()
 
 
 # -- whose journals are asked about: the journal's lock (a live connection holds it) ---------------

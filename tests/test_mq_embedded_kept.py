@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from ams.mq import MQMD, EmbeddedQueueManager, NoMessageAvailable
 from ams.mq.embedded import EmbeddedConnection
+from ams.mq.embedded_queue import EmbeddedQueue
 from ams.mq.embedded_schema import GOT_PENDING, PUT_PENDING, VISIBLE
 from ams.mq.mqmd import MD_FIELDS
 
@@ -32,6 +33,12 @@ def _manager(path: Path) -> EmbeddedQueueManager:
     manager = EmbeddedQueueManager(path, create=True)
     manager.define_queue("Q")
     return manager
+
+
+def _app(path: Path) -> tuple[EmbeddedConnection, EmbeddedQueue]:
+    """A connection to a new queue manager file at ``path``, and its queue Q open for input and output."""
+    app = _manager(path).connect("app")
+    return app, app.open("Q", input=True, output=True)
 
 
 def _state(connection: EmbeddedConnection, message_id: bytes) -> int | None:
@@ -81,9 +88,7 @@ def test_own_uncommitted_puts_are_never_got_browsed_or_matched(tmp_path: Path, h
 
 def test_a_write_before_mqcmit_leaves_the_rows_a_marking_get_and_put_leave(tmp_path: Path, held: None) -> None:
     path = tmp_path / "qm.sqlite"
-    manager = _manager(path)
-    app = manager.connect("app")
-    queue = app.open("Q", input=True, output=True)
+    app, queue = _app(path)
     first = queue.put(MD, b"first")
     queue.put(MD, b"second")
     got = queue.get(syncpoint=True)
@@ -110,9 +115,7 @@ def test_a_write_before_mqcmit_leaves_the_rows_a_marking_get_and_put_leave(tmp_p
 
 def test_mqback_of_the_transaction_held_returns_every_message_as_it_was(tmp_path: Path, held: None) -> None:
     path = tmp_path / "qm.sqlite"
-    manager = _manager(path)
-    app = manager.connect("app")
-    queue = app.open("Q", input=True, output=True)
+    app, queue = _app(path)
     sent = [
         queue.put(MQMD(priority=p, correl_id=bytes([p + 1]) * 24, expiry=36000, persistence=p % 2), f"m{p}".encode())
         for p in (3, 7, 5)
@@ -160,9 +163,7 @@ _VARIED = [  # priorities above MaxPriority (queued at 9), CorrelIds given and n
 @pytest.mark.parametrize("end", ["backout", "write"])
 def test_a_kept_get_restores_its_row_column_by_column(tmp_path: Path, held: None, end: str) -> None:
     path = tmp_path / "qm.sqlite"
-    manager = _manager(path)
-    app = manager.connect("app")
-    queue = app.open("Q", input=True, output=True)
+    app, queue = _app(path)
     sent = [queue.put(md, body) for md, body in _VARIED]
     before = _columns(path)
     got = [queue.get(syncpoint=True) for _ in sent]
@@ -183,9 +184,7 @@ def test_a_kept_get_restores_its_row_column_by_column(tmp_path: Path, held: None
 
 def test_a_row_whose_mqmd_an_earlier_release_stored_as_text_is_marked_not_kept(tmp_path: Path, held: None) -> None:
     path = tmp_path / "qm.sqlite"
-    manager = _manager(path)
-    app = manager.connect("app")
-    queue = app.open("Q", input=True, output=True)
+    app, queue = _app(path)
     texted, binary = queue.put(MD, b"as text"), queue.put(MD, b"as bytes")
     fields = {name: getattr(texted, name) for name in MD_FIELDS}
     fields["msg_id"], fields["correl_id"] = texted.msg_id.hex(), texted.correl_id.hex()

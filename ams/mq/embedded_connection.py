@@ -65,6 +65,7 @@ from ams.mqconstants import (
     MQRC_PUT_INHIBITED,
     MQRC_Q_FULL,
     MQRC_SELECTOR_NOT_FOR_TYPE,
+    MQRC_UNEXPECTED_ERROR,
     MQRC_UNKNOWN_OBJECT_NAME,
 )
 
@@ -549,7 +550,14 @@ class EmbeddedConnection(UnitOfWork):
         queue) and the bodies kept stay small; marked taken otherwise. The get journal's record
         comes first: if it cannot be written, nothing was taken."""
         message = row[0]
-        self._journal.record(self._generation, message)  # type: ignore[arg-type]
+        try:
+            self._journal.record(self._generation, message)  # type: ignore[arg-type]
+        except OSError as error:  # its file cannot grow (a full disk): nothing was taken
+            raise MQError(
+                f"MQGET from {local} under syncpoint: its get journal ({self._journal.path}) could not grow "
+                f"({error.strerror}); free space on that file system, or get outside syncpoint",
+                MQRC_UNEXPECTED_ERROR,
+            ) from None
         kept = self._kept_bytes + len(body)
         changes = self._depth_changes
         if (
