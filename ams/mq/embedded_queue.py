@@ -13,7 +13,6 @@ from ams.mq.embedded_sqlite import _mq_errors, file_failed, translates_itself
 from ams.mq.mqmd import MQMD
 from ams.mq.transport import ANY, Match, Message, MQError
 from ams.mqconstants import (
-    MQRC_GET_INHIBITED,
     MQRC_NOT_OPEN_FOR_BROWSE,
     MQRC_NOT_OPEN_FOR_INPUT,
     MQRC_NOT_OPEN_FOR_OUTPUT,
@@ -47,8 +46,7 @@ class EmbeddedQueue:
         self._cursor: tuple[int, int] | None = None
 
     def _gets_allowed(self) -> None:
-        if self.connection._lookup(self.local).attributes.get_inhibited:  # not through attributes(): its wrapper
-            raise MQError(f"MQGET from {self.local}: the queue is GET(DISABLED)", MQRC_GET_INHIBITED)
+        self.connection._gets_allowed(self.local)
 
     def _need(self, mode: str) -> None:
         if not self._modes[mode]:
@@ -82,7 +80,7 @@ class EmbeddedQueue:
         try:
             if not self._input:  # asked here, not through _need: a get's per-message cost
                 self._need("input")
-            self._gets_allowed()
+            # GET(DISABLED): asked by the connection's get, with the writer held
             match = ANY if msg_id is None and correl_id is None else Match.of(msg_id, correl_id)
             return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, match=match, force_rfh2=force_rfh2)
         except sqlite3.Error as error:
