@@ -490,3 +490,40 @@ def test_a_journal_locked_by_this_process_is_not_taken_for_dead_by_its_other_con
     reader.commit()
     holder.commit()  # its work is still its own: not backed out, the connection not broken
     assert _raw(path) == {}
+
+
+def _grow_twice_and_wait(
+    path: str, grown: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event
+) -> None:
+    _hold_for_ever()
+    embedded_journal.MAPPED_RECORDS = 1  # room for one record: the second get maps the file again, larger
+    connection = _manager(path).connect("alive")
+    queue = connection.open("Q", input=True)
+    queue.get(syncpoint=True)
+    queue.get(syncpoint=True)
+    grown.set()
+    assert go.wait(timeout=120)
+    connection.backout()
+    connection.close()
+
+
+def test_a_journal_stays_locked_after_its_map_grows(tmp_path: Path) -> None:
+    """Python's mmap keeps a duplicate of the journal's descriptor, closed with the map: the map
+    given up when the journal grows must not take the connection's lock with it (any close of a
+    descriptor of the file drops the process's POSIX locks), or every other process asks /proc
+    about a live connection at each transaction."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"first", b"second", b"free")
+    grown, go = SPAWN.Event(), SPAWN.Event()
+    process = SPAWN.Process(target=_grow_twice_and_wait, args=(str(path), grown, go))
+    process.start()
+    try:
+        assert grown.wait(timeout=120)
+        (journal,) = (journal_directory(path) / name for name in _journals(path))
+        assert journal.stat().st_size == 2 * embedded_journal._RECORD.size  # grown twice: the first map was closed
+        assert _lock_seen(journal) in (True, None)
+    finally:
+        go.set()
+        process.join(timeout=60)
+    assert process.exitcode == 0
+    assert _counts(path) == {b"first": 1, b"second": 1, b"free": 0}

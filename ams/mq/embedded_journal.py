@@ -127,8 +127,13 @@ class GetJournal:
         self.path = private_directory(database) / owner
         write_new_file(self.path, b"", mode=PRIVATE_FILE_MODE)
         self._descriptor = os.open(self.path, _JOURNAL_FLAGS)
-        # held while this process lives (the kernel drops it with the process): others then know the
-        # journal is a live connection's without asking /proc. Not having it costs them that question only
+        self._lock()
+
+    def _lock(self) -> None:
+        """The journal's lock, held while this process lives (the kernel drops it with the process):
+        others then know the journal is a live connection's without asking /proc. Not having it costs
+        them that question only."""
+        assert self._descriptor is not None
         with contextlib.suppress(OSError):
             fcntl.lockf(self._descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0, os.SEEK_SET)
 
@@ -155,7 +160,10 @@ class GetJournal:
         os.posix_fallocate(self._descriptor, 0, size)  # ENOSPC here, not SIGBUS at a store
         grown = mmap.mmap(self._descriptor, size)
         if self._map is not None:
+            # Python's mmap holds a duplicate of the descriptor, closed with it: that close drops this
+            # process's POSIX locks on the file (as any close does), so the lock is taken again
             self._map.close()
+            self._lock()
         self._map = grown
         return grown
 
