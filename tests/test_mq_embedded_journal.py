@@ -527,3 +527,34 @@ def test_a_journal_stays_locked_after_its_map_grows(tmp_path: Path) -> None:
         process.join(timeout=60)
     assert process.exitcode == 0
     assert _counts(path) == {b"first": 1, b"second": 1, b"free": 0}
+
+
+# a full disk at the statement that takes the message, after its get journal's record was written
+_REFUSE_TAKE = (
+    "CREATE TEMP TRIGGER refuse_{0} BEFORE {0} ON main.messages WHEN OLD.body = X'626164' "
+    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+)
+
+
+def _fail_a_get_commit_and_die(path: str) -> None:
+    _hold_for_ever()
+    connection = _manager(path).connect("doomed")
+    queue = connection.open("Q", input=True)
+    for statement in ("DELETE", "UPDATE"):  # kept (deleted) or marked taken (updated): refused either way
+        connection._db.execute(_REFUSE_TAKE.format(statement))
+    with contextlib.suppress(MQError):
+        queue.get(syncpoint=True)  # "bad": its record written, the row never taken
+    for statement in ("DELETE", "UPDATE"):
+        connection._db.execute(f"DROP TRIGGER temp.refuse_{statement}")
+    connection.commit()  # settles the unit of work: nothing was got
+    _die()
+
+
+def test_a_get_that_took_nothing_leaves_no_record_to_count(tmp_path: Path) -> None:
+    """A get whose take fails after its journal record was written (a full disk) took nothing: a
+    later death of the connection, in the same generation (no backout since), must not count that
+    message, which the settled record, never truncated any more, would name for ever."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"bad", b"good")
+    _run(_fail_a_get_commit_and_die, str(path))
+    assert _counts(path) == {b"bad": 0, b"good": 0}

@@ -150,6 +150,15 @@ class GetJournal:
             _FIELD.pack_into(journal, at, generation)
         self.records.append((generation, row))
 
+    def withdraw(self) -> None:
+        """The last record's get took nothing (its statement failed: a full disk): its row id zeroed in
+        the file, a record :func:`read_journal` skips. Left there, settled by the next MQCMIT in the
+        generation it names, it would be counted at the connection's death (the message got by no one,
+        or by another connection) until a unit of work as large wrote over it."""
+        self.records.pop()
+        if self._map is not None:
+            _FIELD.pack_into(self._map, len(self.records) * _RECORD.size + _FIELD.size, 0)
+
     def _grow(self, needed: int) -> mmap.mmap:
         """The file's blocks allocated for at least ``needed`` bytes (MAPPED_RECORDS records, doubled
         as needed), and mapped."""
