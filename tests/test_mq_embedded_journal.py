@@ -371,6 +371,58 @@ def test_a_journal_that_cannot_grow_fails_the_get_and_takes_nothing(
     connection.close()
 
 
+def _refused(code: int) -> Callable[[int, int, int], None]:
+    def refuse(descriptor: int, offset: int, length: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return refuse
+
+
+@pytest.mark.parametrize("system", ["no posix_fallocate", "EOPNOTSUPP", "EINVAL"])
+def test_a_journal_grows_where_posix_fallocate_is_missing_or_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str
+) -> None:
+    """macOS has no posix_fallocate; musl's is the bare system call, EOPNOTSUPP on a file system
+    without it (FUSE, 9p), and ZFS on FreeBSD answers EINVAL: the journal still gets its room (zeros
+    written), and the get its record, counted once."""
+    if system == "no posix_fallocate":
+        monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    else:
+        monkeypatch.setattr(os, "posix_fallocate", _refused(getattr(errno, system)))
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"got")
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True)
+    assert queue.get(syncpoint=True).body == b"got"
+    journal = connection._journal.path
+    assert journal is not None
+    assert journal.stat().st_size == embedded_journal.MAPPED_RECORDS * embedded_journal._RECORD.size
+    assert embedded_journal.read_journal(path, journal.name) == [(0, 1)]
+    connection.backout()
+    assert queue.get(syncpoint=True).md.backout_count == 1
+    connection.close()
+
+
+def test_a_journal_whose_zeros_find_no_room_fails_the_get(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rejected twin: where zeros are written instead, a full disk fails the get (MQRC 2195)."""
+    monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"kept")
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True)
+
+    def full(descriptor: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(MQError) as failed:
+        queue.get(syncpoint=True)
+    assert failed.value.reason == 2195 and "No space left on device" in str(failed.value)
+    assert connection.depth("Q") == 1  # nothing taken
+    monkeypatch.undo()
+    connection.close()
+
+
 def test_a_journal_reads_no_record_from_room_never_written(tmp_path: Path) -> None:
     path = tmp_path / "qm.sqlite"
     _fill(path, b"one", b"two")

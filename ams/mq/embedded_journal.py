@@ -54,6 +54,7 @@ Separate because it is about a file beside the queue manager's, not SQLite or MQ
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import mmap
 import os
@@ -166,7 +167,7 @@ class GetJournal:
         size = MAPPED_RECORDS * _RECORD.size if self._map is None else len(self._map)
         while size < needed:
             size *= 2
-        os.posix_fallocate(self._descriptor, 0, size)  # ENOSPC here, not SIGBUS at a store
+        _allocate(self._descriptor, size)  # ENOSPC here, not SIGBUS at a store
         grown = mmap.mmap(self._descriptor, size)
         if self._map is not None:
             # Python's mmap holds a duplicate of the descriptor, closed with it: that close drops this
@@ -194,6 +195,24 @@ class GetJournal:
         if self._descriptor is not None:
             os.close(self._descriptor)
             self._descriptor = None
+
+
+def _allocate(descriptor: int, size: int) -> None:
+    """The blocks of the file open at ``descriptor`` allocated up to ``size`` bytes (OSError when
+    there is no room): posix_fallocate; where the system has none (macOS) or the file system refuses
+    it (EOPNOTSUPP: musl on a FUSE or 9p mount; EINVAL: ZFS on FreeBSD), zeros written past the file's
+    end, which allocate them too (glibc's own fallback)."""
+    allocate = getattr(os, "posix_fallocate", None)
+    if allocate is not None:
+        try:
+            allocate(descriptor, 0, size)
+            return
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
+                raise
+    end = os.fstat(descriptor).st_size
+    while end < size:
+        end += os.pwrite(descriptor, bytes(size - end), end)
 
 
 def journaled_owners(database: Path) -> list[str]:
