@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import multiprocessing
 import multiprocessing.synchronize
 import os
@@ -420,6 +421,34 @@ def test_a_journal_whose_zeros_find_no_room_fails_the_get(tmp_path: Path, monkey
     assert failed.value.reason == 2195 and "No space left on device" in str(failed.value)
     assert connection.depth("Q") == 1  # nothing taken
     monkeypatch.undo()
+    connection.close()
+
+
+@pytest.mark.parametrize("code", ["ENODEV", "EINVAL"])
+def test_a_journal_on_a_file_system_that_maps_no_file_for_writing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    """FUSE's direct_io refuses a shared writable map (ENODEV, fs/fuse/file.c fuse_file_mmap), 9p
+    without its writeback cache too (EINVAL, generic_file_readonly_mmap): the records are written,
+    each get counted once, a withdrawn one not at all."""
+
+    def refused(descriptor: int, length: int) -> mmap.mmap:
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(mmap, "mmap", refused)
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"first", b"second")
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True)
+    assert [queue.get(syncpoint=True).body for _ in range(2)] == [b"first", b"second"]
+    journal = connection._journal.path
+    assert journal is not None
+    assert embedded_journal.read_journal(path, journal.name) == [(0, 1), (0, 2)]
+    connection._journal.withdraw()  # as a get whose take failed
+    assert embedded_journal.read_journal(path, journal.name) == [(0, 1)]
+    connection._journal.record(0, 2)
+    connection.backout()
+    assert [queue.get(syncpoint=True).md.backout_count for _ in range(2)] == [1, 1]
     connection.close()
 
 

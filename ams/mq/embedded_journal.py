@@ -122,6 +122,7 @@ class GetJournal:
         self.records: list[tuple[int, int]] = []  # the records of the unit of work under way
         self._descriptor: int | None = None
         self._map: mmap.mmap | None = None  # made at the first record: a connection that never gets maps nothing
+        self._unmapped = False  # the file system refused the map: each record written (_grow)
         self.path: Path | None = None
         if database is None:
             return  # in memory: a crash of the process is the queue manager's end
@@ -147,8 +148,11 @@ class GetJournal:
             journal = self._map
             if journal is None or at + _RECORD.size > len(journal):
                 journal = self._grow(at + _RECORD.size)
-            _FIELD.pack_into(journal, at + _FIELD.size, row)
-            _FIELD.pack_into(journal, at, generation)
+            if journal is None:  # a file system that maps no file for writing (_grow): written, as before the map
+                os.pwrite(self._descriptor, _RECORD.pack(generation, row), at)
+            else:
+                _FIELD.pack_into(journal, at + _FIELD.size, row)
+                _FIELD.pack_into(journal, at, generation)
         self.records.append((generation, row))
 
     def withdraw(self) -> None:
@@ -157,18 +161,31 @@ class GetJournal:
         generation it names, it would be counted at the connection's death (the message got by no one,
         or by another connection) until a unit of work as large wrote over it."""
         self.records.pop()
+        at = len(self.records) * _RECORD.size + _FIELD.size
         if self._map is not None:
-            _FIELD.pack_into(self._map, len(self.records) * _RECORD.size + _FIELD.size, 0)
+            _FIELD.pack_into(self._map, at, 0)
+        elif self._descriptor is not None:
+            with contextlib.suppress(OSError):  # the get's own failure is the one to report
+                os.pwrite(self._descriptor, _FIELD.pack(0), at)
 
-    def _grow(self, needed: int) -> mmap.mmap:
+    def _grow(self, needed: int) -> mmap.mmap | None:
         """The file's blocks allocated for at least ``needed`` bytes (MAPPED_RECORDS records, doubled
-        as needed), and mapped."""
+        as needed), and mapped; None where the file system maps no file for writing (FUSE's
+        direct_io: ENODEV; 9p without its writeback cache: EINVAL), each record then written."""
         assert self._descriptor is not None
+        if self._unmapped:
+            return None  # pwrite extends the file, ENOSPC its failure as the map's allocation's
         size = MAPPED_RECORDS * _RECORD.size if self._map is None else len(self._map)
         while size < needed:
             size *= 2
         _allocate(self._descriptor, size)  # ENOSPC here, not SIGBUS at a store
-        grown = mmap.mmap(self._descriptor, size)
+        try:
+            grown = mmap.mmap(self._descriptor, size)
+        except OSError as error:
+            if self._map is not None or error.errno not in (errno.ENODEV, errno.EINVAL):
+                raise
+            self._unmapped = True
+            return None
         if self._map is not None:
             # Python's mmap holds a duplicate of the descriptor, closed with it: that close drops this
             # process's POSIX locks on the file (as any close does), so the lock is taken again
