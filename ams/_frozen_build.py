@@ -10,10 +10,9 @@ its own) sets them as plain stores; the instance then becomes one of the class i
 equal and hashable as any other. A third of the cost.
 
 The class must not have a ``__weakref__`` slot (CPython 3.11 finds the layouts of two such classes
-different), and its initialiser must do nothing but store: a validator, converter, factory or
-init hook (or an ``__init__`` of the class's own)
-would be skipped by the twin. :func:`builder` refuses a class for which either fails,
-and checks at import that it builds what the class itself does.
+different), and its initialiser must do nothing but store: a validator, converter, factory, init
+hook or ``__init__`` of the class's own would be skipped by the twin. :func:`builder` refuses a
+class for which either fails, and checks at import that it builds what the class itself does.
 """
 
 from __future__ import annotations
