@@ -22,7 +22,11 @@ cannot grow fails the get before it takes anything, as a failed write did. Recor
 id first, then generation, each an aligned 8-byte store: a process killed between the two leaves
 the row id beside the generation of the record it overwrites, an earlier one (ignored) or the
 current one (the same as a record written just before a get that never took its message: counted,
-as before the map).
+as before the map). A get whose take fails after its record was written (a full disk) withdraws it,
+its row id zeroed: settled by a later MQCMIT in the same generation, it would count for ever. Where
+the file system maps no file for writing (FUSE's direct_io, 9p without its writeback cache), each
+record is written with pwrite, as before the map; where it has no posix_fallocate (macOS, or refuses
+it), the room is made with zeros.
 
 Each record carries the connection's *generation*, a count kept in its ``connections`` row and
 raised in the same SQLite transaction as every backout of its work (MQBACK, a broken connection,
