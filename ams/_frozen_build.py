@@ -10,9 +10,9 @@ its own) sets them as plain stores; the instance then becomes one of the class i
 equal and hashable as any other. A third of the cost.
 
 The class must not have a ``__weakref__`` slot (CPython 3.11 finds the layouts of two such classes
-different), and its initialiser must do nothing but store: a validator, converter, factory or
-init hook would be skipped by the twin. :func:`builder` refuses a class for which either fails,
-and checks at import that it builds what the class itself does.
+different), and its initialiser must do nothing but store: a validator, converter, factory, init
+hook or ``__init__`` of the class's own would be skipped by the twin. :func:`builder` refuses a
+class for which either fails, and checks at import that it builds what the class itself does.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def builder(cls: type[_Built], sample: tuple[Any, ...]) -> Callable[..., _Built]
         if field.validator is not None or field.converter is not None or isinstance(field.default, attrs.Factory)  # type: ignore[arg-type]
     ]
     skipped += [name for name in ("__attrs_pre_init__", "__attrs_post_init__") if hasattr(cls, name)]
+    if hasattr(cls, "__attrs_init__"):  # attrs wrote none: the class's own __init__ may check anything
+        skipped.append("an __init__ of its own")
     if skipped or "__weakref__" in getattr(cls, "__slots__", ("__weakref__",)):
         raise TypeError(
             f"{cls.__name__} cannot be built through an unfrozen twin: expected a slotted attrs class without a "

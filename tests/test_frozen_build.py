@@ -86,6 +86,22 @@ def test_a_class_whose_initialiser_validates_or_converts_is_refused() -> None:
     assert "found __attrs_post_init__" in _refusal(Hooked, (1,))
 
 
+def test_a_class_with_an_initialiser_of_its_own_is_refused() -> None:
+    """attrs writes no ``__init__`` where the class has one (it gets ``__attrs_init__`` instead):
+    the twin's would skip whatever that one checks, on values the sample does not show."""
+
+    @attrs.frozen(weakref_slot=False)
+    class Checked:
+        size: int
+
+        def __init__(self, size: int) -> None:
+            if size < 0:
+                raise ValueError(f"expected a size of at least 0, found {size}")
+            self.__attrs_init__(size)  # type: ignore[attr-defined]
+
+    assert "an __init__ of its own" in _refusal(Checked, (1,))
+
+
 def test_a_class_with_a_weakref_slot_or_no_slots_is_refused() -> None:
     @attrs.frozen
     class Weak:

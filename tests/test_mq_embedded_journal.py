@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import multiprocessing
 import multiprocessing.synchronize
 import os
@@ -371,6 +372,86 @@ def test_a_journal_that_cannot_grow_fails_the_get_and_takes_nothing(
     connection.close()
 
 
+def _refused(code: int) -> Callable[[int, int, int], None]:
+    def refuse(descriptor: int, offset: int, length: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return refuse
+
+
+@pytest.mark.parametrize("system", ["no posix_fallocate", "EOPNOTSUPP", "EINVAL"])
+def test_a_journal_grows_where_posix_fallocate_is_missing_or_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str
+) -> None:
+    """macOS has no posix_fallocate; musl's is the bare system call, EOPNOTSUPP on a file system
+    without it (FUSE, 9p), and ZFS on FreeBSD answers EINVAL: the journal still gets its room (zeros
+    written), and the get its record, counted once."""
+    if system == "no posix_fallocate":
+        monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    else:
+        monkeypatch.setattr(os, "posix_fallocate", _refused(getattr(errno, system)))
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"got")
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True)
+    assert queue.get(syncpoint=True).body == b"got"
+    journal = connection._journal.path
+    assert journal is not None
+    assert journal.stat().st_size == embedded_journal.MAPPED_RECORDS * embedded_journal._RECORD.size
+    assert embedded_journal.read_journal(path, journal.name) == [(0, 1)]
+    connection.backout()
+    assert queue.get(syncpoint=True).md.backout_count == 1
+    connection.close()
+
+
+def test_a_journal_whose_zeros_find_no_room_fails_the_get(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rejected twin: where zeros are written instead, a full disk fails the get (MQRC 2195)."""
+    monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"kept")
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True)
+
+    def full(descriptor: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(MQError) as failed:
+        queue.get(syncpoint=True)
+    assert failed.value.reason == 2195 and "No space left on device" in str(failed.value)
+    assert connection.depth("Q") == 1  # nothing taken
+    monkeypatch.undo()
+    connection.close()
+
+
+@pytest.mark.parametrize("code", ["ENODEV", "EINVAL"])
+def test_a_journal_on_a_file_system_that_maps_no_file_for_writing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    """FUSE's direct_io refuses a shared writable map (ENODEV, fs/fuse/file.c fuse_file_mmap), 9p
+    without its writeback cache too (EINVAL, generic_file_readonly_mmap): the records are written,
+    each get counted once, a withdrawn one not at all."""
+
+    def refused(descriptor: int, length: int) -> mmap.mmap:
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(mmap, "mmap", refused)
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"first", b"second")
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True)
+    assert [queue.get(syncpoint=True).body for _ in range(2)] == [b"first", b"second"]
+    journal = connection._journal.path
+    assert journal is not None
+    assert embedded_journal.read_journal(path, journal.name) == [(0, 1), (0, 2)]
+    connection._journal.withdraw()  # as a get whose take failed
+    assert embedded_journal.read_journal(path, journal.name) == [(0, 1)]
+    connection._journal.record(0, 2)
+    connection.backout()
+    assert [queue.get(syncpoint=True).md.backout_count for _ in range(2)] == [1, 1]
+    connection.close()
+
+
 def test_a_journal_reads_no_record_from_room_never_written(tmp_path: Path) -> None:
     path = tmp_path / "qm.sqlite"
     _fill(path, b"one", b"two")
@@ -490,3 +571,71 @@ def test_a_journal_locked_by_this_process_is_not_taken_for_dead_by_its_other_con
     reader.commit()
     holder.commit()  # its work is still its own: not backed out, the connection not broken
     assert _raw(path) == {}
+
+
+def _grow_twice_and_wait(
+    path: str, grown: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event
+) -> None:
+    _hold_for_ever()
+    embedded_journal.MAPPED_RECORDS = 1  # room for one record: the second get maps the file again, larger
+    connection = _manager(path).connect("alive")
+    queue = connection.open("Q", input=True)
+    queue.get(syncpoint=True)
+    queue.get(syncpoint=True)
+    grown.set()
+    assert go.wait(timeout=120)
+    connection.backout()
+    connection.close()
+
+
+def test_a_journal_stays_locked_after_its_map_grows(tmp_path: Path) -> None:
+    """Python's mmap keeps a duplicate of the journal's descriptor, closed with the map: the map
+    given up when the journal grows must not take the connection's lock with it (any close of a
+    descriptor of the file drops the process's POSIX locks), or every other process asks /proc
+    about a live connection at each transaction."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"first", b"second", b"free")
+    grown, go = SPAWN.Event(), SPAWN.Event()
+    process = SPAWN.Process(target=_grow_twice_and_wait, args=(str(path), grown, go))
+    process.start()
+    try:
+        assert grown.wait(timeout=120)
+        (journal,) = (journal_directory(path) / name for name in _journals(path))
+        assert journal.stat().st_size == 2 * embedded_journal._RECORD.size  # grown twice: the first map was closed
+        assert _lock_seen(journal) in (True, None)
+    finally:
+        go.set()
+        process.join(timeout=60)
+    assert process.exitcode == 0
+    assert _counts(path) == {b"first": 1, b"second": 1, b"free": 0}
+
+
+# a full disk at the statement that takes the message, after its get journal's record was written
+_REFUSE_TAKE = (
+    "CREATE TEMP TRIGGER refuse_{0} BEFORE {0} ON main.messages WHEN OLD.body = X'626164' "
+    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+)
+
+
+def _fail_a_get_commit_and_die(path: str) -> None:
+    _hold_for_ever()
+    connection = _manager(path).connect("doomed")
+    queue = connection.open("Q", input=True)
+    for statement in ("DELETE", "UPDATE"):  # kept (deleted) or marked taken (updated): refused either way
+        connection._db.execute(_REFUSE_TAKE.format(statement))
+    with contextlib.suppress(MQError):
+        queue.get(syncpoint=True)  # "bad": its record written, the row never taken
+    for statement in ("DELETE", "UPDATE"):
+        connection._db.execute(f"DROP TRIGGER temp.refuse_{statement}")
+    connection.commit()  # settles the unit of work: nothing was got
+    _die()
+
+
+def test_a_get_that_took_nothing_leaves_no_record_to_count(tmp_path: Path) -> None:
+    """A get whose take fails after its journal record was written (a full disk) took nothing: a
+    later death of the connection, in the same generation (no backout since), must not count that
+    message, which the settled record, never truncated any more, would name for ever."""
+    path = tmp_path / "qm.sqlite"
+    _fill(path, b"bad", b"good")
+    _run(_fail_a_get_commit_and_die, str(path))
+    assert _counts(path) == {b"bad": 0, b"good": 0}

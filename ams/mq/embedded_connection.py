@@ -568,18 +568,22 @@ class EmbeddedConnection(UnitOfWork):
             ) from None
         kept = self._kept_bytes + len(body)
         changes = self._depth_changes
-        if (
-            kept > KEPT_BYTES
-            or len(self._kept) >= KEPT_ROWS
-            or not self._keeping
-            or row[1].__class__ is not bytes  # an MQMD put as text by an earlier release: restore_taken needs bytes
-            or self._competing(local)
-        ):
-            db.execute(_TAKE, (self._owner, message))
-            changes[local] = changes.get(local, 0) - 1
-            self._taken[GOT_PENDING].append((message, self._owner, GOT_PENDING))  # type: ignore[arg-type]
-            return
-        db.execute(_DELETE, (message,))
+        try:
+            if (
+                kept > KEPT_BYTES
+                or len(self._kept) >= KEPT_ROWS
+                or not self._keeping
+                or row[1].__class__ is not bytes  # an MQMD put as text by an earlier release: restore_taken needs bytes
+                or self._competing(local)
+            ):
+                db.execute(_TAKE, (self._owner, message))
+                changes[local] = changes.get(local, 0) - 1
+                self._taken[GOT_PENDING].append((message, self._owner, GOT_PENDING))  # type: ignore[arg-type]
+                return
+            db.execute(_DELETE, (message,))
+        except BaseException:
+            self._journal.withdraw()  # nothing taken (a full disk): no record to count at a later death
+            raise
         changes[local] = changes.get(local, 0) - 1
         self._kept.append((local, row))
         self._kept_bytes = kept

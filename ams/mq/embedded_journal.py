@@ -22,7 +22,11 @@ cannot grow fails the get before it takes anything, as a failed write did. Recor
 id first, then generation, each an aligned 8-byte store: a process killed between the two leaves
 the row id beside the generation of the record it overwrites, an earlier one (ignored) or the
 current one (the same as a record written just before a get that never took its message: counted,
-as before the map).
+as before the map). A get whose take fails after its record was written (a full disk) withdraws it,
+its row id zeroed: settled by a later MQCMIT in the same generation, it would count for ever. Where
+the file system maps no file for writing (FUSE's direct_io, 9p without its writeback cache), each
+record is written with pwrite, as before the map; where it has no posix_fallocate (macOS, or refuses
+it), the room is made with zeros.
 
 Each record carries the connection's *generation*, a count kept in its ``connections`` row and
 raised in the same SQLite transaction as every backout of its work (MQBACK, a broken connection,
@@ -54,6 +58,7 @@ Separate because it is about a file beside the queue manager's, not SQLite or MQ
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import mmap
 import os
@@ -121,14 +126,20 @@ class GetJournal:
         self.records: list[tuple[int, int]] = []  # the records of the unit of work under way
         self._descriptor: int | None = None
         self._map: mmap.mmap | None = None  # made at the first record: a connection that never gets maps nothing
+        self._unmapped = False  # the file system refused the map: each record written (_grow)
         self.path: Path | None = None
         if database is None:
             return  # in memory: a crash of the process is the queue manager's end
         self.path = private_directory(database) / owner
         write_new_file(self.path, b"", mode=PRIVATE_FILE_MODE)
         self._descriptor = os.open(self.path, _JOURNAL_FLAGS)
-        # held while this process lives (the kernel drops it with the process): others then know the
-        # journal is a live connection's without asking /proc. Not having it costs them that question only
+        self._lock()
+
+    def _lock(self) -> None:
+        """The journal's lock, held while this process lives (the kernel drops it with the process):
+        others then know the journal is a live connection's without asking /proc. Not having it costs
+        them that question only."""
+        assert self._descriptor is not None
         with contextlib.suppress(OSError):
             fcntl.lockf(self._descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0, os.SEEK_SET)
 
@@ -141,21 +152,49 @@ class GetJournal:
             journal = self._map
             if journal is None or at + _RECORD.size > len(journal):
                 journal = self._grow(at + _RECORD.size)
-            _FIELD.pack_into(journal, at + _FIELD.size, row)
-            _FIELD.pack_into(journal, at, generation)
+            if journal is None:  # a file system that maps no file for writing (_grow): written, as before the map
+                os.pwrite(self._descriptor, _RECORD.pack(generation, row), at)
+            else:
+                _FIELD.pack_into(journal, at + _FIELD.size, row)
+                _FIELD.pack_into(journal, at, generation)
         self.records.append((generation, row))
 
-    def _grow(self, needed: int) -> mmap.mmap:
+    def withdraw(self) -> None:
+        """The last record's get took nothing (its statement failed: a full disk): its row id zeroed in
+        the file, a record :func:`read_journal` skips. Left there, settled by the next MQCMIT in the
+        generation it names, it would be counted at the connection's death (the message got by no one,
+        or by another connection) until a unit of work as large wrote over it."""
+        self.records.pop()
+        at = len(self.records) * _RECORD.size + _FIELD.size
+        if self._map is not None:
+            _FIELD.pack_into(self._map, at, 0)
+        elif self._descriptor is not None:
+            with contextlib.suppress(OSError):  # the get's own failure is the one to report
+                os.pwrite(self._descriptor, _FIELD.pack(0), at)
+
+    def _grow(self, needed: int) -> mmap.mmap | None:
         """The file's blocks allocated for at least ``needed`` bytes (MAPPED_RECORDS records, doubled
-        as needed), and mapped."""
+        as needed), and mapped; None where the file system maps no file for writing (FUSE's
+        direct_io: ENODEV; 9p without its writeback cache: EINVAL), each record then written."""
         assert self._descriptor is not None
+        if self._unmapped:
+            return None  # pwrite extends the file, ENOSPC its failure as the map's allocation's
         size = MAPPED_RECORDS * _RECORD.size if self._map is None else len(self._map)
         while size < needed:
             size *= 2
-        os.posix_fallocate(self._descriptor, 0, size)  # ENOSPC here, not SIGBUS at a store
-        grown = mmap.mmap(self._descriptor, size)
+        _allocate(self._descriptor, size)  # ENOSPC here, not SIGBUS at a store
+        try:
+            grown = mmap.mmap(self._descriptor, size)
+        except OSError as error:
+            if self._map is not None or error.errno not in (errno.ENODEV, errno.EINVAL):
+                raise
+            self._unmapped = True
+            return None
         if self._map is not None:
+            # Python's mmap holds a duplicate of the descriptor, closed with it: that close drops this
+            # process's POSIX locks on the file (as any close does), so the lock is taken again
             self._map.close()
+            self._lock()
         self._map = grown
         return grown
 
@@ -177,6 +216,24 @@ class GetJournal:
         if self._descriptor is not None:
             os.close(self._descriptor)
             self._descriptor = None
+
+
+def _allocate(descriptor: int, size: int) -> None:
+    """The blocks of the file open at ``descriptor`` allocated up to ``size`` bytes (OSError when
+    there is no room): posix_fallocate; where the system has none (macOS) or the file system refuses
+    it (EOPNOTSUPP: musl on a FUSE or 9p mount; EINVAL: ZFS on FreeBSD), zeros written past the file's
+    end, which allocate them too (glibc's own fallback)."""
+    allocate = getattr(os, "posix_fallocate", None)
+    if allocate is not None:
+        try:
+            allocate(descriptor, 0, size)
+            return
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
+                raise
+    end = os.fstat(descriptor).st_size
+    while end < size:
+        end += os.pwrite(descriptor, bytes(size - end), end)
 
 
 def journaled_owners(database: Path) -> list[str]:
