@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import mmap
 import multiprocessing
 import multiprocessing.synchronize
 import os
@@ -323,7 +322,6 @@ def test_a_link_planted_at_the_writer_lock_file_is_refused(tmp_path: Path) -> No
 
 def _overwrite_and_die(path: str) -> None:
     _hold_for_ever()
-    embedded_journal.MAPPED_RECORDS = 1  # room for one record: the first unit of work makes it grow
     connection = _manager(path).connect("doomed")
     queue = connection.open("Q", input=True)
     queue.get(syncpoint=True)
@@ -333,7 +331,7 @@ def _overwrite_and_die(path: str) -> None:
     connection.backout()  # "c" counted once, the generation raised
     queue.get(syncpoint=True)  # "c" again, its record written over the first settled one
     journal = connection._journal.path
-    assert journal is not None and journal.stat().st_size == 2 * embedded_journal._RECORD.size  # grown once
+    assert journal is not None and journal.stat().st_size == 2 * embedded_journal._RECORD.size  # the largest
     _die()
 
 
@@ -349,17 +347,17 @@ def test_a_unit_of_work_writes_its_records_over_the_settled_ones(tmp_path: Path)
     assert _counts(path) == {b"c": 2, b"d": 0}  # once by MQBACK, once by the death: "b"'s record counts nothing
 
 
-def test_a_journal_that_cannot_grow_fails_the_get_and_takes_nothing(
+def test_a_journal_that_cannot_be_written_fails_the_get_and_takes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full(descriptor: int, offset: int, length: int) -> None:
+    def full(descriptor: int, data: bytes, offset: int) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     path = tmp_path / "qm.sqlite"
     _fill(path, b"kept")
     connection = _manager(path).connect("app")
     queue = connection.open("Q", input=True)
-    monkeypatch.setattr(os, "posix_fallocate", full)
+    monkeypatch.setattr(os, "pwrite", full)  # the journal's writes only: SQLite's own are its C library's
     with pytest.raises(MQError) as failed:
         queue.get(syncpoint=True)
     assert failed.value.reason == 2195
@@ -372,70 +370,7 @@ def test_a_journal_that_cannot_grow_fails_the_get_and_takes_nothing(
     connection.close()
 
 
-def _refused(code: int) -> Callable[[int, int, int], None]:
-    def refuse(descriptor: int, offset: int, length: int) -> None:
-        raise OSError(code, os.strerror(code))
-
-    return refuse
-
-
-@pytest.mark.parametrize("system", ["no posix_fallocate", "EOPNOTSUPP", "EINVAL"])
-def test_a_journal_grows_where_posix_fallocate_is_missing_or_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str
-) -> None:
-    """macOS has no posix_fallocate; musl's is the bare system call, EOPNOTSUPP on a file system
-    without it (FUSE, 9p), and ZFS on FreeBSD answers EINVAL: the journal still gets its room (zeros
-    written), and the get its record, counted once."""
-    if system == "no posix_fallocate":
-        monkeypatch.delattr(os, "posix_fallocate", raising=False)
-    else:
-        monkeypatch.setattr(os, "posix_fallocate", _refused(getattr(errno, system)))
-    path = tmp_path / "qm.sqlite"
-    _fill(path, b"got")
-    connection = _manager(path).connect("app")
-    queue = connection.open("Q", input=True)
-    assert queue.get(syncpoint=True).body == b"got"
-    journal = connection._journal.path
-    assert journal is not None
-    assert journal.stat().st_size == embedded_journal.MAPPED_RECORDS * embedded_journal._RECORD.size
-    assert embedded_journal.read_journal(path, journal.name) == [(0, 1)]
-    connection.backout()
-    assert queue.get(syncpoint=True).md.backout_count == 1
-    connection.close()
-
-
-def test_a_journal_whose_zeros_find_no_room_fails_the_get(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rejected twin: where zeros are written instead, a full disk fails the get (MQRC 2195)."""
-    monkeypatch.delattr(os, "posix_fallocate", raising=False)
-    path = tmp_path / "qm.sqlite"
-    _fill(path, b"kept")
-    connection = _manager(path).connect("app")
-    queue = connection.open("Q", input=True)
-
-    def full(descriptor: int, data: bytes, offset: int) -> int:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(os, "pwrite", full)
-    with pytest.raises(MQError) as failed:
-        queue.get(syncpoint=True)
-    assert failed.value.reason == 2195 and "No space left on device" in str(failed.value)
-    assert connection.depth("Q") == 1  # nothing taken
-    monkeypatch.undo()
-    connection.close()
-
-
-@pytest.mark.parametrize("code", ["ENODEV", "EINVAL"])
-def test_a_journal_on_a_file_system_that_maps_no_file_for_writing_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str
-) -> None:
-    """FUSE's direct_io refuses a shared writable map (ENODEV, fs/fuse/file.c fuse_file_mmap), 9p
-    without its writeback cache too (EINVAL, generic_file_readonly_mmap): the records are written,
-    each get counted once, a withdrawn one not at all."""
-
-    def refused(descriptor: int, length: int) -> mmap.mmap:
-        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
-
-    monkeypatch.setattr(mmap, "mmap", refused)
+def test_a_withdrawn_record_is_not_read_and_the_next_takes_its_place(tmp_path: Path) -> None:
     path = tmp_path / "qm.sqlite"
     _fill(path, b"first", b"second")
     connection = _manager(path).connect("app")
@@ -446,22 +381,10 @@ def test_a_journal_on_a_file_system_that_maps_no_file_for_writing_is_written(
     assert embedded_journal.read_journal(path, journal.name) == [(0, 1), (0, 2)]
     connection._journal.withdraw()  # as a get whose take failed
     assert embedded_journal.read_journal(path, journal.name) == [(0, 1)]
-    connection._journal.record(0, 2)
+    connection._journal.record(0, 2)  # the twin: written again, read again
+    assert embedded_journal.read_journal(path, journal.name) == [(0, 1), (0, 2)]
     connection.backout()
     assert [queue.get(syncpoint=True).md.backout_count for _ in range(2)] == [1, 1]
-    connection.close()
-
-
-def test_a_journal_reads_no_record_from_room_never_written(tmp_path: Path) -> None:
-    path = tmp_path / "qm.sqlite"
-    _fill(path, b"one", b"two")
-    connection = _manager(path).connect("app")
-    queue = connection.open("Q", input=True)
-    queue.get(syncpoint=True)
-    journal = connection._journal.path
-    assert journal is not None
-    assert journal.stat().st_size == embedded_journal.MAPPED_RECORDS * embedded_journal._RECORD.size  # made room
-    assert len(embedded_journal.read_journal(path, journal.name)) == 1  # the zeros after it are no records
     connection.close()
 
 
@@ -573,11 +496,10 @@ def test_a_journal_locked_by_this_process_is_not_taken_for_dead_by_its_other_con
     assert _raw(path) == {}
 
 
-def _grow_twice_and_wait(
+def _get_twice_and_wait(
     path: str, grown: multiprocessing.synchronize.Event, go: multiprocessing.synchronize.Event
 ) -> None:
     _hold_for_ever()
-    embedded_journal.MAPPED_RECORDS = 1  # room for one record: the second get maps the file again, larger
     connection = _manager(path).connect("alive")
     queue = connection.open("Q", input=True)
     queue.get(syncpoint=True)
@@ -588,20 +510,19 @@ def _grow_twice_and_wait(
     connection.close()
 
 
-def test_a_journal_stays_locked_after_its_map_grows(tmp_path: Path) -> None:
-    """Python's mmap keeps a duplicate of the journal's descriptor, closed with the map: the map
-    given up when the journal grows must not take the connection's lock with it (any close of a
-    descriptor of the file drops the process's POSIX locks), or every other process asks /proc
-    about a live connection at each transaction."""
+def test_a_journal_stays_locked_while_its_connection_writes_it(tmp_path: Path) -> None:
+    """Nothing the journal's writes do may drop the connection's lock (any close of a descriptor of
+    the file drops the process's POSIX locks: a memory map's own copy did), or every other process
+    asks /proc about a live connection at each transaction."""
     path = tmp_path / "qm.sqlite"
     _fill(path, b"first", b"second", b"free")
     grown, go = SPAWN.Event(), SPAWN.Event()
-    process = SPAWN.Process(target=_grow_twice_and_wait, args=(str(path), grown, go))
+    process = SPAWN.Process(target=_get_twice_and_wait, args=(str(path), grown, go))
     process.start()
     try:
         assert grown.wait(timeout=120)
         (journal,) = (journal_directory(path) / name for name in _journals(path))
-        assert journal.stat().st_size == 2 * embedded_journal._RECORD.size  # grown twice: the first map was closed
+        assert journal.stat().st_size == 2 * embedded_journal._RECORD.size
         assert _lock_seen(journal) in (True, None)
     finally:
         go.set()

@@ -8,33 +8,29 @@ back on the queue as if never got. The queue manager lives in the application's 
 application's crash is the queue manager's too; IBM MQ, in a process of its own, would still know
 the message was got, and count the backout (a message that kills its reader reaches BOTHRESH
 instead of being read for ever). Each get therefore records its row id in a small private file
-before it returns, written through a shared memory map of the file: no system call per get (a
-write() was 3 % of a get+put's time), and no fsync (a killed process's stores to a shared map are in
-the page cache, which survives it, as a write's are). The recovery of a dead owner
-(ams/mq/embedded.py) raises BackoutCount by one for every listed row that still exists and the dead
-owner no longer holds (the rows it holds are backed out, and counted, with the rest of its work).
-MQCMIT and MQBACK settle the journal's records after their commit: the next unit of work writes
-its records over them from the file's start (GetJournal.clear).
+before it returns (a pwrite at the unit of work's next place; no fsync: a killed process's writes
+are in the page cache, which survives it). The recovery of a dead owner (ams/mq/embedded.py) raises
+BackoutCount by one for every listed row that still exists and the dead owner no longer holds (the
+rows it holds are backed out, and counted, with the rest of its work). MQCMIT and MQBACK settle the
+journal's records after their commit: the next unit of work writes its records over them from the
+file's start (GetJournal.clear), so the file is as long as the largest unit of work's records. A get
+whose take fails after its record was written (a full disk) withdraws it, its row id zeroed: settled
+by a later MQCMIT in the same generation, it would otherwise be counted at the connection's death.
 
-The file's blocks are allocated before they are mapped (posix_fallocate), so that a store never
-needs a block a full disk cannot give (which would kill the process with SIGBUS): a journal that
-cannot grow fails the get before it takes anything, as a failed write did. Records are written row
-id first, then generation, each an aligned 8-byte store: a process killed between the two leaves
-the row id beside the generation of the record it overwrites, an earlier one (ignored) or the
-current one (the same as a record written just before a get that never took its message: counted,
-as before the map). A get whose take fails after its record was written (a full disk) withdraws it,
-its row id zeroed: settled by a later MQCMIT in the same generation, it would count for ever. Where
-the file system maps no file for writing (FUSE's direct_io, 9p without its writeback cache), each
-record is written with pwrite, as before the map; where it has no posix_fallocate (macOS, or refuses
-it), the room is made with zeros.
+A write, not a shared memory map, though the map would spare the system call (3 to 4 % of a 1 KiB
+get+put): a store into a map that the file system cannot back kills the process with SIGBUS, where a
+write fails with an error the get reports (MQRC 2195). That happens on a full copy-on-write file
+system (btrfs, ZFS: rewriting an allocated block needs a new one) and when anyone with the owner's
+rights truncates the file (a `truncate -s0`, a log rotation's copytruncate); an application killed
+by its queue manager's bookkeeping is worse than a slower get.
 
 Each record carries the connection's *generation*, a count kept in its ``connections`` row and
 raised in the same SQLite transaction as every backout of its work (MQBACK, a broken connection,
 a restart): records of an earlier generation were backed out, and counted, already, so a process
 killed after MQBACK's commit and before the journal was overwritten counts nothing twice. MQCMIT needs
 no generation: the rows it committed are deleted, and row ids are never reused (AUTOINCREMENT). The
-records past the current unit of work's are settled ones, harmless for the same reasons, or zeros
-(row id 0 is never a message's).
+records past the current unit of work's are settled ones, harmless for the same reasons, and a
+withdrawn record's row id is 0, never a message's.
 
 After a power loss the journal may have lost its last records (it is not synced), and so the count
 may be lower than the number of failed attempts, as with MQ's HARDENBO(NO) across a queue
@@ -58,9 +54,7 @@ Separate because it is about a file beside the queue manager's, not SQLite or MQ
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
-import mmap
 import os
 import re
 import stat
@@ -80,12 +74,11 @@ from ams.errors import ConfigurationError
 from ams.mq.embedded_wanted import locked_elsewhere
 
 _RECORD = struct.Struct("<qq")  # generation, row id
-_FIELD = struct.Struct("<q")  # one of them: a record is written row id first, then generation
+_ROW = struct.Struct("<q")  # a record's row id, zeroed when the record is withdrawn
 # owners are "pid.start:hex" (ams/mq/embedded_owners.py); any other name in the directory is not a journal
 _OWNER = re.compile(r"[0-9A-Za-z.]{1,64}:[0-9a-f]{1,64}")
-MAPPED_RECORDS = 4096  # records a journal is first made room for (64 KiB); doubled when a unit of work needs more
 _LIMIT = 64 << 20  # a journal holds at most MAXUMSGS records per generation; far below this
-_JOURNAL_FLAGS = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_JOURNAL_FLAGS = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 # another's journal, opened only to ask about its lock (O_NONBLOCK: a FIFO planted there must not block the open)
 _WATCH_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -119,44 +112,29 @@ def private_directory(database: Path) -> Path:
 
 class GetJournal:
     """One connection's journal: ``<qm file>-gets/<owner>``, created private (0600) and never
-    through a symbolic link; written by each get under syncpoint through a memory map, overwritten
-    from its start by each unit of work after MQCMIT or MQBACK, removed when the connection ends."""
+    through a symbolic link; written by each get under syncpoint, overwritten from its start by each
+    unit of work after MQCMIT or MQBACK, removed when the connection ends."""
 
     def __init__(self, database: Path | None, owner: str) -> None:
         self.records: list[tuple[int, int]] = []  # the records of the unit of work under way
         self._descriptor: int | None = None
-        self._map: mmap.mmap | None = None  # made at the first record: a connection that never gets maps nothing
-        self._unmapped = False  # the file system refused the map: each record written (_grow)
         self.path: Path | None = None
         if database is None:
             return  # in memory: a crash of the process is the queue manager's end
         self.path = private_directory(database) / owner
         write_new_file(self.path, b"", mode=PRIVATE_FILE_MODE)
         self._descriptor = os.open(self.path, _JOURNAL_FLAGS)
-        self._lock()
-
-    def _lock(self) -> None:
-        """The journal's lock, held while this process lives (the kernel drops it with the process):
-        others then know the journal is a live connection's without asking /proc. Not having it costs
-        them that question only."""
-        assert self._descriptor is not None
+        # held while this process lives (the kernel drops it with the process): others then know the
+        # journal is a live connection's without asking /proc. Not having it costs them that question only
         with contextlib.suppress(OSError):
             fcntl.lockf(self._descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0, os.SEEK_SET)
 
     def record(self, generation: int, row: int) -> None:
-        """A get under syncpoint of message ``row``, in the unit of work of ``generation``: stored in
-        the mapped file, not synced (see the module). OSError when the file cannot grow (a full
-        disk): the get fails before it takes anything."""
+        """A get under syncpoint of message ``row``, in the unit of work of ``generation``: written at
+        the unit of work's next place, not synced (see the module). OSError when it cannot be written
+        (a full disk): the get fails before it takes anything."""
         if self._descriptor is not None:
-            at = len(self.records) * _RECORD.size
-            journal = self._map
-            if journal is None or at + _RECORD.size > len(journal):
-                journal = self._grow(at + _RECORD.size)
-            if journal is None:  # a file system that maps no file for writing (_grow): written, as before the map
-                os.pwrite(self._descriptor, _RECORD.pack(generation, row), at)
-            else:
-                _FIELD.pack_into(journal, at + _FIELD.size, row)
-                _FIELD.pack_into(journal, at, generation)
+            os.pwrite(self._descriptor, _RECORD.pack(generation, row), len(self.records) * _RECORD.size)
         self.records.append((generation, row))
 
     def withdraw(self) -> None:
@@ -165,38 +143,9 @@ class GetJournal:
         generation it names, it would be counted at the connection's death (the message got by no one,
         or by another connection) until a unit of work as large wrote over it."""
         self.records.pop()
-        at = len(self.records) * _RECORD.size + _FIELD.size
-        if self._map is not None:
-            _FIELD.pack_into(self._map, at, 0)
-        elif self._descriptor is not None:
+        if self._descriptor is not None:
             with contextlib.suppress(OSError):  # the get's own failure is the one to report
-                os.pwrite(self._descriptor, _FIELD.pack(0), at)
-
-    def _grow(self, needed: int) -> mmap.mmap | None:
-        """The file's blocks allocated for at least ``needed`` bytes (MAPPED_RECORDS records, doubled
-        as needed), and mapped; None where the file system maps no file for writing (FUSE's
-        direct_io: ENODEV; 9p without its writeback cache: EINVAL), each record then written."""
-        assert self._descriptor is not None
-        if self._unmapped:
-            return None  # pwrite extends the file, ENOSPC its failure as the map's allocation's
-        size = MAPPED_RECORDS * _RECORD.size if self._map is None else len(self._map)
-        while size < needed:
-            size *= 2
-        _allocate(self._descriptor, size)  # ENOSPC here, not SIGBUS at a store
-        try:
-            grown = mmap.mmap(self._descriptor, size)
-        except OSError as error:
-            if self._map is not None or error.errno not in (errno.ENODEV, errno.EINVAL):
-                raise
-            self._unmapped = True
-            return None
-        if self._map is not None:
-            # Python's mmap holds a duplicate of the descriptor, closed with it: that close drops this
-            # process's POSIX locks on the file (as any close does), so the lock is taken again
-            self._map.close()
-            self._lock()
-        self._map = grown
-        return grown
+                os.pwrite(self._descriptor, _ROW.pack(0), len(self.records) * _RECORD.size + _ROW.size)
 
     def clear(self) -> None:
         """MQCMIT or MQBACK was committed: the unit of work's records are settled, and the next unit
@@ -210,30 +159,9 @@ class GetJournal:
         if self.path is not None:  # before the close drops the lock: never seen unlocked under its name
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-        if self._map is not None:
-            self._map.close()
-            self._map = None
         if self._descriptor is not None:
             os.close(self._descriptor)
             self._descriptor = None
-
-
-def _allocate(descriptor: int, size: int) -> None:
-    """The blocks of the file open at ``descriptor`` allocated up to ``size`` bytes (OSError when
-    there is no room): posix_fallocate; where the system has none (macOS) or the file system refuses
-    it (EOPNOTSUPP: musl on a FUSE or 9p mount; EINVAL: ZFS on FreeBSD), zeros written past the file's
-    end, which allocate them too (glibc's own fallback)."""
-    allocate = getattr(os, "posix_fallocate", None)
-    if allocate is not None:
-        try:
-            allocate(descriptor, 0, size)
-            return
-        except OSError as error:
-            if error.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
-                raise
-    end = os.fstat(descriptor).st_size
-    while end < size:
-        end += os.pwrite(descriptor, bytes(size - end), end)
 
 
 def journaled_owners(database: Path) -> list[str]:
@@ -262,7 +190,7 @@ def read_journal(database: Path, owner: str) -> list[tuple[int, int]]:
         raise
     whole = len(data) - len(data) % _RECORD.size
     records = (_RECORD.unpack_from(data, offset) for offset in range(0, whole, _RECORD.size))
-    return [record for record in records if record[1] > 0]  # zeros: room the journal was made, never written
+    return [record for record in records if record[1] > 0]  # row id 0: a withdrawn record
 
 
 def remove_journal(database: Path, owner: str) -> None:
