@@ -411,3 +411,44 @@ def test_a_connection_collected_inside_another_connections_call_is_closed_after_
     got = [queue.get(), queue.get()]
     assert [(m.body, m.md.backout_count) for m in got] == [(b"in flight", 1), (b"after", 0)]
     other.close()
+
+
+@pytest.mark.parametrize("in_memory", [True, False], ids=["memory", "file"])
+def test_a_call_made_inside_another_connections_call_in_its_thread_fails_at_once(
+    tmp_path: Path, in_memory: bool
+) -> None:
+    """A finalizer the collector runs inside one connection's call (the MQ adapter's, which backs
+    its dropped connection out: ams/mq/pymqi_adapter.py) makes another connection's call in the
+    same thread, which needs the writer the first holds. It waited 30 s for the first's lock, then
+    30 s for the writer, and failed with SQLite's "database is locked". Now it fails at once, saying
+    why; the first call goes on, and the second connection's call succeeds once it has ended."""
+    manager = EmbeddedQueueManager(None if in_memory else tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    manager.connect("setup").put1("Q", MD, b"in flight")
+    second = manager.connect("second")
+    second_queue = second.open("Q", input=True)
+    assert second_queue.get(syncpoint=True).body == b"in flight"
+    second.release_writer(wait=True)  # its unit of work written, the writer free for the first
+    first = manager.connect("first")
+    out = first.open("Q", output=True)
+    failures: list[MQError] = []
+    depth_read = first._depth_read
+
+    def finalizer_inside(found: object) -> tuple[int, int]:  # inside the put's call: its lock and the writer held
+        try:
+            second.backout()
+        except MQError as error:
+            failures.append(error)
+        return depth_read(found)  # type: ignore[arg-type]
+
+    first._depth_read = finalizer_inside  # type: ignore[method-assign]
+    out.put(MD, b"after", syncpoint=True)
+    first._depth_read = depth_read  # type: ignore[method-assign]
+    assert [type(error) for error in failures] == [embedded_writer.HeldInThisThread]
+    assert failures[0].reason == 2195 and "another connection of this thread" in str(failures[0])
+    first.commit()  # the first call went on: its put is committed
+    second.backout()  # the twin: outside that call, the same backout returns the message, counted once
+    queue = first.open("Q", input=True)
+    assert [(m.body, m.md.backout_count) for m in (queue.get(), queue.get())] == [(b"in flight", 1), (b"after", 0)]
+    first.close()
+    second.close()

@@ -28,13 +28,19 @@ from ams.mq.embedded_writer import (
     CONTENDED_WAIT,
     HOLD_SECONDS,
     WANTED_ASK_SECONDS,
+    HeldInThisThread,
     dropped,
     held,
     release_others,
     released,
 )
 from ams.mq.transport import MQError
-from ams.mqconstants import MQRC_CONNECTION_BROKEN, MQRC_HCONN_ERROR, MQRC_SYNCPOINT_LIMIT_REACHED
+from ams.mqconstants import (
+    MQRC_CONNECTION_BROKEN,
+    MQRC_HCONN_ERROR,
+    MQRC_SYNCPOINT_LIMIT_REACHED,
+    MQRC_UNEXPECTED_ERROR,
+)
 
 if TYPE_CHECKING:
     from ams.mq.embedded import EmbeddedQueueManager
@@ -355,10 +361,19 @@ class UnitOfWork:
     def release_writer(self, *, wait: bool) -> None:
         """Write the transaction held (``wait`` False: unless a call is under way, or it is younger
         than HOLD_SECONDS): for another connection of this process, or the flusher thread."""
-        # bounded: a connection dropped (and closed by the collector) inside another's call, in the same
-        # thread, must not wait for ever; past it, SQLite's own busy timeout decides (MQRC 2195)
-        if not self._lock.acquire(blocking=wait, timeout=30 if wait else -1):
-            return
+        if not self._lock.acquire(blocking=False):
+            if not wait:
+                return
+            if _in_a_call_here(self):  # a finalizer run inside this connection's call wants the writer
+                raise HeldInThisThread(
+                    f"the queue manager {self.name}'s file is held by another connection of this thread, inside a "
+                    "call this one was made within (a finalizer the garbage collector ran in it): this call cannot "
+                    "wait for it; close connections instead of dropping them, or retry after that call",
+                    MQRC_UNEXPECTED_ERROR,
+                )
+            # bounded: a lock held in another thread is waited for; past it, SQLite's busy timeout decides
+            if not self._lock.acquire(timeout=30):
+                return
         try:
             stale = self._held is not None and (wait or self._hold_over())
             if stale and self._connection is not None:
@@ -476,6 +491,17 @@ class UnitOfWork:
             else:
                 with contextlib.suppress(Exception):
                     self.close()
+
+
+def _in_a_call_here(unit: UnitOfWork) -> bool:
+    """Whether a call of ``unit`` is under way on this thread's own stack, below its release_writer
+    that asks (asked only when its lock is found taken: a walk of the stack)."""
+    frame: FrameType | None = sys._getframe(2)  # above _in_a_call_here and release_writer
+    while frame is not None:
+        if frame.f_locals.get("self") is unit:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _inside_a_call(dropped: UnitOfWork) -> bool:

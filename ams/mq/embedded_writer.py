@@ -68,6 +68,11 @@ CONTENDED_WAIT = 0.0005
 _LONGEST_SLEEP = 0.05  # the flusher's longest sleep between rounds (HOLD_SECONDS is shorter: only a bound)
 
 
+class HeldInThisThread(MQError):
+    """The writer is held by another connection whose call is under way on this thread's own stack
+    (the garbage collector ran a finalizer inside that call): waiting for it would never end."""
+
+
 class Holder(Protocol):
     """A connection that may hold the writer of a database between its calls."""
 
@@ -173,9 +178,13 @@ def release_others(database: str, me: object = None) -> None:
     _close(closing)
     for holder in others:
         # a holder whose commit fails is broken (its next call says so, MQRC 2009): not our call's failure
-        # (release_writer, public, raises SQLite's errors as MQError)
-        with contextlib.suppress(sqlite3.Error, MQError):
+        # (release_writer, public, raises SQLite's errors as MQError); one held in this thread's own call is
+        try:
             holder.release_writer(wait=True)
+        except HeldInThisThread:
+            raise
+        except (sqlite3.Error, MQError):
+            pass
 
 
 def _flusher(registry: _Registry) -> None:
