@@ -16,6 +16,7 @@ import multiprocessing.synchronize
 import os
 import signal
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -560,3 +561,33 @@ def test_a_get_that_took_nothing_leaves_no_record_to_count(tmp_path: Path) -> No
     _fill(path, b"bad", b"good")
     _run(_fail_a_get_commit_and_die, str(path))
     assert _counts(path) == {b"bad": 0, b"good": 0}
+
+
+def test_a_finalizer_run_inside_a_watch_open_gives_its_watches_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table of other processes' journals is shared by a process's connections under one lock;
+    a finalizer the collector ran inside one of its holders (a connection's get listing journals,
+    at any allocation) gave its own watches up there and waited for that lock for ever: the test
+    suite hung. Played here by the open inside ``_watch_open`` running such a finalizer's close."""
+    other, opened = tmp_path / "other", tmp_path / "opened"
+    other.write_bytes(b"")
+    opened.write_bytes(b"")
+    embedded_journal._watch_open(other)
+    real_open = os.open
+
+    def finalizer_inside(path: str, flags: int, *rest: int) -> int:
+        embedded_journal._watch_close(other)
+        return real_open(path, flags, *rest)
+
+    monkeypatch.setattr(os, "open", finalizer_inside)
+    done: list[int] = []
+    thread = threading.Thread(target=lambda: done.append(embedded_journal._watch_open(opened)), daemon=True)
+    thread.start()
+    thread.join(timeout=60)  # a deadlock's bound, not a measure: it returns at once or never
+    monkeypatch.undo()
+    assert done, "_watch_open waited for ever for the lock its own finalizer took"
+    assert str(other) not in embedded_journal._WATCHED  # the finalizer's close went through
+    assert embedded_journal._WATCHED[str(opened)] == [done[0], 1]
+    embedded_journal._watch_close(opened)  # the twin: given up as usual
+    assert str(opened) not in embedded_journal._WATCHED

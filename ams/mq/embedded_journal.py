@@ -203,14 +203,16 @@ def remove_journal(database: Path, owner: str) -> None:
 # watches using it]. One per connection and journal was N x M descriptors: two processes of 40 connections
 # each held 1,600, past the usual soft limit of 1,024 (the next connection's SQLite open then failed)
 _WATCHED: dict[str, list[int]] = {}
-_WATCHED_LOCK = threading.Lock()
+# reentrant: the garbage collector may run a connection's finalizer at any allocation inside a holder of
+# it, and the finalizer's close gives its watches up (_watch_close); a plain lock waited there for ever
+_WATCHED_LOCK = threading.RLock()
 
 
 def _reset_after_fork() -> None:
     """A child forked while another thread held the lock would wait for it for ever: a new one (the
     descriptors are the child's too, and ask the same question about the same files)."""
     global _WATCHED_LOCK
-    _WATCHED_LOCK = threading.Lock()
+    _WATCHED_LOCK = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -218,25 +220,31 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 def _watch_open(path: Path) -> int:
     """A descriptor of another process's journal ``path``, shared (OSError: it could not be opened)."""
+    key = str(path)  # made before the lock: an allocation inside it may run a finalizer (see _WATCHED_LOCK)
     with _WATCHED_LOCK:
-        entry = _WATCHED.get(str(path))
+        entry = _WATCHED.get(key)
         if entry is None:
-            entry = _WATCHED[str(path)] = [os.open(path, _WATCH_FLAGS), 0]
+            entry = [os.open(key, _WATCH_FLAGS), 0]
+            _WATCHED[key] = entry
         entry[1] += 1
         return entry[0]
 
 
 def _watch_close(path: Path) -> None:
-    """One watch stopped using ``path``'s shared descriptor: closed with the last."""
+    """One watch stopped using ``path``'s shared descriptor: closed with the last (by the one call
+    that took it out of the table, should a finalizer's call run inside this one)."""
+    key = str(path)
     with _WATCHED_LOCK:
-        entry = _WATCHED.get(str(path))
-        if entry is not None:
-            entry[1] -= 1
-            if entry[1] <= 0:
-                del _WATCHED[str(path)]
-                # drops this process's locks on the file: none, on another process's journal (a test playing
-                # another process with its own connections loses a lock, and /proc is asked instead)
-                os.close(entry[0])
+        entry = _WATCHED.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] > 0:
+            return
+        del _WATCHED[key]
+    # drops this process's locks on the file: none, on another process's journal (a test playing
+    # another process with its own connections loses a lock, and /proc is asked instead)
+    os.close(entry[0])
 
 
 class JournalWatch:
