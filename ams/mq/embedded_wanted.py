@@ -95,7 +95,9 @@ class WriterWanted:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._descriptor = _open_private(path)
-        self._lock = threading.Lock()
+        # reentrant: a finalizer the collector runs inside waits() (an allocation there) may close a
+        # connection of the same file, whose transaction may wait for the writer too
+        self._lock = threading.RLock()
         self._waiting = 0  # threads of this process waiting for the writer
 
     def waits(self) -> None:
@@ -122,7 +124,7 @@ class WriterWanted:
 
     def _after_fork(self) -> None:
         # a child inherits the descriptor, not the parent's locks, nor its waiting threads
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._waiting = 0
 
     def __del__(self) -> None:
