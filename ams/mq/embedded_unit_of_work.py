@@ -13,6 +13,7 @@ import sqlite3
 import sys
 import threading
 import time
+from threading import get_ident
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -62,11 +63,13 @@ class _Call:
         unit = self.unit
         # the connection itself, not the _db property (MQRC 2018 when closed): a call's per-call cost
         db = self.db = unit._connection or unit._db
+        unit._call_thread = get_ident()  # its lock is held (the caller's with): release_writer asks
         self.fresh = unit._held is None
         if self.fresh:
             try:
                 unit._begin(db)
             except BaseException:
+                unit._call_thread = None  # no __exit__ follows a failed __enter__
                 if db.in_transaction and unit._held is None:  # begun, not held: no later call could begin again
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
@@ -76,22 +79,25 @@ class _Call:
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
         unit, db = self.unit, self.db
-        if kind is not None:
-            if not isinstance(value, Exception) and db.in_transaction:
-                # interrupted (KeyboardInterrupt, a signal handler's exception) anywhere, perhaps between a
-                # row's delete or insert and its record in the lists restore_taken and mark_put read: the
-                # transaction goes, and the unit of work with it (its gets counted as backed out)
-                db.execute("ROLLBACK")
-                unit._depth_changes.clear()
-            unit._undo(db, self.fresh)
-            return
-        if (
-            self.durable
-            or self.end
-            or (self.fresh and not self.keep)
-            or unit._hold_over(self.consumed, self.consumed is not None, True)  # by position: a per-call cost
-        ):
-            unit._write(db, durable=self.durable)
+        try:
+            if kind is not None:
+                if not isinstance(value, Exception) and db.in_transaction:
+                    # interrupted (KeyboardInterrupt, a signal handler's exception) anywhere, perhaps between a
+                    # row's delete or insert and its record in the lists restore_taken and mark_put read: the
+                    # transaction goes, and the unit of work with it (its gets counted as backed out)
+                    db.execute("ROLLBACK")
+                    unit._depth_changes.clear()
+                unit._undo(db, self.fresh)
+                return
+            if (
+                self.durable
+                or self.end
+                or (self.fresh and not self.keep)
+                or unit._hold_over(self.consumed, self.consumed is not None, True)  # by position: a per-call cost
+            ):
+                unit._write(db, durable=self.durable)
+        finally:
+            unit._call_thread = None
 
 
 @_mq_errors
@@ -109,6 +115,7 @@ class UnitOfWork:
         # held by close() and disconnect(): a connection dropped unclosed may be closed by the next transaction
         # of any thread (embedded_writer.dropped) while another, holding it through a weak reference, closes it
         self._closing = threading.Lock()
+        self._call_thread: int | None = None  # the thread whose call (_work) holds _lock now, while it does
         self._held: float | None = None  # when this connection took the writer it still holds
         self._version: int | None = None  # the file's data_version when this connection last took the writer
         # its shape counter then (ams/mq/embedded_shape.py), read when data_version moved; while it stays,
@@ -364,7 +371,7 @@ class UnitOfWork:
         if not self._lock.acquire(blocking=False):
             if not wait:
                 return
-            if _in_a_call_here(self):  # a finalizer run inside this connection's call wants the writer
+            if self._call_thread == get_ident():  # a finalizer run inside this connection's call wants the writer
                 raise HeldInThisThread(
                     f"the queue manager {self.name}'s file is held by another connection of this thread, inside a "
                     "call this one was made within (a finalizer the garbage collector ran in it): this call cannot "
@@ -491,17 +498,6 @@ class UnitOfWork:
             else:
                 with contextlib.suppress(Exception):
                     self.close()
-
-
-def _in_a_call_here(unit: UnitOfWork) -> bool:
-    """Whether a call of ``unit`` is under way on this thread's own stack, below its release_writer
-    that asks (asked only when its lock is found taken: a walk of the stack)."""
-    frame: FrameType | None = sys._getframe(2)  # above _in_a_call_here and release_writer
-    while frame is not None:
-        if frame.f_locals.get("self") is unit:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def _inside_a_call(dropped: UnitOfWork) -> bool:
