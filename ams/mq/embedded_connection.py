@@ -560,9 +560,9 @@ class EmbeddedConnection(UnitOfWork):
         message = row[0]
         try:
             self._journal.record(self._generation, message)  # type: ignore[arg-type]
-        except OSError as error:  # its file cannot grow (a full disk): nothing was taken
+        except OSError as error:  # it could not be written (a full disk): nothing was taken
             raise MQError(
-                f"MQGET from {local} under syncpoint: its get journal ({self._journal.path}) could not grow "
+                f"MQGET from {local} under syncpoint: its get journal ({self._journal.path}) could not be written "
                 f"({error.strerror}); free space on that file system, or get outside syncpoint",
                 MQRC_UNEXPECTED_ERROR,
             ) from None
