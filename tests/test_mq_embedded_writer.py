@@ -18,9 +18,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -452,3 +454,71 @@ def test_a_call_made_inside_another_connections_call_in_its_thread_fails_at_once
     assert [(m.body, m.md.backout_count) for m in (queue.get(), queue.get())] == [(b"in flight", 1), (b"after", 0)]
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize("where", ["before its file", "in its initialiser"])
+def test_a_connection_collected_while_another_is_made_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A dropped connection's finalizer run while another connection is being made (its
+    initialiser allocates) asked the new one, half made, for attributes it did not have yet:
+    AttributeError, and the dropped connection was left unclosed, its got message taken until the
+    process ended. Now it is closed at once (the new one has not reached the file) or by the next
+    transaction (the new one writes its row): the message is back, counted once."""
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    manager.connect("setup").put1("Q", MD, b"in flight")
+    dropped = manager.connect("dropped")
+    taken = dropped.open("Q", input=True).get(syncpoint=True).body
+    assert taken == b"in flight"
+    cycle: list[object] = [dropped]
+    cycle.append(cycle)  # freed by the collector only
+    del dropped, cycle
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    collected: list[int] = []
+
+    class Collecting(embedded_module.EmbeddedConnection):
+        def __init__(self, *arguments: Any) -> None:
+            if where == "before its file":
+                collected.append(gc.collect())
+            super().__init__(*arguments)
+
+    if where == "in its initialiser":
+        new_owner = manager._new_owner
+
+        def collecting_owner() -> str:
+            collected.append(gc.collect())
+            return new_owner()
+
+        monkeypatch.setattr(manager, "_new_owner", collecting_owner)
+    other = Collecting(manager, manager._open_db(), "other")
+    assert collected and collected[0] > 0 and not unraisable
+    got = other.open("Q", input=True).get()
+    assert (got.body, got.md.backout_count) == (b"in flight", 1)
+    other.close()
+
+
+class _VanishingHolders(dict):  # type: ignore[type-arg]
+    """The registry's holders as the flusher may find them: one holder as it looks, none by the time
+    it reads them (a weak key collected in between, by any thread's allocation)."""
+
+    looks = 0
+
+    def __len__(self) -> int:
+        self.looks += 1
+        return 1 if self.looks == 1 else 0
+
+
+def test_the_flusher_survives_its_holders_vanishing_under_it() -> None:
+    """The flusher read the holders' times with min(), which raised on the table emptied since it
+    looked: the thread ended, and no held transaction of the process was written by it again."""
+    registry = embedded_writer._Registry()
+    registry.holders = _VanishingHolders()  # type: ignore[assignment]
+    thread = threading.Thread(target=embedded_writer._flusher, args=(registry,), daemon=True)
+    thread.start()
+    for _ in range(3000):  # a liveness bound (30 s), not a measure: it idles at once, or dies
+        if registry.idle or not thread.is_alive():
+            break
+        time.sleep(0.01)
+    assert thread.is_alive() and registry.idle  # back to waiting for a holder, not dead

@@ -502,19 +502,21 @@ class UnitOfWork:
 
 def _inside_a_call(dropped: UnitOfWork) -> bool:
     """Whether the garbage collector runs ``dropped``'s finalizer inside a call of another
-    connection to the same file: a method of one on this thread's stack, its lock taken. Asked only
-    there (a walk of the stack), where a close would wait for that call's lock and the writer it
-    holds, in the call's own thread (60 s), and then fail. A call on another file keeps nothing
-    from this one's close (and this one, maybe holding its own file's writer, closes at once)."""
+    connection to the same file: a method of one on this thread's stack, its lock taken, or its
+    initialiser (which writes its row in a transaction of its own). Asked only there (a walk of the
+    stack), where a close would wait for that call's lock and the writer it holds, in the call's own
+    thread (60 s), and then fail. A call on another file keeps nothing from this one's close (and
+    this one, maybe holding its own file's writer, closes at once); nor does a connection whose
+    initialiser has not reached the file yet (no ``manager``: asking it raised AttributeError, and
+    the dropped connection was left unclosed)."""
     frame: FrameType | None = sys._getframe(1).f_back  # above __del__
     while frame is not None:
         caller = frame.f_locals.get("self")
-        if (
-            isinstance(caller, UnitOfWork)
-            and caller is not dropped
-            and caller.manager._uri == dropped.manager._uri
-            and caller._lock.locked()
-        ):
-            return True
+        if isinstance(caller, UnitOfWork) and caller is not dropped:
+            manager = getattr(caller, "manager", None)
+            if manager is not None and manager._uri == dropped.manager._uri:
+                lock = getattr(caller, "_lock", None)
+                if frame.f_code.co_name == "__init__" or lock is None or lock.locked():
+                    return True
         frame = frame.f_back
     return False

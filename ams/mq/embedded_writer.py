@@ -197,15 +197,17 @@ def _flusher(registry: _Registry) -> None:
                 registry.lock.wait()
             registry.idle = False
             now = time.monotonic()
-            oldest = min(since for _, since in registry.holders.values())
-            stale = any(now - since >= HOLD_SECONDS for _, since in registry.holders.values())
+            # one copy: a holder collected meanwhile (weak keys, any allocation, any thread) leaves the table
+            # at once, and an empty one made min() raise, which ended this thread for the process's life
+            holders = list(registry.holders.items())
+            if not holders:
+                continue
+            oldest = min(since for _, (_, since) in holders)
+            stale = any(now - since >= HOLD_SECONDS for _, (_, since) in holders)
             # a holder of a file others may wait for is asked each round (it writes if one does)
-            asked = [
-                holder
-                for holder, (name, since) in registry.holders.items()
-                if now - since >= HOLD_SECONDS or watched(name)
-            ]
-            poll = any(watched(name) for name, _ in registry.holders.values())
+            asked = [holder for holder, (name, since) in holders if now - since >= HOLD_SECONDS or watched(name)]
+            poll = any(watched(name) for _, (name, _) in holders)
+            del holders  # none kept alive while sleeping (a connection dropped unclosed is collected)
         while asked:  # popped: none kept alive while sleeping (a connection dropped unclosed is collected)
             with contextlib.suppress(Exception):  # the holder is broken then (its next call says so)
                 asked.pop().release_writer(wait=False)
