@@ -178,7 +178,8 @@ def release_others(database: str, me: object = None) -> None:
     _close(closing)
     for holder in others:
         # a holder whose commit fails is broken (its next call says so, MQRC 2009): not our call's failure
-        # (release_writer, public, raises SQLite's errors as MQError); one held in this thread's own call is
+        # (release_writer, public, raises SQLite's errors as MQError); a holder whose call is this thread's own
+        # is our call's failure: we cannot wait for it (HeldInThisThread)
         try:
             holder.release_writer(wait=True)
         except HeldInThisThread:
