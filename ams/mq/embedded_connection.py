@@ -25,11 +25,11 @@ from ams.mq.embedded_schema import (
     _ORDER,
     _SOONEST_EXPIRY,
     GOT_PENDING,
+    INLINE_BODY_BYTES,
     PUT_PENDING,
     VISIBLE,
     _attributes_from_json,
     _matching,
-    body_in_row,
 )
 from ams.mq.embedded_shape import shape_version
 from ams.mq.embedded_sqlite import _mq_errors
@@ -171,17 +171,16 @@ class _Resolved:
 
 
 # a put's MQMD as its row holds it, then the values the put used: persistence, priority, MsgId, CorrelId,
-# PutApplName, PutDate, PutTime: a plain tuple (a NamedTuple's __new__, a Python call, and its fields read through
-# properties cost 3 % of a get+put)
+# PutApplName, PutDate, PutTime: a plain tuple, unpacked once (a NamedTuple's __new__, a Python call, and its fields
+# read through properties cost 3 % of a get+put)
 _Stored = tuple[bytearray, int, int, bytes, bytes, str, str, str]
 
 
-def _put_result(md: MQMD, stored: _Stored) -> MQMD:
+def _put_result(md: MQMD, msg_id: bytes, correl_id: bytes, appl: str, date: str, hour: str) -> MQMD:
     """The MQMD as MQPUT leaves it: ``md`` with the MsgId, CorrelId and context the put stored, a
     BackoutCount of 0; Persistence and Priority are input fields, left "as queue default" (the
     message itself carries the values used, which a get returns). As md_with(md, ...) would, in
     a straight line, MQMD's fields by position (embedded_md.POSITIONAL: a put's per-message cost)."""
-    _, _, _, msg_id, correl_id, appl, date, hour = stored
     return new_md(
         md.format,
         md.encoding,
@@ -397,52 +396,77 @@ class EmbeddedConnection(UnitOfWork):
             )
         # MQ keeps properties, not MQRFH2 bytes: what a get receives is rendered again (ams/mq/rfh2_render.py)
         md, body = rerender(md, body)
-        _check_md(found.local, md)
-        stored = self._stamped(found, md, set_all_context)
-        data, persistent, priority, msg_id, correl_id = stored[:5]
-        expires = None if md.expiry == MQEI_UNLIMITED else time.time() + md.expiry / 10
+        expiry = md.expiry
+        if (expiry <= 0 and expiry != MQEI_UNLIMITED) or md.priority < MQPRI_PRIORITY_AS_Q_DEF:  # as _check_md asks
+            _check_md(found.local, md)
+        data, persistent, priority, msg_id, correl_id, appl, date, hour = self._stamped(found, md, set_all_context)
+        expires = None if expiry == MQEI_UNLIMITED else time.time() + expiry / 10
         if syncpoint and self._uncommitted >= self.manager.max_uncommitted:
             self._count_uncommitted(found.local)  # MQRC 2024
-        with self._lock, self._work(durable=not syncpoint, keep=syncpoint) as db:
-            read = self._depth_read(found)
-            pending = syncpoint and not self._keeping  # else visible until a write before MQCMIT marks it
-            priority = min(priority, MQ_MAX_PRIORITY)  # above MaxPriority: queued at it (MQCC_WARNING 2049)
-            in_row = body_in_row(body)  # else in the bodies table (ams/mq/embedded_schema.py)
-            row_body = bytearray(body) if in_row else _NO_BODY
-            if not pending and expires is None and correl_id == _NO_ID:
-                arguments = (found.local, data, row_body, priority, persistent, bytearray(msg_id))
-                cursor = db.execute(_INSERT_PLAIN, arguments)
-            else:
-                cursor = db.execute(
-                    _INSERT,
-                    (
-                        found.local,
-                        data,
-                        row_body,
-                        PUT_PENDING if pending else VISIBLE,
-                        self._owner if pending else None,
-                        priority,
-                        persistent,
-                        expires,
-                        msg_id,
-                        correl_id if correl_id != _NO_ID else None,  # MQCI_NONE: outside its index
-                    ),
-                )
-            row_id = int(cursor.lastrowid or 0)
-            if not in_row:
-                self._insert_body(db, row_id, body)
-            changes = self._depth_changes
-            changes[found.local] = changes.get(found.local, 0) + 1
-            self._depths[found.local] = (read[0], read[1] + 1)
-            if expires is not None:
-                self._no_expiry.discard(found.local)
-            if pending:  # listed before the call's end, which may write the transaction (and mark a visible one)
-                self._taken[PUT_PENDING].append((row_id, self._owner, PUT_PENDING))
-            elif syncpoint:
-                self._visible.append(row_id)
+        # the call's start and end as _work's with would do them, called here: a put's per-message cost
+        with self._lock:
+            db, fresh = self._call_begins()
+            try:
+                read = self._depth_read(found)
+                pending = syncpoint and not self._keeping  # else visible until a write before MQCMIT marks it
+                priority = min(priority, MQ_MAX_PRIORITY)  # above MaxPriority: queued at it (MQCC_WARNING 2049)
+                in_row = 0 < len(body) <= INLINE_BODY_BYTES  # body_in_row's test; else in the bodies table
+                row_body = bytearray(body) if in_row else _NO_BODY
+                if not pending and expires is None and correl_id == _NO_ID:
+                    arguments = (found.local, data, row_body, priority, persistent, bytearray(msg_id))
+                    cursor = self._rows.execute(_INSERT_PLAIN, arguments)
+                else:
+                    values = (found.local, data, row_body, pending, priority, persistent, expires, msg_id, correl_id)
+                    cursor = self._insert_row(*values)
+                row_id = int(cursor.lastrowid or 0)
+                if not in_row:
+                    self._insert_body(db, row_id, body)
+                changes = self._depth_changes
+                changes[found.local] = changes.get(found.local, 0) + 1
+                self._depths[found.local] = (read[0], read[1] + 1)
+                if expires is not None:
+                    self._no_expiry.discard(found.local)
+                if pending:  # listed before the call's end, which may write the transaction (and mark a visible one)
+                    self._taken[PUT_PENDING].append((row_id, self._owner, PUT_PENDING))
+                elif syncpoint:
+                    self._visible.append(row_id)
+            except BaseException as error:
+                self._call_failed(db, fresh, error)
+                raise
+            self._call_ends(db, fresh, not syncpoint, syncpoint, False, None)
         if syncpoint:
             self._uncommitted += 1
-        return _put_result(md, stored)
+        return _put_result(md, msg_id, correl_id, appl, date, hour)
+
+    def _insert_row(
+        self,
+        local: str,
+        data: bytearray,
+        row_body: bytes | bytearray,
+        pending: bool,
+        priority: int,
+        persistent: int,
+        expires: float | None,
+        msg_id: bytes,
+        correl_id: bytes,
+    ) -> sqlite3.Cursor:
+        """A put's row, put pending (under syncpoint, marked as taken rows are), with an expiry or
+        with a CorrelId: what _INSERT_PLAIN leaves out."""
+        return self._rows.execute(
+            _INSERT,
+            (
+                local,
+                data,
+                row_body,
+                PUT_PENDING if pending else VISIBLE,
+                self._owner if pending else None,
+                priority,
+                persistent,
+                expires,
+                msg_id,
+                correl_id if correl_id != _NO_ID else None,  # MQCI_NONE: outside its index
+            ),
+        )
 
     def _depth_read(self, found: _Resolved) -> tuple[int, int]:
         """MQRC 2053 when ``found`` holds MAXDEPTH messages (expired ones count until a get or browse
@@ -506,33 +530,49 @@ class EmbeddedConnection(UnitOfWork):
         return data, persistent, priority, msg_id, correl_id, appl, date, hour
 
     def _get(self, local: str, *, wait: float, syncpoint: bool, match: Match, force_rfh2: bool) -> Message:
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + wait if wait > 0 else 0.0  # no wait: the first look is the last
         index, where, wanted = ("", "", ()) if match is ANY else _matching(match)
         while True:
             # under syncpoint, kept in the unit of work's transaction; its journal (ams/mq/embedded_journal.py)
             # raises the BackoutCount if this process dies with the message before that transaction is written
-            with self._lock, self._work(durable=not syncpoint, keep=syncpoint, consumed=local) as db:
-                # asked with the writer held, when the queue's definition is known without a read of the file (a
-                # read before it, in a transaction of its own, cost 10-30 µs per unit of work)
-                self._gets_allowed(local)
-                if syncpoint and self._uncommitted >= self.manager.max_uncommitted:
-                    self._count_uncommitted(local)  # MQRC 2024
-                if not self._checked:
-                    self._recover_dead_journals()
-                row = db.execute(
-                    _next_message(index, where), (local, self._below_own_puts(), *wanted, time.time())
-                ).fetchone()
-                # _discard_expired's own first test, asked here: a get's per-message cost
-                if local not in self._no_expiry or self._no_expiry_at != self._expiring or self._expiring is None:
-                    self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
-                if row is not None:
-                    # read before the row goes: a damaged MQMD (MQRC 2195) leaves the message on its queue
-                    md, data = _decoded(row)
-                    if syncpoint:
-                        self._take(db, local, row, data)
-                    else:
-                        db.execute(_DELETE, (row[0],))
-                        self._depth_changes[local] = self._depth_changes.get(local, 0) - 1
+            # the call's start and end as _work's with would do them, called here: a get's per-message cost
+            with self._lock:
+                db, fresh = self._call_begins()
+                try:
+                    # asked with the writer held, when the queue's definition is known without a read of the file (a
+                    # read before it, in a transaction of its own, cost 10-30 µs per unit of work)
+                    self._gets_allowed(local)
+                    if syncpoint and self._uncommitted >= self.manager.max_uncommitted:
+                        self._count_uncommitted(local)  # MQRC 2024
+                    if not self._checked:
+                        self._recover_dead_journals()
+                    row = self._rows.execute(
+                        _next_message(index, where), (local, self._below_own_puts(), *wanted, time.time())
+                    ).fetchone()
+                    # _discard_expired's own first test, asked here: a get's per-message cost
+                    if local not in self._no_expiry or self._no_expiry_at != self._expiring or self._expiring is None:
+                        self._discard_expired(local, match, None if row is None else (int(row[5]), int(row[0])))
+                    if row is not None:
+                        # read before the row goes: a damaged MQMD (MQRC 2195) leaves the message on its queue
+                        md_data, data, backouts = row[1], row[2], row[3]
+                        if (
+                            row[4] is None
+                            and md_data.__class__ is bytes
+                            and data.__class__ is bytes
+                            and backouts.__class__ is int
+                        ):
+                            md = md_from_bytes(md_data, backouts)  # _decoded's common case (no expiry), asked here
+                        else:
+                            md, data = _decoded(row)
+                        if syncpoint:
+                            self._take(db, local, row, data)
+                        else:
+                            self._rows.execute(_DELETE, (row[0],))
+                            self._depth_changes[local] = self._depth_changes.get(local, 0) - 1
+                except BaseException as error:
+                    self._call_failed(db, fresh, error)
+                    raise
+                self._call_ends(db, fresh, not syncpoint, syncpoint, False, local)
             if row is not None:
                 if syncpoint:
                     self._uncommitted += 1
@@ -576,11 +616,11 @@ class EmbeddedConnection(UnitOfWork):
                 or row[1].__class__ is not bytes  # an MQMD put as text by an earlier release: restore_taken needs bytes
                 or self._competing(local)
             ):
-                db.execute(_TAKE, (self._owner, message))
+                self._rows.execute(_TAKE, (self._owner, message))
                 changes[local] = changes.get(local, 0) - 1
                 self._taken[GOT_PENDING].append((message, self._owner, GOT_PENDING))  # type: ignore[arg-type]
                 return
-            db.execute(_DELETE, (message,))
+            self._rows.execute(_DELETE, (message,))
         except BaseException:
             self._journal.withdraw()  # nothing taken (a full disk): no record to count at a later death
             raise

@@ -51,8 +51,10 @@ _ALL_ROWS = (1 << 63) - 1  # no row id is above it (SQLite's are 64-bit signed)
 
 
 class _Call:
-    """What :meth:`UnitOfWork._work` returns: a class, not a generator's context manager, which
-    cost a tenth of a put's Python time."""
+    """What :meth:`UnitOfWork._work` returns for the calls that are not a get or put: their
+    ``with`` around :meth:`UnitOfWork._call_begins` and :meth:`UnitOfWork._call_ends` or
+    :meth:`UnitOfWork._call_failed`, which a get and a put call themselves (a context manager
+    object and its two methods called from C cost 3 % of a get+put)."""
 
     __slots__ = ("consumed", "db", "durable", "end", "fresh", "keep", "unit")
 
@@ -60,44 +62,14 @@ class _Call:
         self.unit, self.durable, self.keep, self.end, self.consumed = unit, durable, keep, end, consumed
 
     def __enter__(self) -> sqlite3.Connection:
-        unit = self.unit
-        # the connection itself, not the _db property (MQRC 2018 when closed): a call's per-call cost
-        db = self.db = unit._connection or unit._db
-        unit._call_thread = get_ident()  # its lock is held (the caller's with): release_writer asks
-        self.fresh = unit._held is None
-        if self.fresh:
-            try:
-                unit._begin(db)
-            except BaseException:
-                unit._call_thread = None  # no __exit__ follows a failed __enter__
-                if db.in_transaction and unit._held is None:  # begun, not held: no later call could begin again
-                    with contextlib.suppress(sqlite3.Error):
-                        db.execute("ROLLBACK")
-                    unit._depth_changes.clear()
-                raise
-        return db
+        self.db, self.fresh = self.unit._call_begins()
+        return self.db
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        unit, db = self.unit, self.db
-        try:
-            if kind is not None:
-                if not isinstance(value, Exception) and db.in_transaction:
-                    # interrupted (KeyboardInterrupt, a signal handler's exception) anywhere, perhaps between a
-                    # row's delete or insert and its record in the lists restore_taken and mark_put read: the
-                    # transaction goes, and the unit of work with it (its gets counted as backed out)
-                    db.execute("ROLLBACK")
-                    unit._depth_changes.clear()
-                unit._undo(db, self.fresh)
-                return
-            if (
-                self.durable
-                or self.end
-                or (self.fresh and not self.keep)
-                or unit._hold_over(self.consumed, self.consumed is not None, True)  # by position: a per-call cost
-            ):
-                unit._write(db, durable=self.durable)
-        finally:
-            unit._call_thread = None
+        if kind is not None:
+            self.unit._call_failed(self.db, self.fresh, value)
+        else:
+            self.unit._call_ends(self.db, self.fresh, self.durable, self.keep, self.end, self.consumed)
 
 
 @_mq_errors
@@ -110,6 +82,8 @@ class UnitOfWork:
         self.name = manager.name
         self.appl_name = appl_name
         self._connection: sqlite3.Connection | None = db
+        # the cursor of a get's and a put's statements, made once: Connection.execute makes and registers one per call
+        self._rows = db.cursor()
         self._owner = manager._new_owner()
         self._lock = threading.Lock()
         # held by close() and disconnect(): a connection dropped unclosed may be closed by the next transaction
@@ -178,6 +152,59 @@ class UnitOfWork:
         ams/mq/embedded_connection.py), not the unit of work's."""
         return _Call(self, durable, keep, end, consumed)
 
+    def _call_begins(self) -> tuple[sqlite3.Connection, bool]:
+        """A call's start, its ``_lock`` held: the connection's SQLite connection, and whether the
+        call began the transaction (none was held). Only when this returns does a call end with
+        :meth:`_call_ends` or :meth:`_call_failed`."""
+        # the connection itself, not the _db property (MQRC 2018 when closed): a call's per-call cost
+        db = self._connection or self._db
+        self._call_thread = get_ident()  # its lock is held (the caller's with): release_writer asks
+        if self._held is not None:
+            return db, False
+        try:
+            self._begin(db)
+        except BaseException:
+            self._call_thread = None  # no end follows a failed start
+            if db.in_transaction and self._held is None:  # begun, not held: no later call could begin again
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                self._depth_changes.clear()
+            raise
+        return db, True
+
+    def _call_ends(
+        self, db: sqlite3.Connection, fresh: bool, durable: bool, keep: bool, end: bool, consumed: str | None
+    ) -> None:
+        """A call's work done (:meth:`_work` says when it writes the transaction)."""
+        try:
+            if durable or end or (fresh and not keep):
+                write = True
+            else:
+                now = time.monotonic()
+                if now - (self._held or 0.0) < HOLD_SECONDS and now < self._next_ask:
+                    # what _hold_over answers when it is not the time to ask another process's wish, asked here:
+                    # most calls' ends (a call of it cost 2 % of a get+put)
+                    write = consumed is not None and (now < self._contended or self._competing(consumed))
+                else:
+                    write = self._hold_over(consumed, consumed is not None, True)
+            if write:
+                self._write(db, durable=durable)
+        finally:
+            self._call_thread = None
+
+    def _call_failed(self, db: sqlite3.Connection, fresh: bool, value: object) -> None:
+        """A call failed with ``value``: its own changes undone (:meth:`_undo`)."""
+        try:
+            if not isinstance(value, Exception) and db.in_transaction:
+                # interrupted (KeyboardInterrupt, a signal handler's exception) anywhere, perhaps between a
+                # row's delete or insert and its record in the lists restore_taken and mark_put read: the
+                # transaction goes, and the unit of work with it (its gets counted as backed out)
+                db.execute("ROLLBACK")
+                self._depth_changes.clear()
+            self._undo(db, fresh)
+        finally:
+            self._call_thread = None
+
     def _begin(self, db: sqlite3.Connection) -> None:
         release_others(self.manager._uri, self)
         asked = time.monotonic()
@@ -239,13 +266,13 @@ class UnitOfWork:
     def _competing(self, queue: str) -> bool:
         """Whether another process has ``queue`` open for input, read again only when a queue was
         opened or closed since (the file's shape counter, as _lookup does)."""
-        if self.manager.path is None:
-            return False  # in memory: no other process
         if self._competitors_at != self._shape or self._shape is None:
             self._competitors.clear()
             self._competitors_at = self._shape
         found = self._competitors.get(queue)
         if found is None:
+            if self.manager.path is None:
+                return False  # in memory: no other process
             process = self._owner.split(":", 1)[0] + ":"
             row = self._db.execute(
                 "SELECT 1 FROM opens WHERE queue = ? AND substr(owner, 1, ?) != ? LIMIT 1",

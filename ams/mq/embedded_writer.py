@@ -219,7 +219,12 @@ def _flusher(registry: _Registry) -> None:
         time.sleep(min(pause, WANTED_POLL_SECONDS if poll else _LONGEST_SLEEP))
 
 
-def sync_log(path: Path | None, fsync: Callable[[int], None] = os.fsync) -> None:
+# what SQLite's own syncs call where the system has it (its os_unix.c: fdatasync, not fsync, on Linux): the log's
+# bytes and the size that reads them, not its times (an fsync cost 10-15 % more per MQCMIT here)
+_SYNC_DATA: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+
+
+def sync_log(path: Path | None, fsync: Callable[[int], None] = _SYNC_DATA) -> None:
     """Wait for the disk to hold what was just committed to ``path``'s write-ahead log: what
     ``synchronous=FULL`` does at each commit, here only for the commits that need it (MQCMIT, calls
     outside syncpoint). The connection runs ``synchronous=NORMAL``, which a transaction spanning
