@@ -9,6 +9,7 @@ SQLite's 30 s busy timeout), not as a slow one."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import hashlib
 import multiprocessing
@@ -522,3 +523,45 @@ def test_the_flusher_survives_its_holders_vanishing_under_it() -> None:
             break
         time.sleep(0.01)
     assert thread.is_alive() and registry.idle  # back to waiting for a holder, not dead
+
+
+# -- the log's sync -----------------------------------------------------------------------------
+
+
+def test_a_get_with_no_descriptor_left_for_the_log_s_sync_still_returns_its_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A get outside syncpoint commits its delete, then opens the write-ahead log to sync it: with
+    every descriptor of the process in use (EMFILE), that OSError left the library and the message
+    was gone, committed as got and never returned. Now the system's sync, which needs no
+    descriptor, confirms the commit, and the get returns the message."""
+    queue = _manager(tmp_path / "qm.sqlite").connect("app").open("SOURCE", input=True, output=True)
+    queue.put(MD, b"precious")
+    opened, synced = os.open, []
+
+    def exhausted(path: str, *arguments: Any, **options: Any) -> int:
+        if str(path).endswith("-wal"):
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), path)
+        return opened(path, *arguments, **options)
+
+    monkeypatch.setattr(os, "open", exhausted)
+    monkeypatch.setattr(os, "sync", lambda: synced.append(True))
+    assert queue.get().body == b"precious"
+    assert synced == [True]
+
+
+def test_a_log_sync_that_fails_is_mqrc_2195_not_an_os_error(tmp_path: Path) -> None:
+    """Only MQError leaves the library: the disk failing the log's sync (EIO) is MQRC 2195; the
+    accepted twin: a sync that works returns."""
+    path = tmp_path / "qm.sqlite"
+    connection = _manager(path).connect("app")
+    connection.open("SOURCE", output=True).put(MD, b"committed")  # the log exists while a connection is open
+
+    def failing(descriptor: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with pytest.raises(MQError) as caught:
+        embedded_writer.sync_log(path, failing)
+    assert caught.value.reason == 2195 and "Input/output error" in str(caught.value)
+    embedded_writer.sync_log(path)
+    connection.close()

@@ -47,6 +47,7 @@ from typing import Protocol
 
 from ams.mq.embedded_wanted import watched
 from ams.mq.transport import MQError
+from ams.mqconstants import MQRC_UNEXPECTED_ERROR
 
 # the longest a unit of work keeps the writer between its calls (and, at a call's end, in all)
 HOLD_SECONDS = 0.01
@@ -236,7 +237,16 @@ def sync_log(path: Path | None, fsync: Callable[[int], None] = _SYNC_DATA) -> No
         descriptor = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return
+    except OSError:  # no descriptor to be had (EMFILE: the commit is done, a get's message would be lost)
+        os.sync()  # the system's, which needs none
+        return
     try:
         fsync(descriptor)
+    except OSError as error:  # the disk failed it: the commit may not survive a crash
+        raise MQError(
+            f"the embedded queue manager's log {path}-wal could not be synced ({error.strerror}): what was just "
+            "committed may be lost if the system stops; check the disk",
+            MQRC_UNEXPECTED_ERROR,
+        ) from None
     finally:
         os.close(descriptor)
