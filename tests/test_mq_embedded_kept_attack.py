@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable, embedded_unit_of_work
+from ams.mq import MQMD, EmbeddedQueueManager, MQError, NoMessageAvailable, embedded_unit_of_work, embedded_wanted
 from ams.mq.embedded import EmbeddedConnection
 from ams.mq.embedded_queue import EmbeddedQueue
 from ams.mq.embedded_schema import INLINE_BODY_BYTES
@@ -288,3 +288,49 @@ def test_a_transaction_begun_but_failing_before_it_is_held_is_not_left_open(
     assert other.open("Q", input=True).get().body == b"after"
     other.close()
     app.close()
+
+
+class _InterruptedAsItReturns:
+    """A connection's shared cursor (UnitOfWork._rows) whose next SELECT is interrupted as its
+    execute returns, before the row is fetched (a signal handler that raises, run by the
+    interpreter's check after a C call): the statement is left stepped, not reset."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self.cursor, self.armed = cursor, True
+
+    def execute(self, statement: str, arguments: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        result = self.cursor.execute(statement, arguments)
+        if self.armed and statement.startswith("SELECT"):
+            self.armed = False
+            raise KeyboardInterrupt
+        return result
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.cursor, name)
+
+
+@pytest.mark.parametrize("syncpoint", [False, True])
+def test_a_get_interrupted_before_its_fetch_leaves_no_read_open_on_its_connection(
+    tmp_path: Path, held: None, monkeypatch: pytest.MonkeyPatch, syncpoint: bool
+) -> None:
+    """The get's SELECT runs on the connection's one cursor: interrupted between its execute and
+    its fetch, the statement stayed open on it after the call's ROLLBACK, keeping a read snapshot;
+    once another connection wrote, each later call of this one waited BUSY_TIMEOUT_SECONDS for
+    a writer it could never take (SQLITE_BUSY_SNAPSHOT), then failed with 2195, for the
+    connection's life (a cursor of its own per statement was reset as it was dropped). Now the
+    call's failure resets it, and the connection gets every message, the interrupted one too."""
+    monkeypatch.setattr(embedded_wanted, "BUSY_TIMEOUT_SECONDS", 1)  # failing: 2195 after 1 s, not 30
+    manager = EmbeddedQueueManager(tmp_path / "qm.sqlite", create=True)
+    manager.define_queue("Q")
+    app, other = manager.connect("app"), manager.connect("other")
+    queue = app.open("Q", input=True, output=True)
+    queue.put(MD, b"first")
+    app._rows = _InterruptedAsItReturns(app._rows)  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        queue.get(syncpoint=syncpoint)
+    other.open("Q", output=True).put(MD, b"second")  # written: the interrupted read's snapshot is stale
+    assert [queue.get(syncpoint=syncpoint).body for _ in range(2)] == [b"first", b"second"]
+    app.commit()
+    assert other.depth("Q") == 0
+    app.close()
+    other.close()

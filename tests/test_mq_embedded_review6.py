@@ -150,6 +150,39 @@ def test_a_damaged_stored_mqmd_is_mqrc_2195_never_a_struct_or_decoding_error(tmp
     assert queue.get().md.put_appl_name == "app"  # backed out once: intact again, it is got
 
 
+# a row's other columns of a type no writer of this library stores (a damaged file, another program's write)
+OTHER_TYPES = [("body", "text"), ("body", 7), ("body", 1.5), ("backouts", "x"), ("backouts", b"\x01")]
+OTHER_TYPES += [("expires", "soon"), ("expires", b"\x01"), ("expires", float("inf"))]
+
+
+@pytest.mark.parametrize(("column", "value"), OTHER_TYPES, ids=repr)
+@pytest.mark.parametrize("syncpoint", [False, True])
+def test_a_row_whose_body_backouts_or_expiry_is_not_of_its_type_is_mqrc_2195(
+    tmp_path: Path, column: str, value: object, syncpoint: bool
+) -> None:
+    """Only AmsError subclasses leave the library, for the row's other columns too: a body, backout
+    count or expiry of another type was a TypeError, ValueError or OverflowError on get and
+    browse, and a body stored as the integer 7 came back as 7 zero bytes. Now MQRC 2195, the
+    message left on its queue; the twin: repaired, the same message is got."""
+    path = tmp_path / "qm.sqlite"
+    connection = _manager(path).connect("app")
+    queue = connection.open("Q", input=True, output=True, browse=True)
+    queue.put(RICH_ENOUGH, b"intact")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (stored,) = db.execute(f"SELECT {column} FROM messages").fetchone()
+    _raw(path, f"UPDATE messages SET {column} = ?", value)
+    for browse in (True, False):
+        with pytest.raises(MQError) as caught:
+            queue.browse_first() if browse else queue.get(syncpoint=syncpoint)
+        assert caught.value.reason == 2195 and "damaged" in str(caught.value) and isinstance(caught.value, AmsError)
+    connection.backout()
+    _raw(path, f"UPDATE messages SET {column} = ?", stored)
+    got = queue.get(syncpoint=syncpoint)
+    assert (got.body, got.md.backout_count) == (b"intact", 0)
+    connection.commit()
+    assert connection.depth("Q") == 0
+
+
 @pytest.mark.parametrize("syncpoint", [False, True])
 def test_a_get_of_a_damaged_message_leaves_it_on_its_queue(tmp_path: Path, syncpoint: bool) -> None:
     """No get loses a message: the stored MQMD is read before the row is deleted (outside syncpoint)

@@ -9,6 +9,7 @@ SQLite's 30 s busy timeout), not as a slow one."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import hashlib
 import multiprocessing
@@ -522,3 +523,102 @@ def test_the_flusher_survives_its_holders_vanishing_under_it() -> None:
             break
         time.sleep(0.01)
     assert thread.is_alive() and registry.idle  # back to waiting for a holder, not dead
+
+
+# -- the log's sync -----------------------------------------------------------------------------
+
+
+def test_a_get_with_no_descriptor_left_for_the_log_s_sync_still_returns_its_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A get outside syncpoint commits its delete, then opens the write-ahead log to sync it: with
+    every descriptor of the process in use (EMFILE), that OSError left the library and the message
+    was gone, committed as got and never returned. Now the system's sync, which needs no
+    descriptor, confirms the commit, and the get returns the message."""
+    queue = _manager(tmp_path / "qm.sqlite").connect("app").open("SOURCE", input=True, output=True)
+    queue.put(MD, b"precious")
+    opened, synced = os.open, []
+
+    def exhausted(path: str, *arguments: Any, **options: Any) -> int:
+        if str(path).endswith("-wal"):
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), path)
+        return opened(path, *arguments, **options)
+
+    monkeypatch.setattr(os, "open", exhausted)
+    monkeypatch.setattr(os, "sync", lambda: synced.append(True))
+    assert queue.get().body == b"precious"
+    assert synced == [True]
+
+
+def test_a_log_sync_that_fails_is_mqrc_2195_not_an_os_error(tmp_path: Path) -> None:
+    """Only MQError leaves the library: the disk failing the log's sync (EIO) is MQRC 2195; the
+    accepted twin: a sync that works returns."""
+    path = tmp_path / "qm.sqlite"
+    connection = _manager(path).connect("app")
+    connection.open("SOURCE", output=True).put(MD, b"committed")  # the log exists while a connection is open
+
+    def failing(descriptor: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with pytest.raises(MQError) as caught:
+        embedded_writer.sync_log(path, failing)
+    assert caught.value.reason == 2195 and "Input/output error" in str(caught.value)
+    embedded_writer.sync_log(path)
+    connection.close()
+
+
+def test_a_new_log_s_name_is_synced_into_its_directory_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MQCMIT's promise holds across a power loss only if the log's name does too: the first sync
+    of each log file made also syncs its directory (SQLite would only at its first checkpoint); the
+    later syncs of the same log do not (a directory sync per commit); a log made again (the last
+    connection closed deletes it) is synced into its directory again."""
+    path = tmp_path / "qm.sqlite"
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def watched(descriptor: int) -> None:
+        if os.path.isdir(f"/proc/self/fd/{descriptor}"):
+            synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", watched)
+    manager = _manager(path)
+    connection = manager.connect("app")
+    queue = connection.open("SOURCE", output=True)
+    queue.put(MD, b"first")  # outside syncpoint: synced as it returns
+    assert synced == [str(tmp_path)]
+    queue.put(MD, b"second")
+    connection.commit()
+    assert synced == [str(tmp_path)]  # the same log: its name is synced already
+    connection.close()
+    manager.close()
+    assert not Path(f"{path}-wal").exists()  # the last connection to close deleted it
+    again = _manager(path).connect("again")
+    again.open("SOURCE", output=True).put(MD, b"third")
+    assert synced == [str(tmp_path)] * 2  # a new log, a new name to sync
+    again.close()
+
+
+def test_no_descriptor_for_the_journals_listing_is_mqrc_2195_and_the_message_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only MQError leaves the library: a get that cannot list the other connections' get journals
+    (no descriptor left, EMFILE) fails with MQRC 2195 naming the system's error, before it takes
+    anything; the accepted twin: with descriptors again, the next get returns the message."""
+    path = tmp_path / "qm.sqlite"
+    connection = _manager(path).connect("app")
+    connection.put1("SOURCE", MD, b"kept")
+    queue = connection.open("SOURCE", input=True)
+    real_listdir = os.listdir
+
+    def exhausted(directory: Any = ".") -> list[str]:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), str(directory))
+
+    monkeypatch.setattr(os, "listdir", exhausted)
+    with pytest.raises(MQError) as caught:
+        queue.get(syncpoint=True)
+    assert caught.value.reason == 2195 and "Too many open files" in str(caught.value)
+    monkeypatch.setattr(os, "listdir", real_listdir)
+    assert queue.get(syncpoint=True).body == b"kept"
+    connection.commit()
+    connection.close()

@@ -8,6 +8,7 @@ restart and recovery).
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 import uuid
@@ -153,13 +154,24 @@ def _decoded(row: tuple[object, ...]) -> tuple[MQMD, bytes]:
     """The MQMD and body of a message row (id, stored MQMD, body, backouts, expiry time, and any
     columns after them); a damaged stored MQMD is MQRC 2195 (ams/mq/embedded_md.py)."""
     md_text, body, backouts, expires = row[1], row[2], row[3], row[4]
-    left = max(1, int((expires - time.time()) * 10)) if isinstance(expires, float) else None
+    if not (
+        isinstance(body, bytes)
+        and isinstance(backouts, int)
+        and (expires is None or (isinstance(expires, float) and math.isfinite(expires)))
+    ):  # never stored so by this library: a TypeError, ValueError or OverflowError below (an int body: zero bytes)
+        raise MQError(
+            f"message row {row[0]} is damaged: its body, backout count or expiry time is not of its type (found "
+            f"{type(body).__name__}, {type(backouts).__name__}, {expires!r}); restore the queue manager's file from "
+            "a backup, or remove the message's row",
+            MQRC_UNEXPECTED_ERROR,
+        )
+    left = None if expires is None else max(1, int((expires - time.time()) * 10))
     if isinstance(md_text, bytes):
-        md = md_from_bytes(md_text, int(backouts), left)  # type: ignore[call-overload]
+        md = md_from_bytes(md_text, backouts, left)
     else:  # a row of format 6 or earlier, put by an earlier release while this one migrated the file
-        md = md_from_json(str(md_text), int(backouts))  # type: ignore[call-overload]
+        md = md_from_json(str(md_text), backouts)
         md = md if left is None else md_with(md, expiry=left)
-    return md, bytes(body)  # type: ignore[call-overload]
+    return md, body
 
 
 @attrs.frozen
@@ -237,8 +249,10 @@ class EmbeddedConnection(UnitOfWork):
         (soonest,) = self._db.execute(_SOONEST_EXPIRY, (local,)).fetchone()
         if soonest is None:
             self._no_expiry.add(local)
-        if soonest is None or soonest >= now:
-            return  # nothing to discard (a read on the expiry index costs less than a DELETE finding nothing)
+        # nothing to discard (a read on the expiry index costs less than a DELETE finding nothing); an expiry that is
+        # not a number (a damaged row: text or bytes sort above every number) is the get's 2195 (_decoded)
+        if soonest.__class__ is not float or soonest >= now:
+            return
         _, where, wanted = _matching(match)
         arguments: tuple[object, ...] = (local, now, VISIBLE, self._below_own_puts(), *wanted)
         if found is not None:

@@ -62,7 +62,7 @@ class EmbeddedQueue:
             if not self._output:  # asked here, not through _need: a put's per-message cost
                 self._need("output")
             return self.connection._put(self.connection._lookup(self.name), md, body, syncpoint=syncpoint)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             raise file_failed(error) from None
 
     @translates_itself
@@ -83,7 +83,7 @@ class EmbeddedQueue:
             # GET(DISABLED): asked by the connection's get, with the writer held
             match = ANY if msg_id is None and correl_id is None else Match.of(msg_id, correl_id)
             return self.connection._get(self.local, wait=wait, syncpoint=syncpoint, match=match, force_rfh2=force_rfh2)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             raise file_failed(error) from None
 
     def browse_first(

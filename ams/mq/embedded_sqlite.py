@@ -22,8 +22,10 @@ _Function = TypeVar("_Function", bound=Callable[..., Any])
 _INLINE: set[Callable[..., Any]] = set()  # the methods marked by translates_itself
 
 
-def file_failed(error: sqlite3.Error) -> MQError:
-    """SQLite's ``error`` (a locked, full, missing or damaged file) as MQ's failure, MQRC 2195."""
+def file_failed(error: sqlite3.Error | OSError) -> MQError:
+    """SQLite's ``error`` (a locked, full, missing or damaged file), or the system's about the files
+    beside it (the get journals, the writer's lock file: no descriptor left, EMFILE), as MQ's
+    failure, MQRC 2195: only MQError leaves the queue manager."""
     return MQError(f"the embedded queue manager's file failed ({type(error).__name__}: {error})", MQRC_UNEXPECTED_ERROR)
 
 
@@ -32,22 +34,22 @@ def _translated(function: Callable[..., Any]) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except sqlite3.Error as error:  # an MQ failure like any other
+        except (sqlite3.Error, OSError) as error:  # an MQ failure like any other
             raise file_failed(error) from None
 
     return call
 
 
 def translates_itself(method: _Function) -> _Function:
-    """Marks a public method whose whole body is ``try: ... except sqlite3.Error as error: raise
-    file_failed(error) from None``, which :func:`_mq_errors` then leaves unwrapped: a get's and a
+    """Marks a public method whose whole body is ``try: ... except (sqlite3.Error, OSError) as error:
+    raise file_failed(error) from None``, which :func:`_mq_errors` then leaves unwrapped: a get's and a
     put's per-message call spared the wrapper's frame (a quarter of a microsecond)."""
     _INLINE.add(method)
     return method
 
 
 def _mq_errors(cls: _Class) -> _Class:
-    """SQLite's errors from the public methods of ``cls`` become MQError (MQRC 2195)."""
+    """SQLite's and the system's errors from the public methods of ``cls`` become MQError (MQRC 2195)."""
     for name, member in list(vars(cls).items()):
         if callable(member) and (name == "__init__" or not name.startswith("_")) and member not in _INLINE:
             setattr(cls, name, _translated(member))

@@ -195,6 +195,11 @@ class UnitOfWork:
     def _call_failed(self, db: sqlite3.Connection, fresh: bool, value: object) -> None:
         """A call failed with ``value``: its own changes undone (:meth:`_undo`)."""
         try:
+            # a statement the failure left unfinished on the shared cursor (a signal between the get's SELECT and
+            # its fetch) kept its read snapshot past the ROLLBACK: once another connection wrote, each later BEGIN
+            # IMMEDIATE failed (SQLITE_BUSY_SNAPSHOT). Closed, it is reset (as a dropped cursor of its own was)
+            self._rows.close()
+            self._rows = db.cursor()
             if not isinstance(value, Exception) and db.in_transaction:
                 # interrupted (KeyboardInterrupt, a signal handler's exception) anywhere, perhaps between a
                 # row's delete or insert and its record in the lists restore_taken and mark_put read: the

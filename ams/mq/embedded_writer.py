@@ -47,6 +47,7 @@ from typing import Protocol
 
 from ams.mq.embedded_wanted import watched
 from ams.mq.transport import MQError
+from ams.mqconstants import MQRC_UNEXPECTED_ERROR
 
 # the longest a unit of work keeps the writer between its calls (and, at a call's end, in all)
 HOLD_SECONDS = 0.01
@@ -224,6 +225,33 @@ def _flusher(registry: _Registry) -> None:
 _SYNC_DATA: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
+# the logs whose name this process synced into their directory: path -> (device, inode) of the log file then
+_NAMED: dict[str, tuple[int, int]] = {}
+
+
+def _sync_name(log: str, descriptor: int) -> None:
+    """The log's directory entry synced too, once per log file made (a log is deleted by the last
+    connection to close, and made again by the next): SQLite syncs the directory at the first sync
+    of a log it made, which at ``synchronous=NORMAL`` is its first checkpoint, thousands of commits
+    after the first MQCMIT was promised; a power loss meanwhile could lose the log's name on a file
+    system that does not order it before the log's data. Without a descriptor to open (EMFILE), the
+    system's sync, which needs none."""
+    status = os.fstat(descriptor)
+    made = (status.st_dev, status.st_ino)
+    if _NAMED.get(log) == made:
+        return
+    try:
+        directory = os.open(os.path.dirname(log) or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    except OSError:
+        os.sync()
+    else:
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    _NAMED[log] = made
+
+
 def sync_log(path: Path | None, fsync: Callable[[int], None] = _SYNC_DATA) -> None:
     """Wait for the disk to hold what was just committed to ``path``'s write-ahead log: what
     ``synchronous=FULL`` does at each commit, here only for the commits that need it (MQCMIT, calls
@@ -236,7 +264,17 @@ def sync_log(path: Path | None, fsync: Callable[[int], None] = _SYNC_DATA) -> No
         descriptor = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return
+    except OSError:  # no descriptor to be had (EMFILE: the commit is done, a get's message would be lost)
+        os.sync()  # the system's, which needs none
+        return
     try:
         fsync(descriptor)
+        _sync_name(f"{path}-wal", descriptor)
+    except OSError as error:  # the disk failed it: the commit may not survive a crash
+        raise MQError(
+            f"the embedded queue manager's log {path}-wal could not be synced ({error.strerror}): what was just "
+            "committed may be lost if the system stops; check the disk",
+            MQRC_UNEXPECTED_ERROR,
+        ) from None
     finally:
         os.close(descriptor)
