@@ -150,6 +150,12 @@ def _check_md(queue: str, md: MQMD) -> None:
         )
 
 
+def _kind(value: object) -> str:
+    """What a damaged row's column holds, named by its type (a number's value too), never its text:
+    the file's bytes are not echoed into an error."""
+    return repr(value) if isinstance(value, float) else type(value).__name__
+
+
 def _decoded(row: tuple[object, ...]) -> tuple[MQMD, bytes]:
     """The MQMD and body of a message row (id, stored MQMD, body, backouts, expiry time, and any
     columns after them); a damaged stored MQMD is MQRC 2195 (ams/mq/embedded_md.py)."""
@@ -161,8 +167,8 @@ def _decoded(row: tuple[object, ...]) -> tuple[MQMD, bytes]:
     ):  # never stored so by this library: a TypeError, ValueError or OverflowError below (an int body: zero bytes)
         raise MQError(
             f"message row {row[0]} is damaged: its body, backout count or expiry time is not of its type (found "
-            f"{type(body).__name__}, {type(backouts).__name__}, {expires!r}); restore the queue manager's file from "
-            "a backup, or remove the message's row",
+            f"{type(body).__name__}, {type(backouts).__name__}, {_kind(expires)}); restore the queue manager's file "
+            "from a backup, or remove the message's row",
             MQRC_UNEXPECTED_ERROR,
         )
     left = None if expires is None else max(1, int((expires - time.time()) * 10))
