@@ -54,7 +54,7 @@ class _Call:
     """What :meth:`UnitOfWork._work` returns for the calls that are not a get or put: their
     ``with`` around :meth:`UnitOfWork._call_begins` and :meth:`UnitOfWork._call_ends` or
     :meth:`UnitOfWork._call_failed`, which a get and a put call themselves (a context manager
-    object and its two methods called from C cost 3 % of a get+put)."""
+    object and its two methods called from C cost 5 % of a get+put)."""
 
     __slots__ = ("consumed", "db", "durable", "end", "fresh", "keep", "unit")
 
