@@ -668,6 +668,33 @@ def test_a_log_made_again_in_the_deleted_one_s_inode_is_synced_into_its_director
     again.close()
 
 
+def test_a_queue_manager_opened_by_a_relative_path_syncs_its_log_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative path was kept as given: after the process changed its directory, the log's sync
+    opened "qm.sqlite-wal" in the new one, found none and returned, syncing nothing (and the get
+    journals were looked for there too). The path is made absolute as the queue manager opens."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "home")
+    connection = _manager(Path("qm.sqlite")).connect("app")
+    queue = connection.open("SOURCE", output=True)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    opened: list[str] = []
+    real_open = os.open
+
+    def watched(file: Any, *arguments: Any, **options: Any) -> int:
+        descriptor = real_open(file, *arguments, **options)
+        opened.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        return descriptor
+
+    monkeypatch.setattr(os, "open", watched)
+    queue.put(MD, b"committed")  # outside syncpoint: its log synced as it returns
+    monkeypatch.setattr(os, "open", real_open)
+    assert str(tmp_path / "home" / "qm.sqlite-wal") in opened
+    connection.close()
+
+
 def test_a_directory_the_system_cannot_fsync_is_synced_by_the_system_s_sync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
