@@ -107,10 +107,12 @@ class EmbeddedQueueManager:
             self._uri = f"file:/ams-embedded-{uuid.uuid4().hex}?vfs=memdb"
             self.path: Path | None = None
         else:
-            self.path = Path(path)
-            _create_private(self.path, create=create)
+            _create_private(Path(path), create=create)  # its messages name the path as given
+            # absolute: the files beside it (the log synced after a commit, the get journals) are opened by
+            # name, and a relative one meant another file once the process changed its directory
+            self.path = Path(path).absolute()
             # percent-encoded, so that '?' or '#' in a path is part of the name, not URI syntax
-            self._uri = "file:" + urllib.parse.quote(str(self.path.absolute()))
+            self._uri = "file:" + urllib.parse.quote(str(self.path))
         # who waits for the writer, in other processes (ams/mq/embedded_wanted.py; none in memory)
         self._wanted: WriterWanted | None = None if self.path is None else writer_wanted(self._uri, self.path)
         self._keeper = self._open_db()  # keeps an in-memory database alive

@@ -35,6 +35,7 @@ The writer is held for a bounded time, so that other processes make progress:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import sys
@@ -225,8 +226,14 @@ def _flusher(registry: _Registry) -> None:
 _SYNC_DATA: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
-# the logs whose name this process synced into their directory: path -> (device, inode) of the log file then
-_NAMED: dict[str, tuple[int, int]] = {}
+# the logs whose name this process synced into their directory: path -> the log's salts then (its header's
+# bytes 16-23: random in each log file SQLite makes, new at each restart of one; a new log may be given the
+# deleted one's inode, which ext4 does at once, so that (device, inode) missed the new name)
+_NAMED: dict[str, bytes] = {}
+_SALTS = slice(16, 24)
+# a directory's fsync the file system does not have (EINVAL: vboxsf, for one); SQLite ignores its own
+# directory syncs' errors, PostgreSQL these
+_NO_DIRECTORY_FSYNC = {errno.EINVAL, errno.EBADF, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
 def _sync_name(log: str, descriptor: int) -> None:
@@ -234,10 +241,9 @@ def _sync_name(log: str, descriptor: int) -> None:
     connection to close, and made again by the next): SQLite syncs the directory at the first sync
     of a log it made, which at ``synchronous=NORMAL`` is its first checkpoint, thousands of commits
     after the first MQCMIT was promised; a power loss meanwhile could lose the log's name on a file
-    system that does not order it before the log's data. Without a descriptor to open (EMFILE), the
-    system's sync, which needs none."""
-    status = os.fstat(descriptor)
-    made = (status.st_dev, status.st_ino)
+    system that does not order it before the log's data. Without a descriptor to open (EMFILE), or
+    a directory fsync on the file system, the system's sync, which needs neither."""
+    made = os.pread(descriptor, 32, 0)[_SALTS]
     if _NAMED.get(log) == made:
         return
     try:
@@ -247,6 +253,10 @@ def _sync_name(log: str, descriptor: int) -> None:
     else:
         try:
             os.fsync(directory)
+        except OSError as error:
+            if error.errno not in _NO_DIRECTORY_FSYNC:
+                raise
+            os.sync()
         finally:
             os.close(directory)
     _NAMED[log] = made
