@@ -573,15 +573,7 @@ def test_a_new_log_s_name_is_synced_into_its_directory_once(tmp_path: Path, monk
     later syncs of the same log do not (a directory sync per commit); a log made again (the last
     connection closed deletes it) is synced into its directory again."""
     path = tmp_path / "qm.sqlite"
-    synced: list[str] = []
-    real_fsync = os.fsync
-
-    def watched(descriptor: int) -> None:
-        if os.path.isdir(f"/proc/self/fd/{descriptor}"):
-            synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
-        real_fsync(descriptor)
-
-    monkeypatch.setattr(os, "fsync", watched)
+    synced = _directory_syncs(monkeypatch)
     manager = _manager(path)
     connection = manager.connect("app")
     queue = connection.open("SOURCE", output=True)
